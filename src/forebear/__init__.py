@@ -1,0 +1,105 @@
+"""forebear: version datasets and model files, and remember where each came from.
+
+Heavy libraries (SQLAlchemy, fsspec, networkx) load on first use, so importing forebear
+and starting its CLI stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ArtifactNotFound,
+    ForebearError,
+    GraphvizNotFound,
+    IntegrityError,
+    InvalidInput,
+    InvalidName,
+    InvalidPath,
+    InvalidRef,
+    NotFound,
+    ObjectNotFound,
+    Problem,
+    RenderError,
+    RunNotFound,
+    RunStateError,
+    StoreError,
+    StoreVersionError,
+    VersionNotFound,
+)
+
+if TYPE_CHECKING:
+    from .artifacts import Artifact, ArtifactVersion
+    from .lineage import Lineage
+    from .manifest import Diff, Manifest, ManifestEntry
+    from .run import Run, finish, init, log, log_artifact, use_artifact
+    from .store import Store, open
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Artifact": "artifacts",
+    "ArtifactVersion": "artifacts",
+    "Diff": "manifest",
+    "Lineage": "lineage",
+    "Manifest": "manifest",
+    "ManifestEntry": "manifest",
+    "Run": "run",
+    "Store": "store",
+    "finish": "run",
+    "init": "run",
+    "log": "run",
+    "log_artifact": "run",
+    "open": "store",
+    "use_artifact": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forebear' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "Artifact",
+    "ArtifactNotFound",
+    "ArtifactVersion",
+    "Diff",
+    "ForebearError",
+    "GraphvizNotFound",
+    "IntegrityError",
+    "InvalidInput",
+    "InvalidName",
+    "InvalidPath",
+    "InvalidRef",
+    "Lineage",
+    "Manifest",
+    "ManifestEntry",
+    "NotFound",
+    "ObjectNotFound",
+    "Problem",
+    "RenderError",
+    "Run",
+    "RunNotFound",
+    "RunStateError",
+    "Store",
+    "StoreError",
+    "StoreVersionError",
+    "VersionNotFound",
+    "__version__",
+    "finish",
+    "init",
+    "log",
+    "log_artifact",
+    "open",
+    "use_artifact",
+]

@@ -1,0 +1,376 @@
+"""`Artifact`, what a script fills before logging, and `ArtifactVersion`, what was logged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from .errors import InvalidInput, InvalidPath
+from .manifest import Diff, Manifest, ManifestEntry, diff_entries
+from .paths import check_name, normalise_entry_path
+from .references import describe_reference
+
+if TYPE_CHECKING:
+    from .lineage import Lineage
+    from .run import Run
+    from .store import Store
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A local file to hash and store when the artifact is logged."""
+
+    path: str
+    local_path: Path
+
+
+class Artifact:
+    """A new version in the making: files, folders and references, plus metadata.
+
+    Nothing is hashed or stored until `Run.log_artifact`; bad names and paths fail at once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        type: str = "dataset",
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = check_name(name, "artifact")
+        if not isinstance(type, str) or not type.strip() or len(type) > 128:
+            raise InvalidInput(f"invalid artifact type {type!r}: use a short word such as 'model'")
+        self.type = type
+        self.description = description
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        _check_json(self.metadata, "metadata")
+        self._files: dict[str, PendingFile] = {}
+        self._references: dict[str, ManifestEntry] = {}
+
+    def __repr__(self) -> str:
+        return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
+
+    def __len__(self) -> int:
+        return len(self._files) + len(self._references)
+
+    def _claim(self, path: str) -> None:
+        if path in self._files or path in self._references:
+            raise InvalidPath(
+                f"{path!r} is already in artifact {self.name!r}; pass name= to store it "
+                "under another path"
+            )
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Add one file; its entry path defaults to the file's basename. Returns the path."""
+        source = Path(local_path)
+        if not source.exists():
+            raise InvalidPath(f"cannot add {os.fspath(local_path)!r}: no such file")
+        if not source.is_file():
+            raise InvalidPath(
+                f"cannot add {os.fspath(local_path)!r}: it is not a file (use add_dir for folders)"
+            )
+        path = normalise_entry_path(name if name is not None else source.name)
+        self._claim(path)
+        self._files[path] = PendingFile(path, source.absolute())
+        return path
+
+    def add_dir(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        follow_outside_symlinks: bool = False,
+    ) -> list[str]:
+        """Add every file under a folder, with entry paths relative to it (under ``name``).
+
+        Symlinks are followed while their target stays inside the folder; one that points
+        outside raises `InvalidPath` unless ``follow_outside_symlinks`` is set.
+        """
+        root = Path(local_path)
+        if not root.exists():
+            raise InvalidPath(f"cannot add {os.fspath(local_path)!r}: no such folder")
+        if not root.is_dir():
+            raise InvalidPath(
+                f"cannot add {os.fspath(local_path)!r}: it is not a folder (use add_file)"
+            )
+        prefix = normalise_entry_path(name) + "/" if name not in (None, "", ".") else ""
+        added: list[str] = []
+        for relative, source in _walk(root, follow_outside_symlinks):
+            path = normalise_entry_path(prefix + relative)
+            self._claim(path)
+            self._files[path] = PendingFile(path, source)
+            added.append(path)
+        return added
+
+    def add_reference(
+        self, uri: str, name: str | None = None, *, checksum: bool = True
+    ) -> list[str]:
+        """Track data outside the store without copying it.
+
+        Its content digest is recorded when it can be read cheaply (local files, or
+        ``checksum=True`` on a backend without checksums), else the backend's ETag and
+        size, so `verify` can tell when it changed. A folder adds every file under it.
+        """
+        entries = describe_reference(uri, name, checksum=checksum)
+        for entry in entries:
+            self._claim(entry.path)
+        for entry in entries:
+            self._references[entry.path] = entry
+        return [e.path for e in entries]
+
+    def _pending_files(self) -> list[PendingFile]:
+        return [self._files[p] for p in sorted(self._files)]
+
+    def _reference_entries(self) -> list[ManifestEntry]:
+        return [self._references[p] for p in sorted(self._references)]
+
+
+def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, Path]]:
+    """Files under ``root`` as (relative POSIX path, absolute path), sorted, symlink-safe."""
+    real_root = root.resolve()
+    seen_dirs: set[str] = set()
+
+    def inside(target: Path) -> bool:
+        return target == real_root or real_root in target.parents
+
+    def visit(directory: Path, relative: str) -> Iterator[tuple[str, Path]]:
+        real = os.path.realpath(directory)
+        if real in seen_dirs:  # a symlink loop
+            return
+        seen_dirs.add(real)
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            child = Path(entry.path)
+            rel = f"{relative}{entry.name}"
+            if entry.is_symlink():
+                target = child.resolve()
+                if not target.exists():
+                    raise InvalidPath(f"cannot add {str(child)!r}: it is a broken symlink")
+                if not inside(target) and not follow_outside:
+                    raise InvalidPath(
+                        f"cannot add {str(child)!r}: it is a symlink to {str(target)!r}, "
+                        "outside the folder; copy the file in, or pass "
+                        "follow_outside_symlinks=True (CLI: --follow-symlinks)"
+                    )
+            if entry.is_dir():
+                yield from visit(child, rel + "/")
+            elif entry.is_file():
+                yield rel, child.absolute()
+
+    yield from visit(root, "")
+
+
+def _check_json(value: Any, what: str) -> None:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} must be JSON-serialisable (finite numbers): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class VersionData:
+    """What the catalog knows about one version, without a database session."""
+
+    id: int
+    artifact_id: int
+    project: str
+    name: str
+    number: int
+    type: str
+    digest: str
+    hash_algorithm: str
+    size: int
+    file_count: int
+    description: str | None
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+    created_by: str | None
+
+
+class ArtifactVersion:
+    """One immutable version of an artifact, e.g. ``iris-rf:v0``."""
+
+    def __init__(self, store: Store, data: VersionData) -> None:
+        self._store = store
+        self._data = data
+        self._manifest: Manifest | None = None
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._data.name
+
+    @property
+    def version(self) -> str:
+        return f"v{self._data.number}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self._data.name}:v{self._data.number}"
+
+    @property
+    def qualified_ref(self) -> str:
+        return f"{self._data.project}/{self.ref}"
+
+    @property
+    def project(self) -> str:
+        return self._data.project
+
+    @property
+    def type(self) -> str:
+        return self._data.type
+
+    @property
+    def digest(self) -> str:
+        return self._data.digest
+
+    @property
+    def hash_algorithm(self) -> str:
+        return self._data.hash_algorithm
+
+    @property
+    def size(self) -> int:
+        return self._data.size
+
+    @property
+    def file_count(self) -> int:
+        return self._data.file_count
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._data.metadata)
+
+    @property
+    def description(self) -> str | None:
+        return self._data.description
+
+    @property
+    def created_at(self) -> dt.datetime:
+        return self._data.created_at
+
+    @property
+    def id(self) -> int:
+        return self._data.id
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.qualified_ref} {self.type}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactVersion) and other._data.id == self._data.id
+
+    def __hash__(self) -> int:
+        return hash(self._data.id)
+
+    # -- contents ---------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = self._store._manifest_of(self._data)
+        return self._manifest
+
+    def files(self) -> list[str]:
+        return self.manifest.paths()
+
+    def entry(self, path: str) -> ManifestEntry:
+        wanted = normalise_entry_path(path)
+        for entry in self.manifest:
+            if entry.path == wanted:
+                return entry
+        from .errors import NotFound
+
+        raise NotFound(f"{self.ref} has no entry {path!r} (its files: see .files())")
+
+    def download(
+        self, root: str | os.PathLike[str] | None = None, *, progress: bool | None = None
+    ) -> Path:
+        """A verified local copy of every entry, directly under ``root`` (default: the
+        store's cache). Files already there are re-hashed and replaced when they differ."""
+        return self._store._download(self, root, progress=progress)
+
+    def open(self, path: str) -> BinaryIO:
+        """A binary stream of one entry, verified against its digest as it is read."""
+        entry = self.entry(path)
+        return self._store._open_entry(f"{self.ref} {entry.path}", entry)
+
+    def diff(self, other: ArtifactVersion) -> Diff:
+        """How to get from this version to ``other``: paths added, removed and modified."""
+        return diff_entries(self.manifest, other.manifest)
+
+    def verify(self) -> None:
+        """Re-hash the stored bytes; raise `IntegrityError` naming every bad entry."""
+        self._store._verify_or_raise(self)
+
+    # -- aliases ----------------------------------------------------------------------
+
+    @property
+    def aliases(self) -> list[str]:
+        return self._store._aliases_of(self)
+
+    def add_alias(self, alias: str) -> None:
+        self._store._set_alias(self, alias)
+
+    def remove_alias(self, alias: str) -> None:
+        self._store._remove_alias(self, alias)
+
+    # -- lineage ----------------------------------------------------------------------
+
+    @property
+    def producer(self) -> Run | None:
+        """The run that first logged this content."""
+        producers = self.producers
+        if self._data.created_by is not None:
+            for run in producers:
+                if run.id == self._data.created_by:
+                    return run
+        return producers[0] if producers else None
+
+    @property
+    def producers(self) -> list[Run]:
+        """Every run that logged this content, first one first."""
+        return self._store._runs_of(self, "out")
+
+    @property
+    def consumers(self) -> list[Run]:
+        return self._store._runs_of(self, "in")
+
+    def upstream(self, type: str | None = None, depth: int | None = None) -> list[ArtifactVersion]:
+        """Every version this one was made from, through any number of runs, nearest first."""
+        return self._store._reachable(self, upstream=True, type_=type, depth=depth)
+
+    def downstream(
+        self, type: str | None = None, depth: int | None = None
+    ) -> list[ArtifactVersion]:
+        """Every version made from this one, through any number of runs, nearest first."""
+        return self._store._reachable(self, upstream=False, type_=type, depth=depth)
+
+    def lineage(
+        self, upstream: bool = True, downstream: bool = False, depth: int | None = None
+    ) -> Lineage:
+        return self._store.lineage(self, upstream=upstream, downstream=downstream, depth=depth)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "project": self.project,
+            "name": self.name,
+            "version": self.version,
+            "type": self.type,
+            "digest": self.digest,
+            "hash": self.hash_algorithm,
+            "size": self.size,
+            "files": self.file_count,
+            "aliases": self.aliases,
+            "description": self.description,
+            "metadata": self.metadata,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self._data.created_by,
+        }

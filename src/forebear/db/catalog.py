@@ -1,0 +1,512 @@
+"""Catalog operations: plain functions over a Session. ``get_*`` raise, ``find_*`` return
+None, ``list_*`` return lists. Nothing here touches objects or the filesystem."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..errors import ArtifactNotFound, InvalidInput, RunNotFound, VersionNotFound
+from ..hashing import HASH_ALGORITHM
+from ..manifest import Manifest, ManifestEntry
+from ..paths import Ref, is_version, version_number
+from .schema import (
+    AliasHistoryRow,
+    AliasRow,
+    ArtifactRow,
+    Base,
+    EdgeRow,
+    EntryRow,
+    PendingObjectRow,
+    ProjectRow,
+    RunRow,
+    VersionRow,
+    utcnow,
+)
+
+LATEST = "latest"
+_BATCH = 5000
+
+
+def _insert_ignoring_duplicates(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]]
+) -> None:
+    """INSERT rows, skipping those whose key already exists (both SQLite and PostgreSQL)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), _BATCH):
+        session.execute(
+            insert_fn(model).on_conflict_do_nothing(), list(rows[start : start + _BATCH])
+        )
+
+
+# -- projects and artifacts ------------------------------------------------------------
+
+
+def get_or_create_project(session: Session, name: str) -> ProjectRow:
+    _insert_ignoring_duplicates(session, ProjectRow, [{"name": name, "created_at": utcnow()}])
+    return session.execute(select(ProjectRow).where(ProjectRow.name == name)).scalar_one()
+
+
+def find_project(session: Session, name: str) -> ProjectRow | None:
+    return session.execute(select(ProjectRow).where(ProjectRow.name == name)).scalar_one_or_none()
+
+
+def get_or_create_artifact(
+    session: Session, project: ProjectRow, name: str, type_: str
+) -> ArtifactRow:
+    _insert_ignoring_duplicates(
+        session,
+        ArtifactRow,
+        [
+            {
+                "project_id": project.id,
+                "name": name,
+                "type": type_,
+                "next_number": 0,
+                "created_at": utcnow(),
+            }
+        ],
+    )
+    artifact = session.execute(
+        select(ArtifactRow)
+        .where(ArtifactRow.project_id == project.id, ArtifactRow.name == name)
+        .with_for_update()  # serialises writers of one artifact on PostgreSQL
+    ).scalar_one()
+    if artifact.type != type_:
+        raise InvalidInput(
+            f"artifact '{project.name}/{name}' has type {artifact.type!r}, not {type_!r}; "
+            "log it with the same type or choose another name"
+        )
+    return artifact
+
+
+def find_artifact(session: Session, project_id: int, name: str) -> ArtifactRow | None:
+    return session.execute(
+        select(ArtifactRow).where(ArtifactRow.project_id == project_id, ArtifactRow.name == name)
+    ).scalar_one_or_none()
+
+
+def get_artifact(session: Session, ref: Ref, default_project: str | None) -> ArtifactRow:
+    """Resolve the artifact of ``ref``: an explicit project, else ``default_project`` if it
+    has the name, else the only project that has it."""
+    if ref.project is not None:
+        project = find_project(session, ref.project)
+        artifact = find_artifact(session, project.id, ref.name) if project else None
+        if artifact is None:
+            raise ArtifactNotFound(
+                f"no artifact {ref.name!r} in project {ref.project!r} "
+                "(run 'forebear ls' to see what exists)"
+            )
+        return artifact
+    candidates = list(
+        session.execute(
+            select(ArtifactRow, ProjectRow.name)
+            .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+            .where(ArtifactRow.name == ref.name)
+            .order_by(ProjectRow.name)
+        ).all()
+    )
+    if default_project is not None:
+        for artifact, project_name in candidates:
+            if project_name == default_project:
+                return artifact
+    if len(candidates) == 1:
+        return candidates[0][0]
+    if not candidates:
+        raise ArtifactNotFound(
+            f"no artifact named {ref.name!r} (run 'forebear ls' to see what exists)"
+        )
+    names = ", ".join(f"'{p}/{ref.name}'" for _, p in candidates)
+    raise ArtifactNotFound(
+        f"artifact {ref.name!r} exists in several projects; name one of: {names}"
+    )
+
+
+def project_name(session: Session, project_id: int) -> str:
+    return session.execute(select(ProjectRow.name).where(ProjectRow.id == project_id)).scalar_one()
+
+
+def get_version(session: Session, ref: Ref, default_project: str | None) -> VersionRow:
+    artifact = get_artifact(session, ref, default_project)
+    if is_version(ref.selector):
+        number = version_number(ref.selector)
+        version = session.execute(
+            select(VersionRow).where(
+                VersionRow.artifact_id == artifact.id, VersionRow.number == number
+            )
+        ).scalar_one_or_none()
+    else:
+        version = session.execute(
+            select(VersionRow)
+            .join(AliasRow, AliasRow.version_id == VersionRow.id)
+            .where(AliasRow.artifact_id == artifact.id, AliasRow.name == ref.selector)
+        ).scalar_one_or_none()
+    if version is None:
+        count = artifact.next_number
+        have = f"v0..v{count - 1}" if count else "no versions"
+        raise VersionNotFound(
+            f"no version {ref.name}:{ref.selector}; the artifact has {have} "
+            f"(run 'forebear versions {ref.name}')"
+        )
+    return version
+
+
+def version_by_id(session: Session, version_id: int) -> VersionRow:
+    return session.get_one(VersionRow, version_id)
+
+
+def artifact_by_id(session: Session, artifact_id: int) -> ArtifactRow:
+    return session.get_one(ArtifactRow, artifact_id)
+
+
+# -- committing versions --------------------------------------------------------------
+
+
+def commit_version(
+    session: Session,
+    *,
+    project: str,
+    name: str,
+    type_: str,
+    manifest: Manifest,
+    digest: str,
+    description: str | None,
+    metadata: dict[str, Any],
+    run_id: str | None,
+    aliases: Iterable[str],
+) -> tuple[VersionRow, bool]:
+    """Insert a version (or find the one with the same content), its entries, the run's
+    output edge and the alias moves, all in the caller's transaction.
+
+    Returns the version and whether it was created.
+    """
+    project_row = get_or_create_project(session, project)
+    artifact = get_or_create_artifact(session, project_row, name, type_)
+    version = session.execute(
+        select(VersionRow).where(VersionRow.artifact_id == artifact.id, VersionRow.digest == digest)
+    ).scalar_one_or_none()
+    created = version is None
+    if version is None:
+        number = artifact.next_number
+        artifact.next_number = number + 1
+        version = VersionRow(
+            artifact_id=artifact.id,
+            number=number,
+            digest=digest,
+            hash_algorithm=HASH_ALGORITHM,
+            size=manifest.size,
+            file_count=len(manifest),
+            description=description,
+            metadata_=metadata,
+            created_at=utcnow(),
+            created_by=run_id,
+        )
+        session.add(version)
+        session.flush()
+        rows = [
+            {
+                "version_id": version.id,
+                "path": e.path,
+                "digest": e.digest,
+                "size": e.size,
+                "uri": e.uri,
+                "etag": e.etag,
+            }
+            for e in manifest
+        ]
+        for start in range(0, len(rows), _BATCH):
+            session.execute(insert(EntryRow), rows[start : start + _BATCH])
+    if run_id is not None:
+        add_edge(session, run_id, version.id, "out")
+    for alias in [LATEST, *aliases]:
+        set_alias(session, artifact.id, alias, version.id, run_id)
+    return version, created
+
+
+def set_alias(
+    session: Session, artifact_id: int, alias: str, version_id: int, run_id: str | None
+) -> None:
+    current = session.get(AliasRow, (artifact_id, alias), with_for_update=True)
+    previous = current.version_id if current else None
+    if current is None:
+        session.add(AliasRow(artifact_id=artifact_id, name=alias, version_id=version_id))
+    elif current.version_id == version_id:
+        return
+    else:
+        current.version_id = version_id
+    session.add(
+        AliasHistoryRow(
+            artifact_id=artifact_id,
+            alias=alias,
+            version_id=version_id,
+            previous_version_id=previous,
+            run_id=run_id,
+            moved_at=utcnow(),
+        )
+    )
+    session.flush()
+
+
+def remove_alias(session: Session, artifact_id: int, alias: str, version_id: int) -> bool:
+    current = session.get(AliasRow, (artifact_id, alias), with_for_update=True)
+    if current is None or current.version_id != version_id:
+        return False
+    session.delete(current)
+    session.add(
+        AliasHistoryRow(
+            artifact_id=artifact_id,
+            alias=alias,
+            version_id=None,
+            previous_version_id=version_id,
+            moved_at=utcnow(),
+        )
+    )
+    session.flush()
+    return True
+
+
+def aliases_of(session: Session, version_id: int) -> list[str]:
+    names = session.execute(
+        select(AliasRow.name).where(AliasRow.version_id == version_id)
+    ).scalars()
+    return sorted(names, key=lambda n: (n != LATEST, n))
+
+
+def alias_history(session: Session, artifact_id: int) -> list[dict[str, Any]]:
+    numbers = dict(
+        session.execute(
+            select(VersionRow.id, VersionRow.number).where(VersionRow.artifact_id == artifact_id)
+        ).tuples()
+    )
+    rows = session.execute(
+        select(AliasHistoryRow)
+        .where(AliasHistoryRow.artifact_id == artifact_id)
+        .order_by(AliasHistoryRow.id)
+    ).scalars()
+
+    def label(version_id: int | None) -> str | None:
+        return None if version_id is None else f"v{numbers[version_id]}"
+
+    return [
+        {
+            "alias": r.alias,
+            "version": label(r.version_id),
+            "previous": label(r.previous_version_id),
+            "run": r.run_id,
+            "moved_at": r.moved_at.isoformat(),
+        }
+        for r in rows
+    ]
+
+
+def list_entries(session: Session, version_id: int) -> list[ManifestEntry]:
+    rows = session.execute(
+        select(EntryRow).where(EntryRow.version_id == version_id).order_by(EntryRow.path)
+    ).scalars()
+    return [ManifestEntry(r.path, r.digest, r.size, r.uri, r.etag) for r in rows]
+
+
+def list_artifacts(
+    session: Session, project: str | None = None, type_: str | None = None
+) -> list[tuple[ArtifactRow, str]]:
+    query = (
+        select(ArtifactRow, ProjectRow.name)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .order_by(ProjectRow.name, ArtifactRow.name)
+    )
+    if project is not None:
+        query = query.where(ProjectRow.name == project)
+    if type_ is not None:
+        query = query.where(ArtifactRow.type == type_)
+    return [(a, p) for a, p in session.execute(query).tuples()]
+
+
+def list_versions(session: Session, artifact_id: int) -> list[VersionRow]:
+    return list(
+        session.execute(
+            select(VersionRow)
+            .where(VersionRow.artifact_id == artifact_id)
+            .order_by(VersionRow.number)
+        ).scalars()
+    )
+
+
+def all_object_digests(session: Session) -> set[str]:
+    """Every object a committed version needs: manifests and stored entries."""
+    reachable: set[str] = set(session.execute(select(VersionRow.digest)).scalars())
+    reachable.update(
+        d
+        for d in session.execute(
+            select(EntryRow.digest).where(EntryRow.uri.is_(None)).distinct()
+        ).scalars()
+        if d is not None
+    )
+    return reachable
+
+
+# -- runs and edges ---------------------------------------------------------------------
+
+
+def create_run(
+    session: Session,
+    *,
+    run_id: str,
+    project: str,
+    name: str,
+    config: dict[str, Any],
+    context: dict[str, Any],
+) -> RunRow:
+    project_row = get_or_create_project(session, project)
+    run = RunRow(
+        id=run_id,
+        project_id=project_row.id,
+        name=name,
+        status="running",
+        config=config,
+        summary={},
+        context=context,
+        started_at=utcnow(),
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: str) -> RunRow:
+    run = session.get(RunRow, run_id)
+    if run is None:
+        raise RunNotFound(f"no run with id {run_id!r} (run 'forebear runs' to list them)")
+    return run
+
+
+def list_runs(session: Session, project: str | None = None) -> list[RunRow]:
+    query = select(RunRow).order_by(RunRow.started_at, RunRow.id)
+    if project is not None:
+        query = query.join(ProjectRow, ProjectRow.id == RunRow.project_id).where(
+            ProjectRow.name == project
+        )
+    return list(session.execute(query).scalars())
+
+
+def update_run(session: Session, run_id: str, **values: Any) -> None:
+    session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+
+def add_edge(session: Session, run_id: str, version_id: int, direction: str) -> None:
+    _insert_ignoring_duplicates(
+        session,
+        EdgeRow,
+        [
+            {
+                "run_id": run_id,
+                "version_id": version_id,
+                "direction": direction,
+                "created_at": utcnow(),
+            }
+        ],
+    )
+
+
+def runs_of_version(session: Session, version_id: int, direction: str) -> list[RunRow]:
+    """Runs that logged (``out``) or used (``in``) a version, oldest edge first."""
+    return list(
+        session.execute(
+            select(RunRow)
+            .join(EdgeRow, EdgeRow.run_id == RunRow.id)
+            .where(EdgeRow.version_id == version_id, EdgeRow.direction == direction)
+            .order_by(EdgeRow.created_at, RunRow.id)
+        ).scalars()
+    )
+
+
+def versions_of_run(session: Session, run_id: str, direction: str) -> list[VersionRow]:
+    return list(
+        session.execute(
+            select(VersionRow)
+            .join(EdgeRow, EdgeRow.version_id == VersionRow.id)
+            .where(EdgeRow.run_id == run_id, EdgeRow.direction == direction)
+            .order_by(EdgeRow.created_at, VersionRow.id)
+        ).scalars()
+    )
+
+
+def lineage_step(
+    session: Session, version_ids: Sequence[int], upstream: bool
+) -> list[tuple[int, str, int]]:
+    """One hop for a whole frontier: ``(from_version, run_id, to_version)`` triples.
+
+    Upstream: runs that logged a frontier version, and the versions those runs used.
+    Downstream: runs that used a frontier version, and the versions they logged.
+    """
+    first, second = ("out", "in") if upstream else ("in", "out")
+    hops: list[tuple[int, str, int]] = []
+    ids = list(version_ids)
+    for start in range(0, len(ids), 900):
+        near = EdgeRow.__table__.alias("near")
+        far = EdgeRow.__table__.alias("far")
+        query = (
+            select(near.c.version_id, near.c.run_id, far.c.version_id)
+            .join(far, far.c.run_id == near.c.run_id)
+            .where(
+                near.c.direction == first,
+                far.c.direction == second,
+                near.c.version_id.in_(ids[start : start + 900]),
+            )
+        )
+        hops.extend((int(a), str(r), int(b)) for a, r, b in session.execute(query).tuples())
+    return hops
+
+
+def run_edges(session: Session, run_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+    """Every ``(run_id, direction, version_id)`` edge of the given runs."""
+    rows: list[tuple[str, str, int]] = []
+    ids = list(run_ids)
+    for start in range(0, len(ids), 900):
+        rows.extend(
+            (str(r), str(d), int(v))
+            for r, d, v in session.execute(
+                select(EdgeRow.run_id, EdgeRow.direction, EdgeRow.version_id).where(
+                    EdgeRow.run_id.in_(ids[start : start + 900])
+                )
+            ).tuples()
+        )
+    return rows
+
+
+# -- objects being written ------------------------------------------------------------
+
+
+def register_pending(
+    session: Session, writer: str, digests: Iterable[str], host: str, pid: int
+) -> None:
+    now = utcnow()
+    rows = [
+        {"writer": writer, "digest": d, "host": host, "pid": pid, "created_at": now}
+        for d in sorted(set(digests))
+    ]
+    for start in range(0, len(rows), _BATCH):
+        session.execute(insert(PendingObjectRow), rows[start : start + _BATCH])
+
+
+def clear_pending(session: Session, writer: str) -> None:
+    session.execute(delete(PendingObjectRow).where(PendingObjectRow.writer == writer))
+
+
+def list_pending(session: Session) -> list[PendingObjectRow]:
+    return list(session.execute(select(PendingObjectRow)).scalars())
+
+
+def count_versions(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(VersionRow)).scalar_one())
+
+
+def stale_before(hours: float) -> dt.datetime:
+    return utcnow() - dt.timedelta(hours=hours)

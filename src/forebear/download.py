@@ -1,0 +1,89 @@
+"""Materialise a version into a local folder: every entry verified, nothing outside it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import progress
+from .errors import IntegrityError, InvalidPath, Problem
+from .hashing import BLOCK_SIZE, hash_file
+from .references import check_reference
+
+if TYPE_CHECKING:
+    from .artifacts import ArtifactVersion
+    from .manifest import ManifestEntry
+    from .store import Store
+
+
+def _target(root: Path, entry_path: str) -> Path:
+    """The file for an entry under ``root``; refuses anything that would land outside it,
+    including through a symlinked folder already present in the destination."""
+    target = root / entry_path
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    real_parent = parent.resolve()
+    if real_parent != root and root not in real_parent.parents:
+        raise InvalidPath(
+            f"refusing to write {entry_path!r}: {str(parent)!r} leads outside the destination "
+            f"{str(root)!r} (through a symlink); remove that link and try again"
+        )
+    return target
+
+
+def _up_to_date(target: Path, entry: ManifestEntry) -> bool:
+    if target.is_symlink() or not target.is_file() or entry.digest is None:
+        return False
+    digest, size = hash_file(target)
+    return digest == entry.digest and size == entry.size
+
+
+def _fetch_reference(entry: ManifestEntry, store: Store, label: str, target: Path) -> None:
+    if entry.digest is None:
+        problem = check_reference(entry)
+        if problem:
+            raise IntegrityError(f"{label}: {problem}", [Problem(label, entry.path, problem)])
+    tmp = target.with_name(f"{target.name}.forebear-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with store._open_entry(label, entry) as src, open(tmp, "wb") as dst:
+            while True:
+                block = src.read(BLOCK_SIZE)
+                if not block:
+                    break
+                dst.write(block)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def materialise(
+    store: Store, version: ArtifactVersion, root: Path, *, show_progress: bool | None = None
+) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+    entries = list(version.manifest)
+    total = sum(e.size for e in entries)
+    with progress.bar(f"downloading {version.ref}", total, progress.wanted(show_progress)) as tick:
+        for entry in entries:
+            target = _target(root, entry.path)
+            label = f"{version.ref} {entry.path}"
+            if target.is_dir() and not target.is_symlink():
+                raise InvalidPath(
+                    f"cannot download {label}: {str(target)!r} is a folder; move it away"
+                )
+            if _up_to_date(target, entry):
+                tick(entry.size)
+                continue
+            if target.is_symlink():
+                target.unlink()
+            if entry.uri is None:
+                assert entry.digest is not None
+                store.objects.get_file(entry.digest, target, tick, label=label)
+            else:
+                _fetch_reference(entry, store, label, target)
+                tick(entry.size)
+    return root

@@ -1,0 +1,441 @@
+"""Write-once, content-addressed objects on one fsspec filesystem.
+
+Layout under the location's root::
+
+    forebear.json                  format version + hash algorithm, checked on open
+    objects/<2 hex>/<30 hex>       one immutable blob per xxh3-128 digest
+    tmp/                           in-flight local writes, renamed into objects/
+
+Objects are written atomically (a temporary file renamed into place on local disks, one PUT
+on object stores) and read back through a reader that checks the digest. This module knows
+nothing of artifacts, versions or runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import io
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, BinaryIO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
+from .hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_bytes, new_hasher
+
+FORMAT_FILE = "forebear.json"
+FORMAT_VERSION = 1
+_OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
+_PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
+
+
+def object_key(digest: str) -> str:
+    """Relative key of an object: ``objects/<first 2 hex>/<remaining 30 hex>``."""
+    return f"objects/{digest[:2]}/{digest[2:]}"
+
+
+@contextlib.contextmanager
+def backend_errors(what: str) -> Iterator[None]:
+    """Translate backend exceptions into forebear errors, once, at the storage edge."""
+    try:
+        yield
+    except (ObjectNotFound, IntegrityError, StoreError):
+        raise
+    except FileNotFoundError as exc:
+        raise ObjectNotFound(f"{what}: not found ({exc})") from exc
+    except PermissionError as exc:
+        raise StoreError(
+            f"{what}: permission denied ({exc}); check the credentials or file permissions"
+        ) from exc
+    except OSError as exc:
+        raise StoreError(f"{what}: {exc}") from exc
+
+
+class VerifyingReader(io.RawIOBase):
+    """A read-only stream over one object that raises `IntegrityError` when it reaches the
+    end if the bytes read do not hash to the expected digest: bad bytes are never handed
+    over as good. After a seek, only whole-object reads from the start are checked."""
+
+    def __init__(self, raw: BinaryIO, digest: str, label: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._digest = digest
+        self._label = label
+        self._hasher = new_hasher()
+        self._sequential = True
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        n = len(data)
+        view[:n] = data
+        if self._sequential:
+            if n:
+                self._hasher.update(data)
+            elif not self._checked and len(view):
+                self._checked = True
+                actual = self._hasher.hexdigest()
+                if actual != self._digest:
+                    raise IntegrityError(
+                        f"{self._label}: stored bytes hash to {actual}, expected "
+                        f"{self._digest}; the data is corrupted (run 'forebear verify')"
+                    )
+        return n
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = int(self._raw.seek(offset, whence))
+        if position == 0:
+            self._hasher = new_hasher()
+            self._sequential = True
+            self._checked = False
+        else:
+            self._sequential = False
+        return position
+
+    def tell(self) -> int:
+        return int(self._raw.tell())
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class ObjectLocation:
+    """The object half of a store: blobs named by digest on any fsspec filesystem."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        with backend_errors(f"cannot use object location {url!r}"):
+            try:
+                fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+            except (ImportError, ValueError) as exc:
+                raise StoreError(
+                    f"cannot use object location {url!r}: {exc}; install the fsspec backend "
+                    "for this protocol (for example 'pip install s3fs')"
+                ) from exc
+        self.fs: fsspec.AbstractFileSystem = fs
+        self.root: str = root.rstrip("/") if root not in ("/", "") else root
+        self.is_local = isinstance(fs, LocalFileSystem)
+        self._written_since_flush = False
+
+    def __repr__(self) -> str:
+        return f"ObjectLocation({self.url!r})"
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}" if self.root else key
+
+    def path_of(self, digest: str) -> str:
+        return self._path(object_key(digest))
+
+    # -- format file -------------------------------------------------------------------
+
+    def ensure_format(self) -> None:
+        """Create the format file if missing, else refuse a format this code cannot read."""
+        path = self._path(FORMAT_FILE)
+        with backend_errors(f"cannot open the object location {self.url!r}"):
+            try:
+                raw = self.fs.cat_file(path)
+            except FileNotFoundError:
+                raw = None
+            if raw is None:
+                self._create_format_file(path)
+                return
+        try:
+            info = json.loads(raw)
+            version = int(info["format_version"])
+            algorithm = info["hash"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{path} is not a forebear format file; is {self.url!r} the right location?"
+            ) from exc
+        if version > FORMAT_VERSION:
+            raise StoreVersionError(
+                f"the store at {self.url!r} has format version {version}; this forebear reads "
+                f"up to {FORMAT_VERSION}: upgrade forebear ('pip install -U forebear')"
+            )
+        if algorithm != HASH_ALGORITHM:
+            raise StoreVersionError(
+                f"the store at {self.url!r} uses hash {algorithm!r}; this forebear uses "
+                f"{HASH_ALGORITHM!r}"
+            )
+
+    def _create_format_file(self, path: str) -> None:
+        body = json.dumps(
+            {"format_version": FORMAT_VERSION, "hash": HASH_ALGORITHM}, indent=2
+        ).encode()
+        if self.is_local:
+            os.makedirs(self.root, exist_ok=True)
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(body + b"\n")
+            try:
+                os.link(tmp, path)  # fails if another process won the race: fine
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        else:
+            self.fs.pipe_file(path, body + b"\n")
+
+    # -- queries ---------------------------------------------------------------------
+
+    def has(self, digest: str) -> bool:
+        with backend_errors(f"cannot check object {digest}"):
+            if self.is_local:
+                return os.path.exists(self.path_of(digest))
+            return bool(self.fs.exists(self.path_of(digest)))
+
+    def has_many(self, digests: Iterable[str]) -> set[str]:
+        """The subset of ``digests`` present in the location."""
+        return {d for d in set(digests) if self.has(d)}
+
+    def size_of(self, digest: str) -> int:
+        with backend_errors(f"cannot read object {digest}"):
+            return int(self.fs.size(self.path_of(digest)))
+
+    def modified_at(self, digest: str) -> float:
+        """Modification time (seconds since the epoch), used by gc's safety margin."""
+        with backend_errors(f"cannot read object {digest}"):
+            if self.is_local:
+                return os.stat(self.path_of(digest)).st_mtime
+            stamp = self.fs.modified(self.path_of(digest))
+            return float(stamp.timestamp())
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every digest stored; files that do not look like objects are ignored."""
+        base = self._path("objects")
+        with backend_errors("cannot list objects"):
+            if not self.fs.exists(base):
+                return
+            for prefix_path in sorted(self.fs.ls(base, detail=False)):
+                prefix = prefix_path.rstrip("/").rsplit("/", 1)[-1]
+                if not _PREFIX_RE.match(prefix):
+                    continue
+                for obj_path in sorted(self.fs.ls(prefix_path, detail=False)):
+                    rest = obj_path.rstrip("/").rsplit("/", 1)[-1]
+                    if _OBJECT_NAME_RE.match(rest):
+                        yield prefix + rest
+
+    # -- writes ----------------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` (small blobs such as manifests) and return its digest."""
+        digest = hash_bytes(data)
+        if self.has(digest):
+            self.freshen(digest)
+            return digest
+        with backend_errors(f"cannot write object {digest}"):
+            if self.is_local:
+                tmp = self._local_tmp_path()
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                self._publish_local(tmp, digest)
+            else:
+                self.fs.pipe_file(self.path_of(digest), data)
+        return digest
+
+    def put_file(
+        self,
+        local_path: str | os.PathLike[str],
+        digest: str,
+        progress: Progress | None = None,
+    ) -> bool:
+        """Store a local file under its known ``digest``; return False if already stored.
+
+        The bytes are hashed again while they are copied, so a file that changed since it
+        was hashed is refused instead of being stored under the wrong name.
+        """
+        if self.has(digest):
+            self.freshen(digest)
+            return False
+        label = f"cannot store {os.fspath(local_path)!r}"
+        with backend_errors(label):
+            hasher = new_hasher()
+            if self.is_local:
+                tmp = self._local_tmp_path()
+                try:
+                    with open(local_path, "rb") as src, open(tmp, "wb") as dst:
+                        _copy_hashing(src, dst, hasher, progress)
+                    _check_unchanged(local_path, digest, hasher.hexdigest())
+                    self._publish_local(tmp, digest)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+            else:
+                target = self.path_of(digest)
+                with open(local_path, "rb") as src, self.fs.open(target, "wb") as dst:
+                    _copy_hashing(src, dst, hasher, progress)
+                try:
+                    _check_unchanged(local_path, digest, hasher.hexdigest())
+                except IntegrityError:
+                    self.fs.rm_file(target)
+                    raise
+        return True
+
+    def _local_tmp_path(self) -> str:
+        tmp_dir = self._path("tmp")
+        os.makedirs(tmp_dir, exist_ok=True)
+        return os.path.join(tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}")
+
+    def _publish_local(self, tmp: str, digest: str) -> None:
+        final = self.path_of(digest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.chmod(tmp, 0o444)  # objects are immutable; make accidental edits fail
+        os.replace(tmp, final)
+        self._written_since_flush = True
+
+    def freshen(self, digest: str) -> None:
+        """Mark an existing object as recently needed, so gc's safety margin covers it."""
+        if self.is_local:
+            with contextlib.suppress(OSError):
+                os.utime(self.path_of(digest))
+
+    def flush(self) -> None:
+        """Make every object written so far durable with one filesystem sync (not one
+        fsync per object), before the commit that makes them reachable."""
+        if self.is_local and self._written_since_flush:
+            _syncfs(self._path("objects"))
+            self._written_since_flush = False
+
+    def delete(self, digest: str) -> None:
+        with backend_errors(f"cannot delete object {digest}"):
+            try:
+                self.fs.rm_file(self.path_of(digest))
+            except FileNotFoundError:
+                pass
+
+    def clean_tmp(self, older_than: float) -> list[str]:
+        """Remove in-flight files left by crashed local writers, older than ``older_than`` s."""
+        removed: list[str] = []
+        if not self.is_local:
+            return removed
+        tmp_dir = self._path("tmp")
+        if not os.path.isdir(tmp_dir):
+            return removed
+        cutoff = time.time() - older_than
+        for entry in os.scandir(tmp_dir):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+        return removed
+
+    # -- reads -----------------------------------------------------------------------
+
+    def open(self, digest: str, label: str | None = None) -> io.BufferedReader:
+        """A stream of the object's bytes that fails at its end if they are corrupted."""
+        name = label or f"object {digest}"
+        with backend_errors(f"cannot read {name}"):
+            try:
+                raw = self.fs.open(self.path_of(digest), "rb")
+            except FileNotFoundError as exc:
+                raise ObjectNotFound(
+                    f"{name} is missing from {self.url!r} (object {digest}); "
+                    "it may have been deleted by hand: run 'forebear verify'"
+                ) from exc
+        return io.BufferedReader(VerifyingReader(raw, digest, name), BLOCK_SIZE)
+
+    def read_bytes(self, digest: str, label: str | None = None) -> bytes:
+        with self.open(digest, label) as reader:
+            return reader.read()
+
+    def get_file(
+        self,
+        digest: str,
+        dest: str | os.PathLike[str],
+        progress: Progress | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Copy an object to a local file, atomically, after checking its digest."""
+        dest = os.fspath(dest)
+        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+        tmp = f"{dest}.forebear-{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with self.open(digest, label) as src, open(tmp, "wb") as dst:
+                while True:
+                    block = src.read(BLOCK_SIZE)
+                    if not block:
+                        break
+                    dst.write(block)
+                    if progress is not None:
+                        progress(len(block))
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def actual_digest(self, digest: str) -> str | None:
+        """Re-hash a stored object: its actual digest, or None when it is missing."""
+        hasher = new_hasher()
+        with backend_errors(f"cannot read object {digest}"):
+            try:
+                with self.fs.open(self.path_of(digest), "rb") as f:
+                    while True:
+                        block = f.read(BLOCK_SIZE)
+                        if not block:
+                            break
+                        hasher.update(block)
+            except FileNotFoundError:
+                return None
+        return str(hasher.hexdigest())
+
+
+def _copy_hashing(src: BinaryIO, dst: IO[bytes], hasher: Any, progress: Progress | None) -> None:
+    while True:
+        block = src.read(BLOCK_SIZE)
+        if not block:
+            break
+        hasher.update(block)
+        dst.write(block)
+        if progress is not None:
+            progress(len(block))
+
+
+def _check_unchanged(local_path: str | os.PathLike[str], expected: str, actual: str) -> None:
+    if actual != expected:
+        raise IntegrityError(
+            f"{os.fspath(local_path)!r} changed while it was being logged (hashed {expected}, "
+            f"then read {actual}); log it again once nothing is writing to it"
+        )
+
+
+_libc: Any = None
+
+
+def _syncfs(path: str) -> None:
+    """Flush the filesystem holding ``path`` (Linux syncfs), else fall back to sync()."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        _libc = ctypes.CDLL(name, use_errno=True) if name else False
+    if _libc and hasattr(_libc, "syncfs"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if _libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+def copy_local_file(src: str, dst: str) -> None:
+    """Plain local copy used for materialising references on the local filesystem."""
+    shutil.copyfile(src, dst)

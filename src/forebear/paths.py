@@ -1,0 +1,102 @@
+"""Rules for names, refs and entry paths, enforced before anything is written."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidName, InvalidPath, InvalidRef
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)$")
+_LOOKS_LIKE_VERSION_RE = re.compile(r"^v[0-9]+$")
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+NAME_RULES = "1-128 characters from letters, digits, '.', '_', '-', starting with a letter or digit"
+
+
+def check_name(name: object, kind: str = "artifact") -> str:
+    """Return ``name`` unchanged if it is a valid project or artifact name."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidName(f"invalid {kind} name {name!r}: use {NAME_RULES}")
+    return name
+
+
+def check_alias(alias: object) -> str:
+    """Return ``alias`` if it is a valid alias; aliases may not look like versions."""
+    check_name(alias, "alias")
+    assert isinstance(alias, str)
+    if _LOOKS_LIKE_VERSION_RE.match(alias):
+        raise InvalidName(
+            f"invalid alias {alias!r}: it looks like a version number; pick a name such as 'best'"
+        )
+    return alias
+
+
+def is_version(text: str) -> bool:
+    return bool(_VERSION_RE.match(text))
+
+
+def version_number(text: str) -> int:
+    return int(text[1:])
+
+
+def normalise_entry_path(path: object) -> str:
+    """The canonical relative POSIX form of an entry path, or `InvalidPath` if unsafe.
+
+    Backslashes are treated as separators so a manifest written on Windows cannot smuggle
+    a ``..\\`` past the check; ``.`` parts and repeated slashes are dropped.
+    """
+    if not isinstance(path, str):
+        raise InvalidPath(f"entry path must be a string, not {type(path).__name__}")
+    if "\x00" in path:
+        raise InvalidPath(f"entry path {path!r} contains a NUL character")
+    text = path.replace("\\", "/")
+    if text.startswith("/") or _DRIVE_RE.match(text):
+        raise InvalidPath(f"entry path {path!r} is absolute; entry paths must be relative")
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise InvalidPath(f"entry path {path!r} contains '..'; entry paths may not leave the root")
+    if not parts:
+        raise InvalidPath(f"entry path {path!r} is empty")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed ref: ``[project/]name[:version-or-alias]``; ``selector`` defaults to latest."""
+
+    project: str | None
+    name: str
+    selector: str = "latest"
+
+    def __str__(self) -> str:
+        prefix = f"{self.project}/" if self.project else ""
+        return f"{prefix}{self.name}:{self.selector}"
+
+
+def parse_ref(text: object) -> Ref:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRef(
+            f"invalid ref {text!r}: expected 'name', 'name:v3' or 'project/name:alias'"
+        )
+    project: str | None = None
+    rest = text.strip()
+    if "/" in rest:
+        project, rest = rest.split("/", 1)
+        check_name(project, "project")
+    if rest.count(":") > 1:
+        raise InvalidRef(f"invalid ref {text!r}: expected at most one ':' (name:version)")
+    name, _, selector = rest.partition(":")
+    check_name(name, "artifact")
+    if not selector:
+        selector = "latest"
+    elif not is_version(selector):
+        try:
+            check_name(selector, "alias")
+        except InvalidName as exc:
+            raise InvalidRef(
+                f"invalid ref {text!r}: {selector!r} is neither a version (v0, v1, ...) "
+                "nor an alias"
+            ) from exc
+    return Ref(project, name, selector)

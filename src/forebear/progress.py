@@ -1,0 +1,46 @@
+"""Progress bars for long work, shown only on a terminal. The only module importing rich's
+progress machinery; lower layers just receive a ``Callable[[int], None]``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+
+def wanted(explicit: bool | None = None) -> bool:
+    """Show progress? An explicit choice wins; else only when stderr is a terminal."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get("FOREBEAR_NO_PROGRESS"):
+        return False
+    return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def bar(description: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A byte-counting progress bar; yields a callback taking the bytes just processed."""
+    if not enabled or total <= 0:
+        yield lambda _n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)

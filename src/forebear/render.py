@@ -1,0 +1,193 @@
+"""Drawing a lineage graph: DOT, Mermaid, a terminal tree, and SVG/PNG/PDF through `dot`.
+
+Takes a `networkx.DiGraph` whose nodes carry ``kind`` and label attributes; never touches
+the database.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import GraphvizNotFound, RenderError
+
+if TYPE_CHECKING:
+    import graphviz
+    import networkx as nx
+
+    from .lineage import Lineage
+
+TYPE_COLOURS = {
+    "dataset": "#dbeafe",
+    "model": "#dcfce7",
+    "evaluation": "#fef9c3",
+    "code": "#f3e8ff",
+}
+OTHER_COLOUR = "#f1f5f9"
+RUN_COLOUR = "#ffffff"
+ROOT_BORDER = "#dc2626"
+INSTALL_HINT = (
+    "the Graphviz 'dot' program is not installed; install it ('apt-get install graphviz', "
+    "'brew install graphviz' or 'conda install graphviz'), or render to .dot, .mmd or .json, "
+    "which need no program"
+)
+FORMATS = (".svg", ".png", ".pdf", ".dot", ".gv", ".mmd", ".json")
+
+
+def version_label(data: dict[str, Any]) -> str:
+    aliases = [a for a in data.get("aliases", [])]
+    suffix = f" ({', '.join(aliases)})" if aliases else ""
+    return f"{data['ref']}{suffix}"
+
+
+def run_label(data: dict[str, Any]) -> str:
+    return f"{data['name']} [{data['status']}]"
+
+
+def _colour(type_: str) -> str:
+    return TYPE_COLOURS.get(type_, OTHER_COLOUR)
+
+
+def _digraph(graph: nx.DiGraph, root: str) -> graphviz.Digraph:
+    import graphviz
+
+    dot = graphviz.Digraph("lineage", graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
+    dot.attr("node", fontname="Helvetica", fontsize="11")
+    ids = {node: f"n{i}" for i, node in enumerate(sorted(graph.nodes))}
+    types_seen: set[str] = set()
+    for node, data in sorted(graph.nodes(data=True)):
+        border = {"color": ROOT_BORDER, "penwidth": "2.5"} if node == root else {}
+        if data["kind"] == "version":
+            types_seen.add(data["type"])
+            dot.node(
+                ids[node],
+                label=f"{version_label(data)}\n{data['type']}",
+                shape="box",
+                style="rounded,filled",
+                fillcolor=_colour(data["type"]),
+                tooltip=node,
+                **border,
+            )
+        else:
+            dot.node(
+                ids[node],
+                label=f"{data['name']}\n{data['status']} · {data['id']}",
+                shape="ellipse",
+                style="filled",
+                fillcolor=RUN_COLOUR,
+                tooltip=f"run {data['id']}",
+                **border,
+            )
+    for src, dst in sorted(graph.edges):
+        dot.edge(ids[src], ids[dst])
+    with dot.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="legend", fontsize="10", style="dashed", color="#94a3b8")
+        for i, type_ in enumerate(sorted(types_seen)):
+            legend.node(
+                f"legend{i}",
+                label=type_,
+                shape="box",
+                style="rounded,filled",
+                fillcolor=_colour(type_),
+                fontsize="9",
+            )
+        legend.node("legend_run", label="run", shape="ellipse", fontsize="9")
+    return dot
+
+
+def to_dot(graph: nx.DiGraph, root: str) -> str:
+    return str(_digraph(graph, root).source)
+
+
+def _pipe(graph: nx.DiGraph, root: str, fmt: str) -> bytes:
+    import graphviz
+
+    try:
+        return bytes(_digraph(graph, root).pipe(format=fmt))
+    except graphviz.ExecutableNotFound as exc:
+        raise GraphvizNotFound(INSTALL_HINT) from exc
+    except graphviz.CalledProcessError as exc:
+        raise RenderError(f"Graphviz failed to draw the lineage: {exc}") from exc
+
+
+def to_svg(graph: nx.DiGraph, root: str) -> str:
+    return _pipe(graph, root, "svg").decode("utf-8")
+
+
+_MERMAID_UNSAFE = re.compile(r'["<>#&]')
+
+
+def _mermaid_text(text: str) -> str:
+    return _MERMAID_UNSAFE.sub(lambda m: f"#{ord(m.group())};", text)
+
+
+def to_mermaid(graph: nx.DiGraph, root: str) -> str:
+    ids = {node: f"n{i}" for i, node in enumerate(sorted(graph.nodes))}
+    lines = ["flowchart LR"]
+    for node, data in sorted(graph.nodes(data=True)):
+        if data["kind"] == "version":
+            label = _mermaid_text(f"{version_label(data)} · {data['type']}")
+            lines.append(f'    {ids[node]}["{label}"]')
+        else:
+            lines.append(f'    {ids[node]}(["{_mermaid_text(run_label(data))}"])')
+    for src, dst in sorted(graph.edges):
+        lines.append(f"    {ids[src]} --> {ids[dst]}")
+    lines.append(f"    style {ids[root]} stroke:{ROOT_BORDER},stroke-width:3px")
+    return "\n".join(lines) + "\n"
+
+
+def to_text(graph: nx.DiGraph, root: str) -> str:
+    """An indented tree from the root: upstream (what it came from), then downstream."""
+
+    def label(node: str) -> str:
+        data = graph.nodes[node]
+        if data["kind"] == "version":
+            return f"{version_label(data)} [{data['type']}]"
+        return f"run {data['name']} ({data['id']}, {data['status']})"
+
+    lines = [label(root)]
+
+    def branch(node: str, prefix: str, neighbours: Any, seen: set[str]) -> None:
+        children = sorted(neighbours(node))
+        for i, child in enumerate(children):
+            last = i == len(children) - 1
+            marker = "└── " if last else "├── "
+            if child in seen:
+                lines.append(f"{prefix}{marker}{label(child)} (see above)")
+                continue
+            lines.append(f"{prefix}{marker}{label(child)}")
+            branch(child, prefix + ("    " if last else "│   "), neighbours, seen | {child})
+
+    has_up = graph.in_degree(root) > 0
+    has_down = graph.out_degree(root) > 0
+    if has_up:
+        if has_down:
+            lines.append("upstream:")
+        branch(root, "", graph.predecessors, {root})
+    if has_down:
+        if has_up:
+            lines.append("downstream:")
+        branch(root, "", graph.successors, {root})
+    if not has_up and not has_down:
+        lines.append("(no recorded lineage)")
+    return "\n".join(lines) + "\n"
+
+
+def write(lineage: Lineage, path: Path) -> Path:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise RenderError(
+            f"cannot render to {str(path)!r}: unknown suffix {suffix or '(none)'}; "
+            f"use one of {' '.join(FORMATS)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in (".dot", ".gv"):
+        path.write_text(lineage.to_dot(), encoding="utf-8")
+    elif suffix == ".mmd":
+        path.write_text(lineage.to_mermaid(), encoding="utf-8")
+    elif suffix == ".json":
+        path.write_text(lineage.to_json(), encoding="utf-8")
+    else:
+        path.write_bytes(_pipe(lineage.graph, lineage.root, suffix[1:]))
+    return path

@@ -1,0 +1,456 @@
+"""`Store`: one catalog database plus one object location, and `open`.
+
+Commit protocol (write bottom-up): objects first, then the manifest object, then one
+database transaction that inserts the version, its entries, the run edge and the alias
+moves. A crash at any point leaves at most unreachable objects, never a partial version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from . import config, progress
+from .artifacts import Artifact, ArtifactVersion, VersionData
+from .db import catalog
+from .db.engine import ensure_schema, make_engine, read_session, redact, write_session
+from .db.schema import RunRow, VersionRow
+from .errors import (
+    IntegrityError,
+    InvalidInput,
+    InvalidPath,
+    NotFound,
+    Problem,
+)
+from .hashing import BLOCK_SIZE, hash_file
+from .manifest import Manifest, ManifestEntry
+from .objects import ObjectLocation, VerifyingReader
+from .paths import Ref, check_alias, check_name, parse_ref
+from .references import check_reference, open_reference
+
+if TYPE_CHECKING:
+    from .lineage import Lineage
+    from .run import Run
+
+# A writer on another host whose pending objects are older than this is presumed dead.
+PENDING_EXPIRY_HOURS = 24.0
+# Temporary files of local writers older than this are leftovers of crashes.
+TMP_EXPIRY_SECONDS = 3600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """Where artifacts live: a SQL catalog (``db_url``) and an object location
+    (``objects_url``), created on first use. See `forebear.open` for the short form."""
+
+    def __init__(
+        self,
+        db_url: str | None = None,
+        objects_url: str | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        settings = config.resolve(db_url, objects_url, cache_dir)
+        self.db_url = settings.db_url
+        self.objects_url = settings.objects_url
+        self.cache_dir = settings.cache_dir
+        self.objects = ObjectLocation(settings.objects_url, storage_options)
+        self.objects.ensure_format()
+        self.engine = make_engine(settings.db_url)
+        ensure_schema(self.engine)
+
+    def __repr__(self) -> str:
+        return f"Store(db_url={redact(self.db_url)!r}, objects_url={self.objects_url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries ---------------------------------------------------------------------
+
+    def _default_project(self) -> str | None:
+        from .run import active_run
+
+        run = active_run()
+        return run.project if run is not None and run._store is self else None
+
+    def _data(self, session: Session, row: VersionRow) -> VersionData:
+        artifact = catalog.artifact_by_id(session, row.artifact_id)
+        return VersionData(
+            id=row.id,
+            artifact_id=row.artifact_id,
+            project=catalog.project_name(session, artifact.project_id),
+            name=artifact.name,
+            number=row.number,
+            type=artifact.type,
+            digest=row.digest,
+            hash_algorithm=row.hash_algorithm,
+            size=row.size,
+            file_count=row.file_count,
+            description=row.description,
+            metadata=dict(row.metadata_ or {}),
+            created_at=row.created_at,
+            created_by=row.created_by,
+        )
+
+    def _version(self, session: Session, row: VersionRow) -> ArtifactVersion:
+        return ArtifactVersion(self, self._data(session, row))
+
+    def artifact(self, ref: str | ArtifactVersion, project: str | None = None) -> ArtifactVersion:
+        """The version a ref names: ``name`` (latest), ``name:v3``, ``name:alias``,
+        ``project/name:...``."""
+        if isinstance(ref, ArtifactVersion):
+            return ref
+        parsed = parse_ref(ref)
+        with read_session(self.engine) as session:
+            row = catalog.get_version(session, parsed, project or self._default_project())
+            return self._version(session, row)
+
+    def artifacts(
+        self, project: str | None = None, type: str | None = None
+    ) -> list[ArtifactVersion]:
+        """The latest version of every artifact, optionally of one project or type."""
+        result = []
+        with read_session(self.engine) as session:
+            for artifact, project_name in catalog.list_artifacts(session, project, type):
+                ref = Ref(project_name, artifact.name, "latest")
+                result.append(self._version(session, catalog.get_version(session, ref, None)))
+        return result
+
+    def versions(self, name: str, project: str | None = None) -> list[ArtifactVersion]:
+        """Every version of one artifact, oldest first."""
+        parsed = parse_ref(name if project is None else f"{project}/{name}")
+        with read_session(self.engine) as session:
+            artifact = catalog.get_artifact(session, parsed, self._default_project())
+            return [self._version(session, r) for r in catalog.list_versions(session, artifact.id)]
+
+    def alias_history(self, name: str, project: str | None = None) -> list[dict[str, Any]]:
+        """Every alias move of an artifact, oldest first."""
+        parsed = parse_ref(name if project is None else f"{project}/{name}")
+        with read_session(self.engine) as session:
+            artifact = catalog.get_artifact(session, parsed, self._default_project())
+            return catalog.alias_history(session, artifact.id)
+
+    def run(self, run_id: str) -> Run:
+        with read_session(self.engine) as session:
+            row = catalog.get_run(session, run_id)
+            return self._run(session, row)
+
+    def runs(self, project: str | None = None) -> list[Run]:
+        with read_session(self.engine) as session:
+            return [self._run(session, r) for r in catalog.list_runs(session, project)]
+
+    def _run(self, session: Session, row: RunRow) -> Run:
+        from .run import Run
+
+        status = row.status
+        context = row.context or {}
+        if (
+            status == "running"
+            and context.get("host") == socket.gethostname()
+            and isinstance(context.get("pid"), int)
+            and context["pid"] != os.getpid()
+            and not _pid_alive(context["pid"])
+        ):
+            status = "crashed"
+            with write_session(self.engine) as writer:
+                catalog.update_run(writer, row.id, status=status)
+        return Run._from_row(self, row, catalog.project_name(session, row.project_id), status)
+
+    def lineage(
+        self,
+        ref_or_version: str | ArtifactVersion,
+        upstream: bool = True,
+        downstream: bool = False,
+        depth: int | None = None,
+    ) -> Lineage:
+        """The graph of runs and versions around one version, ``depth`` artifact hops out."""
+        from .lineage import build_lineage
+
+        version = self.artifact(ref_or_version)
+        with read_session(self.engine) as session:
+            return build_lineage(self, session, version, upstream, downstream, depth)
+
+    # -- internals used by ArtifactVersion and Run -----------------------------------
+
+    def _manifest_of(self, data: VersionData) -> Manifest:
+        with read_session(self.engine) as session:
+            return Manifest(tuple(catalog.list_entries(session, data.id)))
+
+    def _aliases_of(self, version: ArtifactVersion) -> list[str]:
+        with read_session(self.engine) as session:
+            return catalog.aliases_of(session, version.id)
+
+    def _set_alias(self, version: ArtifactVersion, alias: str, run_id: str | None = None) -> None:
+        check_alias(alias)
+        with write_session(self.engine) as session:
+            catalog.set_alias(session, version._data.artifact_id, alias, version.id, run_id)
+
+    def _remove_alias(self, version: ArtifactVersion, alias: str) -> None:
+        check_alias(alias)
+        if alias == catalog.LATEST:
+            raise InvalidInput("'latest' is maintained automatically and cannot be removed")
+        with write_session(self.engine) as session:
+            if not catalog.remove_alias(session, version._data.artifact_id, alias, version.id):
+                raise NotFound(f"{version.ref} has no alias {alias!r} (it has {version.aliases})")
+
+    def _runs_of(self, version: ArtifactVersion, direction: str) -> list[Run]:
+        with read_session(self.engine) as session:
+            rows = catalog.runs_of_version(session, version.id, direction)
+            return [self._run(session, r) for r in rows]
+
+    def _run_versions(self, run_id: str, direction: str) -> list[ArtifactVersion]:
+        with read_session(self.engine) as session:
+            rows = catalog.versions_of_run(session, run_id, direction)
+            return [self._version(session, r) for r in rows]
+
+    def _reachable(
+        self, version: ArtifactVersion, *, upstream: bool, type_: str | None, depth: int | None
+    ) -> list[ArtifactVersion]:
+        from .lineage import walk
+
+        with read_session(self.engine) as session:
+            distances, _ = walk(session, version.id, upstream, depth)
+            found = []
+            for version_id, distance in distances.items():
+                if version_id == version.id:
+                    continue
+                item = self._version(session, catalog.version_by_id(session, version_id))
+                if type_ is None or item.type == type_:
+                    found.append((distance, item.project, item.name, item._data.number, item))
+        found.sort(key=lambda t: t[:4])
+        return [t[4] for t in found]
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _log(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str | None,
+        aliases: Sequence[str] = (),
+        show_progress: bool | None = None,
+    ) -> ArtifactVersion:
+        """Hash and store an artifact's files, then commit the version in one transaction."""
+        check_name(project, "project")
+        aliases = [check_alias(a) for a in aliases]
+        files = artifact._pending_files()
+        references = artifact._reference_entries()
+        if not files and not references:
+            raise InvalidInput(
+                f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
+            )
+        show = progress.wanted(show_progress)
+        sizes = []
+        for pending in files:
+            try:
+                sizes.append(pending.local_path.stat().st_size)
+            except FileNotFoundError as exc:
+                raise InvalidPath(
+                    f"cannot log {str(pending.local_path)!r}: the file disappeared after it was "
+                    "added"
+                ) from exc
+        entries: list[ManifestEntry] = []
+        sources: dict[str, Path] = {}  # one local file per distinct digest
+        with progress.bar(f"hashing {artifact.name}", sum(sizes), show) as tick:
+            for pending in files:
+                file_digest, size = hash_file(pending.local_path, tick)
+                entries.append(ManifestEntry(pending.path, file_digest, size))
+                sources.setdefault(file_digest, pending.local_path)
+        manifest = Manifest.build([*entries, *references])
+        body = manifest.to_bytes()
+        digest = manifest.digest
+        writer = uuid.uuid4().hex
+        with write_session(self.engine) as session:
+            catalog.register_pending(
+                session, writer, [*sources, digest], socket.gethostname(), os.getpid()
+            )
+        try:
+            present = self.objects.has_many(sources)
+            missing = {d: p for d, p in sources.items() if d not in present}
+            for d in present:
+                self.objects.freshen(d)
+            total = sum(e.size for e in entries if e.digest in missing)
+            with progress.bar(f"storing {artifact.name}", total, show) as tick:
+                for object_digest, local_path in missing.items():
+                    self.objects.put_file(local_path, object_digest, tick)
+            self.objects.put_bytes(body)
+            self.objects.flush()
+            with write_session(self.engine) as session:
+                row, _created = catalog.commit_version(
+                    session,
+                    project=project,
+                    name=artifact.name,
+                    type_=artifact.type,
+                    manifest=manifest,
+                    digest=digest,
+                    description=artifact.description,
+                    metadata=artifact.metadata,
+                    run_id=run_id,
+                    aliases=aliases,
+                )
+                catalog.clear_pending(session, writer)
+                return self._version(session, row)
+        except BaseException:
+            with contextlib.suppress(Exception), write_session(self.engine) as session:
+                catalog.clear_pending(session, writer)
+            raise
+
+    def _use(self, ref: str | ArtifactVersion, run_id: str, project: str) -> ArtifactVersion:
+        version = ref if isinstance(ref, ArtifactVersion) else self.artifact(ref, project=project)
+        with write_session(self.engine) as session:
+            catalog.add_edge(session, run_id, version.id, "in")
+        return version
+
+    # -- reading bytes ---------------------------------------------------------------
+
+    def _open_entry(self, label: str, entry: ManifestEntry) -> BinaryIO:
+        if entry.uri is None:
+            assert entry.digest is not None
+            return self.objects.open(entry.digest, label)
+        problem = None if entry.digest is not None else check_reference(entry)
+        if problem:
+            raise IntegrityError(f"{label}: {problem}", [Problem(label, entry.path, problem)])
+        raw = open_reference(entry)
+        if entry.digest is None:
+            return raw
+        return io.BufferedReader(VerifyingReader(raw, entry.digest, label), BLOCK_SIZE)
+
+    def _download(
+        self,
+        version: ArtifactVersion,
+        root: str | os.PathLike[str] | None,
+        *,
+        progress: bool | None = None,
+    ) -> Path:
+        from .download import materialise
+
+        if root is None:
+            root = self.cache_dir / "artifacts" / version.project / version.name / version.version
+        return materialise(self, version, Path(root), show_progress=progress)
+
+    # -- checking and collecting -----------------------------------------------------
+
+    def _problems(self, versions: Iterable[ArtifactVersion]) -> list[Problem]:
+        checked: dict[str, str | None] = {}
+
+        def actual(digest: str) -> str | None:
+            if digest not in checked:
+                checked[digest] = self.objects.actual_digest(digest)
+            return checked[digest]
+
+        problems: list[Problem] = []
+        for version in versions:
+            found = actual(version.digest)
+            if found is None:
+                problems.append(
+                    Problem(version.ref, "", f"manifest object {version.digest} is missing")
+                )
+            elif found != version.digest:
+                problems.append(
+                    Problem(version.ref, "", f"manifest object {version.digest} is corrupted")
+                )
+            for entry in version.manifest:
+                if entry.uri is not None:
+                    message = check_reference(entry)
+                    if message:
+                        problems.append(Problem(version.ref, entry.path, message))
+                    continue
+                assert entry.digest is not None
+                found = actual(entry.digest)
+                if found is None:
+                    problems.append(
+                        Problem(version.ref, entry.path, f"object {entry.digest} is missing")
+                    )
+                elif found != entry.digest:
+                    problems.append(
+                        Problem(
+                            version.ref,
+                            entry.path,
+                            f"object {entry.digest} is corrupted (its bytes hash to {found})",
+                        )
+                    )
+        return problems
+
+    def _verify_or_raise(self, version: ArtifactVersion) -> None:
+        problems = self._problems([version])
+        if problems:
+            listing = "; ".join(str(p) for p in problems)
+            raise IntegrityError(f"{version.ref} failed verification: {listing}", problems)
+
+    def verify(self, ref: str | ArtifactVersion | None = None) -> list[Problem]:
+        """Re-hash the objects and references of one version, or of every committed
+        version; return the problems found (empty when all is well)."""
+        if ref is not None:
+            return self._problems([self.artifact(ref)])
+        versions: list[ArtifactVersion] = []
+        with read_session(self.engine) as session:
+            for artifact, _project in catalog.list_artifacts(session):
+                versions.extend(
+                    self._version(session, row)
+                    for row in catalog.list_versions(session, artifact.id)
+                )
+        return self._problems(versions)
+
+    def gc(self, dry_run: bool = False) -> list[str]:
+        """Delete objects no committed version references (leftovers of crashed work) and
+        return their digests, or those that would be deleted with ``dry_run``.
+
+        Objects that a live writer is storing but has not committed yet are kept. The
+        collection holds the catalog's write lock, so no writer can start relying on an
+        object while it is being judged garbage.
+        """
+        host = socket.gethostname()
+        cutoff = catalog.stale_before(PENDING_EXPIRY_HOURS)
+        with write_session(self.engine) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("LOCK TABLE pending_objects IN EXCLUSIVE MODE"))
+            keep = catalog.all_object_digests(session)
+            for pending in catalog.list_pending(session):
+                alive = (
+                    _pid_alive(pending.pid) if pending.host == host else pending.created_at > cutoff
+                )
+                if alive:
+                    keep.add(pending.digest)
+                elif not dry_run:
+                    session.delete(pending)
+            garbage = [d for d in self.objects.iter_digests() if d not in keep]
+            if not dry_run:
+                for digest in garbage:
+                    self.objects.delete(digest)
+        if not dry_run:
+            self.objects.clean_tmp(TMP_EXPIRY_SECONDS)
+        return sorted(garbage)
+
+
+def open(path_or_url: str | os.PathLike[str] | None = None, **options: Any) -> Store:
+    """Open (creating if needed) the store in a folder, or the one a database URL names."""
+    if path_or_url is None:
+        return Store(**options)
+    settings = config.settings_for_path(path_or_url)
+    return Store(settings.db_url, settings.objects_url, **options)
