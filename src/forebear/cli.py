@@ -1,0 +1,464 @@
+"""The `forebear` command: thin commands over the public Python API.
+
+Every user mistake ends with one line on stderr and a non-zero exit; only bugs show a
+traceback. Heavy imports happen inside commands so `forebear --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from .errors import ForebearError, IntegrityError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+class Context:
+    def __init__(self, db: str | None, objects: str | None) -> None:
+        self.db = db
+        self.objects = objects
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from .store import Store
+
+            self._store = Store(self.db, self.objects)
+        return self._store
+
+
+pass_context = click.make_pass_decorator(Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(*columns, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        grid.add_row(*(str(c) if c is not None else "" for c in row))
+    Console(soft_wrap=True).print(grid)
+
+
+def parse_metadata(pairs: Sequence[str]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--metadata")
+        try:
+            metadata[key] = json.loads(raw)
+        except ValueError:
+            metadata[key] = raw
+    return metadata
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="FOREBEAR_DB", help="Catalog database URL (env FOREBEAR_DB).")
+@click.option(
+    "--objects", envvar="FOREBEAR_OBJECTS", help="Object location URL (env FOREBEAR_OBJECTS)."
+)
+@click.version_option(package_name="forebear")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, objects: str | None) -> None:
+    """Version datasets and models, and remember where each came from.
+
+    Without --db/--objects the store is FOREBEAR_DIR, else ./.forebear/.
+    """
+    ctx.obj = Context(db, objects)
+
+
+@cli.command()
+@json_option
+@pass_context
+def init(obj: Context, as_json: bool) -> None:
+    """Create the store here (optional: any write creates it)."""
+    store = obj.store
+    info = {"db": _redacted(store.db_url), "objects": store.objects_url}
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(f"store ready: objects at {info['objects']}, catalog at {info['db']}")
+
+
+def _redacted(url: str) -> str:
+    from .db.engine import redact
+
+    return redact(url)
+
+
+@cli.command("log")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--name", "-n", help="Artifact name (default: the file or folder name).")
+@click.option("--type", "-t", "type_", default="dataset", show_default=True)
+@click.option("--alias", "-a", "aliases", multiple=True, help="Alias to set (repeatable).")
+@click.option("--metadata", "-m", multiple=True, help="key=value (JSON values allowed).")
+@click.option("--description", "-d", help="Free text shown with the version.")
+@click.option("--project", "-p", envvar="FOREBEAR_PROJECT", default="default", show_default=True)
+@click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that leave the folder.")
+@json_option
+@pass_context
+def log_command(
+    obj: Context,
+    path: str,
+    name: str | None,
+    type_: str,
+    aliases: tuple[str, ...],
+    metadata: tuple[str, ...],
+    description: str | None,
+    project: str,
+    follow_symlinks: bool,
+    as_json: bool,
+) -> None:
+    """Log a file or folder as a new version (recorded as a run named 'forebear log')."""
+    from .artifacts import Artifact
+    from .run import _default_name, init
+
+    source = Path(path)
+    if not source.exists():
+        raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
+    artifact = Artifact(name or _default_name(source), type_, description, parse_metadata(metadata))
+    if source.is_dir():
+        artifact.add_dir(source, follow_outside_symlinks=follow_symlinks)
+    else:
+        artifact.add_file(source)
+    with init(project=project, name="forebear log", store=obj.store) as run:
+        version = run.log_artifact(artifact, aliases=list(aliases))
+    if as_json:
+        emit_json(version.to_dict())
+    else:
+        aliases_text = ", ".join(version.aliases)
+        click.echo(
+            f"{version.project}/{version.ref} ({version.file_count} files, "
+            f"{human_size(version.size)}) [{aliases_text}]"
+        )
+
+
+@cli.command("ls")
+@click.option("--type", "-t", "type_", help="Only artifacts of this type.")
+@click.option("--project", "-p", help="Only artifacts of this project.")
+@json_option
+@pass_context
+def ls(obj: Context, type_: str | None, project: str | None, as_json: bool) -> None:
+    """List artifacts with their latest version."""
+    latest = obj.store.artifacts(project=project, type=type_)
+    if as_json:
+        emit_json([v.to_dict() for v in latest])
+        return
+    if not latest:
+        click.echo("no artifacts yet: log one with 'forebear log PATH --name NAME'")
+        return
+    table(
+        ["project", "name", "type", "latest", "aliases", "files", "size"],
+        [
+            (
+                v.project,
+                v.name,
+                v.type,
+                v.version,
+                ", ".join(v.aliases),
+                v.file_count,
+                human_size(v.size),
+            )
+            for v in latest
+        ],
+    )
+
+
+@cli.command()
+@click.argument("ref")
+@json_option
+@pass_context
+def show(obj: Context, ref: str, as_json: bool) -> None:
+    """Show one version: metadata, producers, consumers and files."""
+    version = obj.store.artifact(ref)
+    producers = [r.to_dict() for r in version.producers]
+    consumers = [r.to_dict() for r in version.consumers]
+    entries = [e.to_dict() for e in version.manifest]
+    if as_json:
+        emit_json(
+            {
+                **version.to_dict(),
+                "producers": producers,
+                "consumers": consumers,
+                "entries": entries,
+            }
+        )
+        return
+    click.echo(f"{version.project}/{version.ref}  [{version.type}]")
+    click.echo(f"  digest      {version.digest} ({version.hash_algorithm})")
+    click.echo(f"  aliases     {', '.join(version.aliases) or '-'}")
+    click.echo(f"  size        {human_size(version.size)} in {version.file_count} files")
+    click.echo(f"  created     {version.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    if version.description:
+        click.echo(f"  description {version.description}")
+    if version.metadata:
+        click.echo(f"  metadata    {json.dumps(version.metadata, sort_keys=True)}")
+    for label, runs in (("produced by", producers), ("used by", consumers)):
+        names = ", ".join(f"{r['name']} ({r['id']})" for r in runs) or "-"
+        click.echo(f"  {label:<11} {names}")
+    click.echo("  files:")
+    for entry in version.manifest:
+        where = f"  -> {entry.uri}" if entry.uri else ""
+        click.echo(f"    {entry.path}  {human_size(entry.size)}{where}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--project", "-p", help="Project of the artifact.")
+@json_option
+@pass_context
+def versions(obj: Context, name: str, project: str | None, as_json: bool) -> None:
+    """List every version of an artifact."""
+    found = obj.store.versions(name, project=project)
+    if as_json:
+        emit_json([v.to_dict() for v in found])
+        return
+    table(
+        ["version", "aliases", "files", "size", "created", "digest"],
+        [
+            (
+                v.version,
+                ", ".join(v.aliases),
+                v.file_count,
+                human_size(v.size),
+                f"{v.created_at:%Y-%m-%d %H:%M:%S}",
+                v.digest,
+            )
+            for v in found
+        ],
+    )
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("dest", required=False, type=click.Path(path_type=str))
+@json_option
+@pass_context
+def get(obj: Context, ref: str, dest: str | None, as_json: bool) -> None:
+    """Download a verified copy of a version into DEST (default: the store's cache)."""
+    version = obj.store.artifact(ref)
+    path = version.download(dest)
+    if as_json:
+        emit_json({"ref": version.ref, "path": str(path), "files": version.files()})
+    else:
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("alias_name", metavar="ALIAS")
+@click.option("--remove", is_flag=True, help="Remove the alias instead of setting it.")
+@pass_context
+def alias(obj: Context, ref: str, alias_name: str, remove: bool) -> None:
+    """Point ALIAS at the version REF names (or remove it from that version)."""
+    version = obj.store.artifact(ref)
+    if remove:
+        version.remove_alias(alias_name)
+        click.echo(f"removed {alias_name!r} from {version.ref}")
+    else:
+        version.add_alias(alias_name)
+        click.echo(f"{version.name}:{alias_name} -> {version.ref}")
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+@json_option
+@pass_context
+def diff(obj: Context, old: str, new: str, as_json: bool) -> None:
+    """Show entries added, removed and modified going from OLD to NEW."""
+    before = obj.store.artifact(old)
+    after = obj.store.artifact(new)
+    changes = before.diff(after)
+    if as_json:
+        emit_json(
+            {
+                "from": before.ref,
+                "to": after.ref,
+                "added": changes.added,
+                "removed": changes.removed,
+                "modified": changes.modified,
+            }
+        )
+        return
+    if not changes:
+        click.echo(f"{before.ref} and {after.ref} have the same entries")
+        return
+    for mark, paths in (("+", changes.added), ("-", changes.removed), ("M", changes.modified)):
+        for path in paths:
+            click.echo(f"{mark} {path}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--up", "direction", flag_value="up", default=True, help="What REF came from.")
+@click.option("--down", "direction", flag_value="down", help="What was made from REF.")
+@click.option("--both", "direction", flag_value="both", help="Both directions.")
+@click.option("--depth", type=click.IntRange(min=0), help="Artifact hops to follow.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=str),
+    help="Write a diagram (.svg .png .pdf .dot .mmd .json).",
+)
+@json_option
+@pass_context
+def lineage(
+    obj: Context,
+    ref: str,
+    direction: str,
+    depth: int | None,
+    output: str | None,
+    as_json: bool,
+) -> None:
+    """Show where REF came from (--up), where it went (--down), or both."""
+    graph = obj.store.lineage(
+        ref,
+        upstream=direction in ("up", "both"),
+        downstream=direction in ("down", "both"),
+        depth=depth,
+    )
+    if output:
+        path = graph.render(output)
+        click.echo(f"wrote {path}")
+    elif as_json:
+        click.echo(graph.to_json())
+    else:
+        click.echo(graph.to_text(), nl=False)
+
+
+@cli.command()
+@click.option("--project", "-p", help="Only runs of this project.")
+@json_option
+@pass_context
+def runs(obj: Context, project: str | None, as_json: bool) -> None:
+    """List runs, oldest first."""
+    found = obj.store.runs(project=project)
+    if as_json:
+        emit_json([r.to_dict() for r in found])
+        return
+    table(
+        ["id", "project", "name", "status", "started"],
+        [(r.id, r.project, r.name, r.status, f"{r.started_at:%Y-%m-%d %H:%M:%S}") for r in found],
+    )
+
+
+@cli.command("run")
+@click.argument("run_id")
+@json_option
+@pass_context
+def run_command(obj: Context, run_id: str, as_json: bool) -> None:
+    """Show one run: config, summary, context, inputs and outputs."""
+    run = obj.store.run(run_id)
+    inputs = [v.ref for v in run.inputs]
+    outputs = [v.ref for v in run.outputs]
+    if as_json:
+        emit_json({**run.to_dict(), "inputs": inputs, "outputs": outputs})
+        return
+    click.echo(f"run {run.id}  {run.project}/{run.name}  [{run.status}]")
+    click.echo(f"  started  {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
+    if run.ended_at:
+        click.echo(f"  ended    {run.ended_at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(f"  config   {json.dumps(run.config, sort_keys=True)}")
+    click.echo(f"  summary  {json.dumps(run.summary, sort_keys=True)}")
+    git = run.context.get("git") or {}
+    if git:
+        dirty = " (dirty)" if git.get("dirty") else ""
+        click.echo(f"  git      {git.get('commit')}{dirty}")
+    click.echo(f"  command  {' '.join(run.context.get('argv', []))}")
+    click.echo(f"  host     {run.context.get('host')}  python {run.context.get('python')}")
+    click.echo(f"  inputs   {', '.join(inputs) or '-'}")
+    click.echo(f"  outputs  {', '.join(outputs) or '-'}")
+
+
+@cli.command()
+@click.argument("ref", required=False)
+@json_option
+@pass_context
+def verify(obj: Context, ref: str | None, as_json: bool) -> None:
+    """Re-hash stored objects and references; exit 1 if anything is wrong."""
+    problems = obj.store.verify(ref)
+    if as_json:
+        emit_json([{"ref": p.ref, "path": p.path, "problem": p.message} for p in problems])
+    elif not problems:
+        click.echo("all objects verified")
+    else:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+    if problems:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@json_option
+@pass_context
+def gc(obj: Context, dry_run: bool, as_json: bool) -> None:
+    """Delete objects no committed version references."""
+    removed = obj.store.gc(dry_run=dry_run)
+    if as_json:
+        emit_json({"dry_run": dry_run, "objects": removed})
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(removed)} unreferenced objects")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"forebear: error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one line on stderr for every user mistake, never a traceback."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if not args:
+        args = ["--help"]
+    try:
+        code = cli.main(args=args, prog_name="forebear", standalone_mode=False)
+    except IntegrityError as exc:
+        fail(str(exc).splitlines()[0])
+    except ForebearError as exc:
+        fail(str(exc))
+    except click.UsageError as exc:
+        hint = f" (see 'forebear {exc.ctx.info_name} --help')" if exc.ctx else ""
+        if exc.ctx is not None and exc.ctx.parent is None:
+            hint = " (see 'forebear --help')"
+        fail(f"{exc.format_message()}{hint}", exc.exit_code)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        fail("aborted", 130)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise SystemExit(1) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
