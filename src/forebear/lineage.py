@@ -40,7 +40,7 @@ def _edges_of_versions(
                     EdgeRow.direction == direction,
                     EdgeRow.version_id.in_(version_ids[start : start + _CHUNK]),
                 )
-            ).tuples()
+            )
         )
     return rows
 
@@ -57,7 +57,7 @@ def _edges_of_runs(
                     EdgeRow.direction == direction,
                     EdgeRow.run_id.in_(run_ids[start : start + _CHUNK]),
                 )
-            ).tuples()
+            )
         )
     return rows
 

@@ -281,11 +281,12 @@ def aliases_of(session: Session, version_id: int) -> list[str]:
 
 
 def alias_history(session: Session, artifact_id: int) -> list[dict[str, Any]]:
-    numbers = dict(
-        session.execute(
+    numbers = {
+        version_id: number
+        for version_id, number in session.execute(
             select(VersionRow.id, VersionRow.number).where(VersionRow.artifact_id == artifact_id)
-        ).tuples()
-    )
+        )
+    }
     rows = session.execute(
         select(AliasHistoryRow)
         .where(AliasHistoryRow.artifact_id == artifact_id)
@@ -326,7 +327,7 @@ def list_artifacts(
         query = query.where(ProjectRow.name == project)
     if type_ is not None:
         query = query.where(ArtifactRow.type == type_)
-    return [(a, p) for a, p in session.execute(query).tuples()]
+    return [(a, p) for a, p in session.execute(query)]
 
 
 def list_versions(session: Session, artifact_id: int) -> list[VersionRow]:
@@ -461,7 +462,7 @@ def lineage_step(
                 near.c.version_id.in_(ids[start : start + 900]),
             )
         )
-        hops.extend((int(a), str(r), int(b)) for a, r, b in session.execute(query).tuples())
+        hops.extend((int(a), str(r), int(b)) for a, r, b in session.execute(query))
     return hops
 
 
@@ -476,7 +477,7 @@ def run_edges(session: Session, run_ids: Sequence[str]) -> list[tuple[str, str, 
                 select(EdgeRow.run_id, EdgeRow.direction, EdgeRow.version_id).where(
                     EdgeRow.run_id.in_(ids[start : start + 900])
                 )
-            ).tuples()
+            )
         )
     return rows
 

@@ -1,0 +1,5 @@
+"""`python -m forebear` runs the CLI."""
+
+from .cli import main
+
+main()
