@@ -258,7 +258,7 @@ def test_corrupted_object_is_refused_and_reported(
     assert [(p.ref, p.path) for p in problems] == [("ds:v0", "bad.txt")]
     assert store.verify("ds:v0") == problems
     dest = tmp_path / "dest"
-    with pytest.raises(forebear.IntegrityError, match="bad.txt"):
+    with pytest.raises(forebear.IntegrityError, match=r"bad\.txt"):
         version.download(dest)
     assert not (dest / "bad.txt").exists()
 
@@ -296,7 +296,7 @@ def test_module_level_functions_act_on_the_active_run(
     assert finished.status == "finished"
     assert finished.summary == {"loss": 0.5}
     assert [v.ref for v in finished.inputs] == [version.ref]
-    with pytest.raises(forebear.RunStateError, match="forebear.init"):
+    with pytest.raises(forebear.RunStateError, match=r"forebear\.init"):
         forebear.log({"x": 1})
 
 
@@ -327,7 +327,7 @@ def test_multi_hop_lineage(store: forebear.Store, make_tree: Callable[..., Path]
         raw = run.log_artifact(source, name="raw")
     with forebear.init(project="p", name="clean", store=store) as run:
         run.use_artifact("raw")
-        clean = run.log_artifact(make_tree("clean", {"c": "c"}), name="clean")
+        run.log_artifact(make_tree("clean", {"c": "c"}), name="clean")
     with forebear.init(project="p", name="features", store=store) as run:
         run.use_artifact("raw")
         features = run.log_artifact(make_tree("feat", {"f": "f"}), name="features")
