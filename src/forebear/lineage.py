@@ -6,7 +6,6 @@ hop distances come for free and only the part of the graph asked about is loaded
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -193,11 +192,9 @@ class Lineage:
         return to_mermaid(self.graph, self.root)
 
     def to_json(self) -> str:
-        import networkx as nx
+        from .render import to_json
 
-        data = nx.node_link_data(self.graph, edges="links")
-        data["root"] = self.root
-        return json.dumps(data, indent=2, sort_keys=True)
+        return to_json(self.graph, self.root)
 
     def to_text(self) -> str:
         from .render import to_text
@@ -209,7 +206,7 @@ class Lineage:
         .json). SVG, PNG and PDF need Graphviz's `dot` program."""
         from .render import write
 
-        return write(self, Path(path))
+        return write(self.graph, self.root, Path(path))
 
     def _repr_svg_(self) -> str:
         from .render import to_svg

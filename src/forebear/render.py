@@ -6,6 +6,7 @@ the database.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +16,6 @@ from .errors import GraphvizNotFound, RenderError
 if TYPE_CHECKING:
     import graphviz
     import networkx as nx
-
-    from .lineage import Lineage
 
 TYPE_COLOURS = {
     "dataset": "#dbeafe",
@@ -174,7 +173,16 @@ def to_text(graph: nx.DiGraph, root: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(lineage: Lineage, path: Path) -> Path:
+def to_json(graph: nx.DiGraph, root: str) -> str:
+    """Node-link JSON (networkx's format) plus the ``root`` node id."""
+    import networkx as nx
+
+    data = nx.node_link_data(graph, edges="links")
+    data["root"] = root
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def write(graph: nx.DiGraph, root: str, path: Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise RenderError(
@@ -183,11 +191,11 @@ def write(lineage: Lineage, path: Path) -> Path:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".dot", ".gv"):
-        path.write_text(lineage.to_dot(), encoding="utf-8")
+        path.write_text(to_dot(graph, root), encoding="utf-8")
     elif suffix == ".mmd":
-        path.write_text(lineage.to_mermaid(), encoding="utf-8")
+        path.write_text(to_mermaid(graph, root), encoding="utf-8")
     elif suffix == ".json":
-        path.write_text(lineage.to_json(), encoding="utf-8")
+        path.write_text(to_json(graph, root), encoding="utf-8")
     else:
-        path.write_bytes(_pipe(lineage.graph, lineage.root, suffix[1:]))
+        path.write_bytes(_pipe(graph, root, suffix[1:]))
     return path
