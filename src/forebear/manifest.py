@@ -106,6 +106,8 @@ class Manifest:
             document = json.loads(raw)
             version = int(document["manifest_version"])
             entries = [ManifestEntry.from_dict(e) for e in document["entries"]]
+        except InvalidPath:
+            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"unreadable manifest: {exc}") from exc
         if version > MANIFEST_VERSION:

@@ -1,0 +1,72 @@
+"""Manifests: canonical bytes, digests independent of insertion order, and diffs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from forebear import InvalidPath
+from forebear.hashing import hash_bytes
+from forebear.manifest import Manifest, ManifestEntry, diff_entries
+
+segment = st.text(alphabet="abcXYZ019._- é", min_size=1, max_size=8).filter(
+    lambda s: s not in (".", "..") and s.strip() == s and s
+)
+paths = st.lists(segment, min_size=1, max_size=3).map("/".join)
+digests = st.binary(min_size=1, max_size=8).map(hash_bytes)
+entries = st.dictionaries(paths, st.tuples(digests, st.integers(0, 10**12)), max_size=20)
+
+
+@given(entries, st.randoms())
+def test_digest_does_not_depend_on_insertion_order(
+    items: dict[str, tuple[str, int]], random: object
+) -> None:
+    built = [ManifestEntry(p, d, s) for p, (d, s) in items.items()]
+    shuffled = list(built)
+    random.shuffle(shuffled)  # type: ignore[attr-defined]
+    first, second = Manifest.build(built), Manifest.build(shuffled)
+    assert first.to_bytes() == second.to_bytes()
+    assert first.digest == second.digest == hash_bytes(first.to_bytes())
+    assert Manifest.from_bytes(first.to_bytes()) == first
+
+
+def test_canonical_form() -> None:
+    manifest = Manifest.build(
+        [
+            ManifestEntry("b.txt", "0" * 32, 2),
+            ManifestEntry("a/é.txt", "1" * 32, 1),
+            ManifestEntry("ref.parquet", "2" * 32, 9, uri="file:///data/ref.parquet"),
+        ]
+    )
+    raw = manifest.to_bytes()
+    assert b" " not in raw
+    document = json.loads(raw)
+    assert document["manifest_version"] == 1
+    assert document["hash"] == "xxh3-128"
+    assert [e["path"] for e in document["entries"]] == ["a/é.txt", "b.txt", "ref.parquet"]
+    assert "é".encode() in raw  # UTF-8, not \\u escapes
+    assert document["entries"][2]["uri"] == "file:///data/ref.parquet"
+    assert manifest.size == 12
+
+
+def test_conflicting_entries_and_unsafe_paths_are_refused() -> None:
+    with pytest.raises(InvalidPath, match="both be stored"):
+        Manifest.build([ManifestEntry("a", "0" * 32, 1), ManifestEntry("a", "1" * 32, 1)])
+    hostile = json.dumps(
+        {"manifest_version": 1, "hash": "xxh3-128", "entries": [{"path": "../x", "size": 1}]}
+    )
+    with pytest.raises(InvalidPath):
+        Manifest.from_bytes(hostile.encode())
+
+
+def test_diff() -> None:
+    old = [ManifestEntry("keep", "0" * 32, 1), ManifestEntry("gone", "1" * 32, 1),
+           ManifestEntry("edit", "2" * 32, 1)]  # fmt: skip
+    new = [ManifestEntry("keep", "0" * 32, 1), ManifestEntry("edit", "3" * 32, 1),
+           ManifestEntry("born", "4" * 32, 1)]  # fmt: skip
+    changes = diff_entries(old, new)
+    assert (changes.added, changes.removed, changes.modified) == (["born"], ["gone"], ["edit"])
+    assert not diff_entries(old, old)
