@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +36,14 @@ def git_state(cwd: str | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status)}
 
 
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@\s/]+@")
+
+
+def redact_secrets(text: str) -> str:
+    """Hide passwords in URLs (``scheme://user:secret@host``) before anything is stored."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def installed_packages() -> dict[str, str]:
     packages: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
@@ -48,7 +57,7 @@ def capture() -> dict[str, Any]:
     """A JSON-serialisable description of this process, stored with its run."""
     return {
         "git": git_state(),
-        "argv": list(sys.argv),
+        "argv": [redact_secrets(arg) for arg in sys.argv],
         "cwd": os.getcwd(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
