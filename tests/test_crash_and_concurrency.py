@@ -106,8 +106,7 @@ def inodes(store: forebear.Store) -> dict[str, int]:
 
 
 def test_six_processes_logging_one_artifact_get_v0_to_v5(tmp_path: Path) -> None:
-    store_dir = tmp_path / "store"
-    forebear.open(store_dir).close()
+    store_dir = tmp_path / "store"  # not created yet: the writers race to create it too
     datasets = [make_dataset(tmp_path / f"d{i}", 3, 2048, f"writer {i}") for i in range(6)]
     writers = [start_writer(store_dir, d, "shared") for d in datasets]
     refs = []
