@@ -46,6 +46,8 @@ class Artifact:
             raise InvalidInput(f"invalid artifact type {type!r}: use a short word such as 'model'")
         self.type = type
         self.description = description
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInput(f"metadata must be a dict, not {type_name(metadata)}")
         self.metadata: dict[str, Any] = dict(metadata or {})
         _check_json(self.metadata, "metadata")
         self._files: dict[str, PendingFile] = {}
@@ -163,6 +165,10 @@ def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, Path]]:
                 yield rel, child.absolute()
 
     yield from visit(root, "")
+
+
+def type_name(value: object) -> str:
+    return value.__class__.__name__
 
 
 def _check_json(value: Any, what: str) -> None:

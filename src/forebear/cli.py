@@ -271,15 +271,22 @@ def get(obj: Context, ref: str, dest: str | None, as_json: bool) -> None:
 @click.argument("ref")
 @click.argument("alias_name", metavar="ALIAS")
 @click.option("--remove", is_flag=True, help="Remove the alias instead of setting it.")
+@json_option
 @pass_context
-def alias(obj: Context, ref: str, alias_name: str, remove: bool) -> None:
+def alias(obj: Context, ref: str, alias_name: str, remove: bool, as_json: bool) -> None:
     """Point ALIAS at the version REF names (or remove it from that version)."""
     version = obj.store.artifact(ref)
     if remove:
         version.remove_alias(alias_name)
-        click.echo(f"removed {alias_name!r} from {version.ref}")
     else:
         version.add_alias(alias_name)
+    if as_json:
+        emit_json(
+            {"ref": version.ref, "alias": alias_name, "removed": remove, "aliases": version.aliases}
+        )
+    elif remove:
+        click.echo(f"removed {alias_name!r} from {version.ref}")
+    else:
         click.echo(f"{version.name}:{alias_name} -> {version.ref}")
 
 

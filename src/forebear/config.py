@@ -69,7 +69,5 @@ def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:
     text = os.fspath(path)
     if text.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql")):
         return resolve(db_url=text)
-    return resolve(
-        objects_url=text,
-        db_url=sqlite_url(Path(text) / DB_FILE) if not _has_protocol(text) else None,
-    )
+    local = local_path_of(text)
+    return resolve(objects_url=text, db_url=None if local is None else sqlite_url(local / DB_FILE))

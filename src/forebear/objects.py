@@ -133,7 +133,6 @@ class ObjectLocation:
         self.fs: fsspec.AbstractFileSystem = fs
         self.root: str = root.rstrip("/") if root not in ("/", "") else root
         self.is_local = isinstance(fs, LocalFileSystem)
-        self._written_since_flush = False
 
     def __repr__(self) -> str:
         return f"ObjectLocation({self.url!r})"
@@ -210,14 +209,6 @@ class ObjectLocation:
         with backend_errors(f"cannot read object {digest}"):
             return int(self.fs.size(self.path_of(digest)))
 
-    def modified_at(self, digest: str) -> float:
-        """Modification time (seconds since the epoch), used by gc's safety margin."""
-        with backend_errors(f"cannot read object {digest}"):
-            if self.is_local:
-                return os.stat(self.path_of(digest)).st_mtime
-            stamp = self.fs.modified(self.path_of(digest))
-            return float(stamp.timestamp())
-
     def iter_digests(self) -> Iterator[str]:
         """Every digest stored; files that do not look like objects are ignored."""
         base = self._path("objects")
@@ -239,7 +230,6 @@ class ObjectLocation:
         """Store ``data`` (small blobs such as manifests) and return its digest."""
         digest = hash_bytes(data)
         if self.has(digest):
-            self.freshen(digest)
             return digest
         with backend_errors(f"cannot write object {digest}"):
             if self.is_local:
@@ -263,7 +253,6 @@ class ObjectLocation:
         was hashed is refused instead of being stored under the wrong name.
         """
         if self.has(digest):
-            self.freshen(digest)
             return False
         label = f"cannot store {os.fspath(local_path)!r}"
         with backend_errors(label):
@@ -300,20 +289,13 @@ class ObjectLocation:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.chmod(tmp, 0o444)  # objects are immutable; make accidental edits fail
         os.replace(tmp, final)
-        self._written_since_flush = True
-
-    def freshen(self, digest: str) -> None:
-        """Mark an existing object as recently needed, so gc's safety margin covers it."""
-        if self.is_local:
-            with contextlib.suppress(OSError):
-                os.utime(self.path_of(digest))
 
     def flush(self) -> None:
-        """Make every object written so far durable with one filesystem sync (not one
-        fsync per object), before the commit that makes them reachable."""
-        if self.is_local and self._written_since_flush:
+        """Make the objects durable with one filesystem sync (not one fsync per object)
+        before the commit that makes them reachable. It runs even when this writer stored
+        nothing new: objects it found may come from a writer that has not synced yet."""
+        if self.is_local and os.path.isdir(self._path("objects")):
             _syncfs(self._path("objects"))
-            self._written_since_flush = False
 
     def delete(self, digest: str) -> None:
         with backend_errors(f"cannot delete object {digest}"):

@@ -155,6 +155,10 @@ class Run:
                 raise InvalidInput(
                     f"type={type!r} conflicts with the artifact's own type {artifact.type!r}"
                 )
+            if description is not None:
+                artifact.description = description
+            if metadata is not None:
+                artifact.metadata = {**artifact.metadata, **_json_dict(metadata, "metadata")}
         return self._store._log(
             artifact,
             project=self.project,
@@ -173,7 +177,7 @@ class Run:
     def finish(self, status: str = "finished") -> None:
         """End the run; later `log_artifact` calls on it are refused."""
         if status not in STATUSES or status == "running":
-            raise InvalidInput(f"invalid status {status!r}: use 'finished' or 'failed'")
+            raise InvalidInput(f"invalid status {status!r}: use 'finished', 'failed' or 'crashed'")
         if self.status != "running":
             return
         self.status = status

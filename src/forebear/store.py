@@ -96,7 +96,7 @@ class Store:
         from .run import active_run
 
         run = active_run()
-        return run.project if run is not None and run._store is self else None
+        return run.project if run is not None else None
 
     def _data(self, session: Session, row: VersionRow) -> VersionData:
         artifact = catalog.artifact_by_id(session, row.artifact_id)
@@ -293,8 +293,6 @@ class Store:
         try:
             present = self.objects.has_many(sources)
             missing = {d: p for d, p in sources.items() if d not in present}
-            for d in present:
-                self.objects.freshen(d)
             total = sum(e.size for e in entries if e.digest in missing)
             with progress.bar(f"storing {artifact.name}", total, show) as tick:
                 for object_digest, local_path in missing.items():
