@@ -22,4 +22,4 @@ fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/pip install -q uv 2>&1 | grep -v "is ignored" || true
 fi
-.venv/bin/uv pip install -q --python .venv/bin/python -e ".[${extras}]"
+.venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -e ".[${extras}]"

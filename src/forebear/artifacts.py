@@ -134,16 +134,19 @@ class Artifact:
 def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, Path]]:
     """Files under ``root`` as (relative POSIX path, absolute path), sorted, symlink-safe."""
     real_root = root.resolve()
-    seen_dirs: set[str] = set()
 
     def inside(target: Path) -> bool:
         return target == real_root or real_root in target.parents
 
-    def visit(directory: Path, relative: str) -> Iterator[tuple[str, Path]]:
+    def visit(
+        directory: Path, relative: str, ancestors: frozenset[str] = frozenset()
+    ) -> Iterator[tuple[str, Path]]:
         real = os.path.realpath(directory)
-        if real in seen_dirs:  # a symlink loop
-            return
-        seen_dirs.add(real)
+        if real in ancestors:
+            raise InvalidPath(
+                f"cannot add {str(directory)!r}: a symlink loops back to {real!r}; remove the loop"
+            )
+        ancestors = ancestors | {real}
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
@@ -160,7 +163,7 @@ def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, Path]]:
                         "follow_outside_symlinks=True (CLI: --follow-symlinks)"
                     )
             if entry.is_dir():
-                yield from visit(child, rel + "/")
+                yield from visit(child, rel + "/", ancestors)
             elif entry.is_file():
                 yield rel, child.absolute()
 

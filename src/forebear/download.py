@@ -22,16 +22,30 @@ if TYPE_CHECKING:
 def _target(root: Path, entry_path: str) -> Path:
     """The file for an entry under ``root``; refuses anything that would land outside it,
     including through a symlinked folder already present in the destination."""
-    target = root / entry_path
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    real_parent = parent.resolve()
-    if real_parent != root and root not in real_parent.parents:
-        raise InvalidPath(
-            f"refusing to write {entry_path!r}: {str(parent)!r} leads outside the destination "
-            f"{str(root)!r} (through a symlink); remove that link and try again"
-        )
-    return target
+    current = root
+    for part in entry_path.split("/")[:-1]:
+        current = current / part
+        if current.is_symlink() or current.exists():
+            real = current.resolve()
+            if real != root and root not in real.parents:
+                raise InvalidPath(
+                    f"refusing to write {entry_path!r}: {str(current)!r} leads outside the "
+                    f"destination {str(root)!r} (through a symlink); remove that link and "
+                    "try again"
+                )
+        if current.is_symlink() and not current.exists():
+            raise InvalidPath(
+                f"refusing to write {entry_path!r}: {str(current)!r} is a broken symlink; "
+                "remove it and try again"
+            )
+        if not current.exists():
+            current.mkdir()
+        elif not current.is_dir():
+            raise InvalidPath(
+                f"cannot write {entry_path!r}: {str(current)!r} is a file, not a folder; "
+                "move it away and try again"
+            )
+    return root / entry_path
 
 
 def _up_to_date(target: Path, entry: ManifestEntry) -> bool:

@@ -26,7 +26,7 @@ def hash_bytes(data: bytes) -> str:
 
 
 def is_digest(text: str) -> bool:
-    return bool(_DIGEST_RE.match(text))
+    return bool(_DIGEST_RE.fullmatch(text))
 
 
 def hash_stream(stream: BinaryIO, progress: Progress | None = None) -> tuple[str, int]:

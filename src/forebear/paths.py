@@ -17,7 +17,7 @@ NAME_RULES = "1-128 characters from letters, digits, '.', '_', '-', starting wit
 
 def check_name(name: object, kind: str = "artifact") -> str:
     """Return ``name`` unchanged if it is a valid project or artifact name."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidName(f"invalid {kind} name {name!r}: use {NAME_RULES}")
     return name
 
@@ -26,7 +26,7 @@ def check_alias(alias: object) -> str:
     """Return ``alias`` if it is a valid alias; aliases may not look like versions."""
     check_name(alias, "alias")
     assert isinstance(alias, str)
-    if _LOOKS_LIKE_VERSION_RE.match(alias):
+    if _LOOKS_LIKE_VERSION_RE.fullmatch(alias):
         raise InvalidName(
             f"invalid alias {alias!r}: it looks like a version number; pick a name such as 'best'"
         )
@@ -34,7 +34,7 @@ def check_alias(alias: object) -> str:
 
 
 def is_version(text: str) -> bool:
-    return bool(_VERSION_RE.match(text))
+    return bool(_VERSION_RE.fullmatch(text))
 
 
 def version_number(text: str) -> int:

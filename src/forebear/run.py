@@ -256,7 +256,9 @@ def init(
     from . import context as run_context
     from .store import Store, open
 
-    project = check_name(project or os.environ.get("FOREBEAR_PROJECT") or "default", "project")
+    if project is None:
+        project = os.environ.get("FOREBEAR_PROJECT") or "default"
+    project = check_name(project, "project")
     if store is None:
         target = Store()
     elif isinstance(store, Store):
