@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import progress
-from .errors import IntegrityError, InvalidPath, Problem
-from .hashing import BLOCK_SIZE, hash_file
-from .references import check_reference
+from .errors import InvalidPath
+from .hashing import hash_file
+from .objects import save_stream
 
 if TYPE_CHECKING:
     from .artifacts import ArtifactVersion
@@ -55,25 +52,6 @@ def _up_to_date(target: Path, entry: ManifestEntry) -> bool:
     return digest == entry.digest and size == entry.size
 
 
-def _fetch_reference(entry: ManifestEntry, store: Store, label: str, target: Path) -> None:
-    if entry.digest is None:
-        problem = check_reference(entry)
-        if problem:
-            raise IntegrityError(f"{label}: {problem}", [Problem(label, entry.path, problem)])
-    tmp = target.with_name(f"{target.name}.forebear-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with store._open_entry(label, entry) as src, open(tmp, "wb") as dst:
-            while True:
-                block = src.read(BLOCK_SIZE)
-                if not block:
-                    break
-                dst.write(block)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def materialise(
     store: Store, version: ArtifactVersion, root: Path, *, show_progress: bool | None = None
 ) -> Path:
@@ -98,6 +76,6 @@ def materialise(
                 assert entry.digest is not None
                 store.objects.get_file(entry.digest, target, tick, label=label)
             else:
-                _fetch_reference(entry, store, label, target)
-                tick(entry.size)
+                with store._open_entry(label, entry) as src:
+                    save_stream(src, target, tick)
     return root

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -347,22 +346,8 @@ class ObjectLocation:
         label: str | None = None,
     ) -> None:
         """Copy an object to a local file, atomically, after checking its digest."""
-        dest = os.fspath(dest)
-        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-        tmp = f"{dest}.forebear-{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with self.open(digest, label) as src, open(tmp, "wb") as dst:
-                while True:
-                    block = src.read(BLOCK_SIZE)
-                    if not block:
-                        break
-                    dst.write(block)
-                    if progress is not None:
-                        progress(len(block))
-            os.replace(tmp, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        with self.open(digest, label) as src:
+            save_stream(src, dest, progress)
 
     def actual_digest(self, digest: str) -> str | None:
         """Re-hash a stored object: its actual digest, or None when it is missing."""
@@ -378,6 +363,29 @@ class ObjectLocation:
             except FileNotFoundError:
                 return None
         return str(hasher.hexdigest())
+
+
+def save_stream(
+    src: BinaryIO, dest: str | os.PathLike[str], progress: Progress | None = None
+) -> None:
+    """Write a stream to a local file atomically: a temporary name beside it, renamed into
+    place only once the stream ended without error (a verifying stream checks at its end)."""
+    dest = os.fspath(dest)
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    tmp = f"{dest}.forebear-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "wb") as dst:
+            while True:
+                block = src.read(BLOCK_SIZE)
+                if not block:
+                    break
+                dst.write(block)
+                if progress is not None:
+                    progress(len(block))
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _copy_hashing(src: BinaryIO, dst: IO[bytes], hasher: Any, progress: Progress | None) -> None:
@@ -416,8 +424,3 @@ def _syncfs(path: str) -> None:
         finally:
             os.close(fd)
     os.sync()
-
-
-def copy_local_file(src: str, dst: str) -> None:
-    """Plain local copy used for materialising references on the local filesystem."""
-    shutil.copyfile(src, dst)
