@@ -286,16 +286,19 @@ def test_ref_resolution_prefers_the_active_runs_project(
 def test_module_level_functions_act_on_the_active_run(
     store: forebear.Store, make_tree: Callable[..., Path]
 ) -> None:
+    with forebear.init(project="p", name="prepare", store=store):
+        source = forebear.log_artifact(make_tree("source", {"s.txt": "s"}), name="source")
     data = make_tree("data", {"f.txt": "x"})
     run = forebear.init(project="p", name="script", store=store)
+    forebear.use_artifact("source")
     version = forebear.log_artifact(data, name="ds", aliases=["best"])
-    forebear.use_artifact("ds:best")
     forebear.log({"loss": 0.5})
     forebear.finish()
     finished = store.run(run.id)
     assert finished.status == "finished"
     assert finished.summary == {"loss": 0.5}
-    assert [v.ref for v in finished.inputs] == [version.ref]
+    assert finished.inputs == [source]
+    assert finished.outputs == [version]
     with pytest.raises(forebear.RunStateError, match=r"forebear\.init"):
         forebear.log({"x": 1})
 

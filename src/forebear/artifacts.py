@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .db.catalog import VersionData
 from .errors import InvalidInput, InvalidPath
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
 from .paths import check_name, normalise_entry_path
@@ -183,26 +184,6 @@ def _check_json(value: Any, what: str) -> None:
         raise InvalidInput(f"{what} must be JSON-serialisable (finite numbers): {exc}") from exc
 
 
-@dataclass(frozen=True)
-class VersionData:
-    """What the catalog knows about one version, without a database session."""
-
-    id: int
-    artifact_id: int
-    project: str
-    name: str
-    number: int
-    type: str
-    digest: str
-    hash_algorithm: str
-    size: int
-    file_count: int
-    description: str | None
-    metadata: dict[str, Any]
-    created_at: dt.datetime
-    created_by: str | None
-
-
 class ArtifactVersion:
     """One immutable version of an artifact, e.g. ``iris-rf:v0``."""
 
@@ -362,9 +343,17 @@ class ArtifactVersion:
         return self._store._reachable(self, upstream=False, type_=type, depth=depth)
 
     def lineage(
-        self, upstream: bool = True, downstream: bool = False, depth: int | None = None
+        self,
+        upstream: bool = True,
+        downstream: bool = False,
+        depth: int | None = None,
+        *,
+        type: str | None = None,
     ) -> Lineage:
-        return self._store.lineage(self, upstream=upstream, downstream=downstream, depth=depth)
+        """The graph of runs and versions around this version (see `Store.lineage`)."""
+        return self._store.lineage(
+            self, upstream=upstream, downstream=downstream, depth=depth, type=type
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,21 +1,19 @@
-"""Lineage: walking run/version edges in the database, and the `Lineage` graph.
+"""The `Lineage` graph: runs and versions around one version, as a networkx DiGraph.
 
-The walk goes one hop at a time for the whole frontier (two indexed queries per hop), so
-hop distances come for free and only the part of the graph asked about is loaded.
+The database does the traversal (`forebear.db.traversal`); this module turns what it found
+into a graph with the attributes diagrams and users need. networkx is only used on the
+part of the graph that was asked about.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db import catalog
-from .db.schema import EdgeRow, RunRow
+from .db import catalog, traversal
 from .errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -24,77 +22,9 @@ if TYPE_CHECKING:
     from .artifacts import ArtifactVersion
     from .store import Store
 
-_CHUNK = 900  # stays under SQLite's bound-parameter limit
 
-
-def _edges_of_versions(
-    session: Session, version_ids: Sequence[int], direction: str
-) -> list[tuple[int, str]]:
-    rows: list[tuple[int, str]] = []
-    for start in range(0, len(version_ids), _CHUNK):
-        rows.extend(
-            (int(v), str(r))
-            for v, r in session.execute(
-                select(EdgeRow.version_id, EdgeRow.run_id).where(
-                    EdgeRow.direction == direction,
-                    EdgeRow.version_id.in_(version_ids[start : start + _CHUNK]),
-                )
-            )
-        )
-    return rows
-
-
-def _edges_of_runs(
-    session: Session, run_ids: Sequence[str], direction: str
-) -> list[tuple[str, int]]:
-    rows: list[tuple[str, int]] = []
-    for start in range(0, len(run_ids), _CHUNK):
-        rows.extend(
-            (str(r), int(v))
-            for r, v in session.execute(
-                select(EdgeRow.run_id, EdgeRow.version_id).where(
-                    EdgeRow.direction == direction,
-                    EdgeRow.run_id.in_(run_ids[start : start + _CHUNK]),
-                )
-            )
-        )
-    return rows
-
-
-Edge = tuple[tuple[str, Any], tuple[str, Any]]
-
-
-def walk(
-    session: Session, start: int, upstream: bool, depth: int | None
-) -> tuple[dict[int, int], set[Edge]]:
-    """Versions reachable from ``start`` with their hop distance, and the data-flow edges
-    crossed (``(("version", id), ("run", id))`` or the reverse)."""
-    if depth is not None and depth < 0:
-        raise InvalidInput(f"depth must be 0 or more, not {depth}")
-    near_direction, far_direction = ("out", "in") if upstream else ("in", "out")
-    distances = {start: 0}
-    edges: set[Edge] = set()
-    seen_runs: set[str] = set()
-    frontier = [start]
-    hop = 0
-    while frontier and (depth is None or hop < depth):
-        hop += 1
-        runs: set[str] = set()
-        for version_id, run_id in _edges_of_versions(session, frontier, near_direction):
-            v, r = ("version", version_id), ("run", run_id)
-            edges.add((r, v) if upstream else (v, r))
-            runs.add(run_id)
-        new_runs = sorted(runs - seen_runs)
-        seen_runs.update(new_runs)
-        next_frontier: list[int] = []
-        for run_id, version_id in _edges_of_runs(session, new_runs, far_direction):
-            v, r = ("version", version_id), ("run", run_id)
-            edges.add((v, r) if upstream else (r, v))
-            if version_id not in distances:
-                distances[version_id] = hop
-                next_frontier.append(version_id)
-        frontier = sorted(set(next_frontier))
-    return distances, edges
+def run_node(run_id: str) -> str:
+    return f"run:{run_id}"
 
 
 def build_lineage(
@@ -104,60 +34,69 @@ def build_lineage(
     upstream: bool,
     downstream: bool,
     depth: int | None,
+    type_: str | None = None,
 ) -> Lineage:
+    """Query the edges around ``root`` and build the graph in data-flow direction
+    (input version -> run -> output version).
+
+    Without a depth the versions come from the ids-only closure query; with one, from
+    the frontier walk, which stops after ``depth`` artifact hops.
+    """
     import networkx as nx
 
-    edges: set[Edge] = set()
+    if depth is not None and depth < 0:
+        raise InvalidInput(f"depth must be 0 or more, not {depth}")
     version_ids: set[int] = {root.id}
-    for direction, wanted in ((True, upstream), (False, downstream)):
-        if wanted:
-            distances, found = walk(session, root.id, direction, depth)
-            edges |= found
-            version_ids |= set(distances)
+    edges: set[traversal.Edge] = set()
+    for going_up, wanted in ((True, upstream), (False, downstream)):
+        if not wanted:
+            continue
+        if depth is None:
+            members = traversal.closure(session, root.id, going_up)
+            edges |= traversal.edges_among(session, members, going_up)
+        else:
+            found = traversal.walk(session, root.id, going_up, depth)
+            members = set(found.distances)
+            edges |= found.edges
+        version_ids |= members
+
+    versions = catalog.load_versions(session, version_ids)
+    aliases = catalog.aliases_for(session, version_ids)
+    runs = catalog.load_runs(session, {run_id for run_id, _, _ in edges})
     graph = nx.DiGraph()
-    versions = {}
-    for version_id in sorted(version_ids):
-        version = store._version(session, catalog.version_by_id(session, version_id))
-        versions[version_id] = version
-        graph.add_node(version.qualified_ref, **_version_attributes(version, session))
-    run_ids = sorted({node[1] for edge in edges for node in edge if node[0] == "run"})
-    for run_id in run_ids:
-        row = session.get_one(RunRow, run_id)
-        graph.add_node(f"run:{run_id}", **_run_attributes(row, session))
-    for src, dst in edges:
-        graph.add_edge(_node_id(src, versions), _node_id(dst, versions))
-    return Lineage(graph, root.qualified_ref)
-
-
-def _node_id(node: tuple[str, Any], versions: dict[int, ArtifactVersion]) -> str:
-    kind, key = node
-    return f"run:{key}" if kind == "run" else versions[key].qualified_ref
-
-
-def _version_attributes(version: ArtifactVersion, session: Session) -> dict[str, Any]:
-    return {
-        "kind": "version",
-        "ref": version.ref,
-        "project": version.project,
-        "name": version.name,
-        "version": version.version,
-        "type": version.type,
-        "aliases": catalog.aliases_of(session, version.id),
-        "digest": version.digest,
-        "size": version.size,
-        "created_at": version.created_at.isoformat(),
-    }
-
-
-def _run_attributes(row: RunRow, session: Session) -> dict[str, Any]:
-    return {
-        "kind": "run",
-        "id": row.id,
-        "project": catalog.project_name(session, row.project_id),
-        "name": row.name,
-        "status": row.status,
-        "created_at": row.started_at.isoformat(),
-    }
+    for version_id, data in versions.items():
+        graph.add_node(
+            f"{data.project}/{data.name}:v{data.number}",
+            kind="version",
+            ref=f"{data.name}:v{data.number}",
+            project=data.project,
+            name=data.name,
+            version=f"v{data.number}",
+            type=data.type,
+            aliases=aliases[version_id],
+            digest=data.digest,
+            size=data.size,
+            created_at=data.created_at.isoformat(),
+        )
+    for run_id, (run, project) in runs.items():
+        graph.add_node(
+            run_node(run_id),
+            kind="run",
+            id=run_id,
+            project=project,
+            name=run.name,
+            status=run.status,
+            created_at=run.started_at.isoformat(),
+        )
+    for run_id, direction, version_id in edges:
+        data = versions[version_id]
+        version = f"{data.project}/{data.name}:v{data.number}"
+        if direction == "out":
+            graph.add_edge(run_node(run_id), version)
+        else:
+            graph.add_edge(version, run_node(run_id))
+    lineage = Lineage(graph, root.qualified_ref)
+    return lineage.only_type(type_) if type_ is not None else lineage
 
 
 class Lineage:
@@ -172,6 +111,20 @@ class Lineage:
         versions = sum(1 for _, d in self.graph.nodes(data=True) if d["kind"] == "version")
         runs = self.graph.number_of_nodes() - versions
         return f"<Lineage of {self.root}: {versions} versions, {runs} runs>"
+
+    def only_type(self, type_: str) -> Lineage:
+        """The same lineage showing only versions of one type (and the asked-about one);
+        the versions left out are bridged over, so every path stays visible."""
+        graph = self.graph.copy()
+        for node, data in list(graph.nodes(data=True)):
+            if data["kind"] == "version" and data["type"] != type_ and node != self.root:
+                graph.add_edges_from(
+                    (before, after)
+                    for before in graph.predecessors(node)
+                    for after in graph.successors(node)
+                )
+                graph.remove_node(node)
+        return Lineage(graph, self.root)
 
     def nodes(self) -> list[dict[str, Any]]:
         """Every node's attributes, with its ``node`` id; versions and runs alike."""
@@ -212,7 +165,3 @@ class Lineage:
         from .render import to_svg
 
         return to_svg(self.graph, self.root)
-
-
-def iter_version_nodes(graph: nx.DiGraph) -> Iterable[tuple[str, dict[str, Any]]]:
-    return ((n, d) for n, d in graph.nodes(data=True) if d["kind"] == "version")

@@ -20,8 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from . import config, progress
-from .artifacts import Artifact, ArtifactVersion, VersionData
-from .db import catalog
+from .artifacts import Artifact, ArtifactVersion
+from .db import catalog, traversal
+from .db.catalog import VersionData
 from .db.engine import ensure_schema, make_engine, read_session, redact, write_session
 from .db.schema import RunRow, VersionRow
 from .errors import (
@@ -98,27 +99,14 @@ class Store:
         run = active_run()
         return run.project if run is not None else None
 
-    def _data(self, session: Session, row: VersionRow) -> VersionData:
-        artifact = catalog.artifact_by_id(session, row.artifact_id)
-        return VersionData(
-            id=row.id,
-            artifact_id=row.artifact_id,
-            project=catalog.project_name(session, artifact.project_id),
-            name=artifact.name,
-            number=row.number,
-            type=artifact.type,
-            digest=row.digest,
-            hash_algorithm=row.hash_algorithm,
-            size=row.size,
-            file_count=row.file_count,
-            description=row.description,
-            metadata=dict(row.metadata_ or {}),
-            created_at=row.created_at,
-            created_by=row.created_by,
-        )
-
     def _version(self, session: Session, row: VersionRow) -> ArtifactVersion:
-        return ArtifactVersion(self, self._data(session, row))
+        return self._versions(session, [row.id])[row.id]
+
+    def _versions(
+        self, session: Session, version_ids: Iterable[int], type_: str | None = None
+    ) -> dict[int, ArtifactVersion]:
+        loaded = catalog.load_versions(session, version_ids, type_)
+        return {i: ArtifactVersion(self, data) for i, data in loaded.items()}
 
     def artifact(self, ref: str | ArtifactVersion, project: str | None = None) -> ArtifactVersion:
         """The version a ref names: ``name`` (latest), ``name:v3``, ``name:alias``,
@@ -187,13 +175,16 @@ class Store:
         upstream: bool = True,
         downstream: bool = False,
         depth: int | None = None,
+        *,
+        type: str | None = None,
     ) -> Lineage:
-        """The graph of runs and versions around one version, ``depth`` artifact hops out."""
+        """The graph of runs and versions around one version, ``depth`` artifact hops out
+        (None: all the way), optionally showing only versions of one ``type``."""
         from .lineage import build_lineage
 
         version = self.artifact(ref_or_version)
         with read_session(self.engine) as session:
-            return build_lineage(self, session, version, upstream, downstream, depth)
+            return build_lineage(self, session, version, upstream, downstream, depth, type)
 
     # -- internals used by ArtifactVersion and Run -----------------------------------
 
@@ -231,19 +222,14 @@ class Store:
     def _reachable(
         self, version: ArtifactVersion, *, upstream: bool, type_: str | None, depth: int | None
     ) -> list[ArtifactVersion]:
-        from .lineage import walk
-
         with read_session(self.engine) as session:
-            distances, _ = walk(session, version.id, upstream, depth)
-            found = []
-            for version_id, distance in distances.items():
-                if version_id == version.id:
-                    continue
-                item = self._version(session, catalog.version_by_id(session, version_id))
-                if type_ is None or item.type == type_:
-                    found.append((distance, item.project, item.name, item._data.number, item))
-        found.sort(key=lambda t: t[:4])
-        return [t[4] for t in found]
+            distances = traversal.walk(session, version.id, upstream, depth).distances
+            del distances[version.id]
+            found = self._versions(session, distances, type_)
+        return sorted(
+            found.values(),
+            key=lambda v: (distances[v.id], v.project, v.name, v._data.number),
+        )
 
     # -- writing ---------------------------------------------------------------------
 
@@ -322,7 +308,10 @@ class Store:
     def _use(self, ref: str | ArtifactVersion, run_id: str, project: str) -> ArtifactVersion:
         version = ref if isinstance(ref, ArtifactVersion) else self.artifact(ref, project=project)
         with write_session(self.engine) as session:
-            catalog.add_edge(session, run_id, version.id, "in")
+            # A run reading back its own output (directly, or made from it by another run)
+            # is not recorded as an input: that edge would make the lineage loop.
+            if not traversal.version_descends_from_run(session, version.id, run_id):
+                catalog.add_edge(session, run_id, version.id, "in")
         return version
 
     # -- reading bytes ---------------------------------------------------------------

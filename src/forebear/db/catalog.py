@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -15,6 +16,7 @@ from ..errors import ArtifactNotFound, InvalidInput, RunNotFound, VersionNotFoun
 from ..hashing import HASH_ALGORITHM
 from ..manifest import Manifest, ManifestEntry
 from ..paths import Ref, is_version, version_number
+from . import traversal
 from .schema import (
     AliasHistoryRow,
     AliasRow,
@@ -31,6 +33,111 @@ from .schema import (
 
 LATEST = "latest"
 _BATCH = 5000
+
+
+@dataclass(frozen=True)
+class VersionData:
+    """What the catalog knows about one version, detached from any session."""
+
+    id: int
+    artifact_id: int
+    project: str
+    name: str
+    number: int
+    type: str
+    digest: str
+    hash_algorithm: str
+    size: int
+    file_count: int
+    description: str | None
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+    created_by: str | None
+
+
+_VERSION_COLUMNS = (
+    VersionRow.id,
+    VersionRow.artifact_id,
+    ProjectRow.name,
+    ArtifactRow.name,
+    VersionRow.number,
+    ArtifactRow.type,
+    VersionRow.digest,
+    VersionRow.hash_algorithm,
+    VersionRow.size,
+    VersionRow.file_count,
+    VersionRow.description,
+    VersionRow.metadata_,
+    VersionRow.created_at,
+    VersionRow.created_by,
+)
+
+
+def load_versions(
+    session: Session, version_ids: Iterable[int], type_: str | None = None
+) -> dict[int, VersionData]:
+    """Many versions at once (batched queries, no per-row round trips), optionally only
+    those of one artifact type."""
+    ids = sorted(set(version_ids))
+    found: dict[int, VersionData] = {}
+    for start in range(0, len(ids), _BATCH):
+        query = (
+            select(*_VERSION_COLUMNS)
+            .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
+            .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+            .where(VersionRow.id.in_(ids[start : start + _BATCH]))
+        )
+        if type_ is not None:
+            query = query.where(ArtifactRow.type == type_)
+        for row in session.execute(query):
+            (id_, artifact_id, project, name, number, type_name, digest, algorithm, size,
+             file_count, description, metadata, created_at, created_by) = row  # fmt: skip
+            found[id_] = VersionData(
+                id=id_,
+                artifact_id=artifact_id,
+                project=project,
+                name=name,
+                number=number,
+                type=type_name,
+                digest=digest,
+                hash_algorithm=algorithm,
+                size=size,
+                file_count=file_count,
+                description=description,
+                metadata=dict(metadata or {}),
+                created_at=created_at,
+                created_by=created_by,
+            )
+    return found
+
+
+def aliases_for(session: Session, version_ids: Iterable[int]) -> dict[int, list[str]]:
+    ids = sorted(set(version_ids))
+    found: dict[int, list[str]] = {i: [] for i in ids}
+    for start in range(0, len(ids), _BATCH):
+        query = select(AliasRow.version_id, AliasRow.name).where(
+            AliasRow.version_id.in_(ids[start : start + _BATCH])
+        )
+        for version_id, name in session.execute(query):
+            found[version_id].append(name)
+    for names in found.values():
+        names.sort(key=lambda n: (n != LATEST, n))
+    return found
+
+
+def load_runs(session: Session, run_ids: Iterable[str]) -> dict[str, tuple[RunRow, str]]:
+    """Runs by id, each with its project name."""
+    ids = sorted(set(run_ids))
+    found: dict[str, tuple[RunRow, str]] = {}
+    for start in range(0, len(ids), _BATCH):
+        query = (
+            select(RunRow, ProjectRow.name)
+            .join(ProjectRow, ProjectRow.id == RunRow.project_id)
+            .where(RunRow.id.in_(ids[start : start + _BATCH]))
+        )
+        for run, project in session.execute(query):
+            found[run.id] = (run, project)
+    return found
 
 
 def _insert_ignoring_duplicates(
@@ -224,7 +331,12 @@ def commit_version(
         ]
         for start in range(0, len(rows), _BATCH):
             session.execute(insert(EntryRow), rows[start : start + _BATCH])
-    if run_id is not None:
+    # Lineage stays acyclic by construction: a new version cannot be anyone's input yet,
+    # and a run that re-creates the exact bytes of one of its own ancestors is not recorded
+    # as that ancestor's producer (the version would become its own ancestor).
+    if run_id is not None and (
+        created or not traversal.run_descends_from(session, run_id, version.id)
+    ):
         add_edge(session, run_id, version.id, "out")
     for alias in [LATEST, *aliases]:
         set_alias(session, artifact.id, alias, version.id, run_id)
@@ -274,10 +386,7 @@ def remove_alias(session: Session, artifact_id: int, alias: str, version_id: int
 
 
 def aliases_of(session: Session, version_id: int) -> list[str]:
-    names = session.execute(
-        select(AliasRow.name).where(AliasRow.version_id == version_id)
-    ).scalars()
-    return sorted(names, key=lambda n: (n != LATEST, n))
+    return aliases_for(session, [version_id])[version_id]
 
 
 def alias_history(session: Session, artifact_id: int) -> list[dict[str, Any]]:
@@ -437,49 +546,6 @@ def versions_of_run(session: Session, run_id: str, direction: str) -> list[Versi
             .order_by(EdgeRow.created_at, VersionRow.id)
         ).scalars()
     )
-
-
-def lineage_step(
-    session: Session, version_ids: Sequence[int], upstream: bool
-) -> list[tuple[int, str, int]]:
-    """One hop for a whole frontier: ``(from_version, run_id, to_version)`` triples.
-
-    Upstream: runs that logged a frontier version, and the versions those runs used.
-    Downstream: runs that used a frontier version, and the versions they logged.
-    """
-    first, second = ("out", "in") if upstream else ("in", "out")
-    hops: list[tuple[int, str, int]] = []
-    ids = list(version_ids)
-    for start in range(0, len(ids), 900):
-        near = EdgeRow.__table__.alias("near")
-        far = EdgeRow.__table__.alias("far")
-        query = (
-            select(near.c.version_id, near.c.run_id, far.c.version_id)
-            .join(far, far.c.run_id == near.c.run_id)
-            .where(
-                near.c.direction == first,
-                far.c.direction == second,
-                near.c.version_id.in_(ids[start : start + 900]),
-            )
-        )
-        hops.extend((int(a), str(r), int(b)) for a, r, b in session.execute(query))
-    return hops
-
-
-def run_edges(session: Session, run_ids: Sequence[str]) -> list[tuple[str, str, int]]:
-    """Every ``(run_id, direction, version_id)`` edge of the given runs."""
-    rows: list[tuple[str, str, int]] = []
-    ids = list(run_ids)
-    for start in range(0, len(ids), 900):
-        rows.extend(
-            (str(r), str(d), int(v))
-            for r, d, v in session.execute(
-                select(EdgeRow.run_id, EdgeRow.direction, EdgeRow.version_id).where(
-                    EdgeRow.run_id.in_(ids[start : start + 900])
-                )
-            )
-        )
-    return rows
 
 
 # -- objects being written ------------------------------------------------------------
