@@ -55,14 +55,14 @@ def build_lineage(
             members = traversal.closure(session, root.id, going_up)
             edges |= traversal.edges_among(session, members, going_up)
         else:
-            found = traversal.walk(session, root.id, going_up, depth)
+            found = traversal.walk(session, root.id, going_up, depth, with_edges=True)
             members = set(found.distances)
             edges |= found.edges
         version_ids |= members
 
     versions = catalog.load_versions(session, version_ids)
     aliases = catalog.aliases_for(session, version_ids)
-    runs = catalog.load_runs(session, {run_id for run_id, _, _ in edges})
+    runs = catalog.load_runs(session, {run_pk for run_pk, _, _ in edges})
     graph = nx.DiGraph()
     for version_id, data in versions.items():
         graph.add_node(
@@ -78,23 +78,24 @@ def build_lineage(
             size=data.size,
             created_at=data.created_at.isoformat(),
         )
-    for run_id, (run, project) in runs.items():
+    for run, project in runs.values():
         graph.add_node(
-            run_node(run_id),
+            run_node(run.id),
             kind="run",
-            id=run_id,
+            id=run.id,
             project=project,
             name=run.name,
             status=run.status,
             created_at=run.started_at.isoformat(),
         )
-    for run_id, direction, version_id in edges:
+    for run_pk, direction, version_id in edges:
         data = versions[version_id]
         version = f"{data.project}/{data.name}:v{data.number}"
+        run_key = run_node(runs[run_pk][0].id)
         if direction == "out":
-            graph.add_edge(run_node(run_id), version)
+            graph.add_edge(run_key, version)
         else:
-            graph.add_edge(version, run_node(run_id))
+            graph.add_edge(version, run_key)
     lineage = Lineage(graph, root.qualified_ref)
     return lineage.only_type(type_) if type_ is not None else lineage
 

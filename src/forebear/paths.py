@@ -10,7 +10,7 @@ from .errors import InvalidName, InvalidPath, InvalidRef
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)$")
 _LOOKS_LIKE_VERSION_RE = re.compile(r"^v[0-9]+$")
-_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_DRIVE_RE = re.compile(r"^[^\W\d_]:")  # any letter then a colon, like "C:"
 
 NAME_RULES = "1-128 characters from letters, digits, '.', '_', '-', starting with a letter or digit"
 

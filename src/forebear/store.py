@@ -310,8 +310,9 @@ class Store:
         with write_session(self.engine) as session:
             # A run reading back its own output (directly, or made from it by another run)
             # is not recorded as an input: that edge would make the lineage loop.
-            if not traversal.version_descends_from_run(session, version.id, run_id):
-                catalog.add_edge(session, run_id, version.id, "in")
+            pk = catalog.run_pk(session, run_id)
+            if not traversal.version_descends_from_run(session, version.id, pk):
+                catalog.add_edge(session, pk, version.id, "in")
         return version
 
     # -- reading bytes ---------------------------------------------------------------

@@ -125,18 +125,18 @@ def aliases_for(session: Session, version_ids: Iterable[int]) -> dict[int, list[
     return found
 
 
-def load_runs(session: Session, run_ids: Iterable[str]) -> dict[str, tuple[RunRow, str]]:
-    """Runs by id, each with its project name."""
-    ids = sorted(set(run_ids))
-    found: dict[str, tuple[RunRow, str]] = {}
-    for start in range(0, len(ids), _BATCH):
+def load_runs(session: Session, run_pks: Iterable[int]) -> dict[int, tuple[RunRow, str]]:
+    """Runs by their integer key, each with its project name."""
+    pks = sorted(set(run_pks))
+    found: dict[int, tuple[RunRow, str]] = {}
+    for start in range(0, len(pks), _BATCH):
         query = (
             select(RunRow, ProjectRow.name)
             .join(ProjectRow, ProjectRow.id == RunRow.project_id)
-            .where(RunRow.id.in_(ids[start : start + _BATCH]))
+            .where(RunRow.pk.in_(pks[start : start + _BATCH]))
         )
         for run, project in session.execute(query):
-            found[run.id] = (run, project)
+            found[run.pk] = (run, project)
     return found
 
 
@@ -334,10 +334,10 @@ def commit_version(
     # Lineage stays acyclic by construction: a new version cannot be anyone's input yet,
     # and a run that re-creates the exact bytes of one of its own ancestors is not recorded
     # as that ancestor's producer (the version would become its own ancestor).
-    if run_id is not None and (
-        created or not traversal.run_descends_from(session, run_id, version.id)
-    ):
-        add_edge(session, run_id, version.id, "out")
+    if run_id is not None:
+        pk = run_pk(session, run_id)
+        if created or not traversal.run_descends_from(session, pk, version.id):
+            add_edge(session, pk, version.id, "out")
     for alias in [LATEST, *aliases]:
         set_alias(session, artifact.id, alias, version.id, run_id)
     return version, created
@@ -491,7 +491,7 @@ def create_run(
 
 
 def get_run(session: Session, run_id: str) -> RunRow:
-    run = session.get(RunRow, run_id)
+    run = session.execute(select(RunRow).where(RunRow.id == run_id)).scalar_one_or_none()
     if run is None:
         raise RunNotFound(f"no run with id {run_id!r} (run 'forebear runs' to list them)")
     return run
@@ -510,19 +510,19 @@ def update_run(session: Session, run_id: str, **values: Any) -> None:
     session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
 
 
-def add_edge(session: Session, run_id: str, version_id: int, direction: str) -> None:
+def add_edge(session: Session, run_pk: int, version_id: int, direction: str) -> None:
     _insert_ignoring_duplicates(
         session,
         EdgeRow,
-        [
-            {
-                "run_id": run_id,
-                "version_id": version_id,
-                "direction": direction,
-                "created_at": utcnow(),
-            }
-        ],
+        [{"run_pk": run_pk, "version_id": version_id, "direction": direction}],
     )
+
+
+def run_pk(session: Session, run_id: str) -> int:
+    pk = session.execute(select(RunRow.pk).where(RunRow.id == run_id)).scalar_one_or_none()
+    if pk is None:
+        raise RunNotFound(f"no run with id {run_id!r} (run 'forebear runs' to list them)")
+    return int(pk)
 
 
 def runs_of_version(session: Session, version_id: int, direction: str) -> list[RunRow]:
@@ -530,9 +530,9 @@ def runs_of_version(session: Session, version_id: int, direction: str) -> list[R
     return list(
         session.execute(
             select(RunRow)
-            .join(EdgeRow, EdgeRow.run_id == RunRow.id)
+            .join(EdgeRow, EdgeRow.run_pk == RunRow.pk)
             .where(EdgeRow.version_id == version_id, EdgeRow.direction == direction)
-            .order_by(EdgeRow.created_at, RunRow.id)
+            .order_by(RunRow.started_at, RunRow.pk)
         ).scalars()
     )
 
@@ -542,8 +542,9 @@ def versions_of_run(session: Session, run_id: str, direction: str) -> list[Versi
         session.execute(
             select(VersionRow)
             .join(EdgeRow, EdgeRow.version_id == VersionRow.id)
-            .where(EdgeRow.run_id == run_id, EdgeRow.direction == direction)
-            .order_by(EdgeRow.created_at, VersionRow.id)
+            .join(RunRow, RunRow.pk == EdgeRow.run_pk)
+            .where(RunRow.id == run_id, EdgeRow.direction == direction)
+            .order_by(VersionRow.id)
         ).scalars()
     )
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -36,10 +37,17 @@ def utcnow() -> dt.datetime:
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Timestamps stored as UTC and always handed back timezone-aware (SQLite drops zones)."""
+    """Timestamps in UTC, handed back timezone-aware. PostgreSQL stores ``timestamptz``;
+    SQLite stores integer microseconds since the epoch (8 bytes instead of a 26-character
+    string: it matters on tables with millions of rows)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
         if value is None:
@@ -47,15 +55,22 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
         value = value.astimezone(dt.timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if dialect.name == "sqlite":
+            return (value - _EPOCH) // dt.timedelta(microseconds=1)
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
+        if isinstance(value, int):
+            return _EPOCH + dt.timedelta(microseconds=value)
         assert isinstance(value, dt.datetime)
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -145,7 +160,10 @@ class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (Index(None, "project_id", "started_at"),)
 
-    id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # A small integer key keeps the edges table and its indexes compact; ``id`` is the
+    # public 8-character run id.
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[str] = mapped_column(String(8), unique=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     name: Mapped[str] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16))
@@ -160,12 +178,16 @@ class EdgeRow(Base):
     """``direction='out'``: the run logged the version; ``'in'``: the run used it."""
 
     __tablename__ = "edges"
-    __table_args__ = (Index(None, "version_id", "direction", "run_id"),)
+    # Both directions have a covering index: the primary key (run -> versions) and the
+    # index below (version -> runs). Without a rowid the table is its own primary index.
+    __table_args__ = (
+        Index(None, "version_id", "direction", "run_pk"),
+        {"sqlite_with_rowid": False},
+    )
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"), primary_key=True)
     direction: Mapped[str] = mapped_column(String(3), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PendingObjectRow(Base):

@@ -13,19 +13,22 @@ the other way. Neither loads more of the graph than the part asked about.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, bindparam, select, text
+from sqlalchemy import Integer, String, and_, bindparam, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput
 from .schema import EdgeRow
 
-CHUNK = 5000  # ids per IN list: well under every backend's bound-parameter limit
+CHUNK = 50_000  # ids per frontier query
 
-# (run_id, direction, version_id), as stored in the edges table.
-Edge = tuple[str, str, int]
+# (run_pk, direction, version_id), as stored in the edges table.
+Edge = tuple[int, str, int]
 
 
 def directions(upstream: bool) -> tuple[str, str]:
@@ -46,40 +49,70 @@ def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
         yield list(ids[start : start + CHUNK])
 
 
-def walk(session: Session, start: int, upstream: bool, depth: int | None = None) -> Walk:
-    """Versions reachable from ``start`` within ``depth`` artifact hops (None: all),
-    nearest first, with the edges crossed; runs that lead nowhere further (a producer with
-    no inputs, a consumer with no outputs) are kept as edges too."""
+def _id_list(session: Session) -> Any:
+    """A bound list of ids for ``IN``: one JSON parameter on SQLite (no per-id binding or
+    statement rendering), an array on PostgreSQL."""
+    if session.get_bind().dialect.name == "sqlite":
+        return (
+            select(literal_column("value"))
+            .select_from(func.json_each(bindparam("ids", type_=String)))
+            .scalar_subquery()
+        )
+    return func.unnest(bindparam("ids", type_=ARRAY(Integer))).scalar_subquery()
+
+
+def _ids_param(session: Session, ids: Sequence[int]) -> Any:
+    if session.get_bind().dialect.name == "sqlite":
+        return json.dumps(list(ids))
+    return list(ids)
+
+
+def walk(
+    session: Session,
+    start: int,
+    upstream: bool,
+    depth: int | None = None,
+    *,
+    with_edges: bool = False,
+) -> Walk:
+    """Versions reachable from ``start`` within ``depth`` artifact hops (None: all), with
+    their hop distances; with ``with_edges``, every edge crossed too, including runs that
+    lead nowhere further (a producer with no inputs, a consumer with no outputs)."""
     if depth is not None and depth < 0:
         raise InvalidInput(f"depth must be 0 or more, not {depth}")
     near_dir, far_dir = directions(upstream)
     near = EdgeRow.__table__.alias("near")
     far = EdgeRow.__table__.alias("far")
-    step = (
-        select(near.c.version_id, near.c.run_id, far.c.version_id)
-        .select_from(
-            near.outerjoin(far, and_(far.c.run_id == near.c.run_id, far.c.direction == far_dir))
-        )
-        .where(
-            near.c.direction == near_dir, near.c.version_id.in_(bindparam("ids", expanding=True))
-        )
-    )
+    frontier_ids = near.c.version_id.in_(_id_list(session))
+    same_run = and_(far.c.run_pk == near.c.run_pk, far.c.direction == far_dir)
+    if with_edges:
+        joined = near.outerjoin(far, same_run)
+        step = select(near.c.version_id, near.c.run_pk, far.c.version_id)
+    else:
+        joined = near.join(far, same_run)
+        step = select(far.c.version_id).distinct()
+    step = step.select_from(joined).where(near.c.direction == near_dir, frontier_ids)
     found = Walk(distances={start: 0})
     frontier = [start]
     hop = 0
     while frontier and (depth is None or hop < depth):
         hop += 1
-        next_frontier: set[int] = set()
+        next_frontier: list[int] = []
         for ids in _chunks(frontier):
-            for version_id, run_id, far_version in session.execute(step, {"ids": ids}):
-                found.edges.add((run_id, near_dir, version_id))
-                if far_version is None:
-                    continue
-                found.edges.add((run_id, far_dir, far_version))
-                if far_version not in found.distances:
-                    found.distances[far_version] = hop
-                    next_frontier.add(far_version)
-        frontier = sorted(next_frontier)
+            rows = session.execute(step, {"ids": _ids_param(session, ids)}).all()
+            if with_edges:
+                for version_id, run_pk, far_version in rows:
+                    found.edges.add((run_pk, near_dir, version_id))
+                    if far_version is not None:
+                        found.edges.add((run_pk, far_dir, far_version))
+                reached = [r[2] for r in rows if r[2] is not None]
+            else:
+                reached = [r[0] for r in rows]
+            for version_id in reached:
+                if version_id not in found.distances:
+                    found.distances[version_id] = hop
+                    next_frontier.append(version_id)
+        frontier = next_frontier
     return found
 
 
@@ -91,7 +124,7 @@ _CLOSURE = text(
         SELECT far.version_id
         FROM reached
         JOIN edges AS near ON near.version_id = reached.version_id AND near.direction = :near
-        JOIN edges AS far ON far.run_id = near.run_id AND far.direction = :far
+        JOIN edges AS far ON far.run_pk = near.run_pk AND far.direction = :far
     )
     SELECT version_id FROM reached
     """
@@ -111,64 +144,64 @@ def edges_among(session: Session, version_ids: Iterable[int], upstream: bool) ->
     near_dir, far_dir = directions(upstream)
     members = set(version_ids)
     edges: set[Edge] = set()
-    runs: set[str] = set()
+    runs: set[int] = set()
     for ids in _chunks(sorted(members)):
-        query = select(EdgeRow.run_id, EdgeRow.version_id).where(
+        query = select(EdgeRow.run_pk, EdgeRow.version_id).where(
             EdgeRow.direction == near_dir, EdgeRow.version_id.in_(ids)
         )
-        for run_id, version_id in session.execute(query):
-            edges.add((run_id, near_dir, version_id))
-            runs.add(run_id)
+        for run_pk, version_id in session.execute(query):
+            edges.add((run_pk, near_dir, version_id))
+            runs.add(run_pk)
     run_list = sorted(runs)
     for start in range(0, len(run_list), CHUNK):
-        query = select(EdgeRow.run_id, EdgeRow.version_id).where(
-            EdgeRow.direction == far_dir, EdgeRow.run_id.in_(run_list[start : start + CHUNK])
+        query = select(EdgeRow.run_pk, EdgeRow.version_id).where(
+            EdgeRow.direction == far_dir, EdgeRow.run_pk.in_(run_list[start : start + CHUNK])
         )
-        for run_id, version_id in session.execute(query):
+        for run_pk, version_id in session.execute(query):
             if version_id in members:
-                edges.add((run_id, far_dir, version_id))
+                edges.add((run_pk, far_dir, version_id))
     return edges
 
 
 _RUN_DESCENDS_FROM = text(
     """
     WITH RECURSIVE reached(version_id) AS (
-        SELECT version_id FROM edges WHERE run_id = :run AND direction = 'in'
+        SELECT version_id FROM edges WHERE run_pk = :run AND direction = 'in'
         UNION
         SELECT far.version_id
         FROM reached
         JOIN edges AS near ON near.version_id = reached.version_id AND near.direction = 'out'
-        JOIN edges AS far ON far.run_id = near.run_id AND far.direction = 'in'
+        JOIN edges AS far ON far.run_pk = near.run_pk AND far.direction = 'in'
     )
     SELECT 1 FROM reached WHERE version_id = :version
     """
 )
 
 
-def run_descends_from(session: Session, run_id: str, version_id: int) -> bool:
+def run_descends_from(session: Session, run_pk: int, version_id: int) -> bool:
     """True when the run used the version, or anything made from it, as an input: then
     recording the run as the version's producer would close a cycle."""
-    row = session.execute(_RUN_DESCENDS_FROM, {"run": run_id, "version": version_id}).first()
+    row = session.execute(_RUN_DESCENDS_FROM, {"run": run_pk, "version": version_id}).first()
     return row is not None
 
 
 _VERSION_DESCENDS_FROM_RUN = text(
     """
     WITH RECURSIVE reached(version_id) AS (
-        SELECT version_id FROM edges WHERE run_id = :run AND direction = 'out'
+        SELECT version_id FROM edges WHERE run_pk = :run AND direction = 'out'
         UNION
         SELECT far.version_id
         FROM reached
         JOIN edges AS near ON near.version_id = reached.version_id AND near.direction = 'in'
-        JOIN edges AS far ON far.run_id = near.run_id AND far.direction = 'out'
+        JOIN edges AS far ON far.run_pk = near.run_pk AND far.direction = 'out'
     )
     SELECT 1 FROM reached WHERE version_id = :version
     """
 )
 
 
-def version_descends_from_run(session: Session, version_id: int, run_id: str) -> bool:
+def version_descends_from_run(session: Session, version_id: int, run_pk: int) -> bool:
     """True when the version is one of the run's outputs or was made from one: then
     recording the run as its consumer would close a cycle."""
-    found = session.execute(_VERSION_DESCENDS_FROM_RUN, {"run": run_id, "version": version_id})
+    found = session.execute(_VERSION_DESCENDS_FROM_RUN, {"run": run_pk, "version": version_id})
     return found.first() is not None

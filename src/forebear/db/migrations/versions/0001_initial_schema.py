@@ -16,6 +16,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Timestamps: timestamptz on PostgreSQL, integer microseconds since the epoch on SQLite.
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.BigInteger(), "sqlite")
+
+
 def upgrade() -> None:
     op.create_table(
         "pending_objects",
@@ -24,7 +28,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=32), nullable=False),
         sa.Column("host", sa.String(length=256), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pending_objects")),
     )
     with op.batch_alter_table("pending_objects", schema=None) as batch_op:
@@ -34,7 +38,7 @@ def upgrade() -> None:
         "projects",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_projects")),
         sa.UniqueConstraint("name", name=op.f("uq_projects_name")),
     )
@@ -44,7 +48,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("type", sa.String(length=128), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("next_number", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_artifacts_project_id_projects")
@@ -54,6 +58,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "runs",
+        sa.Column("pk", sa.Integer(), nullable=False),
         sa.Column("id", sa.String(length=8), nullable=False),
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=256), nullable=False),
@@ -61,12 +66,13 @@ def upgrade() -> None:
         sa.Column("config", sa.JSON(), nullable=False),
         sa.Column("summary", sa.JSON(), nullable=False),
         sa.Column("context", sa.JSON(), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", TIMESTAMP, nullable=False),
+        sa.Column("ended_at", TIMESTAMP, nullable=True),
         sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_runs_project_id_projects")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
+        sa.PrimaryKeyConstraint("pk", name=op.f("pk_runs")),
+        sa.UniqueConstraint("id", name=op.f("uq_runs_id")),
     )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index(
@@ -84,7 +90,7 @@ def upgrade() -> None:
         sa.Column("file_count", sa.Integer(), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("metadata", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("created_by", sa.String(length=8), nullable=True),
         sa.ForeignKeyConstraint(
             ["artifact_id"], ["artifacts.id"], name=op.f("fk_versions_artifact_id_artifacts")
@@ -104,7 +110,7 @@ def upgrade() -> None:
         sa.Column("version_id", sa.Integer(), nullable=True),
         sa.Column("previous_version_id", sa.Integer(), nullable=True),
         sa.Column("run_id", sa.String(length=8), nullable=True),
-        sa.Column("moved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("moved_at", TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(
             ["artifact_id"], ["artifacts.id"], name=op.f("fk_alias_history_artifact_id_artifacts")
         ),
@@ -139,20 +145,20 @@ def upgrade() -> None:
     )
     op.create_table(
         "edges",
-        sa.Column("run_id", sa.String(length=8), nullable=False),
+        sa.Column("run_pk", sa.Integer(), nullable=False),
         sa.Column("direction", sa.String(length=3), nullable=False),
         sa.Column("version_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_edges_run_id_runs")),
+        sa.ForeignKeyConstraint(["run_pk"], ["runs.pk"], name=op.f("fk_edges_run_pk_runs")),
         sa.ForeignKeyConstraint(
             ["version_id"], ["versions.id"], name=op.f("fk_edges_version_id_versions")
         ),
-        sa.PrimaryKeyConstraint("run_id", "direction", "version_id", name=op.f("pk_edges")),
+        sa.PrimaryKeyConstraint("run_pk", "direction", "version_id", name=op.f("pk_edges")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("edges", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_edges_version_id_direction_run_id"),
-            ["version_id", "direction", "run_id"],
+            batch_op.f("ix_edges_version_id_direction_run_pk"),
+            ["version_id", "direction", "run_pk"],
             unique=False,
         )
 
@@ -179,7 +185,7 @@ def downgrade() -> None:
 
     op.drop_table("entries")
     with op.batch_alter_table("edges", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_edges_version_id_direction_run_id"))
+        batch_op.drop_index(batch_op.f("ix_edges_version_id_direction_run_pk"))
 
     op.drop_table("edges")
     op.drop_table("aliases")
