@@ -325,11 +325,19 @@ def diff(obj: Context, old: str, new: str, as_json: bool) -> None:
 @click.option("--down", "direction", flag_value="down", help="What was made from REF.")
 @click.option("--both", "direction", flag_value="both", help="Both directions.")
 @click.option("--depth", type=click.IntRange(min=0), help="Artifact hops to follow.")
+@click.option("--type", "-t", "type_", help="Show only versions of this type (and REF).")
 @click.option(
     "--output",
     "-o",
     type=click.Path(path_type=str),
     help="Write a diagram (.svg .png .pdf .dot .mmd .json).",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Diagram size bound; farther nodes become '+N more'.",
 )
 @json_option
 @pass_context
@@ -338,7 +346,9 @@ def lineage(
     ref: str,
     direction: str,
     depth: int | None,
+    type_: str | None,
     output: str | None,
+    max_nodes: int,
     as_json: bool,
 ) -> None:
     """Show where REF came from (--up), where it went (--down), or both."""
@@ -347,9 +357,10 @@ def lineage(
         upstream=direction in ("up", "both"),
         downstream=direction in ("down", "both"),
         depth=depth,
+        type=type_,
     )
     if output:
-        path = graph.render(output)
+        path = graph.render(output, max_nodes=max_nodes)
         click.echo(f"wrote {path}")
     elif as_json:
         click.echo(graph.to_json())

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from .db import catalog, traversal
 from .errors import InvalidInput
+from .render import DEFAULT_MAX_NODES
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -135,34 +136,46 @@ class Lineage:
         """Qualified refs of every version in the graph."""
         return sorted(n for n, d in self.graph.nodes(data=True) if d["kind"] == "version")
 
-    def to_dot(self) -> str:
-        from .render import to_dot
+    def to_dot(self, max_nodes: int | None = DEFAULT_MAX_NODES) -> str:
+        """Graphviz DOT text; beyond ``max_nodes`` the farthest nodes become "+N more"."""
+        from .render import collapse, to_dot
 
-        return to_dot(self.graph, self.root)
+        return to_dot(collapse(self.graph, self.root, max_nodes), self.root)
 
-    def to_mermaid(self) -> str:
-        from .render import to_mermaid
+    def to_mermaid(self, max_nodes: int | None = DEFAULT_MAX_NODES) -> str:
+        """Mermaid flowchart text; beyond ``max_nodes`` the farthest nodes become "+N more"."""
+        from .render import collapse, to_mermaid
 
-        return to_mermaid(self.graph, self.root)
+        return to_mermaid(collapse(self.graph, self.root, max_nodes), self.root)
 
     def to_json(self) -> str:
+        """The whole graph as networkx node-link JSON, plus the ``root`` node id."""
         from .render import to_json
 
         return to_json(self.graph, self.root)
 
     def to_text(self) -> str:
+        """An indented tree for terminals: what the version came from, then what it fed."""
         from .render import to_text
 
         return to_text(self.graph, self.root)
 
-    def render(self, path: str | os.PathLike[str]) -> Path:
+    def render(
+        self, path: str | os.PathLike[str], *, max_nodes: int | None = DEFAULT_MAX_NODES
+    ) -> Path:
         """Write the diagram; the format comes from the suffix (.svg .png .pdf .dot .mmd
-        .json). SVG, PNG and PDF need Graphviz's `dot` program."""
-        from .render import write
+        .json). SVG, PNG and PDF need Graphviz's `dot` program. JSON is never collapsed."""
+        from .render import collapse, write
 
-        return write(self.graph, self.root, Path(path))
+        target = Path(path)
+        graph = (
+            self.graph
+            if target.suffix.lower() == ".json"
+            else collapse(self.graph, self.root, max_nodes)
+        )
+        return write(graph, self.root, target)
 
     def _repr_svg_(self) -> str:
-        from .render import to_svg
+        from .render import collapse, to_svg
 
-        return to_svg(self.graph, self.root)
+        return to_svg(collapse(self.graph, self.root, DEFAULT_MAX_NODES), self.root)

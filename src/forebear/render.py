@@ -32,6 +32,37 @@ INSTALL_HINT = (
     "which need no program"
 )
 FORMATS = (".svg", ".png", ".pdf", ".dot", ".gv", ".mmd", ".json")
+# Diagrams beyond this many nodes stop being readable; the rest is shown as "+N more".
+DEFAULT_MAX_NODES = 100
+
+
+def collapse(graph: nx.DiGraph, root: str, max_nodes: int | None) -> nx.DiGraph:
+    """Keep the ``max_nodes`` nodes nearest to ``root`` (in hops, either direction) and
+    stand the rest in for by explicit "+N more" nodes, so nothing is cut silently."""
+    import networkx as nx
+
+    if max_nodes is None or graph.number_of_nodes() <= max_nodes:
+        return graph
+    if max_nodes < 1:
+        raise RenderError(f"max_nodes must be at least 1, not {max_nodes}")
+    distance = nx.single_source_shortest_path_length(graph.to_undirected(as_view=True), root)
+    ranked = sorted(graph.nodes, key=lambda n: (distance.get(n, len(graph)), n))
+    kept = set(ranked[:max_nodes])
+    dropped = set(graph.nodes) - kept
+    upstream = dropped & nx.ancestors(graph, root)
+    downstream = dropped - upstream
+    small = graph.subgraph(kept).copy()
+    for side, members in (("upstream", upstream), ("downstream", downstream)):
+        if not members:
+            continue
+        more = f"more:{side}"
+        small.add_node(more, kind="more", name=f"+{len(members)} more {side}", count=len(members))
+        for node in kept:
+            if side == "upstream" and any(p in members for p in graph.predecessors(node)):
+                small.add_edge(more, node)
+            if side == "downstream" and any(s in members for s in graph.successors(node)):
+                small.add_edge(node, more)
+    return small
 
 
 def version_label(data: dict[str, Any]) -> str:
@@ -57,7 +88,9 @@ def _digraph(graph: nx.DiGraph, root: str) -> graphviz.Digraph:
     types_seen: set[str] = set()
     for node, data in sorted(graph.nodes(data=True)):
         border = {"color": ROOT_BORDER, "penwidth": "2.5"} if node == root else {}
-        if data["kind"] == "version":
+        if data["kind"] == "more":
+            dot.node(ids[node], label=data["name"], shape="note", style="dashed")
+        elif data["kind"] == "version":
             types_seen.add(data["type"])
             dot.node(
                 ids[node],
@@ -125,7 +158,9 @@ def to_mermaid(graph: nx.DiGraph, root: str) -> str:
     ids = {node: f"n{i}" for i, node in enumerate(sorted(graph.nodes))}
     lines = ["flowchart LR"]
     for node, data in sorted(graph.nodes(data=True)):
-        if data["kind"] == "version":
+        if data["kind"] == "more":
+            lines.append(f'    {ids[node]}[/"{_mermaid_text(data["name"])}"/]')
+        elif data["kind"] == "version":
             label = _mermaid_text(f"{version_label(data)} · {data['type']}")
             lines.append(f'    {ids[node]}["{label}"]')
         else:

@@ -140,6 +140,7 @@ def ensure_schema(engine: Engine) -> None:
             revision = current_revision(connection)
             connection.rollback()
         if revision == SCHEMA_HEAD:
+            _forget_edge_statistics(engine)
             return
         if revision is not None and revision > SCHEMA_HEAD:
             raise StoreVersionError(
@@ -151,6 +152,34 @@ def ensure_schema(engine: Engine) -> None:
                 connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_SCHEMA_LOCK})"))
             if current_revision(connection) != SCHEMA_HEAD:
                 _upgrade(connection)
+
+
+def _forget_edge_statistics(engine: Engine) -> None:
+    """Drop SQLite's planner statistics for the edges table, if an ANALYZE left any.
+
+    With them, SQLite 3.38+ adds a Bloom filter to every step of the recursive lineage
+    queries: a fixed cost of 100+ ms each, where the plain index search takes a few ms on
+    a million edges. Without them the planner keeps the covering-index search.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        has_stats = connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+        ).first()
+        stale = (
+            has_stats
+            and connection.exec_driver_sql(
+                "SELECT 1 FROM sqlite_stat1 WHERE tbl = 'edges' LIMIT 1"
+            ).first()
+        )
+        connection.rollback()
+    if stale:
+        with writer(engine).connect() as connection, connection.begin():
+            connection.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE tbl = 'edges'")
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE sqlite_schema")  # reload the planner's view
+            connection.commit()
 
 
 def _upgrade(connection: Connection) -> None:
