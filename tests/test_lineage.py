@@ -139,6 +139,12 @@ def test_diamond_depth_and_type(store: forebear.Store, diamond: dict[str, forebe
     ingest = f"run:{diamond['ingest'].id}"
     assert list(graph.predecessors(ingest)) == []  # a run that only produces
 
+    text = model.lineage().to_text().splitlines()
+    assert text[0] == "model:v0 (latest) [model]"
+    raw_lines = [line for line in text if "raw:v0" in line]
+    assert len(raw_lines) == 2 and raw_lines[1].endswith("(see above)")  # diamond: once
+    assert sum("run ingest" in line for line in text) == 1
+
     near = store.lineage("model", depth=1)
     assert sorted(near.versions()) == ["p/clean:v0", "p/features:v0", "p/model:v0"]
     assert ingest not in near.graph

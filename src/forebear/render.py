@@ -172,7 +172,11 @@ def to_mermaid(graph: nx.DiGraph, root: str) -> str:
 
 
 def to_text(graph: nx.DiGraph, root: str) -> str:
-    """An indented tree from the root: upstream (what it came from), then downstream."""
+    """An indented tree from the root: upstream (what it came from), then downstream.
+
+    A node reached a second time (a diamond) is printed once more as "(see above)" and not
+    expanded again, so the output grows with the graph, never with the number of paths.
+    """
 
     def label(node: str) -> str:
         data = graph.nodes[node]
@@ -182,27 +186,32 @@ def to_text(graph: nx.DiGraph, root: str) -> str:
 
     lines = [label(root)]
 
-    def branch(node: str, prefix: str, neighbours: Any, seen: set[str]) -> None:
-        children = sorted(neighbours(node))
-        for i, child in enumerate(children):
-            last = i == len(children) - 1
+    def tree(neighbours: Any) -> None:
+        shown = {root}
+        # (node, prefix, is-last-child); iterative, so 100-hop chains need no recursion
+        stack = [(child, "", i == 0) for i, child in enumerate(sorted(neighbours(root))[::-1])]
+        while stack:
+            node, prefix, last = stack.pop()
             marker = "└── " if last else "├── "
-            if child in seen:
-                lines.append(f"{prefix}{marker}{label(child)} (see above)")
+            if node in shown:
+                lines.append(f"{prefix}{marker}{label(node)} (see above)")
                 continue
-            lines.append(f"{prefix}{marker}{label(child)}")
-            branch(child, prefix + ("    " if last else "│   "), neighbours, seen | {child})
+            shown.add(node)
+            lines.append(f"{prefix}{marker}{label(node)}")
+            inner = prefix + ("    " if last else "│   ")
+            children = sorted(neighbours(node))
+            stack.extend((child, inner, i == 0) for i, child in enumerate(children[::-1]))
 
     has_up = graph.in_degree(root) > 0
     has_down = graph.out_degree(root) > 0
     if has_up:
         if has_down:
             lines.append("upstream:")
-        branch(root, "", graph.predecessors, {root})
+        tree(graph.predecessors)
     if has_down:
         if has_up:
             lines.append("downstream:")
-        branch(root, "", graph.successors, {root})
+        tree(graph.successors)
     if not has_up and not has_down:
         lines.append("(no recorded lineage)")
     return "\n".join(lines) + "\n"

@@ -58,7 +58,7 @@ def _id_list(session: Session) -> Any:
             .select_from(func.json_each(bindparam("ids", type_=String)))
             .scalar_subquery()
         )
-    return func.unnest(bindparam("ids", type_=ARRAY(Integer))).scalar_subquery()
+    return select(func.unnest(bindparam("ids", type_=ARRAY(Integer)))).scalar_subquery()
 
 
 def _ids_param(session: Session, ids: Sequence[int]) -> Any:
@@ -119,7 +119,7 @@ def walk(
 _CLOSURE = text(
     """
     WITH RECURSIVE reached(version_id) AS (
-        SELECT :start
+        SELECT CAST(:start AS INTEGER)
         UNION
         SELECT far.version_id
         FROM reached
