@@ -117,10 +117,7 @@ def load(engine: Engine, graph: Graph, batch: int = 20_000) -> None:
             VersionRow,
         )  # fmt: skip
         chunks(
-            [
-                {"run_pk": r, "direction": d, "version_id": v}
-                for r, d, v in graph.edges
-            ],
+            [{"run_pk": r, "direction": d, "version_id": v} for r, d, v in graph.edges],
             EdgeRow,
         )
         if engine.dialect.name == "postgresql":

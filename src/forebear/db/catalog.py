@@ -4,11 +4,11 @@ None, ``list_*`` return lists. Nothing here touches objects or the filesystem.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Text, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from ..errors import ArtifactNotFound, InvalidInput, RunNotFound, VersionNotFoun
 from ..hashing import HASH_ALGORITHM
 from ..manifest import Manifest, ManifestEntry
 from ..paths import Ref, is_version, version_number
-from . import traversal
+from . import bulk, traversal
 from .schema import (
     AliasHistoryRow,
     AliasRow,
@@ -33,11 +33,12 @@ from .schema import (
 
 LATEST = "latest"
 _BATCH = 5000
+_ID_CHUNK = 50_000
 
 
-@dataclass(frozen=True)
-class VersionData:
-    """What the catalog knows about one version, detached from any session."""
+class VersionData(NamedTuple):
+    """What the catalog knows about one version, detached from any session (a named tuple:
+    cheap to build by the hundred thousand)."""
 
     id: int
     artifact_id: int
@@ -50,9 +51,13 @@ class VersionData:
     size: int
     file_count: int
     description: str | None
-    metadata: dict[str, Any]
+    metadata_json: str  # decoded on access: bulk loads of many versions skip the cost
     created_at: dt.datetime
     created_by: str | None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(json.loads(self.metadata_json)) if self.metadata_json else {}
 
 
 _VERSION_COLUMNS = (
@@ -67,7 +72,7 @@ _VERSION_COLUMNS = (
     VersionRow.size,
     VersionRow.file_count,
     VersionRow.description,
-    VersionRow.metadata_,
+    type_coerce(VersionRow.metadata_, Text),
     VersionRow.created_at,
     VersionRow.created_by,
 )
@@ -76,38 +81,25 @@ _VERSION_COLUMNS = (
 def load_versions(
     session: Session, version_ids: Iterable[int], type_: str | None = None
 ) -> dict[int, VersionData]:
-    """Many versions at once (batched queries, no per-row round trips), optionally only
+    """Many versions at once (a few Core queries, no per-row round trips), optionally only
     those of one artifact type."""
     ids = sorted(set(version_ids))
+    query = (
+        select(*_VERSION_COLUMNS)
+        .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .where(VersionRow.id.in_(bulk.id_list(session)))
+    )
+    if type_ is not None:
+        query = query.where(ArtifactRow.type == type_)
+    connection = session.connection()
     found: dict[int, VersionData] = {}
-    for start in range(0, len(ids), _BATCH):
-        query = (
-            select(*_VERSION_COLUMNS)
-            .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
-            .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
-            .where(VersionRow.id.in_(ids[start : start + _BATCH]))
-        )
-        if type_ is not None:
-            query = query.where(ArtifactRow.type == type_)
-        for row in session.execute(query):
-            (id_, artifact_id, project, name, number, type_name, digest, algorithm, size,
-             file_count, description, metadata, created_at, created_by) = row  # fmt: skip
-            found[id_] = VersionData(
-                id=id_,
-                artifact_id=artifact_id,
-                project=project,
-                name=name,
-                number=number,
-                type=type_name,
-                digest=digest,
-                hash_algorithm=algorithm,
-                size=size,
-                file_count=file_count,
-                description=description,
-                metadata=dict(metadata or {}),
-                created_at=created_at,
-                created_by=created_by,
-            )
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        rows = connection.execute(query, bulk.ids_param(session, chunk)).all()
+        for row in rows:
+            values: tuple[Any, ...] = tuple(row)  # in the order of _VERSION_COLUMNS
+            found[values[0]] = VersionData(*values)
     return found
 
 

@@ -13,16 +13,14 @@ the other way. Neither loads more of the graph than the part asked about.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import Integer, String, and_, bindparam, func, literal_column, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput
+from . import bulk
 from .schema import EdgeRow
 
 CHUNK = 50_000  # ids per frontier query
@@ -49,24 +47,6 @@ def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
         yield list(ids[start : start + CHUNK])
 
 
-def _id_list(session: Session) -> Any:
-    """A bound list of ids for ``IN``: one JSON parameter on SQLite (no per-id binding or
-    statement rendering), an array on PostgreSQL."""
-    if session.get_bind().dialect.name == "sqlite":
-        return (
-            select(literal_column("value"))
-            .select_from(func.json_each(bindparam("ids", type_=String)))
-            .scalar_subquery()
-        )
-    return select(func.unnest(bindparam("ids", type_=ARRAY(Integer)))).scalar_subquery()
-
-
-def _ids_param(session: Session, ids: Sequence[int]) -> Any:
-    if session.get_bind().dialect.name == "sqlite":
-        return json.dumps(list(ids))
-    return list(ids)
-
-
 def walk(
     session: Session,
     start: int,
@@ -83,7 +63,7 @@ def walk(
     near_dir, far_dir = directions(upstream)
     near = EdgeRow.__table__.alias("near")
     far = EdgeRow.__table__.alias("far")
-    frontier_ids = near.c.version_id.in_(_id_list(session))
+    frontier_ids = near.c.version_id.in_(bulk.id_list(session))
     same_run = and_(far.c.run_pk == near.c.run_pk, far.c.direction == far_dir)
     if with_edges:
         joined = near.outerjoin(far, same_run)
@@ -99,7 +79,7 @@ def walk(
         hop += 1
         next_frontier: list[int] = []
         for ids in _chunks(frontier):
-            rows = session.execute(step, {"ids": _ids_param(session, ids)}).all()
+            rows = session.execute(step, bulk.ids_param(session, ids)).all()
             if with_edges:
                 for version_id, run_pk, far_version in rows:
                     found.edges.add((run_pk, near_dir, version_id))

@@ -1,0 +1,32 @@
+"""Passing many ids to one query: a single JSON parameter on SQLite, an array on PostgreSQL.
+
+Binding thousands of ids one by one means rendering and binding thousands of parameters per
+query; one parameter holding them all costs nothing to bind and keeps one cached statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Integer, String, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+PARAMETER = "ids"
+
+
+def id_list(session: Session) -> Any:
+    """A subquery yielding the ids bound by `ids_param`, for ``column.in_(...)``."""
+    if session.get_bind().dialect.name == "sqlite":
+        rows = func.json_each(bindparam(PARAMETER, type_=String))
+        return select(literal_column("value")).select_from(rows).scalar_subquery()
+    return select(func.unnest(bindparam(PARAMETER, type_=ARRAY(Integer)))).scalar_subquery()
+
+
+def ids_param(session: Session, ids: Sequence[int]) -> dict[str, Any]:
+    """The bound parameters for `id_list`."""
+    if session.get_bind().dialect.name == "sqlite":
+        return {PARAMETER: json.dumps(list(ids))}
+    return {PARAMETER: list(ids)}
