@@ -18,6 +18,7 @@ import os
 import platform
 import random
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -61,7 +62,9 @@ def pick(session: Session, candidates: list[int], upstream: bool, wanted: int) -
 def database_size(url: str) -> int:
     if url.startswith("sqlite"):
         path = Path(url.removeprefix("sqlite:///"))
-        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        with sqlite3.connect(path) as connection:  # fold the write-ahead log in first
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size
     engine = create_engine(url)
     with engine.connect() as connection:
         size = connection.execute(text("SELECT pg_database_size(current_database())")).scalar()
@@ -150,8 +153,6 @@ def machine() -> str:
     if meminfo.exists():
         found = re.search(r"MemTotal:\s*(\d+)", meminfo.read_text())
         memory = f", {int(found.group(1)) / 1024**2:.0f} GiB RAM" if found else ""
-    import sqlite3
-
     return (
         f"{os.cpu_count()} cores ({cpu}){memory}; {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}"

@@ -63,40 +63,51 @@ def build_lineage(
 
     versions = catalog.load_versions(session, version_ids)
     aliases = catalog.aliases_for(session, version_ids)
-    runs = catalog.load_runs(session, {run_pk for run_pk, _, _ in edges})
+    runs = catalog.load_run_summaries(session, {run_pk for run_pk, _, _ in edges})
+    version_nodes = {
+        version_id: f"{data.project}/{data.name}:v{data.number}"
+        for version_id, data in versions.items()
+    }
+    run_nodes = {pk: run_node(run.id) for pk, run in runs.items()}
     graph = nx.DiGraph()
-    for version_id, data in versions.items():
-        graph.add_node(
-            f"{data.project}/{data.name}:v{data.number}",
-            kind="version",
-            ref=f"{data.name}:v{data.number}",
-            project=data.project,
-            name=data.name,
-            version=f"v{data.number}",
-            type=data.type,
-            aliases=aliases[version_id],
-            digest=data.digest,
-            size=data.size,
-            created_at=data.created_at.isoformat(),
+    graph.add_nodes_from(
+        (
+            version_nodes[version_id],
+            {
+                "kind": "version",
+                "ref": f"{data.name}:v{data.number}",
+                "project": data.project,
+                "name": data.name,
+                "version": f"v{data.number}",
+                "type": data.type,
+                "aliases": aliases[version_id],
+                "digest": data.digest,
+                "size": data.size,
+                "created_at": data.created_at.isoformat(),
+            },
         )
-    for run, project in runs.values():
-        graph.add_node(
-            run_node(run.id),
-            kind="run",
-            id=run.id,
-            project=project,
-            name=run.name,
-            status=run.status,
-            created_at=run.started_at.isoformat(),
+        for version_id, data in versions.items()
+    )
+    graph.add_nodes_from(
+        (
+            run_nodes[pk],
+            {
+                "kind": "run",
+                "id": run.id,
+                "project": run.project,
+                "name": run.name,
+                "status": run.status,
+                "created_at": run.started_at.isoformat(),
+            },
         )
-    for run_pk, direction, version_id in edges:
-        data = versions[version_id]
-        version = f"{data.project}/{data.name}:v{data.number}"
-        run_key = run_node(runs[run_pk][0].id)
-        if direction == "out":
-            graph.add_edge(run_key, version)
-        else:
-            graph.add_edge(version, run_key)
+        for pk, run in runs.items()
+    )
+    graph.add_edges_from(
+        (run_nodes[run_pk], version_nodes[version_id])
+        if direction == "out"
+        else (version_nodes[version_id], run_nodes[run_pk])
+        for run_pk, direction, version_id in edges
+    )
     lineage = Lineage(graph, root.qualified_ref)
     return lineage.only_type(type_) if type_ is not None else lineage
 

@@ -7,7 +7,7 @@ query; one parameter holding them all costs nothing to bind and keeps one cached
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, func, literal_column, select
@@ -30,3 +30,17 @@ def ids_param(session: Session, ids: Sequence[int]) -> dict[str, Any]:
     if session.get_bind().dialect.name == "sqlite":
         return {PARAMETER: json.dumps(list(ids))}
     return {PARAMETER: list(ids)}
+
+
+def rows_for(
+    session: Session, statement: Any, ids: Iterable[int], chunk: int = 50_000
+) -> Iterator[Any]:
+    """Run a statement that filters on `id_list` for every chunk of ``ids``; yield its rows.
+
+    Core rows straight from the connection: no ORM result processing per row.
+    """
+    ordered = sorted(set(ids))
+    connection = session.connection()
+    for start in range(0, len(ordered), chunk):
+        params = ids_param(session, ordered[start : start + chunk])
+        yield from connection.execute(statement, params).all()

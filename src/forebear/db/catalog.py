@@ -33,7 +33,6 @@ from .schema import (
 
 LATEST = "latest"
 _BATCH = 5000
-_ID_CHUNK = 50_000
 
 
 class VersionData(NamedTuple):
@@ -81,9 +80,7 @@ _VERSION_COLUMNS = (
 def load_versions(
     session: Session, version_ids: Iterable[int], type_: str | None = None
 ) -> dict[int, VersionData]:
-    """Many versions at once (a few Core queries, no per-row round trips), optionally only
-    those of one artifact type."""
-    ids = sorted(set(version_ids))
+    """Many versions at once, optionally only those of one artifact type."""
     query = (
         select(*_VERSION_COLUMNS)
         .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
@@ -92,43 +89,50 @@ def load_versions(
     )
     if type_ is not None:
         query = query.where(ArtifactRow.type == type_)
-    connection = session.connection()
     found: dict[int, VersionData] = {}
-    for start in range(0, len(ids), _ID_CHUNK):
-        chunk = ids[start : start + _ID_CHUNK]
-        rows = connection.execute(query, bulk.ids_param(session, chunk)).all()
-        for row in rows:
-            values: tuple[Any, ...] = tuple(row)  # in the order of _VERSION_COLUMNS
-            found[values[0]] = VersionData(*values)
+    for row in bulk.rows_for(session, query, version_ids):
+        values: tuple[Any, ...] = tuple(row)  # in the order of _VERSION_COLUMNS
+        found[values[0]] = VersionData(*values)
     return found
 
 
 def aliases_for(session: Session, version_ids: Iterable[int]) -> dict[int, list[str]]:
-    ids = sorted(set(version_ids))
+    """Each version's aliases, ``latest`` first."""
+    ids = set(version_ids)
     found: dict[int, list[str]] = {i: [] for i in ids}
-    for start in range(0, len(ids), _BATCH):
-        query = select(AliasRow.version_id, AliasRow.name).where(
-            AliasRow.version_id.in_(ids[start : start + _BATCH])
-        )
-        for version_id, name in session.execute(query):
-            found[version_id].append(name)
+    query = select(AliasRow.version_id, AliasRow.name).where(
+        AliasRow.version_id.in_(bulk.id_list(session))
+    )
+    for version_id, name in bulk.rows_for(session, query, ids):
+        found[version_id].append(name)
     for names in found.values():
         names.sort(key=lambda n: (n != LATEST, n))
     return found
 
 
-def load_runs(session: Session, run_pks: Iterable[int]) -> dict[int, tuple[RunRow, str]]:
-    """Runs by their integer key, each with its project name."""
-    pks = sorted(set(run_pks))
-    found: dict[int, tuple[RunRow, str]] = {}
-    for start in range(0, len(pks), _BATCH):
-        query = (
-            select(RunRow, ProjectRow.name)
-            .join(ProjectRow, ProjectRow.id == RunRow.project_id)
-            .where(RunRow.pk.in_(pks[start : start + _BATCH]))
-        )
-        for run, project in session.execute(query):
-            found[run.pk] = (run, project)
+class RunSummary(NamedTuple):
+    """What a lineage graph shows of a run."""
+
+    pk: int
+    id: str
+    name: str
+    status: str
+    started_at: dt.datetime
+    project: str
+
+
+def load_run_summaries(session: Session, run_pks: Iterable[int]) -> dict[int, RunSummary]:
+    """Many runs at once, by their integer key (without their config or context)."""
+    query = (
+        select(RunRow.pk, RunRow.id, RunRow.name, RunRow.status, RunRow.started_at,
+               ProjectRow.name)
+        .join(ProjectRow, ProjectRow.id == RunRow.project_id)
+        .where(RunRow.pk.in_(bulk.id_list(session)))
+    )  # fmt: skip
+    found: dict[int, RunSummary] = {}
+    for row in bulk.rows_for(session, query, run_pks):
+        values: tuple[Any, ...] = tuple(row)
+        found[values[0]] = RunSummary(*values)
     return found
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
@@ -45,6 +46,13 @@ class Walk:
 def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
     for start in range(0, len(ids), CHUNK):
         yield list(ids[start : start + CHUNK])
+
+
+def _frontier_rows(session: Session, step: Any, frontier: Sequence[int]) -> Iterable[Any]:
+    """One query per chunk of the frontier (a single chunk unless it is huge)."""
+    connection = session.connection()
+    for ids in _chunks(frontier):
+        yield connection.execute(step, bulk.ids_param(session, ids)).all()
 
 
 def walk(
@@ -78,8 +86,7 @@ def walk(
     while frontier and (depth is None or hop < depth):
         hop += 1
         next_frontier: list[int] = []
-        for ids in _chunks(frontier):
-            rows = session.execute(step, bulk.ids_param(session, ids)).all()
+        for rows in _frontier_rows(session, step, frontier):
             if with_edges:
                 for version_id, run_pk, far_version in rows:
                     found.edges.add((run_pk, near_dir, version_id))
@@ -123,23 +130,17 @@ def edges_among(session: Session, version_ids: Iterable[int], upstream: bool) ->
     and those runs' edges on the far side that stay inside the closure."""
     near_dir, far_dir = directions(upstream)
     members = set(version_ids)
-    edges: set[Edge] = set()
-    runs: set[int] = set()
-    for ids in _chunks(sorted(members)):
-        query = select(EdgeRow.run_pk, EdgeRow.version_id).where(
-            EdgeRow.direction == near_dir, EdgeRow.version_id.in_(ids)
-        )
-        for run_pk, version_id in session.execute(query):
-            edges.add((run_pk, near_dir, version_id))
-            runs.add(run_pk)
-    run_list = sorted(runs)
-    for start in range(0, len(run_list), CHUNK):
-        query = select(EdgeRow.run_pk, EdgeRow.version_id).where(
-            EdgeRow.direction == far_dir, EdgeRow.run_pk.in_(run_list[start : start + CHUNK])
-        )
-        for run_pk, version_id in session.execute(query):
-            if version_id in members:
-                edges.add((run_pk, far_dir, version_id))
+    by_version = select(EdgeRow.run_pk, EdgeRow.version_id).where(
+        EdgeRow.direction == near_dir, EdgeRow.version_id.in_(bulk.id_list(session))
+    )
+    edges = {(run, near_dir, v) for run, v in bulk.rows_for(session, by_version, members)}
+    by_run = select(EdgeRow.run_pk, EdgeRow.version_id).where(
+        EdgeRow.direction == far_dir, EdgeRow.run_pk.in_(bulk.id_list(session))
+    )
+    runs = {run for run, _, _ in edges}
+    edges.update(
+        (run, far_dir, v) for run, v in bulk.rows_for(session, by_run, runs) if v in members
+    )
     return edges
 
 
