@@ -57,17 +57,22 @@ def make_tree(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without FOREBEAR_* settings, for real subprocesses."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREBEAR_")}
+    env["FOREBEAR_NO_PROGRESS"] = "1"
+    env.update(extra)
+    return env
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `forebear` command in a subprocess."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FOREBEAR_")}
-    full_env["FOREBEAR_NO_PROGRESS"] = "1"
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "forebear", *args],
         cwd=cwd,
-        env=full_env,
+        env=clean_env(**(env or {})),
         capture_output=True,
         text=True,
         input=input,

@@ -15,6 +15,8 @@ import pytest
 
 import forebear
 
+from .conftest import clean_env
+
 # A writer process. It logs ``files`` files of ``size`` random bytes as artifact ``name``;
 # with PAUSE_AT set it stops forever at that point, after writing READY, so the test can
 # kill it there: "store:N" after storing N objects, "commit" just before the transaction.
@@ -64,7 +66,6 @@ WRITER = textwrap.dedent(
 def start_writer(
     store_dir: Path, data_dir: Path, name: str, pause_at: str = "none", ready: Path | None = None
 ) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREBEAR_")}
     return subprocess.Popen(
         [
             sys.executable,
@@ -76,7 +77,7 @@ def start_writer(
             pause_at,
             str(ready or "-"),
         ],
-        env=env,
+        env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -10,15 +9,14 @@ from pathlib import Path
 
 import forebear
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, clean_env, run_cli
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREBEAR_")}
     done = subprocess.run(
         [sys.executable, str(REPO / "examples" / "demo.py")],
         cwd=tmp_path,
-        env=env,
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -144,45 +144,35 @@ def edges_among(session: Session, version_ids: Iterable[int], upstream: bool) ->
     return edges
 
 
-_RUN_DESCENDS_FROM = text(
+# Versions reached from a run's own edges on the far side, walking on in that direction.
+_FROM_RUN = text(
     """
     WITH RECURSIVE reached(version_id) AS (
-        SELECT version_id FROM edges WHERE run_pk = :run AND direction = 'in'
+        SELECT version_id FROM edges WHERE run_pk = :run AND direction = :far
         UNION
         SELECT far.version_id
         FROM reached
-        JOIN edges AS near ON near.version_id = reached.version_id AND near.direction = 'out'
-        JOIN edges AS far ON far.run_pk = near.run_pk AND far.direction = 'in'
+        JOIN edges AS near ON near.version_id = reached.version_id AND near.direction = :near
+        JOIN edges AS far ON far.run_pk = near.run_pk AND far.direction = :far
     )
     SELECT 1 FROM reached WHERE version_id = :version
     """
 )
+
+
+def _reached_from_run(session: Session, run_pk: int, version_id: int, upstream: bool) -> bool:
+    near_dir, far_dir = directions(upstream)
+    params = {"run": run_pk, "version": version_id, "near": near_dir, "far": far_dir}
+    return session.execute(_FROM_RUN, params).first() is not None
 
 
 def run_descends_from(session: Session, run_pk: int, version_id: int) -> bool:
     """True when the run used the version, or anything made from it, as an input: then
     recording the run as the version's producer would close a cycle."""
-    row = session.execute(_RUN_DESCENDS_FROM, {"run": run_pk, "version": version_id}).first()
-    return row is not None
-
-
-_VERSION_DESCENDS_FROM_RUN = text(
-    """
-    WITH RECURSIVE reached(version_id) AS (
-        SELECT version_id FROM edges WHERE run_pk = :run AND direction = 'out'
-        UNION
-        SELECT far.version_id
-        FROM reached
-        JOIN edges AS near ON near.version_id = reached.version_id AND near.direction = 'in'
-        JOIN edges AS far ON far.run_pk = near.run_pk AND far.direction = 'out'
-    )
-    SELECT 1 FROM reached WHERE version_id = :version
-    """
-)
+    return _reached_from_run(session, run_pk, version_id, upstream=True)
 
 
 def version_descends_from_run(session: Session, version_id: int, run_pk: int) -> bool:
     """True when the version is one of the run's outputs or was made from one: then
     recording the run as its consumer would close a cycle."""
-    found = session.execute(_VERSION_DESCENDS_FROM_RUN, {"run": run_pk, "version": version_id})
-    return found.first() is not None
+    return _reached_from_run(session, run_pk, version_id, upstream=False)
