@@ -1,0 +1,32 @@
+"""The benchmark scripts keep working (run small here; their numbers live in the docs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO, clean_env
+
+
+def test_lineage_benchmark_runs_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "lineage_bench.py"),
+         "--edges", "4000", "--repeat", "1", "--write", str(report)],
+        env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n")
+    assert "<!-- lineage-bench:begin -->" in text and "<!-- lineage-bench:end -->" in text
+    assert "| upstream, frontier walk with hop distances | **" in text
+    assert "edges (pipelines of 3-40 stages" in text
+    # a second run replaces the section instead of appending another
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "lineage_bench.py"),
+         "--edges", "4000", "--repeat", "1", "--write", str(report)],
+        env=clean_env(), capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    assert report.read_text().count("<!-- lineage-bench:begin -->") == 1
