@@ -5,15 +5,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-demo}"
 
-if ! command -v dot >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
-  else
-    echo "forebear: please install Graphviz (the 'dot' program) and run this again" >&2
+# System packages: Graphviz draws diagrams; the tests also run a real PostgreSQL server.
+packages=()
+command -v dot >/dev/null 2>&1 || packages+=(graphviz)
+if [ "$extras" = test ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  packages+=(postgresql)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "forebear: please install ${packages[*]} and run this again" >&2
     exit 1
   fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -4,8 +4,10 @@ in from the developer's shell, and no run left active."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import forebear
 from forebear import run as run_module
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_BUCKET = "forebear-tests"
 
 
 @pytest.fixture(autouse=True)
@@ -32,12 +35,111 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         run.finish()
 
 
+def _started(script: str) -> tuple[dict[str, str], Callable[[], None]]:
+    """Start a throwaway server with one of the project's scripts; return its settings."""
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / script), "start"],
+        capture_output=True, text=True, timeout=300, check=True,
+    ).stdout  # fmt: skip
+    values = dict(re.findall(r"export (\w+)=(\S+)", out))
+    folder = values[next(k for k in values if k.endswith("_DIR"))]
+
+    def stop() -> None:
+        subprocess.run(["bash", str(REPO / "scripts" / script), "stop", folder], check=False)
+
+    return values, stop
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server: FOREBEAR_TEST_PG_URL, else one started for this session."""
+    if os.environ.get("FOREBEAR_TEST_PG_URL"):
+        yield os.environ["FOREBEAR_TEST_PG_URL"]
+        return
+    values, stop = _started("postgres.sh")
+    try:
+        yield values["FOREBEAR_TEST_PG_URL"]
+    finally:
+        stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3-compatible server that checks credentials (SeaweedFS on 127.0.0.1)."""
+    keys = ("FOREBEAR_TEST_S3_ENDPOINT", "FOREBEAR_TEST_S3_KEY", "FOREBEAR_TEST_S3_SECRET")
+    if all(os.environ.get(k) for k in keys):
+        yield {k: os.environ[k] for k in keys}
+        return
+    values, stop = _started("s3.sh")
+    try:
+        yield values
+    finally:
+        stop()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[forebear.Store]:
-    """A fresh embedded store (SQLite file + local folder)."""
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the PostgreSQL server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def s3_url(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh prefix in a bucket, with credentials and endpoint in the environment (as a
+    team would configure them), never in URLs."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["FOREBEAR_TEST_S3_KEY"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["FOREBEAR_TEST_S3_SECRET"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server["FOREBEAR_TEST_S3_ENDPOINT"])
+    monkeypatch.setenv("BOTO_CONFIG", "/dev/null")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    if not fs.exists(TEST_BUCKET):
+        fs.mkdir(TEST_BUCKET)
+    return f"s3://{TEST_BUCKET}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["local", "team"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[forebear.Store]:
+    """A fresh store on each real backend: SQLite + a local folder, and PostgreSQL + S3."""
+    if request.param == "local":
+        opened = forebear.open(tmp_path / "store")
+    else:
+        opened = forebear.Store(
+            request.getfixturevalue("postgres_url"),
+            request.getfixturevalue("s3_url"),
+            cache_dir=tmp_path / "cache",
+        )
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> Iterator[forebear.Store]:
+    """The embedded store only, for tests about local files themselves."""
     opened = forebear.open(tmp_path / "store")
     yield opened
     opened.close()
+
+
+def corrupt(store: forebear.Store, digest: str, data: bytes) -> None:
+    """Overwrite a stored object behind forebear's back, on any backend."""
+    path = store.objects.path_of(digest)
+    if store.objects.is_local:
+        os.chmod(path, 0o644)
+    store.objects.fs.pipe_file(path, data)
 
 
 @pytest.fixture

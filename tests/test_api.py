@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import forebear
-from forebear.objects import object_key
+
+from .conftest import corrupt
 
 
 def object_files(store: forebear.Store) -> set[str]:
@@ -248,9 +249,7 @@ def test_corrupted_object_is_refused_and_reported(
     assert store.verify() == []
     version.verify()
     bad = {e.path: e.digest for e in version.manifest}["bad.txt"]
-    path = Path(store.objects.root) / object_key(bad)
-    path.chmod(0o644)
-    path.write_text("will ro7")
+    corrupt(store, bad, b"will ro7")
     with pytest.raises(forebear.IntegrityError) as raised:
         version.verify()
     assert [p.path for p in raised.value.problems] == ["bad.txt"]

@@ -19,10 +19,7 @@ from hypothesis import strategies as st
 import forebear
 from forebear.paths import normalise_entry_path
 
-
-def writable(path: str | os.PathLike[str]) -> None:
-    """Objects are stored read-only; tests that tamper with them must lift that first."""
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+from .conftest import corrupt
 
 
 @pytest.fixture
@@ -389,9 +386,7 @@ def object_of(store: forebear.Store, version: forebear.ArtifactVersion, path: st
 def test_corrupted_object_is_never_handed_over(
     pair: forebear.ArtifactVersion, store: forebear.Store, tmp_path: Path
 ) -> None:
-    stored = object_of(store, pair, "bad.txt")
-    writable(stored)
-    Path(stored).write_bytes(b"FINE FOR NOW\n")  # same size, other bytes
+    corrupt(store, pair.entry("bad.txt").digest or "", b"FINE FOR NOW\n")  # same size
 
     dest = tmp_path / "fresh"
     with pytest.raises(forebear.IntegrityError, match=re.escape("bad.txt")):
@@ -426,7 +421,7 @@ def test_corrupted_object_is_not_trusted_from_a_warm_cache(
 def test_deleted_object_names_the_entry(
     pair: forebear.ArtifactVersion, store: forebear.Store, tmp_path: Path
 ) -> None:
-    os.unlink(object_of(store, pair, "bad.txt"))
+    store.objects.fs.rm_file(object_of(store, pair, "bad.txt"))
     dest = tmp_path / "fresh"
     with pytest.raises(forebear.ForebearError) as caught:
         pair.download(dest)

@@ -223,16 +223,16 @@ def test_big_diagrams_collapse_into_explicit_more_nodes(
 
 
 def test_recursive_plan_survives_analyze(
-    store: forebear.Store, make_tree: Callable[..., Path]
+    local_store: forebear.Store, make_tree: Callable[..., Path]
 ) -> None:
     previous = None
     for i in range(30):
-        with forebear.init(project="p", name=f"step{i}", store=store) as run:
+        with forebear.init(project="p", name=f"step{i}", store=local_store) as run:
             if previous:
                 run.use_artifact(previous)
             previous = run.log_artifact(make_tree(f"d{i}", {"f": str(i)}), name=f"d{i}").ref
-    database = store.db_url.removeprefix("sqlite:///")
-    store.close()
+    database = local_store.db_url.removeprefix("sqlite:///")
+    local_store.close()
     with sqlite3.connect(database) as raw:
         raw.execute("ANALYZE")
         assert raw.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'edges'").fetchone()[0]

