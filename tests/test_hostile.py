@@ -5,10 +5,8 @@ error at the documented moment, and never hand over bad data or write outside a 
 from __future__ import annotations
 
 import math
-import os
 import posixpath
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
