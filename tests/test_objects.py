@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,85 @@ class TestMemory(ObjectLocationSuite):
     @pytest.fixture
     def location(self, tmp_path: Path) -> ObjectLocation:
         return ObjectLocation(f"memory://forebear-test-{uuid.uuid4().hex}")
+
+
+class TestS3(ObjectLocationSuite):
+    """A real S3 server that checks credentials (SeaweedFS)."""
+
+    @pytest.fixture
+    def location(self, s3_url: str) -> ObjectLocation:
+        return ObjectLocation(s3_url)
+
+    def test_wrong_credentials_are_one_clear_error(
+        self, s3_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        location = ObjectLocation(s3_url, {"skip_instance_cache": True})
+        with pytest.raises(StoreError, match="permission denied") as caught:
+            location.ensure_format()
+        assert "not-the-secret" not in str(caught.value)
+
+    def test_large_object_is_one_multipart_upload(
+        self, location: ObjectLocation, tmp_path: Path
+    ) -> None:
+        source = tmp_path / "large.bin"
+        with source.open("wb") as f:
+            for _ in range(12):
+                f.write(os.urandom(1 << 20))
+        digest = hash_bytes(source.read_bytes())
+        location.fs.default_block_size = 5 * 1024 * 1024  # force several parts
+        assert location.put_file(source, digest)
+        assert location.read_bytes(digest) == source.read_bytes()
+        info = location.fs.info(location.path_of(digest))
+        assert "-" in str(info.get("ETag", ""))  # assembled from parts
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+class TestS3Moto(ObjectLocationSuite):
+    """moto's in-process S3: quick, but it accepts any credentials."""
+
+    @pytest.fixture
+    def location(self, moto_endpoint: str) -> ObjectLocation:
+        options = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": moto_endpoint},
+            "skip_instance_cache": True,
+        }
+        bucket = f"moto-{uuid.uuid4().hex[:10]}"
+        location = ObjectLocation(f"s3://{bucket}/store", options)
+        location.fs.mkdir(bucket)
+        return location
+
+    def test_missing_bucket_is_a_clear_error(self, moto_endpoint: str) -> None:
+        options = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": moto_endpoint},
+            "skip_instance_cache": True,
+        }
+        location = ObjectLocation("s3://no-such-bucket-here/store", options)
+        with pytest.raises(StoreError, match="create the bucket"):
+            location.ensure_format()
+
+    def test_many_objects_are_checked_by_listing(self, location: ObjectLocation) -> None:
+        stored = {location.put_bytes(str(i).encode()) for i in range(60)}
+        absent = {hash_bytes(f"absent {i}".encode()) for i in range(60)}
+        calls: list[str] = []
+        original = location.fs.exists
+        location.fs.exists = lambda path, **kw: calls.append(path) or original(path, **kw)
+        assert location.has_many(stored | absent) == stored
+        assert calls == []  # no request per object
 
 
 class ObjectLocationMachine(RuleBasedStateMachine):

@@ -333,14 +333,15 @@ class ObjectLocation:
                 future.result()
 
     def _discard(self, upload: Any, target: str) -> None:
-        """Abandon an upload so nothing appears under ``target``."""
+        """Abandon an upload so nothing stays under ``target``: abort it where the backend
+        can (S3 multipart), and remove whatever a backend published on open or close."""
         discard = getattr(upload, "discard", None)
-        if callable(discard):
-            with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):
+            if callable(discard):
                 discard()
-            return
-        with contextlib.suppress(Exception):  # backends that publish on close
-            upload.close()
+                upload.closed = True  # discarded: closing it later must not upload anything
+            else:
+                upload.close()
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(target)
 
