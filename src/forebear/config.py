@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import DEFAULT_MAX_BYTES, parse_size
+
 DEFAULT_DIR = ".forebear"
 DB_FILE = "meta.db"
 
@@ -16,6 +18,7 @@ class StoreSettings:
     db_url: str
     objects_url: str
     cache_dir: Path
+    cache_max_bytes: int
 
 
 def _has_protocol(url: str) -> bool:
@@ -61,7 +64,9 @@ def resolve(
     cache = cache_dir or os.environ.get("FOREBEAR_CACHE_DIR")
     if cache is None:
         cache = Path(objects) / "cache" if local is not None else user_cache_dir()
-    return StoreSettings(db, objects, Path(cache).resolve())
+    size = os.environ.get("FOREBEAR_CACHE_SIZE")
+    max_bytes = parse_size(size) if size else DEFAULT_MAX_BYTES
+    return StoreSettings(db, objects, Path(cache).resolve(), max_bytes)
 
 
 def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from . import progress
 from .errors import InvalidPath
 from .hashing import hash_file
+from .manifest import ManifestEntry
 from .objects import save_stream
 
 if TYPE_CHECKING:
     from .artifacts import ArtifactVersion
-    from .manifest import ManifestEntry
     from .store import Store
 
 
@@ -55,12 +55,16 @@ def _up_to_date(target: Path, entry: ManifestEntry) -> bool:
 def materialise(
     store: Store, version: ArtifactVersion, root: Path, *, show_progress: bool | None = None
 ) -> Path:
+    """Every entry of ``version`` under ``root``, verified; files already there and intact
+    are kept, others replaced. Remote objects go through the store's local cache."""
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
-    entries = list(version.manifest)
-    total = sum(e.size for e in entries)
-    with progress.bar(f"downloading {version.ref}", total, progress.wanted(show_progress)) as tick:
-        for entry in entries:
+    location = store.objects
+    todo: list[tuple[ManifestEntry, Path, str]] = []
+    with progress.bar(
+        f"downloading {version.ref}", version.size, progress.wanted(show_progress)
+    ) as tick:
+        for entry in version.manifest:
             target = _target(root, entry.path)
             label = f"{version.ref} {entry.path}"
             if target.is_dir() and not target.is_symlink():
@@ -69,13 +73,22 @@ def materialise(
                 )
             if _up_to_date(target, entry):
                 tick(entry.size)
-                continue
+            else:
+                todo.append((entry, target, label))
+        if not location.is_local:  # fetch what the cache lacks, several at a time
+            store.cache.fill(
+                location, {e.digest: label for e, _, label in todo if e.digest and not e.uri}
+            )
+        for entry, target, label in todo:
             if target.is_symlink():
                 target.unlink()
-            if entry.uri is None:
-                assert entry.digest is not None
-                store.objects.get_file(entry.digest, target, tick, label=label)
-            else:
+            if entry.uri is not None:
                 with store._open_entry(label, entry) as src:
                     save_stream(src, target, tick)
+            elif location.is_local:
+                location.get_file(entry.digest or "", target, tick, label=label)
+            else:
+                store.cache.copy_out(location, entry.digest or "", target, tick, label)
+    if not location.is_local:
+        store.cache.prune()
     return root

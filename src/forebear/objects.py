@@ -455,6 +455,22 @@ def save_stream(
             os.unlink(tmp)
 
 
+def copy_verified(
+    src: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    digest: str,
+    progress: Progress | None = None,
+    label: str | None = None,
+) -> None:
+    """Copy a local file atomically, hashing it on the way; `IntegrityError` (and no file
+    at ``dest``) if its bytes do not match ``digest``."""
+    name = label or f"{os.fspath(src)!r}"
+    with open(src, "rb") as raw:
+        save_stream(
+            io.BufferedReader(VerifyingReader(raw, digest, name), BLOCK_SIZE), dest, progress
+        )
+
+
 def _copy_hashing(src: BinaryIO, dst: IO[bytes], hasher: Any, progress: Progress | None) -> None:
     while True:
         block = src.read(BLOCK_SIZE)

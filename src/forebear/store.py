@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from . import config, progress
 from .artifacts import Artifact, ArtifactVersion
+from .cache import ObjectCache
 from .db import catalog, traversal
 from .db.catalog import VersionData
 from .db.engine import ensure_schema, make_engine, read_session, redact, write_session
@@ -69,11 +70,16 @@ class Store:
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         storage_options: dict[str, Any] | None = None,
+        cache_max_bytes: int | None = None,
     ) -> None:
         settings = config.resolve(db_url, objects_url, cache_dir)
         self.db_url = settings.db_url
         self.objects_url = settings.objects_url
         self.cache_dir = settings.cache_dir
+        self.cache = ObjectCache(
+            self.cache_dir / "objects",
+            cache_max_bytes if cache_max_bytes is not None else settings.cache_max_bytes,
+        )
         self.objects = ObjectLocation(settings.objects_url, storage_options)
         self.objects.ensure_format()
         self.engine = make_engine(settings.db_url)
