@@ -91,16 +91,38 @@ def cli(ctx: click.Context, db: str | None, objects: str | None) -> None:
 
 
 @cli.command()
+@click.option("--db", "init_db", help="Catalog database URL to record for this project.")
+@click.option("--objects", "init_objects", help="Object location URL to record.")
 @json_option
 @pass_context
-def init(obj: Context, as_json: bool) -> None:
-    """Create the store here (optional: any write creates it)."""
+def init(obj: Context, init_db: str | None, init_objects: str | None, as_json: bool) -> None:
+    """Create the store (optional: any write creates it).
+
+    With --db and/or --objects (here or before the command), also write ./forebear.toml so
+    every script and command under this folder uses that store with no code change.
+    Credentials never go in it: they come from the environment (PGPASSWORD, AWS_*).
+    """
+    from .config import CONFIG_FILE, write_config
+
+    db = init_db or obj.db
+    objects = init_objects or obj.objects
+    written = None
+    if db or objects:
+        written = Path(CONFIG_FILE).resolve()
+        write_config(written, db, objects)
+        obj.db, obj.objects = db, objects
     store = obj.store
-    info = {"db": _redacted(store.db_url), "objects": store.objects_url}
+    info = {
+        "db": _redacted(store.db_url),
+        "objects": store.objects_url,
+        "config": str(written) if written else None,
+    }
     if as_json:
         emit_json(info)
-    else:
-        click.echo(f"store ready: objects at {info['objects']}, catalog at {info['db']}")
+        return
+    click.echo(f"store ready: objects at {info['objects']}, catalog at {info['db']}")
+    if written:
+        click.echo(f"wrote {written}: scripts and commands under {written.parent} use this store")
 
 
 def _redacted(url: str) -> str:
@@ -442,6 +464,42 @@ def gc(obj: Context, dry_run: bool, as_json: bool) -> None:
         return
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {len(removed)} unreferenced objects")
+
+
+@cli.command()
+@click.option("--prune", "prune", is_flag=True, help="Evict least recently used objects.")
+@click.option("--max-size", help="With --prune: the size to shrink to (e.g. 5GB).")
+@click.option("--clear", is_flag=True, help="Remove every cached object.")
+@json_option
+@pass_context
+def cache(obj: Context, prune: bool, max_size: str | None, clear: bool, as_json: bool) -> None:
+    """Show (or prune) the local cache of objects downloaded from a remote store."""
+    from .cache import parse_size
+
+    store = obj.store
+    removed = None
+    if clear:
+        removed = store.cache.clear()
+    elif prune or max_size:
+        removed = store.cache.prune(parse_size(max_size) if max_size else None)
+    usage = store.cache.usage()
+    report = {
+        "path": str(usage.root),
+        "files": usage.files,
+        "bytes": usage.bytes,
+        "max_bytes": usage.max_bytes,
+        "removed_files": removed.files if removed else 0,
+        "removed_bytes": removed.bytes if removed else 0,
+    }
+    if as_json:
+        emit_json(report)
+        return
+    if removed is not None:
+        click.echo(f"removed {removed.files} objects ({human_size(removed.bytes)})")
+    click.echo(
+        f"{usage.root}: {usage.files} objects, {human_size(usage.bytes)} "
+        f"of {human_size(usage.max_bytes)}"
+    )
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -1,16 +1,24 @@
-"""Where a store lives when the caller does not say: arguments, then ``FOREBEAR_DB`` /
-``FOREBEAR_OBJECTS``, then ``FOREBEAR_DIR``, then ``./.forebear/``."""
+"""Where a store lives when the caller does not say: arguments, then the environment
+(``FOREBEAR_DB`` / ``FOREBEAR_OBJECTS``, or ``FOREBEAR_DIR``), then the nearest
+``forebear.toml`` written by ``forebear init``, then ``./.forebear/``.
+
+Credentials never live here: they come from each backend's own environment and files.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import DEFAULT_MAX_BYTES, parse_size
+from .errors import InvalidInput, StoreError
 
 DEFAULT_DIR = ".forebear"
 DB_FILE = "meta.db"
+CONFIG_FILE = "forebear.toml"
 
 
 @dataclass(frozen=True)
@@ -43,25 +51,95 @@ def user_cache_dir() -> Path:
     return Path(base) / "forebear"
 
 
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest ``forebear.toml`` in the current folder or one of its parents."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config(path: Path) -> dict[str, str]:
+    """The ``[store]`` table of a config file; relative local paths are taken relative to
+    the file's folder."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StoreError(f"cannot read {str(path)!r}: {exc}") from exc
+    table = document.get("store", {})
+    if not isinstance(table, dict):
+        raise StoreError(f"{str(path)!r}: [store] must be a table")
+    settings = {k: str(v) for k, v in table.items() if k in ("db", "objects", "cache_dir")}
+    for key in ("objects", "cache_dir"):
+        local = local_path_of(settings[key]) if key in settings else None
+        if local is not None and not local.is_absolute():
+            settings[key] = str((path.parent / local).resolve())
+    return settings
+
+
+def _has_credentials(url: str) -> bool:
+    if url.startswith(("sqlite", "postgresql", "mysql")):
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).password is not None
+    netloc = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
+    return "@" in netloc and ":" in netloc.split("@", 1)[0]
+
+
+def write_config(path: Path, db_url: str | None, objects_url: str | None) -> None:
+    """Write ``forebear.toml`` so every script and command in this folder (and below) uses
+    the team's store without code changes. Refuses URLs that carry credentials."""
+    for url in (db_url, objects_url):
+        if url and _has_credentials(url):
+            raise InvalidInput(
+                "refusing to write a password into forebear.toml; leave it out of the URL and "
+                "let the backend find it (PGPASSWORD or ~/.pgpass for PostgreSQL, AWS_* "
+                "variables or profiles for S3)"
+            )
+    lines = [
+        "# Where this project's forebear store lives (written by `forebear init`).",
+        "# No credentials here: they come from the environment (PGPASSWORD, ~/.pgpass, AWS_*).",
+        "[store]",
+    ]
+    if db_url:
+        lines.append(f"db = {json.dumps(db_url)}")
+    if objects_url:
+        lines.append(f"objects = {json.dumps(objects_url)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def resolve(
     db_url: str | None = None,
     objects_url: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> StoreSettings:
-    directory = os.environ.get("FOREBEAR_DIR") or DEFAULT_DIR
-    objects = objects_url or os.environ.get("FOREBEAR_OBJECTS")
+    env_db, env_objects = os.environ.get("FOREBEAR_DB"), os.environ.get("FOREBEAR_OBJECTS")
+    env_dir = os.environ.get("FOREBEAR_DIR")
+    from_file: dict[str, str] = {}
+    if not (db_url or objects_url or env_db or env_objects or env_dir):
+        found = find_config()
+        if found is not None:
+            from_file = read_config(found)
+    directory = env_dir or DEFAULT_DIR
+    objects = objects_url or env_objects or from_file.get("objects")
     if objects is None:
         objects = str(Path(directory).resolve())
     local = local_path_of(objects)
     if local is not None:
         objects = str(local.resolve())
-    db = db_url or os.environ.get("FOREBEAR_DB")
+    db = db_url or env_db or from_file.get("db")
     if db is None:
         if local is None:
             db = sqlite_url(Path(directory) / DB_FILE)
         else:
             db = sqlite_url(Path(objects) / DB_FILE)
-    cache = cache_dir or os.environ.get("FOREBEAR_CACHE_DIR")
+    cache = cache_dir or os.environ.get("FOREBEAR_CACHE_DIR") or from_file.get("cache_dir")
     if cache is None:
         cache = Path(objects) / "cache" if local is not None else user_cache_dir()
     size = os.environ.get("FOREBEAR_CACHE_SIZE")
@@ -70,9 +148,15 @@ def resolve(
 
 
 def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:
-    """Settings for ``forebear.open(path)``: a store folder, or a database URL."""
+    """Settings for ``forebear.open(path)``: a store folder, a ``forebear.toml`` (or a
+    folder holding one and no store), or a database URL."""
     text = os.fspath(path)
     if text.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql")):
         return resolve(db_url=text)
     local = local_path_of(text)
+    if local is not None:
+        config_file = local if local.suffix == ".toml" else local / CONFIG_FILE
+        if config_file.is_file() and not (local / "forebear.json").exists():
+            found = read_config(config_file)
+            return resolve(found.get("db"), found.get("objects"), found.get("cache_dir"))
     return resolve(objects_url=text, db_url=None if local is None else sqlite_url(local / DB_FILE))
