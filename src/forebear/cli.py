@@ -466,6 +466,45 @@ def gc(obj: Context, dry_run: bool, as_json: bool) -> None:
     click.echo(f"{verb} {len(removed)} unreferenced objects")
 
 
+def _transfer_command(direction: str) -> Any:
+    @click.argument("refs", nargs=-1, metavar="[REF]...")
+    @click.option(
+        f"--{'to' if direction == 'push' else 'from'}",
+        "other",
+        required=True,
+        help="The other store: a store folder or a forebear.toml.",
+    )
+    @json_option
+    @pass_context
+    def command(obj: Context, refs: tuple[str, ...], other: str, as_json: bool) -> None:
+        chosen = list(refs) or None
+        if direction == "push":
+            report = obj.store.push(other, chosen)
+        else:
+            report = obj.store.pull(other, chosen)
+        if as_json:
+            emit_json(report.to_dict())
+            return
+        for source, target in report.versions.items():
+            mark = "+" if target in report.created else "="
+            click.echo(f"{mark} {source} -> {target}")
+        click.echo(
+            f"{len(report.created)} new versions, {report.runs_copied} runs, "
+            f"{report.objects_copied} objects ({human_size(report.bytes_copied)}) copied"
+        )
+
+    command.__doc__ = (
+        f"{'Copy' if direction == 'push' else 'Fetch'} versions (REFs, or all) with their "
+        f"upstream, runs, edges and aliases {'to' if direction == 'push' else 'from'} "
+        "another store; only missing objects travel."
+    )
+    return cli.command(direction)(command)
+
+
+push = _transfer_command("push")
+pull = _transfer_command("pull")
+
+
 @cli.command()
 @click.option("--prune", "prune", is_flag=True, help="Evict least recently used objects.")
 @click.option("--max-size", help="With --prune: the size to shrink to (e.g. 5GB).")

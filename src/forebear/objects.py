@@ -281,23 +281,35 @@ class ObjectLocation:
         known_missing: bool = False,
     ) -> bool:
         """Store a local file under its known ``digest``; return False if already stored.
-
-        The bytes are hashed again while they are copied, and nothing becomes visible under
-        the digest unless they match: locally a temporary file is renamed into place; on an
-        object store the upload is discarded before it completes (one PUT, or a multipart
-        upload that is aborted). A file that changed since it was hashed is refused.
-        """
+        A file that changed since it was hashed is refused (see `put_stream`)."""
         if not known_missing and self.has(digest):
             return False
-        label = f"cannot store {os.fspath(local_path)!r}"
-        with backend_errors(label):
+        with open(local_path, "rb") as src:
+            self.put_stream(src, digest, progress, source=os.fspath(local_path))
+        return True
+
+    def put_stream(
+        self,
+        src: BinaryIO,
+        digest: str,
+        progress: Progress | None = None,
+        *,
+        source: str = "a stream",
+    ) -> None:
+        """Store a stream's bytes under ``digest``, hashing them on the way.
+
+        Nothing becomes visible under the digest unless they match: locally a temporary
+        file is renamed into place; on an object store the upload is discarded before it
+        completes (one PUT, or a multipart upload that is aborted).
+        """
+        with backend_errors(f"cannot store {source!r}"):
             hasher = new_hasher()
             if self.is_local:
                 tmp = self._local_tmp_path()
                 try:
-                    with open(local_path, "rb") as src, open(tmp, "wb") as dst:
+                    with open(tmp, "wb") as dst:
                         _copy_hashing(src, dst, hasher, progress)
-                    _check_unchanged(local_path, digest, hasher.hexdigest())
+                    _check_unchanged(source, digest, hasher.hexdigest())
                     self._publish_local(tmp, digest)
                 except BaseException:
                     with contextlib.suppress(FileNotFoundError):
@@ -305,16 +317,14 @@ class ObjectLocation:
                     raise
             else:
                 target = self.path_of(digest)
-                with open(local_path, "rb") as src:
-                    upload = self.fs.open(target, "wb")
-                    try:
-                        _copy_hashing(src, upload, hasher, progress)
-                        _check_unchanged(local_path, digest, hasher.hexdigest())
-                    except BaseException:
-                        self._discard(upload, target)
-                        raise
-                    upload.close()
-        return True
+                upload = self.fs.open(target, "wb")
+                try:
+                    _copy_hashing(src, upload, hasher, progress)
+                    _check_unchanged(source, digest, hasher.hexdigest())
+                except BaseException:
+                    self._discard(upload, target)
+                    raise
+                upload.close()
 
     def put_files(
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None

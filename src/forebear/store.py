@@ -42,6 +42,7 @@ from .references import check_reference, open_reference
 if TYPE_CHECKING:
     from .lineage import Lineage
     from .run import Run
+    from .sync import TransferReport
 
 # A writer on another host whose pending objects are older than this is presumed dead.
 PENDING_EXPIRY_HOURS = 24.0
@@ -410,6 +411,32 @@ class Store:
                 )
         return self._problems(versions)
 
+    def push(
+        self,
+        other: Store | str | os.PathLike[str],
+        refs: Sequence[str] | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> TransferReport:
+        """Copy versions (``refs``, or all when None) with everything upstream of them,
+        their runs, edges and aliases, and only the objects missing there, to ``other``
+        (a Store, a store folder or a forebear.toml). Idempotent and resumable."""
+        from .sync import transfer
+
+        return transfer(self, _as_store(other), refs, show_progress=progress)
+
+    def pull(
+        self,
+        other: Store | str | os.PathLike[str],
+        refs: Sequence[str] | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> TransferReport:
+        """Copy versions from ``other`` into this store; the mirror of `push`."""
+        from .sync import transfer
+
+        return transfer(_as_store(other), self, refs, show_progress=progress)
+
     def gc(self, dry_run: bool = False) -> list[str]:
         """Delete objects no committed version references (leftovers of crashed work) and
         return their digests, or those that would be deleted with ``dry_run``.
@@ -439,6 +466,10 @@ class Store:
         if not dry_run:
             self.objects.clean_tmp(TMP_EXPIRY_SECONDS)
         return sorted(garbage)
+
+
+def _as_store(other: Store | str | os.PathLike[str]) -> Store:
+    return other if isinstance(other, Store) else open(other)
 
 
 def open(path_or_url: str | os.PathLike[str] | None = None, **options: Any) -> Store:

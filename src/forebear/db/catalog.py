@@ -291,42 +291,18 @@ def commit_version(
 
     Returns the version and whether it was created.
     """
-    project_row = get_or_create_project(session, project)
-    artifact = get_or_create_artifact(session, project_row, name, type_)
-    version = session.execute(
-        select(VersionRow).where(VersionRow.artifact_id == artifact.id, VersionRow.digest == digest)
-    ).scalar_one_or_none()
-    created = version is None
-    if version is None:
-        number = artifact.next_number
-        artifact.next_number = number + 1
-        version = VersionRow(
-            artifact_id=artifact.id,
-            number=number,
-            digest=digest,
-            hash_algorithm=HASH_ALGORITHM,
-            size=manifest.size,
-            file_count=len(manifest),
-            description=description,
-            metadata_=metadata,
-            created_at=utcnow(),
-            created_by=run_id,
-        )
-        session.add(version)
-        session.flush()
-        rows = [
-            {
-                "version_id": version.id,
-                "path": e.path,
-                "digest": e.digest,
-                "size": e.size,
-                "uri": e.uri,
-                "etag": e.etag,
-            }
-            for e in manifest
-        ]
-        for start in range(0, len(rows), _BATCH):
-            session.execute(insert(EntryRow), rows[start : start + _BATCH])
+    version, created = _find_or_insert_version(
+        session,
+        project=project,
+        name=name,
+        type_=type_,
+        manifest=manifest,
+        digest=digest,
+        description=description,
+        metadata=metadata,
+        created_at=utcnow(),
+        created_by=run_id,
+    )
     # Lineage stays acyclic by construction: a new version cannot be anyone's input yet,
     # and a run that re-creates the exact bytes of one of its own ancestors is not recorded
     # as that ancestor's producer (the version would become its own ancestor).
@@ -335,13 +311,124 @@ def commit_version(
         if created or not traversal.run_descends_from(session, pk, version.id):
             add_edge(session, pk, version.id, "out")
     for alias in [LATEST, *aliases]:
-        set_alias(session, artifact.id, alias, version.id, run_id)
+        set_alias(session, version.artifact_id, alias, version.id, run_id)
     return version, created
+
+
+def place_version(
+    session: Session, data: VersionData, manifest: Manifest
+) -> tuple[VersionRow, bool]:
+    """Bring a version from another store: same content, description, metadata, creation
+    time and first producer (which must already be here); the next free number."""
+    return _find_or_insert_version(
+        session,
+        project=data.project,
+        name=data.name,
+        type_=data.type,
+        manifest=manifest,
+        digest=data.digest,
+        description=data.description,
+        metadata=data.metadata,
+        created_at=data.created_at,
+        created_by=data.created_by,
+    )
+
+
+def _find_or_insert_version(
+    session: Session,
+    *,
+    project: str,
+    name: str,
+    type_: str,
+    manifest: Manifest,
+    digest: str,
+    description: str | None,
+    metadata: dict[str, Any],
+    created_at: dt.datetime,
+    created_by: str | None,
+) -> tuple[VersionRow, bool]:
+    """The artifact's version with this digest, or a new one numbered inside this
+    transaction (the artifact row is locked, so numbers stay unique and gapless)."""
+    project_row = get_or_create_project(session, project)
+    artifact = get_or_create_artifact(session, project_row, name, type_)
+    version = session.execute(
+        select(VersionRow).where(VersionRow.artifact_id == artifact.id, VersionRow.digest == digest)
+    ).scalar_one_or_none()
+    if version is not None:
+        return version, False
+    number = artifact.next_number
+    artifact.next_number = number + 1
+    version = VersionRow(
+        artifact_id=artifact.id,
+        number=number,
+        digest=digest,
+        hash_algorithm=HASH_ALGORITHM,
+        size=manifest.size,
+        file_count=len(manifest),
+        description=description,
+        metadata_=metadata,
+        created_at=created_at,
+        created_by=created_by,
+    )
+    session.add(version)
+    session.flush()
+    rows = [
+        {
+            "version_id": version.id,
+            "path": e.path,
+            "digest": e.digest,
+            "size": e.size,
+            "uri": e.uri,
+            "etag": e.etag,
+        }
+        for e in manifest
+    ]
+    for start in range(0, len(rows), _BATCH):
+        session.execute(insert(EntryRow), rows[start : start + _BATCH])
+    return version, True
+
+
+def move_latest_if_newer(session: Session, version: VersionRow) -> None:
+    """Point ``latest`` at this version unless the artifact has a newer one."""
+    current = session.execute(
+        select(VersionRow)
+        .join(AliasRow, AliasRow.version_id == VersionRow.id)
+        .where(AliasRow.artifact_id == version.artifact_id, AliasRow.name == LATEST)
+    ).scalar_one_or_none()
+    if current is None or current.created_at <= version.created_at:
+        set_alias(session, version.artifact_id, LATEST, version.id, None)
+
+
+def copy_run(session: Session, run: RunRow, project: str) -> None:
+    """Insert a run from another store under the same id (runs ids are random and long
+    enough not to collide in practice)."""
+    project_row = get_or_create_project(session, project)
+    session.add(
+        RunRow(
+            id=run.id,
+            project_id=project_row.id,
+            name=run.name,
+            status=run.status,
+            config=run.config,
+            summary=run.summary,
+            context=run.context,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+        )
+    )
+    session.flush()
+
+
+def _lock_artifact(session: Session, artifact_id: int) -> None:
+    """Serialise alias moves of one artifact (a row lock on PostgreSQL; SQLite writers are
+    serialised already), so concurrent first settings of an alias cannot collide."""
+    session.execute(select(ArtifactRow.id).where(ArtifactRow.id == artifact_id).with_for_update())
 
 
 def set_alias(
     session: Session, artifact_id: int, alias: str, version_id: int, run_id: str | None
 ) -> None:
+    _lock_artifact(session, artifact_id)
     current = session.get(AliasRow, (artifact_id, alias), with_for_update=True)
     previous = current.version_id if current else None
     if current is None:
@@ -364,6 +451,7 @@ def set_alias(
 
 
 def remove_alias(session: Session, artifact_id: int, alias: str, version_id: int) -> bool:
+    _lock_artifact(session, artifact_id)
     current = session.get(AliasRow, (artifact_id, alias), with_for_update=True)
     if current is None or current.version_id != version_id:
         return False

@@ -1,0 +1,160 @@
+"""Copying versions between stores (`Store.push` / `Store.pull`).
+
+A transfer copies the chosen versions together with everything upstream of them (so "which
+data produced this model?" has its answer in the target too), the runs that produced or used
+them, their lineage edges and their aliases, and only the objects the target lacks.
+
+It follows the commit protocol: objects first (each verified on the way), then one catalog
+transaction per version. A crash leaves at most unreachable objects in the target; running
+the transfer again skips what is already there, so it is idempotent and resumable.
+Version numbers are the target's own: a version keeps its digest, and gets the next free
+number of its artifact in the target when it arrives there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from . import progress
+from .db import catalog, traversal
+from .db.catalog import LATEST, VersionData
+from .db.engine import read_session, write_session
+from .db.schema import EdgeRow, RunRow, VersionRow
+from .manifest import Manifest
+from .objects import TRANSFER_WORKERS
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+@dataclass
+class TransferReport:
+    """What a push or pull did: ``versions`` maps each source ref to its ref in the target."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    objects_copied: int = 0
+    bytes_copied: int = 0
+    runs_copied: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "versions": self.versions,
+            "created": self.created,
+            "objects_copied": self.objects_copied,
+            "bytes_copied": self.bytes_copied,
+            "runs_copied": self.runs_copied,
+        }
+
+
+@dataclass
+class _Selection:
+    versions: list[VersionData]
+    entries: dict[int, Manifest]
+    aliases: dict[int, list[str]]
+    runs: dict[str, tuple[RunRow, str]]  # run id -> (row, project name)
+    edges: list[tuple[str, str, int]]  # (run id, direction, version id), in the source
+
+
+def _select(source: Store, refs: Sequence[str] | None) -> _Selection:
+    with read_session(source.engine) as session:
+        if refs is None:
+            ids = set(session.execute(select(VersionRow.id)).scalars())
+        else:
+            ids = set()
+            for ref in refs:
+                version = source.artifact(ref)
+                ids |= traversal.closure(session, version.id, upstream=True)
+        versions = sorted(
+            catalog.load_versions(session, ids).values(), key=lambda v: (v.created_at, v.id)
+        )
+        entries = {v.id: Manifest(tuple(catalog.list_entries(session, v.id))) for v in versions}
+        aliases = catalog.aliases_for(session, ids)
+        edge_rows = session.execute(
+            select(RunRow, EdgeRow.direction, EdgeRow.version_id)
+            .join(EdgeRow, EdgeRow.run_pk == RunRow.pk)
+            .where(EdgeRow.version_id.in_(sorted(ids)))
+        ).all()
+        runs: dict[str, tuple[RunRow, str]] = {}
+        edges: list[tuple[str, str, int]] = []
+        for run, direction, version_id in edge_rows:
+            if run.id not in runs:
+                runs[run.id] = (run, catalog.project_name(session, run.project_id))
+            edges.append((run.id, direction, version_id))
+    return _Selection(versions, entries, aliases, runs, edges)
+
+
+def _copy_objects(
+    source: Store, target: Store, selection: _Selection, report: TransferReport, show: bool
+) -> str:
+    """Copy the objects the target lacks; returns the writer id holding them from gc."""
+    sizes: dict[str, int] = {}
+    for version in selection.versions:
+        sizes[version.digest] = len(selection.entries[version.id].to_bytes())
+        for entry in selection.entries[version.id]:
+            if entry.uri is None and entry.digest is not None:
+                sizes[entry.digest] = entry.size
+    writer = uuid.uuid4().hex
+    with write_session(target.engine) as session:
+        catalog.register_pending(session, writer, sizes, socket.gethostname(), os.getpid())
+    missing = sorted(set(sizes) - target.objects.has_many(sizes))
+    total = sum(sizes[d] for d in missing)
+    with progress.bar("copying objects", total, show) as tick:
+
+        def copy(digest: str) -> None:
+            with source.objects.open(digest) as stream:
+                target.objects.put_stream(stream, digest, tick, source=f"object {digest}")
+
+        with ThreadPoolExecutor(1 if target.objects.is_local else TRANSFER_WORKERS) as pool:
+            for _ in pool.map(copy, missing):
+                pass
+    target.objects.flush()
+    report.objects_copied += len(missing)
+    report.bytes_copied += total
+    return writer
+
+
+def transfer(
+    source: Store,
+    target: Store,
+    refs: Sequence[str] | None = None,
+    *,
+    show_progress: bool | None = None,
+) -> TransferReport:
+    """Copy versions (``refs``, or everything) and their upstream from ``source`` to
+    ``target``; see the module docstring for what travels."""
+    report = TransferReport()
+    selection = _select(source, refs)
+    writer = _copy_objects(source, target, selection, report, progress.wanted(show_progress))
+    with write_session(target.engine) as session:
+        for run, project in selection.runs.values():
+            if session.execute(select(RunRow.pk).where(RunRow.id == run.id)).first() is None:
+                catalog.copy_run(session, run, project)
+                report.runs_copied += 1
+    for version in selection.versions:
+        with write_session(target.engine) as session:
+            row, created = catalog.place_version(session, version, selection.entries[version.id])
+            for run_id, direction, version_id in selection.edges:
+                if version_id == version.id:
+                    catalog.add_edge(session, catalog.run_pk(session, run_id), row.id, direction)
+            for alias in selection.aliases.get(version.id, []):
+                if alias != LATEST:
+                    catalog.set_alias(session, row.artifact_id, alias, row.id, None)
+            catalog.move_latest_if_newer(session, row)
+            number = f"{version.name}:v{row.number}"
+            report.versions[f"{version.project}/{version.name}:v{version.number}"] = (
+                f"{version.project}/{number}"
+            )
+            if created:
+                report.created.append(f"{version.project}/{number}")
+    with write_session(target.engine) as session:
+        catalog.clear_pending(session, writer)
+    return report
