@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .errors import ForebearError, IntegrityError
+from .errors import ForebearError
 
 if TYPE_CHECKING:
     from .store import Store
@@ -542,7 +542,8 @@ def cache(obj: Context, prune: bool, max_size: str | None, clear: bool, as_json:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"forebear: error: {message}", err=True)
+    one_line = " ".join(message.split())  # backends' messages may span several lines
+    click.echo(f"forebear: error: {one_line}", err=True)
     raise SystemExit(code)
 
 
@@ -553,8 +554,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = ["--help"]
     try:
         code = cli.main(args=args, prog_name="forebear", standalone_mode=False)
-    except IntegrityError as exc:
-        fail(str(exc).splitlines()[0])
     except ForebearError as exc:
         fail(str(exc))
     except click.UsageError as exc:

@@ -60,6 +60,14 @@ def backend_errors(what: str) -> Iterator[None]:
         ) from exc
     except OSError as exc:
         raise StoreError(f"{what}: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] in _BACKEND_PACKAGES:
+            raise StoreError(f"{what}: {exc}") from exc
+        raise
+
+
+# Libraries whose exceptions mean "the backend failed" (network, auth, service errors).
+_BACKEND_PACKAGES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs"}
 
 
 class VerifyingReader(io.RawIOBase):
@@ -212,14 +220,21 @@ class ObjectLocation:
     def has_many(self, digests: Iterable[str]) -> set[str]:
         """The subset of ``digests`` present in the location.
 
-        Remote locations answer by listing: one request per two-hex prefix involved (a page
-        lists up to 1,000 objects) instead of one request per object, once there are more
-        objects to check than prefixes to list.
+        Remote locations answer by listing: one request for the prefixes that exist, then
+        one per existing two-hex prefix involved (a page lists up to 1,000 objects), instead
+        of one request per object, once there are more objects to check than that.
         """
         wanted = set(digests)
         if self.is_local or len(wanted) <= SMALL_BATCH:
             return {d for d in wanted if self.has(d)}
-        prefixes = sorted({d[:2] for d in wanted})
+        base = self._path("objects")
+        with backend_errors(f"cannot list objects under {base!r}"):
+            try:  # one request tells which prefixes exist at all
+                names = self.fs.ls(base, detail=False, refresh=True)
+            except FileNotFoundError:
+                return set()
+        existing = {str(n).rstrip("/").rsplit("/", 1)[-1] for n in names}
+        prefixes = sorted({d[:2] for d in wanted} & existing)
 
         def listed(prefix: str) -> set[str]:
             path = self._path(f"objects/{prefix}")
