@@ -40,10 +40,10 @@ WRITER = textwrap.dedent(
         original = objects.ObjectLocation.put_file
         stored = []
 
-        def put_file(self, local_path, digest, progress=None):
+        def put_file(self, local_path, digest, progress=None, **options):
             if len(stored) == limit:
                 pause()
-            result = original(self, local_path, digest, progress)
+            result = original(self, local_path, digest, progress, **options)
             stored.append(digest)
             return result
 
