@@ -26,6 +26,18 @@ def test_schema_head_is_the_newest_migration() -> None:
     assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
 
 
+def test_migrations_build_exactly_the_models_on_postgresql(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    ensure_schema(engine)
+    ensure_schema(engine)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    engine.dispose()
+    assert diff == []
+    assert revision == SCHEMA_HEAD
+
+
 def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     ensure_schema(engine)
