@@ -198,30 +198,28 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
+def moto_options(endpoint: str) -> dict[str, object]:
+    return {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint},
+        "skip_instance_cache": True,
+    }
+
+
 class TestS3Moto(ObjectLocationSuite):
     """moto's in-process S3: quick, but it accepts any credentials."""
 
     @pytest.fixture
     def location(self, moto_endpoint: str) -> ObjectLocation:
-        options = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": moto_endpoint},
-            "skip_instance_cache": True,
-        }
+        options = moto_options(moto_endpoint)
         bucket = f"moto-{uuid.uuid4().hex[:10]}"
         location = ObjectLocation(f"s3://{bucket}/store", options)
         location.fs.mkdir(bucket)
         return location
 
     def test_missing_bucket_is_a_clear_error(self, moto_endpoint: str) -> None:
-        options = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": moto_endpoint},
-            "skip_instance_cache": True,
-        }
-        location = ObjectLocation("s3://no-such-bucket-here/store", options)
+        location = ObjectLocation("s3://no-such-bucket-here/store", moto_options(moto_endpoint))
         with pytest.raises(StoreError, match="create the bucket"):
             location.ensure_format()
 

@@ -36,7 +36,7 @@ from .errors import (
 from .hashing import BLOCK_SIZE, hash_file
 from .manifest import Manifest, ManifestEntry
 from .objects import ObjectLocation, VerifyingReader
-from .paths import Ref, check_alias, check_name, parse_ref
+from .paths import check_alias, check_name, parse_ref
 from .references import check_reference, open_reference
 
 if TYPE_CHECKING:
@@ -129,12 +129,10 @@ class Store:
         self, project: str | None = None, type: str | None = None
     ) -> list[ArtifactVersion]:
         """The latest version of every artifact, optionally of one project or type."""
-        result = []
         with read_session(self.engine) as session:
-            for artifact, project_name in catalog.list_artifacts(session, project, type):
-                ref = Ref(project_name, artifact.name, "latest")
-                result.append(self._version(session, catalog.get_version(session, ref, None)))
-        return result
+            ids = catalog.latest_version_ids(session, project, type)
+            found = self._versions(session, ids)
+        return sorted(found.values(), key=lambda v: (v.project, v.name))
 
     def versions(self, name: str, project: str | None = None) -> list[ArtifactVersion]:
         """Every version of one artifact, oldest first."""

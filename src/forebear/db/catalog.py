@@ -523,6 +523,23 @@ def list_artifacts(
     return [(a, p) for a, p in session.execute(query)]
 
 
+def latest_version_ids(
+    session: Session, project: str | None = None, type_: str | None = None
+) -> list[int]:
+    """The version ``latest`` points to, for every artifact (of a project or type)."""
+    query = (
+        select(AliasRow.version_id)
+        .join(ArtifactRow, ArtifactRow.id == AliasRow.artifact_id)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .where(AliasRow.name == LATEST)
+    )
+    if project is not None:
+        query = query.where(ProjectRow.name == project)
+    if type_ is not None:
+        query = query.where(ArtifactRow.type == type_)
+    return list(session.execute(query).scalars())
+
+
 def list_versions(session: Session, artifact_id: int) -> list[VersionRow]:
     return list(
         session.execute(
