@@ -541,6 +541,19 @@ def cache(obj: Context, prune: bool, max_size: str | None, clear: bool, as_json:
     )
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@pass_context
+def ui(obj: Context, host: str, port: int) -> None:
+    """Browse artifacts, versions, runs and lineage in a local, read-only web page."""
+    from .web.app import serve
+
+    store = obj.store
+    click.echo(f"forebear UI for {store.objects_url} on http://{host}:{port}/ (Ctrl-C to stop)")
+    serve(store, host=host, port=port)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     one_line = " ".join(message.split())  # backends' messages may span several lines
     click.echo(f"forebear: error: {one_line}", err=True)

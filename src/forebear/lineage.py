@@ -8,6 +8,7 @@ part of the graph that was asked about.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +187,17 @@ class Lineage:
         )
         return write(graph, self.root, target)
 
-    def _repr_svg_(self) -> str:
+    def to_svg(
+        self,
+        link: Callable[[str, dict[str, Any]], str | None] | None = None,
+        *,
+        max_nodes: int | None = DEFAULT_MAX_NODES,
+    ) -> str:
+        """The diagram as SVG text (needs `dot`); ``link(node, attributes)`` may give each
+        node a URL to open when it is clicked."""
         from .render import collapse, to_svg
 
-        return to_svg(collapse(self.graph, self.root, DEFAULT_MAX_NODES), self.root)
+        return to_svg(collapse(self.graph, self.root, max_nodes), self.root, link)
+
+    def _repr_svg_(self) -> str:
+        return self.to_svg()

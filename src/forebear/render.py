@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,11 @@ def _colour(type_: str) -> str:
     return TYPE_COLOURS.get(type_, OTHER_COLOUR)
 
 
-def _digraph(graph: nx.DiGraph, root: str) -> graphviz.Digraph:
+Link = Callable[[str, dict[str, Any]], "str | None"]
+"""Maps a node (id, attributes) to the URL it should open when clicked, or None."""
+
+
+def _digraph(graph: nx.DiGraph, root: str, link: Link | None = None) -> graphviz.Digraph:
     import graphviz
 
     dot = graphviz.Digraph("lineage", graph_attr={"rankdir": "LR", "fontname": "Helvetica"})
@@ -87,7 +92,10 @@ def _digraph(graph: nx.DiGraph, root: str) -> graphviz.Digraph:
     ids = {node: f"n{i}" for i, node in enumerate(sorted(graph.nodes))}
     types_seen: set[str] = set()
     for node, data in sorted(graph.nodes(data=True)):
-        border = {"color": ROOT_BORDER, "penwidth": "2.5"} if node == root else {}
+        border: dict[str, str] = {"color": ROOT_BORDER, "penwidth": "2.5"} if node == root else {}
+        url = link(node, data) if link is not None else None
+        if url:
+            border = {**border, "URL": url, "target": "_top"}
         if data["kind"] == "more":
             dot.node(ids[node], label=data["name"], shape="note", style="dashed")
         elif data["kind"] == "version":
@@ -132,19 +140,19 @@ def to_dot(graph: nx.DiGraph, root: str) -> str:
     return str(_digraph(graph, root).source)
 
 
-def _pipe(graph: nx.DiGraph, root: str, fmt: str) -> bytes:
+def _pipe(graph: nx.DiGraph, root: str, fmt: str, link: Link | None = None) -> bytes:
     import graphviz
 
     try:
-        return bytes(_digraph(graph, root).pipe(format=fmt))
+        return bytes(_digraph(graph, root, link).pipe(format=fmt))
     except graphviz.ExecutableNotFound as exc:
         raise GraphvizNotFound(INSTALL_HINT) from exc
     except graphviz.CalledProcessError as exc:
         raise RenderError(f"Graphviz failed to draw the lineage: {exc}") from exc
 
 
-def to_svg(graph: nx.DiGraph, root: str) -> str:
-    return _pipe(graph, root, "svg").decode("utf-8")
+def to_svg(graph: nx.DiGraph, root: str, link: Link | None = None) -> str:
+    return _pipe(graph, root, "svg", link).decode("utf-8")
 
 
 _MERMAID_UNSAFE = re.compile(r'["<>#&]')

@@ -155,9 +155,9 @@ class Store:
 
     def runs(self, project: str | None = None) -> list[Run]:
         with read_session(self.engine) as session:
-            return [self._run(session, r) for r in catalog.list_runs(session, project)]
+            return [self._run(session, r, name) for r, name in catalog.list_runs(session, project)]
 
-    def _run(self, session: Session, row: RunRow) -> Run:
+    def _run(self, session: Session, row: RunRow, project: str | None = None) -> Run:
         from .run import Run
 
         status = row.status
@@ -172,7 +172,8 @@ class Store:
             status = "crashed"
             with write_session(self.engine) as writer:
                 catalog.update_run(writer, row.id, status=status)
-        return Run._from_row(self, row, catalog.project_name(session, row.project_id), status)
+        name = project if project is not None else catalog.project_name(session, row.project_id)
+        return Run._from_row(self, row, name, status)
 
     def lineage(
         self,

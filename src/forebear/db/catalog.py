@@ -598,13 +598,16 @@ def get_run(session: Session, run_id: str) -> RunRow:
     return run
 
 
-def list_runs(session: Session, project: str | None = None) -> list[RunRow]:
-    query = select(RunRow).order_by(RunRow.started_at, RunRow.id)
+def list_runs(session: Session, project: str | None = None) -> list[tuple[RunRow, str]]:
+    """Runs oldest first, each with its project's name (one query)."""
+    query = (
+        select(RunRow, ProjectRow.name)
+        .join(ProjectRow, ProjectRow.id == RunRow.project_id)
+        .order_by(RunRow.started_at, RunRow.id)
+    )
     if project is not None:
-        query = query.join(ProjectRow, ProjectRow.id == RunRow.project_id).where(
-            ProjectRow.name == project
-        )
-    return list(session.execute(query).scalars())
+        query = query.where(ProjectRow.name == project)
+    return [(run, name) for run, name in session.execute(query)]
 
 
 def update_run(session: Session, run_id: str, **values: Any) -> None:

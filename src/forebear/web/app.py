@@ -1,0 +1,358 @@
+"""The read-only web UI: Starlette routes over the public API, Jinja2 templates with
+autoescaping, and a JSON API under ``/api/`` behind every page.
+
+Nothing here writes to the store, and no route reads outside it: file downloads go through
+`ArtifactVersion.open`, which only knows the version's own entries.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..artifacts import ArtifactVersion
+from ..errors import ForebearError, IntegrityError, InvalidInput, NotFound
+from ..hashing import BLOCK_SIZE
+from ..run import Run
+from ..store import Store
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+FILES_PAGE_SIZE = 200
+
+
+def _quote(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+def version_url(project: str, name: str, version: str) -> str:
+    return f"/artifacts/{_quote(project)}/{_quote(name)}/{_quote(version)}"
+
+
+def artifact_url(project: str, name: str) -> str:
+    return f"/artifacts/{_quote(project)}/{_quote(name)}"
+
+
+def run_url(run_id: str) -> str:
+    return f"/runs/{_quote(run_id)}"
+
+
+def _page(request: Request) -> int:
+    try:
+        return max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def _paginate(items: list[Any], page: int, size: int) -> dict[str, Any]:
+    pages = max(1, -(-len(items) // size))
+    page = min(page, pages)
+    return {
+        "items": items[(page - 1) * size : page * size],
+        "page": page,
+        "pages": pages,
+        "total": len(items),
+    }
+
+
+def _version_json(version: ArtifactVersion) -> dict[str, Any]:
+    return {**version.to_dict(), "url": version_url(version.project, version.name, version.version)}
+
+
+def _run_json(run: Run) -> dict[str, Any]:
+    return {**run.to_dict(), "url": run_url(run.id)}
+
+
+def create_app(store: Store) -> Starlette:
+    """The ASGI application for one store."""
+    templates = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    templates.globals.update(
+        version_url=version_url, artifact_url=artifact_url, run_url=run_url, quote=_quote
+    )
+    templates.filters["size"] = _human_size
+    templates.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
+
+    def page(template: str, request: Request, **context: Any) -> HTMLResponse:
+        body = templates.get_template(template).render(request=request, store=store, **context)
+        return HTMLResponse(body)
+
+    def find_version(request: Request) -> ArtifactVersion:
+        params = request.path_params
+        ref = f"{params['project']}/{params['name']}:{params['version']}"
+        try:
+            return store.artifact(ref)
+        except (NotFound, InvalidInput) as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    # -- data behind the pages -----------------------------------------------------------
+
+    def home_data(request: Request) -> dict[str, Any]:
+        query = request.query_params
+        text = query.get("q", "").strip().lower()
+        type_ = query.get("type") or None
+        alias = query.get("alias", "").strip()
+        project = query.get("project") or None
+        every = store.artifacts(project=project)
+        types = sorted({v.type for v in every})
+        projects = sorted({v.project for v in every})
+        chosen = [
+            v
+            for v in every
+            if (not text or text in v.name.lower())
+            and (type_ is None or v.type == type_)
+            and (not alias or alias in _all_aliases(store, v))
+        ]
+        listing = _paginate(chosen, _page(request), PAGE_SIZE)
+        return {
+            "artifacts": listing["items"],
+            "page": listing["page"],
+            "pages": listing["pages"],
+            "total": listing["total"],
+            "types": types,
+            "projects": projects,
+            "filters": {"q": text, "type": type_ or "", "alias": alias, "project": project or ""},
+        }
+
+    def artifact_data(request: Request) -> dict[str, Any]:
+        params = request.path_params
+        try:
+            versions = store.versions(params["name"], project=params["project"])
+            history = store.alias_history(params["name"], project=params["project"])
+        except (NotFound, InvalidInput) as exc:
+            raise HTTPException(404, str(exc)) from exc
+        listing = _paginate(list(reversed(versions)), _page(request), PAGE_SIZE)
+        return {
+            "project": params["project"],
+            "name": params["name"],
+            "type": versions[-1].type,
+            "versions": listing["items"],
+            "page": listing["page"],
+            "pages": listing["pages"],
+            "total": listing["total"],
+            "history": list(reversed(history)),
+        }
+
+    def version_data(request: Request) -> dict[str, Any]:
+        version = find_version(request)
+        entries = list(version.manifest)
+        listing = _paginate(entries, _page(request), FILES_PAGE_SIZE)
+        others = store.versions(version.name, project=version.project)
+        against = request.query_params.get("diff")
+        diff = None
+        if against:
+            try:
+                other = store.artifact(f"{version.project}/{version.name}:{against}")
+            except (NotFound, InvalidInput) as exc:
+                raise HTTPException(404, str(exc)) from exc
+            changes = other.diff(version)
+            diff = {
+                "against": other.version,
+                "added": changes.added,
+                "removed": changes.removed,
+                "modified": changes.modified,
+            }
+        return {
+            "version": version,
+            "entries": listing["items"],
+            "page": listing["page"],
+            "pages": listing["pages"],
+            "total": listing["total"],
+            "producers": version.producers,
+            "consumers": version.consumers,
+            "others": [v.version for v in others if v.version != version.version],
+            "diff": diff,
+        }
+
+    def lineage_data(request: Request) -> dict[str, Any]:
+        version = find_version(request)
+        query = request.query_params
+        up = query.get("up", "1") != "0"
+        down = query.get("down", "0") == "1"
+        depth_text = query.get("depth", "")
+        depth = int(depth_text) if depth_text.isdigit() else None
+        lineage = store.lineage(version, upstream=up, downstream=down, depth=depth)
+        return {"version": version, "lineage": lineage, "up": up, "down": down, "depth": depth}
+
+    def runs_data(request: Request) -> dict[str, Any]:
+        project = request.query_params.get("project") or None
+        listing = _paginate(list(reversed(store.runs(project=project))), _page(request), PAGE_SIZE)
+        return {
+            "runs": listing["items"],
+            "page": listing["page"],
+            "pages": listing["pages"],
+            "total": listing["total"],
+        }
+
+    def run_data(request: Request) -> dict[str, Any]:
+        try:
+            run = store.run(request.path_params["run_id"])
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return {"run": run, "inputs": run.inputs, "outputs": run.outputs}
+
+    # -- HTML pages ------------------------------------------------------------------------
+
+    async def home(request: Request) -> Response:
+        return page("home.html", request, **home_data(request))
+
+    async def artifact(request: Request) -> Response:
+        return page("artifact.html", request, **artifact_data(request))
+
+    async def version(request: Request) -> Response:
+        return page("version.html", request, **version_data(request))
+
+    async def lineage(request: Request) -> Response:
+        data = lineage_data(request)
+
+        def link(node: str, attributes: dict[str, Any]) -> str | None:
+            if attributes["kind"] == "version":
+                return version_url(attributes["project"], attributes["name"], attributes["version"])
+            if attributes["kind"] == "run":
+                return run_url(attributes["id"])
+            return None
+
+        try:
+            svg = data["lineage"].to_svg(link)
+        except ForebearError as exc:  # no Graphviz: show the tree instead
+            svg = None
+            data["problem"] = str(exc)
+        svg_body = svg[svg.index("<svg") :] if svg else None
+        return page("lineage.html", request, svg=svg_body, **data)
+
+    async def runs(request: Request) -> Response:
+        return page("runs.html", request, **runs_data(request))
+
+    async def run(request: Request) -> Response:
+        return page("run.html", request, **run_data(request))
+
+    async def file(request: Request) -> Response:
+        version = find_version(request)
+        path = request.path_params["path"]
+        try:
+            entry = version.entry(path)
+        except (NotFound, InvalidInput) as exc:
+            raise HTTPException(404, str(exc)) from exc
+        # Verify before sending: a corrupted object is refused, never half-sent as good.
+        try:
+            with version.open(path) as stream:
+                while stream.read(BLOCK_SIZE):
+                    pass
+        except IntegrityError as exc:
+            raise HTTPException(500, str(exc)) from exc
+
+        def chunks() -> Iterator[bytes]:
+            with version.open(path) as stream:
+                while block := stream.read(BLOCK_SIZE):
+                    yield block
+
+        filename = entry.path.rsplit("/", 1)[-1]
+        disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
+        return StreamingResponse(
+            chunks(),
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": disposition, "Content-Length": str(entry.size)},
+        )
+
+    # -- JSON API ------------------------------------------------------------------------
+
+    def api(
+        build: Callable[[Request], dict[str, Any]], shape: Callable[[dict[str, Any]], Any]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return JSONResponse(shape(build(request)))
+
+        return endpoint
+
+    def shape_home(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "artifacts": [_version_json(v) for v in data["artifacts"]]}
+
+    def shape_artifact(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "versions": [_version_json(v) for v in data["versions"]]}
+
+    def shape_version(data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "version": _version_json(data["version"]),
+            "entries": [e.to_dict() for e in data["entries"]],
+            "page": data["page"],
+            "pages": data["pages"],
+            "total": data["total"],
+            "producers": [_run_json(r) for r in data["producers"]],
+            "consumers": [_run_json(r) for r in data["consumers"]],
+            "diff": data["diff"],
+        }
+
+    def shape_lineage(data: dict[str, Any]) -> Any:
+        return json.loads(data["lineage"].to_json())
+
+    def shape_runs(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "runs": [_run_json(r) for r in data["runs"]]}
+
+    def shape_run(data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **_run_json(data["run"]),
+            "inputs": [_version_json(v) for v in data["inputs"]],
+            "outputs": [_version_json(v) for v in data["outputs"]],
+        }
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        detail = getattr(exc, "detail", "not found")
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": detail}, status_code=status)
+        body = templates.get_template("error.html").render(
+            request=request, store=store, status=status, detail=detail
+        )
+        return HTMLResponse(body, status_code=status)
+
+    version_path = "/artifacts/{project}/{name}/{version}"
+    routes = [
+        Route("/", home),
+        Route("/artifacts/{project}/{name}", artifact),
+        Route(version_path, version),
+        Route(version_path + "/lineage", lineage),
+        Route(version_path + "/files/{path:path}", file),
+        Route("/runs", runs),
+        Route("/runs/{run_id}", run),
+        Route("/api/artifacts", api(home_data, shape_home)),
+        Route("/api/artifacts/{project}/{name}", api(artifact_data, shape_artifact)),
+        Route("/api" + version_path, api(version_data, shape_version)),
+        Route("/api" + version_path + "/lineage", api(lineage_data, shape_lineage)),
+        Route("/api/runs", api(runs_data, shape_runs)),
+        Route("/api/runs/{run_id}", api(run_data, shape_run)),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+
+
+def _all_aliases(store: Store, latest: ArtifactVersion) -> set[str]:
+    return {a for v in store.versions(latest.name, project=latest.project) for a in v.aliases}
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def serve(store: Store, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the UI until interrupted (read-only; loopback unless told otherwise)."""
+    import uvicorn
+
+    uvicorn.run(create_app(store), host=host, port=port, log_level="warning")
