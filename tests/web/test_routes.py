@@ -1,0 +1,158 @@
+"""The web UI's routes, in process (Starlette's TestClient): pages, JSON, downloads,
+escaping, read-only, nothing outside the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+import forebear
+from forebear.web import app as web
+
+from ..conftest import corrupt
+
+HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def client(local_store: forebear.Store, make_tree: Callable[..., Path]) -> Iterator[TestClient]:
+    store = local_store
+    with forebear.init(project="demo", name="prepare", store=store) as run:
+        raw = make_tree("raw", {"data.csv": "a,b\n1,2\n", "docs/readme.txt": "hello"})
+        run.log_artifact(raw, name="raw", description=HOSTILE, metadata={"note": HOSTILE})
+        (raw / "data.csv").write_text("a,b\n1,3\n")
+        (raw / "extra.txt").write_text("new")
+        run.log_artifact(raw, name="raw", aliases=["gold"])
+    with forebear.init(project="demo", name="train", config={"lr": 0.1}, store=store) as run:
+        run.use_artifact("raw:gold")
+        run.log_artifact(make_tree("m", {"model.bin": b"\x00\x01"}), name="model", type="model")
+        run.log({"accuracy": 0.9})
+    with TestClient(web.create_app(store)) as test_client:
+        yield test_client
+
+
+def test_home_links_every_artifact_and_filters(client: TestClient) -> None:
+    home = client.get("/")
+    assert home.status_code == 200
+    assert 'href="/artifacts/demo/raw"' in home.text
+    assert 'href="/artifacts/demo/model"' in home.text
+    only_models = client.get("/", params={"type": "model"}).text
+    assert "/artifacts/demo/model" in only_models and "/artifacts/demo/raw" not in only_models
+    searched = client.get("/", params={"q": "RA"}).text
+    assert "/artifacts/demo/raw" in searched and "/artifacts/demo/model" not in searched
+    by_alias = client.get("/", params={"alias": "gold"}).text
+    assert "/artifacts/demo/raw" in by_alias and "/artifacts/demo/model" not in by_alias
+    api = client.get("/api/artifacts").json()
+    assert [a["name"] for a in api["artifacts"]] == ["model", "raw"]
+    assert api["artifacts"][0]["url"] == "/artifacts/demo/model/v0"
+
+
+def test_listings_paginate(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web, "PAGE_SIZE", 1)
+    first = client.get("/api/artifacts").json()
+    second = client.get("/api/artifacts", params={"page": 2}).json()
+    assert (first["pages"], first["total"]) == (2, 2)
+    assert first["artifacts"][0]["name"] != second["artifacts"][0]["name"]
+    assert 'rel="next"' in client.get("/").text
+
+
+def test_artifact_page_shows_versions_and_alias_history(client: TestClient) -> None:
+    page = client.get("/artifacts/demo/raw")
+    assert page.status_code == 200
+    assert (
+        'href="/artifacts/demo/raw/v0"' in page.text
+        and 'href="/artifacts/demo/raw/v1"' in page.text
+    )
+    api = client.get("/api/artifacts/demo/raw").json()
+    assert [v["version"] for v in api["versions"]] == ["v1", "v0"]
+    assert {(h["alias"], h["version"]) for h in api["history"]} >= {
+        ("gold", "v1"),
+        ("latest", "v1"),
+    }
+
+
+def test_version_page_escapes_user_text_and_links_lineage(client: TestClient) -> None:
+    page = client.get("/artifacts/demo/raw/v0")
+    assert page.status_code == 200
+    assert "<script" not in page.text and "<img" not in page.text  # shown, never run
+    assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt;" in page.text
+    assert 'title="lineage"' in page.text and 'href="/artifacts/demo/raw/v0/lineage"' in page.text
+    assert 'href="/artifacts/demo/raw/v0/files/docs/readme.txt"' in page.text
+    data = client.get("/api/artifacts/demo/raw/v0").json()
+    assert data["version"]["description"] == HOSTILE  # JSON carries the text as it is
+    assert [e["path"] for e in data["entries"]] == ["data.csv", "docs/readme.txt"]
+    assert [r["name"] for r in data["producers"]] == ["prepare"]
+
+
+def test_diff_against_another_version(client: TestClient) -> None:
+    diff = client.get("/api/artifacts/demo/raw/v1", params={"diff": "v0"}).json()["diff"]
+    assert diff == {
+        "against": "v0",
+        "added": ["extra.txt"],
+        "removed": [],
+        "modified": ["data.csv"],
+    }
+    assert "+ extra.txt" in client.get("/artifacts/demo/raw/v1", params={"diff": "v0"}).text
+    assert client.get("/artifacts/demo/raw/v1", params={"diff": "v9"}).status_code == 404
+
+
+def test_single_file_download_is_verified(client: TestClient, local_store: forebear.Store) -> None:
+    got = client.get("/artifacts/demo/raw/v0/files/docs/readme.txt")
+    assert got.status_code == 200 and got.content == b"hello"
+    assert "attachment" in got.headers["content-disposition"]
+    version = local_store.artifact("demo/raw:v0")
+    corrupt(local_store, version.entry("docs/readme.txt").digest or "", b"HELLO")
+    broken = client.get("/artifacts/demo/raw/v0/files/docs/readme.txt")
+    assert broken.status_code == 500 and b"HELLO" not in broken.content
+    assert "corrupted" in broken.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/artifacts/demo/raw/v0/files/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/artifacts/demo/raw/v0/files/%2Fetc%2Fpasswd",
+        "/artifacts/demo/raw/v0/files/nope.txt",
+        "/artifacts/demo/nothing",
+        "/artifacts/demo/raw/v7",
+        "/artifacts/demo/raw/v0/lineage-nope",
+        "/runs/zzzzzzzz",
+        "/api/runs/zzzzzzzz",
+    ],
+)
+def test_nothing_outside_the_store_and_clear_404s(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "root:" not in response.text
+
+
+def test_lineage_view_is_an_inline_svg_with_clickable_nodes(client: TestClient) -> None:
+    page = client.get("/artifacts/demo/model/v0/lineage")
+    assert page.status_code == 200
+    assert "<svg" in page.text
+    assert 'xlink:href="/artifacts/demo/raw/v1"' in page.text
+    assert 'xlink:href="/runs/' in page.text
+    both = client.get("/api/artifacts/demo/raw/v1/lineage", params={"up": 0, "down": 1}).json()
+    assert {n["id"] for n in both["nodes"]} >= {"demo/raw:v1", "demo/model:v0"}
+    assert "demo/raw:v0" not in {n["id"] for n in both["nodes"]}
+
+
+def test_runs_pages(client: TestClient) -> None:
+    runs = client.get("/api/runs").json()["runs"]
+    assert [r["name"] for r in runs] == ["train", "prepare"]
+    train = client.get(runs[0]["url"])
+    assert (
+        train.status_code == 200 and "accuracy" in train.text and "&#34;lr&#34;: 0.1" in train.text
+    )
+    data = client.get(f"/api/runs/{runs[0]['id']}").json()
+    assert [v["ref"] for v in data["inputs"]] == ["raw:v1"]
+    assert [v["ref"] for v in data["outputs"]] == ["model:v0"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_read_only(client: TestClient, method: str) -> None:
+    for path in ("/", "/api/artifacts", "/artifacts/demo/raw/v0", "/runs"):
+        assert client.request(method, path).status_code == 405
