@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-demo}"
 
-# System packages: Graphviz draws diagrams; the tests also run a real PostgreSQL server.
+# System packages: Graphviz draws diagrams.
 packages=()
 command -v dot >/dev/null 2>&1 || packages+=(graphviz)
-if [ "$extras" = test ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  packages+=(postgresql)
+if [ "$extras" = test ]; then
+  # a real PostgreSQL server and Debian's Chromium (browser tests) for the test suite
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+  [ -x /usr/bin/chromium ] || packages+=(chromium)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=()
