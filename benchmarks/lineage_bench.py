@@ -41,8 +41,6 @@ from forebear.db import traversal
 from forebear.db.engine import ensure_schema, make_engine
 
 REPO = Path(__file__).resolve().parent.parent
-MARK_BEGIN = "<!-- lineage-bench:begin -->"
-MARK_END = "<!-- lineage-bench:end -->"
 
 
 def median_ms(action: Callable[[], Any], repeat: int) -> float:
@@ -190,14 +188,14 @@ def table(results: list[dict[str, Any]], graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, body: str) -> None:
-    block = f"{MARK_BEGIN}\n{body}{MARK_END}"
+def write_section(path: Path, body: str, mark: str = "lineage-bench") -> None:
+    """Replace the text between this benchmark's markers in ``path`` (or append it)."""
+    begin, end = f"<!-- {mark}:begin -->", f"<!-- {mark}:end -->"
+    block = f"{begin}\n{body}{end}"
     current = path.read_text() if path.exists() else ""
-    if MARK_BEGIN in current:
-        current = re.sub(
-            re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda _m: block, current,
-            flags=re.S,
-        )  # fmt: skip
+    if begin in current:
+        pattern = re.escape(begin) + ".*?" + re.escape(end)
+        current = re.sub(pattern, lambda _m: block, current, flags=re.S)
     else:
         current += f"\n{block}\n"
     path.write_text(current)

@@ -270,6 +270,14 @@ class ArtifactVersion:
     def files(self) -> list[str]:
         return self.manifest.paths()
 
+    def entries(self, start: int = 0, limit: int | None = None) -> list[ManifestEntry]:
+        """Entries in path order, or one page of them (without loading the whole
+        manifest: for versions with very many files)."""
+        if self._manifest is not None:
+            end = None if limit is None else start + limit
+            return list(self._manifest.entries[start:end])
+        return self._store._entries(self._data, start, limit)
+
     def entry(self, path: str) -> ManifestEntry:
         wanted = normalise_entry_path(path)
         for entry in self.manifest:

@@ -198,6 +198,10 @@ class Store:
         with read_session(self.engine) as session:
             return Manifest(tuple(catalog.list_entries(session, data.id)))
 
+    def _entries(self, data: VersionData, start: int, limit: int | None) -> list[ManifestEntry]:
+        with read_session(self.engine) as session:
+            return catalog.list_entries(session, data.id, start, limit)
+
     def _aliases_of(self, version: ArtifactVersion) -> list[str]:
         with read_session(self.engine) as session:
             return catalog.aliases_of(session, version.id)

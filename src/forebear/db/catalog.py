@@ -501,11 +501,18 @@ def alias_history(session: Session, artifact_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def list_entries(session: Session, version_id: int) -> list[ManifestEntry]:
-    rows = session.execute(
-        select(EntryRow).where(EntryRow.version_id == version_id).order_by(EntryRow.path)
-    ).scalars()
-    return [ManifestEntry(r.path, r.digest, r.size, r.uri, r.etag) for r in rows]
+def list_entries(
+    session: Session, version_id: int, start: int = 0, limit: int | None = None
+) -> list[ManifestEntry]:
+    """A version's entries in path order, or one page of them (the primary key's order)."""
+    query = (
+        select(EntryRow.path, EntryRow.digest, EntryRow.size, EntryRow.uri, EntryRow.etag)
+        .where(EntryRow.version_id == version_id)
+        .order_by(EntryRow.path)
+        .offset(start)
+        .limit(limit)
+    )
+    return [ManifestEntry(*row) for row in session.connection().execute(query).all()]
 
 
 def list_artifacts(

@@ -148,8 +148,14 @@ def create_app(store: Store) -> Starlette:
 
     def version_data(request: Request) -> dict[str, Any]:
         version = find_version(request)
-        entries = list(version.manifest)
-        listing = _paginate(entries, _page(request), FILES_PAGE_SIZE)
+        pages = max(1, -(-version.file_count // FILES_PAGE_SIZE))
+        number = min(_page(request), pages)
+        listing = {
+            "items": version.entries((number - 1) * FILES_PAGE_SIZE, FILES_PAGE_SIZE),
+            "page": number,
+            "pages": pages,
+            "total": version.file_count,
+        }
         others = store.versions(version.name, project=version.project)
         against = request.query_params.get("diff")
         diff = None
