@@ -51,7 +51,7 @@ def test_home_links_every_artifact_and_filters(client: TestClient) -> None:
 
 
 def test_listings_paginate(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(web, "PAGE_SIZE", 1)
+    monkeypatch.setattr(web, "ARTIFACTS_PAGE_SIZE", 1)
     first = client.get("/api/artifacts").json()
     second = client.get("/api/artifacts", params={"page": 2}).json()
     assert (first["pages"], first["total"]) == (2, 2)

@@ -28,7 +28,8 @@ from ..run import Run
 from ..store import Store
 
 HERE = Path(__file__).parent
-PAGE_SIZE = 50
+PAGE_SIZE = 50  # versions and runs per page
+ARTIFACTS_PAGE_SIZE = 200  # the home page links every artifact of all but the largest stores
 FILES_PAGE_SIZE = 200
 
 
@@ -116,7 +117,7 @@ def create_app(store: Store) -> Starlette:
             and (type_ is None or v.type == type_)
             and (not alias or alias in _all_aliases(store, v))
         ]
-        listing = _paginate(chosen, _page(request), PAGE_SIZE)
+        listing = _paginate(chosen, _page(request), ARTIFACTS_PAGE_SIZE)
         return {
             "artifacts": listing["items"],
             "page": listing["page"],
