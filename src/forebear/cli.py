@@ -547,9 +547,10 @@ def cache(obj: Context, prune: bool, max_size: str | None, clear: bool, as_json:
 @pass_context
 def ui(obj: Context, host: str, port: int) -> None:
     """Browse artifacts, versions, runs and lineage in a local, read-only web page."""
-    from .web.app import serve
+    from .web.app import check_address, serve
 
     store = obj.store
+    check_address(host, port)
     click.echo(f"forebear UI for {store.objects_url} on http://{host}:{port}/ (Ctrl-C to stop)")
     serve(store, host=host, port=port)
 

@@ -358,8 +358,23 @@ def _human_size(size: int) -> str:
     return f"{value:.1f} TiB"
 
 
+def check_address(host: str, port: int) -> None:
+    """A clear error, before anything starts, when the address cannot be listened on."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port"
+        ) from exc
+
+
 def serve(store: Store, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve the UI until interrupted (read-only; loopback unless told otherwise)."""
     import uvicorn
+
+    check_address(host, port)
 
     uvicorn.run(create_app(store), host=host, port=port, log_level="warning")
