@@ -50,6 +50,33 @@ PENDING_EXPIRY_HOURS = 24.0
 TMP_EXPIRY_SECONDS = 3600.0
 
 
+FileState = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+def _snapshot(path: Path) -> FileState:
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise InvalidPath(
+            f"cannot log {str(path)!r}: the file disappeared after it was added"
+        ) from exc
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+
+
+def _check_still(path: Path, seen: FileState, hashed_size: int) -> None:
+    """Refuse a file that changed while it was being logged: its recorded digest could
+    describe bytes that no longer exist."""
+    try:
+        now = _snapshot(path)
+    except InvalidPath:
+        now = (-1, -1, -1, -1)
+    if now != seen or hashed_size != seen[0]:
+        raise IntegrityError(
+            f"{str(path)!r} changed while it was being logged (size, time or identity "
+            "differ from when logging began); log it again once nothing is writing to it"
+        )
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -262,20 +289,13 @@ class Store:
                 f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
             )
         show = progress.wanted(show_progress)
-        sizes = []
-        for pending in files:
-            try:
-                sizes.append(pending.local_path.stat().st_size)
-            except FileNotFoundError as exc:
-                raise InvalidPath(
-                    f"cannot log {str(pending.local_path)!r}: the file disappeared after it was "
-                    "added"
-                ) from exc
+        before = [_snapshot(pending.local_path) for pending in files]
         entries: list[ManifestEntry] = []
         sources: dict[str, Path] = {}  # one local file per distinct digest
-        with progress.bar(f"hashing {artifact.name}", sum(sizes), show) as tick:
-            for pending in files:
+        with progress.bar(f"hashing {artifact.name}", sum(b[0] for b in before), show) as tick:
+            for pending, seen in zip(files, before, strict=True):
                 file_digest, size = hash_file(pending.local_path, tick)
+                _check_still(pending.local_path, seen, size)
                 entries.append(ManifestEntry(pending.path, file_digest, size))
                 sources.setdefault(file_digest, pending.local_path)
         manifest = Manifest.build([*entries, *references])
@@ -293,6 +313,8 @@ class Store:
             with progress.bar(f"storing {artifact.name}", total, show) as tick:
                 self.objects.put_files([(p, d) for d, p in missing.items()], tick)
             self.objects.put_bytes(body)
+            for pending, seen in zip(files, before, strict=True):  # nothing changed meanwhile
+                _check_still(pending.local_path, seen, seen[0])
             self.objects.flush()
             with write_session(self.engine) as session:
                 row, _created = catalog.commit_version(

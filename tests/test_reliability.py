@@ -1,0 +1,145 @@
+"""Faults and old data: files that change under us, a full disk, a locked database, and a
+store written by an earlier forebear that must keep reading."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import forebear
+from forebear import store as store_module
+from forebear.db import engine as engine_module
+from forebear.objects import ObjectLocation
+
+FIXTURE = Path(__file__).parent / "data" / "store-v1"
+
+
+def no_version(store: forebear.Store, name: str) -> bool:
+    try:
+        store.versions(name)
+    except forebear.ArtifactNotFound:
+        return True
+    return False
+
+
+def test_a_file_changed_while_hashing_is_refused(
+    store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 1000, "b.bin": b"B" * 1000})
+    real_hash = store_module.hash_file
+
+    def hash_then_scribble(path: Path, progress: object = None) -> tuple[str, int]:
+        result = real_hash(path, progress)  # type: ignore[arg-type]
+        if path.name == "a.bin":
+            path.write_bytes(b"a" * 1001)  # someone writes to it meanwhile
+        return result
+
+    monkeypatch.setattr(store_module, "hash_file", hash_then_scribble)
+    with (
+        forebear.init(project="p", store=store) as run,
+        pytest.raises(forebear.IntegrityError, match="changed while it was being logged"),
+    ):
+        run.log_artifact(data, name="ds")
+    assert no_version(store, "ds")
+    assert store.verify() == []
+
+
+def test_a_file_changed_while_storing_is_refused(
+    store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 1000})
+    real_put = ObjectLocation.put_files
+
+    def put_then_scribble(self: ObjectLocation, items: list, progress: object = None) -> None:
+        real_put(self, items, progress)  # type: ignore[arg-type]
+        (data / "a.bin").write_bytes(b"Z" * 1000)  # same size, new bytes, new mtime
+
+    monkeypatch.setattr(ObjectLocation, "put_files", put_then_scribble)
+    with forebear.init(project="p", store=store) as run, pytest.raises(forebear.IntegrityError):
+        run.log_artifact(data, name="ds")
+    assert no_version(store, "ds")
+
+
+def test_a_full_disk_leaves_nothing_partial(
+    local_store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_tree("data", {f"f{i}.bin": bytes([i]) * 5000 for i in range(5)})
+    real_publish = ObjectLocation._publish_local
+    published: list[str] = []
+
+    def publish_until_full(self: ObjectLocation, tmp: str, digest: str) -> None:
+        if len(published) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        published.append(digest)
+        real_publish(self, tmp, digest)
+
+    monkeypatch.setattr(ObjectLocation, "_publish_local", publish_until_full)
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(forebear.StoreError, match="No space left"),
+    ):
+        run.log_artifact(data, name="ds")
+    assert no_version(local_store, "ds")
+    tmp = Path(local_store.objects.root) / "tmp"
+    assert list(tmp.iterdir()) == []  # the half-written object was removed
+    monkeypatch.setattr(ObjectLocation, "_publish_local", real_publish)  # space freed
+    with forebear.init(project="p", store=local_store) as run:
+        version = run.log_artifact(data, name="ds")
+    assert version.ref == "ds:v0"
+    assert local_store.verify() == []
+
+
+def test_a_locked_database_waits_then_fails_clearly(
+    tmp_path: Path, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "BUSY_TIMEOUT_SECONDS", 1)
+    store = forebear.open(tmp_path / "store")
+    data = make_tree("data", {"a": "a"})
+    blocker = sqlite3.connect(tmp_path / "store" / "meta.db", timeout=1)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with (
+            pytest.raises(forebear.StoreError, match="locked"),
+            forebear.init(project="p", store=store) as run,
+        ):
+            run.log_artifact(data, name="ds")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    with forebear.init(project="p", store=store) as run:
+        assert run.log_artifact(data, name="ds").ref == "ds:v0"
+    assert store.verify() == []
+    store.close()
+
+
+def test_a_store_written_by_format_1_still_reads(tmp_path: Path) -> None:
+    copy = tmp_path / "store-v1"
+    shutil.copytree(FIXTURE, copy)
+    with forebear.open(copy) as store:
+        assert store.verify() == []
+        model = store.artifact("fixture/model:best")
+        assert model.metadata == {"acc": 0.5}
+        assert model.open("model.bin").read() == b"weights v1"
+        raw = store.artifact("raw:gold")
+        assert raw.description == "the fixture's dataset"
+        assert raw.files() == ["README.txt", "data.csv"]
+        assert [v.ref for v in model.upstream()] == ["raw:v0"]
+        assert [r.name for r in model.producers] == ["train"]
+        assert store.run(model.producers[0].id).status == "finished"
+        folder = raw.download(tmp_path / "raw")
+        assert (folder / "data.csv").read_text() == "a,b\n1,2\n"
+        with forebear.init(project="fixture", store=store) as run:  # and can be written to
+            run.use_artifact("model:best")
+
+
+def test_a_newer_format_is_refused_with_the_version_needed(tmp_path: Path) -> None:
+    copy = tmp_path / "future"
+    shutil.copytree(FIXTURE, copy)
+    (copy / "forebear.json").write_text('{"format_version": 2, "hash": "xxh3-128"}')
+    with pytest.raises(forebear.StoreVersionError, match="format version 2"):
+        forebear.open(copy)
