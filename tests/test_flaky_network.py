@@ -1,0 +1,142 @@
+"""A flaky network between forebear and S3: a proxy on 127.0.0.1 answers every third request
+with 503 Slow Down (or drops the connection); transient errors are retried with backoff and
+the work completes, verified. A backend that keeps failing is one clear error."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import forebear
+
+from .test_objects import moto_endpoint  # noqa: F401  (the in-process S3 server fixture)
+
+
+class FlakyProxy(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, upstream: str, fail_every: int | None) -> None:
+        super().__init__(("127.0.0.1", 0), FlakyHandler)
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.fail_every = fail_every
+        self.counter = itertools.count(1)
+        self.injected = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class FlakyHandler(BaseHTTPRequestHandler):
+    server: FlakyProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        with self.server.lock:
+            number = next(self.server.counter)
+            fail = self.server.fail_every is not None and number % self.server.fail_every == 0
+            if fail:
+                self.server.injected += 1
+        if fail:
+            message = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
+            self.send_response(503)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(message)))
+            self.end_headers()
+            self.wfile.write(message)
+            return
+        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        response = upstream.getresponse()
+        data = response.read()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        # a HEAD answer carries the object's length, not the (empty) body's
+        length = response.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        upstream.close()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = relay
+
+
+@pytest.fixture
+def proxy_factory(moto_endpoint: str) -> Iterator[Callable[[int | None], FlakyProxy]]:  # noqa: F811
+    proxies: list[FlakyProxy] = []
+
+    def start(fail_every: int | None) -> FlakyProxy:
+        proxy = FlakyProxy(moto_endpoint, fail_every)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def s3_store(endpoint: str, bucket: str, tmp_path: Path) -> forebear.Store:
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint},
+        "skip_instance_cache": True,
+    }
+    return forebear.Store(
+        f"sqlite:///{tmp_path / 'meta.db'}",
+        f"s3://{bucket}/store",
+        cache_dir=tmp_path / "cache",
+        storage_options=options,
+    )
+
+
+def test_transient_errors_are_retried_and_the_work_completes(
+    proxy_factory: Callable[[int | None], FlakyProxy],
+    make_tree: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    setup = proxy_factory(None)
+    import s3fs
+
+    s3fs.S3FileSystem(
+        key="testing", secret="testing", client_kwargs={"endpoint_url": setup.url},
+        skip_instance_cache=True,
+    ).mkdir("flaky")  # fmt: skip
+    flaky = proxy_factory(3)
+    files = {f"part{i}.bin": os.urandom(3000) for i in range(20)}
+    with s3_store(flaky.url, "flaky", tmp_path) as store:
+        with forebear.init(project="p", store=store) as run:
+            version = run.log_artifact(make_tree("d", files), name="ds")
+        folder = version.download(tmp_path / "out")
+        assert all((folder / name).read_bytes() == data for name, data in files.items())
+        assert store.verify() == []
+    assert flaky.injected >= 10  # the network really was flaky
+
+
+def test_a_backend_that_keeps_failing_is_one_clear_error(
+    proxy_factory: Callable[[int | None], FlakyProxy], tmp_path: Path
+) -> None:
+    broken = proxy_factory(1)  # every request fails
+    with pytest.raises(forebear.StoreError, match="cannot open the object location"):
+        s3_store(broken.url, "flaky", tmp_path)
+    assert broken.injected >= 2  # it was retried before giving up
