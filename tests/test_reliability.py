@@ -65,8 +65,16 @@ def test_a_file_changed_while_storing_is_refused(
     assert no_version(store, "ds")
 
 
-def test_a_full_disk_leaves_nothing_partial(
-    local_store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")],
+)
+def test_a_full_disk_or_read_only_location_leaves_nothing_partial(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    message: str,
 ) -> None:
     data = make_tree("data", {f"f{i}.bin": bytes([i]) * 5000 for i in range(5)})
     real_publish = ObjectLocation._publish_local
@@ -74,7 +82,7 @@ def test_a_full_disk_leaves_nothing_partial(
 
     def publish_until_full(self: ObjectLocation, tmp: str, digest: str) -> None:
         if len(published) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise OSError(code, message)
         published.append(digest)
         real_publish(self, tmp, digest)
 
@@ -87,7 +95,7 @@ def test_a_full_disk_leaves_nothing_partial(
     assert no_version(local_store, "ds")
     tmp = Path(local_store.objects.root) / "tmp"
     assert list(tmp.iterdir()) == []  # the half-written object was removed
-    monkeypatch.setattr(ObjectLocation, "_publish_local", real_publish)  # space freed
+    monkeypatch.setattr(ObjectLocation, "_publish_local", real_publish)  # fixed by the user
     with forebear.init(project="p", store=local_store) as run:
         version = run.log_artifact(data, name="ds")
     assert version.ref == "ds:v0"
