@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -11,7 +10,6 @@ import xxhash
 
 HASH_ALGORITHM = "xxh3-128"
 BLOCK_SIZE = 1 << 20  # 1 MiB blocks stay in cache and measured fastest here
-_DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed."""
@@ -23,10 +21,6 @@ def new_hasher() -> xxhash.xxh3_128:
 
 def hash_bytes(data: bytes) -> str:
     return str(xxhash.xxh3_128_hexdigest(data))
-
-
-def is_digest(text: str) -> bool:
-    return bool(_DIGEST_RE.fullmatch(text))
 
 
 def hash_stream(stream: BinaryIO, progress: Progress | None = None) -> tuple[str, int]:

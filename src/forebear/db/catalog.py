@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Text, cast, delete, func, insert, select, update
+from sqlalchemy import Text, cast, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -260,14 +260,6 @@ def get_version(session: Session, ref: Ref, default_project: str | None) -> Vers
             f"(run 'forebear versions {ref.name}')"
         )
     return version
-
-
-def version_by_id(session: Session, version_id: int) -> VersionRow:
-    return session.get_one(VersionRow, version_id)
-
-
-def artifact_by_id(session: Session, artifact_id: int) -> ArtifactRow:
-    return session.get_one(ArtifactRow, artifact_id)
 
 
 # -- committing versions --------------------------------------------------------------
@@ -681,10 +673,6 @@ def clear_pending(session: Session, writer: str) -> None:
 
 def list_pending(session: Session) -> list[PendingObjectRow]:
     return list(session.execute(select(PendingObjectRow)).scalars())
-
-
-def count_versions(session: Session) -> int:
-    return int(session.execute(select(func.count()).select_from(VersionRow)).scalar_one())
 
 
 def stale_before(hours: float) -> dt.datetime:
