@@ -213,14 +213,15 @@ def create_app(store: Store) -> Starlette:
 
     # -- HTML pages ------------------------------------------------------------------------
 
-    async def home(request: Request) -> Response:
-        return page("home.html", request, **home_data(request))
+    def html(
+        template: str, build: Callable[[Request], dict[str, Any]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A page: the same data as its JSON twin, rendered through a template."""
 
-    async def artifact(request: Request) -> Response:
-        return page("artifact.html", request, **artifact_data(request))
+        async def endpoint(request: Request) -> Response:
+            return page(template, request, **build(request))
 
-    async def version(request: Request) -> Response:
-        return page("version.html", request, **version_data(request))
+        return endpoint
 
     async def lineage(request: Request) -> Response:
         data = lineage_data(request)
@@ -239,12 +240,6 @@ def create_app(store: Store) -> Starlette:
             data["problem"] = str(exc)
         svg_body = svg[svg.index("<svg") :] if svg else None
         return page("lineage.html", request, svg=svg_body, **data)
-
-    async def runs(request: Request) -> Response:
-        return page("runs.html", request, **runs_data(request))
-
-    async def run(request: Request) -> Response:
-        return page("run.html", request, **run_data(request))
 
     async def file(request: Request) -> Response:
         version = find_version(request)
@@ -327,13 +322,13 @@ def create_app(store: Store) -> Starlette:
 
     version_path = "/artifacts/{project}/{name}/{version}"
     routes = [
-        Route("/", home),
-        Route("/artifacts/{project}/{name}", artifact),
-        Route(version_path, version),
+        Route("/", html("home.html", home_data)),
+        Route("/artifacts/{project}/{name}", html("artifact.html", artifact_data)),
+        Route(version_path, html("version.html", version_data)),
         Route(version_path + "/lineage", lineage),
         Route(version_path + "/files/{path:path}", file),
-        Route("/runs", runs),
-        Route("/runs/{run_id}", run),
+        Route("/runs", html("runs.html", runs_data)),
+        Route("/runs/{run_id}", html("run.html", run_data)),
         Route("/api/artifacts", api(home_data, shape_home)),
         Route("/api/artifacts/{project}/{name}", api(artifact_data, shape_artifact)),
         Route("/api" + version_path, api(version_data, shape_version)),
