@@ -17,17 +17,25 @@ case "${1:-}" in
     dir=$(mktemp -d /tmp/forebear-s3.XXXXXX)
     key="forebear-test-key"
     secret="forebear-test-secret-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
-    # every port explicit: defaults derive gRPC ports that can overflow for high ports
+    # one identity allowed everything; any other key or secret is refused
+    cat >"$dir/identities.json" <<JSON
+{"identities": [{"name": "forebear-tests",
+  "credentials": [{"accessKey": "$key", "secretKey": "$secret"}],
+  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+JSON
+    # `weed server` runs master, volume, filer and S3 in one process, without the admin and
+    # maintenance-worker components of `weed mini`, which a test server does not need.
+    # Every port explicit: defaults derive gRPC ports that can overflow for high ports.
     ports=()
-    for _ in $(seq 12); do ports+=("$(free_port)"); done
-    AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" nohup "$weed" mini -dir="$dir/data" \
-      -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -admin.ui=false -webdav=false \
+    for _ in $(seq 8); do ports+=("$(free_port)"); done
+    mkdir "$dir/data"
+    nohup "$weed" server -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -master.telemetry=false -metricsPort=0 -iam=false -filer -s3 -s3.config="$dir/identities.json" \
       -s3.port.iceberg=0 -s3.port.lance=0 \
       -s3.port="${ports[0]}" -s3.port.grpc="${ports[1]}" \
       -master.port="${ports[2]}" -master.port.grpc="${ports[3]}" \
       -volume.port="${ports[4]}" -volume.port.grpc="${ports[5]}" \
       -filer.port="${ports[6]}" -filer.port.grpc="${ports[7]}" \
-      -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" \
       >"$dir/server.log" 2>&1 &
     echo $! > "$dir/pid"
     endpoint="http://127.0.0.1:${ports[0]}"
@@ -54,7 +62,11 @@ PY
     dir="${2:?usage: s3.sh stop DIR}"
     if [ -f "$dir/pid" ]; then
       pid=$(cat "$dir/pid")
-      kill "$pid" 2>/dev/null || true
+      if ! kill "$pid" 2>/dev/null; then
+        # it died before it was asked to: show why, for whoever reads the test log
+        echo "s3.sh: the S3 server (pid $pid) had already exited; the end of its log:" >&2
+        tail -n 40 "$dir/server.log" >&2 || true
+      fi
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       kill -9 "$pid" 2>/dev/null || true
     fi

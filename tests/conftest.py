@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -35,46 +36,101 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         run.finish()
 
 
-def _started(script: str) -> tuple[dict[str, str], Callable[[], None]]:
-    """Start a throwaway server with one of the project's scripts; return its settings."""
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts" / script), "start"],
-        capture_output=True, text=True, timeout=300, check=True,
-    ).stdout  # fmt: skip
-    values = dict(re.findall(r"export (\w+)=(\S+)", out))
-    folder = values[next(k for k in values if k.endswith("_DIR"))]
+class _Server:
+    """A throwaway server started with one of the project's scripts.
 
-    def stop() -> None:
-        subprocess.run(["bash", str(REPO / "scripts" / script), "stop", folder], check=False)
+    If the server process dies, the test running at that moment fails on its own; `settings`
+    then restarts it, so one crash cannot turn every later test into a slow timeout, and the
+    crash and the end of the server's log are reported at the end of the run."""
 
-    return values, stop
+    crashes: ClassVar[list[str]] = []
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.values: dict[str, str] = {}
+        self.folder = ""
+        self._start()
+
+    def _start(self) -> None:
+        out = subprocess.run(
+            ["bash", str(REPO / "scripts" / self.script), "start"],
+            capture_output=True, text=True, timeout=300, check=True,
+        ).stdout  # fmt: skip
+        self.values.update(re.findall(r"export (\w+)=(\S+)", out))
+        self.folder = self.values[next(k for k in self.values if k.endswith("_DIR"))]
+
+    def _alive(self) -> bool:
+        pid_files = list(Path(self.folder).glob("**/*.pid")) + list(Path(self.folder).glob("pid"))
+        for pid_file in pid_files:
+            try:
+                os.kill(int(pid_file.read_text().split()[0]), 0)
+            except (OSError, ValueError):
+                return False
+        return bool(pid_files)
+
+    def settings(self) -> dict[str, str]:
+        if not self._alive():
+            logs = sorted(Path(self.folder).glob("**/*.log"))
+            # SeaweedFS logs every volume it grows at level I; the warnings and errors tell more
+            lines = [ln for log in logs for ln in log.read_text(errors="replace").splitlines()]
+            tail = "\n".join([ln for ln in lines if not ln.startswith("I")][-40:])
+            self.crashes.append(f"{self.script} server in {self.folder} died; log ends:\n{tail}")
+            self.stop()
+            self._start()
+        return self.values
+
+    def stop(self) -> None:
+        script = REPO / "scripts" / self.script
+        subprocess.run(["bash", str(script), "stop", self.folder], check=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for crash in _Server.crashes:
+        terminalreporter.write_sep("=", "a test server crashed and was restarted", red=True)
+        terminalreporter.write_line(crash)
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A real PostgreSQL server: FOREBEAR_TEST_PG_URL, else one started for this session."""
+def _postgres() -> Iterator[_Server | None]:
     if os.environ.get("FOREBEAR_TEST_PG_URL"):
-        yield os.environ["FOREBEAR_TEST_PG_URL"]
+        yield None
         return
-    values, stop = _started("postgres.sh")
+    server = _Server("postgres.sh")
     try:
-        yield values["FOREBEAR_TEST_PG_URL"]
+        yield server
     finally:
-        stop()
+        server.stop()
+
+
+@pytest.fixture
+def postgres_server(_postgres: _Server | None) -> str:
+    """A real PostgreSQL server: FOREBEAR_TEST_PG_URL, else one started for this session."""
+    if _postgres is None:
+        return os.environ["FOREBEAR_TEST_PG_URL"]
+    return _postgres.settings()["FOREBEAR_TEST_PG_URL"]
+
+
+S3_KEYS = ("FOREBEAR_TEST_S3_ENDPOINT", "FOREBEAR_TEST_S3_KEY", "FOREBEAR_TEST_S3_SECRET")
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[dict[str, str]]:
-    """A real S3-compatible server that checks credentials (SeaweedFS on 127.0.0.1)."""
-    keys = ("FOREBEAR_TEST_S3_ENDPOINT", "FOREBEAR_TEST_S3_KEY", "FOREBEAR_TEST_S3_SECRET")
-    if all(os.environ.get(k) for k in keys):
-        yield {k: os.environ[k] for k in keys}
+def _s3() -> Iterator[_Server | None]:
+    if all(os.environ.get(k) for k in S3_KEYS):
+        yield None
         return
-    values, stop = _started("s3.sh")
+    server = _Server("s3.sh")
     try:
-        yield values
+        yield server
     finally:
-        stop()
+        server.stop()
+
+
+@pytest.fixture
+def s3_server(_s3: _Server | None) -> dict[str, str]:
+    """A real S3-compatible server that checks credentials (SeaweedFS on 127.0.0.1)."""
+    if _s3 is None:
+        return {k: os.environ[k] for k in S3_KEYS}
+    return _s3.settings()
 
 
 @pytest.fixture
