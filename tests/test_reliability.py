@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import forebear
-from forebear import store as store_module
+from forebear import fingerprint as fingerprint_module
 from forebear.db import engine as engine_module
 from forebear.objects import ObjectLocation
 
@@ -31,15 +31,14 @@ def test_a_file_changed_while_hashing_is_refused(
     store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = make_tree("data", {"a.bin": b"A" * 1000, "b.bin": b"B" * 1000})
-    real_hash = store_module.hash_file
+    real_hash = fingerprint_module.hash_files
 
-    def hash_then_scribble(path: Path, progress: object = None) -> tuple[str, int]:
-        result = real_hash(path, progress)  # type: ignore[arg-type]
-        if path.name == "a.bin":
-            path.write_bytes(b"a" * 1001)  # someone writes to it meanwhile
+    def hash_then_scribble(paths: list[str], sizes: list[int], progress: object = None) -> list:
+        result = real_hash(paths, sizes, progress)  # type: ignore[arg-type]
+        (data / "a.bin").write_bytes(b"a" * 1001)  # someone writes to it meanwhile
         return result
 
-    monkeypatch.setattr(store_module, "hash_file", hash_then_scribble)
+    monkeypatch.setattr(fingerprint_module, "hash_files", hash_then_scribble)
     with (
         forebear.init(project="p", store=store) as run,
         pytest.raises(forebear.IntegrityError, match="changed while it was being logged"),

@@ -26,7 +26,7 @@ class PendingFile:
     """A local file to hash and store when the artifact is logged."""
 
     path: str
-    local_path: Path
+    local_path: str  # absolute
 
 
 class Artifact:
@@ -78,7 +78,7 @@ class Artifact:
             )
         path = normalise_entry_path(name if name is not None else source.name)
         self._claim(path)
-        self._files[path] = PendingFile(path, source.absolute())
+        self._files[path] = PendingFile(path, os.path.abspath(source))
         return path
 
     def add_dir(
@@ -103,7 +103,13 @@ class Artifact:
         prefix = normalise_entry_path(name) + "/" if name not in (None, "", ".") else ""
         added: list[str] = []
         for relative, source in _walk(root, follow_outside_symlinks):
-            path = normalise_entry_path(prefix + relative)
+            # names read from a folder hold no "/", NUL, "." or ".."; only a backslash
+            # (a separator on Windows) needs the full check
+            path = (
+                prefix + relative
+                if "\\" not in relative
+                else normalise_entry_path(prefix + relative)
+            )
             self._claim(path)
             self._files[path] = PendingFile(path, source)
             added.append(path)
@@ -132,43 +138,46 @@ class Artifact:
         return [self._references[p] for p in sorted(self._references)]
 
 
-def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, Path]]:
-    """Files under ``root`` as (relative POSIX path, absolute path), sorted, symlink-safe."""
-    real_root = root.resolve()
+def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, str]]:
+    """Files under ``root`` as (relative POSIX path, absolute path), sorted, symlink-safe.
 
-    def inside(target: Path) -> bool:
-        return target == real_root or real_root in target.parents
+    Plain strings and `os.scandir` rather than `pathlib`: a folder can hold millions of
+    files, and here the walk is the whole cost of re-logging unchanged data."""
+    real_root = os.path.realpath(root)
+    root_prefix = real_root.rstrip(os.sep) + os.sep
+
+    def inside(target: str) -> bool:
+        return target == real_root or target.startswith(root_prefix)
 
     def visit(
-        directory: Path, relative: str, ancestors: frozenset[str] = frozenset()
-    ) -> Iterator[tuple[str, Path]]:
+        directory: str, relative: str, ancestors: frozenset[str]
+    ) -> Iterator[tuple[str, str]]:
         real = os.path.realpath(directory)
         if real in ancestors:
             raise InvalidPath(
-                f"cannot add {str(directory)!r}: a symlink loops back to {real!r}; remove the loop"
+                f"cannot add {directory!r}: a symlink loops back to {real!r}; remove the loop"
             )
         ancestors = ancestors | {real}
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
-            child = Path(entry.path)
             rel = f"{relative}{entry.name}"
             if entry.is_symlink():
-                target = child.resolve()
-                if not target.exists():
-                    raise InvalidPath(f"cannot add {str(child)!r}: it is a broken symlink")
+                target = os.path.realpath(entry.path)
+                if not os.path.exists(target):
+                    raise InvalidPath(f"cannot add {entry.path!r}: it is a broken symlink")
                 if not inside(target) and not follow_outside:
                     raise InvalidPath(
-                        f"cannot add {str(child)!r}: it is a symlink to {str(target)!r}, "
+                        f"cannot add {entry.path!r}: it is a symlink to {target!r}, "
                         "outside the folder; copy the file in, or pass "
                         "follow_outside_symlinks=True (CLI: --follow-symlinks)"
                     )
             if entry.is_dir():
-                yield from visit(child, rel + "/", ancestors)
+                yield from visit(entry.path, rel + "/", ancestors)
             elif entry.is_file():
-                yield rel, child.absolute()
+                yield rel, entry.path
 
-    yield from visit(root, "")
+    yield from visit(os.path.abspath(root), "", frozenset())
 
 
 def type_name(value: object) -> str:

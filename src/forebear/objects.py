@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -299,9 +300,34 @@ class ObjectLocation:
         A file that changed since it was hashed is refused (see `put_stream`)."""
         if not known_missing and self.has(digest):
             return False
+        if self.is_local:
+            with backend_errors(f"cannot store {os.fspath(local_path)!r}"):
+                self._put_local_file(os.fspath(local_path), digest, progress)
+            return True
         with open(local_path, "rb") as src:
             self.put_stream(src, digest, progress, source=os.fspath(local_path))
         return True
+
+    def _put_local_file(self, source: str, digest: str, progress: Progress | None) -> None:
+        """Store a local file into this local location with one copy at most: a reflink
+        where the filesystem can share blocks (copy-on-write, so later edits of the source
+        never reach the object), else a plain copy. Either way the new object's bytes are
+        hashed before it is published."""
+        tmp = self._local_tmp_path()
+        try:
+            with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
+                hasher = new_hasher()
+                if _reflink(src.fileno(), dst.fileno()):
+                    with open(tmp, "rb", buffering=0) as clone:
+                        _copy_hashing(clone, None, hasher, progress)
+                else:
+                    _copy_hashing(src, dst, hasher, progress)
+            _check_unchanged(source, digest, hasher.hexdigest())
+            self._publish_local(tmp, digest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def put_stream(
         self,
@@ -372,14 +398,18 @@ class ObjectLocation:
 
     def _local_tmp_path(self) -> str:
         tmp_dir = self._path("tmp")
-        os.makedirs(tmp_dir, exist_ok=True)
+        if not os.path.isdir(tmp_dir):
+            os.makedirs(tmp_dir, exist_ok=True)
         return os.path.join(tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}")
 
     def _publish_local(self, tmp: str, digest: str) -> None:
         final = self.path_of(digest)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
         os.chmod(tmp, 0o444)  # objects are immutable; make accidental edits fail
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:  # first object under this prefix
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
 
     def flush(self) -> None:
         """Make the objects durable with one filesystem sync (not one fsync per object)
@@ -496,15 +526,48 @@ def copy_verified(
         )
 
 
-def _copy_hashing(src: BinaryIO, dst: IO[bytes], hasher: Any, progress: Progress | None) -> None:
-    while True:
-        block = src.read(BLOCK_SIZE)
-        if not block:
-            break
-        hasher.update(block)
-        dst.write(block)
+def _copy_hashing(
+    src: BinaryIO, dst: IO[bytes] | None, hasher: Any, progress: Progress | None
+) -> None:
+    """Hash ``src`` to its end, writing it to ``dst`` on the way (unless None)."""
+    readinto = getattr(src, "readinto", None)
+    if readinto is None:
+        while block := src.read(BLOCK_SIZE):
+            hasher.update(block)
+            if dst is not None:
+                dst.write(block)
+            if progress is not None:
+                progress(len(block))
+        return
+    view = memoryview(bytearray(BLOCK_SIZE))
+    direct = isinstance(dst, io.FileIO)  # other writers may keep what they are given
+    while n := readinto(view):
+        hasher.update(view[:n])
+        if dst is not None:
+            dst.write(view[:n] if direct else bytes(view[:n]))
         if progress is not None:
-            progress(len(block))
+            progress(n)
+
+
+_FICLONE = 0x40049409  # Linux ioctl: share all of a file's blocks (btrfs, XFS, bcachefs...)
+_reflink_unsupported: set[tuple[int, int]] = set()  # (source, target) devices: not again
+
+
+def _reflink(src_fd: int, dst_fd: int) -> bool:
+    """Make ``dst`` a copy-on-write clone of ``src``; False where the filesystem cannot."""
+    if sys.platform != "linux":
+        return False
+    devices = (os.fstat(src_fd).st_dev, os.fstat(dst_fd).st_dev)
+    if devices in _reflink_unsupported:
+        return False
+    import fcntl
+
+    try:
+        fcntl.ioctl(dst_fd, _FICLONE, src_fd)
+    except OSError:
+        _reflink_unsupported.add(devices)
+        return False
+    return True
 
 
 def _check_unchanged(local_path: str | os.PathLike[str], expected: str, actual: str) -> None:

@@ -29,15 +29,16 @@ from .db.schema import RunRow, VersionRow
 from .errors import (
     IntegrityError,
     InvalidInput,
-    InvalidPath,
     NotFound,
     Problem,
 )
-from .hashing import BLOCK_SIZE, hash_file
+from .fingerprint import check_unchanged, fingerprint, stat_file
+from .hashing import BLOCK_SIZE, hash_bytes
 from .manifest import Manifest, ManifestEntry
 from .objects import ObjectLocation, VerifyingReader
 from .paths import check_alias, check_name, parse_ref
 from .references import check_reference, open_reference
+from .statcache import StatCache
 
 if TYPE_CHECKING:
     from .lineage import Lineage
@@ -48,33 +49,6 @@ if TYPE_CHECKING:
 PENDING_EXPIRY_HOURS = 24.0
 # Temporary files of local writers older than this are leftovers of crashes.
 TMP_EXPIRY_SECONDS = 3600.0
-
-
-FileState = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
-
-
-def _snapshot(path: Path) -> FileState:
-    try:
-        info = path.stat()
-    except FileNotFoundError as exc:
-        raise InvalidPath(
-            f"cannot log {str(path)!r}: the file disappeared after it was added"
-        ) from exc
-    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
-
-
-def _check_still(path: Path, seen: FileState, hashed_size: int) -> None:
-    """Refuse a file that changed while it was being logged: its recorded digest could
-    describe bytes that no longer exist."""
-    try:
-        now = _snapshot(path)
-    except InvalidPath:
-        now = (-1, -1, -1, -1)
-    if now != seen or hashed_size != seen[0]:
-        raise IntegrityError(
-            f"{str(path)!r} changed while it was being logged (size, time or identity "
-            "differ from when logging began); log it again once nothing is writing to it"
-        )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -108,6 +82,7 @@ class Store:
             self.cache_dir / "objects",
             cache_max_bytes if cache_max_bytes is not None else settings.cache_max_bytes,
         )
+        self.stat_cache = StatCache(self.cache_dir / "stat-cache.db")
         self.objects = ObjectLocation(settings.objects_url, storage_options)
         self.objects.ensure_format()
         self.engine = make_engine(settings.db_url)
@@ -289,33 +264,40 @@ class Store:
                 f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
             )
         show = progress.wanted(show_progress)
-        before = [_snapshot(pending.local_path) for pending in files]
+        local_paths = [pending.local_path for pending in files]
+        stats = [stat_file(path) for path in local_paths]
+        with progress.bar(f"hashing {artifact.name}", sum(s.size for s in stats), show) as tick:
+            prints = fingerprint(local_paths, stats, self.stat_cache, tick)
         entries: list[ManifestEntry] = []
-        sources: dict[str, Path] = {}  # one local file per distinct digest
-        with progress.bar(f"hashing {artifact.name}", sum(b[0] for b in before), show) as tick:
-            for pending, seen in zip(files, before, strict=True):
-                file_digest, size = hash_file(pending.local_path, tick)
-                _check_still(pending.local_path, seen, size)
-                entries.append(ManifestEntry(pending.path, file_digest, size))
-                sources.setdefault(file_digest, pending.local_path)
+        sources: dict[str, str] = {}  # one local file per distinct digest
+        for pending, found in zip(files, prints, strict=True):
+            entries.append(ManifestEntry(pending.path, found.digest, found.size))
+            sources.setdefault(found.digest, pending.local_path)
         manifest = Manifest.build([*entries, *references])
         body = manifest.to_bytes()
-        digest = manifest.digest
+        digest = hash_bytes(body)
+        with read_session(self.engine) as session:
+            # Unchanged content: its version was committed, so every object it needs is
+            # stored and durable already; nothing to register, read, send or sync.
+            known = catalog.has_version(session, project, artifact.name, digest)
         writer = uuid.uuid4().hex
-        with write_session(self.engine) as session:
-            catalog.register_pending(
-                session, writer, [*sources, digest], socket.gethostname(), os.getpid()
-            )
+        if not known:
+            with write_session(self.engine) as session:
+                catalog.register_pending(
+                    session, writer, [*sources, digest], socket.gethostname(), os.getpid()
+                )
         try:
-            present = self.objects.has_many(sources)
-            missing = {d: p for d, p in sources.items() if d not in present}
-            total = sum(e.size for e in entries if e.digest in missing)
-            with progress.bar(f"storing {artifact.name}", total, show) as tick:
-                self.objects.put_files([(p, d) for d, p in missing.items()], tick)
-            self.objects.put_bytes(body)
-            for pending, seen in zip(files, before, strict=True):  # nothing changed meanwhile
-                _check_still(pending.local_path, seen, seen[0])
-            self.objects.flush()
+            if not known:
+                present = self.objects.has_many(sources)
+                missing = {d: p for d, p in sources.items() if d not in present}
+                total = sum(e.size for e in entries if e.digest in missing)
+                with progress.bar(f"storing {artifact.name}", total, show) as tick:
+                    self.objects.put_files([(p, d) for d, p in missing.items()], tick)
+                self.objects.put_bytes(body)
+            if not known:
+                for path, found in zip(local_paths, prints, strict=True):  # unchanged since
+                    check_unchanged(path, found.stat)
+                self.objects.flush()
             with write_session(self.engine) as session:
                 row, _created = catalog.commit_version(
                     session,

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Text, cast, delete, insert, select, update
+from sqlalchemy import Table, Text, cast, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -326,6 +326,23 @@ def place_version(
     )
 
 
+def _table(row: type[Base]) -> Table:
+    """The Core table of a mapped class: bulk inserts through it skip ORM bookkeeping."""
+    return Base.metadata.tables[row.__tablename__]
+
+
+def has_version(session: Session, project: str, name: str, digest: str) -> bool:
+    """Whether the artifact already has a committed version with this manifest digest
+    (then every object it needs is stored: objects are written before the commit)."""
+    found = session.execute(
+        select(VersionRow.id)
+        .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .where(ProjectRow.name == project, ArtifactRow.name == name, VersionRow.digest == digest)
+    ).first()
+    return found is not None
+
+
 def _find_or_insert_version(
     session: Session,
     *,
@@ -375,8 +392,8 @@ def _find_or_insert_version(
         }
         for e in manifest
     ]
-    for start in range(0, len(rows), _BATCH):
-        session.execute(insert(EntryRow), rows[start : start + _BATCH])
+    for start in range(0, len(rows), _BATCH):  # Core executemany: no ORM bookkeeping
+        session.execute(insert(_table(EntryRow)), rows[start : start + _BATCH])
     return version, True
 
 
@@ -664,7 +681,7 @@ def register_pending(
         for d in sorted(set(digests))
     ]
     for start in range(0, len(rows), _BATCH):
-        session.execute(insert(PendingObjectRow), rows[start : start + _BATCH])
+        session.execute(insert(_table(PendingObjectRow)), rows[start : start + _BATCH])
 
 
 def clear_pending(session: Session, writer: str) -> None:

@@ -1,0 +1,69 @@
+"""Digests of the local files being logged: remembered ones from the stat cache, the rest
+hashed in place on every core, each checked unchanged by its stat before and after."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from .errors import IntegrityError, InvalidPath
+from .hashing import Progress, hash_files
+from .statcache import FileStat, StatCache
+
+
+class Fingerprint(NamedTuple):
+    digest: str
+    size: int
+    stat: FileStat
+
+
+def stat_file(path: str) -> FileStat:
+    try:
+        return FileStat.of(os.stat(path))
+    except FileNotFoundError as exc:
+        raise InvalidPath(f"cannot log {path!r}: the file disappeared after it was added") from exc
+
+
+def check_unchanged(path: str, seen: FileStat, size: int | None = None) -> None:
+    """Refuse a file that changed while it was being logged: its recorded digest could
+    describe bytes that no longer exist."""
+    try:
+        now: FileStat | None = FileStat.of(os.stat(path))
+    except OSError:
+        now = None
+    if now != seen or (size is not None and size != seen.size):
+        raise IntegrityError(
+            f"{path!r} changed while it was being logged (size, time or identity "
+            "differ from when logging began); log it again once nothing is writing to it"
+        )
+
+
+def fingerprint(
+    paths: Sequence[str],
+    stats: Sequence[FileStat],
+    cache: StatCache | None,
+    progress: Progress | None = None,
+) -> list[Fingerprint]:
+    """The digest of each file (whose `stat_file` is given), reading only the files the
+    stat cache cannot vouch for."""
+    known = cache.lookup(stats) if cache is not None else [None] * len(paths)
+    todo = [i for i, digest in enumerate(known) if digest is None]
+    if progress is not None:
+        progress(sum(stats[i].size for i, d in enumerate(known) if d is not None))
+    began_ns = time.time_ns()
+    names = [paths[i] for i in todo]
+    hashed = hash_files(names, [stats[i].size for i in todo], progress)
+    fresh: dict[int, Fingerprint] = {}
+    for index, result in zip(todo, hashed, strict=True):
+        if isinstance(result, str):
+            raise InvalidPath(f"cannot read {paths[index]!r}: {result}")
+        check_unchanged(paths[index], stats[index], result[1])
+        fresh[index] = Fingerprint(result[0], result[1], stats[index])
+    if cache is not None:
+        cache.remember((f.stat, f.digest, began_ns) for f in fresh.values())
+    return [
+        fresh[i] if digest is None else Fingerprint(digest, stats[i].size, stats[i])
+        for i, digest in enumerate(known)
+    ]

@@ -1,0 +1,129 @@
+"""Worker processes that hash batches of small files.
+
+Workers are plain ``python -m forebear.hash_workers`` children speaking a tiny pipe
+protocol, not `multiprocessing`: its "spawn" and "forkserver" methods re-run the caller's
+main script in every worker (a training script without a ``__main__`` guard would run
+again), and "fork" is unsafe in a process that has threads.
+
+Protocol: the parent writes a batch as NUL-terminated file names followed by one extra
+NUL; the worker answers one line per file, ``<digest> <size>`` or ``!<reason>``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .hashing import BATCH_FILES, HashResult, hash_small_file
+
+Record = Callable[[Sequence[int], Sequence[HashResult]], None]
+
+
+def hash_in_processes(
+    paths: Sequence[str], indices: Sequence[int], workers: int, record: Record
+) -> None:
+    """Hash ``paths[i]`` for every i in ``indices`` in ``workers`` child processes, calling
+    ``record(batch_indices, results)`` as batches finish. Falls back to this process if a
+    worker cannot be started."""
+    batches: queue.SimpleQueue[Sequence[int]] = queue.SimpleQueue()
+    for start in range(0, len(indices), BATCH_FILES):
+        batches.put(indices[start : start + BATCH_FILES])
+    lock = threading.Lock()
+
+    def serve() -> None:
+        try:
+            child: subprocess.Popen[bytes] | None = _start_worker()
+        except OSError:
+            child = None
+        try:
+            while True:
+                try:
+                    batch = batches.get_nowait()
+                except queue.Empty:
+                    return
+                names = [paths[i] for i in batch]
+                results = _ask(child, names) if child else [hash_small_file(n) for n in names]
+                with lock:
+                    record(batch, results)
+        finally:
+            if child is not None:
+                _stop_worker(child)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(serve) for _ in range(workers)]:
+            done.result()
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "forebear.hash_workers"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+
+
+def _stop_worker(child: subprocess.Popen[bytes]) -> None:
+    assert child.stdin is not None
+    try:
+        child.stdin.close()
+        child.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        child.kill()
+        child.wait()
+
+
+def _ask(child: subprocess.Popen[bytes], names: Sequence[str]) -> list[HashResult]:
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(b"".join(os.fsencode(name) + b"\0" for name in names) + b"\0")
+    child.stdin.flush()
+    results: list[HashResult] = []
+    for _ in names:
+        line = child.stdout.readline()
+        if not line:
+            raise OSError("a hashing worker process exited unexpectedly")
+        text = line.decode().rstrip("\n")
+        if text.startswith("!"):
+            results.append(text[1:])
+        else:
+            digest, size = text.split(" ")
+            results.append((digest, int(size)))
+    return results
+
+
+def _serve(stdin: int = 0, stdout: int = 1) -> None:
+    """The worker's loop: hash each batch it is sent, until its input closes."""
+    with os.fdopen(stdin, "rb") as reader, os.fdopen(stdout, "wb") as writer:
+        pending = b""
+        while True:
+            block = reader.read1(1 << 16)
+            if not block:
+                return
+            pending += block
+            while (end := pending.find(b"\0\0")) >= 0 or pending.startswith(b"\0"):
+                if pending.startswith(b"\0"):  # an empty batch
+                    pending = pending[1:]
+                    continue
+                names, pending = pending[:end].split(b"\0"), pending[end + 2 :]
+                out = []
+                for name in names:
+                    result = hash_small_file(name)
+                    if isinstance(result, str):
+                        out.append(b"!" + result.replace("\n", " ").encode() + b"\n")
+                    else:
+                        out.append(f"{result[0]} {result[1]}\n".encode())
+                writer.write(b"".join(out))
+                writer.flush()
+
+
+if __name__ == "__main__":
+    _serve()
