@@ -297,11 +297,20 @@ class ArtifactVersion:
         raise NotFound(f"{self.ref} has no entry {path!r} (its files: see .files())")
 
     def download(
-        self, root: str | os.PathLike[str] | None = None, *, progress: bool | None = None
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        progress: bool | None = None,
+        link: str = "auto",
     ) -> Path:
         """A verified local copy of every entry, directly under ``root`` (default: the
-        store's cache). Files already there are re-hashed and replaced when they differ."""
-        return self._store._download(self, root, progress=progress)
+        store's cache). Files already there are re-hashed and replaced when they differ.
+
+        ``link``: ``"auto"`` (a copy-on-write reflink where the filesystem can, else a
+        copy), ``"reflink"``, ``"copy"``, or, on request, ``"hardlink"`` / ``"symlink"``
+        (read-only files that *are* the stored objects: replace them, never edit in place).
+        """
+        return self._store._download(self, root, progress=progress, link=link)
 
     def open(self, path: str) -> BinaryIO:
         """A binary stream of one entry, verified against its digest as it is read."""

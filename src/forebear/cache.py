@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import IntegrityError, InvalidInput
 from .hashing import Progress
-from .objects import TRANSFER_WORKERS, ObjectLocation, copy_verified
+from .objects import TRANSFER_WORKERS, ObjectLocation, place_verified
 
 DEFAULT_MAX_BYTES = 10 * 1000**3
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?\s*$", re.IGNORECASE)
@@ -86,15 +86,16 @@ class ObjectCache:
         dest: Path,
         progress: Progress | None = None,
         label: str | None = None,
+        link: str = "copy",
     ) -> None:
-        """Copy an object from the cache to ``dest``, verified; a cached copy that fails the
-        check is replaced by a fresh download first."""
+        """Place an object from the cache at ``dest`` (see `LINK_TYPES`), verified; a
+        cached copy that fails the check is replaced by a fresh download first."""
         cached = self.path_of(digest)
         for attempt in (1, 2):
             if not cached.is_file():
                 location.get_file(digest, cached, label=label)
             try:
-                copy_verified(cached, dest, digest, progress, label)
+                place_verified(cached, dest, digest, link, progress, label)
             except IntegrityError:
                 cached.unlink(missing_ok=True)
                 if attempt == 2:

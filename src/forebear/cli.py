@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .errors import ForebearError
+from .links import LINK_TYPES
 
 if TYPE_CHECKING:
     from .store import Store
@@ -277,12 +278,20 @@ def versions(obj: Context, name: str, project: str | None, as_json: bool) -> Non
 @cli.command()
 @click.argument("ref")
 @click.argument("dest", required=False, type=click.Path(path_type=str))
+@click.option(
+    "--link",
+    type=click.Choice(LINK_TYPES),
+    default="auto",
+    show_default=True,
+    help="How files are placed: auto = reflink where possible, else copy; hardlink and "
+    "symlink give read-only files that are the stored objects (replace, never edit them).",
+)
 @json_option
 @pass_context
-def get(obj: Context, ref: str, dest: str | None, as_json: bool) -> None:
+def get(obj: Context, ref: str, dest: str | None, link: str, as_json: bool) -> None:
     """Download a verified copy of a version into DEST (default: the store's cache)."""
     version = obj.store.artifact(ref)
-    path = version.download(dest)
+    path = version.download(dest, link=link)
     if as_json:
         emit_json({"ref": version.ref, "path": str(path), "files": version.files()})
     else:

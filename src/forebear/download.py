@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import progress
-from .errors import InvalidPath
+from .errors import InvalidInput, InvalidPath
 from .hashing import hash_file
+from .links import LINK_TYPES
 from .manifest import ManifestEntry
-from .objects import save_stream
+from .objects import place_verified, save_stream
 
 if TYPE_CHECKING:
     from .artifacts import ArtifactVersion
@@ -53,10 +54,23 @@ def _up_to_date(target: Path, entry: ManifestEntry) -> bool:
 
 
 def materialise(
-    store: Store, version: ArtifactVersion, root: Path, *, show_progress: bool | None = None
+    store: Store,
+    version: ArtifactVersion,
+    root: Path,
+    *,
+    show_progress: bool | None = None,
+    link: str = "auto",
 ) -> Path:
     """Every entry of ``version`` under ``root``, verified; files already there and intact
-    are kept, others replaced. Remote objects go through the store's local cache."""
+    are kept, others replaced. Remote objects go through the store's local cache.
+    ``link`` says how stored bytes are placed (see `objects.LINK_TYPES`)."""
+    if link not in LINK_TYPES:
+        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
+    if link == "symlink" and not store.objects.is_local:
+        raise InvalidInput(
+            "link 'symlink' needs a local object location (links into the download cache "
+            "would break when it is pruned); use 'hardlink', 'auto' or 'copy'"
+        )
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
     location = store.objects
@@ -86,9 +100,11 @@ def materialise(
                 with store._open_entry(label, entry) as src:
                     save_stream(src, target, tick)
             elif location.is_local:
-                location.get_file(entry.digest or "", target, tick, label=label)
+                digest = entry.digest or ""
+                source = location.local_object(digest, label)
+                place_verified(source, target, digest, link, tick, label)
             else:
-                store.cache.copy_out(location, entry.digest or "", target, tick, label)
+                store.cache.copy_out(location, entry.digest or "", target, tick, label, link)
     if not location.is_local:
         store.cache.prune()
     return root

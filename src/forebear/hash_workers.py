@@ -48,7 +48,15 @@ def hash_in_processes(
                 except queue.Empty:
                     return
                 names = [paths[i] for i in batch]
-                results = _ask(child, names) if child else [hash_small_file(n) for n in names]
+                results: list[HashResult] | None = None
+                if child is not None:
+                    try:
+                        results = _ask(child, names)
+                    except OSError:  # the worker died: carry on in this process
+                        _stop_worker(child)
+                        child = None
+                if results is None:
+                    results = [hash_small_file(name) for name in names]
                 with lock:
                     record(batch, results)
         finally:
@@ -73,13 +81,15 @@ def _start_worker() -> subprocess.Popen[bytes]:
 
 
 def _stop_worker(child: subprocess.Popen[bytes]) -> None:
-    assert child.stdin is not None
+    assert child.stdin is not None and child.stdout is not None
     try:
         child.stdin.close()
         child.wait(timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         child.kill()
         child.wait()
+    finally:
+        child.stdout.close()
 
 
 def _ask(child: subprocess.Popen[bytes], names: Sequence[str]) -> list[HashResult]:

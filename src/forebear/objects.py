@@ -30,8 +30,15 @@ from typing import IO, Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
+from .errors import (
+    IntegrityError,
+    InvalidInput,
+    ObjectNotFound,
+    StoreError,
+    StoreVersionError,
+)
 from .hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_bytes, new_hasher
+from .links import LINK_TYPES
 
 FORMAT_FILE = "forebear.json"
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
@@ -450,11 +457,15 @@ class ObjectLocation:
             try:
                 raw = self.fs.open(self.path_of(digest), "rb")
             except FileNotFoundError as exc:
-                raise ObjectNotFound(
-                    f"{name} is missing from {self.url!r} (object {digest}); "
-                    "it may have been deleted by hand: run 'forebear verify'"
-                ) from exc
+                raise _missing(self.url, digest, name) from exc
         return io.BufferedReader(VerifyingReader(raw, digest, name), BLOCK_SIZE)
+
+    def local_object(self, digest: str, label: str | None = None) -> str:
+        """The file holding an object of this local location; `ObjectNotFound` if none."""
+        path = self.path_of(digest)
+        if not os.path.isfile(path):
+            raise _missing(self.url, digest, label or f"object {digest}")
+        return path
 
     def read_bytes(self, digest: str, label: str | None = None) -> bytes:
         with self.open(digest, label) as reader:
@@ -485,6 +496,13 @@ class ObjectLocation:
             except FileNotFoundError:
                 return None
         return str(hasher.hexdigest())
+
+
+def _missing(url: str, digest: str, name: str) -> ObjectNotFound:
+    return ObjectNotFound(
+        f"{name} is missing from {url!r} (object {digest}); "
+        "it may have been deleted by hand: run 'forebear verify'"
+    )
 
 
 def save_stream(
@@ -524,6 +542,65 @@ def copy_verified(
         save_stream(
             io.BufferedReader(VerifyingReader(raw, digest, name), BLOCK_SIZE), dest, progress
         )
+
+
+def place_verified(
+    src: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    digest: str,
+    link: str = "auto",
+    progress: Progress | None = None,
+    label: str | None = None,
+) -> None:
+    """Put a local object's bytes at ``dest`` the way ``link`` says, atomically, after
+    checking they match ``digest`` (`IntegrityError`, and nothing at ``dest``, if not)."""
+    if link not in LINK_TYPES:
+        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
+    name = label or f"{os.fspath(src)!r}"
+    dest = os.fspath(dest)
+    if link == "copy":
+        copy_verified(src, dest, digest, progress, label)
+        return
+    tmp = f"{dest}.forebear-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        if link in ("auto", "reflink"):
+            with open(src, "rb", buffering=0) as source, open(tmp, "wb", buffering=0) as clone:
+                cloned = _reflink(source.fileno(), clone.fileno())
+            if not cloned:
+                if link == "reflink":
+                    raise InvalidInput(
+                        f"cannot reflink {name}: the filesystem of {dest!r} cannot share "
+                        "blocks with the store (reflinks need btrfs, XFS or similar on the "
+                        "same filesystem); use link 'auto' or 'copy'"
+                    )
+                os.unlink(tmp)
+                copy_verified(src, dest, digest, progress, label)
+                return
+            checked = tmp  # the clone itself is checked: it is what the user gets
+        else:
+            checked = os.fspath(src)
+        with open(checked, "rb") as raw:
+            hasher = new_hasher()
+            _copy_hashing(raw, None, hasher, progress)
+        if hasher.hexdigest() != digest:
+            raise IntegrityError(
+                f"{name}: stored bytes hash to {hasher.hexdigest()}, expected {digest}; "
+                "the data is corrupted (run 'forebear verify')"
+            )
+        if link == "hardlink":
+            try:
+                os.link(src, tmp)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"cannot hardlink {name} to {dest!r}: {exc.strerror}; hardlinks need "
+                    "the store and the destination on one filesystem; use link 'auto' or 'copy'"
+                ) from exc
+        elif link == "symlink":
+            os.symlink(os.path.abspath(src), tmp)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _copy_hashing(

@@ -348,12 +348,13 @@ class Store:
         root: str | os.PathLike[str] | None,
         *,
         progress: bool | None = None,
+        link: str = "auto",
     ) -> Path:
         from .download import materialise
 
         if root is None:
             root = self.cache_dir / "artifacts" / version.project / version.name / version.version
-        return materialise(self, version, Path(root), show_progress=progress)
+        return materialise(self, version, Path(root), show_progress=progress, link=link)
 
     # -- checking and collecting -----------------------------------------------------
 

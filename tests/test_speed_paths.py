@@ -1,0 +1,236 @@
+"""The fast paths keep every guarantee: the stat cache never vouches for a changed file,
+parallel hashing gives the same digests as hashing one by one, unchanged data is not
+read again, and every link type a download offers hands over verified bytes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import forebear
+from forebear import fingerprint as fingerprint_module
+from forebear import hashing, statcache
+
+from .conftest import corrupt, run_cli
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path the log asks to be hashed (the rest came from the stat cache)."""
+    asked: list[str] = []
+    real = fingerprint_module.hash_files
+
+    def recording(paths: list[str], sizes: list[int], progress: object = None) -> list:
+        asked.extend(paths)
+        return real(paths, sizes, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fingerprint_module, "hash_files", recording)
+    return asked
+
+
+@pytest.fixture
+def not_racy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust digests recorded right after a change (tests write files just before)."""
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)
+
+
+def log(store: forebear.Store, path: Path, name: str = "ds") -> forebear.ArtifactVersion:
+    with forebear.init(project="p", store=store) as run:
+        return run.log_artifact(path, name=name)
+
+
+def test_unchanged_files_are_not_read_again(
+    local_store: forebear.Store, make_tree: Callable[..., Path], hashed: list[str], not_racy: None
+) -> None:
+    data = make_tree("data", {f"d{i % 3}/f{i}.bin": os.urandom(100 + i) for i in range(30)})
+    first = log(local_store, data)
+    assert len(hashed) == 30
+    hashed.clear()
+    again = log(local_store, data)
+    assert hashed == []
+    assert again.ref == first.ref == "ds:v0"
+
+
+def test_a_file_rewritten_with_same_size_and_mtime_is_hashed_again(
+    local_store: forebear.Store, make_tree: Callable[..., Path], hashed: list[str], not_racy: None
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 4096, "b.bin": b"B" * 4096})
+    first = log(local_store, data)
+    before = os.stat(data / "a.bin")
+    (data / "a.bin").write_bytes(b"Z" * 4096)  # same size...
+    os.utime(data / "a.bin", ns=(before.st_atime_ns, before.st_mtime_ns))  # ...and mtime
+    hashed.clear()
+    second = log(local_store, data)
+    assert hashed == [str(data / "a.bin")]  # ctime moved: not trusted
+    assert second.version == "v1"
+    assert second.open("a.bin").read() == b"Z" * 4096
+    assert first.open("a.bin").read() == b"A" * 4096
+
+
+def test_a_file_replaced_by_another_with_identical_times_is_hashed_again(
+    local_store: forebear.Store, make_tree: Callable[..., Path], hashed: list[str], not_racy: None
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 4096})
+    log(local_store, data)
+    before = os.stat(data / "a.bin")
+    replacement = data.parent / "new.bin"
+    replacement.write_bytes(b"Q" * 4096)
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, data / "a.bin")  # a new inode under the old name
+    hashed.clear()
+    second = log(local_store, data)
+    assert hashed == [str(data / "a.bin")]
+    assert second.open("a.bin").read() == b"Q" * 4096
+
+
+def test_a_digest_recorded_just_after_a_change_is_not_trusted(
+    local_store: forebear.Store, make_tree: Callable[..., Path], hashed: list[str]
+) -> None:
+    # Racily clean: a second write within the same timestamp tick could keep identical
+    # times, so a file changed less than RACY_SECONDS before it was hashed is hashed again.
+    data = make_tree("data", {"a.bin": b"A" * 100})
+    log(local_store, data)
+    hashed.clear()
+    log(local_store, data)
+    assert hashed == [str(data / "a.bin")]
+
+
+def test_a_damaged_stat_cache_is_ignored(
+    local_store: forebear.Store, make_tree: Callable[..., Path], hashed: list[str], not_racy: None
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 100, "b.bin": b"B" * 100})
+    first = log(local_store, data)
+    local_store.stat_cache.path.write_bytes(b"this is not a database" * 100)
+    hashed.clear()
+    again = log(local_store, data)
+    assert sorted(hashed) == [str(data / "a.bin"), str(data / "b.bin")]
+    assert again.ref == first.ref
+    assert local_store.verify() == []
+
+
+def test_parallel_hashing_matches_hashing_one_by_one(tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    root.mkdir()
+    names = [f"f{i:05d}.bin" for i in range(hashing.POOL_MIN_FILES + 37)]
+    names += ["line\nbreak.bin", "caf\u00e9.bin", os.fsdecode(b"not-utf8-\xff.bin")]
+    for index, name in enumerate(names):
+        (root / name).write_bytes(os.urandom(index % 5000))
+    big = root / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(3):
+            f.write(os.urandom(hashing.SMALL_FILE))
+    paths = [str(root / name) for name in names] + [str(big), str(root / "gone.bin")]
+    sizes = [os.stat(p).st_size for p in paths[:-1]] + [10]
+    seen: list[int] = []
+    results = hashing.hash_files(paths, sizes, seen.append)
+    assert results[:-1] == [hashing.hash_file(p) for p in paths[:-1]]
+    assert isinstance(results[-1], str) and "No such file" in results[-1]
+    assert sum(seen) == sum(sizes[:-1])
+
+
+def test_a_folder_that_vanishes_mid_log_is_named(
+    local_store: forebear.Store, make_tree: Callable[..., Path]
+) -> None:
+    data = make_tree("data", {"a.bin": b"A", "b.bin": b"B"})
+    artifact = forebear.Artifact("ds")
+    artifact.add_dir(data)
+    (data / "b.bin").unlink()
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(forebear.InvalidPath, match=r"b\.bin"),
+    ):
+        run.log_artifact(artifact)
+
+
+# -- link types ------------------------------------------------------------------------
+
+
+def test_every_link_type_gives_the_stored_bytes(
+    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 5000, "sub/b.txt": "hello"})
+    version = log(local_store, data)
+    object_of_a = Path(local_store.objects.path_of(version.entry("a.bin").digest or ""))
+    for link in ("auto", "copy", "hardlink", "symlink"):
+        out = version.download(tmp_path / link, link=link)
+        assert (out / "a.bin").read_bytes() == b"A" * 5000
+        assert (out / "sub" / "b.txt").read_text() == "hello"
+    assert not os.path.samefile(tmp_path / "auto" / "a.bin", object_of_a)
+    assert not os.path.samefile(tmp_path / "copy" / "a.bin", object_of_a)
+    assert os.path.samefile(tmp_path / "hardlink" / "a.bin", object_of_a)
+    assert (tmp_path / "symlink" / "a.bin").resolve() == object_of_a.resolve()
+    # linked files are read-only, so an editor saving in place fails instead of
+    # changing the stored object
+    assert not os.stat(tmp_path / "hardlink" / "a.bin").st_mode & stat.S_IWUSR
+
+
+def test_editing_a_downloaded_copy_never_changes_the_store(
+    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 5000})
+    version = log(local_store, data)
+    out = version.download(tmp_path / "out")  # the default link type
+    with open(out / "a.bin", "r+b") as f:
+        f.write(b"edited")
+    assert local_store.verify() == []
+    assert version.open("a.bin").read() == b"A" * 5000
+
+
+def test_reflink_is_refused_clearly_where_the_filesystem_cannot(
+    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 5000})
+    version = log(local_store, data)
+    try:
+        out = version.download(tmp_path / "out", link="reflink")
+    except forebear.InvalidInput as exc:  # ext4, tmpfs...
+        assert "cannot reflink" in str(exc) and "'auto' or 'copy'" in str(exc)
+        assert not (tmp_path / "out" / "a.bin").exists()
+        assert not list((tmp_path / "out").iterdir())  # no temporary file left behind
+    else:  # btrfs, XFS...: a clone, not the object itself
+        assert (out / "a.bin").read_bytes() == b"A" * 5000
+        assert not os.path.samefile(out / "a.bin", local_store.objects.path_of(
+            version.entry("a.bin").digest or ""))  # fmt: skip
+
+
+def test_a_corrupted_object_is_never_linked(
+    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 5000})
+    version = log(local_store, data)
+    corrupt(local_store, version.entry("a.bin").digest or "", b"B" * 5000)
+    for link in ("hardlink", "symlink", "auto"):
+        with pytest.raises(forebear.IntegrityError, match="corrupted"):
+            version.download(tmp_path / link, link=link)
+        assert not (tmp_path / link / "a.bin").exists()
+
+
+def test_unknown_link_types_and_symlinks_into_a_cache_are_refused(
+    store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 5000})
+    version = log(store, data)
+    with pytest.raises(forebear.InvalidInput, match="unknown link type 'soft'"):
+        version.download(tmp_path / "x", link="soft")
+    if store.objects.is_local:
+        return
+    with pytest.raises(forebear.InvalidInput, match="needs a local object location"):
+        version.download(tmp_path / "y", link="symlink")
+    out = version.download(tmp_path / "z", link="hardlink")  # into the download cache
+    assert os.path.samefile(out / "a.bin", store.cache.path_of(version.entry("a.bin").digest or ""))
+
+
+def test_cli_get_takes_a_link_type(make_tree: Callable[..., Path], tmp_path: Path) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 5000})
+    store_dir = tmp_path / "store"
+    assert run_cli("--objects", str(store_dir), "log", str(data)).returncode == 0
+    done = run_cli("--objects", str(store_dir), "get", "data:v0", str(tmp_path / "o"),
+                   "--link", "hardlink")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "o" / "a.bin").stat().st_nlink == 2
+    bad = run_cli("--objects", str(store_dir), "get", "data:v0", "--link", "soft")
+    assert bad.returncode == 2 and "'soft' is not one of" in bad.stderr
