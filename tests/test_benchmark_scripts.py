@@ -30,3 +30,22 @@ def test_lineage_benchmark_runs_and_writes_its_section(tmp_path: Path) -> None:
         env=clean_env(), capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
     assert report.read_text().count("<!-- lineage-bench:begin -->") == 1
+
+
+def test_speed_benchmark_runs_forebear_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "speed_bench.py"), "--scale", "0.001",
+         "--tools", "forebear", "--workdir", str(tmp_path / "work"), "--write", str(report)],
+        env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n")
+    assert "<!-- speed-bench:begin -->" in text and "<!-- speed-bench:end -->" in text
+    for step in ("| first log |", "| unchanged re-log |", "| second version |"):
+        assert step in text
+    # forebear stores the unchanged re-log for free and only the changed files after
+    assert "small, unchanged re-log" in text and "(+0 B)" in text
+    assert "### Failures" not in text

@@ -70,3 +70,24 @@ def test_diff() -> None:
     changes = diff_entries(old, new)
     assert (changes.added, changes.removed, changes.modified) == (["born"], ["gone"], ["edit"])
     assert not diff_entries(old, old)
+
+
+@given(entries, st.lists(st.tuples(paths, st.text(max_size=12)), max_size=5))
+def test_canonical_bytes_are_one_sorted_compact_json_document(
+    items: dict[str, tuple[str, int]], references: list[tuple[str, str]]
+) -> None:
+    # Entry-by-entry encoding must give exactly the bytes of one json.dumps of the whole
+    # document, which is what every stored manifest digest was computed over.
+    built = [ManifestEntry(p, d, s) for p, (d, s) in items.items()]
+    built += [
+        ManifestEntry("ref/" + p, None, 1, uri=f"s3://b/{p}", etag=tag)
+        for p, tag in dict(references).items()
+    ]
+    manifest = Manifest.build(built)
+    document = {
+        "manifest_version": 1,
+        "hash": "xxh3-128",
+        "entries": [e.to_dict() for e in manifest],
+    }
+    expected = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert manifest.to_bytes() == expected.encode("utf-8")

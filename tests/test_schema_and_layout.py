@@ -80,6 +80,10 @@ def test_import_forebear_stays_light() -> None:
 FORBIDDEN = {
     "errors": {"*"},
     "hashing": {"*"} - {"errors"},
+    "hash_workers": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "statcache": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "fingerprint": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "links": {"*"},
     "paths": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
     "objects": {"run", "store", "artifacts", "db", "lineage", "cli", "render", "manifest"},
     "manifest": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},

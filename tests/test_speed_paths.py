@@ -13,7 +13,7 @@ import pytest
 
 import forebear
 from forebear import fingerprint as fingerprint_module
-from forebear import hashing, statcache
+from forebear import hash_workers, hashing, statcache
 
 from .conftest import corrupt, run_cli
 
@@ -126,7 +126,7 @@ def test_parallel_hashing_matches_hashing_one_by_one(tmp_path: Path) -> None:
     paths = [str(root / name) for name in names] + [str(big), str(root / "gone.bin")]
     sizes = [os.stat(p).st_size for p in paths[:-1]] + [10]
     seen: list[int] = []
-    results = hashing.hash_files(paths, sizes, seen.append)
+    results = hash_workers.hash_files(paths, sizes, seen.append)
     assert results[:-1] == [hashing.hash_file(p) for p in paths[:-1]]
     assert isinstance(results[-1], str) and "No such file" in results[-1]
     assert sum(seen) == sum(sizes[:-1])

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingFile:
     """A local file to hash and store when the artifact is logged."""
 

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from .errors import IntegrityError, InvalidPath
-from .hashing import Progress, hash_files
+from .hash_workers import hash_files
+from .hashing import Progress
 from .statcache import FileStat, StatCache
 
 

@@ -1,4 +1,5 @@
-"""Worker processes that hash batches of small files.
+"""Hashing many local files on every core: threads for large files, worker processes for
+batches of small ones.
 
 Workers are plain ``python -m forebear.hash_workers`` children speaking a tiny pipe
 protocol, not `multiprocessing`: its "spawn" and "forkserver" methods re-run the caller's
@@ -20,9 +21,56 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .hashing import BATCH_FILES, HashResult, hash_small_file
+from .hashing import (
+    BATCH_FILES,
+    POOL_MIN_FILES,
+    SMALL_FILE,
+    HashResult,
+    Progress,
+    hash_file,
+    hash_small_file,
+)
 
 Record = Callable[[Sequence[int], Sequence[HashResult]], None]
+
+
+def hash_files(
+    paths: Sequence[str], sizes: Sequence[int], progress: Progress | None = None
+) -> list[HashResult]:
+    """Digest and size of many local files, on every core.
+
+    Large files are hashed by threads (xxhash releases the GIL on 1 MiB blocks). Many
+    small files go to worker processes in batches: per-file work is short system calls
+    that threads serialise on the GIL (measured here: 2 threads slower than one, 2
+    processes about twice as fast).
+    """
+    results: list[HashResult] = [""] * len(paths)
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    small = [i for i, size in enumerate(sizes) if size < SMALL_FILE]
+    large = [i for i, size in enumerate(sizes) if size >= SMALL_FILE]
+
+    def hash_large(index: int) -> None:
+        try:
+            results[index] = hash_file(paths[index], progress)
+        except OSError as exc:
+            results[index] = str(exc.strerror or exc)
+
+    def record(indices: Sequence[int], batch: Sequence[HashResult]) -> None:
+        for index, result in zip(indices, batch, strict=True):
+            results[index] = result
+        if progress is not None:
+            progress(sum(r[1] for r in batch if not isinstance(r, str)))
+
+    with ThreadPoolExecutor(workers) as threads:
+        done_large = threads.map(hash_large, large)
+        if workers > 1 and len(small) >= POOL_MIN_FILES:
+            hash_in_processes(paths, small, workers, record)
+        else:
+            for start in range(0, len(small), BATCH_FILES):
+                indices = small[start : start + BATCH_FILES]
+                record(indices, [hash_small_file(paths[i]) for i in indices])
+        list(done_large)
+    return results
 
 
 def hash_in_processes(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import BinaryIO
 
 import xxhash
@@ -88,44 +87,3 @@ def _hash_into(stream: BinaryIO, hasher: xxhash.xxh3_128) -> tuple[str, int]:
         hasher.update(view[:n])
         size += n
     return str(hasher.hexdigest()), size
-
-
-def hash_files(
-    paths: Sequence[str], sizes: Sequence[int], progress: Progress | None = None
-) -> list[HashResult]:
-    """Digest and size of many local files, on every core.
-
-    Large files are hashed by threads (xxhash releases the GIL on 1 MiB blocks). Many
-    small files go to worker processes in batches: per-file work is short system calls
-    that threads serialise on the GIL (measured here: 2 threads slower than one, 2
-    processes about twice as fast).
-    """
-    from . import hash_workers
-
-    results: list[HashResult] = [""] * len(paths)
-    workers = max(1, min(os.cpu_count() or 1, 8))
-    small = [i for i, size in enumerate(sizes) if size < SMALL_FILE]
-    large = [i for i, size in enumerate(sizes) if size >= SMALL_FILE]
-
-    def hash_large(index: int) -> None:
-        try:
-            results[index] = hash_file(paths[index], progress)
-        except OSError as exc:
-            results[index] = str(exc.strerror or exc)
-
-    def record(indices: Sequence[int], batch: Sequence[HashResult]) -> None:
-        for index, result in zip(indices, batch, strict=True):
-            results[index] = result
-        if progress is not None:
-            progress(sum(r[1] for r in batch if not isinstance(r, str)))
-
-    with ThreadPoolExecutor(workers) as threads:
-        done_large = threads.map(hash_large, large)
-        if workers > 1 and len(small) >= POOL_MIN_FILES:
-            hash_workers.hash_in_processes(paths, small, workers, record)
-        else:
-            for start in range(0, len(small), BATCH_FILES):
-                indices = small[start : start + BATCH_FILES]
-                record(indices, [hash_small_file(paths[i]) for i in indices])
-        list(done_large)
-    return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from .paths import normalise_entry_path
 MANIFEST_VERSION = 1
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)  # slots: a version can hold millions
 class ManifestEntry:
     """One file of a version.
 
@@ -86,15 +87,19 @@ class Manifest:
         return [e.path for e in self.entries]
 
     def to_bytes(self) -> bytes:
-        """Canonical form: sorted keys, entries sorted by path, no spaces, UTF-8."""
-        document = {
-            "manifest_version": MANIFEST_VERSION,
-            "hash": HASH_ALGORITHM,
-            "entries": [e.to_dict() for e in self.entries],
-        }
-        return json.dumps(
-            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+        """Canonical form: sorted keys, entries sorted by path, no spaces, UTF-8.
+
+        Encoded entry by entry (the same bytes as one `json.dumps` of the whole document)
+        so a version with millions of entries never holds them all as dicts at once."""
+        out = io.BytesIO()
+        out.write(b'{"entries":[')
+        for index, entry in enumerate(self.entries):
+            if index:
+                out.write(b",")
+            out.write(_canonical(entry.to_dict()))
+        out.write(b'],"hash":' + _canonical(HASH_ALGORITHM))
+        out.write(b',"manifest_version":' + _canonical(MANIFEST_VERSION) + b"}")
+        return out.getvalue()
 
     @property
     def digest(self) -> str:
@@ -116,6 +121,10 @@ class Manifest:
                 f"({MANIFEST_VERSION}); upgrade forebear"
             )
         return cls.build(entries)
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)

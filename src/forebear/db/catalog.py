@@ -381,19 +381,20 @@ def _find_or_insert_version(
     )
     session.add(version)
     session.flush()
-    rows = [
-        {
-            "version_id": version.id,
-            "path": e.path,
-            "digest": e.digest,
-            "size": e.size,
-            "uri": e.uri,
-            "etag": e.etag,
-        }
-        for e in manifest
-    ]
-    for start in range(0, len(rows), _BATCH):  # Core executemany: no ORM bookkeeping
-        session.execute(insert(_table(EntryRow)), rows[start : start + _BATCH])
+    entries = manifest.entries
+    for start in range(0, len(entries), _BATCH):  # Core executemany: no ORM bookkeeping
+        rows = [
+            {
+                "version_id": version.id,
+                "path": e.path,
+                "digest": e.digest,
+                "size": e.size,
+                "uri": e.uri,
+                "etag": e.etag,
+            }
+            for e in entries[start : start + _BATCH]
+        ]
+        session.execute(insert(_table(EntryRow)), rows)
     return version, True
 
 
