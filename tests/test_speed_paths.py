@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,3 +236,22 @@ def test_cli_get_takes_a_link_type(make_tree: Callable[..., Path], tmp_path: Pat
     assert (tmp_path / "o" / "a.bin").stat().st_nlink == 2
     bad = run_cli("--objects", str(store_dir), "get", "data:v0", "--link", "soft")
     assert bad.returncode == 2 and "'soft' is not one of" in bad.stderr
+
+
+def test_hashing_carries_on_when_a_worker_process_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = []
+    for index in range(hashing.POOL_MIN_FILES):
+        path = tmp_path / f"f{index}.bin"
+        path.write_bytes(os.urandom(64))
+        paths.append(str(path))
+
+    def a_worker_that_dies_at_once() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", "pass"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+
+    monkeypatch.setattr(hash_workers, "_start_worker", a_worker_that_dies_at_once)
+    results = hash_workers.hash_files(paths, [64] * len(paths))
+    assert results == [hashing.hash_file(p) for p in paths]

@@ -88,7 +88,7 @@ class ObjectCache:
         label: str | None = None,
         link: str = "copy",
     ) -> None:
-        """Place an object from the cache at ``dest`` (see `LINK_TYPES`), verified; a
+        """Place an object from the cache at ``dest`` (see `links.LINK_TYPES`), verified; a
         cached copy that fails the check is replaced by a fresh download first."""
         cached = self.path_of(digest)
         for attempt in (1, 2):

@@ -63,7 +63,7 @@ def materialise(
 ) -> Path:
     """Every entry of ``version`` under ``root``, verified; files already there and intact
     are kept, others replaced. Remote objects go through the store's local cache.
-    ``link`` says how stored bytes are placed (see `objects.LINK_TYPES`)."""
+    ``link`` says how stored bytes are placed (see `links.LINK_TYPES`)."""
     if link not in LINK_TYPES:
         raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
     if link == "symlink" and not store.objects.is_local:
