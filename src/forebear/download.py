@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from . import progress
 from .errors import InvalidInput, InvalidPath
 from .hashing import hash_file
-from .links import LINK_TYPES
+from .links import check_link_type
 from .manifest import ManifestEntry
 from .objects import place_verified, save_stream
 
@@ -64,9 +64,7 @@ def materialise(
     """Every entry of ``version`` under ``root``, verified; files already there and intact
     are kept, others replaced. Remote objects go through the store's local cache.
     ``link`` says how stored bytes are placed (see `links.LINK_TYPES`)."""
-    if link not in LINK_TYPES:
-        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
-    if link == "symlink" and not store.objects.is_local:
+    if check_link_type(link) == "symlink" and not store.objects.is_local:
         raise InvalidInput(
             "link 'symlink' needs a local object location (links into the download cache "
             "would break when it is pruned); use 'hardlink', 'auto' or 'copy'"

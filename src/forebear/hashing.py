@@ -71,19 +71,7 @@ def hash_small_file(path: str | bytes) -> HashResult:
             data = f.read(SMALL_FILE)
             if len(data) < SMALL_FILE:
                 return str(xxhash.xxh3_128_hexdigest(data)), len(data)
-            hasher = new_hasher()  # grew since it was listed: stream the rest
-            hasher.update(data)
-            digest, rest = _hash_into(f, hasher)
-            return digest, len(data) + rest
+            f.seek(0)  # grew since it was listed: stream it
+            return hash_stream(f)
     except OSError as exc:
         return str(exc.strerror or exc)
-
-
-def _hash_into(stream: BinaryIO, hasher: xxhash.xxh3_128) -> tuple[str, int]:
-    size = 0
-    buffer = bytearray(BLOCK_SIZE)
-    view = memoryview(buffer)
-    while n := stream.readinto(view):  # type: ignore[attr-defined]
-        hasher.update(view[:n])
-        size += n
-    return str(hasher.hexdigest()), size

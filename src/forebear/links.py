@@ -9,3 +9,11 @@ LINK_TYPES = ("auto", "reflink", "copy", "hardlink", "symlink")
 - ``hardlink`` / ``symlink``: the destination *is* the stored object (read-only). Fast
   and free of disk space, but edit such a file only by replacing it, never in place.
 """
+
+
+def check_link_type(link: str) -> str:
+    if link not in LINK_TYPES:
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
+    return link

@@ -23,7 +23,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, BinaryIO
 
@@ -37,8 +37,8 @@ from .errors import (
     StoreError,
     StoreVersionError,
 )
-from .hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_bytes, new_hasher
-from .links import LINK_TYPES
+from .hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_bytes, hash_stream, new_hasher
+from .links import check_link_type
 
 FORMAT_FILE = "forebear.json"
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
@@ -320,16 +320,22 @@ class ObjectLocation:
         where the filesystem can share blocks (copy-on-write, so later edits of the source
         never reach the object), else a plain copy. Either way the new object's bytes are
         hashed before it is published."""
+
+        def fill(tmp: str) -> str:
+            with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
+                if not _reflink(src.fileno(), dst.fileno()):
+                    return _copy_hashing(src, dst, progress)
+            with open(tmp, "rb", buffering=0) as clone:
+                return hash_stream(clone, progress)[0]
+
+        self._publish_local_checked(source, digest, fill)
+
+    def _publish_local_checked(self, source: str, digest: str, fill: Callable[[str], str]) -> None:
+        """Write a temporary file with ``fill`` (which returns the digest of what it wrote)
+        and publish it under ``digest`` only if they match; nothing is left otherwise."""
         tmp = self._local_tmp_path()
         try:
-            with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
-                hasher = new_hasher()
-                if _reflink(src.fileno(), dst.fileno()):
-                    with open(tmp, "rb", buffering=0) as clone:
-                        _copy_hashing(clone, None, hasher, progress)
-                else:
-                    _copy_hashing(src, dst, hasher, progress)
-            _check_unchanged(source, digest, hasher.hexdigest())
+            _check_unchanged(source, digest, fill(tmp))
             self._publish_local(tmp, digest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -351,24 +357,18 @@ class ObjectLocation:
         completes (one PUT, or a multipart upload that is aborted).
         """
         with backend_errors(f"cannot store {source!r}"):
-            hasher = new_hasher()
             if self.is_local:
-                tmp = self._local_tmp_path()
-                try:
-                    with open(tmp, "wb") as dst:
-                        _copy_hashing(src, dst, hasher, progress)
-                    _check_unchanged(source, digest, hasher.hexdigest())
-                    self._publish_local(tmp, digest)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
+
+                def fill(tmp: str) -> str:
+                    with open(tmp, "wb", buffering=0) as dst:
+                        return _copy_hashing(src, dst, progress)
+
+                self._publish_local_checked(source, digest, fill)
             else:
                 target = self.path_of(digest)
                 upload = self.fs.open(target, "wb")
                 try:
-                    _copy_hashing(src, upload, hasher, progress)
-                    _check_unchanged(source, digest, hasher.hexdigest())
+                    _check_unchanged(source, digest, _copy_hashing(src, upload, progress))
                 except BaseException:
                     self._discard(upload, target)
                     raise
@@ -484,18 +484,12 @@ class ObjectLocation:
 
     def actual_digest(self, digest: str) -> str | None:
         """Re-hash a stored object: its actual digest, or None when it is missing."""
-        hasher = new_hasher()
         with backend_errors(f"cannot read object {digest}"):
             try:
                 with self.fs.open(self.path_of(digest), "rb") as f:
-                    while True:
-                        block = f.read(BLOCK_SIZE)
-                        if not block:
-                            break
-                        hasher.update(block)
+                    return hash_stream(f)[0]
             except FileNotFoundError:
                 return None
-        return str(hasher.hexdigest())
 
 
 def _missing(url: str, digest: str, name: str) -> ObjectNotFound:
@@ -554,8 +548,7 @@ def place_verified(
 ) -> None:
     """Put a local object's bytes at ``dest`` the way ``link`` says, atomically, after
     checking they match ``digest`` (`IntegrityError`, and nothing at ``dest``, if not)."""
-    if link not in LINK_TYPES:
-        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
+    check_link_type(link)
     name = label or f"{os.fspath(src)!r}"
     dest = os.fspath(dest)
     if link == "copy":
@@ -579,14 +572,12 @@ def place_verified(
             checked = tmp  # the clone itself is checked: it is what the user gets
         else:
             checked = os.fspath(src)
-        with open(checked, "rb") as raw:
-            hasher = new_hasher()
-            _copy_hashing(raw, None, hasher, progress)
-        if hasher.hexdigest() != digest:
-            raise IntegrityError(
-                f"{name}: stored bytes hash to {hasher.hexdigest()}, expected {digest}; "
-                "the data is corrupted (run 'forebear verify')"
-            )
+        with open(checked, "rb") as raw:  # the reader raises at the end if corrupted
+            reader = VerifyingReader(raw, digest, name)
+            view = memoryview(bytearray(BLOCK_SIZE))
+            while n := reader.readinto(view):
+                if progress is not None:
+                    progress(n)
         if link == "hardlink":
             try:
                 os.link(src, tmp)
@@ -603,27 +594,26 @@ def place_verified(
             os.unlink(tmp)
 
 
-def _copy_hashing(
-    src: BinaryIO, dst: IO[bytes] | None, hasher: Any, progress: Progress | None
-) -> None:
-    """Hash ``src`` to its end, writing it to ``dst`` on the way (unless None)."""
+def _copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> str:
+    """Copy ``src`` to its end into ``dst``, hashing on the way; the digest of what was
+    written."""
+    hasher = new_hasher()
     readinto = getattr(src, "readinto", None)
     if readinto is None:
         while block := src.read(BLOCK_SIZE):
             hasher.update(block)
-            if dst is not None:
-                dst.write(block)
+            dst.write(block)
             if progress is not None:
                 progress(len(block))
-        return
+        return str(hasher.hexdigest())
     view = memoryview(bytearray(BLOCK_SIZE))
     direct = isinstance(dst, io.FileIO)  # other writers may keep what they are given
     while n := readinto(view):
         hasher.update(view[:n])
-        if dst is not None:
-            dst.write(view[:n] if direct else bytes(view[:n]))
+        dst.write(view[:n] if direct else bytes(view[:n]))
         if progress is not None:
             progress(n)
+    return str(hasher.hexdigest())
 
 
 _FICLONE = 0x40049409  # Linux ioctl: share all of a file's blocks (btrfs, XFS, bcachefs...)
