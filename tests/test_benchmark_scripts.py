@@ -9,14 +9,18 @@ from pathlib import Path
 from .conftest import REPO, clean_env
 
 
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args],
+        env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
 def test_lineage_benchmark_runs_and_writes_its_section(tmp_path: Path) -> None:
     report = tmp_path / "benchmarks.md"
     report.write_text("# Benchmarks\n\nkept\n")
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "lineage_bench.py"),
-         "--edges", "4000", "--repeat", "1", "--write", str(report)],
-        env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    args = ("--edges", "4000", "--repeat", "1", "--write", str(report))
+    done = run_benchmark("lineage_bench.py", *args)
     assert done.returncode == 0, done.stderr
     text = report.read_text()
     assert text.startswith("# Benchmarks\n\nkept\n")
@@ -24,22 +28,15 @@ def test_lineage_benchmark_runs_and_writes_its_section(tmp_path: Path) -> None:
     assert "| upstream, frontier walk with hop distances | **" in text
     assert "edges (pipelines of 3-40 stages" in text
     # a second run replaces the section instead of appending another
-    subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "lineage_bench.py"),
-         "--edges", "4000", "--repeat", "1", "--write", str(report)],
-        env=clean_env(), capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
+    assert run_benchmark("lineage_bench.py", *args).returncode == 0
     assert report.read_text().count("<!-- lineage-bench:begin -->") == 1
 
 
 def test_speed_benchmark_runs_forebear_and_writes_its_section(tmp_path: Path) -> None:
     report = tmp_path / "benchmarks.md"
     report.write_text("# Benchmarks\n\nkept\n")
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "speed_bench.py"), "--scale", "0.001",
-         "--tools", "forebear", "--workdir", str(tmp_path / "work"), "--write", str(report)],
-        env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    done = run_benchmark("speed_bench.py", "--scale", "0.001", "--tools", "forebear",
+                         "--workdir", str(tmp_path / "work"), "--write", str(report))  # fmt: skip
     assert done.returncode == 0, done.stderr
     text = report.read_text()
     assert text.startswith("# Benchmarks\n\nkept\n")
