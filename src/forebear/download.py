@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 from . import progress
 from .errors import InvalidInput, InvalidPath
 from .hashing import hash_file
-from .links import check_link_type
 from .manifest import ManifestEntry
-from .objects import place_verified, save_stream
+from .objects import check_link_type, place_verified, save_stream
 
 if TYPE_CHECKING:
     from .artifacts import ArtifactVersion

@@ -10,10 +10,3 @@ LINK_TYPES = ("auto", "reflink", "copy", "hardlink", "symlink")
   and free of disk space, but edit such a file only by replacing it, never in place.
 """
 
-
-def check_link_type(link: str) -> str:
-    if link not in LINK_TYPES:
-        from .errors import InvalidInput
-
-        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
-    return link

@@ -38,7 +38,7 @@ from .errors import (
     StoreVersionError,
 )
 from .hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_bytes, hash_stream, new_hasher
-from .links import check_link_type
+from .links import LINK_TYPES
 
 FORMAT_FILE = "forebear.json"
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
@@ -536,6 +536,12 @@ def copy_verified(
         save_stream(
             io.BufferedReader(VerifyingReader(raw, digest, name), BLOCK_SIZE), dest, progress
         )
+
+
+def check_link_type(link: str) -> str:
+    if link not in LINK_TYPES:
+        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
+    return link
 
 
 def place_verified(
