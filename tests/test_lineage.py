@@ -19,7 +19,6 @@ import forebear
 from forebear.db import catalog, traversal
 from forebear.db.engine import ensure_schema, make_engine, read_session, write_session
 from forebear.hashing import hash_bytes
-from forebear.manifest import Manifest
 
 # -- random DAGs against networkx ----------------------------------------------------------
 
@@ -50,7 +49,8 @@ def build_catalog(plan: list[tuple[list[int], int]], db: Path) -> tuple[object, 
             for k in range(outputs):
                 version, created = catalog.commit_version(
                     session, project="p", name=f"a{number}-{k}", type_="dataset",
-                    manifest=Manifest(()), digest=hash_bytes(f"{number}-{k}".encode()),
+                    contents=catalog.Contents(0, 0, ()),
+                    digest=hash_bytes(f"{number}-{k}".encode()),
                     description=None, metadata={}, run_id=run.id, aliases=(),
                 )  # fmt: skip
                 assert created

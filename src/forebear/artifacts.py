@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .db.catalog import VersionData
 from .errors import InvalidInput, InvalidPath
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
-from .paths import check_name, normalise_entry_path
+from .paths import check_name, check_text, normalise_entry_path
 from .references import describe_reference
+from .spool import DuplicateKey, Spool
 
 if TYPE_CHECKING:
     from .lineage import Lineage
@@ -29,10 +30,15 @@ class PendingFile:
     local_path: str  # absolute
 
 
+# How many walked files go to the spool at a time.
+_ADD_BATCH = 10_000
+
+
 class Artifact:
     """A new version in the making: files, folders and references, plus metadata.
 
     Nothing is hashed or stored until `Run.log_artifact`; bad names and paths fail at once.
+    Entries wait in a `Spool`: in memory while few, on disk once there are very many.
     """
 
     def __init__(
@@ -51,21 +57,26 @@ class Artifact:
             raise InvalidInput(f"metadata must be a dict, not {type_name(metadata)}")
         self.metadata: dict[str, Any] = dict(metadata or {})
         _check_json(self.metadata, "metadata")
-        self._files: dict[str, PendingFile] = {}
-        self._references: dict[str, ManifestEntry] = {}
+        # rows: (path, folder index or None, local path, digest, size, uri, etag); a file
+        # added with a folder stores its path relative to _folders[index], one added alone
+        # its absolute path as bytes (a folder's name may not be valid UTF-8)
+        self._entries = Spool(width=7)
+        self._folders: list[str] = []
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
 
     def __len__(self) -> int:
-        return len(self._files) + len(self._references)
+        return len(self._entries)
 
-    def _claim(self, path: str) -> None:
-        if path in self._files or path in self._references:
+    def _add(self, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self._entries.add(rows)
+        except DuplicateKey as exc:
             raise InvalidPath(
-                f"{path!r} is already in artifact {self.name!r}; pass name= to store it "
+                f"{exc.key!r} is already in artifact {self.name!r}; pass name= to store it "
                 "under another path"
-            )
+            ) from None
 
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> str:
         """Add one file; its entry path defaults to the file's basename. Returns the path."""
@@ -77,8 +88,7 @@ class Artifact:
                 f"cannot add {os.fspath(local_path)!r}: it is not a file (use add_dir for folders)"
             )
         path = normalise_entry_path(name if name is not None else source.name)
-        self._claim(path)
-        self._files[path] = PendingFile(path, os.path.abspath(source))
+        self._add([(path, None, os.fsencode(os.path.abspath(source)), None, None, None, None)])
         return path
 
     def add_dir(
@@ -88,11 +98,23 @@ class Artifact:
         *,
         follow_outside_symlinks: bool = False,
     ) -> list[str]:
-        """Add every file under a folder, with entry paths relative to it (under ``name``).
+        """Add every file under a folder, with entry paths relative to it (under ``name``);
+        returns them (`log_artifact` with a folder path skips building that list).
 
         Symlinks are followed while their target stays inside the folder; one that points
         outside raises `InvalidPath` unless ``follow_outside_symlinks`` is set.
         """
+        added: list[str] = []
+        self._add_folder(local_path, name, follow_outside_symlinks, added.append)
+        return added
+
+    def _add_folder(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None,
+        follow_outside_symlinks: bool,
+        added: Callable[[str], object] | None = None,
+    ) -> None:
         root = Path(local_path)
         if not root.exists():
             raise InvalidPath(f"cannot add {os.fspath(local_path)!r}: no such folder")
@@ -101,19 +123,24 @@ class Artifact:
                 f"cannot add {os.fspath(local_path)!r}: it is not a folder (use add_file)"
             )
         prefix = normalise_entry_path(name) + "/" if name not in (None, "", ".") else ""
-        added: list[str] = []
-        for relative, source in _walk(root, follow_outside_symlinks):
+        folder = len(self._folders)
+        self._folders.append(os.path.abspath(root))
+        batch: list[tuple[Any, ...]] = []
+        for relative in _walk(root, follow_outside_symlinks):
             # names read from a folder hold no "/", NUL, "." or ".."; only a backslash
             # (a separator on Windows) needs the full check
             path = (
-                prefix + relative
+                prefix + check_text(relative)
                 if "\\" not in relative
                 else normalise_entry_path(prefix + relative)
             )
-            self._claim(path)
-            self._files[path] = PendingFile(path, source)
-            added.append(path)
-        return added
+            batch.append((path, folder, relative, None, None, None, None))
+            if added is not None:
+                added(path)
+            if len(batch) >= _ADD_BATCH:
+                self._add(batch)
+                batch = []
+        self._add(batch)
 
     def add_reference(
         self, uri: str, name: str | None = None, *, checksum: bool = True
@@ -125,21 +152,26 @@ class Artifact:
         size, so `verify` can tell when it changed. A folder adds every file under it.
         """
         entries = describe_reference(uri, name, checksum=checksum)
-        for entry in entries:
-            self._claim(entry.path)
-        for entry in entries:
-            self._references[entry.path] = entry
+        self._add([(e.path, None, None, e.digest, e.size, e.uri, e.etag) for e in entries])
         return [e.path for e in entries]
 
-    def _pending_files(self) -> list[PendingFile]:
-        return [self._files[p] for p in sorted(self._files)]
+    def _batches(self, size: int) -> Iterator[list[PendingFile | ManifestEntry]]:
+        """Every entry in path order, ``size`` at a time: files still to hash as
+        `PendingFile`, references as their finished `ManifestEntry`."""
+        for rows in self._entries.batches(size):
+            batch: list[PendingFile | ManifestEntry] = []
+            for path, folder, local, digest, entry_size, uri, etag in rows:
+                if uri is not None:
+                    batch.append(ManifestEntry(path, digest, entry_size, uri, etag))
+                elif folder is None:
+                    batch.append(PendingFile(path, os.fsdecode(local)))
+                else:
+                    batch.append(PendingFile(path, f"{self._folders[folder]}/{local}"))
+            yield batch
 
-    def _reference_entries(self) -> list[ManifestEntry]:
-        return [self._references[p] for p in sorted(self._references)]
 
-
-def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, str]]:
-    """Files under ``root`` as (relative POSIX path, absolute path), sorted, symlink-safe.
+def _walk(root: Path, follow_outside: bool) -> Iterator[str]:
+    """Files under ``root`` as relative POSIX paths, sorted, symlink-safe.
 
     Plain strings and `os.scandir` rather than `pathlib`: a folder can hold millions of
     files, and here the walk is the whole cost of re-logging unchanged data."""
@@ -149,9 +181,7 @@ def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, str]]:
     def inside(target: str) -> bool:
         return target == real_root or target.startswith(root_prefix)
 
-    def visit(
-        directory: str, relative: str, ancestors: frozenset[str]
-    ) -> Iterator[tuple[str, str]]:
+    def visit(directory: str, relative: str, ancestors: frozenset[str]) -> Iterator[str]:
         real = os.path.realpath(directory)
         if real in ancestors:
             raise InvalidPath(
@@ -175,7 +205,7 @@ def _walk(root: Path, follow_outside: bool) -> Iterator[tuple[str, str]]:
             if entry.is_dir():
                 yield from visit(entry.path, rel + "/", ancestors)
             elif entry.is_file():
-                yield rel, entry.path
+                yield rel
 
     yield from visit(os.path.abspath(root), "", frozenset())
 

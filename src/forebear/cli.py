@@ -156,17 +156,18 @@ def log_command(
     as_json: bool,
 ) -> None:
     """Log a file or folder as a new version (recorded as a run named 'forebear log')."""
-    from .artifacts import Artifact
-    from .run import _default_name, init
+    from .run import artifact_from_path, init
 
-    source = Path(path)
-    if not source.exists():
+    if not Path(path).exists():
         raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
-    artifact = Artifact(name or _default_name(source), type_, description, parse_metadata(metadata))
-    if source.is_dir():
-        artifact.add_dir(source, follow_outside_symlinks=follow_symlinks)
-    else:
-        artifact.add_file(source)
+    artifact = artifact_from_path(
+        path,
+        name,
+        type_,
+        description,
+        parse_metadata(metadata),
+        follow_outside_symlinks=follow_symlinks,
+    )
     with init(project=project, name="forebear log", store=obj.store) as run:
         version = run.log_artifact(artifact, aliases=list(aliases))
     if as_json:

@@ -9,4 +9,3 @@ LINK_TYPES = ("auto", "reflink", "copy", "hardlink", "symlink")
 - ``hardlink`` / ``symlink``: the destination *is* the stored object (read-only). Fast
   and free of disk space, but edit such a file only by replacing it, never in place.
 """
-

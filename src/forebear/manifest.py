@@ -6,10 +6,10 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from .errors import InvalidPath, StoreError
-from .hashing import HASH_ALGORITHM, hash_bytes
+from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
 from .paths import normalise_entry_path
 
 MANIFEST_VERSION = 1
@@ -87,18 +87,12 @@ class Manifest:
         return [e.path for e in self.entries]
 
     def to_bytes(self) -> bytes:
-        """Canonical form: sorted keys, entries sorted by path, no spaces, UTF-8.
-
-        Encoded entry by entry (the same bytes as one `json.dumps` of the whole document)
-        so a version with millions of entries never holds them all as dicts at once."""
+        """Canonical form: sorted keys, entries sorted by path, no spaces, UTF-8."""
         out = io.BytesIO()
-        out.write(b'{"entries":[')
-        for index, entry in enumerate(self.entries):
-            if index:
-                out.write(b",")
-            out.write(_canonical(entry.to_dict()))
-        out.write(b'],"hash":' + _canonical(HASH_ALGORITHM))
-        out.write(b',"manifest_version":' + _canonical(MANIFEST_VERSION) + b"}")
+        writer = ManifestWriter(out)
+        for entry in self.entries:
+            writer.add(entry)
+        writer.finish()
         return out.getvalue()
 
     @property
@@ -121,6 +115,42 @@ class Manifest:
                 f"({MANIFEST_VERSION}); upgrade forebear"
             )
         return cls.build(entries)
+
+
+class ManifestWriter:
+    """Writes a manifest's canonical bytes entry by entry into ``sink`` and hashes them
+    on the way, so a version with millions of entries never holds them all at once.
+
+    The bytes are those of one `json.dumps` of the whole document with sorted keys and no
+    spaces; entries must come in path order, each path once.
+    """
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self._hasher = new_hasher()
+        self._last: str | None = None
+        self.count = 0
+        self.size = 0  # the sum of the entries' sizes
+        self._write(b'{"entries":[')
+
+    def _write(self, data: bytes) -> None:
+        self._sink.write(data)
+        self._hasher.update(data)
+
+    def add(self, entry: ManifestEntry) -> None:
+        if self._last is not None and entry.path <= self._last:
+            raise ValueError(f"manifest entries out of order: {entry.path!r} after {self._last!r}")
+        self._last = entry.path
+        encoded = _canonical(entry.to_dict())
+        self._write(b"," + encoded if self.count else encoded)
+        self.count += 1
+        self.size += entry.size
+
+    def finish(self) -> str:
+        """End the document and return its digest."""
+        self._write(b'],"hash":' + _canonical(HASH_ALGORITHM))
+        self._write(b',"manifest_version":' + _canonical(MANIFEST_VERSION) + b"}")
+        return str(self._hasher.hexdigest())
 
 
 def _canonical(value: Any) -> bytes:

@@ -41,6 +41,20 @@ def version_number(text: str) -> int:
     return int(text[1:])
 
 
+def check_text(path: str) -> str:
+    """Refuse a name that is not valid Unicode text: a file name in another encoding
+    decodes to lone surrogates, which no manifest, database or other machine can hold."""
+    if not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidPath(
+                f"entry path {path!r} is not valid UTF-8 (a file name in another "
+                "encoding?); rename the file, or pass name= with a UTF-8 name"
+            ) from None
+    return path
+
+
 def normalise_entry_path(path: object) -> str:
     """The canonical relative POSIX form of an entry path, or `InvalidPath` if unsafe.
 
@@ -51,6 +65,7 @@ def normalise_entry_path(path: object) -> str:
         raise InvalidPath(f"entry path must be a string, not {type(path).__name__}")
     if "\x00" in path:
         raise InvalidPath(f"entry path {path!r} contains a NUL character")
+    check_text(path)
     text = path.replace("\\", "/")
     if text.startswith("/") or _DRIVE_RE.match(text):
         raise InvalidPath(f"entry path {path!r} is absolute; entry paths must be relative")

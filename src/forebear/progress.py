@@ -22,7 +22,22 @@ def wanted(explicit: bool | None = None) -> bool:
 def bar(description: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
     """A byte-counting progress bar; yields a callback taking the bytes just processed."""
     if not enabled or total <= 0:
-        yield lambda _n: None
+        yield _ignore
+        return
+    with growing_bar(description, enabled) as (tick, expect):
+        expect(total)
+        yield tick
+
+
+@contextlib.contextmanager
+def growing_bar(
+    description: str, enabled: bool
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """A byte-counting bar whose total is learnt as work is found (a folder of millions
+    of files is stat-ed batch by batch): yields ``(tick, expect)``, callbacks taking the
+    bytes just processed and the bytes just found still to do."""
+    if not enabled:
+        yield _ignore, _ignore
         return
     from rich.console import Console
     from rich.progress import (
@@ -42,5 +57,15 @@ def bar(description: str, total: int, enabled: bool) -> Iterator[Callable[[int],
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        task = progress.add_task(description, total=0)
+        found = [0]
+
+        def expect(n: int) -> None:
+            found[0] += n
+            progress.update(task, total=found[0])
+
+        yield (lambda n: progress.advance(task, n)), expect
+
+
+def _ignore(_n: int) -> None:
+    return None

@@ -219,8 +219,11 @@ def artifact_from_path(
     type: str | None,
     description: str | None = None,
     metadata: dict[str, Any] | None = None,
+    *,
+    follow_outside_symlinks: bool = False,
 ) -> Artifact:
-    """The artifact for the path shorthand: a folder's files, or one file."""
+    """The artifact for the path shorthand: a folder's files, or one file (without
+    listing a folder's entry paths, which can be millions)."""
     source = Path(path)
     from .errors import InvalidPath
 
@@ -229,7 +232,7 @@ def artifact_from_path(
     artifact_name = name if name is not None else _default_name(source)
     artifact = Artifact(artifact_name, type or "dataset", description, metadata)
     if source.is_dir():
-        artifact.add_dir(source)
+        artifact._add_folder(source, None, follow_outside_symlinks)
     else:
         artifact.add_file(source)
     return artifact

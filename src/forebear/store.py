@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from . import config, progress
+from . import config, ingest, progress
 from .artifacts import Artifact, ArtifactVersion
 from .cache import ObjectCache
 from .db import catalog, traversal
@@ -32,8 +32,7 @@ from .errors import (
     NotFound,
     Problem,
 )
-from .fingerprint import check_unchanged, fingerprint, stat_file
-from .hashing import BLOCK_SIZE, hash_bytes
+from .hashing import BLOCK_SIZE
 from .manifest import Manifest, ManifestEntry
 from .objects import ObjectLocation, VerifyingReader
 from .paths import check_alias, check_name, parse_ref
@@ -257,66 +256,48 @@ class Store:
         """Hash and store an artifact's files, then commit the version in one transaction."""
         check_name(project, "project")
         aliases = [check_alias(a) for a in aliases]
-        files = artifact._pending_files()
-        references = artifact._reference_entries()
-        if not files and not references:
+        if not len(artifact):
             raise InvalidInput(
                 f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
             )
         show = progress.wanted(show_progress)
-        local_paths = [pending.local_path for pending in files]
-        stats = [stat_file(path) for path in local_paths]
-        with progress.bar(f"hashing {artifact.name}", sum(s.size for s in stats), show) as tick:
-            prints = fingerprint(local_paths, stats, self.stat_cache, tick)
-        entries: list[ManifestEntry] = []
-        sources: dict[str, str] = {}  # one local file per distinct digest
-        for pending, found in zip(files, prints, strict=True):
-            entries.append(ManifestEntry(pending.path, found.digest, found.size))
-            sources.setdefault(found.digest, pending.local_path)
-        manifest = Manifest.build([*entries, *references])
-        body = manifest.to_bytes()
-        digest = hash_bytes(body)
-        with read_session(self.engine) as session:
-            # Unchanged content: its version was committed, so every object it needs is
-            # stored and durable already; nothing to register, read, send or sync.
-            known = catalog.has_version(session, project, artifact.name, digest)
         writer = uuid.uuid4().hex
-        if not known:
+
+        def register(digests: list[str]) -> None:
             with write_session(self.engine) as session:
                 catalog.register_pending(
-                    session, writer, [*sources, digest], socket.gethostname(), os.getpid()
+                    session, writer, digests, socket.gethostname(), os.getpid()
                 )
-        try:
-            if not known:
-                present = self.objects.has_many(sources)
-                missing = {d: p for d, p in sources.items() if d not in present}
-                total = sum(e.size for e in entries if e.digest in missing)
-                with progress.bar(f"storing {artifact.name}", total, show) as tick:
-                    self.objects.put_files([(p, d) for d, p in missing.items()], tick)
-                self.objects.put_bytes(body)
-            if not known:
-                for path, found in zip(local_paths, prints, strict=True):  # unchanged since
-                    check_unchanged(path, found.stat)
-                self.objects.flush()
-            with write_session(self.engine) as session:
-                row, _created = catalog.commit_version(
-                    session,
-                    project=project,
-                    name=artifact.name,
-                    type_=artifact.type,
-                    manifest=manifest,
-                    digest=digest,
-                    description=artifact.description,
-                    metadata=artifact.metadata,
-                    run_id=run_id,
-                    aliases=aliases,
-                )
-                catalog.clear_pending(session, writer)
-                return self._version(session, row)
-        except BaseException:
-            with contextlib.suppress(Exception), write_session(self.engine) as session:
-                catalog.clear_pending(session, writer)
-            raise
+
+        with ingest.prepare(artifact, self.stat_cache, show) as prepared:
+            with read_session(self.engine) as session:
+                # Unchanged content: its version was committed, so every object it needs
+                # is stored and durable already; nothing to register, read, send or sync.
+                known = catalog.has_version(session, project, artifact.name, prepared.digest)
+            try:
+                if not known:
+                    ingest.store_objects(prepared, self.objects, register, artifact.name, show)
+                    self.objects.flush()
+                contents = catalog.Contents(prepared.size, prepared.file_count, prepared.entries())
+                with write_session(self.engine) as session:
+                    row, _created = catalog.commit_version(
+                        session,
+                        project=project,
+                        name=artifact.name,
+                        type_=artifact.type,
+                        contents=contents,
+                        digest=prepared.digest,
+                        description=artifact.description,
+                        metadata=artifact.metadata,
+                        run_id=run_id,
+                        aliases=aliases,
+                    )
+                    catalog.clear_pending(session, writer)
+                    return self._version(session, row)
+            except BaseException:
+                with contextlib.suppress(Exception), write_session(self.engine) as session:
+                    catalog.clear_pending(session, writer)
+                raise
 
     def _use(self, ref: str | ArtifactVersion, run_id: str, project: str) -> ArtifactVersion:
         version = ref if isinstance(ref, ArtifactVersion) else self.artifact(ref, project=project)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any, NamedTuple
 
 from sqlalchemy import Table, Text, cast, delete, insert, select, update
@@ -33,6 +34,19 @@ from .schema import (
 
 LATEST = "latest"
 _BATCH = 5000
+
+
+class Contents(NamedTuple):
+    """What a version holds: its entries in path order (read once, batch by batch, and
+    only when the version is new) and their totals, known before the entries are read."""
+
+    size: int
+    file_count: int
+    entries: Iterable[ManifestEntry]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Contents:
+        return cls(manifest.size, len(manifest), manifest.entries)
 
 
 class VersionData(NamedTuple):
@@ -271,7 +285,7 @@ def commit_version(
     project: str,
     name: str,
     type_: str,
-    manifest: Manifest,
+    contents: Contents,
     digest: str,
     description: str | None,
     metadata: dict[str, Any],
@@ -288,7 +302,7 @@ def commit_version(
         project=project,
         name=name,
         type_=type_,
-        manifest=manifest,
+        contents=contents,
         digest=digest,
         description=description,
         metadata=metadata,
@@ -317,7 +331,7 @@ def place_version(
         project=data.project,
         name=data.name,
         type_=data.type,
-        manifest=manifest,
+        contents=Contents.of(manifest),
         digest=data.digest,
         description=data.description,
         metadata=data.metadata,
@@ -349,7 +363,7 @@ def _find_or_insert_version(
     project: str,
     name: str,
     type_: str,
-    manifest: Manifest,
+    contents: Contents,
     digest: str,
     description: str | None,
     metadata: dict[str, Any],
@@ -372,8 +386,8 @@ def _find_or_insert_version(
         number=number,
         digest=digest,
         hash_algorithm=HASH_ALGORITHM,
-        size=manifest.size,
-        file_count=len(manifest),
+        size=contents.size,
+        file_count=contents.file_count,
         description=description,
         metadata_=metadata,
         created_at=created_at,
@@ -381,8 +395,8 @@ def _find_or_insert_version(
     )
     session.add(version)
     session.flush()
-    entries = manifest.entries
-    for start in range(0, len(entries), _BATCH):  # Core executemany: no ORM bookkeeping
+    entries = iter(contents.entries)
+    while batch := list(islice(entries, _BATCH)):  # Core executemany: no ORM bookkeeping
         rows = [
             {
                 "version_id": version.id,
@@ -392,7 +406,7 @@ def _find_or_insert_version(
                 "uri": e.uri,
                 "etag": e.etag,
             }
-            for e in entries[start : start + _BATCH]
+            for e in batch
         ]
         session.execute(insert(_table(EntryRow)), rows)
     return version, True
@@ -523,6 +537,24 @@ def list_entries(
         .limit(limit)
     )
     return [ManifestEntry(*row) for row in session.connection().execute(query).all()]
+
+
+def iter_entries(
+    session: Session, version_id: int, page: int = _BATCH
+) -> Iterator[list[ManifestEntry]]:
+    """A version's entries in path order, one page at a time (keyset pagination: each page
+    costs the same however far in it starts, unlike OFFSET)."""
+    columns = select(EntryRow.path, EntryRow.digest, EntryRow.size, EntryRow.uri, EntryRow.etag)
+    last: str | None = None
+    while True:
+        query = columns.where(EntryRow.version_id == version_id)
+        if last is not None:
+            query = query.where(EntryRow.path > last)
+        rows = session.connection().execute(query.order_by(EntryRow.path).limit(page)).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield [ManifestEntry(*row) for row in rows]
 
 
 def list_artifacts(

@@ -1,0 +1,139 @@
+"""Logging an artifact's entries in flat memory, however many there are: they go through
+in path-ordered batches, never all at once.
+
+1. `prepare` stats and fingerprints each batch of files (the stat cache first, then every
+   core), writes the canonical manifest as it goes, hashing it on the way, and spools each
+   entry with what storing it will need.
+2. `store_objects` (only for content no committed version has): batch by batch, registers
+   the objects as pending, asks the location which it lacks, stores those, and checks
+   that every file is still as it was when it was hashed.
+3. `Prepared.entries` streams the entries again, for the catalog's batched insert.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+
+from . import progress
+from .artifacts import Artifact, PendingFile
+from .fingerprint import check_unchanged, fingerprint, stat_file
+from .manifest import ManifestEntry, ManifestWriter
+from .objects import ObjectLocation
+from .spool import Spool
+from .statcache import FileStat, StatCache
+
+# Files fingerprinted (and then stored) per batch: enough to keep every core busy, few
+# enough that a batch's stats and digests stay a few tens of MB.
+BATCH = 50_000
+# A manifest stays in memory up to this size, then goes to a temporary file.
+MANIFEST_IN_MEMORY = 8 << 20
+
+
+@dataclass
+class Prepared:
+    """A hashed artifact, ready to store and commit."""
+
+    digest: str  # the manifest's
+    file_count: int
+    size: int
+    manifest: BinaryIO
+    # (path, digest, size, uri, etag, local path as bytes, device, inode, mtime_ns, ctime_ns)
+    rows: Spool
+
+    def entries(self) -> Iterator[ManifestEntry]:
+        for row in self.rows:
+            yield ManifestEntry(row[0], row[1], row[2], row[3], row[4])
+
+    def close(self) -> None:
+        self.rows.close()
+        self.manifest.close()
+
+    def __enter__(self) -> Prepared:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare(artifact: Artifact, cache: StatCache | None, show: bool) -> Prepared:
+    """Fingerprint every file of ``artifact`` and write its manifest."""
+    rows = Spool(width=10)
+    # closed by Prepared.close, or below on failure
+    manifest = cast(BinaryIO, tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY))  # noqa: SIM115
+    try:
+        writer = ManifestWriter(manifest)
+        with progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
+            for batch in artifact._batches(BATCH):
+                rows.add(_fingerprint_batch(batch, writer, cache, tick, expect))
+        digest = writer.finish()
+    except BaseException:
+        rows.close()
+        manifest.close()
+        raise
+    return Prepared(digest, writer.count, writer.size, manifest, rows)
+
+
+def _fingerprint_batch(
+    batch: list[PendingFile | ManifestEntry],
+    writer: ManifestWriter,
+    cache: StatCache | None,
+    tick: Callable[[int], None],
+    expect: Callable[[int], None],
+) -> list[tuple[Any, ...]]:
+    files = [item for item in batch if isinstance(item, PendingFile)]
+    local_paths = [pending.local_path for pending in files]
+    stats = [stat_file(path) for path in local_paths]
+    expect(sum(stat.size for stat in stats))
+    prints = iter(fingerprint(local_paths, stats, cache, tick))
+    rows: list[tuple[Any, ...]] = []
+    for item in batch:
+        if isinstance(item, ManifestEntry):  # a reference: described when it was added
+            writer.add(item)
+            rows.append((item.path, item.digest, item.size, item.uri, item.etag,
+                         None, None, None, None, None))  # fmt: skip
+            continue
+        found = next(prints)
+        writer.add(ManifestEntry(item.path, found.digest, found.size))
+        stat = found.stat
+        rows.append((item.path, found.digest, found.size, None, None,
+                     os.fsencode(item.local_path),
+                     stat.device, stat.inode, stat.mtime_ns, stat.ctime_ns))  # fmt: skip
+    return rows
+
+
+def store_objects(
+    prepared: Prepared,
+    objects: ObjectLocation,
+    register: Callable[[list[str]], None],
+    label: str,
+    show: bool,
+) -> None:
+    """Store the objects the location lacks, batch by batch, each registered as pending
+    (through ``register``) before it is written, then the manifest itself."""
+    with progress.growing_bar(f"storing {label}", show) as (tick, expect):
+        for batch in prepared.rows.batches(BATCH):
+            sources: dict[str, tuple[str, int]] = {}  # one local file per distinct digest
+            files: list[tuple[str, FileStat]] = []
+            for _path, digest, size, _uri, _etag, local, device, inode, mtime, ctime in batch:
+                if local is None:
+                    continue
+                local_path = os.fsdecode(local)
+                sources.setdefault(digest, (local_path, size))
+                files.append((local_path, FileStat(device, inode, size, mtime, ctime)))
+            if not sources:
+                continue
+            register(list(sources))
+            present = objects.has_many(sources)
+            missing = [(p, d) for d, (p, _) in sources.items() if d not in present]
+            expect(sum(sources[d][1] for _, d in missing))
+            objects.put_files(missing, tick)
+            for local_path, stat in files:  # unchanged since they were hashed
+                check_unchanged(local_path, stat)
+    register([prepared.digest])
+    if not objects.has(prepared.digest):
+        prepared.manifest.seek(0)
+        objects.put_stream(prepared.manifest, prepared.digest, source="the manifest")
