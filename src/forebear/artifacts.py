@@ -317,6 +317,15 @@ class ArtifactVersion:
             return list(self._manifest.entries[start:end])
         return self._store._entries(self._data, start, limit)
 
+    def iter_entries(self) -> Iterator[ManifestEntry]:
+        """Every entry in path order, read from the catalog a page at a time: memory stays
+        flat however many entries the version has."""
+        if self._manifest is not None:
+            yield from self._manifest
+            return
+        for page in self._store._entry_pages(self._data):
+            yield from page
+
     def entry(self, path: str) -> ManifestEntry:
         wanted = normalise_entry_path(path)
         for entry in self.manifest:

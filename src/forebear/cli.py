@@ -220,14 +220,13 @@ def show(obj: Context, ref: str, as_json: bool) -> None:
     version = obj.store.artifact(ref)
     producers = [r.to_dict() for r in version.producers]
     consumers = [r.to_dict() for r in version.consumers]
-    entries = [e.to_dict() for e in version.manifest]
     if as_json:
         emit_json(
             {
                 **version.to_dict(),
                 "producers": producers,
                 "consumers": consumers,
-                "entries": entries,
+                "entries": [e.to_dict() for e in version.iter_entries()],
             }
         )
         return
@@ -244,7 +243,7 @@ def show(obj: Context, ref: str, as_json: bool) -> None:
         names = ", ".join(f"{r['name']} ({r['id']})" for r in runs) or "-"
         click.echo(f"  {label:<11} {names}")
     click.echo("  files:")
-    for entry in version.manifest:
+    for entry in version.iter_entries():
         where = f"  -> {entry.uri}" if entry.uri else ""
         click.echo(f"    {entry.path}  {human_size(entry.size)}{where}")
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import progress
 from .errors import InvalidInput, InvalidPath
-from .hashing import hash_file
+from .fingerprint import fingerprint
 from .manifest import ManifestEntry
 from .objects import check_link_type, place_verified, save_stream
+from .statcache import FileStat
 
 if TYPE_CHECKING:
     from .artifacts import ArtifactVersion
@@ -45,11 +50,34 @@ def _target(root: Path, entry_path: str) -> Path:
     return root / entry_path
 
 
-def _up_to_date(target: Path, entry: ManifestEntry) -> bool:
-    if target.is_symlink() or not target.is_file() or entry.digest is None:
-        return False
-    digest, size = hash_file(target)
-    return digest == entry.digest and size == entry.size
+# Entries handled per page: the download cache is filled for a page at a time.
+PAGE_ENTRIES = 5000
+
+
+def _pages(entries: Iterator[ManifestEntry], size: int) -> Iterator[list[ManifestEntry]]:
+    while page := list(islice(entries, size)):
+        yield page
+
+
+def _up_to_date(store: Store, wanted: list[tuple[ManifestEntry, Path]]) -> set[int]:
+    """Which targets already hold their entry's bytes: the stat cache vouches for files
+    it has seen unchanged, the rest of the same size are hashed on every core."""
+    indices: list[int] = []
+    paths: list[str] = []
+    stats: list[FileStat] = []
+    for index, (entry, target) in enumerate(wanted):
+        if entry.digest is None or target.is_symlink():
+            continue
+        try:
+            info = os.stat(target)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_size == entry.size:
+            indices.append(index)
+            paths.append(str(target))
+            stats.append(FileStat.of(info))
+    found = fingerprint(paths, stats, store.stat_cache)
+    return {i for i, f in zip(indices, found, strict=True) if f.digest == wanted[i][0].digest}
 
 
 def materialise(
@@ -71,37 +99,42 @@ def materialise(
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
     location = store.objects
-    todo: list[tuple[ManifestEntry, Path, str]] = []
     with progress.bar(
         f"downloading {version.ref}", version.size, progress.wanted(show_progress)
     ) as tick:
-        for entry in version.manifest:
-            target = _target(root, entry.path)
-            label = f"{version.ref} {entry.path}"
-            if target.is_dir() and not target.is_symlink():
-                raise InvalidPath(
-                    f"cannot download {label}: {str(target)!r} is a folder; move it away"
+        for page in _pages(version.iter_entries(), PAGE_ENTRIES):
+            placed: list[tuple[ManifestEntry, Path, str]] = []
+            for entry in page:
+                target = _target(root, entry.path)
+                label = f"{version.ref} {entry.path}"
+                if target.is_dir() and not target.is_symlink():
+                    raise InvalidPath(
+                        f"cannot download {label}: {str(target)!r} is a folder; move it away"
+                    )
+                placed.append((entry, target, label))
+            current = _up_to_date(store, [(e, t) for e, t, _ in placed])
+            todo = []
+            for index, (entry, target, label) in enumerate(placed):
+                if index in current:
+                    tick(entry.size)
+                else:
+                    todo.append((entry, target, label))
+            if not location.is_local:  # fetch what the cache lacks, several at a time
+                store.cache.fill(
+                    location, {e.digest: label for e, _, label in todo if e.digest and not e.uri}
                 )
-            if _up_to_date(target, entry):
-                tick(entry.size)
-            else:
-                todo.append((entry, target, label))
-        if not location.is_local:  # fetch what the cache lacks, several at a time
-            store.cache.fill(
-                location, {e.digest: label for e, _, label in todo if e.digest and not e.uri}
-            )
-        for entry, target, label in todo:
-            if target.is_symlink():
-                target.unlink()
-            if entry.uri is not None:
-                with store._open_entry(label, entry) as src:
-                    save_stream(src, target, tick)
-            elif location.is_local:
-                digest = entry.digest or ""
-                source = location.local_object(digest, label)
-                place_verified(source, target, digest, link, tick, label)
-            else:
-                store.cache.copy_out(location, entry.digest or "", target, tick, label, link)
+            for entry, target, label in todo:
+                if target.is_symlink():
+                    target.unlink()
+                if entry.uri is not None:
+                    with store._open_entry(label, entry) as src:
+                        save_stream(src, target, tick)
+                elif location.is_local:
+                    digest = entry.digest or ""
+                    source = location.local_object(digest, label)
+                    place_verified(source, target, digest, link, tick, label)
+                else:
+                    store.cache.copy_out(location, entry.digest or "", target, tick, label, link)
     if not location.is_local:
         store.cache.prune()
     return root

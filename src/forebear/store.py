@@ -12,7 +12,7 @@ import io
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -203,6 +203,18 @@ class Store:
         with read_session(self.engine) as session:
             return catalog.list_entries(session, data.id, start, limit)
 
+    def _entry_pages(self, data: VersionData) -> Iterator[list[ManifestEntry]]:
+        """Pages of entries, each read in its own short transaction (keyset pagination
+        needs no snapshot across pages: a committed version never changes)."""
+        last: str | None = None
+        while True:
+            with read_session(self.engine) as session:
+                page = catalog.entries_after(session, data.id, last)
+            if not page:
+                return
+            yield page
+            last = page[-1].path
+
     def _aliases_of(self, version: ArtifactVersion) -> list[str]:
         with read_session(self.engine) as session:
             return catalog.aliases_of(session, version.id)
@@ -358,7 +370,7 @@ class Store:
                 problems.append(
                     Problem(version.ref, "", f"manifest object {version.digest} is corrupted")
                 )
-            for entry in version.manifest:
+            for entry in version.iter_entries():
                 if entry.uri is not None:
                     message = check_reference(entry)
                     if message:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -539,22 +539,18 @@ def list_entries(
     return [ManifestEntry(*row) for row in session.connection().execute(query).all()]
 
 
-def iter_entries(
-    session: Session, version_id: int, page: int = _BATCH
-) -> Iterator[list[ManifestEntry]]:
-    """A version's entries in path order, one page at a time (keyset pagination: each page
-    costs the same however far in it starts, unlike OFFSET)."""
-    columns = select(EntryRow.path, EntryRow.digest, EntryRow.size, EntryRow.uri, EntryRow.etag)
-    last: str | None = None
-    while True:
-        query = columns.where(EntryRow.version_id == version_id)
-        if last is not None:
-            query = query.where(EntryRow.path > last)
-        rows = session.connection().execute(query.order_by(EntryRow.path).limit(page)).all()
-        if not rows:
-            return
-        last = rows[-1][0]
-        yield [ManifestEntry(*row) for row in rows]
+def entries_after(
+    session: Session, version_id: int, after: str | None, limit: int = _BATCH
+) -> list[ManifestEntry]:
+    """One page of a version's entries in path order, those after the path ``after``
+    (keyset pagination: a page costs the same however deep it starts, unlike OFFSET)."""
+    query = select(
+        EntryRow.path, EntryRow.digest, EntryRow.size, EntryRow.uri, EntryRow.etag
+    ).where(EntryRow.version_id == version_id)
+    if after is not None:
+        query = query.where(EntryRow.path > after)
+    rows = session.connection().execute(query.order_by(EntryRow.path).limit(limit)).all()
+    return [ManifestEntry(*row) for row in rows]
 
 
 def list_artifacts(

@@ -125,7 +125,10 @@ class EntryRow(Base):
     __table_args__ = (Index(None, "digest"),)
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
-    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    # code point order, as manifests are sorted (PostgreSQL's "C" collation; see 0002)
+    path: Mapped[str] = mapped_column(
+        Text().with_variant(Text(collation="C"), "postgresql"), primary_key=True
+    )
     digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
     size: Mapped[int] = mapped_column(BigInteger)
     uri: Mapped[str | None] = mapped_column(Text, nullable=True)
