@@ -83,7 +83,7 @@ class ObjectCache:
         self,
         location: ObjectLocation,
         digest: str,
-        dest: Path,
+        dest: str | os.PathLike[str],
         progress: Progress | None = None,
         label: str | None = None,
         link: str = "copy",

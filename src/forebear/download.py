@@ -21,33 +21,36 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _target(root: Path, entry_path: str) -> Path:
+def _target(root: str, entry_path: str) -> str:
     """The file for an entry under ``root``; refuses anything that would land outside it,
-    including through a symlinked folder already present in the destination."""
+    including through a symlinked folder already present in the destination.
+
+    Plain strings, not `pathlib`: a version can hold millions of entries."""
     current = root
     for part in entry_path.split("/")[:-1]:
-        current = current / part
-        if current.is_symlink() or current.exists():
-            real = current.resolve()
-            if real != root and root not in real.parents:
+        current = os.path.join(current, part)
+        if os.path.lexists(current):
+            if os.path.islink(current):
+                if not os.path.exists(current):
+                    raise InvalidPath(
+                        f"refusing to write {entry_path!r}: {current!r} is a broken symlink; "
+                        "remove it and try again"
+                    )
+                real = os.path.realpath(current)
+                if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+                    raise InvalidPath(
+                        f"refusing to write {entry_path!r}: {current!r} leads outside the "
+                        f"destination {root!r} (through a symlink); remove that link and "
+                        "try again"
+                    )
+            if not os.path.isdir(current):
                 raise InvalidPath(
-                    f"refusing to write {entry_path!r}: {str(current)!r} leads outside the "
-                    f"destination {str(root)!r} (through a symlink); remove that link and "
-                    "try again"
+                    f"cannot write {entry_path!r}: {current!r} is a file, not a folder; "
+                    "move it away and try again"
                 )
-        if current.is_symlink() and not current.exists():
-            raise InvalidPath(
-                f"refusing to write {entry_path!r}: {str(current)!r} is a broken symlink; "
-                "remove it and try again"
-            )
-        if not current.exists():
-            current.mkdir()
-        elif not current.is_dir():
-            raise InvalidPath(
-                f"cannot write {entry_path!r}: {str(current)!r} is a file, not a folder; "
-                "move it away and try again"
-            )
-    return root / entry_path
+        else:
+            os.mkdir(current)
+    return os.path.join(root, entry_path)
 
 
 # Entries handled per page: the download cache is filled for a page at a time.
@@ -59,14 +62,14 @@ def _pages(entries: Iterator[ManifestEntry], size: int) -> Iterator[list[Manifes
         yield page
 
 
-def _up_to_date(store: Store, wanted: list[tuple[ManifestEntry, Path]]) -> set[int]:
+def _up_to_date(store: Store, wanted: list[tuple[ManifestEntry, str]]) -> set[int]:
     """Which targets already hold their entry's bytes: the stat cache vouches for files
     it has seen unchanged, the rest of the same size are hashed on every core."""
     indices: list[int] = []
     paths: list[str] = []
     stats: list[FileStat] = []
     for index, (entry, target) in enumerate(wanted):
-        if entry.digest is None or target.is_symlink():
+        if entry.digest is None or os.path.islink(target):
             continue
         try:
             info = os.stat(target)
@@ -74,7 +77,7 @@ def _up_to_date(store: Store, wanted: list[tuple[ManifestEntry, Path]]) -> set[i
             continue
         if stat.S_ISREG(info.st_mode) and info.st_size == entry.size:
             indices.append(index)
-            paths.append(str(target))
+            paths.append(target)
             stats.append(FileStat.of(info))
     found = fingerprint(paths, stats, store.stat_cache)
     return {i for i, f in zip(indices, found, strict=True) if f.digest == wanted[i][0].digest}
@@ -98,18 +101,19 @@ def materialise(
         )
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
+    base = str(root)
     location = store.objects
     with progress.bar(
         f"downloading {version.ref}", version.size, progress.wanted(show_progress)
     ) as tick:
         for page in _pages(version.iter_entries(), PAGE_ENTRIES):
-            placed: list[tuple[ManifestEntry, Path, str]] = []
+            placed: list[tuple[ManifestEntry, str, str]] = []
             for entry in page:
-                target = _target(root, entry.path)
+                target = _target(base, entry.path)
                 label = f"{version.ref} {entry.path}"
-                if target.is_dir() and not target.is_symlink():
+                if os.path.isdir(target) and not os.path.islink(target):
                     raise InvalidPath(
-                        f"cannot download {label}: {str(target)!r} is a folder; move it away"
+                        f"cannot download {label}: {target!r} is a folder; move it away"
                     )
                 placed.append((entry, target, label))
             current = _up_to_date(store, [(e, t) for e, t, _ in placed])
@@ -124,8 +128,8 @@ def materialise(
                     location, {e.digest: label for e, _, label in todo if e.digest and not e.uri}
                 )
             for entry, target, label in todo:
-                if target.is_symlink():
-                    target.unlink()
+                if os.path.islink(target):
+                    os.unlink(target)
                 if entry.uri is not None:
                     with store._open_entry(label, entry) as src:
                         save_stream(src, target, tick)

@@ -256,8 +256,8 @@ class ObjectLocation:
         present: set[str] = set()
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             for found in pool.map(listed, prefixes):
-                present |= found
-        return wanted & present
+                present |= found & wanted  # a listing can be far larger than the batch
+        return present
 
     def size_of(self, digest: str) -> int:
         with backend_errors(f"cannot read object {digest}"):

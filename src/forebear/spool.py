@@ -74,8 +74,8 @@ class Spool:
         # "" names a private on-disk database that SQLite deletes when it is closed
         db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA cache_size = -8192")  # KiB: the memory SQLite may keep
-        columns = ", ".join(f"c{i}" for i in range(1, self.width))
-        db.execute(f"CREATE TABLE r (k TEXT PRIMARY KEY, {columns}) WITHOUT ROWID")
+        columns = "".join(f", c{i}" for i in range(1, self.width))
+        db.execute(f"CREATE TABLE r (k TEXT PRIMARY KEY{columns}) WITHOUT ROWID")
         self._db = db
         rows = [self._rows[k] for k in sorted(self._rows)]
         self._rows = {}
@@ -128,8 +128,12 @@ class Spool:
             yield rows
 
     def __iter__(self) -> Iterator[Row]:
-        for batch in self.batches(10_000):
-            yield from batch
+        """Every row in key order, one at a time (on disk, straight from a cursor)."""
+        if self._db is None:
+            for key in sorted(self._rows):
+                yield self._rows[key]
+            return
+        yield from self._db.execute("SELECT * FROM r ORDER BY k")
 
     def close(self) -> None:
         self._rows = {}

@@ -540,7 +540,7 @@ def list_entries(
 
 
 def entries_after(
-    session: Session, version_id: int, after: str | None, limit: int = _BATCH
+    session: Session, version_id: int, after: str | None, limit: int | None = None
 ) -> list[ManifestEntry]:
     """One page of a version's entries in path order, those after the path ``after``
     (keyset pagination: a page costs the same however deep it starts, unlike OFFSET)."""
@@ -549,7 +549,8 @@ def entries_after(
     ).where(EntryRow.version_id == version_id)
     if after is not None:
         query = query.where(EntryRow.path > after)
-    rows = session.connection().execute(query.order_by(EntryRow.path).limit(limit)).all()
+    page = query.order_by(EntryRow.path).limit(limit or _BATCH)
+    rows = session.connection().execute(page).all()
     return [ManifestEntry(*row) for row in rows]
 
 
