@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 # A writer on another host whose pending objects are older than this is presumed dead.
 PENDING_EXPIRY_HOURS = 24.0
+# Objects verify remembers having checked (an object shared by many entries is read once).
+CHECKED_DIGESTS = 100_000
 # Temporary files of local writers older than this are leftovers of crashes.
 TMP_EXPIRY_SECONDS = 3600.0
 
@@ -356,6 +358,8 @@ class Store:
 
         def actual(digest: str) -> str | None:
             if digest not in checked:
+                if len(checked) >= CHECKED_DIGESTS:  # flat memory for huge versions
+                    checked.clear()
                 checked[digest] = self.objects.actual_digest(digest)
             return checked[digest]
 
