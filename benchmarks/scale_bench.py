@@ -15,6 +15,7 @@ larger is the point.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -67,6 +68,7 @@ def run_count(exe: Path, work: Path, count: int) -> list[Measure]:
     time.sleep(SETTLE_SECONDS)
     measures = []
     for step, cmd in zip(STEPS, commands(exe, store, data, out), strict=True):
+        os.sync()  # nothing left to flush from the step before (forebear's log syncs)
         measure = run_child(cmd, folder, folder / f"{step.replace(' ', '-')}.log")
         measures.append(measure)
         print(f"  {step:26} {describe(measure)}", file=sys.stderr)
@@ -90,7 +92,7 @@ def report(counts: list[int], results: dict[int, list[Measure]], work: Path) -> 
                 cells.append("failed")
             else:
                 m = measures[index]
-                cells.append(f"{seconds(m.seconds)}, {m.peak_mib:.0f} MiB")
+                cells.append(f"{seconds(m.seconds)} s, {m.peak_mib:.0f} MiB")
         rows.append(f"| {step} | " + " | ".join(cells) + " |")
     failures = [
         f"- {count:,} files, {STEPS[i]}:\n\n```\n{m.error}\n```"

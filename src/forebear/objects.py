@@ -557,7 +557,7 @@ def place_verified(
     check_link_type(link)
     name = label or f"{os.fspath(src)!r}"
     dest = os.fspath(dest)
-    if link == "copy":
+    if link == "copy" or (link == "auto" and not _may_reflink(src, dest)):
         copy_verified(src, dest, digest, progress, label)
         return
     tmp = f"{dest}.forebear-{uuid.uuid4().hex[:8]}.tmp"
@@ -624,6 +624,16 @@ def _copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> s
 
 _FICLONE = 0x40049409  # Linux ioctl: share all of a file's blocks (btrfs, XFS, bcachefs...)
 _reflink_unsupported: set[tuple[int, int]] = set()  # (source, target) devices: not again
+
+
+def _may_reflink(src: str | os.PathLike[str], dest: str) -> bool:
+    """False when a reflink between these filesystems already failed: then no clone is
+    attempted (a temporary file made and removed for nothing, per file)."""
+    try:
+        devices = (os.stat(src).st_dev, os.stat(os.path.dirname(dest) or ".").st_dev)
+    except OSError:
+        return True  # let the attempt report what is wrong
+    return devices not in _reflink_unsupported
 
 
 def _reflink(src_fd: int, dst_fd: int) -> bool:
