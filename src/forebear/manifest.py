@@ -153,8 +153,13 @@ class ManifestWriter:
         return str(self._hasher.hexdigest())
 
 
+# One encoder for every entry: json.dumps with options builds a new one per call, which
+# was most of the cost of encoding a manifest.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from itertools import islice
 from typing import Any, NamedTuple
 
 from sqlalchemy import Table, Text, cast, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..errors import ArtifactNotFound, InvalidInput, RunNotFound, VersionNotFound
@@ -156,8 +155,15 @@ def _insert_ignoring_duplicates(
     """INSERT rows, skipping those whose key already exists (both SQLite and PostgreSQL)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert_fn: Any
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # 40 ms to import: only where needed
+
+        insert_fn = postgresql.insert
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        insert_fn = sqlite.insert
     for start in range(0, len(rows), _BATCH):
         session.execute(
             insert_fn(model).on_conflict_do_nothing(), list(rows[start : start + _BATCH])
