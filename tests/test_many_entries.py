@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import forebear
 from forebear import ingest, spool
+from forebear.db import catalog
 from forebear.errors import InvalidPath
 from forebear.spool import DuplicateKey, Spool
 
@@ -102,6 +103,21 @@ def test_a_spilled_log_gives_the_same_version_as_an_in_memory_one(
     for name, content in files.items():
         assert (out / "data" / name).read_bytes() == content
     assert (out / "ref" / "model.pkl").read_bytes() == b"weights"
+
+
+def test_entries_page_back_in_code_point_order_on_every_backend(
+    store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upper case before lower, "_" between them, accents last: the manifest's order, which
+    a linguistic collation would not give."""
+    names = ["B.txt", "a.txt", "_x.txt", "Z/1", "z/1", "é.txt", "e.txt", "a-b", "a_b", "a.b"]
+    data = make_tree("data", {name: name.encode() for name in names})
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(data, name="ds")
+    monkeypatch.setattr(catalog, "_BATCH", 3)  # pages of three: every boundary crossed
+    paged = [e.path for e in version.iter_entries()]
+    assert paged == sorted(names)
+    assert paged == version.files()
 
 
 def test_a_spilled_artifact_refuses_a_path_added_twice(

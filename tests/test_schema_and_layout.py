@@ -33,9 +33,15 @@ def test_migrations_build_exactly_the_models_on_postgresql(postgres_url: str) ->
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        # entries page back in the manifest's code point order whatever the locale
+        collation = connection.exec_driver_sql(
+            "SELECT collation_name FROM information_schema.columns"
+            " WHERE table_name = 'entries' AND column_name = 'path'"
+        ).scalar()
     engine.dispose()
     assert diff == []
     assert revision == SCHEMA_HEAD
+    assert collation == "C"
 
 
 def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
