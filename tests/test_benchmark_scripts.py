@@ -46,3 +46,17 @@ def test_speed_benchmark_runs_forebear_and_writes_its_section(tmp_path: Path) ->
     # forebear stores the unchanged re-log for free and only the changed files after
     assert "small, unchanged re-log" in text and "(+0 B)" in text
     assert "### Failures" not in text
+
+
+def test_scale_benchmark_runs_every_step_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    forebear = Path(sys.executable).parent / "forebear"
+    done = run_benchmark("scale_bench.py", "--counts", "150,1200", "--forebear", str(forebear),
+                         "--workdir", str(tmp_path / "work"), "--write", str(report))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert "<!-- scale-bench:begin -->" in text and "| step | 150 files | 1,200 files |" in text
+    for step in ("first log", "unchanged re-log", "get into an empty folder", "get again"):
+        assert f"| {step} | " in text
+    assert "failed" not in text and "not run" not in text
