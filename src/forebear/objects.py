@@ -627,8 +627,11 @@ _reflink_unsupported: set[tuple[int, int]] = set()  # (source, target) devices: 
 
 
 def _may_reflink(src: str | os.PathLike[str], dest: str) -> bool:
-    """False when a reflink between these filesystems already failed: then no clone is
-    attempted (a temporary file made and removed for nothing, per file)."""
+    """False where reflinks are not tried at all (outside Linux), or when one between these
+    filesystems already failed: then no clone is attempted (a temporary file made and
+    removed for nothing, per file)."""
+    if sys.platform != "linux":
+        return False
     try:
         devices = (os.stat(src).st_dev, os.stat(os.path.dirname(dest) or ".").st_dev)
     except OSError:
