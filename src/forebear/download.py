@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import progress
 from .errors import InvalidInput, InvalidPath
 from .fingerprint import fingerprint
-from .manifest import ManifestEntry
+from .manifest import PAGE_ENTRIES, ManifestEntry, pages
 from .objects import check_link_type, place_verified, save_stream
 from .statcache import FileStat
 
@@ -51,15 +49,6 @@ def _target(root: str, entry_path: str) -> str:
         else:
             os.mkdir(current)
     return os.path.join(root, entry_path)
-
-
-# Entries handled per page: the download cache is filled for a page at a time.
-PAGE_ENTRIES = 5000
-
-
-def _pages(entries: Iterator[ManifestEntry], size: int) -> Iterator[list[ManifestEntry]]:
-    while page := list(islice(entries, size)):
-        yield page
 
 
 def _up_to_date(store: Store, wanted: list[tuple[ManifestEntry, str]]) -> set[int]:
@@ -106,7 +95,7 @@ def materialise(
     with progress.bar(
         f"downloading {version.ref}", version.size, progress.wanted(show_progress)
     ) as tick:
-        for page in _pages(version.iter_entries(), PAGE_ENTRIES):
+        for page in pages(version.iter_entries(), PAGE_ENTRIES):
             placed: list[tuple[ManifestEntry, str, str]] = []
             for entry in page:
                 target = _target(base, entry.path)
@@ -123,14 +112,25 @@ def materialise(
                     tick(entry.size)
                 else:
                     todo.append((entry, target, label))
+            chunked = store._chunk_lists(e for e, _, _ in todo)
             if not location.is_local:  # fetch what the cache lacks, several at a time
                 store.cache.fill(
-                    location, {e.digest: label for e, _, label in todo if e.digest and not e.uri}
+                    location,
+                    {
+                        e.digest: label
+                        for e, _, label in todo
+                        if e.digest and not e.uri and e.digest not in chunked
+                    },
                 )
             for entry, target, label in todo:
                 if os.path.islink(target):
                     os.unlink(target)
-                if entry.uri is not None:
+                chunks = chunked.get(entry.digest or "")
+                if chunks is not None:  # a copy, whatever the link type: no one object has it
+                    cached = not location.is_local
+                    with store._open_chunked(label, chunks, cached=cached) as src:
+                        save_stream(src, target, tick)
+                elif entry.uri is not None:
                     with store._open_entry(label, entry) as src:
                         save_stream(src, target, tick)
                 elif location.is_local:

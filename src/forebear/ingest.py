@@ -6,8 +6,11 @@ in path-ordered batches, never all at once.
    entry with what storing it will need.
 2. `store_objects` (only for content no committed version has): batch by batch, registers
    the objects as pending, asks the location which it lacks, stores those, and checks
-   that every file is still as it was when it was hashed.
-3. `Prepared.entries` streams the entries again, for the catalog's batched insert.
+   that every file is still as it was when it was hashed. Large files are cut into
+   content-defined chunks and only the chunks the location lacks are stored; a large file
+   already stored (whole, or in chunks by a committed version) is not cut at all.
+3. `Prepared.entries` and `Prepared.chunk_lists` stream the entries and the new chunk lists
+   again, for the catalog's batched insert.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from . import progress
 from .artifacts import Artifact, PendingFile
+from .chunking import Chunking, ChunkList, ChunkRange, cut_file
 from .fingerprint import check_unchanged, fingerprint, stat_file
 from .manifest import ManifestEntry, ManifestWriter
-from .objects import ObjectLocation
+from .objects import TRANSFER_WORKERS, ObjectLocation
 from .spool import Spool
 from .statcache import FileStat, StatCache
 
@@ -43,13 +48,21 @@ class Prepared:
     manifest: BinaryIO
     # (path, digest, size, uri, etag, local path as bytes, device, inode, mtime_ns, ctime_ns)
     rows: Spool
+    # filled by store_objects: (file digest, size, packed chunks) of each file it cut
+    cut: Spool = field(default_factory=lambda: Spool(width=3))
+    new_bytes: int = 0  # what store_objects added to the object location
 
     def entries(self) -> Iterator[ManifestEntry]:
         for row in self.rows:
             yield ManifestEntry(row[0], row[1], row[2], row[3], row[4])
 
+    def chunk_lists(self, chunking: Chunking) -> Iterator[ChunkList]:
+        for digest, size, packed in self.cut:
+            yield ChunkList.unpack(digest, size, chunking, packed)
+
     def close(self) -> None:
         self.rows.close()
+        self.cut.close()
         self.manifest.close()
 
     def __enter__(self) -> Prepared:
@@ -109,11 +122,15 @@ def store_objects(
     prepared: Prepared,
     objects: ObjectLocation,
     register: Callable[[list[str]], None],
+    known_chunked: Callable[[list[str]], set[str]],
+    chunking: Chunking,
     label: str,
     show: bool,
 ) -> None:
     """Store the objects the location lacks, batch by batch, each registered as pending
-    (through ``register``) before it is written, then the manifest itself."""
+    (through ``register``) before it is written, then the manifest itself. Files of
+    ``chunking.threshold`` bytes or more are stored as chunks, unless the location holds
+    them whole already or ``known_chunked`` says a committed version stored their chunks."""
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
         for batch in prepared.rows.batches(BATCH):
             sources: dict[str, tuple[str, int]] = {}  # one local file per distinct digest
@@ -128,12 +145,71 @@ def store_objects(
                 continue
             register(list(sources))
             present = objects.has_many(sources)
-            missing = [(p, d) for d, (p, _) in sources.items() if d not in present]
-            expect(sum(sources[d][1] for _, d in missing))
-            objects.put_files(missing, tick)
+            absent = {d: source for d, source in sources.items() if d not in present}
+            large = [d for d, (_, size) in absent.items() if chunking.applies_to(size)]
+            done = known_chunked(large) if large else set()
+            whole = [(p, d) for d, (p, size) in absent.items() if not chunking.applies_to(size)]
+            expect(sum(sources[d][1] for _, d in whole))
+            objects.put_files(whole, tick)
+            prepared.new_bytes += sum(sources[d][1] for _, d in whole)
+            for digest in large:
+                if digest in done or digest in prepared.cut:
+                    continue
+                path, size = absent[digest]
+                expect(size)
+                chunks, new = _store_chunked(
+                    objects, path, digest, chunking, register, tick, expect
+                )
+                prepared.cut.add([(digest, size, chunks.pack())])
+                prepared.new_bytes += new
             for local_path, stat in files:  # unchanged since they were hashed
                 check_unchanged(local_path, stat)
     register([prepared.digest])
     if not objects.has(prepared.digest):
         prepared.manifest.seek(0)
         objects.put_stream(prepared.manifest, prepared.digest, source="the manifest")
+
+
+def _store_chunked(
+    objects: ObjectLocation,
+    path: str,
+    digest: str,
+    chunking: Chunking,
+    register: Callable[[list[str]], None],
+    tick: Callable[[int], None],
+    expect: Callable[[int], None],
+) -> tuple[ChunkList, int]:
+    """Cut one file and store the chunks the location lacks (each re-hashed as it is
+    copied), then its chunk list; returns the list and the bytes stored."""
+    chunks = cut_file(path, digest, chunking, tick)
+    unique = chunks.unique()
+    register(list(unique))
+    present = objects.has_many(unique)
+    wanted: dict[str, int] = {}  # digest -> index of its first occurrence
+    for index, chunk in enumerate(chunks.digests):
+        if chunk not in present:
+            wanted.setdefault(chunk, index)
+    new = sum(unique[d] for d in wanted)
+    expect(new)
+    with open(path, "rb", buffering=0) as source:
+        label = f"{path} ({{}})"
+
+        def put(item: tuple[str, int]) -> None:
+            chunk, index = item
+            stream = ChunkRange(source.fileno(), chunks.offsets[index], chunks.sizes[index])
+            objects.put_stream(
+                stream,  # type: ignore[arg-type]  # read() is all put_stream uses
+                chunk,
+                tick,
+                source=label.format(chunks.describe(index)),
+            )
+
+        if objects.is_local:
+            for item in wanted.items():
+                put(item)
+        else:
+            with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+                for _ in pool.map(put, wanted.items()):
+                    pass
+    objects.put_chunk_list(digest, chunks.to_bytes())
+    return chunks, new

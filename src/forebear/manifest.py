@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import IO, Any
 
 from .errors import InvalidPath, StoreError
@@ -13,6 +14,9 @@ from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
 from .paths import normalise_entry_path
 
 MANIFEST_VERSION = 1
+# Entries handled at a time by downloads and verify (one catalog query for their chunk lists,
+# one fill of the download cache): flat memory however many entries a version has.
+PAGE_ENTRIES = 5000
 
 
 @dataclass(frozen=True, order=True, slots=True)  # slots: a version can hold millions
@@ -160,6 +164,12 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 def _canonical(value: Any) -> bytes:
     return _ENCODER.encode(value).encode()
+
+
+def pages(entries: Iterator[ManifestEntry], size: int) -> Iterator[list[ManifestEntry]]:
+    """``entries`` in lists of ``size``."""
+    while page := list(islice(entries, size)):
+        yield page
 
 
 @dataclass(frozen=True)

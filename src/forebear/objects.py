@@ -4,6 +4,7 @@ Layout under the location's root::
 
     forebear.json                  format version + hash algorithm, checked on open
     objects/<2 hex>/<30 hex>       one immutable blob per xxh3-128 digest
+    chunklists/<2 hex>/<30 hex>    how the file with that digest is made of chunk objects
     tmp/                           in-flight local writes, renamed into objects/
 
 Objects are written atomically (a temporary file renamed into place on local disks, one PUT
@@ -43,7 +44,8 @@ from .links import LINK_TYPES
 FORMAT_FILE = "forebear.json"
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
 TRANSFER_WORKERS = 8  # concurrent requests to a remote location
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: files may be stored as chunks (format 1 stores are read as they are)
+CHUNK_LISTS = "chunklists"
 _OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
 
@@ -151,6 +153,7 @@ class ObjectLocation:
         self.fs: fsspec.AbstractFileSystem = fs
         self.root: str = root.rstrip("/") if root not in ("/", "") else root
         self.is_local = isinstance(fs, LocalFileSystem)
+        self.format_version = FORMAT_VERSION
 
     def __repr__(self) -> str:
         return f"ObjectLocation({self.url!r})"
@@ -198,16 +201,18 @@ class ObjectLocation:
                 f"the store at {self.url!r} uses hash {algorithm!r}; this forebear uses "
                 f"{HASH_ALGORITHM!r}"
             )
+        self.format_version = version
+
+    def _format_body(self) -> bytes:
+        body = {"format_version": FORMAT_VERSION, "hash": HASH_ALGORITHM}
+        return json.dumps(body, indent=2).encode() + b"\n"
 
     def _create_format_file(self, path: str) -> None:
-        body = json.dumps(
-            {"format_version": FORMAT_VERSION, "hash": HASH_ALGORITHM}, indent=2
-        ).encode()
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
             tmp = f"{path}.{uuid.uuid4().hex}.tmp"
             with open(tmp, "wb") as f:
-                f.write(body + b"\n")
+                f.write(self._format_body())
             try:
                 os.link(tmp, path)  # fails if another process won the race: fine
             except FileExistsError:
@@ -215,7 +220,24 @@ class ObjectLocation:
             finally:
                 os.unlink(tmp)
         else:
-            self.fs.pipe_file(path, body + b"\n")
+            self.fs.pipe_file(path, self._format_body())
+
+    def _upgrade_format(self) -> None:
+        """Mark a format 1 location as format 2 before its first chunked file, so that an
+        older forebear refuses it ("upgrade forebear") instead of finding files missing, or
+        collecting chunks it does not know are in use."""
+        if self.format_version >= FORMAT_VERSION:
+            return
+        path = self._path(FORMAT_FILE)
+        with backend_errors(f"cannot update {path!r}"):
+            if self.is_local:
+                tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+                with open(tmp, "wb") as f:
+                    f.write(self._format_body())
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, self._format_body())
+        self.format_version = FORMAT_VERSION
 
     # -- queries ---------------------------------------------------------------------
 
@@ -265,8 +287,10 @@ class ObjectLocation:
 
     def iter_digests(self) -> Iterator[str]:
         """Every digest stored; files that do not look like objects are ignored."""
-        base = self._path("objects")
-        with backend_errors("cannot list objects"):
+        yield from self._iter_names(self._path("objects"))
+
+    def _iter_names(self, base: str) -> Iterator[str]:
+        with backend_errors(f"cannot list {base!r}"):
             if not self.fs.exists(base):
                 return
             for prefix_path in sorted(self.fs.ls(base, detail=False)):
@@ -294,6 +318,48 @@ class ObjectLocation:
             else:
                 self.fs.pipe_file(self.path_of(digest), data)
         return digest
+
+    # -- chunk lists -----------------------------------------------------------------
+
+    def chunk_list_path(self, digest: str) -> str:
+        return self._path(f"{CHUNK_LISTS}/{digest[:2]}/{digest[2:]}")
+
+    def put_chunk_list(self, digest: str, data: bytes) -> None:
+        """Store how the file with ``digest`` is made of chunks (written once, atomically;
+        an existing list is kept)."""
+        self._upgrade_format()
+        path = self.chunk_list_path(digest)
+        with backend_errors(f"cannot write the chunk list of {digest}"):
+            if self.is_local:
+                if os.path.exists(path):
+                    return
+                tmp = self._local_tmp_path()
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.chmod(tmp, 0o444)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.replace(tmp, path)
+            elif not self.fs.exists(path):
+                self.fs.pipe_file(path, data)
+
+    def read_chunk_list(self, digest: str) -> bytes | None:
+        """The stored chunk list of the file with ``digest``; None when there is none."""
+        with backend_errors(f"cannot read the chunk list of {digest}"):
+            try:
+                return bytes(self.fs.cat_file(self.chunk_list_path(digest)))
+            except FileNotFoundError:
+                return None
+
+    def iter_chunk_lists(self) -> Iterator[str]:
+        """The digest of every file with a stored chunk list."""
+        yield from self._iter_names(self._path(CHUNK_LISTS))
+
+    def delete_chunk_list(self, digest: str) -> None:
+        with backend_errors(f"cannot delete the chunk list of {digest}"):
+            try:
+                self.fs.rm_file(self.chunk_list_path(digest))
+            except FileNotFoundError:
+                pass
 
     def put_file(
         self,
@@ -481,6 +547,14 @@ class ObjectLocation:
         """Copy an object to a local file, atomically, after checking its digest."""
         with self.open(digest, label) as src:
             save_stream(src, dest, progress)
+
+    def raw_bytes(self, digest: str) -> bytes | None:
+        """A (small) object's bytes, unchecked, for `verify`; None when it is missing."""
+        with backend_errors(f"cannot read object {digest}"):
+            try:
+                return bytes(self.fs.cat_file(self.path_of(digest)))
+            except FileNotFoundError:
+                return None
 
     def actual_digest(self, digest: str) -> str | None:
         """Re-hash a stored object: its actual digest, or None when it is missing."""

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from . import config, ingest, progress
 from .artifacts import Artifact, ArtifactVersion
 from .cache import ObjectCache
+from .chunking import DEFAULT_CHUNKING, MIN_THRESHOLD, ChunkedReader, Chunking, ChunkList
 from .db import catalog, traversal
 from .db.catalog import VersionData
 from .db.engine import ensure_schema, make_engine, read_session, redact, write_session
@@ -32,9 +33,9 @@ from .errors import (
     NotFound,
     Problem,
 )
-from .hashing import BLOCK_SIZE
-from .manifest import Manifest, ManifestEntry
-from .objects import ObjectLocation, VerifyingReader
+from .hashing import BLOCK_SIZE, hash_bytes, new_hasher
+from .manifest import PAGE_ENTRIES, Manifest, ManifestEntry, pages
+from .objects import TRANSFER_WORKERS, ObjectLocation, VerifyingReader
 from .paths import check_alias, check_name, parse_ref
 from .references import check_reference, open_reference
 from .statcache import StatCache
@@ -74,6 +75,7 @@ class Store:
         cache_dir: str | os.PathLike[str] | None = None,
         storage_options: dict[str, Any] | None = None,
         cache_max_bytes: int | None = None,
+        chunking: Chunking | None = None,
     ) -> None:
         settings = config.resolve(db_url, objects_url, cache_dir)
         self.db_url = settings.db_url
@@ -86,6 +88,8 @@ class Store:
         self.stat_cache = StatCache(self.cache_dir / "stat-cache.db")
         self.objects = ObjectLocation(settings.objects_url, storage_options)
         self.objects.ensure_format()
+        # how files logged from now on are cut (each version records the settings it used)
+        self.chunking = chunking or DEFAULT_CHUNKING
         self.engine = make_engine(settings.db_url)
         ensure_schema(self.engine)
 
@@ -217,6 +221,18 @@ class Store:
             yield page
             last = page[-1].path
 
+    def _chunk_lists(self, entries: Iterable[ManifestEntry]) -> dict[str, ChunkList]:
+        """The chunk lists of the stored entries among ``entries`` that are chunked."""
+        digests = [
+            e.digest
+            for e in entries
+            if e.uri is None and e.digest is not None and e.size >= MIN_THRESHOLD
+        ]
+        if not digests:
+            return {}
+        with read_session(self.engine) as session:
+            return catalog.chunk_lists_for(session, digests)
+
     def _aliases_of(self, version: ArtifactVersion) -> list[str]:
         with read_session(self.engine) as session:
             return catalog.aliases_of(session, version.id)
@@ -283,6 +299,10 @@ class Store:
                     session, writer, digests, socket.gethostname(), os.getpid()
                 )
 
+        def known_chunked(digests: list[str]) -> set[str]:
+            with read_session(self.engine) as session:
+                return catalog.chunked_among(session, digests)
+
         with ingest.prepare(artifact, self.stat_cache, show) as prepared:
             with read_session(self.engine) as session:
                 # Unchanged content: its version was committed, so every object it needs
@@ -290,9 +310,24 @@ class Store:
                 known = catalog.has_version(session, project, artifact.name, prepared.digest)
             try:
                 if not known:
-                    ingest.store_objects(prepared, self.objects, register, artifact.name, show)
+                    ingest.store_objects(
+                        prepared,
+                        self.objects,
+                        register,
+                        known_chunked,
+                        self.chunking,
+                        artifact.name,
+                        show,
+                    )
                     self.objects.flush()
-                contents = catalog.Contents(prepared.size, prepared.file_count, prepared.entries())
+                contents = catalog.Contents(
+                    prepared.size,
+                    prepared.file_count,
+                    prepared.entries(),
+                    prepared.chunk_lists(self.chunking),
+                    self.chunking,
+                    prepared.new_bytes,
+                )
                 with write_session(self.engine) as session:
                     row, _created = catalog.commit_version(
                         session,
@@ -328,6 +363,9 @@ class Store:
     def _open_entry(self, label: str, entry: ManifestEntry) -> BinaryIO:
         if entry.uri is None:
             assert entry.digest is not None
+            chunks = self._chunk_lists([entry]).get(entry.digest)
+            if chunks is not None:
+                return self._open_chunked(label, chunks)
             return self.objects.open(entry.digest, label)
         problem = None if entry.digest is not None else check_reference(entry)
         if problem:
@@ -336,6 +374,20 @@ class Store:
         if entry.digest is None:
             return raw
         return io.BufferedReader(VerifyingReader(raw, entry.digest, label), BLOCK_SIZE)
+
+    def _open_chunked(self, label: str, chunks: ChunkList, *, cached: bool = False) -> BinaryIO:
+        """A stream of a chunked file that fetches each chunk it needs, verified (through the
+        local cache with ``cached``, for downloads from remote locations)."""
+        location = self.objects
+
+        def fetch(index: int) -> bytes:
+            name = f"{label}: {chunks.describe(index)}"
+            if cached:
+                return self.cache.read(location, chunks.digests[index], name)
+            return location.read_bytes(chunks.digests[index], name)
+
+        ahead = 0 if location.is_local else TRANSFER_WORKERS
+        return io.BufferedReader(ChunkedReader(chunks, fetch, label, ahead), BLOCK_SIZE)
 
     def _download(
         self,
@@ -355,6 +407,7 @@ class Store:
 
     def _problems(self, versions: Iterable[ArtifactVersion]) -> list[Problem]:
         checked: dict[str, str | None] = {}
+        chunked: dict[str, list[str]] = {}  # a chunked file's problems, by its digest
 
         def actual(digest: str) -> str | None:
             if digest not in checked:
@@ -374,27 +427,75 @@ class Store:
                 problems.append(
                     Problem(version.ref, "", f"manifest object {version.digest} is corrupted")
                 )
-            for entry in version.iter_entries():
-                if entry.uri is not None:
-                    message = check_reference(entry)
-                    if message:
-                        problems.append(Problem(version.ref, entry.path, message))
-                    continue
-                assert entry.digest is not None
-                found = actual(entry.digest)
-                if found is None:
-                    problems.append(
-                        Problem(version.ref, entry.path, f"object {entry.digest} is missing")
-                    )
-                elif found != entry.digest:
-                    problems.append(
-                        Problem(
-                            version.ref,
-                            entry.path,
-                            f"object {entry.digest} is corrupted (its bytes hash to {found})",
+            for page in pages(version.iter_entries(), PAGE_ENTRIES):
+                lists = self._chunk_lists(page)
+                for entry in page:
+                    if entry.uri is not None:
+                        message = check_reference(entry)
+                        if message:
+                            problems.append(Problem(version.ref, entry.path, message))
+                        continue
+                    assert entry.digest is not None
+                    chunks = lists.get(entry.digest)
+                    if chunks is not None:
+                        if entry.digest not in chunked:
+                            if len(chunked) >= CHECKED_DIGESTS:
+                                chunked.clear()
+                            chunked[entry.digest] = self._chunk_problems(chunks)
+                        problems.extend(
+                            Problem(version.ref, entry.path, m) for m in chunked[entry.digest]
                         )
-                    )
+                        continue
+                    found = actual(entry.digest)
+                    if found is None:
+                        problems.append(
+                            Problem(version.ref, entry.path, f"object {entry.digest} is missing")
+                        )
+                    elif found != entry.digest:
+                        problems.append(
+                            Problem(
+                                version.ref,
+                                entry.path,
+                                f"object {entry.digest} is corrupted (its bytes hash to {found})",
+                            )
+                        )
         return problems
+
+    def _chunk_problems(self, chunks: ChunkList) -> list[str]:
+        """What is wrong with a chunked file: each missing or corrupted chunk by its place,
+        then the chunks put together, then the chunk list kept in the object location."""
+        messages: list[str] = []
+        whole = new_hasher()
+        for index, digest in enumerate(chunks.digests):
+            data = self.objects.raw_bytes(digest)
+            if data is None:
+                messages.append(f"{chunks.describe(index)} is missing")
+                continue
+            found = hash_bytes(data)
+            if found != digest:
+                messages.append(
+                    f"{chunks.describe(index)} is corrupted (its bytes hash to {found})"
+                )
+            whole.update(data)
+        if not messages and whole.hexdigest() != chunks.digest:
+            messages.append(
+                f"its {len(chunks)} chunks put together hash to {whole.hexdigest()}, "
+                f"expected {chunks.digest}"
+            )
+        stored = self.objects.read_chunk_list(chunks.digest)
+        if stored is None:
+            messages.append(f"the chunk list of {chunks.digest} is missing")
+        else:
+            try:
+                same = ChunkList.from_bytes(stored).digests == chunks.digests
+            except IntegrityError:
+                same = False
+            if not same:
+                messages.append(
+                    f"the chunk list of {chunks.digest} in the object location is unreadable "
+                    "or names other chunks than the catalog's"
+                )
+        return messages
 
     def _verify_or_raise(self, version: ArtifactVersion) -> None:
         problems = self._problems([version])
@@ -465,12 +566,16 @@ class Store:
                 elif not dry_run:
                     session.delete(pending)
             garbage = [d for d in self.objects.iter_digests() if d not in keep]
+            # a chunk list is kept while its file is: by its whole-file digest
+            lists = [d for d in self.objects.iter_chunk_lists() if d not in keep]
             if not dry_run:
                 for digest in garbage:
                     self.objects.delete(digest)
+                for digest in lists:
+                    self.objects.delete_chunk_list(digest)
         if not dry_run:
             self.objects.clean_tmp(TMP_EXPIRY_SECONDS)
-        return sorted(garbage)
+        return sorted({*garbage, *lists})
 
 
 def _as_store(other: Store | str | os.PathLike[str]) -> Store:

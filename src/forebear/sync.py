@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from . import progress
+from .chunking import ChunkList
 from .db import catalog, traversal
 from .db.catalog import LATEST, VersionData
 from .db.engine import read_session, write_session
@@ -62,6 +63,7 @@ class _Selection:
     aliases: dict[int, list[str]]
     runs: dict[str, tuple[RunRow, str]]  # run id -> (row, project name)
     edges: list[tuple[str, str, int]]  # (run id, direction, version id), in the source
+    chunk_lists: dict[str, ChunkList]  # of the chunked files, by their digest
 
 
 def _select(source: Store, refs: Sequence[str] | None) -> _Selection:
@@ -77,6 +79,10 @@ def _select(source: Store, refs: Sequence[str] | None) -> _Selection:
             catalog.load_versions(session, ids).values(), key=lambda v: (v.created_at, v.id)
         )
         entries = {v.id: Manifest(tuple(catalog.list_entries(session, v.id))) for v in versions}
+        chunk_lists = catalog.chunk_lists_for(
+            session,
+            {e.digest for m in entries.values() for e in m if e.digest and e.uri is None},
+        )
         aliases = catalog.aliases_for(session, ids)
         edge_rows = session.execute(
             select(RunRow, EdgeRow.direction, EdgeRow.version_id)
@@ -89,22 +95,39 @@ def _select(source: Store, refs: Sequence[str] | None) -> _Selection:
             if run.id not in runs:
                 runs[run.id] = (run, catalog.project_name(session, run.project_id))
             edges.append((run.id, direction, version_id))
-    return _Selection(versions, entries, aliases, runs, edges)
+    return _Selection(versions, entries, aliases, runs, edges, chunk_lists)
 
 
 def _copy_objects(
     source: Store, target: Store, selection: _Selection, report: TransferReport, show: bool
-) -> str:
-    """Copy the objects the target lacks; returns the writer id holding them from gc."""
-    sizes: dict[str, int] = {}
+) -> tuple[str, dict[str, ChunkList]]:
+    """Copy the objects the target lacks (for a chunked file, the chunks it lacks, unless
+    it holds the file already, whole or in chunks). Returns the writer id holding them from
+    gc, and the chunk lists the target gets with the versions."""
+    sizes: dict[str, int] = {}  # every object the target needs
+    files: dict[str, int] = {}
     for version in selection.versions:
         sizes[version.digest] = len(selection.entries[version.id].to_bytes())
         for entry in selection.entries[version.id]:
             if entry.uri is None and entry.digest is not None:
-                sizes[entry.digest] = entry.size
+                files[entry.digest] = entry.size
+    with read_session(target.engine) as session:
+        chunked_there = catalog.chunked_among(session, selection.chunk_lists)
+    candidates = [d for d in selection.chunk_lists if d not in chunked_there]
+    whole_there = target.objects.has_many(candidates) if candidates else set()
+    lists: dict[str, ChunkList] = {}
+    for digest, size in files.items():
+        chunks = selection.chunk_lists.get(digest)
+        if chunks is None:
+            sizes[digest] = size
+        elif digest not in chunked_there and digest not in whole_there:
+            lists[digest] = chunks
+            sizes.update(chunks.unique())
     writer = uuid.uuid4().hex
     with write_session(target.engine) as session:
-        catalog.register_pending(session, writer, sizes, socket.gethostname(), os.getpid())
+        catalog.register_pending(
+            session, writer, [*sizes, *lists], socket.gethostname(), os.getpid()
+        )
     missing = sorted(set(sizes) - target.objects.has_many(sizes))
     total = sum(sizes[d] for d in missing)
     with progress.bar("copying objects", total, show) as tick:
@@ -116,10 +139,12 @@ def _copy_objects(
         with ThreadPoolExecutor(1 if target.objects.is_local else TRANSFER_WORKERS) as pool:
             for _ in pool.map(copy, missing):
                 pass
+    for digest, chunks in lists.items():
+        target.objects.put_chunk_list(digest, chunks.to_bytes())
     target.objects.flush()
     report.objects_copied += len(missing)
     report.bytes_copied += total
-    return writer
+    return writer, lists
 
 
 def transfer(
@@ -133,7 +158,7 @@ def transfer(
     ``target``; see the module docstring for what travels."""
     report = TransferReport()
     selection = _select(source, refs)
-    writer = _copy_objects(source, target, selection, report, progress.wanted(show_progress))
+    writer, lists = _copy_objects(source, target, selection, report, progress.wanted(show_progress))
     with write_session(target.engine) as session:
         for run, project in selection.runs.values():
             if session.execute(select(RunRow.pk).where(RunRow.id == run.id)).first() is None:
@@ -141,7 +166,16 @@ def transfer(
                 report.runs_copied += 1
     for version in selection.versions:
         with write_session(target.engine) as session:
-            row, created = catalog.place_version(session, version, selection.entries[version.id])
+            manifest = selection.entries[version.id]
+            contents = catalog.Contents(
+                manifest.size,
+                len(manifest),
+                manifest.entries,
+                list({e.digest: lists[e.digest] for e in manifest if e.digest in lists}.values()),
+                version.chunking,
+                version.new_bytes,
+            )
+            row, created = catalog.place_version(session, version, contents)
             for run_id, direction, version_id in selection.edges:
                 if version_id == version.id:
                     catalog.add_edge(session, catalog.run_pk(session, run_id), row.id, direction)

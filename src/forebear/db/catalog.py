@@ -12,9 +12,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import Table, Text, cast, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from ..chunking import Chunking, ChunkList
 from ..errors import ArtifactNotFound, InvalidInput, RunNotFound, VersionNotFound
 from ..hashing import HASH_ALGORITHM
-from ..manifest import Manifest, ManifestEntry
+from ..manifest import ManifestEntry
 from ..paths import Ref, is_version, version_number
 from . import bulk, traversal
 from .schema import (
@@ -22,6 +23,7 @@ from .schema import (
     AliasRow,
     ArtifactRow,
     Base,
+    ChunkListRow,
     EdgeRow,
     EntryRow,
     PendingObjectRow,
@@ -33,19 +35,21 @@ from .schema import (
 
 LATEST = "latest"
 _BATCH = 5000
+_LIST_BATCH = 500  # digests per IN (...) query, well under every database's parameter limit
 
 
 class Contents(NamedTuple):
     """What a version holds: its entries in path order (read once, batch by batch, and
-    only when the version is new) and their totals, known before the entries are read."""
+    only when the version is new) and their totals, known before the entries are read;
+    the chunk lists of its chunked files that the catalog may not have yet; how files were
+    cut, and the bytes the version added to the object location (None: not known)."""
 
     size: int
     file_count: int
     entries: Iterable[ManifestEntry]
-
-    @classmethod
-    def of(cls, manifest: Manifest) -> Contents:
-        return cls(manifest.size, len(manifest), manifest.entries)
+    chunk_lists: Iterable[ChunkList] = ()
+    chunking: Chunking | None = None
+    new_bytes: int | None = None
 
 
 class VersionData(NamedTuple):
@@ -66,10 +70,17 @@ class VersionData(NamedTuple):
     metadata_json: str  # decoded on access: bulk loads of many versions skip the cost
     created_at: dt.datetime
     created_by: str | None
+    chunking_json: str | None
+    new_bytes: int | None
 
     @property
     def metadata(self) -> dict[str, Any]:
         return dict(json.loads(self.metadata_json)) if self.metadata_json else {}
+
+    @property
+    def chunking(self) -> Chunking | None:
+        found = json.loads(self.chunking_json) if self.chunking_json else None
+        return Chunking.from_dict(found) if found else None
 
 
 _VERSION_COLUMNS = (
@@ -87,6 +98,8 @@ _VERSION_COLUMNS = (
     cast(VersionRow.metadata_, Text),
     VersionRow.created_at,
     VersionRow.created_by,
+    cast(VersionRow.chunking, Text),
+    VersionRow.new_bytes,
 )
 
 
@@ -328,7 +341,7 @@ def commit_version(
 
 
 def place_version(
-    session: Session, data: VersionData, manifest: Manifest
+    session: Session, data: VersionData, contents: Contents
 ) -> tuple[VersionRow, bool]:
     """Bring a version from another store: same content, description, metadata, creation
     time and first producer (which must already be here); the next free number."""
@@ -337,7 +350,7 @@ def place_version(
         project=data.project,
         name=data.name,
         type_=data.type,
-        contents=Contents.of(manifest),
+        contents=contents,
         digest=data.digest,
         description=data.description,
         metadata=data.metadata,
@@ -398,6 +411,8 @@ def _find_or_insert_version(
         metadata_=metadata,
         created_at=created_at,
         created_by=created_by,
+        chunking=contents.chunking.to_dict() if contents.chunking else None,
+        new_bytes=contents.new_bytes,
     )
     session.add(version)
     session.flush()
@@ -415,7 +430,76 @@ def _find_or_insert_version(
             for e in batch
         ]
         session.execute(insert(_table(EntryRow)), rows)
+    add_chunk_lists(session, contents.chunk_lists)
     return version, True
+
+
+# -- chunk lists ------------------------------------------------------------------------
+
+
+def add_chunk_lists(session: Session, chunk_lists: Iterable[ChunkList]) -> None:
+    """Record chunk lists in the transaction that commits the first entries using them. A
+    file already recorded keeps its list: any of them gives the same bytes, and the one
+    recorded first is the one whose chunks are known to be stored."""
+    lists = iter(chunk_lists)
+    while batch := list(islice(lists, _LIST_BATCH)):
+        _insert_ignoring_duplicates(
+            session,
+            ChunkListRow,
+            [
+                {
+                    "digest": c.digest,
+                    "size": c.size,
+                    "chunking": c.chunking.to_dict(),
+                    "chunks": c.pack(),
+                }
+                for c in batch
+            ],
+        )
+
+
+def chunk_lists_for(session: Session, digests: Iterable[str]) -> dict[str, ChunkList]:
+    """The chunk lists of the files among ``digests`` that are stored in chunks."""
+    found: dict[str, ChunkList] = {}
+    wanted = sorted(set(digests))
+    for start in range(0, len(wanted), _LIST_BATCH):
+        rows = session.execute(
+            select(*_CHUNK_LIST_COLUMNS).where(
+                ChunkListRow.digest.in_(wanted[start : start + _LIST_BATCH])
+            )
+        )
+        for row in rows:
+            found[row[0]] = _chunk_list(row)
+    return found
+
+
+_CHUNK_LIST_COLUMNS = (
+    ChunkListRow.digest,
+    ChunkListRow.size,
+    ChunkListRow.chunking,
+    ChunkListRow.chunks,
+)
+
+
+def _chunk_list(row: Any) -> ChunkList:
+    digest, size, chunking, packed = row
+    return ChunkList.unpack(digest, size, Chunking.from_dict(chunking), packed)
+
+
+def chunked_among(session: Session, digests: Iterable[str]) -> set[str]:
+    """Which of ``digests`` are files whose chunk list is committed (so their chunks are
+    stored and kept by gc): they need not be cut and stored again."""
+    found: set[str] = set()
+    wanted = sorted(set(digests))
+    for start in range(0, len(wanted), _LIST_BATCH):
+        found.update(
+            session.execute(
+                select(ChunkListRow.digest).where(
+                    ChunkListRow.digest.in_(wanted[start : start + _LIST_BATCH])
+                )
+            ).scalars()
+        )
+    return found
 
 
 def move_latest_if_newer(session: Session, version: VersionRow) -> None:
@@ -603,7 +687,8 @@ def list_versions(session: Session, artifact_id: int) -> list[VersionRow]:
 
 
 def all_object_digests(session: Session) -> set[str]:
-    """Every object a committed version needs: manifests and stored entries."""
+    """Every object a committed version needs: manifests, stored entries (for a chunked
+    file, the digest its chunk list is kept under) and the chunks of chunked files."""
     reachable: set[str] = set(session.execute(select(VersionRow.digest)).scalars())
     reachable.update(
         d
@@ -612,6 +697,9 @@ def all_object_digests(session: Session) -> set[str]:
         ).scalars()
         if d is not None
     )
+    used = select(EntryRow.digest).where(EntryRow.digest == ChunkListRow.digest).exists()
+    for row in session.execute(select(*_CHUNK_LIST_COLUMNS).where(used)):
+        reachable.update(_chunk_list(row).digests)
     return reachable
 
 

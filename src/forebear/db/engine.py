@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ..errors import StoreError, StoreVersionError
 
 # The newest migration; a test checks it matches the migrations folder.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 BUSY_TIMEOUT_SECONDS = 60
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation

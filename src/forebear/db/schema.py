@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -118,6 +119,10 @@ class VersionRow(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    # How large files were cut when this version was logged (null: before chunking existed).
+    chunking: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Bytes this version added to the object location when it was logged (null: unknown).
+    new_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class EntryRow(Base):
@@ -133,6 +138,19 @@ class EntryRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ChunkListRow(Base):
+    """The chunks of a file stored in chunks, by the file's digest: shared by every entry
+    with that digest. Inserted in the transaction that commits the first such entry."""
+
+    __tablename__ = "chunk_lists"
+
+    digest: Mapped[str] = mapped_column(String(32), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunking: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # 20 bytes a chunk, in file order: its 16-byte digest, then its size (4 bytes, big-endian)
+    chunks: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class AliasRow(Base):

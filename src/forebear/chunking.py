@@ -1,0 +1,330 @@
+"""Content-defined chunking (FastCDC 2020) of large files.
+
+Chunk boundaries depend on the bytes around them, not on their offsets, so appending rows or
+editing a block of a large file changes only the chunks that hold the change: the rest are
+the chunks of the earlier version, already stored. A chunked file keeps its whole-file digest
+(its identity); its `ChunkList` says which chunks, end to end, make it up.
+
+This module knows nothing of stores, versions or runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from bisect import bisect_right
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from .errors import IntegrityError, InvalidInput
+from .hashing import HASH_ALGORITHM, Progress, hash_bytes, hash_file, new_hasher
+
+ALGORITHM = "fastcdc-2020"
+MIN_THRESHOLD = 64 << 10  # files below this size are never chunked, whatever the settings
+_PACKED = 20  # bytes per chunk in the packed form: a 16-byte digest, a 4-byte size
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How large files are cut: files of at least ``threshold`` bytes, into chunks of
+    ``avg_size`` bytes on average, never shorter than ``min_size`` (except the last) or
+    longer than ``max_size``."""
+
+    threshold: int
+    avg_size: int
+    min_size: int
+    max_size: int
+    algorithm: str = ALGORITHM
+
+    @classmethod
+    def around(cls, avg_size: int, threshold: int) -> Chunking:
+        """The usual shape: a minimum of a quarter of the average, a maximum of four times."""
+        return cls(threshold, avg_size, avg_size // 4, avg_size * 4)
+
+    def __post_init__(self) -> None:
+        if self.algorithm != ALGORITHM:
+            raise InvalidInput(f"unknown chunking algorithm {self.algorithm!r}")
+        if not 64 <= self.min_size <= self.avg_size <= self.max_size <= 1 << 24:
+            raise InvalidInput(
+                f"invalid chunk sizes (min {self.min_size}, average {self.avg_size}, max "
+                f"{self.max_size}): they must grow in that order, from 64 bytes to 16 MiB"
+            )
+        if self.threshold < max(self.max_size, MIN_THRESHOLD):
+            raise InvalidInput(
+                f"the chunking threshold ({self.threshold} bytes) must be at least the "
+                f"largest chunk ({self.max_size} bytes) and at least {MIN_THRESHOLD} bytes"
+            )
+
+    def applies_to(self, size: int) -> bool:
+        return size >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm,
+            "threshold": self.threshold,
+            "avg_size": self.avg_size,
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunking:
+        return cls(
+            int(data["threshold"]),
+            int(data["avg_size"]),
+            int(data["min_size"]),
+            int(data["max_size"]),
+            str(data["algorithm"]),
+        )
+
+
+# Chosen from benchmarks/chunk_params.py on a 512 MiB table (docs/speed.md, "Chunking"):
+# with a 512 KiB average, 1 % of rows appended stores 1.1 % of the file again and 1 % edited
+# in one block 1.3 %, within 0.3 points of a 64 KiB average, in 8 times fewer objects (about
+# 3,300 for 2 GiB: each is a file or a request). Below 8 MiB a file has too few chunks for a
+# small edit to spare most of them, and stays one object.
+DEFAULT_CHUNKING = Chunking.around(avg_size=512 << 10, threshold=8 << 20)
+
+
+@dataclass(frozen=True)
+class ChunkList:
+    """The ordered chunks whose bytes, end to end, are the file with ``digest``."""
+
+    digest: str
+    size: int
+    digests: tuple[str, ...]
+    sizes: tuple[int, ...]
+    chunking: Chunking
+
+    def __post_init__(self) -> None:
+        if len(self.digests) != len(self.sizes) or sum(self.sizes) != self.size:
+            raise IntegrityError(
+                f"the chunk list of {self.digest} is inconsistent: {len(self.digests)} "
+                f"chunks of {sum(self.sizes)} bytes for a file of {self.size} bytes"
+            )
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    @cached_property
+    def offsets(self) -> list[int]:
+        """Where each chunk starts in the file."""
+        starts, position = [], 0
+        for size in self.sizes:
+            starts.append(position)
+            position += size
+        return starts
+
+    def index_at(self, position: int) -> int:
+        """The chunk holding byte ``position``."""
+        return bisect_right(self.offsets, position) - 1
+
+    def describe(self, index: int) -> str:
+        """How errors name one chunk: its place, byte range and object."""
+        start = self.offsets[index]
+        end = start + self.sizes[index]
+        return (
+            f"chunk {index + 1} of {len(self)} (bytes {start:,}-{end - 1:,}, "
+            f"object {self.digests[index]})"
+        )
+
+    def unique(self) -> dict[str, int]:
+        """Each distinct chunk's digest and size (a chunk can repeat within a file)."""
+        return dict(zip(self.digests, self.sizes, strict=True))
+
+    # -- forms ------------------------------------------------------------------------
+
+    def pack(self) -> bytes:
+        """The compact form kept in the catalog: 16 digest bytes and 4 size bytes a chunk."""
+        return b"".join(
+            bytes.fromhex(d) + s.to_bytes(4, "big")
+            for d, s in zip(self.digests, self.sizes, strict=True)
+        )
+
+    @classmethod
+    def unpack(cls, digest: str, size: int, chunking: Chunking, packed: bytes) -> ChunkList:
+        view = memoryview(packed)
+        count = len(packed) // _PACKED
+        digests = tuple(view[i * _PACKED : i * _PACKED + 16].hex() for i in range(count))
+        sizes = tuple(
+            int.from_bytes(view[i * _PACKED + 16 : (i + 1) * _PACKED], "big") for i in range(count)
+        )
+        return cls(digest, size, digests, sizes, chunking)
+
+    def to_bytes(self) -> bytes:
+        """The canonical JSON stored in the object location beside the objects."""
+        document = {
+            "chunking": self.chunking.to_dict(),
+            "chunks": [[d, s] for d, s in zip(self.digests, self.sizes, strict=True)],
+            "digest": self.digest,
+            "hash": HASH_ALGORITHM,
+            "size": self.size,
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ChunkList:
+        try:
+            document = json.loads(raw)
+            return cls(
+                str(document["digest"]),
+                int(document["size"]),
+                tuple(str(d) for d, _ in document["chunks"]),
+                tuple(int(s) for _, s in document["chunks"]),
+                Chunking.from_dict(document["chunking"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"unreadable chunk list: {exc}") from exc
+
+
+def _cutter(chunking: Chunking) -> Any:
+    from pyfastcdc.cy import FastCDC  # 25 ms of imports: only when a large file is cut
+
+    return FastCDC(chunking.avg_size, min_size=chunking.min_size, max_size=chunking.max_size)
+
+
+def cut_file(
+    path: str, digest: str, chunking: Chunking, progress: Progress | None = None
+) -> ChunkList:
+    """Cut a local file into chunks, hashing each, while another thread re-hashes the whole
+    file: both must match what was logged, so a file changed since it was hashed (whose
+    chunks would not add up to ``digest``) is refused with `IntegrityError`."""
+    with ThreadPoolExecutor(1) as whole:
+        whole_digest = whole.submit(hash_file, path)
+        digests: list[str] = []
+        sizes: list[int] = []
+        with open(path, "rb", buffering=0) as stream:
+            for chunk in _cutter(chunking).cut_stream(stream):
+                digests.append(hash_bytes(chunk.data))
+                sizes.append(chunk.length)
+                if progress is not None:
+                    progress(chunk.length)
+        actual, size = whole_digest.result()
+    if actual != digest or sum(sizes) != size:
+        raise IntegrityError(
+            f"{path!r} changed while it was being logged (hashed {digest}, then read "
+            f"{actual}); log it again once nothing is writing to it"
+        )
+    return ChunkList(digest, size, tuple(digests), tuple(sizes), chunking)
+
+
+def cut_bytes(data: bytes, chunking: Chunking) -> list[tuple[int, int]]:
+    """The (offset, length) of each chunk of ``data``: what `cut_file` finds in a file."""
+    return [(c.offset, c.length) for c in _cutter(chunking).cut_buf(data)]
+
+
+class ChunkRange:
+    """A read-only stream of ``length`` bytes of an open file from ``offset``, read with
+    ``pread`` so threads can share one descriptor."""
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self._fd = fd
+        self._position = offset
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = os.pread(self._fd, wanted, self._position) if wanted else b""
+        self._position += len(data)
+        self._left -= len(data)
+        return data
+
+
+class ChunkedReader(io.RawIOBase):
+    """A seekable stream over a chunked file that fetches only the chunks a read needs.
+
+    ``fetch(index)`` returns one chunk's bytes, already checked against its digest. Read
+    from the start to the end without seeking, the bytes are also checked against the
+    whole-file digest, and the read that hands over the last byte raises `IntegrityError`
+    if they do not match. ``ahead`` chunks are fetched in the background while reading goes
+    forward (for object stores, where each fetch is a request).
+    """
+
+    def __init__(
+        self, chunks: ChunkList, fetch: Callable[[int], bytes], label: str, ahead: int = 0
+    ) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._fetch = fetch
+        self._label = label
+        self._position = 0
+        self._current: tuple[int, bytes] | None = None
+        self._hasher = new_hasher()
+        self._hashed = 0  # bytes hashed in order from the start
+        self._ahead = ahead
+        self._pool = ThreadPoolExecutor(ahead) if ahead else None
+        self._coming: dict[int, Future[bytes]] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._chunks.size}
+        position = base[whence] + offset
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._position = position
+        if position == 0:
+            self._hasher = new_hasher()
+            self._hashed = 0
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._position >= self._chunks.size or not len(view):
+            return 0
+        index = self._chunks.index_at(self._position)
+        data = self._chunk(index)
+        start = self._position - self._chunks.offsets[index]
+        n = min(len(view), len(data) - start)
+        view[:n] = data[start : start + n]
+        if self._hashed == self._position:
+            self._hasher.update(view[:n])
+            self._hashed += n
+            if self._hashed == self._chunks.size:
+                self._check_whole()
+        self._position += n
+        return n
+
+    def _check_whole(self) -> None:
+        actual = self._hasher.hexdigest()
+        if actual != self._chunks.digest:
+            raise IntegrityError(
+                f"{self._label}: its {len(self._chunks)} chunks put together hash to "
+                f"{actual}, expected {self._chunks.digest}; the data is corrupted "
+                "(run 'forebear verify')"
+            )
+
+    def _chunk(self, index: int) -> bytes:
+        if self._current is not None and self._current[0] == index:
+            return self._current[1]
+        coming = self._coming.pop(index, None)
+        for stale in [i for i in self._coming if i < index]:
+            self._coming.pop(stale).cancel()
+        data = coming.result() if coming is not None else self._fetch(index)
+        self._current = (index, data)
+        if self._pool is not None:
+            for following in range(index + 1, min(index + 1 + self._ahead, len(self._chunks))):
+                if following not in self._coming:
+                    self._coming[following] = self._pool.submit(self._fetch, following)
+        return data
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for future in self._coming.values():
+                future.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._coming.clear()
+        self._current = None
+        super().close()
