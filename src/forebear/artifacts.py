@@ -274,6 +274,27 @@ class ArtifactVersion:
         return self._data.file_count
 
     @property
+    def new_bytes(self) -> int | None:
+        """Bytes of this version's files that were new to the store when it was logged:
+        whole files and chunks no earlier version had stored. None for versions logged
+        before forebear recorded it."""
+        return self._data.new_bytes
+
+    @property
+    def shared_bytes(self) -> int | None:
+        """Bytes of this version's files that were stored already when it was logged
+        (shared with earlier versions, or repeated within this one): what deduplication
+        saved. None for versions logged before forebear recorded it."""
+        return self._data.shared_bytes
+
+    @property
+    def chunking(self) -> dict[str, Any] | None:
+        """How files at least ``threshold`` bytes long were cut into chunks when this
+        version was logged (None for versions logged before chunking existed)."""
+        chunking = self._data.chunking
+        return chunking.to_dict() if chunking is not None else None
+
+    @property
     def metadata(self) -> dict[str, Any]:
         return dict(self._data.metadata)
 
@@ -430,6 +451,9 @@ class ArtifactVersion:
             "digest": self.digest,
             "hash": self.hash_algorithm,
             "size": self.size,
+            "new_bytes": self.new_bytes,
+            "shared_bytes": self.shared_bytes,
+            "chunking": self.chunking,
             "files": self.file_count,
             "aliases": self.aliases,
             "description": self.description,

@@ -53,6 +53,13 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+def describe_chunking(chunking: dict[str, Any]) -> str:
+    return (
+        f"files of {human_size(chunking['threshold'])} or more, in chunks of "
+        f"{human_size(chunking['avg_size'])} on average ({chunking['algorithm']})"
+    )
+
+
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -234,6 +241,13 @@ def show(obj: Context, ref: str, as_json: bool) -> None:
     click.echo(f"  digest      {version.digest} ({version.hash_algorithm})")
     click.echo(f"  aliases     {', '.join(version.aliases) or '-'}")
     click.echo(f"  size        {human_size(version.size)} in {version.file_count} files")
+    if version.new_bytes is not None and version.shared_bytes is not None:
+        click.echo(f"  new         {human_size(version.new_bytes)} stored when it was logged")
+        click.echo(
+            f"  shared      {human_size(version.shared_bytes)} already stored (deduplicated)"
+        )
+    if version.chunking is not None:
+        click.echo(f"  chunking    {describe_chunking(version.chunking)}")
     click.echo(f"  created     {version.created_at:%Y-%m-%d %H:%M:%S} UTC")
     if version.description:
         click.echo(f"  description {version.description}")

@@ -50,7 +50,12 @@ class Prepared:
     rows: Spool
     # filled by store_objects: (file digest, size, packed chunks) of each file it cut
     cut: Spool = field(default_factory=lambda: Spool(width=3))
+    stored_size: int = 0  # the files' bytes (references are not stored)
     new_bytes: int = 0  # what store_objects added to the object location
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.stored_size - self.new_bytes
 
     def entries(self) -> Iterator[ManifestEntry]:
         for row in self.rows:
@@ -79,15 +84,18 @@ def prepare(artifact: Artifact, cache: StatCache | None, show: bool) -> Prepared
     manifest = cast(BinaryIO, tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY))  # noqa: SIM115
     try:
         writer = ManifestWriter(manifest)
+        references = 0
         with progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
             for batch in artifact._batches(BATCH):
                 rows.add(_fingerprint_batch(batch, writer, cache, tick, expect))
+                references += sum(e.size for e in batch if isinstance(e, ManifestEntry))
         digest = writer.finish()
     except BaseException:
         rows.close()
         manifest.close()
         raise
-    return Prepared(digest, writer.count, writer.size, manifest, rows)
+    stored_size = writer.size - references
+    return Prepared(digest, writer.count, writer.size, manifest, rows, stored_size=stored_size)
 
 
 def _fingerprint_batch(

@@ -327,6 +327,7 @@ class Store:
                     prepared.chunk_lists(self.chunking),
                     self.chunking,
                     prepared.new_bytes,
+                    prepared.shared_bytes,
                 )
                 with write_session(self.engine) as session:
                     row, _created = catalog.commit_version(

@@ -174,6 +174,7 @@ def transfer(
                 list({e.digest: lists[e.digest] for e in manifest if e.digest in lists}.values()),
                 version.chunking,
                 version.new_bytes,
+                version.shared_bytes,
             )
             row, created = catalog.place_version(session, version, contents)
             for run_id, direction, version_id in selection.edges:

@@ -42,7 +42,8 @@ class Contents(NamedTuple):
     """What a version holds: its entries in path order (read once, batch by batch, and
     only when the version is new) and their totals, known before the entries are read;
     the chunk lists of its chunked files that the catalog may not have yet; how files were
-    cut, and the bytes the version added to the object location (None: not known)."""
+    cut; the bytes of its stored files that were new to the object location and those
+    found there already (None: not known)."""
 
     size: int
     file_count: int
@@ -50,6 +51,7 @@ class Contents(NamedTuple):
     chunk_lists: Iterable[ChunkList] = ()
     chunking: Chunking | None = None
     new_bytes: int | None = None
+    shared_bytes: int | None = None
 
 
 class VersionData(NamedTuple):
@@ -72,6 +74,7 @@ class VersionData(NamedTuple):
     created_by: str | None
     chunking_json: str | None
     new_bytes: int | None
+    shared_bytes: int | None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -100,6 +103,7 @@ _VERSION_COLUMNS = (
     VersionRow.created_by,
     cast(VersionRow.chunking, Text),
     VersionRow.new_bytes,
+    VersionRow.shared_bytes,
 )
 
 
@@ -413,6 +417,7 @@ def _find_or_insert_version(
         created_by=created_by,
         chunking=contents.chunking.to_dict() if contents.chunking else None,
         new_bytes=contents.new_bytes,
+        shared_bytes=contents.shared_bytes,
     )
     session.add(version)
     session.flush()

@@ -121,8 +121,10 @@ class VersionRow(Base):
     created_by: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
     # How large files were cut when this version was logged (null: before chunking existed).
     chunking: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    # Bytes this version added to the object location when it was logged (null: unknown).
+    # When it was logged: the bytes of its stored files this version added to the object
+    # location, and those it found stored already (null: logged before this was recorded).
     new_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    shared_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class EntryRow(Base):

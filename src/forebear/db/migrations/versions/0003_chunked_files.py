@@ -1,4 +1,4 @@
-"""chunked files: chunk lists, and each version's chunking and new bytes
+"""chunked files: chunk lists, and each version's chunking, new and shared bytes
 
 Revision ID: 0003
 Revises: 0002
@@ -6,7 +6,8 @@ Create Date: 2026-11-22
 
 Large files are stored as content-defined chunks. ``chunk_lists`` holds, per whole-file
 digest, the ordered chunks that make the file up. Each version records how files were cut
-when it was logged and how many bytes it added to the object location. Versions logged
+when it was logged, how many bytes it added to the object location and how many it found
+stored already. Versions logged
 before keep nulls there, and their files stay whole objects.
 """
 
@@ -33,10 +34,12 @@ def upgrade() -> None:
     with op.batch_alter_table("versions") as batch:
         batch.add_column(sa.Column("chunking", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("new_bytes", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("shared_bytes", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("versions") as batch:
+        batch.drop_column("shared_bytes")
         batch.drop_column("new_bytes")
         batch.drop_column("chunking")
     op.drop_table("chunk_lists")
