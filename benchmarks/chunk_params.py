@@ -3,12 +3,13 @@
     python benchmarks/chunk_params.py                      # 512 MiB table, every size
     python benchmarks/chunk_params.py --scale 0.1 --sizes 64,1024
 
-Builds the table of the speed benchmark (a CSV), then three more versions of it: 1 % of rows
+Builds the table of the speed benchmark (a CSV) and its three later versions: 1 % of rows
 appended; 1 % of rows, one block in the middle, each rewritten a little longer (every later
-offset shifts); and 1 % of rows rewritten at scattered places. For each average chunk size it
-cuts every version with FastCDC (as forebear does: minimum a quarter of the average, maximum
-four times it) and reports the bytes of chunks no earlier version had, the number of chunks,
-and the speed of cutting and hashing. forebear's defaults were chosen from this table.
+offset shifts); and 1 % of rows rewritten the same way at scattered places. For each
+average chunk size it cuts every version with FastCDC (as forebear does: minimum a quarter
+of the average, maximum four times it) and reports the bytes of chunks no earlier version
+had, the number of chunks, and the speed of cutting and hashing. forebear's defaults were
+chosen from this table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from pyfastcdc.cy import FastCDC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed_bench import MiB, csv_rows
+from speed_bench import (
+    APPENDED,
+    EDITED,
+    SCATTERED,
+    MiB,
+    csv_rows,
+    lengthen,
+    line_offsets,
+    line_starts_in_block,
+)
 
 
 def table(scale: float) -> bytes:
@@ -38,40 +48,14 @@ def table(scale: float) -> bytes:
     return b"".join(parts)
 
 
-def lengthen(data: bytes, starts: list[int]) -> bytes:
-    """Each line starting at one of ``starts`` gets a longer value (offsets after it shift)."""
-    out, last = [], 0
-    for start in sorted(starts):
-        end = data.index(b"\n", start)
-        out += [data[last:end], b"-edited"]
-        last = end
-    out.append(data[last:])
-    return b"".join(out)
-
-
-def line_starts(data: bytes, first: int, count: int, step: int = 1) -> list[int]:
-    starts, position = [], first
-    while len(starts) < count and position < len(data):
-        position = data.index(b"\n", position) + 1
-        starts.append(position)
-        for _ in range(step - 1):
-            position = data.index(b"\n", position) + 1
-    return starts
-
-
 def versions(v1: bytes) -> dict[str, bytes]:
+    """The speed benchmark's versions of the table, each made from the one before."""
     rows = v1.count(b"\n")
     v2 = v1 + csv_rows(random.Random(3), rows, rows + rows // 100)
-    v3 = lengthen(v2, line_starts(v2, len(v2) // 2, rows // 100))
-    rng = random.Random(4)
-    scattered = [rng.randrange(len(v3) - 100) for _ in range(rows // 100)]
-    v4 = lengthen(v3, sorted({v3.index(b"\n", s) + 1 for s in scattered}))
-    return {
-        "v1": v1,
-        "v2: 1 % rows appended": v2,
-        "v3: 1 % rows edited, one block mid-file": v3,
-        "v4: 1 % rows edited, scattered": v4,
-    }
+    v3 = lengthen(v2, line_offsets(v2, line_starts_in_block(rows)))
+    scattered = sorted(random.Random(4).sample(range(1, rows), rows // 100))
+    v4 = lengthen(v3, line_offsets(v3, scattered))
+    return {"v1": v1, APPENDED: v2, EDITED: v3, SCATTERED: v4}
 
 
 def cut(chunker: FastCDC, data: bytes) -> list[tuple[str, int]]:
@@ -87,7 +71,9 @@ def main() -> None:
     all_versions = versions(table(args.scale))
     v1 = all_versions["v1"]
     print(f"table: {len(v1) / MiB:.0f} MiB\n")
-    print("| average chunk | chunks of v1 | cut + hash | " + " | ".join(list(all_versions)[1:]) + " |")
+    print(
+        "| average chunk | chunks of v1 | cut + hash | " + " | ".join(list(all_versions)[1:]) + " |"
+    )
     print("|---" * (3 + len(all_versions) - 1) + "|")
     for kib in (int(s) for s in args.sizes.split(",")):
         avg = kib * 1024

@@ -6,11 +6,12 @@
     python benchmarks/speed_bench.py --write docs/benchmarks.md
 
 Builds the same datasets for every tool (one 2 GiB file; 50,000 files of 8 KiB; a 512 MiB
-CSV, then the same with 1 % more rows), and times each tool's first log, unchanged re-log and
-second version as a child process, with the child's peak memory and the bytes its store holds
-after each step. DVC and MLflow run from their own virtual environments (default
-benchmarks/.venvs/dvc and benchmarks/.venvs/mlflow, made by --setup-peers); a peer that is not
-installed is reported as such and skipped.
+CSV table, then three more versions of it: 1 % more rows appended, 1 % of rows edited in one
+block mid-file, 1 % of rows edited at scattered places), and times each tool's first log,
+unchanged re-log and later versions as a child process, with the child's peak memory and the
+bytes its store holds after each step. DVC and MLflow run from their own virtual environments
+(default benchmarks/.venvs/dvc and benchmarks/.venvs/mlflow, made by --setup-peers); a peer
+that is not installed is reported as such and skipped.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ GiB = 1 << 30
 TOOLS = ("forebear", "dvc", "mlflow")
 LABELS = {"forebear": "forebear", "dvc": "DVC", "mlflow": "MLflow", "cp": "plain copy (`cp`)"}
 FIRST, RELOG, SECOND = "first log", "unchanged re-log", "second version"
+APPENDED, EDITED, SCATTERED = "v2: +1 % rows", "v3: 1 % edited mid-file", "v4: 1 % scattered"
 # Data is this much older than the log that reads it, as in a pipeline: forebear hashes a
 # file changed less than 2 s before a log again on the next log (racy-file rule).
 SETTLE_SECONDS = 2.5
@@ -97,7 +99,8 @@ class Measure:
 
 @dataclass
 class Dataset:
-    """A generated dataset, the steps run on it, and how its second version is made in place."""
+    """A generated dataset, the steps run on it, and how a step's version is made in place
+    from the previous one (untimed), with the data's size after it."""
 
     key: str
     title: str
@@ -105,8 +108,8 @@ class Dataset:
     source: Path
     size: int
     steps: tuple[str, ...]
-    to_second: Callable[[Path], None] | None = None
-    second_size: int = 0
+    changes: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -268,7 +271,10 @@ def make_small(folder: Path, scale: float) -> Dataset:
     )
     size = count * 8 * 1024
     second = size + len(added) * 8 * 1024
-    return Dataset("small", title, "small", root, size, (FIRST, RELOG, SECOND), to_second, second)
+    steps = (FIRST, RELOG, SECOND)
+    return Dataset(
+        "small", title, "small", root, size, steps, {SECOND: to_second}, {SECOND: second}
+    )
 
 
 def csv_rows(rng: random.Random, start: int, stop: int) -> bytes:
@@ -283,7 +289,9 @@ def csv_rows(rng: random.Random, start: int, stop: int) -> bytes:
 
 
 def make_table(folder: Path, scale: float) -> Dataset:
-    """A 512 MiB CSV; its second version is the same file with 1 % more rows appended."""
+    """A 512 MiB CSV, then three versions made from it in turn: 1 % more rows appended; 1 %
+    of the rows, in one block in the middle, each rewritten a little longer (every later
+    offset shifts); 1 % of the rows rewritten the same way at scattered places."""
     target = max(1, int(512 * MiB * scale))
     rng = random.Random(2)
     path = folder / "table.csv"
@@ -296,16 +304,68 @@ def make_table(folder: Path, scale: float) -> Dataset:
             rows += 10_000
             size = f.tell()
     extra = csv_rows(rng, rows, rows + max(1, rows // 100))
+    block = line_starts_in_block(rows)
+    scattered = sorted(random.Random(4).sample(range(1, rows), max(1, rows // 100)))
 
-    def to_second(workspace: Path) -> None:
+    def append(workspace: Path) -> None:
         with workspace.open("ab") as f:
             f.write(extra)
 
+    def edit_block(workspace: Path) -> None:
+        data = workspace.read_bytes()
+        replace_file(workspace, lengthen(data, line_offsets(data, block)))
+
+    def edit_scattered(workspace: Path) -> None:
+        data = workspace.read_bytes()
+        replace_file(workspace, lengthen(data, line_offsets(data, scattered)))
+
+    edited = len(block) * len(EDIT_MARK)
+    sizes = {
+        APPENDED: size + len(extra),
+        EDITED: size + len(extra) + edited,
+        SCATTERED: size + len(extra) + edited + len(scattered) * len(EDIT_MARK),
+    }
     title = (
-        f"A {human(size)} CSV of {rows:,} rows, then {len(extra) // 1024:,} KiB of rows appended"
+        f"A {human(size)} CSV of {rows:,} rows; v2 appends {len(extra) // 1024:,} KiB of rows, "
+        f"v3 lengthens {len(block):,} rows in one block mid-file, v4 {len(scattered):,} rows "
+        "at scattered places"
     )
-    steps = (FIRST, SECOND)
-    return Dataset("table", title, "table.csv", path, size, steps, to_second, size + len(extra))
+    changes = {APPENDED: append, EDITED: edit_block, SCATTERED: edit_scattered}
+    steps = (FIRST, APPENDED, EDITED, SCATTERED)
+    return Dataset("table", title, "table.csv", path, size, steps, changes, sizes)
+
+
+EDIT_MARK = b"-edited"
+
+
+def line_starts_in_block(rows: int) -> list[int]:
+    """The row numbers of 1 % of ``rows``, one block starting halfway."""
+    return list(range(rows // 2, rows // 2 + max(1, rows // 100)))
+
+
+def line_offsets(data: bytes, numbers: list[int]) -> list[int]:
+    """Byte offsets of the end of each numbered line (0 is the header), in order."""
+    wanted = iter(sorted(numbers))
+    offsets: list[int] = []
+    target = next(wanted, None)
+    line, position = 0, -1
+    while target is not None:
+        position = data.index(b"\n", position + 1)
+        if line == target:
+            offsets.append(position)
+            target = next(wanted, None)
+        line += 1
+    return offsets
+
+
+def lengthen(data: bytes, line_ends: list[int]) -> bytes:
+    """Each line ending at one of ``line_ends`` gets a longer last value."""
+    parts, last = [], 0
+    for end in line_ends:
+        parts += [data[last:end], EDIT_MARK]
+        last = end
+    parts.append(data[last:])
+    return b"".join(parts)
 
 
 # ---- tools ----------------------------------------------------------------------------------
@@ -435,8 +495,8 @@ def run_tool(tool: Tool, dataset: Dataset, work: Path, results: Results) -> None
         copy_into(dataset.source, data)
         time.sleep(SETTLE_SECONDS)
         for step in dataset.steps:
-            if step == SECOND and dataset.to_second:
-                dataset.to_second(data)
+            if step in dataset.changes:
+                dataset.changes[step](data)
                 time.sleep(SETTLE_SECONDS)
             cmd, cwd = tool.command(folder, dataset.name)
             os.sync()
@@ -586,7 +646,7 @@ def stored_table(datasets: list[Dataset], results: Results, tools: list[str]) ->
     for dataset in datasets:
         before: dict[str, int] = {}
         for step in dataset.steps:
-            data = dataset.second_size if step == SECOND else dataset.size
+            data = dataset.sizes.get(step, dataset.size)
             cells = []
             for tool in tools:
                 measure = results.get(dataset.key, step, tool)
@@ -612,14 +672,16 @@ def ratio(results: Results, dataset: str, step: str, tool: str, other: str) -> s
     )
 
 
-def new_bytes(results: Results, dataset: Dataset, tool: str) -> str:
-    """Bytes a tool added to its store for the second version."""
+def new_bytes(results: Results, dataset: Dataset, step: str, tool: str) -> str:
+    """Bytes a tool added to its store for one step's version, and their share of the data."""
     steps = dataset.steps
-    last = results.get(dataset.key, SECOND, tool)
-    prior = results.get(dataset.key, steps[steps.index(SECOND) - 1], tool)
+    last = results.get(dataset.key, step, tool)
+    prior = results.get(dataset.key, steps[steps.index(step) - 1], tool)
     if last is None or prior is None or last.stored is None or prior.stored is None:
         return f"{LABELS[tool]} n/a"
-    return f"{LABELS[tool]} {human(last.stored - prior.stored)}"
+    added = last.stored - prior.stored
+    share = 100 * added / dataset.sizes.get(step, dataset.size)
+    return f"{LABELS[tool]} {human(added)} ({share:.1f} %)"
 
 
 def ratios(datasets: list[Dataset], results: Results, tools: list[str]) -> list[str]:
@@ -647,9 +709,9 @@ def ratios(datasets: list[Dataset], results: Results, tools: list[str]) -> list[
             f"{ratio(results, 'small', RELOG, 'forebear', 'dvc')}"
         )
     for dataset in datasets:
-        if SECOND in dataset.steps:
-            added = "; ".join(new_bytes(results, dataset, t) for t in tools)
-            out.append(f"New bytes stored for the second version of {dataset.key}: {added}")
+        for step in dataset.changes:
+            added = "; ".join(new_bytes(results, dataset, step, t) for t in tools)
+            out.append(f"New bytes stored for {dataset.key}, {step} (share of its size): {added}")
     peaks = [
         (m.peak_mib, f"{key}, {step}")
         for key, steps in results.steps.items()

@@ -92,6 +92,7 @@ FORBIDDEN = {
     "links": {"*"},
     "paths": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
     "objects": {"run", "store", "artifacts", "db", "lineage", "cli", "render", "manifest"},
+    "chunking": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "manifest"},
     "manifest": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
     "references": {"run", "store", "artifacts", "db", "lineage", "cli", "render"},
     "db": {"run", "store", "artifacts", "objects", "lineage", "cli", "render", "download"},

@@ -14,15 +14,17 @@ import io
 import json
 import os
 from bisect import bisect_right
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import IntegrityError, InvalidInput
 from .hashing import HASH_ALGORITHM, Progress, hash_bytes, hash_file, new_hasher
 
+T = TypeVar("T")
 ALGORITHM = "fastcdc-2020"
 MIN_THRESHOLD = 64 << 10  # files below this size are never chunked, whatever the settings
 _PACKED = 20  # bytes per chunk in the packed form: a 16-byte digest, a 4-byte size
@@ -234,14 +236,35 @@ class ChunkRange:
         return data
 
 
+def in_order(fetch: Callable[[int], T], count: int, workers: int) -> Iterator[T]:
+    """``fetch(0)`` to ``fetch(count - 1)``, in order, with up to ``workers`` fetches running
+    ahead of the one handed over (so at most that many results are held at once)."""
+    if workers <= 1:
+        yield from (fetch(index) for index in range(count))
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        window: deque[Future[T]] = deque()
+        try:
+            for index in range(count):
+                window.append(pool.submit(fetch, index))
+                if len(window) > workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for future in window:
+                future.cancel()
+
+
 class ChunkedReader(io.RawIOBase):
     """A seekable stream over a chunked file that fetches only the chunks a read needs.
 
     ``fetch(index)`` returns one chunk's bytes, already checked against its digest. Read
     from the start to the end without seeking, the bytes are also checked against the
     whole-file digest, and the read that hands over the last byte raises `IntegrityError`
-    if they do not match. ``ahead`` chunks are fetched in the background while reading goes
-    forward (for object stores, where each fetch is a request).
+    if they do not match. Once reading has gone through two chunks in a row, the next
+    ``ahead`` chunks are fetched in the background (for object stores, where each fetch is a
+    request); a read of a byte range fetches only the chunks that hold it.
     """
 
     def __init__(
@@ -258,6 +281,7 @@ class ChunkedReader(io.RawIOBase):
         self._ahead = ahead
         self._pool = ThreadPoolExecutor(ahead) if ahead else None
         self._coming: dict[int, Future[bytes]] = {}
+        self._streak = 0  # chunks entered one after the other
 
     def readable(self) -> bool:
         return True
@@ -312,8 +336,10 @@ class ChunkedReader(io.RawIOBase):
         for stale in [i for i in self._coming if i < index]:
             self._coming.pop(stale).cancel()
         data = coming.result() if coming is not None else self._fetch(index)
+        following_on = self._current is not None and self._current[0] == index - 1
+        self._streak = self._streak + 1 if following_on else 0
         self._current = (index, data)
-        if self._pool is not None:
+        if self._pool is not None and self._streak >= 2:
             for following in range(index + 1, min(index + 1 + self._ahead, len(self._chunks))):
                 if following not in self._coming:
                     self._coming[following] = self._pool.submit(self._fetch, following)

@@ -274,13 +274,14 @@ def versions(obj: Context, name: str, project: str | None, as_json: bool) -> Non
         emit_json([v.to_dict() for v in found])
         return
     table(
-        ["version", "aliases", "files", "size", "created", "digest"],
+        ["version", "aliases", "files", "size", "new", "created", "digest"],
         [
             (
                 v.version,
                 ", ".join(v.aliases),
                 v.file_count,
                 human_size(v.size),
+                "-" if v.new_bytes is None else human_size(v.new_bytes),
                 f"{v.created_at:%Y-%m-%d %H:%M:%S}",
                 v.digest,
             )

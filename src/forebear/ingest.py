@@ -140,6 +140,11 @@ def store_objects(
     ``chunking.threshold`` bytes or more are stored as chunks, unless the location holds
     them whole already or ``known_chunked`` says a committed version stored their chunks."""
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
+
+        def store_chunked(item: tuple[str, str]) -> tuple[ChunkList, int]:
+            path, digest = item
+            return _store_chunked(objects, path, digest, chunking, register, tick, expect)
+
         for batch in prepared.rows.batches(BATCH):
             sources: dict[str, tuple[str, int]] = {}  # one local file per distinct digest
             files: list[tuple[str, FileStat]] = []
@@ -160,16 +165,15 @@ def store_objects(
             expect(sum(sources[d][1] for _, d in whole))
             objects.put_files(whole, tick)
             prepared.new_bytes += sum(sources[d][1] for _, d in whole)
-            for digest in large:
-                if digest in done or digest in prepared.cut:
-                    continue
-                path, size = absent[digest]
-                expect(size)
-                chunks, new = _store_chunked(
-                    objects, path, digest, chunking, register, tick, expect
-                )
-                prepared.cut.add([(digest, size, chunks.pack())])
-                prepared.new_bytes += new
+            to_cut = [d for d in large if d not in done and d not in prepared.cut]
+            expect(sum(absent[d][1] for d in to_cut))
+
+            # each file takes two cores: one cuts and hashes chunks, one hashes it whole
+            with ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // 2)) as pool:
+                files_to_cut = [(absent[d][0], d) for d in to_cut]
+                for chunks, new in pool.map(store_chunked, files_to_cut):
+                    prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
+                    prepared.new_bytes += new
             for local_path, stat in files:  # unchanged since they were hashed
                 check_unchanged(local_path, stat)
     register([prepared.digest])

@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from . import config, ingest, progress
 from .artifacts import Artifact, ArtifactVersion
 from .cache import ObjectCache
-from .chunking import DEFAULT_CHUNKING, MIN_THRESHOLD, ChunkedReader, Chunking, ChunkList
+from .chunking import (
+    DEFAULT_CHUNKING,
+    MIN_THRESHOLD,
+    ChunkedReader,
+    Chunking,
+    ChunkList,
+    in_order,
+)
 from .db import catalog, traversal
 from .db.catalog import VersionData
 from .db.engine import ensure_schema, make_engine, read_session, redact, write_session
@@ -467,8 +474,11 @@ class Store:
         then the chunks put together, then the chunk list kept in the object location."""
         messages: list[str] = []
         whole = new_hasher()
-        for index, digest in enumerate(chunks.digests):
-            data = self.objects.raw_bytes(digest)
+        workers = 1 if self.objects.is_local else TRANSFER_WORKERS
+        fetched = in_order(
+            lambda i: self.objects.raw_bytes(chunks.digests[i]), len(chunks), workers
+        )
+        for index, (digest, data) in enumerate(zip(chunks.digests, fetched, strict=True)):
             if data is None:
                 messages.append(f"{chunks.describe(index)} is missing")
                 continue

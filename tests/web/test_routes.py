@@ -156,3 +156,33 @@ def test_runs_pages(client: TestClient) -> None:
 def test_read_only(client: TestClient, method: str) -> None:
     for path in ("/", "/api/artifacts", "/artifacts/demo/raw/v0", "/runs"):
         assert client.request(method, path).status_code == 405
+
+
+def test_version_page_shows_what_deduplication_saved(
+    local_store: forebear.Store, tmp_path: Path
+) -> None:
+    import random
+    import re
+
+    from forebear.chunking import Chunking
+
+    local_store.chunking = Chunking.around(avg_size=16 << 10, threshold=256 << 10)
+    folder = tmp_path / "table"
+    folder.mkdir()
+    data = random.Random(3).randbytes(2 << 20)
+    (folder / "rows.bin").write_bytes(data)
+    with forebear.init(project="demo", store=local_store) as run:
+        run.log_artifact(folder, name="table")
+        (folder / "rows.bin").write_bytes(data + b"appended row\n" * 100)
+        run.log_artifact(folder, name="table")
+    with TestClient(web.create_app(local_store)) as client:
+        page = client.get("/artifacts/demo/table/v1").text
+        new = re.search(r'id="new-bytes">([^<]+)<', page)
+        shared = re.search(r'id="shared-bytes">([^<]+)<', page)
+        assert new is not None and shared is not None
+        assert new.group(1).endswith("KiB") and shared.group(1) == "2.0 MiB"
+        assert "in chunks of 16.0 KiB on average" in page
+        version = client.get("/api/artifacts/demo/table/v1").json()["version"]
+        assert 0 < version["new_bytes"] < 100_000 < version["shared_bytes"]
+        got = client.get("/artifacts/demo/table/v1/files/rows.bin")  # a chunked file, whole
+        assert got.status_code == 200 and got.content == data + b"appended row\n" * 100

@@ -1,0 +1,379 @@
+"""Large files stored as content-defined chunks: boundaries, round trips on every backend,
+corruption, gc, push/pull, and stores written before chunking."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import forebear
+from forebear.chunking import Chunking, ChunkList, cut_bytes
+
+from .conftest import corrupt, run_cli
+
+FIXTURE = Path(__file__).parent / "data" / "store-v1"
+# Small settings, so that a file of a few MiB has hundreds of chunks.
+SMALL = Chunking.around(avg_size=16 << 10, threshold=256 << 10)
+
+
+def chunk_objects(store: forebear.Store, version: forebear.ArtifactVersion) -> ChunkList:
+    lists = store._chunk_lists(version.iter_entries())
+    assert len(lists) == 1, "expected exactly one chunked file"
+    return next(iter(lists.values()))
+
+
+def stored_objects(store: forebear.Store) -> set[str]:
+    return set(store.objects.iter_digests())
+
+
+@pytest.fixture
+def chunked(store: forebear.Store) -> forebear.Store:
+    store.chunking = SMALL
+    return store
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB file of random bytes in its own folder."""
+    folder = tmp_path / "table"
+    folder.mkdir()
+    (folder / "rows.bin").write_bytes(random.Random(1).randbytes(3 << 20))
+    (folder / "small.txt").write_text("a small file stays one object\n")
+    yield folder
+
+
+# -- boundaries --------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    size=st.integers(60_000, 400_000),
+    where=st.floats(0, 1, exclude_max=True),
+    edit=st.binary(min_size=1, max_size=300),
+    kind=st.sampled_from(["insert", "delete", "overwrite"]),
+)
+def test_an_edit_changes_only_the_chunks_around_it(
+    seed: int, size: int, where: float, edit: bytes, kind: str
+) -> None:
+    chunking = Chunking.around(avg_size=4096, threshold=1 << 16)
+    data = random.Random(seed).randbytes(size)
+    at = int(where * size)
+    changed = {
+        "insert": data[:at] + edit + data[at:],
+        "delete": data[:at] + data[at + len(edit) :],
+        "overwrite": data[:at] + edit + data[at + len(edit) :],
+    }[kind]
+    before = cut_bytes(data, chunking)
+    after = cut_bytes(changed, chunking)
+    # the chunks are a partition of the file, within the size bounds
+    assert sum(length for _, length in after) == len(changed)
+    assert all(length <= chunking.max_size for _, length in after)
+    assert all(length >= chunking.min_size for _, length in after[:-1])
+    # every chunk that ends before the edit is cut exactly as before
+    untouched = [c for c in before if c[0] + c[1] <= at]
+    assert after[: len(untouched)] == untouched
+    # and beyond it the boundaries fall back into step: only bytes near the edit are new
+    old = {data[o : o + n] for o, n in before}
+    new_bytes = sum(n for o, n in after if changed[o : o + n] not in old)
+    assert new_bytes <= len(edit) + 2 * chunking.max_size
+
+
+def test_chunk_settings_are_checked() -> None:
+    with pytest.raises(forebear.InvalidInput, match="grow in that order"):
+        Chunking(threshold=1 << 20, avg_size=1024, min_size=4096, max_size=8192)
+    with pytest.raises(forebear.InvalidInput, match="threshold"):
+        Chunking.around(avg_size=1 << 20, threshold=1 << 20)
+
+
+# -- round trips -------------------------------------------------------------------------
+
+
+def test_a_chunked_file_round_trips_byte_for_byte(
+    chunked: forebear.Store, table: Path, tmp_path: Path
+) -> None:
+    data = (table / "rows.bin").read_bytes()
+    with forebear.init(project="p", store=chunked) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(chunked, version)
+    assert len(chunks) > 100
+    assert chunks.digest == version.entry("rows.bin").digest  # identity: the whole file
+    assert b"".join(chunked.objects.read_bytes(d) for d in chunks.digests) == data
+    assert not chunked.objects.has(chunks.digest)  # never stored whole as well
+    assert version.chunking == SMALL.to_dict()
+    assert (version.new_bytes, version.shared_bytes) == (version.size, 0)
+
+    with version.open("rows.bin") as stream:
+        assert stream.read() == data
+        stream.seek(1_234_567)
+        assert stream.read(100_000) == data[1_234_567:1_334_567]
+        stream.seek(-10, os.SEEK_END)
+        assert stream.read() == data[-10:]
+    folder = version.download(tmp_path / "out")
+    assert (folder / "rows.bin").read_bytes() == data
+    assert (folder / "small.txt").read_bytes() == (table / "small.txt").read_bytes()
+    assert chunked.verify() == []
+
+    # a second download finds the file current; a damaged copy is replaced
+    (folder / "rows.bin").write_bytes(b"x" * len(data))
+    version.download(folder)
+    assert (folder / "rows.bin").read_bytes() == data
+
+
+def test_a_byte_range_reads_only_the_chunks_it_needs(
+    chunked: forebear.Store, table: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with forebear.init(project="p", store=chunked) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(chunked, version)
+    opened: list[str] = []
+    real_open = chunked.objects.open
+
+    def counting(digest: str, label: str | None = None):  # type: ignore[no-untyped-def]
+        opened.append(digest)
+        return real_open(digest, label)
+
+    monkeypatch.setattr(chunked.objects, "open", counting)
+    start = 2_000_000
+    with version.open("rows.bin") as stream:
+        stream.seek(start)
+        part = stream.read(10_000)
+    assert part == (table / "rows.bin").read_bytes()[start : start + 10_000]
+    first, last = chunks.index_at(start), chunks.index_at(start + 9_999)
+    assert set(opened) == set(chunks.digests[first : last + 1])
+    assert len(opened) <= 3
+
+
+def test_appended_and_edited_versions_store_only_what_changed(
+    chunked: forebear.Store, table: Path
+) -> None:
+    path = table / "rows.bin"
+    size = path.stat().st_size
+    with forebear.init(project="p", store=chunked) as run:
+        run.log_artifact(table, name="table")
+        before = stored_objects(chunked)
+        with path.open("ab") as f:  # 1 % appended
+            f.write(random.Random(2).randbytes(size // 100))
+        v1 = run.log_artifact(table, name="table")
+        appended = stored_objects(chunked) - before
+        data = bytearray(path.read_bytes())  # 1 % rewritten in the middle
+        middle = len(data) // 2
+        data[middle : middle + size // 100] = random.Random(3).randbytes(size // 100)
+        path.write_bytes(bytes(data))
+        v2 = run.log_artifact(table, name="table")
+    for version in (v1, v2):
+        assert version.new_bytes is not None and version.shared_bytes is not None
+        # the changed 1 % and the chunks around it, not a whole new copy
+        assert version.new_bytes <= size // 100 + 2 * SMALL.max_size
+        assert version.new_bytes + version.shared_bytes == version.size
+    new_chunks = appended - {v1.digest}
+    assert sum(chunked.objects.size_of(d) for d in new_chunks) == v1.new_bytes
+    assert v1.diff(v2).modified == ["rows.bin"]
+    assert chunked.verify() == []
+
+
+def test_show_reports_new_and_shared_bytes(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(random.Random(5).randbytes(9 << 20))
+    assert run_cli("log", str(folder), "--name", "ds", cwd=tmp_path).returncode == 0
+    with (folder / "big.bin").open("ab") as f:
+        f.write(b"more rows\n" * 1000)
+    assert run_cli("log", str(folder), "--name", "ds", cwd=tmp_path).returncode == 0
+    shown = run_cli("show", "ds:v1", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines() if line.strip()}
+    assert "stored when it was logged" in lines["new"]
+    assert "MiB already stored" in lines["shared"]
+    assert "in chunks of 512.0 KiB on average" in lines["chunking"]
+    as_json = json.loads(run_cli("show", "ds:v1", "--json", cwd=tmp_path).stdout)
+    assert as_json["new_bytes"] < (1 << 20) < as_json["shared_bytes"]
+    assert as_json["new_bytes"] + as_json["shared_bytes"] == as_json["size"]
+
+
+# -- damage ------------------------------------------------------------------------------
+
+
+def test_a_corrupted_chunk_is_detected_and_named(
+    chunked: forebear.Store, table: Path, tmp_path: Path
+) -> None:
+    with forebear.init(project="p", store=chunked) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(chunked, version)
+    bad = chunks.digests[5]
+    corrupt(chunked, bad, b"not the chunk that was stored")
+    problems = chunked.verify()
+    assert [(p.ref, p.path) for p in problems] == [("table:v0", "rows.bin")]
+    assert f"chunk 6 of {len(chunks)}" in problems[0].message
+    assert f"object {bad}) is corrupted" in problems[0].message
+    with pytest.raises(forebear.IntegrityError, match=f"rows.bin: chunk 6 of {len(chunks)}"):
+        version.download(tmp_path / "out")
+    assert not (tmp_path / "out" / "rows.bin").exists()  # nothing half-written
+    with version.open("rows.bin") as stream, pytest.raises(forebear.IntegrityError, match=bad):
+        stream.read()
+
+
+def test_a_missing_chunk_is_named(chunked: forebear.Store, table: Path, tmp_path: Path) -> None:
+    with forebear.init(project="p", store=chunked) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(chunked, version)
+    chunked.objects.delete(chunks.digests[-1])
+    (problem,) = chunked.verify()
+    assert f"chunk {len(chunks)} of {len(chunks)}" in problem.message
+    assert problem.message.endswith("is missing")
+    with pytest.raises(forebear.ObjectNotFound, match=f"chunk {len(chunks)} of"):
+        version.download(tmp_path / "out")
+
+
+def test_a_file_changed_while_its_chunks_are_stored_is_refused(
+    local_store: forebear.Store, table: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forebear import ingest
+
+    local_store.chunking = SMALL
+    real_cut = ingest.cut_file
+
+    def cut_then_scribble(path: str, *args: object, **kwargs: object) -> ChunkList:
+        found = real_cut(path, *args, **kwargs)  # type: ignore[arg-type]
+        with open(path, "r+b") as f:  # same size, other bytes, while chunks are stored
+            f.seek(1 << 20)
+            f.write(b"\0" * 100)
+        return found
+
+    monkeypatch.setattr(ingest, "cut_file", cut_then_scribble)
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(forebear.IntegrityError, match="changed while it was being logged"),
+    ):
+        run.log_artifact(table, name="table")
+    with pytest.raises(forebear.ArtifactNotFound):
+        local_store.versions("table")
+
+
+# -- gc, push and pull -------------------------------------------------------------------
+
+
+def test_gc_keeps_shared_chunks_and_removes_orphans(
+    chunked: forebear.Store, table: Path, tmp_path: Path
+) -> None:
+    path = table / "rows.bin"
+    with forebear.init(project="p", store=chunked) as run:
+        v0 = run.log_artifact(table, name="table")
+        first = path.read_bytes()
+        with path.open("ab") as f:
+            f.write(b"appended rows\n" * 5000)
+        v1 = run.log_artifact(table, name="table")
+    shared = set(chunk_objects(chunked, v0).digests) & set(chunk_objects(chunked, v1).digests)
+    assert len(shared) > 100
+    kept = stored_objects(chunked)
+    # what a crashed writer leaves: a chunk no version uses, and a chunk list of its own
+    orphan = chunked.objects.put_bytes(b"a chunk of a version never committed" * 100)
+    unused = ChunkList("ab" * 16, 3600, (orphan,), (3600,), SMALL)
+    chunked.objects.put_chunk_list(unused.digest, unused.to_bytes())
+    assert set(chunked.gc(dry_run=True)) == {orphan, unused.digest}
+    assert set(chunked.gc()) == {orphan, unused.digest}
+    assert stored_objects(chunked) == kept
+    assert chunked.objects.read_chunk_list(unused.digest) is None
+    assert chunked.verify() == []
+    assert (v0.download(tmp_path / "v0") / "rows.bin").read_bytes() == first
+    assert (v1.download(tmp_path / "v1") / "rows.bin").read_bytes() == path.read_bytes()
+
+
+def test_push_and_pull_send_only_missing_chunks(
+    store: forebear.Store, table: Path, tmp_path: Path
+) -> None:
+    path = table / "rows.bin"
+    size = path.stat().st_size
+    with forebear.open(tmp_path / "laptop", chunking=SMALL) as laptop:
+        with forebear.init(project="p", store=laptop) as run:
+            run.log_artifact(table, name="table")
+        first = laptop.push(store)
+        assert first.bytes_copied >= size
+        with path.open("ab") as f:
+            f.write(random.Random(7).randbytes(size // 100))
+        with forebear.init(project="p", store=laptop) as run:
+            v1 = run.log_artifact(table, name="table")
+        second = laptop.push(store)
+        assert second.created == ["p/table:v1"]
+        assert second.bytes_copied < 0.03 * size  # the new chunks and a manifest
+        assert laptop.push(store).objects_copied == 0
+    there = store.artifact("p/table:v1")
+    assert there.new_bytes == v1.new_bytes  # as measured when it was logged
+    assert store.verify() == []
+    assert (there.download(tmp_path / "there") / "rows.bin").read_bytes() == path.read_bytes()
+    with forebear.open(tmp_path / "colleague") as other:
+        report = other.pull(store, ["p/table:v1"])
+        pulled = other.artifact(report.versions["p/table:v1"])  # numbered by this store
+        assert other.verify() == []
+        assert pulled.open("rows.bin").read() == path.read_bytes()
+        assert other._chunk_lists(pulled.iter_entries())  # still chunks, not one object
+
+
+# -- stores written before chunking ------------------------------------------------------
+
+
+def test_a_store_written_before_chunking_reads_unchanged(table: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store-v1"
+    shutil.copytree(FIXTURE, copy)
+    path = table / "rows.bin"
+    data = path.read_bytes()
+    # a large file as such a store holds it: one whole object
+    whole = Chunking.around(16 << 10, 64 << 20)
+    with forebear.open(copy, chunking=whole) as old, forebear.init("fixture", store=old) as run:
+        run.log_artifact(table, name="big")
+    (copy / "forebear.json").write_text('{"format_version": 1, "hash": "xxh3-128"}')
+
+    def format_version() -> int:
+        return int(json.loads((copy / "forebear.json").read_text())["format_version"])
+
+    with forebear.open(copy, chunking=SMALL) as store:
+        version = store.artifact("fixture/big")
+        digest = version.entry("rows.bin").digest
+        assert digest is not None and store.objects.has(digest)
+        assert store._chunk_lists(version.iter_entries()) == {}
+        assert version.open("rows.bin").read() == data
+        assert (version.download(tmp_path / "out") / "rows.bin").read_bytes() == data
+        assert store.verify() == []
+        with forebear.init(project="fixture", store=store) as run:
+            again = run.log_artifact(table, name="big")  # unchanged: the same version
+            copied = run.log_artifact(table, name="copy")  # found whole: not cut again
+        assert again.version == version.version
+        assert copied.new_bytes == 0
+        assert store._chunk_lists(copied.iter_entries()) == {}
+        assert format_version() == 1  # nothing chunked yet: older forebears still read it
+        with path.open("ab") as f:
+            f.write(b"new rows\n" * 1000)
+        with forebear.init(project="fixture", store=store) as run:
+            changed = run.log_artifact(table, name="big")
+        assert store._chunk_lists(changed.iter_entries())
+        assert format_version() == 2  # older forebears now refuse it instead of misreading
+        assert store.verify() == []
+        assert changed.open("rows.bin").read() == path.read_bytes()
+
+
+def test_chunks_downloaded_from_an_object_store_go_through_the_cache(
+    postgres_url: str, s3_url: str, table: Path, tmp_path: Path
+) -> None:
+    with forebear.Store(postgres_url, s3_url, cache_dir=tmp_path / "cache") as team:
+        team.chunking = SMALL
+        with forebear.init(project="p", store=team) as run:
+            version = run.log_artifact(table, name="table")
+        chunks = chunk_objects(team, version)
+        version.download(tmp_path / "first")
+        cached = [team.cache.path_of(d) for d in chunks.digests]
+        assert all(path.is_file() for path in cached)
+        os.chmod(cached[3], 0o644)
+        cached[3].write_bytes(b"a damaged cached copy")
+        folder = version.download(tmp_path / "second")  # refetched, not handed over
+        assert (folder / "rows.bin").read_bytes() == (table / "rows.bin").read_bytes()
+        assert team.cache.path_of(chunks.digests[3]).read_bytes() == team.objects.read_bytes(
+            chunks.digests[3]
+        )
