@@ -231,6 +231,12 @@ def test_a_missing_chunk_is_named(chunked: forebear.Store, table: Path, tmp_path
     assert problem.message.endswith("is missing")
     with pytest.raises(forebear.ObjectNotFound, match=f"chunk {len(chunks)} of"):
         version.download(tmp_path / "out")
+    # logging the original file again stores the lost chunk again, without cutting it anew
+    with forebear.init(project="p", store=chunked) as run:
+        copy = run.log_artifact(table, name="copy")
+    assert copy.new_bytes == chunks.sizes[-1]
+    assert chunked.verify() == []
+    assert version.open("rows.bin").read() == (table / "rows.bin").read_bytes()
 
 
 def test_a_file_changed_while_its_chunks_are_stored_is_refused(

@@ -130,21 +130,19 @@ def store_objects(
     prepared: Prepared,
     objects: ObjectLocation,
     register: Callable[[list[str]], None],
-    known_chunked: Callable[[list[str]], set[str]],
+    known_chunked: Callable[[list[str]], dict[str, ChunkList]],
     chunking: Chunking,
     label: str,
     show: bool,
 ) -> None:
     """Store the objects the location lacks, batch by batch, each registered as pending
-    (through ``register``) before it is written, then the manifest itself. Files of
-    ``chunking.threshold`` bytes or more are stored as chunks, unless the location holds
-    them whole already or ``known_chunked`` says a committed version stored their chunks."""
+    (through ``register``) before it is written, then the manifest itself.
+
+    Files of ``chunking.threshold`` bytes or more are stored as chunks, unless the location
+    holds them whole already. A file whose chunk list a committed version recorded
+    (``known_chunked``) is not cut again: only chunks gone missing are stored again.
+    """
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
-
-        def store_chunked(item: tuple[str, str]) -> tuple[ChunkList, int]:
-            path, digest = item
-            return _store_chunked(objects, path, digest, chunking, register, tick, expect)
-
         for batch in prepared.rows.batches(BATCH):
             sources: dict[str, tuple[str, int]] = {}  # one local file per distinct digest
             files: list[tuple[str, FileStat]] = []
@@ -160,20 +158,22 @@ def store_objects(
             present = objects.has_many(sources)
             absent = {d: source for d, source in sources.items() if d not in present}
             large = [d for d, (_, size) in absent.items() if chunking.applies_to(size)]
-            done = known_chunked(large) if large else set()
             whole = [(p, d) for d, (p, size) in absent.items() if not chunking.applies_to(size)]
             expect(sum(sources[d][1] for _, d in whole))
             objects.put_files(whole, tick)
             prepared.new_bytes += sum(sources[d][1] for _, d in whole)
-            to_cut = [d for d in large if d not in done and d not in prepared.cut]
-            expect(sum(absent[d][1] for d in to_cut))
-
-            # each file takes two cores: one cuts and hashes chunks, one hashes it whole
-            with ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // 2)) as pool:
-                files_to_cut = [(absent[d][0], d) for d in to_cut]
-                for chunks, new in pool.map(store_chunked, files_to_cut):
+            known = known_chunked(large) if large else {}
+            if known:
+                chunked = [(absent[d][0], chunks) for d, chunks in known.items()]
+                prepared.new_bytes += _store_chunks(objects, chunked, tick, expect)
+            to_cut = [(absent[d][0], d) for d in large if d not in known and d not in prepared.cut]
+            for group in _groups(to_cut, absent):
+                cut = _cut_files(group, chunking, tick, expect)
+                register([d for _, chunks in cut for d in chunks.digests])
+                prepared.new_bytes += _store_chunks(objects, cut, tick, expect)
+                for _, chunks in cut:
+                    objects.put_chunk_list(chunks.digest, chunks.to_bytes())
                     prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
-                    prepared.new_bytes += new
             for local_path, stat in files:  # unchanged since they were hashed
                 check_unchanged(local_path, stat)
     register([prepared.digest])
@@ -182,46 +182,82 @@ def store_objects(
         objects.put_stream(prepared.manifest, prepared.digest, source="the manifest")
 
 
-def _store_chunked(
-    objects: ObjectLocation,
-    path: str,
-    digest: str,
+# Large files cut before their chunks are stored: enough for one listing of the location to
+# answer for many files, few enough that their chunk lists stay small (about 7,000 chunks).
+GROUP_BYTES = 4 << 30
+
+
+def _groups(
+    files: list[tuple[str, str]], sources: dict[str, tuple[str, int]]
+) -> Iterator[list[tuple[str, str]]]:
+    group: list[tuple[str, str]] = []
+    size = 0
+    for item in files:
+        group.append(item)
+        size += sources[item[1]][1]
+        if size >= GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _cut_files(
+    files: list[tuple[str, str]],
     chunking: Chunking,
-    register: Callable[[list[str]], None],
     tick: Callable[[int], None],
     expect: Callable[[int], None],
-) -> tuple[ChunkList, int]:
-    """Cut one file and store the chunks the location lacks (each re-hashed as it is
-    copied), then its chunk list; returns the list and the bytes stored."""
-    chunks = cut_file(path, digest, chunking, tick)
-    unique = chunks.unique()
-    register(list(unique))
-    present = objects.has_many(unique)
-    wanted: dict[str, int] = {}  # digest -> index of its first occurrence
-    for index, chunk in enumerate(chunks.digests):
-        if chunk not in present:
-            wanted.setdefault(chunk, index)
-    new = sum(unique[d] for d in wanted)
-    expect(new)
-    with open(path, "rb", buffering=0) as source:
-        label = f"{path} ({{}})"
+) -> list[tuple[str, ChunkList]]:
+    """Cut each (path, digest) file; each takes two cores (one cuts and hashes the chunks,
+    one re-hashes the whole file), so half as many files as cores are cut at once."""
+    expect(sum(os.path.getsize(path) for path, _ in files))
 
-        def put(item: tuple[str, int]) -> None:
-            chunk, index = item
-            stream = ChunkRange(source.fileno(), chunks.offsets[index], chunks.sizes[index])
+    def cut(item: tuple[str, str]) -> tuple[str, ChunkList]:
+        return item[0], cut_file(item[0], item[1], chunking, tick)
+
+    with ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // 2)) as pool:
+        return list(pool.map(cut, files))
+
+
+def _store_chunks(
+    objects: ObjectLocation,
+    files: list[tuple[str, ChunkList]],
+    tick: Callable[[int], None],
+    expect: Callable[[int], None],
+) -> int:
+    """Store the chunks of these (path, chunk list) files that the location lacks, each
+    re-hashed as it is copied from its file; returns the bytes stored."""
+    first: dict[str, tuple[str, ChunkList, int]] = {}  # each chunk: where to copy it from
+    for path, chunks in files:
+        for index, digest in enumerate(chunks.digests):
+            first.setdefault(digest, (path, chunks, index))
+    present = objects.has_many(first)
+    missing = [(d, where) for d, where in first.items() if d not in present]
+    new = sum(chunks.sizes[index] for _, (_, chunks, index) in missing)
+    expect(new)
+    descriptors: dict[str, int] = {}
+    try:
+        for path, _ in files:
+            if path not in descriptors:
+                descriptors[path] = os.open(path, os.O_RDONLY)
+
+        def put(item: tuple[str, tuple[str, ChunkList, int]]) -> None:
+            digest, (path, chunks, index) = item
+            stream = ChunkRange(descriptors[path], chunks.offsets[index], chunks.sizes[index])
             objects.put_stream(
                 stream,  # type: ignore[arg-type]  # read() is all put_stream uses
-                chunk,
+                digest,
                 tick,
-                source=label.format(chunks.describe(index)),
+                source=f"{path} ({chunks.describe(index)})",
             )
 
-        if objects.is_local:
-            for item in wanted.items():
-                put(item)
-        else:
-            with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
-                for _ in pool.map(put, wanted.items()):
-                    pass
-    objects.put_chunk_list(digest, chunks.to_bytes())
-    return chunks, new
+        # local writes gain from two threads (the GIL is released while copying and
+        # hashing); object stores from several requests in flight
+        workers = min(os.cpu_count() or 1, 2) if objects.is_local else TRANSFER_WORKERS
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(put, missing):
+                pass
+    finally:
+        for descriptor in descriptors.values():
+            os.close(descriptor)
+    return new

@@ -306,9 +306,9 @@ class Store:
                     session, writer, digests, socket.gethostname(), os.getpid()
                 )
 
-        def known_chunked(digests: list[str]) -> set[str]:
+        def known_chunked(digests: list[str]) -> dict[str, ChunkList]:
             with read_session(self.engine) as session:
-                return catalog.chunked_among(session, digests)
+                return catalog.chunk_lists_for(session, digests)
 
         with ingest.prepare(artifact, self.stat_cache, show) as prepared:
             with read_session(self.engine) as session:
