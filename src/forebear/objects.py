@@ -344,9 +344,12 @@ class ObjectLocation:
 
     def read_chunk_list(self, digest: str) -> bytes | None:
         """The stored chunk list of the file with ``digest``; None when there is none."""
-        with backend_errors(f"cannot read the chunk list of {digest}"):
+        return self._read_or_none(self.chunk_list_path(digest), f"the chunk list of {digest}")
+
+    def _read_or_none(self, path: str, what: str) -> bytes | None:
+        with backend_errors(f"cannot read {what}"):
             try:
-                return bytes(self.fs.cat_file(self.chunk_list_path(digest)))
+                return bytes(self.fs.cat_file(path))
             except FileNotFoundError:
                 return None
 
@@ -550,11 +553,7 @@ class ObjectLocation:
 
     def raw_bytes(self, digest: str) -> bytes | None:
         """A (small) object's bytes, unchecked, for `verify`; None when it is missing."""
-        with backend_errors(f"cannot read object {digest}"):
-            try:
-                return bytes(self.fs.cat_file(self.path_of(digest)))
-            except FileNotFoundError:
-                return None
+        return self._read_or_none(self.path_of(digest), f"object {digest}")
 
     def actual_digest(self, digest: str) -> str | None:
         """Re-hash a stored object: its actual digest, or None when it is missing."""
