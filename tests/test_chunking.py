@@ -92,6 +92,10 @@ def test_chunk_settings_are_checked() -> None:
         Chunking(threshold=1 << 20, avg_size=1024, min_size=4096, max_size=8192)
     with pytest.raises(forebear.InvalidInput, match="threshold"):
         Chunking.around(avg_size=1 << 20, threshold=1 << 20)
+    with pytest.raises(forebear.InvalidInput, match="average from 256 bytes to 4 MiB"):
+        Chunking.around(avg_size=8 << 20, threshold=64 << 20)
+    with pytest.raises(forebear.InvalidInput, match="algorithm"):
+        Chunking(1 << 20, 4096, 1024, 16384, "rabin")
 
 
 # -- round trips -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
 
-from .errors import IntegrityError, InvalidInput
+from .errors import IntegrityError, InvalidInput, InvalidPath
 from .hashing import HASH_ALGORITHM, Progress, hash_bytes, hash_file, new_hasher
 
 T = TypeVar("T")
@@ -50,10 +50,17 @@ class Chunking:
     def __post_init__(self) -> None:
         if self.algorithm != ALGORITHM:
             raise InvalidInput(f"unknown chunking algorithm {self.algorithm!r}")
-        if not 64 <= self.min_size <= self.avg_size <= self.max_size <= 1 << 24:
+        in_range = (
+            64 <= self.min_size <= 1 << 20
+            and 256 <= self.avg_size <= 4 << 20
+            and 1024 <= self.max_size <= 16 << 20
+        )
+        if not (in_range and self.min_size <= self.avg_size <= self.max_size):
             raise InvalidInput(
                 f"invalid chunk sizes (min {self.min_size}, average {self.avg_size}, max "
-                f"{self.max_size}): they must grow in that order, from 64 bytes to 16 MiB"
+                f"{self.max_size}): they must grow in that order, with the minimum from 64 "
+                "bytes to 1 MiB, the average from 256 bytes to 4 MiB and the maximum from "
+                "1 KiB to 16 MiB"
             )
         if self.threshold < max(self.max_size, MIN_THRESHOLD):
             raise InvalidInput(
@@ -179,7 +186,7 @@ class ChunkList:
                 tuple(int(s) for _, s in document["chunks"]),
                 Chunking.from_dict(document["chunking"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, InvalidInput) as exc:
             raise IntegrityError(f"unreadable chunk list: {exc}") from exc
 
 
@@ -195,17 +202,19 @@ def cut_file(
     """Cut a local file into chunks, hashing each, while another thread re-hashes the whole
     file: both must match what was logged, so a file changed since it was hashed (whose
     chunks would not add up to ``digest``) is refused with `IntegrityError`."""
-    with ThreadPoolExecutor(1) as whole:
-        whole_digest = whole.submit(hash_file, path)
-        digests: list[str] = []
-        sizes: list[int] = []
-        with open(path, "rb", buffering=0) as stream:
+    digests: list[str] = []
+    sizes: list[int] = []
+    try:
+        with ThreadPoolExecutor(1) as whole, open(path, "rb", buffering=0) as stream:
+            whole_digest = whole.submit(hash_file, path)
             for chunk in _cutter(chunking).cut_stream(stream):
                 digests.append(hash_bytes(chunk.data))
                 sizes.append(chunk.length)
                 if progress is not None:
                     progress(chunk.length)
-        actual, size = whole_digest.result()
+            actual, size = whole_digest.result()
+    except OSError as exc:
+        raise InvalidPath(f"cannot read {path!r}: {exc.strerror or exc}") from exc
     if actual != digest or sum(sizes) != size:
         raise IntegrityError(
             f"{path!r} changed while it was being logged (hashed {digest}, then read "
