@@ -168,7 +168,8 @@ def store_objects(
                 prepared.new_bytes += _store_chunks(objects, chunked, tick, expect)
             to_cut = [(absent[d][0], d) for d in large if d not in known and d not in prepared.cut]
             for group in _groups(to_cut, absent):
-                cut = _cut_files(group, chunking, tick, expect)
+                expect(sum(absent[d][1] for _, d in group))
+                cut = _cut_files(group, chunking, tick)
                 register([d for _, chunks in cut for d in chunks.digests])
                 prepared.new_bytes += _store_chunks(objects, cut, tick, expect)
                 for _, chunks in cut:
@@ -203,14 +204,10 @@ def _groups(
 
 
 def _cut_files(
-    files: list[tuple[str, str]],
-    chunking: Chunking,
-    tick: Callable[[int], None],
-    expect: Callable[[int], None],
+    files: list[tuple[str, str]], chunking: Chunking, tick: Callable[[int], None]
 ) -> list[tuple[str, ChunkList]]:
     """Cut each (path, digest) file; each takes two cores (one cuts and hashes the chunks,
     one re-hashes the whole file), so half as many files as cores are cut at once."""
-    expect(sum(os.path.getsize(path) for path, _ in files))
 
     def cut(item: tuple[str, str]) -> tuple[str, ChunkList]:
         return item[0], cut_file(item[0], item[1], chunking, tick)

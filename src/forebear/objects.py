@@ -336,9 +336,7 @@ class ObjectLocation:
                 tmp = self._local_tmp_path()
                 with open(tmp, "wb") as f:
                     f.write(data)
-                os.chmod(tmp, 0o444)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                os.replace(tmp, path)
+                _move_into_place(tmp, path)
             elif not self.fs.exists(path):
                 self.fs.pipe_file(path, data)
 
@@ -358,11 +356,7 @@ class ObjectLocation:
         yield from self._iter_names(self._path(CHUNK_LISTS))
 
     def delete_chunk_list(self, digest: str) -> None:
-        with backend_errors(f"cannot delete the chunk list of {digest}"):
-            try:
-                self.fs.rm_file(self.chunk_list_path(digest))
-            except FileNotFoundError:
-                pass
+        self._remove(self.chunk_list_path(digest), f"the chunk list of {digest}")
 
     def put_file(
         self,
@@ -479,13 +473,7 @@ class ObjectLocation:
         return os.path.join(tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}")
 
     def _publish_local(self, tmp: str, digest: str) -> None:
-        final = self.path_of(digest)
-        os.chmod(tmp, 0o444)  # objects are immutable; make accidental edits fail
-        try:
-            os.replace(tmp, final)
-        except FileNotFoundError:  # first object under this prefix
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            os.replace(tmp, final)
+        _move_into_place(tmp, self.path_of(digest))
 
     def flush(self) -> None:
         """Make the objects durable with one filesystem sync (not one fsync per object)
@@ -495,11 +483,11 @@ class ObjectLocation:
             _syncfs(self._path("objects"))
 
     def delete(self, digest: str) -> None:
-        with backend_errors(f"cannot delete object {digest}"):
-            try:
-                self.fs.rm_file(self.path_of(digest))
-            except FileNotFoundError:
-                pass
+        self._remove(self.path_of(digest), f"object {digest}")
+
+    def _remove(self, path: str, what: str) -> None:
+        with backend_errors(f"cannot delete {what}"), contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(path)
 
     def clean_tmp(self, older_than: float) -> list[str]:
         """Remove in-flight files left by crashed local writers, older than ``older_than`` s."""
@@ -563,6 +551,17 @@ class ObjectLocation:
                     return hash_stream(f)[0]
             except FileNotFoundError:
                 return None
+
+
+def _move_into_place(tmp: str, final: str) -> None:
+    """Publish a finished local file under its final name, read-only (stored files are
+    immutable; accidental edits fail), creating its prefix folder on first use."""
+    os.chmod(tmp, 0o444)
+    try:
+        os.replace(tmp, final)
+    except FileNotFoundError:  # first file under this prefix
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(tmp, final)
 
 
 def _missing(url: str, digest: str, name: str) -> ObjectNotFound:
