@@ -39,6 +39,7 @@ from lineage_graph import Graph, generate, load
 import forebear
 from forebear.db import traversal
 from forebear.db.engine import ensure_schema, make_engine
+from forebear.objects import ObjectLocation
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -97,9 +98,10 @@ def bench(label: str, url: str, graph: Graph, repeat: int) -> dict[str, Any]:
     engine = make_engine(url)
     ensure_schema(engine)
     began = time.perf_counter()
-    load(engine, graph)
+    store_id = load(engine, graph)
     load_s = time.perf_counter() - began
     objects = tempfile.mkdtemp(prefix="forebear-bench-objects-")
+    ObjectLocation(objects).ensure_format(store_id)
     store = forebear.Store(url, objects)
     rng = random.Random(7)
     with Session(engine) as session:

@@ -11,11 +11,20 @@ Used by `benchmarks/lineage_bench.py` (about a million edges) and by the tests (
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, insert, text
 
-from forebear.db.schema import ArtifactRow, EdgeRow, ProjectRow, RunRow, VersionRow, utcnow
+from forebear.db.schema import (
+    ArtifactRow,
+    EdgeRow,
+    ProjectRow,
+    RunRow,
+    StoreInfoRow,
+    VersionRow,
+    utcnow,
+)
 
 
 @dataclass
@@ -78,10 +87,14 @@ def run_id(pk: int) -> str:
     return text
 
 
-def load(engine: Engine, graph: Graph, batch: int = 20_000) -> None:
-    """Insert the graph as one project of single-version artifacts, in one transaction."""
+def load(engine: Engine, graph: Graph, batch: int = 20_000) -> str:
+    """Insert the graph as one project of single-version artifacts, in one transaction;
+    returns the store id recorded with it (an object location opened with this catalog
+    must carry the same id: its synthetic versions have no objects to recognise it by)."""
     now = utcnow()
+    store_id = uuid.uuid4().hex
     with engine.begin() as connection:
+        connection.execute(insert(StoreInfoRow), [{"key": "store_id", "value": store_id}])
         connection.execute(insert(ProjectRow), [{"id": 1, "name": "bench", "created_at": now}])
 
         def chunks(rows: list[dict[str, object]], table: object) -> None:
@@ -125,3 +138,4 @@ def load(engine: Engine, graph: Graph, batch: int = 20_000) -> None:
         # (so index-only scans need not visit the table).
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
+    return store_id

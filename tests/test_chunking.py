@@ -3,6 +3,7 @@ corruption, gc, push/pull, and stores written before chunking."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -25,7 +26,7 @@ SMALL = Chunking.around(avg_size=16 << 10, threshold=256 << 10)
 
 
 def chunk_objects(store: forebear.Store, version: forebear.ArtifactVersion) -> ChunkList:
-    lists = store._chunk_lists(version.iter_entries())
+    lists = store.content.chunk_lists(version.iter_entries())
     assert len(lists) == 1, "expected exactly one chunked file"
     return next(iter(lists.values()))
 
@@ -139,13 +140,13 @@ def test_a_byte_range_reads_only_the_chunks_it_needs(
         version = run.log_artifact(table, name="table")
     chunks = chunk_objects(chunked, version)
     opened: list[str] = []
-    real_open = chunked.objects.open
+    real_stream = chunked.objects.stream  # every read of a stored object goes through it
 
     def counting(digest: str, label: str | None = None):  # type: ignore[no-untyped-def]
         opened.append(digest)
-        return real_open(digest, label)
+        return real_stream(digest, label)
 
-    monkeypatch.setattr(chunked.objects, "open", counting)
+    monkeypatch.setattr(chunked.objects, "stream", counting)
     start = 2_000_000
     with version.open("rows.bin") as stream:
         stream.seek(start)
@@ -288,8 +289,9 @@ def test_gc_keeps_shared_chunks_and_removes_orphans(
     orphan = chunked.objects.put_bytes(b"a chunk of a version never committed" * 100)
     unused = ChunkList("ab" * 16, 3600, (orphan,), (3600,), SMALL)
     chunked.objects.put_chunk_list(unused.digest, unused.to_bytes())
-    assert set(chunked.gc(dry_run=True)) == {orphan, unused.digest}
-    assert set(chunked.gc()) == {orphan, unused.digest}
+    assert set(chunked.gc(dry_run=True)) == set()  # younger than the grace period
+    assert set(chunked.gc(dry_run=True, grace=dt.timedelta(0))) == {orphan, unused.digest}
+    assert set(chunked.gc(grace=dt.timedelta(0))) == {orphan, unused.digest}
     assert stored_objects(chunked) == kept
     assert chunked.objects.read_chunk_list(unused.digest) is None
     assert chunked.verify() == []
@@ -324,7 +326,7 @@ def test_push_and_pull_send_only_missing_chunks(
         pulled = other.artifact(report.versions["p/table:v1"])  # numbered by this store
         assert other.verify() == []
         assert pulled.open("rows.bin").read() == path.read_bytes()
-        assert other._chunk_lists(pulled.iter_entries())  # still chunks, not one object
+        assert other.content.chunk_lists(pulled.iter_entries())  # still chunks, not one object
 
 
 # -- stores written before chunking ------------------------------------------------------
@@ -348,7 +350,7 @@ def test_a_store_written_before_chunking_reads_unchanged(table: Path, tmp_path: 
         version = store.artifact("fixture/big")
         digest = version.entry("rows.bin").digest
         assert digest is not None and store.objects.has(digest)
-        assert store._chunk_lists(version.iter_entries()) == {}
+        assert store.content.chunk_lists(version.iter_entries()) == {}
         assert version.open("rows.bin").read() == data
         assert (version.download(tmp_path / "out") / "rows.bin").read_bytes() == data
         assert store.verify() == []
@@ -357,13 +359,13 @@ def test_a_store_written_before_chunking_reads_unchanged(table: Path, tmp_path: 
             copied = run.log_artifact(table, name="copy")  # found whole: not cut again
         assert again.version == version.version
         assert copied.new_bytes == 0
-        assert store._chunk_lists(copied.iter_entries()) == {}
+        assert store.content.chunk_lists(copied.iter_entries()) == {}
         assert format_version() == 1  # nothing chunked yet: older forebears still read it
         with path.open("ab") as f:
             f.write(b"new rows\n" * 1000)
         with forebear.init(project="fixture", store=store) as run:
             changed = run.log_artifact(table, name="big")
-        assert store._chunk_lists(changed.iter_entries())
+        assert store.content.chunk_lists(changed.iter_entries())
         assert format_version() == 2  # older forebears now refuse it instead of misreading
         assert store.verify() == []
         assert changed.open("rows.bin").read() == path.read_bytes()

@@ -310,13 +310,19 @@ def test_gc_dry_run_then_delete(data: Path, tmp_path: Path) -> None:
         orphan_path = Path(store.objects.path_of(orphan))
     assert orphan_path.exists()
 
-    done = ok("gc", "--dry-run")
+    young = ok("gc", "--dry-run")  # the orphan is younger than the default grace period
+    assert "would remove 0" in young.stdout
+    assert "kept 1 younger than 1 week" in young.stdout
+    done = ok("gc", "--dry-run", "--grace", "0")
     assert "would remove 1" in done.stdout
     assert orphan_path.exists()
-    assert ok_json("gc", "--dry-run") == {"dry_run": True, "objects": [orphan]}
+    report = ok_json("gc", "--dry-run", "--grace", "0")
+    assert (report["dry_run"], report["objects"], report["kept_young"]) == (True, [orphan], 0)
+    assert report["bytes"] == len(b"left behind by a crashed writer")
     assert orphan_path.exists()
 
-    assert ok_json("gc") == {"dry_run": False, "objects": [orphan]}
+    report = ok_json("gc", "--grace", "0s")
+    assert (report["dry_run"], report["objects"]) == (False, [orphan])
     assert not orphan_path.exists()
     # what versions reference is kept
     dest = tmp_path / "dest"

@@ -3,6 +3,7 @@ on a real SQLite file and a local folder."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -63,8 +64,16 @@ WRITER = textwrap.dedent(
 )
 
 
+NO_GRACE = dt.timedelta(0)  # collect leftovers at once, however young
+
+
 def start_writer(
-    store_dir: Path, data_dir: Path, name: str, pause_at: str = "none", ready: Path | None = None
+    store_dir: Path,
+    data_dir: Path,
+    name: str,
+    pause_at: str = "none",
+    ready: Path | None = None,
+    **env: str,
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -77,7 +86,7 @@ def start_writer(
             pause_at,
             str(ready or "-"),
         ],
-        env=clean_env(),
+        env=clean_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -158,11 +167,12 @@ def test_sigkill_mid_log_leaves_no_partial_version_and_rerun_reuses_objects(
 
     # gc removes only garbage: a stray object goes, every referenced one stays
     stray = store.objects.put_bytes(b"left over by some crashed work")
-    assert store.gc(dry_run=True) == [stray]
+    assert store.gc(dry_run=True).objects == []  # younger than the grace period: kept
+    assert store.gc(dry_run=True, grace=NO_GRACE).objects == [stray]
     assert store.objects.has(stray)
-    assert store.gc() == [stray]
+    assert store.gc(grace=NO_GRACE).objects == [stray]
     assert not store.objects.has(stray)
-    assert store.gc() == []
+    assert store.gc(grace=NO_GRACE).objects == []
     assert store.verify() == []
     assert (
         version.download(tmp_path / "out").joinpath("part-000.bin").read_bytes()
@@ -176,16 +186,25 @@ def test_gc_keeps_objects_of_a_live_writer_and_collects_them_once_it_died(
     store_dir = tmp_path / "store"
     data = make_dataset(tmp_path / "data", 6, 4096, "live")
     ready = tmp_path / "ready"
-    writer = start_writer(store_dir, data, "ds", "store:2", ready)
+    # a short lease, renewed every half second while the writer lives
+    writer = start_writer(store_dir, data, "ds", "store:2", ready, FOREBEAR_LEASE_SECONDS="2")
     wait_ready(writer, ready)
     store = forebear.open(store_dir)
     in_flight = set(store.objects.iter_digests())
     assert len(in_flight) == 2
     try:
-        assert store.gc() == []  # the writer is alive: its objects are not garbage
-        assert set(store.objects.iter_digests()) == in_flight
+        # the writer is alive: its objects are not garbage, however long gc waits
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            assert store.gc(grace=NO_GRACE).objects == []
+            assert set(store.objects.iter_digests()) == in_flight
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.communicate(timeout=30)
-    assert store.gc() == sorted(in_flight)  # now they are leftovers of crashed work
+    # once its lease runs out, they are leftovers of crashed work
+    deadline = time.monotonic() + 120
+    while not (collected := store.gc(grace=NO_GRACE).objects):
+        assert time.monotonic() < deadline, "the dead writer's lease never expired"
+        time.sleep(0.1)
+    assert collected == sorted(in_flight)
     assert list(store.objects.iter_digests()) == []

@@ -4,6 +4,7 @@ process was doing must complete when run again."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import random
 import signal
@@ -22,7 +23,7 @@ from .conftest import clean_env
 # Runs one kind of work in a loop until killed. Every iteration makes new content.
 WORKER = textwrap.dedent(
     """
-    import itertools, os, sys
+    import datetime, itertools, os, sys
     from pathlib import Path
     import forebear
 
@@ -42,7 +43,7 @@ WORKER = textwrap.dedent(
         elif op == "push":
             store.push(target)
         elif op == "gc":
-            store.gc()
+            store.gc(grace=datetime.timedelta(0))
     """
 )
 
@@ -91,7 +92,7 @@ def campaign(store: forebear.Store, env: dict[str, str], work: Path, kills: int,
             with forebear.init(project="p", store=store) as run:
                 run.log_artifact(folder, name="ds")
     store.push(mirror)
-    store.gc()
+    store.gc(grace=datetime.timedelta(0))
     check_whole(store, mirror)
 
 
@@ -135,7 +136,7 @@ def test_gc_in_a_loop_beside_live_writers(tmp_path: Path, writers: int) -> None:
         collections = 0
         try:
             while time.monotonic() < deadline:
-                store.gc()
+                store.gc(grace=datetime.timedelta(0))
                 collections += 1
                 for proc in procs:
                     assert proc.poll() is None, proc.communicate()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .db.catalog import VersionData
 from .errors import InvalidInput, InvalidPath
+from .jsonvalues import check_json
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
 from .paths import check_name, check_text, normalise_entry_path
 from .references import describe_reference
@@ -56,7 +57,7 @@ class Artifact:
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput(f"metadata must be a dict, not {type_name(metadata)}")
         self.metadata: dict[str, Any] = dict(metadata or {})
-        _check_json(self.metadata, "metadata")
+        check_json(self.metadata, "metadata")
         # rows: (path, folder index or None, local path, digest, size, uri, etag); a file
         # added with a folder stores its path relative to _folders[index], one added alone
         # its absolute path as bytes (a folder's name may not be valid UTF-8)
@@ -214,15 +215,6 @@ def type_name(value: object) -> str:
     return value.__class__.__name__
 
 
-def _check_json(value: Any, what: str) -> None:
-    import json
-
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{what} must be JSON-serialisable (finite numbers): {exc}") from exc
-
-
 class ArtifactVersion:
     """One immutable version of an artifact, e.g. ``iris-rf:v0``."""
 
@@ -324,7 +316,7 @@ class ArtifactVersion:
     @property
     def manifest(self) -> Manifest:
         if self._manifest is None:
-            self._manifest = self._store._manifest_of(self._data)
+            self._manifest = self._store.content.manifest(self._data.id)
         return self._manifest
 
     def files(self) -> list[str]:
@@ -336,7 +328,7 @@ class ArtifactVersion:
         if self._manifest is not None:
             end = None if limit is None else start + limit
             return list(self._manifest.entries[start:end])
-        return self._store._entries(self._data, start, limit)
+        return self._store.content.entries(self._data.id, start, limit)
 
     def iter_entries(self) -> Iterator[ManifestEntry]:
         """Every entry in path order, read from the catalog a page at a time: memory stays
@@ -344,7 +336,7 @@ class ArtifactVersion:
         if self._manifest is not None:
             yield from self._manifest
             return
-        for page in self._store._entry_pages(self._data):
+        for page in self._store.content.entry_pages(self._data.id):
             yield from page
 
     def entry(self, path: str) -> ManifestEntry:
@@ -375,7 +367,7 @@ class ArtifactVersion:
     def open(self, path: str) -> BinaryIO:
         """A binary stream of one entry, verified against its digest as it is read."""
         entry = self.entry(path)
-        return self._store._open_entry(f"{self.ref} {entry.path}", entry)
+        return self._store.content.open_entry(f"{self.ref} {entry.path}", entry)
 
     def diff(self, other: ArtifactVersion) -> Diff:
         """How to get from this version to ``other``: paths added, removed and modified."""

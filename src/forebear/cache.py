@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IntegrityError, InvalidInput
+from .destination import Target, place_object
+from .errors import IntegrityError
 from .hashing import Progress, hash_bytes
-from .objects import TRANSFER_WORKERS, ObjectLocation, place_verified
-
-DEFAULT_MAX_BYTES = 10 * 1000**3
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``"500MB"``, ``"10GiB"``, ``"2g"`` or a plain number of bytes."""
-    found = _SIZE_RE.match(text)
-    if not found:
-        raise InvalidInput(f"invalid size {text!r}: use a number of bytes or e.g. '10GB', '512MiB'")
-    number, unit, binary = found.groups()
-    power = "kmgt".index(unit.lower()) + 1 if unit else 0
-    return int(float(number) * (1024 if binary else 1000) ** power)
+from .objects import TRANSFER_WORKERS, ObjectLocation
 
 
 @dataclass(frozen=True)
@@ -43,7 +30,7 @@ class CacheUsage:
 
 
 class ObjectCache:
-    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
 
@@ -73,7 +60,7 @@ class ObjectCache:
         missing = sorted(d for d in wanted if not self.path_of(d).is_file())
 
         def fetch(digest: str) -> None:
-            location.get_file(digest, self.path_of(digest), label=wanted[digest])
+            self._fetch(location, digest, wanted[digest])
 
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             for _ in pool.map(fetch, missing):
@@ -85,7 +72,7 @@ class ObjectCache:
         cached = self.path_of(digest)
         for _attempt in (1, 2):
             if not cached.is_file():
-                location.get_file(digest, cached, label=label)
+                self._fetch(location, digest, label)
             data = cached.read_bytes()
             if hash_bytes(data) == digest:
                 os.utime(cached)  # most recently used
@@ -93,23 +80,27 @@ class ObjectCache:
             cached.unlink(missing_ok=True)
         raise IntegrityError(f"{label}: the downloaded copy of object {digest} is corrupted")
 
+    def _fetch(self, location: ObjectLocation, digest: str, label: str | None) -> None:
+        """Download one object into the cache, atomically, checked on the way."""
+        location.get_file(digest, self.path_of(digest), label=label)
+
     def copy_out(
         self,
         location: ObjectLocation,
         digest: str,
-        dest: str | os.PathLike[str],
+        target: Target,
         progress: Progress | None = None,
         label: str | None = None,
         link: str = "copy",
     ) -> None:
-        """Place an object from the cache at ``dest`` (see `links.LINK_TYPES`), verified; a
-        cached copy that fails the check is replaced by a fresh download first."""
+        """Place an object from the cache at ``target`` (see `links.LINK_TYPES`), verified;
+        a cached copy that fails the check is replaced by a fresh download first."""
         cached = self.path_of(digest)
         for attempt in (1, 2):
             if not cached.is_file():
-                location.get_file(digest, cached, label=label)
+                self._fetch(location, digest, label)
             try:
-                place_verified(cached, dest, digest, link, progress, label)
+                place_object(target, str(cached), digest, link, progress, label)
             except IntegrityError:
                 cached.unlink(missing_ok=True)
                 if attempt == 2:

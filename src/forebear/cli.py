@@ -16,6 +16,7 @@ import click
 
 from .errors import ForebearError
 from .links import LINK_TYPES
+from .units import human_size
 
 if TYPE_CHECKING:
     from .store import Store
@@ -44,15 +45,6 @@ def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 def describe_chunking(chunking: dict[str, Any]) -> str:
     return (
         f"files of {human_size(chunking['threshold'])} or more, in chunks of "
@@ -71,14 +63,16 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def parse_metadata(pairs: Sequence[str]) -> dict[str, Any]:
+    from . import jsonvalues
+
     metadata: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--metadata")
         try:
-            metadata[key] = json.loads(raw)
-        except ValueError:
+            metadata[key] = jsonvalues.loads(raw, f"--metadata {key}")
+        except json.JSONDecodeError:  # not JSON: kept as text
             metadata[key] = raw
     return metadata
 
@@ -95,6 +89,10 @@ def cli(ctx: click.Context, db: str | None, objects: str | None) -> None:
 
     Without --db/--objects the store is FOREBEAR_DIR, else ./.forebear/.
     """
+    from .context import never_record, url_password
+
+    for url in (db, objects):  # whatever they hold, a run's context never records them
+        never_record(url_password(url))
     ctx.obj = Context(db, objects)
 
 
@@ -478,16 +476,23 @@ def verify(obj: Context, ref: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option(
+    "--grace",
+    default="7d",
+    show_default=True,
+    help="Keep unreferenced objects younger than this (e.g. 12h, 7d; 0 for none).",
+)
 @json_option
 @pass_context
-def gc(obj: Context, dry_run: bool, as_json: bool) -> None:
-    """Delete objects no committed version references."""
-    removed = obj.store.gc(dry_run=dry_run)
+def gc(obj: Context, dry_run: bool, grace: str, as_json: bool) -> None:
+    """Delete objects no committed version references, once older than the grace period."""
+    from .units import parse_duration
+
+    report = obj.store.gc(dry_run=dry_run, grace=parse_duration(grace))
     if as_json:
-        emit_json({"dry_run": dry_run, "objects": removed})
+        emit_json(report.to_dict())
         return
-    verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {len(removed)} unreferenced objects")
+    click.echo(report.describe())
 
 
 def _transfer_command(direction: str) -> Any:
@@ -537,7 +542,7 @@ pull = _transfer_command("pull")
 @pass_context
 def cache(obj: Context, prune: bool, max_size: str | None, clear: bool, as_json: bool) -> None:
     """Show (or prune) the local cache of objects downloaded from a remote store."""
-    from .cache import parse_size
+    from .units import parse_size
 
     store = obj.store
     removed = None
@@ -568,15 +573,21 @@ def cache(obj: Context, prune: bool, max_size: str | None, clear: bool, as_json:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Another host name the UI answers to, e.g. behind a proxy (repeatable).",
+)
 @pass_context
-def ui(obj: Context, host: str, port: int) -> None:
+def ui(obj: Context, host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
     """Browse artifacts, versions, runs and lineage in a local, read-only web page."""
     from .web.app import check_address, serve
 
     store = obj.store
     check_address(host, port)
     click.echo(f"forebear UI for {store.objects_url} on http://{host}:{port}/ (Ctrl-C to stop)")
-    serve(store, host=host, port=port)
+    serve(store, host=host, port=port, allowed_hosts=allowed_hosts)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -7,18 +7,52 @@ Credentials never live here: they come from each backend's own environment and f
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import DEFAULT_MAX_BYTES, parse_size
 from .errors import InvalidInput, StoreError
+from .units import parse_size
 
+# The local cache of remote objects holds at most this much unless told otherwise.
+DEFAULT_CACHE_BYTES = 10 * 1000**3
 DEFAULT_DIR = ".forebear"
 DB_FILE = "meta.db"
 CONFIG_FILE = "forebear.toml"
+
+
+# How long a writer's hold on the objects it stores lasts unless renewed (it is renewed
+# four times per period while the writer works).
+DEFAULT_LEASE_SECONDS = 600.0
+# How often a running run tells the catalog it is alive; one silent for three periods has
+# crashed.
+DEFAULT_HEARTBEAT_SECONDS = 60.0
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise InvalidInput(f"{variable}={text!r} is not a number of seconds above 0")
+    return value
+
+
+def lease_duration() -> dt.timedelta:
+    """A writer's lease (``FOREBEAR_LEASE_SECONDS``, default 10 minutes)."""
+    return dt.timedelta(seconds=_seconds("FOREBEAR_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+
+
+def heartbeat_interval() -> float:
+    """Seconds between a run's heartbeats (``FOREBEAR_HEARTBEAT_SECONDS``, default 60)."""
+    return _seconds("FOREBEAR_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -143,7 +177,7 @@ def resolve(
     if cache is None:
         cache = Path(objects) / "cache" if local is not None else user_cache_dir()
     size = os.environ.get("FOREBEAR_CACHE_SIZE")
-    max_bytes = parse_size(size) if size else DEFAULT_MAX_BYTES
+    max_bytes = parse_size(size) if size else DEFAULT_CACHE_BYTES
     return StoreSettings(db, objects, Path(cache).resolve(), max_bytes)
 
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+from .liveness import process_identity
+
 
 def git_state(cwd: str | None = None) -> dict[str, Any] | None:
     """Commit and dirty flag of the git work tree around ``cwd``, or None outside git."""
@@ -36,12 +38,70 @@ def git_state(cwd: str | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status)}
 
 
-_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@\s/]+@")
+# scheme://user:password@host: everything between the user's colon and the last "@" of
+# the URL is hidden, so passwords holding "/" or "@" are hidden whole (a URL with a colon
+# and an "@" later in its path loses that part too: too much hidden beats too little)
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/]*:)\S*@")
+_AUTHORIZATION = re.compile(r"(authorization\s*:\s*)\S.*", re.IGNORECASE)
+# options whose values are secrets: --api-key=..., --token ..., --password ...
+_SECRET_OPTION = re.compile(
+    r"^(--?[A-Za-z0-9_.-]*(?:token|key|passw|secret|auth|credential)[A-Za-z0-9_.-]*)(=.*)?$",
+    re.IGNORECASE,
+)
+REDACTED = "***"
+_known_secrets: set[str] = set()
+
+
+def never_record(secret: str | None) -> None:
+    """Make every later capture hide this exact text (the CLI registers the passwords of
+    its own --db and --objects URLs, whatever characters they hold)."""
+    if secret:
+        _known_secrets.add(secret)
+
+
+def url_password(url: str | None) -> str | None:
+    """The password of ``scheme://user:password@host/...`` (up to its last "@"), or None."""
+    if not url or "://" not in url:
+        return None
+    userinfo = url.split("://", 1)[1].rpartition("@")[0]
+    _user, colon, password = userinfo.partition(":")
+    return password if colon and password else None
 
 
 def redact_secrets(text: str) -> str:
-    """Hide passwords in URLs (``scheme://user:secret@host``) before anything is stored."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
+    """Hide passwords in URLs (``scheme://user:secret@host``), ``Authorization:`` values
+    and registered secrets before anything is stored."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
+    return _AUTHORIZATION.sub(rf"\1{REDACTED}", text)
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """A command line with its secrets hidden: URL passwords, ``Authorization:`` headers,
+    and the values of options named like secrets (``--*token*``, ``--*key*``,
+    ``--password``, ``--*secret*``, ``--*auth*``, ``--*credential*``), given as
+    ``--opt=value`` or ``--opt value``."""
+    redacted: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if not isinstance(arg, str):
+            arg = str(arg)
+        if hide_next:
+            hide_next = False
+            if not arg.startswith("-"):
+                redacted.append(REDACTED)
+                continue
+        option = _SECRET_OPTION.match(arg)
+        if option:
+            if option.group(2):
+                redacted.append(f"{option.group(1)}={REDACTED}")
+            else:
+                redacted.append(arg)
+                hide_next = True
+            continue
+        redacted.append(redact_secrets(arg))
+    return redacted
 
 
 def installed_packages() -> dict[str, str]:
@@ -82,10 +142,11 @@ def capture() -> dict[str, Any]:
     """A JSON-serialisable description of this process, stored with its run."""
     return {
         "git": git_state(),
-        "argv": [redact_secrets(arg) for arg in sys.argv],
+        "argv": redact_argv(list(sys.argv)),
         "cwd": os.getcwd(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        **process_identity(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": installed_packages(),

@@ -48,7 +48,28 @@ def fingerprint(
     progress: Progress | None = None,
 ) -> list[Fingerprint]:
     """The digest of each file (whose `stat_file` is given), reading only the files the
-    stat cache cannot vouch for."""
+    stat cache cannot vouch for; a file that cannot be read, or changed while it was
+    hashed, raises."""
+    found = _fingerprint(paths, stats, cache, progress, tolerant=False)
+    return [f for f in found if f is not None]
+
+
+def fingerprint_if_readable(
+    paths: Sequence[str], stats: Sequence[FileStat], cache: StatCache | None
+) -> list[Fingerprint | None]:
+    """`fingerprint`, with None for a file that cannot be read or changed meanwhile (for
+    files whose digest is only compared, never recorded)."""
+    return _fingerprint(paths, stats, cache, None, tolerant=True)
+
+
+def _fingerprint(
+    paths: Sequence[str],
+    stats: Sequence[FileStat],
+    cache: StatCache | None,
+    progress: Progress | None,
+    *,
+    tolerant: bool,
+) -> list[Fingerprint | None]:
     known = cache.lookup(stats) if cache is not None else [None] * len(paths)
     todo = [i for i, digest in enumerate(known) if digest is None]
     if progress is not None:
@@ -56,14 +77,20 @@ def fingerprint(
     began_ns = time.time_ns()
     names = [paths[i] for i in todo]
     hashed = hash_files(names, [stats[i].size for i in todo], progress)
-    fresh: dict[int, Fingerprint] = {}
+    fresh: dict[int, Fingerprint | None] = {}
     for index, result in zip(todo, hashed, strict=True):
-        if isinstance(result, str):
-            raise InvalidPath(f"cannot read {paths[index]!r}: {result}")
-        check_unchanged(paths[index], stats[index], result[1])
+        try:
+            if isinstance(result, str):
+                raise InvalidPath(f"cannot read {paths[index]!r}: {result}")
+            check_unchanged(paths[index], stats[index], result[1])
+        except (InvalidPath, IntegrityError):
+            if not tolerant:
+                raise
+            fresh[index] = None
+            continue
         fresh[index] = Fingerprint(result[0], result[1], stats[index])
     if cache is not None:
-        cache.remember((f.stat, f.digest, began_ns) for f in fresh.values())
+        cache.remember((f.stat, f.digest, began_ns) for f in fresh.values() if f is not None)
     return [
         fresh[i] if digest is None else Fingerprint(digest, stats[i].size, stats[i])
         for i, digest in enumerate(known)

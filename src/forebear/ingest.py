@@ -4,11 +4,12 @@ in path-ordered batches, never all at once.
 1. `prepare` stats and fingerprints each batch of files (the stat cache first, then every
    core), writes the canonical manifest as it goes, hashing it on the way, and spools each
    entry with what storing it will need.
-2. `store_objects` (only for content no committed version has): batch by batch, registers
-   the objects as pending, asks the location which it lacks, stores those, and checks
-   that every file is still as it was when it was hashed. Large files are cut into
-   content-defined chunks and only the chunks the location lacks are stored; a large file
-   already stored (whole, or in chunks by a committed version) is not cut at all.
+2. `store_objects`: batch by batch, registers the objects as pending, asks the location
+   which it lacks (or holds with the wrong size), stores those, and checks that every file
+   is still as it was when it was hashed. Large files are cut into content-defined chunks
+   and only the chunks the location lacks are stored; a large file already stored (whole,
+   or in chunks by a committed version) is not cut at all. Content that a committed
+   version has already is only checked, and what went missing is stored again.
 3. `Prepared.entries` and `Prepared.chunk_lists` stream the entries and the new chunk lists
    again, for the catalog's batched insert.
 """
@@ -20,12 +21,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from . import progress
 from .artifacts import Artifact, PendingFile
 from .chunking import Chunking, ChunkList, ChunkRange, cut_file
 from .fingerprint import check_unchanged, fingerprint, stat_file
+from .hash_workers import hash_files
 from .manifest import ManifestEntry, ManifestWriter
 from .objects import TRANSFER_WORKERS, ObjectLocation
 from .spool import Spool
@@ -126,21 +128,38 @@ def _fingerprint_batch(
     return rows
 
 
+class Catalog(NamedTuple):
+    """What storing objects asks the catalog: which files are stored in chunks already
+    (their chunk lists), and which objects committed versions need (so they are known to
+    have been complete and durable)."""
+
+    chunk_lists: Callable[[list[str]], dict[str, ChunkList]]
+    committed: Callable[[list[str]], set[str]]
+
+
 def store_objects(
     prepared: Prepared,
     objects: ObjectLocation,
     register: Callable[[list[str]], None],
-    known_chunked: Callable[[list[str]], dict[str, ChunkList]],
+    catalog: Catalog,
     chunking: Chunking,
     label: str,
     show: bool,
+    *,
+    relog: bool = False,
 ) -> None:
     """Store the objects the location lacks, batch by batch, each registered as pending
     (through ``register``) before it is written, then the manifest itself.
 
     Files of ``chunking.threshold`` bytes or more are stored as chunks, unless the location
-    holds them whole already. A file whose chunk list a committed version recorded
-    (``known_chunked``) is not cut again: only chunks gone missing are stored again.
+    holds them whole already. A file whose chunk list a committed version recorded is not
+    cut again: only chunks gone missing are stored again. An object found stored counts
+    only with the right size, and a local one no committed version needs (a leftover of a
+    failed log) only once its bytes hash to its name.
+
+    ``relog``: a version with this content is committed, so every object it needs should be
+    stored; they are only checked (no registration, nothing cut), and those gone missing
+    are stored again.
     """
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
         for batch in prepared.rows.batches(BATCH):
@@ -154,33 +173,77 @@ def store_objects(
                 files.append((local_path, FileStat(device, inode, size, mtime, ctime)))
             if not sources:
                 continue
-            register(list(sources))
-            present = objects.has_many(sources)
-            absent = {d: source for d, source in sources.items() if d not in present}
-            large = [d for d, (_, size) in absent.items() if chunking.applies_to(size)]
+            large = [d for d, (_, size) in sources.items() if chunking.applies_to(size)]
+            known = catalog.chunk_lists(large) if large else {}
+            whole_sizes = {d: size for d, (_, size) in sources.items() if d not in known}
+            if not relog:
+                register(list(sources))
+            present = _trusted(objects, objects.present(whole_sizes), catalog, relog)
+            absent = {d: sources[d] for d in whole_sizes if d not in present}
+            if relog and absent:
+                register(list(absent))
             whole = [(p, d) for d, (p, size) in absent.items() if not chunking.applies_to(size)]
-            expect(sum(sources[d][1] for _, d in whole))
+            expect(sum(absent[d][1] for _, d in whole))
             objects.put_files(whole, tick)
-            prepared.new_bytes += sum(sources[d][1] for _, d in whole)
-            known = known_chunked(large) if large else {}
+            prepared.new_bytes += sum(absent[d][1] for _, d in whole)
             if known:
-                chunked = [(absent[d][0], chunks) for d, chunks in known.items()]
-                prepared.new_bytes += _store_chunks(objects, chunked, tick, expect)
-            to_cut = [(absent[d][0], d) for d in large if d not in known and d not in prepared.cut]
+                chunked = [(sources[d][0], chunks) for d, chunks in known.items()]
+                prepared.new_bytes += _store_chunks(
+                    objects, chunked, register, catalog, True, tick, expect
+                )
+            to_cut = [
+                (absent[d][0], d)
+                for d in absent
+                if chunking.applies_to(absent[d][1]) and d not in prepared.cut
+            ]
             for group in _groups(to_cut, absent):
                 expect(sum(absent[d][1] for _, d in group))
                 cut = _cut_files(group, chunking, tick)
                 register([d for _, chunks in cut for d in chunks.digests])
-                prepared.new_bytes += _store_chunks(objects, cut, tick, expect)
+                prepared.new_bytes += _store_chunks(
+                    objects, cut, register, catalog, False, tick, expect
+                )
                 for _, chunks in cut:
                     objects.put_chunk_list(chunks.digest, chunks.to_bytes())
                     prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
             for local_path, stat in files:  # unchanged since they were hashed
                 check_unchanged(local_path, stat)
-    register([prepared.digest])
-    if not objects.has(prepared.digest):
+    size = prepared.manifest.seek(0, os.SEEK_END)
+    if not relog:
+        register([prepared.digest])
+    manifest = _trusted(objects, objects.present({prepared.digest: size}), catalog, relog)
+    if not manifest:
+        if relog:
+            register([prepared.digest])
         prepared.manifest.seek(0)
         objects.put_stream(prepared.manifest, prepared.digest, source="the manifest")
+
+
+def _trusted(
+    objects: ObjectLocation, present: set[str], catalog: Catalog, committed: bool
+) -> set[str]:
+    return present if committed else trusted(objects, present, catalog.committed)
+
+
+def trusted(
+    objects: ObjectLocation, present: set[str], committed: Callable[[list[str]], set[str]]
+) -> set[str]:
+    """The objects among ``present`` (stored with the right size) that a writer may rely
+    on. A remote object is judged by its size. A local one that no committed version needs
+    was left by a writer that failed (maybe before its objects were durable): it is relied
+    on only if its bytes still hash to its name, and otherwise stored again."""
+    if not objects.is_local or not present:
+        return present
+    suspects = sorted(present - committed(sorted(present)))
+    if not suspects:
+        return present
+    results = hash_files([objects.path_of(d) for d in suspects], [0] * len(suspects))
+    bad = {
+        digest
+        for digest, found in zip(suspects, results, strict=True)
+        if isinstance(found, str) or found[0] != digest
+    }
+    return present - bad
 
 
 # Large files cut before their chunks are stored: enough for one listing of the location to
@@ -219,17 +282,24 @@ def _cut_files(
 def _store_chunks(
     objects: ObjectLocation,
     files: list[tuple[str, ChunkList]],
+    register: Callable[[list[str]], None],
+    catalog: Catalog,
+    committed: bool,
     tick: Callable[[int], None],
     expect: Callable[[int], None],
 ) -> int:
     """Store the chunks of these (path, chunk list) files that the location lacks, each
-    re-hashed as it is copied from its file; returns the bytes stored."""
+    re-hashed as it is copied from its file; returns the bytes stored. ``committed``: the
+    chunk lists are committed, so their chunks need no registration unless missing."""
     first: dict[str, tuple[str, ChunkList, int]] = {}  # each chunk: where to copy it from
     for path, chunks in files:
         for index, digest in enumerate(chunks.digests):
             first.setdefault(digest, (path, chunks, index))
-    present = objects.has_many(first)
+    sizes = {d: chunks.sizes[i] for d, (_, chunks, i) in first.items()}
+    present = _trusted(objects, objects.present(sizes), catalog, committed)
     missing = [(d, where) for d, where in first.items() if d not in present]
+    if committed and missing:
+        register([d for d, _ in missing])
     new = sum(chunks.sizes[index] for _, (_, chunks, index) in missing)
     expect(new)
     descriptors: dict[str, int] = {}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Any
 
-from .errors import InvalidPath, StoreError
+from .errors import IntegrityError, InvalidPath, StoreError
 from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
-from .paths import normalise_entry_path
+from .paths import is_canonical_entry_path, normalise_entry_path
 
 MANIFEST_VERSION = 1
 # Entries handled at a time by downloads and verify (one catalog query for their chunk lists,
@@ -57,6 +58,32 @@ class ManifestEntry:
             uri=data.get("uri"),
             etag=data.get("etag"),
         )
+
+
+_DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def checked_entry(
+    path: str, digest: str | None, size: int, uri: str | None, etag: str | None
+) -> ManifestEntry:
+    """An entry read back from a catalog (or another store), checked again before anything
+    uses it: a catalog edited behind forebear's back must not make a download write outside
+    its destination or read an object under a malformed name."""
+    problem = None
+    if not isinstance(path, str) or not is_canonical_entry_path(path):
+        problem = "its path is not a safe relative path"
+    elif digest is not None and not (isinstance(digest, str) and _DIGEST_RE.match(digest)):
+        problem = f"its digest {digest!r} is malformed"
+    elif not isinstance(size, int) or size < 0:
+        problem = f"its size {size!r} is malformed"
+    elif uri is None and digest is None:
+        problem = "it names neither an object nor a reference"
+    if problem:
+        raise IntegrityError(
+            f"the catalog holds a malformed entry {path!r}: {problem}; it was changed outside "
+            "forebear, and is refused (restore the catalog from a backup)"
+        )
+    return ManifestEntry(path, digest, size, uri, etag)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,17 @@
 
 Layout under the location's root::
 
-    forebear.json                  format version + hash algorithm, checked on open
+    forebear.json                  format version, hash algorithm and store id, checked on open
     objects/<2 hex>/<30 hex>       one immutable blob per xxh3-128 digest
     chunklists/<2 hex>/<30 hex>    how the file with that digest is made of chunk objects
     tmp/                           in-flight local writes, renamed into objects/
 
-Objects are written atomically (a temporary file renamed into place on local disks, one PUT
-on object stores) and read back through a reader that checks the digest. This module knows
-nothing of artifacts, versions or runs.
+An object gets its final name only once every byte was written and the written bytes hash
+to that name: locally a temporary file, checked for its size and digest, is renamed into
+place; on object stores the upload is hashed as it streams and discarded before it
+completes if the bytes differ. An object that a writer relies on for deduplication must at
+least have the right size. Reads check every byte before handing it over (see `readers`).
+This module knows nothing of artifacts, versions or runs.
 """
 
 from __future__ import annotations
@@ -21,25 +24,25 @@ import io
 import json
 import os
 import re
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, NamedTuple
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from .destination import save_stream
 from .errors import (
     IntegrityError,
-    InvalidInput,
     ObjectNotFound,
     StoreError,
     StoreVersionError,
 )
 from .hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_bytes, hash_stream, new_hasher
-from .links import LINK_TYPES
+from .links import reflink
+from .readers import checked_at_end, verified_copy
 
 FORMAT_FILE = "forebear.json"
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
@@ -48,6 +51,7 @@ FORMAT_VERSION = 2  # 2: files may be stored as chunks (format 1 stores are read
 CHUNK_LISTS = "chunklists"
 _OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
+DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def object_key(digest: str) -> str:
@@ -69,7 +73,8 @@ def backend_errors(what: str) -> Iterator[None]:
             f"{what}: permission denied ({exc}); check the credentials or file permissions"
         ) from exc
     except OSError as exc:
-        raise StoreError(f"{what}: {exc}") from exc
+        hint = "; free some space and try again" if exc.errno == 28 else ""  # ENOSPC
+        raise StoreError(f"{what}: {exc}{hint}") from exc
     except Exception as exc:
         if type(exc).__module__.split(".")[0] in _BACKEND_PACKAGES:
             raise StoreError(f"{what}: {exc}") from exc
@@ -80,61 +85,21 @@ def backend_errors(what: str) -> Iterator[None]:
 _BACKEND_PACKAGES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs"}
 
 
-class VerifyingReader(io.RawIOBase):
-    """A read-only stream over one object that raises `IntegrityError` when it reaches the
-    end if the bytes read do not hash to the expected digest: bad bytes are never handed
-    over as good. After a seek, only whole-object reads from the start are checked."""
+class FormatInfo(NamedTuple):
+    """What ``forebear.json`` says: the format version and the id of the store it belongs
+    to (None in files written before stores had ids)."""
 
-    def __init__(self, raw: BinaryIO, digest: str, label: str) -> None:
-        super().__init__()
-        self._raw = raw
-        self._digest = digest
-        self._label = label
-        self._hasher = new_hasher()
-        self._sequential = True
-        self._checked = False
+    format_version: int
+    store_id: str | None
 
-    def readable(self) -> bool:
-        return True
 
-    def seekable(self) -> bool:
-        return True
+class StoredObject(NamedTuple):
+    """An object as a listing of the location sees it; ``modified`` in seconds since the
+    epoch (None where the backend does not say)."""
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        n = len(data)
-        view[:n] = data
-        if self._sequential:
-            if n:
-                self._hasher.update(data)
-            elif not self._checked and len(view):
-                self._checked = True
-                actual = self._hasher.hexdigest()
-                if actual != self._digest:
-                    raise IntegrityError(
-                        f"{self._label}: stored bytes hash to {actual}, expected "
-                        f"{self._digest}; the data is corrupted (run 'forebear verify')"
-                    )
-        return n
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        position = int(self._raw.seek(offset, whence))
-        if position == 0:
-            self._hasher = new_hasher()
-            self._sequential = True
-            self._checked = False
-        else:
-            self._sequential = False
-        return position
-
-    def tell(self) -> int:
-        return int(self._raw.tell())
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
+    digest: str
+    size: int
+    modified: float | None
 
 
 class ObjectLocation:
@@ -154,6 +119,7 @@ class ObjectLocation:
         self.root: str = root.rstrip("/") if root not in ("/", "") else root
         self.is_local = isinstance(fs, LocalFileSystem)
         self.format_version = FORMAT_VERSION
+        self.store_id: str | None = None
 
     def __repr__(self) -> str:
         return f"ObjectLocation({self.url!r})"
@@ -166,28 +132,21 @@ class ObjectLocation:
 
     # -- format file -------------------------------------------------------------------
 
-    def ensure_format(self) -> None:
-        """Create the format file if missing, else refuse a format this code cannot read."""
+    def read_format(self) -> FormatInfo | None:
+        """The location's format file, or None when there is none yet; refuses a format
+        this code cannot read."""
         path = self._path(FORMAT_FILE)
         with backend_errors(f"cannot open the object location {self.url!r}"):
             try:
-                raw = self.fs.cat_file(path)
+                raw = bytes(self.fs.cat_file(path))
             except FileNotFoundError:
-                raw = None
-            if raw is None:
-                try:
-                    self._create_format_file(path)
-                except FileNotFoundError as exc:
-                    raise StoreError(
-                        f"cannot create a store at {self.url!r}: its parent does not exist "
-                        f"({exc}); create the bucket or folder first"
-                    ) from exc
-                return
+                return None
         try:
             info = json.loads(raw)
             version = int(info["format_version"])
             algorithm = info["hash"]
-        except (ValueError, KeyError, TypeError) as exc:
+            store_id = info.get("store_id")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(
                 f"{path} is not a forebear format file; is {self.url!r} the right location?"
             ) from exc
@@ -201,18 +160,50 @@ class ObjectLocation:
                 f"the store at {self.url!r} uses hash {algorithm!r}; this forebear uses "
                 f"{HASH_ALGORITHM!r}"
             )
+        if store_id is not None and not (isinstance(store_id, str) and DIGEST_RE.match(store_id)):
+            raise StoreError(f"{path} holds an invalid store id {store_id!r}")
         self.format_version = version
+        self.store_id = store_id
+        return FormatInfo(version, store_id)
 
-    def _format_body(self) -> bytes:
-        body = {"format_version": FORMAT_VERSION, "hash": HASH_ALGORITHM}
+    def ensure_format(self, store_id: str | None = None) -> FormatInfo:
+        """Read the format file, creating it (with ``store_id``, else a new one) if missing;
+        concurrent creators agree on whichever file was written first."""
+        found = self.read_format()
+        if found is not None:
+            return found
+        path = self._path(FORMAT_FILE)
+        body = self._format_body(FORMAT_VERSION, store_id or uuid.uuid4().hex)
+        with backend_errors(f"cannot create a store at {self.url!r}"):
+            try:
+                self._create_once(path, body)
+            except FileNotFoundError as exc:
+                raise StoreError(
+                    f"cannot create a store at {self.url!r}: its parent does not exist "
+                    f"({exc}); create the bucket or folder first"
+                ) from exc
+        created = self.read_format()
+        if created is None:  # pragma: no cover - written just above
+            raise StoreError(f"cannot create a store at {self.url!r}")
+        return created
+
+    def record_store_id(self, store_id: str) -> None:
+        """Write the store id into a format file from before stores had one."""
+        self._rewrite_format(self.format_version, store_id)
+        self.store_id = store_id
+
+    @staticmethod
+    def _format_body(version: int, store_id: str | None) -> bytes:
+        body: dict[str, Any] = {"format_version": version, "hash": HASH_ALGORITHM}
+        if store_id is not None:
+            body["store_id"] = store_id
         return json.dumps(body, indent=2).encode() + b"\n"
 
-    def _create_format_file(self, path: str) -> None:
+    def _create_once(self, path: str, body: bytes) -> None:
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
             tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(self._format_body())
+            _write_local_file(tmp, body)
             try:
                 os.link(tmp, path)  # fails if another process won the race: fine
             except FileExistsError:
@@ -220,7 +211,18 @@ class ObjectLocation:
             finally:
                 os.unlink(tmp)
         else:
-            self.fs.pipe_file(path, self._format_body())
+            self.fs.pipe_file(path, body)
+
+    def _rewrite_format(self, version: int, store_id: str | None) -> None:
+        path = self._path(FORMAT_FILE)
+        body = self._format_body(version, store_id)
+        with backend_errors(f"cannot update {path!r}"):
+            if self.is_local:
+                tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+                _write_local_file(tmp, body)
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, body)
 
     def _upgrade_format(self) -> None:
         """Mark a format 1 location as format 2 before its first chunked file, so that an
@@ -228,27 +230,54 @@ class ObjectLocation:
         collecting chunks it does not know are in use."""
         if self.format_version >= FORMAT_VERSION:
             return
-        path = self._path(FORMAT_FILE)
-        with backend_errors(f"cannot update {path!r}"):
-            if self.is_local:
-                tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-                with open(tmp, "wb") as f:
-                    f.write(self._format_body())
-                os.replace(tmp, path)
-            else:
-                self.fs.pipe_file(path, self._format_body())
+        self._rewrite_format(FORMAT_VERSION, self.store_id)
         self.format_version = FORMAT_VERSION
+
+    def holds_objects(self) -> bool:
+        """Whether any object or chunk list is stored here (one or two listings)."""
+        for folder in ("objects", CHUNK_LISTS):
+            base = self._path(folder)
+            with backend_errors(f"cannot list {base!r}"):
+                try:
+                    names = self.fs.ls(base, detail=False)
+                except FileNotFoundError:
+                    continue
+            if any(_PREFIX_RE.match(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names):
+                return True
+        return False
 
     # -- queries ---------------------------------------------------------------------
 
-    def has(self, digest: str) -> bool:
+    def has(self, digest: str, size: int | None = None) -> bool:
+        """Whether the object is stored (with ``size`` bytes, when given)."""
+        found = self._size_or_none(digest)
+        return found is not None and (size is None or found == size)
+
+    def _size_or_none(self, digest: str) -> int | None:
+        path = self.path_of(digest)
         with backend_errors(f"cannot check object {digest}"):
             if self.is_local:
-                return os.path.exists(self.path_of(digest))
-            return bool(self.fs.exists(self.path_of(digest)))
+                try:
+                    return os.stat(path).st_size
+                except FileNotFoundError:
+                    return None
+            try:
+                return int(self.fs.info(path)["size"])
+            except FileNotFoundError:
+                return None
 
     def has_many(self, digests: Iterable[str]) -> set[str]:
-        """The subset of ``digests`` present in the location.
+        """The subset of ``digests`` present in the location, whatever their size."""
+        return set(self.sizes(digests))
+
+    def present(self, sizes: Mapping[str, int]) -> set[str]:
+        """The digests of ``sizes`` stored with exactly that many bytes: what a writer may
+        rely on instead of storing them again (a short or overlong object is not)."""
+        found = self.sizes(sizes)
+        return {d for d, size in found.items() if sizes[d] == size}
+
+    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        """The stored size of each of ``digests`` that is present.
 
         Remote locations answer by listing: one request for the prefixes that exist, then
         one per existing two-hex prefix involved (a page lists up to 1,000 objects), instead
@@ -256,65 +285,79 @@ class ObjectLocation:
         """
         wanted = set(digests)
         if self.is_local or len(wanted) <= SMALL_BATCH:
-            return {d for d in wanted if self.has(d)}
+            found = {d: self._size_or_none(d) for d in wanted}
+            return {d: s for d, s in found.items() if s is not None}
         base = self._path("objects")
         with backend_errors(f"cannot list objects under {base!r}"):
             try:  # one request tells which prefixes exist at all
                 names = self.fs.ls(base, detail=False, refresh=True)
             except FileNotFoundError:
-                return set()
+                return {}
         existing = {str(n).rstrip("/").rsplit("/", 1)[-1] for n in names}
         prefixes = sorted({d[:2] for d in wanted} & existing)
-
-        def listed(prefix: str) -> set[str]:
-            path = self._path(f"objects/{prefix}")
-            with backend_errors(f"cannot list objects under {path!r}"):
-                try:
-                    names = self.fs.ls(path, detail=False, refresh=True)
-                except FileNotFoundError:
-                    return set()
-            return {prefix + str(n).rstrip("/").rsplit("/", 1)[-1] for n in names}
-
-        present: set[str] = set()
+        present: dict[str, int] = {}
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
-            for found in pool.map(listed, prefixes):
-                present |= found & wanted  # a listing can be far larger than the batch
+            for listed in pool.map(self._list_prefix, prefixes):
+                for stored in listed:  # a listing can be far larger than the batch
+                    if stored.digest in wanted:
+                        present[stored.digest] = stored.size
         return present
 
+    def _list_prefix(self, prefix: str, folder: str = "objects") -> list[StoredObject]:
+        path = self._path(f"{folder}/{prefix}")
+        with backend_errors(f"cannot list {path!r}"):
+            try:
+                entries = self.fs.ls(path, detail=True, refresh=True)
+            except FileNotFoundError:
+                return []
+        found = []
+        for entry in entries:
+            rest = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if entry.get("type") == "directory" or not _OBJECT_NAME_RE.match(rest):
+                continue
+            found.append(StoredObject(prefix + rest, int(entry["size"]), _modified(entry)))
+        return found
+
     def size_of(self, digest: str) -> int:
-        with backend_errors(f"cannot read object {digest}"):
-            return int(self.fs.size(self.path_of(digest)))
+        size = self._size_or_none(digest)
+        if size is None:
+            raise _missing(self.url, digest, f"object {digest}")
+        return size
 
     def iter_digests(self) -> Iterator[str]:
         """Every digest stored; files that do not look like objects are ignored."""
-        yield from self._iter_names(self._path("objects"))
+        for stored in self.iter_objects():
+            yield stored.digest
 
-    def _iter_names(self, base: str) -> Iterator[str]:
+    def iter_objects(self, folder: str = "objects") -> Iterator[StoredObject]:
+        """Every object stored, with its size and age, one prefix folder at a time."""
+        base = self._path(folder)
         with backend_errors(f"cannot list {base!r}"):
-            if not self.fs.exists(base):
+            try:
+                prefixes = sorted(self.fs.ls(base, detail=False, refresh=True))
+            except FileNotFoundError:
                 return
-            for prefix_path in sorted(self.fs.ls(base, detail=False)):
-                prefix = prefix_path.rstrip("/").rsplit("/", 1)[-1]
-                if not _PREFIX_RE.match(prefix):
-                    continue
-                for obj_path in sorted(self.fs.ls(prefix_path, detail=False)):
-                    rest = obj_path.rstrip("/").rsplit("/", 1)[-1]
-                    if _OBJECT_NAME_RE.match(rest):
-                        yield prefix + rest
+        for prefix_path in prefixes:
+            prefix = str(prefix_path).rstrip("/").rsplit("/", 1)[-1]
+            if _PREFIX_RE.match(prefix):
+                yield from sorted(self._list_prefix(prefix, folder))
 
     # -- writes ----------------------------------------------------------------------
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` (small blobs such as manifests) and return its digest."""
         digest = hash_bytes(data)
-        if self.has(digest):
+        if self.has(digest, len(data)):
             return digest
         with backend_errors(f"cannot write object {digest}"):
             if self.is_local:
                 tmp = self._local_tmp_path()
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                self._publish_local(tmp, digest)
+                try:
+                    _write_local_file(tmp, data)
+                    self._publish_local(tmp, digest)
+                except BaseException:
+                    _remove_quietly(tmp)
+                    raise
             else:
                 self.fs.pipe_file(self.path_of(digest), data)
         return digest
@@ -326,18 +369,27 @@ class ObjectLocation:
 
     def put_chunk_list(self, digest: str, data: bytes) -> None:
         """Store how the file with ``digest`` is made of chunks (written once, atomically;
-        an existing list is kept)."""
+        an existing list of the same length is kept)."""
         self._upgrade_format()
         path = self.chunk_list_path(digest)
         with backend_errors(f"cannot write the chunk list of {digest}"):
             if self.is_local:
-                if os.path.exists(path):
-                    return
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_size == len(data):
+                        return
                 tmp = self._local_tmp_path()
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                _move_into_place(tmp, path)
-            elif not self.fs.exists(path):
+                try:
+                    _write_local_file(tmp, data)
+                    _move_into_place(tmp, path)
+                except BaseException:
+                    _remove_quietly(tmp)
+                    raise
+            else:
+                try:
+                    if int(self.fs.info(path)["size"]) == len(data):
+                        return
+                except FileNotFoundError:
+                    pass
                 self.fs.pipe_file(path, data)
 
     def read_chunk_list(self, digest: str) -> bytes | None:
@@ -353,7 +405,8 @@ class ObjectLocation:
 
     def iter_chunk_lists(self) -> Iterator[str]:
         """The digest of every file with a stored chunk list."""
-        yield from self._iter_names(self._path(CHUNK_LISTS))
+        for stored in self.iter_objects(CHUNK_LISTS):
+            yield stored.digest
 
     def delete_chunk_list(self, digest: str) -> None:
         self._remove(self.chunk_list_path(digest), f"the chunk list of {digest}")
@@ -368,7 +421,7 @@ class ObjectLocation:
     ) -> bool:
         """Store a local file under its known ``digest``; return False if already stored.
         A file that changed since it was hashed is refused (see `put_stream`)."""
-        if not known_missing and self.has(digest):
+        if not known_missing and self.has(digest, os.path.getsize(local_path)):
             return False
         if self.is_local:
             with backend_errors(f"cannot store {os.fspath(local_path)!r}"):
@@ -384,25 +437,29 @@ class ObjectLocation:
         never reach the object), else a plain copy. Either way the new object's bytes are
         hashed before it is published."""
 
-        def fill(tmp: str) -> str:
+        def fill(tmp: str) -> tuple[str, int]:
             with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
-                if not _reflink(src.fileno(), dst.fileno()):
+                if not reflink(src.fileno(), dst.fileno()):
                     return _copy_hashing(src, dst, progress)
             with open(tmp, "rb", buffering=0) as clone:
-                return hash_stream(clone, progress)[0]
+                return hash_stream(clone, progress)
 
         self._publish_local_checked(source, digest, fill)
 
-    def _publish_local_checked(self, source: str, digest: str, fill: Callable[[str], str]) -> None:
-        """Write a temporary file with ``fill`` (which returns the digest of what it wrote)
-        and publish it under ``digest`` only if they match; nothing is left otherwise."""
+    def _publish_local_checked(
+        self, source: str, digest: str, fill: Callable[[str], tuple[str, int]]
+    ) -> None:
+        """Write a temporary file with ``fill`` (which returns the digest and length of what
+        it wrote) and publish it under ``digest`` only if they match and the file on disk
+        has exactly that length; nothing is left otherwise."""
         tmp = self._local_tmp_path()
         try:
-            _check_unchanged(source, digest, fill(tmp))
+            written, length = fill(tmp)
+            _check_unchanged(source, digest, written)
+            _check_length(tmp, length)
             self._publish_local(tmp, digest)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            _remove_quietly(tmp)
             raise
 
     def put_stream(
@@ -422,7 +479,7 @@ class ObjectLocation:
         with backend_errors(f"cannot store {source!r}"):
             if self.is_local:
 
-                def fill(tmp: str) -> str:
+                def fill(tmp: str) -> tuple[str, int]:
                     with open(tmp, "wb", buffering=0) as dst:
                         return _copy_hashing(src, dst, progress)
 
@@ -431,7 +488,7 @@ class ObjectLocation:
                 target = self.path_of(digest)
                 upload = self.fs.open(target, "wb")
                 try:
-                    _check_unchanged(source, digest, _copy_hashing(src, upload, progress))
+                    _check_unchanged(source, digest, _copy_hashing(src, upload, progress)[0])
                 except BaseException:
                     self._discard(upload, target)
                     raise
@@ -478,9 +535,11 @@ class ObjectLocation:
     def flush(self) -> None:
         """Make the objects durable with one filesystem sync (not one fsync per object)
         before the commit that makes them reachable. It runs even when this writer stored
-        nothing new: objects it found may come from a writer that has not synced yet."""
+        nothing new: objects it found may come from a writer that has not synced yet. A
+        failed sync (a write-back error) fails the log: its objects may not be on disk."""
         if self.is_local and os.path.isdir(self._path("objects")):
-            _syncfs(self._path("objects"))
+            with backend_errors(f"cannot make the objects in {self.url!r} durable"):
+                _syncfs(self._path("objects"))
 
     def delete(self, digest: str) -> None:
         self._remove(self.path_of(digest), f"object {digest}")
@@ -507,15 +566,26 @@ class ObjectLocation:
 
     # -- reads -----------------------------------------------------------------------
 
-    def open(self, digest: str, label: str | None = None) -> io.BufferedReader:
-        """A stream of the object's bytes that fails at its end if they are corrupted."""
-        name = label or f"object {digest}"
+    def _open_raw(self, digest: str, name: str) -> BinaryIO:
         with backend_errors(f"cannot read {name}"):
             try:
-                raw = self.fs.open(self.path_of(digest), "rb")
+                return self.fs.open(self.path_of(digest), "rb")  # type: ignore[no-any-return]
             except FileNotFoundError as exc:
                 raise _missing(self.url, digest, name) from exc
-        return io.BufferedReader(VerifyingReader(raw, digest, name), BLOCK_SIZE)
+
+    def open(self, digest: str, label: str | None = None) -> BinaryIO:
+        """A seekable stream of the object's bytes, all checked before the first is handed
+        over (`IntegrityError` when they are corrupted)."""
+        name = label or f"object {digest}"
+        raw = self._open_raw(digest, name)
+        with backend_errors(f"cannot read {name}"):
+            return verified_copy(raw, digest, name)
+
+    def stream(self, digest: str, label: str | None = None) -> io.BufferedReader:
+        """The object's bytes as they arrive, checked when the stream reaches its end: for
+        callers that keep nothing until then (a temporary file renamed afterwards)."""
+        name = label or f"object {digest}"
+        return checked_at_end(self._open_raw(digest, name), digest, name)
 
     def local_object(self, digest: str, label: str | None = None) -> str:
         """The file holding an object of this local location; `ObjectNotFound` if none."""
@@ -525,7 +595,9 @@ class ObjectLocation:
         return path
 
     def read_bytes(self, digest: str, label: str | None = None) -> bytes:
-        with self.open(digest, label) as reader:
+        """A (small) object's bytes, checked; the check runs before they are returned."""
+        name = label or f"object {digest}"
+        with backend_errors(f"cannot read {name}"), self.stream(digest, label) as reader:
             return reader.read()
 
     def get_file(
@@ -536,7 +608,7 @@ class ObjectLocation:
         label: str | None = None,
     ) -> None:
         """Copy an object to a local file, atomically, after checking its digest."""
-        with self.open(digest, label) as src:
+        with self.stream(digest, label) as src:
             save_stream(src, dest, progress)
 
     def raw_bytes(self, digest: str) -> bytes | None:
@@ -551,6 +623,53 @@ class ObjectLocation:
                     return hash_stream(f)[0]
             except FileNotFoundError:
                 return None
+
+
+def _modified(entry: Mapping[str, Any]) -> float | None:
+    """When a listed object was last written, from whichever field its backend fills."""
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = entry.get(key)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        with contextlib.suppress(TypeError, ValueError):
+            return float(value)
+    return None
+
+
+def _write_local_file(path: str, data: bytes) -> None:
+    """Create ``path`` with ``data``, every byte written (a short write on a full disk
+    raises instead of leaving a truncated file)."""
+    with open(path, "wb", buffering=0) as f:
+        _write_all(f, memoryview(data))
+    _check_length(path, len(data))
+
+
+def _write_all(dst: IO[bytes], view: memoryview) -> None:
+    """Write all of ``view``: raw files may accept fewer bytes than given (a disk filling
+    up), and then the rest must be written again or the error surfaces."""
+    while len(view):
+        written = dst.write(view)
+        if written is None:  # a buffered writer took everything
+            return
+        if written <= 0:
+            raise OSError(28, "No space left on device")  # ENOSPC: nothing more accepted
+        view = view[written:]
+
+
+def _check_length(path: str, length: int) -> None:
+    actual = os.stat(path).st_size
+    if actual != length:
+        raise StoreError(
+            f"wrote {length} bytes to {path!r} but it holds {actual}; the disk may be full or "
+            "failing: nothing was published"
+        )
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _move_into_place(tmp: str, final: str) -> None:
@@ -571,161 +690,29 @@ def _missing(url: str, digest: str, name: str) -> ObjectNotFound:
     )
 
 
-def save_stream(
-    src: BinaryIO, dest: str | os.PathLike[str], progress: Progress | None = None
-) -> None:
-    """Write a stream to a local file atomically: a temporary name beside it, renamed into
-    place only once the stream ended without error (a verifying stream checks at its end)."""
-    dest = os.fspath(dest)
-    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-    tmp = f"{dest}.forebear-{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "wb") as dst:
-            while True:
-                block = src.read(BLOCK_SIZE)
-                if not block:
-                    break
-                dst.write(block)
-                if progress is not None:
-                    progress(len(block))
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def copy_verified(
-    src: str | os.PathLike[str],
-    dest: str | os.PathLike[str],
-    digest: str,
-    progress: Progress | None = None,
-    label: str | None = None,
-) -> None:
-    """Copy a local file atomically, hashing it on the way; `IntegrityError` (and no file
-    at ``dest``) if its bytes do not match ``digest``."""
-    name = label or f"{os.fspath(src)!r}"
-    with open(src, "rb") as raw:
-        save_stream(
-            io.BufferedReader(VerifyingReader(raw, digest, name), BLOCK_SIZE), dest, progress
-        )
-
-
-def check_link_type(link: str) -> str:
-    if link not in LINK_TYPES:
-        raise InvalidInput(f"unknown link type {link!r}: use one of {', '.join(LINK_TYPES)}")
-    return link
-
-
-def place_verified(
-    src: str | os.PathLike[str],
-    dest: str | os.PathLike[str],
-    digest: str,
-    link: str = "auto",
-    progress: Progress | None = None,
-    label: str | None = None,
-) -> None:
-    """Put a local object's bytes at ``dest`` the way ``link`` says, atomically, after
-    checking they match ``digest`` (`IntegrityError`, and nothing at ``dest``, if not)."""
-    check_link_type(link)
-    name = label or f"{os.fspath(src)!r}"
-    dest = os.fspath(dest)
-    if link == "copy" or (link == "auto" and not _may_reflink(src, dest)):
-        copy_verified(src, dest, digest, progress, label)
-        return
-    tmp = f"{dest}.forebear-{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        if link in ("auto", "reflink"):
-            with open(src, "rb", buffering=0) as source, open(tmp, "wb", buffering=0) as clone:
-                cloned = _reflink(source.fileno(), clone.fileno())
-            if not cloned:
-                if link == "reflink":
-                    raise InvalidInput(
-                        f"cannot reflink {name}: the filesystem of {dest!r} cannot share "
-                        "blocks with the store (reflinks need btrfs, XFS or similar on the "
-                        "same filesystem); use link 'auto' or 'copy'"
-                    )
-                os.unlink(tmp)
-                copy_verified(src, dest, digest, progress, label)
-                return
-            checked = tmp  # the clone itself is checked: it is what the user gets
-        else:
-            checked = os.fspath(src)
-        with open(checked, "rb") as raw:  # the reader raises at the end if corrupted
-            reader = VerifyingReader(raw, digest, name)
-            view = memoryview(bytearray(BLOCK_SIZE))
-            while n := reader.readinto(view):
-                if progress is not None:
-                    progress(n)
-        if link == "hardlink":
-            try:
-                os.link(src, tmp)
-            except OSError as exc:
-                raise InvalidInput(
-                    f"cannot hardlink {name} to {dest!r}: {exc.strerror}; hardlinks need "
-                    "the store and the destination on one filesystem; use link 'auto' or 'copy'"
-                ) from exc
-        elif link == "symlink":
-            os.symlink(os.path.abspath(src), tmp)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> str:
-    """Copy ``src`` to its end into ``dst``, hashing on the way; the digest of what was
-    written."""
+def _copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> tuple[str, int]:
+    """Copy ``src`` to its end into ``dst``, hashing on the way: the digest and length of
+    what was written (every byte of it: short writes are finished or fail)."""
     hasher = new_hasher()
+    total = 0
     readinto = getattr(src, "readinto", None)
     if readinto is None:
         while block := src.read(BLOCK_SIZE):
             hasher.update(block)
-            dst.write(block)
+            _write_all(dst, memoryview(block))
+            total += len(block)
             if progress is not None:
                 progress(len(block))
-        return str(hasher.hexdigest())
+        return str(hasher.hexdigest()), total
     view = memoryview(bytearray(BLOCK_SIZE))
     direct = isinstance(dst, io.FileIO)  # other writers may keep what they are given
     while n := readinto(view):
         hasher.update(view[:n])
-        dst.write(view[:n] if direct else bytes(view[:n]))
+        _write_all(dst, view[:n] if direct else memoryview(bytes(view[:n])))
+        total += n
         if progress is not None:
             progress(n)
-    return str(hasher.hexdigest())
-
-
-_FICLONE = 0x40049409  # Linux ioctl: share all of a file's blocks (btrfs, XFS, bcachefs...)
-_reflink_unsupported: set[tuple[int, int]] = set()  # (source, target) devices: not again
-
-
-def _may_reflink(src: str | os.PathLike[str], dest: str) -> bool:
-    """False where reflinks are not tried at all (outside Linux), or when one between these
-    filesystems already failed: then no clone is attempted (a temporary file made and
-    removed for nothing, per file)."""
-    if sys.platform != "linux":
-        return False
-    try:
-        devices = (os.stat(src).st_dev, os.stat(os.path.dirname(dest) or ".").st_dev)
-    except OSError:
-        return True  # let the attempt report what is wrong
-    return devices not in _reflink_unsupported
-
-
-def _reflink(src_fd: int, dst_fd: int) -> bool:
-    """Make ``dst`` a copy-on-write clone of ``src``; False where the filesystem cannot."""
-    if sys.platform != "linux":
-        return False
-    devices = (os.fstat(src_fd).st_dev, os.fstat(dst_fd).st_dev)
-    if devices in _reflink_unsupported:
-        return False
-    import fcntl
-
-    try:
-        fcntl.ioctl(dst_fd, _FICLONE, src_fd)
-    except OSError:
-        _reflink_unsupported.add(devices)
-        return False
-    return True
+    return str(hasher.hexdigest()), total
 
 
 def _check_unchanged(local_path: str | os.PathLike[str], expected: str, actual: str) -> None:
@@ -740,7 +727,8 @@ _libc: Any = None
 
 
 def _syncfs(path: str) -> None:
-    """Flush the filesystem holding ``path`` (Linux syncfs), else fall back to sync()."""
+    """Flush the filesystem holding ``path`` (Linux syncfs, which reports write-back
+    errors), else fall back to sync()."""
     global _libc
     if _libc is None:
         name = ctypes.util.find_library("c")
@@ -750,6 +738,9 @@ def _syncfs(path: str) -> None:
         try:
             if _libc.syncfs(fd) == 0:
                 return
+            error = ctypes.get_errno()
         finally:
             os.close(fd)
+        if error != 38:  # ENOSYS: no syncfs here; fall back below
+            raise OSError(error, os.strerror(error))
     os.sync()

@@ -55,6 +55,17 @@ def check_text(path: str) -> str:
     return path
 
 
+def is_canonical_entry_path(path: str) -> bool:
+    """Whether ``path`` is already in `normalise_entry_path`'s form (a fast check for paths
+    read back from a catalog, which must never be trusted to be safe)."""
+    if not path or path[0] == "/" or path[-1] == "/" or "//" in path:
+        return False
+    if "\\" in path or "\x00" in path or _DRIVE_RE.match(path):
+        return False
+    wrapped = f"/{path}/"
+    return "/./" not in wrapped and "/../" not in wrapped
+
+
 def normalise_entry_path(path: object) -> str:
     """The canonical relative POSIX form of an entry path, or `InvalidPath` if unsafe.
 

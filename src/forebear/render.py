@@ -84,6 +84,14 @@ Link = Callable[[str, dict[str, Any]], "str | None"]
 """Maps a node (id, attributes) to the URL it should open when clicked, or None."""
 
 
+def _text(value: str) -> str:
+    """Any user text as a plain DOT label: never an HTML-like label (which could carry
+    links), backslash escapes kept literal."""
+    import graphviz
+
+    return graphviz.escape(value)  # type: ignore[no-any-return]
+
+
 def _digraph(graph: nx.DiGraph, root: str, link: Link | None = None) -> graphviz.Digraph:
     import graphviz
 
@@ -97,26 +105,26 @@ def _digraph(graph: nx.DiGraph, root: str, link: Link | None = None) -> graphviz
         if url:
             border = {**border, "URL": url, "target": "_top"}
         if data["kind"] == "more":
-            dot.node(ids[node], label=data["name"], shape="note", style="dashed")
+            dot.node(ids[node], label=_text(data["name"]), shape="note", style="dashed")
         elif data["kind"] == "version":
             types_seen.add(data["type"])
             dot.node(
                 ids[node],
-                label=f"{version_label(data)}\n{data['type']}",
+                label=_text(f"{version_label(data)}\n{data['type']}"),
                 shape="box",
                 style="rounded,filled",
                 fillcolor=_colour(data["type"]),
-                tooltip=node,
+                tooltip=_text(node),
                 **border,
             )
         else:
             dot.node(
                 ids[node],
-                label=f"{data['name']}\n{data['status']} · {data['id']}",
+                label=_text(f"{data['name']}\n{data['status']} · {data['id']}"),
                 shape="ellipse",
                 style="filled",
                 fillcolor=RUN_COLOUR,
-                tooltip=f"run {data['id']}",
+                tooltip=_text(f"run {data['id']}"),
                 **border,
             )
     for src, dst in sorted(graph.edges):
@@ -126,7 +134,7 @@ def _digraph(graph: nx.DiGraph, root: str, link: Link | None = None) -> graphviz
         for i, type_ in enumerate(sorted(types_seen)):
             legend.node(
                 f"legend{i}",
-                label=type_,
+                label=_text(type_),
                 shape="box",
                 style="rounded,filled",
                 fillcolor=_colour(type_),
@@ -152,7 +160,45 @@ def _pipe(graph: nx.DiGraph, root: str, fmt: str, link: Link | None = None) -> b
 
 
 def to_svg(graph: nx.DiGraph, root: str, link: Link | None = None) -> str:
-    return _pipe(graph, root, "svg", link).decode("utf-8")
+    """The diagram as an ``<svg>`` element, safe to inline in a page (see `safe_svg`)."""
+    return safe_svg(_pipe(graph, root, "svg", link).decode("utf-8"))
+
+
+_SVG = "http://www.w3.org/2000/svg"
+_XLINK = "http://www.w3.org/1999/xlink"
+_ACTIVE = {"script", "foreignObject", "iframe", "object", "embed", "handler", "listener"}
+
+
+def safe_svg(svg: str) -> str:
+    """Only the ``<svg>`` element of Graphviz's output, without anything that could run:
+    no scripts or foreign content, no event attributes, and links only to this site
+    (paths starting with one ``/``) or within the page."""
+    import xml.etree.ElementTree as ET
+
+    start = svg.find("<svg")
+    if start < 0:
+        raise RenderError("Graphviz produced no SVG")
+    ET.register_namespace("", _SVG)
+    ET.register_namespace("xlink", _XLINK)
+    try:
+        tree = ET.fromstring(svg[start:])
+    except ET.ParseError as exc:
+        raise RenderError(f"Graphviz produced unreadable SVG: {exc}") from exc
+    for parent in list(tree.iter()):
+        for child in list(parent):
+            if child.tag.rsplit("}", 1)[-1] in _ACTIVE:
+                parent.remove(child)
+        for name, value in list(parent.attrib.items()):
+            local = name.rsplit("}", 1)[-1].lower()
+            if local.startswith("on") or (local == "href" and not _local_link(value)):
+                del parent.attrib[name]
+    return ET.tostring(tree, encoding="unicode")
+
+
+def _local_link(url: str) -> bool:
+    # browsers drop whitespace and control characters in URLs and read "\\" as "/"
+    text = "".join(c for c in url if c > " " and c != "\x7f").replace("\\", "/")
+    return text.startswith("#") or (text.startswith("/") and not text.startswith("//"))
 
 
 _MERMAID_UNSAFE = re.compile(r'["<>#&]')
@@ -241,13 +287,21 @@ def write(graph: nx.DiGraph, root: str, path: Path) -> Path:
             f"cannot render to {str(path)!r}: unknown suffix {suffix or '(none)'}; "
             f"use one of {' '.join(FORMATS)}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".dot", ".gv"):
-        path.write_text(to_dot(graph, root), encoding="utf-8")
+        data = to_dot(graph, root).encode()
     elif suffix == ".mmd":
-        path.write_text(to_mermaid(graph, root), encoding="utf-8")
+        data = to_mermaid(graph, root).encode()
     elif suffix == ".json":
-        path.write_text(to_json(graph, root), encoding="utf-8")
+        data = to_json(graph, root).encode()
+    elif suffix == ".svg":
+        data = to_svg(graph, root).encode()
     else:
-        path.write_bytes(_pipe(graph, root, suffix[1:]))
+        data = _pipe(graph, root, suffix[1:])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise RenderError(
+            f"cannot write {str(path)!r}: {exc.strerror or exc}; choose a path you can write to"
+        ) from exc
     return path

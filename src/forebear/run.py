@@ -14,11 +14,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import config
 from .artifacts import Artifact, ArtifactVersion
+from .context import redact_argv
 from .db import catalog
 from .db.engine import write_session
 from .db.schema import utcnow
 from .errors import InvalidInput, RunStateError
+from .heartbeat import Heartbeat
+from .jsonvalues import check_depth
 from .paths import check_name
 
 if TYPE_CHECKING:
@@ -44,6 +48,7 @@ def _json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a dict, not {type(value).__name__}")
+    check_depth(value, what)
     try:
         return dict(json.loads(json.dumps(value, allow_nan=False, default=str)))
     except ValueError as exc:
@@ -77,9 +82,24 @@ class Run:
         self.context = context
         self.started_at = started_at
         self.ended_at = ended_at
+        self._heartbeat: Heartbeat | None = None
+
+    def _start_heartbeat(self) -> None:
+        """Tell the catalog this run is alive every so often until it finishes: readers
+        anywhere see a run whose heartbeat stopped as crashed."""
+        engine = self._store.engine
+
+        def beat() -> bool:
+            with write_session(engine) as session:
+                return catalog.beat_run(session, self.id)
+
+        self._heartbeat = Heartbeat(config.heartbeat_interval(), beat, f"forebear-run-{self.id}")
 
     @classmethod
     def _from_row(cls, store: Store, row: RunRow, project: str, status: str) -> Run:
+        context = dict(row.context or {})
+        if isinstance(context.get("argv"), list):  # runs recorded before redaction improved
+            context["argv"] = redact_argv(context["argv"])
         return cls(
             store,
             id=row.id,
@@ -88,7 +108,7 @@ class Run:
             status=status,
             config=dict(row.config or {}),
             summary=dict(row.summary or {}),
-            context=dict(row.context or {}),
+            context=context,
             started_at=row.started_at,
             ended_at=row.ended_at,
         )
@@ -180,6 +200,9 @@ class Run:
             raise InvalidInput(f"invalid status {status!r}: use 'finished', 'failed' or 'crashed'")
         if self.status != "running":
             return
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         self.status = status
         self.ended_at = utcnow()
         with write_session(self._store.engine) as session:
@@ -268,6 +291,7 @@ def init(
         target = store
     else:
         target = open(store)
+    target.require_writable()
     run_name = name or _default_run_name()
     if not isinstance(run_name, str) or len(run_name) > 256:
         raise InvalidInput("a run name must be a string of at most 256 characters")
@@ -284,6 +308,7 @@ def init(
             context=captured,
         )
         run = Run._from_row(target, row, project, "running")
+    run._start_heartbeat()
     with _lock:
         _active.append(run)
     _install_exit_hooks()

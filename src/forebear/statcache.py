@@ -11,13 +11,22 @@ file's last change is not trusted: the next log hashes that file again, and then
 
 The cache is an optimisation, never a source of truth: any failure to read or write it
 (a locked, read-only or damaged file) is ignored and the files are simply hashed.
+
+Rows are sealed: each carries a keyed hash (BLAKE2b) of all its fields, under a key only
+this OS user can read (``stat-cache.key``, mode 0600, in the user's cache folder). A row
+that anyone else wrote or edited (to make a file pass for other bytes) does not match and
+is ignored: the file is hashed again, so the cache can never change what is stored or what
+a download keeps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -42,12 +51,49 @@ class FileStat(NamedTuple):
         return cls(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
+_TABLE = "sealed_files"
+
+
+def _load_key(path: Path) -> bytes:
+    """The sealing key, created on first use (atomically: concurrent creators agree)."""
+    with contextlib.suppress(FileNotFoundError):
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, os.urandom(32))
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # loses to a concurrent creator: then use theirs
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise OSError(f"{str(path)!r} is not a stat-cache key")
+    return key
+
+
 class StatCache:
     """A small SQLite table beside the store (in its cache folder), shared by every store
-    on this machine: a digest depends only on the bytes, never on the store."""
+    on this machine: a digest depends only on the bytes, never on the store. ``key_path``
+    is the sealing key's file (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key_path: Path) -> None:
         self.path = path
+        self.key_path = key_path
+        self._key: bytes | None = None
+
+    def _seal(self, values: tuple[int, int, int, int, int, int, str]) -> str:
+        if self._key is None:
+            self._key = _load_key(self.key_path)
+        text = ":".join(str(v) for v in values).encode()
+        return hashlib.blake2b(text, key=self._key, digest_size=16).hexdigest()
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -57,9 +103,9 @@ class StatCache:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS files (device INTEGER, inode INTEGER, size INTEGER,"
-                " mtime_ns INTEGER, ctime_ns INTEGER, recorded_ns INTEGER, digest TEXT,"
-                " PRIMARY KEY (device, inode)) WITHOUT ROWID"
+                f"CREATE TABLE IF NOT EXISTS {_TABLE} (device INTEGER, inode INTEGER,"
+                " size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, recorded_ns INTEGER,"
+                " digest TEXT, seal TEXT, PRIMARY KEY (device, inode)) WITHOUT ROWID"
             )
             yield connection
         finally:
@@ -74,19 +120,25 @@ class StatCache:
         for index, stat in enumerate(stats):
             by_device.setdefault(stat.device, {}).setdefault(stat.inode, []).append(index)
         racy_ns = int(RACY_SECONDS * 1e9)
-        with contextlib.suppress(sqlite3.Error), self._connect() as connection:
+        with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
             for device, wanted in by_device.items():
                 inodes = list(wanted)
                 for start in range(0, len(inodes), _LOOKUP_BATCH):
                     batch = inodes[start : start + _LOOKUP_BATCH]
                     rows = connection.execute(
-                        "SELECT inode, size, mtime_ns, ctime_ns, recorded_ns, digest FROM files"
+                        "SELECT inode, size, mtime_ns, ctime_ns, recorded_ns, digest, seal"
+                        f" FROM {_TABLE}"
                         f" WHERE device = ? AND inode IN ({','.join('?' * len(batch))})",
                         [device, *batch],
                     )
-                    for inode, size, mtime, ctime, recorded, digest in rows:
+                    for inode, size, mtime, ctime, recorded, digest, seal in rows:
                         if recorded - max(mtime, ctime) < racy_ns:
                             continue  # recorded too soon after a change to be sure
+                        expected = (device, inode, size, mtime, ctime, recorded, digest)
+                        if not isinstance(seal, str) or not hmac.compare_digest(
+                            seal, self._seal(expected)
+                        ):
+                            continue  # not written by this user's forebear: hash again
                         for index in wanted[inode]:
                             stat = stats[index]
                             if (stat.size, stat.mtime_ns, stat.ctime_ns) == (size, mtime, ctime):
@@ -96,13 +148,16 @@ class StatCache:
     def remember(self, hashed: Iterable[tuple[FileStat, str, int]]) -> None:
         """Record digests of files just hashed, each with when its hashing began
         (``time.time_ns()``), which is what makes a recent change detectable as racy."""
-        rows = [
-            (s.device, s.inode, s.size, s.mtime_ns, s.ctime_ns, began_ns, digest)
-            for s, digest, began_ns in hashed
-        ]
-        if not rows:
-            return
-        with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            connection.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", rows)
-            connection.execute("COMMIT")
+        with contextlib.suppress(sqlite3.Error, OSError):
+            rows = []
+            for s, digest, began_ns in hashed:
+                values = (s.device, s.inode, s.size, s.mtime_ns, s.ctime_ns, began_ns, digest)
+                rows.append((*values, self._seal(values)))
+            if not rows:
+                return
+            with self._connect() as connection:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.executemany(
+                    f"INSERT OR REPLACE INTO {_TABLE} VALUES (?,?,?,?,?,?,?,?)", rows
+                )
+                connection.execute("COMMIT")

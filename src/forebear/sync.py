@@ -13,9 +13,6 @@ number of its artifact in the target when it arrives there.
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +26,8 @@ from .db import catalog, traversal
 from .db.catalog import LATEST, VersionData
 from .db.engine import read_session, write_session
 from .db.schema import EdgeRow, RunRow, VersionRow
+from .ingest import trusted
+from .leases import Lease
 from .manifest import Manifest
 from .objects import TRANSFER_WORKERS
 
@@ -99,11 +98,16 @@ def _select(source: Store, refs: Sequence[str] | None) -> _Selection:
 
 
 def _copy_objects(
-    source: Store, target: Store, selection: _Selection, report: TransferReport, show: bool
-) -> tuple[str, dict[str, ChunkList]]:
+    source: Store,
+    target: Store,
+    selection: _Selection,
+    report: TransferReport,
+    show: bool,
+    lease: Lease,
+) -> dict[str, ChunkList]:
     """Copy the objects the target lacks (for a chunked file, the chunks it lacks, unless
-    it holds the file already, whole or in chunks). Returns the writer id holding them from
-    gc, and the chunk lists the target gets with the versions."""
+    it holds the file already, whole or in chunks), held from gc by ``lease``. Returns the
+    chunk lists the target gets with the versions."""
     sizes: dict[str, int] = {}  # every object the target needs
     files: dict[str, int] = {}
     for version in selection.versions:
@@ -114,7 +118,11 @@ def _copy_objects(
     with read_session(target.engine) as session:
         chunked_there = catalog.chunked_among(session, selection.chunk_lists)
     candidates = [d for d in selection.chunk_lists if d not in chunked_there]
-    whole_there = target.objects.has_many(candidates) if candidates else set()
+    whole_there = (
+        target.objects.present({d: selection.chunk_lists[d].size for d in candidates})
+        if candidates
+        else set()
+    )
     lists: dict[str, ChunkList] = {}
     for digest, size in files.items():
         chunks = selection.chunk_lists.get(digest)
@@ -123,17 +131,19 @@ def _copy_objects(
         elif digest not in chunked_there and digest not in whole_there:
             lists[digest] = chunks
             sizes.update(chunks.unique())
-    writer = uuid.uuid4().hex
-    with write_session(target.engine) as session:
-        catalog.register_pending(
-            session, writer, [*sizes, *lists], socket.gethostname(), os.getpid()
-        )
-    missing = sorted(set(sizes) - target.objects.has_many(sizes))
+    lease.register([*sizes, *lists])
+
+    def committed(digests: list[str]) -> set[str]:
+        with read_session(target.engine) as session:
+            return catalog.committed_among(session, digests)
+
+    present = trusted(target.objects, target.objects.present(sizes), committed)
+    missing = sorted(set(sizes) - present)
     total = sum(sizes[d] for d in missing)
     with progress.bar("copying objects", total, show) as tick:
 
         def copy(digest: str) -> None:
-            with source.objects.open(digest) as stream:
+            with source.objects.stream(digest) as stream:
                 target.objects.put_stream(stream, digest, tick, source=f"object {digest}")
 
         with ThreadPoolExecutor(1 if target.objects.is_local else TRANSFER_WORKERS) as pool:
@@ -144,7 +154,7 @@ def _copy_objects(
     target.objects.flush()
     report.objects_copied += len(missing)
     report.bytes_copied += total
-    return writer, lists
+    return lists
 
 
 def transfer(
@@ -156,16 +166,38 @@ def transfer(
 ) -> TransferReport:
     """Copy versions (``refs``, or everything) and their upstream from ``source`` to
     ``target``; see the module docstring for what travels."""
+    target.require_writable()
     report = TransferReport()
     selection = _select(source, refs)
-    writer, lists = _copy_objects(source, target, selection, report, progress.wanted(show_progress))
+    with Lease(target.engine) as lease:
+        lists = _copy_objects(
+            source, target, selection, report, progress.wanted(show_progress), lease
+        )
+        _commit(target, selection, lists, report, lease)
+    return report
+
+
+def _commit(
+    target: Store,
+    selection: _Selection,
+    lists: dict[str, ChunkList],
+    report: TransferReport,
+    lease: Lease,
+) -> None:
+    """Insert the runs, then each version with its edges and aliases, in the target."""
+    from .commit import check_catalog
+
     with write_session(target.engine) as session:
+        lease.check(session)
+        check_catalog(target, session)
         for run, project in selection.runs.values():
             if session.execute(select(RunRow.pk).where(RunRow.id == run.id)).first() is None:
                 catalog.copy_run(session, run, project)
                 report.runs_copied += 1
     for version in selection.versions:
         with write_session(target.engine) as session:
+            lease.check(session)
+            check_catalog(target, session)
             manifest = selection.entries[version.id]
             contents = catalog.Contents(
                 manifest.size,
@@ -191,5 +223,5 @@ def transfer(
             if created:
                 report.created.append(f"{version.project}/{number}")
     with write_session(target.engine) as session:
-        catalog.clear_pending(session, writer)
-    return report
+        lease.release(session)
+    target.catalog_file.check()

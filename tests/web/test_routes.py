@@ -30,7 +30,7 @@ def client(local_store: forebear.Store, make_tree: Callable[..., Path]) -> Itera
         run.use_artifact("raw:gold")
         run.log_artifact(make_tree("m", {"model.bin": b"\x00\x01"}), name="model", type="model")
         run.log({"accuracy": 0.9})
-    with TestClient(web.create_app(store)) as test_client:
+    with TestClient(web.create_app(store), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 
@@ -175,7 +175,7 @@ def test_version_page_shows_what_deduplication_saved(
         run.log_artifact(folder, name="table")
         (folder / "rows.bin").write_bytes(data + b"appended row\n" * 100)
         run.log_artifact(folder, name="table")
-    with TestClient(web.create_app(local_store)) as client:
+    with TestClient(web.create_app(local_store), base_url="http://127.0.0.1") as client:
         page = client.get("/artifacts/demo/table/v1").text
         new = re.search(r'id="new-bytes">([^<]+)<', page)
         shared = re.search(r'id="shared-bytes">([^<]+)<', page)

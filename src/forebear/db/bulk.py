@@ -1,7 +1,9 @@
-"""Passing many ids to one query: a single JSON parameter on SQLite, an array on PostgreSQL.
+"""Statements over many rows at once.
 
+Passing many ids to one query: a single JSON parameter on SQLite, an array on PostgreSQL.
 Binding thousands of ids one by one means rendering and binding thousands of parameters per
 query; one parameter holding them all costs nothing to bind and keeps one cached statement.
+Inserting many rows that may exist already: one ``ON CONFLICT DO NOTHING`` per batch.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, func, literal_column, select
 from sqlalchemy.orm import Session
+
+from .schema import Base
+
+_INSERT_BATCH = 5000
 
 PARAMETER = "ids"
 
@@ -45,3 +51,24 @@ def rows_for(
     for start in range(0, len(ordered), chunk):
         params = ids_param(session, ordered[start : start + chunk])
         yield from connection.execute(statement, params).all()
+
+
+def insert_ignoring_duplicates(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]]
+) -> None:
+    """INSERT rows, skipping those whose key already exists (both SQLite and PostgreSQL)."""
+    if not rows:
+        return
+    insert_fn: Any
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # 40 ms to import: only where needed
+
+        insert_fn = postgresql.insert
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        insert_fn = sqlite.insert
+    for start in range(0, len(rows), _INSERT_BATCH):
+        session.execute(
+            insert_fn(model).on_conflict_do_nothing(), list(rows[start : start + _INSERT_BATCH])
+        )

@@ -5,28 +5,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, Text, cast, delete, insert, select, update
+from sqlalchemy import Table, Text, cast, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..chunking import Chunking, ChunkList
 from ..errors import ArtifactNotFound, InvalidInput, RunNotFound, VersionNotFound
 from ..hashing import HASH_ALGORITHM
-from ..manifest import ManifestEntry
+from ..manifest import ManifestEntry, checked_entry
 from ..paths import Ref, is_version, version_number
 from . import bulk, traversal
+from .bulk import insert_ignoring_duplicates
 from .schema import (
     AliasHistoryRow,
     AliasRow,
     ArtifactRow,
     Base,
     ChunkListRow,
+    ChunkMemberRow,
     EdgeRow,
     EntryRow,
-    PendingObjectRow,
     ProjectRow,
     RunRow,
     VersionRow,
@@ -34,6 +35,7 @@ from .schema import (
 )
 
 LATEST = "latest"
+MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integers in the catalog
 _BATCH = 5000
 _LIST_BATCH = 500  # digests per IN (...) query, well under every database's parameter limit
 
@@ -166,32 +168,11 @@ def load_run_summaries(session: Session, run_pks: Iterable[int]) -> dict[int, Ru
     return found
 
 
-def _insert_ignoring_duplicates(
-    session: Session, model: type[Base], rows: Sequence[dict[str, Any]]
-) -> None:
-    """INSERT rows, skipping those whose key already exists (both SQLite and PostgreSQL)."""
-    if not rows:
-        return
-    insert_fn: Any
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql  # 40 ms to import: only where needed
-
-        insert_fn = postgresql.insert
-    else:
-        from sqlalchemy.dialects import sqlite
-
-        insert_fn = sqlite.insert
-    for start in range(0, len(rows), _BATCH):
-        session.execute(
-            insert_fn(model).on_conflict_do_nothing(), list(rows[start : start + _BATCH])
-        )
-
-
 # -- projects and artifacts ------------------------------------------------------------
 
 
 def get_or_create_project(session: Session, name: str) -> ProjectRow:
-    _insert_ignoring_duplicates(session, ProjectRow, [{"name": name, "created_at": utcnow()}])
+    insert_ignoring_duplicates(session, ProjectRow, [{"name": name, "created_at": utcnow()}])
     return session.execute(select(ProjectRow).where(ProjectRow.name == name)).scalar_one()
 
 
@@ -202,7 +183,7 @@ def find_project(session: Session, name: str) -> ProjectRow | None:
 def get_or_create_artifact(
     session: Session, project: ProjectRow, name: str, type_: str
 ) -> ArtifactRow:
-    _insert_ignoring_duplicates(
+    insert_ignoring_duplicates(
         session,
         ArtifactRow,
         [
@@ -276,13 +257,15 @@ def project_name(session: Session, project_id: int) -> str:
 
 def get_version(session: Session, ref: Ref, default_project: str | None) -> VersionRow:
     artifact = get_artifact(session, ref, default_project)
+    version: VersionRow | None = None
     if is_version(ref.selector):
         number = version_number(ref.selector)
-        version = session.execute(
-            select(VersionRow).where(
-                VersionRow.artifact_id == artifact.id, VersionRow.number == number
-            )
-        ).scalar_one_or_none()
+        if number < MAX_VERSION:  # larger ones cannot exist (nor be bound as parameters)
+            version = session.execute(
+                select(VersionRow).where(
+                    VersionRow.artifact_id == artifact.id, VersionRow.number == number
+                )
+            ).scalar_one_or_none()
     else:
         version = session.execute(
             select(VersionRow)
@@ -448,7 +431,7 @@ def add_chunk_lists(session: Session, chunk_lists: Iterable[ChunkList]) -> None:
     recorded first is the one whose chunks are known to be stored."""
     lists = iter(chunk_lists)
     while batch := list(islice(lists, _LIST_BATCH)):
-        _insert_ignoring_duplicates(
+        insert_ignoring_duplicates(
             session,
             ChunkListRow,
             [
@@ -460,6 +443,11 @@ def add_chunk_lists(session: Session, chunk_lists: Iterable[ChunkList]) -> None:
                 }
                 for c in batch
             ],
+        )
+        insert_ignoring_duplicates(
+            session,
+            ChunkMemberRow,
+            [{"chunk": d, "file": c.digest} for c in batch for d in set(c.digests)],
         )
 
 
@@ -631,7 +619,7 @@ def list_entries(
         .offset(start)
         .limit(limit)
     )
-    return [ManifestEntry(*row) for row in session.connection().execute(query).all()]
+    return [checked_entry(*row) for row in session.connection().execute(query).all()]
 
 
 def entries_after(
@@ -646,7 +634,7 @@ def entries_after(
         query = query.where(EntryRow.path > after)
     page = query.order_by(EntryRow.path).limit(limit or _BATCH)
     rows = session.connection().execute(page).all()
-    return [ManifestEntry(*row) for row in rows]
+    return [checked_entry(*row) for row in rows]
 
 
 def list_artifacts(
@@ -702,10 +690,25 @@ def all_object_digests(session: Session) -> set[str]:
         ).scalars()
         if d is not None
     )
-    used = select(EntryRow.digest).where(EntryRow.digest == ChunkListRow.digest).exists()
-    for row in session.execute(select(*_CHUNK_LIST_COLUMNS).where(used)):
-        reachable.update(_chunk_list(row).digests)
+    used = select(EntryRow.digest).where(EntryRow.digest == ChunkMemberRow.file).exists()
+    reachable.update(session.execute(select(ChunkMemberRow.chunk).where(used).distinct()).scalars())
     return reachable
+
+
+def committed_among(session: Session, digests: Iterable[str]) -> set[str]:
+    """Which of ``digests`` a committed version needs (as a stored file, a manifest or a
+    chunk): objects known to have been complete and durable when they were committed."""
+    found: set[str] = set()
+    wanted = sorted(set(digests))
+    for start in range(0, len(wanted), _LIST_BATCH):
+        batch = wanted[start : start + _LIST_BATCH]
+        for column in (EntryRow.digest, VersionRow.digest, ChunkMemberRow.chunk):
+            found.update(
+                d
+                for d in session.execute(select(column).where(column.in_(batch))).scalars()
+                if d is not None
+            )
+    return found
 
 
 # -- runs and edges ---------------------------------------------------------------------
@@ -731,6 +734,7 @@ def create_run(
         context=context,
         started_at=utcnow(),
     )
+    run.heartbeat_at = run.started_at
     session.add(run)
     session.flush()
     return run
@@ -755,12 +759,22 @@ def list_runs(session: Session, project: str | None = None) -> list[tuple[RunRow
     return [(run, name) for run, name in session.execute(query)]
 
 
+def beat_run(session: Session, run_id: str) -> bool:
+    """Record that a running run is alive; False once it is no longer running."""
+    done = session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.status == "running")
+        .values(heartbeat_at=utcnow())
+    )
+    return bool(getattr(done, "rowcount", 0))
+
+
 def update_run(session: Session, run_id: str, **values: Any) -> None:
     session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
 
 
 def add_edge(session: Session, run_pk: int, version_id: int, direction: str) -> None:
-    _insert_ignoring_duplicates(
+    insert_ignoring_duplicates(
         session,
         EdgeRow,
         [{"run_pk": run_pk, "version_id": version_id, "direction": direction}],
@@ -796,30 +810,3 @@ def versions_of_run(session: Session, run_id: str, direction: str) -> list[Versi
             .order_by(VersionRow.id)
         ).scalars()
     )
-
-
-# -- objects being written ------------------------------------------------------------
-
-
-def register_pending(
-    session: Session, writer: str, digests: Iterable[str], host: str, pid: int
-) -> None:
-    now = utcnow()
-    rows = [
-        {"writer": writer, "digest": d, "host": host, "pid": pid, "created_at": now}
-        for d in sorted(set(digests))
-    ]
-    for start in range(0, len(rows), _BATCH):
-        session.execute(insert(_table(PendingObjectRow)), rows[start : start + _BATCH])
-
-
-def clear_pending(session: Session, writer: str) -> None:
-    session.execute(delete(PendingObjectRow).where(PendingObjectRow.writer == writer))
-
-
-def list_pending(session: Session) -> list[PendingObjectRow]:
-    return list(session.execute(select(PendingObjectRow)).scalars())
-
-
-def stale_before(hours: float) -> dt.datetime:
-    return utcnow() - dt.timedelta(hours=hours)

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
 from ..errors import StoreError, StoreVersionError
 
 # The newest migration; a test checks it matches the migrations folder.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 BUSY_TIMEOUT_SECONDS = 60
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation
@@ -32,26 +32,104 @@ def redact(url: str) -> str:
         return "<unparsable database URL>"
 
 
-def make_engine(url: str) -> Engine:
+def _parse(url: str) -> URL:
     try:
-        parsed = make_url(url)
+        return make_url(url)
     except exc.ArgumentError as error:
         raise StoreError(
             f"invalid database URL {url!r}: expected e.g. 'sqlite:///path/meta.db' or "
             "'postgresql+psycopg://user@host/db'"
         ) from error
-    if parsed.get_backend_name() == "sqlite":
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite catalog URL (None for other databases and in-memory ones)."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def read_only_reason(url: str) -> str | None:
+    """Why a SQLite catalog can only be read ("read-only filesystem", "no write
+    permission"), or None when it can be written (or is not a local file)."""
+    path = sqlite_file(url)
+    if path is None or not os.path.exists(path):
+        return None
+    folder = os.path.dirname(path)
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only filesystem"
+    except OSError:
+        return None
+    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
+        return "no write permission"
+    return None
+
+
+class CatalogFile:
+    """The file of a SQLite catalog as it was when the store was opened, to tell when it
+    was deleted or replaced while in use: SQLite would go on writing into the open (and
+    now unreachable) file, and a log would report success into nothing."""
+
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_file(url)
+        self.identity = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (info.st_dev, info.st_ino)
+
+    def check(self) -> None:
+        if self.path is None or self.identity is None:
+            return
+        now = self._identity()
+        if now != self.identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StoreError(
+                f"the catalog {self.path!r} was {what} while in use; what this command "
+                "did last was not recorded there: check the store and run it again"
+            )
+
+
+def make_engine(url: str, *, read_only: str | None = None) -> Engine:
+    """An engine for a catalog URL; ``read_only`` (a reason from `read_only_reason`) opens
+    a SQLite catalog without ever writing to it, not even its lock files on read-only
+    media."""
+    parsed = _parse(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+            if read_only:
+                immutable = "&immutable=1" if read_only == "read-only filesystem" else ""
+                parsed = parsed.set(
+                    database=f"file:{os.path.abspath(database)}?mode=ro{immutable}",
+                    query={"uri": "true"},
+                )
+            else:
+                os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
         engine = create_engine(
             parsed,
             connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, read_only is not None)
         return engine
     try:
         return create_engine(parsed, pool_pre_ping=True)
+    except exc.NoSuchModuleError as error:
+        raise StoreError(
+            f"unknown database {backend!r} in {redact(url)}: forebear's catalog runs on SQLite "
+            "('sqlite:///path/meta.db') or PostgreSQL ('postgresql+psycopg://user@host/db')"
+        ) from error
     except ImportError as error:
         raise StoreError(
             f"no driver for {redact(url)}: {error}; for PostgreSQL run "
@@ -59,14 +137,15 @@ def make_engine(url: str) -> Engine:
         ) from error
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin event below decide when transactions start.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -107,6 +186,11 @@ def translate_db_errors(engine: Engine) -> Iterator[None]:
         yield
     except exc.OperationalError as error:
         message = str(error.orig) if error.orig is not None else str(error)
+        if "readonly" in message or "read-only" in message:
+            raise StoreError(
+                f"the database {redact(str(engine.url))} is read-only here; this needs a store "
+                "you can write to"
+            ) from error
         if "locked" in message:
             raise StoreError(
                 f"the database {redact(str(engine.url))} stayed locked for "
@@ -117,6 +201,12 @@ def translate_db_errors(engine: Engine) -> Iterator[None]:
         ) from error
     except exc.InterfaceError as error:
         raise StoreError(f"cannot reach the database {redact(str(engine.url))}") from error
+    except exc.ProgrammingError as error:
+        message = str(error.orig) if error.orig is not None else str(error)
+        raise StoreError(
+            f"the database {redact(str(engine.url))} is not a forebear catalog, or was replaced "
+            f"while in use ({message.strip().splitlines()[0]})"
+        ) from error
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -133,19 +223,27 @@ def _nullcontext() -> Iterator[None]:
     yield
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create or upgrade the schema; safe when several processes do it at once."""
+def ensure_schema(engine: Engine, *, read_only: bool = False) -> None:
+    """Create or upgrade the schema; safe when several processes do it at once. A
+    read-only catalog is only checked."""
     with translate_db_errors(engine):
         with engine.connect() as connection:
             revision = current_revision(connection)
             connection.rollback()
         if revision == SCHEMA_HEAD:
-            _forget_edge_statistics(engine)
+            if not read_only:
+                _forget_edge_statistics(engine)
             return
         if revision is not None and revision > SCHEMA_HEAD:
             raise StoreVersionError(
                 f"the database {redact(str(engine.url))} has schema {revision}, newer than "
                 f"this forebear knows ({SCHEMA_HEAD}); upgrade forebear"
+            )
+        if read_only:
+            raise StoreVersionError(
+                f"the database {redact(str(engine.url))} has schema {revision or 'none'} and "
+                f"needs {SCHEMA_HEAD}, but it is read-only here; open it once where it can be "
+                "written to upgrade it"
             )
         with writer(engine).connect() as connection, connection.begin():
             if engine.dialect.name == "postgresql":

@@ -195,6 +195,8 @@ class RunRow(Base):
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # renewed while the run is running; a running run whose heartbeat stopped has crashed
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class EdgeRow(Base):
@@ -211,6 +213,41 @@ class EdgeRow(Base):
     run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"), primary_key=True)
     direction: Mapped[str] = mapped_column(String(3), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+
+
+class ChunkMemberRow(Base):
+    """Which files (by whole-file digest) a chunk belongs to: the chunk lists of
+    `ChunkListRow`, indexed by chunk. Inserted with their chunk list."""
+
+    __tablename__ = "chunk_members"
+    __table_args__ = (Index(None, "file"),)
+
+    chunk: Mapped[str] = mapped_column(String(32), primary_key=True)
+    file: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class StoreInfoRow(Base):
+    """Facts about the store as a whole; ``store_id`` is also in the object location's
+    format file, so a catalog and a location that do not belong together are refused."""
+
+    __tablename__ = "store_info"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class LeaseRow(Base):
+    """A writer's hold on the objects it registered in `PendingObjectRow`: gc keeps them
+    while ``expires_at`` (renewed by the writer) has not passed, and a writer whose lease
+    was taken away may not commit."""
+
+    __tablename__ = "leases"
+
+    writer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    host: Mapped[str] = mapped_column(String(256))  # for people reading the table
+    pid: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PendingObjectRow(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from ..artifacts import ArtifactVersion
-from ..errors import ForebearError, IntegrityError, InvalidInput, NotFound
+from ..errors import (
+    ForebearError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    ObjectNotFound,
+    StoreError,
+)
 from ..hashing import BLOCK_SIZE
 from ..run import Run
 from ..store import Store
+from ..units import human_size
+from .security import Guard, host_names
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50  # versions and runs per page
@@ -75,8 +85,9 @@ def _run_json(run: Run) -> dict[str, Any]:
     return {**run.to_dict(), "url": run_url(run.id)}
 
 
-def create_app(store: Store) -> Starlette:
-    """The ASGI application for one store."""
+def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGIApp:
+    """The ASGI application for one store, answering requests for ``allowed_hosts`` (by
+    default the loopback names; see `security.host_names`)."""
     templates = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -84,7 +95,7 @@ def create_app(store: Store) -> Starlette:
     templates.globals.update(
         version_url=version_url, artifact_url=artifact_url, run_url=run_url, quote=_quote
     )
-    templates.filters["size"] = _human_size
+    templates.filters["size"] = human_size
     templates.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
 
     def page(template: str, request: Request, **context: Any) -> HTMLResponse:
@@ -190,7 +201,7 @@ def create_app(store: Store) -> Starlette:
         up = query.get("up", "1") != "0"
         down = query.get("down", "0") == "1"
         depth_text = query.get("depth", "")
-        depth = int(depth_text) if depth_text.isdigit() else None
+        depth = int(depth_text) if depth_text.isdigit() and len(depth_text) < 7 else None
         lineage = store.lineage(version, upstream=up, downstream=down, depth=depth)
         return {"version": version, "lineage": lineage, "up": up, "down": down, "depth": depth}
 
@@ -248,16 +259,12 @@ def create_app(store: Store) -> Starlette:
             entry = version.entry(path)
         except (NotFound, InvalidInput) as exc:
             raise HTTPException(404, str(exc)) from exc
-        # Verify before sending: a corrupted object is refused, never half-sent as good.
-        try:
-            with version.open(path) as stream:
-                while stream.read(BLOCK_SIZE):
-                    pass
-        except IntegrityError as exc:
-            raise HTTPException(500, str(exc)) from exc
+        # open() checks every byte before the first is handed over: a corrupted object is
+        # refused here, never half-sent as good
+        stream = version.open(path)
 
         def chunks() -> Iterator[bytes]:
-            with version.open(path) as stream:
+            with stream:
                 while block := stream.read(BLOCK_SIZE):
                     yield block
 
@@ -310,6 +317,23 @@ def create_app(store: Store) -> Starlette:
             "outputs": [_version_json(v) for v in data["outputs"]],
         }
 
+    async def forebear_error(request: Request, exc: Exception) -> Response:
+        """What went wrong, as a page (or JSON) with what to do: never a traceback."""
+        status = 500
+        detail = str(exc)
+        if isinstance(exc, ObjectNotFound):
+            status = 404
+            detail = f"{exc} (run 'forebear verify' to find every missing object)"
+        elif isinstance(exc, NotFound):
+            status = 404
+        elif isinstance(exc, InvalidInput):
+            status = 400
+        elif isinstance(exc, IntegrityError):
+            detail = f"{exc} (run 'forebear verify' to find every damaged object)"
+        elif isinstance(exc, StoreError):
+            status = 503
+        return await not_found(request, HTTPException(status, detail))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
         detail = getattr(exc, "detail", "not found")
@@ -337,20 +361,16 @@ def create_app(store: Store) -> Starlette:
         Route("/api/runs/{run_id}", api(run_data, shape_run)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: not_found, ForebearError: forebear_error},
+    )
+    allowed = host_names("127.0.0.1") if allowed_hosts is None else set(allowed_hosts)
+    return Guard(app, allowed)
 
 
 def _all_aliases(store: Store, latest: ArtifactVersion) -> set[str]:
     return {a for v in store.versions(latest.name, project=latest.project) for a in v.aliases}
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def check_address(host: str, port: int) -> None:
@@ -366,10 +386,13 @@ def check_address(host: str, port: int) -> None:
         ) from exc
 
 
-def serve(store: Store, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve the UI until interrupted (read-only; loopback unless told otherwise)."""
+def serve(
+    store: Store, host: str = "127.0.0.1", port: int = 8765, allowed_hosts: Iterable[str] = ()
+) -> None:
+    """Serve the UI until interrupted (read-only; loopback unless told otherwise), to
+    requests addressed to ``host`` (and its usual names) or one of ``allowed_hosts``."""
     import uvicorn
 
     check_address(host, port)
-
-    uvicorn.run(create_app(store), host=host, port=port, log_level="warning")
+    app = create_app(store, host_names(host, allowed_hosts))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,116 @@
+"""The commit protocol (write bottom-up): objects first, then the manifest object, then one
+catalog transaction that makes the version visible.
+
+1. prepare: hash every file, write the canonical manifest (`ingest.prepare`);
+2. find existing: is a version with this digest committed already (then its objects are
+   only checked, and what went missing is stored again);
+3. lease: take a writer's lease and register every object before storing it, so gc keeps
+   it until the commit (`leases.Lease`);
+4. store the objects the location lacks, each checked (`ingest.store_objects`);
+5. flush: make them durable with one filesystem sync;
+6. commit: in one transaction, check the lease is still held and the catalog is still the
+   store's, insert the version (or find it), its entries, chunk lists, edge and aliases,
+   and give the lease up.
+
+A crash at any point leaves at most unreachable objects, never a partial version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from . import identity, ingest, progress
+from .artifacts import Artifact
+from .chunking import ChunkList
+from .db import catalog
+from .db import identity as catalog_identity
+from .db.catalog import VersionData
+from .db.engine import read_session, write_session
+from .errors import InvalidInput
+from .leases import Lease
+from .paths import check_alias, check_name
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+def check_catalog(store: Store, session: Session) -> None:
+    """Inside a writing transaction: refuse a catalog that is no longer the one the store
+    was opened with (deleted, replaced, or another store's)."""
+    identity.check(catalog_identity.store_id(session), store.store_id, store.engine)
+    store.catalog_file.check()
+
+
+def log(
+    store: Store,
+    artifact: Artifact,
+    *,
+    project: str,
+    run_id: str | None,
+    aliases: Sequence[str] = (),
+    show_progress: bool | None = None,
+) -> VersionData:
+    """Hash and store an artifact's files, then commit the version in one transaction."""
+    check_name(project, "project")
+    aliases = [check_alias(a) for a in aliases]
+    if not len(artifact):
+        raise InvalidInput(
+            f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
+        )
+    store.require_writable()
+    show = progress.wanted(show_progress)
+
+    def chunk_lists(digests: list[str]) -> dict[str, ChunkList]:
+        with read_session(store.engine) as session:
+            return catalog.chunk_lists_for(session, digests)
+
+    def committed(digests: list[str]) -> set[str]:
+        with read_session(store.engine) as session:
+            return catalog.committed_among(session, digests)
+
+    with ingest.prepare(artifact, store.stat_cache, show) as prepared:
+        with read_session(store.engine) as session:
+            known = catalog.has_version(session, project, artifact.name, prepared.digest)
+        with Lease(store.engine) as lease:
+            ingest.store_objects(
+                prepared,
+                store.objects,
+                lease.register,
+                ingest.Catalog(chunk_lists, committed),
+                store.chunking,
+                artifact.name,
+                show,
+                relog=known,
+            )
+            store.objects.flush()
+            contents = catalog.Contents(
+                prepared.size,
+                prepared.file_count,
+                prepared.entries(),
+                prepared.chunk_lists(store.chunking),
+                store.chunking,
+                prepared.new_bytes,
+                prepared.shared_bytes,
+            )
+            with write_session(store.engine) as session:
+                lease.check(session)
+                check_catalog(store, session)
+                row, _created = catalog.commit_version(
+                    session,
+                    project=project,
+                    name=artifact.name,
+                    type_=artifact.type,
+                    contents=contents,
+                    digest=prepared.digest,
+                    description=artifact.description,
+                    metadata=artifact.metadata,
+                    run_id=run_id,
+                    aliases=aliases,
+                )
+                lease.release(session)
+                data = catalog.load_versions(session, [row.id])[row.id]
+            store.catalog_file.check()  # the commit went into the file the store opened
+            return data

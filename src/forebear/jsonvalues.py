@@ -1,0 +1,46 @@
+"""Checking values that go into the catalog as JSON (metadata, config, logged values): they
+must be plain JSON with finite numbers, and nested no deeper than any reader can follow."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .errors import InvalidInput
+
+MAX_DEPTH = 100
+
+
+def check_json(value: Any, what: str) -> None:
+    """Refuse what cannot be stored as JSON: non-finite numbers, values JSON has no form
+    for, and nesting deeper than `MAX_DEPTH` (which would exhaust any reader's stack)."""
+    check_depth(value, what)
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} must be JSON-serialisable (finite numbers): {exc}") from exc
+
+
+def check_depth(value: Any, what: str) -> None:
+    """Refuse containers nested deeper than `MAX_DEPTH`, and non-finite numbers."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth > MAX_DEPTH:
+                raise InvalidInput(
+                    f"{what} is nested more than {MAX_DEPTH} levels deep; flatten it"
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput(f"{what} must hold finite numbers, not {item!r}")
+
+
+def loads(text: str, what: str) -> Any:
+    """Parse JSON given by a user, with one clear error for what is too deep to read."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidInput(f"{what} is nested too deeply; flatten it") from None
