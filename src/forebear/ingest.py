@@ -163,22 +163,27 @@ def store_objects(
     """
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
         for batch in prepared.rows.batches(BATCH):
-            sources: dict[str, tuple[str, int]] = {}  # one local file per distinct digest
-            files: list[tuple[str, FileStat]] = []
-            for _path, digest, size, _uri, _etag, local, device, inode, mtime, ctime in batch:
-                if local is None:
-                    continue
-                local_path = os.fsdecode(local)
-                sources.setdefault(digest, (local_path, size))
-                files.append((local_path, FileStat(device, inode, size, mtime, ctime)))
-            if not sources:
+            sizes: dict[str, int] = {}  # each distinct digest's size
+            first: dict[str, bytes] = {}  # and a local file holding it
+            for _path, digest, size, _uri, _etag, local, *_ in batch:
+                if local is not None and digest not in sizes:
+                    sizes[digest] = size
+                    first[digest] = local
+            sources = {d: (os.fsdecode(first[d]), sizes[d]) for d in sizes} if not relog else {}
+            if not sizes:
                 continue
-            large = [d for d, (_, size) in sources.items() if chunking.applies_to(size)]
+            large = [d for d, size in sizes.items() if chunking.applies_to(size)]
             known = catalog.chunk_lists(large) if large else {}
-            whole_sizes = {d: size for d, (_, size) in sources.items() if d not in known}
+            whole_sizes = {d: size for d, size in sizes.items() if d not in known}
             if not relog:
-                register(list(sources))
+                register(list(sizes))
             present = _trusted(objects, objects.present(whole_sizes), catalog, relog)
+            if relog:  # decode the paths of only the files a re-log reads
+                sources = {
+                    d: (os.fsdecode(first[d]), sizes[d])
+                    for d in sizes
+                    if d in known or d not in present
+                }
             absent = {d: sources[d] for d in whole_sizes if d not in present}
             if relog and absent:
                 register(list(absent))
@@ -206,8 +211,12 @@ def store_objects(
                 for _, chunks in cut:
                     objects.put_chunk_list(chunks.digest, chunks.to_bytes())
                     prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
-            for local_path, stat in files:  # unchanged since they were hashed
-                check_unchanged(local_path, stat)
+            stored = set(absent) | set(known)
+            for _path, digest, size, _uri, _etag, local, device, inode, mtime, ctime in batch:
+                # unchanged since they were hashed (a re-log reads only what it stores)
+                if local is not None and (not relog or digest in stored):
+                    stat = FileStat(device, inode, size, mtime, ctime)
+                    check_unchanged(os.fsdecode(local), stat)
     size = prepared.manifest.seek(0, os.SEEK_END)
     if not relog:
         register([prepared.digest])

@@ -92,7 +92,8 @@ class StatCache:
     def _seal(self, values: tuple[int, int, int, int, int, int, str]) -> str:
         if self._key is None:
             self._key = _load_key(self.key_path)
-        text = ":".join(str(v) for v in values).encode()
+        device, inode, size, mtime, ctime, recorded, digest = values
+        text = f"{device}:{inode}:{size}:{mtime}:{ctime}:{recorded}:{digest}".encode()
         return hashlib.blake2b(text, key=self._key, digest_size=16).hexdigest()
 
     @contextlib.contextmanager

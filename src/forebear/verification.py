@@ -41,10 +41,19 @@ def problems(content: ContentReader, versions: Iterable[ArtifactVersion]) -> lis
 
     def actual(digest: str) -> str | None:
         if digest not in checked:
-            if len(checked) >= CHECKED_DIGESTS:  # flat memory for huge versions
-                checked.clear()
             checked[digest] = objects.actual_digest(digest)
         return checked[digest]
+
+    def check_ahead(page: list[ManifestEntry], lists: dict[str, ChunkList]) -> None:
+        """Re-hash a page's whole objects at once (every core, or many requests)."""
+        if len(checked) >= CHECKED_DIGESTS:  # flat memory for huge versions
+            checked.clear()
+        wanted = {
+            e.digest
+            for e in page
+            if e.uri is None and e.digest is not None and e.digest not in lists
+        }
+        checked.update(objects.actual_digests(wanted - checked.keys()))
 
     found: list[Problem] = []
     for version in versions:
@@ -59,6 +68,7 @@ def problems(content: ContentReader, versions: Iterable[ArtifactVersion]) -> lis
         try:
             for page in pages(version.iter_entries(), PAGE_ENTRIES):
                 lists = content.chunk_lists(page)
+                check_ahead(page, lists)
                 for entry in page:
                     writer.add(entry)
                     found.extend(

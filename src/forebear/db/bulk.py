@@ -39,6 +39,29 @@ def ids_param(session: Session, ids: Sequence[int]) -> dict[str, Any]:
     return {PARAMETER: list(ids)}
 
 
+def string_list(session: Session) -> Any:
+    """`id_list` for strings (digests), bound by `rows_for_strings`."""
+    if session.get_bind().dialect.name == "sqlite":
+        rows = func.json_each(bindparam(PARAMETER, type_=String))
+        return select(literal_column("value")).select_from(rows).scalar_subquery()
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return select(func.unnest(bindparam(PARAMETER, type_=ARRAY(String)))).scalar_subquery()
+
+
+def rows_for_strings(
+    session: Session, statement: Any, values: Iterable[str], chunk: int = 50_000
+) -> Iterator[Any]:
+    """`rows_for`, for a statement filtering on `string_list`."""
+    ordered = sorted(set(values))
+    connection = session.connection()
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    for start in range(0, len(ordered), chunk):
+        batch = ordered[start : start + chunk]
+        params = {PARAMETER: json.dumps(batch) if sqlite else batch}
+        yield from connection.execute(statement, params).all()
+
+
 def rows_for(
     session: Session, statement: Any, ids: Iterable[int], chunk: int = 50_000
 ) -> Iterator[Any]:

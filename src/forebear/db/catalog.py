@@ -698,16 +698,11 @@ def all_object_digests(session: Session) -> set[str]:
 def committed_among(session: Session, digests: Iterable[str]) -> set[str]:
     """Which of ``digests`` a committed version needs (as a stored file, a manifest or a
     chunk): objects known to have been complete and durable when they were committed."""
+    wanted = set(digests)
     found: set[str] = set()
-    wanted = sorted(set(digests))
-    for start in range(0, len(wanted), _LIST_BATCH):
-        batch = wanted[start : start + _LIST_BATCH]
-        for column in (EntryRow.digest, VersionRow.digest, ChunkMemberRow.chunk):
-            found.update(
-                d
-                for d in session.execute(select(column).where(column.in_(batch))).scalars()
-                if d is not None
-            )
+    for column in (EntryRow.digest, VersionRow.digest, ChunkMemberRow.chunk):
+        query = select(column).where(column.in_(bulk.string_list(session))).distinct()
+        found.update(row[0] for row in bulk.rows_for_strings(session, query, wanted))
     return found
 
 
