@@ -449,6 +449,22 @@ def test_a_tampered_entry_path_is_refused_everywhere(
     assert not (tmp_path / "deep" / "x").exists()
 
 
+def test_a_tampered_artifact_name_cannot_lead_a_download_out_of_the_cache(
+    tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
+    store_dir = tmp_path / "store"
+    with forebear.open(store_dir) as store:
+        log(store, make_tree("data", {"a.txt": "a"}))
+    with sqlite3.connect(store_dir / "meta.db") as db:
+        db.execute("UPDATE projects SET name = '../../../../escaped'")
+    with forebear.open(store_dir) as store:
+        with pytest.raises(forebear.IntegrityError, match="malformed project or artifact name"):
+            store.artifact("ds").download()
+        with forebear.open(tmp_path / "puller") as puller, pytest.raises(forebear.IntegrityError):
+            puller.pull(store)
+    assert not list(tmp_path.rglob("escaped"))
+
+
 def test_verify_compares_the_catalog_with_the_manifest(
     tmp_path: Path, make_tree: Callable[..., Path]
 ) -> None:

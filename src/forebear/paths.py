@@ -15,6 +15,11 @@ _DRIVE_RE = re.compile(r"^[^\W\d_]:")  # any letter then a colon, like "C:"
 NAME_RULES = "1-128 characters from letters, digits, '.', '_', '-', starting with a letter or digit"
 
 
+def is_name(name: object) -> bool:
+    """Whether ``name`` follows the rules of project, artifact and alias names."""
+    return isinstance(name, str) and bool(_NAME_RE.fullmatch(name))
+
+
 def check_name(name: object, kind: str = "artifact") -> str:
     """Return ``name`` unchanged if it is a valid project or artifact name."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):

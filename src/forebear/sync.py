@@ -30,6 +30,7 @@ from .ingest import trusted
 from .leases import Lease
 from .manifest import Manifest
 from .objects import TRANSFER_WORKERS
+from .paths import check_alias, check_name
 
 if TYPE_CHECKING:
     from .store import Store
@@ -191,6 +192,7 @@ def _commit(
         lease.check(session)
         check_catalog(target, session)
         for run, project in selection.runs.values():
+            check_name(project, "project")
             if session.execute(select(RunRow.pk).where(RunRow.id == run.id)).first() is None:
                 catalog.copy_run(session, run, project)
                 report.runs_copied += 1
@@ -213,6 +215,7 @@ def _commit(
                 if version_id == version.id:
                     catalog.add_edge(session, catalog.run_pk(session, run_id), row.id, direction)
             for alias in selection.aliases.get(version.id, []):
+                check_alias(alias)  # names from another store are checked like users' own
                 if alias != LATEST:
                     catalog.set_alias(session, row.artifact_id, alias, row.id, None)
             catalog.move_latest_if_newer(session, row)

@@ -13,10 +13,16 @@ from sqlalchemy import Table, Text, cast, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..chunking import Chunking, ChunkList
-from ..errors import ArtifactNotFound, InvalidInput, RunNotFound, VersionNotFound
+from ..errors import (
+    ArtifactNotFound,
+    IntegrityError,
+    InvalidInput,
+    RunNotFound,
+    VersionNotFound,
+)
 from ..hashing import HASH_ALGORITHM
 from ..manifest import ManifestEntry, checked_entry
-from ..paths import Ref, is_version, version_number
+from ..paths import Ref, is_name, is_version, version_number
 from . import bulk, traversal
 from .bulk import insert_ignoring_duplicates
 from .schema import (
@@ -124,7 +130,14 @@ def load_versions(
     found: dict[int, VersionData] = {}
     for row in bulk.rows_for(session, query, version_ids):
         values: tuple[Any, ...] = tuple(row)  # in the order of _VERSION_COLUMNS
-        found[values[0]] = VersionData(*values)
+        data = VersionData(*values)
+        if not (is_name(data.project) and is_name(data.name)):
+            raise IntegrityError(
+                f"the catalog holds a malformed project or artifact name "
+                f"{data.project!r}/{data.name!r}; it was changed outside forebear, and is "
+                "refused (restore the catalog from a backup)"
+            )
+        found[values[0]] = data
     return found
 
 
