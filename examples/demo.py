@@ -10,8 +10,10 @@ Everything lands in ./demo-output/ (the store in ./demo-output/store).
 from __future__ import annotations
 
 import csv
+import os
 import pickle
 import shutil
+import sys
 from pathlib import Path
 
 import forebear
@@ -93,7 +95,20 @@ def main() -> None:
     for suffix in (".svg", ".png", ".mmd"):
         path = lineage.render(OUT / f"lineage{suffix}")
         print(f"wrote {path}")
-    print(f"\nTry the CLI: forebear --objects {STORE} ls")
+    print(f"\nTry the CLI: {cli_command()} --objects {STORE} ls")
+
+
+def cli_command() -> str:
+    """How to run forebear's CLI from here: the command on PATH if it is this one, else the
+    script installed beside this Python (.venv/bin/forebear after scripts/demo.sh)."""
+    beside = Path(sys.executable).parent / "forebear"
+    on_path = shutil.which("forebear")
+    if on_path and beside.exists() and Path(on_path).resolve() == beside.resolve():
+        return "forebear"
+    if beside.exists():
+        relative = os.path.relpath(beside)
+        return relative if len(relative) < len(str(beside)) else str(beside)
+    return f"{sys.executable} -m forebear"
 
 
 if __name__ == "__main__":

@@ -396,7 +396,9 @@ def test_global_options_and_env_select_the_store(
     assert [v["name"] for v in ok_json("ls", env={"FOREBEAR_DIR": str(store_b)})] == ["only-b"]
     env_a = {"FOREBEAR_DB": f"sqlite:///{store_a / 'catalog.db'}", "FOREBEAR_OBJECTS": str(store_a)}
     assert [v["name"] for v in ok_json("ls", env=env_a)] == ["only-a"]
-    # the default store in the working folder saw neither
-    assert ok_json("ls") == []
+    # there is no store in the working folder: a read-only command says so, makes none
+    line = assert_user_error(run_cli("ls"))
+    assert "no forebear store in" in line and "forebear init" in line
+    assert not (isolated / ".forebear").exists()
     with forebear.open(store_b) as store:
         assert [v.name for v in store.artifacts()] == ["only-b"]

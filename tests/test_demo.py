@@ -44,3 +44,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     listing = run_cli("--objects", str(output / "store"), "ls", "--json")
     assert listing.returncode == 0, listing.stderr
     assert '"iris-rf"' in listing.stdout
+    # the last hint works as printed, from where the demo ran
+    hint = out.strip().splitlines()[-1]
+    assert hint.startswith("Try the CLI: ")
+    tried = subprocess.run(
+        hint.removeprefix("Try the CLI: "), shell=True, cwd=tmp_path, env=clean_env(),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert tried.returncode == 0, tried.stderr
+    assert "iris-rf" in tried.stdout

@@ -58,11 +58,11 @@ def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
 def test_public_names_are_pinned() -> None:
     expected = {
         "Artifact", "ArtifactNotFound", "ArtifactVersion", "Diff", "ForebearError",
-        "GraphvizNotFound", "IntegrityError", "InvalidInput", "InvalidName", "InvalidPath",
-        "InvalidRef", "Lineage", "Manifest", "ManifestEntry", "NotFound", "ObjectNotFound",
-        "Problem", "RenderError", "Run", "RunNotFound", "RunStateError", "Store", "StoreError",
-        "StoreVersionError", "VersionNotFound", "__version__", "finish", "init", "log",
-        "log_artifact", "open", "use_artifact",
+        "ForebearWarning", "GraphvizNotFound", "IntegrityError", "InvalidInput", "InvalidName",
+        "InvalidPath", "InvalidRef", "Lineage", "Manifest", "ManifestEntry", "NotFound",
+        "ObjectNotFound", "Problem", "RenderError", "Run", "RunNotFound", "RunStateError",
+        "Store", "StoreError", "StoreNotFound", "StoreVersionError", "VersionNotFound",
+        "__version__", "finish", "init", "log", "log_artifact", "open", "use_artifact",
     }  # fmt: skip
     assert set(forebear.__all__) == expected
     for name in expected:

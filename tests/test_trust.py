@@ -803,7 +803,8 @@ def test_odd_input_gets_one_clear_line(tmp_path: Path, make_tree: Callable[..., 
         ((*store, "show", "ds:v99999999999999999999999"), "no version ds:v9"),
         ((*store, "log", str(data), "--name", "deep", "-m", f"k={deep}"), "nested"),
         ((*store, "get", "ds", str(tmp_path / "a-file")), "is a file"),
-        (("--db", "mysqlx://h/db", "--objects", str(tmp_path / "s2"), "ls"), "unknown database"),
+        (("--db", "mysqlx://h/db", "--objects", str(tmp_path / "s2"), "log", str(data)),
+         "unknown database"),
         ((*store, "lineage", "ds", "-o", "/proc/forbidden/x.svg"), "cannot write"),
     ]:
         done = run_cli(*args)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     ArtifactNotFound,
     ForebearError,
+    ForebearWarning,
     GraphvizNotFound,
     IntegrityError,
     InvalidInput,
@@ -25,6 +26,7 @@ from .errors import (
     RunNotFound,
     RunStateError,
     StoreError,
+    StoreNotFound,
     StoreVersionError,
     VersionNotFound,
 )
@@ -75,6 +77,7 @@ __all__ = [
     "ArtifactVersion",
     "Diff",
     "ForebearError",
+    "ForebearWarning",
     "GraphvizNotFound",
     "IntegrityError",
     "InvalidInput",
@@ -93,6 +96,7 @@ __all__ = [
     "RunStateError",
     "Store",
     "StoreError",
+    "StoreNotFound",
     "StoreVersionError",
     "VersionNotFound",
     "__version__",

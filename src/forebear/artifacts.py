@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .db.catalog import VersionData
-from .errors import InvalidInput, InvalidPath
+from .errors import ForebearWarning, InvalidInput, InvalidPath
 from .jsonvalues import check_json
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
 from .paths import check_name, check_text, normalise_entry_path
 from .references import describe_reference
 from .spool import DuplicateKey, Spool
+from .walk import Walk
 
 if TYPE_CHECKING:
     from .lineage import Lineage
@@ -63,6 +65,8 @@ class Artifact:
         # its absolute path as bytes (a folder's name may not be valid UTF-8)
         self._entries = Spool(width=7)
         self._folders: list[str] = []
+        # special files (FIFOs, sockets, devices) left out of folders: (entry path, kind)
+        self.skipped: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
@@ -98,24 +102,32 @@ class Artifact:
         name: str | None = None,
         *,
         follow_outside_symlinks: bool = False,
+        ignore: Sequence[str] | None = None,
     ) -> list[str]:
         """Add every file under a folder, with entry paths relative to it (under ``name``);
         returns them (`log_artifact` with a folder path skips building that list).
 
-        Symlinks are followed while their target stays inside the folder; one that points
-        outside raises `InvalidPath` unless ``follow_outside_symlinks`` is set.
+        Left out: a store's own folders, paths matched by ``.forebearignore`` files (in the
+        folder, its subfolders and its parents up to the project root) or by ``ignore``
+        (gitignore patterns, relative to the folder), and special files such as FIFOs,
+        which are listed in ``skipped`` with a `ForebearWarning`. Symlinks are followed
+        while their target stays inside the folder; one that points outside raises
+        `InvalidPath` unless ``follow_outside_symlinks`` is set.
         """
         added: list[str] = []
-        self._add_folder(local_path, name, follow_outside_symlinks, added.append)
+        self.add_folder(local_path, name, follow_outside_symlinks, ignore, added.append)
         return added
 
-    def _add_folder(
+    def add_folder(
         self,
         local_path: str | os.PathLike[str],
-        name: str | None,
-        follow_outside_symlinks: bool,
+        name: str | None = None,
+        follow_outside_symlinks: bool = False,
+        ignore: Sequence[str] | None = None,
         added: Callable[[str], object] | None = None,
     ) -> None:
+        """`add_dir` without building the list of entry paths (a folder can hold
+        millions); ``added`` is called with each instead."""
         root = Path(local_path)
         if not root.exists():
             raise InvalidPath(f"cannot add {os.fspath(local_path)!r}: no such folder")
@@ -127,7 +139,8 @@ class Artifact:
         folder = len(self._folders)
         self._folders.append(os.path.abspath(root))
         batch: list[tuple[Any, ...]] = []
-        for relative in _walk(root, follow_outside_symlinks):
+        walk = Walk(str(root), follow_outside_symlinks, list(ignore or ()))
+        for relative in walk.files():
             # names read from a folder hold no "/", NUL, "." or ".."; only a backslash
             # (a separator on Windows) needs the full check
             path = (
@@ -142,6 +155,16 @@ class Artifact:
                 self._add(batch)
                 batch = []
         self._add(batch)
+        if walk.skipped:
+            found = [(prefix + path, kind) for path, kind in walk.skipped]
+            self.skipped.extend(found)
+            listed = ", ".join(f"{path} ({kind})" for path, kind in found[:5])
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            warnings.warn(
+                f"skipped {len(found)} special files with no bytes to store: {listed}{more}",
+                ForebearWarning,
+                stacklevel=3,
+            )
 
     def add_reference(
         self, uri: str, name: str | None = None, *, checksum: bool = True
@@ -169,46 +192,6 @@ class Artifact:
                 else:
                     batch.append(PendingFile(path, f"{self._folders[folder]}/{local}"))
             yield batch
-
-
-def _walk(root: Path, follow_outside: bool) -> Iterator[str]:
-    """Files under ``root`` as relative POSIX paths, sorted, symlink-safe.
-
-    Plain strings and `os.scandir` rather than `pathlib`: a folder can hold millions of
-    files, and here the walk is the whole cost of re-logging unchanged data."""
-    real_root = os.path.realpath(root)
-    root_prefix = real_root.rstrip(os.sep) + os.sep
-
-    def inside(target: str) -> bool:
-        return target == real_root or target.startswith(root_prefix)
-
-    def visit(directory: str, relative: str, ancestors: frozenset[str]) -> Iterator[str]:
-        real = os.path.realpath(directory)
-        if real in ancestors:
-            raise InvalidPath(
-                f"cannot add {directory!r}: a symlink loops back to {real!r}; remove the loop"
-            )
-        ancestors = ancestors | {real}
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            rel = f"{relative}{entry.name}"
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if not os.path.exists(target):
-                    raise InvalidPath(f"cannot add {entry.path!r}: it is a broken symlink")
-                if not inside(target) and not follow_outside:
-                    raise InvalidPath(
-                        f"cannot add {entry.path!r}: it is a symlink to {target!r}, "
-                        "outside the folder; copy the file in, or pass "
-                        "follow_outside_symlinks=True (CLI: --follow-symlinks)"
-                    )
-            if entry.is_dir():
-                yield from visit(entry.path, rel + "/", ancestors)
-            elif entry.is_file():
-                yield rel
-
-    yield from visit(os.path.abspath(root), "", frozenset())
 
 
 def type_name(value: object) -> str:
@@ -297,6 +280,11 @@ class ArtifactVersion:
     @property
     def created_at(self) -> dt.datetime:
         return self._data.created_at
+
+    @property
+    def created_by(self) -> str | None:
+        """The id of the run that first logged this content (None if none did)."""
+        return self._data.created_by
 
     @property
     def id(self) -> int:
@@ -451,5 +439,5 @@ class ArtifactVersion:
             "description": self.description,
             "metadata": self.metadata,
             "created_at": self.created_at.isoformat(),
-            "created_by": self._data.created_by,
+            "created_by": self.created_by,
         }

@@ -1,13 +1,21 @@
-"""A local read-through cache of remote objects: content-addressed, bounded, LRU-evicted.
+"""Everything forebear keeps outside the object location, in one bounded, LRU-evicted
+folder (the store's ``cache/`` for a local store, the user's cache folder otherwise):
 
-A cached copy is never trusted by its name or size: every use re-hashes it while copying it
-out, and a copy that no longer matches its digest is thrown away and fetched again.
+- ``objects/<2 hex>/<30 hex>``: a read-through cache of remote objects;
+- ``artifacts/<project>/<name>/<vN>/``: versions downloaded without a destination;
+- ``stat-cache.db``: digests of files already hashed (see `statcache`).
+
+A cached object is never trusted by its name or size: every use re-hashes it while copying
+it out, and a copy that no longer matches its digest is thrown away and fetched again.
+Downloaded versions are re-verified by every `download()` that returns them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,41 +26,155 @@ from .errors import IntegrityError
 from .hashing import Progress, hash_bytes
 from .objects import TRANSFER_WORKERS, ObjectLocation
 
+STAT_CACHE = "stat-cache.db"
+
 
 @dataclass(frozen=True)
 class CacheUsage:
-    """How much the cache holds, and its bound."""
+    """How much the cache holds (or, from `prune`, what was removed), and its bound:
+    ``files`` and ``bytes`` in all, then by kind."""
 
     root: Path
     files: int
     bytes: int
     max_bytes: int
+    objects: int = 0  # cached remote objects
+    object_bytes: int = 0
+    downloads: int = 0  # versions downloaded into the cache
+    download_bytes: int = 0
+    stat_cache_bytes: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.root),
+            "files": self.files,
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
+            "objects": self.objects,
+            "object_bytes": self.object_bytes,
+            "downloads": self.downloads,
+            "download_bytes": self.download_bytes,
+            "stat_cache_bytes": self.stat_cache_bytes,
+        }
 
 
-class ObjectCache:
+@dataclass
+class _Unit:
+    """What eviction removes at once: one cached object, or one downloaded version."""
+
+    path: Path
+    files: int
+    bytes: int
+    used: float  # last use, seconds since the epoch
+    is_download: bool
+
+
+class LocalCache:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.objects_root = root / "objects"
+        self.downloads_root = root / "artifacts"
 
     def path_of(self, digest: str) -> Path:
-        return self.root / digest[:2] / digest[2:]
+        return self.objects_root / digest[:2] / digest[2:]
 
-    def _entries(self) -> Iterator[tuple[Path, os.stat_result]]:
-        if not self.root.is_dir():
+    def download_folder(self, project: str, name: str, version: str) -> Path:
+        """Where `download()` without a destination puts a version."""
+        return self.downloads_root / project / name / version
+
+    def touch(self, folder: Path) -> None:
+        """Mark a downloaded version as just used (eviction takes the least recent)."""
+        with contextlib.suppress(OSError):
+            os.utime(folder)
+
+    # -- accounting ------------------------------------------------------------------
+
+    def _objects(self) -> Iterator[_Unit]:
+        if not self.objects_root.is_dir():
             return
-        for prefix in self.root.iterdir():
+        for prefix in self.objects_root.iterdir():
             if not prefix.is_dir():
                 continue
             for item in prefix.iterdir():
                 with contextlib.suppress(FileNotFoundError):
-                    yield item, item.stat()
+                    info = item.stat()
+                    yield _Unit(item, 1, info.st_size, info.st_mtime, False)
+
+    def _downloads(self) -> Iterator[_Unit]:
+        if not self.downloads_root.is_dir():
+            return
+        for project in self.downloads_root.iterdir():
+            for name in project.iterdir() if project.is_dir() else ():
+                for version in name.iterdir() if name.is_dir() else ():
+                    with contextlib.suppress(OSError):
+                        files, size = _tree_size(version)
+                        yield _Unit(version, files, size, version.stat().st_mtime, True)
+
+    def _stat_cache_bytes(self) -> tuple[int, int]:
+        files = size = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                size += (self.root / f"{STAT_CACHE}{suffix}").stat().st_size
+                files += 1
+        return files, size
 
     def usage(self) -> CacheUsage:
-        files = total = 0
-        for _, info in self._entries():
-            files += 1
-            total += info.st_size
-        return CacheUsage(self.root, files, total, self.max_bytes)
+        return self._sum([*self._objects(), *self._downloads()], self._stat_cache_bytes())
+
+    def _sum(self, units: list[_Unit], stat_cache: tuple[int, int]) -> CacheUsage:
+        objects = [u for u in units if not u.is_download]
+        downloads = [u for u in units if u.is_download]
+        return CacheUsage(
+            self.root,
+            files=sum(u.files for u in units) + stat_cache[0],
+            bytes=sum(u.bytes for u in units) + stat_cache[1],
+            max_bytes=self.max_bytes,
+            objects=len(objects),
+            object_bytes=sum(u.bytes for u in objects),
+            downloads=len(downloads),
+            download_bytes=sum(u.bytes for u in downloads),
+            stat_cache_bytes=stat_cache[1],
+        )
+
+    def prune(self, max_bytes: int | None = None, *, keep: Path | None = None) -> CacheUsage:
+        """Evict the least recently used cached objects and downloaded versions until
+        everything fits ``max_bytes`` (default: the bound); never ``keep`` (the version
+        just downloaded). Returns what was removed."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        units = sorted([*self._objects(), *self._downloads()], key=lambda u: u.used)
+        total = sum(u.bytes for u in units) + self._stat_cache_bytes()[1]
+        removed: list[_Unit] = []
+        kept = keep.resolve() if keep is not None else None
+        for unit in units:
+            if total <= limit:
+                break
+            if kept is not None and unit.path.resolve() == kept:
+                continue
+            if unit.is_download:
+                shutil.rmtree(unit.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    unit.path.unlink()
+            removed.append(unit)
+            total -= unit.bytes
+        return dataclasses.replace(self._sum(removed, (0, 0)), max_bytes=limit)
+
+    def clear(self) -> CacheUsage:
+        """Remove everything: cached objects, downloaded versions and the stat cache."""
+        removed = self.prune(0)
+        files, size = self._stat_cache_bytes()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                (self.root / f"{STAT_CACHE}{suffix}").unlink()
+        return dataclasses.replace(
+            removed,
+            files=removed.files + files,
+            bytes=removed.bytes + size,
+            stat_cache_bytes=size,
+        )
+
+    # -- objects ---------------------------------------------------------------------
 
     def fill(self, location: ObjectLocation, wanted: dict[str, str]) -> None:
         """Fetch the objects not cached yet, several at a time, each verified; ``wanted``
@@ -109,21 +231,16 @@ class ObjectCache:
             os.utime(cached)  # most recently used
             return
 
-    def prune(self, max_bytes: int | None = None) -> CacheUsage:
-        """Evict least recently used objects until the cache fits; return what was removed."""
-        limit = self.max_bytes if max_bytes is None else max_bytes
-        entries = sorted(self._entries(), key=lambda item: item[1].st_mtime)
-        total = sum(info.st_size for _, info in entries)
-        removed = freed = 0
-        for path, info in entries:
-            if total <= limit:
-                break
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed += 1
-                freed += info.st_size
-                total -= info.st_size
-        return CacheUsage(self.root, removed, freed, limit)
 
-    def clear(self) -> CacheUsage:
-        return self.prune(0)
+def _tree_size(folder: Path) -> tuple[int, int]:
+    files = size = 0
+    stack = [str(folder)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    files += 1
+                    size += entry.stat(follow_symlinks=False).st_size
+    return files, size

@@ -71,7 +71,7 @@ def log(
         with read_session(store.engine) as session:
             return catalog.committed_among(session, digests)
 
-    with ingest.prepare(artifact, store.stat_cache, show) as prepared:
+    with ingest.prepare(artifact, store.stat_cache, show, store.own_files()) as prepared:
         with read_session(store.engine) as session:
             known = catalog.has_version(session, project, artifact.name, prepared.digest)
         with Lease(store.engine) as lease:

@@ -1,8 +1,10 @@
 """Where a store lives when the caller does not say: arguments, then the environment
-(``FOREBEAR_DB`` / ``FOREBEAR_OBJECTS``, or ``FOREBEAR_DIR``), then the nearest
-``forebear.toml`` written by ``forebear init``, then ``./.forebear/``.
+(``FOREBEAR_DB`` / ``FOREBEAR_OBJECTS``, or ``FOREBEAR_DIR``), then — like git — the first
+``.forebear/`` folder or ``forebear.toml`` found in the current folder or one of its
+parents, and only when there is none, ``./.forebear/`` (created by the first write).
 
-Credentials never live here: they come from each backend's own environment and files.
+Every ``FOREBEAR_*`` setting is read here. Credentials never live here: they come from each
+backend's own environment and files.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ class StoreSettings:
     objects_url: str
     cache_dir: Path
     cache_max_bytes: int
+    # how the store was chosen, for `forebear status` and for "no store here" errors
+    source: str = "given"
+    # False only for the default ./.forebear/ chosen because no store was found
+    found: bool = True
 
 
 def _has_protocol(url: str) -> bool:
@@ -83,6 +89,17 @@ def sqlite_url(path: Path) -> str:
 def user_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "forebear"
+
+
+def find_store(start: Path | None = None) -> Path | None:
+    """The nearest ``.forebear/`` folder or ``forebear.toml`` in the current folder or one
+    of its parents (in one folder, ``.forebear/`` wins), or None."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        for candidate in (folder / DEFAULT_DIR, folder / CONFIG_FILE):
+            if candidate.is_dir() if candidate.name == DEFAULT_DIR else candidate.is_file():
+                return candidate
+    return None
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -156,21 +173,40 @@ def resolve(
     env_db, env_objects = os.environ.get("FOREBEAR_DB"), os.environ.get("FOREBEAR_OBJECTS")
     env_dir = os.environ.get("FOREBEAR_DIR")
     from_file: dict[str, str] = {}
-    if not (db_url or objects_url or env_db or env_objects or env_dir):
-        found = find_config()
-        if found is not None:
-            from_file = read_config(found)
-    directory = env_dir or DEFAULT_DIR
+    source = "given"
+    found = True
+    directory: Path | None = None
+    if db_url or objects_url:
+        source = "--db/--objects"
+    elif env_db or env_objects:
+        source = "FOREBEAR_DB/FOREBEAR_OBJECTS"
+    elif env_dir:
+        directory = Path(env_dir)
+        source = "FOREBEAR_DIR"
+    else:
+        nearest = find_store()
+        if nearest is None:
+            directory = Path(DEFAULT_DIR)
+            source = f"none found from {os.getcwd()} up: a new store in ./{DEFAULT_DIR}/"
+            found = False
+        elif nearest.name == CONFIG_FILE:
+            from_file = read_config(nearest)
+            source = f"{nearest}"
+        else:
+            directory = nearest
+            source = f"{nearest}"
+    if directory is None:
+        directory = Path(DEFAULT_DIR)
     objects = objects_url or env_objects or from_file.get("objects")
     if objects is None:
-        objects = str(Path(directory).resolve())
+        objects = str(directory.resolve())
     local = local_path_of(objects)
     if local is not None:
         objects = str(local.resolve())
     db = db_url or env_db or from_file.get("db")
     if db is None:
         if local is None:
-            db = sqlite_url(Path(directory) / DB_FILE)
+            db = sqlite_url(directory / DB_FILE)
         else:
             db = sqlite_url(Path(objects) / DB_FILE)
     cache = cache_dir or os.environ.get("FOREBEAR_CACHE_DIR") or from_file.get("cache_dir")
@@ -178,7 +214,7 @@ def resolve(
         cache = Path(objects) / "cache" if local is not None else user_cache_dir()
     size = os.environ.get("FOREBEAR_CACHE_SIZE")
     max_bytes = parse_size(size) if size else DEFAULT_CACHE_BYTES
-    return StoreSettings(db, objects, Path(cache).resolve(), max_bytes)
+    return StoreSettings(db, objects, Path(cache).resolve(), max_bytes, source, found)
 
 
 def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:

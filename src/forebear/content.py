@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from sqlalchemy import Engine
 
-from .cache import ObjectCache
+from .cache import LocalCache
 from .chunking import MIN_THRESHOLD, ChunkedReader, ChunkList
 from .db import catalog
 from .db.engine import read_session
@@ -24,7 +24,7 @@ from .references import check_reference, open_reference
 class ContentReader:
     """Entries and bytes of committed versions, for one catalog and object location."""
 
-    def __init__(self, engine: Engine, objects: ObjectLocation, cache: ObjectCache) -> None:
+    def __init__(self, engine: Engine, objects: ObjectLocation, cache: LocalCache) -> None:
         self.engine = engine
         self.objects = objects
         self.cache = cache

@@ -84,7 +84,7 @@ def materialise(
                 batch = []
         _place(store, destination, batch, link, tick)
     if not store.objects.is_local:
-        store.cache.prune()
+        store.cache.prune(keep=root)
     return root.resolve()
 
 

@@ -15,12 +15,14 @@ Each class also derives from the built-in exception a caller would naturally cat
     │   └── ObjectNotFound(FileNotFoundError)
     ├── IntegrityError                   stored bytes do not match their digest
     ├── StoreError(OSError)              unreachable backend, misconfiguration
+    │   ├── StoreNotFound                no store where the settings point (nothing made)
     │   └── StoreVersionError            store written by a newer forebear
     ├── RunStateError(RuntimeError)      no active run, run already finished
     └── RenderError(RuntimeError)
         └── GraphvizNotFound             the `dot` program is missing
 
-Messages say what was wrong and what to do about it.
+Messages say what was wrong and what to do about it. Warnings are `ForebearWarning`
+(a `UserWarning`).
 """
 
 from __future__ import annotations
@@ -94,6 +96,10 @@ class StoreError(ForebearError, OSError):
     """The store cannot be reached or is misconfigured."""
 
 
+class StoreNotFound(StoreError):
+    """There is no store where the settings point, and this operation makes none."""
+
+
 class StoreVersionError(StoreError):
     """The store was written by a format this forebear does not know."""
 
@@ -108,3 +114,8 @@ class RenderError(ForebearError, RuntimeError):
 
 class GraphvizNotFound(RenderError):
     """The Graphviz `dot` program is not installed."""
+
+
+class ForebearWarning(UserWarning):
+    """Something the caller should know that is not an error (e.g. special files that a
+    folder holds were left out of a version)."""

@@ -19,13 +19,33 @@ from sqlalchemy import Engine
 
 from .db import identity
 from .db.engine import read_session, redact, write_session
-from .errors import StoreError
+from .errors import StoreError, StoreNotFound
 from .objects import ObjectLocation
 
 
-def bind(location: ObjectLocation, engine: Engine, *, writable: bool = True) -> str | None:
+def bind(
+    location: ObjectLocation, engine: Engine, *, writable: bool = True, create: bool = True
+) -> str | None:
     """The store id shared by the catalog and the location, recorded on a side that lacks
-    it (unless not ``writable``); `StoreError` when they belong to different stores."""
+    it (unless not ``writable``); `StoreError` when they belong to different stores, and
+    `StoreNotFound` when the location is not a store yet and ``create`` is not set."""
+    try:
+        return _bind(location, engine, writable, create)
+    except _Unrelated:
+        # another process may have just made this store: it writes the location's id, the
+        # catalog's, then objects; read both again before refusing
+        try:
+            return _bind(location, engine, writable, create)
+        except _Unrelated as again:
+            raise again.error from None
+
+
+class _Unrelated(Exception):
+    def __init__(self, error: StoreError) -> None:
+        self.error = error
+
+
+def _bind(location: ObjectLocation, engine: Engine, writable: bool, create: bool) -> str | None:
     found = location.read_format()  # first: a concurrent creator writes it first too
     location_id = found.store_id if found is not None else None
     with read_session(engine) as session:
@@ -40,11 +60,12 @@ def bind(location: ObjectLocation, engine: Engine, *, writable: bool = True) -> 
     else:
         belongs = not location.holds_objects()
     if not belongs:
-        with read_session(engine) as session:  # another process may have just bound it
-            catalog_id = identity.store_id(session)
-        if location_id is not None and location_id == catalog_id:
-            return location_id
-        raise _unrelated(location, engine, bool(newest))
+        raise _Unrelated(_unrelated(location, engine, bool(newest)))
+    if found is None and not create:
+        raise StoreNotFound(
+            f"no forebear store at {location.url!r} (it has no forebear.json); check the "
+            "path or URL, or make the store with 'forebear init'"
+        )
     if not writable:
         return location_id or catalog_id
     chosen = location_id or catalog_id or uuid.uuid4().hex

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 from . import progress
 from .artifacts import Artifact, PendingFile
 from .chunking import Chunking, ChunkList, ChunkRange, cut_file
+from .errors import InvalidPath
 from .fingerprint import check_unchanged, fingerprint, stat_file
 from .hash_workers import hash_files
 from .manifest import ManifestEntry, ManifestWriter
@@ -79,8 +80,14 @@ class Prepared:
         self.close()
 
 
-def prepare(artifact: Artifact, cache: StatCache | None, show: bool) -> Prepared:
-    """Fingerprint every file of ``artifact`` and write its manifest."""
+def prepare(
+    artifact: Artifact,
+    cache: StatCache | None,
+    show: bool,
+    forbidden: frozenset[str] = frozenset(),
+) -> Prepared:
+    """Fingerprint every file of ``artifact`` and write its manifest; a file among
+    ``forbidden`` (the store's own files) is refused."""
     rows = Spool(width=10)
     # closed by Prepared.close, or below on failure
     manifest = cast(BinaryIO, tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY))  # noqa: SIM115
@@ -89,6 +96,8 @@ def prepare(artifact: Artifact, cache: StatCache | None, show: bool) -> Prepared
         references = 0
         with progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
             for batch in artifact._batches(BATCH):
+                if forbidden:
+                    _refuse_forbidden(batch, forbidden)
                 rows.add(_fingerprint_batch(batch, writer, cache, tick, expect))
                 references += sum(e.size for e in batch if isinstance(e, ManifestEntry))
         digest = writer.finish()
@@ -98,6 +107,16 @@ def prepare(artifact: Artifact, cache: StatCache | None, show: bool) -> Prepared
         raise
     stored_size = writer.size - references
     return Prepared(digest, writer.count, writer.size, manifest, rows, stored_size=stored_size)
+
+
+def _refuse_forbidden(batch: list[PendingFile | ManifestEntry], forbidden: frozenset[str]) -> None:
+    for item in batch:
+        if isinstance(item, PendingFile) and os.path.abspath(item.local_path) in forbidden:
+            raise InvalidPath(
+                f"cannot log {item.local_path!r}: it is one of the store's own files (its "
+                "catalog or caches); leave it out with a .forebearignore line or "
+                "ignore=[...], or keep the catalog outside the folder"
+            )
 
 
 def _fingerprint_batch(
@@ -202,12 +221,15 @@ def store_objects(
                 if chunking.applies_to(absent[d][1]) and d not in prepared.cut
             ]
             for group in _groups(to_cut, absent):
-                expect(sum(absent[d][1] for _, d in group))
-                cut = _cut_files(group, chunking, tick)
+                # the bar counts each file once: its new chunks as they are written, the
+                # rest once they are found stored (cutting itself moves it no further)
+                group_bytes = sum(absent[d][1] for _, d in group)
+                expect(group_bytes)
+                cut = _cut_files(group, chunking)
                 register([d for _, chunks in cut for d in chunks.digests])
-                prepared.new_bytes += _store_chunks(
-                    objects, cut, register, catalog, False, tick, expect
-                )
+                new = _store_chunks(objects, cut, register, catalog, False, tick, None)
+                tick(group_bytes - new)
+                prepared.new_bytes += new
                 for _, chunks in cut:
                     objects.put_chunk_list(chunks.digest, chunks.to_bytes())
                     prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
@@ -275,14 +297,12 @@ def _groups(
         yield group
 
 
-def _cut_files(
-    files: list[tuple[str, str]], chunking: Chunking, tick: Callable[[int], None]
-) -> list[tuple[str, ChunkList]]:
+def _cut_files(files: list[tuple[str, str]], chunking: Chunking) -> list[tuple[str, ChunkList]]:
     """Cut each (path, digest) file; each takes two cores (one cuts and hashes the chunks,
     one re-hashes the whole file), so half as many files as cores are cut at once."""
 
     def cut(item: tuple[str, str]) -> tuple[str, ChunkList]:
-        return item[0], cut_file(item[0], item[1], chunking, tick)
+        return item[0], cut_file(item[0], item[1], chunking)
 
     with ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // 2)) as pool:
         return list(pool.map(cut, files))
@@ -295,11 +315,12 @@ def _store_chunks(
     catalog: Catalog,
     committed: bool,
     tick: Callable[[int], None],
-    expect: Callable[[int], None],
+    expect: Callable[[int], None] | None,
 ) -> int:
     """Store the chunks of these (path, chunk list) files that the location lacks, each
     re-hashed as it is copied from its file; returns the bytes stored. ``committed``: the
-    chunk lists are committed, so their chunks need no registration unless missing."""
+    chunk lists are committed, so their chunks need no registration unless missing.
+    ``expect`` is told the bytes to store (None: the caller counted them already)."""
     first: dict[str, tuple[str, ChunkList, int]] = {}  # each chunk: where to copy it from
     for path, chunks in files:
         for index, digest in enumerate(chunks.digests):
@@ -310,7 +331,8 @@ def _store_chunks(
     if committed and missing:
         register([d for d, _ in missing])
     new = sum(chunks.sizes[index] for _, (_, chunks, index) in missing)
-    expect(new)
+    if expect is not None:
+        expect(new)
     descriptors: dict[str, int] = {}
     try:
         for path, _ in files:

@@ -377,15 +377,15 @@ class ObjectLocation:
     def chunk_list_path(self, digest: str) -> str:
         return self._path(f"{CHUNK_LISTS}/{digest[:2]}/{digest[2:]}")
 
-    def put_chunk_list(self, digest: str, data: bytes) -> None:
+    def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
         """Store how the file with ``digest`` is made of chunks (written once, atomically;
-        an existing list of the same length is kept)."""
+        an existing list of the same length is kept unless ``replace``, for repairs)."""
         self._upgrade_format()
         path = self.chunk_list_path(digest)
         with backend_errors(f"cannot write the chunk list of {digest}"):
             if self.is_local:
                 with contextlib.suppress(FileNotFoundError):
-                    if os.stat(path).st_size == len(data):
+                    if not replace and os.stat(path).st_size == len(data):
                         return
                 tmp = self._local_tmp_path()
                 try:
@@ -396,7 +396,7 @@ class ObjectLocation:
                     raise
             else:
                 try:
-                    if int(self.fs.info(path)["size"]) == len(data):
+                    if not replace and int(self.fs.info(path)["size"]) == len(data):
                         return
                 except FileNotFoundError:
                     pass

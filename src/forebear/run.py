@@ -244,6 +244,7 @@ def artifact_from_path(
     metadata: dict[str, Any] | None = None,
     *,
     follow_outside_symlinks: bool = False,
+    ignore: Sequence[str] | None = None,
 ) -> Artifact:
     """The artifact for the path shorthand: a folder's files, or one file (without
     listing a folder's entry paths, which can be millions)."""
@@ -255,15 +256,17 @@ def artifact_from_path(
     artifact_name = name if name is not None else _default_name(source)
     artifact = Artifact(artifact_name, type or "dataset", description, metadata)
     if source.is_dir():
-        artifact._add_folder(source, None, follow_outside_symlinks)
+        artifact.add_folder(source, None, follow_outside_symlinks, ignore)
     else:
         artifact.add_file(source)
     return artifact
 
 
 def _default_name(source: Path) -> str:
-    stem = source.resolve().name
-    return stem.split(".")[0] if source.is_file() and stem.split(".")[0] else stem
+    """A file's name without its last suffix (``my.model.v2.pkl`` is ``my.model.v2``), a
+    folder's name as it is."""
+    resolved = source.resolve()
+    return resolved.stem if source.is_file() and resolved.stem else resolved.name
 
 
 def _default_run_name() -> str:

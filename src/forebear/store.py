@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from . import commit, config, garbage, identity, liveness, verification
+from . import commit, config, garbage, identity, liveness, repair, verification
 from .artifacts import Artifact, ArtifactVersion
-from .cache import ObjectCache
+from .cache import STAT_CACHE, LocalCache
 from .chunking import (
     DEFAULT_CHUNKING,
     Chunking,
@@ -41,10 +41,12 @@ from .errors import (
     NotFound,
     Problem,
     StoreError,
+    StoreNotFound,
 )
 from .garbage import DEFAULT_GRACE, GcReport
 from .objects import ObjectLocation
 from .paths import check_alias, parse_ref
+from .repair import RepairReport
 from .statcache import StatCache
 
 if TYPE_CHECKING:
@@ -69,32 +71,46 @@ class Store:
         storage_options: dict[str, Any] | None = None,
         cache_max_bytes: int | None = None,
         chunking: Chunking | None = None,
+        create: bool = True,
     ) -> None:
         settings = config.resolve(db_url, objects_url, cache_dir)
+        self.source = settings.source  # how this store was chosen (see `status`)
         self.db_url = settings.db_url
         self.objects_url = settings.objects_url
         self.cache_dir = settings.cache_dir
-        self.cache = ObjectCache(
-            self.cache_dir / "objects",
+        self.cache = LocalCache(
+            self.cache_dir,
             cache_max_bytes if cache_max_bytes is not None else settings.cache_max_bytes,
         )
         self.stat_cache = StatCache(
-            self.cache_dir / "stat-cache.db", config.user_cache_dir() / "stat-cache.key"
+            self.cache_dir / STAT_CACHE, config.user_cache_dir() / "stat-cache.key"
         )
         self.objects = ObjectLocation(settings.objects_url, storage_options)
         # how files logged from now on are cut (each version records the settings it used)
         self.chunking = chunking or DEFAULT_CHUNKING
         catalog_path = sqlite_file(settings.db_url)
+        if not create and not settings.found:
+            raise StoreNotFound(
+                f"no forebear store in {os.getcwd()} or any folder above it (looked for "
+                f"{config.DEFAULT_DIR}/ and {config.CONFIG_FILE}); make one here with "
+                "'forebear init', or log something with 'forebear log PATH'"
+            )
         if catalog_path is not None:
             identity.refuse_new_catalog(self.objects, settings.db_url, catalog_path)
+            if not create and not os.path.exists(catalog_path):
+                raise StoreNotFound(
+                    f"no forebear store at {settings.objects_url!r} (chosen by "
+                    f"{settings.source}): its catalog {catalog_path!r} does not exist; check "
+                    "the path, or make the store with 'forebear init'"
+                )
         # a catalog on read-only media or without write permission is opened read-only
         self.read_only = read_only_reason(settings.db_url)
         self.engine = make_engine(settings.db_url, read_only=self.read_only)
-        ensure_schema(self.engine, read_only=self.read_only is not None)
+        ensure_schema(self.engine, read_only=self.read_only is not None, create=create)
         self.catalog_file = CatalogFile(settings.db_url)
         self.content = ContentReader(self.engine, self.objects, self.cache)
         self.store_id = identity.bind(
-            self.objects, self.engine, writable=self.read_only is None
+            self.objects, self.engine, writable=self.read_only is None, create=create
         )
 
     def __repr__(self) -> str:
@@ -102,6 +118,34 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def status(self) -> dict[str, Any]:
+        """Which store this is and what it holds: how it was found, its catalog (password
+        hidden) and object location, format, store id, counts, and the local cache."""
+        with read_session(self.engine) as session:
+            counts = catalog.counts(session)
+        usage = self.cache.usage()
+        local = config.local_path_of(self.objects_url)
+        return {
+            "path": str(local) if local is not None else self.objects_url,
+            "found_by": self.source,
+            "catalog": redact(self.db_url),
+            "objects": self.objects_url,
+            "format_version": self.objects.format_version,
+            "store_id": self.store_id,
+            "read_only": self.read_only,
+            **counts,
+            "cache": usage.to_dict(),
+        }
+
+    def own_files(self) -> frozenset[str]:
+        """The store's own local files outside its object location (a SQLite catalog kept
+        elsewhere, the stat cache): never part of a version."""
+        files: set[str] = set()
+        for base in (self.catalog_file.path, str(self.stat_cache.path)):
+            if base is not None:
+                files.update(os.path.abspath(f"{base}{suffix}") for suffix in ("", "-wal", "-shm"))
+        return frozenset(files)
 
     def require_writable(self) -> None:
         """Refuse to change a store opened read-only, before any work is done."""
@@ -287,8 +331,12 @@ class Store:
     ) -> Path:
         from .download import materialise
 
-        if root is None:
-            root = self.cache_dir / "artifacts" / version.project / version.name / version.version
+        if root is None:  # the cache: kept within its bound, least recently used first
+            folder = self.cache.download_folder(version.project, version.name, version.version)
+            done = materialise(self, version, folder, show_progress=progress, link=link)
+            self.cache.touch(done)
+            self.cache.prune(keep=done)
+            return done
         return materialise(self, version, Path(root), show_progress=progress, link=link)
 
     # -- checking and collecting -----------------------------------------------------
@@ -304,6 +352,22 @@ class Store:
         version; return the problems found (empty when all is well)."""
         if ref is not None:
             return verification.problems(self.content, [self.artifact(ref)])
+        return verification.problems(self.content, self._all_versions())
+
+    def repair(
+        self,
+        ref: str | ArtifactVersion | None = None,
+        source: str | os.PathLike[str] | None = None,
+    ) -> RepairReport:
+        """Store again the missing or corrupted objects of one version (or of every
+        committed version) from the files under ``source`` whose bytes match, found by
+        content whatever their names; rebuild manifest objects and chunk lists from the
+        catalog. The report says what was restored and what is still missing."""
+        self.require_writable()
+        versions = [self.artifact(ref)] if ref is not None else self._all_versions()
+        return repair.repair(self.content, self.stat_cache, versions, source)
+
+    def _all_versions(self) -> list[ArtifactVersion]:
         versions: list[ArtifactVersion] = []
         with read_session(self.engine) as session:
             for artifact, _project in catalog.list_artifacts(session):
@@ -311,7 +375,7 @@ class Store:
                     self._version(session, row)
                     for row in catalog.list_versions(session, artifact.id)
                 )
-        return verification.problems(self.content, versions)
+        return versions
 
     def push(
         self,
@@ -361,8 +425,11 @@ def _as_store(other: Store | str | os.PathLike[str]) -> Store:
 
 
 def open(path_or_url: str | os.PathLike[str] | None = None, **options: Any) -> Store:
-    """Open (creating if needed) the store in a folder, or the one a database URL names."""
+    """Open (creating if needed) the store in a folder, or the one a database URL names;
+    without one, the store found in this folder or the nearest parent holding a
+    ``.forebear/`` or ``forebear.toml`` (else ``./.forebear/``)."""
     if path_or_url is None:
         return Store(**options)
     settings = config.settings_for_path(path_or_url)
+    options.setdefault("cache_dir", settings.cache_dir)
     return Store(settings.db_url, settings.objects_url, **options)

@@ -682,6 +682,21 @@ def latest_version_ids(
     return list(session.execute(query).scalars())
 
 
+def counts(session: Session) -> dict[str, int]:
+    """How many projects, artifacts, versions and runs the catalog holds."""
+    from sqlalchemy import func
+
+    return {
+        name: int(session.execute(select(func.count()).select_from(row)).scalar_one())
+        for name, row in (
+            ("projects", ProjectRow),
+            ("artifacts", ArtifactRow),
+            ("versions", VersionRow),
+            ("runs", RunRow),
+        )
+    }
+
+
 def list_versions(session: Session, artifact_id: int) -> list[VersionRow]:
     return list(
         session.execute(

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
-from ..errors import StoreError, StoreVersionError
+from ..errors import StoreError, StoreNotFound, StoreVersionError
 
 # The newest migration; a test checks it matches the migrations folder.
 SCHEMA_HEAD = "0004"
@@ -223,9 +223,9 @@ def _nullcontext() -> Iterator[None]:
     yield
 
 
-def ensure_schema(engine: Engine, *, read_only: bool = False) -> None:
+def ensure_schema(engine: Engine, *, read_only: bool = False, create: bool = True) -> None:
     """Create or upgrade the schema; safe when several processes do it at once. A
-    read-only catalog is only checked."""
+    read-only catalog is only checked; without ``create`` an empty database is refused."""
     with translate_db_errors(engine):
         with engine.connect() as connection:
             revision = current_revision(connection)
@@ -238,6 +238,11 @@ def ensure_schema(engine: Engine, *, read_only: bool = False) -> None:
             raise StoreVersionError(
                 f"the database {redact(str(engine.url))} has schema {revision}, newer than "
                 f"this forebear knows ({SCHEMA_HEAD}); upgrade forebear"
+            )
+        if revision is None and not create:
+            raise StoreNotFound(
+                f"the database {redact(str(engine.url))} holds no forebear catalog; make one "
+                "with 'forebear init', or check the URL"
             )
         if read_only:
             raise StoreVersionError(

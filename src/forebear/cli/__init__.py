@@ -1,0 +1,8 @@
+"""The `forebear` command: thin commands over the public Python API (see `app`)."""
+
+from __future__ import annotations
+
+from . import runs, store, versions  # each registers its commands on the group
+from .app import cli, main
+
+__all__ = ["cli", "main", "runs", "store", "versions"]

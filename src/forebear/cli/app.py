@@ -1,0 +1,179 @@
+"""The `forebear` command group, the store every command works on, and the one place user
+mistakes become one line on stderr.
+
+Commands are thin: they call the public Python API and print. Heavy imports happen
+inside commands, so `forebear --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from ..errors import ForebearError
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+REFS = """\b
+Refs name one version:
+  NAME                 its latest version (e.g. iris-rf)
+  NAME:v3              version 3
+  NAME:ALIAS           the version an alias points at (iris-rf:best, ds:production)
+  PROJECT/NAME:REF     in another project (iris/iris-rf:v0); without PROJECT/, the
+                       active run's project, else the only project with that name
+"""
+
+STORE_HELP = """\b
+The store: --db/--objects (or FOREBEAR_DB/FOREBEAR_OBJECTS, or FOREBEAR_DIR), else the
+first .forebear/ folder or forebear.toml in this folder or a parent (like git), else a new
+./.forebear/ made by the first command that writes ('forebear status' says which).
+"""
+
+
+class Context:
+    """What every command shares: the store options, and the store once opened."""
+
+    def __init__(self, db: str | None, objects: str | None) -> None:
+        self.db = db
+        self.objects = objects
+        self._store: Store | None = None
+
+    def store(self, *, create: bool = False) -> Store:
+        """The store; only commands that write may create it (``create``): a read-only
+        command where there is no store says so and makes nothing."""
+        if self._store is None:
+            from ..store import Store
+
+            self._store = Store(self.db, self.objects, create=create)
+        return self._store
+
+
+pass_context = click.make_pass_decorator(Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def store_options(command: F) -> F:
+    """``--db``/``--objects`` after the command too (``forebear ls --db URL``): the same as
+    the global options, hidden from each command's help."""
+
+    def remember(name: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+        def callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+            if value is not None:
+                from ..context import never_record, url_password
+
+                never_record(url_password(value))
+                setattr(ctx.ensure_object(Context), name, value)
+
+        return callback
+
+    command = click.option(
+        "--objects", hidden=True, expose_value=False, callback=remember("objects")
+    )(command)
+    return click.option("--db", hidden=True, expose_value=False, callback=remember("db"))(command)
+
+
+# `forebear --help` lists commands in the order they are learnt, not alphabetically.
+ORDER = (
+    "init", "log", "ls", "show", "versions", "get", "alias", "diff", "lineage", "runs",
+    "run", "status", "verify", "repair", "gc", "push", "pull", "cache", "ui",
+)  # fmt: skip
+
+
+class Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [name for name in ORDER if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))
+
+
+@click.group(
+    cls=Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=REFS + "\n" + STORE_HELP,
+)
+@click.option(
+    "--db",
+    envvar="FOREBEAR_DB",
+    show_envvar=True,
+    metavar="URL",
+    help="Catalog database, e.g. sqlite:///path/meta.db or postgresql+psycopg://host/db.",
+)
+@click.option(
+    "--objects",
+    envvar="FOREBEAR_OBJECTS",
+    show_envvar=True,
+    metavar="URL",
+    help="Object location: a folder, or an fsspec URL such as s3://bucket/prefix.",
+)
+@click.version_option(package_name="forebear")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, objects: str | None) -> None:
+    """Version datasets and models, and remember where each came from.
+
+    \b
+    Examples:
+      forebear log data/ --name iris-raw      log a folder as a new version
+      forebear ls                             every artifact and its latest version
+      forebear show iris-raw                  one version: files, producers, consumers
+      forebear lineage iris-rf --up           which data produced this model
+    """
+    from ..context import never_record, url_password
+
+    for url in (db, objects):  # whatever they hold, a run's context never records them
+        never_record(url_password(url))
+    ctx.obj = Context(db, objects)
+
+
+def command(name: str | None = None, **options: Any) -> Callable[[F], click.Command]:
+    """A subcommand that also takes the store options after its name."""
+
+    def decorate(function: F) -> click.Command:
+        return cli.command(name, **options)(store_options(function))
+
+    return decorate
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    one_line = " ".join(message.split())  # backends' messages may span several lines
+    click.echo(f"forebear: error: {one_line}", err=True)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one line on stderr for every user mistake, never a traceback."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if not args:
+        args = ["--help"]
+    try:
+        code = cli.main(args=args, prog_name="forebear", standalone_mode=False)
+    except ForebearError as exc:
+        fail(str(exc))
+    except click.UsageError as exc:
+        hint = f" (see 'forebear {exc.ctx.info_name} --help')" if exc.ctx else ""
+        if exc.ctx is not None and exc.ctx.parent is None:
+            hint = " (see 'forebear --help')"
+        fail(f"{exc.format_message()}{hint}", exc.exit_code)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        fail("aborted", 130)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader of our output went away (``forebear ls | head``): stop quietly, without
+    Python's complaint when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(1)

@@ -1,0 +1,254 @@
+"""`repair`: store again the objects of committed versions that are missing or corrupted,
+from local files whose bytes match (found by content, whatever their names), and rebuild
+what the catalog itself describes (manifest objects, chunk lists).
+
+Only bytes that hash to the digest they are stored under are ever written (the same
+checked writes as a log), over whatever is there, so a repair cannot make anything worse.
+The objects it writes belong to committed versions, so gc keeps them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from .chunking import ChunkList, ChunkRange
+from .content import ContentReader
+from .errors import IntegrityError, InvalidPath
+from .fingerprint import fingerprint_if_readable
+from .manifest import PAGE_ENTRIES, ManifestWriter, pages
+from .objects import ObjectLocation
+from .statcache import FileStat, StatCache
+from .walk import is_store_folder
+
+if TYPE_CHECKING:
+    from .artifacts import ArtifactVersion
+
+# Objects checked at once (re-hashed on every core, or many requests at a time).
+_BATCH = 5000
+
+
+@dataclass
+class Missing:
+    """A damaged object no source could give back: which version and entry need it."""
+
+    ref: str
+    path: str
+    digest: str
+
+    def __str__(self) -> str:
+        where = f"{self.ref} {self.path}" if self.path else self.ref
+        return f"{where}: object {self.digest}"
+
+
+@dataclass
+class RepairReport:
+    """What `Store.repair` did: objects stored again (``restored``: digest → where from,
+    a file or "the catalog"), and damage left (``missing``)."""
+
+    restored: dict[str, str] = field(default_factory=dict)
+    restored_bytes: int = 0
+    checked: int = 0
+    missing: list[Missing] = field(default_factory=list)
+
+    def __bool__(self) -> bool:  # true when the versions are whole
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "restored": self.restored,
+            "restored_bytes": self.restored_bytes,
+            "missing": [{"ref": m.ref, "path": m.path, "digest": m.digest} for m in self.missing],
+        }
+
+
+@dataclass
+class _Damage:
+    """Damaged objects of the versions checked, by digest: whole objects with their size
+    and one entry that needs them, chunks with the chunked file they belong to, and
+    manifest objects with their version."""
+
+    whole: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # size, ref, path
+    chunks: dict[str, tuple[ChunkList, int, str, str]] = field(default_factory=dict)
+    manifests: dict[str, ArtifactVersion] = field(default_factory=dict)
+    lists: dict[str, ChunkList] = field(default_factory=dict)  # chunk lists to rewrite
+
+    def __bool__(self) -> bool:
+        return bool(self.whole or self.chunks or self.manifests or self.lists)
+
+
+def repair(
+    content: ContentReader,
+    stat_cache: StatCache | None,
+    versions: Iterable[ArtifactVersion],
+    source: str | os.PathLike[str] | None,
+) -> RepairReport:
+    report = RepairReport()
+    versions = list(versions)
+    damage = _find_damage(content, versions, report)
+    objects = content.objects
+    for digest, version in damage.manifests.items():
+        if _rebuild_manifest(content, version):
+            report.restored[digest] = "the catalog"
+    for digest, chunks in damage.lists.items():
+        objects.put_chunk_list(digest, chunks.to_bytes(), replace=True)
+        report.restored[f"chunk list {digest}"] = "the catalog"
+    wanted = set(damage.whole) | {chunks.digest for chunks, *_ in damage.chunks.values()}
+    if source is not None and wanted:
+        for digest, path in _matching_files(source, wanted, stat_cache):
+            if digest in damage.whole:
+                objects.put_file(path, digest, known_missing=True)
+                report.restored[digest] = path
+                report.restored_bytes += damage.whole.pop(digest)[0]
+            for chunk, (chunks, index, _ref, _path) in list(damage.chunks.items()):
+                if chunks.digest != digest:
+                    continue
+                _restore_chunk(objects, path, chunks, index)
+                report.restored[chunk] = f"{path} ({chunks.describe(index)})"
+                report.restored_bytes += chunks.sizes[index]
+                del damage.chunks[chunk]
+    objects.flush()
+    report.missing.extend(Missing(ref, path, d) for d, (_, ref, path) in damage.whole.items())
+    report.missing.extend(Missing(ref, path, d) for d, (_, _, ref, path) in damage.chunks.items())
+    return report
+
+
+def _find_damage(
+    content: ContentReader, versions: list[ArtifactVersion], report: RepairReport
+) -> _Damage:
+    objects = content.objects
+    damage = _Damage()
+    manifests = objects.actual_digests(v.digest for v in versions)
+    report.checked += len(manifests)
+    for version in versions:
+        if manifests.get(version.digest) != version.digest:
+            damage.manifests[version.digest] = version
+    seen_files: set[str] = set()
+    for version in versions:
+        for page in pages(version.iter_entries(), PAGE_ENTRIES):
+            lists = content.chunk_lists(page)
+            whole: dict[str, tuple[int, str, str]] = {}
+            for entry in page:
+                if entry.uri is not None or entry.digest is None or entry.digest in seen_files:
+                    continue
+                seen_files.add(entry.digest)
+                chunks = lists.get(entry.digest)
+                if chunks is None:
+                    whole[entry.digest] = (entry.size, version.ref, entry.path)
+                    continue
+                _check_chunks(objects, chunks, version.ref, entry.path, damage, report)
+            for batch in _batches(sorted(whole), _BATCH):
+                found = objects.actual_digests(batch)
+                report.checked += len(found)
+                for digest, actual in found.items():
+                    if actual != digest:
+                        damage.whole[digest] = whole[digest]
+    return damage
+
+
+def _check_chunks(
+    objects: ObjectLocation,
+    chunks: ChunkList,
+    ref: str,
+    path: str,
+    damage: _Damage,
+    report: RepairReport,
+) -> None:
+    found = objects.actual_digests(chunks.digests)
+    report.checked += len(found)
+    for index, digest in enumerate(chunks.digests):
+        if found.get(digest) != digest and digest not in damage.chunks:
+            damage.chunks[digest] = (chunks, index, ref, path)
+    stored = objects.read_chunk_list(chunks.digest)
+    try:
+        same = stored is not None and ChunkList.from_bytes(stored).digests == chunks.digests
+    except IntegrityError:
+        same = False
+    if not same:
+        damage.lists[chunks.digest] = chunks
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _rebuild_manifest(content: ContentReader, version: ArtifactVersion) -> bool:
+    """Write a version's manifest object again from the catalog's entries, if they still
+    hash to the version's digest (they must, or `verify` reports the catalog)."""
+    with tempfile.SpooledTemporaryFile(8 << 20) as sink:
+        writer = ManifestWriter(cast(IO[bytes], sink))
+        for entry in version.iter_entries():
+            writer.add(entry)
+        if writer.finish() != version.digest:
+            return False
+        sink.seek(0)
+        content.objects.put_stream(
+            cast(io.BufferedReader, sink), version.digest, source="the catalog's entries"
+        )
+    return True
+
+
+def _restore_chunk(objects: ObjectLocation, path: str, chunks: ChunkList, index: int) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        stream = ChunkRange(descriptor, chunks.offsets[index], chunks.sizes[index])
+        objects.put_stream(
+            stream,  # type: ignore[arg-type]  # read() is all put_stream uses
+            chunks.digests[index],
+            source=f"{path} ({chunks.describe(index)})",
+        )
+    finally:
+        os.close(descriptor)
+
+
+def _matching_files(
+    source: str | os.PathLike[str], wanted: set[str], stat_cache: StatCache | None
+) -> Iterator[tuple[str, str]]:
+    """(digest, path) of files under ``source`` (or ``source`` itself) whose bytes are one
+    of ``wanted``: each digest once."""
+    root = os.path.abspath(os.fspath(source))
+    if not os.path.exists(root):
+        raise InvalidPath(f"cannot repair from {root!r}: no such file or folder")
+    paths = [root] if os.path.isfile(root) else _files_under(root)
+    left = set(wanted)
+    batch: list[str] = []
+
+    def flush() -> Iterator[tuple[str, str]]:
+        stats: list[FileStat] = []
+        readable: list[str] = []
+        for path in batch:
+            try:
+                stats.append(FileStat.of(os.stat(path)))
+                readable.append(path)
+            except OSError:
+                continue
+        for path, found in zip(
+            readable, fingerprint_if_readable(readable, stats, stat_cache), strict=True
+        ):
+            if found is not None and found.digest in left:
+                left.discard(found.digest)
+                yield found.digest, path
+
+    for path in paths:
+        batch.append(path)
+        if len(batch) >= _BATCH:
+            yield from flush()
+            batch = []
+            if not left:
+                return
+    yield from flush()
+
+
+def _files_under(root: str) -> Iterator[str]:
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [s for s in subfolders if not is_store_folder(os.path.join(folder, s))]
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                yield path
