@@ -21,6 +21,25 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_BUCKET = "forebear-tests"
 
 
+_TIERS = {"postgres_url": "postgres", "postgres_server": "postgres", "s3_url": "s3",
+          "s3_server": "s3"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the real servers it needs (`-m "not postgres"` leaves them
+    out); the store fixture's "team" parameter needs both."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, tier in _TIERS.items():
+            if fixture in fixtures:
+                item.add_marker(tier)
+        if "store" in fixtures and "[team" in item.nodeid:
+            item.add_marker("postgres")
+            item.add_marker("s3")
+        if item.nodeid.startswith("tests/web/test_browser.py"):
+            item.add_marker("browser")
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for key in list(os.environ):
@@ -28,6 +47,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(key)
     monkeypatch.setenv("FOREBEAR_NO_PROGRESS", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    for folder in tmp_path.parents:  # a store above the tests would be found by every one
+        for marker in (".forebear", "forebear.toml"):
+            if (folder / marker).exists():
+                pytest.fail(f"remove {folder / marker}: every test would find that store")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -186,8 +186,9 @@ def test_gc_keeps_objects_of_a_live_writer_and_collects_them_once_it_died(
     store_dir = tmp_path / "store"
     data = make_dataset(tmp_path / "data", 6, 4096, "live")
     ready = tmp_path / "ready"
-    # a short lease, renewed every half second while the writer lives
-    writer = start_writer(store_dir, data, "ds", "store:2", ready, FOREBEAR_LEASE_SECONDS="2")
+    # a short lease (renewed every 2.5 s while the writer lives, so a loaded machine has
+    # 7.5 s to spare), so that the test need not wait ten minutes once it died
+    writer = start_writer(store_dir, data, "ds", "store:2", ready, FOREBEAR_LEASE_SECONDS="10")
     wait_ready(writer, ready)
     store = forebear.open(store_dir)
     in_flight = set(store.objects.iter_digests())

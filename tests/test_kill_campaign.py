@@ -52,9 +52,11 @@ OPERATIONS = ["log", "log", "log", "alias", "push", "gc"]
 
 def check_whole(store: forebear.Store, mirror: Path) -> None:
     assert store.verify() == []
-    numbers = [int(v.version[1:]) for v in store.versions("ds")]
+    # on a loaded machine the first writers may be killed before any version exists
+    versions = store.versions("ds") if _has_versions(store) else []
+    numbers = [int(v.version[1:]) for v in versions]
     assert numbers == list(range(len(numbers)))  # unique and gapless
-    for version in store.versions("ds"):
+    for version in versions:
         assert len(version.files()) == 12  # never a partial version
     if (mirror / "forebear.json").exists():
         with forebear.open(mirror) as pushed:

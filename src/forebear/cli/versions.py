@@ -113,6 +113,7 @@ def log_command(
 
     if not Path(path).exists():
         raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
+    store = obj.store(create=True)  # first: a store made now is never logged either
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ForebearWarning)  # said below, in one line
         artifact = artifact_from_path(
@@ -132,7 +133,7 @@ def log_command(
             f"{listed}{more}",
             err=True,
         )
-    with init(project=project, name="forebear log", store=obj.store(create=True)) as run:
+    with init(project=project, name="forebear log", store=store) as run:
         version = run.log_artifact(artifact, aliases=list(aliases))
     unchanged = version.created_by != run.id
     if as_json:
