@@ -39,7 +39,7 @@ from lineage_graph import Graph, generate, load
 import forebear
 from forebear.db import traversal
 from forebear.db.engine import ensure_schema, make_engine
-from forebear.objects import ObjectLocation
+from forebear.objects import open_location
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -101,7 +101,7 @@ def bench(label: str, url: str, graph: Graph, repeat: int) -> dict[str, Any]:
     store_id = load(engine, graph)
     load_s = time.perf_counter() - began
     objects = tempfile.mkdtemp(prefix="forebear-bench-objects-")
-    ObjectLocation(objects).ensure_format(store_id)
+    open_location(objects).ensure_format(store_id)
     store = forebear.Store(url, objects)
     rng = random.Random(7)
     with Session(engine) as session:
@@ -134,11 +134,11 @@ def bench(label: str, url: str, graph: Graph, repeat: int) -> dict[str, Any]:
 
 
 def _ref(store: forebear.Store, version_id: int) -> str:
-    from forebear.db import catalog
+    from forebear.db import versions as db_versions
     from forebear.db.engine import read_session
 
-    with read_session(store.engine) as session:
-        data = catalog.load_versions(session, [version_id])[version_id]
+    with read_session(store.backend.engine) as session:
+        data = db_versions.load_versions(session, [version_id])[version_id]
     return f"{data.project}/{data.name}:v{data.number}"
 
 

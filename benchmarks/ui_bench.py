@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lineage_bench import machine, write_section
 
 import forebear
-from forebear.db import catalog
+from forebear.db import runs as db_runs
+from forebear.db import versions as db_versions
 from forebear.db.engine import write_session
 from forebear.hashing import hash_bytes
 from forebear.manifest import Manifest, ManifestEntry
@@ -29,9 +30,15 @@ from forebear.web.app import create_app
 MARK = "ui-bench"
 
 
+def _contents(manifest: Manifest) -> db_versions.Contents:
+    return db_versions.Contents(
+        sum(e.size for e in manifest.entries), len(manifest.entries), manifest.entries
+    )
+
+
 def fill(store: forebear.Store, files: int, versions: int) -> None:
-    with write_session(store.engine) as session:
-        run = catalog.create_run(
+    with write_session(store.backend.engine) as session:
+        run = db_runs.create_run(
             session, run_id="bench000", project="bench", name="generate", config={}, context={}
         )
         big = Manifest(
@@ -42,18 +49,18 @@ def fill(store: forebear.Store, files: int, versions: int) -> None:
                 for i in range(files)
             )
         )
-        catalog.commit_version(
-            session, project="bench", name="many-files", type_="dataset", manifest=big,
+        db_versions.commit_version(
+            session, project="bench", name="many-files", type_="dataset", contents=_contents(big),
             digest=big.digest, description="100k files", metadata={}, run_id=run.id, aliases=(),
         )  # fmt: skip
     per_artifact = 100
     for a in range(versions // per_artifact):
-        with write_session(store.engine) as session:
+        with write_session(store.backend.engine) as session:
             for n in range(per_artifact):
                 one = Manifest((ManifestEntry("f.bin", hash_bytes(f"{a}-{n}".encode()), 1),))
-                catalog.commit_version(
+                db_versions.commit_version(
                     session, project="bench", name=f"art-{a:04d}", type_="model",
-                    manifest=one, digest=one.digest, description=None, metadata={"n": n},
+                    contents=_contents(one), digest=one.digest, description=None, metadata={"n": n},
                     run_id=run.id, aliases=(),
                 )  # fmt: skip
 
@@ -78,7 +85,7 @@ def main() -> None:
         began = time.perf_counter()
         fill(store, args.files, args.versions)
         filled = time.perf_counter() - began
-        client = TestClient(create_app(store))
+        client = TestClient(create_app(store), base_url="http://127.0.0.1")
         rows = [
             ("home page (every artifact's latest version)", "/"),
             ("home page, JSON", "/api/artifacts"),

@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 
 import forebear
-from forebear import run as run_module
+from forebear import active
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_BUCKET = "forebear-tests"
@@ -55,7 +55,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     work.mkdir()
     monkeypatch.chdir(work)
     yield work
-    for run in list(run_module._active):
+    for run in active.all_runs():
         run.finish()
 
 

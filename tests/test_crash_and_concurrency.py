@@ -27,7 +27,7 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     import forebear
     from forebear import objects
-    from forebear.db import catalog
+    from forebear.db import versions as db_versions
 
     store_dir, data_dir, name, pause_at, ready = sys.argv[1:6]
 
@@ -38,7 +38,7 @@ WRITER = textwrap.dedent(
 
     if pause_at.startswith("store:"):
         limit = int(pause_at.split(":")[1])
-        original = objects.ObjectLocation.put_file
+        original = objects.LocalLocation.put_file
         stored = []
 
         def put_file(self, local_path, digest, progress=None, **options):
@@ -48,14 +48,14 @@ WRITER = textwrap.dedent(
             stored.append(digest)
             return result
 
-        objects.ObjectLocation.put_file = put_file
+        objects.LocalLocation.put_file = put_file
     elif pause_at == "commit":
-        original_commit = catalog.commit_version
+        original_commit = db_versions.commit_version
 
         def commit_version(session, **kwargs):
             pause()
 
-        catalog.commit_version = commit_version
+        db_versions.commit_version = commit_version
 
     with forebear.init(project="p", name="writer", store=store_dir) as run:
         version = run.log_artifact(data_dir, name=name)
@@ -180,6 +180,7 @@ def test_sigkill_mid_log_leaves_no_partial_version_and_rerun_reuses_objects(
     )
 
 
+@pytest.mark.slow
 def test_gc_keeps_objects_of_a_live_writer_and_collects_them_once_it_died(
     tmp_path: Path,
 ) -> None:

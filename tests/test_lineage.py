@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 import forebear
-from forebear.db import catalog, traversal
+from forebear.db import runs as db_runs
+from forebear.db import traversal
+from forebear.db import versions as db_versions
 from forebear.db.engine import ensure_schema, make_engine, read_session, write_session
 from forebear.hashing import hash_bytes
 
@@ -38,18 +40,18 @@ def build_catalog(plan: list[tuple[list[int], int]], db: Path) -> tuple[object, 
     versions: list[int] = []
     with write_session(engine) as session:
         for number, (inputs, outputs) in enumerate(plan):
-            run = catalog.create_run(
+            run = db_runs.create_run(
                 session, run_id=f"r{number:07d}", project="p", name=f"run{number}",
                 config={}, context={},
             )  # fmt: skip
             if versions:
                 for index in sorted({i % len(versions) for i in inputs}):
-                    catalog.add_edge(session, run.pk, versions[index], "in")
+                    db_runs.add_edge(session, run.pk, versions[index], "in")
                     reference.add_edge(("v", versions[index]), ("r", run.pk))
             for k in range(outputs):
-                version, created = catalog.commit_version(
+                version, created = db_versions.commit_version(
                     session, project="p", name=f"a{number}-{k}", type_="dataset",
-                    contents=catalog.Contents(0, 0, ()),
+                    contents=db_versions.Contents(0, 0, ()),
                     digest=hash_bytes(f"{number}-{k}".encode()),
                     description=None, metadata={}, run_id=run.id, aliases=(),
                 )  # fmt: skip
@@ -237,7 +239,7 @@ def test_recursive_plan_survives_analyze(
         raw.execute("ANALYZE")
         assert raw.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'edges'").fetchone()[0]
     reopened = forebear.open(Path(database).parent)
-    with read_session(reopened.engine) as session:
+    with read_session(reopened.backend.engine) as session:  # type: ignore[attr-defined]
         plan = " | ".join(
             row[3]
             for row in session.connection().exec_driver_sql(

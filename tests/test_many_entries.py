@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import forebear
 from forebear import ingest, spool
-from forebear.db import catalog
+from forebear.db import versions as db_versions
 from forebear.errors import InvalidPath
 from forebear.spool import DuplicateKey, Spool
 
@@ -114,7 +114,7 @@ def test_entries_page_back_in_code_point_order_on_every_backend(
     data = make_tree("data", {name: name.encode() for name in names})
     with forebear.init(project="p", store=store) as run:
         version = run.log_artifact(data, name="ds")
-    monkeypatch.setattr(catalog, "_BATCH", 3)  # pages of three: every boundary crossed
+    monkeypatch.setattr(db_versions, "_BATCH", 3)  # pages of three: every boundary crossed
     paged = [e.path for e in version.iter_entries()]
     assert paged == sorted(names)
     assert paged == version.files()
@@ -184,9 +184,9 @@ MEMORY_PROBE = """
 import json, os, sys, tracemalloc
 import forebear
 from forebear import artifacts, download, ingest, spool
-from forebear.db import catalog
+from forebear.db import versions as db_versions
 spool.SPILL_ROWS = ingest.BATCH = artifacts._ADD_BATCH = 500
-catalog._BATCH = download.PAGE_ENTRIES = 500
+db_versions._BATCH = download.PAGE_ENTRIES = 500
 ingest.MANIFEST_IN_MEMORY = 1 << 16
 data, store = sys.argv[1], sys.argv[2]
 tracemalloc.start()
@@ -201,6 +201,7 @@ print(json.dumps({"count": count, "log": logged, "read": read}))
 """
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_number_of_entries(tmp_path: Path) -> None:
     """Python's traced allocations for logging and reading back 2,000 and 12,000 files
     (with every batch and page scaled down alike, to 500): the larger may not need more."""

@@ -1,6 +1,7 @@
-"""One conformance suite for object locations, run on every backend we support here.
+"""The conformance suite for object locations (`forebear.testing.ObjectLocationTests`)
+run on every backend we support here, plus what only one backend does.
 
-A backend is done when it passes every test of `ObjectLocationSuite`.
+A backend is done when it passes every test of the suite.
 """
 
 from __future__ import annotations
@@ -15,115 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 
-from forebear.errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
+from forebear.errors import StoreError
 from forebear.hashing import hash_bytes
-from forebear.objects import FORMAT_FILE, ObjectLocation, object_key
+from forebear.objects import ObjectLocation, open_location
+from forebear.testing import ObjectLocationTests
 
 
-class ObjectLocationSuite:
-    """Behaviour every object location must have; subclasses provide ``location`` and
-    ``raw_put`` (writes bytes at a key, bypassing the class under test)."""
-
+class TestLocalFolder(ObjectLocationTests):
     @pytest.fixture
     def location(self, tmp_path: Path) -> ObjectLocation:
-        raise NotImplementedError  # pragma: no cover - provided by each backend
-
-    def raw_put(self, location: ObjectLocation, key: str, data: bytes) -> None:
-        path = f"{location.root}/{key}"
-        location.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        if location.is_local and os.path.exists(path):
-            os.chmod(path, 0o644)
-        location.fs.pipe_file(path, data)
-
-    def test_round_trip_bytes(self, location: ObjectLocation) -> None:
-        digest = location.put_bytes(b"hello")
-        assert digest == hash_bytes(b"hello")
-        assert location.has(digest)
-        assert location.read_bytes(digest) == b"hello"
-        assert location.size_of(digest) == 5
-
-    def test_layout_is_two_hex_fanout(self, location: ObjectLocation) -> None:
-        digest = location.put_bytes(b"layout")
-        assert location.path_of(digest).endswith(f"objects/{digest[:2]}/{digest[2:]}")
-        assert object_key(digest) == f"objects/{digest[:2]}/{digest[2:]}"
-        assert location.fs.exists(location.path_of(digest))
-
-    def test_put_file_and_get_file(self, location: ObjectLocation, tmp_path: Path) -> None:
-        source = tmp_path / "big.bin"
-        data = os.urandom(3 * 1024 * 1024 + 17)  # several read blocks
-        source.write_bytes(data)
-        digest = hash_bytes(data)
-        assert location.put_file(source, digest) is True
-        assert location.put_file(source, digest) is False  # already stored: nothing written
-        dest = tmp_path / "out" / "copy.bin"
-        location.get_file(digest, dest)
-        assert dest.read_bytes() == data
-
-    def test_put_file_refuses_a_file_that_changed(
-        self, location: ObjectLocation, tmp_path: Path
-    ) -> None:
-        source = tmp_path / "f.txt"
-        source.write_bytes(b"original")
-        stale_digest = hash_bytes(b"something else")
-        with pytest.raises(IntegrityError, match="changed while it was being logged"):
-            location.put_file(source, stale_digest)
-        assert not location.has(stale_digest)
-
-    def test_missing_object(self, location: ObjectLocation, tmp_path: Path) -> None:
-        digest = hash_bytes(b"never stored")
-        assert not location.has(digest)
-        assert location.has_many([digest]) == set()
-        with pytest.raises(ObjectNotFound):
-            location.open(digest)
-        assert location.actual_digest(digest) is None
-
-    def test_corrupted_object_is_refused(self, location: ObjectLocation, tmp_path: Path) -> None:
-        digest = location.put_bytes(b"precious bytes")
-        self.raw_put(location, object_key(digest), b"precious bytez")
-        with pytest.raises(IntegrityError, match="corrupted"):
-            location.read_bytes(digest)
-        dest = tmp_path / "dest.bin"
-        with pytest.raises(IntegrityError):
-            location.get_file(digest, dest)
-        assert not dest.exists()  # no bad file handed over
-        assert location.actual_digest(digest) == hash_bytes(b"precious bytez")
-
-    def test_iter_digests_ignores_foreign_files(self, location: ObjectLocation) -> None:
-        digests = {location.put_bytes(b"a"), location.put_bytes(b"b")}
-        self.raw_put(location, "objects/zz/not-an-object", b"x")
-        self.raw_put(location, "objects/ab/short", b"x")
-        self.raw_put(location, "objects/README", b"x")
-        assert set(location.iter_digests()) == digests
-
-    def test_delete(self, location: ObjectLocation) -> None:
-        digest = location.put_bytes(b"bye")
-        location.delete(digest)
-        assert not location.has(digest)
-        location.delete(digest)  # deleting twice is fine
-
-    def test_format_file(self, location: ObjectLocation) -> None:
-        location.ensure_format()
-        location.ensure_format()  # idempotent
-        self.raw_put(location, FORMAT_FILE, b'{"format_version": 99, "hash": "xxh3-128"}')
-        with pytest.raises(StoreVersionError, match="format version 99"):
-            location.ensure_format()
-        self.raw_put(location, FORMAT_FILE, b"not json")
-        with pytest.raises(StoreError, match="not a forebear format file"):
-            location.ensure_format()
-
-    def test_seek_and_partial_read(self, location: ObjectLocation) -> None:
-        digest = location.put_bytes(b"0123456789")
-        with location.open(digest) as f:
-            f.seek(4)
-            assert f.read(3) == b"456"
-            f.seek(0)
-            assert f.read() == b"0123456789"
-
-
-class TestLocalFolder(ObjectLocationSuite):
-    @pytest.fixture
-    def location(self, tmp_path: Path) -> ObjectLocation:
-        return ObjectLocation(str(tmp_path / "objects-root"))
+        return open_location(str(tmp_path / "objects-root"))
 
     def test_objects_are_read_only(self, location: ObjectLocation) -> None:
         digest = location.put_bytes(b"frozen")
@@ -141,33 +43,33 @@ class TestLocalFolder(ObjectLocationSuite):
             # root ignores permissions; use a path below a regular file instead
             blocker = tmp_path / "file"
             blocker.write_text("x")
-            location = ObjectLocation(str(blocker / "sub"))
+            location = open_location(str(blocker / "sub"))
         else:  # pragma: no cover - depends on who runs the tests
             ro = tmp_path / "ro"
             ro.mkdir(mode=0o500)
-            location = ObjectLocation(str(ro))
+            location = open_location(str(ro))
         with pytest.raises(StoreError):
             location.put_bytes(b"x")
 
 
-class TestMemory(ObjectLocationSuite):
+class TestMemory(ObjectLocationTests):
     @pytest.fixture
     def location(self, tmp_path: Path) -> ObjectLocation:
-        return ObjectLocation(f"memory://forebear-test-{uuid.uuid4().hex}")
+        return open_location(f"memory://forebear-test-{uuid.uuid4().hex}")
 
 
-class TestS3(ObjectLocationSuite):
+class TestS3(ObjectLocationTests):
     """A real S3 server that checks credentials (SeaweedFS)."""
 
     @pytest.fixture
     def location(self, s3_url: str) -> ObjectLocation:
-        return ObjectLocation(s3_url)
+        return open_location(s3_url)
 
     def test_wrong_credentials_are_one_clear_error(
         self, s3_url: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-        location = ObjectLocation(s3_url, {"skip_instance_cache": True})
+        location = open_location(s3_url, {"skip_instance_cache": True})
         with pytest.raises(StoreError, match="permission denied") as caught:
             location.ensure_format()
         assert "not-the-secret" not in str(caught.value)
@@ -207,19 +109,19 @@ def moto_options(endpoint: str) -> dict[str, object]:
     }
 
 
-class TestS3Moto(ObjectLocationSuite):
+class TestS3Moto(ObjectLocationTests):
     """moto's in-process S3: quick, but it accepts any credentials."""
 
     @pytest.fixture
     def location(self, moto_endpoint: str) -> ObjectLocation:
         options = moto_options(moto_endpoint)
         bucket = f"moto-{uuid.uuid4().hex[:10]}"
-        location = ObjectLocation(f"s3://{bucket}/store", options)
+        location = open_location(f"s3://{bucket}/store", options)
         location.fs.mkdir(bucket)
         return location
 
     def test_missing_bucket_is_a_clear_error(self, moto_endpoint: str) -> None:
-        location = ObjectLocation("s3://no-such-bucket-here/store", moto_options(moto_endpoint))
+        location = open_location("s3://no-such-bucket-here/store", moto_options(moto_endpoint))
         with pytest.raises(StoreError, match="create the bucket"):
             location.ensure_format()
 
@@ -240,7 +142,7 @@ class ObjectLocationMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.location = ObjectLocation(f"memory://forebear-machine-{uuid.uuid4().hex}")
+        self.location = open_location(f"memory://forebear-machine-{uuid.uuid4().hex}")
         self.model: dict[str, bytes] = {}
 
     @rule(target=stored, data=st.binary(max_size=64))

@@ -15,6 +15,7 @@ import forebear
 from forebear import fingerprint as fingerprint_module
 from forebear.db import engine as engine_module
 from forebear.objects import ObjectLocation
+from forebear.objects import local as local_objects
 
 FIXTURE = Path(__file__).parent / "data" / "store-v1"
 
@@ -52,13 +53,14 @@ def test_a_file_changed_while_storing_is_refused(
     store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = make_tree("data", {"a.bin": b"A" * 1000})
-    real_put = ObjectLocation.put_files
+    location_kind = type(store.objects)  # a folder or an object store
+    real_put = location_kind.put_files
 
     def put_then_scribble(self: ObjectLocation, items: list, progress: object = None) -> None:
         real_put(self, items, progress)  # type: ignore[arg-type]
         (data / "a.bin").write_bytes(b"Z" * 1000)  # same size, new bytes, new mtime
 
-    monkeypatch.setattr(ObjectLocation, "put_files", put_then_scribble)
+    monkeypatch.setattr(location_kind, "put_files", put_then_scribble)
     with forebear.init(project="p", store=store) as run, pytest.raises(forebear.IntegrityError):
         run.log_artifact(data, name="ds")
     assert no_version(store, "ds")
@@ -76,16 +78,16 @@ def test_a_full_disk_or_read_only_location_leaves_nothing_partial(
     message: str,
 ) -> None:
     data = make_tree("data", {f"f{i}.bin": bytes([i]) * 5000 for i in range(5)})
-    real_publish = ObjectLocation._publish_local
+    real_publish = local_objects.move_into_place
     published: list[str] = []
 
-    def publish_until_full(self: ObjectLocation, tmp: str, digest: str) -> None:
+    def publish_until_full(tmp: str, final: str) -> None:
         if len(published) == 2:
             raise OSError(code, message)
-        published.append(digest)
-        real_publish(self, tmp, digest)
+        published.append(final)
+        real_publish(tmp, final)
 
-    monkeypatch.setattr(ObjectLocation, "_publish_local", publish_until_full)
+    monkeypatch.setattr(local_objects, "move_into_place", publish_until_full)
     with (
         forebear.init(project="p", store=local_store) as run,
         pytest.raises(forebear.StoreError, match=message),
@@ -94,7 +96,7 @@ def test_a_full_disk_or_read_only_location_leaves_nothing_partial(
     assert no_version(local_store, "ds")
     tmp = Path(local_store.objects.root) / "tmp"
     assert list(tmp.iterdir()) == []  # the half-written object was removed
-    monkeypatch.setattr(ObjectLocation, "_publish_local", real_publish)  # fixed by the user
+    monkeypatch.setattr(local_objects, "move_into_place", real_publish)  # fixed by the user
     with forebear.init(project="p", store=local_store) as run:
         version = run.log_artifact(data, name="ds")
     assert version.ref == "ds:v0"

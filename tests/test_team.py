@@ -107,7 +107,7 @@ PUSHER = textwrap.dedent(
     from forebear import objects
 
     laptop, ready = sys.argv[1], sys.argv[2]
-    original = objects.ObjectLocation.put_stream
+    original = objects.RemoteLocation.put_stream
     calls = []
 
     def put_stream(self, *args, **kwargs):
@@ -117,7 +117,7 @@ PUSHER = textwrap.dedent(
         calls.append(1)
         return original(self, *args, **kwargs)
 
-    objects.ObjectLocation.put_stream = put_stream
+    objects.RemoteLocation.put_stream = put_stream
     forebear.open(laptop).push(forebear.Store())
     """
 )
@@ -301,6 +301,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_six_writers_on_postgres_and_s3_get_gapless_versions(
     postgres_url: str, s3_url: str, make_tree: Callable[..., Path]
 ) -> None:

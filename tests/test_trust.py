@@ -22,7 +22,7 @@ import pytest
 
 import forebear
 from forebear.hashing import hash_bytes
-from forebear.objects import ObjectLocation
+from forebear.objects import open_location
 
 from .conftest import clean_env, corrupt, run_cli
 
@@ -41,7 +41,7 @@ WRITER = textwrap.dedent(
     from forebear import objects
 
     store_dir, data_dir, name, limit, ready, go = sys.argv[1:7]
-    original = objects.ObjectLocation.put_file
+    original = objects.LocalLocation.put_file
     stored = []
 
     def put_file(self, local_path, digest, progress=None, **options):
@@ -53,7 +53,7 @@ WRITER = textwrap.dedent(
         stored.append(digest)
         return result
 
-    objects.ObjectLocation.put_file = put_file
+    objects.LocalLocation.put_file = put_file
     try:
         with forebear.init(project="p", name="writer", store=store_dir) as run:
             version = run.log_artifact(data_dir, name=name)
@@ -219,7 +219,7 @@ def test_a_lost_catalog_is_not_replaced_by_an_empty_one(
         (store_dir / name).unlink(missing_ok=True)
     with pytest.raises(forebear.StoreError, match=r"lost meta\.db"):
         forebear.open(store_dir)
-    assert sorted(ObjectLocation(str(store_dir)).iter_digests()) == before
+    assert sorted(open_location(str(store_dir)).iter_digests()) == before
     assert not (store_dir / "meta.db").exists()  # and no empty catalog was made
 
 
@@ -326,13 +326,11 @@ def test_a_writer_whose_lease_was_taken_never_commits(tmp_path: Path) -> None:
         assert store.verify() == []
 
 
-def test_runs_are_judged_alive_without_writing(
-    local_store: forebear.Store, tmp_path: Path
-) -> None:
+def test_runs_are_judged_alive_without_writing(local_store: forebear.Store, tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, forebear
-        run = forebear.init(project="p", name="doomed", store="{tmp_path / 'store'}")
+        run = forebear.init(project="p", name="doomed", store="{tmp_path / "store"}")
         print(run.id, flush=True)
         os.kill(os.getpid(), 9)
         """
@@ -523,9 +521,7 @@ def test_a_symlinked_folder_in_the_destination_is_refused(
 # -- 14. long names, and temporary files of a killed download -------------------------------
 
 
-def test_names_of_255_bytes_log_and_download(
-    store: forebear.Store, tmp_path: Path
-) -> None:
+def test_names_of_255_bytes_log_and_download(store: forebear.Store, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     names = ["n" * 255, "é" * 127, "m" * 233]  # 255, 254 and 233 bytes
@@ -554,7 +550,7 @@ def test_a_killed_downloads_temporary_files_are_gone_after_the_next(
             real(self, data)
             import os; os.kill(os.getpid(), 9)
         destination._NewFile.write_all = write_then_die
-        with forebear.open("{tmp_path / 'store'}") as store:
+        with forebear.open("{tmp_path / "store"}") as store:
             store.artifact("ds").download("{dest}", link="copy")
         """
     )
@@ -584,6 +580,7 @@ def test_logging_again_restores_a_deleted_object(
 
 
 # -- 9. no script through Graphviz labels; 10. no answer to foreign host names --------------
+
 
 def links(markup: str) -> list[str]:
     """Every link target in HTML or SVG markup (attributes, not text)."""
@@ -729,7 +726,7 @@ def test_a_store_on_read_only_media_can_be_browsed(
                 answer = client.get(page)
                 assert answer.status_code == 200, (page, answer.status_code, answer.text)
         assert store.artifact("ds").open("a.txt").read() == b"alpha"
-        store.artifact("ds").download("{tmp_path / 'out'}")
+        store.artifact("ds").download("{tmp_path / "out"}")
         assert store.verify() == []
         try:
             store.gc(grace=__import__("datetime").timedelta(0))
@@ -773,7 +770,7 @@ def test_the_cli_never_records_its_own_credentials(
         assert "Zx/9Secret" not in argv and f"{user}:***@" in argv
         from sqlalchemy import text
 
-        with store.engine.connect() as connection:
+        with store.backend.engine.connect() as connection:  # type: ignore[attr-defined]
             stored = connection.execute(text("SELECT context::text FROM runs")).scalars().all()
     assert stored and not any("Zx/9Secret" in row for row in stored)
 
@@ -803,8 +800,10 @@ def test_odd_input_gets_one_clear_line(tmp_path: Path, make_tree: Callable[..., 
         ((*store, "show", "ds:v99999999999999999999999"), "no version ds:v9"),
         ((*store, "log", str(data), "--name", "deep", "-m", f"k={deep}"), "nested"),
         ((*store, "get", "ds", str(tmp_path / "a-file")), "is a file"),
-        (("--db", "mysqlx://h/db", "--objects", str(tmp_path / "s2"), "log", str(data)),
-         "unknown database"),
+        (
+            ("--db", "mysqlx://h/db", "--objects", str(tmp_path / "s2"), "log", str(data)),
+            "unknown database",
+        ),
         ((*store, "lineage", "ds", "-o", "/proc/forbidden/x.svg"), "cannot write"),
     ]:
         done = run_cli(*args)

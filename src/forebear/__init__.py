@@ -32,22 +32,23 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .artifacts import Artifact, ArtifactVersion
+    from .artifacts import Artifact
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
-    from .run import Run, finish, init, log, log_artifact, use_artifact
+    from .run import finish, init, log, log_artifact, use_artifact
     from .store import Store, open
+    from .views import ArtifactVersion, Run
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Artifact": "artifacts",
-    "ArtifactVersion": "artifacts",
+    "ArtifactVersion": "views",
     "Diff": "manifest",
     "Lineage": "lineage",
     "Manifest": "manifest",
     "ManifestEntry": "manifest",
-    "Run": "run",
+    "Run": "views",
     "Store": "store",
     "finish": "run",
     "init": "run",

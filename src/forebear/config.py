@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import InvalidInput, StoreError
 from .units import parse_size
+from .urls import url_password
 
 # The local cache of remote objects holds at most this much unless told otherwise.
 DEFAULT_CACHE_BYTES = 10 * 1000**3
@@ -50,6 +51,17 @@ def _seconds(variable: str, default: float) -> float:
 def lease_duration() -> dt.timedelta:
     """A writer's lease (``FOREBEAR_LEASE_SECONDS``, default 10 minutes)."""
     return dt.timedelta(seconds=_seconds("FOREBEAR_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+
+
+def default_project() -> str:
+    """The project runs log into when none is given (``FOREBEAR_PROJECT``, else
+    ``default``)."""
+    return os.environ.get("FOREBEAR_PROJECT") or "default"
+
+
+def progress_off() -> bool:
+    """Whether progress bars are turned off (any ``FOREBEAR_NO_PROGRESS`` value)."""
+    return bool(os.environ.get("FOREBEAR_NO_PROGRESS"))
 
 
 def heartbeat_interval() -> float:
@@ -135,12 +147,7 @@ def read_config(path: Path) -> dict[str, str]:
 
 
 def _has_credentials(url: str) -> bool:
-    if url.startswith(("sqlite", "postgresql", "mysql")):
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).password is not None
-    netloc = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
-    return "@" in netloc and ":" in netloc.split("@", 1)[0]
+    return url_password(url) is not None
 
 
 def write_config(path: Path, db_url: str | None, objects_url: str | None) -> None:

@@ -7,61 +7,46 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from sqlalchemy import Engine
-
-from .cache import LocalCache
+from .backend import Backend
 from .chunking import MIN_THRESHOLD, ChunkedReader, ChunkList
-from .db import catalog
-from .db.engine import read_session
 from .errors import IntegrityError, Problem
 from .hashing import BLOCK_SIZE
 from .manifest import Manifest, ManifestEntry
-from .objects import TRANSFER_WORKERS, ObjectLocation
+from .objects import TRANSFER_WORKERS
 from .readers import checked_at_end, verified_copy
 from .references import check_reference, open_reference
 
 
 class ContentReader:
-    """Entries and bytes of committed versions, for one catalog and object location."""
+    """Entries and bytes of committed versions, through one backend."""
 
-    def __init__(self, engine: Engine, objects: ObjectLocation, cache: LocalCache) -> None:
-        self.engine = engine
-        self.objects = objects
-        self.cache = cache
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.objects = backend.objects
+        self.cache = backend.cache
 
     # -- entries ---------------------------------------------------------------------
 
     def manifest(self, version_id: int) -> Manifest:
-        with read_session(self.engine) as session:
-            return Manifest(tuple(catalog.list_entries(session, version_id)))
+        return Manifest(tuple(self.backend.entries(version_id, 0, None)))
 
     def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
-        with read_session(self.engine) as session:
-            return catalog.list_entries(session, version_id, start, limit)
+        return self.backend.entries(version_id, start, limit)
 
     def entry_pages(self, version_id: int) -> Iterator[list[ManifestEntry]]:
-        """Pages of entries, each read in its own short transaction (keyset pagination
-        needs no snapshot across pages: a committed version never changes)."""
-        last: str | None = None
-        while True:
-            with read_session(self.engine) as session:
-                page = catalog.entries_after(session, version_id, last)
-            if not page:
-                return
-            yield page
-            last = page[-1].path
+        return self.backend.entry_pages(version_id)
+
+    def iter_entries(self, version_id: int) -> Iterator[ManifestEntry]:
+        for page in self.backend.entry_pages(version_id):
+            yield from page
 
     def chunk_lists(self, entries: Iterable[ManifestEntry]) -> dict[str, ChunkList]:
         """The chunk lists of the stored entries among ``entries`` that are chunked."""
-        digests = [
+        return self.backend.chunk_lists(
             e.digest
             for e in entries
             if e.uri is None and e.digest is not None and e.size >= MIN_THRESHOLD
-        ]
-        if not digests:
-            return {}
-        with read_session(self.engine) as session:
-            return catalog.chunk_lists_for(session, digests)
+        )
 
     # -- bytes -----------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ import sys
 from typing import Any
 
 from .liveness import process_identity
+from .urls import url_password
+
+__all__ = ["capture", "never_record", "redact_argv", "redact_secrets", "url_password"]
 
 
 def git_state(cwd: str | None = None) -> dict[str, Any] | None:
@@ -57,15 +60,6 @@ def never_record(secret: str | None) -> None:
     its own --db and --objects URLs, whatever characters they hold)."""
     if secret:
         _known_secrets.add(secret)
-
-
-def url_password(url: str | None) -> str | None:
-    """The password of ``scheme://user:password@host/...`` (up to its last "@"), or None."""
-    if not url or "://" not in url:
-        return None
-    userinfo = url.split("://", 1)[1].rpartition("@")[0]
-    _user, colon, password = userinfo.partition(":")
-    return password if colon and password else None
 
 
 def redact_secrets(text: str) -> str:

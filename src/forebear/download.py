@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,8 @@ from .manifest import PAGE_ENTRIES, ManifestEntry
 from .statcache import FileStat
 
 if TYPE_CHECKING:
-    from .artifacts import ArtifactVersion
     from .store import Store
+    from .views import ArtifactVersion
 
 # Folders kept open at once while a batch of entries is placed (each is a file handle).
 OPEN_FOLDERS = 256
@@ -45,6 +46,25 @@ def _up_to_date(
         for i, f in zip(indices, found, strict=True)
         if f is not None and f.digest == wanted[i][0].digest
     }
+
+
+def download(
+    store: Store,
+    version: ArtifactVersion,
+    root: str | os.PathLike[str] | None,
+    *,
+    show_progress: bool | None = None,
+    link: str = "auto",
+) -> Path:
+    """`materialise` into ``root``, or without one into the store's cache, which then
+    stays within its bound (least recently used first, never this version)."""
+    if root is not None:
+        return materialise(store, version, Path(root), show_progress=show_progress, link=link)
+    folder = store.cache.download_folder(version.project, version.name, version.version)
+    done = materialise(store, version, folder, show_progress=show_progress, link=link)
+    store.cache.touch(done)
+    store.cache.prune(keep=done)
+    return done
 
 
 def materialise(

@@ -95,7 +95,7 @@ def prepare(
         writer = ManifestWriter(manifest)
         references = 0
         with progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
-            for batch in artifact._batches(BATCH):
+            for batch in artifact.batches(BATCH):
                 if forbidden:
                     _refuse_forbidden(batch, forbidden)
                 rows.add(_fingerprint_batch(batch, writer, cache, tick, expect))

@@ -1,8 +1,8 @@
 """The `Lineage` graph: runs and versions around one version, as a networkx DiGraph.
 
-The database does the traversal (`forebear.db.traversal`); this module turns what it found
-into a graph with the attributes diagrams and users need. networkx is only used on the
-part of the graph that was asked about.
+The backend does the traversal (in the database, for a local store) and hands over what
+it found (`records.LineageData`); this module turns it into a graph with the attributes
+diagrams and users need. networkx is only used on the part of the graph asked about.
 """
 
 from __future__ import annotations
@@ -12,59 +12,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
-from .db import catalog, traversal
-from .errors import InvalidInput
+from .records import LineageData
 from .render import DEFAULT_MAX_NODES
 
 if TYPE_CHECKING:
     import networkx as nx
-
-    from .artifacts import ArtifactVersion
-    from .store import Store
 
 
 def run_node(run_id: str) -> str:
     return f"run:{run_id}"
 
 
-def build_lineage(
-    store: Store,
-    session: Session,
-    root: ArtifactVersion,
-    upstream: bool,
-    downstream: bool,
-    depth: int | None,
-    type_: str | None = None,
-) -> Lineage:
-    """Query the edges around ``root`` and build the graph in data-flow direction
-    (input version -> run -> output version).
-
-    Without a depth the versions come from the ids-only closure query; with one, from
-    the frontier walk, which stops after ``depth`` artifact hops.
-    """
+def build_lineage(found: LineageData, type_: str | None = None) -> Lineage:
+    """The graph in data-flow direction (input version -> run -> output version),
+    optionally showing only versions of one type."""
     import networkx as nx
 
-    if depth is not None and depth < 0:
-        raise InvalidInput(f"depth must be 0 or more, not {depth}")
-    version_ids: set[int] = {root.id}
-    edges: set[traversal.Edge] = set()
-    for going_up, wanted in ((True, upstream), (False, downstream)):
-        if not wanted:
-            continue
-        if depth is None:
-            members = traversal.closure(session, root.id, going_up)
-            edges |= traversal.edges_among(session, members, going_up)
-        else:
-            found = traversal.walk(session, root.id, going_up, depth, with_edges=True)
-            members = set(found.distances)
-            edges |= found.edges
-        version_ids |= members
-
-    versions = catalog.load_versions(session, version_ids)
-    aliases = catalog.aliases_for(session, version_ids)
-    runs = catalog.load_run_summaries(session, {run_pk for run_pk, _, _ in edges})
+    versions, aliases, runs, edges = found.versions, found.aliases, found.runs, found.edges
     version_nodes = {
         version_id: f"{data.project}/{data.name}:v{data.number}"
         for version_id, data in versions.items()
@@ -109,7 +73,8 @@ def build_lineage(
         else (version_nodes[version_id], run_nodes[run_pk])
         for run_pk, direction, version_id in edges
     )
-    lineage = Lineage(graph, root.qualified_ref)
+    root = versions[found.root]
+    lineage = Lineage(graph, f"{root.project}/{root.ref}")
     return lineage.only_type(type_) if type_ is not None else lineage
 
 

@@ -4,16 +4,17 @@ progress machinery; lower layers just receive a ``Callable[[int], None]``."""
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator
+
+from . import config
 
 
 def wanted(explicit: bool | None = None) -> bool:
     """Show progress? An explicit choice wins; else only when stderr is a terminal."""
     if explicit is not None:
         return explicit
-    if os.environ.get("FOREBEAR_NO_PROGRESS"):
+    if config.progress_off():
         return False
     return sys.stderr.isatty()
 

@@ -99,17 +99,15 @@ class Group(click.Group):
 )
 @click.option(
     "--db",
-    envvar="FOREBEAR_DB",
-    show_envvar=True,
     metavar="URL",
-    help="Catalog database, e.g. sqlite:///path/meta.db or postgresql+psycopg://host/db.",
+    help="Catalog database, e.g. sqlite:///path/meta.db or postgresql+psycopg://host/db "
+    "[default: $FOREBEAR_DB, else the store found from here].",
 )
 @click.option(
     "--objects",
-    envvar="FOREBEAR_OBJECTS",
-    show_envvar=True,
     metavar="URL",
-    help="Object location: a folder, or an fsspec URL such as s3://bucket/prefix.",
+    help="Object location: a folder, or an fsspec URL such as s3://bucket/prefix "
+    "[default: $FOREBEAR_OBJECTS, else the store found from here].",
 )
 @click.version_option(package_name="forebear")
 @click.pass_context

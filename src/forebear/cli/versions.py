@@ -62,11 +62,7 @@ def parse_metadata(pairs: Sequence[str]) -> dict[str, Any]:
 @click.option(
     "--project",
     "-p",
-    envvar="FOREBEAR_PROJECT",
-    show_envvar=True,
-    default="default",
-    show_default=True,
-    help="Project to log into.",
+    help="Project to log into [default: $FOREBEAR_PROJECT, else 'default'].",
 )
 @click.option(
     "--ignore",
@@ -90,7 +86,7 @@ def log_command(
     aliases: tuple[str, ...],
     metadata: tuple[str, ...],
     description: str | None,
-    project: str,
+    project: str | None,
     ignore: tuple[str, ...],
     follow_symlinks: bool,
     as_json: bool,
@@ -108,8 +104,9 @@ def log_command(
       forebear log model.pkl --type model --alias best -m accuracy=0.97
       forebear log images/ --ignore '*.tmp' --ignore 'scratch/'
     """
+    from ..artifacts import artifact_from_path
     from ..errors import ForebearWarning
-    from ..run import artifact_from_path, init
+    from ..run import init
 
     if not Path(path).exists():
         raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
+__all__ = ["Engine", "Session"]  # the types other layers hold without importing SQLAlchemy
+
 from ..errors import StoreError, StoreNotFound, StoreVersionError
 
 # The newest migration; a test checks it matches the migrations folder.

@@ -28,6 +28,7 @@ def record_store_id(session: Session, value: str) -> str:
 def newest_manifests(session: Session, count: int = 3) -> list[str]:
     """The manifest digests of the newest versions: objects the store's location must hold."""
     return list(
-        session.execute(select(VersionRow.digest).order_by(VersionRow.id.desc()).limit(count))
-        .scalars()
+        session.execute(
+            select(VersionRow.digest).order_by(VersionRow.id.desc()).limit(count)
+        ).scalars()
     )

@@ -43,9 +43,7 @@ def take(session: Session, writer: str, duration: dt.timedelta, host: str, pid: 
 def renew(session: Session, writer: str, duration: dt.timedelta) -> bool:
     """Push the lease's expiry out; False when it is gone (gc took it)."""
     done = session.execute(
-        update(LeaseRow)
-        .where(LeaseRow.writer == writer)
-        .values(expires_at=now(session) + duration)
+        update(LeaseRow).where(LeaseRow.writer == writer).values(expires_at=now(session) + duration)
     )
     return bool(getattr(done, "rowcount", 0))
 
@@ -59,9 +57,7 @@ def holds(session: Session, writer: str) -> bool:
     return found is not None
 
 
-def register(
-    session: Session, writer: str, digests: Iterable[str], host: str, pid: int
-) -> None:
+def register(session: Session, writer: str, digests: Iterable[str], host: str, pid: int) -> None:
     stamp = utcnow()
     rows = [
         {"writer": writer, "digest": d, "host": host, "pid": pid, "created_at": stamp}

@@ -22,7 +22,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from ..artifacts import ArtifactVersion
 from ..errors import (
     ForebearError,
     IntegrityError,
@@ -32,9 +31,9 @@ from ..errors import (
     StoreError,
 )
 from ..hashing import BLOCK_SIZE
-from ..run import Run
 from ..store import Store
 from ..units import human_size
+from ..views import ArtifactVersion, Run
 from .security import Guard, host_names
 
 HERE = Path(__file__).parent

@@ -14,57 +14,24 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, cast
 
-from .chunking import ChunkList, ChunkRange
-from .content import ContentReader
-from .errors import IntegrityError, InvalidPath
-from .fingerprint import fingerprint_if_readable
-from .manifest import PAGE_ENTRIES, ManifestWriter, pages
-from .objects import ObjectLocation
-from .statcache import FileStat, StatCache
-from .walk import is_store_folder
+from ..chunking import ChunkList, ChunkRange
+from ..content import ContentReader
+from ..errors import IntegrityError, InvalidPath
+from ..fingerprint import fingerprint_if_readable
+from ..manifest import PAGE_ENTRIES, ManifestWriter, pages
+from ..objects import ObjectLocation
+from ..reports import Missing, RepairReport
+from ..statcache import FileStat, StatCache
+from ..walk import is_store_folder
 
 if TYPE_CHECKING:
-    from .artifacts import ArtifactVersion
+    from ..records import VersionData
+    from .backend import LocalBackend
 
 # Objects checked at once (re-hashed on every core, or many requests at a time).
 _BATCH = 5000
-
-
-@dataclass
-class Missing:
-    """A damaged object no source could give back: which version and entry need it."""
-
-    ref: str
-    path: str
-    digest: str
-
-    def __str__(self) -> str:
-        where = f"{self.ref} {self.path}" if self.path else self.ref
-        return f"{where}: object {self.digest}"
-
-
-@dataclass
-class RepairReport:
-    """What `Store.repair` did: objects stored again (``restored``: digest → where from,
-    a file or "the catalog"), and damage left (``missing``)."""
-
-    restored: dict[str, str] = field(default_factory=dict)
-    restored_bytes: int = 0
-    checked: int = 0
-    missing: list[Missing] = field(default_factory=list)
-
-    def __bool__(self) -> bool:  # true when the versions are whole
-        return not self.missing
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "checked": self.checked,
-            "restored": self.restored,
-            "restored_bytes": self.restored_bytes,
-            "missing": [{"ref": m.ref, "path": m.path, "digest": m.digest} for m in self.missing],
-        }
 
 
 @dataclass
@@ -75,7 +42,7 @@ class _Damage:
 
     whole: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # size, ref, path
     chunks: dict[str, tuple[ChunkList, int, str, str]] = field(default_factory=dict)
-    manifests: dict[str, ArtifactVersion] = field(default_factory=dict)
+    manifests: dict[str, VersionData] = field(default_factory=dict)
     lists: dict[str, ChunkList] = field(default_factory=dict)  # chunk lists to rewrite
 
     def __bool__(self) -> bool:
@@ -83,11 +50,12 @@ class _Damage:
 
 
 def repair(
-    content: ContentReader,
-    stat_cache: StatCache | None,
-    versions: Iterable[ArtifactVersion],
+    backend: LocalBackend,
+    versions: Iterable[VersionData],
     source: str | os.PathLike[str] | None,
 ) -> RepairReport:
+    content = ContentReader(backend)
+    stat_cache = backend.stat_cache
     report = RepairReport()
     versions = list(versions)
     damage = _find_damage(content, versions, report)
@@ -119,7 +87,7 @@ def repair(
 
 
 def _find_damage(
-    content: ContentReader, versions: list[ArtifactVersion], report: RepairReport
+    content: ContentReader, versions: list[VersionData], report: RepairReport
 ) -> _Damage:
     objects = content.objects
     damage = _Damage()
@@ -130,7 +98,7 @@ def _find_damage(
             damage.manifests[version.digest] = version
     seen_files: set[str] = set()
     for version in versions:
-        for page in pages(version.iter_entries(), PAGE_ENTRIES):
+        for page in pages(content.iter_entries(version.id), PAGE_ENTRIES):
             lists = content.chunk_lists(page)
             whole: dict[str, tuple[int, str, str]] = {}
             for entry in page:
@@ -178,12 +146,12 @@ def _batches(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _rebuild_manifest(content: ContentReader, version: ArtifactVersion) -> bool:
+def _rebuild_manifest(content: ContentReader, version: VersionData) -> bool:
     """Write a version's manifest object again from the catalog's entries, if they still
     hash to the version's digest (they must, or `verify` reports the catalog)."""
     with tempfile.SpooledTemporaryFile(8 << 20) as sink:
         writer = ManifestWriter(cast(IO[bytes], sink))
-        for entry in version.iter_entries():
+        for entry in content.iter_entries(version.id):
             writer.add(entry)
         if writer.finish() != version.digest:
             return False

@@ -7,16 +7,17 @@ import io
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from .chunking import ChunkList, in_order
-from .content import ContentReader
-from .errors import IntegrityError, Problem
-from .hashing import hash_bytes, new_hasher
-from .manifest import PAGE_ENTRIES, ManifestEntry, ManifestWriter, pages
-from .objects import TRANSFER_WORKERS, ObjectLocation
-from .references import check_reference
+from ..chunking import ChunkList, in_order
+from ..content import ContentReader
+from ..errors import IntegrityError, Problem
+from ..hashing import hash_bytes, new_hasher
+from ..manifest import PAGE_ENTRIES, ManifestEntry, ManifestWriter, pages
+from ..objects import TRANSFER_WORKERS, ObjectLocation
+from ..references import check_reference
 
 if TYPE_CHECKING:
-    from .artifacts import ArtifactVersion
+    from ..records import VersionData
+    from .backend import LocalBackend
 
 # Objects verify remembers having checked (an object shared by many entries is read once).
 CHECKED_DIGESTS = 100_000
@@ -32,9 +33,10 @@ class _Discard(io.RawIOBase):
         return len(data)
 
 
-def problems(content: ContentReader, versions: Iterable[ArtifactVersion]) -> list[Problem]:
+def problems(backend: LocalBackend, versions: Iterable[VersionData]) -> list[Problem]:
     """Everything wrong with these versions: missing or corrupted objects, chunks and
     references, and catalog entries that are not the version's manifest."""
+    content = ContentReader(backend)
     objects = content.objects
     checked: dict[str, str | None] = {}
     chunked: dict[str, list[str]] = {}  # a chunked file's problems, by its digest
@@ -61,12 +63,10 @@ def problems(content: ContentReader, versions: Iterable[ArtifactVersion]) -> lis
         if stored is None:
             found.append(Problem(version.ref, "", f"manifest object {version.digest} is missing"))
         elif stored != version.digest:
-            found.append(
-                Problem(version.ref, "", f"manifest object {version.digest} is corrupted")
-            )
+            found.append(Problem(version.ref, "", f"manifest object {version.digest} is corrupted"))
         writer = ManifestWriter(cast(IO[bytes], _Discard()))
         try:
-            for page in pages(version.iter_entries(), PAGE_ENTRIES):
+            for page in pages(content.iter_entries(version.id), PAGE_ENTRIES):
                 lists = content.chunk_lists(page)
                 check_ahead(page, lists)
                 for entry in page:

@@ -20,32 +20,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
-from . import identity, ingest, progress
-from .artifacts import Artifact
-from .chunking import ChunkList
-from .db import catalog
-from .db import identity as catalog_identity
-from .db.catalog import VersionData
-from .db.engine import read_session, write_session
-from .errors import InvalidInput
+from .. import ingest, progress
+from ..chunking import ChunkList
+from ..db import chunks as db_chunks
+from ..db import identity as catalog_identity
+from ..db import versions as db_versions
+from ..db.engine import Session, read_session, write_session
+from ..errors import InvalidInput
+from ..paths import check_alias, check_name
+from ..records import VersionData
+from . import identity
 from .leases import Lease
-from .paths import check_alias, check_name
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..artifacts import Artifact
+    from .backend import LocalBackend
 
 
-def check_catalog(store: Store, session: Session) -> None:
+def check_catalog(backend: LocalBackend, session: Session) -> None:
     """Inside a writing transaction: refuse a catalog that is no longer the one the store
     was opened with (deleted, replaced, or another store's)."""
-    identity.check(catalog_identity.store_id(session), store.store_id, store.engine)
-    store.catalog_file.check()
+    identity.check(catalog_identity.store_id(session), backend.store_id, backend.engine)
+    backend.catalog_file.check()
 
 
 def log(
-    store: Store,
+    backend: LocalBackend,
     artifact: Artifact,
     *,
     project: str,
@@ -60,45 +60,45 @@ def log(
         raise InvalidInput(
             f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
         )
-    store.require_writable()
+    backend.require_writable()
     show = progress.wanted(show_progress)
 
     def chunk_lists(digests: list[str]) -> dict[str, ChunkList]:
-        with read_session(store.engine) as session:
-            return catalog.chunk_lists_for(session, digests)
+        with read_session(backend.engine) as session:
+            return db_chunks.chunk_lists_for(session, digests)
 
     def committed(digests: list[str]) -> set[str]:
-        with read_session(store.engine) as session:
-            return catalog.committed_among(session, digests)
+        with read_session(backend.engine) as session:
+            return db_chunks.committed_among(session, digests)
 
-    with ingest.prepare(artifact, store.stat_cache, show, store.own_files()) as prepared:
-        with read_session(store.engine) as session:
-            known = catalog.has_version(session, project, artifact.name, prepared.digest)
-        with Lease(store.engine) as lease:
+    with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
+        with read_session(backend.engine) as session:
+            known = db_versions.has_version(session, project, artifact.name, prepared.digest)
+        with Lease(backend.engine) as lease:
             ingest.store_objects(
                 prepared,
-                store.objects,
+                backend.objects,
                 lease.register,
                 ingest.Catalog(chunk_lists, committed),
-                store.chunking,
+                backend.chunking,
                 artifact.name,
                 show,
                 relog=known,
             )
-            store.objects.flush()
-            contents = catalog.Contents(
+            backend.objects.flush()
+            contents = db_versions.Contents(
                 prepared.size,
                 prepared.file_count,
                 prepared.entries(),
-                prepared.chunk_lists(store.chunking),
-                store.chunking,
+                prepared.chunk_lists(backend.chunking),
+                backend.chunking,
                 prepared.new_bytes,
                 prepared.shared_bytes,
             )
-            with write_session(store.engine) as session:
+            with write_session(backend.engine) as session:
                 lease.check(session)
-                check_catalog(store, session)
-                row, _created = catalog.commit_version(
+                check_catalog(backend, session)
+                row, _created = db_versions.commit_version(
                     session,
                     project=project,
                     name=artifact.name,
@@ -111,6 +111,6 @@ def log(
                     aliases=aliases,
                 )
                 lease.release(session)
-                data = catalog.load_versions(session, [row.id])[row.id]
-            store.catalog_file.check()  # the commit went into the file the store opened
+                data = db_versions.load_versions(session, [row.id])[row.id]
+            backend.catalog_file.check()  # the commit went into the file the store opened
             return data

@@ -16,14 +16,11 @@ import uuid
 from collections.abc import Iterable
 from types import TracebackType
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-
-from . import config
-from .db import writers
-from .db.engine import write_session
-from .errors import StoreError
-from .heartbeat import Heartbeat
+from .. import config
+from ..db import writers
+from ..db.engine import Engine, Session, write_session
+from ..errors import StoreError
+from ..heartbeat import Heartbeat
 
 
 class LeaseLost(StoreError):

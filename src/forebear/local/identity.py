@@ -15,12 +15,10 @@ from __future__ import annotations
 import os
 import uuid
 
-from sqlalchemy import Engine
-
-from .db import identity
-from .db.engine import read_session, redact, write_session
-from .errors import StoreError, StoreNotFound
-from .objects import ObjectLocation
+from ..db import identity
+from ..db.engine import Engine, read_session, redact, write_session
+from ..errors import StoreError, StoreNotFound
+from ..objects import ObjectLocation
 
 
 def bind(

@@ -15,45 +15,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from . import progress
-from .chunking import ChunkList
-from .db import catalog, traversal
-from .db.catalog import LATEST, VersionData
-from .db.engine import read_session, write_session
-from .db.schema import EdgeRow, RunRow, VersionRow
-from .ingest import trusted
+from .. import progress
+from ..chunking import ChunkList
+from ..db import aliases as db_aliases
+from ..db import chunks as db_chunks
+from ..db import runs as db_runs
+from ..db import traversal
+from ..db import versions as db_versions
+from ..db.aliases import LATEST
+from ..db.engine import read_session, write_session
+from ..db.schema import RunRow
+from ..ingest import trusted
+from ..manifest import Manifest
+from ..objects import TRANSFER_WORKERS
+from ..paths import check_alias, check_name, parse_ref
+from ..records import VersionData
+from ..reports import TransferReport
 from .leases import Lease
-from .manifest import Manifest
-from .objects import TRANSFER_WORKERS
-from .paths import check_alias, check_name
 
 if TYPE_CHECKING:
-    from .store import Store
-
-
-@dataclass
-class TransferReport:
-    """What a push or pull did: ``versions`` maps each source ref to its ref in the target."""
-
-    versions: dict[str, str] = field(default_factory=dict)
-    created: list[str] = field(default_factory=list)
-    objects_copied: int = 0
-    bytes_copied: int = 0
-    runs_copied: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "versions": self.versions,
-            "created": self.created,
-            "objects_copied": self.objects_copied,
-            "bytes_copied": self.bytes_copied,
-            "runs_copied": self.runs_copied,
-        }
+    from .backend import LocalBackend
 
 
 @dataclass
@@ -66,41 +50,35 @@ class _Selection:
     chunk_lists: dict[str, ChunkList]  # of the chunked files, by their digest
 
 
-def _select(source: Store, refs: Sequence[str] | None) -> _Selection:
+def _select(source: LocalBackend, refs: Sequence[str] | None) -> _Selection:
     with read_session(source.engine) as session:
         if refs is None:
-            ids = set(session.execute(select(VersionRow.id)).scalars())
+            ids = set(db_versions.all_version_ids(session))
         else:
             ids = set()
             for ref in refs:
-                version = source.artifact(ref)
+                version = db_versions.get_version(session, parse_ref(ref), None)
                 ids |= traversal.closure(session, version.id, upstream=True)
         versions = sorted(
-            catalog.load_versions(session, ids).values(), key=lambda v: (v.created_at, v.id)
+            db_versions.load_versions(session, ids).values(), key=lambda v: (v.created_at, v.id)
         )
-        entries = {v.id: Manifest(tuple(catalog.list_entries(session, v.id))) for v in versions}
-        chunk_lists = catalog.chunk_lists_for(
+        entries = {v.id: Manifest(tuple(db_versions.list_entries(session, v.id))) for v in versions}
+        chunk_lists = db_chunks.chunk_lists_for(
             session,
             {e.digest for m in entries.values() for e in m if e.digest and e.uri is None},
         )
-        aliases = catalog.aliases_for(session, ids)
-        edge_rows = session.execute(
-            select(RunRow, EdgeRow.direction, EdgeRow.version_id)
-            .join(EdgeRow, EdgeRow.run_pk == RunRow.pk)
-            .where(EdgeRow.version_id.in_(sorted(ids)))
-        ).all()
+        aliases = db_aliases.aliases_for(session, ids)
         runs: dict[str, tuple[RunRow, str]] = {}
         edges: list[tuple[str, str, int]] = []
-        for run, direction, version_id in edge_rows:
-            if run.id not in runs:
-                runs[run.id] = (run, catalog.project_name(session, run.project_id))
+        for run, project, direction, version_id in db_runs.edges_of_versions(session, ids):
+            runs.setdefault(run.id, (run, project))
             edges.append((run.id, direction, version_id))
     return _Selection(versions, entries, aliases, runs, edges, chunk_lists)
 
 
 def _copy_objects(
-    source: Store,
-    target: Store,
+    source: LocalBackend,
+    target: LocalBackend,
     selection: _Selection,
     report: TransferReport,
     show: bool,
@@ -117,7 +95,7 @@ def _copy_objects(
             if entry.uri is None and entry.digest is not None:
                 files[entry.digest] = entry.size
     with read_session(target.engine) as session:
-        chunked_there = catalog.chunked_among(session, selection.chunk_lists)
+        chunked_there = db_chunks.chunked_among(session, selection.chunk_lists)
     candidates = [d for d in selection.chunk_lists if d not in chunked_there]
     whole_there = (
         target.objects.present({d: selection.chunk_lists[d].size for d in candidates})
@@ -136,7 +114,7 @@ def _copy_objects(
 
     def committed(digests: list[str]) -> set[str]:
         with read_session(target.engine) as session:
-            return catalog.committed_among(session, digests)
+            return db_chunks.committed_among(session, digests)
 
     present = trusted(target.objects, target.objects.present(sizes), committed)
     missing = sorted(set(sizes) - present)
@@ -159,8 +137,8 @@ def _copy_objects(
 
 
 def transfer(
-    source: Store,
-    target: Store,
+    source: LocalBackend,
+    target: LocalBackend,
     refs: Sequence[str] | None = None,
     *,
     show_progress: bool | None = None,
@@ -179,7 +157,7 @@ def transfer(
 
 
 def _commit(
-    target: Store,
+    target: LocalBackend,
     selection: _Selection,
     lists: dict[str, ChunkList],
     report: TransferReport,
@@ -193,15 +171,15 @@ def _commit(
         check_catalog(target, session)
         for run, project in selection.runs.values():
             check_name(project, "project")
-            if session.execute(select(RunRow.pk).where(RunRow.id == run.id)).first() is None:
-                catalog.copy_run(session, run, project)
+            if not db_runs.has_run(session, run.id):
+                db_runs.copy_run(session, run, project)
                 report.runs_copied += 1
     for version in selection.versions:
         with write_session(target.engine) as session:
             lease.check(session)
             check_catalog(target, session)
             manifest = selection.entries[version.id]
-            contents = catalog.Contents(
+            contents = db_versions.Contents(
                 manifest.size,
                 len(manifest),
                 manifest.entries,
@@ -210,15 +188,15 @@ def _commit(
                 version.new_bytes,
                 version.shared_bytes,
             )
-            row, created = catalog.place_version(session, version, contents)
+            row, created = db_versions.place_version(session, version, contents)
             for run_id, direction, version_id in selection.edges:
                 if version_id == version.id:
-                    catalog.add_edge(session, catalog.run_pk(session, run_id), row.id, direction)
+                    db_runs.add_edge(session, db_runs.run_pk(session, run_id), row.id, direction)
             for alias in selection.aliases.get(version.id, []):
                 check_alias(alias)  # names from another store are checked like users' own
                 if alias != LATEST:
-                    catalog.set_alias(session, row.artifact_id, alias, row.id, None)
-            catalog.move_latest_if_newer(session, row)
+                    db_aliases.set_alias(session, row.artifact_id, alias, row.id, None)
+            db_versions.move_latest_if_newer(session, row)
             number = f"{version.name}:v{row.number}"
             report.versions[f"{version.project}/{version.name}:v{version.number}"] = (
                 f"{version.project}/{number}"

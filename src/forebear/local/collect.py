@@ -14,76 +14,29 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .db import catalog, writers
-from .db.engine import write_session
-from .units import describe_duration
+from ..db import chunks as db_chunks
+from ..db import writers
+from ..db.engine import write_session
+from ..reports import GcReport
+from .commit import check_catalog
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .backend import LocalBackend
 
-DEFAULT_GRACE = dt.timedelta(days=7)
 # Temporary files of local writers older than this are leftovers of crashes.
 TMP_EXPIRY_SECONDS = 3600.0
 
 
-@dataclass
-class GcReport:
-    """What gc removed (or, on a dry run, would remove). Iterating it yields the digests of
-    the objects removed."""
-
-    objects: list[str] = field(default_factory=list)
-    bytes: int = 0
-    versions: list[str] = field(default_factory=list)
-    grace: dt.timedelta = DEFAULT_GRACE
-    kept_young: int = 0  # unreferenced objects kept because they are younger than grace
-    dry_run: bool = False
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.objects)
-
-    def __len__(self) -> int:
-        return len(self.objects)
-
-    def __contains__(self, digest: object) -> bool:
-        return digest in self.objects
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "objects": self.objects,
-            "bytes": self.bytes,
-            "versions": self.versions,
-            "grace_seconds": self.grace.total_seconds(),
-            "kept_young": self.kept_young,
-        }
-
-    def describe(self) -> str:
-        from .units import human_size
-
-        verb = "would remove" if self.dry_run else "removed"
-        text = f"{verb} {len(self.objects)} unreferenced objects ({human_size(self.bytes)})"
-        if self.kept_young:
-            text += (
-                f"; kept {self.kept_young} younger than {describe_duration(self.grace)} "
-                "(the grace period)"
-            )
-        return text
-
-
-def collect(store: Store, *, dry_run: bool, grace: dt.timedelta) -> GcReport:
-    from .commit import check_catalog
-
+def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcReport:
     report = GcReport(grace=grace, dry_run=dry_run)
     cutoff = time.time() - grace.total_seconds()
-    objects = store.objects
-    with write_session(store.engine) as session:
+    objects = backend.objects
+    with write_session(backend.engine) as session:
         writers.lock_for_collection(session)
-        check_catalog(store, session)
-        keep = catalog.all_object_digests(session)
+        check_catalog(backend, session)
+        keep = db_chunks.all_object_digests(session)
         keep |= writers.collect_expired(session, dry_run=dry_run)
         garbage: list[str] = []
         for stored in objects.iter_objects():

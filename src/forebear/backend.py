@@ -1,0 +1,209 @@
+"""The seam between forebear's public API and where a store lives.
+
+`Store`, `ArtifactVersion`, `Run`, `Lineage`, the CLI and the web UI reach the catalog and
+the objects only through a `Backend`. `LocalBackend` (in `forebear.local`) is a SQL catalog
+and an fsspec object location in this process; a remote backend (an HTTP client of a
+forebear server) provides the same methods, and the public-API tests run through it.
+
+What crosses the seam is plain data: `records` (versions, runs, lineage), `ManifestEntry`,
+`ChunkList`, `Problem`, reports. Bytes move through ``objects`` (an object location: a folder
+or bucket here, presigned transfers for a server) and are checked by the reader every time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .artifacts import Artifact
+    from .cache import LocalCache
+    from .chunking import Chunking, ChunkList
+    from .errors import Problem
+    from .manifest import ManifestEntry
+    from .objects import ObjectLocation
+    from .paths import Ref
+    from .records import LineageData, RunData, VersionData
+    from .reports import GcReport, RepairReport
+    from .statcache import StatCache
+
+
+class Backend(ABC):
+    """A store's catalog and objects, as the public API uses them.
+
+    Attributes every backend has: ``objects`` (where bytes are read and written),
+    ``cache`` (what is kept locally: cached objects, downloads, the stat cache),
+    ``stat_cache``, ``chunking`` (how large files are cut when logged), ``db_url`` and
+    ``objects_url`` (for people; passwords hidden where shown), ``store_id``,
+    ``read_only`` (why the store cannot be written, or None) and ``source`` (how the store
+    was chosen).
+    """
+
+    objects: ObjectLocation
+    cache: LocalCache
+    stat_cache: StatCache
+    chunking: Chunking
+    db_url: str
+    objects_url: str
+    store_id: str | None
+    read_only: str | None
+    source: str
+
+    # -- versions ------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_version(self, ref: Ref, default_project: str | None) -> VersionData:
+        """The version a ref names; `ArtifactNotFound` / `VersionNotFound` otherwise."""
+
+    @abstractmethod
+    def latest_versions(self, project: str | None, type_: str | None) -> list[VersionData]:
+        """The latest version of every artifact (of a project, of a type)."""
+
+    @abstractmethod
+    def artifact_versions(self, ref: Ref, default_project: str | None) -> list[VersionData]:
+        """Every version of the artifact a ref names, oldest first."""
+
+    @abstractmethod
+    def all_versions(self) -> list[VersionData]:
+        """Every committed version."""
+
+    @abstractmethod
+    def alias_history(self, ref: Ref, default_project: str | None) -> list[dict[str, Any]]:
+        """Every alias move of the artifact a ref names, oldest first."""
+
+    @abstractmethod
+    def aliases(self, version_id: int) -> list[str]:
+        """A version's aliases, ``latest`` first."""
+
+    @abstractmethod
+    def set_alias(self, version: VersionData, alias: str, run_id: str | None) -> None:
+        """Point ``alias`` at ``version`` (a move is recorded in the history)."""
+
+    @abstractmethod
+    def remove_alias(self, version: VersionData, alias: str) -> bool:
+        """Remove ``alias`` from ``version``; False if it does not point there."""
+
+    @abstractmethod
+    def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
+        """A version's entries in path order, or one page of them."""
+
+    @abstractmethod
+    def entry_pages(self, version_id: int) -> Iterator[list[ManifestEntry]]:
+        """A version's entries a page at a time, in path order (flat memory)."""
+
+    @abstractmethod
+    def chunk_lists(self, digests: Iterable[str]) -> dict[str, ChunkList]:
+        """The chunk lists of the files among ``digests`` that are stored in chunks."""
+
+    # -- runs and lineage ----------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(
+        self,
+        run_id: str,
+        project: str,
+        name: str,
+        config: dict[str, Any],
+        context: dict[str, Any],
+    ) -> RunData: ...
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunData:
+        """A run by id; `RunNotFound` otherwise."""
+
+    @abstractmethod
+    def list_runs(self, project: str | None) -> list[RunData]:
+        """Every run (of a project), oldest first."""
+
+    @abstractmethod
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        summary: dict[str, Any] | None = None,
+        ended_at: dt.datetime | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def beat_run(self, run_id: str) -> bool:
+        """Record that a running run is alive; False once it is not running."""
+
+    @abstractmethod
+    def use(self, version_id: int, run_id: str) -> None:
+        """Record that a run used a version (not its own output: lineage stays acyclic)."""
+
+    @abstractmethod
+    def runs_of_version(self, version_id: int, direction: str) -> list[RunData]:
+        """Runs that logged (``out``) or used (``in``) a version, oldest first."""
+
+    @abstractmethod
+    def versions_of_run(self, run_id: str, direction: str) -> list[VersionData]:
+        """Versions a run logged (``out``) or used (``in``)."""
+
+    @abstractmethod
+    def reachable(
+        self, version_id: int, *, upstream: bool, type_: str | None, depth: int | None
+    ) -> list[tuple[VersionData, int]]:
+        """Versions upstream (or downstream) of one, with their distance in artifact
+        hops, nearest first."""
+
+    @abstractmethod
+    def lineage(
+        self, version_id: int, upstream: bool, downstream: bool, depth: int | None
+    ) -> LineageData:
+        """The runs, versions and edges around one version."""
+
+    # -- writing -------------------------------------------------------------------------
+
+    @abstractmethod
+    def log(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str | None,
+        aliases: Sequence[str],
+        show_progress: bool | None,
+    ) -> VersionData:
+        """Store an artifact's files and commit the version (or find the one with the same
+        content), with the run's output edge and the aliases, all or nothing."""
+
+    # -- the store as a whole ------------------------------------------------------------
+
+    @abstractmethod
+    def verify(self, versions: Sequence[VersionData]) -> list[Problem]:
+        """Everything wrong with these versions' objects, references and entries."""
+
+    @abstractmethod
+    def repair(self, versions: Sequence[VersionData], source: str | Path | None) -> RepairReport:
+        """Store again the damaged objects of these versions from matching local files."""
+
+    @abstractmethod
+    def gc(self, *, dry_run: bool, grace: dt.timedelta) -> GcReport:
+        """Delete objects no committed version needs, older than ``grace``."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """How many projects, artifacts, versions and runs the store holds."""
+
+    @abstractmethod
+    def own_files(self) -> frozenset[str]:
+        """Local files of the store's own (never part of a version)."""
+
+    def require_writable(self) -> None:
+        """Refuse to change a store that cannot be written, before any work is done."""
+        if self.read_only is not None:
+            from .errors import StoreError
+
+            raise StoreError(
+                f"the store's catalog {self.db_url} is read-only here ({self.read_only}); "
+                "this needs a store you can write to"
+            )
+
+    @abstractmethod
+    def close(self) -> None: ...

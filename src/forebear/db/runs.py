@@ -1,0 +1,174 @@
+"""Runs and their lineage edges (a run used a version: ``in``; logged it: ``out``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..errors import (
+    RunNotFound,
+)
+from ..records import RunSummary
+from . import bulk
+from .bulk import insert_ignoring_duplicates
+from .projects import get_or_create_project
+from .schema import (
+    EdgeRow,
+    ProjectRow,
+    RunRow,
+    VersionRow,
+    utcnow,
+)
+
+
+def load_run_summaries(session: Session, run_pks: Iterable[int]) -> dict[int, RunSummary]:
+    """Many runs at once, by their integer key (without their config or context)."""
+    query = (
+        select(RunRow.pk, RunRow.id, RunRow.name, RunRow.status, RunRow.started_at,
+               ProjectRow.name)
+        .join(ProjectRow, ProjectRow.id == RunRow.project_id)
+        .where(RunRow.pk.in_(bulk.id_list(session)))
+    )  # fmt: skip
+    found: dict[int, RunSummary] = {}
+    for row in bulk.rows_for(session, query, run_pks):
+        values: tuple[Any, ...] = tuple(row)
+        found[values[0]] = RunSummary(*values)
+    return found
+
+
+def copy_run(session: Session, run: RunRow, project: str) -> None:
+    """Insert a run from another store under the same id (runs ids are random and long
+    enough not to collide in practice)."""
+    project_row = get_or_create_project(session, project)
+    session.add(
+        RunRow(
+            id=run.id,
+            project_id=project_row.id,
+            name=run.name,
+            status=run.status,
+            config=run.config,
+            summary=run.summary,
+            context=run.context,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+        )
+    )
+    session.flush()
+
+
+def create_run(
+    session: Session,
+    *,
+    run_id: str,
+    project: str,
+    name: str,
+    config: dict[str, Any],
+    context: dict[str, Any],
+) -> RunRow:
+    project_row = get_or_create_project(session, project)
+    run = RunRow(
+        id=run_id,
+        project_id=project_row.id,
+        name=name,
+        status="running",
+        config=config,
+        summary={},
+        context=context,
+        started_at=utcnow(),
+    )
+    run.heartbeat_at = run.started_at
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: str) -> RunRow:
+    run = session.execute(select(RunRow).where(RunRow.id == run_id)).scalar_one_or_none()
+    if run is None:
+        raise RunNotFound(f"no run with id {run_id!r} (run 'forebear runs' to list them)")
+    return run
+
+
+def list_runs(session: Session, project: str | None = None) -> list[tuple[RunRow, str]]:
+    """Runs oldest first, each with its project's name (one query)."""
+    query = (
+        select(RunRow, ProjectRow.name)
+        .join(ProjectRow, ProjectRow.id == RunRow.project_id)
+        .order_by(RunRow.started_at, RunRow.id)
+    )
+    if project is not None:
+        query = query.where(ProjectRow.name == project)
+    return [(run, name) for run, name in session.execute(query)]
+
+
+def beat_run(session: Session, run_id: str) -> bool:
+    """Record that a running run is alive; False once it is no longer running."""
+    done = session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.status == "running")
+        .values(heartbeat_at=utcnow())
+    )
+    return bool(getattr(done, "rowcount", 0))
+
+
+def update_run(session: Session, run_id: str, **values: Any) -> None:
+    session.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+
+def add_edge(session: Session, run_pk: int, version_id: int, direction: str) -> None:
+    insert_ignoring_duplicates(
+        session,
+        EdgeRow,
+        [{"run_pk": run_pk, "version_id": version_id, "direction": direction}],
+    )
+
+
+def run_pk(session: Session, run_id: str) -> int:
+    pk = session.execute(select(RunRow.pk).where(RunRow.id == run_id)).scalar_one_or_none()
+    if pk is None:
+        raise RunNotFound(f"no run with id {run_id!r} (run 'forebear runs' to list them)")
+    return int(pk)
+
+
+def runs_of_version(session: Session, version_id: int, direction: str) -> list[RunRow]:
+    """Runs that logged (``out``) or used (``in``) a version, oldest edge first."""
+    return list(
+        session.execute(
+            select(RunRow)
+            .join(EdgeRow, EdgeRow.run_pk == RunRow.pk)
+            .where(EdgeRow.version_id == version_id, EdgeRow.direction == direction)
+            .order_by(RunRow.started_at, RunRow.pk)
+        ).scalars()
+    )
+
+
+def versions_of_run(session: Session, run_id: str, direction: str) -> list[VersionRow]:
+    return list(
+        session.execute(
+            select(VersionRow)
+            .join(EdgeRow, EdgeRow.version_id == VersionRow.id)
+            .join(RunRow, RunRow.pk == EdgeRow.run_pk)
+            .where(RunRow.id == run_id, EdgeRow.direction == direction)
+            .order_by(VersionRow.id)
+        ).scalars()
+    )
+
+
+def edges_of_versions(
+    session: Session, version_ids: Iterable[int]
+) -> list[tuple[RunRow, str, str, int]]:
+    """Every edge of these versions: (run, its project's name, direction, version id)."""
+    rows = session.execute(
+        select(RunRow, ProjectRow.name, EdgeRow.direction, EdgeRow.version_id)
+        .join(EdgeRow, EdgeRow.run_pk == RunRow.pk)
+        .join(ProjectRow, ProjectRow.id == RunRow.project_id)
+        .where(EdgeRow.version_id.in_(sorted(set(version_ids))))
+    ).all()
+    return [(run, project, direction, version_id) for run, project, direction, version_id in rows]
+
+
+def has_run(session: Session, run_id: str) -> bool:
+    return session.execute(select(RunRow.pk).where(RunRow.id == run_id)).first() is not None

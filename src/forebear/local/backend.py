@@ -1,0 +1,346 @@
+"""`LocalBackend`: a SQL catalog (SQLite or PostgreSQL) and an fsspec object location,
+used from this process. Everything that touches the catalog goes through `forebear.db`;
+everything that touches bytes through `ObjectLocation`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import config, liveness
+from ..backend import Backend
+from ..cache import STAT_CACHE, LocalCache
+from ..chunking import DEFAULT_CHUNKING, Chunking, ChunkList
+from ..db import aliases as db_aliases
+from ..db import chunks as db_chunks
+from ..db import projects as db_projects
+from ..db import runs as db_runs
+from ..db import traversal
+from ..db import versions as db_versions
+from ..db.engine import (
+    CatalogFile,
+    Engine,
+    ensure_schema,
+    make_engine,
+    read_only_reason,
+    read_session,
+    redact,
+    sqlite_file,
+    write_session,
+)
+from ..errors import InvalidInput, Problem, StoreNotFound
+from ..manifest import ManifestEntry
+from ..objects import open_location
+from ..paths import Ref
+from ..records import LineageData, RunData, VersionData
+from ..reports import GcReport, RepairReport
+from ..statcache import StatCache
+from . import collect, commit, identity, repair, verify
+
+if TYPE_CHECKING:
+    from ..artifacts import Artifact
+
+
+class LocalBackend(Backend):
+    """A store whose catalog and objects this process reaches directly."""
+
+    def __init__(
+        self,
+        settings: config.StoreSettings,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        cache_max_bytes: int | None = None,
+        chunking: Chunking | None = None,
+        create: bool = True,
+    ) -> None:
+        self.source = settings.source
+        self.db_url = settings.db_url
+        self.objects_url = settings.objects_url
+        self.cache_dir = settings.cache_dir
+        bound = cache_max_bytes if cache_max_bytes is not None else settings.cache_max_bytes
+        self.cache = LocalCache(self.cache_dir, bound)
+        self.stat_cache = StatCache(
+            self.cache_dir / STAT_CACHE, config.user_cache_dir() / "stat-cache.key"
+        )
+        self.objects = open_location(settings.objects_url, storage_options)
+        # how files logged from now on are cut (each version records the settings it used)
+        self.chunking = chunking or DEFAULT_CHUNKING
+        catalog_path = sqlite_file(settings.db_url)
+        if not create and not settings.found:
+            raise StoreNotFound(
+                f"no forebear store in {os.getcwd()} or any folder above it (looked for "
+                f"{config.DEFAULT_DIR}/ and {config.CONFIG_FILE}); make one here with "
+                "'forebear init', or log something with 'forebear log PATH'"
+            )
+        if catalog_path is not None:
+            identity.refuse_new_catalog(self.objects, settings.db_url, catalog_path)
+            if not create and not os.path.exists(catalog_path):
+                raise StoreNotFound(
+                    f"no forebear store at {settings.objects_url!r} (chosen by "
+                    f"{settings.source}): its catalog {catalog_path!r} does not exist; check "
+                    "the path, or make the store with 'forebear init'"
+                )
+        # a catalog on read-only media or without write permission is opened read-only
+        self.read_only = read_only_reason(settings.db_url)
+        self.engine: Engine = make_engine(settings.db_url, read_only=self.read_only)
+        ensure_schema(self.engine, read_only=self.read_only is not None, create=create)
+        self.catalog_file = CatalogFile(settings.db_url)
+        self.store_id = identity.bind(
+            self.objects, self.engine, writable=self.read_only is None, create=create
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def require_writable(self) -> None:
+        if self.read_only is not None:
+            from ..errors import StoreError
+
+            raise StoreError(
+                f"the store's catalog {redact(self.db_url)} is read-only here "
+                f"({self.read_only}); this needs a store you can write to"
+            )
+
+    # -- versions ------------------------------------------------------------------------
+
+    def get_version(self, ref: Ref, default_project: str | None) -> VersionData:
+        with read_session(self.engine) as session:
+            row = db_versions.get_version(session, ref, default_project)
+            return db_versions.load_versions(session, [row.id])[row.id]
+
+    def latest_versions(self, project: str | None, type_: str | None) -> list[VersionData]:
+        with read_session(self.engine) as session:
+            ids = db_versions.latest_version_ids(session, project, type_)
+            return list(db_versions.load_versions(session, ids).values())
+
+    def artifact_versions(self, ref: Ref, default_project: str | None) -> list[VersionData]:
+        with read_session(self.engine) as session:
+            artifact = db_projects.get_artifact(session, ref, default_project)
+            rows = db_versions.list_versions(session, artifact.id)
+            loaded = db_versions.load_versions(session, [r.id for r in rows])
+        return [loaded[r.id] for r in rows]
+
+    def all_versions(self) -> list[VersionData]:
+        with read_session(self.engine) as session:
+            ids = db_versions.all_version_ids(session)
+            loaded = db_versions.load_versions(session, ids)
+        return [loaded[i] for i in ids]
+
+    def alias_history(self, ref: Ref, default_project: str | None) -> list[dict[str, Any]]:
+        with read_session(self.engine) as session:
+            artifact = db_projects.get_artifact(session, ref, default_project)
+            return db_aliases.alias_history(session, artifact.id)
+
+    def aliases(self, version_id: int) -> list[str]:
+        with read_session(self.engine) as session:
+            return db_aliases.aliases_of(session, version_id)
+
+    def set_alias(self, version: VersionData, alias: str, run_id: str | None) -> None:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            db_aliases.set_alias(session, version.artifact_id, alias, version.id, run_id)
+
+    def remove_alias(self, version: VersionData, alias: str) -> bool:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            return db_aliases.remove_alias(session, version.artifact_id, alias, version.id)
+
+    def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
+        with read_session(self.engine) as session:
+            return db_versions.list_entries(session, version_id, start, limit)
+
+    def entry_pages(self, version_id: int) -> Iterator[list[ManifestEntry]]:
+        """Each page read in its own short transaction (keyset pagination needs no
+        snapshot across pages: a committed version never changes)."""
+        last: str | None = None
+        while True:
+            with read_session(self.engine) as session:
+                page = db_versions.entries_after(session, version_id, last)
+            if not page:
+                return
+            yield page
+            last = page[-1].path
+
+    def chunk_lists(self, digests: Iterable[str]) -> dict[str, ChunkList]:
+        wanted = list(digests)
+        if not wanted:
+            return {}
+        with read_session(self.engine) as session:
+            return db_chunks.chunk_lists_for(session, wanted)
+
+    # -- runs and lineage ----------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        project: str,
+        name: str,
+        config: dict[str, Any],
+        context: dict[str, Any],
+    ) -> RunData:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            row = db_runs.create_run(
+                session, run_id=run_id, project=project, name=name, config=config,
+                context=context,
+            )  # fmt: skip
+            return _run_data(row, project)
+
+    def get_run(self, run_id: str) -> RunData:
+        with read_session(self.engine) as session:
+            row = db_runs.get_run(session, run_id)
+            return _run_data(row, db_projects.project_name(session, row.project_id))
+
+    def list_runs(self, project: str | None) -> list[RunData]:
+        with read_session(self.engine) as session:
+            return [_run_data(row, name) for row, name in db_runs.list_runs(session, project)]
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        summary: dict[str, Any] | None = None,
+        ended_at: dt.datetime | None = None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status
+        if summary is not None:
+            values["summary"] = summary
+        if ended_at is not None:
+            values["ended_at"] = ended_at
+        with write_session(self.engine) as session:
+            db_runs.update_run(session, run_id, **values)
+
+    def beat_run(self, run_id: str) -> bool:
+        with write_session(self.engine) as session:
+            return db_runs.beat_run(session, run_id)
+
+    def use(self, version_id: int, run_id: str) -> None:
+        with write_session(self.engine) as session:
+            # A run reading back its own output (directly, or made from it by another run)
+            # is not recorded as an input: that edge would make the lineage loop.
+            pk = db_runs.run_pk(session, run_id)
+            if not traversal.version_descends_from_run(session, version_id, pk):
+                db_runs.add_edge(session, pk, version_id, "in")
+
+    def runs_of_version(self, version_id: int, direction: str) -> list[RunData]:
+        with read_session(self.engine) as session:
+            rows = db_runs.runs_of_version(session, version_id, direction)
+            names = {r.project_id: db_projects.project_name(session, r.project_id) for r in rows}
+            return [_run_data(r, names[r.project_id]) for r in rows]
+
+    def versions_of_run(self, run_id: str, direction: str) -> list[VersionData]:
+        with read_session(self.engine) as session:
+            rows = db_runs.versions_of_run(session, run_id, direction)
+            loaded = db_versions.load_versions(session, [r.id for r in rows])
+        return [loaded[r.id] for r in rows]
+
+    def reachable(
+        self, version_id: int, *, upstream: bool, type_: str | None, depth: int | None
+    ) -> list[tuple[VersionData, int]]:
+        with read_session(self.engine) as session:
+            distances = traversal.walk(session, version_id, upstream, depth).distances
+            del distances[version_id]
+            found = db_versions.load_versions(session, distances, type_)
+        ordered = sorted(
+            found.values(), key=lambda v: (distances[v.id], v.project, v.name, v.number)
+        )
+        return [(v, distances[v.id]) for v in ordered]
+
+    def lineage(
+        self, version_id: int, upstream: bool, downstream: bool, depth: int | None
+    ) -> LineageData:
+        """Without a depth the versions come from the ids-only closure query; with one,
+        from the frontier walk, which stops after ``depth`` artifact hops."""
+        if depth is not None and depth < 0:
+            raise InvalidInput(f"depth must be 0 or more, not {depth}")
+        version_ids: set[int] = {version_id}
+        edges: set[traversal.Edge] = set()
+        with read_session(self.engine) as session:
+            for going_up, wanted in ((True, upstream), (False, downstream)):
+                if not wanted:
+                    continue
+                if depth is None:
+                    members = traversal.closure(session, version_id, going_up)
+                    edges |= traversal.edges_among(session, members, going_up)
+                else:
+                    found = traversal.walk(session, version_id, going_up, depth, with_edges=True)
+                    members = set(found.distances)
+                    edges |= found.edges
+                version_ids |= members
+            versions = db_versions.load_versions(session, version_ids)
+            aliases = db_aliases.aliases_for(session, version_ids)
+            runs = db_runs.load_run_summaries(session, {run_pk for run_pk, _, _ in edges})
+        return LineageData(version_id, versions, aliases, runs, set(edges))
+
+    # -- writing -------------------------------------------------------------------------
+
+    def log(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str | None,
+        aliases: Sequence[str],
+        show_progress: bool | None,
+    ) -> VersionData:
+        return commit.log(
+            self,
+            artifact,
+            project=project,
+            run_id=run_id,
+            aliases=aliases,
+            show_progress=show_progress,
+        )
+
+    # -- the store as a whole ------------------------------------------------------------
+
+    def verify(self, versions: Sequence[VersionData]) -> list[Problem]:
+        return verify.problems(self, versions)
+
+    def repair(self, versions: Sequence[VersionData], source: str | Path | None) -> RepairReport:
+        self.require_writable()
+        return repair.repair(self, versions, source)
+
+    def gc(self, *, dry_run: bool, grace: dt.timedelta) -> GcReport:
+        if not dry_run:
+            self.require_writable()
+        return collect.collect(self, dry_run=dry_run, grace=grace)
+
+    def counts(self) -> dict[str, int]:
+        with read_session(self.engine) as session:
+            return db_versions.counts(session)
+
+    def own_files(self) -> frozenset[str]:
+        """A SQLite catalog (wherever it is) and the stat cache, with their journals."""
+        files: set[str] = set()
+        for base in (self.catalog_file.path, str(self.stat_cache.path)):
+            if base is not None:
+                files.update(os.path.abspath(f"{base}{suffix}") for suffix in ("", "-wal", "-shm"))
+        return frozenset(files)
+
+
+def _run_data(row: Any, project: str) -> RunData:
+    """A run as read: a running run whose process is gone reads as ``crashed`` (reading
+    never writes it down)."""
+    status = row.status
+    if status == "running" and not liveness.alive(
+        row.context or {}, row.heartbeat_at or row.started_at
+    ):
+        status = "crashed"
+    return RunData(
+        id=row.id,
+        project=project,
+        name=row.name,
+        status=status,
+        config=dict(row.config or {}),
+        summary=dict(row.summary or {}),
+        context=dict(row.context or {}),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )

@@ -1,0 +1,65 @@
+"""Write-once, content-addressed objects on one fsspec filesystem.
+
+`open_location` picks how: `LocalLocation` for a folder on this machine (temporary files
+renamed into place, one filesystem sync per commit, copy-on-write clones), and
+`RemoteLocation` for an object store or any other filesystem (uploads hashed as they
+stream and abandoned before they complete when the bytes are wrong). What they share,
+from the layout to the checked reads, is `ObjectLocation`. This package knows nothing of
+artifacts, versions or runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from ..errors import StoreError
+from .base import (
+    CHUNK_LISTS,
+    DIGEST_RE,
+    FORMAT_FILE,
+    FORMAT_VERSION,
+    SMALL_BATCH,
+    TRANSFER_WORKERS,
+    FormatInfo,
+    ObjectLocation,
+    StoredObject,
+    backend_errors,
+    object_key,
+)
+from .local import LocalLocation
+from .remote import RemoteLocation
+
+__all__ = [
+    "CHUNK_LISTS",
+    "DIGEST_RE",
+    "FORMAT_FILE",
+    "FORMAT_VERSION",
+    "SMALL_BATCH",
+    "TRANSFER_WORKERS",
+    "FormatInfo",
+    "LocalLocation",
+    "ObjectLocation",
+    "RemoteLocation",
+    "StoredObject",
+    "backend_errors",
+    "object_key",
+    "open_location",
+]
+
+
+def open_location(url: str, storage_options: dict[str, Any] | None = None) -> ObjectLocation:
+    """The object location at ``url`` (a folder or any fsspec URL), opened with
+    ``storage_options`` (credentials, endpoint...). Nothing is read or written yet."""
+    with backend_errors(f"cannot use object location {url!r}"):
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise StoreError(
+                f"cannot use object location {url!r}: {exc}; install the fsspec backend "
+                "for this protocol (for example 'pip install s3fs')"
+            ) from exc
+    kind = LocalLocation if isinstance(fs, LocalFileSystem) else RemoteLocation
+    return kind(url, fs, root)

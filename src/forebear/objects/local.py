@@ -1,0 +1,271 @@
+"""`LocalLocation`: objects as read-only files in a local folder.
+
+A write goes to ``tmp/``, every byte of it (a write the disk accepts only in part is
+finished or fails), is checked for its length and digest, and is renamed into
+``objects/``: one step, so an object is whole or absent. One filesystem sync before a
+commit makes them durable. Files are copied with a copy-on-write clone where the
+filesystem can (reflink), so a later edit of the source never reaches the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, BinaryIO
+
+from ..errors import StoreError
+from ..hash_workers import hash_files
+from ..hashing import Progress, hash_bytes, hash_stream
+from ..links import reflink
+from .base import (
+    FORMAT_FILE,
+    ObjectLocation,
+    backend_errors,
+    check_unchanged,
+    copy_hashing,
+    missing,
+    write_all,
+)
+
+
+class LocalLocation(ObjectLocation):
+    is_local = True
+
+    def _create_once(self, path: str, body: bytes) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        _write_file(tmp, body)
+        try:
+            os.link(tmp, path)  # fails if another process won the race: fine
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+
+    def _rewrite_format(self, version: int, store_id: str | None) -> None:
+        path = self._path(FORMAT_FILE)
+        with backend_errors(f"cannot update {path!r}"):
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            _write_file(tmp, self._format_body(version, store_id))
+            os.replace(tmp, path)
+
+    def _size_or_none(self, digest: str) -> int | None:
+        with backend_errors(f"cannot check object {digest}"):
+            try:
+                return os.stat(self.path_of(digest)).st_size
+            except FileNotFoundError:
+                return None
+
+    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        """One ``stat`` per object (no listing: a folder of a million files lists slowly)."""
+        found: dict[str, int] = {}
+        base = self._path("objects")
+        with backend_errors(f"cannot check objects under {base!r}"):
+            for digest in set(digests):
+                try:
+                    found[digest] = os.stat(f"{base}/{digest[:2]}/{digest[2:]}").st_size
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hash_bytes(data)
+        if self.has(digest, len(data)):
+            return digest
+        with backend_errors(f"cannot write object {digest}"):
+            tmp = self._tmp_path()
+            try:
+                _write_file(tmp, data)
+                move_into_place(tmp, self.path_of(digest))
+            except BaseException:
+                _remove_quietly(tmp)
+                raise
+        return digest
+
+    def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
+        self._upgrade_format()
+        path = self.chunk_list_path(digest)
+        with backend_errors(f"cannot write the chunk list of {digest}"):
+            with contextlib.suppress(FileNotFoundError):
+                if not replace and os.stat(path).st_size == len(data):
+                    return
+            tmp = self._tmp_path()
+            try:
+                _write_file(tmp, data)
+                move_into_place(tmp, path)
+            except BaseException:
+                _remove_quietly(tmp)
+                raise
+
+    def put_file(
+        self,
+        local_path: str | os.PathLike[str],
+        digest: str,
+        progress: Progress | None = None,
+        *,
+        known_missing: bool = False,
+    ) -> bool:
+        """One copy at most: a reflink where the filesystem can share blocks, else a plain
+        copy; either way the new object's bytes are hashed before it is published."""
+        source = os.fspath(local_path)
+        if not known_missing and self.has(digest, os.path.getsize(source)):
+            return False
+
+        def fill(tmp: str) -> tuple[str, int]:
+            with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
+                if not reflink(src.fileno(), dst.fileno()):
+                    return copy_hashing(src, dst, progress)
+            with open(tmp, "rb", buffering=0) as clone:
+                return hash_stream(clone, progress)
+
+        with backend_errors(f"cannot store {source!r}"):
+            self._publish_checked(source, digest, fill)
+        return True
+
+    def put_stream(
+        self,
+        src: BinaryIO,
+        digest: str,
+        progress: Progress | None = None,
+        *,
+        source: str = "a stream",
+    ) -> None:
+        def fill(tmp: str) -> tuple[str, int]:
+            with open(tmp, "wb", buffering=0) as dst:
+                return copy_hashing(src, dst, progress)
+
+        with backend_errors(f"cannot store {source!r}"):
+            self._publish_checked(source, digest, fill)
+
+    def put_files(
+        self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
+    ) -> None:
+        """One after the other: for many short writes, threads lose to the GIL here."""
+        for local_path, digest in items:
+            self.put_file(local_path, digest, progress, known_missing=True)
+
+    def _publish_checked(
+        self, source: str, digest: str, fill: Callable[[str], tuple[str, int]]
+    ) -> None:
+        """Write a temporary file with ``fill`` (which returns the digest and length of what
+        it wrote) and publish it under ``digest`` only if they match and the file on disk
+        has exactly that length; nothing is left otherwise."""
+        tmp = self._tmp_path()
+        try:
+            written, length = fill(tmp)
+            check_unchanged(source, digest, written)
+            _check_length(tmp, length)
+            move_into_place(tmp, self.path_of(digest))
+        except BaseException:
+            _remove_quietly(tmp)
+            raise
+
+    def _tmp_path(self) -> str:
+        tmp_dir = self._path("tmp")
+        if not os.path.isdir(tmp_dir):
+            os.makedirs(tmp_dir, exist_ok=True)
+        return os.path.join(tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}")
+
+    def flush(self) -> None:
+        """One filesystem sync (not one fsync per object) before the commit that makes the
+        objects reachable. It runs even when this writer stored nothing new: objects it
+        found may come from a writer that has not synced yet. A failed sync (a write-back
+        error) fails the log: its objects may not be on disk."""
+        if os.path.isdir(self._path("objects")):
+            with backend_errors(f"cannot make the objects in {self.url!r} durable"):
+                _syncfs(self._path("objects"))
+
+    def clean_tmp(self, older_than: float) -> list[str]:
+        """Remove files in ``tmp/`` left by crashed writers, older than ``older_than`` s."""
+        removed: list[str] = []
+        tmp_dir = self._path("tmp")
+        if not os.path.isdir(tmp_dir):
+            return removed
+        cutoff = time.time() - older_than
+        for entry in os.scandir(tmp_dir):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+        return removed
+
+    def local_object(self, digest: str, label: str | None = None) -> str:
+        path = self.path_of(digest)
+        if not os.path.isfile(path):
+            raise missing(self.url, digest, label or f"object {digest}")
+        return path
+
+    def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
+        """On every core (worker processes for many small objects)."""
+        wanted = sorted(set(digests))
+        sizes = self.sizes(wanted)
+        present = [d for d in wanted if d in sizes]
+        results = hash_files([self.path_of(d) for d in present], [sizes[d] for d in present])
+        found: dict[str, str | None] = dict.fromkeys(wanted)
+        for digest, result in zip(present, results, strict=True):
+            if isinstance(result, str):  # unreadable: read it once more to report why
+                found[digest] = self.actual_digest(digest)
+            else:
+                found[digest] = result[0]
+        return found
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Create ``path`` with ``data``, every byte written (a short write on a full disk
+    raises instead of leaving a truncated file)."""
+    with open(path, "wb", buffering=0) as f:
+        write_all(f, memoryview(data))
+    _check_length(path, len(data))
+
+
+def _check_length(path: str, length: int) -> None:
+    actual = os.stat(path).st_size
+    if actual != length:
+        raise StoreError(
+            f"wrote {length} bytes to {path!r} but it holds {actual}; the disk may be full or "
+            "failing: nothing was published"
+        )
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def move_into_place(tmp: str, final: str) -> None:
+    """Publish a finished local file under its final name, read-only (stored files are
+    immutable; accidental edits fail), creating its prefix folder on first use."""
+    os.chmod(tmp, 0o444)
+    try:
+        os.replace(tmp, final)
+    except FileNotFoundError:  # first file under this prefix
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(tmp, final)
+
+
+_libc: Any = None
+
+
+def _syncfs(path: str) -> None:
+    """Flush the filesystem holding ``path`` (Linux syncfs, which reports write-back
+    errors), else fall back to sync()."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        _libc = ctypes.CDLL(name, use_errno=True) if name else False
+    if _libc and hasattr(_libc, "syncfs"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if _libc.syncfs(fd) == 0:
+                return
+            error = ctypes.get_errno()
+        finally:
+            os.close(fd)
+        if error != 38:  # ENOSYS: no syncfs here; fall back below
+            raise OSError(error, os.strerror(error))
+    os.sync()

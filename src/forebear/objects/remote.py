@@ -1,0 +1,161 @@
+"""`RemoteLocation`: objects on an object store or any other non-local fsspec filesystem.
+
+An upload is hashed as it streams and discarded before it completes if the bytes differ
+from their name (one PUT that is never sent, or a multipart upload that is aborted), so
+an object store, where a completed PUT is atomic, never shows a wrong or partial object.
+Many small requests run a few at a time: round trips, not bandwidth, bound them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO
+
+from ..hashing import Progress, hash_bytes
+from .base import (
+    FORMAT_FILE,
+    SMALL_BATCH,
+    TRANSFER_WORKERS,
+    ObjectLocation,
+    backend_errors,
+    check_unchanged,
+    copy_hashing,
+)
+
+
+class RemoteLocation(ObjectLocation):
+    is_local = False
+
+    def _create_once(self, path: str, body: bytes) -> None:
+        # Object stores have no portable create-if-absent: of two racing creators the
+        # last write wins, and the store id recorded in the catalog settles which store
+        # this is (see `local.identity`).
+        self.fs.pipe_file(path, body)
+
+    def _rewrite_format(self, version: int, store_id: str | None) -> None:
+        path = self._path(FORMAT_FILE)
+        with backend_errors(f"cannot update {path!r}"):
+            self.fs.pipe_file(path, self._format_body(version, store_id))
+
+    def _size_or_none(self, digest: str) -> int | None:
+        with backend_errors(f"cannot check object {digest}"):
+            try:
+                return int(self.fs.info(self.path_of(digest))["size"])
+            except FileNotFoundError:
+                return None
+
+    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        """Few objects are checked one request each; more by listing: one request for the
+        prefixes that exist, then one per existing two-hex prefix involved (a page lists
+        up to 1,000 objects), instead of one request per object."""
+        wanted = set(digests)
+        if len(wanted) <= SMALL_BATCH:
+            found = {d: self._size_or_none(d) for d in wanted}
+            return {d: s for d, s in found.items() if s is not None}
+        base = self._path("objects")
+        with backend_errors(f"cannot list objects under {base!r}"):
+            try:  # one request tells which prefixes exist at all
+                names = self.fs.ls(base, detail=False, refresh=True)
+            except FileNotFoundError:
+                return {}
+        existing = {str(n).rstrip("/").rsplit("/", 1)[-1] for n in names}
+        prefixes = sorted({d[:2] for d in wanted} & existing)
+        present: dict[str, int] = {}
+        with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+            for listed in pool.map(self._list_prefix, prefixes):
+                for stored in listed:  # a listing can be far larger than the batch
+                    if stored.digest in wanted:
+                        present[stored.digest] = stored.size
+        return present
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hash_bytes(data)
+        if self.has(digest, len(data)):
+            return digest
+        with backend_errors(f"cannot write object {digest}"):
+            self.fs.pipe_file(self.path_of(digest), data)  # one PUT: whole or absent
+        return digest
+
+    def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
+        self._upgrade_format()
+        path = self.chunk_list_path(digest)
+        with backend_errors(f"cannot write the chunk list of {digest}"):
+            try:
+                if not replace and int(self.fs.info(path)["size"]) == len(data):
+                    return
+            except FileNotFoundError:
+                pass
+            self.fs.pipe_file(path, data)
+
+    def put_file(
+        self,
+        local_path: str | os.PathLike[str],
+        digest: str,
+        progress: Progress | None = None,
+        *,
+        known_missing: bool = False,
+    ) -> bool:
+        if not known_missing and self.has(digest, os.path.getsize(local_path)):
+            return False
+        with open(local_path, "rb") as src:
+            self.put_stream(src, digest, progress, source=os.fspath(local_path))
+        return True
+
+    def put_stream(
+        self,
+        src: BinaryIO,
+        digest: str,
+        progress: Progress | None = None,
+        *,
+        source: str = "a stream",
+    ) -> None:
+        with backend_errors(f"cannot store {source!r}"):
+            target = self.path_of(digest)
+            upload = self.fs.open(target, "wb")
+            try:
+                check_unchanged(source, digest, copy_hashing(src, upload, progress)[0])
+            except BaseException:
+                self._discard(upload, target)
+                raise
+            upload.close()
+
+    def put_files(
+        self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
+    ) -> None:
+        """Several uploads at a time."""
+        if len(items) <= 1:
+            for local_path, digest in items:
+                self.put_file(local_path, digest, progress, known_missing=True)
+            return
+        with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+            futures = [
+                pool.submit(self.put_file, path, digest, progress, known_missing=True)
+                for path, digest in items
+            ]
+            for future in futures:
+                future.result()
+
+    def flush(self) -> None:
+        """Nothing to do: an object store has made an object durable when its PUT returns."""
+
+    def _discard(self, upload: Any, target: str) -> None:
+        """Abandon an upload so nothing stays under ``target``: abort it where the backend
+        can (S3 multipart), and remove whatever a backend published on open or close."""
+        discard = getattr(upload, "discard", None)
+        with contextlib.suppress(Exception):
+            if callable(discard):
+                discard()
+                upload.closed = True  # discarded: closing it later must not upload anything
+            else:
+                upload.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(target)
+
+    def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
+        """Several downloads at a time."""
+        wanted = sorted(set(digests))
+        with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+            return dict(zip(wanted, pool.map(self.actual_digest, wanted), strict=True))

@@ -1,0 +1,476 @@
+"""What the catalog records, as objects to read and act on: `ArtifactVersion` (one
+immutable version) and `Run` (one execution of a script). Both hold a `Store` and plain
+records, and reach the catalog and the objects only through the store's backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from . import config, download
+from .artifacts import Artifact, artifact_from_path
+from .context import redact_argv
+from .errors import IntegrityError, InvalidInput, NotFound, RunStateError
+from .heartbeat import Heartbeat
+from .jsonvalues import check_depth
+from .manifest import Diff, Manifest, ManifestEntry, diff_entries
+from .paths import check_alias, normalise_entry_path
+from .records import RunData, VersionData
+
+if TYPE_CHECKING:
+    from .lineage import Lineage
+    from .store import Store
+
+LATEST = "latest"  # the alias forebear keeps on each artifact's newest version
+STATUSES = ("running", "finished", "failed", "crashed")
+
+
+def json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """A copy of a dict of values as JSON holds them (other values as their text)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a dict, not {type(value).__name__}")
+    check_depth(value, what)
+    try:
+        return dict(json.loads(json.dumps(value, allow_nan=False, default=str)))
+    except ValueError as exc:
+        raise InvalidInput(f"{what} must hold finite numbers: {exc}") from exc
+
+
+class ArtifactVersion:
+    """One immutable version of an artifact, e.g. ``iris-rf:v0``."""
+
+    def __init__(self, store: Store, data: VersionData) -> None:
+        self._store = store
+        self._data = data
+        self._manifest: Manifest | None = None
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._data.name
+
+    @property
+    def version(self) -> str:
+        return f"v{self._data.number}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self._data.name}:v{self._data.number}"
+
+    @property
+    def qualified_ref(self) -> str:
+        return f"{self._data.project}/{self.ref}"
+
+    @property
+    def project(self) -> str:
+        return self._data.project
+
+    @property
+    def type(self) -> str:
+        return self._data.type
+
+    @property
+    def digest(self) -> str:
+        return self._data.digest
+
+    @property
+    def hash_algorithm(self) -> str:
+        return self._data.hash_algorithm
+
+    @property
+    def size(self) -> int:
+        return self._data.size
+
+    @property
+    def file_count(self) -> int:
+        return self._data.file_count
+
+    @property
+    def new_bytes(self) -> int | None:
+        """Bytes of this version's files that were new to the store when it was logged:
+        whole files and chunks no earlier version had stored. None for versions logged
+        before forebear recorded it."""
+        return self._data.new_bytes
+
+    @property
+    def shared_bytes(self) -> int | None:
+        """Bytes of this version's files that were stored already when it was logged
+        (shared with earlier versions, or repeated within this one): what deduplication
+        saved. None for versions logged before forebear recorded it."""
+        return self._data.shared_bytes
+
+    @property
+    def chunking(self) -> dict[str, Any] | None:
+        """How files at least ``threshold`` bytes long were cut into chunks when this
+        version was logged (None for versions logged before chunking existed)."""
+        chunking = self._data.chunking
+        return chunking.to_dict() if chunking is not None else None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._data.metadata)
+
+    @property
+    def description(self) -> str | None:
+        return self._data.description
+
+    @property
+    def created_at(self) -> dt.datetime:
+        return self._data.created_at
+
+    @property
+    def created_by(self) -> str | None:
+        """The id of the run that first logged this content (None if none did)."""
+        return self._data.created_by
+
+    @property
+    def id(self) -> int:
+        return self._data.id
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.qualified_ref} {self.type}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactVersion) and other.id == self._data.id
+
+    def __hash__(self) -> int:
+        return hash(self._data.id)
+
+    # -- contents ---------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = self._store.content.manifest(self._data.id)
+        return self._manifest
+
+    def files(self) -> list[str]:
+        return self.manifest.paths()
+
+    def entries(self, start: int = 0, limit: int | None = None) -> list[ManifestEntry]:
+        """Entries in path order, or one page of them (without loading the whole
+        manifest: for versions with very many files)."""
+        if self._manifest is not None:
+            end = None if limit is None else start + limit
+            return list(self._manifest.entries[start:end])
+        return self._store.content.entries(self._data.id, start, limit)
+
+    def iter_entries(self) -> Iterator[ManifestEntry]:
+        """Every entry in path order, read from the catalog a page at a time: memory stays
+        flat however many entries the version has."""
+        if self._manifest is not None:
+            yield from self._manifest
+            return
+        yield from self._store.content.iter_entries(self._data.id)
+
+    def entry(self, path: str) -> ManifestEntry:
+        wanted = normalise_entry_path(path)
+        for entry in self.manifest:
+            if entry.path == wanted:
+                return entry
+        raise NotFound(f"{self.ref} has no entry {path!r} (its files: see .files())")
+
+    def download(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        progress: bool | None = None,
+        link: str = "auto",
+    ) -> Path:
+        """A verified local copy of every entry, directly under ``root`` (default: the
+        store's cache). Files already there are re-hashed and replaced when they differ.
+
+        ``link``: ``"auto"`` (a copy-on-write reflink where the filesystem can, else a
+        copy), ``"reflink"``, ``"copy"``, or, on request, ``"hardlink"`` / ``"symlink"``
+        (read-only files that *are* the stored objects: replace them, never edit in place).
+        """
+        return download.download(self._store, self, root, show_progress=progress, link=link)
+
+    def open(self, path: str) -> BinaryIO:
+        """A binary stream of one entry, verified against its digest as it is read."""
+        entry = self.entry(path)
+        return self._store.content.open_entry(f"{self.ref} {entry.path}", entry)
+
+    def diff(self, other: ArtifactVersion) -> Diff:
+        """How to get from this version to ``other``: paths added, removed and modified."""
+        return diff_entries(self.manifest, other.manifest)
+
+    def verify(self) -> None:
+        """Re-hash the stored bytes; raise `IntegrityError` naming every bad entry."""
+        found = self._store.backend.verify([self._data])
+        if found:
+            listing = "; ".join(str(p) for p in found)
+            raise IntegrityError(f"{self.ref} failed verification: {listing}", found)
+
+    # -- aliases ----------------------------------------------------------------------
+
+    @property
+    def aliases(self) -> list[str]:
+        return self._store.backend.aliases(self._data.id)
+
+    def add_alias(self, alias: str) -> None:
+        """Point ``alias`` at this version (moving it from another version of the
+        artifact; every move is kept in the alias history)."""
+        self._store.backend.set_alias(self._data, check_alias(alias), None)
+
+    def remove_alias(self, alias: str) -> None:
+        check_alias(alias)
+        if alias == LATEST:
+            raise InvalidInput("'latest' is maintained automatically and cannot be removed")
+        if not self._store.backend.remove_alias(self._data, alias):
+            raise NotFound(f"{self.ref} has no alias {alias!r} (it has {self.aliases})")
+
+    # -- lineage ----------------------------------------------------------------------
+
+    @property
+    def producer(self) -> Run | None:
+        """The run that first logged this content."""
+        producers = self.producers
+        if self._data.created_by is not None:
+            for run in producers:
+                if run.id == self._data.created_by:
+                    return run
+        return producers[0] if producers else None
+
+    @property
+    def producers(self) -> list[Run]:
+        """Every run that logged this content, first one first."""
+        return self._runs("out")
+
+    @property
+    def consumers(self) -> list[Run]:
+        return self._runs("in")
+
+    def _runs(self, direction: str) -> list[Run]:
+        return [
+            Run(self._store, data)
+            for data in self._store.backend.runs_of_version(self._data.id, direction)
+        ]
+
+    def upstream(self, type: str | None = None, depth: int | None = None) -> list[ArtifactVersion]:
+        """Every version this one was made from, through any number of runs, nearest first."""
+        return self._reachable(True, type, depth)
+
+    def downstream(
+        self, type: str | None = None, depth: int | None = None
+    ) -> list[ArtifactVersion]:
+        """Every version made from this one, through any number of runs, nearest first."""
+        return self._reachable(False, type, depth)
+
+    def _reachable(
+        self, upstream: bool, type_: str | None, depth: int | None
+    ) -> list[ArtifactVersion]:
+        found = self._store.backend.reachable(
+            self._data.id, upstream=upstream, type_=type_, depth=depth
+        )
+        return [ArtifactVersion(self._store, data) for data, _distance in found]
+
+    def lineage(
+        self,
+        upstream: bool = True,
+        downstream: bool = False,
+        depth: int | None = None,
+        *,
+        type: str | None = None,
+    ) -> Lineage:
+        """The graph of runs and versions around this version (see `Store.lineage`)."""
+        return self._store.lineage(
+            self, upstream=upstream, downstream=downstream, depth=depth, type=type
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "project": self.project,
+            "name": self.name,
+            "version": self.version,
+            "type": self.type,
+            "digest": self.digest,
+            "hash": self.hash_algorithm,
+            "size": self.size,
+            "new_bytes": self.new_bytes,
+            "shared_bytes": self.shared_bytes,
+            "chunking": self.chunking,
+            "files": self.file_count,
+            "aliases": self.aliases,
+            "description": self.description,
+            "metadata": self.metadata,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+        }
+
+
+class Run:
+    """One execution of a script: what it read (`use_artifact`) and wrote (`log_artifact`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        data: RunData,
+        *,
+        live: bool = False,
+        on_finish: Callable[[Run], None] | None = None,
+    ) -> None:
+        """A run as the catalog records it; ``live`` for the run this process executes,
+        which tells the catalog every so often that it is alive until it finishes
+        (readers anywhere see a run whose heartbeat stopped as crashed), and then calls
+        ``on_finish``."""
+        self._store = store
+        self.id = data.id
+        self.project = data.project
+        self.name = data.name
+        self.status = data.status
+        self.config = dict(data.config)
+        self.summary = dict(data.summary)
+        self.context = dict(data.context)
+        if isinstance(self.context.get("argv"), list):  # runs recorded before redaction
+            self.context["argv"] = redact_argv(self.context["argv"])  # improved
+        self.started_at = data.started_at
+        self.ended_at = data.ended_at
+        self._on_finish = on_finish
+        self._heartbeat: Heartbeat | None = None
+        if live:
+            backend = store.backend
+            self._heartbeat = Heartbeat(
+                config.heartbeat_interval(),
+                lambda: backend.beat_run(self.id),
+                f"forebear-run-{self.id}",
+            )
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.project}/{self.name} {self.status}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def inputs(self) -> list[ArtifactVersion]:
+        """Versions this run used, in the order it used them."""
+        return self._versions("in")
+
+    @property
+    def outputs(self) -> list[ArtifactVersion]:
+        """Versions this run logged, in the order it logged them."""
+        return self._versions("out")
+
+    def _versions(self, direction: str) -> list[ArtifactVersion]:
+        return [
+            ArtifactVersion(self._store, data)
+            for data in self._store.backend.versions_of_run(self.id, direction)
+        ]
+
+    def _require_running(self, action: str) -> None:
+        if self.status != "running":
+            raise RunStateError(
+                f"cannot {action}: run {self.id} is {self.status}; start a new one with "
+                "forebear.init()"
+            )
+
+    def use_artifact(self, ref: str | ArtifactVersion) -> ArtifactVersion:
+        """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``)."""
+        self._require_running("use an artifact")
+        version = (
+            ref if isinstance(ref, ArtifactVersion) else self._store.artifact(ref, self.project)
+        )
+        self._store.backend.use(version.id, self.id)
+        return version
+
+    def log_artifact(
+        self,
+        artifact: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] = (),
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        progress: bool | None = None,
+    ) -> ArtifactVersion:
+        """Store an artifact (or a file or folder path) as a new version, or return the
+        existing version with the same content; either way this run becomes a producer."""
+        self._require_running("log an artifact")
+        if isinstance(aliases, str):
+            aliases = [aliases]
+        if not isinstance(artifact, Artifact):
+            artifact = artifact_from_path(artifact, name, type, description, metadata)
+        else:
+            if name is not None and name != artifact.name:
+                raise InvalidInput(
+                    f"name={name!r} conflicts with the artifact's own name {artifact.name!r}"
+                )
+            if type is not None and type != artifact.type:
+                raise InvalidInput(
+                    f"type={type!r} conflicts with the artifact's own type {artifact.type!r}"
+                )
+            if description is not None:
+                artifact.description = description
+            if metadata is not None:
+                artifact.metadata = {**artifact.metadata, **json_dict(metadata, "metadata")}
+        data = self._store.backend.log(
+            artifact,
+            project=self.project,
+            run_id=self.id,
+            aliases=aliases,
+            show_progress=progress,
+        )
+        return ArtifactVersion(self._store, data)
+
+    def log(self, values: dict[str, Any]) -> None:
+        """Merge summary values (metrics) into the run."""
+        self._require_running("log values")
+        self.summary.update(json_dict(values, "logged values"))
+        self._store.backend.update_run(self.id, summary=self.summary)
+
+    def finish(self, status: str = "finished") -> None:
+        """End the run; later `log_artifact` calls on it are refused."""
+        if status not in STATUSES or status == "running":
+            raise InvalidInput(f"invalid status {status!r}: use 'finished', 'failed' or 'crashed'")
+        if self.status != "running":
+            return
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        self.status = status
+        self.ended_at = dt.datetime.now(dt.timezone.utc)
+        self._store.backend.update_run(self.id, status=status, ended_at=self.ended_at)
+        if self._on_finish is not None:
+            self._on_finish(self)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish("failed" if exc_type is not None else "finished")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "project": self.project,
+            "name": self.name,
+            "status": self.status,
+            "config": self.config,
+            "summary": self.summary,
+            "context": self.context,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+        }
