@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO, clean_env
+
+pytestmark = pytest.mark.slow  # each runs a benchmark script: the full run only
 
 
 def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,3 +64,15 @@ def test_scale_benchmark_runs_every_step_and_writes_its_section(tmp_path: Path) 
     for step in ("first log", "unchanged re-log", "get into an empty folder", "get again"):
         assert f"| {step} | " in text
     assert "failed" not in text and "not run" not in text
+
+
+def test_ui_benchmark_runs_every_page_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    done = run_benchmark("ui_bench.py", "--files", "500", "--versions", "100",
+                         "--write", str(report))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n")
+    for page in ("| home page (every artifact's latest version) |", "| runs page |"):
+        assert page in text

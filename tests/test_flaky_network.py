@@ -110,6 +110,7 @@ def s3_store(endpoint: str, bucket: str, tmp_path: Path) -> forebear.Store:
     )
 
 
+@pytest.mark.slow
 def test_transient_errors_are_retried_and_the_work_completes(
     proxy_factory: Callable[[int | None], FlakyProxy],
     make_tree: Callable[..., Path],

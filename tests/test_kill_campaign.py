@@ -20,6 +20,8 @@ import forebear
 
 from .conftest import clean_env
 
+pytestmark = pytest.mark.slow  # minutes of real processes: the full run only
+
 # Runs one kind of work in a loop until killed. Every iteration makes new content.
 WORKER = textwrap.dedent(
     """
