@@ -57,7 +57,7 @@ def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
 
 def test_public_names_are_pinned() -> None:
     expected = {
-        "Artifact", "ArtifactNotFound", "ArtifactVersion", "Diff", "ForebearError",
+        "Artifact", "ArtifactNotFound", "ArtifactVersion", "AuditEvent", "Diff", "ForebearError",
         "ForebearWarning", "GraphvizNotFound", "IntegrityError", "InvalidInput", "InvalidName",
         "InvalidPath", "InvalidRef", "Lineage", "Manifest", "ManifestEntry", "NotFound",
         "ObjectNotFound", "Problem", "RenderError", "Run", "RunNotFound", "RunStateError",

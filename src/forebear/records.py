@@ -31,6 +31,10 @@ class VersionData(NamedTuple):
     chunking_json: str | None
     new_bytes: int | None
     shared_bytes: int | None
+    deleted_at: dt.datetime | None = None
+    deleted_by: str | None = None
+    purged_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -59,6 +63,8 @@ class RunData(NamedTuple):
     context: dict[str, Any]
     started_at: dt.datetime
     ended_at: dt.datetime | None
+    deleted_at: dt.datetime | None = None
+    deleted_by: str | None = None
 
 
 class RunSummary(NamedTuple):
@@ -70,6 +76,7 @@ class RunSummary(NamedTuple):
     status: str
     started_at: dt.datetime
     project: str
+    deleted: bool = False
 
 
 class LineageData(NamedTuple):
@@ -82,3 +89,37 @@ class LineageData(NamedTuple):
     aliases: dict[int, list[str]]
     runs: dict[int, RunSummary]
     edges: set[tuple[int, str, int]]
+
+
+class AuditEvent(NamedTuple):
+    """One change to the catalog: when, by whom (``user@host``, or a server token's user),
+    what (``log``, ``alias``, ``edit``, ``delete``, ``restore``, ``purge``, ``retention``,
+    ``gc``, ``delete-run``...), on which target (a qualified ref, ``run <id>``, or an
+    artifact), and the details of the change."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+
+
+class RetentionPolicy(NamedTuple):
+    """How many versions of an artifact `prune` keeps: the newest ``keep_last``, none older
+    than ``max_age``, and (``keep_aliased``) every version a user alias points at."""
+
+    project: str
+    name: str
+    keep_last: int | None
+    max_age: dt.timedelta | None
+    keep_aliased: bool
+
+
+class Redaction(NamedTuple):
+    """An entry whose bytes were purged: when, by whom and why."""
+
+    path: str
+    digest: str
+    reason: str
+    actor: str
+    purged_at: dt.datetime

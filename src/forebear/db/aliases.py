@@ -34,7 +34,7 @@ def aliases_for(session: Session, version_ids: Iterable[int]) -> dict[int, list[
     return found
 
 
-def _lock_artifact(session: Session, artifact_id: int) -> None:
+def lock_artifact(session: Session, artifact_id: int) -> None:
     """Serialise alias moves of one artifact (a row lock on PostgreSQL; SQLite writers are
     serialised already), so concurrent first settings of an alias cannot collide."""
     session.execute(select(ArtifactRow.id).where(ArtifactRow.id == artifact_id).with_for_update())
@@ -43,7 +43,7 @@ def _lock_artifact(session: Session, artifact_id: int) -> None:
 def set_alias(
     session: Session, artifact_id: int, alias: str, version_id: int, run_id: str | None
 ) -> None:
-    _lock_artifact(session, artifact_id)
+    lock_artifact(session, artifact_id)
     current = session.get(AliasRow, (artifact_id, alias), with_for_update=True)
     previous = current.version_id if current else None
     if current is None:
@@ -66,7 +66,7 @@ def set_alias(
 
 
 def remove_alias(session: Session, artifact_id: int, alias: str, version_id: int) -> bool:
-    _lock_artifact(session, artifact_id)
+    lock_artifact(session, artifact_id)
     current = session.get(AliasRow, (artifact_id, alias), with_for_update=True)
     if current is None or current.version_id != version_id:
         return False

@@ -94,9 +94,12 @@ def chunked_among(session: Session, digests: Iterable[str]) -> set[str]:
 
 
 def all_object_digests(session: Session) -> set[str]:
-    """Every object a committed version needs: manifests, stored entries (for a chunked
-    file, the digest its chunk list is kept under) and the chunks of chunked files."""
-    reachable: set[str] = set(session.execute(select(VersionRow.digest)).scalars())
+    """Every object a version that gc has not purged needs: manifests, stored entries
+    (for a chunked file, the digest its chunk list is kept under) and the chunks of
+    chunked files. (Purged versions have no entries left.)"""
+    reachable: set[str] = set(
+        session.execute(select(VersionRow.digest).where(VersionRow.purged_at.is_(None))).scalars()
+    )
     reachable.update(
         d
         for d in session.execute(

@@ -20,7 +20,7 @@ __all__ = ["Engine", "Session"]  # the types other layers hold without importing
 from ..errors import StoreError, StoreNotFound, StoreVersionError
 
 # The newest migration; a test checks it matches the migrations folder.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 BUSY_TIMEOUT_SECONDS = 60
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation
@@ -252,11 +252,33 @@ def ensure_schema(engine: Engine, *, read_only: bool = False, create: bool = Tru
                 f"needs {SCHEMA_HEAD}, but it is read-only here; open it once where it can be "
                 "written to upgrade it"
             )
-        with writer(engine).connect() as connection, connection.begin():
+        with (
+            writer(engine).connect() as connection,
+            _foreign_keys_off(connection),
+            connection.begin(),
+        ):
             if engine.dialect.name == "postgresql":
                 connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_SCHEMA_LOCK})"))
             if current_revision(connection) != SCHEMA_HEAD:
                 _upgrade(connection)
+
+
+@contextlib.contextmanager
+def _foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite only: foreign keys off while migrations rebuild tables (SQLite changes a
+    table's constraints by copying it into a new one and dropping the old, which the
+    tables referring to it would refuse), checked before the upgrade commits. The pragma
+    only takes effect outside a transaction, so it is set on the driver's connection."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
 
 
 def _forget_edge_statistics(engine: Engine) -> None:

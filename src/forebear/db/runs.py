@@ -28,7 +28,7 @@ def load_run_summaries(session: Session, run_pks: Iterable[int]) -> dict[int, Ru
     """Many runs at once, by their integer key (without their config or context)."""
     query = (
         select(RunRow.pk, RunRow.id, RunRow.name, RunRow.status, RunRow.started_at,
-               ProjectRow.name)
+               ProjectRow.name, RunRow.deleted_at.is_not(None))
         .join(ProjectRow, ProjectRow.id == RunRow.project_id)
         .where(RunRow.pk.in_(bulk.id_list(session)))
     )  # fmt: skip

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -100,11 +103,24 @@ class ArtifactRow(Base):
     next_number: Mapped[int] = mapped_column(Integer, default=0)
 
 
+_LIVE = "deleted_at IS NULL"
+
+
 class VersionRow(Base):
     __tablename__ = "versions"
     __table_args__ = (
         UniqueConstraint("artifact_id", "number"),
-        UniqueConstraint("artifact_id", "digest"),
+        # one live version per content: the same bytes logged after a deletion are a new
+        # version (numbers are never reused)
+        Index(
+            "uq_versions_live_digest",
+            "artifact_id",
+            "digest",
+            unique=True,
+            sqlite_where=text(_LIVE),
+            postgresql_where=text(_LIVE),
+        ),
+        Index(None, "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -125,6 +141,13 @@ class VersionRow(Base):
     # location, and those it found stored already (null: logged before this was recorded).
     new_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     shared_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A deleted version is hidden from listings and refs until restored; gc purges it (its
+    # bytes and entries) once ``deleted_at`` is older than its grace period.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # After this moment `prune` deletes the version (its TTL), unless it has user aliases.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class EntryRow(Base):
@@ -197,6 +220,9 @@ class RunRow(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # renewed while the run is running; a running run whose heartbeat stopped has crashed
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # a deleted run stays in lineage as a node marked deleted
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class EdgeRow(Base):
@@ -262,3 +288,71 @@ class PendingObjectRow(Base):
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TagRow(Base):
+    """Free labels on versions (names follow the alias rules; many versions share one)."""
+
+    __tablename__ = "tags"
+    __table_args__ = (Index(None, "name"),)
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class RetentionRow(Base):
+    """An artifact's retention policy, applied by `prune`."""
+
+    __tablename__ = "retention"
+
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"), primary_key=True)
+    keep_last: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_age_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    keep_aliased: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PurgeRow(Base):
+    """Bytes removed from the store on purpose, and why."""
+
+    __tablename__ = "purges"
+    __table_args__ = (Index(None, "digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(256))
+    purged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RedactionRow(Base):
+    """An entry whose bytes a purge removed: it stays listed, and reading it says why."""
+
+    __tablename__ = "redactions"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(
+        Text().with_variant(Text(collation="C"), "postgresql"), primary_key=True
+    )
+    purge_id: Mapped[int] = mapped_column(ForeignKey("purges.id"))
+
+
+class AuditRow(Base):
+    """One change to the catalog: who, when, what, on which target; appended, never
+    changed."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index(None, "artifact_id", "id"),
+        Index(None, "version_id"),
+        Index(None, "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(600))
+    artifact_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id"), nullable=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -34,6 +34,7 @@ from .schema import (
     EntryRow,
     ProjectRow,
     RunRow,
+    TagRow,
     VersionRow,
     utcnow,
 )
@@ -77,6 +78,10 @@ _VERSION_COLUMNS = (
     cast(VersionRow.chunking, Text),
     VersionRow.new_bytes,
     VersionRow.shared_bytes,
+    VersionRow.deleted_at,
+    VersionRow.deleted_by,
+    VersionRow.purged_at,
+    VersionRow.expires_at,
 )
 
 
@@ -107,6 +112,23 @@ def load_versions(
 
 
 def get_version(session: Session, ref: Ref, default_project: str | None) -> VersionRow:
+    """The live version a ref names; a deleted one is refused with who deleted it, when,
+    and how to restore it."""
+    version = find_version(session, ref, default_project)
+    if version.deleted_at is not None:
+        raise VersionNotFound(deleted_message(version, ref))
+    return version
+
+
+def version_row(session: Session, version_id: int) -> VersionRow:
+    found = session.get(VersionRow, version_id)
+    if found is None:
+        raise VersionNotFound(f"no version with id {version_id} (was the catalog replaced?)")
+    return found
+
+
+def find_version(session: Session, ref: Ref, default_project: str | None) -> VersionRow:
+    """The version a ref names, deleted or not (aliases only ever name live ones)."""
     artifact = get_artifact(session, ref, default_project)
     version: VersionRow | None = None
     if is_version(ref.selector):
@@ -126,11 +148,23 @@ def get_version(session: Session, ref: Ref, default_project: str | None) -> Vers
     if version is None:
         count = artifact.next_number
         have = f"v0..v{count - 1}" if count else "no versions"
+        if ref.selector == LATEST and count:
+            have = "no live version: every one is deleted ('forebear versions --deleted')"
         raise VersionNotFound(
             f"no version {ref.name}:{ref.selector}; the artifact has {have} "
             f"(run 'forebear versions {ref.name}')"
         )
     return version
+
+
+def deleted_message(version: VersionRow, ref: Ref) -> str:
+    when = version.deleted_at.strftime("%Y-%m-%d %H:%M UTC") if version.deleted_at else "?"
+    name = f"{ref.project + '/' if ref.project else ''}{ref.name}:v{version.number}"
+    text = f"{name} was deleted by {version.deleted_by or 'someone'} at {when}"
+    if version.purged_at is not None:
+        purged = version.purged_at.strftime("%Y-%m-%d %H:%M UTC")
+        return f"{text}, and gc purged its bytes at {purged}: it can no longer be restored"
+    return f"{text}; restore it with 'forebear restore {name}' (or store.restore({name!r}))"
 
 
 def commit_version(
@@ -145,9 +179,12 @@ def commit_version(
     metadata: dict[str, Any],
     run_id: str | None,
     aliases: Iterable[str],
+    tags: Iterable[str] = (),
+    ttl: dt.timedelta | None = None,
 ) -> tuple[VersionRow, bool]:
     """Insert a version (or find the one with the same content), its entries, the run's
-    output edge and the alias moves, all in the caller's transaction.
+    output edge, the alias moves and tags, all in the caller's transaction; a ``ttl``
+    (counted from the version's creation) is set on it.
 
     Returns the version and whether it was created.
     """
@@ -172,6 +209,12 @@ def commit_version(
             add_edge(session, pk, version.id, "out")
     for alias in [LATEST, *aliases]:
         set_alias(session, version.artifact_id, alias, version.id, run_id)
+    for tag in sorted(set(tags)):
+        if session.get(TagRow, (version.id, tag)) is None:
+            session.add(TagRow(version_id=version.id, name=tag))
+    if ttl is not None:
+        version.expires_at = version.created_at + ttl
+    session.flush()
     return version, created
 
 
@@ -199,16 +242,21 @@ def _table(row: type[Base]) -> Table:
     return Base.metadata.tables[row.__tablename__]
 
 
-def has_version(session: Session, project: str, name: str, digest: str) -> bool:
-    """Whether the artifact already has a committed version with this manifest digest
-    (then every object it needs is stored: objects are written before the commit)."""
+def live_version_id(session: Session, project: str, name: str, digest: str) -> int | None:
+    """The artifact's live version with this manifest digest, if committed (then every
+    object it needs is stored: objects are written before the commit)."""
     found = session.execute(
         select(VersionRow.id)
         .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
         .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
-        .where(ProjectRow.name == project, ArtifactRow.name == name, VersionRow.digest == digest)
-    ).first()
-    return found is not None
+        .where(
+            ProjectRow.name == project,
+            ArtifactRow.name == name,
+            VersionRow.digest == digest,
+            VersionRow.deleted_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    return found
 
 
 def _find_or_insert_version(
@@ -229,7 +277,11 @@ def _find_or_insert_version(
     project_row = get_or_create_project(session, project)
     artifact = get_or_create_artifact(session, project_row, name, type_)
     version = session.execute(
-        select(VersionRow).where(VersionRow.artifact_id == artifact.id, VersionRow.digest == digest)
+        select(VersionRow).where(
+            VersionRow.artifact_id == artifact.id,
+            VersionRow.digest == digest,
+            VersionRow.deleted_at.is_(None),
+        )
     ).scalar_one_or_none()
     if version is not None:
         return version, False
@@ -328,30 +380,46 @@ def latest_version_ids(
 
 
 def counts(session: Session) -> dict[str, int]:
-    """How many projects, artifacts, versions and runs the catalog holds."""
+    """How many projects, artifacts, live versions and runs the catalog holds, and how
+    many deleted versions wait for gc."""
     from sqlalchemy import func
 
-    return {
+    found = {
         name: int(session.execute(select(func.count()).select_from(row)).scalar_one())
-        for name, row in (
-            ("projects", ProjectRow),
-            ("artifacts", ArtifactRow),
-            ("versions", VersionRow),
-            ("runs", RunRow),
-        )
+        for name, row in (("projects", ProjectRow), ("artifacts", ArtifactRow), ("runs", RunRow))
     }
+    for name, condition in (
+        ("versions", VersionRow.deleted_at.is_(None)),
+        ("deleted_versions", VersionRow.deleted_at.is_not(None) & VersionRow.purged_at.is_(None)),
+    ):
+        found[name] = int(
+            session.execute(
+                select(func.count()).select_from(VersionRow).where(condition)
+            ).scalar_one()
+        )
+    return found
+
+
+def is_live(session: Session, version_id: int) -> bool:
+    found = session.execute(
+        select(VersionRow.deleted_at).where(VersionRow.id == version_id)
+    ).first()
+    return found is not None and found[0] is None
 
 
 def all_version_ids(session: Session) -> list[int]:
-    """Every version's id, in the order versions were committed."""
-    return list(session.execute(select(VersionRow.id).order_by(VersionRow.id)).scalars())
-
-
-def list_versions(session: Session, artifact_id: int) -> list[VersionRow]:
+    """Every live version's id, in the order versions were committed."""
     return list(
         session.execute(
-            select(VersionRow)
-            .where(VersionRow.artifact_id == artifact_id)
-            .order_by(VersionRow.number)
+            select(VersionRow.id).where(VersionRow.deleted_at.is_(None)).order_by(VersionRow.id)
         ).scalars()
     )
+
+
+def list_versions(
+    session: Session, artifact_id: int, include_deleted: bool = False
+) -> list[VersionRow]:
+    query = select(VersionRow).where(VersionRow.artifact_id == artifact_id)
+    if not include_deleted:
+        query = query.where(VersionRow.deleted_at.is_(None))
+    return list(session.execute(query.order_by(VersionRow.number)).scalars())

@@ -1,0 +1,586 @@
+"""Changing committed versions and runs: edits (description, metadata, tags, aliases, TTL),
+soft deletion and restoring, retention policies and what `prune` would delete.
+
+Every function runs in the caller's transaction and records its audit event there. The
+manifest and digest of a version never change; its number is never given to another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from ..errors import InvalidInput, RunNotFound, VersionNotFound
+from ..records import RetentionPolicy
+from . import audit, bulk
+from .aliases import LATEST, lock_artifact, remove_alias, set_alias
+from .schema import (
+    AliasRow,
+    ArtifactRow,
+    EntryRow,
+    ProjectRow,
+    RedactionRow,
+    RetentionRow,
+    RunRow,
+    TagRow,
+    VersionRow,
+    utcnow,
+)
+
+_UNSET: Any = object()
+
+
+def qualified(session: Session, version: VersionRow) -> str:
+    project, name = session.execute(
+        select(ProjectRow.name, ArtifactRow.name)
+        .join(ArtifactRow, ArtifactRow.project_id == ProjectRow.id)
+        .where(ArtifactRow.id == version.artifact_id)
+    ).one()
+    return f"{project}/{name}:v{version.number}"
+
+
+# -- tags -----------------------------------------------------------------------------------
+
+
+def tags_for(session: Session, version_ids: Iterable[int]) -> dict[int, list[str]]:
+    ids = set(version_ids)
+    found: dict[int, list[str]] = {i: [] for i in ids}
+    query = select(TagRow.version_id, TagRow.name).where(
+        TagRow.version_id.in_(bulk.id_list(session))
+    )
+    for version_id, name in bulk.rows_for(session, query, ids):
+        found[version_id].append(name)
+    for names in found.values():
+        names.sort()
+    return found
+
+
+def add_tags(session: Session, version_id: int, tags: Iterable[str]) -> list[str]:
+    """Add tags a version lacks; the ones added."""
+    have = set(tags_for(session, [version_id])[version_id])
+    added = sorted(set(tags) - have)
+    for tag in added:
+        session.add(TagRow(version_id=version_id, name=tag))
+    session.flush()
+    return added
+
+
+def remove_tags(session: Session, version_id: int, tags: Iterable[str]) -> list[str]:
+    wanted = set(tags)
+    have = set(tags_for(session, [version_id])[version_id])
+    removed = sorted(wanted & have)
+    if removed:
+        session.execute(
+            delete(TagRow).where(TagRow.version_id == version_id, TagRow.name.in_(removed))
+        )
+    return removed
+
+
+def newest_version_ids(
+    session: Session,
+    project: str | None,
+    type_: str | None,
+    *,
+    tags: Sequence[str] = (),
+    include_deleted: bool = False,
+) -> list[int]:
+    """Per artifact (of a project, of a type), its newest live version carrying every one
+    of ``tags``; with ``include_deleted``, artifacts whose every such version is deleted
+    are listed by their newest deleted one."""
+    conditions: list[Any] = []
+    if project is not None:
+        conditions.append(ProjectRow.name == project)
+    if type_ is not None:
+        conditions.append(ArtifactRow.type == type_)
+    for tag in sorted(set(tags)):
+        conditions.append(
+            select(TagRow.version_id)
+            .where(TagRow.version_id == VersionRow.id, TagRow.name == tag)
+            .exists()
+        )
+
+    def newest(*extra: Any) -> Any:
+        return (
+            select(
+                VersionRow.artifact_id.label("artifact_id"),
+                func.max(VersionRow.number).label("number"),
+            )
+            .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
+            .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+            .where(*conditions, *extra)
+            .group_by(VersionRow.artifact_id)
+            .subquery()
+        )
+
+    live = newest(VersionRow.deleted_at.is_(None))
+    if not include_deleted:
+        chosen_artifact, chosen_number = live.c.artifact_id, live.c.number
+        source: Any = live
+    else:
+        kept = newest(VersionRow.purged_at.is_(None))
+        source = kept.outerjoin(live, live.c.artifact_id == kept.c.artifact_id)
+        chosen_artifact = kept.c.artifact_id
+        chosen_number = func.coalesce(live.c.number, kept.c.number)
+    query = (
+        select(VersionRow.id)
+        .select_from(source)
+        .join(
+            VersionRow,
+            (VersionRow.artifact_id == chosen_artifact) & (VersionRow.number == chosen_number),
+        )
+    )
+    return list(session.execute(query).scalars())
+
+
+# -- edits ----------------------------------------------------------------------------------
+
+
+def edit(
+    session: Session,
+    version: VersionRow,
+    actor: str,
+    *,
+    description: str | None = _UNSET,
+    metadata: dict[str, Any] = _UNSET,
+    tags: Sequence[str] = _UNSET,
+    aliases: Sequence[str] = _UNSET,
+    expires_at: dt.datetime | None = _UNSET,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Apply the given changes to a live version; returns what changed (the audit
+    event's details), empty when nothing did."""
+    lock_artifact(session, version.artifact_id)
+    session.refresh(version)
+    if version.deleted_at is not None:
+        raise InvalidInput(f"{qualified(session, version)} is deleted; restore it to edit it")
+    changes: dict[str, Any] = {}
+    if description is not _UNSET and description != version.description:
+        changes["description"] = {"from": version.description, "to": description}
+        version.description = description
+    if metadata is not _UNSET and metadata != (version.metadata_ or {}):
+        changes["metadata"] = {"from": version.metadata_ or {}, "to": metadata}
+        version.metadata_ = metadata
+    if expires_at is not _UNSET and expires_at != version.expires_at:
+        changes["expires_at"] = {
+            "from": _iso(version.expires_at),
+            "to": _iso(expires_at),
+        }
+        version.expires_at = expires_at
+    if tags is not _UNSET:
+        have = set(tags_for(session, [version.id])[version.id])
+        added = add_tags(session, version.id, set(tags) - have)
+        removed = remove_tags(session, version.id, have - set(tags))
+        if added or removed:
+            changes["tags"] = {"added": added, "removed": removed}
+    if aliases is not _UNSET:
+        moved = _edit_aliases(session, version, aliases, run_id)
+        if moved:
+            changes["aliases"] = moved
+    if changes:
+        session.flush()
+        audit.record(
+            session, actor, "edit", qualified(session, version),
+            artifact_id=version.artifact_id, version_id=version.id, run_id=run_id,
+            details=changes,
+        )  # fmt: skip
+    return changes
+
+
+def _edit_aliases(
+    session: Session, version: VersionRow, wanted: Sequence[str], run_id: str | None
+) -> dict[str, list[str]]:
+    have = set(
+        session.execute(select(AliasRow.name).where(AliasRow.version_id == version.id)).scalars()
+    )
+    target = set(wanted)
+    if (LATEST in have) != (LATEST in target):
+        raise InvalidInput(
+            "'latest' is kept on the newest version by forebear: it cannot be added or removed"
+        )
+    added = sorted(target - have)
+    removed = sorted(have - target)
+    for alias in added:
+        set_alias(session, version.artifact_id, alias, version.id, run_id)
+    for alias in removed:
+        remove_alias(session, version.artifact_id, alias, version.id)
+    return {"added": added, "removed": removed} if added or removed else {}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# -- deletion -------------------------------------------------------------------------------
+
+
+def user_aliases(session: Session, version_id: int) -> list[str]:
+    return sorted(
+        name
+        for name in session.execute(
+            select(AliasRow.name).where(AliasRow.version_id == version_id)
+        ).scalars()
+        if name != LATEST
+    )
+
+
+def delete_version(
+    session: Session,
+    version: VersionRow,
+    actor: str,
+    *,
+    delete_aliases: bool,
+    reason: str | None = None,
+) -> None:
+    """Soft-delete a live version: refused while user aliases point at it (unless
+    ``delete_aliases``); ``latest`` moves back to the newest live version."""
+    lock_artifact(session, version.artifact_id)
+    session.refresh(version)
+    name = qualified(session, version)
+    if version.deleted_at is not None:
+        raise InvalidInput(f"{name} is deleted already")
+    aliases = user_aliases(session, version.id)
+    if aliases and not delete_aliases:
+        listed = ", ".join(aliases)
+        raise InvalidInput(
+            f"{name} has aliases {listed}: move or remove them first, or delete it with "
+            "delete_aliases=True (CLI: --delete-aliases)"
+        )
+    for alias in aliases:
+        remove_alias(session, version.artifact_id, alias, version.id)
+    version.deleted_at = utcnow()
+    version.deleted_by = actor[:256]
+    session.flush()
+    _point_latest_at_newest(session, version.artifact_id)
+    details: dict[str, Any] = {"aliases_removed": aliases} if aliases else {}
+    if reason:
+        details["by"] = reason
+    audit.record(
+        session, actor, "delete", name,
+        artifact_id=version.artifact_id, version_id=version.id, details=details,
+    )  # fmt: skip
+
+
+def delete_many(
+    session: Session, versions: Sequence[VersionRow], actor: str, reasons: dict[int, str]
+) -> None:
+    """Soft-delete many live versions at once (what `prune` decided), their user aliases
+    removed: a few statements per artifact, not per version; one audit event each."""
+    stamp = utcnow()
+    by_artifact: dict[int, list[VersionRow]] = {}
+    for version in versions:
+        by_artifact.setdefault(version.artifact_id, []).append(version)
+    events: list[dict[str, Any]] = []
+    for artifact_id, rows in sorted(by_artifact.items()):
+        lock_artifact(session, artifact_id)
+        ids = [row.id for row in rows]
+        aliased = session.execute(
+            select(AliasRow.name, AliasRow.version_id).where(
+                AliasRow.version_id.in_(bulk.id_list(session)), AliasRow.name != LATEST
+            ),
+            bulk.ids_param(session, ids),
+        ).all()
+        removed: dict[int, list[str]] = {}
+        for name, version_id in aliased:
+            remove_alias(session, artifact_id, name, version_id)
+            removed.setdefault(version_id, []).append(name)
+        session.execute(
+            update(VersionRow)
+            .where(VersionRow.id.in_(bulk.id_list(session)), VersionRow.deleted_at.is_(None))
+            .values(deleted_at=stamp, deleted_by=actor[:256]),
+            bulk.ids_param(session, ids),
+        )
+        _point_latest_at_newest(session, artifact_id)
+        prefix = _artifact_name(session, artifact_id)
+        for row in rows:
+            details: dict[str, Any] = {"by": reasons[row.id]} if row.id in reasons else {}
+            if removed.get(row.id):
+                details["aliases_removed"] = sorted(removed[row.id])
+            events.append(
+                _event(
+                    stamp, actor, "delete", f"{prefix}:v{row.number}", artifact_id, row.id, details
+                )
+            )
+    audit.record_many(session, events)
+    session.expire_all()
+
+
+def _artifact_name(session: Session, artifact_id: int) -> str:
+    project, name = session.execute(
+        select(ProjectRow.name, ArtifactRow.name)
+        .join(ArtifactRow, ArtifactRow.project_id == ProjectRow.id)
+        .where(ArtifactRow.id == artifact_id)
+    ).one()
+    return f"{project}/{name}"
+
+
+def _event(
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    target: str,
+    artifact_id: int,
+    version_id: int,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "actor": actor[:256],
+        "action": action,
+        "target": target,
+        "artifact_id": artifact_id,
+        "version_id": version_id,
+        "run_id": None,
+        "details": details,
+    }
+
+
+def restore_version(session: Session, version: VersionRow, actor: str) -> None:
+    lock_artifact(session, version.artifact_id)
+    session.refresh(version)
+    name = qualified(session, version)
+    if version.deleted_at is None:
+        raise InvalidInput(f"{name} is not deleted")
+    if version.purged_at is not None:
+        raise VersionNotFound(
+            f"{name} was purged by gc at {version.purged_at:%Y-%m-%d %H:%M UTC} (its bytes "
+            "are gone): it can no longer be restored"
+        )
+    twin = session.execute(
+        select(VersionRow.number).where(
+            VersionRow.artifact_id == version.artifact_id,
+            VersionRow.digest == version.digest,
+            VersionRow.deleted_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    if twin is not None:
+        raise InvalidInput(
+            f"{name} holds the same content as v{twin}, logged after it was deleted; use "
+            f"v{twin} instead"
+        )
+    version.deleted_at = None
+    version.deleted_by = None
+    session.flush()
+    _point_latest_at_newest(session, version.artifact_id)
+    audit.record(
+        session, actor, "restore", name, artifact_id=version.artifact_id, version_id=version.id
+    )
+
+
+def _point_latest_at_newest(session: Session, artifact_id: int) -> None:
+    """``latest`` is the live version with the highest number (none when none is live)."""
+    newest = session.execute(
+        select(VersionRow.id)
+        .where(VersionRow.artifact_id == artifact_id, VersionRow.deleted_at.is_(None))
+        .order_by(VersionRow.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    current = session.get(AliasRow, (artifact_id, LATEST))
+    if newest is None:
+        if current is not None:
+            remove_alias(session, artifact_id, LATEST, current.version_id)
+    elif current is None or current.version_id != newest:
+        set_alias(session, artifact_id, LATEST, newest, None)
+
+
+def delete_run(session: Session, run_id: str, actor: str) -> RunRow:
+    run = session.execute(select(RunRow).where(RunRow.id == run_id)).scalar_one_or_none()
+    if run is None:
+        raise RunNotFound(f"no run {run_id!r} (run 'forebear runs' to list them)")
+    if run.deleted_at is not None:
+        raise InvalidInput(f"run {run_id} is deleted already")
+    run.deleted_at = utcnow()
+    run.deleted_by = actor[:256]
+    session.flush()
+    audit.record(session, actor, "delete-run", f"run {run_id}", run_id=run_id)
+    return run
+
+
+# -- retention and expiry -------------------------------------------------------------------
+
+
+def set_retention(
+    session: Session,
+    artifact: ArtifactRow,
+    actor: str,
+    target: str,
+    *,
+    keep_last: int | None,
+    max_age: dt.timedelta | None,
+    keep_aliased: bool,
+) -> None:
+    row = session.get(RetentionRow, artifact.id)
+    if keep_last is None and max_age is None:
+        if row is not None:
+            session.delete(row)
+    elif row is None:
+        session.add(
+            RetentionRow(
+                artifact_id=artifact.id,
+                keep_last=keep_last,
+                max_age_seconds=_seconds(max_age),
+                keep_aliased=keep_aliased,
+            )
+        )
+    else:
+        row.keep_last = keep_last
+        row.max_age_seconds = _seconds(max_age)
+        row.keep_aliased = keep_aliased
+    session.flush()
+    details = {
+        "keep_last": keep_last,
+        "max_age_seconds": _seconds(max_age),
+        "keep_aliased": keep_aliased,
+    }
+    audit.record(session, actor, "retention", target, artifact_id=artifact.id, details=details)
+
+
+def _seconds(value: dt.timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def retention_of(session: Session, artifact_id: int) -> RetentionPolicy | None:
+    found = session.execute(
+        select(RetentionRow, ProjectRow.name, ArtifactRow.name)
+        .join(ArtifactRow, ArtifactRow.id == RetentionRow.artifact_id)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .where(RetentionRow.artifact_id == artifact_id)
+    ).first()
+    return None if found is None else _policy(*found)
+
+
+def all_retention(session: Session) -> list[tuple[int, RetentionPolicy]]:
+    rows = session.execute(
+        select(RetentionRow, ProjectRow.name, ArtifactRow.name)
+        .join(ArtifactRow, ArtifactRow.id == RetentionRow.artifact_id)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .order_by(ProjectRow.name, ArtifactRow.name)
+    ).all()
+    return [(row.artifact_id, _policy(row, project, name)) for row, project, name in rows]
+
+
+def _policy(row: RetentionRow, project: str, name: str) -> RetentionPolicy:
+    age = None if row.max_age_seconds is None else dt.timedelta(seconds=row.max_age_seconds)
+    return RetentionPolicy(project, name, row.keep_last, age, bool(row.keep_aliased))
+
+
+def prune_candidates(session: Session, now: dt.datetime) -> list[tuple[VersionRow, str]]:
+    """The live versions retention or TTL would delete now, with the rule that does:
+    ``ttl`` (past its expiry, no user alias), ``keep_last`` or ``max_age`` (an artifact's
+    policy; never its newest version, and not aliased ones when ``keep_aliased``)."""
+    aliased = set(
+        session.execute(select(AliasRow.version_id).where(AliasRow.name != LATEST)).scalars()
+    )
+    chosen: dict[int, tuple[VersionRow, str]] = {}
+    expired = session.execute(
+        select(VersionRow).where(
+            VersionRow.deleted_at.is_(None),
+            VersionRow.expires_at.is_not(None),
+            VersionRow.expires_at <= now,
+        )
+    ).scalars()
+    for version in expired:
+        if version.id not in aliased:
+            chosen[version.id] = (version, "ttl")
+    for artifact_id, policy in all_retention(session):
+        live = list(
+            session.execute(
+                select(VersionRow)
+                .where(VersionRow.artifact_id == artifact_id, VersionRow.deleted_at.is_(None))
+                .order_by(VersionRow.number.desc())
+            ).scalars()
+        )
+        counted = 0
+        for position, version in enumerate(live):
+            if position == 0:  # the newest version stays whatever the policy says
+                counted += 1
+                continue
+            if policy.keep_aliased and version.id in aliased:
+                continue
+            counted += 1
+            if policy.keep_last is not None and counted > policy.keep_last:
+                chosen.setdefault(version.id, (version, "keep_last"))
+            elif policy.max_age is not None and version.created_at < now - policy.max_age:
+                chosen.setdefault(version.id, (version, "max_age"))
+    return sorted(chosen.values(), key=lambda pair: pair[0].id)
+
+
+def unique_bytes(session: Session, version_ids: Sequence[int]) -> int:
+    """Bytes of the stored files only these versions hold (no other unpurged version
+    does): what gc frees once their grace period is over."""
+    if not version_ids:
+        return 0
+    wanted = set(version_ids)
+    digests: dict[str, int] = {}
+    query = select(EntryRow.digest, EntryRow.size).where(
+        EntryRow.version_id.in_(bulk.id_list(session)), EntryRow.uri.is_(None)
+    )
+    for digest, size in bulk.rows_for(session, query, wanted):
+        if digest is not None:
+            digests[digest] = size
+    if not digests:
+        return 0
+    others = (
+        select(EntryRow.digest)
+        .join(VersionRow, VersionRow.id == EntryRow.version_id)
+        .where(
+            EntryRow.digest.in_(bulk.string_list(session)),
+            VersionRow.purged_at.is_(None),
+            VersionRow.id.not_in(wanted),
+        )
+        .distinct()
+    )
+    shared = {row[0] for row in bulk.rows_for_strings(session, others, set(digests))}
+    return sum(size for digest, size in digests.items() if digest not in shared)
+
+
+def versions_to_purge(session: Session, cutoff: dt.datetime) -> list[VersionRow]:
+    """Deleted versions whose grace period is over and whose bytes gc has not purged."""
+    return list(
+        session.execute(
+            select(VersionRow)
+            .where(
+                VersionRow.deleted_at.is_not(None),
+                VersionRow.deleted_at <= cutoff,
+                VersionRow.purged_at.is_(None),
+            )
+            .with_for_update()  # a restore committing meanwhile takes the row out of the set
+        ).scalars()
+    )
+
+
+def mark_purged(session: Session, versions: Sequence[VersionRow], actor: str) -> None:
+    """gc purges deleted versions: their entries go (their bytes are collected in the same
+    pass), the version stays as a node of the lineage, marked deleted. A few statements for
+    every thousand versions."""
+    stamp = utcnow()
+    names: dict[int, str] = {}
+    events = []
+    for start in range(0, len(versions), 1000):
+        batch = versions[start : start + 1000]
+        ids = [v.id for v in batch]
+        params = bulk.ids_param(session, ids)
+        for table in (EntryRow, RedactionRow):
+            session.execute(
+                delete(table).where(table.version_id.in_(bulk.id_list(session))), params
+            )
+        session.execute(
+            update(VersionRow)
+            .where(VersionRow.id.in_(bulk.id_list(session)))
+            .values(purged_at=stamp),
+            params,
+        )
+        for version in batch:
+            if version.artifact_id not in names:
+                names[version.artifact_id] = _artifact_name(session, version.artifact_id)
+            target = f"{names[version.artifact_id]}:v{version.number}"
+            events.append(
+                _event(
+                    stamp, actor, "gc", target, version.artifact_id, version.id, {"purged": True}
+                )
+            )
+    audit.record_many(session, events)
+    session.expire_all()
