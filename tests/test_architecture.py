@@ -115,7 +115,7 @@ LAYERS = (
         "context",
     ],
     ["local"],
-    ["store", "views", "run", "active", "lineage", "render", "testing"],
+    ["store", "views", "editing", "lifecycle", "run", "active", "lineage", "render", "testing"],
     ["cli", "web", "__main__"],
 )
 
@@ -185,7 +185,12 @@ def test_nothing_reaches_into_another_objects_private_names() -> None:
     assert offenders == []
 
 
+NAMED_TUPLE_API = {"_asdict", "_replace", "_fields", "_make"}  # public, underscored against clashes
+
+
 def is_private(attribute: str) -> bool:
+    if attribute in NAMED_TUPLE_API:
+        return False
     return attribute.startswith("_") and not attribute.startswith("__")
 
 

@@ -76,3 +76,17 @@ def test_ui_benchmark_runs_every_page_and_writes_its_section(tmp_path: Path) -> 
     assert text.startswith("# Benchmarks\n\nkept\n")
     for page in ("| home page (every artifact's latest version) |", "| runs page |"):
         assert page in text
+
+
+def test_lifecycle_benchmark_prunes_collects_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    done = run_benchmark("lifecycle_bench.py", "--artifacts", "3", "--versions", "12",
+                         "--files", "4", "--workdir", str(tmp_path / "work"),
+                         "--write", str(report))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert "<!-- lifecycle-bench:begin -->" in text and "<!-- lifecycle-bench:end -->" in text
+    # 3 artifacts keep their last 10 of 12 versions: 6 are pruned, then purged by gc
+    assert "deleted 6 versions" in text and "purged 6 versions" in text
+    assert "| 0 problems in the versions kept |" in text

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .artifacts import Artifact
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
+    from .records import AuditEvent
     from .run import finish, init, log, log_artifact, use_artifact
     from .store import Store, open
     from .views import ArtifactVersion, Run
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Artifact": "artifacts",
     "ArtifactVersion": "views",
+    "AuditEvent": "records",
     "Diff": "manifest",
     "Lineage": "lineage",
     "Manifest": "manifest",
@@ -76,6 +78,7 @@ __all__ = [
     "Artifact",
     "ArtifactNotFound",
     "ArtifactVersion",
+    "AuditEvent",
     "Diff",
     "ForebearError",
     "ForebearWarning",

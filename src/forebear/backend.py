@@ -27,15 +27,23 @@ if TYPE_CHECKING:
     from .manifest import ManifestEntry
     from .objects import ObjectLocation
     from .paths import Ref
-    from .records import LineageData, RunData, VersionData
-    from .reports import GcReport, RepairReport
+    from .records import (
+        AuditEvent,
+        LineageData,
+        Redaction,
+        RetentionPolicy,
+        RunData,
+        VersionData,
+    )
+    from .reports import GcReport, PruneReport, PurgeReport, RepairReport
     from .statcache import StatCache
 
 
 class Backend(ABC):
     """A store's catalog and objects, as the public API uses them.
 
-    Attributes every backend has: ``objects`` (where bytes are read and written),
+    Attributes every backend has: ``actor`` (who the audit trail names for changes made
+    through it), ``objects`` (where bytes are read and written),
     ``cache`` (what is kept locally: cached objects, downloads, the stat cache),
     ``stat_cache``, ``chunking`` (how large files are cut when logged), ``db_url`` and
     ``objects_url`` (for people; passwords hidden where shown), ``store_id``,
@@ -43,6 +51,7 @@ class Backend(ABC):
     was chosen).
     """
 
+    actor: str
     objects: ObjectLocation
     cache: LocalCache
     stat_cache: StatCache
@@ -60,12 +69,27 @@ class Backend(ABC):
         """The version a ref names; `ArtifactNotFound` / `VersionNotFound` otherwise."""
 
     @abstractmethod
-    def latest_versions(self, project: str | None, type_: str | None) -> list[VersionData]:
-        """The latest version of every artifact (of a project, of a type)."""
+    def find_version(self, ref: Ref, default_project: str | None) -> VersionData:
+        """The version a ref names, deleted or not (for restoring and auditing)."""
 
     @abstractmethod
-    def artifact_versions(self, ref: Ref, default_project: str | None) -> list[VersionData]:
-        """Every version of the artifact a ref names, oldest first."""
+    def latest_versions(
+        self,
+        project: str | None,
+        type_: str | None,
+        *,
+        tags: Sequence[str] = (),
+        include_deleted: bool = False,
+    ) -> list[VersionData]:
+        """The newest live version of every artifact (of a project, of a type, carrying
+        every one of ``tags``); with ``include_deleted``, artifacts whose every version is
+        deleted appear by their newest one."""
+
+    @abstractmethod
+    def artifact_versions(
+        self, ref: Ref, default_project: str | None, *, include_deleted: bool = False
+    ) -> list[VersionData]:
+        """Every live (or every) version of the artifact a ref names, oldest first."""
 
     @abstractmethod
     def all_versions(self) -> list[VersionData]:
@@ -116,8 +140,8 @@ class Backend(ABC):
         """A run by id; `RunNotFound` otherwise."""
 
     @abstractmethod
-    def list_runs(self, project: str | None) -> list[RunData]:
-        """Every run (of a project), oldest first."""
+    def list_runs(self, project: str | None, *, include_deleted: bool = False) -> list[RunData]:
+        """Every run (of a project), oldest first; deleted ones only when asked."""
 
     @abstractmethod
     def update_run(
@@ -168,10 +192,81 @@ class Backend(ABC):
         project: str,
         run_id: str | None,
         aliases: Sequence[str],
+        tags: Sequence[str] = (),
+        ttl: dt.timedelta | None = None,
         show_progress: bool | None,
     ) -> VersionData:
         """Store an artifact's files and commit the version (or find the one with the same
-        content), with the run's output edge and the aliases, all or nothing."""
+        content), with the run's output edge, the aliases, tags and TTL, all or nothing."""
+
+    # -- changing what was committed -----------------------------------------------------
+
+    @abstractmethod
+    def tags(self, version_id: int) -> list[str]:
+        """A version's tags, sorted."""
+
+    @abstractmethod
+    def redactions(self, version_id: int) -> list[Redaction]:
+        """A version's entries whose bytes were purged."""
+
+    @abstractmethod
+    def edit_version(self, version: VersionData, changes: dict[str, Any]) -> VersionData:
+        """Apply edits in one transaction: any of ``description``, ``metadata``, ``tags``
+        and ``aliases`` (the whole new lists) and ``expires_at``."""
+
+    @abstractmethod
+    def delete_version(self, version: VersionData, *, delete_aliases: bool) -> VersionData:
+        """Soft-delete a version (refused while user aliases point at it, unless
+        ``delete_aliases``)."""
+
+    @abstractmethod
+    def restore_version(self, version: VersionData) -> VersionData:
+        """Undo a deletion, until gc purged the version."""
+
+    @abstractmethod
+    def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
+        """Mark a run deleted (and soft-delete its outputs when asked: their refs)."""
+
+    @abstractmethod
+    def set_retention(
+        self,
+        ref: Ref,
+        default_project: str | None,
+        *,
+        keep_last: int | None,
+        max_age: dt.timedelta | None,
+        keep_aliased: bool,
+    ) -> RetentionPolicy | None:
+        """Set (or, with neither limit, clear) an artifact's retention policy."""
+
+    @abstractmethod
+    def retention_policies(self) -> list[RetentionPolicy]:
+        """Every artifact's retention policy."""
+
+    @abstractmethod
+    def prune(self, *, dry_run: bool) -> PruneReport:
+        """Delete the versions TTL and retention policies expire."""
+
+    @abstractmethod
+    def which(self, digest: str) -> list[tuple[VersionData, str]]:
+        """Every ``(version, entry path)`` holding these bytes (live or deleted versions
+        gc has not purged)."""
+
+    @abstractmethod
+    def purge(self, digest: str, reason: str) -> PurgeReport:
+        """Remove these bytes from the object location and local caches now."""
+
+    @abstractmethod
+    def audit(
+        self,
+        ref: Ref | None,
+        default_project: str | None,
+        since: dt.datetime | None,
+        *,
+        whole_artifact: bool = False,
+    ) -> list[AuditEvent]:
+        """Audit events since ``since``, oldest first: all of them, a version's, or (with
+        ``whole_artifact``) those of the artifact the ref names."""
 
     # -- the store as a whole ------------------------------------------------------------
 
@@ -185,7 +280,8 @@ class Backend(ABC):
 
     @abstractmethod
     def gc(self, *, dry_run: bool, grace: dt.timedelta) -> GcReport:
-        """Delete objects no committed version needs, older than ``grace``."""
+        """Purge versions deleted longer than ``grace`` ago, then delete objects no
+        other version needs, older than ``grace``."""
 
     @abstractmethod
     def counts(self) -> dict[str, int]:

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +82,25 @@ class LocalCache:
     def download_folder(self, project: str, name: str, version: str) -> Path:
         """Where `download()` without a destination puts a version."""
         return self.downloads_root / project / name / version
+
+    def forget_objects(self, digests: Iterable[str]) -> int:
+        """Remove these objects from the cache (purged bytes); how many were there."""
+        removed = 0
+        for digest in digests:
+            with contextlib.suppress(FileNotFoundError):
+                self.path_of(digest).unlink()
+                removed += 1
+        return removed
+
+    def forget_entries(self, entries: Iterable[tuple[str, str, str, str]]) -> int:
+        """Remove these files, ``(project, name, version, entry path)``, from the versions
+        downloaded into the cache (purged bytes); how many were there."""
+        removed = 0
+        for project, name, version, path in entries:
+            with contextlib.suppress(FileNotFoundError):
+                (self.download_folder(project, name, version) / path).unlink()
+                removed += 1
+        return removed
 
     def touch(self, folder: Path) -> None:
         """Mark a downloaded version as just used (eviction takes the least recent)."""

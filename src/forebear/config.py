@@ -69,6 +69,18 @@ def heartbeat_interval() -> float:
     return _seconds("FOREBEAR_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)
 
 
+def local_actor() -> str:
+    """Who changes a store from this process, for its audit trail: ``user@host``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     db_url: str

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import progress
 from .destination import Destination, Target, check_link_type, place_object, write_stream
-from .errors import InvalidInput, InvalidPath
+from .errors import ForebearWarning, InvalidInput, InvalidPath
 from .fingerprint import fingerprint_if_readable
 from .manifest import PAGE_ENTRIES, ManifestEntry
 from .statcache import FileStat
@@ -90,7 +91,11 @@ def materialise(
         ) as tick,
     ):
         batch: list[tuple[ManifestEntry, Target, str]] = []
+        purged = {r.path: r for r in version.redactions()}
         for entry in version.iter_entries():
+            if entry.path in purged:  # its bytes are gone: it cannot be placed
+                tick(entry.size)
+                continue
             label = f"{version.ref} {entry.path}"
             target = destination.target(entry.path)
             info = destination.existing(target)
@@ -105,6 +110,13 @@ def materialise(
         _place(store, destination, batch, link, tick)
     if not store.objects.is_local:
         store.cache.prune(keep=root)
+    if purged:
+        listed = "; ".join(f"{p} ({r.reason})" for p, r in sorted(purged.items()))
+        warnings.warn(
+            f"{version.ref}: {len(purged)} purged files were not downloaded: {listed}",
+            ForebearWarning,
+            stacklevel=3,
+        )
     return root.resolve()
 
 

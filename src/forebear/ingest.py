@@ -166,6 +166,7 @@ def store_objects(
     show: bool,
     *,
     relog: bool = False,
+    withheld: frozenset[str] = frozenset(),
 ) -> None:
     """Store the objects the location lacks, batch by batch, each registered as pending
     (through ``register``) before it is written, then the manifest itself.
@@ -178,14 +179,15 @@ def store_objects(
 
     ``relog``: a version with this content is committed, so every object it needs should be
     stored; they are only checked (no registration, nothing cut), and those gone missing
-    are stored again.
+    are stored again. ``withheld``: bytes that must not be stored (purged ones, when a
+    version that held them is logged again).
     """
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
         for batch in prepared.rows.batches(BATCH):
             sizes: dict[str, int] = {}  # each distinct digest's size
             first: dict[str, bytes] = {}  # and a local file holding it
             for _path, digest, size, _uri, _etag, local, *_ in batch:
-                if local is not None and digest not in sizes:
+                if local is not None and digest not in sizes and digest not in withheld:
                     sizes[digest] = size
                     first[digest] = local
             sources = {d: (os.fsdecode(first[d]), sizes[d]) for d in sizes} if not relog else {}

@@ -44,3 +44,16 @@ def loads(text: str, what: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise InvalidInput(f"{what} is nested too deeply; flatten it") from None
+
+
+def json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """A copy of a dict of values as JSON holds them (other values as their text)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a dict, not {type(value).__name__}")
+    check_depth(value, what)
+    try:
+        return dict(json.loads(json.dumps(value, allow_nan=False, default=str)))
+    except ValueError as exc:
+        raise InvalidInput(f"{what} must hold finite numbers: {exc}") from exc

@@ -49,6 +49,7 @@ def build_lineage(found: LineageData, type_: str | None = None) -> Lineage:
                 "digest": data.digest,
                 "size": data.size,
                 "created_at": data.created_at.isoformat(),
+                "deleted": data.deleted_at is not None,
             },
         )
         for version_id, data in versions.items()
@@ -63,6 +64,7 @@ def build_lineage(found: LineageData, type_: str | None = None) -> Lineage:
                 "name": run.name,
                 "status": run.status,
                 "created_at": run.started_at.isoformat(),
+                "deleted": bool(run.deleted),
             },
         )
         for pk, run in runs.items()

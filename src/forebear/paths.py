@@ -27,13 +27,16 @@ def check_name(name: object, kind: str = "artifact") -> str:
     return name
 
 
-def check_alias(alias: object) -> str:
-    """Return ``alias`` if it is a valid alias; aliases may not look like versions."""
-    check_name(alias, "alias")
+def check_alias(alias: object, what: str = "alias") -> str:
+    """Return ``alias`` if it is a valid alias (or tag: they follow the same rules); aliases
+    may not look like versions."""
+    check_name(alias, what)
     assert isinstance(alias, str)
     if _LOOKS_LIKE_VERSION_RE.fullmatch(alias):
+        example = "'best'" if what == "alias" else "'baseline'"
         raise InvalidName(
-            f"invalid alias {alias!r}: it looks like a version number; pick a name such as 'best'"
+            f"invalid {what} {alias!r}: it looks like a version number; pick a name such as "
+            f"{example}"
         )
     return alias
 

@@ -69,11 +69,16 @@ def collapse(graph: nx.DiGraph, root: str, max_nodes: int | None) -> nx.DiGraph:
 def version_label(data: dict[str, Any]) -> str:
     aliases = [a for a in data.get("aliases", [])]
     suffix = f" ({', '.join(aliases)})" if aliases else ""
-    return f"{data['ref']}{suffix}"
+    deleted = " [deleted]" if data.get("deleted") else ""
+    return f"{data['ref']}{suffix}{deleted}"
+
+
+def run_status(data: dict[str, Any]) -> str:
+    return f"{data['status']}, deleted" if data.get("deleted") else str(data["status"])
 
 
 def run_label(data: dict[str, Any]) -> str:
-    return f"{data['name']} [{data['status']}]"
+    return f"{data['name']} [{run_status(data)}]"
 
 
 def _colour(type_: str) -> str:
@@ -112,7 +117,7 @@ def _digraph(graph: nx.DiGraph, root: str, link: Link | None = None) -> graphviz
                 ids[node],
                 label=_text(f"{version_label(data)}\n{data['type']}"),
                 shape="box",
-                style="rounded,filled",
+                style="rounded,filled,dashed" if data.get("deleted") else "rounded,filled",
                 fillcolor=_colour(data["type"]),
                 tooltip=_text(node),
                 **border,
@@ -120,9 +125,9 @@ def _digraph(graph: nx.DiGraph, root: str, link: Link | None = None) -> graphviz
         else:
             dot.node(
                 ids[node],
-                label=_text(f"{data['name']}\n{data['status']} · {data['id']}"),
+                label=_text(f"{data['name']}\n{run_status(data)} · {data['id']}"),
                 shape="ellipse",
-                style="filled",
+                style="filled,dashed" if data.get("deleted") else "filled",
                 fillcolor=RUN_COLOUR,
                 tooltip=_text(f"run {data['id']}"),
                 **border,
@@ -236,7 +241,7 @@ def to_text(graph: nx.DiGraph, root: str) -> str:
         data = graph.nodes[node]
         if data["kind"] == "version":
             return f"{version_label(data)} [{data['type']}]"
-        return f"run {data['name']} ({data['id']}, {data['status']})"
+        return f"run {data['name']} ({data['id']}, {run_status(data)})"
 
     lines = [label(root)]
 

@@ -17,9 +17,10 @@ from . import context as run_context
 from .artifacts import Artifact
 from .config import default_project
 from .errors import InvalidInput, RunStateError
+from .jsonvalues import json_dict
 from .paths import check_name
 from .store import Store, open
-from .views import ArtifactVersion, Run, json_dict
+from .views import ArtifactVersion, Run
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 

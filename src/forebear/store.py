@@ -8,7 +8,6 @@ interface (`backend.Backend`), so another backend serves the same API.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,12 +17,14 @@ from . import active, config
 from .backend import Backend
 from .chunking import Chunking
 from .content import ContentReader
-from .errors import InvalidInput, Problem, StoreError
+from .editing import check_tags
+from .errors import InvalidInput, Problem
+from .lifecycle import StoreLifecycle
 from .lineage import Lineage, build_lineage
 from .local import LocalBackend
 from .paths import parse_ref
 from .records import VersionData
-from .reports import DEFAULT_GRACE, GcReport, RepairReport, TransferReport
+from .reports import RepairReport, TransferReport
 from .urls import redact
 from .views import ArtifactVersion, Run
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .statcache import StatCache
 
 
-class Store:
+class Store(StoreLifecycle):
     """Where artifacts live: a SQL catalog (``db_url``) and an object location
     (``objects_url``), created on first use (unless ``create`` is false). See
     `forebear.open` for the short form."""
@@ -148,18 +149,42 @@ class Store:
         data = self.backend.get_version(parse_ref(ref), project or self._default_project())
         return ArtifactVersion(self, data)
 
+    def _version(self, data: VersionData) -> ArtifactVersion:
+        return ArtifactVersion(self, data)
+
     def artifacts(
-        self, project: str | None = None, type: str | None = None
+        self,
+        project: str | None = None,
+        type: str | None = None,
+        *,
+        tags: Sequence[str] = (),
+        include_deleted: bool = False,
     ) -> list[ArtifactVersion]:
-        """The latest version of every artifact, optionally of one project or type."""
-        found = self.backend.latest_versions(project, type)
+        """The latest version of every artifact (of one project or type); with ``tags``,
+        each artifact's newest version carrying them all; ``include_deleted`` also lists
+        artifacts whose every version is deleted."""
+        found = self.backend.latest_versions(
+            project, type, tags=check_tags(tags), include_deleted=include_deleted
+        )
         return [ArtifactVersion(self, v) for v in sorted(found, key=lambda v: (v.project, v.name))]
 
-    def versions(self, name: str, project: str | None = None) -> list[ArtifactVersion]:
-        """Every version of one artifact, oldest first."""
+    def versions(
+        self,
+        name: str,
+        project: str | None = None,
+        *,
+        tags: Sequence[str] = (),
+        include_deleted: bool = False,
+    ) -> list[ArtifactVersion]:
+        """Every version of one artifact (carrying every one of ``tags``), oldest first;
+        deleted ones too with ``include_deleted``."""
         ref = parse_ref(name if project is None else f"{project}/{name}")
-        found = self.backend.artifact_versions(ref, self._default_project())
-        return [ArtifactVersion(self, v) for v in found]
+        found = self.backend.artifact_versions(
+            ref, self._default_project(), include_deleted=include_deleted
+        )
+        versions = [ArtifactVersion(self, v) for v in found]
+        wanted = set(check_tags(tags))
+        return [v for v in versions if wanted <= set(v.tags)] if wanted else versions
 
     def alias_history(self, name: str, project: str | None = None) -> list[dict[str, Any]]:
         """Every alias move of an artifact, oldest first."""
@@ -169,9 +194,11 @@ class Store:
     def run(self, run_id: str) -> Run:
         return Run(self, self.backend.get_run(run_id))
 
-    def runs(self, project: str | None = None) -> list[Run]:
-        """Every run (of one project), oldest first."""
-        return [Run(self, data) for data in self.backend.list_runs(project)]
+    def runs(self, project: str | None = None, *, include_deleted: bool = False) -> list[Run]:
+        """Every run (of one project), oldest first; deleted ones only when asked."""
+        return [
+            Run(self, d) for d in self.backend.list_runs(project, include_deleted=include_deleted)
+        ]
 
     def lineage(
         self,
@@ -214,20 +241,6 @@ class Store:
         chosen = ref.qualified_ref if isinstance(ref, ArtifactVersion) else ref
         return [self.backend.get_version(parse_ref(chosen), self._default_project())]
 
-    def gc(self, dry_run: bool = False, *, grace: dt.timedelta | None = None) -> GcReport:
-        """Delete objects no committed version references (leftovers of crashed work) once
-        they are older than ``grace`` (default 7 days); return a report of what was removed
-        (iterating it yields the digests), or would be with ``dry_run``.
-
-        Objects a live writer holds under its lease are kept, and the collection holds the
-        catalog's write lock, so no writer can start relying on an object while it is being
-        judged garbage.
-        """
-        chosen = DEFAULT_GRACE if grace is None else grace
-        if not isinstance(chosen, dt.timedelta) or chosen < dt.timedelta(0):
-            raise InvalidInput(f"grace must be a timedelta of 0 or more, not {grace!r}")
-        return self.backend.gc(dry_run=dry_run, grace=chosen)
-
     def push(
         self,
         other: Store | str | os.PathLike[str],
@@ -254,11 +267,9 @@ class Store:
 def _transfer(
     source: Store, target: Store, refs: Sequence[str] | None, progress: bool | None
 ) -> TransferReport:
-    from .local.transfer import transfer
+    from .local.transfer import transfer_between
 
-    if not (isinstance(source.backend, LocalBackend) and isinstance(target.backend, LocalBackend)):
-        raise StoreError("push and pull copy between stores this process reaches directly")
-    return transfer(source.backend, target.backend, refs, show_progress=progress)
+    return transfer_between(source.backend, target.backend, refs, show_progress=progress)
 
 
 def _as_store(other: Store | str | os.PathLike[str]) -> Store:

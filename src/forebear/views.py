@@ -5,7 +5,6 @@ records, and reach the catalog and the objects only through the store's backend.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -15,12 +14,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from . import config, download
 from .artifacts import Artifact, artifact_from_path
 from .context import redact_argv
+from .editing import Editable, check_tags, check_ttl
 from .errors import IntegrityError, InvalidInput, NotFound, RunStateError
 from .heartbeat import Heartbeat
-from .jsonvalues import check_depth
+from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
 from .paths import check_alias, normalise_entry_path
-from .records import RunData, VersionData
+from .records import Redaction, RunData, VersionData
 
 if TYPE_CHECKING:
     from .lineage import Lineage
@@ -30,26 +30,15 @@ LATEST = "latest"  # the alias forebear keeps on each artifact's newest version
 STATUSES = ("running", "finished", "failed", "crashed")
 
 
-def json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    """A copy of a dict of values as JSON holds them (other values as their text)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{what} must be a dict, not {type(value).__name__}")
-    check_depth(value, what)
-    try:
-        return dict(json.loads(json.dumps(value, allow_nan=False, default=str)))
-    except ValueError as exc:
-        raise InvalidInput(f"{what} must hold finite numbers: {exc}") from exc
-
-
-class ArtifactVersion:
-    """One immutable version of an artifact, e.g. ``iris-rf:v0``."""
+class ArtifactVersion(Editable):
+    """One version of an artifact, e.g. ``iris-rf:v0``: its files never change; its
+    description, metadata, tags, aliases and TTL can be edited, then `save`d."""
 
     def __init__(self, store: Store, data: VersionData) -> None:
         self._store = store
         self._data = data
         self._manifest: Manifest | None = None
+        self._reset_edits()
 
     # -- identity ----------------------------------------------------------------------
 
@@ -115,14 +104,6 @@ class ArtifactVersion:
         return chunking.to_dict() if chunking is not None else None
 
     @property
-    def metadata(self) -> dict[str, Any]:
-        return dict(self._data.metadata)
-
-    @property
-    def description(self) -> str | None:
-        return self._data.description
-
-    @property
     def created_at(self) -> dt.datetime:
         return self._data.created_at
 
@@ -134,6 +115,36 @@ class ArtifactVersion:
     @property
     def id(self) -> int:
         return self._data.id
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def deleted(self) -> bool:
+        return self._data.deleted_at is not None
+
+    @property
+    def deleted_at(self) -> dt.datetime | None:
+        return self._data.deleted_at
+
+    @property
+    def deleted_by(self) -> str | None:
+        return self._data.deleted_by
+
+    @property
+    def redacted(self) -> bool:
+        """Whether a purge removed the bytes of some of its files (they stay listed)."""
+        return bool(self._store.backend.redactions(self._data.id))
+
+    def redactions(self) -> list[Redaction]:
+        """Its files whose bytes were purged: path, digest, reason, by whom, when."""
+        return self._store.backend.redactions(self._data.id)
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Soft-delete this version: hidden from refs and listings, kept in lineage,
+        restorable with `Store.restore` until gc purges it. Refused while user aliases
+        point at it, unless ``delete_aliases``."""
+        self._data = self._store.backend.delete_version(self._data, delete_aliases=delete_aliases)
+        self._reset_edits()
 
     def __repr__(self) -> str:
         return f"<ArtifactVersion {self.qualified_ref} {self.type}>"
@@ -197,6 +208,9 @@ class ArtifactVersion:
     def open(self, path: str) -> BinaryIO:
         """A binary stream of one entry, verified against its digest as it is read."""
         entry = self.entry(path)
+        for redaction in self.redactions():
+            if redaction.path == entry.path:
+                raise IntegrityError(purged_message(self.ref, redaction))
         return self._store.content.open_entry(f"{self.ref} {entry.path}", entry)
 
     def diff(self, other: ArtifactVersion) -> Diff:
@@ -212,14 +226,11 @@ class ArtifactVersion:
 
     # -- aliases ----------------------------------------------------------------------
 
-    @property
-    def aliases(self) -> list[str]:
-        return self._store.backend.aliases(self._data.id)
-
     def add_alias(self, alias: str) -> None:
-        """Point ``alias`` at this version (moving it from another version of the
+        """Point ``alias`` at this version now (moving it from another version of the
         artifact; every move is kept in the alias history)."""
         self._store.backend.set_alias(self._data, check_alias(alias), None)
+        self._handed.pop("aliases", None)
 
     def remove_alias(self, alias: str) -> None:
         check_alias(alias)
@@ -227,6 +238,7 @@ class ArtifactVersion:
             raise InvalidInput("'latest' is maintained automatically and cannot be removed")
         if not self._store.backend.remove_alias(self._data, alias):
             raise NotFound(f"{self.ref} has no alias {alias!r} (it has {self.aliases})")
+        self._handed.pop("aliases", None)
 
     # -- lineage ----------------------------------------------------------------------
 
@@ -305,7 +317,21 @@ class ArtifactVersion:
             "metadata": self.metadata,
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
+            "tags": self.tags,
+            "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(),
+            "deleted": self.deleted,
+            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
+            "deleted_by": self.deleted_by,
+            "redacted": self.redacted,
         }
+
+
+def purged_message(ref: str, redaction: Redaction) -> str:
+    when = redaction.purged_at.strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{ref} {redaction.path}: its bytes were purged by {redaction.actor} at {when} "
+        f"({redaction.reason}); the rest of {ref} stays readable"
+    )
 
 
 class Run:
@@ -335,6 +361,8 @@ class Run:
             self.context["argv"] = redact_argv(self.context["argv"])  # improved
         self.started_at = data.started_at
         self.ended_at = data.ended_at
+        self.deleted_at = data.deleted_at
+        self.deleted_by = data.deleted_by
         self._on_finish = on_finish
         self._heartbeat: Heartbeat | None = None
         if live:
@@ -357,6 +385,10 @@ class Run:
     @property
     def store(self) -> Store:
         return self._store
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
     @property
     def inputs(self) -> list[ArtifactVersion]:
@@ -399,13 +431,21 @@ class Run:
         *,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        ttl: dt.timedelta | None = None,
         progress: bool | None = None,
     ) -> ArtifactVersion:
         """Store an artifact (or a file or folder path) as a new version, or return the
-        existing version with the same content; either way this run becomes a producer."""
+        existing version with the same content; either way this run becomes a producer.
+        ``tags`` are added to the version; ``ttl`` (counted from its creation) makes
+        `prune` delete it once passed."""
         self._require_running("log an artifact")
         if isinstance(aliases, str):
             aliases = [aliases]
+        if isinstance(tags, str):
+            tags = [tags]
+        tags = check_tags(tags)
+        ttl = check_ttl(ttl)
         if not isinstance(artifact, Artifact):
             artifact = artifact_from_path(artifact, name, type, description, metadata)
         else:
@@ -426,6 +466,8 @@ class Run:
             project=self.project,
             run_id=self.id,
             aliases=aliases,
+            tags=tags,
+            ttl=ttl,
             show_progress=progress,
         )
         return ArtifactVersion(self._store, data)
@@ -473,4 +515,5 @@ class Run:
             "context": self.context,
             "started_at": self.started_at.isoformat(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "deleted": self.deleted,
         }

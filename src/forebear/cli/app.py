@@ -81,8 +81,9 @@ def store_options(command: F) -> F:
 
 # `forebear --help` lists commands in the order they are learnt, not alphabetically.
 ORDER = (
-    "init", "log", "ls", "show", "versions", "get", "alias", "diff", "lineage", "runs",
-    "run", "status", "verify", "repair", "gc", "push", "pull", "cache", "ui",
+    "init", "log", "ls", "show", "versions", "get", "alias", "tag", "edit", "diff",
+    "lineage", "runs", "run", "status", "delete", "restore", "retention", "prune", "gc",
+    "which", "purge", "audit", "delete-run", "verify", "repair", "push", "pull", "cache", "ui",
 )  # fmt: skip
 
 

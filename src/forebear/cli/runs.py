@@ -73,9 +73,10 @@ def lineage(
 
 @command()
 @click.option("--project", "-p", help="Only runs of this project.")
+@click.option("--deleted", is_flag=True, help="Also deleted runs.")
 @json_option
 @pass_context
-def runs(obj: Context, project: str | None, as_json: bool) -> None:
+def runs(obj: Context, project: str | None, deleted: bool, as_json: bool) -> None:
     """List runs, newest first.
 
     \b
@@ -83,13 +84,22 @@ def runs(obj: Context, project: str | None, as_json: bool) -> None:
       forebear runs
       forebear runs --project iris --json
     """
-    found = list(reversed(obj.store().runs(project=project)))
+    found = list(reversed(obj.store().runs(project=project, include_deleted=deleted)))
     if as_json:
         emit_json([r.to_dict() for r in found])
         return
     table(
         ["id", "project", "name", "status", "started"],
-        [(r.id, r.project, r.name, r.status, f"{r.started_at:%Y-%m-%d %H:%M:%S}") for r in found],
+        [
+            (
+                r.id,
+                r.project,
+                r.name,
+                f"{r.status} (deleted)" if r.deleted else r.status,
+                f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            )
+            for r in found
+        ],
     )
 
 

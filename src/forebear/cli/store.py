@@ -88,6 +88,11 @@ def status(obj: Context, as_json: bool) -> None:
     click.echo(
         f"holds       {info['artifacts']} artifacts, {info['versions']} versions, "
         f"{info['runs']} runs in {info['projects']} projects"
+        + (
+            f"; {info['deleted_versions']} deleted versions wait for gc"
+            if info.get("deleted_versions")
+            else ""
+        )
     )
     click.echo(
         f"cache       {human_size(cache['bytes'])} of {human_size(cache['max_bytes'])} "
@@ -165,19 +170,21 @@ def repair(obj: Context, ref: str | None, source: str | None, as_json: bool) -> 
         raise SystemExit(1)
 
 
-@command(short_help="Delete unreferenced objects older than the grace period.")
+@command(short_help="Purge deleted versions and free unreferenced objects.")
 @click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
 @click.option(
     "--grace",
     default="7d",
     show_default=True,
     metavar="DURATION",
-    help="Keep unreferenced objects younger than this (e.g. 12h, 7d; 0 for none).",
+    help="Purge versions deleted longer ago than this, and keep unreferenced objects "
+    "younger than this (e.g. 12h, 7d; 0 for none).",
 )
 @json_option
 @pass_context
 def gc(obj: Context, dry_run: bool, grace: str, as_json: bool) -> None:
-    """Delete objects no committed version references, once older than the grace period.
+    """Purge versions deleted longer ago than the grace period (they can no longer be
+    restored), then delete objects no other version references, once older than it.
 
     Objects a live writer holds are kept whatever their age.
 

@@ -151,24 +151,38 @@ def log_command(
 @command("ls")
 @click.option("--type", "-t", "type_", help="Only artifacts of this type.")
 @click.option("--project", "-p", help="Only artifacts of this project.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="TAG", help="Only versions with this tag (repeatable)."
+)
+@click.option("--deleted", is_flag=True, help="Also artifacts whose every version is deleted.")
 @json_option
 @pass_context
-def ls(obj: Context, type_: str | None, project: str | None, as_json: bool) -> None:
+def ls(
+    obj: Context,
+    type_: str | None,
+    project: str | None,
+    tags: tuple[str, ...],
+    deleted: bool,
+    as_json: bool,
+) -> None:
     """List artifacts with their latest version.
+
+    With --tag, each artifact's newest version that has the tags.
 
     \b
     Examples:
       forebear ls
       forebear ls --type model --project iris
+      forebear ls --tag baseline
       forebear ls --json | jq -r '.[].ref'
     """
     store = obj.store()
-    latest = store.artifacts(project=project, type=type_)
+    latest = store.artifacts(project=project, type=type_, tags=tags, include_deleted=deleted)
     if as_json:
         emit_json([v.to_dict() for v in latest])
         return
     if not latest:
-        click.echo(_nothing_listed(store, type_, project))
+        click.echo(_nothing_listed(store, type_, project, tags))
         return
     table(
         ["project", "name", "type", "latest", "aliases", "files", "size"],
@@ -177,7 +191,7 @@ def ls(obj: Context, type_: str | None, project: str | None, as_json: bool) -> N
                 v.project,
                 v.name,
                 v.type,
-                v.version,
+                f"{v.version} (deleted)" if v.deleted else v.version,
                 ", ".join(v.aliases),
                 v.file_count,
                 human_size(v.size),
@@ -187,7 +201,11 @@ def ls(obj: Context, type_: str | None, project: str | None, as_json: bool) -> N
     )
 
 
-def _nothing_listed(store: Any, type_: str | None, project: str | None) -> str:
+def _nothing_listed(
+    store: Any, type_: str | None, project: str | None, tags: tuple[str, ...] = ()
+) -> str:
+    if tags:
+        return f"no version has the tags {', '.join(tags)} (add one with 'forebear tag REF TAG')"
     if type_ is None and project is None:
         return "no artifacts yet: log one with 'forebear log PATH --name NAME'"
     every = store.artifacts()
@@ -235,6 +253,8 @@ def show(obj: Context, ref: str, all_files: bool, as_json: bool) -> None:
     click.echo(f"{version.project}/{version.ref}  [{version.type}]")
     click.echo(f"  digest      {version.digest} ({version.hash_algorithm})")
     click.echo(f"  aliases     {', '.join(version.aliases) or '-'}")
+    if version.tags:
+        click.echo(f"  tags        {', '.join(version.tags)}")
     click.echo(f"  size        {human_size(version.size)} in {version.file_count} files")
     if version.new_bytes is not None and version.shared_bytes is not None:
         click.echo(f"  new         {human_size(version.new_bytes)} stored when it was logged")
@@ -244,6 +264,9 @@ def show(obj: Context, ref: str, all_files: bool, as_json: bool) -> None:
     if version.chunking is not None:
         click.echo(f"  chunking    {describe_chunking(version.chunking)}")
     click.echo(f"  created     {version.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    if version.ttl is not None:
+        expires = version.created_at + version.ttl
+        click.echo(f"  expires     {expires:%Y-%m-%d %H:%M:%S} UTC (TTL; 'forebear prune')")
     if version.description:
         click.echo(f"  description {version.description}")
     if version.metadata:
@@ -251,12 +274,16 @@ def show(obj: Context, ref: str, all_files: bool, as_json: bool) -> None:
     for label, runs in (("produced by", producers), ("used by", consumers)):
         names = ", ".join(f"{r['name']} ({r['id']})" for r in runs) or "-"
         click.echo(f"  {label:<11} {names}")
+    purged = {r.path: r for r in version.redactions()}
+    for path, redaction in purged.items():
+        click.echo(f"  redacted    {path}: purged by {redaction.actor} ({redaction.reason})")
     click.echo("  files:")
     limit = None if all_files else SHOWN_FILES
     entries = version.iter_entries() if limit is None else iter(version.entries(0, limit))
     for entry in entries:
         where = f"  -> {entry.uri}" if entry.uri else ""
-        click.echo(f"    {entry.path}  {human_size(entry.size)}{where}")
+        mark = "  [purged]" if entry.path in purged else ""
+        click.echo(f"    {entry.path}  {human_size(entry.size)}{where}{mark}")
     if limit is not None and version.file_count > limit:
         click.echo(
             f"    ... and {version.file_count - limit} more: "
@@ -267,17 +294,29 @@ def show(obj: Context, ref: str, all_files: bool, as_json: bool) -> None:
 @command()
 @click.argument("name")
 @click.option("--project", "-p", help="Project of the artifact.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="TAG", help="Only versions with this tag (repeatable)."
+)
+@click.option("--deleted", is_flag=True, help="Also deleted versions (restorable until gc).")
 @json_option
 @pass_context
-def versions(obj: Context, name: str, project: str | None, as_json: bool) -> None:
+def versions(
+    obj: Context,
+    name: str,
+    project: str | None,
+    tags: tuple[str, ...],
+    deleted: bool,
+    as_json: bool,
+) -> None:
     """List every version of an artifact, oldest first.
 
     \b
     Examples:
       forebear versions iris-raw
       forebear versions iris-rf --project iris --json
+      forebear versions ckpt --deleted
     """
-    found = obj.store().versions(name, project=project)
+    found = obj.store().versions(name, project=project, tags=tags, include_deleted=deleted)
     if as_json:
         emit_json([v.to_dict() for v in found])
         return
@@ -285,7 +324,7 @@ def versions(obj: Context, name: str, project: str | None, as_json: bool) -> Non
         ["version", "aliases", "files", "size", "new", "created", "digest"],
         [
             (
-                v.version,
+                f"{v.version} (deleted)" if v.deleted else v.version,
                 ", ".join(v.aliases),
                 v.file_count,
                 human_size(v.size),

@@ -15,10 +15,12 @@ from ..backend import Backend
 from ..cache import STAT_CACHE, LocalCache
 from ..chunking import DEFAULT_CHUNKING, Chunking, ChunkList
 from ..db import aliases as db_aliases
+from ..db import audit, traversal
 from ..db import chunks as db_chunks
+from ..db import lifecycle as db_lifecycle
 from ..db import projects as db_projects
+from ..db import purges as db_purges
 from ..db import runs as db_runs
-from ..db import traversal
 from ..db import versions as db_versions
 from ..db.engine import (
     CatalogFile,
@@ -35,10 +37,17 @@ from ..errors import InvalidInput, Problem, StoreNotFound
 from ..manifest import ManifestEntry
 from ..objects import open_location
 from ..paths import Ref
-from ..records import LineageData, RunData, VersionData
-from ..reports import GcReport, RepairReport
+from ..records import (
+    AuditEvent,
+    LineageData,
+    Redaction,
+    RetentionPolicy,
+    RunData,
+    VersionData,
+)
+from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
 from ..statcache import StatCache
-from . import collect, commit, identity, repair, verify
+from . import collect, commit, identity, lifecycle, repair, verify
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
@@ -57,6 +66,7 @@ class LocalBackend(Backend):
         create: bool = True,
     ) -> None:
         self.source = settings.source
+        self.actor = config.local_actor()  # who the audit trail says made each change
         self.db_url = settings.db_url
         self.objects_url = settings.objects_url
         self.cache_dir = settings.cache_dir
@@ -111,15 +121,34 @@ class LocalBackend(Backend):
             row = db_versions.get_version(session, ref, default_project)
             return db_versions.load_versions(session, [row.id])[row.id]
 
-    def latest_versions(self, project: str | None, type_: str | None) -> list[VersionData]:
+    def find_version(self, ref: Ref, default_project: str | None) -> VersionData:
         with read_session(self.engine) as session:
-            ids = db_versions.latest_version_ids(session, project, type_)
+            row = db_versions.find_version(session, ref, default_project)
+            return db_versions.load_versions(session, [row.id])[row.id]
+
+    def latest_versions(
+        self,
+        project: str | None,
+        type_: str | None,
+        *,
+        tags: Sequence[str] = (),
+        include_deleted: bool = False,
+    ) -> list[VersionData]:
+        with read_session(self.engine) as session:
+            if tags or include_deleted:
+                ids = db_lifecycle.newest_version_ids(
+                    session, project, type_, tags=tags, include_deleted=include_deleted
+                )
+            else:  # the common case: one indexed lookup of every `latest` alias
+                ids = db_versions.latest_version_ids(session, project, type_)
             return list(db_versions.load_versions(session, ids).values())
 
-    def artifact_versions(self, ref: Ref, default_project: str | None) -> list[VersionData]:
+    def artifact_versions(
+        self, ref: Ref, default_project: str | None, *, include_deleted: bool = False
+    ) -> list[VersionData]:
         with read_session(self.engine) as session:
             artifact = db_projects.get_artifact(session, ref, default_project)
-            rows = db_versions.list_versions(session, artifact.id)
+            rows = db_versions.list_versions(session, artifact.id, include_deleted)
             loaded = db_versions.load_versions(session, [r.id for r in rows])
         return [loaded[r.id] for r in rows]
 
@@ -141,12 +170,26 @@ class LocalBackend(Backend):
     def set_alias(self, version: VersionData, alias: str, run_id: str | None) -> None:
         self.require_writable()
         with write_session(self.engine) as session:
+            _live(session, version)
             db_aliases.set_alias(session, version.artifact_id, alias, version.id, run_id)
+            self._audit_alias(session, version, {"set": alias}, run_id)
 
     def remove_alias(self, version: VersionData, alias: str) -> bool:
         self.require_writable()
         with write_session(self.engine) as session:
-            return db_aliases.remove_alias(session, version.artifact_id, alias, version.id)
+            removed = db_aliases.remove_alias(session, version.artifact_id, alias, version.id)
+            if removed:
+                self._audit_alias(session, version, {"removed": alias}, None)
+            return removed
+
+    def _audit_alias(
+        self, session: Any, version: VersionData, details: dict[str, Any], run_id: str | None
+    ) -> None:
+        audit.record(
+            session, self.actor, "alias", f"{version.project}/{version.ref}",
+            artifact_id=version.artifact_id, version_id=version.id, run_id=run_id,
+            details=details,
+        )  # fmt: skip
 
     def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
         with read_session(self.engine) as session:
@@ -194,9 +237,13 @@ class LocalBackend(Backend):
             row = db_runs.get_run(session, run_id)
             return _run_data(row, db_projects.project_name(session, row.project_id))
 
-    def list_runs(self, project: str | None) -> list[RunData]:
+    def list_runs(self, project: str | None, *, include_deleted: bool = False) -> list[RunData]:
         with read_session(self.engine) as session:
-            return [_run_data(row, name) for row, name in db_runs.list_runs(session, project)]
+            return [
+                _run_data(row, name)
+                for row, name in db_runs.list_runs(session, project)
+                if include_deleted or row.deleted_at is None
+            ]
 
     def update_run(
         self,
@@ -287,6 +334,8 @@ class LocalBackend(Backend):
         project: str,
         run_id: str | None,
         aliases: Sequence[str],
+        tags: Sequence[str] = (),
+        ttl: dt.timedelta | None = None,
         show_progress: bool | None,
     ) -> VersionData:
         return commit.log(
@@ -295,8 +344,110 @@ class LocalBackend(Backend):
             project=project,
             run_id=run_id,
             aliases=aliases,
+            tags=tags,
+            ttl=ttl,
             show_progress=show_progress,
         )
+
+    # -- changing what was committed -----------------------------------------------------
+
+    def tags(self, version_id: int) -> list[str]:
+        with read_session(self.engine) as session:
+            return db_lifecycle.tags_for(session, [version_id])[version_id]
+
+    def redactions(self, version_id: int) -> list[Redaction]:
+        with read_session(self.engine) as session:
+            return db_purges.redactions(session, version_id)
+
+    def edit_version(self, version: VersionData, changes: dict[str, Any]) -> VersionData:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            row = _row(session, version)
+            db_lifecycle.edit(session, row, self.actor, **changes)
+            return db_versions.load_versions(session, [row.id])[row.id]
+
+    def delete_version(self, version: VersionData, *, delete_aliases: bool) -> VersionData:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            row = _row(session, version)
+            db_lifecycle.delete_version(session, row, self.actor, delete_aliases=delete_aliases)
+            return db_versions.load_versions(session, [row.id])[row.id]
+
+    def restore_version(self, version: VersionData) -> VersionData:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            row = _row(session, version)
+            db_lifecycle.restore_version(session, row, self.actor)
+            return db_versions.load_versions(session, [row.id])[row.id]
+
+    def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
+        self.require_writable()
+        deleted: list[str] = []
+        with write_session(self.engine) as session:
+            db_lifecycle.delete_run(session, run_id, self.actor)
+            if delete_outputs:
+                for row in db_runs.versions_of_run(session, run_id, "out"):
+                    if row.deleted_at is None:
+                        db_lifecycle.delete_version(
+                            session, row, self.actor, delete_aliases=True, reason=f"run {run_id}"
+                        )
+                        deleted.append(db_lifecycle.qualified(session, row))
+        return deleted
+
+    def set_retention(
+        self,
+        ref: Ref,
+        default_project: str | None,
+        *,
+        keep_last: int | None,
+        max_age: dt.timedelta | None,
+        keep_aliased: bool,
+    ) -> RetentionPolicy | None:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            artifact = db_projects.get_artifact(session, ref, default_project)
+            target = f"{db_projects.project_name(session, artifact.project_id)}/{artifact.name}"
+            db_lifecycle.set_retention(
+                session, artifact, self.actor, target,
+                keep_last=keep_last, max_age=max_age, keep_aliased=keep_aliased,
+            )  # fmt: skip
+            return db_lifecycle.retention_of(session, artifact.id)
+
+    def retention_policies(self) -> list[RetentionPolicy]:
+        with read_session(self.engine) as session:
+            return [policy for _id, policy in db_lifecycle.all_retention(session)]
+
+    def prune(self, *, dry_run: bool) -> PruneReport:
+        if not dry_run:
+            self.require_writable()
+        return lifecycle.prune(self, dry_run=dry_run)
+
+    def which(self, digest: str) -> list[tuple[VersionData, str]]:
+        held = lifecycle.which(self, digest)
+        with read_session(self.engine) as session:
+            loaded = db_versions.load_versions(session, {version_id for version_id, _ in held})
+        return [(loaded[version_id], path) for version_id, path in held]
+
+    def purge(self, digest: str, reason: str) -> PurgeReport:
+        self.require_writable()
+        return lifecycle.purge(self, digest, reason)
+
+    def audit(
+        self,
+        ref: Ref | None,
+        default_project: str | None,
+        since: dt.datetime | None,
+        *,
+        whole_artifact: bool = False,
+    ) -> list[AuditEvent]:
+        with read_session(self.engine) as session:
+            if ref is None:
+                return audit.events(session, since=since)
+            if whole_artifact:
+                artifact = db_projects.get_artifact(session, ref, default_project)
+                return audit.events(session, artifact_id=artifact.id, since=since)
+            row = db_versions.find_version(session, ref, default_project)
+            return audit.events(session, version_id=row.id, since=since)
 
     # -- the store as a whole ------------------------------------------------------------
 
@@ -325,6 +476,16 @@ class LocalBackend(Backend):
         return frozenset(files)
 
 
+def _row(session: Any, version: VersionData) -> Any:
+    return db_versions.version_row(session, version.id)
+
+
+def _live(session: Any, version: VersionData) -> None:
+    """Refuse to change a version deleted since it was read."""
+    if _row(session, version).deleted_at is not None:
+        raise InvalidInput(f"{version.project}/{version.ref} is deleted; restore it first")
+
+
 def _run_data(row: Any, project: str) -> RunData:
     """A run as read: a running run whose process is gone reads as ``crashed`` (reading
     never writes it down)."""
@@ -343,4 +504,6 @@ def _run_data(row: Any, project: str) -> RunData:
         context=dict(row.context or {}),
         started_at=row.started_at,
         ended_at=row.ended_at,
+        deleted_at=row.deleted_at,
+        deleted_by=row.deleted_by,
     )

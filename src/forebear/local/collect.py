@@ -1,7 +1,9 @@
 """Garbage collection: deleting objects no committed version needs.
 
-An object is kept when a committed version needs it (as a stored file, a manifest or a
-chunk), when a live writer's lease holds it, or when it is younger than the grace period:
+Versions deleted longer ago than the grace period are purged first: their entries go, and
+they stay in the lineage, marked deleted, never to be restored. Then an object is kept when
+a version that is not purged needs it (as a stored file, a manifest or a chunk), when a
+live writer's lease holds it, or when it is younger than the grace period:
 a collector must never take what a writer is about to rely on, nor, through a catalog that
 is not the location's own (refused before this runs anyway), everything at once.
 
@@ -17,6 +19,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..db import chunks as db_chunks
+from ..db import lifecycle as db_lifecycle
+from ..db import versions as db_versions
 from ..db import writers
 from ..db.engine import write_session
 from ..reports import GcReport
@@ -36,7 +40,17 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
     with write_session(backend.engine) as session:
         writers.lock_for_collection(session)
         check_catalog(backend, session)
+        expired = db_lifecycle.versions_to_purge(session, writers.now(session) - grace)
+        loaded = db_versions.load_versions(session, [v.id for v in expired])
+        report.versions = sorted(f"{v.project}/{v.ref}" for v in loaded.values())
+        # a dry run purges too, inside a savepoint it then rolls back: same report
+        purging = session.begin_nested()
+        db_lifecycle.mark_purged(session, expired, backend.actor)
         keep = db_chunks.all_object_digests(session)
+        if dry_run:
+            purging.rollback()
+        else:
+            purging.commit()
         keep |= writers.collect_expired(session, dry_run=dry_run)
         garbage: list[str] = []
         for stored in objects.iter_objects():

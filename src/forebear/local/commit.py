@@ -17,16 +17,19 @@ A crash at any point leaves at most unreachable objects, never a partial version
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .. import ingest, progress
 from ..chunking import ChunkList
+from ..db import audit, lifecycle
 from ..db import chunks as db_chunks
 from ..db import identity as catalog_identity
+from ..db import purges as db_purges
 from ..db import versions as db_versions
 from ..db.engine import Session, read_session, write_session
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StoreError
 from ..paths import check_alias, check_name
 from ..records import VersionData
 from . import identity
@@ -51,11 +54,14 @@ def log(
     project: str,
     run_id: str | None,
     aliases: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    ttl: dt.timedelta | None = None,
     show_progress: bool | None = None,
 ) -> VersionData:
     """Hash and store an artifact's files, then commit the version in one transaction."""
     check_name(project, "project")
     aliases = [check_alias(a) for a in aliases]
+    tags = [check_alias(t, "tag") for t in tags]
     if not len(artifact):
         raise InvalidInput(
             f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
@@ -73,7 +79,12 @@ def log(
 
     with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
         with read_session(backend.engine) as session:
-            known = db_versions.has_version(session, project, artifact.name, prepared.digest)
+            known = db_versions.live_version_id(session, project, artifact.name, prepared.digest)
+            purged = (
+                frozenset(r.digest for r in db_purges.redactions(session, known))
+                if known is not None
+                else frozenset()
+            )
         with Lease(backend.engine) as lease:
             ingest.store_objects(
                 prepared,
@@ -83,7 +94,8 @@ def log(
                 backend.chunking,
                 artifact.name,
                 show,
-                relog=known,
+                relog=known is not None,
+                withheld=purged,
             )
             backend.objects.flush()
             contents = db_versions.Contents(
@@ -98,7 +110,13 @@ def log(
             with write_session(backend.engine) as session:
                 lease.check(session)
                 check_catalog(backend, session)
-                row, _created = db_versions.commit_version(
+                if known is not None and not db_versions.is_live(session, known):
+                    # its objects were only checked, not held: gc may take them now
+                    raise StoreError(
+                        f"{project}/{artifact.name}: the version with this content was deleted "
+                        "while this log ran; log it again"
+                    )
+                row, created = db_versions.commit_version(
                     session,
                     project=project,
                     name=artifact.name,
@@ -109,7 +127,17 @@ def log(
                     metadata=artifact.metadata,
                     run_id=run_id,
                     aliases=aliases,
+                    tags=tags,
+                    ttl=ttl,
                 )
+                details: dict[str, object] = {"created": created, "files": prepared.file_count}
+                if aliases or tags:
+                    details.update(aliases=list(aliases), tags=list(tags))
+                audit.record(
+                    session, backend.actor, "log", lifecycle.qualified(session, row),
+                    artifact_id=row.artifact_id, version_id=row.id, run_id=run_id,
+                    details=details,
+                )  # fmt: skip
                 lease.release(session)
                 data = db_versions.load_versions(session, [row.id])[row.id]
             backend.catalog_file.check()  # the commit went into the file the store opened

@@ -58,7 +58,7 @@ def repair(
     stat_cache = backend.stat_cache
     report = RepairReport()
     versions = list(versions)
-    damage = _find_damage(content, versions, report)
+    damage = _find_damage(content, versions, report, backend)
     objects = content.objects
     for digest, version in damage.manifests.items():
         if _rebuild_manifest(content, version):
@@ -87,8 +87,9 @@ def repair(
 
 
 def _find_damage(
-    content: ContentReader, versions: list[VersionData], report: RepairReport
+    content: ContentReader, versions: list[VersionData], report: RepairReport, backend: LocalBackend
 ) -> _Damage:
+    """What is damaged; purged entries are not damage (their bytes must stay gone)."""
     objects = content.objects
     damage = _Damage()
     manifests = objects.actual_digests(v.digest for v in versions)
@@ -98,11 +99,14 @@ def _find_damage(
             damage.manifests[version.digest] = version
     seen_files: set[str] = set()
     for version in versions:
+        purged = {r.path for r in backend.redactions(version.id)}
         for page in pages(content.iter_entries(version.id), PAGE_ENTRIES):
             lists = content.chunk_lists(page)
             whole: dict[str, tuple[int, str, str]] = {}
             for entry in page:
                 if entry.uri is not None or entry.digest is None or entry.digest in seen_files:
+                    continue
+                if entry.path in purged:
                     continue
                 seen_files.add(entry.digest)
                 chunks = lists.get(entry.digest)

@@ -22,12 +22,14 @@ from .. import progress
 from ..chunking import ChunkList
 from ..db import aliases as db_aliases
 from ..db import chunks as db_chunks
+from ..db import purges as db_purges
 from ..db import runs as db_runs
 from ..db import traversal
 from ..db import versions as db_versions
 from ..db.aliases import LATEST
 from ..db.engine import read_session, write_session
 from ..db.schema import RunRow
+from ..errors import InvalidInput, StoreError
 from ..ingest import trusted
 from ..manifest import Manifest
 from ..objects import TRANSFER_WORKERS
@@ -37,6 +39,7 @@ from ..reports import TransferReport
 from .leases import Lease
 
 if TYPE_CHECKING:
+    from ..backend import Backend
     from .backend import LocalBackend
 
 
@@ -59,9 +62,19 @@ def _select(source: LocalBackend, refs: Sequence[str] | None) -> _Selection:
             for ref in refs:
                 version = db_versions.get_version(session, parse_ref(ref), None)
                 ids |= traversal.closure(session, version.id, upstream=True)
+        # deleted versions stay behind (their lineage edges with them)
         versions = sorted(
-            db_versions.load_versions(session, ids).values(), key=lambda v: (v.created_at, v.id)
+            (v for v in db_versions.load_versions(session, ids).values() if v.deleted_at is None),
+            key=lambda v: (v.created_at, v.id),
         )
+        ids = {v.id for v in versions}
+        redacted = db_purges.redacted_among(session, ids)
+        if redacted:
+            names = ", ".join(sorted(v.ref for v in versions if v.id in redacted))
+            raise InvalidInput(
+                f"{names} hold purged files, whose bytes are gone: push and pull cannot copy "
+                "them; choose other versions, or delete these first"
+            )
         entries = {v.id: Manifest(tuple(db_versions.list_entries(session, v.id))) for v in versions}
         chunk_lists = db_chunks.chunk_lists_for(
             session,
@@ -206,3 +219,14 @@ def _commit(
     with write_session(target.engine) as session:
         lease.release(session)
     target.catalog_file.check()
+
+
+def transfer_between(
+    source: Backend, target: Backend, refs: Sequence[str] | None, *, show_progress: bool | None
+) -> TransferReport:
+    """`transfer` between two backends, both of which must be reached directly."""
+    from .backend import LocalBackend
+
+    if not (isinstance(source, LocalBackend) and isinstance(target, LocalBackend)):
+        raise StoreError("push and pull copy between stores this process reaches directly")
+    return transfer(source, target, refs, show_progress=show_progress)

@@ -31,13 +31,15 @@ from ..errors import (
     StoreError,
 )
 from ..hashing import BLOCK_SIZE
+from ..records import AuditEvent
 from ..store import Store
 from ..units import human_size
-from ..views import ArtifactVersion, Run
+from ..views import ArtifactVersion, Run, purged_message
 from .security import Guard, host_names
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50  # versions and runs per page
+AUDIT_SHOWN = 50  # newest events of an artifact on its page (all of them: /audit)
 ARTIFACTS_PAGE_SIZE = 200  # the home page links every artifact of all but the largest stores
 FILES_PAGE_SIZE = 200
 
@@ -80,6 +82,16 @@ def _version_json(version: ArtifactVersion) -> dict[str, Any]:
     return {**version.to_dict(), "url": version_url(version.project, version.name, version.version)}
 
 
+def _event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "details": event.details,
+    }
+
+
 def _run_json(run: Run) -> dict[str, Any]:
     return {**run.to_dict(), "url": run_url(run.id)}
 
@@ -102,11 +114,19 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         return HTMLResponse(body)
 
     def find_version(request: Request) -> ArtifactVersion:
+        """The version a page names; a deleted one too (shown as deleted), by number."""
         params = request.path_params
         ref = f"{params['project']}/{params['name']}:{params['version']}"
         try:
             return store.artifact(ref)
         except (NotFound, InvalidInput) as exc:
+            try:
+                every = store.versions(params["name"], params["project"], include_deleted=True)
+            except (NotFound, InvalidInput):
+                every = []
+            for version in every:
+                if version.deleted and version.version == params["version"]:
+                    return version
             raise HTTPException(404, str(exc)) from exc
 
     # -- data behind the pages -----------------------------------------------------------
@@ -116,8 +136,9 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         text = query.get("q", "").strip().lower()
         type_ = query.get("type") or None
         alias = query.get("alias", "").strip()
+        tag = query.get("tag", "").strip()
         project = query.get("project") or None
-        every = store.artifacts(project=project)
+        every = store.artifacts(project=project, tags=[tag] if tag else ())
         types = sorted({v.type for v in every})
         projects = sorted({v.project for v in every})
         chosen = [
@@ -135,21 +156,39 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             "total": listing["total"],
             "types": types,
             "projects": projects,
-            "filters": {"q": text, "type": type_ or "", "alias": alias, "project": project or ""},
+            "filters": {
+                "q": text,
+                "type": type_ or "",
+                "alias": alias,
+                "tag": tag,
+                "project": project or "",
+            },
         }
 
     def artifact_data(request: Request) -> dict[str, Any]:
         params = request.path_params
+        deleted = request.query_params.get("deleted") == "1"
         try:
-            versions = store.versions(params["name"], project=params["project"])
+            every = store.versions(params["name"], params["project"], include_deleted=True)
             history = store.alias_history(params["name"], project=params["project"])
+            events = store.audit(f"{params['project']}/{params['name']}")
         except (NotFound, InvalidInput) as exc:
             raise HTTPException(404, str(exc)) from exc
+        versions = [v for v in every if deleted or not v.deleted]
         listing = _paginate(list(reversed(versions)), _page(request), PAGE_SIZE)
+        policy = [
+            p
+            for p in store.retention()
+            if (p.project, p.name) == (params["project"], params["name"])
+        ]
         return {
             "project": params["project"],
             "name": params["name"],
-            "type": versions[-1].type,
+            "type": every[-1].type,
+            "show_deleted": deleted,
+            "deleted_count": sum(v.deleted for v in every),
+            "retention": policy[0]._asdict() if policy else None,
+            "audit": [_event_json(e) for e in reversed(events[-AUDIT_SHOWN:])],
             "versions": listing["items"],
             "page": listing["page"],
             "pages": listing["pages"],
@@ -167,7 +206,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             "pages": pages,
             "total": version.file_count,
         }
-        others = store.versions(version.name, project=version.project)
+        others = [] if version.deleted else store.versions(version.name, project=version.project)
         against = request.query_params.get("diff")
         diff = None
         if against:
@@ -192,6 +231,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             "consumers": version.consumers,
             "others": [v.version for v in others if v.version != version.version],
             "diff": diff,
+            "purged": {r.path: r._asdict() for r in version.redactions()},
+            "audit": [_event_json(e) for e in store.audit(version.qualified_ref)],
         }
 
     def lineage_data(request: Request) -> dict[str, Any]:
@@ -206,8 +247,11 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
 
     def runs_data(request: Request) -> dict[str, Any]:
         project = request.query_params.get("project") or None
-        listing = _paginate(list(reversed(store.runs(project=project))), _page(request), PAGE_SIZE)
+        deleted = request.query_params.get("deleted") == "1"
+        found = store.runs(project=project, include_deleted=deleted)
+        listing = _paginate(list(reversed(found)), _page(request), PAGE_SIZE)
         return {
+            "show_deleted": deleted,
             "runs": listing["items"],
             "page": listing["page"],
             "pages": listing["pages"],
@@ -220,6 +264,16 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
         return {"run": run, "inputs": run.inputs, "outputs": run.outputs}
+
+    def audit_data(request: Request) -> dict[str, Any]:
+        events = list(reversed(store.audit()))  # newest first on the page
+        listing = _paginate(events, _page(request), PAGE_SIZE)
+        return {
+            "events": [_event_json(e) for e in listing["items"]],
+            "page": listing["page"],
+            "pages": listing["pages"],
+            "total": listing["total"],
+        }
 
     # -- HTML pages ------------------------------------------------------------------------
 
@@ -254,10 +308,15 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
     async def file(request: Request) -> Response:
         version = find_version(request)
         path = request.path_params["path"]
+        if version.deleted:
+            raise HTTPException(410, f"{version.ref} is deleted; restore it to read its files")
         try:
             entry = version.entry(path)
         except (NotFound, InvalidInput) as exc:
             raise HTTPException(404, str(exc)) from exc
+        for redaction in version.redactions():
+            if redaction.path == entry.path:
+                raise HTTPException(410, purged_message(version.ref, redaction))
         # open() checks every byte before the first is handed over: a corrupted object is
         # refused here, never half-sent as good
         stream = version.open(path)
@@ -301,6 +360,11 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             "producers": [_run_json(r) for r in data["producers"]],
             "consumers": [_run_json(r) for r in data["consumers"]],
             "diff": data["diff"],
+            "purged": {
+                path: {**r, "purged_at": r["purged_at"].isoformat()}
+                for path, r in data["purged"].items()
+            },
+            "audit": data["audit"],
         }
 
     def shape_lineage(data: dict[str, Any]) -> Any:
@@ -352,12 +416,14 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         Route(version_path + "/files/{path:path}", file),
         Route("/runs", html("runs.html", runs_data)),
         Route("/runs/{run_id}", html("run.html", run_data)),
+        Route("/audit", html("audit.html", audit_data)),
         Route("/api/artifacts", api(home_data, shape_home)),
         Route("/api/artifacts/{project}/{name}", api(artifact_data, shape_artifact)),
         Route("/api" + version_path, api(version_data, shape_version)),
         Route("/api" + version_path + "/lineage", api(lineage_data, shape_lineage)),
         Route("/api/runs", api(runs_data, shape_runs)),
         Route("/api/runs/{run_id}", api(run_data, shape_run)),
+        Route("/api/audit", api(audit_data, lambda data: data)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(
