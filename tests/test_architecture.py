@@ -115,7 +115,18 @@ LAYERS = (
         "context",
     ],
     ["local"],
-    ["store", "views", "editing", "lifecycle", "run", "active", "lineage", "render", "testing"],
+    [
+        "store",
+        "views",
+        "editing",
+        "lifecycle",
+        "registry",
+        "run",
+        "active",
+        "lineage",
+        "render",
+        "testing",
+    ],
     ["cli", "web", "__main__"],
 )
 

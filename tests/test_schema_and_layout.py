@@ -57,12 +57,12 @@ def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
 
 def test_public_names_are_pinned() -> None:
     expected = {
-        "Artifact", "ArtifactNotFound", "ArtifactVersion", "AuditEvent", "Diff", "ForebearError",
-        "ForebearWarning", "GraphvizNotFound", "IntegrityError", "InvalidInput", "InvalidName",
-        "InvalidPath", "InvalidRef", "Lineage", "Manifest", "ManifestEntry", "NotFound",
-        "ObjectNotFound", "Problem", "RenderError", "Run", "RunNotFound", "RunStateError",
-        "Store", "StoreError", "StoreNotFound", "StoreVersionError", "VersionNotFound",
-        "__version__", "finish", "init", "log", "log_artifact", "open", "use_artifact",
+        "Artifact", "ArtifactNotFound", "ArtifactVersion", "AuditEvent", "Delivery", "Diff",
+        "ForebearError", "ForebearWarning", "GraphvizNotFound", "IntegrityError", "InvalidInput",
+        "InvalidName", "InvalidPath", "InvalidRef", "Lineage", "Manifest", "ManifestEntry",
+        "NotFound", "ObjectNotFound", "PermissionDenied", "Problem", "RenderError", "Run",
+        "RunNotFound", "RunStateError", "Store", "StoreError", "StoreNotFound",
+        "StoreVersionError", "VersionNotFound", "Webhook", "__version__", "finish", "init", "log", "log_artifact", "open", "use_artifact",
     }  # fmt: skip
     assert set(forebear.__all__) == expected
     for name in expected:

@@ -21,6 +21,7 @@ from .errors import (
     InvalidRef,
     NotFound,
     ObjectNotFound,
+    PermissionDenied,
     Problem,
     RenderError,
     RunNotFound,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .artifacts import Artifact
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
-    from .records import AuditEvent
+    from .records import AuditEvent, Delivery, Webhook
     from .run import finish, init, log, log_artifact, use_artifact
     from .store import Store, open
     from .views import ArtifactVersion, Run
@@ -46,6 +47,7 @@ _LAZY = {
     "Artifact": "artifacts",
     "ArtifactVersion": "views",
     "AuditEvent": "records",
+    "Delivery": "records",
     "Diff": "manifest",
     "Lineage": "lineage",
     "Manifest": "manifest",
@@ -58,6 +60,7 @@ _LAZY = {
     "log_artifact": "run",
     "open": "store",
     "use_artifact": "run",
+    "Webhook": "records",
 }
 
 
@@ -79,6 +82,7 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactVersion",
     "AuditEvent",
+    "Delivery",
     "Diff",
     "ForebearError",
     "ForebearWarning",
@@ -93,6 +97,7 @@ __all__ = [
     "ManifestEntry",
     "NotFound",
     "ObjectNotFound",
+    "PermissionDenied",
     "Problem",
     "RenderError",
     "Run",
@@ -103,6 +108,7 @@ __all__ = [
     "StoreNotFound",
     "StoreVersionError",
     "VersionNotFound",
+    "Webhook",
     "__version__",
     "finish",
     "init",

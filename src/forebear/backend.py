@@ -29,11 +29,13 @@ if TYPE_CHECKING:
     from .paths import Ref
     from .records import (
         AuditEvent,
+        Delivery,
         LineageData,
         Redaction,
         RetentionPolicy,
         RunData,
         VersionData,
+        Webhook,
     )
     from .reports import GcReport, PruneReport, PurgeReport, RepairReport
     from .statcache import StatCache
@@ -67,6 +69,10 @@ class Backend(ABC):
     @abstractmethod
     def get_version(self, ref: Ref, default_project: str | None) -> VersionData:
         """The version a ref names; `ArtifactNotFound` / `VersionNotFound` otherwise."""
+
+    @abstractmethod
+    def version_by_id(self, version_id: int) -> VersionData:
+        """A version by its catalog id, deleted or not."""
 
     @abstractmethod
     def find_version(self, ref: Ref, default_project: str | None) -> VersionData:
@@ -104,12 +110,74 @@ class Backend(ABC):
         """A version's aliases, ``latest`` first."""
 
     @abstractmethod
-    def set_alias(self, version: VersionData, alias: str, run_id: str | None) -> None:
-        """Point ``alias`` at ``version`` (a move is recorded in the history)."""
+    def set_alias(
+        self,
+        version: VersionData,
+        alias: str,
+        run_id: str | None,
+        *,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> None:
+        """Point ``alias`` at ``version`` (a move is recorded in the history with its actor
+        and reason); `PermissionDenied` for a protected alias without ``force``."""
 
     @abstractmethod
-    def remove_alias(self, version: VersionData, alias: str) -> bool:
+    def remove_alias(
+        self, version: VersionData, alias: str, *, reason: str | None = None, force: bool = False
+    ) -> bool:
         """Remove ``alias`` from ``version``; False if it does not point there."""
+
+    @abstractmethod
+    def version_at(self, ref: Ref, default_project: str | None, at: dt.datetime) -> VersionData:
+        """The version a ref named at moment ``at`` (aliases from their history)."""
+
+    # -- the registry --------------------------------------------------------------------
+
+    @abstractmethod
+    def link(
+        self,
+        version_id: int,
+        collection: str,
+        *,
+        aliases: Sequence[str],
+        reason: str | None,
+        run_id: str | None,
+    ) -> VersionData:
+        """The registry version of ``collection`` linking a version (new, or the one
+        already there), with ``aliases`` moved to it."""
+
+    @abstractmethod
+    def protect_alias(
+        self, ref: Ref, default_project: str | None, alias: str, *, protect: bool
+    ) -> bool:
+        """Protect (or unprotect) an alias of an artifact; False if nothing changed."""
+
+    @abstractmethod
+    def protected_aliases(self, ref: Ref, default_project: str | None) -> list[str]:
+        """The artifact's protected aliases."""
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_webhook(self, url: str, events: Sequence[str], secret: str) -> Webhook:
+        """Register a receiver of signed POSTs for these events."""
+
+    @abstractmethod
+    def webhooks(self) -> list[Webhook]:
+        """The receivers (never their secrets)."""
+
+    @abstractmethod
+    def remove_webhook(self, webhook_id: int) -> Webhook:
+        """Stop sending to a receiver (its delivery log stays)."""
+
+    @abstractmethod
+    def deliveries(self, webhook_id: int | None, limit: int) -> list[Delivery]:
+        """The delivery log, newest first."""
+
+    @abstractmethod
+    def deliver_webhooks(self, *, due_only: bool) -> list[Delivery]:
+        """Send queued deliveries now (every one, or only those due); the attempts made."""
 
     @abstractmethod
     def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:

@@ -92,6 +92,10 @@ class IntegrityError(ForebearError):
         self.problems = list(problems)
 
 
+class PermissionDenied(ForebearError, PermissionError):
+    """Not allowed: a protected alias moved without force, or a role without the right."""
+
+
 class StoreError(ForebearError, OSError):
     """The store cannot be reached or is misconfigured."""
 

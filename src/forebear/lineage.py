@@ -75,6 +75,11 @@ def build_lineage(found: LineageData, type_: str | None = None) -> Lineage:
         else (version_nodes[version_id], run_nodes[run_pk])
         for run_pk, direction, version_id in edges
     )
+    graph.add_edges_from(
+        (version_nodes[source], version_nodes[link], {"kind": "link"})
+        for source, link in found.links
+        if source in version_nodes and link in version_nodes
+    )
     root = versions[found.root]
     lineage = Lineage(graph, f"{root.project}/{root.ref}")
     return lineage.only_type(type_) if type_ is not None else lineage

@@ -20,6 +20,9 @@ def is_name(name: object) -> bool:
     return isinstance(name, str) and bool(_NAME_RE.fullmatch(name))
 
 
+REGISTRY = "registry"  # the reserved project whose collections hold links
+
+
 def check_name(name: object, kind: str = "artifact") -> str:
     """Return ``name`` unchanged if it is a valid project or artifact name."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):

@@ -35,6 +35,7 @@ class VersionData(NamedTuple):
     deleted_by: str | None = None
     purged_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
+    source_version_id: int | None = None  # set on a registry version: the version it links
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -89,6 +90,8 @@ class LineageData(NamedTuple):
     aliases: dict[int, list[str]]
     runs: dict[int, RunSummary]
     edges: set[tuple[int, str, int]]
+    # registry links among the versions: (source version id, registry version id)
+    links: frozenset[tuple[int, int]] = frozenset()
 
 
 class AuditEvent(NamedTuple):
@@ -123,3 +126,37 @@ class Redaction(NamedTuple):
     reason: str
     actor: str
     purged_at: dt.datetime
+
+
+WEBHOOK_EVENTS = ("version.logged", "version.linked", "alias.moved", "version.deleted")
+
+
+class Webhook(NamedTuple):
+    """A receiver of event POSTs (its secret is never handed out)."""
+
+    id: int
+    url: str
+    events: list[str]
+    created_at: dt.datetime
+    created_by: str
+
+
+class Delivery(NamedTuple):
+    """One event sent (or still to send) to one webhook."""
+
+    id: int
+    webhook_id: int
+    event: str
+    created_at: dt.datetime
+    attempts: int
+    delivered_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None  # None once delivered
+    last_status: int | None
+    last_error: str | None
+    body: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        if self.delivered_at is not None:
+            return "delivered"
+        return "failing" if self.attempts else "pending"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import GraphvizNotFound, RenderError
+from .paths import REGISTRY
 
 if TYPE_CHECKING:
     import graphviz
@@ -70,7 +71,9 @@ def version_label(data: dict[str, Any]) -> str:
     aliases = [a for a in data.get("aliases", [])]
     suffix = f" ({', '.join(aliases)})" if aliases else ""
     deleted = " [deleted]" if data.get("deleted") else ""
-    return f"{data['ref']}{suffix}{deleted}"
+    # registry versions keep their project in view: they share names with models
+    ref = f"{REGISTRY}/{data['ref']}" if data.get("project") == REGISTRY else data["ref"]
+    return f"{ref}{suffix}{deleted}"
 
 
 def run_status(data: dict[str, Any]) -> str:
@@ -132,8 +135,11 @@ def _digraph(graph: nx.DiGraph, root: str, link: Link | None = None) -> graphviz
                 tooltip=_text(f"run {data['id']}"),
                 **border,
             )
-    for src, dst in sorted(graph.edges):
-        dot.edge(ids[src], ids[dst])
+    for src, dst, edge in sorted(graph.edges(data=True), key=lambda e: (e[0], e[1])):
+        if edge.get("kind") == "link":  # a registry version and the source it links
+            dot.edge(ids[src], ids[dst], label="link", style="dashed", fontsize="9")
+        else:
+            dot.edge(ids[src], ids[dst])
     with dot.subgraph(name="cluster_legend") as legend:
         legend.attr(label="legend", fontsize="10", style="dashed", color="#94a3b8")
         for i, type_ in enumerate(sorted(types_seen)):
@@ -224,8 +230,9 @@ def to_mermaid(graph: nx.DiGraph, root: str) -> str:
             lines.append(f'    {ids[node]}["{label}"]')
         else:
             lines.append(f'    {ids[node]}(["{_mermaid_text(run_label(data))}"])')
-    for src, dst in sorted(graph.edges):
-        lines.append(f"    {ids[src]} --> {ids[dst]}")
+    for src, dst, edge in sorted(graph.edges(data=True), key=lambda e: (e[0], e[1])):
+        arrow = "-. link .->" if edge.get("kind") == "link" else "-->"
+        lines.append(f"    {ids[src]} {arrow} {ids[dst]}")
     lines.append(f"    style {ids[root]} stroke:{ROOT_BORDER},stroke-width:3px")
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,7 @@ from .artifacts import Artifact
 from .config import default_project
 from .errors import InvalidInput, RunStateError
 from .jsonvalues import json_dict
-from .paths import check_name
+from .paths import REGISTRY, check_name
 from .store import Store, open
 from .views import ArtifactVersion, Run
 
@@ -51,6 +51,12 @@ def init(
     if project is None:
         project = default_project()
     project = check_name(project, "project")
+    if project == REGISTRY:
+        raise InvalidInput(
+            f"project {REGISTRY!r} is reserved for the registry, which holds links only: "
+            "log into your own project, then link the version ('forebear link REF "
+            "registry/NAME', or version.link('registry/NAME'))"
+        )
     if store is None:
         target = Store()
     elif isinstance(store, Store):

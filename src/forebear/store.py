@@ -8,6 +8,7 @@ interface (`backend.Backend`), so another backend serves the same API.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from .lineage import Lineage, build_lineage
 from .local import LocalBackend
 from .paths import parse_ref
 from .records import VersionData
+from .registry import StoreRegistry, check_moment
 from .reports import RepairReport, TransferReport
 from .urls import redact
 from .views import ArtifactVersion, Run
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from .statcache import StatCache
 
 
-class Store(StoreLifecycle):
+class Store(StoreLifecycle, StoreRegistry):
     """Where artifacts live: a SQL catalog (``db_url``) and an object location
     (``objects_url``), created on first use (unless ``create`` is false). See
     `forebear.open` for the short form."""
@@ -141,12 +143,23 @@ class Store(StoreLifecycle):
         run = active.current()
         return run.project if run is not None else None
 
-    def artifact(self, ref: str | ArtifactVersion, project: str | None = None) -> ArtifactVersion:
+    def artifact(
+        self,
+        ref: str | ArtifactVersion,
+        project: str | None = None,
+        *,
+        at: dt.datetime | None = None,
+    ) -> ArtifactVersion:
         """The version a ref names: ``name`` (latest), ``name:v3``, ``name:alias``,
-        ``project/name:...``."""
+        ``project/name:...``; with ``at`` (an aware datetime), the one it named at that
+        moment (``registry/model:production`` last Tuesday)."""
         if isinstance(ref, ArtifactVersion):
             return ref
-        data = self.backend.get_version(parse_ref(ref), project or self._default_project())
+        default = project or self._default_project()
+        if at is not None:
+            data = self.backend.version_at(parse_ref(ref), default, check_moment(at))
+        else:
+            data = self.backend.get_version(parse_ref(ref), default)
         return ArtifactVersion(self, data)
 
     def _version(self, data: VersionData) -> ArtifactVersion:

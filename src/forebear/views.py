@@ -21,6 +21,7 @@ from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
 from .paths import check_alias, normalise_entry_path
 from .records import Redaction, RunData, VersionData
+from .registry import Linkable, RunRegistry
 
 if TYPE_CHECKING:
     from .lineage import Lineage
@@ -30,7 +31,7 @@ LATEST = "latest"  # the alias forebear keeps on each artifact's newest version
 STATUSES = ("running", "finished", "failed", "crashed")
 
 
-class ArtifactVersion(Editable):
+class ArtifactVersion(Editable, Linkable):
     """One version of an artifact, e.g. ``iris-rf:v0``: its files never change; its
     description, metadata, tags, aliases and TTL can be edited, then `save`d."""
 
@@ -226,17 +227,20 @@ class ArtifactVersion(Editable):
 
     # -- aliases ----------------------------------------------------------------------
 
-    def add_alias(self, alias: str) -> None:
+    def add_alias(self, alias: str, *, reason: str | None = None, force: bool = False) -> None:
         """Point ``alias`` at this version now (moving it from another version of the
-        artifact; every move is kept in the alias history)."""
-        self._store.backend.set_alias(self._data, check_alias(alias), None)
+        artifact; every move is kept in the alias history, with who moved it and
+        ``reason``). A protected alias moves only with ``force=True``."""
+        self._store.backend.set_alias(
+            self._data, check_alias(alias), None, reason=reason, force=force
+        )
         self._handed.pop("aliases", None)
 
-    def remove_alias(self, alias: str) -> None:
+    def remove_alias(self, alias: str, *, reason: str | None = None, force: bool = False) -> None:
         check_alias(alias)
         if alias == LATEST:
             raise InvalidInput("'latest' is maintained automatically and cannot be removed")
-        if not self._store.backend.remove_alias(self._data, alias):
+        if not self._store.backend.remove_alias(self._data, alias, reason=reason, force=force):
             raise NotFound(f"{self.ref} has no alias {alias!r} (it has {self.aliases})")
         self._handed.pop("aliases", None)
 
@@ -323,6 +327,7 @@ class ArtifactVersion(Editable):
             "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
             "deleted_by": self.deleted_by,
             "redacted": self.redacted,
+            "source": self.source.qualified_ref if self.source is not None else None,
         }
 
 
@@ -334,7 +339,7 @@ def purged_message(ref: str, redaction: Redaction) -> str:
     )
 
 
-class Run:
+class Run(RunRegistry):
     """One execution of a script: what it read (`use_artifact`) and wrote (`log_artifact`)."""
 
     def __init__(

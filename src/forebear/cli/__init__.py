@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import lifecycle, runs, store, versions  # each registers its commands on the group
+from . import lifecycle, registry, runs, store, versions  # each registers its commands on the group
 from .app import cli, main
 
-__all__ = ["cli", "lifecycle", "main", "runs", "store", "versions"]
+__all__ = ["cli", "lifecycle", "main", "registry", "runs", "store", "versions"]

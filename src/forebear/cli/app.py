@@ -7,6 +7,7 @@ inside commands, so `forebear --help` stays fast.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -82,8 +83,9 @@ def store_options(command: F) -> F:
 # `forebear --help` lists commands in the order they are learnt, not alphabetically.
 ORDER = (
     "init", "log", "ls", "show", "versions", "get", "alias", "tag", "edit", "diff",
-    "lineage", "runs", "run", "status", "delete", "restore", "retention", "prune", "gc",
-    "which", "purge", "audit", "delete-run", "verify", "repair", "push", "pull", "cache", "ui",
+    "lineage", "runs", "run", "status", "link", "protect", "history", "webhook", "delete",
+    "restore", "retention", "prune", "gc", "which", "purge", "audit", "delete-run", "verify",
+    "repair", "push", "pull", "cache", "ui",
 )  # fmt: skip
 
 
@@ -176,3 +178,17 @@ def _quiet_broken_pipe() -> NoReturn:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise SystemExit(1)
+
+
+def parse_moment(text: str | None) -> dt.datetime | None:
+    """A moment from the command line: an ISO date or time (UTC unless it says), or a
+    duration ago (``7d``, ``12h``)."""
+    if text is None:
+        return None
+    from ..units import parse_duration
+
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return dt.datetime.now(dt.timezone.utc) - parse_duration(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)

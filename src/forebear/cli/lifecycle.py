@@ -8,7 +8,7 @@ import json
 
 import click
 
-from .app import Context, command, fail, json_option, pass_context
+from .app import Context, command, fail, json_option, parse_moment, pass_context
 from .output import emit_json, table
 
 
@@ -378,7 +378,7 @@ def audit(obj: Context, ref: str | None, since: str | None, as_json: bool) -> No
       forebear audit iris-rf:v3
       forebear audit iris-rf --since 7d --json
     """
-    events = obj.store(create=False).audit(ref, since=_since(since))
+    events = obj.store(create=False).audit(ref, since=parse_moment(since))
     if as_json:
         emit_json(
             [
@@ -409,15 +409,3 @@ def audit(obj: Context, ref: str | None, since: str | None, as_json: bool) -> No
             for e in events
         ],
     )
-
-
-def _since(text: str | None) -> dt.datetime | None:
-    if text is None:
-        return None
-    from ..units import parse_duration
-
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return dt.datetime.now(dt.timezone.utc) - parse_duration(text)
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)

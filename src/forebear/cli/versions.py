@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..links import LINK_TYPES
-from .app import Context, command, json_option, pass_context
+from .app import Context, command, json_option, parse_moment, pass_context
 from .output import describe_chunking, emit_json, human_size, table
 
 # `show` lists this many files unless asked for all.
@@ -225,9 +225,15 @@ def _nothing_listed(
     is_flag=True,
     help=f"List every file (by default the first {SHOWN_FILES}).",
 )
+@click.option(
+    "--at",
+    "at",
+    metavar="WHEN",
+    help="The version REF named then: an ISO date or time (UTC), or a duration ago (7d).",
+)
 @json_option
 @pass_context
-def show(obj: Context, ref: str, all_files: bool, as_json: bool) -> None:
+def show(obj: Context, ref: str, all_files: bool, at: str | None, as_json: bool) -> None:
     """Show one version: metadata, producers, consumers and files.
 
     REF is NAME, NAME:v3, NAME:ALIAS or PROJECT/NAME:REF (see 'forebear --help').
@@ -236,8 +242,9 @@ def show(obj: Context, ref: str, all_files: bool, as_json: bool) -> None:
     Examples:
       forebear show iris-rf:best
       forebear show iris/iris-raw:v2 --all
+      forebear show registry/fraud-detector:production --at 2026-11-24T12:00
     """
-    version = obj.store().artifact(ref)
+    version = obj.store().artifact(ref, at=parse_moment(at))
     producers = [r.to_dict() for r in version.producers]
     consumers = [r.to_dict() for r in version.consumers]
     if as_json:
@@ -253,6 +260,9 @@ def show(obj: Context, ref: str, all_files: bool, as_json: bool) -> None:
     click.echo(f"{version.project}/{version.ref}  [{version.type}]")
     click.echo(f"  digest      {version.digest} ({version.hash_algorithm})")
     click.echo(f"  aliases     {', '.join(version.aliases) or '-'}")
+    source = version.source
+    if source is not None:
+        click.echo(f"  links       {source.qualified_ref}")
     if version.tags:
         click.echo(f"  tags        {', '.join(version.tags)}")
     click.echo(f"  size        {human_size(version.size)} in {version.file_count} files")
@@ -374,31 +384,49 @@ def get(obj: Context, ref: str, dest: str | None, link: str, as_json: bool) -> N
 @click.argument("ref")
 @click.argument("alias_name", metavar="ALIAS")
 @click.option("--remove", is_flag=True, help="Remove the alias from that version instead.")
+@click.option("--reason", metavar="TEXT", help="Why it moves (kept in the alias history).")
+@click.option("--force", is_flag=True, help="Move a protected alias (see 'forebear protect').")
 @json_option
 @pass_context
-def alias(obj: Context, ref: str, alias_name: str, remove: bool, as_json: bool) -> None:
+def alias(
+    obj: Context,
+    ref: str,
+    alias_name: str,
+    remove: bool,
+    reason: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Point ALIAS at the version REF names.
 
-    Moving an alias is kept in the artifact's alias history.
+    Every move is kept in the artifact's alias history, with who moved it and why
+    ('forebear history NAME'). A protected alias moves only with --force.
 
     \b
     Examples:
       forebear alias iris-rf:v3 best
       forebear alias iris-rf:v3 best --remove
+      forebear alias registry/fraud-detector:v4 production --force --reason "passed shadow test"
     """
     version = obj.store().artifact(ref)
     if remove:
-        version.remove_alias(alias_name)
+        version.remove_alias(alias_name, reason=reason, force=force)
     else:
-        version.add_alias(alias_name)
+        version.add_alias(alias_name, reason=reason, force=force)
     if as_json:
         emit_json(
-            {"ref": version.ref, "alias": alias_name, "removed": remove, "aliases": version.aliases}
+            {
+                "ref": version.ref,
+                "alias": alias_name,
+                "removed": remove,
+                "aliases": version.aliases,
+                "reason": reason,
+            }
         )
     elif remove:
-        click.echo(f"removed {alias_name!r} from {version.ref}")
+        click.echo(f"removed {alias_name!r} from {version.qualified_ref}")
     else:
-        click.echo(f"{version.name}:{alias_name} -> {version.ref}")
+        click.echo(f"{version.project}/{version.name}:{alias_name} -> {version.qualified_ref}")
 
 
 @command(short_help="Show files added, removed and modified between versions.")

@@ -39,6 +39,28 @@ def record(
     )
 
 
+def row(
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    target: str,
+    artifact_id: int,
+    version_id: int,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """One event as a row for `record_many`."""
+    return {
+        "at": at,
+        "actor": actor[:256],
+        "action": action,
+        "target": target[:600],
+        "artifact_id": artifact_id,
+        "version_id": version_id,
+        "run_id": None,
+        "details": details,
+    }
+
+
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
     """Append many events at once (rows with every column but ``id``)."""
     if rows:

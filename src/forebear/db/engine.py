@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc, text
@@ -20,7 +21,7 @@ __all__ = ["Engine", "Session"]  # the types other layers hold without importing
 from ..errors import StoreError, StoreNotFound, StoreVersionError
 
 # The newest migration; a test checks it matches the migrations folder.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 BUSY_TIMEOUT_SECONDS = 60
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation
@@ -165,15 +166,29 @@ def writer(engine: Engine) -> Engine:
     return engine
 
 
+_AFTER_COMMIT: weakref.WeakKeyDictionary[Engine, Callable[[dict[str, Any]], None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def after_commit(engine: Engine, callback: Callable[[dict[str, Any]], None]) -> None:
+    """Call ``callback(session.info)`` after each write transaction on ``engine`` commits
+    (the webhook sender learns of queued events this way, never before they are durable)."""
+    _AFTER_COMMIT[engine] = callback
+
+
 @contextlib.contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """One write transaction: committed on success, rolled back on any error."""
     with (
         translate_db_errors(engine),
         Session(writer(engine), expire_on_commit=False) as session,
-        session.begin(),
     ):
-        yield session
+        with session.begin():
+            yield session
+        callback = _AFTER_COMMIT.get(engine)
+        if callback is not None and session.info:
+            callback(dict(session.info))
 
 
 @contextlib.contextmanager

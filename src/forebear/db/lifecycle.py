@@ -15,16 +15,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, RunNotFound, VersionNotFound
-from ..records import RetentionPolicy
-from . import audit, bulk
-from .aliases import LATEST, lock_artifact, remove_alias, set_alias
+from . import audit, bulk, webhooks
+from .aliases import LATEST, artifact_name, lock_artifact, remove_alias, set_alias
 from .schema import (
     AliasRow,
     ArtifactRow,
-    EntryRow,
     ProjectRow,
-    RedactionRow,
-    RetentionRow,
     RunRow,
     TagRow,
     VersionRow,
@@ -177,7 +173,7 @@ def edit(
         if added or removed:
             changes["tags"] = {"added": added, "removed": removed}
     if aliases is not _UNSET:
-        moved = _edit_aliases(session, version, aliases, run_id)
+        moved = _edit_aliases(session, version, aliases, run_id, actor)
         if moved:
             changes["aliases"] = moved
     if changes:
@@ -191,7 +187,7 @@ def edit(
 
 
 def _edit_aliases(
-    session: Session, version: VersionRow, wanted: Sequence[str], run_id: str | None
+    session: Session, version: VersionRow, wanted: Sequence[str], run_id: str | None, actor: str
 ) -> dict[str, list[str]]:
     have = set(
         session.execute(select(AliasRow.name).where(AliasRow.version_id == version.id)).scalars()
@@ -204,9 +200,9 @@ def _edit_aliases(
     added = sorted(target - have)
     removed = sorted(have - target)
     for alias in added:
-        set_alias(session, version.artifact_id, alias, version.id, run_id)
+        set_alias(session, version.artifact_id, alias, version.id, run_id, actor=actor)
     for alias in removed:
-        remove_alias(session, version.artifact_id, alias, version.id)
+        remove_alias(session, version.artifact_id, alias, version.id, actor=actor)
     return {"added": added, "removed": removed} if added or removed else {}
 
 
@@ -242,6 +238,12 @@ def delete_version(
     name = qualified(session, version)
     if version.deleted_at is not None:
         raise InvalidInput(f"{name} is deleted already")
+    links = links_of(session, version.id)
+    if links:
+        raise InvalidInput(
+            f"{name} is linked into the registry as {', '.join(links)}: unlink it first "
+            f"(delete the registry version: 'forebear delete {links[0]}')"
+        )
     aliases = user_aliases(session, version.id)
     if aliases and not delete_aliases:
         listed = ", ".join(aliases)
@@ -250,7 +252,7 @@ def delete_version(
             "delete_aliases=True (CLI: --delete-aliases)"
         )
     for alias in aliases:
-        remove_alias(session, version.artifact_id, alias, version.id)
+        remove_alias(session, version.artifact_id, alias, version.id, actor=actor, reason=reason)
     version.deleted_at = utcnow()
     version.deleted_by = actor[:256]
     session.flush()
@@ -258,6 +260,7 @@ def delete_version(
     details: dict[str, Any] = {"aliases_removed": aliases} if aliases else {}
     if reason:
         details["by"] = reason
+    webhooks.queue(session, "version.deleted", actor, {"version": name, **details})
     audit.record(
         session, actor, "delete", name,
         artifact_id=version.artifact_id, version_id=version.id, details=details,
@@ -285,7 +288,7 @@ def delete_many(
         ).all()
         removed: dict[int, list[str]] = {}
         for name, version_id in aliased:
-            remove_alias(session, artifact_id, name, version_id)
+            remove_alias(session, artifact_id, name, version_id, actor=actor, reason="prune")
             removed.setdefault(version_id, []).append(name)
         session.execute(
             update(VersionRow)
@@ -294,48 +297,16 @@ def delete_many(
             bulk.ids_param(session, ids),
         )
         _point_latest_at_newest(session, artifact_id)
-        prefix = _artifact_name(session, artifact_id)
+        prefix = artifact_name(session, artifact_id)
         for row in rows:
             details: dict[str, Any] = {"by": reasons[row.id]} if row.id in reasons else {}
             if removed.get(row.id):
                 details["aliases_removed"] = sorted(removed[row.id])
-            events.append(
-                _event(
-                    stamp, actor, "delete", f"{prefix}:v{row.number}", artifact_id, row.id, details
-                )
-            )
+            target = f"{prefix}:v{row.number}"
+            events.append(audit.row(stamp, actor, "delete", target, artifact_id, row.id, details))
+            webhooks.queue(session, "version.deleted", actor, {"version": target, **details})
     audit.record_many(session, events)
     session.expire_all()
-
-
-def _artifact_name(session: Session, artifact_id: int) -> str:
-    project, name = session.execute(
-        select(ProjectRow.name, ArtifactRow.name)
-        .join(ArtifactRow, ArtifactRow.project_id == ProjectRow.id)
-        .where(ArtifactRow.id == artifact_id)
-    ).one()
-    return f"{project}/{name}"
-
-
-def _event(
-    at: dt.datetime,
-    actor: str,
-    action: str,
-    target: str,
-    artifact_id: int,
-    version_id: int,
-    details: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "at": at,
-        "actor": actor[:256],
-        "action": action,
-        "target": target,
-        "artifact_id": artifact_id,
-        "version_id": version_id,
-        "run_id": None,
-        "details": details,
-    }
 
 
 def restore_version(session: Session, version: VersionRow, actor: str) -> None:
@@ -402,185 +373,11 @@ def delete_run(session: Session, run_id: str, actor: str) -> RunRow:
 # -- retention and expiry -------------------------------------------------------------------
 
 
-def set_retention(
-    session: Session,
-    artifact: ArtifactRow,
-    actor: str,
-    target: str,
-    *,
-    keep_last: int | None,
-    max_age: dt.timedelta | None,
-    keep_aliased: bool,
-) -> None:
-    row = session.get(RetentionRow, artifact.id)
-    if keep_last is None and max_age is None:
-        if row is not None:
-            session.delete(row)
-    elif row is None:
-        session.add(
-            RetentionRow(
-                artifact_id=artifact.id,
-                keep_last=keep_last,
-                max_age_seconds=_seconds(max_age),
-                keep_aliased=keep_aliased,
-            )
-        )
-    else:
-        row.keep_last = keep_last
-        row.max_age_seconds = _seconds(max_age)
-        row.keep_aliased = keep_aliased
-    session.flush()
-    details = {
-        "keep_last": keep_last,
-        "max_age_seconds": _seconds(max_age),
-        "keep_aliased": keep_aliased,
-    }
-    audit.record(session, actor, "retention", target, artifact_id=artifact.id, details=details)
-
-
-def _seconds(value: dt.timedelta | None) -> float | None:
-    return None if value is None else value.total_seconds()
-
-
-def retention_of(session: Session, artifact_id: int) -> RetentionPolicy | None:
-    found = session.execute(
-        select(RetentionRow, ProjectRow.name, ArtifactRow.name)
-        .join(ArtifactRow, ArtifactRow.id == RetentionRow.artifact_id)
-        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
-        .where(RetentionRow.artifact_id == artifact_id)
-    ).first()
-    return None if found is None else _policy(*found)
-
-
-def all_retention(session: Session) -> list[tuple[int, RetentionPolicy]]:
+def links_of(session: Session, version_id: int) -> list[str]:
+    """The live registry versions that link this version, by name."""
     rows = session.execute(
-        select(RetentionRow, ProjectRow.name, ArtifactRow.name)
-        .join(ArtifactRow, ArtifactRow.id == RetentionRow.artifact_id)
-        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
-        .order_by(ProjectRow.name, ArtifactRow.name)
-    ).all()
-    return [(row.artifact_id, _policy(row, project, name)) for row, project, name in rows]
-
-
-def _policy(row: RetentionRow, project: str, name: str) -> RetentionPolicy:
-    age = None if row.max_age_seconds is None else dt.timedelta(seconds=row.max_age_seconds)
-    return RetentionPolicy(project, name, row.keep_last, age, bool(row.keep_aliased))
-
-
-def prune_candidates(session: Session, now: dt.datetime) -> list[tuple[VersionRow, str]]:
-    """The live versions retention or TTL would delete now, with the rule that does:
-    ``ttl`` (past its expiry, no user alias), ``keep_last`` or ``max_age`` (an artifact's
-    policy; never its newest version, and not aliased ones when ``keep_aliased``)."""
-    aliased = set(
-        session.execute(select(AliasRow.version_id).where(AliasRow.name != LATEST)).scalars()
-    )
-    chosen: dict[int, tuple[VersionRow, str]] = {}
-    expired = session.execute(
         select(VersionRow).where(
-            VersionRow.deleted_at.is_(None),
-            VersionRow.expires_at.is_not(None),
-            VersionRow.expires_at <= now,
+            VersionRow.source_version_id == version_id, VersionRow.deleted_at.is_(None)
         )
     ).scalars()
-    for version in expired:
-        if version.id not in aliased:
-            chosen[version.id] = (version, "ttl")
-    for artifact_id, policy in all_retention(session):
-        live = list(
-            session.execute(
-                select(VersionRow)
-                .where(VersionRow.artifact_id == artifact_id, VersionRow.deleted_at.is_(None))
-                .order_by(VersionRow.number.desc())
-            ).scalars()
-        )
-        counted = 0
-        for position, version in enumerate(live):
-            if position == 0:  # the newest version stays whatever the policy says
-                counted += 1
-                continue
-            if policy.keep_aliased and version.id in aliased:
-                continue
-            counted += 1
-            if policy.keep_last is not None and counted > policy.keep_last:
-                chosen.setdefault(version.id, (version, "keep_last"))
-            elif policy.max_age is not None and version.created_at < now - policy.max_age:
-                chosen.setdefault(version.id, (version, "max_age"))
-    return sorted(chosen.values(), key=lambda pair: pair[0].id)
-
-
-def unique_bytes(session: Session, version_ids: Sequence[int]) -> int:
-    """Bytes of the stored files only these versions hold (no other unpurged version
-    does): what gc frees once their grace period is over."""
-    if not version_ids:
-        return 0
-    wanted = set(version_ids)
-    digests: dict[str, int] = {}
-    query = select(EntryRow.digest, EntryRow.size).where(
-        EntryRow.version_id.in_(bulk.id_list(session)), EntryRow.uri.is_(None)
-    )
-    for digest, size in bulk.rows_for(session, query, wanted):
-        if digest is not None:
-            digests[digest] = size
-    if not digests:
-        return 0
-    others = (
-        select(EntryRow.digest)
-        .join(VersionRow, VersionRow.id == EntryRow.version_id)
-        .where(
-            EntryRow.digest.in_(bulk.string_list(session)),
-            VersionRow.purged_at.is_(None),
-            VersionRow.id.not_in(wanted),
-        )
-        .distinct()
-    )
-    shared = {row[0] for row in bulk.rows_for_strings(session, others, set(digests))}
-    return sum(size for digest, size in digests.items() if digest not in shared)
-
-
-def versions_to_purge(session: Session, cutoff: dt.datetime) -> list[VersionRow]:
-    """Deleted versions whose grace period is over and whose bytes gc has not purged."""
-    return list(
-        session.execute(
-            select(VersionRow)
-            .where(
-                VersionRow.deleted_at.is_not(None),
-                VersionRow.deleted_at <= cutoff,
-                VersionRow.purged_at.is_(None),
-            )
-            .with_for_update()  # a restore committing meanwhile takes the row out of the set
-        ).scalars()
-    )
-
-
-def mark_purged(session: Session, versions: Sequence[VersionRow], actor: str) -> None:
-    """gc purges deleted versions: their entries go (their bytes are collected in the same
-    pass), the version stays as a node of the lineage, marked deleted. A few statements for
-    every thousand versions."""
-    stamp = utcnow()
-    names: dict[int, str] = {}
-    events = []
-    for start in range(0, len(versions), 1000):
-        batch = versions[start : start + 1000]
-        ids = [v.id for v in batch]
-        params = bulk.ids_param(session, ids)
-        for table in (EntryRow, RedactionRow):
-            session.execute(
-                delete(table).where(table.version_id.in_(bulk.id_list(session))), params
-            )
-        session.execute(
-            update(VersionRow)
-            .where(VersionRow.id.in_(bulk.id_list(session)))
-            .values(purged_at=stamp),
-            params,
-        )
-        for version in batch:
-            if version.artifact_id not in names:
-                names[version.artifact_id] = _artifact_name(session, version.artifact_id)
-            target = f"{names[version.artifact_id]}:v{version.number}"
-            events.append(
-                _event(
-                    stamp, actor, "gc", target, version.artifact_id, version.id, {"purged": True}
-                )
-            )
-    audit.record_many(session, events)
-    session.expire_all()
+    return [qualified(session, row) for row in rows]

@@ -9,7 +9,7 @@ from ..errors import (
     ArtifactNotFound,
     InvalidInput,
 )
-from ..paths import Ref
+from ..paths import REGISTRY, Ref
 from .bulk import insert_ignoring_duplicates
 from .schema import (
     ArtifactRow,
@@ -90,6 +90,8 @@ def get_artifact(session: Session, ref: Ref, default_project: str | None) -> Art
         for artifact, project_name in candidates:
             if project_name == default_project:
                 return artifact
+    if len(candidates) > 1:  # a collection shares its model's name: the model is meant
+        candidates = [c for c in candidates if c[1] != REGISTRY] or candidates
     if len(candidates) == 1:
         return candidates[0][0]
     if not candidates:

@@ -148,6 +148,11 @@ class VersionRow(Base):
     purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # After this moment `prune` deletes the version (its TTL), unless it has user aliases.
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A registry version links this source version: same digest and entries, no bytes
+    # copied; lineage passes through the link.
+    source_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("versions.id"), nullable=True, index=True
+    )
 
 
 class EntryRow(Base):
@@ -200,6 +205,9 @@ class AliasHistoryRow(Base):
     )
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
     moved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who moved it and why (null for moves recorded before 0006).
+    actor: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class RunRow(Base):
@@ -356,3 +364,52 @@ class AuditRow(Base):
     version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(8), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ProtectedAliasRow(Base):
+    """An alias of one artifact that moves only when forced (a maintainer's, on a server)."""
+
+    __tablename__ = "protected_aliases"
+
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    protected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    protected_by: Mapped[str] = mapped_column(String(256))
+
+
+class WebhookRow(Base):
+    """A receiver of signed event POSTs. Removing one keeps its delivery log."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    # HMAC key for the signature; never shown, logged or audited.
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(256))
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeliveryRow(Base):
+    """One event for one webhook (the outbox): written in the transaction of the change it
+    reports, sent until a receiver answers 2xx, never sent again after that."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index(None, "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"))
+    event: Mapped[str] = mapped_column(String(64))
+    # The exact JSON body sent (and signed) on every attempt.
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A sender's claim, so two processes do not send one delivery at once.
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

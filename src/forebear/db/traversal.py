@@ -8,7 +8,10 @@ Two shapes of query, chosen from measurements:
 - `closure`: an ids-only recursive CTE, for when only the set of versions matters.
 
 Both follow edges through runs: upstream goes version <-out- run <-in- version, downstream
-the other way. Neither loads more of the graph than the part asked about.
+the other way. They also cross registry links (a registry version's upstream is the source
+it links; a link counts as one hop): links are few, so they are followed with one extra
+query per hop in the walk, and in a short loop around the closure query. Neither loads
+more of the graph than the part asked about.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import and_, exists, select, text
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput
 from . import bulk
-from .schema import EdgeRow
+from .schema import EdgeRow, VersionRow
 
 CHUNK = 50_000  # ids per frontier query
 
 # (run_pk, direction, version_id), as stored in the edges table.
 Edge = tuple[int, str, int]
+# (source version id, registry version id)
+Link = tuple[int, int]
 
 
 def directions(upstream: bool) -> tuple[str, str]:
@@ -41,6 +46,35 @@ class Walk:
 
     distances: dict[int, int] = field(default_factory=dict)
     edges: set[Edge] = field(default_factory=set)
+    links: set[Link] = field(default_factory=set)
+
+
+def has_links(session: Session) -> bool:
+    """Whether any registry link exists (most stores: none, and walks skip link queries)."""
+    return bool(
+        session.execute(select(exists().where(VersionRow.source_version_id.is_not(None)))).scalar()
+    )
+
+
+def links_from(session: Session, version_ids: Iterable[int], upstream: bool) -> set[Link]:
+    """The links one hop from these versions: to their sources (upstream), or from the
+    registry versions that link them (downstream)."""
+    ids = set(version_ids)
+    if not ids:
+        return set()
+    if upstream:
+        query = select(VersionRow.source_version_id, VersionRow.id).where(
+            VersionRow.id.in_(bulk.id_list(session)), VersionRow.source_version_id.is_not(None)
+        )
+    else:
+        query = select(VersionRow.source_version_id, VersionRow.id).where(
+            VersionRow.source_version_id.in_(bulk.id_list(session))
+        )
+    return {(source, link) for source, link in bulk.rows_for(session, query, ids)}
+
+
+def _far_ends(links: set[Link], upstream: bool) -> set[int]:
+    return {source if upstream else link for source, link in links}
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
@@ -83,9 +117,17 @@ def walk(
     found = Walk(distances={start: 0})
     frontier = [start]
     hop = 0
+    linked = has_links(session)
     while frontier and (depth is None or hop < depth):
         hop += 1
         next_frontier: list[int] = []
+        if linked:
+            links = links_from(session, frontier, upstream)
+            found.links |= links
+            for version_id in _far_ends(links, upstream):
+                if version_id not in found.distances:
+                    found.distances[version_id] = hop
+                    next_frontier.append(version_id)
         for rows in _frontier_rows(session, step, frontier):
             if with_edges:
                 for version_id, run_pk, far_version in rows:
@@ -120,9 +162,40 @@ _CLOSURE = text(
 
 def closure(session: Session, start: int, upstream: bool) -> set[int]:
     """Every version reachable from ``start`` (itself included): ids only, no distances."""
+    return _with_links(session, _edge_closure(session, start, upstream), upstream)
+
+
+def _edge_closure(session: Session, start: int, upstream: bool) -> set[int]:
     near_dir, far_dir = directions(upstream)
     rows = session.execute(_CLOSURE, {"start": start, "near": near_dir, "far": far_dir})
     return {int(version_id) for (version_id,) in rows}
+
+
+def _with_links(session: Session, members: set[int], upstream: bool) -> set[int]:
+    """``members`` grown across registry links until nothing new is reached."""
+    if not has_links(session):
+        return members
+    checked: set[int] = set()
+    while True:
+        fresh = members - checked
+        checked |= fresh
+        crossed = _far_ends(links_from(session, fresh, upstream), upstream) - members
+        if not crossed:
+            return members
+        for version_id in crossed:
+            members |= _edge_closure(session, version_id, upstream)
+
+
+def links_among(session: Session, version_ids: Iterable[int]) -> set[Link]:
+    """The links whose both ends are among these versions."""
+    members = set(version_ids)
+    if not has_links(session):
+        return set()
+    return {
+        (source, link)
+        for source, link in links_from(session, members, upstream=True)
+        if source in members
+    }
 
 
 def edges_among(session: Session, version_ids: Iterable[int], upstream: bool) -> set[Edge]:
@@ -163,7 +236,19 @@ _FROM_RUN = text(
 def _reached_from_run(session: Session, run_pk: int, version_id: int, upstream: bool) -> bool:
     near_dir, far_dir = directions(upstream)
     params = {"run": run_pk, "version": version_id, "near": near_dir, "far": far_dir}
-    return session.execute(_FROM_RUN, params).first() is not None
+    if session.execute(_FROM_RUN, params).first() is not None:
+        return True
+    if not has_links(session):
+        return False
+    # across registry links too: start from the run's own far-side versions
+    starts = select(EdgeRow.version_id).where(
+        EdgeRow.run_pk == run_pk, EdgeRow.direction == far_dir
+    )
+    reached: set[int] = set()
+    for (start,) in session.execute(starts).all():
+        if start not in reached:
+            reached |= closure(session, start, upstream)
+    return version_id in reached
 
 
 def run_descends_from(session: Session, run_pk: int, version_id: int) -> bool:

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from ..chunking import Chunking, ChunkList
 from ..errors import (
     IntegrityError,
+    InvalidInput,
     VersionNotFound,
 )
 from ..hashing import HASH_ALGORITHM
 from ..manifest import ManifestEntry, checked_entry
-from ..paths import Ref, is_name, is_version, version_number
+from ..paths import REGISTRY, Ref, is_name, is_version, version_number
 from ..records import VersionData
 from . import bulk, traversal
 from .aliases import LATEST, set_alias
@@ -82,6 +83,7 @@ _VERSION_COLUMNS = (
     VersionRow.deleted_by,
     VersionRow.purged_at,
     VersionRow.expires_at,
+    VersionRow.source_version_id,
 )
 
 
@@ -181,6 +183,7 @@ def commit_version(
     aliases: Iterable[str],
     tags: Iterable[str] = (),
     ttl: dt.timedelta | None = None,
+    actor: str | None = None,
 ) -> tuple[VersionRow, bool]:
     """Insert a version (or find the one with the same content), its entries, the run's
     output edge, the alias moves and tags, all in the caller's transaction; a ``ttl``
@@ -208,7 +211,7 @@ def commit_version(
         if created or not traversal.run_descends_from(session, pk, version.id):
             add_edge(session, pk, version.id, "out")
     for alias in [LATEST, *aliases]:
-        set_alias(session, version.artifact_id, alias, version.id, run_id)
+        set_alias(session, version.artifact_id, alias, version.id, run_id, actor=actor)
     for tag in sorted(set(tags)):
         if session.get(TagRow, (version.id, tag)) is None:
             session.add(TagRow(version_id=version.id, name=tag))
@@ -274,6 +277,11 @@ def _find_or_insert_version(
 ) -> tuple[VersionRow, bool]:
     """The artifact's version with this digest, or a new one numbered inside this
     transaction (the artifact row is locked, so numbers stay unique and gapless)."""
+    if project == REGISTRY:
+        raise InvalidInput(
+            f"project {REGISTRY!r} holds links only: log into your own project, then link "
+            "the version into the registry"
+        )
     project_row = get_or_create_project(session, project)
     artifact = get_or_create_artifact(session, project_row, name, type_)
     version = session.execute(

@@ -20,11 +20,14 @@ from ..db import chunks as db_chunks
 from ..db import lifecycle as db_lifecycle
 from ..db import projects as db_projects
 from ..db import purges as db_purges
+from ..db import registry as db_registry
+from ..db import retention as db_retention
 from ..db import runs as db_runs
 from ..db import versions as db_versions
 from ..db.engine import (
     CatalogFile,
     Engine,
+    after_commit,
     ensure_schema,
     make_engine,
     read_only_reason,
@@ -47,13 +50,14 @@ from ..records import (
 )
 from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
 from ..statcache import StatCache
-from . import collect, commit, identity, lifecycle, repair, verify
+from . import collect, commit, identity, lifecycle, repair, verify, webhooks
+from .registry import LocalRegistry
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalRegistry, Backend):
     """A store whose catalog and objects this process reaches directly."""
 
     def __init__(
@@ -101,8 +105,11 @@ class LocalBackend(Backend):
         self.store_id = identity.bind(
             self.objects, self.engine, writable=self.read_only is None, create=create
         )
+        self.sender = webhooks.Sender(self.engine)
+        after_commit(self.engine, self.sender.after_commit)
 
     def close(self) -> None:
+        self.sender.close()
         self.engine.dispose()
 
     def require_writable(self) -> None:
@@ -119,6 +126,11 @@ class LocalBackend(Backend):
     def get_version(self, ref: Ref, default_project: str | None) -> VersionData:
         with read_session(self.engine) as session:
             row = db_versions.get_version(session, ref, default_project)
+            return db_versions.load_versions(session, [row.id])[row.id]
+
+    def version_by_id(self, version_id: int) -> VersionData:
+        with read_session(self.engine) as session:
+            row = db_versions.version_row(session, version_id)
             return db_versions.load_versions(session, [row.id])[row.id]
 
     def find_version(self, ref: Ref, default_project: str | None) -> VersionData:
@@ -167,20 +179,41 @@ class LocalBackend(Backend):
         with read_session(self.engine) as session:
             return db_aliases.aliases_of(session, version_id)
 
-    def set_alias(self, version: VersionData, alias: str, run_id: str | None) -> None:
+    def set_alias(
+        self,
+        version: VersionData,
+        alias: str,
+        run_id: str | None,
+        *,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> None:
         self.require_writable()
         with write_session(self.engine) as session:
             _live(session, version)
-            db_aliases.set_alias(session, version.artifact_id, alias, version.id, run_id)
-            self._audit_alias(session, version, {"set": alias}, run_id)
+            db_aliases.set_alias(
+                session, version.artifact_id, alias, version.id, run_id,
+                actor=self.actor, reason=reason, force=force,
+            )  # fmt: skip
+            self._audit_alias(session, version, _moved("set", alias, reason, force), run_id)
 
-    def remove_alias(self, version: VersionData, alias: str) -> bool:
+    def remove_alias(
+        self, version: VersionData, alias: str, *, reason: str | None = None, force: bool = False
+    ) -> bool:
         self.require_writable()
         with write_session(self.engine) as session:
-            removed = db_aliases.remove_alias(session, version.artifact_id, alias, version.id)
+            removed = db_aliases.remove_alias(
+                session, version.artifact_id, alias, version.id,
+                actor=self.actor, reason=reason, force=force,
+            )  # fmt: skip
             if removed:
-                self._audit_alias(session, version, {"removed": alias}, None)
+                self._audit_alias(session, version, _moved("removed", alias, reason, force), None)
             return removed
+
+    def version_at(self, ref: Ref, default_project: str | None, at: dt.datetime) -> VersionData:
+        with read_session(self.engine) as session:
+            row = db_registry.version_at_moment(session, ref, default_project, at)
+            return db_versions.load_versions(session, [row.id])[row.id]
 
     def _audit_alias(
         self, session: Any, version: VersionData, details: dict[str, Any], run_id: str | None
@@ -320,10 +353,11 @@ class LocalBackend(Backend):
                     members = set(found.distances)
                     edges |= found.edges
                 version_ids |= members
+            links = traversal.links_among(session, version_ids)
             versions = db_versions.load_versions(session, version_ids)
             aliases = db_aliases.aliases_for(session, version_ids)
             runs = db_runs.load_run_summaries(session, {run_pk for run_pk, _, _ in edges})
-        return LineageData(version_id, versions, aliases, runs, set(edges))
+        return LineageData(version_id, versions, aliases, runs, set(edges), frozenset(links))
 
     # -- writing -------------------------------------------------------------------------
 
@@ -407,15 +441,15 @@ class LocalBackend(Backend):
         with write_session(self.engine) as session:
             artifact = db_projects.get_artifact(session, ref, default_project)
             target = f"{db_projects.project_name(session, artifact.project_id)}/{artifact.name}"
-            db_lifecycle.set_retention(
+            db_retention.set_retention(
                 session, artifact, self.actor, target,
                 keep_last=keep_last, max_age=max_age, keep_aliased=keep_aliased,
             )  # fmt: skip
-            return db_lifecycle.retention_of(session, artifact.id)
+            return db_retention.retention_of(session, artifact.id)
 
     def retention_policies(self) -> list[RetentionPolicy]:
         with read_session(self.engine) as session:
-            return [policy for _id, policy in db_lifecycle.all_retention(session)]
+            return [policy for _id, policy in db_retention.all_retention(session)]
 
     def prune(self, *, dry_run: bool) -> PruneReport:
         if not dry_run:
@@ -507,3 +541,12 @@ def _run_data(row: Any, project: str) -> RunData:
         deleted_at=row.deleted_at,
         deleted_by=row.deleted_by,
     )
+
+
+def _moved(change: str, alias: str, reason: str | None, force: bool) -> dict[str, Any]:
+    details: dict[str, Any] = {change: alias}
+    if reason:
+        details["reason"] = reason
+    if force:
+        details["forced"] = True
+    return details

@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..db import chunks as db_chunks
-from ..db import lifecycle as db_lifecycle
+from ..db import retention as db_retention
 from ..db import versions as db_versions
 from ..db import writers
 from ..db.engine import write_session
@@ -40,12 +40,12 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
     with write_session(backend.engine) as session:
         writers.lock_for_collection(session)
         check_catalog(backend, session)
-        expired = db_lifecycle.versions_to_purge(session, writers.now(session) - grace)
+        expired = db_retention.versions_to_purge(session, writers.now(session) - grace)
         loaded = db_versions.load_versions(session, [v.id for v in expired])
         report.versions = sorted(f"{v.project}/{v.ref}" for v in loaded.values())
         # a dry run purges too, inside a savepoint it then rolls back: same report
         purging = session.begin_nested()
-        db_lifecycle.mark_purged(session, expired, backend.actor)
+        db_retention.mark_purged(session, expired, backend.actor)
         keep = db_chunks.all_object_digests(session)
         if dry_run:
             purging.rollback()

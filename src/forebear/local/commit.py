@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .. import ingest, progress
 from ..chunking import ChunkList
-from ..db import audit, lifecycle
+from ..db import audit, lifecycle, webhooks
 from ..db import chunks as db_chunks
 from ..db import identity as catalog_identity
 from ..db import purges as db_purges
@@ -129,15 +129,23 @@ def log(
                     aliases=aliases,
                     tags=tags,
                     ttl=ttl,
+                    actor=backend.actor,
                 )
                 details: dict[str, object] = {"created": created, "files": prepared.file_count}
                 if aliases or tags:
                     details.update(aliases=list(aliases), tags=list(tags))
+                name = lifecycle.qualified(session, row)
                 audit.record(
-                    session, backend.actor, "log", lifecycle.qualified(session, row),
+                    session, backend.actor, "log", name,
                     artifact_id=row.artifact_id, version_id=row.id, run_id=run_id,
                     details=details,
                 )  # fmt: skip
+                if created:
+                    webhooks.queue(
+                        session, "version.logged", backend.actor,
+                        {"version": name, "digest": row.digest, "run": run_id,
+                         "aliases": list(aliases), "files": prepared.file_count},
+                    )  # fmt: skip
                 lease.release(session)
                 data = db_versions.load_versions(session, [row.id])[row.id]
             backend.catalog_file.check()  # the commit went into the file the store opened

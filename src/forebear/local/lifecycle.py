@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..db import lifecycle as db_lifecycle
 from ..db import purges as db_purges
+from ..db import retention as db_retention
 from ..db import versions as db_versions
 from ..db import writers
 from ..db.engine import read_session, write_session
@@ -27,10 +28,10 @@ def prune(backend: LocalBackend, *, dry_run: bool) -> PruneReport:
     """Soft-delete the versions TTL and retention policies say have expired."""
     report = PruneReport(dry_run=dry_run)
     with write_session(backend.engine) as session:
-        candidates = db_lifecycle.prune_candidates(session, writers.now(session))
+        candidates = db_retention.prune_candidates(session, writers.now(session))
         ids = [version.id for version, _rule in candidates]
         loaded = db_versions.load_versions(session, ids)
-        report.bytes = db_lifecycle.unique_bytes(session, ids)
+        report.bytes = db_retention.unique_bytes(session, ids)
         for version, rule in candidates:
             data = loaded[version.id]
             report.versions.append(f"{data.project}/{data.ref}")

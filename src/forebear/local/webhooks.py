@@ -1,0 +1,118 @@
+"""Sending webhook deliveries: signed JSON POSTs from the outbox in the catalog.
+
+After a write transaction that queued deliveries commits, a background thread of this
+process sends the due ones; `close()` gives it a few seconds to finish. Whatever it does not
+send (the process died, the receiver was down) stays queued: the next process that changes
+the store, or `forebear webhook deliver`, sends it. A delivery answered 2xx is never sent
+again; others wait 10 s, 20 s, 40 s ... (at most an hour) between attempts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import hmac
+import threading
+import weakref
+from typing import Any
+
+from ..db import webhooks as db_webhooks
+from ..db.engine import Engine, write_session
+
+TIMEOUT_SECONDS = 10.0
+SIGNATURE_HEADER = "X-Forebear-Signature"
+EVENT_HEADER = "X-Forebear-Event"
+DELIVERY_HEADER = "X-Forebear-Delivery"
+
+
+def signature(secret: str, body: bytes) -> str:
+    """``sha256=<hex>``: HMAC-SHA256 of the exact body, keyed with the webhook's secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send_pending(engine: Engine, *, due_only: bool) -> list[int]:
+    """Send what is queued (only what is due, or everything now); the ids attempted."""
+    import httpx2  # only a process that sends pays for the import
+
+    attempted: list[int] = []
+    with httpx2.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+        while True:
+            with write_session(engine) as session:
+                batch = db_webhooks.claim(session, due_only=due_only, skip=attempted)
+            if not batch:
+                return attempted
+            for delivery_id, url, secret, event, body in batch:
+                attempted.append(delivery_id)
+                status, error = _post(client, url, secret, event, delivery_id, body.encode())
+                with write_session(engine) as session:
+                    db_webhooks.settle(session, delivery_id, status, error)
+
+
+def _post(
+    client: Any, url: str, secret: str, event: str, delivery_id: int, body: bytes
+) -> tuple[int | None, str | None]:
+    import httpx2
+
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "forebear-webhook",
+        SIGNATURE_HEADER: signature(secret, body),
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: str(delivery_id),
+    }
+    try:
+        response = client.post(url, content=body, headers=headers)
+    except httpx2.HTTPError as error:  # unreachable, refused, timed out: try again later
+        return None, f"{type(error).__name__}: {error}"
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+_SENDERS: weakref.WeakSet[Sender] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_sending() -> None:
+    """A script that ends right after a change still sends its events (within the timeout)."""
+    for sender in list(_SENDERS):
+        sender.close()
+
+
+class Sender:
+    """Sends due deliveries in a background thread after each commit that queued some."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.again = False
+        _SENDERS.add(self)
+
+    def after_commit(self, info: dict[str, Any]) -> None:
+        if not info.get(db_webhooks.QUEUED):
+            return
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive():
+                self.again = True
+                return
+            self.again = False
+            self.thread = threading.Thread(target=self._run, name="forebear-webhooks", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                send_pending(self.engine, due_only=True)
+            except Exception:  # noqa: BLE001 - queued deliveries wait for the next sender
+                return
+            with self.lock:
+                if not self.again:
+                    self.thread = None
+                    return
+                self.again = False
+
+    def close(self, timeout: float = TIMEOUT_SECONDS) -> None:
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)
