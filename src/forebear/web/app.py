@@ -31,6 +31,7 @@ from ..errors import (
     StoreError,
 )
 from ..hashing import BLOCK_SIZE
+from ..paths import REGISTRY
 from ..records import AuditEvent
 from ..store import Store
 from ..units import human_size
@@ -40,6 +41,7 @@ from .security import Guard, host_names
 HERE = Path(__file__).parent
 PAGE_SIZE = 50  # versions and runs per page
 AUDIT_SHOWN = 50  # newest events of an artifact on its page (all of them: /audit)
+MOVES_SHOWN = 10  # newest alias moves of a collection on the registry page
 ARTIFACTS_PAGE_SIZE = 200  # the home page links every artifact of all but the largest stores
 FILES_PAGE_SIZE = 200
 
@@ -184,6 +186,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         return {
             "project": params["project"],
             "name": params["name"],
+            "protected": store.protected_aliases(f"{params['project']}/{params['name']}"),
             "type": every[-1].type,
             "show_deleted": deleted,
             "deleted_count": sum(v.deleted for v in every),
@@ -221,8 +224,10 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
                 "removed": changes.removed,
                 "modified": changes.modified,
             }
+        source = version.source
         return {
             "version": version,
+            "source": source,
             "entries": listing["items"],
             "page": listing["page"],
             "pages": listing["pages"],
@@ -264,6 +269,44 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
         return {"run": run, "inputs": run.inputs, "outputs": run.outputs}
+
+    def registry_data(request: Request) -> dict[str, Any]:
+        """Each collection: what every alias points at now (and the source it links), where
+        it pointed before, which aliases are protected, and the latest moves."""
+        collections = []
+        for latest in store.artifacts(project=REGISTRY):
+            name = f"{REGISTRY}/{latest.name}"
+            moves = [m for m in store.alias_history(name) if m["alias"] != "latest"]
+            before = {m["alias"]: m["previous"] for m in moves if m["version"] is not None}
+            aliases: list[dict[str, Any]] = []
+            for version in store.versions(name):
+                source = version.source
+                for alias in version.aliases:
+                    if alias == "latest":
+                        continue
+                    aliases.append(
+                        {
+                            "alias": alias,
+                            "version": version.version,
+                            "source": source.qualified_ref if source else None,
+                            "source_url": version_url(source.project, source.name, source.version)
+                            if source
+                            else None,
+                            "before": before.get(alias),
+                        }
+                    )
+            collections.append(
+                {
+                    "name": latest.name,
+                    "type": latest.type,
+                    "latest": latest.version,
+                    "versions": int(latest.version[1:]) + 1,
+                    "protected": store.protected_aliases(name),
+                    "aliases": sorted(aliases, key=lambda a: str(a["alias"])),
+                    "moves": list(reversed(moves[-MOVES_SHOWN:])),
+                }
+            )
+        return {"collections": collections}
 
     def audit_data(request: Request) -> dict[str, Any]:
         events = list(reversed(store.audit()))  # newest first on the page
@@ -353,6 +396,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
     def shape_version(data: dict[str, Any]) -> dict[str, Any]:
         return {
             "version": _version_json(data["version"]),
+            "source": data["source"].qualified_ref if data["source"] else None,
             "entries": [e.to_dict() for e in data["entries"]],
             "page": data["page"],
             "pages": data["pages"],
@@ -417,6 +461,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         Route("/runs", html("runs.html", runs_data)),
         Route("/runs/{run_id}", html("run.html", run_data)),
         Route("/audit", html("audit.html", audit_data)),
+        Route("/registry", html("registry.html", registry_data)),
+        Route("/api/registry", api(registry_data, lambda data: data)),
         Route("/api/artifacts", api(home_data, shape_home)),
         Route("/api/artifacts/{project}/{name}", api(artifact_data, shape_artifact)),
         Route("/api" + version_path, api(version_data, shape_version)),
