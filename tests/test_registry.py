@@ -132,6 +132,28 @@ def test_a_linked_source_cannot_be_deleted_or_pruned_until_unlinked(
     assert store.verify() == []
 
 
+def test_push_carries_links_into_another_store(
+    store: forebear.Store, make_tree: TreeMaker, tmp_path: Path
+) -> None:
+    model = make_tree("m", {"model.pkl": "w0"})
+    source = train(store, model)
+    reg = source.link("registry/fraud-detector", aliases=["production"])
+    with forebear.init(project="serving", name="score", store=store) as run:
+        run.use_model("registry/fraud-detector:production", root=tmp_path / "dl")
+        (tmp_path / "scores.csv").write_text("0.1")
+        scores = run.log_artifact(tmp_path / "scores.csv", name="scores")
+    with forebear.open(tmp_path / "elsewhere") as other:
+        report = store.push(other, [scores.qualified_ref])
+        assert report.versions[reg.qualified_ref] == "registry/fraud-detector:v0"
+        copied = other.artifact("registry/fraud-detector:production")
+        assert copied.is_link and copied.source is not None
+        assert copied.source.qualified_ref == "fraud/fraud-rf:v0"
+        assert other.artifact("serving/scores").upstream()[0].qualified_ref == (
+            "registry/fraud-detector:v0"
+        )
+        assert other.verify() == []
+
+
 # -- time travel and protected aliases ---------------------------------------------------
 
 
@@ -201,11 +223,13 @@ def test_a_protected_alias_moves_only_when_forced(
 
 
 class Receiver:
-    """A real HTTP server on 127.0.0.1 that records every POST and answers ``status``."""
+    """A real HTTP server on 127.0.0.1 that records every POST and answers ``status``
+    (with ``answer`` as its body)."""
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
+        self.answer = b""
         self.arrived = threading.Condition()
         receiver = self
 
@@ -213,7 +237,12 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 self.send_response(receiver.status)
+                self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
+                try:
+                    self.wfile.write(receiver.answer)
+                except OSError:  # the sender read what it wanted and hung up
+                    pass
                 with receiver.arrived:
                     receiver.received.append((dict(self.headers), body))
                     receiver.arrived.notify_all()
@@ -308,6 +337,18 @@ def test_a_failing_receiver_is_retried_and_nothing_is_lost(
     assert len(bodies) == 1  # every attempt sent the same signed body
 
 
+def test_a_huge_answer_is_not_read_whole(
+    store: forebear.Store, make_tree: TreeMaker, receiver: Receiver
+) -> None:
+    receiver.status = 500
+    receiver.answer = b"x" * (64 * 1024 * 1024)  # 64 MiB of error page
+    store.add_webhook(receiver.url, events=["version.logged"], secret=SECRET)
+    train(store, make_tree("m", {"model.pkl": "w0"}))
+    (attempt,) = store.deliver_webhooks()
+    assert attempt.status == "failing" and attempt.last_status == 500
+    assert attempt.last_error is not None and len(attempt.last_error) < 300
+
+
 def test_an_unreachable_receiver_is_a_recorded_failure(
     store: forebear.Store, make_tree: TreeMaker, receiver: Receiver
 ) -> None:
@@ -379,8 +420,9 @@ def test_two_senders_never_send_one_delivery_twice(
 def test_bad_webhooks_are_refused(store: forebear.Store, receiver: Receiver) -> None:
     with pytest.raises(forebear.InvalidInput, match="unknown webhook event"):
         store.add_webhook(receiver.url, events=["version.created"], secret=SECRET)
-    with pytest.raises(forebear.InvalidInput, match="http"):
-        store.add_webhook("ftp://example/hook", events=["alias.moved"], secret=SECRET)
+    for url in ("ftp://example/hook", "http://", "https://ci:port/x", "http://a b/", "http://[::1"):
+        with pytest.raises(forebear.InvalidInput, match="webhook URL"):
+            store.add_webhook(url, events=["alias.moved"], secret=SECRET)
     with pytest.raises(forebear.InvalidInput, match="secret"):
         store.add_webhook(receiver.url, events=["alias.moved"], secret="short")
     with pytest.raises(forebear.NotFound, match="no webhook 42"):

@@ -216,8 +216,21 @@ class StoreRegistry:
 
 
 def check_url(url: object) -> str:
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise InvalidInput(f"a webhook URL starts with http:// or https://, not {url!r}")
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or any(ch.isspace() for ch in url):
+        raise InvalidInput(f"a webhook URL is text without spaces, not {url!r}")
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        usable = usable and (parts.port or 0) >= 0  # a port that is not a number raises
+    except ValueError:  # also brackets that do not close
+        usable = False
+    if not usable:
+        raise InvalidInput(
+            f"a webhook URL is http:// or https:// and a host (e.g. https://ci.example/hook), "
+            f"not {url!r}"
+        )
     return url
 
 

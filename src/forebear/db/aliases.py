@@ -154,7 +154,8 @@ def _check_unprotected(session: Session, artifact_id: int, alias: str, force: bo
         return
     raise PermissionDenied(
         f"alias {alias!r} of {artifact_name(session, artifact_id)} is protected: move it "
-        "with force=True (CLI: --force), or unprotect it first"
+        "with force=True ('forebear alias REF ALIAS --force'), or unprotect it first "
+        "('forebear protect NAME ALIAS --remove')"
     )
 
 

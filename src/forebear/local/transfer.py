@@ -23,6 +23,7 @@ from ..chunking import ChunkList
 from ..db import aliases as db_aliases
 from ..db import chunks as db_chunks
 from ..db import purges as db_purges
+from ..db import registry as db_registry
 from ..db import runs as db_runs
 from ..db import traversal
 from ..db import versions as db_versions
@@ -187,6 +188,7 @@ def _commit(
             if not db_runs.has_run(session, run.id):
                 db_runs.copy_run(session, run, project)
                 report.runs_copied += 1
+    placed: dict[int, int] = {}  # version id here -> id in the target
     for version in selection.versions:
         with write_session(target.engine) as session:
             lease.check(session)
@@ -201,7 +203,15 @@ def _commit(
                 version.new_bytes,
                 version.shared_bytes,
             )
-            row, created = db_versions.place_version(session, version, contents)
+            if version.source_version_id is not None:  # a registry link: link it again
+                source_row = db_versions.version_row(session, placed[version.source_version_id])
+                row, created = db_registry.link(
+                    session, source_row, version.name, actor=target.actor, run_id=None,
+                    aliases=[], reason=None,
+                )  # fmt: skip
+            else:
+                row, created = db_versions.place_version(session, version, contents)
+            placed[version.id] = row.id
             for run_id, direction, version_id in selection.edges:
                 if version_id == version.id:
                     db_runs.add_edge(session, db_runs.run_pk(session, run_id), row.id, direction)

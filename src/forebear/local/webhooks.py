@@ -20,6 +20,7 @@ from ..db import webhooks as db_webhooks
 from ..db.engine import Engine, write_session
 
 TIMEOUT_SECONDS = 10.0
+ANSWER_SHOWN = 200  # bytes of a failed answer kept in the delivery log
 SIGNATURE_HEADER = "X-Forebear-Signature"
 EVENT_HEADER = "X-Forebear-Event"
 DELIVERY_HEADER = "X-Forebear-Delivery"
@@ -51,8 +52,9 @@ def send_pending(engine: Engine, *, due_only: bool) -> list[int]:
 def _post(
     client: Any, url: str, secret: str, event: str, delivery_id: int, body: bytes
 ) -> tuple[int | None, str | None]:
-    import httpx2
-
+    """One attempt: the answer's status, and what went wrong (None on a 2xx). Only the
+    first bytes of an answer are read: a receiver cannot make this process hold a large
+    body."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "forebear-webhook",
@@ -61,12 +63,19 @@ def _post(
         DELIVERY_HEADER: str(delivery_id),
     }
     try:
-        response = client.post(url, content=body, headers=headers)
-    except httpx2.HTTPError as error:  # unreachable, refused, timed out: try again later
-        return None, f"{type(error).__name__}: {error}"
-    if 200 <= response.status_code < 300:
-        return response.status_code, None
-    return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+        with client.stream("POST", url, content=body, headers=headers) as response:
+            status = int(response.status_code)
+            if 200 <= status < 300:
+                return status, None
+            head = b""
+            for piece in response.iter_bytes():
+                head += piece
+                if len(head) >= ANSWER_SHOWN:
+                    break
+    except Exception as error:  # noqa: BLE001 - unreachable, refused, timed out, bad URL:
+        return None, f"{type(error).__name__}: {error}"  # recorded, and tried again later
+    text = head[:ANSWER_SHOWN].decode("utf-8", "replace")
+    return status, f"HTTP {status}: {text}"
 
 
 _SENDERS: weakref.WeakSet[Sender] = weakref.WeakSet()
