@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -335,6 +336,27 @@ def test_a_failing_receiver_is_retried_and_nothing_is_lost(
     assert sent.status == "delivered" and sent.attempts >= 2
     bodies = {body for _, body in receiver.received}
     assert len(bodies) == 1  # every attempt sent the same signed body
+
+
+def test_a_running_process_retries_by_itself_after_the_backoff(
+    local_store: forebear.Store, make_tree: TreeMaker, receiver: Receiver
+) -> None:
+    receiver.status = 503
+    local_store.add_webhook(receiver.url, events=["version.logged"], secret=SECRET)
+    train(local_store, make_tree("m", {"model.pkl": "w0"}))
+    receiver.wait_for(1)  # the first attempt, right after the commit, fails
+    receiver.status = 200
+    receiver.wait_for(2)  # the retry, about 10 s later, with nobody asking
+
+    def settled() -> bool:
+        return [(d.status, d.attempts) for d in local_store.webhook_deliveries()] == [
+            ("delivered", 2)
+        ]
+
+    deadline = time.monotonic() + 60
+    while not settled():  # the sender records the answer just after the receiver has it
+        assert time.monotonic() < deadline, local_store.webhook_deliveries()
+        time.sleep(0.05)
 
 
 def test_a_huge_answer_is_not_read_whole(

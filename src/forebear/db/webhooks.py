@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
@@ -65,8 +65,16 @@ def _webhook(row: WebhookRow) -> Webhook:
 def queue(session: Session, event: str, actor: str, data: dict[str, Any]) -> None:
     """One delivery of ``event`` per receiver that asked for it, in the caller's
     transaction."""
+    queue_many(session, event, actor, [data])
+
+
+def queue_many(
+    session: Session, event: str, actor: str, payloads: Sequence[dict[str, Any]]
+) -> None:
+    """`queue` for many events of one kind (a prune deletes thousands of versions): their
+    deliveries in one insert."""
     subscribed = session.info.get(_RECEIVERS)
-    if subscribed is None:  # read once per transaction: a prune queues thousands of events
+    if subscribed is None:  # read once per transaction
         subscribed = {
             row.id: set(row.events)
             for row in session.execute(
@@ -75,31 +83,33 @@ def queue(session: Session, event: str, actor: str, data: dict[str, Any]) -> Non
         }
         session.info[_RECEIVERS] = subscribed
     receivers = [webhook_id for webhook_id, events in subscribed.items() if event in events]
-    if not receivers:
+    if not receivers or not payloads:
         return
     now = utcnow()
-    body = json.dumps(
-        {
-            "event": event,
-            "id": uuid.uuid4().hex,
-            "at": now.isoformat(),
-            "actor": actor,
-            "data": data,
-        },
-        sort_keys=True,
-    )
-    for webhook_id in receivers:
-        session.add(
-            DeliveryRow(
-                webhook_id=webhook_id,
-                event=event,
-                body=body,
-                created_at=now,
-                attempts=0,
-                next_attempt_at=now,
-            )
+    rows = []
+    for data in payloads:
+        body = json.dumps(
+            {
+                "event": event,
+                "id": uuid.uuid4().hex,
+                "at": now.isoformat(),
+                "actor": actor,
+                "data": data,
+            },
+            sort_keys=True,
         )
-    session.flush()
+        rows.extend(
+            {
+                "webhook_id": webhook_id,
+                "event": event,
+                "body": body,
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+            for webhook_id in receivers
+        )
+    session.execute(insert(DeliveryRow.__table__), rows)  # type: ignore[arg-type]
     session.info[QUEUED] = True
 
 
@@ -187,12 +197,11 @@ def deliveries(
     ]
 
 
-def pending_count(session: Session) -> int:
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(DeliveryRow)
-            .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
-            .where(DeliveryRow.delivered_at.is_(None), WebhookRow.removed_at.is_(None))
-        ).scalar_one()
-    )
+def next_attempt(session: Session) -> dt.datetime | None:
+    """When the soonest undelivered delivery is due (None: nothing is waiting)."""
+    found = session.execute(
+        select(func.min(DeliveryRow.next_attempt_at))
+        .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
+        .where(DeliveryRow.delivered_at.is_(None), WebhookRow.removed_at.is_(None))
+    ).scalar()
+    return found if isinstance(found, dt.datetime) else None

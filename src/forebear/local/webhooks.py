@@ -10,6 +10,7 @@ again; others wait 10 s, 20 s, 40 s ... (at most an hour) between attempts.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import hashlib
 import hmac
 import threading
@@ -17,7 +18,7 @@ import weakref
 from typing import Any
 
 from ..db import webhooks as db_webhooks
-from ..db.engine import Engine, write_session
+from ..db.engine import Engine, read_session, write_session
 
 TIMEOUT_SECONDS = 10.0
 ANSWER_SHOWN = 200  # bytes of a failed answer kept in the delivery log
@@ -89,13 +90,15 @@ def _finish_sending() -> None:
 
 
 class Sender:
-    """Sends due deliveries in a background thread after each commit that queued some."""
+    """Sends due deliveries in a background thread after each commit that queued some,
+    and, while this process lives, again when failed ones are due."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.again = False
+        self.stopping = threading.Event()
         _SENDERS.add(self)
 
     def after_commit(self, info: dict[str, Any]) -> None:
@@ -104,8 +107,10 @@ class Sender:
         with self.lock:
             if self.thread is not None and self.thread.is_alive():
                 self.again = True
+                self.stopping.set()  # wake it from waiting for a retry: there is news
                 return
             self.again = False
+            self.stopping.clear()
             self.thread = threading.Thread(target=self._run, name="forebear-webhooks", daemon=True)
             self.thread.start()
 
@@ -113,15 +118,28 @@ class Sender:
         while True:
             try:
                 send_pending(self.engine, due_only=True)
+                with read_session(self.engine) as session:
+                    due = db_webhooks.next_attempt(session)
             except Exception:  # noqa: BLE001 - queued deliveries wait for the next sender
-                return
+                due = None
             with self.lock:
-                if not self.again:
+                if self.again:
+                    self.again = False
+                    self.stopping.clear()
+                    continue
+                if due is None:
                     self.thread = None
                     return
-                self.again = False
+            wait = (due - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if self.stopping.wait(max(wait, 0.0) + 0.5):
+                with self.lock:
+                    if not self.again:  # closed: what is left waits for the next sender
+                        self.thread = None
+                        return
 
     def close(self, timeout: float = TIMEOUT_SECONDS) -> None:
+        """Let a send in progress finish (up to ``timeout``); stop waiting for retries."""
+        self.stopping.set()
         thread = self.thread
         if thread is not None:
             thread.join(timeout)
