@@ -1,10 +1,11 @@
 """Sending webhook deliveries: signed JSON POSTs from the outbox in the catalog.
 
 After a write transaction that queued deliveries commits, a background thread of this
-process sends the due ones; `close()` gives it a few seconds to finish. Whatever it does not
-send (the process died, the receiver was down) stays queued: the next process that changes
-the store, or `forebear webhook deliver`, sends it. A delivery answered 2xx is never sent
-again; others wait 10 s, 20 s, 40 s ... (at most an hour) between attempts.
+process sends the due ones, and while the process lives it sends failed ones again when
+their backoff (10 s, 20 s, 40 s ... at most an hour) ends; `close()` and the exit of the
+process give a send in progress a few seconds to finish. Whatever is not sent (the process
+died, the receiver was down) stays queued: the next process that changes the store, or
+`forebear webhook deliver`, sends it. A delivery answered 2xx is never sent again.
 """
 
 from __future__ import annotations
