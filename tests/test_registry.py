@@ -446,7 +446,7 @@ def test_bad_webhooks_are_refused(store: forebear.Store, receiver: Receiver) -> 
         with pytest.raises(forebear.InvalidInput, match="webhook URL"):
             store.add_webhook(url, events=["alias.moved"], secret=SECRET)
     with pytest.raises(forebear.InvalidInput, match="secret"):
-        store.add_webhook(receiver.url, events=["alias.moved"], secret="short")
+        store.add_webhook(receiver.url, events=["alias.moved"], secret="")
     with pytest.raises(forebear.NotFound, match="no webhook 42"):
         store.remove_webhook(42)
     assert store.webhooks() == []
