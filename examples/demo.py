@@ -2,7 +2,7 @@
 
 1. a "prepare" run makes a dataset from the iris data scikit-learn ships and logs it;
 2. a "train" run uses that dataset, fits a random forest and logs the model as "best";
-3. we ask which data produced the model, and draw the lineage.
+3. we ask which data produced the model, promote it in the registry, and draw the lineage.
 
 Everything lands in ./demo-output/ (the store in ./demo-output/store).
 """
@@ -89,7 +89,10 @@ def main() -> None:
         made_by = f", made by run '{producer.name}'" if producer else ""
         print(f"  {version.ref} [{version.type}]{made_by}")
 
-    lineage = store.lineage(model, upstream=True)
+    released = best.link("registry/iris-classifier", aliases=["production"])
+    print(f"\nPromoted {best.ref} to {released.qualified_ref} (production)")
+
+    lineage = store.lineage(released, upstream=True)
     print("\nLineage:")
     print(lineage.to_text())
     for suffix in (".svg", ".png", ".mmd"):
