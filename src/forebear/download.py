@@ -56,13 +56,18 @@ def download(
     *,
     show_progress: bool | None = None,
     link: str = "auto",
+    select: Callable[[str], bool] | None = None,
 ) -> Path:
     """`materialise` into ``root``, or without one into the store's cache, which then
     stays within its bound (least recently used first, never this version)."""
     if root is not None:
-        return materialise(store, version, Path(root), show_progress=show_progress, link=link)
+        return materialise(
+            store, version, Path(root), show_progress=show_progress, link=link, select=select
+        )
     folder = store.cache.download_folder(version.project, version.name, version.version)
-    done = materialise(store, version, folder, show_progress=show_progress, link=link)
+    done = materialise(
+        store, version, folder, show_progress=show_progress, link=link, select=select
+    )
     store.cache.touch(done)
     store.cache.prune(keep=done)
     return done
@@ -75,10 +80,12 @@ def materialise(
     *,
     show_progress: bool | None = None,
     link: str = "auto",
+    select: Callable[[str], bool] | None = None,
 ) -> Path:
-    """Every entry of ``version`` under ``root``, verified; files already there and intact
-    are kept, others replaced. Remote objects go through the store's local cache.
-    ``link`` says how stored bytes are placed (see `links.LINK_TYPES`)."""
+    """Every entry of ``version`` (or those whose path ``select`` accepts) under ``root``,
+    verified; files already there and intact are kept, others replaced. Remote objects go
+    through the store's local cache. ``link`` says how stored bytes are placed (see
+    `links.LINK_TYPES`)."""
     if check_link_type(link) == "symlink" and not store.objects.is_local:
         raise InvalidInput(
             "link 'symlink' needs a local object location (links into the download cache "
@@ -91,8 +98,10 @@ def materialise(
         ) as tick,
     ):
         batch: list[tuple[ManifestEntry, Target, str]] = []
-        purged = {r.path: r for r in version.redactions()}
+        purged = {r.path: r for r in version.redactions() if select is None or select(r.path)}
         for entry in version.iter_entries():
+            if select is not None and not select(entry.path):
+                continue
             if entry.path in purged:  # its bytes are gone: it cannot be placed
                 tick(entry.size)
                 continue

@@ -11,11 +11,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import config, download
+from . import config, download, folders
 from .artifacts import Artifact, artifact_from_path
 from .context import redact_argv
 from .editing import Editable, check_tags, check_ttl
 from .errors import IntegrityError, InvalidInput, NotFound, RunStateError
+from .habits import RunHabits, VersionHabits, check_prefix
 from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
@@ -31,7 +32,7 @@ LATEST = "latest"  # the alias forebear keeps on each artifact's newest version
 STATUSES = ("running", "finished", "failed", "crashed")
 
 
-class ArtifactVersion(Editable, Linkable):
+class ArtifactVersion(Editable, Linkable, VersionHabits):
     """One version of an artifact, e.g. ``iris-rf:v0``: its files never change; its
     description, metadata, tags, aliases and TTL can be edited, then `save`d."""
 
@@ -194,17 +195,27 @@ class ArtifactVersion(Editable, Linkable):
         self,
         root: str | os.PathLike[str] | None = None,
         *,
+        path_prefix: str | None = None,
         progress: bool | None = None,
         link: str = "auto",
+        exact: bool = False,
     ) -> Path:
-        """A verified local copy of every entry, directly under ``root`` (default: the
-        store's cache). Files already there are re-hashed and replaced when they differ.
+        """A verified local copy of every entry (or of those whose path starts with
+        ``path_prefix``; with ``exact``, the one entry at that path), directly under
+        ``root`` (default: the store's cache). Files already there are re-hashed and
+        replaced when they differ.
 
         ``link``: ``"auto"`` (a copy-on-write reflink where the filesystem can, else a
         copy), ``"reflink"``, ``"copy"``, or, on request, ``"hardlink"`` / ``"symlink"``
         (read-only files that *are* the stored objects: replace them, never edit in place).
         """
-        return download.download(self._store, self, root, show_progress=progress, link=link)
+        select = None
+        if path_prefix is not None:
+            prefix = check_prefix(self, path_prefix)
+            select = (lambda p: p == prefix) if exact else (lambda p: p.startswith(prefix))
+        return download.download(
+            self._store, self, root, show_progress=progress, link=link, select=select
+        )
 
     def open(self, path: str) -> BinaryIO:
         """A binary stream of one entry, verified against its digest as it is read."""
@@ -218,12 +229,22 @@ class ArtifactVersion(Editable, Linkable):
         """How to get from this version to ``other``: paths added, removed and modified."""
         return diff_entries(self.manifest, other.manifest)
 
-    def verify(self) -> None:
-        """Re-hash the stored bytes; raise `IntegrityError` naming every bad entry."""
-        found = self._store.backend.verify([self._data])
+    def verify(self, root: str | os.PathLike[str] | None = None) -> None:
+        """Re-hash the stored bytes; with ``root``, check that local folder against the
+        version instead (missing, changed and extra files). Raise `IntegrityError` naming
+        every problem."""
+        if root is None:
+            found = self._store.backend.verify([self._data])
+            what = "failed verification"
+        else:
+            skip = frozenset(r.path for r in self.redactions())
+            found = folders.compare(
+                self.iter_entries(), Path(root), self.ref, self._store.stat_cache, skip
+            )
+            what = f"differs from {str(root)!r}"
         if found:
             listing = "; ".join(str(p) for p in found)
-            raise IntegrityError(f"{self.ref} failed verification: {listing}", found)
+            raise IntegrityError(f"{self.ref} {what}: {listing}", found)
 
     # -- aliases ----------------------------------------------------------------------
 
@@ -339,7 +360,7 @@ def purged_message(ref: str, redaction: Redaction) -> str:
     )
 
 
-class Run(RunRegistry):
+class Run(RunRegistry, RunHabits):
     """One execution of a script: what it read (`use_artifact`) and wrote (`log_artifact`)."""
 
     def __init__(
@@ -418,12 +439,18 @@ class Run(RunRegistry):
                 "forebear.init()"
             )
 
-    def use_artifact(self, ref: str | ArtifactVersion) -> ArtifactVersion:
-        """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``)."""
+    def use_artifact(self, ref: str | ArtifactVersion, type: str | None = None) -> ArtifactVersion:
+        """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``);
+        with ``type``, only if the version has that type."""
         self._require_running("use an artifact")
         version = (
             ref if isinstance(ref, ArtifactVersion) else self._store.artifact(ref, self.project)
         )
+        if type is not None and version.type != type:
+            raise InvalidInput(
+                f"{version.qualified_ref} has type {version.type!r}, not {type!r}; nothing "
+                "was recorded"
+            )
         self._store.backend.use(version.id, self.id)
         return version
 

@@ -1,0 +1,131 @@
+"""The names W&B users arrive with, for what forebear does: ``logged_by()``, ``used_by()``,
+``get_entry(path).download()``, ``checkout(root)``, ``wait()`` on a version;
+``logged_artifacts()`` and ``used_artifacts()`` on a run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from . import config, folders
+from .errors import InvalidPath, NotFound
+from .manifest import ManifestEntry
+from .paths import normalise_entry_path
+
+if TYPE_CHECKING:
+    from .store import Store
+    from .views import ArtifactVersion, Run
+
+
+class Entry:
+    """One file of a version (W&B's ``ArtifactManifestEntry``): its `ManifestEntry` fields,
+    and `download` / `open` of just that file."""
+
+    def __init__(self, version: ArtifactVersion, entry: ManifestEntry) -> None:
+        self.version = version
+        self.entry = entry
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+    @property
+    def digest(self) -> str | None:
+        return self.entry.digest
+
+    @property
+    def size(self) -> int:
+        return self.entry.size
+
+    @property
+    def uri(self) -> str | None:
+        return self.entry.uri
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.version.ref} {self.path}>"
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Write this file, verified, to ``root/<path>`` (default: the version's folder in
+        the store's cache); the path written."""
+        folder = self.version.download(root, path_prefix=self.path, exact=True)
+        return folder / self.path
+
+    def open(self) -> Any:
+        return self.version.open(self.path)
+
+
+class VersionHabits:
+    """W&B's names on `ArtifactVersion` (which provides the rest)."""
+
+    _store: Store
+
+    def _this(self) -> ArtifactVersion:
+        return cast("ArtifactVersion", self)
+
+    def logged_by(self) -> Run | None:
+        """The run that logged this version (its first producer), or None."""
+        return self._this().producer
+
+    def used_by(self) -> list[Run]:
+        """The runs that used this version, first one first."""
+        return self._this().consumers
+
+    def wait(self, timeout: float | None = None) -> ArtifactVersion:
+        """A logged version is committed when `log_artifact` returns: nothing to wait for
+        (W&B uploads in the background; forebear does not)."""
+        del timeout
+        return self._this()
+
+    def get_entry(self, path: str) -> Entry:
+        """One file of the version, to read or download alone."""
+        version = self._this()
+        return Entry(version, version.entry(normalise_entry_path(path)))
+
+    def checkout(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Make ``root`` hold exactly this version: every file verified, and every other
+        file under it removed (links as links, never what they point at). ``root`` is made
+        when missing; a folder holding the store itself is refused."""
+        version = self._this()
+        if root is None:
+            return version.download()
+        target = Path(root).absolute()
+        _refuse_store_inside(self._store, target)
+        folders.remove_extras(set(version.files()), target)
+        return version.download(target)
+
+
+class RunHabits:
+    """W&B's names on `Run`."""
+
+    def logged_artifacts(self) -> list[ArtifactVersion]:
+        """The versions this run logged (`outputs`)."""
+        return cast("Run", self).outputs
+
+    def used_artifacts(self) -> list[ArtifactVersion]:
+        """The versions this run used (`inputs`)."""
+        return cast("Run", self).inputs
+
+
+def _refuse_store_inside(store: Store, root: Path) -> None:
+    """A checkout removes what the version lacks: never the store's own files."""
+    own = [config.local_path_of(store.objects_url), store.cache_dir]
+    for kept in own:
+        if kept is None:
+            continue
+        kept_path = Path(kept).absolute()
+        if kept_path == root or root in kept_path.parents or kept_path in root.parents:
+            raise InvalidPath(
+                f"cannot check out into {str(root)!r}: it holds or is inside the store's own "
+                f"files ({str(kept_path)!r}), which a checkout would remove; choose another "
+                "folder"
+            )
+
+
+def check_prefix(version: ArtifactVersion, prefix: str) -> str:
+    """A path prefix that some entry of the version starts with."""
+    if not isinstance(prefix, str) or not prefix:
+        raise NotFound(f"path_prefix must be a non-empty string, not {prefix!r}")
+    if not any(path.startswith(prefix) for path in version.files()):
+        raise NotFound(f"no file of {version.ref} starts with {prefix!r} (its files: see .files())")
+    return prefix

@@ -1,0 +1,111 @@
+"""The names W&B users arrive with: part of a version, one file, a checkout, a local folder
+verified, logged_by/used_by, logged_artifacts/used_artifacts, use_artifact(type=), wait();
+on SQLite + a folder and on PostgreSQL + S3."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import forebear
+
+TreeMaker = Callable[..., Path]
+FILES = {"images/a.png": "a", "images/b.png": "b", "images/more/c.png": "c", "train.csv": "t"}
+
+
+@pytest.fixture
+def version(store: forebear.Store, make_tree: TreeMaker) -> forebear.ArtifactVersion:
+    with forebear.init(project="p", name="prepare", store=store) as run:
+        return run.log_artifact(make_tree("data", FILES), name="ds", type="dataset")
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in root.rglob("*")
+        if p.is_file() or p.is_symlink()
+    }
+
+
+def test_part_of_a_version_and_one_file(version: forebear.ArtifactVersion, tmp_path: Path) -> None:
+    part = version.download(tmp_path / "part", path_prefix="images/")
+    assert tree(part) == {k: v for k, v in FILES.items() if k.startswith("images/")}
+    written = version.get_entry("train.csv").download(tmp_path / "one")
+    assert written == (tmp_path / "one" / "train.csv").resolve()
+    assert tree(tmp_path / "one") == {"train.csv": "t"}
+    entry = version.get_entry("images/more/c.png")
+    assert (entry.path, entry.size) == ("images/more/c.png", 1)
+    assert entry.open().read() == b"c"
+    with pytest.raises(forebear.NotFound, match="starts with 'nope/'"):
+        version.download(tmp_path / "none", path_prefix="nope/")
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(forebear.NotFound):
+        version.get_entry("missing.csv")
+
+
+def test_checkout_makes_the_folder_exactly_the_version(
+    version: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    root = tmp_path / "work"
+    (root / "junk" / "deep").mkdir(parents=True)
+    (root / "junk" / "deep" / "x").write_text("x")
+    (root / "train.csv").write_text("edited locally")
+    (root / "images").mkdir()
+    (root / "images" / "stale.png").write_text("s")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    os.symlink(outside, root / "link-out")
+    os.symlink(tmp_path, root / "images" / "link-dir")
+    assert version.checkout(root) == root.resolve()
+    assert tree(root) == FILES
+    assert outside.read_text() == "keep me" and (tmp_path / "outside.txt").exists()
+    version.verify(root)  # nothing to report
+    assert tree(Path(version.checkout(tmp_path / "fresh"))) == FILES  # made when missing
+
+
+def test_checkout_never_removes_the_store(
+    store: forebear.Store, version: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    for inside in (store.cache_dir, store.cache_dir.parent):
+        with pytest.raises(forebear.InvalidPath, match="store's own"):
+            version.checkout(inside)
+    assert store.verify() == []
+
+
+def test_verify_a_local_folder_names_every_difference(
+    version: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    root = version.download(tmp_path / "copy")
+    (root / "train.csv").write_text("T")  # same size, other bytes
+    (root / "images" / "a.png").write_text("longer")
+    (root / "images" / "b.png").unlink()
+    (root / "notes.txt").write_text("n")
+    with pytest.raises(forebear.IntegrityError) as raised:
+        version.verify(root)
+    found = {(p.path, p.message) for p in raised.value.problems}
+    assert found == {
+        ("train.csv", "the local file differs from the version"),
+        ("images/a.png", "6 bytes in the folder, 1 in the version"),
+        ("images/b.png", "missing from the folder"),
+        ("notes.txt", "in the folder but not in the version"),
+    }
+    with pytest.raises(forebear.InvalidPath, match="not a folder"):
+        version.verify(tmp_path / "nowhere")
+
+
+def test_who_logged_and_used_what(store: forebear.Store, version: forebear.ArtifactVersion) -> None:
+    assert version.wait() is version
+    logged_by = version.logged_by()
+    assert logged_by is not None and logged_by.name == "prepare"
+    assert logged_by.logged_artifacts() == [version] and logged_by.used_artifacts() == []
+    with forebear.init(project="p", name="train", store=store) as run:
+        with pytest.raises(forebear.InvalidInput, match="has type 'dataset', not 'model'"):
+            run.use_artifact("ds", type="model")
+        assert run.used_artifacts() == []  # the refusal recorded nothing
+        assert run.use_artifact("ds:v0", type="dataset") == version
+        assert forebear.use_artifact("ds", type="dataset") == version
+    assert [r.name for r in version.used_by()] == ["train"]
+    assert run.used_artifacts() == [version]
