@@ -5,12 +5,15 @@ on SQLite + a folder and on PostgreSQL + S3."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import forebear
+
+from .conftest import run_cli
 
 TreeMaker = Callable[..., Path]
 FILES = {"images/a.png": "a", "images/b.png": "b", "images/more/c.png": "c", "train.csv": "t"}
@@ -49,7 +52,7 @@ def test_part_of_a_version_and_one_file(version: forebear.ArtifactVersion, tmp_p
 def test_checkout_makes_the_folder_exactly_the_version(
     version: forebear.ArtifactVersion, tmp_path: Path
 ) -> None:
-    root = tmp_path / "work"
+    root = tmp_path / "checkout"
     (root / "junk" / "deep").mkdir(parents=True)
     (root / "junk" / "deep" / "x").write_text("x")
     (root / "train.csv").write_text("edited locally")
@@ -109,3 +112,24 @@ def test_who_logged_and_used_what(store: forebear.Store, version: forebear.Artif
         assert forebear.use_artifact("ds", type="dataset") == version
     assert [r.name for r in version.used_by()] == ["train"]
     assert run.used_artifacts() == [version]
+
+
+def test_get_with_a_prefix_or_as_a_checkout(make_tree: TreeMaker, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    data = make_tree("data", FILES)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("--objects", str(store), *args)
+
+    assert cli("log", str(data), "--name", "ds").returncode == 0
+    assert cli("get", "ds", str(tmp_path / "part"), "--prefix", "images/more/").returncode == 0
+    assert tree(tmp_path / "part") == {"images/more/c.png": "c"}
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "stale.txt").write_text("s")
+    assert cli("get", "ds", str(target), "--checkout").returncode == 0
+    assert tree(target) == FILES
+    refused = cli("get", "ds", "--checkout")
+    assert refused.returncode == 1 and "--checkout needs DEST" in refused.stderr
+    missing = cli("get", "ds", str(tmp_path / "x"), "--prefix", "nope/")
+    assert missing.returncode == 1 and "starts with 'nope/'" in missing.stderr

@@ -82,17 +82,18 @@ class VersionHabits:
         version = self._this()
         return Entry(version, version.entry(normalise_entry_path(path)))
 
-    def checkout(self, root: str | os.PathLike[str] | None = None) -> Path:
+    def checkout(self, root: str | os.PathLike[str] | None = None, *, link: str = "auto") -> Path:
         """Make ``root`` hold exactly this version: every file verified, and every other
         file under it removed (links as links, never what they point at). ``root`` is made
-        when missing; a folder holding the store itself is refused."""
+        when missing; a folder holding the store itself is refused. ``link`` as in
+        `download`."""
         version = self._this()
         if root is None:
-            return version.download()
+            return version.download(link=link)
         target = Path(root).absolute()
         _refuse_store_inside(self._store, target)
         folders.remove_extras(set(version.files()), target)
-        return version.download(target)
+        return version.download(target, link=link)
 
 
 class RunHabits:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..links import LINK_TYPES
-from .app import Context, command, json_option, parse_moment, pass_context
+from .app import Context, command, fail, json_option, parse_moment, pass_context
 from .output import describe_chunking, emit_json, human_size, table
 
 # `show` lists this many files unless asked for all.
@@ -358,9 +358,23 @@ def versions(
     help="How files are placed: auto = reflink where possible, else copy; hardlink and "
     "symlink give read-only files that are the stored objects (replace, never edit them).",
 )
+@click.option("--prefix", metavar="PATH", help="Only the files whose path starts with PATH.")
+@click.option(
+    "--checkout",
+    is_flag=True,
+    help="Make DEST exactly the version: remove every other file in it.",
+)
 @json_option
 @pass_context
-def get(obj: Context, ref: str, dest: str | None, link: str, as_json: bool) -> None:
+def get(
+    obj: Context,
+    ref: str,
+    dest: str | None,
+    link: str,
+    prefix: str | None,
+    checkout: bool,
+    as_json: bool,
+) -> None:
     """Download a verified copy of a version into DEST.
 
     REF is NAME, NAME:v3, NAME:ALIAS or PROJECT/NAME:REF (see 'forebear --help'). Without
@@ -371,9 +385,16 @@ def get(obj: Context, ref: str, dest: str | None, link: str, as_json: bool) -> N
     Examples:
       forebear get iris-raw data/
       forebear get iris-rf:best models/ --link hardlink
+      forebear get images:v3 data/ --prefix train/
+      forebear get iris-raw:v2 data/ --checkout
     """
     version = obj.store().artifact(ref)
-    path = version.download(dest, link=link)
+    if checkout:
+        if dest is None or prefix is not None:
+            fail("--checkout needs DEST, and makes it the whole version (no --prefix)")
+        path = version.checkout(dest, link=link)
+    else:
+        path = version.download(dest, link=link, path_prefix=prefix)
     if as_json:
         emit_json({"ref": version.ref, "path": str(path), "files": version.files()})
     else:
