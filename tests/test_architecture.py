@@ -84,6 +84,7 @@ LAYERS = (
         "units",
         "urls",
         "jsonvalues",
+        "metrics",
         "paths",
         "hashing",
         "hash_workers",

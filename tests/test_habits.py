@@ -4,6 +4,7 @@ on SQLite + a folder and on PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -133,3 +134,36 @@ def test_get_with_a_prefix_or_as_a_checkout(make_tree: TreeMaker, tmp_path: Path
     assert refused.returncode == 1 and "--checkout needs DEST" in refused.stderr
     missing = cli("get", "ds", str(tmp_path / "x"), "--prefix", "nope/")
     assert missing.returncode == 1 and "starts with 'nope/'" in missing.stderr
+
+
+def test_step_metrics_keep_a_history(store: forebear.Store) -> None:
+    with forebear.init(project="p", name="fit", store=store) as run:
+        for epoch in range(4):
+            run.log({"loss": 1 / (epoch + 1), "acc": epoch / 4, "phase": "train"}, step=epoch)
+        run.log({"loss": 0.2}, step=3)  # the same step again: replaced
+        run.log({"lr": 0.01})  # no step: the summary only
+        for bad in ("3", -1, 1.5, True):
+            with pytest.raises(forebear.InvalidInput, match="step must be a whole number"):
+                run.log({"loss": 0.1}, step=bad)  # type: ignore[arg-type]
+    history = store.run(run.id).history()
+    assert [row["step"] for row in history] == [0, 1, 2, 3]
+    assert history[3] == {"step": 3, "loss": 0.2, "acc": 0.75}
+    assert store.run(run.id).summary == {"loss": 0.2, "acc": 0.75, "phase": "train", "lr": 0.01}
+    if store.objects.is_local:  # the command line reaches the folder store by its path
+        done = run_cli("--objects", store.objects_url, "run", run.id, "--history", "--json")
+        assert json.loads(done.stdout)[0] == {"step": 0, "loss": 1.0, "acc": 0.0}
+
+
+def test_the_run_page_charts_each_metric(local_store: forebear.Store) -> None:
+    from starlette.testclient import TestClient
+
+    from forebear.web.app import create_app
+
+    with forebear.init(project="p", name="fit", store=local_store) as run:
+        for step in range(50):
+            run.log({"loss": 1 / (step + 1), "<b>odd</b>": step}, step=step)
+    with TestClient(create_app(local_store), base_url="http://127.0.0.1") as client:
+        page = client.get(f"/runs/{run.id}").text
+        assert 'id="metric-loss"' in page and "<polyline" in page
+        assert "<b>odd</b>" not in page and "&lt;b&gt;odd&lt;/b&gt;" in page
+        assert client.get(f"/api/runs/{run.id}").json()["history"][49]["loss"] == 0.02

@@ -222,6 +222,16 @@ class Backend(ABC):
     ) -> None: ...
 
     @abstractmethod
+    def log_metrics(
+        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
+    ) -> None:
+        """Record the values of one step in a run's history, and its new summary, at once."""
+
+    @abstractmethod
+    def run_history(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's history: one row per step (``step`` and the values), oldest first."""
+
+    @abstractmethod
     def beat_run(self, run_id: str) -> bool:
         """Record that a running run is alive; False once it is not running."""
 

@@ -100,9 +100,9 @@ def use_artifact(ref: str | ArtifactVersion, type: str | None = None) -> Artifac
     return _require_active().use_artifact(ref, type)
 
 
-def log(values: dict[str, Any]) -> None:
+def log(values: dict[str, Any], step: int | None = None) -> None:
     """`Run.log` on the active run."""
-    _require_active().log(values)
+    _require_active().log(values, step)
 
 
 def finish(status: str = "finished") -> None:

@@ -20,6 +20,7 @@ from .habits import RunHabits, VersionHabits, check_prefix
 from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
+from .metrics import check_step, numeric_values
 from .paths import check_alias, normalise_entry_path
 from .records import Redaction, RunData, VersionData
 from .registry import Linkable, RunRegistry
@@ -504,11 +505,23 @@ class Run(RunRegistry, RunHabits):
         )
         return ArtifactVersion(self._store, data)
 
-    def log(self, values: dict[str, Any]) -> None:
-        """Merge summary values (metrics) into the run."""
+    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+        """Merge values (metrics) into the run's summary; with ``step``, also keep the
+        numeric ones in its history at that step (`history`)."""
         self._require_running("log values")
-        self.summary.update(json_dict(values, "logged values"))
-        self._store.backend.update_run(self.id, summary=self.summary)
+        logged = json_dict(values, "logged values")
+        if step is None:
+            self.summary.update(logged)
+            self._store.backend.update_run(self.id, summary=self.summary)
+            return
+        numbers = numeric_values(logged, check_step(step))
+        self.summary.update(logged)
+        self._store.backend.log_metrics(self.id, step, numbers, self.summary)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The values logged with a step, one row per step, oldest first: ``step`` and the
+        values logged at it."""
+        return self._store.backend.run_history(self.id)
 
     def finish(self, status: str = "finished") -> None:
         """End the run; later `log_artifact` calls on it are refused."""

@@ -105,17 +105,36 @@ def runs(obj: Context, project: str | None, deleted: bool, as_json: bool) -> Non
 
 @command("run", short_help="Show one run: config, summary, context, inputs, outputs.")
 @click.argument("run_id")
+@click.option("--history", is_flag=True, help="Print the values logged by step instead.")
 @json_option
 @pass_context
-def run_command(obj: Context, run_id: str, as_json: bool) -> None:
-    """Show one run: config, summary, context, inputs and outputs.
+def run_command(obj: Context, run_id: str, history: bool, as_json: bool) -> None:
+    """Show one run: config, summary (the last values logged), context, inputs and outputs.
 
     \b
     Examples:
       forebear run 3cf5oxnw
       forebear run 3cf5oxnw --json
+      forebear run 3cf5oxnw --history
     """
     run = obj.store().run(run_id)
+    if history:
+        rows = run.history()
+        if as_json:
+            emit_json(rows)
+            return
+        keys = sorted({key for row in rows for key in row} - {"step"})
+        if not rows:
+            click.echo("no values logged with a step")
+            return
+        table(
+            ["step", *keys],
+            [
+                (str(row["step"]), *(f"{row[k]:.6g}" if k in row else "" for k in keys))
+                for row in rows
+            ],
+        )
+        return
     inputs = [v.ref for v in run.inputs]
     outputs = [v.ref for v in run.outputs]
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import (
@@ -17,6 +17,7 @@ from .bulk import insert_ignoring_duplicates
 from .projects import get_or_create_project
 from .schema import (
     EdgeRow,
+    MetricRow,
     ProjectRow,
     RunRow,
     VersionRow,
@@ -172,3 +173,35 @@ def edges_of_versions(
 
 def has_run(session: Session, run_id: str) -> bool:
     return session.execute(select(RunRow.pk).where(RunRow.id == run_id)).first() is not None
+
+
+def record_metrics(session: Session, run_id: str, step: int, values: dict[str, float]) -> None:
+    """The values of one step; logging a key at a step again replaces its value."""
+    pk = run_pk(session, run_id)
+    now = utcnow()
+    for key, value in values.items():
+        row = session.get(MetricRow, (pk, key, step))
+        if row is None:
+            session.add(MetricRow(run_pk=pk, key=key, step=step, value=value, at=now))
+        else:
+            row.value, row.at = value, now
+    session.flush()
+
+
+def history(session: Session, run_id: str) -> list[dict[str, Any]]:
+    """One row per step, oldest first: ``step`` and the values logged at it."""
+    rows = session.execute(
+        select(MetricRow.step, MetricRow.key, MetricRow.value)
+        .where(MetricRow.run_pk == run_pk(session, run_id))
+        .order_by(MetricRow.step, MetricRow.key)
+    )
+    found: dict[int, dict[str, Any]] = {}
+    for step, key, value in rows:
+        found.setdefault(step, {"step": step})[key] = value
+    return list(found.values())
+
+
+def last_step(session: Session, run_id: str) -> int | None:
+    return session.execute(
+        select(func.max(MetricRow.step)).where(MetricRow.run_pk == run_pk(session, run_id))
+    ).scalar()

@@ -413,3 +413,15 @@ class DeliveryRow(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MetricRow(Base):
+    """One value of a run's history: a key at a step (``run.log(values, step=i)``)."""
+
+    __tablename__ = "metrics"
+
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.pk"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -296,6 +296,17 @@ class LocalBackend(LocalRegistry, Backend):
         with write_session(self.engine) as session:
             db_runs.update_run(session, run_id, **values)
 
+    def log_metrics(
+        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
+    ) -> None:
+        with write_session(self.engine) as session:
+            db_runs.record_metrics(session, run_id, step, values)
+            db_runs.update_run(session, run_id, summary=summary)
+
+    def run_history(self, run_id: str) -> list[dict[str, Any]]:
+        with read_session(self.engine) as session:
+            return db_runs.history(session, run_id)
+
     def beat_run(self, run_id: str) -> bool:
         with write_session(self.engine) as session:
             return db_runs.beat_run(session, run_id)

@@ -36,6 +36,7 @@ from ..records import AuditEvent
 from ..store import Store
 from ..units import human_size
 from ..views import ArtifactVersion, Run, purged_message
+from .charts import charts
 from .security import Guard, host_names
 
 HERE = Path(__file__).parent
@@ -268,7 +269,14 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             run = store.run(request.path_params["run_id"])
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
-        return {"run": run, "inputs": run.inputs, "outputs": run.outputs}
+        history = run.history()
+        return {
+            "run": run,
+            "inputs": run.inputs,
+            "outputs": run.outputs,
+            "history": history,
+            "charts": charts(history),
+        }
 
     def registry_data(request: Request) -> dict[str, Any]:
         """Each collection: what every alias points at now (and the source it links), where
@@ -420,6 +428,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
     def shape_run(data: dict[str, Any]) -> dict[str, Any]:
         return {
             **_run_json(data["run"]),
+            "history": data["history"],
             "inputs": [_version_json(v) for v in data["inputs"]],
             "outputs": [_version_json(v) for v in data["outputs"]],
         }
