@@ -4,6 +4,7 @@ on SQLite + a folder and on PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -167,3 +168,60 @@ def test_the_run_page_charts_each_metric(local_store: forebear.Store) -> None:
         assert 'id="metric-loss"' in page and "<polyline" in page
         assert "<b>odd</b>" not in page and "&lt;b&gt;odd&lt;/b&gt;" in page
         assert client.get(f"/api/runs/{run.id}").json()["history"][49]["loss"] == 0.02
+
+
+def test_new_file_remove_and_save_outside_a_run(
+    store: forebear.Store, make_tree: TreeMaker
+) -> None:
+    artifact = forebear.Artifact("ds", type="dataset")
+    artifact.add_dir(make_tree("data", FILES))
+    with artifact.new_file("labels.json") as f:
+        f.write('{"cat": 0}')
+    with artifact.new_file("raw.bin", mode="wb") as f:
+        f.write(b"\x00\x01")
+    artifact.remove("train.csv")
+    artifact.remove("images/more/")
+    for bad in ("nope.txt", "images/none/"):
+        with pytest.raises(forebear.NotFound):
+            artifact.remove(bad)
+    for escaping in ("../up.txt", "/abs.txt"):
+        with pytest.raises(forebear.InvalidPath):
+            artifact.new_file(escaping).__enter__()
+    version = artifact.save(store=store)
+    assert version.project == "default" and version.files() == [
+        "images/a.png", "images/b.png", "labels.json", "raw.bin",
+    ]  # fmt: skip
+    assert version.open("labels.json").read() == b'{"cat": 0}'
+    assert [r.status for r in store.runs()] == ["finished"]
+
+
+def test_a_draft_stores_only_what_changed(store: forebear.Store, make_tree: TreeMaker) -> None:
+    with forebear.init(project="p", name="v0", store=store) as run:
+        v0 = run.log_artifact(make_tree("data", FILES), name="ds", type="dataset")
+    draft = v0.new_draft()
+    assert (draft.name, draft.type, len(draft)) == ("ds", "dataset", 4)
+    draft.remove("train.csv")
+    with draft.new_file("train.csv") as f:
+        f.write("new rows")
+    with forebear.init(project="p", name="v1", store=store) as run:
+        v1 = run.log_artifact(draft)
+    assert v1.version == "v1" and v0.diff(v1).modified == ["train.csv"]
+    assert v1.new_bytes == len("new rows")  # nothing else was read or stored again
+    assert v1.open("images/a.png").read() == b"a"
+    assert store.verify() == []
+
+
+def test_a_draft_whose_bytes_are_gone_is_refused(
+    store: forebear.Store, make_tree: TreeMaker
+) -> None:
+    with forebear.init(project="p", name="v0", store=store) as run:
+        v0 = run.log_artifact(make_tree("data", FILES), name="ds")
+    draft = v0.new_draft()
+    v0.delete()
+    store.gc(grace=dt.timedelta(0))
+    with (
+        forebear.init(project="p", name="late", store=store) as run,
+        pytest.raises(forebear.InvalidInput, match="no longer in the store"),
+    ):
+        run.log_artifact(draft)
+    assert store.versions("ds") == []

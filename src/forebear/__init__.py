@@ -33,18 +33,17 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .artifacts import Artifact
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .records import AuditEvent, Delivery, Webhook
-    from .run import finish, init, log, log_artifact, use_artifact
+    from .run import Artifact, finish, init, log, log_artifact, use_artifact
     from .store import Store, open
     from .views import ArtifactVersion, Run
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Artifact": "artifacts",
+    "Artifact": "run",
     "ArtifactVersion": "views",
     "AuditEvent": "records",
     "Delivery": "records",

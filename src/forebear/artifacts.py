@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .errors import ForebearWarning, InvalidInput, InvalidPath
+from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .jsonvalues import check_json
 from .manifest import ManifestEntry
 from .paths import check_name, check_text, normalise_entry_path
@@ -63,6 +67,7 @@ class Artifact:
         self._folders: list[str] = []
         # special files (FIFOs, sockets, devices) left out of folders: (entry path, kind)
         self.skipped: list[tuple[str, str]] = []
+        self._scratch: str | None = None  # a folder for new_file's files, removed with self
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
@@ -175,13 +180,68 @@ class Artifact:
         self._add([(e.path, None, None, e.digest, e.size, e.uri, e.etag) for e in entries])
         return [e.path for e in entries]
 
+    def add_entries(self, entries: Iterable[ManifestEntry]) -> None:
+        """Add entries of versions already in the store, by digest, without local copies
+        (what `ArtifactVersion.new_draft` starts from). Logging refuses bytes that no
+        committed version of the store holds."""
+        batch: list[tuple[Any, ...]] = []
+        for entry in entries:
+            if not isinstance(entry, ManifestEntry):
+                raise InvalidInput(f"add_entries takes ManifestEntry objects, not {entry!r}")
+            path = normalise_entry_path(entry.path)
+            batch.append((path, None, None, entry.digest, entry.size, entry.uri, entry.etag))
+            if len(batch) >= _ADD_BATCH:
+                self._add(batch)
+                batch = []
+        self._add(batch)
+
+    def remove(self, item: str | ManifestEntry) -> None:
+        """Drop an entry (a path, or an entry), or with a path ending in ``/`` every entry
+        under that folder. An unknown path raises `NotFound`."""
+        path = item.path if isinstance(item, ManifestEntry) else item
+        if not isinstance(path, str) or not path:
+            raise InvalidInput(f"remove takes an entry path, not {item!r}")
+        folder = path.endswith("/")
+        key = normalise_entry_path(path.rstrip("/")) + ("/" if folder else "")
+        if not self._entries.remove(key, prefix=folder):
+            raise NotFound(
+                f"artifact {self.name!r} has no {'folder' if folder else 'entry'} {path!r}"
+            )
+
+    @contextlib.contextmanager
+    def new_file(
+        self, name: str, mode: str = "w", encoding: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """A new file to write, added under ``name`` when the block ends (text unless
+        ``mode`` says ``b``)::
+
+            with artifact.new_file("labels.json") as f:
+                json.dump(labels, f)
+        """
+        path = normalise_entry_path(name)
+        if path in self._entries:
+            raise InvalidPath(f"{path!r} is already in artifact {self.name!r}")
+        if mode not in ("w", "x", "wb", "xb", "w+", "wb+"):
+            raise InvalidInput(f"new_file writes a new file: mode 'w' or 'wb', not {mode!r}")
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="forebear-new-file-")
+            weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
+        handle, name_on_disk = tempfile.mkstemp(dir=self._scratch, suffix=f"-{Path(path).name}")
+        os.close(handle)  # reopened below in the mode asked for
+        local = Path(name_on_disk)
+        binary = "b" in mode
+        with open(local, "wb" if binary else "w", encoding=None if binary else encoding) as f:
+            yield f
+        self.add_file(local, path)
+
     def batches(self, size: int) -> Iterator[list[PendingFile | ManifestEntry]]:
         """Every entry in path order, ``size`` at a time: files still to hash as
-        `PendingFile`, references as their finished `ManifestEntry`."""
+        `PendingFile`; references, and entries kept from a stored version, as their
+        finished `ManifestEntry` (a stored one has a digest and no URI)."""
         for rows in self._entries.batches(size):
             batch: list[PendingFile | ManifestEntry] = []
             for path, folder, local, digest, entry_size, uri, etag in rows:
-                if uri is not None:
+                if uri is not None or (local is None and digest is not None):
                     batch.append(ManifestEntry(path, digest, entry_size, uri, etag))
                 elif folder is None:
                     batch.append(PendingFile(path, os.fsdecode(local)))

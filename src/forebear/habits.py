@@ -4,16 +4,19 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from . import config, folders
-from .errors import InvalidPath, NotFound
+from .errors import ForebearWarning, InvalidPath, NotFound
 from .manifest import ManifestEntry
 from .paths import normalise_entry_path
 
 if TYPE_CHECKING:
+    from .run import Artifact as SavableArtifact
     from .store import Store
     from .views import ArtifactVersion, Run
 
@@ -76,6 +79,27 @@ class VersionHabits:
         (W&B uploads in the background; forebear does not)."""
         del timeout
         return self._this()
+
+    def new_draft(self) -> SavableArtifact:
+        """A new `Artifact` of the same name and type that starts from this version's
+        files, without local copies: add, replace (`remove` then add) or `remove` files,
+        then log it; only what changed is read and stored. Purged files are left out."""
+        import forebear  # its Artifact, the one that can save() itself
+
+        version = self._this()
+        draft = forebear.Artifact(
+            version.name, version.type, version.description, copy.deepcopy(version.metadata)
+        )
+        purged = {r.path for r in version.redactions()}
+        draft.add_entries(e for e in version.iter_entries() if e.path not in purged)
+        if purged:
+            warnings.warn(
+                f"{version.ref}: {len(purged)} purged files are not in the draft: "
+                f"{', '.join(sorted(purged)[:5])}",
+                ForebearWarning,
+                stacklevel=2,
+            )
+        return draft
 
     def get_entry(self, path: str) -> Entry:
         """One file of the version, to read or download alone."""

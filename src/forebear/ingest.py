@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 from . import progress
 from .artifacts import Artifact, PendingFile
 from .chunking import Chunking, ChunkList, ChunkRange, cut_file
-from .errors import InvalidPath
+from .errors import InvalidInput, InvalidPath
 from .fingerprint import check_unchanged, fingerprint, stat_file
 from .hash_workers import hash_files
 from .manifest import ManifestEntry, ManifestWriter
@@ -99,7 +99,9 @@ def prepare(
                 if forbidden:
                     _refuse_forbidden(batch, forbidden)
                 rows.add(_fingerprint_batch(batch, writer, cache, tick, expect))
-                references += sum(e.size for e in batch if isinstance(e, ManifestEntry))
+                references += sum(
+                    e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
+                )
         digest = writer.finish()
     except BaseException:
         rows.close()
@@ -149,11 +151,12 @@ def _fingerprint_batch(
 
 class Catalog(NamedTuple):
     """What storing objects asks the catalog: which files are stored in chunks already
-    (their chunk lists), and which objects committed versions need (so they are known to
-    have been complete and durable)."""
+    (their chunk lists), which objects committed versions need (so they are known to
+    have been complete and durable), and which bytes a purge removed."""
 
     chunk_lists: Callable[[list[str]], dict[str, ChunkList]]
     committed: Callable[[list[str]], set[str]]
+    purged: Callable[[list[str]], set[str]] = lambda digests: set()
 
 
 def store_objects(
@@ -184,6 +187,13 @@ def store_objects(
     """
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
         for batch in prepared.rows.batches(BATCH):
+            kept = {
+                digest: path
+                for path, digest, _size, uri, _etag, local, *_ in batch
+                if local is None and uri is None and digest is not None
+            }
+            if kept and not relog:
+                _hold_stored(kept, register, catalog)
             sizes: dict[str, int] = {}  # each distinct digest's size
             first: dict[str, bytes] = {}  # and a local file holding it
             for _path, digest, size, _uri, _etag, local, *_ in batch:
@@ -250,6 +260,24 @@ def store_objects(
             register([prepared.digest])
         prepared.manifest.seek(0)
         objects.put_stream(prepared.manifest, prepared.digest, source="the manifest")
+
+
+def _hold_stored(
+    kept: dict[str, str], register: Callable[[list[str]], None], catalog: Catalog
+) -> None:
+    """Entries kept from a stored version (a draft's): register their objects (and their
+    chunks) first, so gc keeps them from now on, then make sure a committed version still
+    needs them and no purge removed them (otherwise they may be gone already)."""
+    digests = sorted(kept)
+    lists = catalog.chunk_lists(digests)
+    register(digests + sorted({c for chunks in lists.values() for c in chunks.digests}))
+    gone = (set(digests) - catalog.committed(digests)) | catalog.purged(digests)
+    if gone:
+        paths = ", ".join(sorted(kept[d] for d in gone)[:5])
+        raise InvalidInput(
+            f"{len(gone)} files kept from a stored version are no longer in the store (a gc "
+            f"or a purge removed them): {paths}; add them again from local copies"
+        )
 
 
 def _trusted(

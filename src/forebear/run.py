@@ -1,5 +1,6 @@
-"""`init`, which starts a `Run` and makes it the active one, and the module-level calls
-(`log_artifact`, `use_artifact`, `log`, `finish`) that act on the active run."""
+"""`init`, which starts a `Run` and makes it the active one, the module-level calls
+(`log_artifact`, `use_artifact`, `log`, `finish`) that act on the active run, and the public
+`Artifact`, which can also log itself in a run of its own (`save`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import active
+from . import active, artifacts
 from . import context as run_context
-from .artifacts import Artifact
 from .config import default_project
 from .errors import InvalidInput, RunStateError
 from .jsonvalues import json_dict
@@ -23,6 +23,24 @@ from .store import Store, open
 from .views import ArtifactVersion, Run
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class Artifact(artifacts.Artifact):
+    """A new version in the making (see `artifacts.Artifact`), which can also log itself
+    outside any run, as W&B's ``artifact.save()`` does."""
+
+    def save(
+        self,
+        project: str | None = None,
+        *,
+        store: Store | str | os.PathLike[str] | None = None,
+        aliases: Sequence[str] = (),
+    ) -> ArtifactVersion:
+        """Log this artifact outside any run: a short run named ``save NAME`` in
+        ``project`` (default: the default project) logs it and finishes at once. Returns
+        the `ArtifactVersion`."""
+        with init(project=project, name=f"save {self.name}", store=store) as run:
+            return run.log_artifact(self, aliases=aliases)
 
 
 def new_run_id() -> str:
@@ -85,7 +103,7 @@ def _require_active() -> Run:
 
 
 def log_artifact(
-    artifact: Artifact | str | os.PathLike[str],
+    artifact: artifacts.Artifact | str | os.PathLike[str],
     name: str | None = None,
     type: str | None = None,
     aliases: Sequence[str] = (),

@@ -106,6 +106,24 @@ class Spool:
             seen.add(key)
         raise AssertionError("an IntegrityError without a duplicate key")
 
+    def remove(self, key: str, *, prefix: bool = False) -> int:
+        """Drop the row with this key (or, with ``prefix``, every row whose key starts with
+        it); how many went."""
+        if self._db is None:
+            gone = [k for k in self._rows if k.startswith(key)] if prefix else [key]
+            removed = sum(1 for k in gone if self._rows.pop(k, None) is not None)
+        else:
+            with self._lock:
+                if prefix:
+                    cursor = self._db.execute(
+                        "DELETE FROM r WHERE substr(k, 1, ?) = ?", (len(key), key)
+                    )
+                else:
+                    cursor = self._db.execute("DELETE FROM r WHERE k = ?", (key,))
+                removed = cursor.rowcount
+        self._count -= removed
+        return removed
+
     def batches(self, size: int) -> Iterator[list[Row]]:
         """Every row in key order, ``size`` at a time."""
         if self._db is None:

@@ -80,6 +80,12 @@ def redacted_among(session: Session, version_ids: Iterable[int]) -> set[int]:
     return {row[0] for row in bulk.rows_for(session, query, set(version_ids))}
 
 
+def purged_among(session: Session, digests: Iterable[str]) -> set[str]:
+    """Which of ``digests`` a purge removed from the store."""
+    query = select(PurgeRow.digest).where(PurgeRow.digest.in_(bulk.string_list(session)))
+    return {row[0] for row in bulk.rows_for_strings(session, query, set(digests))}
+
+
 def is_purged(session: Session, digest: str) -> bool:
     return session.execute(select(PurgeRow.id).where(PurgeRow.digest == digest)).first() is not None
 

@@ -77,6 +77,10 @@ def log(
         with read_session(backend.engine) as session:
             return db_chunks.committed_among(session, digests)
 
+    def purged_bytes(digests: list[str]) -> set[str]:
+        with read_session(backend.engine) as session:
+            return db_purges.purged_among(session, digests)
+
     with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
         with read_session(backend.engine) as session:
             known = db_versions.live_version_id(session, project, artifact.name, prepared.digest)
@@ -90,7 +94,7 @@ def log(
                 prepared,
                 backend.objects,
                 lease.register,
-                ingest.Catalog(chunk_lists, committed),
+                ingest.Catalog(chunk_lists, committed, purged_bytes),
                 backend.chunking,
                 artifact.name,
                 show,
