@@ -124,6 +124,7 @@ LAYERS = (
         "lifecycle",
         "registry",
         "habits",
+        "fs",
         "run",
         "active",
         "lineage",
