@@ -277,6 +277,31 @@ class Backend(ABC):
         """Store an artifact's files and commit the version (or find the one with the same
         content), with the run's output edge, the aliases, tags and TTL, all or nothing."""
 
+    @abstractmethod
+    def upsert_part(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str,
+        distributed_id: str,
+        show_progress: bool | None,
+    ) -> None:
+        """Store an artifact's files as one process's part of a distributed version."""
+
+    @abstractmethod
+    def finish_distributed(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str,
+        distributed_id: str,
+        aliases: Sequence[str],
+        show_progress: bool | None,
+    ) -> VersionData:
+        """Commit a distributed version from every part (and the artifact's own files)."""
+
     # -- changing what was committed -----------------------------------------------------
 
     @abstractmethod

@@ -30,6 +30,7 @@ CONFIG_FILE = "forebear.toml"
 # How long a writer's hold on the objects it stores lasts unless renewed (it is renewed
 # four times per period while the writer works).
 DEFAULT_LEASE_SECONDS = 600.0
+DEFAULT_DISTRIBUTED_HOLD_SECONDS = 7 * 24 * 3600.0
 # How often a running run tells the catalog it is alive; one silent for three periods has
 # crashed.
 DEFAULT_HEARTBEAT_SECONDS = 60.0
@@ -51,6 +52,14 @@ def _seconds(variable: str, default: float) -> float:
 def lease_duration() -> dt.timedelta:
     """A writer's lease (``FOREBEAR_LEASE_SECONDS``, default 10 minutes)."""
     return dt.timedelta(seconds=_seconds("FOREBEAR_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+
+
+def distributed_hold() -> dt.timedelta:
+    """How long a distributed version's parts are kept with nothing added to it
+    (``FOREBEAR_DISTRIBUTED_HOLD_SECONDS``, default 7 days): then gc may remove them."""
+    return dt.timedelta(
+        seconds=_seconds("FOREBEAR_DISTRIBUTED_HOLD_SECONDS", DEFAULT_DISTRIBUTED_HOLD_SECONDS)
+    )
 
 
 def default_project() -> str:

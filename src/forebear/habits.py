@@ -7,11 +7,12 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from . import config, folders
-from .errors import ForebearWarning, InvalidPath, NotFound
+from . import artifacts, config, folders
+from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .manifest import ManifestEntry
 from .paths import normalise_entry_path
 
@@ -123,6 +124,9 @@ class VersionHabits:
 class RunHabits:
     """W&B's names on `Run`."""
 
+    def _require_running(self, action: str) -> None:
+        raise NotImplementedError  # provided by Run
+
     def logged_artifacts(self) -> list[ArtifactVersion]:
         """The versions this run logged (`outputs`)."""
         return cast("Run", self).outputs
@@ -130,6 +134,69 @@ class RunHabits:
     def used_artifacts(self) -> list[ArtifactVersion]:
         """The versions this run used (`inputs`)."""
         return cast("Run", self).inputs
+
+    def upsert_artifact(
+        self,
+        artifact: artifacts.Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] = (),
+        *,
+        distributed_id: str,
+        progress: bool | None = None,
+    ) -> None:
+        """Add this process's files to the version that several processes build under
+        ``distributed_id`` (each path from one process); nothing is visible until
+        `finish_artifact`. ``aliases`` are given at the finish."""
+        del aliases  # W&B accepts them here too; they take effect with the version
+        run = cast("Run", self)
+        self._require_running("add to a distributed artifact")
+        chosen = _artifact(artifact, name, type)
+        run.store.backend.upsert_part(
+            chosen, project=run.project, run_id=run.id,
+            distributed_id=check_distributed_id(distributed_id), show_progress=progress,
+        )  # fmt: skip
+
+    def finish_artifact(
+        self,
+        artifact: artifacts.Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Sequence[str] = (),
+        *,
+        distributed_id: str,
+        progress: bool | None = None,
+    ) -> ArtifactVersion:
+        """Commit the version built under ``distributed_id`` from every process's part
+        (and this artifact's own files, if any); every contributing run becomes one of its
+        producers."""
+        run = cast("Run", self)
+        self._require_running("finish a distributed artifact")
+        chosen = _artifact(artifact, name, type)
+        data = run.store.backend.finish_distributed(
+            chosen, project=run.project, run_id=run.id,
+            distributed_id=check_distributed_id(distributed_id),
+            aliases=[aliases] if isinstance(aliases, str) else list(aliases),
+            show_progress=progress,
+        )  # fmt: skip
+        return run.store.artifact(f"{data.project}/{data.name}:v{data.number}")
+
+
+def _artifact(
+    artifact: artifacts.Artifact | str | os.PathLike[str], name: str | None, type_: str | None
+) -> artifacts.Artifact:
+    if isinstance(artifact, artifacts.Artifact):
+        return artifact
+    return artifacts.artifact_from_path(artifact, name, type_, None, None)
+
+
+def check_distributed_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 256:
+        raise InvalidInput(
+            f"distributed_id must be a non-empty string of at most 256 characters (the same "
+            f"in every process building the version), not {value!r}"
+        )
+    return value
 
 
 def _refuse_store_inside(store: Store, root: Path) -> None:

@@ -425,3 +425,39 @@ class MetricRow(Base):
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DistributedRow(Base):
+    """A version that several processes build (``run.upsert_artifact(...,
+    distributed_id=...)``): invisible until ``finish_artifact`` commits it. Its parts'
+    objects are held by the lease named ``writer`` (renewed by every upsert)."""
+
+    __tablename__ = "distributed"
+    __table_args__ = (UniqueConstraint("project", "name", "distributed_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(128))
+    distributed_id: Mapped[str] = mapped_column(String(256))
+    writer: Mapped[str] = mapped_column(String(32))
+    revision: Mapped[int] = mapped_column(Integer, default=0)  # parts changed this often
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
+
+
+class DistributedPartRow(Base):
+    """One entry a process contributed to a distributed version, and which run did."""
+
+    __tablename__ = "distributed_parts"
+
+    distributed: Mapped[int] = mapped_column(ForeignKey("distributed.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(
+        Text().with_variant(Text(collation="C"), "postgresql"), primary_key=True
+    )
+    digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_id: Mapped[str] = mapped_column(String(8))

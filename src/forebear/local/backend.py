@@ -50,7 +50,7 @@ from ..records import (
 )
 from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
 from ..statcache import StatCache
-from . import collect, commit, identity, lifecycle, repair, verify, webhooks
+from . import collect, commit, distributed, identity, lifecycle, repair, verify, webhooks
 from .registry import LocalRegistry
 
 if TYPE_CHECKING:
@@ -393,6 +393,35 @@ class LocalBackend(LocalRegistry, Backend):
             ttl=ttl,
             show_progress=show_progress,
         )
+
+    def upsert_part(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str,
+        distributed_id: str,
+        show_progress: bool | None,
+    ) -> None:
+        distributed.upsert(
+            self, artifact, project=project, run_id=run_id, distributed_id=distributed_id,
+            show_progress=show_progress,
+        )  # fmt: skip
+
+    def finish_distributed(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str,
+        distributed_id: str,
+        aliases: Sequence[str],
+        show_progress: bool | None,
+    ) -> VersionData:
+        return distributed.finish(
+            self, artifact, project=project, run_id=run_id, distributed_id=distributed_id,
+            aliases=aliases, show_progress=show_progress,
+        )  # fmt: skip
 
     # -- changing what was committed -----------------------------------------------------
 

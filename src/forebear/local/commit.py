@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import ingest, progress
 from ..chunking import ChunkList
@@ -45,6 +45,33 @@ def check_catalog(backend: LocalBackend, session: Session) -> None:
     was opened with (deleted, replaced, or another store's)."""
     identity.check(catalog_identity.store_id(session), backend.store_id, backend.engine)
     backend.catalog_file.check()
+
+
+def record_logged(
+    session: Session,
+    actor: str,
+    row: Any,
+    created: bool,
+    run_id: str | None,
+    aliases: Sequence[str],
+    tags: Sequence[str],
+    files: int,
+) -> None:
+    """The audit event of a log, and (for a new version) its ``version.logged`` webhook."""
+    details: dict[str, object] = {"created": created, "files": files}
+    if aliases or tags:
+        details.update(aliases=list(aliases), tags=list(tags))
+    name = lifecycle.qualified(session, row)
+    audit.record(
+        session, actor, "log", name,
+        artifact_id=row.artifact_id, version_id=row.id, run_id=run_id, details=details,
+    )  # fmt: skip
+    if created:
+        webhooks.queue(
+            session, "version.logged", actor,
+            {"version": name, "digest": row.digest, "run": run_id, "aliases": list(aliases),
+             "files": files},
+        )  # fmt: skip
 
 
 def log(
@@ -135,21 +162,10 @@ def log(
                     ttl=ttl,
                     actor=backend.actor,
                 )
-                details: dict[str, object] = {"created": created, "files": prepared.file_count}
-                if aliases or tags:
-                    details.update(aliases=list(aliases), tags=list(tags))
-                name = lifecycle.qualified(session, row)
-                audit.record(
-                    session, backend.actor, "log", name,
-                    artifact_id=row.artifact_id, version_id=row.id, run_id=run_id,
-                    details=details,
+                record_logged(
+                    session, backend.actor, row, created, run_id, aliases, tags,
+                    prepared.file_count,
                 )  # fmt: skip
-                if created:
-                    webhooks.queue(
-                        session, "version.logged", backend.actor,
-                        {"version": name, "digest": row.digest, "run": run_id,
-                         "aliases": list(aliases), "files": prepared.file_count},
-                    )  # fmt: skip
                 lease.release(session)
                 data = db_versions.load_versions(session, [row.id])[row.id]
             backend.catalog_file.check()  # the commit went into the file the store opened
