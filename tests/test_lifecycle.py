@@ -279,6 +279,36 @@ def test_max_age_keeps_the_newest_version(store: forebear.Store, make_tree: Tree
     assert store.retention() == []
 
 
+@pytest.mark.parametrize("scan_share", [0, 10**9], ids=["lookup", "scan"])
+def test_prune_counts_once_the_bytes_only_its_versions_hold(
+    store: forebear.Store,
+    make_tree: TreeMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    scan_share: int,
+) -> None:
+    """Both ways of counting (a lookup per digest, or one pass over the digest index) give
+    the same bytes: a file kept by a newer version is not counted, one held by several of
+    the deleted versions (or twice by one) counts once."""
+    from forebear.db import retention
+
+    monkeypatch.setattr(retention, "SCAN_SHARE", scan_share)
+    shared = {"kept.bin": b"K" * 1000}
+    trees = [
+        {**shared, "twice.bin": b"T" * 300, "own.bin": b"\0" * 10, "copy.bin": b"\0" * 10},
+        {**shared, "twice.bin": b"T" * 300, "own.bin": b"\1" * 11},
+        {**shared, "twice.bin": b"T" * 300, "own.bin": b"\2" * 12},
+        {**shared, "own.bin": b"\3" * 13},
+    ]
+    for n, files in enumerate(trees):
+        log(store, make_tree(f"v{n}", files), "ds")
+    store.set_retention("ds", keep_last=1)
+    plan = store.prune(dry_run=True)
+    assert plan.versions == ["p/ds:v0", "p/ds:v1", "p/ds:v2"]
+    assert plan.size == 1320 + 1311 + 1312
+    assert plan.bytes == 300 + 10 + 11 + 12
+    assert store.prune().bytes == plan.bytes
+
+
 def test_bad_retention_is_one_clear_error(store: forebear.Store, make_tree: TreeMaker) -> None:
     log(store, make_tree("d", {"a.txt": "a"}), "ds")
     for options, match in (

@@ -44,6 +44,18 @@ def lock_artifact(session: Session, artifact_id: int) -> None:
     session.execute(select(ArtifactRow.id).where(ArtifactRow.id == artifact_id).with_for_update())
 
 
+def lock_artifacts(session: Session, artifact_ids: Iterable[int]) -> None:
+    """`lock_artifact` for many, in one statement (in id order: two transactions locking
+    some of the same artifacts this way cannot deadlock)."""
+    query = (
+        select(ArtifactRow.id)
+        .where(ArtifactRow.id.in_(bulk.id_list(session)))
+        .order_by(ArtifactRow.id)
+        .with_for_update()
+    )
+    session.execute(query, bulk.ids_param(session, sorted(set(artifact_ids)))).all()
+
+
 def set_alias(
     session: Session,
     artifact_id: int,
@@ -147,6 +159,19 @@ def artifact_name(session: Session, artifact_id: int) -> str:
         .where(ArtifactRow.id == artifact_id)
     ).one()
     return f"{project}/{name}"
+
+
+def artifact_names(session: Session, artifact_ids: Iterable[int]) -> dict[int, str]:
+    """`artifact_name` of many artifacts, in one query."""
+    query = (
+        select(ArtifactRow.id, ProjectRow.name, ArtifactRow.name)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .where(ArtifactRow.id.in_(bulk.id_list(session)))
+    )
+    return {
+        artifact_id: f"{project}/{name}"
+        for artifact_id, project, name in bulk.rows_for(session, query, artifact_ids)
+    }
 
 
 def _check_unprotected(session: Session, artifact_id: int, alias: str, force: bool) -> None:

@@ -8,6 +8,7 @@ Inserting many rows that may exist already: one ``ON CONFLICT DO NOTHING`` per b
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from .schema import Base
 
 _INSERT_BATCH = 5000
+LARGE_CACHE_MIB = 64
 
 PARAMETER = "ids"
 
@@ -95,3 +97,22 @@ def insert_ignoring_duplicates(
         session.execute(
             insert_fn(model).on_conflict_do_nothing(), list(rows[start : start + _INSERT_BATCH])
         )
+
+
+@contextlib.contextmanager
+def large_cache(session: Session, mebibytes: int = LARGE_CACHE_MIB) -> Iterator[None]:
+    """A larger page cache for this SQLite connection while statements change rows all
+    over a large index (gc deleting most entries: their digests, and so their places in
+    the digest index, are random): with SQLite's 2 MiB, index pages are evicted, read and
+    spilled to the journal again and again. Only pages actually touched take memory.
+    PostgreSQL keeps its shared buffers."""
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    connection = session.connection()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = {-1024 * mebibytes}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")

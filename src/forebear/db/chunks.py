@@ -3,7 +3,7 @@ versions need (what gc keeps, and what a writer may rely on unread)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from itertools import islice
 from typing import Any
 
@@ -93,22 +93,28 @@ def chunked_among(session: Session, digests: Iterable[str]) -> set[str]:
     return found
 
 
-def all_object_digests(session: Session) -> set[str]:
+def all_object_digests(session: Session, purging: Collection[int] = ()) -> set[str]:
     """Every object a version that gc has not purged needs: manifests, stored entries
     (for a chunked file, the digest its chunk list is kept under) and the chunks of
-    chunked files. (Purged versions have no entries left.)"""
-    reachable: set[str] = set(
-        session.execute(select(VersionRow.digest).where(VersionRow.purged_at.is_(None))).scalars()
-    )
-    reachable.update(
-        d
-        for d in session.execute(
-            select(EntryRow.digest).where(EntryRow.uri.is_(None)).distinct()
-        ).scalars()
-        if d is not None
-    )
-    used = select(EntryRow.digest).where(EntryRow.digest == ChunkMemberRow.file).exists()
-    reachable.update(session.execute(select(ChunkMemberRow.chunk).where(used).distinct()).scalars())
+    chunked files. (Purged versions have no entries left.) With ``purging``: as if those
+    versions were purged already (what a dry run of gc reports), changing nothing.
+
+    Plain rows from the connection; the set takes each digest once (SQLite would answer
+    a DISTINCT by walking the digest index and reading each entry's row, at random)."""
+    versions = select(VersionRow.digest).where(VersionRow.purged_at.is_(None))
+    entries = select(EntryRow.digest).where(EntryRow.uri.is_(None), EntryRow.digest.is_not(None))
+    files = select(EntryRow.digest).where(EntryRow.digest == ChunkMemberRow.file)
+    params: dict[str, Any] = {}
+    if purging:
+        versions = versions.where(VersionRow.id.not_in(bulk.id_list(session)))
+        entries = entries.where(EntryRow.version_id.not_in(bulk.id_list(session)))
+        files = files.where(EntryRow.version_id.not_in(bulk.id_list(session)))
+        params = bulk.ids_param(session, sorted(set(purging)))
+    chunks = select(ChunkMemberRow.chunk).where(files.exists())
+    connection = session.connection()
+    reachable: set[str] = set()
+    for query in (versions, entries, chunks.distinct()):
+        reachable.update(digest for (digest,) in connection.execute(query, params) if digest)
     return reachable
 
 

@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, RunNotFound, VersionNotFound
 from . import audit, bulk, webhooks
-from .aliases import LATEST, artifact_name, lock_artifact, remove_alias, set_alias
+from .aliases import (
+    LATEST,
+    artifact_names,
+    lock_artifact,
+    lock_artifacts,
+    remove_alias,
+    set_alias,
+)
+from .retention import VersionKey
 from .schema import (
     AliasRow,
     ArtifactRow,
@@ -268,45 +276,71 @@ def delete_version(
 
 
 def delete_many(
-    session: Session, versions: Sequence[VersionRow], actor: str, reasons: dict[int, str]
+    session: Session, versions: Sequence[VersionKey], actor: str, reasons: dict[int, str]
 ) -> None:
     """Soft-delete many live versions at once (what `prune` decided), their user aliases
-    removed: a few statements per artifact, not per version; one audit event each."""
+    removed: a few statements in all (a lock on their artifacts, in id order; their
+    aliases; the update; where ``latest`` must move), not a few per artifact or version;
+    one audit event and one ``version.deleted`` event each, inserted together."""
+    if not versions:
+        return
     stamp = utcnow()
-    by_artifact: dict[int, list[VersionRow]] = {}
-    for version in versions:
-        by_artifact.setdefault(version.artifact_id, []).append(version)
-    events: list[dict[str, Any]] = []
-    for artifact_id, rows in sorted(by_artifact.items()):
-        lock_artifact(session, artifact_id)
-        ids = [row.id for row in rows]
-        aliased = session.execute(
-            select(AliasRow.name, AliasRow.version_id).where(
-                AliasRow.version_id.in_(bulk.id_list(session)), AliasRow.name != LATEST
-            ),
-            bulk.ids_param(session, ids),
-        ).all()
-        removed: dict[int, list[str]] = {}
-        for name, version_id in aliased:
-            remove_alias(session, artifact_id, name, version_id, actor=actor, reason="prune")
-            removed.setdefault(version_id, []).append(name)
-        session.execute(
-            update(VersionRow)
-            .where(VersionRow.id.in_(bulk.id_list(session)), VersionRow.deleted_at.is_(None))
-            .values(deleted_at=stamp, deleted_by=actor[:256]),
-            bulk.ids_param(session, ids),
-        )
+    artifacts = sorted({version.artifact_id for version in versions})
+    lock_artifacts(session, artifacts)
+    names = artifact_names(session, artifacts)
+    params = bulk.ids_param(session, [version.id for version in versions])
+    aliased = session.execute(
+        select(AliasRow.artifact_id, AliasRow.name, AliasRow.version_id)
+        .where(AliasRow.version_id.in_(bulk.id_list(session)), AliasRow.name != LATEST)
+        .order_by(AliasRow.artifact_id, AliasRow.name),
+        params,
+    ).all()
+    removed: dict[int, list[str]] = {}
+    for artifact_id, name, version_id in aliased:
+        remove_alias(session, artifact_id, name, version_id, actor=actor, reason="prune")
+        removed.setdefault(version_id, []).append(name)
+    session.execute(
+        update(VersionRow)
+        .where(VersionRow.id.in_(bulk.id_list(session)), VersionRow.deleted_at.is_(None))
+        .values(deleted_at=stamp, deleted_by=actor[:256])
+        .execution_options(synchronize_session=False),  # the session is expired below
+        params,
+    )
+    for artifact_id in _latest_out_of_date(session, artifacts):
         _point_latest_at_newest(session, artifact_id)
-        prefix = artifact_name(session, artifact_id)
-        for row in rows:
-            details: dict[str, Any] = {"by": reasons[row.id]} if row.id in reasons else {}
-            if removed.get(row.id):
-                details["aliases_removed"] = sorted(removed[row.id])
-            target = f"{prefix}:v{row.number}"
-            events.append(audit.row(stamp, actor, "delete", target, artifact_id, row.id, details))
-            webhooks.queue(session, "version.deleted", actor, {"version": target, **details})
+    events: list[dict[str, Any]] = []
+    deleted: list[dict[str, Any]] = []
+    for row in sorted(versions, key=lambda v: (v.artifact_id, v.id)):
+        details: dict[str, Any] = {"by": reasons[row.id]} if row.id in reasons else {}
+        if removed.get(row.id):
+            details["aliases_removed"] = sorted(removed[row.id])
+        target = f"{names[row.artifact_id]}:v{row.number}"
+        events.append(audit.row(stamp, actor, "delete", target, row.artifact_id, row.id, details))
+        deleted.append({"version": target, **details})
     audit.record_many(session, events)
+    webhooks.queue_many(session, "version.deleted", actor, deleted)
     session.expire_all()
+
+
+def _latest_out_of_date(session: Session, artifact_ids: Sequence[int]) -> list[int]:
+    """Which of these artifacts' ``latest`` does not name their newest live version (two
+    queries for them all)."""
+    params = bulk.ids_param(session, artifact_ids)
+    top = (
+        select(VersionRow.artifact_id, func.max(VersionRow.number).label("number"))
+        .where(VersionRow.artifact_id.in_(bulk.id_list(session)), VersionRow.deleted_at.is_(None))
+        .group_by(VersionRow.artifact_id)
+        .subquery()
+    )
+    newest = select(VersionRow.artifact_id, VersionRow.id).join(
+        top, (top.c.artifact_id == VersionRow.artifact_id) & (top.c.number == VersionRow.number)
+    )
+    current = select(AliasRow.artifact_id, AliasRow.version_id).where(
+        AliasRow.artifact_id.in_(bulk.id_list(session)), AliasRow.name == LATEST
+    )
+    wanted = {artifact: version for artifact, version in session.execute(newest, params)}
+    named = {artifact: version for artifact, version in session.execute(current, params)}
+    return [a for a in artifact_ids if wanted.get(a) != named.get(a)]
 
 
 def restore_version(session: Session, version: VersionRow, actor: str) -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from ..records import RetentionPolicy
 from . import audit, bulk
-from .aliases import LATEST, artifact_name
+from .aliases import LATEST, artifact_names
 from .schema import (
     AliasRow,
     ArtifactRow,
@@ -26,6 +29,8 @@ from .schema import (
     VersionRow,
     utcnow,
 )
+
+_PURGE_BATCH = 1000  # versions per statement of a purge
 
 
 def set_retention(
@@ -93,47 +98,65 @@ def _policy(row: RetentionRow, project: str, name: str) -> RetentionPolicy:
     return RetentionPolicy(project, name, row.keep_last, age, bool(row.keep_aliased))
 
 
-def prune_candidates(session: Session, now: dt.datetime) -> list[tuple[VersionRow, str]]:
+class VersionKey(NamedTuple):
+    """What deleting or purging many versions needs of each: ids and number, no ORM row."""
+
+    id: int
+    artifact_id: int
+    number: int
+
+
+_KEY = (VersionRow.id, VersionRow.artifact_id, VersionRow.number)
+
+
+def prune_candidates(session: Session, now: dt.datetime) -> list[tuple[VersionKey, str]]:
     """The live versions retention or TTL would delete now, with the rule that does:
     ``ttl`` (past its expiry, no user alias), ``keep_last`` or ``max_age`` (an artifact's
-    policy; never its newest version, and not aliased ones when ``keep_aliased``)."""
+    policy; never its newest version, and not aliased ones when ``keep_aliased``).
+
+    Two reads of plain rows: the expired versions, and the live versions of every artifact
+    with a policy, newest first (the order the policy counts them in)."""
     aliased = set(
         session.execute(select(AliasRow.version_id).where(AliasRow.name != LATEST)).scalars()
     )
     # linked into the registry, or under a protected alias: these never expire
     kept = linked_sources(session) | protected_versions(session)
-    chosen: dict[int, tuple[VersionRow, str]] = {}
+    chosen: dict[int, tuple[VersionKey, str]] = {}
     expired = session.execute(
-        select(VersionRow).where(
+        select(*_KEY).where(
             VersionRow.deleted_at.is_(None),
             VersionRow.expires_at.is_not(None),
             VersionRow.expires_at <= now,
         )
-    ).scalars()
-    for version in expired:
-        if version.id not in aliased and version.id not in kept:
-            chosen[version.id] = (version, "ttl")
-    for artifact_id, policy in all_retention(session):
-        live = list(
-            session.execute(
-                select(VersionRow)
-                .where(VersionRow.artifact_id == artifact_id, VersionRow.deleted_at.is_(None))
-                .order_by(VersionRow.number.desc())
-            ).scalars()
-        )
+    )
+    for row in expired:
+        if row.id not in aliased and row.id not in kept:
+            chosen[row.id] = (VersionKey(*row), "ttl")
+    policies = dict(all_retention(session))
+    if not policies:
+        return sorted(chosen.values())
+    live = session.execute(
+        select(*_KEY, VersionRow.created_at)
+        .join(RetentionRow, RetentionRow.artifact_id == VersionRow.artifact_id)
+        .where(VersionRow.deleted_at.is_(None))
+        .order_by(VersionRow.artifact_id, VersionRow.number.desc())
+    )
+    for artifact_id, rows in groupby(live, key=itemgetter(1)):
+        policy = policies[artifact_id]
         counted = 0
-        for position, version in enumerate(live):
+        for position, (version_id, _, number, created_at) in enumerate(rows):
             if position == 0:  # the newest version stays whatever the policy says
                 counted += 1
                 continue
-            if version.id in kept or (policy.keep_aliased and version.id in aliased):
+            if version_id in kept or (policy.keep_aliased and version_id in aliased):
                 continue
             counted += 1
+            key = VersionKey(version_id, artifact_id, number)
             if policy.keep_last is not None and counted > policy.keep_last:
-                chosen.setdefault(version.id, (version, "keep_last"))
-            elif policy.max_age is not None and version.created_at < now - policy.max_age:
-                chosen.setdefault(version.id, (version, "max_age"))
-    return sorted(chosen.values(), key=lambda pair: pair[0].id)
+                chosen.setdefault(version_id, (key, "keep_last"))
+            elif policy.max_age is not None and created_at < now - policy.max_age:
+                chosen.setdefault(version_id, (key, "max_age"))
+    return sorted(chosen.values())
 
 
 def linked_sources(session: Session) -> set[int]:
@@ -160,77 +183,149 @@ def protected_versions(session: Session) -> set[int]:
 
 def unique_bytes(session: Session, version_ids: Sequence[int]) -> int:
     """Bytes of the stored files only these versions hold (no other unpurged version
-    does): what gc frees once their grace period is over."""
+    does): what gc frees once their grace period is over. Counted in one statement, of
+    two kinds: looking their digests up one by one in the digest index
+    (`_unique_by_lookup`), or, when they hold a good part of the catalog's entries (the
+    versions' file counts say), one ordered pass over that index (`_unique_by_scan`)."""
     if not version_ids:
         return 0
-    wanted = set(version_ids)
-    digests: dict[str, int] = {}
-    query = select(EntryRow.digest, EntryRow.size).where(
-        EntryRow.version_id.in_(bulk.id_list(session)), EntryRow.uri.is_(None)
-    )
-    for digest, size in bulk.rows_for(session, query, wanted):
-        if digest is not None:
-            digests[digest] = size
-    if not digests:
-        return 0
-    others = (
-        select(EntryRow.digest)
-        .join(VersionRow, VersionRow.id == EntryRow.version_id)
-        .where(
-            EntryRow.digest.in_(bulk.string_list(session)),
-            VersionRow.purged_at.is_(None),
-            VersionRow.id.not_in(wanted),
+    ids = sorted(set(version_ids))
+    params = bulk.ids_param(session, ids)
+    theirs, everyone = session.execute(
+        select(
+            func.coalesce(
+                func.sum(case((VersionRow.id.in_(bulk.id_list(session)), VersionRow.file_count))),
+                0,
+            ),
+            func.coalesce(func.sum(VersionRow.file_count), 0),
+        ).where(VersionRow.purged_at.is_(None)),
+        params,
+    ).one()
+    scan = theirs * SCAN_SHARE >= everyone
+    statement = _unique_by_scan(session) if scan else _unique_by_lookup(session)
+    return int(session.execute(statement, params).scalar_one())
+
+
+# Versions holding at least 1/SCAN_SHARE of the catalog's entries are counted with one pass
+# over the digest index: a step of that pass costs a fraction of a lookup of a random digest
+# (and of grouping their entries by digest), which is what the other way does per entry.
+SCAN_SHARE = 4
+
+
+def _unique_by_lookup(session: Session) -> Any:
+    """Their entries grouped by digest, each digest kept when these versions hold every
+    entry with it (counted in the digest index: purged versions have no entries left)
+    and at least one as a stored file."""
+    own = (
+        select(
+            EntryRow.digest,
+            func.max(case((EntryRow.uri.is_(None), EntryRow.size))).label("size"),
+            func.count().label("entries"),
         )
-        .distinct()
+        .where(EntryRow.version_id.in_(bulk.id_list(session)), EntryRow.digest.is_not(None))
+        .group_by(EntryRow.digest)
+        .subquery()
     )
-    shared = {row[0] for row in bulk.rows_for_strings(session, others, set(digests))}
-    return sum(size for digest, size in digests.items() if digest not in shared)
+    holders = aliased(EntryRow)
+    everywhere = (
+        select(func.count())
+        .select_from(holders)
+        .where(holders.digest == own.c.digest)
+        .scalar_subquery()
+    )
+    return select(func.coalesce(func.sum(own.c.size), 0)).where(
+        own.c.size.is_not(None), own.c.entries == everywhere
+    )
 
 
-def versions_to_purge(session: Session, cutoff: dt.datetime) -> list[VersionRow]:
+def _unique_by_scan(session: Session) -> Any:
+    """One ordered pass over the digest index finds the digests held by more than one
+    entry (few, unless files repeat across versions); their stored entries held by no
+    such digest count as they are, and the digests held more than once count once when
+    all their entries are theirs."""
+    shared = (
+        select(EntryRow.digest, func.count().label("holders"))
+        .where(EntryRow.digest.is_not(None))
+        .group_by(EntryRow.digest)
+        .having(func.count() > 1)
+        .cte("shared")
+    )
+    alone = aliased(EntryRow)
+    single = (
+        select(func.coalesce(func.sum(alone.size), 0))
+        .where(
+            alone.version_id.in_(bulk.id_list(session)),
+            alone.uri.is_(None),
+            alone.digest.is_not(None),
+            ~select(shared.c.digest).where(shared.c.digest == alone.digest).exists(),
+        )
+        .scalar_subquery()
+    )
+    many = aliased(EntryRow)
+    grouped = (
+        select(
+            func.max(case((many.uri.is_(None), many.size))).label("size"),
+            func.count().label("entries"),
+            func.max(shared.c.holders).label("holders"),
+        )
+        .select_from(many)
+        .join(shared, shared.c.digest == many.digest)
+        .where(many.version_id.in_(bulk.id_list(session)))
+        .group_by(many.digest)
+        .subquery()
+    )
+    repeated = (
+        select(func.coalesce(func.sum(grouped.c.size), 0))
+        .where(grouped.c.size.is_not(None), grouped.c.entries == grouped.c.holders)
+        .scalar_subquery()
+    )
+    return select(single + repeated)
+
+
+def versions_to_purge(session: Session, cutoff: dt.datetime) -> list[VersionKey]:
     """Deleted versions whose grace period is over and whose bytes gc has not purged."""
-    return list(
-        session.execute(
-            select(VersionRow)
-            .where(
-                VersionRow.deleted_at.is_not(None),
-                VersionRow.deleted_at <= cutoff,
-                VersionRow.purged_at.is_(None),
-            )
-            .with_for_update()  # a restore committing meanwhile takes the row out of the set
-        ).scalars()
+    rows = session.execute(
+        select(*_KEY)
+        .where(
+            VersionRow.deleted_at.is_not(None),
+            VersionRow.deleted_at <= cutoff,
+            VersionRow.purged_at.is_(None),
+        )
+        .order_by(VersionRow.id)
+        .with_for_update()  # a restore committing meanwhile takes the row out of the set
     )
+    return [VersionKey(*row) for row in rows]
 
 
-def mark_purged(session: Session, versions: Sequence[VersionRow], actor: str) -> None:
+def mark_purged(session: Session, versions: Sequence[VersionKey], actor: str) -> None:
     """gc purges deleted versions: their entries go (their bytes are collected in the same
     pass), the version stays as a node of the lineage, marked deleted. A few statements for
-    every thousand versions."""
+    every thousand versions, none of them loading rows into the session (which is expired
+    afterwards); the audit events in one insert."""
     stamp = utcnow()
-    names: dict[int, str] = {}
-    events = []
-    for start in range(0, len(versions), 1000):
-        batch = versions[start : start + 1000]
-        ids = [v.id for v in batch]
-        params = bulk.ids_param(session, ids)
-        for table in (EntryRow, RedactionRow):
-            session.execute(
-                delete(table).where(table.version_id.in_(bulk.id_list(session))), params
-            )
-        session.execute(
-            update(VersionRow)
-            .where(VersionRow.id.in_(bulk.id_list(session)))
-            .values(purged_at=stamp),
-            params,
-        )
-        for version in batch:
-            if version.artifact_id not in names:
-                names[version.artifact_id] = artifact_name(session, version.artifact_id)
-            target = f"{names[version.artifact_id]}:v{version.number}"
-            events.append(
-                audit.row(
-                    stamp, actor, "gc", target, version.artifact_id, version.id, {"purged": True}
+    names = artifact_names(session, {v.artifact_id for v in versions})
+    plain = {"synchronize_session": False}
+    with bulk.large_cache(session):
+        for start in range(0, len(versions), _PURGE_BATCH):
+            batch = versions[start : start + _PURGE_BATCH]
+            params = bulk.ids_param(session, [v.id for v in batch])
+            for table in (EntryRow, RedactionRow):
+                session.execute(
+                    delete(table)
+                    .where(table.version_id.in_(bulk.id_list(session)))
+                    .execution_options(**plain),
+                    params,
                 )
+            session.execute(
+                update(VersionRow)
+                .where(VersionRow.id.in_(bulk.id_list(session)))
+                .values(purged_at=stamp)
+                .execution_options(**plain),
+                params,
             )
+    events = []
+    for v in versions:
+        target = f"{names[v.artifact_id]}:v{v.number}"
+        events.append(audit.row(stamp, actor, "gc", target, v.artifact_id, v.id, {"purged": True}))
     audit.record_many(session, events)
     session.expire_all()

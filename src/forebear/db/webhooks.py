@@ -86,7 +86,7 @@ def queue_many(
     if not receivers or not payloads:
         return
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for data in payloads:
         body = json.dumps(
             {
