@@ -260,3 +260,20 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+def cli_ok(store: Path, *args: str, input: str | None = None) -> str:
+    """Run the command on the store in a folder; insist it succeeded without a traceback."""
+    done = run_cli("--objects", str(store), *args, input=input)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def cli_error(store: Path, *args: str) -> str:
+    """Run the command; insist it failed with exactly one `forebear: error:` line."""
+    done = run_cli("--objects", str(store), *args)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("forebear: error: "), done.stderr
+    return lines[0]

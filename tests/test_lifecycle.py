@@ -20,7 +20,7 @@ import pytest
 import forebear
 from forebear.hashing import hash_bytes
 
-from .conftest import run_cli
+from .conftest import cli_error, cli_ok
 
 DAY = dt.timedelta(days=1)
 NOW = dt.timedelta(0)
@@ -519,21 +519,6 @@ def test_a_store_from_before_the_lifecycle_gets_it(tmp_path: Path) -> None:
         assert old.restore(versions[-1].qualified_ref).version == versions[-1].version
         assert old.artifacts(tags=["old"])[0].name == first.name
         assert old.verify() == []
-
-
-def cli_ok(store: Path, *args: str) -> str:
-    done = run_cli("--objects", str(store), *args)
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    return done.stdout
-
-
-def cli_error(store: Path, *args: str) -> str:
-    done = run_cli("--objects", str(store), *args)
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("forebear: error: "), done.stderr
-    return lines[0]
 
 
 def test_the_lifecycle_from_the_command_line(make_tree: TreeMaker, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 import forebear
 
-from .conftest import clean_env, run_cli
+from .conftest import clean_env, cli_error, cli_ok
 
 TreeMaker = Callable[..., Path]
 SECRET = "a-long-signing-secret"
@@ -453,21 +453,6 @@ def test_bad_webhooks_are_refused(store: forebear.Store, receiver: Receiver) -> 
 
 
 # -- the command line --------------------------------------------------------------------
-
-
-def cli_ok(store: Path, *args: str, input: str | None = None) -> str:
-    done = run_cli("--objects", str(store), *args, input=input)
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    return done.stdout
-
-
-def cli_error(store: Path, *args: str) -> str:
-    done = run_cli("--objects", str(store), *args)
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("forebear: error: "), done.stderr
-    return lines[0]
 
 
 def test_the_registry_from_the_command_line(

@@ -47,6 +47,24 @@ def check_catalog(backend: LocalBackend, session: Session) -> None:
     backend.catalog_file.check()
 
 
+def catalog_of(backend: LocalBackend) -> ingest.Catalog:
+    """What storing objects asks this backend's catalog, each question in a short read."""
+
+    def chunk_lists(digests: list[str]) -> dict[str, ChunkList]:
+        with read_session(backend.engine) as session:
+            return db_chunks.chunk_lists_for(session, digests)
+
+    def committed(digests: list[str]) -> set[str]:
+        with read_session(backend.engine) as session:
+            return db_chunks.committed_among(session, digests)
+
+    def purged(digests: list[str]) -> set[str]:
+        with read_session(backend.engine) as session:
+            return db_purges.purged_among(session, digests)
+
+    return ingest.Catalog(chunk_lists, committed, purged)
+
+
 def record_logged(
     session: Session,
     actor: str,
@@ -95,19 +113,6 @@ def log(
         )
     backend.require_writable()
     show = progress.wanted(show_progress)
-
-    def chunk_lists(digests: list[str]) -> dict[str, ChunkList]:
-        with read_session(backend.engine) as session:
-            return db_chunks.chunk_lists_for(session, digests)
-
-    def committed(digests: list[str]) -> set[str]:
-        with read_session(backend.engine) as session:
-            return db_chunks.committed_among(session, digests)
-
-    def purged_bytes(digests: list[str]) -> set[str]:
-        with read_session(backend.engine) as session:
-            return db_purges.purged_among(session, digests)
-
     with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
         with read_session(backend.engine) as session:
             known = db_versions.live_version_id(session, project, artifact.name, prepared.digest)
@@ -121,7 +126,7 @@ def log(
                 prepared,
                 backend.objects,
                 lease.register,
-                ingest.Catalog(chunk_lists, committed, purged_bytes),
+                catalog_of(backend),
                 backend.chunking,
                 artifact.name,
                 show,

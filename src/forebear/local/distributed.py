@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from .. import config, ingest, progress
-from ..chunking import ChunkList
 from ..db import chunks as db_chunks
 from ..db import distributed as db_distributed
 from ..db import runs as db_runs
@@ -28,7 +27,7 @@ from ..errors import InvalidInput, StoreError
 from ..manifest import ManifestWriter
 from ..paths import check_alias, check_name
 from ..records import VersionData
-from .commit import check_catalog, record_logged
+from .commit import catalog_of, check_catalog, record_logged
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
@@ -66,17 +65,9 @@ def upsert(
             _check_held(session, writer, project, artifact.name, distributed_id)
             writers.register(session, writer, digests, socket.gethostname(), os.getpid())
 
-    def chunk_lists(digests: list[str]) -> dict[str, ChunkList]:
-        with read_session(backend.engine) as session:
-            return db_chunks.chunk_lists_for(session, digests)
-
-    def committed(digests: list[str]) -> set[str]:
-        with read_session(backend.engine) as session:
-            return db_chunks.committed_among(session, digests)
-
     with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
         ingest.store_objects(
-            prepared, backend.objects, register, ingest.Catalog(chunk_lists, committed),
+            prepared, backend.objects, register, catalog_of(backend),
             backend.chunking, artifact.name, show,
         )  # fmt: skip
         backend.objects.flush()
