@@ -138,6 +138,13 @@ class ObjectLocationTests:
         assert not location.has(digest)
         location.delete(digest)  # deleting twice is fine
 
+    def test_delete_many(self, location: ObjectLocation) -> None:
+        digests = [location.put_bytes(f"object {i}".encode()) for i in range(40)]
+        gone, kept = digests[:30], digests[30:]
+        location.delete_many([*gone, hash_bytes(b"never stored")])  # missing ones are fine
+        assert set(location.iter_digests()) == set(kept)
+        location.delete_many([])
+
     def test_seek_and_partial_read(self, location: ObjectLocation) -> None:
         digest = location.put_bytes(b"0123456789")
         with location.open(digest) as f:
@@ -155,6 +162,8 @@ class ObjectLocationTests:
         self.raw_put(location, "objects/README", b"x")
         assert set(location.iter_digests()) == digests
         assert {(o.digest, o.size) for o in location.iter_objects()} == {(d, 1) for d in digests}
+        skipped = sorted(digests)[0]
+        assert {o.digest for o in location.iter_objects(skip={skipped})} == digests - {skipped}
 
     def test_sizes_of_many_objects(self, location: ObjectLocation) -> None:
         """More objects than are checked one by one: the listing path, which must find
@@ -191,6 +200,9 @@ class ObjectLocationTests:
         assert location.read_chunk_list(file_digest) == b"other list"
         location.delete_chunk_list(file_digest)
         assert location.read_chunk_list(file_digest) is None
+        assert list(location.iter_chunk_lists()) == []
+        location.put_chunk_list(file_digest, b"first list")
+        location.delete_chunk_lists([file_digest, hash_bytes(b"no list")])
         assert list(location.iter_chunk_lists()) == []
 
     def test_first_chunk_list_marks_the_format(self, location: ObjectLocation) -> None:

@@ -23,6 +23,7 @@ from ..db import retention as db_retention
 from ..db import versions as db_versions
 from ..db import writers
 from ..db.engine import write_session
+from ..objects import CHUNK_LISTS
 from ..reports import GcReport
 from .commit import check_catalog
 
@@ -43,19 +44,14 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
         expired = db_retention.versions_to_purge(session, writers.now(session) - grace)
         loaded = db_versions.load_versions(session, [v.id for v in expired])
         report.versions = sorted(f"{v.project}/{v.ref}" for v in loaded.values())
-        # a dry run purges too, inside a savepoint it then rolls back: same report
-        purging = session.begin_nested()
-        db_retention.mark_purged(session, expired, backend.actor)
-        keep = db_chunks.all_object_digests(session)
-        if dry_run:
-            purging.rollback()
+        if dry_run:  # what the purge would leave: the same set, computed without it
+            keep = db_chunks.all_object_digests(session, purging=[v.id for v in expired])
         else:
-            purging.commit()
+            db_retention.mark_purged(session, expired, backend.actor)
+            keep = db_chunks.all_object_digests(session)
         keep |= writers.collect_expired(session, dry_run=dry_run)
         garbage: list[str] = []
-        for stored in objects.iter_objects():
-            if stored.digest in keep:
-                continue
+        for stored in objects.iter_objects(skip=keep):
             if stored.modified is None or stored.modified > cutoff:
                 report.kept_young += 1
                 continue
@@ -64,16 +60,12 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
         # a chunk list is kept while its file is: by its whole-file digest
         lists = [
             stored.digest
-            for stored in objects.iter_objects("chunklists")
-            if stored.digest not in keep
-            and stored.modified is not None
-            and stored.modified <= cutoff
+            for stored in objects.iter_objects(CHUNK_LISTS, skip=keep)
+            if stored.modified is not None and stored.modified <= cutoff
         ]
-        if not dry_run:
-            for digest in garbage:
-                objects.delete(digest)
-            for digest in lists:
-                objects.delete_chunk_list(digest)
+        if not dry_run:  # the lock is still held: no writer can rely on these meanwhile
+            objects.delete_many(garbage)
+            objects.delete_chunk_lists(lists)
     if not dry_run:
         objects.clean_tmp(TMP_EXPIRY_SECONDS)
     report.objects = sorted({*garbage, *lists})

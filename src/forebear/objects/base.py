@@ -24,7 +24,8 @@ import os
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import IO, Any, BinaryIO, NamedTuple
 
 import fsspec
@@ -42,10 +43,12 @@ from ..readers import checked_at_end, verified_copy
 FORMAT_FILE = "forebear.json"
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
 TRANSFER_WORKERS = 8  # concurrent requests to a remote location
+DELETE_BATCH = 10_000  # paths handed to the filesystem's bulk removal at once
 FORMAT_VERSION = 2  # 2: files may be stored as chunks (format 1 stores are read as they are)
 CHUNK_LISTS = "chunklists"
-_OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
-_PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
+OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
+OBJECT_NAMES_RE = re.compile(r"[0-9a-f]{30}(?:\n[0-9a-f]{30})*")  # names joined by newlines
+PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
 DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -274,7 +277,7 @@ class ObjectLocation(ABC):
                     names = self.fs.ls(base, detail=False)
                 except FileNotFoundError:
                     continue
-            if any(_PREFIX_RE.match(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names):
+            if any(PREFIX_RE.match(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names):
                 return True
         return False
 
@@ -293,7 +296,10 @@ class ObjectLocation(ABC):
         found = self.sizes(sizes)
         return {d for d, size in found.items() if sizes[d] == size}
 
-    def _list_prefix(self, prefix: str, folder: str = "objects") -> list[StoredObject]:
+    def _list_prefix(
+        self, prefix: str, folder: str = "objects", skip: Container[str] = frozenset()
+    ) -> list[StoredObject]:
+        """The objects under one prefix folder, but those in ``skip``."""
         path = self._path(f"{folder}/{prefix}")
         with backend_errors(f"cannot list {path!r}"):
             try:
@@ -303,10 +309,22 @@ class ObjectLocation(ABC):
         found = []
         for entry in entries:
             rest = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
-            if entry.get("type") == "directory" or not _OBJECT_NAME_RE.match(rest):
+            if entry.get("type") == "directory" or not OBJECT_NAME_RE.match(rest):
                 continue
-            found.append(StoredObject(prefix + rest, int(entry["size"]), _modified(entry)))
+            if prefix + rest not in skip:
+                found.append(StoredObject(prefix + rest, int(entry["size"]), _modified(entry)))
         return found
+
+    def _prefixes(self, folder: str) -> list[str]:
+        """The two-hex prefix folders under ``folder``, sorted."""
+        base = self._path(folder)
+        with backend_errors(f"cannot list {base!r}"):
+            try:
+                names = self.fs.ls(base, detail=False, refresh=True)
+            except FileNotFoundError:
+                return []
+        found = (str(name).rstrip("/").rsplit("/", 1)[-1] for name in names)
+        return sorted(prefix for prefix in found if PREFIX_RE.match(prefix))
 
     def size_of(self, digest: str) -> int:
         size = self._size_or_none(digest)
@@ -319,18 +337,14 @@ class ObjectLocation(ABC):
         for stored in self.iter_objects():
             yield stored.digest
 
-    def iter_objects(self, folder: str = "objects") -> Iterator[StoredObject]:
-        """Every object stored, with its size and age, one prefix folder at a time."""
-        base = self._path(folder)
-        with backend_errors(f"cannot list {base!r}"):
-            try:
-                prefixes = sorted(self.fs.ls(base, detail=False, refresh=True))
-            except FileNotFoundError:
-                return
-        for prefix_path in prefixes:
-            prefix = str(prefix_path).rstrip("/").rsplit("/", 1)[-1]
-            if _PREFIX_RE.match(prefix):
-                yield from sorted(self._list_prefix(prefix, folder))
+    def iter_objects(
+        self, folder: str = "objects", *, skip: Container[str] = frozenset()
+    ) -> Iterator[StoredObject]:
+        """Every object stored, with its size and age, one prefix folder at a time (in no
+        particular order within it); those in ``skip`` are left out, and where that saves
+        work (a ``stat`` per local file) never looked at: gc skips the objects it keeps."""
+        for prefix in self._prefixes(folder):
+            yield from self._list_prefix(prefix, folder, skip)
 
     def chunk_list_path(self, digest: str) -> str:
         return self._path(f"{CHUNK_LISTS}/{digest[:2]}/{digest[2:]}")
@@ -360,6 +374,30 @@ class ObjectLocation(ABC):
     def _remove(self, path: str, what: str) -> None:
         with backend_errors(f"cannot delete {what}"), contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(path)
+
+    def delete_many(self, digests: Iterable[str]) -> None:
+        """Remove many objects (those missing already are fine)."""
+        self._remove_many("objects", digests)
+
+    def delete_chunk_lists(self, digests: Iterable[str]) -> None:
+        """Remove the chunk lists of many files (those missing already are fine)."""
+        self._remove_many(CHUNK_LISTS, digests)
+
+    def _remove_many(self, folder: str, digests: Iterable[str]) -> None:
+        """The filesystem's own removal of many paths, a batch at a time (an object store
+        removes up to 1,000 keys a request); where a missing path fails a batch, its paths
+        are removed one by one."""
+        remaining = iter(digests)
+        while batch := [
+            self._path(f"{folder}/{d[:2]}/{d[2:]}") for d in islice(remaining, DELETE_BATCH)
+        ]:
+            with backend_errors(f"cannot delete {folder} in {self.url!r}"):
+                try:
+                    self.fs.rm(batch)
+                except FileNotFoundError:
+                    for path in batch:
+                        with contextlib.suppress(FileNotFoundError):
+                            self.fs.rm_file(path)
 
     def _open_raw(self, digest: str, name: str) -> BinaryIO:
         with backend_errors(f"cannot read {name}"):

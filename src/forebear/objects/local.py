@@ -13,9 +13,12 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from operator import attrgetter
 from typing import Any, BinaryIO
 
 from ..errors import StoreError
@@ -24,13 +27,20 @@ from ..hashing import Progress, hash_bytes, hash_stream
 from ..links import reflink
 from .base import (
     FORMAT_FILE,
+    OBJECT_NAME_RE,
+    OBJECT_NAMES_RE,
+    PREFIX_RE,
     ObjectLocation,
+    StoredObject,
     backend_errors,
     check_unchanged,
     copy_hashing,
     missing,
     write_all,
 )
+
+DELETE_WORKERS = 16  # threads unlinking objects at once
+_name = attrgetter("name")
 
 
 class LocalLocation(ObjectLocation):
@@ -72,6 +82,60 @@ class LocalLocation(ObjectLocation):
                 except FileNotFoundError:
                     continue
         return found
+
+    def _prefixes(self, folder: str) -> list[str]:
+        base = self._path(folder)
+        with backend_errors(f"cannot list {base!r}"):
+            try:
+                names = os.listdir(base)
+            except FileNotFoundError:
+                return []
+        return sorted(name for name in names if PREFIX_RE.match(name))
+
+    def _list_prefix(
+        self, prefix: str, folder: str = "objects", skip: Container[str] = frozenset()
+    ) -> list[StoredObject]:
+        """One ``scandir`` of the prefix folder: the names come with it, checked all at
+        once, and only the objects not skipped cost a ``stat``."""
+        path = self._path(f"{folder}/{prefix}")
+        found = []
+        with backend_errors(f"cannot list {path!r}"):
+            try:
+                with os.scandir(path) as listing:
+                    entries = list(listing)
+            except FileNotFoundError:
+                return []
+            if not OBJECT_NAMES_RE.fullmatch("\n".join(map(_name, entries))):  # foreign files
+                entries = [entry for entry in entries if OBJECT_NAME_RE.match(entry.name)]
+            for entry in entries:
+                digest = prefix + entry.name
+                if digest in skip:
+                    continue
+                try:
+                    info = entry.stat()
+                except FileNotFoundError:  # removed since it was listed
+                    continue
+                if not stat.S_ISDIR(info.st_mode):
+                    found.append(StoredObject(digest, info.st_size, info.st_mtime))
+        return found
+
+    def _remove_many(self, folder: str, digests: Iterable[str]) -> None:
+        """Unlinks on `DELETE_WORKERS` threads, a prefix folder each at a time: an unlink
+        waits on the filesystem (its journal, a discard) far more than on Python, and
+        unlinks in different folders do not wait for one another."""
+        by_prefix: dict[str, list[str]] = {}
+        for digest in digests:
+            by_prefix.setdefault(digest[:2], []).append(digest)
+        if not by_prefix:
+            return
+        base = self._path(folder)
+        with (
+            backend_errors(f"cannot delete {folder} in {self.url!r}"),
+            ThreadPoolExecutor(min(DELETE_WORKERS, len(by_prefix))) as pool,
+        ):
+            batches = [(f"{base}/{prefix}", names) for prefix, names in by_prefix.items()]
+            for future in [pool.submit(_unlink_all, *batch) for batch in batches]:
+                future.result()
 
     def put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
@@ -230,6 +294,13 @@ def _check_length(path: str, length: int) -> None:
             f"wrote {length} bytes to {path!r} but it holds {actual}; the disk may be full or "
             "failing: nothing was published"
         )
+
+
+def _unlink_all(folder: str, digests: Iterable[str]) -> None:
+    """Remove the objects with these digests from their prefix folder."""
+    for digest in digests:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{folder}/{digest[2:]}")
 
 
 def _remove_quietly(path: str) -> None:
