@@ -80,7 +80,7 @@ def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     store = forebear.open(STORE)
     prepare(store)
-    model = train(store)
+    train(store)
 
     best = store.artifact("iris-rf:best")
     print(f"\nWhich data produced {best.ref} ({', '.join(best.aliases)})?")

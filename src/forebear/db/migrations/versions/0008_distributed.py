@@ -45,9 +45,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_distributed")),
         sa.UniqueConstraint(
-            "project", "name", "distributed_id",
+            "project",
+            "name",
+            "distributed_id",
             name=op.f("uq_distributed_project_name_distributed_id"),
-        ),  # fmt: skip
+        ),
     )
     op.create_table(
         "distributed_parts",
@@ -63,9 +65,10 @@ def upgrade() -> None:
         sa.Column("etag", sa.Text(), nullable=True),
         sa.Column("run_id", sa.String(8), nullable=False),
         sa.ForeignKeyConstraint(
-            ["distributed"], ["distributed.id"],
+            ["distributed"],
+            ["distributed.id"],
             name=op.f("fk_distributed_parts_distributed_distributed"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("distributed", "path", name=op.f("pk_distributed_parts")),
     )
 
