@@ -171,11 +171,13 @@ Machine: {machine()}.
 
 {table(r)}
 
-gc's time is mostly listing the object location and unlinking files; prune's is the
-catalog. For comparison, W&B deletes artifact versions through its API one request each (a
-user with about 2 million artifacts spent weeks on it, wandb/docs#3017), MLflow's `mlflow gc`
-removes deleted runs' artifacts but not by retention, and DVC's `dvc gc` keeps what git
-revisions reach, with no TTL or retention of its own.
+prune's time is the catalog's. gc's is not yet linear in the store: a tenth of this store
+(90,000 objects) is collected in about 2.6 s, while a plain loop unlinking 900,000 files on
+this disk takes about 15 s. For comparison, W&B deletes artifact versions through its API
+one request each (a user with about 2 million artifacts spent weeks on it,
+wandb/docs#3017), MLflow's `mlflow gc` removes deleted runs' artifacts but not by
+retention, and DVC's `dvc gc` keeps what git revisions reach, with no TTL or retention of
+its own.
 """
 
 
