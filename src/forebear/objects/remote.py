@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Container, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from ..hashing import Progress, hash_bytes
@@ -20,6 +21,7 @@ from .base import (
     SMALL_BATCH,
     TRANSFER_WORKERS,
     ObjectLocation,
+    StoredObject,
     backend_errors,
     check_unchanged,
     copy_hashing,
@@ -70,6 +72,21 @@ class RemoteLocation(ObjectLocation):
                     if stored.digest in wanted:
                         present[stored.digest] = stored.size
         return present
+
+    def iter_objects(
+        self, folder: str = "objects", *, skip: Container[str] = frozenset()
+    ) -> Iterator[StoredObject]:
+        """Prefix folders listed `TRANSFER_WORKERS` at a time (a listing is a round trip
+        per 1,000 objects), a few ahead of the caller at most."""
+        prefixes = self._prefixes(folder)
+        with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+            ahead: deque[Future[list[StoredObject]]] = deque()
+            for prefix in prefixes:
+                ahead.append(pool.submit(self._list_prefix, prefix, folder, skip))
+                if len(ahead) > 2 * TRANSFER_WORKERS:
+                    yield from ahead.popleft().result()
+            while ahead:
+                yield from ahead.popleft().result()
 
     def put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
