@@ -124,8 +124,9 @@ class VersionHabits:
 class RunHabits:
     """W&B's names on `Run`."""
 
-    def _require_running(self, action: str) -> None:
-        raise NotImplementedError  # provided by Run
+    if TYPE_CHECKING:  # provided by Run
+
+        def _require_running(self, action: str) -> None: ...
 
     def logged_artifacts(self) -> list[ArtifactVersion]:
         """The versions this run logged (`outputs`)."""

@@ -27,11 +27,11 @@ class StoreLifecycle:
 
     backend: Backend
 
-    def _default_project(self) -> str | None:
-        raise NotImplementedError  # provided by Store
+    if TYPE_CHECKING:  # provided by Store
 
-    def _version(self, data: VersionData) -> ArtifactVersion:
-        raise NotImplementedError  # provided by Store
+        def _default_project(self) -> str | None: ...
+
+        def _version(self, data: VersionData) -> ArtifactVersion: ...
 
     def restore(self, ref: str) -> ArtifactVersion:
         """Undo the deletion of a version (``name:v3``), until gc purges it; ``latest``

@@ -58,9 +58,10 @@ class Linkable:
     _store: Store
     _data: VersionData
 
-    @property
-    def id(self) -> int:
-        raise NotImplementedError  # provided by ArtifactVersion
+    if TYPE_CHECKING:  # provided by ArtifactVersion
+
+        @property
+        def id(self) -> int: ...
 
     @property
     def is_link(self) -> bool:
@@ -112,14 +113,13 @@ class RunRegistry:
     _store: Store
     id: str
 
-    def _require_running(self, action: str) -> None:
-        raise NotImplementedError  # provided by Run
+    if TYPE_CHECKING:  # provided by Run
 
-    def log_artifact(self, *args: Any, **kwargs: Any) -> ArtifactVersion:
-        raise NotImplementedError  # provided by Run
+        def _require_running(self, action: str) -> None: ...
 
-    def use_artifact(self, ref: str | ArtifactVersion) -> ArtifactVersion:
-        raise NotImplementedError  # provided by Run
+        def log_artifact(self, *args: Any, **kwargs: Any) -> ArtifactVersion: ...
+
+        def use_artifact(self, ref: str | ArtifactVersion) -> ArtifactVersion: ...
 
     def link_artifact(
         self,
@@ -173,8 +173,9 @@ class StoreRegistry:
 
     backend: Backend
 
-    def _default_project(self) -> str | None:
-        raise NotImplementedError  # provided by Store
+    if TYPE_CHECKING:  # provided by Store
+
+        def _default_project(self) -> str | None: ...
 
     def protect_alias(self, name: str, alias: str) -> bool:
         """Protect an alias of an artifact or collection (``registry/fraud-detector``): it

@@ -29,8 +29,9 @@ class LocalRegistry:
     actor: str
     sender: Sender
 
-    def require_writable(self) -> None:
-        raise NotImplementedError  # provided by LocalBackend
+    if TYPE_CHECKING:  # provided by LocalBackend
+
+        def require_writable(self) -> None: ...
 
     # -- the registry ----------------------------------------------------------------------
 
