@@ -3,6 +3,7 @@ push/pull, the object cache, project config, credentials and clear errors."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -308,21 +309,24 @@ def test_six_writers_on_postgres_and_s3_get_gapless_versions(
     env = clean_env(FOREBEAR_DB=postgres_url, FOREBEAR_OBJECTS=s3_url)
     env.update({k: os.environ[k] for k in os.environ if k.startswith("AWS_")})
     folders = [make_tree(f"w{i}", {"f": f"writer {i}"}) for i in range(6)]
-    writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(folder), "shared"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for folder in folders
-    ]
-    refs = []
-    for writer in writers:
-        out, err = writer.communicate(timeout=180)
-        assert writer.returncode == 0, err
-        refs.append(out.strip())
+    with contextlib.ExitStack() as running:  # pipes closed, writers waited for, even on failure
+        writers = [
+            running.enter_context(
+                subprocess.Popen(
+                    [sys.executable, "-c", WRITER, str(folder), "shared"],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            for folder in folders
+        ]
+        refs = []
+        for writer in writers:
+            out, err = writer.communicate(timeout=180)
+            assert writer.returncode == 0, err
+            refs.append(out.strip())
     assert sorted(refs) == [f"shared:v{i}" for i in range(6)]
     with forebear.Store(postgres_url, s3_url) as store:
         assert [v.version for v in store.versions("shared")] == [f"v{i}" for i in range(6)]

@@ -14,11 +14,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
 import forebear
 from forebear.hashing import hash_bytes
@@ -847,3 +850,51 @@ def test_odd_ui_requests_get_a_4xx_with_a_hint(
             assert answer.status_code == status, (path, answer.status_code, answer.text[:300])
         missing = client.get("/artifacts/p/ds/v0/files/a.txt")
         assert "forebear verify" in missing.text
+
+
+def test_creators_racing_on_an_object_store_agree_on_one_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An object store has no create-if-absent, so the last write of ``forebear.json``
+    wins: two creators that both found nothing, the second writing after the first has
+    finished, must still end with one store id on both halves (the catalog settles it)."""
+    second_writes = threading.Event()
+    first_done = threading.Event()
+    pipe_file = MemoryFileSystem.pipe_file
+
+    def write(self: MemoryFileSystem, path: str, value: bytes, **kwargs: object) -> None:
+        if threading.current_thread().name == "first":
+            second_writes.wait(timeout=60)  # both have looked and found nothing
+        else:
+            second_writes.set()
+            first_done.wait(timeout=60)
+        pipe_file(self, path, value, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "pipe_file", write)
+    catalog = f"sqlite:///{tmp_path / 'meta.db'}"
+    objects = f"memory://forebear-race-{uuid.uuid4().hex}"
+    ids: dict[str, str | None] = {}
+    failures: list[forebear.ForebearError] = []
+
+    def create() -> None:
+        try:
+            with forebear.Store(catalog, objects) as store:
+                ids[threading.current_thread().name] = store.store_id
+        except forebear.ForebearError as exc:  # reported below
+            failures.append(exc)
+        finally:
+            if threading.current_thread().name == "first":
+                first_done.set()
+
+    threads = [threading.Thread(target=create, name=name) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    monkeypatch.undo()
+    assert failures == []
+    assert ids["first"] == ids["second"] and ids["first"] is not None
+    made = open_location(objects).read_format()
+    assert made is not None and made.store_id == ids["first"]
+    with forebear.Store(catalog, objects) as again:
+        assert again.store_id == ids["first"]

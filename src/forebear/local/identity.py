@@ -30,8 +30,8 @@ def bind(
     try:
         return _bind(location, engine, writable, create)
     except _Unrelated:
-        # another process may have just made this store: it writes the location's id, the
-        # catalog's, then objects; read both again before refusing
+        # another process may have just made this store: it writes the catalog's id, the
+        # location's, then objects; read both again before refusing
         try:
             return _bind(location, engine, writable, create)
         except _Unrelated as again:
@@ -44,7 +44,7 @@ class _Unrelated(Exception):
 
 
 def _bind(location: ObjectLocation, engine: Engine, writable: bool, create: bool) -> str | None:
-    found = location.read_format()  # first: a concurrent creator writes it first too
+    found = location.read_format()  # first: a concurrent creator writes it last
     location_id = found.store_id if found is not None else None
     with read_session(engine) as session:
         catalog_id = identity.store_id(session)
@@ -67,15 +67,21 @@ def _bind(location: ObjectLocation, engine: Engine, writable: bool, create: bool
     if not writable:
         return location_id or catalog_id
     chosen = location_id or catalog_id or uuid.uuid4().hex
-    if found is None:
-        chosen = location.ensure_format(chosen).store_id or chosen
-    elif location_id is None:
-        location.record_store_id(chosen)
     if catalog_id is None:
+        # the catalog decides first: it is transactional, and an object store has no
+        # create-if-absent, so racing creators all adopt the id the catalog kept
         with write_session(engine) as session:
             recorded = identity.record_store_id(session, chosen)
         if recorded != chosen:
-            raise _mismatch(location, engine, chosen, recorded)
+            if location_id is not None:
+                raise _mismatch(location, engine, location_id, recorded)
+            chosen = recorded
+    if found is None:
+        made = location.ensure_format(chosen).store_id
+        if made is not None and made != chosen:
+            raise _mismatch(location, engine, made, chosen)
+    elif location_id is None:
+        location.record_store_id(chosen)
     return chosen
 
 
