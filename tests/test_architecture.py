@@ -126,6 +126,7 @@ LAYERS = (
         "habits",
         "fs",
         "run",
+        "mlflow_import",
         "active",
         "lineage",
         "render",

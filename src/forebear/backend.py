@@ -201,7 +201,11 @@ class Backend(ABC):
         name: str,
         config: dict[str, Any],
         context: dict[str, Any],
-    ) -> RunData: ...
+        *,
+        started_at: dt.datetime | None = None,
+    ) -> RunData:
+        """A new running run; ``started_at`` (default now) when it is imported from
+        another tool's history."""
 
     @abstractmethod
     def get_run(self, run_id: str) -> RunData:

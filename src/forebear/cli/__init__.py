@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from . import lifecycle, registry, runs, store, versions  # each registers its commands on the group
+from . import (  # each registers its commands on the group
+    imports,
+    lifecycle,
+    registry,
+    runs,
+    store,
+    versions,
+)
 from .app import cli, main
 
-__all__ = ["cli", "lifecycle", "main", "registry", "runs", "store", "versions"]
+__all__ = ["cli", "imports", "lifecycle", "main", "registry", "runs", "store", "versions"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,6 +69,7 @@ def create_run(
     name: str,
     config: dict[str, Any],
     context: dict[str, Any],
+    started_at: dt.datetime | None = None,
 ) -> RunRow:
     project_row = get_or_create_project(session, project)
     run = RunRow(
@@ -78,9 +80,9 @@ def create_run(
         config=config,
         summary={},
         context=context,
-        started_at=utcnow(),
+        started_at=started_at or utcnow(),
     )
-    run.heartbeat_at = run.started_at
+    run.heartbeat_at = utcnow()
     session.add(run)
     session.flush()
     return run

@@ -256,12 +256,14 @@ class LocalBackend(LocalRegistry, Backend):
         name: str,
         config: dict[str, Any],
         context: dict[str, Any],
+        *,
+        started_at: dt.datetime | None = None,
     ) -> RunData:
         self.require_writable()
         with write_session(self.engine) as session:
             row = db_runs.create_run(
                 session, run_id=run_id, project=project, name=name, config=config,
-                context=context,
+                context=context, started_at=started_at,
             )  # fmt: skip
             return _run_data(row, project)
 

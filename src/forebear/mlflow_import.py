@@ -1,0 +1,486 @@
+"""Bringing an MLflow tracking store into forebear (``forebear import mlflow``).
+
+Experiments become projects; runs become runs with their params (``config``), metrics
+(``history`` at every step, the last values in ``summary``), tags, status and times;
+each run's top-level artifacts (and MLflow 3 logged models) become versions it logged; and
+every registered model version becomes a link in ``registry/<model>``, carrying its
+aliases. MLflow is read through its own client, so any tracking URI MLflow accepts works.
+
+Importing again changes nothing: an imported run remembers its MLflow run id, imported
+versions their MLflow origin in ``metadata["mlflow"]``, and a link of content linked
+already is the existing registry version. Runs still running in MLflow are left for a
+later import; a run whose import was interrupted is replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import never_record, redact_secrets
+from .errors import ArtifactNotFound, ForebearError, InvalidInput
+from .paths import REGISTRY, is_name
+from .run import init, new_run_id
+from .store import Store
+from .urls import redact, url_password
+from .views import ArtifactVersion, Run
+
+SOURCE = "mlflow"
+STATUSES = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed"}
+IN_PROGRESS = {"RUNNING", "SCHEDULED"}
+STAGE_ALIASES = {"Staging": "staging", "Production": "production"}
+PAGE = 1000
+IMPORTED = "imported from MLflow"
+
+
+@dataclass
+class MlflowImport:
+    """What an import did; ``notes`` name what was left out, and why."""
+
+    projects: list[str] = field(default_factory=list)
+    runs: int = 0
+    runs_known: int = 0
+    runs_running: int = 0
+    versions: set[str] = field(default_factory=set)
+    links: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.runs} run(s) imported into {len(self.projects)} project(s)"
+            + (f" ({', '.join(self.projects)})" if self.projects else ""),
+            f"{len(self.versions)} version(s) logged",
+            f"{self.links} registry link(s)",
+        ]
+        if self.runs_known:
+            parts.append(f"{self.runs_known} run(s) imported before, left as they are")
+        if self.runs_running:
+            parts.append(f"{self.runs_running} still running in MLflow, left for a later import")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "projects": self.projects,
+            "runs": self.runs,
+            "runs_known": self.runs_known,
+            "runs_running": self.runs_running,
+            "versions": sorted(self.versions),
+            "links": self.links,
+            "notes": self.notes,
+        }
+
+
+def import_mlflow(
+    tracking_uri: str,
+    *,
+    store: Store | None = None,
+    registry_uri: str | None = None,
+    experiments: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> MlflowImport:
+    """Import the MLflow tracking store at ``tracking_uri`` (its model registry at
+    ``registry_uri``, default the same) into ``store`` (default: the store `forebear.open`
+    finds): every active experiment, or only those named in ``experiments``. Returns
+    what was imported; ``progress`` is told each run's name as it starts."""
+    if isinstance(experiments, str):
+        experiments = [experiments]
+    client, artifacts = _client(tracking_uri, registry_uri)
+    target = store if store is not None else Store()
+    target.backend.require_writable()
+    importer = _Importer(target, client, artifacts, tracking_uri, progress or (lambda _: None))
+    with _mlflow_errors(tracking_uri):
+        importer.run(None if experiments is None else set(experiments))
+    return importer.report
+
+
+def project_name(experiment: str) -> str:
+    """A forebear project name for an MLflow experiment name: characters a name may not
+    hold become ``-``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", experiment).strip("-._")[:128]
+    return name if is_name(name) else "mlflow"
+
+
+class _Importer:
+    def __init__(
+        self,
+        store: Store,
+        client: Any,
+        artifacts: Any,
+        tracking_uri: str,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.artifacts = artifacts
+        self.tracking_uri = tracking_uri
+        self.progress = progress
+        self.report = MlflowImport()
+        self.known = self._imported_runs()
+        self.logged_models: dict[str, list[Any]] = {}
+        self.fallback_run: Run | None = None
+
+    def run(self, chosen: set[str] | None) -> None:
+        experiments = [
+            experiment
+            for experiment in _pages(
+                lambda token: self.client.search_experiments(max_results=PAGE, page_token=token)
+            )
+            if chosen is None or experiment.name in chosen
+        ]
+        missing = sorted((chosen or set()) - {e.name for e in experiments})
+        if missing:
+            raise InvalidInput(
+                f"no active MLflow experiment named {', '.join(map(repr, missing))} at "
+                f"{redact(self.tracking_uri)}: check the names ('mlflow experiments "
+                "search' lists them); nothing was imported"
+            )
+        seen: dict[str, str] = {}
+        for experiment in experiments:
+            project = project_name(experiment.name)
+            if seen.get(project, experiment.experiment_id) != experiment.experiment_id:
+                project = f"{project[:100]}-{experiment.experiment_id}"
+            seen[project] = experiment.experiment_id
+            self._experiment(experiment, project)
+        self._registry(chosen)
+        if self.fallback_run is not None:
+            self.fallback_run.finish()
+
+    # -- experiments and runs -------------------------------------------------------------
+
+    def _experiment(self, experiment: Any, project: str) -> None:
+        self.logged_models = {}
+        if hasattr(self.client, "search_logged_models"):  # MLflow 3
+            for model in _pages(
+                lambda token: self.client.search_logged_models(
+                    experiment_ids=[experiment.experiment_id], max_results=PAGE, page_token=token
+                )
+            ):
+                self.logged_models.setdefault(model.source_run_id, []).append(model)
+        runs = _pages(
+            lambda token: self.client.search_runs(
+                [experiment.experiment_id],
+                order_by=["attributes.start_time ASC"],
+                max_results=PAGE,
+                page_token=token,
+            )
+        )
+        for mlflow_run in runs:
+            self._run(mlflow_run, experiment, project)
+
+    def _run(self, mlflow_run: Any, experiment: Any, project: str) -> None:
+        info = mlflow_run.info
+        if info.status in IN_PROGRESS:
+            self.report.runs_running += 1
+            return
+        earlier = self.known.get(info.run_id)
+        if earlier is not None and earlier.status != "crashed":
+            self.report.runs_known += 1
+            if earlier.status == "running":
+                self.report.notes.append(
+                    f"run {info.run_id} is being imported by another process right now"
+                )
+            return
+        if earlier is not None:  # an import of it was interrupted: do it again, whole
+            self.store.delete_run(earlier.id)
+        name = (info.run_name or info.run_id)[:256]
+        self.progress(f"{experiment.name} / {name}")
+        data = self.store.backend.create_run(
+            new_run_id(),
+            project,
+            name,
+            {key: str(value) for key, value in mlflow_run.data.params.items()},
+            self._context(mlflow_run, experiment),
+            started_at=_moment(info.start_time),
+        )
+        run = Run(self.store, data, live=True)
+        try:
+            self._metrics(run, mlflow_run)
+            self._artifacts(run, info.run_id)
+        except BaseException:
+            run.finish("crashed")
+            raise
+        run.finish(STATUSES.get(info.status, "failed"))
+        if info.end_time:
+            self.store.backend.update_run(run.id, ended_at=_moment(info.end_time))
+        self.known[info.run_id] = run
+        self.report.runs += 1
+        if project not in self.report.projects:
+            self.report.projects.append(project)
+
+    def _context(self, mlflow_run: Any, experiment: Any) -> dict[str, Any]:
+        tags = dict(mlflow_run.data.tags)
+        context: dict[str, Any] = {
+            "imported_from": {
+                "tool": SOURCE,
+                "run_id": mlflow_run.info.run_id,
+                "experiment_id": experiment.experiment_id,
+                "experiment": experiment.name,
+            },
+            "tags": tags,
+        }
+        if tags.get("mlflow.source.git.commit"):
+            context["git"] = {"commit": tags["mlflow.source.git.commit"], "dirty": False}
+        if tags.get("mlflow.source.name"):
+            context["argv"] = [tags["mlflow.source.name"]]
+        if tags.get("mlflow.user"):
+            context["user"] = tags["mlflow.user"]
+        return context
+
+    def _metrics(self, run: Run, mlflow_run: Any) -> None:
+        steps: dict[int, dict[str, float]] = {}
+        dropped = 0
+        for key in sorted(mlflow_run.data.metrics):
+            for point in self.client.get_metric_history(mlflow_run.info.run_id, key):
+                if point.step < 0 or not math.isfinite(point.value):
+                    dropped += 1
+                    continue
+                steps.setdefault(int(point.step), {})[key] = float(point.value)
+        for step in sorted(steps):
+            run.log(steps[step], step=step)
+        last = {k: v for k, v in mlflow_run.data.metrics.items() if math.isfinite(v)}
+        if last:
+            run.log(last)
+        if dropped:
+            self.report.notes.append(
+                f"run {mlflow_run.info.run_id}: {dropped} metric value(s) left out (a "
+                "negative step, or not a finite number)"
+            )
+
+    def _artifacts(self, run: Run, run_id: str) -> None:
+        for entry in self.client.list_artifacts(run_id):
+            top = entry.path.rstrip("/").split("/")[-1]
+            with tempfile.TemporaryDirectory(prefix="forebear-mlflow-") as scratch:
+                local = self.artifacts.download_artifacts(
+                    run_id=run_id,
+                    artifact_path=entry.path,
+                    dst_path=scratch,
+                    tracking_uri=self.tracking_uri,
+                )
+                self._log(run, local, top, {"run_id": run_id, "path": entry.path})
+        for model in self.logged_models.get(run_id, []):
+            with tempfile.TemporaryDirectory(prefix="forebear-mlflow-") as scratch:
+                local = self.artifacts.download_artifacts(
+                    artifact_uri=model.artifact_location, dst_path=scratch
+                )
+                self._log(run, local, model.name, {"run_id": run_id, "model_id": model.model_id})
+
+    def _log(self, run: Run, local: str, name: str, origin: dict[str, str]) -> ArtifactVersion:
+        kind = "model" if os.path.exists(os.path.join(local, "MLmodel")) else "artifact"
+        version = run.log_artifact(
+            local, name=project_name(name), type=kind, metadata={SOURCE: origin}
+        )
+        self.report.versions.add(version.qualified_ref)
+        return version
+
+    def _imported_runs(self) -> dict[str, Run]:
+        known: dict[str, Run] = {}
+        for run in self.store.runs():
+            origin = run.context.get("imported_from")
+            if isinstance(origin, dict) and origin.get("tool") == SOURCE:
+                known[str(origin.get("run_id"))] = run
+        return known
+
+    # -- the model registry ---------------------------------------------------------------
+
+    def _registry(self, chosen: set[str] | None) -> None:
+        for model in _pages(
+            lambda token: self.client.search_registered_models(max_results=PAGE, page_token=token)
+        ):
+            aliases: dict[str, list[str]] = {}
+            for alias, number in (getattr(model, "aliases", None) or {}).items():
+                aliases.setdefault(str(number), []).append(alias)
+            for model_version in sorted(self._model_versions(model.name), key=_number):
+                named = [*aliases.get(str(model_version.version), []), *model_version.aliases]
+                self._link(model.name, model_version, named, chosen)
+
+    def _model_versions(self, model: str) -> Iterator[Any]:
+        def fetch(token: str | None) -> Any:
+            return self.client.search_model_versions(
+                filter_string=_name_filter(model), max_results=PAGE, page_token=token
+            )
+
+        return _pages(fetch)
+
+    def _link(
+        self, model: str, model_version: Any, named: list[str], chosen: set[str] | None
+    ) -> None:
+        """Link one registered model version into ``registry/<model>`` with its aliases
+        (``named``, and its legacy stage)."""
+        source = self._source(model, model_version, chosen)
+        if source is None:
+            return
+        aliases: list[str] = []
+        for alias in [*named, STAGE_ALIASES.get(model_version.current_stage)]:
+            if alias is None or alias in aliases:
+                continue
+            if is_name(alias) and not re.fullmatch(r"v[0-9]+", alias) and alias != "latest":
+                aliases.append(alias)
+            else:
+                self.report.notes.append(
+                    f"registered model {model!r} version {model_version.version}: alias "
+                    f"{alias!r} is not a forebear alias name; left out"
+                )
+        collection = project_name(model)
+        try:
+            linked_before = {v.id for v in self.store.versions(collection, project=REGISTRY)}
+        except ArtifactNotFound:
+            linked_before = set()
+        linked = source.link(f"{REGISTRY}/{collection}", aliases=aliases, reason=IMPORTED)
+        if linked.id not in linked_before:
+            self.report.links += 1
+
+    def _source(
+        self, model: str, model_version: Any, chosen: set[str] | None
+    ) -> ArtifactVersion | None:
+        """The forebear version holding a registered model version's files: the imported
+        run's artifact or logged model it names, else one logged for it."""
+        run = self.known.get(model_version.run_id or "")
+        if run is None and chosen is not None:
+            return None  # a run of an experiment not imported this time
+        model_id = getattr(model_version, "model_id", None) or _logged_model(model_version.source)
+        path = _run_path(model_version.source, model_version.run_id)
+        if run is not None:
+            for version in run.outputs:
+                origin = version.metadata.get(SOURCE) or {}
+                if (model_id and origin.get("model_id") == model_id) or (
+                    path is not None and origin.get("path") == path
+                ):
+                    return version
+        wanted = {"model": model, "version": str(model_version.version)}
+        project = run.project if run is not None else None
+        try:
+            earlier = self.store.versions(project_name(model), project=project)
+        except ArtifactNotFound:
+            earlier = []
+        for version in earlier:
+            if version.metadata.get(SOURCE) == wanted:
+                return version
+        uri = self.client.get_model_version_download_uri(model, model_version.version)
+        with tempfile.TemporaryDirectory(prefix="forebear-mlflow-") as scratch:
+            local = self.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
+            return self._log(self._fallback_run(project), local, model, wanted)
+
+    def _fallback_run(self, project: str | None) -> Run:
+        """The run that logs registered model files no imported run logged: one per
+        project, named for the import."""
+        if self.fallback_run is not None and (
+            project is None or self.fallback_run.project == project
+        ):
+            return self.fallback_run
+        if self.fallback_run is not None:
+            self.fallback_run.finish()
+        self.fallback_run = init(project=project, name="import from MLflow", store=self.store)
+        return self.fallback_run
+
+
+def _client(tracking_uri: str, registry_uri: str | None) -> tuple[Any, Any]:
+    if not isinstance(tracking_uri, str) or not tracking_uri.strip():
+        raise InvalidInput(
+            "give the MLflow tracking URI: --tracking-uri URI (or MLFLOW_TRACKING_URI)"
+        )
+    never_record(url_password(tracking_uri))
+    _check_exists(tracking_uri)
+    try:
+        import mlflow.artifacts
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:
+        raise ForebearError(
+            f"importing from MLflow reads through MLflow's own client, which is not "
+            f"installed ({exc}): pip install 'forebear[mlflow]'"
+        ) from exc
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+    return client, mlflow.artifacts
+
+
+def _check_exists(tracking_uri: str) -> None:
+    """MLflow makes a new, empty store at a path that does not exist; a mistyped path
+    must not import nothing (and leave an empty database behind)."""
+    path = None
+    if tracking_uri.startswith("sqlite:///"):
+        path = tracking_uri[len("sqlite:///") :]
+        path = "/" + path.lstrip("/") if tracking_uri.startswith("sqlite:////") else path
+    elif tracking_uri.startswith("file://"):
+        path = tracking_uri[len("file://") :]
+    elif "://" not in tracking_uri and not tracking_uri.startswith("databricks"):
+        path = tracking_uri
+    if path is not None and not os.path.exists(path):
+        raise InvalidInput(
+            f"no MLflow tracking store at {tracking_uri!r}: {path!r} does not exist; check "
+            "the path (MLflow's default is ./mlruns, or the sqlite:/// URI you log to)"
+        )
+
+
+class _mlflow_errors:
+    """MLflow's own failures (a store it cannot read, a server that is down) as one
+    forebear error naming the tracking store."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.where = redact(tracking_uri)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        if exc is None or isinstance(exc, (ForebearError, KeyboardInterrupt, SystemExit)):
+            return
+        if type(exc).__module__.split(".")[0] in ("mlflow", "requests", "sqlalchemy", "urllib3"):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ForebearError(
+                f"cannot read the MLflow tracking store at {self.where}: "
+                f"{redact_secrets(first)}; check "
+                "--tracking-uri, and that MLflow itself can read it"
+            ) from exc
+
+
+def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    """Every item of a paged MLflow search, a page at a time."""
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return
+
+
+def _logged_model(source: str | None) -> str | None:
+    """The MLflow 3 logged model a source URI names (``models:/m-...``), if any."""
+    if source and source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        return source[len("models:/") :]
+    return None
+
+
+def _number(model_version: Any) -> int:
+    return int(model_version.version)
+
+
+def _name_filter(name: str) -> str:
+    quote = '"' if "'" in name else "'"
+    return f"name={quote}{name}{quote}"
+
+
+def _run_path(source: str, run_id: str | None) -> str | None:
+    """The top-level artifact path a model version's source names in its run
+    (``runs:/ID/model`` or ``.../ID/artifacts/model``), or None when it names a deeper
+    path or something else."""
+    if not run_id or not source:
+        return None
+    for marker in (f"runs:/{run_id}/", f"/{run_id}/artifacts/"):
+        if marker in source:
+            rest = source.split(marker, 1)[1].strip("/")
+            return rest if rest and "/" not in rest else None
+    return None
+
+
+def _moment(milliseconds: int | None) -> dt.datetime | None:
+    if not milliseconds:
+        return None
+    return dt.datetime.fromtimestamp(milliseconds / 1000, dt.timezone.utc)
