@@ -133,6 +133,7 @@ class _Importer:
             )
             if chosen is None or experiment.name in chosen
         ]
+        experiments.sort(key=lambda e: (getattr(e, "creation_time", None) or 0, e.experiment_id))
         missing = sorted((chosen or set()) - {e.name for e in experiments})
         if missing:
             raise InvalidInput(
@@ -379,13 +380,20 @@ class _Importer:
         return self.fallback_run
 
 
-def _client(tracking_uri: str, registry_uri: str | None) -> tuple[Any, Any]:
+def check_tracking_uri(tracking_uri: object) -> str:
+    """``tracking_uri`` if it can name an MLflow store: given, and not a path that does
+    not exist (MLflow would make a new, empty store there, and import nothing)."""
     if not isinstance(tracking_uri, str) or not tracking_uri.strip():
         raise InvalidInput(
             "give the MLflow tracking URI: --tracking-uri URI (or MLFLOW_TRACKING_URI)"
         )
     never_record(url_password(tracking_uri))
     _check_exists(tracking_uri)
+    return tracking_uri
+
+
+def _client(tracking_uri: str, registry_uri: str | None) -> tuple[Any, Any]:
+    check_tracking_uri(tracking_uri)
     try:
         import mlflow.artifacts
         from mlflow.tracking import MlflowClient

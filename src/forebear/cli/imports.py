@@ -62,6 +62,7 @@ def import_mlflow(
       forebear import mlflow --tracking-uri sqlite:///mlflow.db
       MLFLOW_TRACKING_URI=http://mlflow.internal:5000 forebear import mlflow --json
     """
+    from ..mlflow_import import check_tracking_uri
     from ..mlflow_import import import_mlflow as run_import
 
     # MLflow retries a server that does not answer for minutes by default; say so sooner
@@ -72,7 +73,7 @@ def import_mlflow(
             click.echo(f"importing {name}", err=True)
 
     report = run_import(
-        tracking_uri or "",
+        check_tracking_uri(tracking_uri),
         store=obj.store(create=True),
         registry_uri=registry_uri,
         experiments=list(experiments) or None,

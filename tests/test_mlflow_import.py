@@ -1,0 +1,271 @@
+"""``forebear import mlflow`` against a real MLflow tracking store (SQLite, written by
+MLflow's own client in another process): what arrives, that importing again changes
+nothing, and one clear error for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import forebear
+
+from .conftest import clean_env, run_cli
+
+# What a user's MLflow scripts leave behind: two experiments, finished, failed and running
+# runs, a metric history, artifacts, a registered model with aliases, an MLflow 3 model.
+MAKE = textwrap.dedent(
+    """
+    import json, os, sys
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+
+    root = sys.argv[1]
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    mlflow.create_experiment("churn model", artifact_location=f"{root}/artifacts")
+    mlflow.set_experiment("churn model")
+    os.makedirs(f"{root}/model", exist_ok=True)
+    made = {}
+    for i in range(2):
+        with open(f"{root}/model/MLmodel", "w") as f:
+            f.write("flavors: {}")
+        with open(f"{root}/model/weights.bin", "w") as f:
+            f.write(f"weights {i}")
+        with mlflow.start_run(run_name=f"train-{i}") as run:
+            mlflow.log_params({"lr": 0.1 * (i + 1), "epochs": 3})
+            for step in range(3):
+                values = {"loss": 1.0 / (step + 1 + i), "acc": 0.5 + step / 10}
+                mlflow.log_metrics(values, step=step)
+            mlflow.set_tag("team", "risk")
+            mlflow.log_artifacts(f"{root}/model", artifact_path="model")
+            mlflow.log_text("same report", "report.txt")
+            mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn")
+            made[f"train-{i}"] = run.info.run_id
+    client = MlflowClient()
+    client.set_registered_model_alias("churn", "champion", "1")
+    client.set_registered_model_alias("churn", "challenger", "2")
+    try:
+        with mlflow.start_run(run_name="broken"):
+            mlflow.log_param("lr", 9)
+            raise RuntimeError("diverged")
+    except RuntimeError:
+        pass
+    experiment = client.get_experiment_by_name("churn model").experiment_id
+    running = client.create_run(experiment, run_name="still-going")
+    made["still-going"] = running.info.run_id
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            return model_input
+
+    mlflow.create_experiment("eval", artifact_location=f"{root}/eval")
+    mlflow.set_experiment("eval")
+    with mlflow.start_run(run_name="package") as run:
+        mlflow.log_metric("odd", float("nan"))
+        mlflow.pyfunc.log_model(name="echo", python_model=Echo(), registered_model_name="echo")
+        made["package"] = run.info.run_id
+    print(json.dumps(made))
+    """
+)
+
+LATER = textwrap.dedent(
+    """
+    import sys
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{sys.argv[1]}/mlflow.db")
+    client.log_metric(sys.argv[2], "loss", 0.1, step=0)
+    client.set_terminated(sys.argv[2], "FINISHED")
+    client.set_registered_model_alias("churn", "champion", "2")
+    """
+)
+
+
+def mlflow_store(root: Path) -> dict[str, str]:
+    """A real MLflow tracking store under ``root``; the MLflow run ids by run name."""
+    root.mkdir()
+    made = subprocess.run(
+        [sys.executable, "-c", MAKE, str(root)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    ids: dict[str, str] = json.loads(made.stdout.strip().splitlines()[-1])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def untouched_mlflow(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tracking URI of an MLflow store that the tests using it only read."""
+    root = tmp_path_factory.mktemp("shared") / "mlflow"
+    mlflow_store(root)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def snapshot(store: forebear.Store) -> dict[str, object]:
+    """Everything an import could change."""
+    runs = store.runs()
+    return {
+        "runs": sorted((r.id, r.status, r.name, str(r.ended_at)) for r in runs),
+        "versions": sorted(
+            (v.qualified_ref, tuple(v.aliases), v.digest)
+            for project in {r.project for r in runs} | {"registry"}
+            for v in store.artifacts(project=project)
+            for v in store.versions(v.name, project=project)
+        ),
+        "history": store.alias_history("churn", project="registry"),
+    }
+
+
+@pytest.mark.slow
+def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    ids = mlflow_store(tmp_path / "mlflow")
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    store_dir = tmp_path / "store"
+    first = run_cli("--objects", str(store_dir), "import", "mlflow", "--tracking-uri", uri)
+    assert first.returncode == 0, first.stderr
+    assert "4 run(s) imported into 2 project(s) (churn-model, eval)" in first.stdout
+    assert "1 still running in MLflow" in first.stdout
+
+    with forebear.open(store_dir) as store:
+        runs = {r.name: r for r in store.runs()}
+        assert set(runs) == {"train-0", "train-1", "broken", "package"}
+        train = runs["train-1"]
+        assert train.project == "churn-model" and train.status == "finished"
+        assert train.config == {"lr": "0.2", "epochs": "3"}  # params are strings
+        assert train.history() == [
+            {"step": 0, "acc": 0.5, "loss": 0.5},
+            {"step": 1, "acc": 0.6, "loss": 1 / 3},
+            {"step": 2, "acc": 0.7, "loss": 0.25},
+        ]
+        assert train.summary == {"acc": 0.7, "loss": 0.25}
+        assert train.context["tags"]["team"] == "risk"
+        assert train.context["imported_from"]["run_id"] == ids["train-1"]
+        assert train.started_at < train.ended_at < runs["broken"].started_at
+        assert runs["broken"].status == "failed" and runs["broken"].config == {"lr": "9"}
+        assert "odd" not in runs["package"].summary  # NaN has no place in a summary
+
+        model = store.artifact("churn-model/model:v1")
+        assert model.type == "model" and model.producer == train
+        assert model.open("weights.bin").read() == b"weights 1"
+        assert model.metadata["mlflow"] == {"run_id": ids["train-1"], "path": "model"}
+        report = store.artifact("churn-model/report.txt")
+        assert report.version == "v0"  # the same bytes twice: one version, two producers
+        assert {r.name for r in report.producers} == {"train-0", "train-1"}
+
+        champion = store.artifact("registry/churn:champion")
+        assert champion.source.qualified_ref == "churn-model/model:v0"
+        assert store.artifact("registry/churn:challenger").source == model
+        assert champion.upstream() == [store.artifact("churn-model/model:v0")]
+        echo = store.artifact("registry/echo:latest").source
+        assert echo.qualified_ref == "eval/echo:v0"  # an MLflow 3 logged model
+        assert echo.producer == runs["package"] and "MLmodel" in echo.files()
+        before = snapshot(store)
+
+    again = run_cli("--objects", str(store_dir), "import", "mlflow", "--tracking-uri", uri,
+                    "--json")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    said = json.loads(again.stdout)
+    assert (said["runs"], said["versions"], said["links"]) == (0, [], 0)
+    assert said["runs_known"] == 4 and said["runs_running"] == 1
+    with forebear.open(store_dir) as store:
+        assert snapshot(store) == before
+
+    later = subprocess.run(
+        [sys.executable, "-c", LATER, str(tmp_path / "mlflow"), ids["still-going"]],
+        env=clean_env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    third = run_cli("--objects", str(store_dir), "import", "mlflow", "--tracking-uri", uri)
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.startswith("1 run(s) imported")
+    with forebear.open(store_dir) as store:
+        names = [r.name for r in store.runs("churn-model")]
+        assert names.count("still-going") == 1
+        assert store.artifact("registry/churn:champion").source.qualified_ref == (
+            "churn-model/model:v1"
+        )
+        moves = [m for m in store.alias_history("churn", project="registry")
+                 if m["alias"] == "champion"]  # fmt: skip
+        assert [m["reason"] for m in moves] == ["imported from MLflow"] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # MLflow's
+def test_an_interrupted_import_is_done_again_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, untouched_mlflow: str
+) -> None:
+    import mlflow.artifacts
+
+    uri = untouched_mlflow
+    download = mlflow.artifacts.download_artifacts
+    calls = []
+
+    def fails_on_the_second(*args: object, **kwargs: object) -> str:
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise OSError("the network went away")
+        return str(download(*args, **kwargs))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", fails_on_the_second)
+    with forebear.open(tmp_path / "store") as store:
+        with pytest.raises(OSError, match="network went away"):
+            forebear.import_mlflow(uri, store=store, experiments=["churn model"])
+        assert [r.status for r in store.runs()] == ["crashed"]  # train-0, half imported
+        monkeypatch.undo()
+        done = forebear.import_mlflow(uri, store=store, experiments="churn model")
+        assert done.runs == 3 and done.links == 2
+        names = sorted(r.name for r in store.runs())
+        assert names == ["broken", "train-0", "train-1"]
+        train = next(r for r in store.runs() if r.name == "train-0")
+        assert sorted(v.name for v in train.outputs) == ["model", "report.txt"]
+
+
+def test_bad_input_gets_one_clear_error_and_makes_nothing(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    cases = [
+        (("--tracking-uri", f"sqlite:///{missing}"), "does not exist"),
+        (("--tracking-uri", str(tmp_path / "mlruns")), "does not exist"),
+        ((), "give the MLflow tracking URI"),
+    ]
+    for args, words in cases:
+        done = run_cli("--objects", str(store_dir), "import", "mlflow", *args)
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.startswith("forebear: error: ") and words in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not missing.parent.exists() and not (tmp_path / "mlruns").exists()
+    assert not store_dir.exists()  # nor a store
+
+
+@pytest.mark.slow
+def test_an_unknown_experiment_imports_nothing(tmp_path: Path, untouched_mlflow: str) -> None:
+    uri = untouched_mlflow
+    done = run_cli("--objects", str(tmp_path / "store"), "import", "mlflow",
+                   "--tracking-uri", uri, "-e", "eval", "-e", "no such")  # fmt: skip
+    assert done.returncode == 1
+    assert "no active MLflow experiment named 'no such'" in done.stderr
+    assert "nothing was imported" in done.stderr
+    with forebear.open(tmp_path / "store") as store:
+        assert store.runs() == []
+
+
+def test_the_mlflow_environment_variable_names_the_store(tmp_path: Path) -> None:
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'absent.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "forebear", "--objects", str(tmp_path / "s"), "import", "mlflow"],
+        env=clean_env(**env), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1 and "absent.db" in done.stderr
+    assert not os.path.exists(tmp_path / "absent.db")
