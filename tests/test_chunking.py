@@ -140,13 +140,20 @@ def test_a_byte_range_reads_only_the_chunks_it_needs(
         version = run.log_artifact(table, name="table")
     chunks = chunk_objects(chunked, version)
     opened: list[str] = []
-    real_stream = chunked.objects.stream  # every read of a stored object goes through it
+    location = chunked.objects
+    real_read_bytes, real_read_into = location.read_bytes, location.read_into
 
-    def counting(digest: str, label: str | None = None):  # type: ignore[no-untyped-def]
+    def counting(digest: str, label: str | None = None) -> bytes:
         opened.append(digest)
-        return real_stream(digest, label)
+        return real_read_bytes(digest, label)
 
-    monkeypatch.setattr(chunked.objects, "stream", counting)
+    def counting_into(digest: str, view: memoryview, label: str | None = None) -> int:
+        opened.append(digest)
+        return real_read_into(digest, view, label)
+
+    # a chunk is read whole (read_bytes) or straight into the reader's buffer (read_into)
+    monkeypatch.setattr(location, "read_bytes", counting)
+    monkeypatch.setattr(location, "read_into", counting_into)
     start = 2_000_000
     with version.open("rows.bin") as stream:
         stream.seek(start)
@@ -224,6 +231,31 @@ def test_a_corrupted_chunk_is_detected_and_named(
     assert not (tmp_path / "out" / "rows.bin").exists()  # nothing half-written
     with version.open("rows.bin") as stream, pytest.raises(forebear.IntegrityError, match=bad):
         stream.read()
+
+
+def test_large_reads_check_every_chunk_before_handing_any_over(
+    chunked: forebear.Store, table: Path
+) -> None:
+    """Reads of whole chunks go straight into the caller's buffer (local stores): a chunk
+    damaged in place (same length) or cut short still never reaches the caller."""
+    with forebear.init(project="p", store=chunked) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(chunked, version)
+    original = (table / "rows.bin").read_bytes()
+    with version.open("rows.bin") as stream:  # the undamaged file, in large reads
+        assert b"".join(iter(lambda: stream.read(1 << 21), b"")) == original
+    for index, damage in ((3, b"x" * chunks.sizes[3]), (7, b"short")):
+        corrupt(chunked, chunks.digests[index], damage)
+        handed: list[bytes] = []
+        with version.open("rows.bin") as stream, pytest.raises(forebear.IntegrityError) as bad:
+            while block := stream.read(1 << 21):
+                handed.append(block)
+        assert f"chunk {index + 1} of {len(chunks)}" in str(bad.value)
+        good = b"".join(handed)
+        assert good == original[: len(good)]  # what was handed over is the file's own
+        assert len(good) <= chunks.offsets[index]
+        start = chunks.offsets[index]
+        corrupt(chunked, chunks.digests[index], original[start : start + chunks.sizes[index]])
 
 
 def test_a_missing_chunk_is_named(chunked: forebear.Store, table: Path, tmp_path: Path) -> None:

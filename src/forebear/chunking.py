@@ -274,14 +274,32 @@ class ChunkedReader(io.RawIOBase):
     if they do not match. Once reading has gone through two chunks in a row, the next
     ``ahead`` chunks are fetched in the background (for object stores, where each fetch is a
     request); a read of a byte range fetches only the chunks that hold it.
+
+    With ``fill(index, view)`` (for local locations: the stored bytes of one chunk read
+    straight into ``view``, unchecked), a read whose buffer holds whole chunks gets them
+    without a copy, each checked in place before the read returns; ``hint(indexes)`` tells
+    the location which chunks come next, so that it can start reading them. Only reads
+    larger than ``buffer_size`` (the buffer of a reader wrapped around this one, filled a
+    chunk at a time so that a small read fetches only its chunks) take this way.
     """
 
     def __init__(
-        self, chunks: ChunkList, fetch: Callable[[int], bytes], label: str, ahead: int = 0
+        self,
+        chunks: ChunkList,
+        fetch: Callable[[int], bytes],
+        label: str,
+        ahead: int = 0,
+        fill: Callable[[int, memoryview], int] | None = None,
+        hint: Callable[[list[int]], None] | None = None,
+        buffer_size: int = 0,
     ) -> None:
         super().__init__()
         self._chunks = chunks
         self._fetch = fetch
+        self._fill = fill
+        self._hint = hint
+        self._buffer_size = buffer_size
+        self._hinted = 0  # chunks before this one were announced to the location
         self._label = label
         self._position = 0
         self._current: tuple[int, bytes] | None = None
@@ -317,10 +335,18 @@ class ChunkedReader(io.RawIOBase):
         if self._position >= self._chunks.size or not len(view):
             return 0
         index = self._chunks.index_at(self._position)
+        starts_chunk = self._chunks.offsets[index] == self._position
+        if (
+            self._fill is not None
+            and starts_chunk
+            and len(view) > self._buffer_size
+            and len(view) >= self._chunks.sizes[index]
+        ):
+            return self._read_whole_chunks(view, index)
         data = self._chunk(index)
         start = self._position - self._chunks.offsets[index]
         n = min(len(view), len(data) - start)
-        view[:n] = data[start : start + n]
+        view[:n] = memoryview(data)[start : start + n]  # no intermediate copy
         if self._hashed == self._position:
             self._hasher.update(view[:n])
             self._hashed += n
@@ -328,6 +354,57 @@ class ChunkedReader(io.RawIOBase):
                 self._check_whole()
         self._position += n
         return n
+
+    def _read_whole_chunks(self, view: memoryview, index: int) -> int:
+        """Read as many whole chunks as ``view`` holds straight into it, each checked, and
+        hand none over unless all are; the chunks after them are announced to the
+        location first (``hint``), so a disk reads them while these are checked."""
+        count = 0
+        room = len(view)
+        while index + count < len(self._chunks) and self._chunks.sizes[index + count] <= room:
+            room -= self._chunks.sizes[index + count]
+            count += 1
+        if self._hint is not None and index + count > self._hinted:
+            ahead = range(max(index, self._hinted), min(index + 2 * count + 8, len(self._chunks)))
+            self._hint(list(ahead))
+            self._hinted = ahead.stop
+        parts: list[tuple[int, memoryview]] = []
+        filled = 0
+        try:
+            for at in range(index, index + count):
+                part = view[filled : filled + self._chunks.sizes[at]]
+                parts.append((at, part))
+                self._fill_chunk(at, part)
+                filled += len(part)
+            for at, part in parts:  # the whole-file digest, in order
+                self._carry_whole_digest(at, part)
+        finally:
+            for _at, part in parts:  # none of the buffer stays exported (it may be resized)
+                part.release()
+        self._position += filled
+        return filled
+
+    def _fill_chunk(self, index: int, part: memoryview) -> None:
+        assert self._fill is not None
+        got = self._fill(index, part)
+        if got != len(part):
+            raise IntegrityError(
+                f"{self._label}: {self._chunks.describe(index)} holds {got} bytes, "
+                f"{len(part)} expected; the data is corrupted (run 'forebear verify')"
+            )
+        actual = hash_bytes(part)
+        if actual != self._chunks.digests[index]:
+            raise IntegrityError(
+                f"{self._label}: {self._chunks.describe(index)} hashes to {actual}; the data "
+                "is corrupted (run 'forebear verify')"
+            )
+
+    def _carry_whole_digest(self, index: int, part: memoryview) -> None:
+        if self._hashed == self._chunks.offsets[index]:
+            self._hasher.update(part)
+            self._hashed += len(part)
+            if self._hashed == self._chunks.size:
+                self._check_whole()
 
     def _check_whole(self) -> None:
         actual = self._hasher.hexdigest()

@@ -83,5 +83,18 @@ class ContentReader:
                 return self.cache.read(location, chunks.digests[index], name)
             return location.read_bytes(chunks.digests[index], name)
 
-        ahead = 0 if location.is_local else TRANSFER_WORKERS
-        return io.BufferedReader(ChunkedReader(chunks, fetch, label, ahead), BLOCK_SIZE)
+        def fill(index: int, view: memoryview) -> int:
+            return location.read_into(
+                chunks.digests[index], view, f"{label}: {chunks.describe(index)}"
+            )
+
+        def hint(indexes: list[int]) -> None:
+            location.will_need([chunks.digests[i] for i in indexes])
+
+        if location.is_local and not cached:  # whole chunks straight into the reader's buffer
+            reader = ChunkedReader(
+                chunks, fetch, label, fill=fill, hint=hint, buffer_size=BLOCK_SIZE
+            )
+        else:
+            reader = ChunkedReader(chunks, fetch, label, TRANSFER_WORKERS)
+        return io.BufferedReader(reader, BLOCK_SIZE)

@@ -19,7 +19,7 @@ def new_hasher() -> xxhash.xxh3_128:
     return xxhash.xxh3_128()
 
 
-def hash_bytes(data: bytes) -> str:
+def hash_bytes(data: bytes | memoryview) -> str:
     return str(xxhash.xxh3_128_hexdigest(data))
 
 

@@ -37,8 +37,15 @@ from ..errors import (
     StoreError,
     StoreVersionError,
 )
-from ..hashing import BLOCK_SIZE, HASH_ALGORITHM, Progress, hash_stream, new_hasher
-from ..readers import checked_at_end, verified_copy
+from ..hashing import (
+    BLOCK_SIZE,
+    HASH_ALGORITHM,
+    Progress,
+    hash_bytes,
+    hash_stream,
+    new_hasher,
+)
+from ..readers import checked_at_end, corrupted, verified_copy
 
 FORMAT_FILE = "forebear.json"
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
@@ -421,10 +428,36 @@ class ObjectLocation(ABC):
         return checked_at_end(self._open_raw(digest, name), digest, name)
 
     def read_bytes(self, digest: str, label: str | None = None) -> bytes:
-        """A (small) object's bytes, checked; the check runs before they are returned."""
+        """A (small) object's bytes, checked before they are returned: read whole and
+        hashed once (a chunk of a large file is read this way, so this is the speed of
+        reading one)."""
         name = label or f"object {digest}"
-        with backend_errors(f"cannot read {name}"), self.stream(digest, label) as reader:
-            return reader.read()
+        with backend_errors(f"cannot read {name}"):
+            data = self._read_whole(digest, name)
+        actual = hash_bytes(data)
+        if actual != digest:
+            raise corrupted(name, actual, digest)
+        return data
+
+    def will_need(self, digests: Sequence[str]) -> None:  # noqa: B027 - a hint, optional
+        """A hint that these objects are about to be read (a local disk starts reading
+        them); nothing by default."""
+
+    def read_into(self, digest: str, view: memoryview, label: str | None = None) -> int:
+        """Put an object's stored bytes, unchecked, into ``view`` (at most its length);
+        how many. The caller checks them before handing any over (a chunked reader reads
+        whole chunks into its caller's buffer this way)."""
+        name = label or f"object {digest}"
+        with backend_errors(f"cannot read {name}"):
+            data = self._read_whole(digest, name)
+        n = min(len(data), len(view))
+        view[:n] = data[:n]
+        return n
+
+    def _read_whole(self, digest: str, name: str) -> bytes:
+        """An object's stored bytes, unchecked (`read_bytes` checks them)."""
+        with self._open_raw(digest, name) as raw:
+            return bytes(raw.read())
 
     def get_file(
         self,
