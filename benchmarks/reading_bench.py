@@ -161,7 +161,8 @@ def report(read: dict[str, float], draft: dict[str, float], size: int) -> str:
             "`python benchmarks/reading_bench.py --write docs/benchmarks.md`: one file of "
             f"{size_text} of random bytes logged into a local store (stored in chunks), read "
             "whole in 8 MiB blocks through `fsspec.open('forebear://...')`, every chunk "
-            "verified, and from the plain local file, both warm (median of the repeats); "
+            "verified, and from the plain local file, both warm and from the disk (the page "
+            "cache emptied before each read), median of the repeats; "
             "a 1 MiB range from its middle with `cat_file`; and a version of "
             f"{int(draft['files']):,} small files changed by one file with "
             "`new_draft()` / `new_file` / `log_artifact` (median of the repeats).",
