@@ -53,6 +53,7 @@ MAKE = textwrap.dedent(
     try:
         with mlflow.start_run(run_name="broken"):
             mlflow.log_param("lr", 9)
+            mlflow.log_text("half written", "model/partial.txt")  # no MLmodel in it
             raise RuntimeError("diverged")
     except RuntimeError:
         pass
@@ -83,6 +84,7 @@ LATER = textwrap.dedent(
     client.log_metric(sys.argv[2], "loss", 0.1, step=0)
     client.set_terminated(sys.argv[2], "FINISHED")
     client.set_registered_model_alias("churn", "champion", "2")
+    client.set_registered_model_alias("churn", "challenger", "1")
     """
 )
 
@@ -154,6 +156,8 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
         assert train.context["imported_from"]["run_id"] == ids["train-1"]
         assert train.started_at < train.ended_at < runs["broken"].started_at
         assert runs["broken"].status == "failed" and runs["broken"].config == {"lr": "9"}
+        partial = runs["broken"].outputs[0]  # an artifact keeps the type it started with
+        assert (partial.qualified_ref, partial.type) == ("churn-model/model:v2", "model")
         assert "odd" not in runs["package"].summary  # NaN has no place in a summary
 
         model = store.artifact("churn-model/model:v1")
@@ -187,15 +191,20 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
         env=clean_env(), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert later.returncode == 0, later.stderr
+    with forebear.open(store_dir) as store:  # a team decides who moves this one
+        store.protect_alias("registry/churn", "challenger")
     third = run_cli("--objects", str(store_dir), "import", "mlflow", "--tracking-uri", uri)
     assert third.returncode == 0, third.stderr
     assert third.stdout.startswith("1 run(s) imported")
+    assert "'challenger'" in third.stderr and "protected" in third.stderr
     with forebear.open(store_dir) as store:
         names = [r.name for r in store.runs("churn-model")]
         assert names.count("still-going") == 1
         assert store.artifact("registry/churn:champion").source.qualified_ref == (
             "churn-model/model:v1"
         )
+        challenger = store.artifact("registry/churn:challenger").source
+        assert challenger.qualified_ref == "churn-model/model:v1"  # where it was: protected
         moves = [m for m in store.alias_history("churn", project="registry")
                  if m["alias"] == "champion"]  # fmt: skip
         assert [m["reason"] for m in moves] == ["imported from MLflow"] * 2

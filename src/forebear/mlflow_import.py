@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import never_record, redact_secrets
-from .errors import ArtifactNotFound, ForebearError, InvalidInput
+from .errors import ArtifactNotFound, ForebearError, InvalidInput, NotFound, PermissionDenied
 from .paths import REGISTRY, is_name
 from .run import init, new_run_id
 from .store import Store
@@ -271,11 +271,20 @@ class _Importer:
                 )
                 self._log(run, local, model.name, {"run_id": run_id, "model_id": model.model_id})
 
-    def _log(self, run: Run, local: str, name: str, origin: dict[str, str]) -> ArtifactVersion:
-        kind = "model" if os.path.exists(os.path.join(local, "MLmodel")) else "artifact"
-        version = run.log_artifact(
-            local, name=project_name(name), type=kind, metadata={SOURCE: origin}
-        )
+    def _log(
+        self, run: Run, local: str, name: str, origin: dict[str, str]
+    ) -> ArtifactVersion | None:
+        """Log what MLflow holds at ``local`` as a version of ``name`` (None for an empty
+        folder: nothing to version). An artifact keeps the type of its first version."""
+        if os.path.isdir(local) and not any(files for _, _, files in os.walk(local)):
+            self.report.notes.append(f"run {origin['run_id']}: {name!r} is empty; left out")
+            return None
+        artifact = project_name(name)
+        try:
+            kind = self.store.artifact(f"{run.project}/{artifact}").type
+        except NotFound:
+            kind = "model" if os.path.exists(os.path.join(local, "MLmodel")) else "artifact"
+        version = run.log_artifact(local, name=artifact, type=kind, metadata={SOURCE: origin})
         self.report.versions.add(version.qualified_ref)
         return version
 
@@ -332,7 +341,11 @@ class _Importer:
             linked_before = {v.id for v in self.store.versions(collection, project=REGISTRY)}
         except ArtifactNotFound:
             linked_before = set()
-        linked = source.link(f"{REGISTRY}/{collection}", aliases=aliases, reason=IMPORTED)
+        try:
+            linked = source.link(f"{REGISTRY}/{collection}", aliases=aliases, reason=IMPORTED)
+        except PermissionDenied as refused:  # a protected alias moves only by hand
+            self.report.notes.append(f"registered model {model!r}: {refused}")
+            linked = source.link(f"{REGISTRY}/{collection}", reason=IMPORTED)
         if linked.id not in linked_before:
             self.report.links += 1
 
