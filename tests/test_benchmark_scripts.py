@@ -90,3 +90,15 @@ def test_lifecycle_benchmark_prunes_collects_and_writes_its_section(tmp_path: Pa
     # 3 artifacts keep their last 10 of 12 versions: 6 are pruned, then purged by gc
     assert "deleted 6 versions" in text and "purged 6 versions" in text
     assert "| 0 problems in the versions kept |" in text
+
+
+def test_reading_benchmark_reads_drafts_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n")
+    done = run_benchmark("reading_bench.py", "--size-mib", "16", "--files", "300",
+                         "--repeat", "1", "--write", str(report))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert "<!-- reading-bench:begin -->" in text and "<!-- reading-bench:end -->" in text
+    assert "| read 16 MiB, `forebear://` (verified) |" in text
+    assert "| draft changing 1 file of 300, to the committed version |" in text

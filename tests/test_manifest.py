@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from forebear import InvalidPath
 from forebear.hashing import hash_bytes
-from forebear.manifest import Manifest, ManifestEntry, diff_entries
+from forebear.manifest import Manifest, ManifestEntry, ManifestWriter, diff_entries
 
 segment = st.text(alphabet="abcXYZ019._- é", min_size=1, max_size=8).filter(
     lambda s: s not in (".", "..") and s.strip() == s and s
@@ -91,3 +92,30 @@ def test_canonical_bytes_are_one_sorted_compact_json_document(
     }
     expected = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert manifest.to_bytes() == expected.encode("utf-8")
+
+
+@given(entries, st.lists(st.tuples(paths, st.text(max_size=12)), max_size=5), st.integers(1, 7))
+def test_rows_in_batches_encode_to_the_same_bytes(
+    items: dict[str, tuple[str, int]], references: list[tuple[str, str]], batch: int
+) -> None:
+    # A draft writes its kept entries as catalog rows, a batch at a time: the digest must
+    # be the one of the same entries added one by one.
+    built = [ManifestEntry(p, d, s) for p, (d, s) in items.items()]
+    built += [
+        ManifestEntry("ref/" + p, None, 1, uri=f"s3://b/{p}", etag=tag)
+        for p, tag in dict(references).items()
+    ]
+    ordered = list(Manifest.build(built))
+    one_by_one, in_rows = io.BytesIO(), io.BytesIO()
+    writer, rows_writer = ManifestWriter(one_by_one), ManifestWriter(in_rows)
+    for entry in ordered:
+        writer.add(entry)
+    rows = [(e.path, e.digest, e.size, e.uri, e.etag) for e in ordered]
+    for start in range(0, len(rows), batch):
+        rows_writer.add_rows(rows[start : start + batch])
+    assert rows_writer.finish() == writer.finish()
+    assert in_rows.getvalue() == one_by_one.getvalue()
+    assert (rows_writer.count, rows_writer.size) == (writer.count, writer.size)
+    if len(rows) > 1:
+        with pytest.raises(ValueError, match="out of order"):
+            ManifestWriter(None).add_rows([rows[1], rows[0]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 import shutil
 import tempfile
@@ -10,8 +11,10 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from operator import attrgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .jsonvalues import check_json
@@ -23,6 +26,19 @@ from .walk import Walk
 
 if TYPE_CHECKING:
     pass
+
+
+@dataclass(frozen=True)
+class DraftBase:
+    """The committed version a draft starts from, told by the layer that reads the
+    catalog: its entries stay where they are (nothing of them is loaded) until asked for."""
+
+    version_id: int
+    label: str  # its ref, for messages
+    count: int  # its entries, purged ones left out
+    has: Callable[[str], bool]  # whether it holds this entry path
+    count_under: Callable[[str], int]  # how many of its entries are under a folder ("a/")
+    entries: Callable[[], Iterator[ManifestEntry]]  # in path order, purged ones left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +84,64 @@ class Artifact:
         # special files (FIFOs, sockets, devices) left out of folders: (entry path, kind)
         self.skipped: list[tuple[str, str]] = []
         self._scratch: str | None = None  # a folder for new_file's files, removed with self
+        # a draft: the version it starts from, and what of it was removed
+        self.base: DraftBase | None = None
+        self._dropped: set[str] = set()
+        self._dropped_folders: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
 
     def __len__(self) -> int:
-        return len(self._entries)
+        if self.base is None:
+            return len(self._entries)
+        dropped = len(self._dropped) + sum(map(self.base.count_under, self._dropped_folders))
+        return len(self._entries) + self.base.count - dropped
+
+    @classmethod
+    def draft(
+        cls,
+        base: DraftBase,
+        name: str,
+        type: str = "dataset",
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Self:
+        """A new version in the making that starts from ``base``'s entries."""
+        artifact = cls(name, type, description, metadata)
+        artifact.base = base
+        return artifact
+
+    def in_base(self, path: str) -> bool:
+        """Whether ``path`` is one of the draft's base entries it still holds."""
+        if self.base is None or path in self._dropped:
+            return False
+        if any(path.startswith(folder) for folder in self._dropped_folders):
+            return False
+        return self.base.has(path)
+
+    def removed(self) -> tuple[frozenset[str], frozenset[str]]:
+        """What a draft removed from its base: entry paths, and folders (``a/``)."""
+        return frozenset(self._dropped), frozenset(self._dropped_folders)
+
+    @contextlib.contextmanager
+    def own_entries(self) -> Iterator[Artifact]:
+        """This artifact as if it had no base, while the block runs: only what was added
+        to it (a draft's changes, hashed and stored on their own)."""
+        base, self.base = self.base, None
+        try:
+            yield self
+        finally:
+            self.base = base
 
     def _add(self, rows: list[tuple[Any, ...]]) -> None:
+        if self.base is not None:
+            for row in rows:
+                if self.in_base(row[0]):
+                    raise InvalidPath(
+                        f"{row[0]!r} is already in artifact {self.name!r} (from "
+                        f"{self.base.label}); remove it first to replace it"
+                    )
         try:
             self._entries.add(rows)
         except DuplicateKey as exc:
@@ -203,10 +269,28 @@ class Artifact:
             raise InvalidInput(f"remove takes an entry path, not {item!r}")
         folder = path.endswith("/")
         key = normalise_entry_path(path.rstrip("/")) + ("/" if folder else "")
-        if not self._entries.remove(key, prefix=folder):
+        found = self._entries.remove(key, prefix=folder)
+        if self.base is not None and folder:
+            if self._base_count_under(key):
+                self._dropped = {p for p in self._dropped if not p.startswith(key)}
+                self._dropped_folders = {f for f in self._dropped_folders if not f.startswith(key)}
+                self._dropped_folders.add(key)
+                found = True
+        elif self.in_base(key):
+            self._dropped.add(key)
+            found = True
+        if not found:
             raise NotFound(
                 f"artifact {self.name!r} has no {'folder' if folder else 'entry'} {path!r}"
             )
+
+    def _base_count_under(self, folder: str) -> int:
+        """How many base entries under ``folder`` the draft still holds."""
+        if self.base is None or any(folder.startswith(f) for f in self._dropped_folders):
+            return 0
+        inside = [f for f in self._dropped_folders if f.startswith(folder)]
+        dropped = sum(1 for p in self._dropped if p.startswith(folder))
+        return self.base.count_under(folder) - dropped - sum(map(self.base.count_under, inside))
 
     @contextlib.contextmanager
     def new_file(
@@ -219,8 +303,10 @@ class Artifact:
                 json.dump(labels, f)
         """
         path = normalise_entry_path(name)
-        if path in self._entries:
-            raise InvalidPath(f"{path!r} is already in artifact {self.name!r}")
+        if path in self._entries or self.in_base(path):
+            raise InvalidPath(
+                f"{path!r} is already in artifact {self.name!r}; remove it first to replace it"
+            )
         if mode not in ("w", "x", "wb", "xb", "w+", "wb+"):
             raise InvalidInput(f"new_file writes a new file: mode 'w' or 'wb', not {mode!r}")
         if self._scratch is None:
@@ -237,7 +323,20 @@ class Artifact:
     def batches(self, size: int) -> Iterator[list[PendingFile | ManifestEntry]]:
         """Every entry in path order, ``size`` at a time: files still to hash as
         `PendingFile`; references, and entries kept from a stored version, as their
-        finished `ManifestEntry` (a stored one has a digest and no URI)."""
+        finished `ManifestEntry` (a stored one has a digest and no URI). A draft's base
+        entries that it still holds come in their place in the order."""
+        if self.base is not None:
+            yield from _pages(self._merged(size), size)
+            return
+        yield from self._own_batches(size)
+
+    def _merged(self, size: int) -> Iterator[PendingFile | ManifestEntry]:
+        assert self.base is not None
+        kept = (e for e in self.base.entries() if self.in_base(e.path))
+        own = (item for batch in self._own_batches(size) for item in batch)
+        return heapq.merge(kept, own, key=attrgetter("path"))
+
+    def _own_batches(self, size: int) -> Iterator[list[PendingFile | ManifestEntry]]:
         for rows in self._entries.batches(size):
             batch: list[PendingFile | ManifestEntry] = []
             for path, folder, local, digest, entry_size, uri, etag in rows:
@@ -248,6 +347,11 @@ class Artifact:
                 else:
                     batch.append(PendingFile(path, f"{self._folders[folder]}/{local}"))
             yield batch
+
+
+def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while page := list(islice(items, size)):
+        yield page
 
 
 def type_name(value: object) -> str:

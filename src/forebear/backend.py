@@ -184,6 +184,14 @@ class Backend(ABC):
         """A version's entries in path order, or one page of them."""
 
     @abstractmethod
+    def entries_at(self, version_id: int, paths: Sequence[str]) -> dict[str, ManifestEntry]:
+        """The entries of a version at these paths (those it has), by path."""
+
+    @abstractmethod
+    def entry_count(self, version_id: int, folder: str = "") -> int:
+        """How many entries a version has (under ``folder``, which ends in ``/``)."""
+
+    @abstractmethod
     def entry_pages(self, version_id: int) -> Iterator[list[ManifestEntry]]:
         """A version's entries a page at a time, in path order (flat memory)."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -84,15 +84,32 @@ class VersionHabits:
     def new_draft(self) -> SavableArtifact:
         """A new `Artifact` of the same name and type that starts from this version's
         files, without local copies: add, replace (`remove` then add) or `remove` files,
-        then log it; only what changed is read and stored. Purged files are left out."""
+        then log it; only what changed is read and stored, and the unchanged entries are
+        never loaded (a draft of a million files costs what its changes cost). Purged
+        files are left out."""
         import forebear  # its Artifact, the one that can save() itself
 
         version = self._this()
-        draft = forebear.Artifact(
-            version.name, version.type, version.description, copy.deepcopy(version.metadata)
+        backend = self._store.backend
+        purged = frozenset(r.path for r in version.redactions())
+
+        def has(path: str) -> bool:
+            return path not in purged and bool(backend.entries_at(version.id, [path]))
+
+        def count_under(folder: str) -> int:
+            gone = sum(1 for path in purged if path.startswith(folder))
+            return backend.entry_count(version.id, folder) - gone
+
+        def entries() -> Iterator[ManifestEntry]:
+            return (e for e in version.iter_entries() if e.path not in purged)
+
+        base = artifacts.DraftBase(
+            version.id, version.ref, version.file_count - len(purged), has, count_under, entries
         )
-        purged = {r.path for r in version.redactions()}
-        draft.add_entries(e for e in version.iter_entries() if e.path not in purged)
+        draft = forebear.Artifact.draft(
+            base, version.name, version.type, version.description,
+            copy.deepcopy(version.metadata),
+        )  # fmt: skip
         if purged:
             warnings.warn(
                 f"{version.ref}: {len(purged)} purged files are not in the draft: "

@@ -170,9 +170,11 @@ def store_objects(
     *,
     relog: bool = False,
     withheld: frozenset[str] = frozenset(),
+    with_manifest: bool = True,
 ) -> None:
     """Store the objects the location lacks, batch by batch, each registered as pending
-    (through ``register``) before it is written, then the manifest itself.
+    (through ``register``) before it is written, then the manifest itself (unless not
+    ``with_manifest``: a draft's files are not its whole manifest).
 
     Files of ``chunking.threshold`` bytes or more are stored as chunks, unless the location
     holds them whole already. A file whose chunk list a committed version recorded is not
@@ -251,6 +253,8 @@ def store_objects(
                 if local is not None and (not relog or digest in stored):
                     stat = FileStat(device, inode, size, mtime, ctime)
                     check_unchanged(os.fsdecode(local), stat)
+    if not with_manifest:
+        return
     size = prepared.manifest.seek(0, os.SEEK_END)
     if not relog:
         register([prepared.digest])

@@ -17,6 +17,7 @@ from ..chunking import Chunking, ChunkList
 from ..errors import (
     IntegrityError,
     InvalidInput,
+    StoreError,
     VersionNotFound,
 )
 from ..hashing import HASH_ALGORITHM
@@ -26,6 +27,7 @@ from ..records import VersionData
 from . import bulk, traversal
 from .aliases import LATEST, set_alias
 from .chunks import add_chunk_lists
+from .drafts import EntryCopy, copy_entries, entry_count
 from .projects import get_artifact, get_or_create_artifact, get_or_create_project
 from .runs import add_edge, run_pk
 from .schema import (
@@ -59,6 +61,7 @@ class Contents(NamedTuple):
     chunking: Chunking | None = None
     new_bytes: int | None = None
     shared_bytes: int | None = None
+    copied_from: EntryCopy | None = None  # a draft: the entries it keeps of its base
 
 
 _VERSION_COLUMNS = (
@@ -312,6 +315,8 @@ def _find_or_insert_version(
     )
     session.add(version)
     session.flush()
+    if contents.copied_from is not None:
+        copy_entries(session, contents.copied_from, version.id)
     entries = iter(contents.entries)
     while batch := list(islice(entries, _BATCH)):  # Core executemany: no ORM bookkeeping
         rows = [
@@ -327,6 +332,11 @@ def _find_or_insert_version(
         ]
         session.execute(insert(_table(EntryRow)), rows)
     add_chunk_lists(session, contents.chunk_lists)
+    if contents.copied_from is not None and entry_count(session, version.id) != contents.file_count:
+        raise StoreError(  # the base changed under the draft: nothing is committed
+            f"{project}/{name}: the version this draft starts from changed while it was "
+            "logged; log it again"
+        )
     return version, True
 
 

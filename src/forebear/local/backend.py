@@ -50,14 +50,14 @@ from ..records import (
 )
 from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
 from ..statcache import StatCache
-from . import collect, commit, distributed, identity, lifecycle, repair, verify, webhooks
+from . import collect, commit, distributed, drafts, identity, lifecycle, repair, verify, webhooks
 from .registry import LocalRegistry
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
 
 
-class LocalBackend(LocalRegistry, Backend):
+class LocalBackend(LocalRegistry, drafts.LocalDrafts, Backend):
     """A store whose catalog and objects this process reaches directly."""
 
     def __init__(
@@ -385,7 +385,8 @@ class LocalBackend(LocalRegistry, Backend):
         ttl: dt.timedelta | None = None,
         show_progress: bool | None,
     ) -> VersionData:
-        return commit.log(
+        log = commit.log if artifact.base is None else drafts.log_draft
+        return log(
             self,
             artifact,
             project=project,
