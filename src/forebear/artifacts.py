@@ -36,7 +36,7 @@ class DraftBase:
     version_id: int
     label: str  # its ref, for messages
     count: int  # its entries, purged ones left out
-    has: Callable[[str], bool]  # whether it holds this entry path
+    present: Callable[[list[str]], set[str]]  # which of these entry paths it holds
     count_under: Callable[[str], int]  # how many of its entries are under a folder ("a/")
     entries: Callable[[], Iterator[ManifestEntry]]  # in path order, purged ones left out
 
@@ -118,7 +118,7 @@ class Artifact:
             return False
         if any(path.startswith(folder) for folder in self._dropped_folders):
             return False
-        return self.base.has(path)
+        return bool(self.base.present([path]))
 
     def removed(self) -> tuple[frozenset[str], frozenset[str]]:
         """What a draft removed from its base: entry paths, and folders (``a/``)."""
@@ -135,13 +135,19 @@ class Artifact:
             self.base = base
 
     def _add(self, rows: list[tuple[Any, ...]]) -> None:
-        if self.base is not None:
-            for row in rows:
-                if self.in_base(row[0]):
-                    raise InvalidPath(
-                        f"{row[0]!r} is already in artifact {self.name!r} (from "
-                        f"{self.base.label}); remove it first to replace it"
-                    )
+        if self.base is not None and rows:
+            candidates = [
+                row[0]
+                for row in rows
+                if row[0] not in self._dropped
+                and not any(row[0].startswith(f) for f in self._dropped_folders)
+            ]
+            taken = self.base.present(candidates) if candidates else set()
+            if taken:
+                raise InvalidPath(
+                    f"{min(taken)!r} is already in artifact {self.name!r} (from "
+                    f"{self.base.label}); remove it first to replace it"
+                )
         try:
             self._entries.add(rows)
         except DuplicateKey as exc:

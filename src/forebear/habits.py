@@ -93,8 +93,8 @@ class VersionHabits:
         backend = self._store.backend
         purged = frozenset(r.path for r in version.redactions())
 
-        def has(path: str) -> bool:
-            return path not in purged and bool(backend.entries_at(version.id, [path]))
+        def present(paths: list[str]) -> set[str]:
+            return set(backend.entries_at(version.id, paths)) - purged
 
         def count_under(folder: str) -> int:
             gone = sum(1 for path in purged if path.startswith(folder))
@@ -104,7 +104,7 @@ class VersionHabits:
             return (e for e in version.iter_entries() if e.path not in purged)
 
         base = artifacts.DraftBase(
-            version.id, version.ref, version.file_count - len(purged), has, count_under, entries
+            version.id, version.ref, version.file_count - len(purged), present, count_under, entries
         )
         draft = forebear.Artifact.draft(
             base, version.name, version.type, version.description,
