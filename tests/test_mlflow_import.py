@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import forebear
+from forebear.mlflow_import import import_mlflow
 
 from .conftest import clean_env, run_cli
 
@@ -230,10 +231,10 @@ def test_an_interrupted_import_is_done_again_whole(
     monkeypatch.setattr(mlflow.artifacts, "download_artifacts", fails_on_the_second)
     with forebear.open(tmp_path / "store") as store:
         with pytest.raises(OSError, match="network went away"):
-            forebear.import_mlflow(uri, store=store, experiments=["churn model"])
+            import_mlflow(uri, store=store, experiments=["churn model"])
         assert [r.status for r in store.runs()] == ["crashed"]  # train-0, half imported
         monkeypatch.undo()
-        done = forebear.import_mlflow(uri, store=store, experiments="churn model")
+        done = import_mlflow(uri, store=store, experiments="churn model")
         assert done.runs == 3 and done.links == 2
         names = sorted(r.name for r in store.runs())
         assert names == ["broken", "train-0", "train-1"]

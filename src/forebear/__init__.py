@@ -35,7 +35,6 @@ from .errors import (
 if TYPE_CHECKING:
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
-    from .mlflow_import import MlflowImport, import_mlflow
     from .records import AuditEvent, Delivery, Webhook
     from .run import Artifact, finish, init, log, log_artifact, use_artifact
     from .store import Store, open
@@ -52,11 +51,9 @@ _LAZY = {
     "Lineage": "lineage",
     "Manifest": "manifest",
     "ManifestEntry": "manifest",
-    "MlflowImport": "mlflow_import",
     "Run": "views",
     "Store": "store",
     "finish": "run",
-    "import_mlflow": "mlflow_import",
     "init": "run",
     "log": "run",
     "log_artifact": "run",
@@ -97,7 +94,6 @@ __all__ = [
     "Lineage",
     "Manifest",
     "ManifestEntry",
-    "MlflowImport",
     "NotFound",
     "ObjectNotFound",
     "PermissionDenied",
@@ -114,7 +110,6 @@ __all__ = [
     "Webhook",
     "__version__",
     "finish",
-    "import_mlflow",
     "init",
     "log",
     "log_artifact",
