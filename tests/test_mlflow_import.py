@@ -248,6 +248,8 @@ def test_bad_input_gets_one_clear_error_and_makes_nothing(tmp_path: Path) -> Non
     cases = [
         (("--tracking-uri", f"sqlite:///{missing}"), "does not exist"),
         (("--tracking-uri", str(tmp_path / "mlruns")), "does not exist"),
+        (("--tracking-uri", f"file:{tmp_path / 'mlruns'}"), "does not exist"),
+        (("--tracking-uri", f"sqlite:///{missing}?mode=ro"), "does not exist"),
         ((), "give the MLflow tracking URI"),
     ]
     for args, words in cases:

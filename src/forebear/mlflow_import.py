@@ -19,6 +19,7 @@ import math
 import os
 import re
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -424,11 +425,11 @@ def _check_exists(tracking_uri: str) -> None:
     must not import nothing (and leave an empty database behind)."""
     path = None
     if tracking_uri.startswith("sqlite:///"):
-        path = tracking_uri[len("sqlite:///") :]
+        path = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
         path = "/" + path.lstrip("/") if tracking_uri.startswith("sqlite:////") else path
-    elif tracking_uri.startswith("file://"):
-        path = tracking_uri[len("file://") :]
-    elif "://" not in tracking_uri and not tracking_uri.startswith("databricks"):
+    elif tracking_uri.startswith("file:"):
+        path = urllib.parse.unquote(urllib.parse.urlparse(tracking_uri).path)
+    elif ":" not in tracking_uri and not tracking_uri.startswith("databricks"):
         path = tracking_uri
     if path is not None and not os.path.exists(path):
         raise InvalidInput(
