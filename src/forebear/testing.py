@@ -27,11 +27,8 @@ from .objects import FORMAT_FILE, FORMAT_VERSION, SMALL_BATCH, ObjectLocation, o
 class ObjectLocationTests:
     """Behaviour every object location must have: whole objects under their digest,
     checked reads, listings that ignore what is not an object, chunk lists, the format
-    file."""
-
-    @pytest.fixture
-    def location(self, tmp_path: Path) -> ObjectLocation:
-        raise NotImplementedError("subclasses provide an empty location")
+    file. A subclass gives the ``location`` fixture every test here takes: an empty
+    location of its kind."""
 
     def raw_put(self, location: ObjectLocation, key: str, data: bytes) -> None:
         """Write ``data`` at ``key`` under the location's root, bypassing its checks (to
