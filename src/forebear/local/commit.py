@@ -18,7 +18,7 @@ A crash at any point leaves at most unreachable objects, never a partial version
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import ingest, progress
@@ -143,35 +143,62 @@ def log(
                 prepared.new_bytes,
                 prepared.shared_bytes,
             )
-            with write_session(backend.engine) as session:
-                lease.check(session)
-                check_catalog(backend, session)
+
+            def still_there(session: Session) -> None:
                 if known is not None and not db_versions.is_live(session, known):
                     # its objects were only checked, not held: gc may take them now
                     raise StoreError(
                         f"{project}/{artifact.name}: the version with this content was deleted "
                         "while this log ran; log it again"
                     )
-                row, created = db_versions.commit_version(
-                    session,
-                    project=project,
-                    name=artifact.name,
-                    type_=artifact.type,
-                    contents=contents,
-                    digest=prepared.digest,
-                    description=artifact.description,
-                    metadata=artifact.metadata,
-                    run_id=run_id,
-                    aliases=aliases,
-                    tags=tags,
-                    ttl=ttl,
-                    actor=backend.actor,
-                )
-                record_logged(
-                    session, backend.actor, row, created, run_id, aliases, tags,
-                    prepared.file_count,
-                )  # fmt: skip
-                lease.release(session)
-                data = db_versions.load_versions(session, [row.id])[row.id]
-            backend.catalog_file.check()  # the commit went into the file the store opened
-            return data
+
+            return commit_logged(
+                backend, lease, artifact, contents, prepared.digest, project=project,
+                run_id=run_id, aliases=aliases, tags=tags, ttl=ttl, before=still_there,
+            )  # fmt: skip
+
+
+def commit_logged(
+    backend: LocalBackend,
+    lease: Lease,
+    artifact: Artifact,
+    contents: db_versions.Contents,
+    digest: str,
+    *,
+    project: str,
+    run_id: str | None,
+    aliases: Sequence[str],
+    tags: Sequence[str],
+    ttl: dt.timedelta | None,
+    before: Callable[[Session], None],
+) -> VersionData:
+    """The last step of the protocol, in one transaction: check the lease, the catalog and
+    what ``before`` checks, insert the version (or find it) with its edge, aliases and
+    tags, record the log and give the lease up; then check the commit went into the
+    catalog file the store opened."""
+    with write_session(backend.engine) as session:
+        lease.check(session)
+        check_catalog(backend, session)
+        before(session)
+        row, created = db_versions.commit_version(
+            session,
+            project=project,
+            name=artifact.name,
+            type_=artifact.type,
+            contents=contents,
+            digest=digest,
+            description=artifact.description,
+            metadata=artifact.metadata,
+            run_id=run_id,
+            aliases=aliases,
+            tags=tags,
+            ttl=ttl,
+            actor=backend.actor,
+        )
+        record_logged(
+            session, backend.actor, row, created, run_id, aliases, tags, contents.file_count
+        )
+        lease.release(session)
+        data = db_versions.load_versions(session, [row.id])[row.id]
+    backend.catalog_file.check()
+    return data

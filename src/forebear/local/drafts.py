@@ -23,12 +23,12 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from .. import ingest, progress
 from ..db import drafts as db_drafts
 from ..db import versions as db_versions
-from ..db.engine import Engine, read_session, write_session
+from ..db.engine import Engine, Session, read_session
 from ..errors import InvalidInput, StoreError
 from ..manifest import EntryFields, ManifestEntry, ManifestWriter
 from ..paths import check_alias, check_name
 from ..records import VersionData
-from .commit import catalog_of, check_catalog, record_logged
+from .commit import catalog_of, commit_logged
 from .leases import Lease
 
 if TYPE_CHECKING:
@@ -131,37 +131,19 @@ def log_draft(
                     base.version_id, dropped, dropped_folders, redacted
                 ),
             )
-            with write_session(backend.engine) as session:
-                lease.check(session)
-                check_catalog(backend, session)
+
+            def base_unchanged(session: Session) -> None:
                 _require_live(db_drafts.base_state(session, base.version_id), base.label)
                 if db_drafts.redacted_paths(session, base.version_id) != redacted:
                     raise StoreError(
                         f"files of {base.label} were purged while this draft was logged; "
                         "nothing was committed: log it again"
                     )
-                row, created = db_versions.commit_version(
-                    session,
-                    project=project,
-                    name=artifact.name,
-                    type_=artifact.type,
-                    contents=contents,
-                    digest=digest,
-                    description=artifact.description,
-                    metadata=artifact.metadata,
-                    run_id=run_id,
-                    aliases=aliases,
-                    tags=tags,
-                    ttl=ttl,
-                    actor=backend.actor,
-                )
-                record_logged(
-                    session, backend.actor, row, created, run_id, aliases, tags, writer.count
-                )
-                lease.release(session)
-                data = db_versions.load_versions(session, [row.id])[row.id]
-            backend.catalog_file.check()
-            return data
+
+            return commit_logged(
+                backend, lease, artifact, contents, digest, project=project, run_id=run_id,
+                aliases=aliases, tags=tags, ttl=ttl, before=base_unchanged,
+            )  # fmt: skip
 
 
 def _require_live(state: str, label: str) -> None:
