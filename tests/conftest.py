@@ -16,6 +16,7 @@ import pytest
 
 import forebear
 from forebear import active
+from forebear.objects import ObjectLocation
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_BUCKET = "forebear-tests"
@@ -236,6 +237,25 @@ def make_tree(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+def count_object_reads(location: ObjectLocation, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The digests of the objects ``location`` reads from now on, in order: a chunk is read
+    whole (``read_bytes``) or straight into a reader's buffer (``read_into``)."""
+    opened: list[str] = []
+    real_read_bytes, real_read_into = location.read_bytes, location.read_into
+
+    def counting(digest: str, label: str | None = None) -> bytes:
+        opened.append(digest)
+        return real_read_bytes(digest, label)
+
+    def counting_into(digest: str, view: memoryview, label: str | None = None) -> int:
+        opened.append(digest)
+        return real_read_into(digest, view, label)
+
+    monkeypatch.setattr(location, "read_bytes", counting)
+    monkeypatch.setattr(location, "read_into", counting_into)
+    return opened
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import forebear
 from forebear.chunking import Chunking, ChunkList, cut_bytes
 
-from .conftest import corrupt, run_cli
+from .conftest import corrupt, count_object_reads, run_cli
 
 FIXTURE = Path(__file__).parent / "data" / "store-v1"
 # Small settings, so that a file of a few MiB has hundreds of chunks.
@@ -139,21 +139,7 @@ def test_a_byte_range_reads_only_the_chunks_it_needs(
     with forebear.init(project="p", store=chunked) as run:
         version = run.log_artifact(table, name="table")
     chunks = chunk_objects(chunked, version)
-    opened: list[str] = []
-    location = chunked.objects
-    real_read_bytes, real_read_into = location.read_bytes, location.read_into
-
-    def counting(digest: str, label: str | None = None) -> bytes:
-        opened.append(digest)
-        return real_read_bytes(digest, label)
-
-    def counting_into(digest: str, view: memoryview, label: str | None = None) -> int:
-        opened.append(digest)
-        return real_read_into(digest, view, label)
-
-    # a chunk is read whole (read_bytes) or straight into the reader's buffer (read_into)
-    monkeypatch.setattr(location, "read_bytes", counting)
-    monkeypatch.setattr(location, "read_into", counting_into)
+    opened = count_object_reads(chunked.objects, monkeypatch)
     start = 2_000_000
     with version.open("rows.bin") as stream:
         stream.seek(start)

@@ -17,7 +17,7 @@ import forebear
 from forebear.chunking import Chunking
 from forebear.fs import ForebearFileSystem
 
-from .conftest import clean_env, corrupt
+from .conftest import clean_env, corrupt, count_object_reads
 
 TreeMaker = Callable[..., Path]
 CSV = "a,b\n" + "".join(f"{i},{i * i}\n" for i in range(500))
@@ -132,21 +132,7 @@ def test_a_range_of_a_large_file_fetches_only_its_chunks(
     big.write_bytes(bytes(range(256)) * 16_384)  # 4 MiB
     with forebear.init(project="p", store=local_store) as run:
         run.log_artifact(big, name="big")
-    opened: list[str] = []
-    location = local_store.objects
-    real_read_bytes, real_read_into = location.read_bytes, location.read_into
-
-    def counting(digest: str, label: str | None = None) -> bytes:
-        opened.append(digest)
-        return real_read_bytes(digest, label)
-
-    def counting_into(digest: str, view: memoryview, label: str | None = None) -> int:
-        opened.append(digest)
-        return real_read_into(digest, view, label)
-
-    # a chunk is read whole (read_bytes) or straight into the reader's buffer (read_into)
-    monkeypatch.setattr(location, "read_bytes", counting)
-    monkeypatch.setattr(location, "read_into", counting_into)
+    opened = count_object_reads(local_store.objects, monkeypatch)
     fs = ForebearFileSystem(store=local_store, skip_instance_cache=True)
     part = fs.cat_file("forebear://big:v0/big.bin", 3_000_000, 3_000_100)
     assert part == big.read_bytes()[3_000_000:3_000_100]
