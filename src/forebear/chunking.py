@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from .errors import IntegrityError, InvalidInput, InvalidPath
 from .hashing import HASH_ALGORITHM, Progress, hash_bytes, hash_file, new_hasher
+from .readers import corrupted
 
 T = TypeVar("T")
 ALGORITHM = "fastcdc-2020"
@@ -394,10 +395,8 @@ class ChunkedReader(io.RawIOBase):
             )
         actual = hash_bytes(part)
         if actual != self._chunks.digests[index]:
-            raise IntegrityError(
-                f"{self._label}: {self._chunks.describe(index)} hashes to {actual}; the data "
-                "is corrupted (run 'forebear verify')"
-            )
+            label = f"{self._label}: {self._chunks.describe(index)}"
+            raise corrupted(label, actual, self._chunks.digests[index])
 
     def _carry_whole_digest(self, index: int, part: memoryview) -> None:
         if self._hashed == self._chunks.offsets[index]:
