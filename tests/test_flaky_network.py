@@ -57,7 +57,8 @@ class FlakyHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(message)))
             self.end_headers()
-            self.wfile.write(message)
+            if self.command != "HEAD":  # a HEAD answer has no body, or the next reply breaks
+                self.wfile.write(message)
             return
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
