@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ArtifactNotFound,
+    AuthenticationError,
     ForebearError,
     ForebearWarning,
     GraphvizNotFound,
@@ -81,6 +82,7 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactVersion",
     "AuditEvent",
+    "AuthenticationError",
     "Delivery",
     "Diff",
     "ForebearError",

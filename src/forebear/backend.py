@@ -34,6 +34,8 @@ if TYPE_CHECKING:
         Redaction,
         RetentionPolicy,
         RunData,
+        TokenInfo,
+        UserInfo,
         VersionData,
         Webhook,
     )
@@ -382,6 +384,40 @@ class Backend(ABC):
     ) -> list[AuditEvent]:
         """Audit events since ``since``, oldest first: all of them, a version's, or (with
         ``whole_artifact``) those of the artifact the ref names."""
+
+    # -- who may use a server ------------------------------------------------------------
+
+    @abstractmethod
+    def add_user(self, name: str, *, admin: bool = False) -> None:
+        """A new user (a server admin with ``admin``), with no grants and no tokens."""
+
+    @abstractmethod
+    def users(self) -> list[UserInfo]:
+        """Every user with their grants, by name."""
+
+    @abstractmethod
+    def disable_user(self, name: str) -> bool:
+        """Stop every token of a user at once; False if disabled already."""
+
+    @abstractmethod
+    def grant(self, user: str, project: str, role: str) -> None:
+        """Give a user a role (``reader``, ``writer``, ``maintainer``) in a project."""
+
+    @abstractmethod
+    def revoke(self, user: str, project: str) -> bool:
+        """Take a user's role in a project away; False if they had none."""
+
+    @abstractmethod
+    def create_token(self, user: str, name: str, expires_at: dt.datetime | None = None) -> str:
+        """A new API token for a user: returned this once, kept only as its hash."""
+
+    @abstractmethod
+    def tokens(self, user: str) -> list[TokenInfo]:
+        """A user's tokens, oldest first (names and dates, never the tokens)."""
+
+    @abstractmethod
+    def revoke_token(self, user: str, name: str) -> bool:
+        """Stop one of a user's tokens now; False if no live token has that name."""
 
     # -- the store as a whole ------------------------------------------------------------
 

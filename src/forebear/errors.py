@@ -96,6 +96,11 @@ class PermissionDenied(ForebearError, PermissionError):
     """Not allowed: a protected alias moved without force, or a role without the right."""
 
 
+class AuthenticationError(PermissionDenied):
+    """A forebear server did not accept the token: missing, wrong, expired or revoked,
+    or its user is disabled."""
+
+
 class StoreError(ForebearError, OSError):
     """The store cannot be reached or is misconfigured."""
 

@@ -160,3 +160,52 @@ class Delivery(NamedTuple):
         if self.delivered_at is not None:
             return "delivered"
         return "failing" if self.attempts else "pending"
+
+
+ROLES = ("reader", "writer", "maintainer")  # each can do what those before it can
+
+
+class UserInfo(NamedTuple):
+    """A user of a forebear server, with their roles by project."""
+
+    name: str
+    admin: bool
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None
+    grants: dict[str, str]
+
+
+class TokenInfo(NamedTuple):
+    """One of a user's API tokens (never the token itself: only its hash is kept)."""
+
+    user: str
+    name: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    @property
+    def active(self) -> bool:
+        now = dt.datetime.now(dt.timezone.utc)
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class Principal(NamedTuple):
+    """Who a request comes from: the token's user, whether a server admin, and the roles
+    they hold by project."""
+
+    id: int
+    name: str
+    admin: bool
+    roles: dict[str, str]
+
+    def may(self, project: str, role: str) -> bool:
+        """Whether this user holds ``role`` (or a greater one) in ``project``."""
+        if self.admin:
+            return True
+        held = self.roles.get(project)
+        return held is not None and ROLES.index(held) >= ROLES.index(role)
+
+    def projects(self, role: str = "reader") -> frozenset[str]:
+        """The projects where this user holds ``role`` or more."""
+        return frozenset(p for p in self.roles if self.may(p, role))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +18,10 @@ from .schema import (
     ProjectRow,
     utcnow,
 )
+
+# The projects a ref without one may resolve to, when a server acts for a user who may read
+# only some (None: every project).
+VISIBLE: ContextVar[frozenset[str] | None] = ContextVar("forebear_visible", default=None)
 
 
 def get_or_create_project(session: Session, name: str) -> ProjectRow:
@@ -86,6 +92,9 @@ def get_artifact(session: Session, ref: Ref, default_project: str | None) -> Art
             .order_by(ProjectRow.name)
         ).all()
     )
+    visible = VISIBLE.get()
+    if visible is not None:
+        candidates = [c for c in candidates if c[1] in visible]
     if default_project is not None:
         for artifact, project_name in candidates:
             if project_name == default_project:

@@ -51,13 +51,14 @@ from ..records import (
 from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
 from ..statcache import StatCache
 from . import collect, commit, distributed, drafts, identity, lifecycle, repair, verify, webhooks
+from .access import LocalAccess
 from .registry import LocalRegistry
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
 
 
-class LocalBackend(LocalRegistry, drafts.LocalDrafts, Backend):
+class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, Backend):
     """A store whose catalog and objects this process reaches directly."""
 
     def __init__(

@@ -1,0 +1,232 @@
+"""Who may use a forebear server: users, their tokens (kept only as hashes), their roles by
+project, and receipts of the bytes each user sent. Every change records its audit event in
+the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import AuthenticationError, InvalidInput, NotFound
+from ..records import ROLES, Principal, TokenInfo, UserInfo
+from . import audit, bulk
+from .schema import (
+    ArtifactRow,
+    ChunkMemberRow,
+    EntryRow,
+    GrantRow,
+    ProjectRow,
+    TokenRow,
+    UploadRow,
+    UserRow,
+    VersionRow,
+    utcnow,
+)
+
+TOKEN_PREFIX = "fbt_"
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _user(session: Session, name: str) -> UserRow:
+    found = session.execute(select(UserRow).where(UserRow.name == name)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"no user {name!r} (see 'forebear user ls')")
+    return found
+
+
+def add_user(session: Session, actor: str, name: str, *, admin: bool) -> None:
+    if session.execute(select(UserRow.id).where(UserRow.name == name)).first() is not None:
+        raise InvalidInput(f"user {name!r} exists already (see 'forebear user ls')")
+    session.add(UserRow(name=name, admin=admin))
+    audit.record(session, actor, "user-add", f"user {name}", details={"admin": admin})
+
+
+def users(session: Session) -> list[UserInfo]:
+    grants: dict[int, dict[str, str]] = {}
+    for grant in session.execute(select(GrantRow)).scalars():
+        grants.setdefault(grant.user_id, {})[grant.project] = grant.role
+    return [
+        UserInfo(
+            u.name, u.admin, u.created_at, u.disabled_at, dict(sorted(grants.get(u.id, {}).items()))
+        )
+        for u in session.execute(select(UserRow).order_by(UserRow.name)).scalars()
+    ]
+
+
+def disable_user(session: Session, actor: str, name: str) -> bool:
+    user = _user(session, name)
+    if user.disabled_at is not None:
+        return False
+    user.disabled_at = utcnow()
+    audit.record(session, actor, "user-disable", f"user {name}")
+    return True
+
+
+def grant(session: Session, actor: str, name: str, project: str, role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    user = _user(session, name)
+    row = session.get(GrantRow, (user.id, project))
+    if row is None:
+        session.add(GrantRow(user_id=user.id, project=project, role=role))
+    else:
+        row.role = role
+    audit.record(
+        session, actor, "grant", f"user {name}", details={"project": project, "role": role}
+    )
+
+
+def revoke(session: Session, actor: str, name: str, project: str) -> bool:
+    user = _user(session, name)
+    row = session.get(GrantRow, (user.id, project))
+    if row is not None:
+        session.delete(row)
+        audit.record(session, actor, "revoke", f"user {name}", details={"project": project})
+    return row is not None
+
+
+def create_token(
+    session: Session, actor: str, name: str, token_name: str, expires_at: dt.datetime | None
+) -> str:
+    """A new token for the user; the only time it exists outside the user's hands."""
+    user = _user(session, name)
+    live = session.execute(
+        select(TokenRow.id).where(
+            TokenRow.user_id == user.id, TokenRow.name == token_name, TokenRow.revoked_at.is_(None)
+        )
+    ).first()
+    if live is not None:
+        raise InvalidInput(
+            f"user {name!r} has a token named {token_name!r} already; revoke it first or "
+            "choose another name"
+        )
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        TokenRow(user_id=user.id, name=token_name, hash=token_hash(secret), expires_at=expires_at)
+    )
+    details = {"token": token_name, "expires_at": expires_at.isoformat() if expires_at else None}
+    audit.record(session, actor, "token-create", f"user {name}", details=details)
+    return secret
+
+
+def tokens(session: Session, name: str) -> list[TokenInfo]:
+    user = _user(session, name)
+    rows = session.execute(
+        select(TokenRow).where(TokenRow.user_id == user.id).order_by(TokenRow.id)
+    ).scalars()
+    return [TokenInfo(name, t.name, t.created_at, t.expires_at, t.revoked_at) for t in rows]
+
+
+def revoke_token(session: Session, actor: str, name: str, token_name: str) -> bool:
+    user = _user(session, name)
+    rows = session.execute(
+        select(TokenRow).where(
+            TokenRow.user_id == user.id, TokenRow.name == token_name, TokenRow.revoked_at.is_(None)
+        )
+    ).scalars()
+    found = False
+    for row in rows:
+        row.revoked_at = utcnow()
+        found = True
+    if found:
+        audit.record(session, actor, "token-revoke", f"user {name}", details={"token": token_name})
+    return found
+
+
+def authenticate(session: Session, secret: str) -> Principal:
+    """The user a token belongs to, with their roles; `AuthenticationError` for a token
+    that is unknown, expired, revoked, or whose user is disabled (one message for all, so
+    a guesser learns nothing)."""
+    refused = AuthenticationError(
+        "the server refused the token (unknown, expired or revoked); ask an admin for a new "
+        "one ('forebear token create USER --name NAME') and set FOREBEAR_TOKEN or run "
+        "'forebear login URL'"
+    )
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        raise refused
+    found = session.execute(
+        select(TokenRow, UserRow)
+        .join(UserRow, UserRow.id == TokenRow.user_id)
+        .where(TokenRow.hash == token_hash(secret))
+    ).first()
+    if found is None:
+        raise refused
+    token, user = found
+    now = utcnow()
+    if token.revoked_at is not None or user.disabled_at is not None:
+        raise refused
+    if token.expires_at is not None and token.expires_at <= now:
+        raise refused
+    roles = {
+        g.project: g.role
+        for g in session.execute(select(GrantRow).where(GrantRow.user_id == user.id)).scalars()
+    }
+    return Principal(user.id, user.name, user.admin, roles)
+
+
+def readable_among(session: Session, digests: Iterable[str], projects: frozenset[str]) -> set[str]:
+    """Which of ``digests`` belong to a version of one of ``projects``: as a file, as its
+    manifest, or as a chunk of one of its files."""
+    wanted = set(digests)
+    if not wanted or not projects:
+        return set()
+    in_projects = (
+        select(VersionRow.id)
+        .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
+        .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
+        .where(ProjectRow.name.in_(sorted(projects)), VersionRow.purged_at.is_(None))
+    )
+    found: set[str] = set()
+    files = (
+        select(EntryRow.digest)
+        .where(EntryRow.digest.in_(bulk.string_list(session)))
+        .where(EntryRow.version_id.in_(in_projects))
+        .distinct()
+    )
+    manifests = (
+        select(VersionRow.digest)
+        .where(VersionRow.digest.in_(bulk.string_list(session)))
+        .where(VersionRow.id.in_(in_projects))
+    )
+    for query in (files, manifests):
+        found.update(r[0] for r in bulk.rows_for_strings(session, query, wanted))
+    rest = wanted - found
+    if rest:
+        chunks = (
+            select(ChunkMemberRow.chunk)
+            .where(ChunkMemberRow.chunk.in_(bulk.string_list(session)))
+            .where(
+                ChunkMemberRow.file.in_(
+                    select(EntryRow.digest).where(EntryRow.version_id.in_(in_projects))
+                )
+            )
+            .distinct()
+        )
+        found.update(r[0] for r in bulk.rows_for_strings(session, chunks, rest))
+    return found
+
+
+def record_uploads(session: Session, user_id: int, digests: Iterable[str]) -> None:
+    """Receipts: the user sent these bytes and the server checked them."""
+    wanted = set(digests)
+    have = uploaded_among(session, user_id, wanted)
+    for digest in sorted(wanted - have):
+        session.add(UploadRow(user_id=user_id, digest=digest))
+
+
+def uploaded_among(session: Session, user_id: int, digests: Iterable[str]) -> set[str]:
+    wanted = set(digests)
+    if not wanted:
+        return set()
+    query = select(UploadRow.digest).where(
+        UploadRow.user_id == user_id, UploadRow.digest.in_(bulk.string_list(session))
+    )
+    return {r[0] for r in bulk.rows_for_strings(session, query, wanted)}
