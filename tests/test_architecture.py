@@ -99,6 +99,7 @@ LAYERS = (
         "heartbeat",
         "progress",
         "config",
+        "wire",
     ],
     ["objects", "db"],
     ["backend"],
@@ -116,7 +117,7 @@ LAYERS = (
         "liveness",
         "context",
     ],
-    ["local"],
+    ["local", "remote"],
     [
         "store",
         "views",
@@ -131,8 +132,10 @@ LAYERS = (
         "lineage",
         "render",
         "testing",
+        "accounts",
+        "connect",
     ],
-    ["cli", "web", "__main__"],
+    ["cli", "web", "server", "__main__"],
 )
 
 

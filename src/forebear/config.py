@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,74 @@ def write_config(path: Path, db_url: str | None, objects_url: str | None) -> Non
     if objects_url:
         lines.append(f"objects = {json.dumps(objects_url)}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def server_url(db_url: str | None = None, objects_url: str | None = None) -> str | None:
+    """The forebear server a store is reached through: a ``http(s)://`` URL given as the
+    store, else ``FOREBEAR_URL`` when no other store is given; None for a direct store."""
+    if db_url and db_url.startswith(("http://", "https://")):
+        return db_url
+    if db_url or objects_url:
+        return None
+    return os.environ.get("FOREBEAR_URL") or None
+
+
+def server_hosts() -> list[str]:
+    """The host names a server answers to (``FOREBEAR_SERVER_HOSTS``, comma-separated;
+    ``*`` or unset: any, for a server behind a reverse proxy that checks them)."""
+    text = os.environ.get("FOREBEAR_SERVER_HOSTS") or "*"
+    return [name.strip().lower() for name in text.split(",") if name.strip()]
+
+
+def export_server_settings(db_url: str, objects_url: str, hosts: Sequence[str]) -> None:
+    """Hand a server's store and host names to its worker processes, through the
+    environment they inherit (read back by `resolve` and `server_hosts`)."""
+    os.environ["FOREBEAR_DB"] = db_url
+    os.environ["FOREBEAR_OBJECTS"] = objects_url
+    os.environ["FOREBEAR_SERVER_HOSTS"] = ",".join(hosts) or "*"
+
+
+def env_token() -> str | None:
+    """``FOREBEAR_TOKEN``: the token a client shows its server."""
+    return os.environ.get("FOREBEAR_TOKEN") or None
+
+
+def login_file() -> Path:
+    """Where ``forebear login`` keeps tokens by server URL (readable by its owner only)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "forebear" / "login.json"
+
+
+def server_token(url: str) -> str | None:
+    """The token for a server: ``FOREBEAR_TOKEN``, else the one ``forebear login`` saved."""
+    token = env_token()
+    if token:
+        return token
+    try:
+        saved = json.loads(login_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = saved.get(url.rstrip("/")) if isinstance(saved, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def save_token(url: str, token: str) -> Path:
+    """Keep a server's token for later sessions, in a file only its owner can read."""
+    path = login_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    if not isinstance(saved, dict):
+        saved = {}
+    saved[url.rstrip("/")] = token
+    descriptor = os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        json.dump(saved, out, indent=2)
+    os.chmod(f"{path}.tmp", 0o600)
+    os.replace(f"{path}.tmp", path)
+    return path
 
 
 def resolve(

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import active, config
+from .accounts import StoreAccounts
 from .backend import Backend
 from .chunking import Chunking
+from .connect import connect, transfer
 from .content import ContentReader
 from .editing import check_tags
 from .errors import InvalidInput, Problem
 from .lifecycle import StoreLifecycle
 from .lineage import Lineage, build_lineage
-from .local import LocalBackend
 from .paths import parse_ref
 from .records import VersionData
 from .registry import StoreRegistry, check_moment
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from .statcache import StatCache
 
 
-class Store(StoreLifecycle, StoreRegistry):
+class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
     """Where artifacts live: a SQL catalog (``db_url``) and an object location
     (``objects_url``), created on first use (unless ``create`` is false). See
     `forebear.open` for the short form."""
@@ -52,16 +53,19 @@ class Store(StoreLifecycle, StoreRegistry):
         chunking: Chunking | None = None,
         create: bool = True,
     ) -> None:
-        settings = config.resolve(db_url, objects_url, cache_dir)
-        self.backend: Backend = LocalBackend(
-            settings,
-            storage_options=storage_options,
-            cache_max_bytes=cache_max_bytes,
-            chunking=chunking,
-            create=create,
-        )
-        self.cache_dir = settings.cache_dir
+        self.backend, self.cache_dir = connect(
+            db_url, objects_url, cache_dir=cache_dir, storage_options=storage_options,
+            cache_max_bytes=cache_max_bytes, chunking=chunking, create=create,
+        )  # fmt: skip
         self.content = ContentReader(self.backend)
+
+    @classmethod
+    def over(cls, backend: Backend, cache_dir: str | os.PathLike[str] | None = None) -> Store:
+        """A store reached through ``backend`` (a server's view of one, for one user)."""
+        store = cls.__new__(cls)
+        store.backend, store.content = backend, ContentReader(backend)
+        store.cache_dir = Path(cache_dir or config.user_cache_dir())
+        return store
 
     # what the backend is, for people and for the parts that read and write bytes
     @property
@@ -264,7 +268,7 @@ class Store(StoreLifecycle, StoreRegistry):
         """Copy versions (``refs``, or all when None) with everything upstream of them,
         their runs, edges and aliases, and only the objects missing there, to ``other``
         (a Store, a store folder or a forebear.toml). Idempotent and resumable."""
-        return _transfer(self, _as_store(other), refs, progress)
+        return transfer(self.backend, _as_store(other).backend, refs, progress)
 
     def pull(
         self,
@@ -274,15 +278,7 @@ class Store(StoreLifecycle, StoreRegistry):
         progress: bool | None = None,
     ) -> TransferReport:
         """Copy versions from ``other`` into this store; the mirror of `push`."""
-        return _transfer(_as_store(other), self, refs, progress)
-
-
-def _transfer(
-    source: Store, target: Store, refs: Sequence[str] | None, progress: bool | None
-) -> TransferReport:
-    from .local.transfer import transfer_between
-
-    return transfer_between(source.backend, target.backend, refs, show_progress=progress)
+        return transfer(_as_store(other).backend, self.backend, refs, progress)
 
 
 def _as_store(other: Store | str | os.PathLike[str]) -> Store:
@@ -295,6 +291,8 @@ def open(path_or_url: str | os.PathLike[str] | None = None, **options: Any) -> S
     ``.forebear/`` or ``forebear.toml`` (else ``./.forebear/``)."""
     if path_or_url is None:
         return Store(**options)
+    if os.fspath(path_or_url).startswith(("http://", "https://")):
+        return Store(os.fspath(path_or_url), **options)
     settings = config.settings_for_path(path_or_url)
     options.setdefault("cache_dir", settings.cache_dir)
     return Store(settings.db_url, settings.objects_url, **options)

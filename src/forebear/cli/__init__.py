@@ -7,9 +7,10 @@ from . import (  # each registers its commands on the group
     lifecycle,
     registry,
     runs,
+    server,
     store,
     versions,
 )
 from .app import cli, main
 
-__all__ = ["cli", "imports", "lifecycle", "main", "registry", "runs", "store", "versions"]
+__all__ = ["cli", "imports", "lifecycle", "main", "registry", "runs", "server", "store", "versions"]

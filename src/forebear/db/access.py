@@ -51,8 +51,8 @@ def add_user(session: Session, actor: str, name: str, *, admin: bool) -> None:
 
 def users(session: Session) -> list[UserInfo]:
     grants: dict[int, dict[str, str]] = {}
-    for grant in session.execute(select(GrantRow)).scalars():
-        grants.setdefault(grant.user_id, {})[grant.project] = grant.role
+    for row in session.execute(select(GrantRow)).scalars():
+        grants.setdefault(row.user_id, {})[row.project] = row.role
     return [
         UserInfo(
             u.name, u.admin, u.created_at, u.disabled_at, dict(sorted(grants.get(u.id, {}).items()))
@@ -172,18 +172,22 @@ def authenticate(session: Session, secret: str) -> Principal:
     return Principal(user.id, user.name, user.admin, roles)
 
 
-def readable_among(session: Session, digests: Iterable[str], projects: frozenset[str]) -> set[str]:
-    """Which of ``digests`` belong to a version of one of ``projects``: as a file, as its
-    manifest, or as a chunk of one of its files."""
+def readable_among(
+    session: Session, digests: Iterable[str], projects: frozenset[str] | None
+) -> set[str]:
+    """Which of ``digests`` belong to a version (of one of ``projects``, unless None): as a
+    file, as its manifest, or as a chunk of one of its files."""
     wanted = set(digests)
-    if not wanted or not projects:
+    if not wanted or (projects is not None and not projects):
         return set()
     in_projects = (
         select(VersionRow.id)
         .join(ArtifactRow, ArtifactRow.id == VersionRow.artifact_id)
         .join(ProjectRow, ProjectRow.id == ArtifactRow.project_id)
-        .where(ProjectRow.name.in_(sorted(projects)), VersionRow.purged_at.is_(None))
+        .where(VersionRow.purged_at.is_(None))
     )
+    if projects is not None:
+        in_projects = in_projects.where(ProjectRow.name.in_(sorted(projects)))
     found: set[str] = set()
     files = (
         select(EntryRow.digest)
@@ -212,6 +216,10 @@ def readable_among(session: Session, digests: Iterable[str], projects: frozenset
         )
         found.update(r[0] for r in bulk.rows_for_strings(session, chunks, rest))
     return found
+
+
+def ping(session: Session) -> None:
+    session.execute(select(1)).scalar_one()
 
 
 def record_uploads(session: Session, user_id: int, digests: Iterable[str]) -> None:

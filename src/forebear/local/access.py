@@ -8,12 +8,17 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, cast
 
 from ..db import access as db_access
 from ..db import projects as db_projects
 from ..db.engine import Engine, read_session, write_session
 from ..paths import check_name
-from ..records import Principal, TokenInfo, UserInfo
+from ..records import Principal, TokenInfo, UserInfo, VersionData
+from . import uploads
+
+if TYPE_CHECKING:
+    from .backend import LocalBackend
 
 # who the current request acts for, when a server serves it (else the backend's own actor)
 _ACTING: ContextVar[str | None] = ContextVar("forebear_acting_for", default=None)
@@ -90,10 +95,19 @@ class LocalAccess:
         with read_session(self.engine) as session:
             return db_access.authenticate(session, token)
 
-    def readable_among(self, digests: Iterable[str], projects: frozenset[str]) -> set[str]:
-        """Which of ``digests`` hold bytes of a version in one of ``projects``."""
+    def readable_among(self, digests: Iterable[str], projects: frozenset[str] | None) -> set[str]:
+        """Which of ``digests`` hold bytes of a version (in one of ``projects``)."""
         with read_session(self.engine) as session:
             return db_access.readable_among(session, digests, projects)
+
+    def ping(self) -> None:
+        """Reach the catalog once (a server's readiness check)."""
+        with read_session(self.engine) as session:
+            db_access.ping(session)
+
+    def commit_uploaded(self, **details: Any) -> VersionData:
+        """Commit a version a client uploaded to a server (`uploads.commit_uploaded`)."""
+        return uploads.commit_uploaded(cast("LocalBackend", self), **details)
 
     def record_uploads(self, user_id: int, digests: Iterable[str]) -> None:
         with write_session(self.engine) as session:

@@ -552,6 +552,21 @@ class ObjectLocation(ABC):
         """Remove in-flight files left by crashed writers (none where there are none)."""
         return []
 
+    def open_stored(self, digest: str) -> BinaryIO:
+        """An object's stored bytes as a stream, unchecked: for handing them on to someone
+        who checks them (a server's client)."""
+        return self._open_raw(digest, f"object {digest}")
+
+    @property
+    def can_presign(self) -> bool:
+        """Whether `presigned_url` hands out URLs (an object store), or None."""
+        return False
+
+    def presigned_url(self, digest: str, seconds: int) -> str | None:
+        """A URL that reads one object for ``seconds``, without credentials (None where
+        the location has no such URLs: a server streams those bytes itself)."""
+        return None
+
     def local_object(self, digest: str, label: str | None = None) -> str:
         """The local file holding an object (only where ``is_local``)."""
         raise StoreError(f"{self.url!r} holds no local files")

@@ -31,6 +31,16 @@ from .base import (
 class RemoteLocation(ObjectLocation):
     is_local = False
 
+    @property
+    def can_presign(self) -> bool:
+        return callable(getattr(self.fs, "sign", None)) and "s3" in self.fs.protocol
+
+    def presigned_url(self, digest: str, seconds: int) -> str | None:
+        if not self.can_presign:
+            return None
+        with backend_errors(f"cannot sign a URL for object {digest}"):
+            return str(self.fs.sign(self.path_of(digest), expiration=seconds))
+
     def _create_once(self, path: str, body: bytes) -> None:
         # Object stores have no portable create-if-absent: of two racing creators the
         # last write wins, and the store id recorded in the catalog settles which store

@@ -1,0 +1,59 @@
+"""Which backend a `Store` gets: a forebear server (a ``http(s)://`` URL, or
+``FOREBEAR_URL``) or a catalog and object location this process reaches itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .backend import Backend
+from .chunking import Chunking
+from .local import LocalBackend
+from .reports import TransferReport
+
+
+def connect(
+    db_url: str | None,
+    objects_url: str | None,
+    *,
+    cache_dir: str | os.PathLike[str] | None,
+    storage_options: dict[str, Any] | None,
+    cache_max_bytes: int | None,
+    chunking: Chunking | None,
+    create: bool,
+) -> tuple[Backend, Path]:
+    """The backend, and the folder of its local cache."""
+    server = config.server_url(db_url, objects_url)
+    if server is not None:
+        from .remote import RemoteBackend  # its HTTP client loads only when used
+
+        remote = RemoteBackend(
+            server,
+            config.server_token(server),
+            cache_dir=None if cache_dir is None else Path(cache_dir),
+            cache_max_bytes=cache_max_bytes,
+            chunking=chunking,
+            source="given" if db_url else "the FOREBEAR_URL setting",
+        )
+        return remote, remote.cache_dir
+    settings = config.resolve(db_url, objects_url, cache_dir)
+    local = LocalBackend(
+        settings,
+        storage_options=storage_options,
+        cache_max_bytes=cache_max_bytes,
+        chunking=chunking,
+        create=create,
+    )
+    return local, settings.cache_dir
+
+
+def transfer(
+    source: Backend, target: Backend, refs: Sequence[str] | None, progress: bool | None
+) -> TransferReport:
+    """Push or pull between two stores this process reaches directly."""
+    from .local.transfer import transfer_between
+
+    return transfer_between(source, target, refs, show_progress=progress)

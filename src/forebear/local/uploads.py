@@ -1,0 +1,178 @@
+"""Committing a version whose bytes a client uploaded to a server: the last steps of the
+commit protocol (`commit`), with nothing taken on trust.
+
+The client hashed its files, uploaded the objects the server lacked (each checked against
+its digest as it arrived) and the manifest itself; it then names the manifest and sends the
+chunk lists of the large files it cut. Here, under a lease:
+
+1. the manifest is read back (checked) and must be canonical;
+2. every file must be one the user may use: in a version they may read, or sent by them
+   (``held``); a chunked file counts when all its chunks are;
+3. every object must be present with its size (a missing one is named, to upload again);
+4. each new chunk list is checked by hashing its chunks end to end against the file's
+   digest, then written;
+5. the version is committed in one transaction (`commit.commit_logged`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import ingest
+from ..artifacts import Artifact
+from ..chunking import Chunking, ChunkList
+from ..db import versions as db_versions
+from ..db.engine import Session
+from ..errors import IntegrityError, InvalidInput
+from ..hashing import new_hasher
+from ..manifest import Manifest, ManifestWriter
+from ..paths import check_alias, check_name
+from ..records import VersionData
+from .commit import catalog_of, commit_logged
+from .leases import Lease
+
+if TYPE_CHECKING:
+    from .backend import LocalBackend
+
+
+def commit_uploaded(
+    backend: LocalBackend,
+    *,
+    project: str,
+    name: str,
+    type_: str,
+    description: str | None,
+    metadata: dict[str, Any],
+    digest: str,
+    chunk_lists: Sequence[ChunkList],
+    run_id: str | None,
+    aliases: Sequence[str],
+    tags: Sequence[str],
+    ttl: dt.timedelta | None,
+    new_bytes: int,
+    held: Callable[[set[str]], set[str]],
+    uploaded: Callable[[set[str]], set[str]],
+) -> VersionData:
+    """Commit the version whose manifest object is ``digest``; see the module docstring.
+    ``held`` answers which digests the user may use; ``uploaded`` which of them the user
+    sent (the server checked those as they arrived: they need no second hashing)."""
+    check_name(project, "project")
+    artifact = Artifact(name, type_, description, metadata)  # checks name, type, metadata
+    aliases = [check_alias(a) for a in aliases]
+    tags = [check_alias(t, "tag") for t in tags]
+    backend.require_writable()
+    objects = backend.objects
+    manifest = Manifest.from_bytes(objects.read_bytes(digest, "the uploaded manifest"))
+    writer = ManifestWriter(None)
+    for entry in manifest:
+        writer.add(entry)
+        if entry.uri is not None and not _reachable_uri(entry.uri):
+            raise InvalidInput(
+                f"{entry.path}: a reference recorded through a server must be a URL every "
+                f"client can reach (s3://, gs://, https://...), not {entry.uri!r}"
+            )
+    if writer.finish() != digest:
+        raise InvalidInput("the uploaded manifest is not in canonical form; log the files again")
+    if not len(manifest):
+        raise InvalidInput(f"artifact {name!r} is empty; add files with add_file/add_dir first")
+    sizes = {e.digest: e.size for e in manifest if e.uri is None and e.digest is not None}
+    new_lists = {c.digest: c for c in chunk_lists if c.digest in sizes}
+    chunking = _one_chunking(new_lists.values(), backend.chunking)
+    known_lists = backend.chunk_lists([d for d in sizes if d not in new_lists])
+    lists = {**known_lists, **new_lists}
+    for chunks in new_lists.values():
+        if chunks.size != sizes[chunks.digest]:
+            raise InvalidInput(f"the chunk list of {chunks.digest} does not add up to its size")
+    chunk_sizes = {d: s for c in lists.values() for d, s in zip(c.digests, c.sizes, strict=True)}
+    _check_held(manifest, lists, chunk_sizes, digest, held)
+    whole = {d: s for d, s in sizes.items() if d not in lists}
+    with Lease(backend.engine) as lease:
+        lease.register([*whole, *chunk_sizes, digest])
+        wanted = {**whole, **chunk_sizes}
+        present = objects.present(wanted)
+        suspects = present - uploaded(present)
+        present = (present - suspects) | ingest.trusted(
+            objects, suspects, catalog_of(backend).committed
+        )
+        missing = sorted(set(wanted) - present)
+        if missing:
+            raise InvalidInput(
+                f"{len(missing)} objects of this version are not on the server: "
+                f"{', '.join(missing[:5])}; upload them and commit again"
+            )
+        for chunks in new_lists.values():
+            _check_chunk_list(backend, chunks)
+            objects.put_chunk_list(chunks.digest, chunks.to_bytes())
+        objects.flush()
+        stored = sum(sizes.values())
+        contents = db_versions.Contents(
+            manifest.size,
+            len(manifest),
+            iter(manifest),
+            list(new_lists.values()),
+            chunking,
+            min(max(new_bytes, 0), stored),
+            stored - min(max(new_bytes, 0), stored),
+        )
+
+        def nothing_more(session: Session) -> None:
+            return None
+
+        return commit_logged(
+            backend, lease, artifact, contents, digest, project=project, run_id=run_id,
+            aliases=aliases, tags=tags, ttl=ttl, before=nothing_more,
+        )  # fmt: skip
+
+
+def _reachable_uri(uri: str) -> bool:
+    scheme, _, rest = uri.partition("://")
+    return bool(rest) and scheme.lower() not in ("file", "local", "memory", "")
+
+
+def _one_chunking(lists: Any, default: Chunking) -> Chunking:
+    found = {json.dumps(c.chunking.to_dict(), sort_keys=True): c.chunking for c in lists}
+    if len(found) > 1:
+        raise InvalidInput("the chunk lists of one version must all use the same chunking")
+    return next(iter(found.values()), default)
+
+
+def _check_held(
+    manifest: Manifest,
+    lists: dict[str, ChunkList],
+    chunk_sizes: dict[str, int],
+    digest: str,
+    held: Callable[[set[str]], set[str]],
+) -> None:
+    """Refuse a version naming bytes its writer neither sent nor may read: a digest alone
+    must never be a way to reach another project's data."""
+    files = {e.digest for e in manifest if e.uri is None and e.digest is not None}
+    usable = held(files | set(chunk_sizes) | {digest})
+    if digest not in usable:
+        raise InvalidInput("upload the manifest before committing it")
+    refused = [
+        e.path
+        for e in manifest
+        if e.uri is None
+        and e.digest is not None
+        and e.digest not in usable
+        and not (e.digest in lists and set(lists[e.digest].digests) <= usable)
+    ]
+    if refused:
+        raise InvalidInput(
+            f"{len(refused)} files of this version were not uploaded by you and are in no "
+            f"version you may read: {', '.join(refused[:5])}; upload their bytes"
+        )
+
+
+def _check_chunk_list(backend: LocalBackend, chunks: ChunkList) -> None:
+    """A new chunk list is true only if its chunks, end to end, hash to the file's digest."""
+    hasher = new_hasher()
+    for chunk in chunks.digests:  # each stored under its digest, checked as it arrived
+        hasher.update(backend.objects.raw_bytes(chunk) or b"")
+    if hasher.hexdigest() != chunks.digest:
+        raise IntegrityError(
+            f"the chunks sent for {chunks.digest} do not make up that file; nothing was committed"
+        )

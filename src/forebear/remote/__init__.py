@@ -1,0 +1,5 @@
+"""A store reached through a forebear server: `RemoteBackend` and its objects."""
+
+from .backend import RemoteBackend
+
+__all__ = ["RemoteBackend"]

@@ -1,0 +1,92 @@
+"""The HTTP client of a forebear server: one connection pool, the token on every request,
+retries of what is safe to retry, and the server's errors raised as the same classes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2 as httpx
+
+from .. import wire
+from ..errors import AuthenticationError, StoreError
+
+TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=600.0, pool=60.0)
+ATTEMPTS = 4
+RETRIED = (502, 503, 504)
+
+
+class ServerClient:
+    """Talks to one server as one token's user."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        if not token:
+            raise AuthenticationError(
+                f"no token for the forebear server {url}: set FOREBEAR_TOKEN or run "
+                f"'forebear login {url}'"
+            )
+        self.url = url.rstrip("/")
+        headers = {"authorization": f"Bearer {token}", "user-agent": "forebear"}
+        # redirects are followed by hand: a presigned URL must not receive the token
+        self.http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=TIMEOUT, follow_redirects=False
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, *, retry: bool = True, **options: Any) -> Any:
+        """One request; connection errors and 502/503/504 are retried with backoff when
+        ``retry`` (every call here is idempotent or checked by the server)."""
+        for attempt in range(ATTEMPTS if retry else 1):
+            try:
+                response = self.http.request(method, path, **options)
+            except httpx.TransportError as error:
+                if attempt + 1 >= (ATTEMPTS if retry else 1):
+                    raise StoreError(
+                        f"cannot reach the forebear server {self.url}: {error}"
+                    ) from None
+            else:
+                if response.status_code not in RETRIED or attempt + 1 >= ATTEMPTS:
+                    return response
+            time.sleep(0.2 * 2**attempt)
+        raise StoreError(f"the forebear server {self.url} did not answer")  # pragma: no cover
+
+    def checked(self, response: Any) -> Any:
+        if response.status_code >= 400:
+            raise wire.error_from(response.status_code, response.content)
+        return response
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One backend method on the server."""
+        body = wire.dumps({"args": list(args), "kwargs": kwargs})
+        response = self.checked(self.request("POST", f"/api/v1/call/{method}", content=body))
+        return wire.loads(response.content)["result"]
+
+    def post(self, path: str, value: Any) -> Any:
+        response = self.checked(self.request("POST", path, content=wire.dumps(value)))
+        return wire.loads(response.content)
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.checked(self.request("GET", "/api/v1/info")).json())
+
+    def put_object(self, digest: str, body: bytes | Iterator[bytes]) -> None:
+        retry = isinstance(body, bytes)  # a stream cannot be sent twice
+        self.checked(self.request("PUT", f"/api/v1/objects/{digest}", content=body, retry=retry))
+
+    def object_response(self, digest: str) -> Any:
+        """The response carrying an object's bytes (a stream: close it), after following
+        the server to a presigned URL without the token."""
+        request = self.http.build_request("GET", f"/api/v1/objects/{digest}")
+        response = self.http.send(request, stream=True)
+        if response.status_code in (301, 302, 303, 307, 308):
+            target = response.headers.get("location", "")
+            response.close()
+            with_no_token = httpx.Request("GET", target)
+            response = self.http.send(with_no_token, stream=True)
+        if response.status_code >= 400:
+            content = response.read()
+            response.close()
+            raise wire.error_from(response.status_code, content)
+        return response

@@ -1,0 +1,351 @@
+"""The HTTP face of a forebear server: one ASGI application over one local backend.
+
+- ``GET /healthz`` (the process answers) and ``GET /readyz`` (the catalog answers too);
+- ``GET /api/v1/info``: the store's id and chunking, and who the token belongs to;
+- ``POST /api/v1/call/{method}``: one backend method, through `GuardedBackend`, its
+  arguments and result in `forebear.wire` form;
+- ``POST /api/v1/present``, ``PUT /api/v1/objects/{digest}``, ``POST /api/v1/commit``:
+  logging (which objects to send; each sent object checked against its digest as it
+  arrives; the version committed once everything is there);
+- ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
+  URL when the objects live on S3, else the bytes, streamed);
+- the web UI under ``/``, behind a login.
+
+Every request but the health checks needs ``Authorization: Bearer fbt_...`` (or the web
+UI's session cookie); the token's user is checked on every request, so a revoked token
+stops working at once, on every replica.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .. import wire
+from ..errors import AuthenticationError, ForebearError, InvalidInput, PermissionDenied
+from ..records import Principal
+from ..web.security import Guard
+from .policy import GuardedBackend
+from .session import WebLogin
+
+if TYPE_CHECKING:
+    from ..local import LocalBackend
+    from ..store import Store
+
+LOG = logging.getLogger("forebear.server.access")
+DIGEST = re.compile(r"^[0-9a-f]{32}$")
+# The backend methods a client may call by name; the rest (log, close...) are not offered.
+CALLS = frozenset(
+    [
+        "get_version",
+        "version_by_id",
+        "find_version",
+        "latest_versions",
+        "artifact_versions",
+        "all_versions",
+        "alias_history",
+        "aliases",
+        "set_alias",
+        "remove_alias",
+        "version_at",
+        "link",
+        "protect_alias",
+        "protected_aliases",
+        "add_webhook",
+        "webhooks",
+        "remove_webhook",
+        "deliveries",
+        "deliver_webhooks",
+        "entries",
+        "entries_at",
+        "entry_count",
+        "chunk_lists",
+        "held",
+        "create_run",
+        "get_run",
+        "list_runs",
+        "update_run",
+        "log_metrics",
+        "run_history",
+        "beat_run",
+        "use",
+        "runs_of_version",
+        "versions_of_run",
+        "reachable",
+        "lineage",
+        "tags",
+        "redactions",
+        "edit_version",
+        "delete_version",
+        "restore_version",
+        "delete_run",
+        "set_retention",
+        "retention_policies",
+        "prune",
+        "which",
+        "purge",
+        "audit",
+        "verify",
+        "repair",
+        "gc",
+        "counts",
+        "add_user",
+        "users",
+        "disable_user",
+        "grant",
+        "revoke",
+        "create_token",
+        "tokens",
+        "revoke_token",
+    ]
+)
+MAX_CALL_BYTES = 64 << 20  # a call's arguments: pages of entries, chunk lists
+MAX_OBJECT_BYTES = 5 << 30  # one object (S3's limit for one PUT)
+SPOOL_IN_MEMORY = 4 << 20  # an upload in flight stays in memory up to this, then on disk
+PRESIGNED_SECONDS = 300
+
+T = TypeVar("T")
+
+
+def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
+    """The server for one store (its backend must be local: the server is where the
+    catalog and objects are reached from)."""
+    inner = cast("LocalBackend", store.backend)
+    login = WebLogin(inner)
+
+    def principal_of(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError(
+                "this forebear server needs a token: set FOREBEAR_TOKEN or run "
+                "'forebear login URL' (an admin creates one with 'forebear token create')"
+            )
+        return inner.authenticate(token.strip())
+
+    async def acting(request: Request, work: Callable[[GuardedBackend], T]) -> T:
+        principal = await run_in_threadpool(principal_of, request)
+        request.state.user = principal.name
+
+        def call() -> T:
+            with inner.acting_for(principal):
+                return work(GuardedBackend(inner, principal))
+
+        return await run_in_threadpool(call)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        try:
+            await run_in_threadpool(inner.ping)
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            LOG.warning("not ready: %s", type(error).__name__)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def info(request: Request) -> Response:
+        def about(guarded: GuardedBackend) -> dict[str, Any]:
+            return {
+                "store_id": inner.store_id,
+                "chunking": inner.chunking.to_dict(),
+                "format_version": inner.objects.format_version,
+                "objects": "s3" if inner.objects.can_presign else "streamed",
+                "user": guarded.principal.name,
+                "admin": guarded.principal.admin,
+            }
+
+        return JSONResponse(await acting(request, about))
+
+    async def call(request: Request) -> Response:
+        method = request.path_params["method"]
+        if method not in CALLS:
+            raise InvalidInput(f"the forebear server offers no call {method!r}")
+        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        if not isinstance(body, dict):
+            raise InvalidInput("malformed request: a call's body is {args, kwargs}")
+        args, kwargs = body.get("args") or [], body.get("kwargs") or {}
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise InvalidInput("malformed request: a call's body is {args, kwargs}")
+
+        def invoke(guarded: GuardedBackend) -> Any:
+            try:
+                return getattr(guarded, method)(*args, **kwargs)
+            except TypeError as error:  # wrong arguments for the method
+                raise InvalidInput(f"malformed call to {method}: {error}") from None
+
+        result = await acting(request, invoke)
+        return Response(wire.dumps({"result": result}), media_type="application/json")
+
+    async def present(request: Request) -> Response:
+        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        sizes = body.get("sizes") if isinstance(body, dict) else None
+        if not isinstance(sizes, dict) or not all(
+            isinstance(d, str) and DIGEST.match(d) and isinstance(s, int) for d, s in sizes.items()
+        ):
+            raise InvalidInput("malformed request: present takes {sizes: {digest: size}}")
+
+        def usable(guarded: GuardedBackend) -> list[str]:
+            guarded.need_some_writer()
+            there = inner.objects.present(sizes)
+            return sorted(guarded.held(there)) if there else []
+
+        return Response(wire.dumps({"present": await acting(request, usable)}))
+
+    async def put_object(request: Request) -> Response:
+        digest = checked_digest(request)
+        principal = await run_in_threadpool(principal_of, request)
+        request.state.user = principal.name
+        GuardedBackend(inner, principal).need_some_writer()
+        spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY))  # noqa: SIM115
+        try:
+            received = 0
+            async for piece in request.stream():
+                received += len(piece)
+                if received > MAX_OBJECT_BYTES:
+                    return JSONResponse({"error": "too large"}, status_code=413)
+                spool.write(piece)
+            spool.seek(0)
+
+            def store_it() -> None:
+                inner.objects.put_stream(spool, digest, source="an upload")
+                inner.record_uploads(principal.id, [digest])
+
+            await run_in_threadpool(store_it)
+        finally:
+            spool.close()
+        return JSONResponse({"stored": digest}, status_code=201)
+
+    async def get_object(request: Request) -> Response:
+        digest = checked_digest(request)
+
+        def may_read(guarded: GuardedBackend) -> str | None:
+            if digest not in guarded.held({digest}):
+                raise PermissionDenied(
+                    f"object {digest} is in no version user {guarded.principal.name!r} may read"
+                )
+            return inner.objects.presigned_url(digest, PRESIGNED_SECONDS)
+
+        url = await acting(request, may_read)
+        if url is not None:
+            return RedirectResponse(url, status_code=307)
+        stream = await run_in_threadpool(inner.objects.open_stored, digest)
+
+        def pieces() -> Iterable[bytes]:
+            with stream:
+                while piece := stream.read(1 << 20):
+                    yield piece
+
+        return StreamingResponse(pieces(), media_type="application/octet-stream")
+
+    async def commit(request: Request) -> Response:
+        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        if not isinstance(body, dict):
+            raise InvalidInput("malformed request: a commit's body is a mapping")
+        version = await acting(request, lambda guarded: guarded.commit_upload(body))
+        return Response(wire.dumps({"result": version}), media_type="application/json")
+
+    api = [
+        Route("/healthz", health),
+        Route("/readyz", ready),
+        Route("/api/v1/info", info),
+        Route("/api/v1/call/{method}", call, methods=["POST"]),
+        Route("/api/v1/present", present, methods=["POST"]),
+        Route("/api/v1/objects/{digest}", put_object, methods=["PUT"]),
+        Route("/api/v1/objects/{digest}", get_object, methods=["GET"]),
+        Route("/api/v1/commit", commit, methods=["POST"]),
+        *login.routes(),
+        Mount("/", app=login.web_ui(store)),
+    ]
+    app = Starlette(
+        routes=api,
+        exception_handlers={ForebearError: forebear_error, Exception: unexpected_error},
+    )
+    return Guard(AccessLog(app), set(allowed_hosts))
+
+
+def checked_digest(request: Request) -> str:
+    digest = str(request.path_params["digest"])
+    if not DIGEST.match(digest):
+        raise InvalidInput(f"{digest!r} is not an object digest (32 hex digits)")
+    return digest
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused past ``limit`` bytes (before reading it all)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge(limit)
+    pieces, size = [], 0
+    async for piece in request.stream():
+        size += len(piece)
+        if size > limit:
+            raise TooLarge(limit)
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+class TooLarge(InvalidInput):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request is larger than this server takes ({limit} bytes)")
+
+
+async def forebear_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ForebearError)
+    status = 413 if isinstance(error, TooLarge) else wire.status_of(error)
+    headers = {"www-authenticate": "Bearer"} if status == 401 else None
+    return Response(wire.error_body(error), status, headers, media_type="application/json")
+
+
+async def unexpected_error(request: Request, error: Exception) -> Response:
+    LOG.exception("unexpected error on %s %s", request.method, request.url.path)
+    body = {"error": "StoreError", "message": "the forebear server failed; see its log"}
+    return JSONResponse(body, status_code=500)
+
+
+class AccessLog:
+    """One JSON line per request: method, path, status, user, milliseconds; never a
+    header, a query string or a body (tokens and cookies stay out of logs)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = [0]
+
+        async def record(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            state = scope.get("state") or {}
+            LOG.info(
+                json.dumps(
+                    {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status[0],
+                        "user": state.get("user"),
+                        "ms": round((time.monotonic() - started) * 1000, 1),
+                    }
+                )
+            )
