@@ -26,9 +26,18 @@ _TIERS = {"postgres_url": "postgres", "postgres_server": "postgres", "s3_url": "
           "s3_server": "s3"}  # fmt: skip
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with the real servers it needs (`-m "not postgres"` leaves them
-    out); the store fixture's "team" parameter needs both."""
+    out); the store fixture's "team" parameter needs both. The "server" parameter applies
+    to the public-API modules only."""
+    direct_only = [
+        item
+        for item in items
+        if "[server" in item.nodeid and item.module.__name__.split(".")[-1] not in THROUGH_A_SERVER
+    ]
+    if direct_only:
+        config.hook.pytest_deselected(items=direct_only)
+        items[:] = [item for item in items if item not in set(direct_only)]
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         for fixture, tier in _TIERS.items():
@@ -37,6 +46,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "store" in fixtures and "[team" in item.nodeid:
             item.add_marker("postgres")
             item.add_marker("s3")
+        if "store" in fixtures and "[server" in item.nodeid:
+            item.add_marker("server")
         if item.nodeid.startswith("tests/web/test_browser.py"):
             item.add_marker("browser")
 
@@ -191,11 +202,32 @@ def s3_url(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
     return f"s3://{TEST_BUCKET}/{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=["local", "team"])
+# Modules of public-API tests: they run through a forebear server too (the "server"
+# parameter). Others test what only a direct store has (its files, its catalog) and do not.
+THROUGH_A_SERVER = {
+    "test_api", "test_lineage", "test_registry", "test_lifecycle", "test_habits",
+    "test_drafts", "test_fs",
+}  # fmt: skip
+
+
+@pytest.fixture(params=["local", "team", "server"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[forebear.Store]:
-    """A fresh store on each real backend: SQLite + a local folder, and PostgreSQL + S3."""
+    """A fresh store on each real backend: SQLite + a local folder, PostgreSQL + S3, and
+    (for public-API tests) a real forebear server process over SQLite + a folder, reached
+    with an admin's token."""
     if request.param == "local":
         opened = forebear.open(tmp_path / "store")
+    elif request.param == "server":
+        from .serving import ForebearServer
+
+        (tmp_path / "store").mkdir()
+        server = ForebearServer(
+            f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
+            tmp_path / "server.log",
+        )  # fmt: skip
+        request.addfinalizer(server.stop)
+        opened = server.store()
+        opened.server = server  # type: ignore[attr-defined]  # for tests that add users
     else:
         opened = forebear.Store(
             request.getfixturevalue("postgres_url"),
@@ -214,12 +246,19 @@ def local_store(tmp_path: Path) -> Iterator[forebear.Store]:
     opened.close()
 
 
+def objects_behind(store: forebear.Store) -> ObjectLocation:
+    """The object location itself: the store's, or (through a server) the server's."""
+    server = getattr(store, "server", None)
+    return server.direct.objects if server is not None else store.objects
+
+
 def corrupt(store: forebear.Store, digest: str, data: bytes) -> None:
     """Overwrite a stored object behind forebear's back, on any backend."""
-    path = store.objects.path_of(digest)
-    if store.objects.is_local:
+    objects = objects_behind(store)
+    path = objects.path_of(digest)
+    if objects.is_local:
         os.chmod(path, 0o644)
-    store.objects.fs.pipe_file(path, data)
+    objects.fs.pipe_file(path, data)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ import pytest
 
 import forebear
 
-from .conftest import corrupt
+from .conftest import corrupt, objects_behind
 
 
 def object_files(store: forebear.Store) -> set[str]:
-    return set(store.objects.iter_digests())
+    return set(objects_behind(store).iter_digests())
 
 
 def test_spec_example_script(

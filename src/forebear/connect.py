@@ -24,6 +24,7 @@ def connect(
     cache_max_bytes: int | None,
     chunking: Chunking | None,
     create: bool,
+    token: str | None = None,
 ) -> tuple[Backend, Path]:
     """The backend, and the folder of its local cache."""
     server = config.server_url(db_url, objects_url)
@@ -32,7 +33,7 @@ def connect(
 
         remote = RemoteBackend(
             server,
-            config.server_token(server),
+            token or config.server_token(server),
             cache_dir=None if cache_dir is None else Path(cache_dir),
             cache_max_bytes=cache_max_bytes,
             chunking=chunking,

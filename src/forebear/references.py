@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import fsspec
 
-from .errors import InvalidPath, StoreError
+from .errors import InvalidPath, PermissionDenied, StoreError
 from .hashing import hash_stream
 from .manifest import ManifestEntry
 from .objects import backend_errors
 from .paths import normalise_entry_path
 
 _ETAG_KEYS = ("ETag", "etag", "md5Hash", "checksum", "crc32c")
+
+# True while a server works for a client: it never reads a reference itself, with its own
+# credentials and from its own network (a reference could name its files, a bucket the
+# client may not read, or an address inside its network); clients read them.
+ON_A_SERVER: ContextVar[bool] = ContextVar("forebear_on_a_server", default=False)
 
 
 def _normalise_uri(uri: str) -> str:
@@ -86,8 +92,11 @@ def describe_reference(uri: str, name: str | None, *, checksum: bool = True) -> 
 
 
 def check_reference(entry: ManifestEntry) -> str | None:
-    """None when the referenced data still matches the entry, else what changed."""
+    """None when the referenced data still matches the entry, else what changed (None
+    on a server: its clients check references)."""
     assert entry.uri is not None
+    if ON_A_SERVER.get():
+        return None
     try:
         fresh = _describe_one(
             *_fs(entry.uri), entry.uri, entry.path, checksum=entry.digest is not None
@@ -105,6 +114,11 @@ def check_reference(entry: ManifestEntry) -> str | None:
 
 def open_reference(entry: ManifestEntry) -> BinaryIO:
     assert entry.uri is not None
+    if ON_A_SERVER.get():
+        raise PermissionDenied(
+            f"{entry.path} is a reference to {entry.uri}: a forebear server does not read "
+            "references for its clients; read it from where it lives"
+        )
     fs, path = _fs(entry.uri)
     with backend_errors(f"cannot read reference {entry.uri!r}"):
         return fs.open(path, "rb")  # type: ignore[no-any-return]

@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
 class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
     """Where artifacts live: a SQL catalog (``db_url``) and an object location
-    (``objects_url``), created on first use (unless ``create`` is false). See
-    `forebear.open` for the short form."""
+    (``objects_url``), created on first use (unless ``create`` is false); or a forebear
+    server (``Store("https://...")``, or ``FOREBEAR_URL``), shown ``token`` (default:
+    ``FOREBEAR_TOKEN``, else the one ``forebear login`` kept). See `forebear.open`."""
 
     def __init__(
         self,
@@ -52,10 +53,11 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
         cache_max_bytes: int | None = None,
         chunking: Chunking | None = None,
         create: bool = True,
+        token: str | None = None,
     ) -> None:
         self.backend, self.cache_dir = connect(
             db_url, objects_url, cache_dir=cache_dir, storage_options=storage_options,
-            cache_max_bytes=cache_max_bytes, chunking=chunking, create=create,
+            cache_max_bytes=cache_max_bytes, chunking=chunking, create=create, token=token,
         )  # fmt: skip
         self.content = ContentReader(self.backend)
 

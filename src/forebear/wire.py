@@ -161,19 +161,20 @@ def status_of(error: errors.ForebearError) -> int:
 
 def error_body(error: errors.ForebearError) -> bytes:
     problems = getattr(error, "problems", None) or []
-    return dumps({"error": type(error).__name__, "message": str(error), "problems": problems})
+    body = {"error": type(error).__name__, "message": str(error), "problems": encode(problems)}
+    return json.dumps(body).encode()
 
 
 def error_from(status: int, raw: bytes) -> errors.ForebearError:
     """The error a server's answer describes, as the class it was raised as."""
     try:
-        body = loads(raw)
+        body = json.loads(raw)
         cls = _ERRORS.get(str(body.get("error")), errors.StoreError)
         message = str(body.get("message") or f"the forebear server answered {status}")
         if cls is errors.IntegrityError:
-            return errors.IntegrityError(message, list(body.get("problems") or []))
+            return errors.IntegrityError(message, list(decode(body.get("problems") or [])))
         return cls(message)
-    except (InvalidInput, AttributeError):
+    except (ValueError, AttributeError):
         if status == 401:
             return errors.AuthenticationError("the forebear server wants a valid token")
         if status == 403:

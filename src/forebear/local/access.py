@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
+from .. import references
 from ..db import access as db_access
 from ..db import projects as db_projects
 from ..db.engine import Engine, read_session, write_session
@@ -41,13 +42,15 @@ class LocalAccess:
 
     @contextlib.contextmanager
     def acting_for(self, principal: Principal) -> Iterator[None]:
-        """Inside: changes are recorded as ``principal``'s, and a ref without a project
-        resolves among the projects they may read only."""
+        """Inside: changes are recorded as ``principal``'s, a ref without a project
+        resolves among the projects they may read only, and references are never read."""
         actor = _ACTING.set(principal.name)
         visible = db_projects.VISIBLE.set(None if principal.admin else principal.projects())
+        serving = references.ON_A_SERVER.set(True)
         try:
             yield
         finally:
+            references.ON_A_SERVER.reset(serving)
             db_projects.VISIBLE.reset(visible)
             _ACTING.reset(actor)
 

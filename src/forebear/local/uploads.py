@@ -69,11 +69,6 @@ def commit_uploaded(
     writer = ManifestWriter(None)
     for entry in manifest:
         writer.add(entry)
-        if entry.uri is not None and not _reachable_uri(entry.uri):
-            raise InvalidInput(
-                f"{entry.path}: a reference recorded through a server must be a URL every "
-                f"client can reach (s3://, gs://, https://...), not {entry.uri!r}"
-            )
     if writer.finish() != digest:
         raise InvalidInput("the uploaded manifest is not in canonical form; log the files again")
     if not len(manifest):
@@ -125,11 +120,6 @@ def commit_uploaded(
             backend, lease, artifact, contents, digest, project=project, run_id=run_id,
             aliases=aliases, tags=tags, ttl=ttl, before=nothing_more,
         )  # fmt: skip
-
-
-def _reachable_uri(uri: str) -> bool:
-    scheme, _, rest = uri.partition("://")
-    return bool(rest) and scheme.lower() not in ("file", "local", "memory", "")
 
 
 def _one_chunking(lists: Any, default: Chunking) -> Chunking:

@@ -20,6 +20,7 @@ from ..backend import Backend
 from ..cache import STAT_CACHE, LocalCache
 from ..chunking import Chunking, ChunkList
 from ..errors import InvalidInput, StoreError
+from ..errors import Problem as ProblemRecord
 from ..manifest import PAGE_ENTRIES, ManifestEntry
 from ..paths import Ref, check_alias, check_name
 from ..records import (
@@ -34,6 +35,7 @@ from ..records import (
     VersionData,
     Webhook,
 )
+from ..references import check_reference
 from ..statcache import StatCache
 from .client import ServerClient
 from .objects import ServerObjects
@@ -425,7 +427,15 @@ class RemoteBackend(Backend):
     # -- the store as a whole ------------------------------------------------------------
 
     def verify(self, versions: Sequence[VersionData]) -> list[Problem]:
-        return self.call("verify", list(versions))  # type: ignore[no-any-return]
+        """The server checks the objects; references are checked here, where they are
+        read (with this machine's credentials)."""
+        found: list[Problem] = self.call("verify", list(versions))
+        for version in versions:
+            for page in self.entry_pages(version.id):
+                for entry in page:
+                    if entry.uri is not None and (message := check_reference(entry)):
+                        found.append(ProblemRecord(version.ref, entry.path, message))
+        return found
 
     def repair(self, versions: Sequence[VersionData], source: str | Path | None) -> RepairReport:
         return self.call(  # type: ignore[no-any-return]

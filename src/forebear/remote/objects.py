@@ -9,6 +9,7 @@ byte it reads again, as with any location.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -54,13 +55,18 @@ class ServerObjects(ObjectLocation):
         with self._response(digest, name) as response:
             return bytes(response.read())
 
-    def _response(self, digest: str, name: str) -> Any:
+    @contextlib.contextmanager
+    def _response(self, digest: str, name: str) -> Iterator[Any]:
         try:
-            return self.client.object_response(digest)
+            response = self.client.object_response(digest)
         except ObjectNotFound:
             raise
         except FileNotFoundError as error:
             raise ObjectNotFound(f"{name} is not on the server (object {digest})") from error
+        try:
+            yield response
+        finally:
+            response.close()
 
     def raw_bytes(self, digest: str) -> bytes | None:
         try:

@@ -540,7 +540,7 @@ class GuardedBackend(Backend):
     def need_some_writer(self) -> None:
         """Sending bytes needs the writer role somewhere (they become readable by others
         only through a version, which needs it in that version's project)."""
-        if not self.principal.projects("writer"):
+        if not self.principal.admin and not self.principal.projects("writer"):
             raise PermissionDenied(
                 f"user {self.principal.name!r} may write to no project, so may not upload"
             )
