@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for fixture, tier in _TIERS.items():
             if fixture in fixtures:
                 item.add_marker(tier)
-        if "store" in fixtures and "[team" in item.nodeid:
+        if {"store", "direct_store"} & fixtures and "[team" in item.nodeid:
             item.add_marker("postgres")
             item.add_marker("s3")
         if "store" in fixtures and "[server" in item.nodeid:
@@ -215,6 +215,28 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[forebear.S
     """A fresh store on each real backend: SQLite + a local folder, PostgreSQL + S3, and
     (for public-API tests) a real forebear server process over SQLite + a folder, reached
     with an admin's token."""
+    opened = open_store(request, tmp_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(params=["local", "team"])
+def direct_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[forebear.Store]:
+    """A store this process reaches itself (for what only such a store does: push, pull)."""
+    opened = open_store(request, tmp_path)
+    yield opened
+    opened.close()
+
+
+def reopen(store: forebear.Store, **options: object) -> forebear.Store:
+    """Another `Store` on the same store (through the same server, as the same user)."""
+    server = getattr(store, "server", None)
+    if server is not None:
+        return forebear.Store(server.url, token=server.admin_token, **options)  # type: ignore[arg-type]
+    return forebear.Store(store.db_url, store.objects_url, **options)  # type: ignore[arg-type]
+
+
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> forebear.Store:
     if request.param == "local":
         opened = forebear.open(tmp_path / "store")
     elif request.param == "server":
@@ -234,8 +256,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[forebear.S
             request.getfixturevalue("s3_url"),
             cache_dir=tmp_path / "cache",
         )
-    yield opened
-    opened.close()
+    return opened
 
 
 @pytest.fixture

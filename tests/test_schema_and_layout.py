@@ -62,7 +62,8 @@ def test_public_names_are_pinned() -> None:
         "InvalidName", "InvalidPath", "InvalidRef", "Lineage", "Manifest", "ManifestEntry",
         "NotFound", "ObjectNotFound", "PermissionDenied", "Problem", "RenderError", "Run",
         "RunNotFound", "RunStateError", "Store", "StoreError", "StoreNotFound",
-        "StoreVersionError", "VersionNotFound", "AuthenticationError", "Webhook", "__version__", "finish", "init",
+        "StoreVersionError", "VersionNotFound", "AuthenticationError", "Webhook", "__version__",
+        "finish", "init",
         "log", "log_artifact", "open", "use_artifact",
     }  # fmt: skip
     assert set(forebear.__all__) == expected

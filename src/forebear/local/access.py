@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import references
 from ..db import access as db_access
 from ..db import projects as db_projects
+from ..db import purges as db_purges
+from ..db import versions as db_versions
 from ..db.engine import Engine, read_session, write_session
 from ..paths import check_name
 from ..records import Principal, TokenInfo, UserInfo, VersionData
@@ -102,6 +104,15 @@ class LocalAccess:
         """Which of ``digests`` hold bytes of a version (in one of ``projects``)."""
         with read_session(self.engine) as session:
             return db_access.readable_among(session, digests, projects)
+
+    def purged_in(self, project: str, name: str, digest: str) -> list[str]:
+        """The purged bytes of the live version of ``project/name`` with this content (a
+        log of the same content again must not store them back)."""
+        with read_session(self.engine) as session:
+            known = db_versions.live_version_id(session, project, name, digest)
+            if known is None:
+                return []
+            return sorted({r.digest for r in db_purges.redactions(session, known)})
 
     def ping(self) -> None:
         """Reach the catalog once (a server's readiness check)."""

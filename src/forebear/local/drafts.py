@@ -72,7 +72,7 @@ def log_draft(
     dropped, dropped_folders = artifact.removed()
     show = progress.wanted(show_progress)
     with read_session(backend.engine) as session:
-        _require_live(db_drafts.base_state(session, base.version_id), base.label)
+        require_live(db_drafts.base_state(session, base.version_id), base.label)
         redacted = db_drafts.redacted_paths(session, base.version_id)
 
     def kept() -> Iterator[EntryFields]:
@@ -133,7 +133,7 @@ def log_draft(
             )
 
             def base_unchanged(session: Session) -> None:
-                _require_live(db_drafts.base_state(session, base.version_id), base.label)
+                require_live(db_drafts.base_state(session, base.version_id), base.label)
                 if db_drafts.redacted_paths(session, base.version_id) != redacted:
                     raise StoreError(
                         f"files of {base.label} were purged while this draft was logged; "
@@ -146,7 +146,7 @@ def log_draft(
             )  # fmt: skip
 
 
-def _require_live(state: str, label: str) -> None:
+def require_live(state: str, label: str) -> None:
     """Refuse a draft whose base is deleted: its objects are no longer held."""
     if state == "deleted":
         raise InvalidInput(

@@ -16,15 +16,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, cast
 
-from ..chunking import ChunkList, ChunkRange
+from ..chunking import ChunkList
 from ..content import ContentReader
-from ..errors import IntegrityError, InvalidPath
-from ..fingerprint import fingerprint_if_readable
+from ..errors import IntegrityError
 from ..manifest import PAGE_ENTRIES, ManifestWriter, pages
 from ..objects import ObjectLocation
 from ..reports import Missing, RepairReport
-from ..statcache import FileStat, StatCache
-from ..walk import is_store_folder
+from ..restore import restore_from
 
 if TYPE_CHECKING:
     from ..records import VersionData
@@ -66,20 +64,12 @@ def repair(
     for digest, chunks in damage.lists.items():
         objects.put_chunk_list(digest, chunks.to_bytes(), replace=True)
         report.restored[f"chunk list {digest}"] = "the catalog"
-    wanted = set(damage.whole) | {chunks.digest for chunks, *_ in damage.chunks.values()}
-    if source is not None and wanted:
-        for digest, path in _matching_files(source, wanted, stat_cache):
-            if digest in damage.whole:
-                objects.put_file(path, digest, known_missing=True)
-                report.restored[digest] = path
-                report.restored_bytes += damage.whole.pop(digest)[0]
-            for chunk, (chunks, index, _ref, _path) in list(damage.chunks.items()):
-                if chunks.digest != digest:
-                    continue
-                _restore_chunk(objects, path, chunks, index)
-                report.restored[chunk] = f"{path} ({chunks.describe(index)})"
-                report.restored_bytes += chunks.sizes[index]
-                del damage.chunks[chunk]
+    if source is not None:
+        whole = {d: size for d, (size, _ref, _path) in damage.whole.items()}
+        parts = {c: (chunk_list, i) for c, (chunk_list, i, *_) in damage.chunks.items()}
+        restore_from(source, objects, whole, parts, stat_cache, report)
+        damage.whole = {d: found for d, found in damage.whole.items() if d in whole}
+        damage.chunks = {c: found for c, found in damage.chunks.items() if c in parts}
     objects.flush()
     report.missing.extend(Missing(ref, path, d) for d, (_, ref, path) in damage.whole.items())
     report.missing.extend(Missing(ref, path, d) for d, (_, _, ref, path) in damage.chunks.items())
@@ -164,63 +154,3 @@ def _rebuild_manifest(content: ContentReader, version: VersionData) -> bool:
             cast(io.BufferedReader, sink), version.digest, source="the catalog's entries"
         )
     return True
-
-
-def _restore_chunk(objects: ObjectLocation, path: str, chunks: ChunkList, index: int) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        stream = ChunkRange(descriptor, chunks.offsets[index], chunks.sizes[index])
-        objects.put_stream(
-            stream,  # type: ignore[arg-type]  # read() is all put_stream uses
-            chunks.digests[index],
-            source=f"{path} ({chunks.describe(index)})",
-        )
-    finally:
-        os.close(descriptor)
-
-
-def _matching_files(
-    source: str | os.PathLike[str], wanted: set[str], stat_cache: StatCache | None
-) -> Iterator[tuple[str, str]]:
-    """(digest, path) of files under ``source`` (or ``source`` itself) whose bytes are one
-    of ``wanted``: each digest once."""
-    root = os.path.abspath(os.fspath(source))
-    if not os.path.exists(root):
-        raise InvalidPath(f"cannot repair from {root!r}: no such file or folder")
-    paths = [root] if os.path.isfile(root) else _files_under(root)
-    left = set(wanted)
-    batch: list[str] = []
-
-    def flush() -> Iterator[tuple[str, str]]:
-        stats: list[FileStat] = []
-        readable: list[str] = []
-        for path in batch:
-            try:
-                stats.append(FileStat.of(os.stat(path)))
-                readable.append(path)
-            except OSError:
-                continue
-        for path, found in zip(
-            readable, fingerprint_if_readable(readable, stats, stat_cache), strict=True
-        ):
-            if found is not None and found.digest in left:
-                left.discard(found.digest)
-                yield found.digest, path
-
-    for path in paths:
-        batch.append(path)
-        if len(batch) >= _BATCH:
-            yield from flush()
-            batch = []
-            if not left:
-                return
-    yield from flush()
-
-
-def _files_under(root: str) -> Iterator[str]:
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [s for s in subfolders if not is_store_folder(os.path.join(folder, s))]
-        for name in files:
-            path = os.path.join(folder, name)
-            if os.path.isfile(path):
-                yield path

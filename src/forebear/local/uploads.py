@@ -24,14 +24,16 @@ from typing import TYPE_CHECKING, Any
 from .. import ingest
 from ..artifacts import Artifact
 from ..chunking import Chunking, ChunkList
+from ..db import drafts as db_drafts
 from ..db import versions as db_versions
-from ..db.engine import Session
+from ..db.engine import Session, read_session
 from ..errors import IntegrityError, InvalidInput
 from ..hashing import new_hasher
 from ..manifest import Manifest, ManifestWriter
 from ..paths import check_alias, check_name
 from ..records import VersionData
 from .commit import catalog_of, commit_logged
+from .drafts import require_live
 from .leases import Lease
 
 if TYPE_CHECKING:
@@ -55,15 +57,24 @@ def commit_uploaded(
     new_bytes: int,
     held: Callable[[set[str]], set[str]],
     uploaded: Callable[[set[str]], set[str]],
+    base: tuple[int, str] | None = None,
 ) -> VersionData:
     """Commit the version whose manifest object is ``digest``; see the module docstring.
     ``held`` answers which digests the user may use; ``uploaded`` which of them the user
-    sent (the server checked those as they arrived: they need no second hashing)."""
+    sent (the server checked those as they arrived: they need no second hashing).
+    ``base``: the version (id, label) a draft was made from, which must still be live."""
     check_name(project, "project")
     artifact = Artifact(name, type_, description, metadata)  # checks name, type, metadata
     aliases = [check_alias(a) for a in aliases]
     tags = [check_alias(t, "tag") for t in tags]
     backend.require_writable()
+
+    def base_live(session: Session) -> None:
+        if base is not None:
+            require_live(db_drafts.base_state(session, base[0]), base[1])
+
+    with read_session(backend.engine) as session:
+        base_live(session)
     objects = backend.objects
     manifest = Manifest.from_bytes(objects.read_bytes(digest, "the uploaded manifest"))
     writer = ManifestWriter(None)
@@ -73,7 +84,12 @@ def commit_uploaded(
         raise InvalidInput("the uploaded manifest is not in canonical form; log the files again")
     if not len(manifest):
         raise InvalidInput(f"artifact {name!r} is empty; add files with add_file/add_dir first")
-    sizes = {e.digest: e.size for e in manifest if e.uri is None and e.digest is not None}
+    withheld = set(backend.purged_in(project, name, digest))  # purged: never stored back
+    sizes = {
+        e.digest: e.size
+        for e in manifest
+        if e.uri is None and e.digest is not None and e.digest not in withheld
+    }
     new_lists = {c.digest: c for c in chunk_lists if c.digest in sizes}
     chunking = _one_chunking(new_lists.values(), backend.chunking)
     known_lists = backend.chunk_lists([d for d in sizes if d not in new_lists])
@@ -82,7 +98,7 @@ def commit_uploaded(
         if chunks.size != sizes[chunks.digest]:
             raise InvalidInput(f"the chunk list of {chunks.digest} does not add up to its size")
     chunk_sizes = {d: s for c in lists.values() for d, s in zip(c.digests, c.sizes, strict=True)}
-    _check_held(manifest, lists, chunk_sizes, digest, held)
+    _check_held(manifest, lists, chunk_sizes, digest, held, withheld)
     whole = {d: s for d, s in sizes.items() if d not in lists}
     with Lease(backend.engine) as lease:
         lease.register([*whole, *chunk_sizes, digest])
@@ -113,12 +129,9 @@ def commit_uploaded(
             stored - min(max(new_bytes, 0), stored),
         )
 
-        def nothing_more(session: Session) -> None:
-            return None
-
         return commit_logged(
             backend, lease, artifact, contents, digest, project=project, run_id=run_id,
-            aliases=aliases, tags=tags, ttl=ttl, before=nothing_more,
+            aliases=aliases, tags=tags, ttl=ttl, before=base_live,
         )  # fmt: skip
 
 
@@ -135,10 +148,11 @@ def _check_held(
     chunk_sizes: dict[str, int],
     digest: str,
     held: Callable[[set[str]], set[str]],
+    withheld: set[str],
 ) -> None:
     """Refuse a version naming bytes its writer neither sent nor may read: a digest alone
     must never be a way to reach another project's data."""
-    files = {e.digest for e in manifest if e.uri is None and e.digest is not None}
+    files = {e.digest for e in manifest if e.uri is None and e.digest is not None} - withheld
     usable = held(files | set(chunk_sizes) | {digest})
     if digest not in usable:
         raise InvalidInput("upload the manifest before committing it")
@@ -147,6 +161,7 @@ def _check_held(
         for e in manifest
         if e.uri is None
         and e.digest is not None
+        and e.digest not in withheld
         and e.digest not in usable
         and not (e.digest in lists and set(lists[e.digest].digests) <= usable)
     ]

@@ -36,6 +36,8 @@ from ..records import (
     Webhook,
 )
 from ..references import check_reference
+from ..reports import RepairReport
+from ..restore import restore_from
 from ..statcache import StatCache
 from .client import ServerClient
 from .objects import ServerObjects
@@ -43,7 +45,7 @@ from .objects import ServerObjects
 if TYPE_CHECKING:
     from ..artifacts import Artifact
     from ..errors import Problem
-    from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
+    from ..reports import GcReport, PruneReport, PurgeReport
 
 
 class RemoteBackend(Backend):
@@ -295,12 +297,14 @@ class RemoteBackend(Backend):
         check_name(project, "project")
         aliases = [check_alias(a) for a in aliases]
         tags = [check_alias(t, "tag") for t in tags]
-        if not len(artifact):
+        if not len(artifact) and artifact.base is None:  # a draft's base is checked first
             raise InvalidInput(
                 f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
             )
         show = progress.wanted(show_progress)
         with ingest.prepare(artifact, self.stat_cache, show, self.own_files()) as prepared:
+            # the same content logged again: bytes purged from it are not sent back
+            withheld = self.call("purged_in", project, artifact.name, prepared.digest)
             ingest.store_objects(
                 prepared,
                 self.objects,
@@ -309,6 +313,7 @@ class RemoteBackend(Backend):
                 self.chunking,
                 artifact.name,
                 show,
+                withheld=frozenset(withheld),
             )
             body = {
                 "project": project,
@@ -323,6 +328,7 @@ class RemoteBackend(Backend):
                 "tags": tags,
                 "ttl": ttl,
                 "new_bytes": prepared.new_bytes,
+                "base": artifact.base.version_id if artifact.base is not None else None,
             }
             return self.client.post("/api/v1/commit", body)["result"]  # type: ignore[no-any-return]
 
@@ -408,9 +414,18 @@ class RemoteBackend(Backend):
         return [(version, path) for version, path in self.call("which", digest)]
 
     def purge(self, digest: str, reason: str) -> PurgeReport:
-        report = self.call("purge", digest, reason)
-        self.cache.forget_objects([digest])
-        return report  # type: ignore[no-any-return]
+        """Purge on the server, then from this machine's cache (other machines' caches
+        are theirs to clear: `forebear cache clear`)."""
+        chunks = self.chunk_lists([digest]).get(digest)
+        report: PurgeReport = self.call("purge", digest, reason)
+        removed = self.cache.forget_objects([digest, *(chunks.digests if chunks else ())])
+        held = []
+        for ref, path in report.entries:
+            qualified, _, number = ref.rpartition(":")
+            project, _, name = qualified.partition("/")
+            held.append((project, name, number, path))
+        report.cached_copies += removed + self.cache.forget_entries(held)
+        return report
 
     def audit(
         self,
@@ -438,9 +453,30 @@ class RemoteBackend(Backend):
         return found
 
     def repair(self, versions: Sequence[VersionData], source: str | Path | None) -> RepairReport:
-        return self.call(  # type: ignore[no-any-return]
-            "repair", list(versions), None if source is None else os.fspath(source)
-        )
+        """The server rebuilds what its catalog describes and reports what is missing;
+        matching files under ``source`` (on this machine) are then sent to it."""
+        report: RepairReport = self.call("repair", list(versions), None)
+        if source is None or not report.missing:
+            return report
+        by_ref = {name: v for v in versions for name in (v.ref, f"{v.project}/{v.ref}")}
+        whole: dict[str, int] = {}
+        parts: dict[str, tuple[ChunkList, int]] = {}
+        for missing in report.missing:
+            version = by_ref.get(missing.ref)
+            if version is None:
+                continue
+            entry = self.entries_at(version.id, [missing.path]).get(missing.path)
+            if entry is None or entry.digest is None:
+                continue
+            chunks = self.chunk_lists([entry.digest]).get(entry.digest)
+            if entry.digest == missing.digest:
+                whole[missing.digest] = entry.size
+            elif chunks is not None and missing.digest in chunks.digests:
+                parts[missing.digest] = (chunks, chunks.digests.index(missing.digest))
+        restore_from(source, self.objects, whole, parts, self.stat_cache, report)
+        restored = set(report.restored)
+        report.missing = [m for m in report.missing if m.digest not in restored]
+        return report
 
     def gc(self, *, dry_run: bool, grace: dt.timedelta) -> GcReport:
         return self.call("gc", dry_run=dry_run, grace=grace)  # type: ignore[no-any-return]

@@ -73,6 +73,7 @@ CALLS = frozenset(
         "entry_count",
         "chunk_lists",
         "held",
+        "purged_in",
         "create_run",
         "get_run",
         "list_runs",

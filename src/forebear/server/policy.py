@@ -545,6 +545,11 @@ class GuardedBackend(Backend):
                 f"user {self.principal.name!r} may write to no project, so may not upload"
             )
 
+    def purged_in(self, project: str, name: str, digest: str) -> list[str]:
+        """Bytes purged from the version of ``project/name`` with this content."""
+        self.need(project, "writer")
+        return self.inner.purged_in(project, name, digest)
+
     def commit_upload(self, body: dict[str, Any]) -> VersionData:
         """Commit a version from uploaded objects (`forebear.local.uploads`)."""
         project = body.get("project")
@@ -559,6 +564,10 @@ class GuardedBackend(Backend):
             isinstance(c, ChunkListType) for c in chunk_lists
         ):
             raise InvalidInput("malformed commit: chunk_lists is a list of chunk lists")
+        base = body.get("base")
+        if base is not None:  # a draft: its base must be readable (and, later, live)
+            found = self.version(base)
+            base = (found.id, found.ref)
         try:
             return self.inner.commit_uploaded(
                 project=project,
@@ -575,6 +584,7 @@ class GuardedBackend(Backend):
                 new_bytes=int(body.get("new_bytes") or 0),
                 held=self.held,
                 uploaded=lambda digests: self.inner.uploaded_among(self.principal.id, digests),
+                base=base,
             )
         except KeyError as missing:
             raise InvalidInput(f"malformed commit: no {missing}") from None
