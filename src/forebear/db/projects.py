@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..errors import (
     ArtifactNotFound,
     InvalidInput,
+    PermissionDenied,
 )
 from ..paths import REGISTRY, Ref
 from .bulk import insert_ignoring_duplicates
@@ -94,7 +95,13 @@ def get_artifact(session: Session, ref: Ref, default_project: str | None) -> Art
     )
     visible = VISIBLE.get()
     if visible is not None:
+        hidden = bool(candidates)
         candidates = [c for c in candidates if c[1] in visible]
+        if hidden and not candidates:
+            raise PermissionDenied(
+                f"artifact {ref.name!r} is only in projects you may not read; ask an admin "
+                "for the reader role there"
+            )
     if default_project is not None:
         for artifact, project_name in candidates:
             if project_name == default_project:

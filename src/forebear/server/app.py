@@ -34,7 +34,13 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import wire
-from ..errors import AuthenticationError, ForebearError, InvalidInput, PermissionDenied
+from ..errors import (
+    AuthenticationError,
+    ForebearError,
+    IntegrityError,
+    InvalidInput,
+    PermissionDenied,
+)
 from ..records import Principal
 from ..web.security import Guard
 from .policy import GuardedBackend
@@ -136,9 +142,14 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
             )
         return inner.authenticate(token.strip())
 
-    async def acting(request: Request, work: Callable[[GuardedBackend], T]) -> T:
+    async def authenticated(request: Request) -> Principal:
+        """The request's user, checked before anything of the request is read."""
         principal = await run_in_threadpool(principal_of, request)
         request.state.user = principal.name
+        return principal
+
+    async def acting(request: Request, work: Callable[[GuardedBackend], T]) -> T:
+        principal = await authenticated(request)
 
         def call() -> T:
             with inner.acting_for(principal):
@@ -171,6 +182,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return JSONResponse(await acting(request, about))
 
     async def call(request: Request) -> Response:
+        await authenticated(request)
         method = request.path_params["method"]
         if method not in CALLS:
             raise InvalidInput(f"the forebear server offers no call {method!r}")
@@ -191,6 +203,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return Response(wire.dumps({"result": result}), media_type="application/json")
 
     async def present(request: Request) -> Response:
+        await authenticated(request)
         body = wire.loads(await read_body(request, MAX_CALL_BYTES))
         sizes = body.get("sizes") if isinstance(body, dict) else None
         if not isinstance(sizes, dict) or not all(
@@ -206,9 +219,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return Response(wire.dumps({"present": await acting(request, usable)}))
 
     async def put_object(request: Request) -> Response:
+        principal = await authenticated(request)
         digest = checked_digest(request)
-        principal = await run_in_threadpool(principal_of, request)
-        request.state.user = principal.name
         GuardedBackend(inner, principal).need_some_writer()
         spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY))  # noqa: SIM115
         try:
@@ -221,7 +233,12 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
             spool.seek(0)
 
             def store_it() -> None:
-                inner.objects.put_stream(spool, digest, source="an upload")
+                try:
+                    inner.objects.put_stream(spool, digest, source="an upload")
+                except IntegrityError:
+                    raise IntegrityError(
+                        f"the bytes sent do not hash to {digest}; nothing was stored"
+                    ) from None
                 inner.record_uploads(principal.id, [digest])
 
             await run_in_threadpool(store_it)
@@ -230,6 +247,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return JSONResponse({"stored": digest}, status_code=201)
 
     async def get_object(request: Request) -> Response:
+        await authenticated(request)
         digest = checked_digest(request)
 
         def may_read(guarded: GuardedBackend) -> str | None:
@@ -252,6 +270,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return StreamingResponse(pieces(), media_type="application/octet-stream")
 
     async def commit(request: Request) -> Response:
+        await authenticated(request)
         body = wire.loads(await read_body(request, MAX_CALL_BYTES))
         if not isinstance(body, dict):
             raise InvalidInput("malformed request: a commit's body is a mapping")

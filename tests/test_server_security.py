@@ -1,0 +1,258 @@
+"""A forebear server under attack: every request is checked against the token's user and
+their roles; another project's data never leaks, by name, by id or by digest; bytes never
+become visible under a digest they do not match; malformed and oversized requests get one
+clear 4xx, never a 5xx. Each test runs a real server process over SQLite + a folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+import forebear
+from forebear import wire
+from forebear.hashing import hash_bytes
+from forebear.paths import parse_ref
+
+from .serving import ForebearServer
+
+pytestmark = pytest.mark.server
+
+
+class Team:
+    """A server with a project ``iris`` (alice writes, bob reads, maya maintains) and a
+    project ``other`` (carol writes), and one version ``iris/ds:v0`` that alice logged."""
+
+    def __init__(self, server: ForebearServer, tree: Callable[..., Path]) -> None:
+        self.server = server
+        self.alice = server.user("alice", {"iris": "writer"})
+        self.bob = server.user("bob", {"iris": "reader"})
+        self.carol = server.user("carol", {"other": "writer"})
+        self.maya = server.user("maya", {"iris": "maintainer"})
+        self.secret = b"the iris secret: 42\n"
+        with forebear.Store(server.url, token=self.alice) as store:
+            with forebear.init(project="iris", store=store) as run:
+                version = run.log_artifact(
+                    tree("iris-data", {"secret.txt": self.secret, "b.txt": "b"}), name="ds"
+                )
+            self.version_id = version.id
+            self.manifest_digest = version.digest
+            self.secret_digest = version.entry("secret.txt").digest or ""
+            self.run_id = run.id
+
+    def http(self, token: str | None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.server.url, headers=headers, timeout=60)
+
+    def call(
+        self, token: str | None, method: str, *args: object, **kwargs: object
+    ) -> httpx.Response:
+        with self.http(token) as client:
+            body = wire.dumps({"args": list(args), "kwargs": kwargs})
+            return client.post(f"/api/v1/call/{method}", content=body)
+
+
+@pytest.fixture
+def team(tmp_path: Path, make_tree: Callable[..., Path]) -> Iterator[Team]:
+    (tmp_path / "store").mkdir()
+    server = ForebearServer(
+        f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
+        tmp_path / "server.log",
+    )  # fmt: skip
+    try:
+        yield Team(server, make_tree)
+    finally:
+        server.stop()
+
+
+def test_no_wrong_revoked_expired_or_disabled_token_gets_in(team: Team) -> None:
+    server = team.server
+    for token in (None, "fbt_not-a-token", "Basic abc", team.alice + "x"):
+        with team.http(token) as client:
+            for method, path in (("GET", "/api/v1/info"), ("POST", "/api/v1/call/all_versions"),
+                                 ("GET", f"/api/v1/objects/{team.manifest_digest}")):  # fmt: skip
+                response = client.request(method, path, content=b"{}")
+                assert response.status_code == 401, (token, path)
+                assert team.secret not in response.content
+    with pytest.raises(forebear.AuthenticationError):
+        forebear.Store(server.url, token="fbt_wrong")
+    with pytest.raises(forebear.AuthenticationError, match="FOREBEAR_TOKEN"):
+        forebear.Store(server.url)  # no token at all: one clear error
+    # revoked: stops at once, the user's other tokens keep working
+    spare = server.direct.create_token("alice", "spare")
+    with forebear.Store(server.url, token=team.alice) as alice:
+        assert alice.artifact("iris/ds").version == "v0"
+        server.direct.revoke_token("alice", "tests")
+        with pytest.raises(forebear.AuthenticationError):
+            alice.artifact("iris/ds")
+    with forebear.Store(server.url, token=spare) as alice:
+        assert alice.artifact("iris/ds").version == "v0"
+    # expired
+    old = server.direct.backend.create_token(
+        "bob", "old", dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    )
+    assert team.call(old, "all_versions").status_code == 401
+    # disabled: every token of the user stops
+    server.direct.disable_user("bob")
+    assert team.call(team.bob, "all_versions").status_code == 401
+    assert [t.name for t in server.direct.tokens("alice")] == ["tests", "spare"]
+    assert not server.direct.tokens("alice")[0].active
+
+
+def test_a_reader_cannot_write_and_a_writer_cannot_delete(team: Team, tmp_path: Path) -> None:
+    (tmp_path / "new.txt").write_text("new")
+    with forebear.Store(team.server.url, token=team.bob) as bob:
+        assert bob.artifact("iris/ds").open("b.txt").read() == b"b"  # readers read
+        with pytest.raises(forebear.PermissionDenied, match="writer"):
+            forebear.init(project="iris", store=bob)
+        with pytest.raises(forebear.PermissionDenied):
+            bob.artifact("iris/ds").add_alias("best")
+    with forebear.Store(team.server.url, token=team.alice) as alice:
+        version = alice.artifact("iris/ds")
+        version.add_alias("candidate")  # writers move unprotected aliases
+        with pytest.raises(forebear.PermissionDenied, match="maintainer"):
+            version.delete(delete_aliases=True)
+        with pytest.raises(forebear.PermissionDenied, match="maintainer"):
+            alice.set_retention("iris/ds", keep_last=1)
+        with pytest.raises(forebear.PermissionDenied, match="admin"):
+            alice.gc()
+        with pytest.raises(forebear.PermissionDenied, match="admin"):
+            alice.add_user("mallory")
+    with forebear.Store(team.server.url, token=team.maya) as maya:
+        maya.protect_alias("iris/ds", "production")
+        maya.artifact("iris/ds").add_alias("production", force=True)
+    with forebear.Store(team.server.url, token=team.alice) as alice:
+        with pytest.raises(forebear.PermissionDenied):
+            alice.artifact("iris/ds").add_alias("production", force=True)
+        assert alice.artifact("iris/ds:production").version == "v0"
+
+
+def test_another_projects_data_never_leaks(team: Team) -> None:
+    with forebear.Store(team.server.url, token=team.carol) as carol:
+        for ref in ("iris/ds", "iris/ds:v0", "iris/nothing-here", "ds"):
+            with pytest.raises(forebear.PermissionDenied):
+                carol.artifact(ref)
+        assert carol.artifacts() == [] and carol.runs() == []
+        assert carol.which(team.secret_digest) == []
+        assert carol.audit() == []
+        with pytest.raises(forebear.PermissionDenied):
+            carol.run(team.run_id)
+        with pytest.raises(forebear.PermissionDenied):
+            carol.versions("ds", project="iris")
+    digest = team.secret_digest
+    # by guessing ids and digests over HTTP
+    for method, args in (
+        ("version_by_id", [team.version_id]),
+        ("entries", [team.version_id, 0, None]),
+        ("lineage", [team.version_id, True, True, None]),
+        ("get_run", [team.run_id]),
+        ("run_history", [team.run_id]),
+        ("get_version", [parse_ref("iris/ds"), None]),
+    ):
+        response = team.call(team.carol, method, *args)
+        assert response.status_code == 403, (method, response.content)
+        assert team.secret not in response.content and b"secret.txt" not in response.content
+    chunks = team.call(team.carol, "chunk_lists", [digest])
+    assert chunks.status_code == 200 and wire.loads(chunks.content)["result"] == {}
+    with team.http(team.carol) as client:
+        response = client.get(f"/api/v1/objects/{digest}")
+        assert response.status_code == 403 and team.secret not in response.content
+        present = client.post("/api/v1/present", content=wire.dumps({"sizes": {digest: 20}}))
+        assert wire.loads(present.content)["present"] == []  # existence is not confirmed
+
+
+def test_a_digest_alone_is_no_way_into_another_projects_bytes(team: Team, tmp_path: Path) -> None:
+    """Carol names alice's secret by its digest in a version of her own project, without
+    sending its bytes: refused, and she cannot read it afterwards."""
+    digest = team.secret_digest
+    manifest = forebear.Manifest.build(
+        [forebear.ManifestEntry("stolen.txt", digest, len(team.secret))]
+    )
+    raw = manifest.to_bytes()
+    with team.http(team.carol) as client:
+        assert client.put(f"/api/v1/objects/{manifest.digest}", content=raw).status_code == 201
+        body = {"project": "other", "name": "loot", "type": "dataset", "digest": manifest.digest,
+                "chunk_lists": [], "aliases": [], "tags": []}  # fmt: skip
+        response = client.post("/api/v1/commit", content=wire.dumps(body))
+        assert response.status_code == 400 and b"not uploaded by you" in response.content
+    with (
+        forebear.Store(team.server.url, token=team.carol) as carol,
+        pytest.raises(forebear.ArtifactNotFound),
+    ):
+        carol.artifact("other/loot")
+
+
+def test_wrong_bytes_never_become_visible_under_a_digest(team: Team, tmp_path: Path) -> None:
+    objects = team.server.direct.objects
+    genuine = team.secret_digest
+    fresh = hash_bytes(b"what carol claims")
+    with team.http(team.carol) as client:
+        for digest in (fresh, genuine):
+            response = client.put(f"/api/v1/objects/{digest}", content=b"forged bytes")
+            assert response.status_code == 422, response.content
+            assert b"forged" not in response.content
+    assert not objects.has(fresh)
+    assert objects.read_bytes(genuine) == team.secret  # the genuine object is untouched
+    assert team.server.direct.verify() == []
+    with team.http(team.bob) as client:  # readers may not upload at all
+        assert client.put(f"/api/v1/objects/{fresh}", content=b"x").status_code == 403
+
+
+def test_malformed_and_oversized_requests_get_one_clear_4xx(team: Team) -> None:
+    with team.http(team.alice) as client:
+        cases = [
+            ("POST", "/api/v1/call/no_such_method", b"{}"),
+            ("POST", "/api/v1/call/close", b"{}"),
+            ("POST", "/api/v1/call/log", b"{}"),
+            ("POST", "/api/v1/call/all_versions", b"not json"),
+            ("POST", "/api/v1/call/all_versions", b'{"args": 5}'),
+            ("POST", "/api/v1/call/get_version", b'{"args": [{"$o": "os.system", "v": []}]}'),
+            ("POST", "/api/v1/call/version_by_id", b'{"args": ["1; drop table x"]}'),
+            ("POST", "/api/v1/call/version_by_id", b'{"args": [1, 2, 3]}'),
+            ("POST", "/api/v1/call/entries", b'{"args": [{"$dt": "yesterday"}]}'),
+            ("POST", "/api/v1/present", b'{"sizes": {"../../etc/passwd": 1}}'),
+            ("PUT", "/api/v1/objects/..%2F..%2Fforebear.json", b"x"),
+            ("GET", "/api/v1/objects/not-a-digest", b""),
+            ("POST", "/api/v1/commit", b'{"$d": {"project": "iris"}}'),
+            ("POST", "/api/v1/commit", json.dumps([1] * 10).encode()),
+        ]
+        for method, path, body in cases:
+            response = client.request(method, path, content=body)
+            assert 400 <= response.status_code < 500, (path, body, response.status_code)
+            assert response.json()["error"], (path, body)
+        deep = b'{"args": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+        assert 400 <= client.post("/api/v1/call/all_versions", content=deep).status_code < 500
+        huge = client.post(
+            "/api/v1/call/all_versions", content=b" " * (64 << 20) + b"{}"
+        )  # past the limit: refused before it is all read
+        assert huge.status_code == 413
+        with pytest.raises(forebear.InvalidInput):
+            forebear.Store(team.server.url, token=team.alice).artifact("iris/ds:vNaN")
+
+
+def test_host_names_and_the_access_log(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    server = ForebearServer(
+        f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
+        tmp_path / "server.log", extra=("--allowed-host", "127.0.0.1"),
+    )  # fmt: skip
+    try:
+        good = httpx.get(
+            f"{server.url}/api/v1/info", headers={"authorization": f"Bearer {server.admin_token}"}
+        )
+        assert good.status_code == 200
+        rebound = httpx.get(
+            f"{server.url}/api/v1/info",
+            headers={"host": "evil.example", "authorization": f"Bearer {server.admin_token}"},
+        )
+        assert rebound.status_code == 400
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(line["path"] == "/api/v1/info" and line["user"] == "admin" for line in lines)
+    assert server.admin_token not in log  # tokens are never logged
