@@ -230,8 +230,11 @@ def test_malformed_and_oversized_requests_get_one_clear_4xx(team: Team) -> None:
             "/api/v1/call/all_versions", content=b" " * (64 << 20) + b"{}"
         )  # past the limit: refused before it is all read
         assert huge.status_code == 413
-        with pytest.raises(forebear.InvalidInput):
-            forebear.Store(team.server.url, token=team.alice).artifact("iris/ds:vNaN")
+    with (
+        forebear.Store(team.server.url, token=team.alice) as alice,
+        pytest.raises(forebear.InvalidInput),
+    ):
+        alice.artifact("iris/ds:vNaN")
 
 
 def test_host_names_and_the_access_log(tmp_path: Path) -> None:
