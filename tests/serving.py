@@ -37,11 +37,15 @@ class ForebearServer:
         *,
         env: dict[str, str] | None = None,
         extra: tuple[str, ...] = (),
+        replica_of: ForebearServer | None = None,
     ) -> None:
         self.db_url, self.objects_url = db_url, objects_url
         self.direct = forebear.Store(db_url, objects_url)
-        self.direct.add_user("admin", admin=True)
-        self.admin_token = self.direct.create_token("admin", "tests")
+        if replica_of is None:
+            self.direct.add_user("admin", admin=True)
+            self.admin_token = self.direct.create_token("admin", "tests")
+        else:  # another process serving the same store: the same users
+            self.admin_token = replica_of.admin_token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import html
 import secrets
+import urllib.parse
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 SESSION = "forebear_session"
 CSRF = "forebear_csrf"
+FORM_BYTES = 8192
 APPS_KEPT = 64  # web UIs built for recent users (one per user and set of grants)
 
 PAGE = """<!doctype html>
@@ -77,22 +79,22 @@ class WebLogin:
         return response
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
-        checked_form(request, str(form.get("csrf", "")))
-        token = str(form.get("token", "")).strip()
+        form = await small_form(request)
+        checked_form(request, form.get("csrf", ""))
+        token = form.get("token", "").strip()
         try:
             await run_in_threadpool(self.inner.authenticate, token)
         except AuthenticationError:
             return await self.login_page(request, "That token was not accepted.")
-        response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
+        response = RedirectResponse(safe_next(form.get("next", "/")), status_code=303)
         response.set_cookie(
             SESSION, token, httponly=True, samesite="strict", secure=is_https(request), path="/"
         )
         return response
 
     async def logout(self, request: Request) -> Response:
-        form = await request.form()
-        checked_form(request, str(form.get("csrf", "")))
+        form = await small_form(request)
+        checked_form(request, form.get("csrf", ""))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION, path="/")
         return response
@@ -150,6 +152,17 @@ class SignedIn:
                 self.apps.popitem(last=False)
         self.apps.move_to_end(key)
         return app
+
+
+async def small_form(request: Request) -> dict[str, str]:
+    """A URL-encoded form of a few fields (a login form), refused past a few kilobytes."""
+    body = b""
+    async for piece in request.stream():
+        body += piece
+        if len(body) > FORM_BYTES:
+            raise PermissionDenied("that form is larger than a login form")
+    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    return {name: values[0] for name, values in fields.items()}
 
 
 def bearer(request: Request) -> str | None:
