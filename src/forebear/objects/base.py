@@ -567,6 +567,17 @@ class ObjectLocation(ABC):
         the location has no such URLs: a server streams those bytes itself)."""
         return None
 
+    def staged_upload(self, digest: str, seconds: int) -> tuple[str, str] | None:
+        """A URL that takes one upload for ``seconds`` into a staging place (never the
+        object's own key), and the staging id to `publish_staged` it with; None where the
+        location has no such URLs."""
+        return None
+
+    def publish_staged(self, staging_id: str, digest: str) -> None:
+        """Check a staged upload hashes to ``digest`` and make it the object (either way
+        the staged copy goes)."""
+        raise StoreError(f"{self.url!r} takes no staged uploads")
+
     def local_object(self, digest: str, label: str | None = None) -> str:
         """The local file holding an object (only where ``is_local``)."""
         raise StoreError(f"{self.url!r} holds no local files")

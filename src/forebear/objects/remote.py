@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+import uuid
 from collections import deque
 from collections.abc import Container, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
-from ..hashing import Progress, hash_bytes
+from ..errors import IntegrityError, ObjectNotFound
+from ..hashing import Progress, hash_bytes, hash_stream
 from .base import (
     FORMAT_FILE,
     SMALL_BATCH,
@@ -26,6 +29,8 @@ from .base import (
     check_unchanged,
     copy_hashing,
 )
+
+STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
 
 
 class RemoteLocation(ObjectLocation):
@@ -40,6 +45,56 @@ class RemoteLocation(ObjectLocation):
             return None
         with backend_errors(f"cannot sign a URL for object {digest}"):
             return str(self.fs.sign(self.path_of(digest), expiration=seconds))
+
+    def staged_upload(self, digest: str, seconds: int) -> tuple[str, str] | None:
+        if not self.can_presign:
+            return None
+        staging_id = uuid.uuid4().hex
+        path = self._path(f"{STAGING}/{staging_id}/{digest}")
+        with backend_errors(f"cannot sign an upload URL for object {digest}"):
+            url = self.fs.url(path, expires=seconds, client_method="put_object")
+        return str(url), staging_id
+
+    def publish_staged(self, staging_id: str, digest: str) -> None:
+        """Hash the staged bytes (read once), then copy them into place inside the store
+        (no bytes move for the copy) and drop the staged copy."""
+        staged = self._path(f"{STAGING}/{staging_id}/{digest}")
+        try:
+            with backend_errors(f"cannot read the upload of object {digest}"):
+                try:
+                    with self.fs.open(staged, "rb") as src:
+                        actual = hash_stream(src)[0]
+                except FileNotFoundError:
+                    raise ObjectNotFound(
+                        f"no upload of object {digest} arrived under that staging id"
+                    ) from None
+            if actual != digest:
+                raise IntegrityError(f"the bytes sent do not hash to {digest}; nothing was stored")
+            with backend_errors(f"cannot publish object {digest}"):
+                self.fs.copy(staged, self.path_of(digest))
+        finally:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(staged)
+
+    def clean_tmp(self, older_than: float) -> list[str]:
+        """Staged uploads older than ``older_than`` seconds (a client that never asked for
+        them to be published)."""
+        root = self._path(STAGING)
+        cutoff = time.time() - older_than
+        old: list[str] = []
+        with backend_errors(f"cannot list {root!r}"):
+            try:
+                found = self.fs.find(root, detail=True)
+            except FileNotFoundError:
+                return []
+            for path, info in found.items():
+                modified = info.get("LastModified") or info.get("mtime")
+                stamp = modified.timestamp() if hasattr(modified, "timestamp") else modified
+                if isinstance(stamp, (int, float)) and stamp < cutoff:
+                    old.append(path)
+            if old:
+                self.fs.rm(old)
+        return old
 
     def _create_once(self, path: str, body: bytes) -> None:
         # Object stores have no portable create-if-absent: of two racing creators the

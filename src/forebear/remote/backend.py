@@ -70,7 +70,9 @@ class RemoteBackend(Backend):
         self.actor = str(about["user"])
         self.store_id = about.get("store_id")
         self.chunking = chunking or Chunking.from_dict(about["chunking"])
-        self.objects = ServerObjects(self.client, int(about["format_version"]))
+        self.objects = ServerObjects(
+            self.client, int(about["format_version"]), staged=about.get("objects") == "s3"
+        )
         self.db_url = self.client.url
         self.objects_url = self.client.url
         self.read_only = None

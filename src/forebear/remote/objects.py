@@ -23,6 +23,7 @@ from .client import ServerClient
 
 BLOCK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
+STAGED_BATCH = 64  # small files sent straight to the object store per round of requests
 
 
 class ServerObjects(ObjectLocation):
@@ -31,10 +32,11 @@ class ServerObjects(ObjectLocation):
 
     is_local = False
 
-    def __init__(self, client: ServerClient, format_version: int) -> None:
+    def __init__(self, client: ServerClient, format_version: int, *, staged: bool) -> None:
         super().__init__(f"{client.url}/api/v1/objects", cast(Any, None), "")
         self.client = client
         self.format_version = format_version
+        self.staged = staged  # uploads go straight to the object store (S3), then checked
 
     # -- reading -------------------------------------------------------------------------
 
@@ -110,6 +112,17 @@ class ServerObjects(ObjectLocation):
         *,
         source: str = "a stream",
     ) -> None:
+        if self.staged:  # a presigned PUT needs its length first: spool it
+            with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
+                while block := src.read(BLOCK):
+                    spool.write(block)
+                size = spool.tell()
+                spool.seek(0)
+                self.client.staged_upload([(digest, size, spool)])
+            if progress is not None:
+                progress(size)
+            return
+
         def pieces() -> Iterator[bytes]:
             while block := src.read(BLOCK):
                 if progress is not None:
@@ -130,7 +143,11 @@ class ServerObjects(ObjectLocation):
         if not known_missing and self.present({digest: size}):
             return False
         with open(local_path, "rb") as src:
-            if size <= BLOCK:  # small: one body, which may be sent again after a failure
+            if self.staged:
+                self.client.staged_upload([(digest, size, src.read() if size <= BLOCK else src)])
+                if progress is not None:
+                    progress(size)
+            elif size <= BLOCK:  # small: one body, which may be sent again after a failure
                 data = src.read()
                 self.client.put_object(digest, data)
                 if progress is not None:
@@ -142,6 +159,26 @@ class ServerObjects(ObjectLocation):
     def put_files(
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
     ) -> None:
+        if self.staged:  # small files in batches: one request for URLs, one to publish
+            small = [(p, d) for p, d in items if os.path.getsize(p) <= BLOCK]
+            large = [(p, d) for p, d in items if os.path.getsize(p) > BLOCK]
+            batches = [small[i : i + STAGED_BATCH] for i in range(0, len(small), STAGED_BATCH)]
+
+            def send(batch: list[tuple[str | os.PathLike[str], str]]) -> None:
+                loaded = []
+                for path, digest in batch:
+                    with open(path, "rb") as src:
+                        data = src.read()
+                    loaded.append((digest, len(data), data))
+                self.client.staged_upload(loaded)
+                if progress is not None:
+                    progress(sum(size for _, size, _ in loaded))
+
+            with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+                for _ in pool.map(send, batches):
+                    pass
+            items = large
+
         def put(item: tuple[str | os.PathLike[str], str]) -> None:
             self.put_file(item[0], item[1], progress, known_missing=True)
 

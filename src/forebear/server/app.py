@@ -6,7 +6,9 @@
   arguments and result in `forebear.wire` form;
 - ``POST /api/v1/present``, ``PUT /api/v1/objects/{digest}``, ``POST /api/v1/commit``:
   logging (which objects to send; each sent object checked against its digest as it
-  arrives; the version committed once everything is there);
+  arrives; the version committed once everything is there); with the objects on S3,
+  ``POST /api/v1/uploads`` hands out presigned URLs of staging keys instead, and
+  ``POST /api/v1/uploads/publish`` checks each staged upload before it becomes the object;
 - ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
   URL when the objects live on S3, else the bytes, streamed);
 - the web UI under ``/``, behind a login.
@@ -24,6 +26,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from starlette.applications import Starlette
@@ -41,6 +44,7 @@ from ..errors import (
     InvalidInput,
     PermissionDenied,
 )
+from ..objects import TRANSFER_WORKERS
 from ..records import Principal
 from ..web.security import Guard
 from .policy import GuardedBackend
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("forebear.server.access")
 DIGEST = re.compile(r"^[0-9a-f]{32}$")
+STAGING_ID = re.compile(r"^[0-9a-f]{32}$")
 # The backend methods a client may call by name; the rest (log, close...) are not offered.
 CALLS = frozenset(
     [
@@ -204,12 +209,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 
     async def present(request: Request) -> Response:
         await authenticated(request)
-        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
-        sizes = body.get("sizes") if isinstance(body, dict) else None
-        if not isinstance(sizes, dict) or not all(
-            isinstance(d, str) and DIGEST.match(d) and isinstance(s, int) for d, s in sizes.items()
-        ):
-            raise InvalidInput("malformed request: present takes {sizes: {digest: size}}")
+        sizes = checked_sizes(wire.loads(await read_body(request, MAX_CALL_BYTES)))
 
         def usable(guarded: GuardedBackend) -> list[str]:
             guarded.need_some_writer()
@@ -245,6 +245,43 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         finally:
             spool.close()
         return JSONResponse({"stored": digest}, status_code=201)
+
+    async def staged_uploads(request: Request) -> Response:
+        """Presigned URLs for uploads straight to the object store (staging keys)."""
+        principal = await authenticated(request)
+        GuardedBackend(inner, principal).need_some_writer()
+        sizes = checked_sizes(wire.loads(await read_body(request, MAX_CALL_BYTES)))
+
+        def sign() -> dict[str, Any]:
+            found = {}
+            for digest in sizes:
+                staged = inner.objects.staged_upload(digest, PRESIGNED_SECONDS)
+                if staged is not None:
+                    found[digest] = {"url": staged[0], "id": staged[1]}
+            return found
+
+        return Response(wire.dumps({"uploads": await run_in_threadpool(sign)}))
+
+    async def publish(request: Request) -> Response:
+        """Check staged uploads against their digests and publish them."""
+        principal = await authenticated(request)
+        GuardedBackend(inner, principal).need_some_writer()
+        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        staged = body.get("staged") if isinstance(body, dict) else None
+        if not isinstance(staged, dict) or not all(
+            isinstance(d, str) and DIGEST.match(d) and isinstance(i, str) and STAGING_ID.match(i)
+            for d, i in staged.items()
+        ):
+            raise InvalidInput("malformed request: publish takes {staged: {digest: id}}")
+
+        def check_all() -> None:
+            with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+                list(pool.map(lambda item: inner.objects.publish_staged(item[1], item[0]),
+                              staged.items()))  # fmt: skip
+            inner.record_uploads(principal.id, staged)
+
+        await run_in_threadpool(check_all)
+        return Response(wire.dumps({"published": len(staged)}), media_type="application/json")
 
     async def get_object(request: Request) -> Response:
         await authenticated(request)
@@ -285,6 +322,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         Route("/api/v1/present", present, methods=["POST"]),
         Route("/api/v1/objects/{digest}", put_object, methods=["PUT"]),
         Route("/api/v1/objects/{digest}", get_object, methods=["GET"]),
+        Route("/api/v1/uploads", staged_uploads, methods=["POST"]),
+        Route("/api/v1/uploads/publish", publish, methods=["POST"]),
         Route("/api/v1/commit", commit, methods=["POST"]),
         *login.routes(),
         Mount("/", app=login.web_ui(store)),
@@ -294,6 +333,16 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         exception_handlers={ForebearError: forebear_error, Exception: unexpected_error},
     )
     return Guard(AccessLog(app), set(allowed_hosts))
+
+
+def checked_sizes(body: Any) -> dict[str, int]:
+    sizes = body.get("sizes") if isinstance(body, dict) else None
+    if not isinstance(sizes, dict) or not all(
+        isinstance(d, str) and DIGEST.match(d) and isinstance(n, int) and n >= 0
+        for d, n in sizes.items()
+    ):
+        raise InvalidInput("malformed request: expected {sizes: {digest: size}}")
+    return sizes
 
 
 def checked_digest(request: Request) -> str:
