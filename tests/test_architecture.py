@@ -116,6 +116,7 @@ LAYERS = (
         "folders",
         "liveness",
         "context",
+        "restore",
     ],
     ["local", "remote"],
     [
