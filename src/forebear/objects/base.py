@@ -576,6 +576,10 @@ class ObjectLocation(ABC):
     def publish_staged(self, staging_id: str, digest: str) -> None:
         """Check a staged upload hashes to ``digest`` and make it the object (either way
         the staged copy goes)."""
+        self.publish_many({digest: staging_id})
+
+    def publish_many(self, staged: dict[str, str]) -> None:
+        """`publish_staged` for many uploads (digest → staging id) at once."""
         raise StoreError(f"{self.url!r} takes no staged uploads")
 
     def local_object(self, digest: str, label: str | None = None) -> str:

@@ -31,6 +31,7 @@ from .base import (
 )
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
+PUBLISH_IN_MEMORY = 16 << 20  # a staged upload up to this size is checked and written from memory
 
 
 class RemoteLocation(ObjectLocation):
@@ -56,25 +57,53 @@ class RemoteLocation(ObjectLocation):
         return str(url), staging_id
 
     def publish_staged(self, staging_id: str, digest: str) -> None:
-        """Hash the staged bytes (read once), then copy them into place inside the store
-        (no bytes move for the copy) and drop the staged copy."""
-        staged = self._path(f"{STAGING}/{staging_id}/{digest}")
+        self.publish_many({digest: staging_id})
+
+    def publish_many(self, staged: dict[str, str]) -> None:
+        """Hash each staged upload (one read), write it under its digest if it matches
+        (one PUT for a small one; a copy inside the store for a large one), then drop
+        every staged copy in one request. The first mismatch is raised once the others
+        are done, and nothing is written under a digest its bytes do not match."""
+        paths = {d: self._path(f"{STAGING}/{i}/{d}") for d, i in staged.items()}
+        failures: list[BaseException] = []
+
+        def publish(digest: str) -> None:
+            try:
+                self._publish_one(paths[digest], digest)
+            except BaseException as error:  # noqa: BLE001 - raised below, after the rest
+                failures.append(error)
+
         try:
-            with backend_errors(f"cannot read the upload of object {digest}"):
-                try:
-                    with self.fs.open(staged, "rb") as src:
-                        actual = hash_stream(src)[0]
-                except FileNotFoundError:
-                    raise ObjectNotFound(
-                        f"no upload of object {digest} arrived under that staging id"
-                    ) from None
-            if actual != digest:
-                raise IntegrityError(f"the bytes sent do not hash to {digest}; nothing was stored")
-            with backend_errors(f"cannot publish object {digest}"):
-                self.fs.copy(staged, self.path_of(digest))
+            with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
+                for _ in pool.map(publish, sorted(staged)):
+                    pass
         finally:
             with contextlib.suppress(Exception):
-                self.fs.rm_file(staged)
+                self.fs.rm(sorted(paths.values()))
+        if failures:
+            raise failures[0]
+
+    def _publish_one(self, staged: str, digest: str) -> None:
+        with backend_errors(f"cannot read the upload of object {digest}"):
+            try:
+                data = bytes(self.fs.cat_file(staged, start=0, end=PUBLISH_IN_MEMORY + 1))
+                size = len(data)
+                if size <= PUBLISH_IN_MEMORY:  # whole: one GET, no HEAD first
+                    actual = hash_bytes(data)
+                else:
+                    with self.fs.open(staged, "rb") as src:
+                        actual = hash_stream(src)[0]
+            except FileNotFoundError:
+                raise ObjectNotFound(
+                    f"no upload of object {digest} arrived under that staging id"
+                ) from None
+        if actual != digest:
+            raise IntegrityError(f"the bytes sent do not hash to {digest}; nothing was stored")
+        with backend_errors(f"cannot publish object {digest}"):
+            if size <= PUBLISH_IN_MEMORY:
+                self.fs.pipe_file(self.path_of(digest), data)  # one PUT: whole or absent
+            else:
+                self.fs.copy(staged, self.path_of(digest))
 
     def clean_tmp(self, older_than: float) -> list[str]:
         """Staged uploads older than ``older_than`` seconds (a client that never asked for

@@ -26,7 +26,6 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from starlette.applications import Starlette
@@ -44,7 +43,6 @@ from ..errors import (
     InvalidInput,
     PermissionDenied,
 )
-from ..objects import TRANSFER_WORKERS
 from ..records import Principal
 from ..web.security import Guard
 from .policy import GuardedBackend
@@ -275,9 +273,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
             raise InvalidInput("malformed request: publish takes {staged: {digest: id}}")
 
         def check_all() -> None:
-            with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
-                list(pool.map(lambda item: inner.objects.publish_staged(item[1], item[0]),
-                              staged.items()))  # fmt: skip
+            inner.objects.publish_many(staged)
             inner.record_uploads(principal.id, staged)
 
         await run_in_threadpool(check_all)
