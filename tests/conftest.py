@@ -59,6 +59,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             monkeypatch.delenv(key)
     monkeypatch.setenv("FOREBEAR_NO_PROGRESS", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))  # no real login file
     for folder in tmp_path.parents:  # a store above the tests would be found by every one
         for marker in (".forebear", "forebear.toml"):
             if (folder / marker).exists():

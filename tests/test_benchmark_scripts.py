@@ -102,3 +102,20 @@ def test_reading_benchmark_reads_drafts_and_writes_its_section(tmp_path: Path) -
     assert "<!-- reading-bench:begin -->" in text and "<!-- reading-bench:end -->" in text
     assert "| read 16 MiB, `forebear://` (verified) |" in text
     assert "| draft changing 1 file of 300, to the committed version |" in text
+
+
+def test_server_benchmark_compares_both_paths_and_writes_its_section(
+    tmp_path: Path, postgres_server: str, s3_server: dict[str, str]
+) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "server_bench.py"), "--files", "60",
+         "--big-mib", "9", "--rss-mib", "9", "--write", str(report)],
+        env=clean_env(FOREBEAR_TEST_PG_URL=postgres_server, **s3_server),
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert "<!-- server-bench:begin -->" in text and "| log 60 small files (4 KiB) |" in text
+    assert "through `forebear server`" in text and "MB** at most" in text

@@ -219,6 +219,21 @@ def test_malformed_and_oversized_requests_get_one_clear_4xx(team: Team) -> None:
             ("GET", "/api/v1/objects/not-a-digest", b""),
             ("POST", "/api/v1/commit", b'{"$d": {"project": "iris"}}'),
             ("POST", "/api/v1/commit", json.dumps([1] * 10).encode()),
+            # the wrong types, where the catalog would otherwise choke on them
+            ("POST", "/api/v1/call/latest_versions", b'{"$d": {"args": [5, null]}}'),
+            (
+                "POST",
+                "/api/v1/call/get_version",
+                b'{"$d": {"args": [{"$o": "Ref", "v": [5, 6, 7]}, null]}}',
+            ),
+            (
+                "POST",
+                "/api/v1/call/list_runs",
+                b'{"$d": {"args": [null], "kwargs": '
+                b'{"$d": {"include_deleted": "yes", "extra": 1}}}}',
+            ),
+            ("POST", "/api/v1/call/entries", b'{"$d": {"args": [1, 0, 10000000]}}'),
+            ("POST", "/api/v1/call/which", b'{"$d": {"args": [["x"]]}}'),
         ]
         for method, path, body in cases:
             response = client.request(method, path, content=body)

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from ..reports import GcReport, PruneReport, PurgeReport
 
 
+ENTRIES_PER_CALL = 50_000  # the most a server hands out at once
+
+
 class RemoteBackend(Backend):
     """The backend of ``forebear.open("https://...")`` and of ``FOREBEAR_URL``."""
 
@@ -195,7 +198,16 @@ class RemoteBackend(Backend):
     # -- entries -------------------------------------------------------------------------
 
     def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
-        return self.call("entries", version_id, start, limit)  # type: ignore[no-any-return]
+        if limit is not None and limit <= ENTRIES_PER_CALL:
+            return self.call("entries", version_id, start, limit)  # type: ignore[no-any-return]
+        found: list[ManifestEntry] = []
+        while limit is None or len(found) < limit:
+            step = ENTRIES_PER_CALL if limit is None else min(ENTRIES_PER_CALL, limit - len(found))
+            page = self.call("entries", version_id, start + len(found), step)
+            found.extend(page)
+            if len(page) < step:
+                break
+        return found
 
     def entries_at(self, version_id: int, paths: Sequence[str]) -> dict[str, ManifestEntry]:
         return self.call("entries_at", version_id, list(paths))  # type: ignore[no-any-return]

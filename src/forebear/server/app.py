@@ -45,6 +45,7 @@ from ..errors import (
 )
 from ..records import Principal
 from ..web.security import Guard
+from .arguments import check_call
 from .policy import GuardedBackend
 from .session import WebLogin
 
@@ -195,6 +196,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         args, kwargs = body.get("args") or [], body.get("kwargs") or {}
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise InvalidInput("malformed request: a call's body is {args, kwargs}")
+        check_call(method, args, kwargs)
 
         def invoke(guarded: GuardedBackend) -> Any:
             try:

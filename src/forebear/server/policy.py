@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
 
 VERBS = {"reader": "read", "writer": "write", "maintainer": "maintain"}
+MAX_PAGE = 50_000  # entries in one answer
 
 
 class GuardedBackend(Backend):
@@ -243,6 +244,10 @@ class GuardedBackend(Backend):
     # -- entries -------------------------------------------------------------------------
 
     def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
+        """One page of entries (a client pages through a large version: a server never
+        builds one answer of millions of entries)."""
+        if not isinstance(limit, int) or not 0 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"ask for at most {MAX_PAGE} entries at a time (limit)")
         return self.inner.entries(self.version(version_id).id, start, limit)
 
     def entries_at(self, version_id: int, paths: Sequence[str]) -> dict[str, ManifestEntry]:
