@@ -156,6 +156,7 @@ def test_two_replicas_serve_one_team_over_postgres_and_s3(
     try:
         token = first.user("alice", {"iris": "writer"})
         errors: list[BaseException] = []
+        big = os.urandom(9 << 20)
 
         def writer(number: int) -> None:
             replica = (first, second)[number % 2]
@@ -164,7 +165,10 @@ def test_two_replicas_serve_one_team_over_postgres_and_s3(
                     replica.url, token=token, cache_dir=tmp_path / f"c{number}"
                 ) as store:
                     for step in range(5):
-                        data = make_tree(f"w{number}-{step}", {"n.txt": f"{number}-{step}"})
+                        files: dict[str, str | bytes] = {"n.txt": f"{number}-{step}"}
+                        if number == step == 0:  # a large file too: stored in chunks
+                            files["big.bin"] = big
+                        data = make_tree(f"w{number}-{step}", files)
                         with forebear.init(project="iris", store=store) as run:
                             run.log_artifact(data, name="shared")
             except BaseException as error:  # noqa: BLE001 - reported below
@@ -181,6 +185,8 @@ def test_two_replicas_serve_one_team_over_postgres_and_s3(
             assert numbers == [f"v{n}" for n in range(20)]  # gapless across replicas
             contents = {store.artifact(f"iris/shared:{n}").open("n.txt").read() for n in numbers}
             assert len(contents) == 20
+            chunked = [v for v in store.versions("iris/shared") if "big.bin" in v.files()]
+            assert len(chunked) == 1 and chunked[0].open("big.bin").read() == big
             digest = store.artifact("iris/shared:v0").entry("n.txt").digest
         with httpx.Client(base_url=first.url, timeout=60) as client:
             answer = client.get(

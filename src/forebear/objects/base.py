@@ -573,6 +573,11 @@ class ObjectLocation(ABC):
         location has no such URLs."""
         return None
 
+    def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:
+        """`staged_upload` for many objects at once (those the location can stage)."""
+        found = {d: self.staged_upload(d, seconds) for d in digests}
+        return {d: staged for d, staged in found.items() if staged is not None}
+
     def publish_staged(self, staging_id: str, digest: str) -> None:
         """Check a staged upload hashes to ``digest`` and make it the object (either way
         the staged copy goes)."""

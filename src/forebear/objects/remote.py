@@ -8,6 +8,7 @@ Many small requests run a few at a time: round trips, not bandwidth, bound them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -16,6 +17,8 @@ from collections import deque
 from collections.abc import Container, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
+
+import fsspec.asyn
 
 from ..errors import IntegrityError, ObjectNotFound
 from ..hashing import Progress, hash_bytes, hash_stream
@@ -48,13 +51,36 @@ class RemoteLocation(ObjectLocation):
             return str(self.fs.sign(self.path_of(digest), expiration=seconds))
 
     def staged_upload(self, digest: str, seconds: int) -> tuple[str, str] | None:
-        if not self.can_presign:
-            return None
-        staging_id = uuid.uuid4().hex
-        path = self._path(f"{STAGING}/{staging_id}/{digest}")
-        with backend_errors(f"cannot sign an upload URL for object {digest}"):
-            url = self.fs.url(path, expires=seconds, client_method="put_object")
-        return str(url), staging_id
+        return self.staged_uploads([digest], seconds).get(digest)
+
+    def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:
+        """`staged_upload` for many objects, signed together (one trip to s3fs's loop)."""
+        if not self.can_presign or not digests:
+            return {}
+        ids = {digest: uuid.uuid4().hex for digest in digests}
+        paths = [self._path(f"{STAGING}/{ids[d]}/{d}") for d in digests]
+
+        with backend_errors("cannot sign upload URLs"):
+
+            async def sign_all() -> list[Any]:
+                client = await self.fs.set_session()  # s3fs's aiobotocore client
+                return list(
+                    await asyncio.gather(
+                        *(
+                            client.generate_presigned_url(
+                                "put_object",
+                                Params=dict(
+                                    zip(("Bucket", "Key"), self.fs.split_path(p)[:2], strict=True)
+                                ),
+                                ExpiresIn=seconds,
+                            )
+                            for p in paths
+                        )
+                    )
+                )
+
+            urls = fsspec.asyn.sync(self.fs.loop, sign_all)
+        return {d: (str(url), ids[d]) for d, url in zip(digests, urls, strict=True)}
 
     def publish_staged(self, staging_id: str, digest: str) -> None:
         self.publish_many({digest: staging_id})

@@ -329,6 +329,7 @@ class RemoteBackend(Backend):
                 show,
                 withheld=frozenset(withheld),
             )
+            self.objects.flush()  # what was sent straight to S3 is checked and published
             body = {
                 "project": project,
                 "name": artifact.name,
@@ -488,6 +489,7 @@ class RemoteBackend(Backend):
             elif chunks is not None and missing.digest in chunks.digests:
                 parts[missing.digest] = (chunks, chunks.digests.index(missing.digest))
         restore_from(source, self.objects, whole, parts, self.stat_cache, report)
+        self.objects.flush()
         restored = set(report.restored)
         report.missing = [m for m in report.missing if m.digest not in restored]
         return report

@@ -82,23 +82,24 @@ class ServerClient:
         retry = isinstance(body, bytes)  # a stream cannot be sent twice
         self.checked(self.request("PUT", f"/api/v1/objects/{digest}", content=body, retry=retry))
 
-    def staged_upload(self, items: list[tuple[str, int, Any]]) -> None:
-        """Send objects straight to the object store: presigned URLs of staging keys from
-        the server, one PUT each (without the token), then the server checks and publishes
-        them. ``items``: (digest, size, bytes or a binary file)."""
-        sizes = {digest: size for digest, size, _ in items}
-        urls = self.post("/api/v1/uploads", {"sizes": sizes})["uploads"]
-        for digest, size, body in items:
-            target = urls[digest]
-            headers = {"content-length": str(size)}
-            response = self.request("PUT", target["url"], content=body, headers=headers,
-                                    retry=isinstance(body, bytes), bare=True)  # fmt: skip
-            if response.status_code >= 300:
-                raise StoreError(
-                    f"the object store refused an upload ({response.status_code}): "
-                    f"{response.text[:200]}"
-                )
-        self.post("/api/v1/uploads/publish", {"staged": {d: urls[d]["id"] for d in sizes}})
+    def upload_urls(self, sizes: dict[str, int]) -> dict[str, dict[str, str]]:
+        """Presigned URLs of staging keys for these objects: ``{digest: {url, id}}``."""
+        return dict(self.post("/api/v1/uploads", {"sizes": sizes})["uploads"])
+
+    def put_presigned(self, url: str, body: bytes | Any, size: int) -> None:
+        """One upload straight to the object store (without the token)."""
+        headers = {"content-length": str(size)}
+        response = self.request("PUT", url, content=body, headers=headers,
+                                retry=isinstance(body, bytes), bare=True)  # fmt: skip
+        if response.status_code >= 300:
+            raise StoreError(
+                f"the object store refused an upload ({response.status_code}): "
+                f"{response.text[:200]}"
+            )
+
+    def publish(self, staged: dict[str, str]) -> None:
+        """Have the server check staged uploads (digest → staging id) and publish them."""
+        self.post("/api/v1/uploads/publish", {"staged": staged})
 
     def object_response(self, digest: str) -> Any:
         """The response carrying an object's bytes (a stream: close it), after following

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 from ..errors import ObjectNotFound, StoreError
 from ..hashing import Progress, hash_bytes
@@ -23,7 +24,7 @@ from .client import ServerClient
 
 BLOCK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
-STAGED_BATCH = 64  # small files sent straight to the object store per round of requests
+PUBLISH_BATCH = 256  # objects sent straight to the object store, published in one request
 
 
 class ServerObjects(ObjectLocation):
@@ -37,6 +38,9 @@ class ServerObjects(ObjectLocation):
         self.client = client
         self.format_version = format_version
         self.staged = staged  # uploads go straight to the object store (S3), then checked
+        self.lock = threading.Lock()
+        self.urls: dict[str, dict[str, str]] = {}  # upload URLs handed out with `present`
+        self.pending: dict[str, str] = {}  # sent, not yet published: digest -> staging id
 
     # -- reading -------------------------------------------------------------------------
 
@@ -94,7 +98,11 @@ class ServerObjects(ObjectLocation):
         wanted = dict(sizes)
         if not wanted:
             return set()
-        return set(self.client.post("/api/v1/present", {"sizes": wanted})["present"])
+        answer = self.client.post("/api/v1/present", {"sizes": wanted, "sign": self.staged})
+        with self.lock:
+            self.urls.update(answer.get("uploads") or {})
+            sent = {d for d in wanted if d in self.pending}  # published at the latest by flush
+        return set(answer["present"]) | sent
 
     def _size_or_none(self, digest: str) -> int | None:
         raise StoreError("a forebear server answers which objects are present, not their sizes")
@@ -118,7 +126,7 @@ class ServerObjects(ObjectLocation):
                     spool.write(block)
                 size = spool.tell()
                 spool.seek(0)
-                self.client.staged_upload([(digest, size, spool)])
+                self.send_staged(digest, size, spool.read() if size <= BLOCK else spool)
             if progress is not None:
                 progress(size)
             return
@@ -144,7 +152,7 @@ class ServerObjects(ObjectLocation):
             return False
         with open(local_path, "rb") as src:
             if self.staged:
-                self.client.staged_upload([(digest, size, src.read() if size <= BLOCK else src)])
+                self.send_staged(digest, size, src.read() if size <= BLOCK else src)
                 if progress is not None:
                     progress(size)
             elif size <= BLOCK:  # small: one body, which may be sent again after a failure
@@ -159,26 +167,6 @@ class ServerObjects(ObjectLocation):
     def put_files(
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
     ) -> None:
-        if self.staged:  # small files in batches: one request for URLs, one to publish
-            small = [(p, d) for p, d in items if os.path.getsize(p) <= BLOCK]
-            large = [(p, d) for p, d in items if os.path.getsize(p) > BLOCK]
-            batches = [small[i : i + STAGED_BATCH] for i in range(0, len(small), STAGED_BATCH)]
-
-            def send(batch: list[tuple[str | os.PathLike[str], str]]) -> None:
-                loaded = []
-                for path, digest in batch:
-                    with open(path, "rb") as src:
-                        data = src.read()
-                    loaded.append((digest, len(data), data))
-                self.client.staged_upload(loaded)
-                if progress is not None:
-                    progress(sum(size for _, size, _ in loaded))
-
-            with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
-                for _ in pool.map(send, batches):
-                    pass
-            items = large
-
         def put(item: tuple[str | os.PathLike[str], str]) -> None:
             self.put_file(item[0], item[1], progress, known_missing=True)
 
@@ -189,15 +177,41 @@ class ServerObjects(ObjectLocation):
     def put_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if not self.present({digest: len(data)}):
-            self.client.put_object(digest, data)
+            if self.staged:
+                self.send_staged(digest, len(data), data)
+                self.flush()
+            else:
+                self.client.put_object(digest, data)
         return digest
 
     def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
         """Nothing: the server writes a chunk list itself once it has checked it, when the
         version that needs it is committed."""
 
+    def send_staged(self, digest: str, size: int, body: bytes | IO[bytes]) -> None:
+        """Upload one object to its presigned staging URL (the one `present` handed out,
+        else a new one); the server checks and publishes sent objects a batch at a time."""
+        with self.lock:
+            target = self.urls.pop(digest, None)
+        if target is None:
+            target = self.client.upload_urls({digest: size})[digest]
+        self.client.put_presigned(target["url"], body, size)
+        with self.lock:
+            self.pending[digest] = target["id"]
+            batch = dict(self.pending) if len(self.pending) >= PUBLISH_BATCH else {}
+            if batch:
+                self.pending.clear()
+        if batch:
+            self.client.publish(batch)
+
     def flush(self) -> None:
-        """Nothing: the server makes objects durable before it commits."""
+        """Have the server check and publish every object sent and not yet published (the
+        server makes them durable before it commits)."""
+        with self.lock:
+            batch, self.pending = dict(self.pending), {}
+        items = sorted(batch.items())
+        for start in range(0, len(items), PUBLISH_BATCH):
+            self.client.publish(dict(items[start : start + PUBLISH_BATCH]))
 
     def _create_once(self, path: str, body: bytes) -> None:
         raise StoreError("a forebear server's object location is set up by the server")

@@ -208,15 +208,24 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return Response(wire.dumps({"result": result}), media_type="application/json")
 
     async def present(request: Request) -> Response:
+        """Which of these objects the user may build on; with ``sign`` (and the objects on
+        S3), upload URLs for the others in the same answer."""
         await authenticated(request)
-        sizes = checked_sizes(wire.loads(await read_body(request, MAX_CALL_BYTES)))
+        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        sizes = checked_sizes(body)
 
-        def usable(guarded: GuardedBackend) -> list[str]:
+        def usable(guarded: GuardedBackend) -> dict[str, Any]:
             guarded.need_some_writer()
             there = inner.objects.present(sizes)
-            return sorted(guarded.held(there)) if there else []
+            found = sorted(guarded.held(there)) if there else []
+            answer: dict[str, Any] = {"present": found}
+            if body.get("sign") is True:
+                absent = sorted(set(sizes) - set(found))
+                staged = inner.objects.staged_uploads(absent, PRESIGNED_SECONDS)
+                answer["uploads"] = {d: {"url": u, "id": i} for d, (u, i) in staged.items()}
+            return answer
 
-        return Response(wire.dumps({"present": await acting(request, usable)}))
+        return Response(wire.dumps(await acting(request, usable)))
 
     async def put_object(request: Request) -> Response:
         principal = await authenticated(request)
@@ -253,12 +262,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         sizes = checked_sizes(wire.loads(await read_body(request, MAX_CALL_BYTES)))
 
         def sign() -> dict[str, Any]:
-            found = {}
-            for digest in sizes:
-                staged = inner.objects.staged_upload(digest, PRESIGNED_SECONDS)
-                if staged is not None:
-                    found[digest] = {"url": staged[0], "id": staged[1]}
-            return found
+            staged = inner.objects.staged_uploads(sorted(sizes), PRESIGNED_SECONDS)
+            return {d: {"url": url, "id": i} for d, (url, i) in staged.items()}
 
         return Response(wire.dumps({"uploads": await run_in_threadpool(sign)}))
 
