@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -34,6 +35,7 @@ from .base import (
 )
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
+PUBLISHING = threading.BoundedSemaphore(TRANSFER_WORKERS)  # uploads checked at once, per process
 PUBLISH_IN_MEMORY = 16 << 20  # a staged upload up to this size is checked and written from memory
 
 
@@ -110,6 +112,10 @@ class RemoteLocation(ObjectLocation):
             raise failures[0]
 
     def _publish_one(self, staged: str, digest: str) -> None:
+        with PUBLISHING:  # at most this many uploads in memory, however many batches
+            self._publish_held(staged, digest)
+
+    def _publish_held(self, staged: str, digest: str) -> None:
         with backend_errors(f"cannot read the upload of object {digest}"):
             try:
                 data = bytes(self.fs.cat_file(staged, start=0, end=PUBLISH_IN_MEMORY + 1))

@@ -46,6 +46,7 @@ from ..errors import (
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
+from .memory import give_back
 from .policy import GuardedBackend
 from .session import WebLogin
 
@@ -57,71 +58,18 @@ LOG = logging.getLogger("forebear.server.access")
 DIGEST = re.compile(r"^[0-9a-f]{32}$")
 STAGING_ID = re.compile(r"^[0-9a-f]{32}$")
 # The backend methods a client may call by name; the rest (log, close...) are not offered.
-CALLS = frozenset(
-    [
-        "get_version",
-        "version_by_id",
-        "find_version",
-        "latest_versions",
-        "artifact_versions",
-        "all_versions",
-        "alias_history",
-        "aliases",
-        "set_alias",
-        "remove_alias",
-        "version_at",
-        "link",
-        "protect_alias",
-        "protected_aliases",
-        "add_webhook",
-        "webhooks",
-        "remove_webhook",
-        "deliveries",
-        "deliver_webhooks",
-        "entries",
-        "entries_at",
-        "entry_count",
-        "chunk_lists",
-        "held",
-        "purged_in",
-        "create_run",
-        "get_run",
-        "list_runs",
-        "update_run",
-        "log_metrics",
-        "run_history",
-        "beat_run",
-        "use",
-        "runs_of_version",
-        "versions_of_run",
-        "reachable",
-        "lineage",
-        "tags",
-        "redactions",
-        "edit_version",
-        "delete_version",
-        "restore_version",
-        "delete_run",
-        "set_retention",
-        "retention_policies",
-        "prune",
-        "which",
-        "purge",
-        "audit",
-        "verify",
-        "repair",
-        "gc",
-        "counts",
-        "add_user",
-        "users",
-        "disable_user",
-        "grant",
-        "revoke",
-        "create_token",
-        "tokens",
-        "revoke_token",
-    ]
-)
+CALLS = frozenset({
+    "get_version", "version_by_id", "find_version", "latest_versions", "artifact_versions",
+    "all_versions", "alias_history", "aliases", "set_alias", "remove_alias", "version_at",
+    "link", "protect_alias", "protected_aliases", "add_webhook", "webhooks", "remove_webhook",
+    "deliveries", "deliver_webhooks", "entries", "entries_at", "entry_count", "chunk_lists",
+    "held", "purged_in", "create_run", "get_run", "list_runs", "update_run", "log_metrics",
+    "run_history", "beat_run", "use", "runs_of_version", "versions_of_run", "reachable",
+    "lineage", "tags", "redactions", "edit_version", "delete_version", "restore_version",
+    "delete_run", "set_retention", "retention_policies", "prune", "which", "purge", "audit",
+    "verify", "repair", "gc", "counts", "add_user", "users", "disable_user", "grant", "revoke",
+    "create_token", "tokens", "revoke_token",
+})  # fmt: skip
 MAX_CALL_BYTES = 64 << 20  # a call's arguments: pages of entries, chunk lists
 MAX_OBJECT_BYTES = 5 << 30  # one object (S3's limit for one PUT)
 SPOOL_IN_MEMORY = 4 << 20  # an upload in flight stays in memory up to this, then on disk
@@ -152,8 +100,11 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         request.state.user = principal.name
         return principal
 
-    async def acting(request: Request, work: Callable[[GuardedBackend], T]) -> T:
-        principal = await authenticated(request)
+    async def acting(
+        request: Request, work: Callable[[GuardedBackend], T], principal: Principal | None = None
+    ) -> T:
+        """``work`` in a worker thread, for the request's user (checked here if not yet)."""
+        principal = principal or await authenticated(request)
 
         def call() -> T:
             with inner.acting_for(principal):
@@ -186,7 +137,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return JSONResponse(await acting(request, about))
 
     async def call(request: Request) -> Response:
-        await authenticated(request)
+        principal = await authenticated(request)
         method = request.path_params["method"]
         if method not in CALLS:
             raise InvalidInput(f"the forebear server offers no call {method!r}")
@@ -204,13 +155,13 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
             except TypeError as error:  # wrong arguments for the method
                 raise InvalidInput(f"malformed call to {method}: {error}") from None
 
-        result = await acting(request, invoke)
+        result = await acting(request, invoke, principal)
         return Response(wire.dumps({"result": result}), media_type="application/json")
 
     async def present(request: Request) -> Response:
         """Which of these objects the user may build on; with ``sign`` (and the objects on
         S3), upload URLs for the others in the same answer."""
-        await authenticated(request)
+        principal = await authenticated(request)
         body = wire.loads(await read_body(request, MAX_CALL_BYTES))
         sizes = checked_sizes(body)
 
@@ -225,7 +176,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
                 answer["uploads"] = {d: {"url": u, "id": i} for d, (u, i) in staged.items()}
             return answer
 
-        return Response(wire.dumps(await acting(request, usable)))
+        return Response(wire.dumps(await acting(request, usable, principal)))
 
     async def put_object(request: Request) -> Response:
         principal = await authenticated(request)
@@ -281,13 +232,14 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 
         def check_all() -> None:
             inner.objects.publish_many(staged)
+            give_back()
             inner.record_uploads(principal.id, staged)
 
         await run_in_threadpool(check_all)
         return Response(wire.dumps({"published": len(staged)}), media_type="application/json")
 
     async def get_object(request: Request) -> Response:
-        await authenticated(request)
+        principal = await authenticated(request)
         digest = checked_digest(request)
 
         def may_read(guarded: GuardedBackend) -> str | None:
@@ -297,7 +249,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
                 )
             return inner.objects.presigned_url(digest, PRESIGNED_SECONDS)
 
-        url = await acting(request, may_read)
+        url = await acting(request, may_read, principal)
         if url is not None:
             return RedirectResponse(url, status_code=307)
         stream = await run_in_threadpool(inner.objects.open_stored, digest)
@@ -310,11 +262,11 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         return StreamingResponse(pieces(), media_type="application/octet-stream")
 
     async def commit(request: Request) -> Response:
-        await authenticated(request)
+        principal = await authenticated(request)
         body = wire.loads(await read_body(request, MAX_CALL_BYTES))
         if not isinstance(body, dict):
             raise InvalidInput("malformed request: a commit's body is a mapping")
-        version = await acting(request, lambda guarded: guarded.commit_upload(body))
+        version = await acting(request, lambda guarded: guarded.commit_upload(body), principal)
         return Response(wire.dumps({"result": version}), media_type="application/json")
 
     api = [
