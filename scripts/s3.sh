@@ -53,6 +53,24 @@ for _ in range(300):
         time.sleep(0.2)
 sys.exit(f"s3.sh: the S3 server did not start; see {log}")
 PY
+    # answering is not yet storing (its first volumes are still being made): ready once a
+    # real write goes through, in a bucket of its own
+    .venv/bin/python - "$endpoint" "$key" "$secret" "$dir/server.log" <<'PY' || { kill "$(cat "$dir/pid")"; exit 1; }
+import sys, time
+import s3fs
+endpoint, key, secret, log = sys.argv[1:]
+for _ in range(300):
+    try:
+        fs = s3fs.S3FileSystem(key=key, secret=secret, client_kwargs={"endpoint_url": endpoint},
+                               skip_instance_cache=True)
+        if not fs.exists("s3-probe"):
+            fs.mkdir("s3-probe")
+        fs.pipe_file("s3-probe/ready", b"ready")
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit(f"s3.sh: the S3 server answers but does not store; see {log}")
+PY
     echo "export FOREBEAR_TEST_S3_ENDPOINT=$endpoint"
     echo "export FOREBEAR_TEST_S3_KEY=$key"
     echo "export FOREBEAR_TEST_S3_SECRET=$secret"

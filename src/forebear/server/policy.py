@@ -246,9 +246,10 @@ class GuardedBackend(Backend):
     def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
         """One page of entries (a client pages through a large version: a server never
         builds one answer of millions of entries)."""
+        version = self.version(version_id)
         if not isinstance(limit, int) or not 0 <= limit <= MAX_PAGE:
             raise InvalidInput(f"ask for at most {MAX_PAGE} entries at a time (limit)")
-        return self.inner.entries(self.version(version_id).id, start, limit)
+        return self.inner.entries(version.id, start, limit)
 
     def entries_at(self, version_id: int, paths: Sequence[str]) -> dict[str, ManifestEntry]:
         return self.inner.entries_at(self.version(version_id).id, paths)
