@@ -137,6 +137,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     if not fs.exists(BUCKET):
         fs.mkdir(BUCKET)
+    for _ in range(300):  # a new bucket takes writes once the S3 server has made its volumes
+        try:
+            fs.pipe_file(f"{BUCKET}/ready", b"ready")
+            break
+        except OSError:
+            time.sleep(0.2)
     small = write_files(work / "small", args.files)
     big = write_big(work / "big.bin", args.big_mib)
     found: dict[str, float] = {}
@@ -187,7 +193,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
 
 def report(found: dict[str, float], args: argparse.Namespace) -> str:
     def ratio(key: str) -> str:
-        return f"**{found[f'server_{key}'] / found[f'direct_{key}']:.2f}×**"
+        return f"**{found[f'server_{key}'] / found[f'direct_{key}']:.2f}\u00d7**"
 
     return "\n".join(
         [
@@ -201,9 +207,9 @@ def report(found: dict[str, float], args: argparse.Namespace) -> str:
             "| step | direct (PostgreSQL + S3) | through `forebear server` | server / direct |",
             "|---|---|---|---|",
             f"| log {args.files:,} small files (4 KiB) | {found['direct_small']:.1f} s | "
-            f"{found['server_small']:.1f} s | {ratio('small')} (goal: at most 1.5×) |",
+            f"{found['server_small']:.1f} s | {ratio('small')} (goal: at most 1.5\u00d7) |",
             f"| log one {args.big_mib} MiB file | {found['direct_big']:.1f} s | "
-            f"{found['server_big']:.1f} s | {ratio('big')} (goal: at most 1.5×) |",
+            f"{found['server_big']:.1f} s | {ratio('big')} (goal: at most 1.5\u00d7) |",
             f"| server's resident memory while a client logs {args.rss_mib} MiB | | "
             f"{found['rss_before'] / (1 << 20):.0f} MB before, "
             f"**{found['rss_peak'] / (1 << 20):.0f} MB** at most | (goal: under 200 MB) |",
