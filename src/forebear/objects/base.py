@@ -567,24 +567,15 @@ class ObjectLocation(ABC):
         the location has no such URLs: a server streams those bytes itself)."""
         return None
 
-    def staged_upload(self, digest: str, seconds: int) -> tuple[str, str] | None:
-        """A URL that takes one upload for ``seconds`` into a staging place (never the
-        object's own key), and the staging id to `publish_staged` it with; None where the
-        location has no such URLs."""
-        return None
-
     def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:
-        """`staged_upload` for many objects at once (those the location can stage)."""
-        found = {d: self.staged_upload(d, seconds) for d in digests}
-        return {d: staged for d, staged in found.items() if staged is not None}
-
-    def publish_staged(self, staging_id: str, digest: str) -> None:
-        """Check a staged upload hashes to ``digest`` and make it the object (either way
-        the staged copy goes)."""
-        self.publish_many({digest: staging_id})
+        """For each of ``digests``, a URL that takes one upload for ``seconds`` into a
+        staging place (never the object's own key), and the staging id to `publish_many`
+        it with; empty where the location has no such URLs."""
+        return {}
 
     def publish_many(self, staged: dict[str, str]) -> None:
-        """`publish_staged` for many uploads (digest → staging id) at once."""
+        """Check each staged upload (digest → staging id) hashes to its digest and make it
+        the object; either way the staged copies go."""
         raise StoreError(f"{self.url!r} takes no staged uploads")
 
     def local_object(self, digest: str, label: str | None = None) -> str:

@@ -52,11 +52,8 @@ class RemoteLocation(ObjectLocation):
         with backend_errors(f"cannot sign a URL for object {digest}"):
             return str(self.fs.sign(self.path_of(digest), expiration=seconds))
 
-    def staged_upload(self, digest: str, seconds: int) -> tuple[str, str] | None:
-        return self.staged_uploads([digest], seconds).get(digest)
-
     def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:
-        """`staged_upload` for many objects, signed together (one trip to s3fs's loop)."""
+        """Signed together (one trip to s3fs's loop)."""
         if not self.can_presign or not digests:
             return {}
         ids = {digest: uuid.uuid4().hex for digest in digests}
@@ -83,9 +80,6 @@ class RemoteLocation(ObjectLocation):
 
             urls = fsspec.asyn.sync(self.fs.loop, sign_all)
         return {d: (str(url), ids[d]) for d, url in zip(digests, urls, strict=True)}
-
-    def publish_staged(self, staging_id: str, digest: str) -> None:
-        self.publish_many({digest: staging_id})
 
     def publish_many(self, staged: dict[str, str]) -> None:
         """Hash each staged upload (one read), write it under its digest if it matches
