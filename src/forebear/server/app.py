@@ -48,7 +48,7 @@ from ..web.security import Guard
 from .arguments import check_call
 from .memory import give_back
 from .policy import GuardedBackend
-from .session import WebLogin
+from .session import WebLogin, bearer
 
 if TYPE_CHECKING:
     from ..local import LocalBackend
@@ -85,14 +85,13 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
     login = WebLogin(inner)
 
     def principal_of(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer(request)
+        if token is None:
             raise AuthenticationError(
                 "this forebear server needs a token: set FOREBEAR_TOKEN or run "
                 "'forebear login URL' (an admin creates one with 'forebear token create')"
             )
-        return inner.authenticate(token.strip())
+        return inner.authenticate(token)
 
     async def authenticated(request: Request) -> Principal:
         """The request's user, checked before anything of the request is read."""

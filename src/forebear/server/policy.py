@@ -108,6 +108,13 @@ class GuardedBackend(Backend):
         if ref.project is not None:
             self.need(ref.project, role)
 
+    def artifact_checked(self, ref: Ref, default_project: str | None, role: str) -> None:
+        """Refuse unless the user holds ``role`` in the project of the artifact a ref names
+        (found by its latest version), before and after resolving it."""
+        self.ref_checked(ref, default_project, role)
+        latest = self.inner.find_version(Ref(ref.project, ref.name), default_project)
+        self.need(latest.project, role)
+
     def resolved(self, found: VersionData, role: str = "reader") -> VersionData:
         self.need(found.project, role)
         return found
@@ -156,8 +163,7 @@ class GuardedBackend(Backend):
         return self.readable(self.inner.all_versions())
 
     def alias_history(self, ref: Ref, default_project: str | None) -> list[dict[str, Any]]:
-        self.ref_checked(ref, default_project, "reader")
-        self.resolved(self.inner.find_version(Ref(ref.project, ref.name), default_project))
+        self.artifact_checked(ref, default_project, "reader")
         return self.inner.alias_history(ref, default_project)
 
     def aliases(self, version_id: int) -> list[str]:
@@ -209,14 +215,11 @@ class GuardedBackend(Backend):
     def protect_alias(
         self, ref: Ref, default_project: str | None, alias: str, *, protect: bool
     ) -> bool:
-        self.ref_checked(ref, default_project, "maintainer")
-        found = self.inner.find_version(Ref(ref.project, ref.name), default_project)
-        self.need(found.project, "maintainer")
+        self.artifact_checked(ref, default_project, "maintainer")
         return self.inner.protect_alias(ref, default_project, alias, protect=protect)
 
     def protected_aliases(self, ref: Ref, default_project: str | None) -> list[str]:
-        self.ref_checked(ref, default_project, "reader")
-        self.resolved(self.inner.find_version(Ref(ref.project, ref.name), default_project))
+        self.artifact_checked(ref, default_project, "reader")
         return self.inner.protected_aliases(ref, default_project)
 
     # -- webhooks: they see every project's events, so they are an admin's --------------
@@ -433,9 +436,7 @@ class GuardedBackend(Backend):
         max_age: dt.timedelta | None,
         keep_aliased: bool,
     ) -> RetentionPolicy | None:
-        self.ref_checked(ref, default_project, "maintainer")
-        found = self.inner.find_version(Ref(ref.project, ref.name), default_project)
-        self.need(found.project, "maintainer")
+        self.artifact_checked(ref, default_project, "maintainer")
         return self.inner.set_retention(
             ref, default_project, keep_last=keep_last, max_age=max_age, keep_aliased=keep_aliased
         )
@@ -463,8 +464,7 @@ class GuardedBackend(Backend):
         whole_artifact: bool = False,
     ) -> list[AuditEvent]:
         if ref is not None:
-            self.ref_checked(ref, default_project, "reader")
-            self.resolved(self.inner.find_version(Ref(ref.project, ref.name), default_project))
+            self.artifact_checked(ref, default_project, "reader")
         found = self.inner.audit(ref, default_project, since, whole_artifact=whole_artifact)
         if self.principal.admin or ref is not None:
             return found
