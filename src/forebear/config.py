@@ -232,27 +232,24 @@ def login_file() -> Path:
 
 def server_token(url: str) -> str | None:
     """The token for a server: ``FOREBEAR_TOKEN``, else the one ``forebear login`` saved."""
-    token = env_token()
-    if token:
-        return token
+    found = env_token() or _saved_tokens().get(url.rstrip("/"))
+    return found if isinstance(found, str) else None
+
+
+def _saved_tokens() -> dict[str, object]:
+    """The login file's tokens by server URL (none when it is missing or unreadable)."""
     try:
         saved = json.loads(login_file().read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    found = saved.get(url.rstrip("/")) if isinstance(saved, dict) else None
-    return found if isinstance(found, str) else None
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 def save_token(url: str, token: str) -> Path:
     """Keep a server's token for later sessions, in a file only its owner can read."""
     path = login_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        saved = {}
-    if not isinstance(saved, dict):
-        saved = {}
+    saved = _saved_tokens()
     saved[url.rstrip("/")] = token
     descriptor = os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:

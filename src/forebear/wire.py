@@ -126,11 +126,13 @@ def dumps(value: Any) -> bytes:
 
 def loads(raw: bytes) -> Any:
     try:
-        return decode(json.loads(raw))
+        parsed = json.loads(raw)
     except (ValueError, RecursionError) as error:
-        if isinstance(error, InvalidInput):
-            raise
         raise InvalidInput(f"malformed request: not JSON ({error})") from None
+    try:
+        return decode(parsed)
+    except RecursionError:
+        raise InvalidInput("malformed request: nested too deeply") from None
 
 
 # -- errors ------------------------------------------------------------------------------
