@@ -134,14 +134,19 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
     )
     import s3fs
 
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs = s3fs.S3FileSystem(
+        skip_instance_cache=True, config_kwargs={"connect_timeout": 5, "read_timeout": 20}
+    )
     if not fs.exists(BUCKET):
         fs.mkdir(BUCKET)
-    for _ in range(300):  # a new bucket takes writes once the S3 server has made its volumes
+    deadline = time.monotonic() + 120  # a new bucket takes writes once its volumes are made
+    while True:
         try:
             fs.pipe_file(f"{BUCKET}/ready", b"ready")
             break
-        except OSError:
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"server_bench: the S3 server takes no writes: {error}") from error
             time.sleep(0.2)
     small = write_files(work / "small", args.files)
     big = write_big(work / "big.bin", args.big_mib)

@@ -26,11 +26,14 @@ JSON
     # `weed server` runs master, volume, filer and S3 in one process, without the admin and
     # maintenance-worker components of `weed mini`, which a test server does not need.
     # Every port explicit: defaults derive gRPC ports that can overflow for high ports.
+    # Each bucket is a collection that takes 7 volumes on its first write, and the default
+    # limit is 8 volumes of 30 GB: a second bucket would wait forever for a writable volume.
+    # Smaller volumes (files grow as written), and room for a few dozen buckets.
     ports=()
     for _ in $(seq 8); do ports+=("$(free_port)"); done
     mkdir "$dir/data"
     nohup "$weed" server -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-      -master.telemetry=false -metricsPort=0 -iam=false -filer -s3 -s3.config="$dir/identities.json" \
+      -master.telemetry=false -metricsPort=0 -volume.max=64 -master.volumeSizeLimitMB=512 -iam=false -filer -s3 -s3.config="$dir/identities.json" \
       -s3.port.iceberg=0 -s3.port.lance=0 \
       -s3.port="${ports[0]}" -s3.port.grpc="${ports[1]}" \
       -master.port="${ports[2]}" -master.port.grpc="${ports[3]}" \
@@ -63,9 +66,9 @@ for _ in range(300):
     try:
         fs = s3fs.S3FileSystem(key=key, secret=secret, client_kwargs={"endpoint_url": endpoint},
                                skip_instance_cache=True)
-        if not fs.exists("s3-probe"):
-            fs.mkdir("s3-probe")
-        fs.pipe_file("s3-probe/ready", b"ready")
+        if not fs.exists("forebear-tests"):  # the tests' bucket (conftest.TEST_BUCKET)
+            fs.mkdir("forebear-tests")
+        fs.pipe_file("forebear-tests/ready", b"ready")
         sys.exit(0)
     except Exception:
         time.sleep(0.2)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # each runs a benchmark script: the full run only
 def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), *args],
-        env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
+        env=clean_env(), capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
 
 
@@ -113,7 +113,7 @@ def test_server_benchmark_compares_both_paths_and_writes_its_section(
         [sys.executable, str(REPO / "benchmarks" / "server_bench.py"), "--files", "60",
          "--big-mib", "9", "--rss-mib", "9", "--write", str(report)],
         env=clean_env(FOREBEAR_TEST_PG_URL=postgres_server, **s3_server),
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     text = report.read_text()
