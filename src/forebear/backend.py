@@ -435,6 +435,15 @@ class Backend(ABC):
         other version needs, older than ``grace``."""
 
     @abstractmethod
+    def upgrade(self) -> tuple[int, int]:
+        """Move the store to the newest storage format: (format before, format now)."""
+
+    @abstractmethod
+    def rebuild_index(self) -> tuple[int, int]:
+        """Rebuild the catalog's pack index from the index copies stored beside the packs:
+        (packs, objects) indexed."""
+
+    @abstractmethod
     def counts(self) -> dict[str, int]:
         """How many projects, artifacts, versions and runs the store holds."""
 

@@ -147,6 +147,7 @@ def _place(
                 todo.append((entry, target, label))
         location = store.objects
         chunked = store.content.chunk_lists(e for e, _, _ in todo)
+        packed = location.packed(e.digest for e, _, _ in todo if e.digest and not e.uri)
         if not location.is_local:  # fetch what the cache lacks, several at a time
             store.cache.fill(
                 location,
@@ -162,7 +163,8 @@ def _place(
                 cached = not location.is_local
                 with store.content.open_chunked(label, chunks, cached=cached) as src:
                     write_stream(target, src, tick)
-            elif entry.uri is not None:
+            elif entry.uri is not None or (location.is_local and entry.digest in packed):
+                # a reference, or a packed object: no file of its own to link; a checked copy
                 with store.content.open_entry(label, entry, to_copy=True) as src:
                     write_stream(target, src, tick)
             elif location.is_local:

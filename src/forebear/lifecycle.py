@@ -100,6 +100,19 @@ class StoreLifecycle:
             raise InvalidInput(f"grace must be a timedelta of 0 or more, not {grace!r}")
         return self.backend.gc(dry_run=dry_run, grace=chosen)
 
+    def upgrade(self) -> int:
+        """Move the store to the newest storage format (3: small files and chunks are
+        stored in packs from now on); the format it is in now. Objects already stored stay
+        where they are and keep being read; forebear versions older than the format refuse
+        the store from then on. Run it where nothing else is writing."""
+        return self.backend.upgrade()[1]
+
+    def rebuild_index(self) -> tuple[int, int]:
+        """Rebuild the catalog's index of packed objects from the index copy stored
+        beside each pack (after a catalog was restored from a backup, say):
+        ``(packs, objects)`` indexed."""
+        return self.backend.rebuild_index()
+
     def which(self, path_or_digest: str | os.PathLike[str]) -> list[tuple[ArtifactVersion, str]]:
         """Every version (live or deleted, until gc purges it) holding a file's bytes,
         with the entry path it holds them under: ``[(version, path)]``, oldest first."""

@@ -29,6 +29,8 @@ class GcReport:
     grace: dt.timedelta = DEFAULT_GRACE
     kept_young: int = 0  # unreferenced objects kept because they are younger than grace
     dry_run: bool = False
+    packs: list[str] = field(default_factory=list)  # pack files deleted (format 3)
+    repacked: list[str] = field(default_factory=list)  # of those, rewritten as new packs
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.objects)
@@ -47,6 +49,8 @@ class GcReport:
             "versions": self.versions,
             "grace_seconds": self.grace.total_seconds(),
             "kept_young": self.kept_young,
+            "packs": self.packs,
+            "repacked": self.repacked,
         }
 
     def describe(self) -> str:

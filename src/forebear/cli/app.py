@@ -85,8 +85,8 @@ ORDER = (
     "init", "log", "ls", "show", "versions", "get", "alias", "tag", "edit", "diff",
     "lineage", "runs", "run", "status", "link", "protect", "history", "webhook", "delete",
     "restore", "retention", "prune", "gc", "which", "purge", "audit", "delete-run", "verify",
-    "repair", "push", "pull", "cache", "ui", "server", "login", "user", "grant", "revoke",
-    "token",
+    "repair", "upgrade", "rebuild-index", "push", "pull", "cache", "ui", "server", "login",
+    "user", "grant", "revoke", "token",
 )  # fmt: skip
 
 

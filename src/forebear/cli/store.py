@@ -1,5 +1,5 @@
-"""Commands about the store as a whole: init, status, verify, repair, gc, push, pull,
-cache and ui."""
+"""Commands about the store as a whole: init, status, verify, repair, gc, upgrade,
+rebuild-index, push, pull, cache and ui."""
 
 from __future__ import annotations
 
@@ -200,6 +200,52 @@ def gc(obj: Context, dry_run: bool, grace: str, as_json: bool) -> None:
         emit_json(report.to_dict())
         return
     click.echo(report.describe())
+
+
+@command(short_help="Move the store to the newest storage format (packs).")
+@json_option
+@pass_context
+def upgrade(obj: Context, as_json: bool) -> None:
+    """Move the store to the newest storage format, 3: from now on small files, chunks
+    and manifests are written into pack files of tens of megabytes, so many small files
+    cost a few large writes and reads. Objects stored already stay and keep being read.
+
+    Older forebear versions refuse an upgraded store; run it where nothing else writes.
+
+    \b
+    Examples:
+      forebear upgrade
+      forebear --objects s3://bucket/team upgrade --json
+    """
+    store = obj.store()
+    before = store.objects.format_version
+    now = store.upgrade()
+    if as_json:
+        emit_json({"format_before": before, "format": now})
+    elif before == now:
+        click.echo(f"the store is in format {now} already")
+    else:
+        click.echo(f"upgraded the store from format {before} to format {now}")
+
+
+@command("rebuild-index", short_help="Rebuild the catalog's pack index from the packs.")
+@json_option
+@pass_context
+def rebuild_index(obj: Context, as_json: bool) -> None:
+    """Rebuild the catalog's index of packed objects from the index copy stored beside
+    each pack: after the catalog was restored from an older backup, or the object
+    location copied to a new catalog.
+
+    \b
+    Examples:
+      forebear rebuild-index
+      forebear rebuild-index --json
+    """
+    packs, objects = obj.store().rebuild_index()
+    if as_json:
+        emit_json({"packs": packs, "objects": objects})
+    else:
+        click.echo(f"indexed {objects} objects in {packs} packs")
 
 
 def _transfer_command(direction: str) -> Any:

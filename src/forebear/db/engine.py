@@ -21,7 +21,7 @@ __all__ = ["Engine", "Session"]  # the types other layers hold without importing
 from ..errors import StoreError, StoreNotFound, StoreVersionError
 
 # The newest migration; a test checks it matches the migrations folder.
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 BUSY_TIMEOUT_SECONDS = 60
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation

@@ -510,3 +510,25 @@ class UploadRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     digest: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PackRow(Base):
+    """A pack file written whole (format 3): its digest names it in the object location."""
+
+    __tablename__ = "packs"
+
+    digest: Mapped[str] = mapped_column(String(32), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PackedObjectRow(Base):
+    """Where a packed object's bytes are; an object two writers packed at once is in two
+    packs, and either serves."""
+
+    __tablename__ = "packed_objects"
+
+    digest: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pack: Mapped[str] = mapped_column(ForeignKey("packs.digest"), primary_key=True, index=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)

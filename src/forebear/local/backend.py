@@ -52,13 +52,14 @@ from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
 from ..statcache import StatCache
 from . import collect, commit, distributed, drafts, identity, lifecycle, repair, verify, webhooks
 from .access import LocalAccess
+from .packs import LocalPacks
 from .registry import LocalRegistry
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
 
 
-class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, Backend):
+class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, Backend):
     """A store whose catalog and objects this process reaches directly."""
 
     def __init__(
@@ -106,6 +107,7 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, Backend):
         self.store_id = identity.bind(
             self.objects, self.engine, writable=self.read_only is None, create=create
         )
+        self.attach_packs()
         self.sender = webhooks.Sender(self.engine)
         after_commit(self.engine, self.sender.after_commit)
 

@@ -25,6 +25,7 @@ from ..db import writers
 from ..db.engine import write_session
 from ..objects import CHUNK_LISTS
 from ..reports import GcReport
+from . import packs
 from .commit import check_catalog
 
 if TYPE_CHECKING:
@@ -66,7 +67,12 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
         if not dry_run:  # the lock is still held: no writer can rely on these meanwhile
             objects.delete_many(garbage)
             objects.delete_chunk_lists(lists)
+        report.objects.extend(garbage)
+        report.objects.extend(lists)
+        dead_packs = packs.collect_packs(objects, session, keep, cutoff, report, dry_run=dry_run)
+    # pack files go once the catalog has forgotten them: readers look objects up again
+    packs.delete_packs(objects, dead_packs)
     if not dry_run:
         objects.clean_tmp(TMP_EXPIRY_SECONDS)
-    report.objects = sorted({*garbage, *lists})
+    report.objects = sorted(set(report.objects))
     return report

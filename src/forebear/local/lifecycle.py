@@ -18,6 +18,7 @@ from ..db import writers
 from ..db.engine import read_session, write_session
 from ..errors import InvalidInput, StoreError
 from ..reports import PruneReport, PurgeReport
+from . import packs
 from .commit import check_catalog
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ def purge(backend: LocalBackend, digest: str, reason: str) -> PurgeReport:
                 size += found
                 objects.delete(object_digest)
         objects.delete_chunk_list(digest)
+        rewritten = packs.purge_packed(objects, session, [digest, *chunks])
+    packs.delete_packs(objects, rewritten)  # the old packs, once forgotten
     removed_cached = backend.cache.forget_objects([digest, *chunks])
     removed_cached += backend.cache.forget_entries(
         (loaded[v].project, loaded[v].name, f"v{loaded[v].number}", path) for v, path in held

@@ -19,71 +19,52 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
-import uuid
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import IO, Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import fsspec
 
 from ..destination import save_stream
-from ..errors import (
-    IntegrityError,
-    ObjectNotFound,
-    StoreError,
-    StoreVersionError,
-)
-from ..hashing import (
-    BLOCK_SIZE,
-    HASH_ALGORITHM,
-    Progress,
-    hash_bytes,
-    hash_stream,
-    new_hasher,
-)
+from ..errors import StoreError
+from ..hashing import Progress, hash_bytes, hash_stream
 from ..readers import checked_at_end, corrupted, verified_copy
+from .copying import Joined, copy_hashing, write_all
+from .formatfile import (
+    CHUNKED_FORMAT,
+    DIGEST_RE,
+    FORMAT_FILE,
+    FORMAT_VERSION,
+    NEW_STORE_FORMAT,
+    PACKED_FORMAT,
+    FormatFile,
+    FormatInfo,
+    backend_errors,
+    check_unchanged,
+    missing,
+)
+from .packs import PACKS, PackIndex, Packs, PackSlot
 
-FORMAT_FILE = "forebear.json"
+__all__ = [  # what the location modules and the package take from here
+    "CHUNKED_FORMAT", "DIGEST_RE", "FORMAT_FILE", "FORMAT_VERSION", "NEW_STORE_FORMAT",
+    "PACKED_FORMAT", "FormatInfo", "backend_errors", "check_unchanged", "copy_hashing",
+    "missing", "write_all",
+]  # fmt: skip
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
 TRANSFER_WORKERS = 8  # concurrent requests to a remote location
 DELETE_BATCH = 10_000  # paths handed to the filesystem's bulk removal at once
-FORMAT_VERSION = 2  # 2: files may be stored as chunks (format 1 stores are read as they are)
 CHUNK_LISTS = "chunklists"
 OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
 OBJECT_NAMES_RE = re.compile(r"[0-9a-f]{30}(?:\n[0-9a-f]{30})*")  # names joined by newlines
 PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
-DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def object_key(digest: str) -> str:
     """Relative key of an object: ``objects/<first 2 hex>/<remaining 30 hex>``."""
     return f"objects/{digest[:2]}/{digest[2:]}"
-
-
-@contextlib.contextmanager
-def backend_errors(what: str) -> Iterator[None]:
-    """Translate backend exceptions into forebear errors, once, at the storage edge."""
-    try:
-        yield
-    except (ObjectNotFound, IntegrityError, StoreError):
-        raise
-    except FileNotFoundError as exc:
-        raise ObjectNotFound(f"{what}: not found ({exc})") from exc
-    except PermissionError as exc:
-        raise StoreError(
-            f"{what}: permission denied ({exc}); check the credentials or file permissions"
-        ) from exc
-    except OSError as exc:
-        hint = "; free some space and try again" if exc.errno == 28 else ""  # ENOSPC
-        raise StoreError(f"{what}: {exc}{hint}") from exc
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] in _BACKEND_PACKAGES:
-            raise StoreError(f"{what}: {exc}") from exc
-        raise
 
 
 def _modified(entry: Mapping[str, Any]) -> float | None:
@@ -99,70 +80,6 @@ def _modified(entry: Mapping[str, Any]) -> float | None:
     return None
 
 
-def missing(url: str, digest: str, name: str) -> ObjectNotFound:
-    return ObjectNotFound(
-        f"{name} is missing from {url!r} (object {digest}); "
-        "it may have been deleted by hand: run 'forebear verify'"
-    )
-
-
-def check_unchanged(local_path: str | os.PathLike[str], expected: str, actual: str) -> None:
-    if actual != expected:
-        raise IntegrityError(
-            f"{os.fspath(local_path)!r} changed while it was being logged (hashed {expected}, "
-            f"then read {actual}); log it again once nothing is writing to it"
-        )
-
-
-def copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> tuple[str, int]:
-    """Copy ``src`` to its end into ``dst``, hashing on the way: the digest and length of
-    what was written (every byte of it: short writes are finished or fail)."""
-    hasher = new_hasher()
-    total = 0
-    readinto = getattr(src, "readinto", None)
-    if readinto is None:
-        while block := src.read(BLOCK_SIZE):
-            hasher.update(block)
-            write_all(dst, memoryview(block))
-            total += len(block)
-            if progress is not None:
-                progress(len(block))
-        return str(hasher.hexdigest()), total
-    view = memoryview(bytearray(BLOCK_SIZE))
-    direct = isinstance(dst, io.FileIO)  # other writers may keep what they are given
-    while n := readinto(view):
-        hasher.update(view[:n])
-        write_all(dst, view[:n] if direct else memoryview(bytes(view[:n])))
-        total += n
-        if progress is not None:
-            progress(n)
-    return str(hasher.hexdigest()), total
-
-
-def write_all(dst: IO[bytes], view: memoryview) -> None:
-    """Write all of ``view``: raw files may accept fewer bytes than given (a disk filling
-    up), and then the rest must be written again or the error surfaces."""
-    while len(view):
-        written = dst.write(view)
-        if written is None:  # a buffered writer took everything
-            return
-        if written <= 0:
-            raise OSError(28, "No space left on device")  # ENOSPC: nothing more accepted
-        view = view[written:]
-
-
-# Libraries whose exceptions mean "the backend failed" (network, auth, service errors).
-_BACKEND_PACKAGES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs"}
-
-
-class FormatInfo(NamedTuple):
-    """What ``forebear.json`` says: the format version and the id of the store it belongs
-    to (None in files written before stores had ids)."""
-
-    format_version: int
-    store_id: str | None
-
-
 class StoredObject(NamedTuple):
     """An object as a listing of the location sees it; ``modified`` in seconds since the
     epoch (None where the backend does not say)."""
@@ -172,13 +89,17 @@ class StoredObject(NamedTuple):
     modified: float | None
 
 
-class ObjectLocation(ABC):
+class ObjectLocation(FormatFile):
     """The object half of a store: blobs named by digest on an fsspec filesystem.
 
     Made by `open_location`, which picks `LocalLocation` for a local folder and
     `RemoteLocation` for any other filesystem. Capabilities, as flags rather than type
     checks: ``is_local`` (objects are files on this machine: downloads may link or clone
     them, and writes can be made durable with one sync).
+
+    In format 3 the store attaches a pack index (`attach_packs`): objects a writer stores
+    below a size go into packs, and every read, size and presence check looks there first,
+    then among the loose objects (which a format 3 store keeps reading).
     """
 
     is_local = False
@@ -187,8 +108,18 @@ class ObjectLocation(ABC):
         self.url = url
         self.fs = fs
         self.root: str = root.rstrip("/") if root not in ("/", "") else root
-        self.format_version = FORMAT_VERSION
+        self.format_version = NEW_STORE_FORMAT
         self.store_id: str | None = None
+        self.packs: Packs | None = None
+
+    def attach_packs(self, index: PackIndex, **options: int) -> Packs:
+        """Keep small objects in packs from now on, found through ``index``."""
+        self.packs = Packs(self, index, **options)
+        return self.packs
+
+    def packed(self, digests: Iterable[str]) -> dict[str, PackSlot]:
+        """Where each of ``digests`` that is packed is (empty without packs)."""
+        return self.packs.locate(digests) if self.packs is not None else {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -199,85 +130,9 @@ class ObjectLocation(ABC):
     def path_of(self, digest: str) -> str:
         return self._path(object_key(digest))
 
-    def read_format(self) -> FormatInfo | None:
-        """The location's format file, or None when there is none yet; refuses a format
-        this code cannot read."""
-        path = self._path(FORMAT_FILE)
-        with backend_errors(f"cannot open the object location {self.url!r}"):
-            try:
-                raw = bytes(self.fs.cat_file(path))
-            except FileNotFoundError:
-                return None
-        try:
-            info = json.loads(raw)
-            version = int(info["format_version"])
-            algorithm = info["hash"]
-            store_id = info.get("store_id")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StoreError(
-                f"{path} is not a forebear format file; is {self.url!r} the right location?"
-            ) from exc
-        if version > FORMAT_VERSION:
-            raise StoreVersionError(
-                f"the store at {self.url!r} has format version {version}; this forebear reads "
-                f"up to {FORMAT_VERSION}: upgrade forebear ('pip install -U forebear')"
-            )
-        if algorithm != HASH_ALGORITHM:
-            raise StoreVersionError(
-                f"the store at {self.url!r} uses hash {algorithm!r}; this forebear uses "
-                f"{HASH_ALGORITHM!r}"
-            )
-        if store_id is not None and not (isinstance(store_id, str) and DIGEST_RE.match(store_id)):
-            raise StoreError(f"{path} holds an invalid store id {store_id!r}")
-        self.format_version = version
-        self.store_id = store_id
-        return FormatInfo(version, store_id)
-
-    def ensure_format(self, store_id: str | None = None) -> FormatInfo:
-        """Read the format file, creating it (with ``store_id``, else a new one) if missing;
-        concurrent creators agree on whichever file was written first."""
-        found = self.read_format()
-        if found is not None:
-            return found
-        path = self._path(FORMAT_FILE)
-        body = self._format_body(FORMAT_VERSION, store_id or uuid.uuid4().hex)
-        with backend_errors(f"cannot create a store at {self.url!r}"):
-            try:
-                self._create_once(path, body)
-            except FileNotFoundError as exc:
-                raise StoreError(
-                    f"cannot create a store at {self.url!r}: its parent does not exist "
-                    f"({exc}); create the bucket or folder first"
-                ) from exc
-        created = self.read_format()
-        if created is None:  # pragma: no cover - written just above
-            raise StoreError(f"cannot create a store at {self.url!r}")
-        return created
-
-    def record_store_id(self, store_id: str) -> None:
-        """Write the store id into a format file from before stores had one."""
-        self._rewrite_format(self.format_version, store_id)
-        self.store_id = store_id
-
-    @staticmethod
-    def _format_body(version: int, store_id: str | None) -> bytes:
-        body: dict[str, Any] = {"format_version": version, "hash": HASH_ALGORITHM}
-        if store_id is not None:
-            body["store_id"] = store_id
-        return json.dumps(body, indent=2).encode() + b"\n"
-
-    def _upgrade_format(self) -> None:
-        """Mark a format 1 location as format 2 before its first chunked file, so that an
-        older forebear refuses it ("upgrade forebear") instead of finding files missing, or
-        collecting chunks it does not know are in use."""
-        if self.format_version >= FORMAT_VERSION:
-            return
-        self._rewrite_format(FORMAT_VERSION, self.store_id)
-        self.format_version = FORMAT_VERSION
-
     def holds_objects(self) -> bool:
         """Whether any object or chunk list is stored here (one or two listings)."""
-        for folder in ("objects", CHUNK_LISTS):
+        for folder in ("objects", CHUNK_LISTS, PACKS):
             base = self._path(folder)
             with backend_errors(f"cannot list {base!r}"):
                 try:
@@ -290,8 +145,20 @@ class ObjectLocation(ABC):
 
     def has(self, digest: str, size: int | None = None) -> bool:
         """Whether the object is stored (with ``size`` bytes, when given)."""
-        found = self._size_or_none(digest)
+        found = self._stored_size(digest)
         return found is not None and (size is None or found == size)
+
+    def _stored_size(self, digest: str) -> int | None:
+        slot = self.packed([digest]).get(digest)
+        return slot.length if slot is not None else self._size_or_none(digest)
+
+    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        """The stored size of each of ``digests`` that is present, packed or loose."""
+        wanted = set(digests)
+        found = {digest: slot.length for digest, slot in self.packed(wanted).items()}
+        if len(found) < len(wanted):
+            found.update(self._loose_sizes(wanted - found.keys()))
+        return found
 
     def has_many(self, digests: Iterable[str]) -> set[str]:
         """The subset of ``digests`` present in the location, whatever their size."""
@@ -334,7 +201,7 @@ class ObjectLocation(ABC):
         return sorted(prefix for prefix in found if PREFIX_RE.match(prefix))
 
     def size_of(self, digest: str) -> int:
-        size = self._size_or_none(digest)
+        size = self._stored_size(digest)
         if size is None:
             raise missing(self.url, digest, f"object {digest}")
         return size
@@ -407,6 +274,8 @@ class ObjectLocation(ABC):
                             self.fs.rm_file(path)
 
     def _open_raw(self, digest: str, name: str) -> BinaryIO:
+        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
+            return io.BytesIO(self.packs.read_stored(digest, slot, name))
         with backend_errors(f"cannot read {name}"):
             try:
                 return self.fs.open(self.path_of(digest), "rb")  # type: ignore[no-any-return]
@@ -432,14 +301,13 @@ class ObjectLocation(ABC):
         hashed once (a chunk of a large file is read this way, so this is the speed of
         reading one)."""
         name = label or f"object {digest}"
-        with backend_errors(f"cannot read {name}"):
-            data = self._read_whole(digest, name)
+        data = self._stored_bytes(digest, name)
         actual = hash_bytes(data)
         if actual != digest:
             raise corrupted(name, actual, digest)
         return data
 
-    def will_need(self, digests: Sequence[str]) -> None:  # noqa: B027 - a hint, optional
+    def will_need(self, digests: Sequence[str]) -> None:
         """A hint that these objects are about to be read (a local disk starts reading
         them); nothing by default."""
 
@@ -448,14 +316,20 @@ class ObjectLocation(ABC):
         how many. The caller checks them before handing any over (a chunked reader reads
         whole chunks into its caller's buffer this way)."""
         name = label or f"object {digest}"
-        with backend_errors(f"cannot read {name}"):
-            data = self._read_whole(digest, name)
+        data = self._stored_bytes(digest, name)
         n = min(len(data), len(view))
         view[:n] = data[:n]
         return n
 
+    def _stored_bytes(self, digest: str, name: str) -> bytes:
+        """An object's stored bytes, packed or loose, unchecked."""
+        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
+            return self.packs.read_stored(digest, slot, name)
+        with backend_errors(f"cannot read {name}"):
+            return self._read_whole(digest, name)
+
     def _read_whole(self, digest: str, name: str) -> bytes:
-        """An object's stored bytes, unchecked (`read_bytes` checks them)."""
+        """A loose object's stored bytes, unchecked (`read_bytes` checks them)."""
         with self._open_raw(digest, name) as raw:
             return bytes(raw.read())
 
@@ -472,10 +346,14 @@ class ObjectLocation(ABC):
 
     def raw_bytes(self, digest: str) -> bytes | None:
         """A (small) object's bytes, unchecked, for `verify`; None when it is missing."""
+        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
+            return self.packs.read_stored(digest, slot, f"object {digest}")
         return self._read_or_none(self.path_of(digest), f"object {digest}")
 
     def actual_digest(self, digest: str) -> str | None:
         """Re-hash a stored object: its actual digest, or None when it is missing."""
+        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
+            return hash_bytes(self.packs.read_stored(digest, slot, f"object {digest}"))
         with backend_errors(f"cannot read object {digest}"):
             try:
                 with self.fs.open(self.path_of(digest), "rb") as f:
@@ -485,32 +363,17 @@ class ObjectLocation(ABC):
 
     # -- what each kind of location does its own way ------------------------------------
 
-    @abstractmethod
-    def _create_once(self, path: str, body: bytes) -> None:
-        """Create a small file unless it exists (concurrent creators agree on the first)."""
+    # -- writes: small objects into the current pack when there are packs ---------------
 
-    @abstractmethod
-    def _rewrite_format(self, version: int, store_id: str | None) -> None:
-        """Replace the format file, atomically."""
-
-    @abstractmethod
-    def _size_or_none(self, digest: str) -> int | None:
-        """One object's stored size, or None when it is missing."""
-
-    @abstractmethod
-    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
-        """The stored size of each of ``digests`` that is present."""
-
-    @abstractmethod
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` (small blobs such as manifests) and return its digest."""
+        if self.packs is None or not self.packs.takes(len(data)):
+            return self._put_loose_bytes(data)
+        digest = hash_bytes(data)
+        if not self.has(digest, len(data)):
+            self.packs.add(digest, data, "a blob")
+        return digest
 
-    @abstractmethod
-    def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
-        """Store how the file with ``digest`` is made of chunks (written once, atomically;
-        an existing list of the same length is kept unless ``replace``, for repairs)."""
-
-    @abstractmethod
     def put_file(
         self,
         local_path: str | os.PathLike[str],
@@ -521,8 +384,18 @@ class ObjectLocation(ABC):
     ) -> bool:
         """Store a local file under its known ``digest``; return False if already stored.
         A file that changed since it was hashed is refused (see `put_stream`)."""
+        size = os.path.getsize(local_path)
+        if self.packs is None or not self.packs.takes(size):
+            return self._put_loose_file(local_path, digest, progress, known_missing=known_missing)
+        if not known_missing and self.has(digest, size):
+            return False
+        with open(local_path, "rb") as src:
+            data = src.read(self.packs.packed_below)
+        self.packs.add(digest, data, os.fspath(local_path))
+        if progress is not None:
+            progress(len(data))
+        return True
 
-    @abstractmethod
     def put_stream(
         self,
         src: BinaryIO,
@@ -533,20 +406,132 @@ class ObjectLocation(ABC):
     ) -> None:
         """Store a stream's bytes under ``digest``, hashing them on the way; nothing becomes
         visible under the digest unless they match."""
+        if self.packs is None:
+            return self._put_loose_stream(src, digest, progress, source=source)
+        head = src.read(self.packs.packed_below)
+        if len(head) < self.packs.packed_below:  # all of it: small enough for a pack
+            self.packs.add(digest, head, source)
+            if progress is not None:
+                progress(len(head))
+            return None
+        rest = Joined(head, src)
+        return self._put_loose_stream(rest, digest, progress, source=source)  # type: ignore[arg-type]
 
-    @abstractmethod
     def put_files(
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
     ) -> None:
-        """Store several missing files."""
+        """Store several missing files (the small ones into packs, one after the other)."""
+        if self.packs is None:
+            return self._put_loose_files(items, progress)
+        loose = []
+        for local_path, digest in items:
+            if self.packs.takes(os.path.getsize(local_path)):
+                self.put_file(local_path, digest, progress, known_missing=True)
+            else:
+                loose.append((local_path, digest))
+        return self._put_loose_files(loose, progress)
 
-    @abstractmethod
-    def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
-        """Re-hash many stored objects: each one's actual digest, or None when missing."""
-
-    @abstractmethod
     def flush(self) -> None:
-        """Make the objects written so far durable before a commit makes them reachable."""
+        """Make the objects written so far durable before a commit makes them reachable:
+        the pack being filled is sealed, written and indexed first."""
+        if self.packs is not None:
+            self.packs.flush()
+        self._flush_loose()
+
+    def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
+        """Re-hash many stored objects: each one's actual digest, or None when missing
+        (packed ones read with their neighbours)."""
+        wanted = set(digests)
+        found: dict[str, str | None] = {}
+        if self.packs is not None and (slots := self.packed(wanted)):
+            with backend_errors("cannot read packed objects"):
+                for digest, data in self.packs.read_many(slots):
+                    found[digest] = None if data is None else hash_bytes(data)
+        found.update(self._loose_actual_digests(wanted - found.keys()))
+        return found
+
+    # -- what each kind of location does its own way ------------------------------------
+
+    @abstractmethod
+    def _size_or_none(self, digest: str) -> int | None:
+        """One loose object's stored size, or None when it is missing."""
+
+    @abstractmethod
+    def _loose_sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        """The stored size of each of ``digests`` present as a loose object."""
+
+    @abstractmethod
+    def _put_loose_bytes(self, data: bytes) -> str:
+        """Store ``data`` as a loose object and return its digest."""
+
+    @abstractmethod
+    def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
+        """Store how the file with ``digest`` is made of chunks (written once, atomically;
+        an existing list of the same length is kept unless ``replace``, for repairs)."""
+
+    @abstractmethod
+    def _put_loose_file(
+        self,
+        local_path: str | os.PathLike[str],
+        digest: str,
+        progress: Progress | None = None,
+        *,
+        known_missing: bool = False,
+    ) -> bool:
+        """`put_file`, as a loose object."""
+
+    @abstractmethod
+    def _put_loose_stream(
+        self,
+        src: BinaryIO,
+        digest: str,
+        progress: Progress | None = None,
+        *,
+        source: str = "a stream",
+    ) -> None:
+        """`put_stream`, as a loose object."""
+
+    @abstractmethod
+    def _put_loose_files(
+        self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
+    ) -> None:
+        """Store several missing files as loose objects."""
+
+    @abstractmethod
+    def _loose_actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
+        """Re-hash many loose objects: each one's actual digest, or None when missing."""
+
+    @abstractmethod
+    def _flush_loose(self) -> None:
+        """Make the loose objects written so far durable."""
+
+    # -- pack files: what `Packs` writes and reads through ---------------------------------
+
+    def store_file(self, local_path: str, path: str) -> None:
+        """Publish a finished local file at ``path`` (a pack), whole or not at all."""
+        self.fs.put_file(local_path, path)
+
+    def store_small(self, path: str, data: bytes) -> None:
+        """Publish a small file at ``path`` (a pack's index copy), whole or not at all."""
+        self.fs.pipe_file(path, data)
+
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of the file at ``path``."""
+        return bytes(self.fs.cat_file(path, start=offset, end=offset + length))
+
+    def read_small(self, path: str) -> bytes | None:
+        return self._read_or_none(path, path)
+
+    def remove_files(self, paths: Sequence[str]) -> None:
+        """Remove files by path (those missing already are fine)."""
+        with backend_errors(f"cannot delete files in {self.url!r}"):
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(path)
+
+    def iter_packs(self) -> Iterator[StoredObject]:
+        """Every pack file stored (their index copies are not listed)."""
+        return self.iter_objects(PACKS)
 
     def clean_tmp(self, older_than: float) -> list[str]:
         """Remove in-flight files left by crashed writers (none where there are none)."""

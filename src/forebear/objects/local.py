@@ -88,6 +88,8 @@ class LocalLocation(ObjectLocation):
         _HINTS.submit(_will_need, [self.path_of(digest) for digest in digests])
 
     def read_into(self, digest: str, view: memoryview, label: str | None = None) -> int:
+        if self.packs is not None and self.packed([digest]):
+            return super().read_into(digest, view, label)
         name = label or f"object {digest}"
         with backend_errors(f"cannot read {name}"):
             try:
@@ -116,7 +118,7 @@ class LocalLocation(ObjectLocation):
             except FileNotFoundError:
                 return None
 
-    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
+    def _loose_sizes(self, digests: Iterable[str]) -> dict[str, int]:
         """One ``stat`` per object (no listing: a folder of a million files lists slowly)."""
         found: dict[str, int] = {}
         base = self._path("objects")
@@ -182,7 +184,7 @@ class LocalLocation(ObjectLocation):
             for future in [pool.submit(_unlink_all, *batch) for batch in batches]:
                 future.result()
 
-    def put_bytes(self, data: bytes) -> str:
+    def _put_loose_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if self.has(digest, len(data)):
             return digest
@@ -197,7 +199,7 @@ class LocalLocation(ObjectLocation):
         return digest
 
     def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
-        self._upgrade_format()
+        self._mark_chunked()
         path = self.chunk_list_path(digest)
         with backend_errors(f"cannot write the chunk list of {digest}"):
             with contextlib.suppress(FileNotFoundError):
@@ -211,7 +213,7 @@ class LocalLocation(ObjectLocation):
                 _remove_quietly(tmp)
                 raise
 
-    def put_file(
+    def _put_loose_file(
         self,
         local_path: str | os.PathLike[str],
         digest: str,
@@ -236,7 +238,7 @@ class LocalLocation(ObjectLocation):
             self._publish_checked(source, digest, fill)
         return True
 
-    def put_stream(
+    def _put_loose_stream(
         self,
         src: BinaryIO,
         digest: str,
@@ -251,12 +253,12 @@ class LocalLocation(ObjectLocation):
         with backend_errors(f"cannot store {source!r}"):
             self._publish_checked(source, digest, fill)
 
-    def put_files(
+    def _put_loose_files(
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
     ) -> None:
         """One after the other: for many short writes, threads lose to the GIL here."""
         for local_path, digest in items:
-            self.put_file(local_path, digest, progress, known_missing=True)
+            self._put_loose_file(local_path, digest, progress, known_missing=True)
 
     def _publish_checked(
         self, source: str, digest: str, fill: Callable[[str], tuple[str, int]]
@@ -280,7 +282,7 @@ class LocalLocation(ObjectLocation):
             os.makedirs(tmp_dir, exist_ok=True)
         return os.path.join(tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}")
 
-    def flush(self) -> None:
+    def _flush_loose(self) -> None:
         """One filesystem sync (not one fsync per object) before the commit that makes the
         objects reachable. It runs even when this writer stored nothing new: objects it
         found may come from a writer that has not synced yet. A failed sync (a write-back
@@ -303,16 +305,40 @@ class LocalLocation(ObjectLocation):
                     removed.append(entry.name)
         return removed
 
+    def store_file(self, local_path: str, path: str) -> None:
+        """Renamed into place (the file is on this filesystem, synced), then the rename
+        itself made durable."""
+        move_into_place(local_path, path)
+        _sync_folder(os.path.dirname(path))
+
+    def store_small(self, path: str, data: bytes) -> None:
+        tmp = self._tmp_path()
+        try:
+            _write_file(tmp, data)
+            with open(tmp, "rb") as written:
+                os.fsync(written.fileno())
+            self.store_file(tmp, path)
+        except BaseException:
+            _remove_quietly(tmp)
+            raise
+
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            return os.pread(descriptor, length, offset)
+        finally:
+            os.close(descriptor)
+
     def local_object(self, digest: str, label: str | None = None) -> str:
         path = self.path_of(digest)
         if not os.path.isfile(path):
             raise missing(self.url, digest, label or f"object {digest}")
         return path
 
-    def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
+    def _loose_actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
         """On every core (worker processes for many small objects)."""
         wanted = sorted(set(digests))
-        sizes = self.sizes(wanted)
+        sizes = self._loose_sizes(wanted)
         present = [d for d in wanted if d in sizes]
         results = hash_files([self.path_of(d) for d in present], [sizes[d] for d in present])
         found: dict[str, str | None] = dict.fromkeys(wanted)
@@ -362,6 +388,14 @@ def move_into_place(tmp: str, final: str) -> None:
     except FileNotFoundError:  # first file under this prefix
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(tmp, final)
+
+
+def _sync_folder(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 _libc: Any = None

@@ -169,7 +169,7 @@ class RemoteLocation(ObjectLocation):
             except FileNotFoundError:
                 return None
 
-    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
+    def _loose_sizes(self, digests: Iterable[str]) -> dict[str, int]:
         """Few objects are checked one request each; more by listing: one request for the
         prefixes that exist, then one per existing two-hex prefix involved (a page lists
         up to 1,000 objects), instead of one request per object."""
@@ -208,7 +208,7 @@ class RemoteLocation(ObjectLocation):
             while ahead:
                 yield from ahead.popleft().result()
 
-    def put_bytes(self, data: bytes) -> str:
+    def _put_loose_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if self.has(digest, len(data)):
             return digest
@@ -217,7 +217,7 @@ class RemoteLocation(ObjectLocation):
         return digest
 
     def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
-        self._upgrade_format()
+        self._mark_chunked()
         path = self.chunk_list_path(digest)
         with backend_errors(f"cannot write the chunk list of {digest}"):
             try:
@@ -227,7 +227,7 @@ class RemoteLocation(ObjectLocation):
                 pass
             self.fs.pipe_file(path, data)
 
-    def put_file(
+    def _put_loose_file(
         self,
         local_path: str | os.PathLike[str],
         digest: str,
@@ -238,10 +238,10 @@ class RemoteLocation(ObjectLocation):
         if not known_missing and self.has(digest, os.path.getsize(local_path)):
             return False
         with open(local_path, "rb") as src:
-            self.put_stream(src, digest, progress, source=os.fspath(local_path))
+            self._put_loose_stream(src, digest, progress, source=os.fspath(local_path))
         return True
 
-    def put_stream(
+    def _put_loose_stream(
         self,
         src: BinaryIO,
         digest: str,
@@ -259,23 +259,23 @@ class RemoteLocation(ObjectLocation):
                 raise
             upload.close()
 
-    def put_files(
+    def _put_loose_files(
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
     ) -> None:
         """Several uploads at a time."""
         if len(items) <= 1:
             for local_path, digest in items:
-                self.put_file(local_path, digest, progress, known_missing=True)
+                self._put_loose_file(local_path, digest, progress, known_missing=True)
             return
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             futures = [
-                pool.submit(self.put_file, path, digest, progress, known_missing=True)
+                pool.submit(self._put_loose_file, path, digest, progress, known_missing=True)
                 for path, digest in items
             ]
             for future in futures:
                 future.result()
 
-    def flush(self) -> None:
+    def _flush_loose(self) -> None:
         """Nothing to do: an object store has made an object durable when its PUT returns."""
 
     def _discard(self, upload: Any, target: str) -> None:
@@ -291,7 +291,7 @@ class RemoteLocation(ObjectLocation):
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(target)
 
-    def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
+    def _loose_actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
         """Several downloads at a time."""
         wanted = sorted(set(digests))
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:

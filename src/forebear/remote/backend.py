@@ -497,6 +497,15 @@ class RemoteBackend(Backend):
     def gc(self, *, dry_run: bool, grace: dt.timedelta) -> GcReport:
         return self.call("gc", dry_run=dry_run, grace=grace)  # type: ignore[no-any-return]
 
+    def upgrade(self) -> tuple[int, int]:
+        before, now = self.call("upgrade")
+        self.objects.format_version = int(now)
+        return int(before), int(now)
+
+    def rebuild_index(self) -> tuple[int, int]:
+        packs, objects = self.call("rebuild_index")
+        return int(packs), int(objects)
+
     def counts(self) -> dict[str, int]:
         return self.call("counts")  # type: ignore[no-any-return]
 

@@ -84,7 +84,7 @@ class ServerObjects(ObjectLocation):
         data = self.raw_bytes(digest)
         return None if data is None else hash_bytes(data)
 
-    def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
+    def _loose_actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
         return {d: self.actual_digest(d) for d in digests}
 
     def read_chunk_list(self, digest: str) -> bytes | None:
@@ -107,12 +107,12 @@ class ServerObjects(ObjectLocation):
     def _size_or_none(self, digest: str) -> int | None:
         raise StoreError("a forebear server answers which objects are present, not their sizes")
 
-    def sizes(self, digests: Iterable[str]) -> dict[str, int]:
+    def _loose_sizes(self, digests: Iterable[str]) -> dict[str, int]:
         raise StoreError("a forebear server answers which objects are present, not their sizes")
 
     # -- writing -------------------------------------------------------------------------
 
-    def put_stream(
+    def _put_loose_stream(
         self,
         src: BinaryIO,
         digest: str,
@@ -139,7 +139,7 @@ class ServerObjects(ObjectLocation):
 
         self.client.put_object(digest, pieces())
 
-    def put_file(
+    def _put_loose_file(
         self,
         local_path: str | os.PathLike[str],
         digest: str,
@@ -161,25 +161,25 @@ class ServerObjects(ObjectLocation):
                 if progress is not None:
                     progress(len(data))
             else:
-                self.put_stream(src, digest, progress, source=os.fspath(local_path))
+                self._put_loose_stream(src, digest, progress, source=os.fspath(local_path))
         return True
 
-    def put_files(
+    def _put_loose_files(
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
     ) -> None:
         def put(item: tuple[str | os.PathLike[str], str]) -> None:
-            self.put_file(item[0], item[1], progress, known_missing=True)
+            self._put_loose_file(item[0], item[1], progress, known_missing=True)
 
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             for _ in pool.map(put, items):
                 pass
 
-    def put_bytes(self, data: bytes) -> str:
+    def _put_loose_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if not self.present({digest: len(data)}):
             if self.staged:
                 self.send_staged(digest, len(data), data)
-                self.flush()
+                self._flush_loose()
             else:
                 self.client.put_object(digest, data)
         return digest
@@ -204,7 +204,7 @@ class ServerObjects(ObjectLocation):
         if batch:
             self.client.publish(batch)
 
-    def flush(self) -> None:
+    def _flush_loose(self) -> None:
         """Have the server check and publish every object sent and not yet published (the
         server makes them durable before it commits)."""
         with self.lock:

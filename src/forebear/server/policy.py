@@ -27,11 +27,10 @@ from ..records import (
     Redaction,
     RetentionPolicy,
     RunData,
-    TokenInfo,
-    UserInfo,
     VersionData,
     Webhook,
 )
+from .admin import AdminCalls
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,7 +46,7 @@ VERBS = {"reader": "read", "writer": "write", "maintainer": "maintain"}
 MAX_PAGE = 50_000  # entries in one answer
 
 
-class GuardedBackend(Backend):
+class GuardedBackend(AdminCalls, Backend):
     """``inner`` (the server's own backend) for ``principal``; see the module's docstring."""
 
     def __init__(self, inner: LocalBackend, principal: Principal) -> None:
@@ -506,40 +505,6 @@ class GuardedBackend(Backend):
 
     def close(self) -> None:
         """The server's backend outlives every request: nothing to close here."""
-
-    # -- who may use the server: an admin's ---------------------------------------------
-
-    def add_user(self, name: str, *, admin: bool = False) -> None:
-        self.need_admin("adding users")
-        self.inner.add_user(name, admin=admin)
-
-    def users(self) -> list[UserInfo]:
-        self.need_admin("listing users")
-        return self.inner.users()
-
-    def disable_user(self, name: str) -> bool:
-        self.need_admin("disabling users")
-        return self.inner.disable_user(name)
-
-    def grant(self, user: str, project: str, role: str) -> None:
-        self.need_admin("granting roles")
-        self.inner.grant(user, project, role)
-
-    def revoke(self, user: str, project: str) -> bool:
-        self.need_admin("revoking roles")
-        return self.inner.revoke(user, project)
-
-    def create_token(self, user: str, name: str, expires_at: dt.datetime | None = None) -> str:
-        self.need_admin("creating tokens")
-        return self.inner.create_token(user, name, expires_at)
-
-    def tokens(self, user: str) -> list[TokenInfo]:
-        self.need_admin("listing tokens")
-        return self.inner.tokens(user)
-
-    def revoke_token(self, user: str, name: str) -> bool:
-        self.need_admin("revoking tokens")
-        return self.inner.revoke_token(user, name)
 
     # -- logging through the server ------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""The pack index (storage format 3): which pack holds each packed object, at what offset
+and length. Rows are added only once a pack is written whole, so the index never names
+bytes that are not there; gc forgets a pack's rows before it deletes the pack."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from itertools import groupby
+from typing import NamedTuple
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from . import bulk
+from .bulk import insert_ignoring_duplicates
+from .schema import PackedObjectRow, PackRow, utcnow
+
+
+class PackUsage(NamedTuple):
+    """One pack as gc weighs it: its objects, and which of them something still needs."""
+
+    digest: str
+    size: int
+    created_at: dt.datetime
+    slots: dict[str, tuple[int, int]]
+    live: set[str]
+
+    @property
+    def live_bytes(self) -> int:
+        return sum(self.slots[d][1] for d in self.live)
+
+
+def record_pack(
+    session: Session, pack: str, size: int, slots: Mapping[str, tuple[int, int]]
+) -> None:
+    """Remember a pack and its objects (a pack written twice is remembered once)."""
+    insert_ignoring_duplicates(
+        session, PackRow, [{"digest": pack, "size": size, "created_at": utcnow()}]
+    )
+    insert_ignoring_duplicates(
+        session,
+        PackedObjectRow,
+        [
+            {"digest": digest, "pack": pack, "offset": offset, "length": length}
+            for digest, (offset, length) in slots.items()
+        ],
+    )
+
+
+def locate(session: Session, digests: Collection[str]) -> dict[str, tuple[str, int, int]]:
+    """(pack, offset, length) of each of ``digests`` that is packed; of an object in
+    several packs, the newest (a repair stores damaged objects again, in a new pack)."""
+    if not digests:
+        return {}
+    query = (
+        select(
+            PackedObjectRow.digest,
+            PackedObjectRow.pack,
+            PackedObjectRow.offset,
+            PackedObjectRow.length,
+            PackRow.created_at,
+        )
+        .join(PackRow, PackRow.digest == PackedObjectRow.pack)
+        .where(PackedObjectRow.digest.in_(bulk.string_list(session)))
+    )
+    found: dict[str, tuple[str, int, int]] = {}
+    newest: dict[str, dt.datetime] = {}
+    for digest, pack, offset, length, created in bulk.rows_for_strings(session, query, digests):
+        if digest not in newest or created > newest[digest]:
+            found[digest], newest[digest] = (pack, offset, length), created
+    return found
+
+
+def known_packs(session: Session) -> set[str]:
+    return set(session.scalars(select(PackRow.digest)))
+
+
+def usage(session: Session, needed: Collection[str]) -> Iterator[PackUsage]:
+    """Every recorded pack with its objects, those in ``needed`` marked live."""
+    packs = {row.digest: row for row in session.scalars(select(PackRow))}
+    rows = session.connection().execute(
+        select(
+            PackedObjectRow.pack,
+            PackedObjectRow.digest,
+            PackedObjectRow.offset,
+            PackedObjectRow.length,
+        ).order_by(PackedObjectRow.pack)
+    )
+    seen: set[str] = set()
+    for pack, members in groupby(rows, key=lambda row: row[0]):
+        slots = {digest: (offset, length) for _, digest, offset, length in members}
+        seen.add(pack)
+        row = packs.get(pack)
+        if row is not None:
+            live = {digest for digest in slots if digest in needed}
+            yield PackUsage(pack, row.size, row.created_at, slots, live)
+    for pack, row in packs.items():  # a pack whose objects were all forgotten
+        if pack not in seen:
+            yield PackUsage(pack, row.size, row.created_at, {}, set())
+
+
+def forget(session: Session, packs: Iterable[str]) -> None:
+    """Drop packs and their objects from the index (before the files are deleted)."""
+    for batch in _batches(sorted(set(packs))):
+        session.execute(delete(PackedObjectRow).where(PackedObjectRow.pack.in_(batch)))
+        session.execute(delete(PackRow).where(PackRow.digest.in_(batch)))
+
+
+def forget_all(session: Session) -> None:
+    session.execute(delete(PackedObjectRow))
+    session.execute(delete(PackRow))
+
+
+def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def holding(session: Session, digests: Collection[str]) -> list[PackUsage]:
+    """Every pack holding any of ``digests``, with all its objects (none marked live)."""
+    query = select(PackedObjectRow.pack).where(
+        PackedObjectRow.digest.in_(bulk.string_list(session))
+    )
+    names = {pack for (pack,) in bulk.rows_for_strings(session, query, digests)}
+    found = []
+    for pack in sorted(names):
+        row = session.get(PackRow, pack)
+        rows = session.execute(
+            select(PackedObjectRow.digest, PackedObjectRow.offset, PackedObjectRow.length).where(
+                PackedObjectRow.pack == pack
+            )
+        )
+        slots = {digest: (offset, length) for digest, offset, length in rows}
+        if row is not None:
+            found.append(PackUsage(pack, row.size, row.created_at, slots, set()))
+    return found

@@ -1,0 +1,67 @@
+"""Copying bytes with their hash computed on the way, every byte written."""
+
+from __future__ import annotations
+
+import io
+from itertools import chain
+from typing import IO, BinaryIO
+
+from ..hashing import BLOCK_SIZE, Progress, new_hasher
+
+
+def copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> tuple[str, int]:
+    """Copy ``src`` to its end into ``dst``, hashing on the way: the digest and length of
+    what was written (every byte of it: short writes are finished or fail)."""
+    hasher = new_hasher()
+    total = 0
+    readinto = getattr(src, "readinto", None)
+    if readinto is None:
+        while block := src.read(BLOCK_SIZE):
+            hasher.update(block)
+            write_all(dst, memoryview(block))
+            total += len(block)
+            if progress is not None:
+                progress(len(block))
+        return str(hasher.hexdigest()), total
+    view = memoryview(bytearray(BLOCK_SIZE))
+    direct = isinstance(dst, io.FileIO)  # other writers may keep what they are given
+    while n := readinto(view):
+        hasher.update(view[:n])
+        write_all(dst, view[:n] if direct else memoryview(bytes(view[:n])))
+        total += n
+        if progress is not None:
+            progress(n)
+    return str(hasher.hexdigest()), total
+
+
+def write_all(dst: IO[bytes], view: memoryview) -> None:
+    """Write all of ``view``: raw files may accept fewer bytes than given (a disk filling
+    up), and then the rest must be written again or the error surfaces."""
+    while len(view):
+        written = dst.write(view)
+        if written is None:  # a buffered writer took everything
+            return
+        if written <= 0:
+            raise OSError(28, "No space left on device")  # ENOSPC: nothing more accepted
+        view = view[written:]
+
+
+class Joined(io.RawIOBase):
+    """Bytes already read, then the rest of the stream they came from."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self.parts = chain([head], iter(lambda: rest.read(BLOCK_SIZE), b""))
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self.pending:
+            self.pending = next(self.parts, b"")
+            if not self.pending:
+                return b""
+        n = len(self.pending) if size < 0 else size
+        out, self.pending = self.pending[:n], self.pending[n:]
+        return out

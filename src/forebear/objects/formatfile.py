@@ -1,0 +1,182 @@
+"""The format file, ``forebear.json``: which storage format an object location is in,
+its hash, and the id of the store it belongs to. Read on every open; a format this code
+cannot read is refused before anything else is touched. Also where backend failures turn
+into forebear errors, once, at the storage edge."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import fsspec
+
+from ..errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
+from ..hashing import HASH_ALGORITHM
+
+FORMAT_FILE = "forebear.json"
+FORMAT_VERSION = 3  # the newest format this code reads and writes
+CHUNKED_FORMAT = 2  # files may be stored as chunks (format 1 stores are read as they are)
+PACKED_FORMAT = 3  # small objects are kept in packs (only after an explicit upgrade)
+NEW_STORE_FORMAT = 2  # what a new store is created as
+DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+class FormatInfo(NamedTuple):
+    """What ``forebear.json`` says: the format version and the id of the store it belongs
+    to (None in files written before stores had ids)."""
+
+    format_version: int
+    store_id: str | None
+
+
+# Libraries whose exceptions mean "the backend failed" (network, auth, service errors).
+_BACKEND_PACKAGES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs"}
+
+
+@contextlib.contextmanager
+def backend_errors(what: str) -> Iterator[None]:
+    """Translate backend exceptions into forebear errors, once, at the storage edge."""
+    try:
+        yield
+    except (ObjectNotFound, IntegrityError, StoreError):
+        raise
+    except FileNotFoundError as exc:
+        raise ObjectNotFound(f"{what}: not found ({exc})") from exc
+    except PermissionError as exc:
+        raise StoreError(
+            f"{what}: permission denied ({exc}); check the credentials or file permissions"
+        ) from exc
+    except OSError as exc:
+        hint = "; free some space and try again" if exc.errno == 28 else ""  # ENOSPC
+        raise StoreError(f"{what}: {exc}{hint}") from exc
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] in _BACKEND_PACKAGES:
+            raise StoreError(f"{what}: {exc}") from exc
+        raise
+
+
+def missing(url: str, digest: str, name: str) -> ObjectNotFound:
+    return ObjectNotFound(
+        f"{name} is missing from {url!r} (object {digest}); "
+        "it may have been deleted by hand: run 'forebear verify'"
+    )
+
+
+def check_unchanged(local_path: str | os.PathLike[str], expected: str, actual: str) -> None:
+    if actual != expected:
+        raise IntegrityError(
+            f"{os.fspath(local_path)!r} changed while it was being logged (hashed {expected}, "
+            f"then read {actual}); log it again once nothing is writing to it"
+        )
+
+
+class FormatFile(ABC):
+    """What every object location does with its format file (a mixin of `ObjectLocation`)."""
+
+    url: str
+    fs: fsspec.AbstractFileSystem
+    format_version: int
+    store_id: str | None
+
+    @abstractmethod
+    def _path(self, key: str) -> str:
+        """The full path of ``key`` under the location's root."""
+
+    @abstractmethod
+    def _create_once(self, path: str, body: bytes) -> None:
+        """Create a small file unless it exists (concurrent creators agree on the first)."""
+
+    @abstractmethod
+    def _rewrite_format(self, version: int, store_id: str | None) -> None:
+        """Replace the format file, atomically."""
+
+    def read_format(self) -> FormatInfo | None:
+        """The location's format file, or None when there is none yet; refuses a format
+        this code cannot read."""
+        path = self._path(FORMAT_FILE)
+        with backend_errors(f"cannot open the object location {self.url!r}"):
+            try:
+                raw = bytes(self.fs.cat_file(path))
+            except FileNotFoundError:
+                return None
+        try:
+            info = json.loads(raw)
+            version = int(info["format_version"])
+            algorithm = info["hash"]
+            store_id = info.get("store_id")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(
+                f"{path} is not a forebear format file; is {self.url!r} the right location?"
+            ) from exc
+        if version > FORMAT_VERSION:
+            raise StoreVersionError(
+                f"the store at {self.url!r} has format version {version}; this forebear reads "
+                f"up to {FORMAT_VERSION}: upgrade forebear ('pip install -U forebear')"
+            )
+        if algorithm != HASH_ALGORITHM:
+            raise StoreVersionError(
+                f"the store at {self.url!r} uses hash {algorithm!r}; this forebear uses "
+                f"{HASH_ALGORITHM!r}"
+            )
+        if store_id is not None and not (isinstance(store_id, str) and DIGEST_RE.match(store_id)):
+            raise StoreError(f"{path} holds an invalid store id {store_id!r}")
+        self.format_version = version
+        self.store_id = store_id
+        return FormatInfo(version, store_id)
+
+    def ensure_format(self, store_id: str | None = None) -> FormatInfo:
+        """Read the format file, creating it (with ``store_id``, else a new one) if missing;
+        concurrent creators agree on whichever file was written first."""
+        found = self.read_format()
+        if found is not None:
+            return found
+        path = self._path(FORMAT_FILE)
+        body = self._format_body(NEW_STORE_FORMAT, store_id or uuid.uuid4().hex)
+        with backend_errors(f"cannot create a store at {self.url!r}"):
+            try:
+                self._create_once(path, body)
+            except FileNotFoundError as exc:
+                raise StoreError(
+                    f"cannot create a store at {self.url!r}: its parent does not exist "
+                    f"({exc}); create the bucket or folder first"
+                ) from exc
+        created = self.read_format()
+        if created is None:  # pragma: no cover - written just above
+            raise StoreError(f"cannot create a store at {self.url!r}")
+        return created
+
+    def record_store_id(self, store_id: str) -> None:
+        """Write the store id into a format file from before stores had one."""
+        self._rewrite_format(self.format_version, store_id)
+        self.store_id = store_id
+
+    @staticmethod
+    def _format_body(version: int, store_id: str | None) -> bytes:
+        body: dict[str, Any] = {"format_version": version, "hash": HASH_ALGORITHM}
+        if store_id is not None:
+            body["store_id"] = store_id
+        return json.dumps(body, indent=2).encode() + b"\n"
+
+    def _mark_chunked(self) -> None:
+        """Mark a format 1 location as format 2 before its first chunked file, so that an
+        older forebear refuses it ("upgrade forebear") instead of finding files missing, or
+        collecting chunks it does not know are in use."""
+        if self.format_version >= CHUNKED_FORMAT:
+            return
+        self._rewrite_format(CHUNKED_FORMAT, self.store_id)
+        self.format_version = CHUNKED_FORMAT
+
+    def upgrade_format(self, version: int) -> None:
+        """Mark the location as ``version`` (a newer format only: formats never go back)."""
+        if version <= self.format_version:
+            return
+        if version > FORMAT_VERSION:
+            raise StoreVersionError(f"this forebear knows formats up to {FORMAT_VERSION}")
+        self._rewrite_format(version, self.store_id)
+        self.format_version = version

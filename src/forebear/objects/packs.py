@@ -1,0 +1,312 @@
+"""Packs: many small objects in one immutable file, so that a store of many small files
+costs a few large writes and reads instead of one request or one file per object (format 3
+of the storage format).
+
+A pack is the concatenation of whole objects' bytes, stored at ``packs/<2 hex>/<30 hex>``
+under the xxh3-128 digest of its own bytes. Beside it, ``<the same name>.idx`` lists each
+object's digest, offset and length as canonical JSON: the location alone can rebuild the
+catalog's index from these. A pack is written once, completely, before its name exists, and
+never modified; every object read out of one is checked against its own digest (a pack is
+never trusted as a whole).
+
+Where an object is (`PackSlot`) is the catalog's to say: `PackIndex` is what it must
+answer. `PackWriter` fills one pack in a local temporary file; `Packs` writes, reads and
+lists the pack files of one location and keeps the writer of the objects being stored.
+This module knows nothing of artifacts, versions or runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..errors import ObjectNotFound, StoreError
+from ..hashing import hash_bytes, new_hasher
+from .formatfile import backend_errors, check_unchanged, missing
+
+if TYPE_CHECKING:
+    from .base import ObjectLocation
+
+PACKS = "packs"
+INDEX_SUFFIX = ".idx"
+PACK_VERSION = 1
+PACK_TARGET = 32 << 20  # a pack is sealed once it holds this many bytes
+PACKED_BELOW = 8 << 20  # objects smaller than this are packed (every chunk, by default)
+COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
+COALESCE_MAX = 16 << 20  # but no request reads more than this
+PACK_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
+REMEMBERED_SLOTS = 200_000  # slots a reader keeps between lookups
+
+
+class PackSlot(NamedTuple):
+    """Where one object's bytes are: ``length`` bytes at ``offset`` in the pack named
+    ``pack``."""
+
+    pack: str
+    offset: int
+    length: int
+
+
+class PackIndex(ABC):
+    """Where packed objects are (the catalog's ``packed_objects`` table)."""
+
+    @abstractmethod
+    def locate(self, digests: Collection[str]) -> dict[str, PackSlot]:
+        """The slot of each of ``digests`` that is packed (any one, if several)."""
+
+    @abstractmethod
+    def record(self, pack: str, size: int, slots: Mapping[str, tuple[int, int]]) -> None:
+        """Remember a pack written whole: its size and each object's (offset, length)."""
+
+
+def pack_key(pack: str) -> str:
+    return f"{PACKS}/{pack[:2]}/{pack[2:]}"
+
+
+def encode_index(pack: str, size: int, slots: Mapping[str, tuple[int, int]]) -> bytes:
+    """A pack's index, canonical JSON: objects in offset order as [digest, offset, length]."""
+    rows = [[d, o, n] for d, (o, n) in sorted(slots.items(), key=lambda item: item[1])]
+    body = {"objects": rows, "pack": pack, "pack_version": PACK_VERSION, "size": size}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_index(data: bytes, pack: str) -> tuple[int, dict[str, tuple[int, int]]]:
+    """The size and slots an index file says its pack ``pack`` holds; `StoreError` when it
+    is not one, or not that pack's."""
+    try:
+        body = json.loads(data)
+        if body["pack"] != pack or body["pack_version"] != PACK_VERSION:
+            raise ValueError(f"it describes pack {body['pack']!r}")
+        size = int(body["size"])
+        slots = {str(d): (int(o), int(n)) for d, o, n in body["objects"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"the index of pack {pack} is not readable ({exc})") from exc
+    for offset, length in slots.values():
+        if offset < 0 or length < 0 or offset + length > size:
+            raise StoreError(f"the index of pack {pack} points outside it")
+    return size, slots
+
+
+class SealedPack(NamedTuple):
+    path: str  # the finished local temporary file
+    digest: str
+    size: int
+    slots: dict[str, tuple[int, int]]
+
+
+class PackWriter:
+    """One pack being filled: objects appended to a temporary file in ``folder``, each
+    checked against its digest before it is, and the pack's own digest computed as it
+    grows. Not thread-safe on its own: `Packs` serialises the calls."""
+
+    def __init__(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        descriptor, self.path = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=folder)
+        self.file = os.fdopen(descriptor, "wb")
+        self.hasher = new_hasher()
+        self.size = 0
+        self.slots: dict[str, tuple[int, int]] = {}
+
+    def add(self, digest: str, data: bytes, source: str) -> None:
+        if digest in self.slots:
+            return
+        actual = hash_bytes(data)
+        if actual != digest:  # the source changed since it was hashed: store nothing of it
+            check_unchanged(source, digest, actual)
+        self.file.write(data)
+        self.hasher.update(data)
+        self.slots[digest] = (self.size, len(data))
+        self.size += len(data)
+
+    def seal(self) -> SealedPack:
+        """Finish the file (flushed and synced: its index is recorded only once its bytes
+        are on disk)."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        return SealedPack(self.path, self.hasher.hexdigest(), self.size, self.slots)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class Packs:
+    """The pack files of one object location, and the pack being filled by this process.
+
+    ``index`` answers where objects are; objects below ``packed_below`` bytes that a writer
+    stores go into the current pack, which is sealed, written and recorded once it holds
+    ``target`` bytes, and at the latest on `flush` (before the commit that relies on it)."""
+
+    def __init__(
+        self,
+        location: ObjectLocation,
+        index: PackIndex,
+        *,
+        target: int = PACK_TARGET,
+        packed_below: int = PACKED_BELOW,
+    ) -> None:
+        self.location = location
+        self.index = index
+        self.target = target
+        self.packed_below = packed_below
+        self.writer: PackWriter | None = None
+        self.lock = threading.Lock()
+        self.known: dict[str, PackSlot] = {}  # slots looked up lately (reads come in runs)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def path(self, pack: str, suffix: str = "") -> str:
+        root = self.location.root
+        key = pack_key(pack) + suffix
+        return f"{root}/{key}" if root else key
+
+    def temporary_folder(self) -> str:
+        if self.location.is_local:  # the same filesystem, for the final rename
+            return f"{self.location.root}/tmp"
+        return tempfile.gettempdir()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def takes(self, size: int) -> bool:
+        return size < self.packed_below
+
+    def add(self, digest: str, data: bytes, source: str) -> None:
+        """Put one object into the current pack (sealing it when full)."""
+        with self.lock:
+            if self.writer is None:
+                self.writer = PackWriter(self.temporary_folder())
+            try:
+                self.writer.add(digest, data, source)
+            except BaseException:
+                if not self.writer.slots:
+                    self.writer.discard()
+                    self.writer = None
+                raise
+            if self.writer.size >= self.target:
+                self.seal_current()
+
+    def flush(self) -> None:
+        """Seal, write and record the current pack, if any."""
+        with self.lock:
+            if self.writer is not None:
+                self.seal_current()
+
+    def seal_current(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        try:
+            sealed = writer.seal()
+            self.publish(sealed)
+        finally:
+            writer.discard()
+
+    def publish(self, sealed: SealedPack) -> None:
+        """Write the pack, then its index copy, then record it: an index row never names
+        a pack that is not whole."""
+        with backend_errors(f"cannot write pack {sealed.digest}"):
+            self.location.store_file(sealed.path, self.path(sealed.digest))
+            self.location.store_small(
+                self.path(sealed.digest, INDEX_SUFFIX),
+                encode_index(sealed.digest, sealed.size, sealed.slots),
+            )
+        self.index.record(sealed.digest, sealed.size, sealed.slots)
+
+    def discard(self) -> None:
+        """Drop the pack being filled (a writer that failed)."""
+        with self.lock:
+            if self.writer is not None:
+                self.writer.discard()
+                self.writer = None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def locate(self, digests: Iterable[str], *, fresh: bool = False) -> dict[str, PackSlot]:
+        """Where each of ``digests`` that is packed is: from the slots looked up lately
+        unless ``fresh``, else from the index (and remembered, a bounded number)."""
+        wanted = set(digests)
+        found = {} if fresh else {d: self.known[d] for d in wanted if d in self.known}
+        if len(found) < len(wanted):
+            looked_up = self.index.locate(wanted - found.keys())
+            if len(self.known) + len(looked_up) > REMEMBERED_SLOTS:
+                self.known.clear()
+            self.known.update(looked_up)
+            found.update(looked_up)
+        return found
+
+    def read_stored(self, digest: str, slot: PackSlot, label: str) -> bytes:
+        """One packed object's stored bytes, unchecked (the caller checks them). A pack
+        that is gone was repacked meanwhile: the object is looked up again, once."""
+        with backend_errors(f"cannot read {label}"):
+            try:
+                return self.location.read_range(self.path(slot.pack), slot.offset, slot.length)
+            except FileNotFoundError:
+                self.known.pop(digest, None)
+                moved = self.locate([digest], fresh=True).get(digest)
+                if moved is None or moved == slot:
+                    raise missing(self.location.url, digest, label) from None
+                return self.location.read_range(self.path(moved.pack), moved.offset, moved.length)
+
+    def read_many(self, slots: Mapping[str, PackSlot]) -> Iterator[tuple[str, bytes | None]]:
+        """Many packed objects' stored bytes, unchecked, neighbours in one request each:
+        (digest, bytes) in pack and offset order; None for an object that is missing."""
+        for pack, start, end, members in coalesce(slots):
+            try:
+                data = self.location.read_range(self.path(pack), start, end - start)
+            except FileNotFoundError:  # repacked meanwhile (or lost): one at a time
+                for digest, slot in members:
+                    try:
+                        yield digest, self.read_stored(digest, slot, f"object {digest}")
+                    except ObjectNotFound:
+                        yield digest, None
+                continue
+            for digest, slot in members:
+                yield digest, data[slot.offset - start : slot.offset - start + slot.length]
+
+    def read_index(self, pack: str) -> tuple[int, dict[str, tuple[int, int]]]:
+        data = self.location.read_small(self.path(pack, INDEX_SUFFIX))
+        if data is None:
+            raise StoreError(f"pack {pack} has no index file beside it")
+        return decode_index(data, pack)
+
+
+def coalesce(
+    slots: Mapping[str, PackSlot],
+) -> Iterator[tuple[str, int, int, list[tuple[str, PackSlot]]]]:
+    """Group slots into ranged reads: (pack, start, end, members), neighbours in one pack
+    merged when the gap between them is small and the read stays bounded."""
+    ordered = sorted(slots.items(), key=lambda item: (item[1].pack, item[1].offset))
+    group: list[tuple[str, PackSlot]] = []
+    pack, start, end = "", 0, 0
+    for digest, slot in ordered:
+        stop = slot.offset + slot.length
+        if (
+            group
+            and slot.pack == pack
+            and slot.offset - end <= COALESCE_GAP
+            and stop - start <= COALESCE_MAX
+        ):
+            group.append((digest, slot))
+            end = max(end, stop)
+            continue
+        if group:
+            yield pack, start, end, group
+        group, pack, start, end = [(digest, slot)], slot.pack, slot.offset, stop
+    if group:
+        yield pack, start, end, group
+
+
+def pack_names(names: Iterable[str]) -> Sequence[str]:
+    """The pack digests among file names listed under a prefix folder (``<30 hex>``, not
+    the ``.idx`` copies)."""
+    return [name for name in names if PACK_NAME_RE.match(name)]
