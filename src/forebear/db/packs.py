@@ -72,8 +72,10 @@ def locate(session: Session, digests: Collection[str]) -> dict[str, tuple[str, i
     return found
 
 
-def known_packs(session: Session) -> set[str]:
-    return set(session.scalars(select(PackRow.digest)))
+def all_packed(session: Session) -> set[str]:
+    """Every packed object's digest."""
+    rows = session.connection().execute(select(PackedObjectRow.digest))
+    return {digest for (digest,) in rows}
 
 
 def usage(session: Session, needed: Collection[str]) -> Iterator[PackUsage]:

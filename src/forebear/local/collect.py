@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..db import chunks as db_chunks
+from ..db import packs as db_packs
 from ..db import retention as db_retention
 from ..db import versions as db_versions
 from ..db import writers
@@ -52,7 +53,10 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
             keep = db_chunks.all_object_digests(session)
         keep |= writers.collect_expired(session, dry_run=dry_run)
         garbage: list[str] = []
-        for stored in objects.iter_objects(skip=keep):
+        # a loose object that is also packed is garbage too: readers look in packs first
+        packed = db_packs.all_packed(session) if objects.packs is not None else set()
+        loose_keep = keep - packed
+        for stored in objects.iter_objects(skip=loose_keep):
             if stored.modified is None or stored.modified > cutoff:
                 report.kept_young += 1
                 continue
@@ -67,7 +71,7 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
         if not dry_run:  # the lock is still held: no writer can rely on these meanwhile
             objects.delete_many(garbage)
             objects.delete_chunk_lists(lists)
-        report.objects.extend(garbage)
+        report.objects.extend(d for d in garbage if d not in packed)  # those are still there
         report.objects.extend(lists)
         dead_packs = packs.collect_packs(objects, session, keep, cutoff, report, dry_run=dry_run)
     # pack files go once the catalog has forgotten them: readers look objects up again

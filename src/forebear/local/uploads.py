@@ -37,6 +37,7 @@ from .drafts import require_live
 from .leases import Lease
 
 if TYPE_CHECKING:
+    from ..objects import ObjectLocation
     from .backend import LocalBackend
 
 
@@ -117,6 +118,7 @@ def commit_uploaded(
         for chunks in new_lists.values():
             _check_chunk_list(backend, chunks)
             objects.put_chunk_list(chunks.digest, chunks.to_bytes())
+        _pack_uploads(objects, {**wanted, **objects.sizes([digest])})
         objects.flush()
         stored = sum(sizes.values())
         contents = db_versions.Contents(
@@ -181,3 +183,17 @@ def _check_chunk_list(backend: LocalBackend, chunks: ChunkList) -> None:
         raise IntegrityError(
             f"the chunks sent for {chunks.digest} do not make up that file; nothing was committed"
         )
+
+
+def _pack_uploads(objects: ObjectLocation, sizes: dict[str, int]) -> None:
+    """In a format 3 store, put the small objects clients sent (loose, one request each)
+    into the packs the commit's flush writes; gc removes the loose copies later, once
+    older than its grace period (every reader looks in the packs first)."""
+    packs = objects.packs
+    if packs is None:
+        return
+    small = [d for d, size in sizes.items() if packs.takes(size)]
+    packed = objects.packed(small)
+    for digest in small:
+        if digest not in packed:
+            packs.add(digest, objects.read_bytes(digest, f"upload {digest}"), "an upload")

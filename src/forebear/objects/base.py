@@ -55,6 +55,7 @@ __all__ = [  # what the location modules and the package take from here
 ]  # fmt: skip
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
 TRANSFER_WORKERS = 8  # concurrent requests to a remote location
+PACKED_READERS = 4  # concurrent ranged reads of packs (each up to 16 MiB) from a remote one
 DELETE_BATCH = 10_000  # paths handed to the filesystem's bulk removal at once
 CHUNK_LISTS = "chunklists"
 OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
@@ -403,10 +404,12 @@ class ObjectLocation(FormatFile):
         progress: Progress | None = None,
         *,
         source: str = "a stream",
+        pack: bool = True,
     ) -> None:
         """Store a stream's bytes under ``digest``, hashing them on the way; nothing becomes
-        visible under the digest unless they match."""
-        if self.packs is None:
+        visible under the digest unless they match. ``pack=False`` stores it loose whatever
+        its size: for bytes that must be visible before any flush (a server's uploads)."""
+        if self.packs is None or not pack:
             return self._put_loose_stream(src, digest, progress, source=source)
         head = src.read(self.packs.packed_below)
         if len(head) < self.packs.packed_below:  # all of it: small enough for a pack
@@ -437,6 +440,22 @@ class ObjectLocation(FormatFile):
         if self.packs is not None:
             self.packs.flush()
         self._flush_loose()
+
+    def read_packed(
+        self, slots: Mapping[str, PackSlot], labels: Mapping[str, str]
+    ) -> Iterator[tuple[str, bytes]]:
+        """Packed objects' bytes, each checked, neighbours fetched together (several
+        requests at a time from an object store)."""
+        assert self.packs is not None
+        workers = 1 if self.is_local else PACKED_READERS
+        with backend_errors("cannot read packed objects"):
+            for digest, data in self.packs.read_many(slots, workers):
+                name = labels.get(digest) or f"object {digest}"
+                if data is None:
+                    raise missing(self.url, digest, name)
+                if (actual := hash_bytes(data)) != digest:
+                    raise corrupted(name, actual, digest)
+                yield digest, data
 
     def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
         """Re-hash many stored objects: each one's actual digest, or None when missing

@@ -25,6 +25,7 @@ import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ObjectNotFound, StoreError
@@ -221,6 +222,8 @@ class Packs:
                 encode_index(sealed.digest, sealed.size, sealed.slots),
             )
         self.index.record(sealed.digest, sealed.size, sealed.slots)
+        for digest, (offset, length) in sealed.slots.items():  # the newest place of each
+            self.known[digest] = PackSlot(sealed.digest, offset, length)
 
     def discard(self) -> None:
         """Drop the pack being filled (a writer that failed)."""
@@ -257,21 +260,38 @@ class Packs:
                     raise missing(self.location.url, digest, label) from None
                 return self.location.read_range(self.path(moved.pack), moved.offset, moved.length)
 
-    def read_many(self, slots: Mapping[str, PackSlot]) -> Iterator[tuple[str, bytes | None]]:
-        """Many packed objects' stored bytes, unchecked, neighbours in one request each:
-        (digest, bytes) in pack and offset order; None for an object that is missing."""
-        for pack, start, end, members in coalesce(slots):
-            try:
-                data = self.location.read_range(self.path(pack), start, end - start)
-            except FileNotFoundError:  # repacked meanwhile (or lost): one at a time
-                for digest, slot in members:
-                    try:
-                        yield digest, self.read_stored(digest, slot, f"object {digest}")
-                    except ObjectNotFound:
-                        yield digest, None
-                continue
+    def read_many(
+        self, slots: Mapping[str, PackSlot], workers: int = 1
+    ) -> Iterator[tuple[str, bytes | None]]:
+        """Many packed objects' stored bytes, unchecked, neighbours in one request each
+        (``workers`` requests at a time): (digest, bytes) in pack and offset order; None
+        for an object that is missing."""
+        groups = list(coalesce(slots))
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for start in range(0, len(groups), max(1, workers)):  # a bounded window in flight
+                window = groups[start : start + max(1, workers)]
+                for found in pool.map(self._read_group, window):
+                    yield from found
+
+    def _read_group(
+        self, group: tuple[str, int, int, list[tuple[str, PackSlot]]]
+    ) -> list[tuple[str, bytes | None]]:
+        pack, start, end, members = group
+        try:
+            data = self.location.read_range(self.path(pack), start, end - start)
+        except FileNotFoundError:  # repacked meanwhile (or lost): one at a time
+            found: list[tuple[str, bytes | None]] = []
             for digest, slot in members:
-                yield digest, data[slot.offset - start : slot.offset - start + slot.length]
+                try:
+                    found.append((digest, self.read_stored(digest, slot, f"object {digest}")))
+                except ObjectNotFound:
+                    found.append((digest, None))
+            return found
+        view = memoryview(data)
+        return [
+            (digest, bytes(view[slot.offset - start : slot.offset - start + slot.length]))
+            for digest, slot in members
+        ]
 
     def read_index(self, pack: str) -> tuple[int, dict[str, tuple[int, int]]]:
         data = self.location.read_small(self.path(pack, INDEX_SUFFIX))

@@ -47,7 +47,7 @@ class RemoteLocation(ObjectLocation):
         return callable(getattr(self.fs, "sign", None)) and "s3" in self.fs.protocol
 
     def presigned_url(self, digest: str, seconds: int) -> str | None:
-        if not self.can_presign:
+        if not self.can_presign or self.packed([digest]):  # a packed object has no key
             return None
         with backend_errors(f"cannot sign a URL for object {digest}"):
             return str(self.fs.sign(self.path_of(digest), expiration=seconds))

@@ -193,7 +193,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 
             def store_it() -> None:
                 try:
-                    inner.objects.put_stream(spool, digest, source="an upload")
+                    # loose: visible at once, to the commit that will check it is there
+                    inner.objects.put_stream(spool, digest, source="an upload", pack=False)
                 except IntegrityError:
                     raise IntegrityError(
                         f"the bytes sent do not hash to {digest}; nothing was stored"

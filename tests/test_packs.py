@@ -1,0 +1,269 @@
+"""Packs (storage format 3): after `forebear upgrade`, small files, chunks and manifests are
+stored in a few pack files; every feature reads them, every object is checked on its own,
+and gc, purge, repair and rebuild-index keep the store's promises."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import forebear
+from forebear.chunking import Chunking
+from forebear.objects import ObjectLocation
+
+from .conftest import cli_ok, open_store
+
+pytestmark = pytest.mark.filterwarnings("ignore::forebear.ForebearWarning")
+
+SMALL_CHUNKS = Chunking.around(avg_size=16 << 10, threshold=128 << 10)
+
+
+@pytest.fixture(params=["local", "team", "server"])
+def packed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[forebear.Store]:
+    """A store in format 3, on each backend (through a server: the server's store)."""
+    store = open_store(request, tmp_path)
+    assert store.upgrade() == 3
+    yield store
+    store.close()
+
+
+def tree(root: Path, count: int, *, big: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (root / f"f{i:04d}.txt").write_bytes(f"file {i} ".encode() * (i % 7 + 1))
+    if big:
+        (root / "big.bin").write_bytes(os.urandom(big))
+    return root
+
+
+def location(store: forebear.Store) -> ObjectLocation:
+    """The object location itself, as the store (or its server) now sees it."""
+    server = getattr(store, "server", None)
+    if server is None:
+        return store.objects
+    return forebear.Store(server.db_url, server.objects_url).objects  # opened after upgrade
+
+
+def pack_files(store: forebear.Store) -> list[str]:
+    return sorted(stored.digest for stored in location(store).iter_packs())
+
+
+def loose_objects(store: forebear.Store) -> list[str]:
+    return sorted(location(store).iter_digests())
+
+
+def test_many_small_files_go_into_one_pack_and_read_back(
+    packed: forebear.Store, tmp_path: Path
+) -> None:
+    data = tree(tmp_path / "data", 300, big=300_000)
+    with forebear.init(project="p", store=packed) as run:
+        version = run.log_artifact(data, name="ds")
+    digests = {e.digest for e in version.iter_entries()} | {version.digest}
+    assert location(packed).packed(digests).keys() == digests  # files, manifest: 301
+    assert len(pack_files(packed)) == 1
+    # through a server the clients' uploads arrive loose; gc removes those copies
+    packed.gc(grace=dt.timedelta(0))
+    assert loose_objects(packed) == []
+    out = version.download(tmp_path / "out")
+    for path in data.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes()
+    with version.open("f0042.txt") as f:
+        f.seek(5)
+        assert f.read(2) == b"42"
+    assert packed.verify() == []
+
+
+def test_a_format_2_store_keeps_its_loose_objects_readable_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    store = forebear.open(tmp_path / "store")
+    with forebear.init(project="p", store=store) as run:
+        old = run.log_artifact(tree(tmp_path / "a", 5), name="old")
+    before = loose_objects(store)
+    assert store.upgrade() == 3 and store.upgrade() == 3  # once; again changes nothing
+    with forebear.init(project="p", store=store) as run:
+        new = run.log_artifact(tree(tmp_path / "b", 8), name="new")
+    assert loose_objects(store) == before  # the new files went into a pack
+    assert len(pack_files(store)) == 1
+    store.close()
+    reopened = forebear.open(tmp_path / "store")
+    assert reopened.objects.format_version == 3
+    assert reopened.artifact("old").download(tmp_path / "o1").is_dir()
+    assert old.digest == reopened.artifact("old").digest
+    assert (reopened.artifact("new").download(tmp_path / "o2") / "f0003.txt").exists()
+    assert new.digest == reopened.artifact("new").digest
+    assert reopened.verify() == []
+    format_file = json.loads((tmp_path / "store" / "forebear.json").read_text())
+    assert format_file["format_version"] == 3
+
+
+def test_a_damaged_pack_fails_only_its_damaged_object_and_repair_restores_it(
+    tmp_path: Path,
+) -> None:
+    store = forebear.open(tmp_path / "store", chunking=SMALL_CHUNKS)
+    store.upgrade()
+    data = tree(tmp_path / "data", 50)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(data, name="ds")
+    victim = version.entry("f0010.txt").digest
+    slot = store.objects.packed([victim or ""])[victim or ""]
+    pack = Path(store.objects.packs.path(slot.pack))  # type: ignore[union-attr]
+    os.chmod(pack, 0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[slot.offset] ^= 0xFF  # one bit pattern of one object changes
+    pack.write_bytes(bytes(raw))
+    problems = store.verify()
+    assert [p.path for p in problems] == ["f0010.txt"]
+    with pytest.raises(forebear.IntegrityError, match=r"f0010\.txt"):
+        version.open("f0010.txt").read()
+    assert version.open("f0011.txt").read() == (data / "f0011.txt").read_bytes()
+    report = store.repair(source=data)
+    assert report.missing == [] and victim in report.restored
+    assert store.verify() == []
+    assert version.open("f0010.txt").read() == (data / "f0010.txt").read_bytes()
+
+
+def test_gc_deletes_dead_packs_and_repacks_sparse_ones(
+    packed: forebear.Store, tmp_path: Path
+) -> None:
+    def log(folder: Path, name: str) -> str:
+        before = set(pack_files(packed))
+        with forebear.init(project="p", store=packed) as run:
+            run.log_artifact(folder, name=name)
+        (new,) = set(pack_files(packed)) - before
+        return new
+
+    dead = log(tree(tmp_path / "gone", 40), "gone")
+    both = tree(tmp_path / "both", 200)
+    keep = tree(both / "keep", 10)  # their bytes are in f0000… too: shared with both/
+    for path in keep.iterdir():
+        path.write_bytes(path.read_bytes() + b" kept")
+    sparse = log(both, "mixed")
+    manifest_only = log(keep, "small")
+    packed.artifact("gone").delete()
+    packed.artifact("mixed").delete()
+    dry = packed.gc(dry_run=True, grace=dt.timedelta(0))
+    assert dry.packs == sorted([dead, sparse]) and dry.repacked == [sparse]
+    assert pack_files(packed) == sorted([dead, sparse, manifest_only])  # a dry run
+    report = packed.gc(grace=dt.timedelta(0))
+    assert report.versions == ["p/gone:v0", "p/mixed:v0"]
+    assert report.packs == sorted([dead, sparse]) and report.repacked == [sparse]
+    # gone's 40 files and manifest; mixed's manifest and 160 files (its first 40 are gone's)
+    assert len(report.objects) == 41 + 161
+    left = pack_files(packed)
+    assert manifest_only in left and dead not in left and sparse not in left and len(left) == 2
+    assert packed.verify() == []
+    out = packed.artifact("small").download(tmp_path / "out")
+    for path in keep.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes()
+
+
+def test_gc_repacks_and_a_reader_holding_the_old_place_still_reads(tmp_path: Path) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    data = tree(tmp_path / "data", 100)
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(data, name="big-part")
+        run.log_artifact(data / "f0001.txt", name="one")
+    reader = forebear.open(tmp_path / "store")
+    one = reader.artifact("one")
+    digest = one.entry("f0001.txt").digest or ""
+    old_place = reader.objects.packed([digest])[digest]  # remembered by this reader
+    store.artifact("big-part").delete()
+    report = store.gc(grace=dt.timedelta(0))
+    assert old_place.pack in report.repacked
+    assert not Path(store.objects.packs.path(old_place.pack)).exists()  # type: ignore[union-attr]
+    assert one.open("f0001.txt").read() == (data / "f0001.txt").read_bytes()
+    assert reader.verify() == []
+
+
+def test_purge_rewrites_every_pack_that_held_the_bytes(
+    packed: forebear.Store, tmp_path: Path
+) -> None:
+    secret = b"SECRET-CUSTOMER-RECORD " * 20
+    data = tree(tmp_path / "data", 20)
+    (data / "secret.txt").write_bytes(secret)
+    with forebear.init(project="p", store=packed) as run:
+        version = run.log_artifact(data, name="ds")
+    before = set(pack_files(packed))
+    report = packed.purge(data / "secret.txt", reason="GDPR request 7")
+    assert report.bytes == len(secret)
+    after = set(pack_files(packed))
+    assert not before & after  # the pack that held it was rewritten
+    objects = location(packed)
+    assert objects.packs is not None
+    for pack in after:
+        assert b"SECRET-CUSTOMER" not in objects.fs.cat_file(objects.packs.path(pack))
+    assert version.open("f0003.txt").read() == (data / "f0003.txt").read_bytes()
+    with pytest.raises(forebear.IntegrityError, match="purged"):
+        version.open("secret.txt").read()
+    assert packed.verify() == []
+
+
+def test_rebuild_index_recovers_the_catalog_from_the_packs(tmp_path: Path) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    data = tree(tmp_path / "data", 30, big=200_000)
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(data, name="ds")
+    store.close()
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:  # an older catalog backup
+        db.execute("DELETE FROM packed_objects")
+        db.execute("DELETE FROM packs")
+    broken = forebear.open(tmp_path / "store")
+    assert [p.path for p in broken.verify()]  # every packed object is missing now
+    packs, objects = broken.rebuild_index()
+    assert (packs, objects) == (1, 32)  # 30 files, big.bin (stored whole) and the manifest
+    assert broken.verify() == []
+    out = broken.artifact("ds").download(tmp_path / "out")
+    assert (out / "big.bin").read_bytes() == (data / "big.bin").read_bytes()
+
+
+def test_a_pack_file_no_writer_recorded_is_removed_after_an_hour(tmp_path: Path) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(tree(tmp_path / "data", 5), name="ds")
+    (only,) = pack_files(store)
+    stray = Path(store.objects.packs.path("ab" + "0" * 30))  # type: ignore[union-attr]
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"a writer was killed before it recorded this pack")
+    assert store.gc(grace=dt.timedelta(0)).packs == []  # young: a writer may be recording it
+    an_hour_ago = stray.stat().st_mtime - 3700
+    os.utime(stray, (an_hour_ago, an_hour_ago))
+    assert store.gc(grace=dt.timedelta(0)).packs == ["ab" + "0" * 30]
+    assert pack_files(store) == [only]
+    assert store.verify() == []
+
+
+def test_a_newer_format_is_refused_and_the_cli_upgrades_and_rebuilds(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    store = project / ".forebear"
+    cli_ok(store, "init")
+    assert re.search(r"format\s+2,", cli_ok(store, "status"))
+    assert "from format 2 to format 3" in cli_ok(store, "upgrade")
+    assert json.loads(cli_ok(store, "upgrade", "--json")) == {"format": 3, "format_before": 3}
+    tree(project / "data", 12)
+    cli_ok(store, "log", str(project / "data"), "--name", "ds")
+    assert json.loads(cli_ok(store, "rebuild-index", "--json"))["packs"] == 1
+    assert "indexed" in cli_ok(store, "rebuild-index")
+    (store / "forebear.json").write_text('{"format_version": 4, "hash": "xxh3-128"}')
+    with pytest.raises(forebear.StoreVersionError, match="format version 4"):
+        forebear.open(store)
+
+
+def test_a_format_2_store_is_left_as_it_is(make_tree: Callable[..., Path], tmp_path: Path) -> None:
+    store = forebear.open(tmp_path / "store")
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(make_tree("d", {"a.txt": "a", "b.txt": "b"}), name="ds")
+    assert pack_files(store) == [] and len(loose_objects(store)) == 3
+    with pytest.raises(forebear.StoreError, match="forebear upgrade"):
+        store.rebuild_index()
