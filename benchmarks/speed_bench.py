@@ -39,8 +39,14 @@ VENVS = REPO / "benchmarks" / ".venvs"
 TIMES = "\u00d7"
 MiB = 1 << 20
 GiB = 1 << 30
-TOOLS = ("forebear", "dvc", "mlflow")
-LABELS = {"forebear": "forebear", "dvc": "DVC", "mlflow": "MLflow", "cp": "plain copy (`cp`)"}
+TOOLS = ("forebear", "forebear-packs", "dvc", "mlflow")
+LABELS = {
+    "forebear": "forebear",
+    "forebear-packs": "forebear, format 3 (packs)",
+    "dvc": "DVC",
+    "mlflow": "MLflow",
+    "cp": "plain copy (`cp`)",
+}
 FIRST, RELOG, SECOND = "first log", "unchanged re-log", "second version"
 APPENDED, EDITED, SCATTERED = "v2: +1 % rows", "v3: 1 % edited mid-file", "v4: 1 % scattered"
 # Data is this much older than the log that reads it, as in a pipeline: forebear hashes a
@@ -415,6 +421,19 @@ class Forebear(Tool):
         return run_quiet([str(self.exe), "--version"]).rsplit(" ", 1)[-1]
 
 
+class ForebearPacks(Forebear):
+    """forebear on a store upgraded to format 3: small files and chunks go into packs."""
+
+    key = "forebear-packs"
+
+    def setup(self, folder: Path) -> None:
+        super().setup(folder)
+        run_quiet([str(self.exe), "--objects", str(folder / "store"), "upgrade"], cwd=folder)
+
+    def stored(self, folder: Path) -> int:
+        return tree_size(folder / "store" / "objects") + tree_size(folder / "store" / "packs")
+
+
 class Dvc(Tool):
     """DVC without git (init --no-scm), data inside the repository as DVC expects."""
 
@@ -559,6 +578,8 @@ def peers(args: argparse.Namespace, work: Path, results: Results) -> list[Tool]:
         tool: Tool
         if key == "forebear":
             tool = Forebear(args.forebear)
+        elif key == "forebear-packs":
+            tool = ForebearPacks(args.forebear)
         elif key == "dvc":
             tool = Dvc(args.dvc_venv)
         elif key == "mlflow":

@@ -267,3 +267,20 @@ def test_a_format_2_store_is_left_as_it_is(make_tree: Callable[..., Path], tmp_p
     assert pack_files(store) == [] and len(loose_objects(store)) == 3
     with pytest.raises(forebear.StoreError, match="forebear upgrade"):
         store.rebuild_index()
+
+
+def test_rebuild_index_indexes_only_objects_whose_bytes_match(tmp_path: Path) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(tree(tmp_path / "data", 4), name="ds")
+    (pack,) = pack_files(store)
+    index_copy = Path(store.objects.packs.path(pack, ".idx"))  # type: ignore[union-attr]
+    body = json.loads(index_copy.read_bytes())
+    forged = "f" * 32  # a writer would rely on it unread: it must not be indexed
+    body["objects"].append([forged, 0, 5])
+    os.chmod(index_copy, 0o644)
+    index_copy.write_text(json.dumps(body, separators=(",", ":"), sort_keys=True))
+    assert store.rebuild_index() == (1, 5)  # 4 files and the manifest, not the forged one
+    assert store.objects.packed([forged]) == {}
+    assert store.verify() == []

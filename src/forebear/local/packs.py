@@ -66,7 +66,8 @@ class LocalPacks:
     def rebuild_index(self) -> tuple[int, int]:
         """Replace the catalog's pack index with what the index copies beside the packs
         say: (packs, objects) indexed. A pack without a readable index copy of the right
-        size is left out (gc deletes it once it is old)."""
+        size is left out (gc deletes it once it is old), and so is every object whose bytes
+        in the pack do not hash to its name: writers rely on indexed objects unread."""
         self.require_writable()
         packs = self.objects.packs
         if packs is None:
@@ -81,7 +82,13 @@ class LocalPacks:
             except StoreError:
                 continue
             if size == stored.size:
-                found[stored.digest] = (size, slots)
+                places = {d: PackSlot(stored.digest, *slot) for d, slot in slots.items()}
+                checked = {
+                    digest
+                    for digest, data in packs.read_many(places)
+                    if data is not None and hash_bytes(data) == digest
+                }
+                found[stored.digest] = (size, {d: slots[d] for d in checked})
         with write_session(self.engine) as session:
             db_packs.forget_all(session)
             for pack, (size, slots) in found.items():

@@ -32,7 +32,7 @@ from ..destination import save_stream
 from ..errors import StoreError
 from ..hashing import Progress, hash_bytes, hash_stream
 from ..readers import checked_at_end, corrupted, verified_copy
-from .copying import Joined, copy_hashing, write_all
+from .copying import Joined, copy_hashing, read_up_to, write_all
 from .formatfile import (
     CHUNKED_FORMAT,
     DIGEST_RE,
@@ -411,7 +411,7 @@ class ObjectLocation(FormatFile):
         its size: for bytes that must be visible before any flush (a server's uploads)."""
         if self.packs is None or not pack:
             return self._put_loose_stream(src, digest, progress, source=source)
-        head = src.read(self.packs.packed_below)
+        head = read_up_to(src, self.packs.packed_below)
         if len(head) < self.packs.packed_below:  # all of it: small enough for a pack
             self.packs.add(digest, head, source)
             if progress is not None:

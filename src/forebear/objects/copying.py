@@ -65,3 +65,13 @@ class Joined(io.RawIOBase):
         n = len(self.pending) if size < 0 else size
         out, self.pending = self.pending[:n], self.pending[n:]
         return out
+
+
+def read_up_to(src: BinaryIO, size: int) -> bytes:
+    """``size`` bytes of ``src``, fewer only at its end (a stream may return short reads)."""
+    parts = []
+    wanted = size
+    while wanted > 0 and (part := src.read(wanted)):
+        parts.append(part)
+        wanted -= len(part)
+    return b"".join(parts)

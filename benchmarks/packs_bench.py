@@ -1,0 +1,214 @@
+"""Many small files to and from S3: forebear in format 2 (one object per file) and format 3
+(packs) side by side with a raw boto3 client of 32 threads, one run, on SeaweedFS on this
+machine.
+
+    python benchmarks/packs_bench.py                       # 20,000 files of 8 KiB
+    python benchmarks/packs_bench.py --files 500           # a quick smoke run
+    python benchmarks/packs_bench.py --write docs/benchmarks.md
+
+Each tool runs in a child process: an upload of the folder, then a download of everything
+into an empty folder (forebear with an empty cache), timed, with the child's peak memory and
+the S3 requests it sent (counted with botocore's ``before-send`` event in the child). The
+S3 server comes from scripts/s3.sh unless FOREBEAR_TEST_S3_* name one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lineage_bench import machine, write_section
+
+MARK = "packs-bench"
+REPO = Path(__file__).resolve().parent.parent
+BUCKET = "forebear-bench"
+
+# Runs in the child: counts every request botocore sends, then does one tool's step.
+CHILD = r"""
+import json, os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REQUESTS = [0]
+
+def count(**_):
+    REQUESTS[0] += 1
+
+def counted(client):
+    client.meta.events.register("before-send", count, unique_id="packs-bench-count")
+    return client
+
+tool, step, folder, url, out = sys.argv[1:6]
+if tool.startswith("forebear"):
+    import s3fs
+    real = s3fs.S3FileSystem.set_session
+
+    async def set_session(self, *args, **kwargs):
+        return counted(await real(self, *args, **kwargs))
+
+    s3fs.S3FileSystem.set_session = set_session
+    import forebear
+    store = forebear.Store(f"sqlite:///{folder}/catalog.db", url, cache_dir=f"{folder}/cache")
+    start = time.perf_counter()
+    if step == "upload":
+        if tool == "forebear-packs":
+            store.upgrade()
+        with forebear.init(project="bench", store=store) as run:
+            run.log_artifact(f"{folder}/data", name="small")
+    else:
+        store.artifact("bench/small").download(out)
+    seconds = time.perf_counter() - start
+else:
+    import boto3
+    from botocore.config import Config
+    client = counted(boto3.client("s3", config=Config(max_pool_connections=32)))
+    bucket, prefix = url[len("s3://"):].split("/", 1)
+    names = sorted(os.listdir(f"{folder}/data"))
+    start = time.perf_counter()
+    def put(name):
+        with open(f"{folder}/data/{name}", "rb") as f:
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=f.read())
+    def get(name):
+        body = client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
+        with open(f"{out}/{name}", "wb") as f:
+            f.write(body)
+    if step == "download":
+        os.makedirs(out, exist_ok=True)
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(put if step == "upload" else get, names))
+    seconds = time.perf_counter() - start
+import resource
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "requests": REQUESTS[0], "peak_mib": peak}))
+"""
+
+TOOLS = ("forebear", "forebear-packs", "boto3")
+LABELS = {
+    "forebear": "forebear, format 2",
+    "forebear-packs": "forebear, format 3 (packs)",
+    "boto3": "raw boto3, 32 threads",
+}
+
+
+def start_s3() -> dict[str, str]:
+    if os.environ.get("FOREBEAR_TEST_S3_ENDPOINT"):
+        return {k: v for k, v in os.environ.items() if k.startswith("FOREBEAR_TEST_S3_")}
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "s3.sh"), "start"],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    return dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in out.splitlines()
+        if line.startswith("export ")
+    )
+
+
+def run_child(tool: str, step: str, folder: Path, url: str, out: Path, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, tool, step, str(folder), url, str(out)],
+        capture_output=True, text=True, env=env, timeout=3600, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{tool} {step} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def same_files(a: Path, b: Path) -> bool:
+    names = sorted(os.listdir(a))
+    return names == sorted(os.listdir(b)) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--size", type=int, default=8 << 10, help="bytes per file")
+    parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument("--write", type=Path, help="update this benchmark's section of this file")
+    args = parser.parse_args()
+    s3 = start_s3()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREBEAR_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=s3["FOREBEAR_TEST_S3_KEY"],
+        AWS_SECRET_ACCESS_KEY=s3["FOREBEAR_TEST_S3_SECRET"],
+        AWS_ENDPOINT_URL=s3["FOREBEAR_TEST_S3_ENDPOINT"],
+        AWS_DEFAULT_REGION="us-east-1",
+        BOTO_CONFIG="/dev/null",
+        FOREBEAR_NO_PROGRESS="1",
+        PYTHONPATH=str(REPO / "src"),
+    )
+    os.environ.update({k: env[k] for k in env if k.startswith("AWS_") or k == "BOTO_CONFIG"})
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    if not fs.exists(BUCKET):
+        fs.mkdir(BUCKET)
+    deadline = time.monotonic() + 120  # a new bucket takes writes once its volumes are made
+    while True:
+        try:
+            fs.pipe_file(f"{BUCKET}/ready", b"ready")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    results: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="packs-bench-") as scratch:
+        work = Path(scratch)
+        data = work / "data"
+        data.mkdir()
+        for i in range(args.files):
+            (data / f"f{i:06d}.bin").write_bytes(os.urandom(args.size))
+        for tool in args.tools.split(","):
+            folder = work / tool
+            folder.mkdir()
+            (folder / "data").symlink_to(data)
+            url = f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}"
+            results[tool] = {}
+            for step in ("upload", "download"):
+                out = work / f"{tool}-out"
+                results[tool][step] = run_child(tool, step, folder, url, out, env)
+                print(tool, step, results[tool][step], file=sys.stderr)
+            if not same_files(data, out):
+                raise SystemExit(f"{tool}: the downloaded files differ from the logged ones")
+    report = render(args, results)
+    print(report)
+    if args.write:
+        write_section(args.write, MARK, report)
+
+
+def render(args: argparse.Namespace, results: dict[str, dict[str, dict]]) -> str:
+    total = args.files * args.size / (1 << 20)
+    lines = [
+        f"{args.files:,} files of {args.size // 1024} KiB ({total:.0f} MiB), to and from SeaweedFS "
+        f"on 127.0.0.1 ({machine()}, Python {platform.python_version()}); one run of "
+        "`python benchmarks/packs_bench.py`. Requests are those the tool sent, counted in its "
+        "process; memory is the peak resident size of the tool's process.",
+        "",
+        "| tool | upload | requests | download into an empty folder | requests | peak memory |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tool, steps in results.items():
+        up, down = steps["upload"], steps["download"]
+        lines.append(
+            f"| {LABELS[tool]} | {up['seconds']:.1f} s | {up['requests']:,} | "
+            f"{down['seconds']:.1f} s | {down['requests']:,} | "
+            f"{max(up['peak_mib'], down['peak_mib']):.0f} MiB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
