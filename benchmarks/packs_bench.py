@@ -186,7 +186,7 @@ def main() -> None:
     report = render(args, results)
     print(report)
     if args.write:
-        write_section(args.write, MARK, report)
+        write_section(args.write, report, MARK)
 
 
 def render(args: argparse.Namespace, results: dict[str, dict[str, dict]]) -> str:

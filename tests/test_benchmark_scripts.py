@@ -119,3 +119,22 @@ def test_server_benchmark_compares_both_paths_and_writes_its_section(
     text = report.read_text()
     assert "<!-- server-bench:begin -->" in text and "| log 60 small files (4 KiB) |" in text
     assert "through `forebear server`" in text and "MB** at most" in text
+
+
+def test_packs_benchmark_counts_requests_and_writes_its_section(
+    tmp_path: Path, s3_server: dict[str, str]
+) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "packs_bench.py"), "--files", "40",
+         "--write", str(report)],
+        env=clean_env(**s3_server), capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert "<!-- packs-bench:begin -->" in text and "40 files of 8 KiB" in text
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines() if "|" in line}
+    packed, boto = rows["| forebear, format 3 (packs)"], rows["| raw boto3, 32 threads"]
+    assert int(boto[2]) == 40 and int(boto[4]) == 40  # one request a file, each way
+    assert int(packed[2]) < 40 and int(packed[4]) < 10  # a pack: a few requests in all

@@ -284,3 +284,23 @@ def test_rebuild_index_indexes_only_objects_whose_bytes_match(tmp_path: Path) ->
     assert store.rebuild_index() == (1, 5)  # 4 files and the manifest, not the forged one
     assert store.objects.packed([forged]) == {}
     assert store.verify() == []
+
+
+def test_a_packed_store_cuts_smaller_chunks_so_an_edit_stores_little(tmp_path: Path) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    rows = [f"{i},{i * 7 % 1000},row number {i}\n".encode() for i in range(1_500_000)]
+    table = tmp_path / "data" / "table.csv"
+    table.parent.mkdir()
+    table.write_bytes(b"".join(rows))  # about 40 MB, as in the benchmark's table
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(table.parent, name="t")
+    middle = len(rows) // 2
+    for i in range(middle, middle + len(rows) // 100):  # 1 % of the rows, in one block
+        rows[i] = rows[i].replace(b"row", b"ROW")
+    table.write_bytes(b"".join(rows))
+    with forebear.init(project="p", store=store) as run:
+        edited = run.log_artifact(table.parent, name="t")
+    assert edited.chunking is not None and edited.chunking["avg_size"] == 64 << 10
+    assert edited.new_bytes is not None and edited.new_bytes < 0.02 * table.stat().st_size
+    assert store.verify() == []

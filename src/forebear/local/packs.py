@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 
+from ..chunking import DEFAULT_CHUNKING, PACKED_CHUNKING, Chunking
 from ..db import packs as db_packs
 from ..db.engine import Engine, Session, read_session, write_session
 from ..errors import StoreError
@@ -46,12 +47,16 @@ class LocalPacks:
 
     objects: ObjectLocation
     engine: Engine
+    chunking: Chunking
     require_writable: Callable[[], None]
 
     def attach_packs(self) -> None:
-        """Keep small objects in packs if the location is in format 3."""
+        """Keep small objects in packs if the location is in format 3 (and, unless other
+        settings were chosen, cut files into the smaller chunks packs make cheap)."""
         if self.objects.format_version >= PACKED_FORMAT and self.objects.packs is None:
             self.objects.attach_packs(CatalogPackIndex(self.engine))
+            if self.chunking is DEFAULT_CHUNKING:
+                self.chunking = PACKED_CHUNKING
 
     def upgrade(self) -> tuple[int, int]:
         """Mark the store as format 3 (packs): (format before, format now). Loose objects

@@ -43,7 +43,7 @@ PACKED_BELOW = 8 << 20  # objects smaller than this are packed (every chunk, by 
 COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 16 << 20  # but no request reads more than this
 PACK_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
-REMEMBERED_SLOTS = 200_000  # slots a reader keeps between lookups
+REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks for its own)
 
 
 class PackSlot(NamedTuple):
