@@ -9,6 +9,9 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import forebear
 from forebear.chunking import Chunking
 from forebear.objects import ObjectLocation
 
-from .conftest import cli_ok, open_store
+from .conftest import clean_env, cli_ok, open_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::forebear.ForebearWarning")
 
@@ -304,3 +307,50 @@ def test_a_packed_store_cuts_smaller_chunks_so_an_edit_stores_little(tmp_path: P
     assert edited.chunking is not None and edited.chunking["avg_size"] == 64 << 10
     assert edited.new_bytes is not None and edited.new_bytes < 0.02 * table.stat().st_size
     assert store.verify() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (CI runs as root)")
+def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(tmp_path: Path) -> None:
+    """A real full filesystem (a 4 MiB tmpfs): the log fails with one clear error, no pack
+    is published short, and the retry once space is freed stores a version that verifies."""
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        import forebear
+        from forebear.hashing import hash_bytes
+        objects, catalog = Path("{tmp_path}/objects"), "sqlite:///{tmp_path}/meta.db"
+        data = Path("{tmp_path}/data"); data.mkdir()
+        for i in range(300):  # 2.3 MiB in small files: they go into one pack
+            (data / f"f{{i}}.bin").write_bytes(os.urandom(8192))
+        store = forebear.Store(catalog, str(objects), cache_dir="{tmp_path}/cache")
+        store.upgrade()
+        free = os.statvfs(objects).f_bavail * os.statvfs(objects).f_frsize
+        filler = objects / "filler"
+        filler.write_bytes(b"x" * (free - 1024 * 1024))  # room for 1 MiB
+        try:
+            with forebear.init(project="p", store=store) as run:
+                run.log_artifact(data, name="ds")
+            raise SystemExit("the log should have failed on the full disk")
+        except forebear.StoreError as exc:
+            assert "space" in str(exc).lower(), exc
+        for path in (objects / "packs").rglob("*"):
+            if path.is_file() and not path.name.endswith(".idx"):
+                assert hash_bytes(path.read_bytes()) == path.parent.name + path.name, path
+        filler.unlink()
+        with forebear.init(project="p", store=store) as run:
+            version = run.log_artifact(data, name="ds")
+        assert store.verify() == [], store.verify()
+        assert version.open("f7.bin").read() == (data / "f7.bin").read_bytes()
+        print("ok")
+        """
+    )
+    (tmp_path / "objects").mkdir()
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c",
+         f"mount -t tmpfs -o size=4m tmpfs {tmp_path}/objects && "
+         f"{sys.executable} -c \"$0\"", script],
+        env=clean_env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert done.stdout.strip() == "ok"

@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import ObjectNotFound, StoreError
+from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import hash_bytes, new_hasher
 from .formatfile import backend_errors, check_unchanged, missing
 
@@ -183,22 +183,23 @@ class Packs:
 
     def add(self, digest: str, data: bytes, source: str) -> None:
         """Put one object into the current pack (sealing it when full)."""
-        with self.lock:
+        with self.lock, backend_errors(f"cannot store {source!r}"):
             if self.writer is None:
                 self.writer = PackWriter(self.temporary_folder())
             try:
                 self.writer.add(digest, data, source)
-            except BaseException:
-                if not self.writer.slots:
-                    self.writer.discard()
-                    self.writer = None
+            except IntegrityError:  # the source changed: nothing of it was written
+                raise
+            except BaseException:  # a failed write (a full disk): the pack cannot be trusted
+                self.writer.discard()
+                self.writer = None
                 raise
             if self.writer.size >= self.target:
                 self.seal_current()
 
     def flush(self) -> None:
         """Seal, write and record the current pack, if any."""
-        with self.lock:
+        with self.lock, backend_errors("cannot write a pack"):
             if self.writer is not None:
                 self.seal_current()
 
