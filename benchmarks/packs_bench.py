@@ -101,8 +101,10 @@ LABELS = {
 
 
 def start_s3() -> dict[str, str]:
+    """The S3 server named by FOREBEAR_TEST_S3_*, else a new one (its _DIR set: to stop)."""
     if os.environ.get("FOREBEAR_TEST_S3_ENDPOINT"):
-        return {k: v for k, v in os.environ.items() if k.startswith("FOREBEAR_TEST_S3_")}
+        found = {k: v for k, v in os.environ.items() if k.startswith("FOREBEAR_TEST_S3_")}
+        return {k: v for k, v in found.items() if k != "FOREBEAR_TEST_S3_DIR"}
     out = subprocess.run(
         ["bash", str(REPO / "scripts" / "s3.sh"), "start"],
         capture_output=True, text=True, check=True, timeout=300,
@@ -139,6 +141,16 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update this benchmark's section of this file")
     args = parser.parse_args()
     s3 = start_s3()
+    try:
+        measure(args, s3)
+    finally:
+        if "FOREBEAR_TEST_S3_DIR" in s3:
+            subprocess.run(
+                ["bash", str(REPO / "scripts" / "s3.sh"), "stop", s3["FOREBEAR_TEST_S3_DIR"]]
+            )
+
+
+def measure(args: argparse.Namespace, s3: dict[str, str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOREBEAR_")}
     env.update(
         AWS_ACCESS_KEY_ID=s3["FOREBEAR_TEST_S3_KEY"],
