@@ -99,8 +99,8 @@ class Chunking:
 # small edit to spare most of them, and stays one object.
 DEFAULT_CHUNKING = Chunking.around(avg_size=512 << 10, threshold=8 << 20)
 # In a store with packs (format 3) a chunk is a range of a pack, not a file or a request, so
-# the count no longer costs: a 64 KiB average stores about 1.3 % of a 40 MB table again for
-# 1 % of its rows edited in one block (512 KiB stores 4.3 %), and files from 1 MiB are cut.
+# the count no longer costs: a 64 KiB average stores 1.3 % of a 44 MB table again for
+# 1 % of its rows edited in one block (512 KiB: 3.8 %), and files from 1 MiB are cut.
 PACKED_CHUNKING = Chunking.around(avg_size=64 << 10, threshold=1 << 20)
 
 
