@@ -149,14 +149,20 @@ def _place(
         chunked = store.content.chunk_lists(e for e, _, _ in todo)
         packed = location.packed(e.digest for e, _, _ in todo if e.digest and not e.uri)
         if not location.is_local:  # fetch what the cache lacks, several at a time
-            store.cache.fill(
-                location,
-                {
-                    e.digest: label
-                    for e, _, label in todo
-                    if e.digest and not e.uri and e.digest not in chunked
-                },
-            )
+            wanted = {
+                e.digest: label
+                for e, _, label in todo
+                if e.digest and not e.uri and e.digest not in chunked
+            }
+            # packed chunks too: neighbours in a pack come in one request, not one each
+            chunk_labels = {
+                digest: label
+                for e, _, label in todo
+                if e.digest in chunked
+                for digest in chunked[e.digest].digests
+            }
+            wanted.update({d: chunk_labels[d] for d in location.packed(chunk_labels)})
+            store.cache.fill(location, wanted)
         for entry, target, label in todo:
             chunks = chunked.get(entry.digest or "")
             if chunks is not None:  # a copy, whatever the link type: no one object has it

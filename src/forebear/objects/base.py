@@ -310,7 +310,8 @@ class ObjectLocation(FormatFile):
 
     def will_need(self, digests: Sequence[str]) -> None:
         """A hint that these objects are about to be read (a local disk starts reading
-        them); nothing by default."""
+        them); where they are packed, their places are looked up at once."""
+        self.packed(digests)
 
     def read_into(self, digest: str, view: memoryview, label: str | None = None) -> int:
         """Put an object's stored bytes, unchecked, into ``view`` (at most its length);

@@ -85,7 +85,10 @@ class LocalLocation(ObjectLocation):
         """Ask the kernel to start reading these objects (``posix_fadvise`` WILLNEED):
         the disk reads them while earlier ones are checked; a hint, so failures are
         ignored."""
-        _HINTS.submit(_will_need, [self.path_of(digest) for digest in digests])
+        packed = self.packed(digests)
+        loose = [self.path_of(digest) for digest in digests if digest not in packed]
+        if loose:
+            _HINTS.submit(_will_need, loose)
 
     def read_into(self, digest: str, view: memoryview, label: str | None = None) -> int:
         if self.packs is not None and self.packed([digest]):
