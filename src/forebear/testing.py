@@ -21,7 +21,13 @@ import pytest
 
 from .errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
 from .hashing import hash_bytes
-from .objects import FORMAT_FILE, FORMAT_VERSION, SMALL_BATCH, ObjectLocation, object_key
+from .objects import (
+    CHUNKED_FORMAT,
+    FORMAT_FILE,
+    SMALL_BATCH,
+    ObjectLocation,
+    object_key,
+)
 
 
 class ObjectLocationTests:
@@ -207,7 +213,7 @@ class ObjectLocationTests:
         assert location.ensure_format().format_version == 1
         location.put_chunk_list(hash_bytes(b"chunked"), b"list")
         found = location.read_format()
-        assert found is not None and found.format_version == FORMAT_VERSION
+        assert found is not None and found.format_version == CHUNKED_FORMAT
 
     # -- the format file -----------------------------------------------------------------
 

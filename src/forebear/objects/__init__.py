@@ -18,6 +18,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ..errors import StoreError
 from .base import (
     CHUNK_LISTS,
+    CHUNKED_FORMAT,
     DIGEST_RE,
     FORMAT_FILE,
     FORMAT_VERSION,
@@ -35,6 +36,7 @@ from .local import LocalLocation
 from .remote import RemoteLocation
 
 __all__ = [
+    "CHUNKED_FORMAT",
     "CHUNK_LISTS",
     "DIGEST_RE",
     "FORMAT_FILE",

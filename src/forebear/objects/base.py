@@ -386,14 +386,16 @@ class ObjectLocation(FormatFile):
     ) -> bool:
         """Store a local file under its known ``digest``; return False if already stored.
         A file that changed since it was hashed is refused (see `put_stream`)."""
-        size = os.path.getsize(local_path)
-        if self.packs is None or not self.packs.takes(size):
-            return self._put_loose_file(local_path, digest, progress, known_missing=known_missing)
-        if not known_missing and self.has(digest, size):
-            return False
-        with open(local_path, "rb") as src:
-            data = src.read(self.packs.packed_below)
-        self.packs.add(digest, data, os.fspath(local_path))
+        source = os.fspath(local_path)
+        with backend_errors(f"cannot store {source!r}"):
+            size = os.path.getsize(source)
+            if self.packs is None or not self.packs.takes(size):
+                return self._put_loose_file(source, digest, progress, known_missing=known_missing)
+            if not known_missing and self.has(digest, size):
+                return False
+            with open(source, "rb") as src:
+                data = read_up_to(src, self.packs.packed_below)
+        self.packs.add(digest, data, source)
         if progress is not None:
             progress(len(data))
         return True

@@ -223,15 +223,14 @@ class Packs:
                 encode_index(sealed.digest, sealed.size, sealed.slots),
             )
         self.index.record(sealed.digest, sealed.size, sealed.slots)
-        for digest, (offset, length) in sealed.slots.items():  # the newest place of each
-            self.known[digest] = PackSlot(sealed.digest, offset, length)
+        self.remember(
+            {d: PackSlot(sealed.digest, offset, n) for d, (offset, n) in sealed.slots.items()}
+        )  # the newest place of each
 
-    def discard(self) -> None:
-        """Drop the pack being filled (a writer that failed)."""
-        with self.lock:
-            if self.writer is not None:
-                self.writer.discard()
-                self.writer = None
+    def remember(self, slots: Mapping[str, PackSlot]) -> None:
+        if len(self.known) + len(slots) > REMEMBERED_SLOTS:
+            self.known.clear()
+        self.known.update(slots)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -239,12 +238,11 @@ class Packs:
         """Where each of ``digests`` that is packed is: from the slots looked up lately
         unless ``fresh``, else from the index (and remembered, a bounded number)."""
         wanted = set(digests)
-        found = {} if fresh else {d: self.known[d] for d in wanted if d in self.known}
+        known = self.known  # other threads may clear it meanwhile: one lookup per digest
+        found = {} if fresh else {d: s for d in wanted if (s := known.get(d)) is not None}
         if len(found) < len(wanted):
             looked_up = self.index.locate(wanted - found.keys())
-            if len(self.known) + len(looked_up) > REMEMBERED_SLOTS:
-                self.known.clear()
-            self.known.update(looked_up)
+            self.remember(looked_up)
             found.update(looked_up)
         return found
 
