@@ -354,3 +354,21 @@ def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(tmp_path: Pa
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
     assert done.stdout.strip() == "ok"
+
+
+def test_push_and_pull_between_packed_and_loose_stores(tmp_path: Path) -> None:
+    packed = forebear.open(tmp_path / "packed")
+    packed.upgrade()
+    loose = forebear.open(tmp_path / "loose")
+    data = tree(tmp_path / "data", 50, big=2_000_000)
+    with forebear.init(project="p", store=packed) as run:
+        run.log_artifact(data, name="ds")
+    report = packed.push(loose)
+    assert report.objects_copied > 0 and pack_files(loose) == []  # format 2 stays loose
+    out = loose.artifact("p/ds").download(tmp_path / "out")
+    assert (out / "big.bin").read_bytes() == (data / "big.bin").read_bytes()
+    again = forebear.open(tmp_path / "again")
+    again.upgrade()
+    loose.push(again)  # from loose objects into the target's packs
+    assert loose_objects(again) == [] and len(pack_files(again)) == 1
+    assert again.verify() == [] and loose.verify() == []
