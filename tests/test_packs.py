@@ -372,3 +372,19 @@ def test_push_and_pull_between_packed_and_loose_stores(tmp_path: Path) -> None:
     loose.push(again)  # from loose objects into the target's packs
     assert loose_objects(again) == [] and len(pack_files(again)) == 1
     assert again.verify() == [] and loose.verify() == []
+
+
+def test_a_tampered_pack_index_never_reads_outside_the_packs(tmp_path: Path) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(tree(tmp_path / "data", 3), name="ds")
+    store.close()
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:
+        db.execute("PRAGMA foreign_keys = OFF")
+        db.execute("UPDATE packed_objects SET pack = '../../../../../../../etc/passwd'")
+        db.execute("UPDATE packs SET digest = '../../../../../../../etc/passwd'")
+    tampered = forebear.open(tmp_path / "store")
+    with pytest.raises(forebear.StoreError, match="not a digest"):
+        tampered.artifact("ds").open("f0001.txt").read()
+    assert version.digest == tampered.artifact("ds").digest

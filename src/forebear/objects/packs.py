@@ -43,6 +43,7 @@ PACKED_BELOW = 8 << 20  # objects smaller than this are packed (every chunk, by 
 COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 16 << 20  # but no request reads more than this
 PACK_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
+PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
 REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks for its own)
 
 
@@ -167,6 +168,10 @@ class Packs:
     # -- paths ---------------------------------------------------------------------------
 
     def path(self, pack: str, suffix: str = "") -> str:
+        """Where pack ``pack`` is; a name that is not a digest (a tampered catalog) is
+        refused, so no path outside ``packs/`` is ever read."""
+        if not PACK_DIGEST_RE.fullmatch(pack):
+            raise StoreError(f"the catalog names a pack {pack!r:.40}, which is not a digest")
         root = self.location.root
         key = pack_key(pack) + suffix
         return f"{root}/{key}" if root else key
