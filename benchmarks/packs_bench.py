@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -205,7 +204,7 @@ def render(args: argparse.Namespace, results: dict[str, dict[str, dict]]) -> str
     total = args.files * args.size / (1 << 20)
     lines = [
         f"{args.files:,} files of {args.size // 1024} KiB ({total:.0f} MiB), to and from SeaweedFS "
-        f"on 127.0.0.1 ({machine()}, Python {platform.python_version()}); one run of "
+        f"on 127.0.0.1 ({machine()}); one run of "
         "`python benchmarks/packs_bench.py`. Requests are those the tool sent, counted in its "
         "process; memory is the peak resident size of the tool's process.",
         "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ from .base import (
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
 PUBLISHING = threading.BoundedSemaphore(TRANSFER_WORKERS)  # uploads checked at once, per process
+PART_SIZE = 8 << 20  # a pack goes up in parts of this size (S3's minimum is 5 MiB)
 PUBLISH_IN_MEMORY = 16 << 20  # a staged upload up to this size is checked and written from memory
 
 
@@ -277,6 +279,18 @@ class RemoteLocation(ObjectLocation):
 
     def _flush_loose(self) -> None:
         """Nothing to do: an object store has made an object durable when its PUT returns."""
+
+    def store_file(self, local_path: str, path: str) -> None:
+        """Streamed in parts (a pack need not be in memory whole); the object store makes
+        it visible only once complete, and a failed upload is abandoned."""
+        with open(local_path, "rb") as src:
+            upload = self.fs.open(path, "wb", block_size=PART_SIZE)
+            try:
+                shutil.copyfileobj(src, upload, 1 << 20)
+            except BaseException:
+                self._discard(upload, path)
+                raise
+            upload.close()
 
     def _discard(self, upload: Any, target: str) -> None:
         """Abandon an upload so nothing stays under ``target``: abort it where the backend
