@@ -9,7 +9,9 @@ is not the location's own (refused before this runs anyway), everything at once.
 
 The catalog's write lock is held while the decision is made and carried out, so no writer
 can start relying on an object meanwhile, and no writer can commit after its lease was
-taken away.
+taken away. In a store with packs the same decision is made per pack (`packs.collect_packs`):
+dead packs are forgotten, sparse ones rewritten, and their files deleted after the commit;
+a loose copy of a packed object is garbage like an unneeded one.
 """
 
 from __future__ import annotations

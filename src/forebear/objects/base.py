@@ -6,7 +6,8 @@ Layout under the location's root::
     forebear.json                  format version, hash algorithm and store id, checked on open
     objects/<2 hex>/<30 hex>       one immutable blob per xxh3-128 digest
     chunklists/<2 hex>/<30 hex>    how the file with that digest is made of chunk objects
-    tmp/                           in-flight local writes, renamed into objects/
+    packs/<2 hex>/<30 hex>[.idx]   (format 3) many small objects in one file, and its index
+    tmp/                           in-flight local writes, renamed into objects/ or packs/
 
 An object gets its final name only once every byte was written and the written bytes hash
 to that name (see `LocalLocation` and `RemoteLocation` for how). An object that a writer
