@@ -149,6 +149,6 @@ def test_a_store_written_by_format_1_still_reads(tmp_path: Path) -> None:
 def test_a_newer_format_is_refused_with_the_version_needed(tmp_path: Path) -> None:
     copy = tmp_path / "future"
     shutil.copytree(FIXTURE, copy)
-    (copy / "forebear.json").write_text('{"format_version": 3, "hash": "xxh3-128"}')
-    with pytest.raises(forebear.StoreVersionError, match="format version 3"):
+    (copy / "forebear.json").write_text('{"format_version": 4, "hash": "xxh3-128"}')
+    with pytest.raises(forebear.StoreVersionError, match="format version 4"):
         forebear.open(copy)

@@ -261,7 +261,7 @@ class LocalLocation(ObjectLocation):
     ) -> None:
         """One after the other: for many short writes, threads lose to the GIL here."""
         for local_path, digest in items:
-            self._put_loose_file(local_path, digest, progress, known_missing=True)
+            self.put_file(local_path, digest, progress, known_missing=True)
 
     def _publish_checked(
         self, source: str, digest: str, fill: Callable[[str], tuple[str, int]]

@@ -267,11 +267,11 @@ class RemoteLocation(ObjectLocation):
         """Several uploads at a time."""
         if len(items) <= 1:
             for local_path, digest in items:
-                self._put_loose_file(local_path, digest, progress, known_missing=True)
+                self.put_file(local_path, digest, progress, known_missing=True)
             return
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             futures = [
-                pool.submit(self._put_loose_file, path, digest, progress, known_missing=True)
+                pool.submit(self.put_file, path, digest, progress, known_missing=True)
                 for path, digest in items
             ]
             for future in futures:

@@ -168,7 +168,7 @@ class ServerObjects(ObjectLocation):
         self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
     ) -> None:
         def put(item: tuple[str | os.PathLike[str], str]) -> None:
-            self._put_loose_file(item[0], item[1], progress, known_missing=True)
+            self.put_file(item[0], item[1], progress, known_missing=True)
 
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             for _ in pool.map(put, items):
