@@ -150,6 +150,13 @@ class ObjectLocation(FormatFile):
         found = self._stored_size(digest)
         return found is not None and (size is None or found == size)
 
+    def _packed_bytes(self, digest: str, name: str) -> bytes | None:
+        """A packed object's stored bytes, unchecked; None when it is not packed."""
+        slot = self.packed([digest]).get(digest)
+        if slot is None or self.packs is None:
+            return None
+        return self.packs.read_stored(digest, slot, name)
+
     def _stored_size(self, digest: str) -> int | None:
         slot = self.packed([digest]).get(digest)
         return slot.length if slot is not None else self._size_or_none(digest)
@@ -276,8 +283,8 @@ class ObjectLocation(FormatFile):
                             self.fs.rm_file(path)
 
     def _open_raw(self, digest: str, name: str) -> BinaryIO:
-        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
-            return io.BytesIO(self.packs.read_stored(digest, slot, name))
+        if (packed := self._packed_bytes(digest, name)) is not None:
+            return io.BytesIO(packed)
         with backend_errors(f"cannot read {name}"):
             try:
                 return self.fs.open(self.path_of(digest), "rb")  # type: ignore[no-any-return]
@@ -326,8 +333,8 @@ class ObjectLocation(FormatFile):
 
     def _stored_bytes(self, digest: str, name: str) -> bytes:
         """An object's stored bytes, packed or loose, unchecked."""
-        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
-            return self.packs.read_stored(digest, slot, name)
+        if (packed := self._packed_bytes(digest, name)) is not None:
+            return packed
         with backend_errors(f"cannot read {name}"):
             return self._read_whole(digest, name)
 
@@ -349,14 +356,14 @@ class ObjectLocation(FormatFile):
 
     def raw_bytes(self, digest: str) -> bytes | None:
         """A (small) object's bytes, unchecked, for `verify`; None when it is missing."""
-        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
-            return self.packs.read_stored(digest, slot, f"object {digest}")
+        if (packed := self._packed_bytes(digest, f"object {digest}")) is not None:
+            return packed
         return self._read_or_none(self.path_of(digest), f"object {digest}")
 
     def actual_digest(self, digest: str) -> str | None:
         """Re-hash a stored object: its actual digest, or None when it is missing."""
-        if self.packs is not None and (slot := self.packed([digest]).get(digest)):
-            return hash_bytes(self.packs.read_stored(digest, slot, f"object {digest}"))
+        if (packed := self._packed_bytes(digest, f"object {digest}")) is not None:
+            return hash_bytes(packed)
         with backend_errors(f"cannot read object {digest}"):
             try:
                 with self.fs.open(self.path_of(digest), "rb") as f:

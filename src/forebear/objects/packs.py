@@ -24,7 +24,7 @@ import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -42,7 +42,6 @@ PACK_TARGET = 32 << 20  # a pack is sealed once it holds this many bytes
 PACKED_BELOW = 8 << 20  # objects smaller than this are packed (every chunk, by default)
 COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 8 << 20  # but no request reads more than this
-PACK_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
 PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
 REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks for its own)
 
@@ -328,9 +327,3 @@ def coalesce(
         group, pack, start, end = [(digest, slot)], slot.pack, slot.offset, stop
     if group:
         yield pack, start, end, group
-
-
-def pack_names(names: Iterable[str]) -> Sequence[str]:
-    """The pack digests among file names listed under a prefix folder (``<30 hex>``, not
-    the ``.idx`` copies)."""
-    return [name for name in names if PACK_NAME_RE.match(name)]
