@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
+from functools import partial
 
 from ..chunking import DEFAULT_CHUNKING, PACKED_CHUNKING, Chunking
 from ..db import packs as db_packs
@@ -19,7 +20,7 @@ from ..db.engine import Engine, Session, read_session, write_session
 from ..errors import StoreError
 from ..hashing import hash_bytes
 from ..objects import PACKED_FORMAT, ObjectLocation
-from ..objects.packs import INDEX_SUFFIX, PackIndex, PackSlot, PackWriter, encode_index
+from ..objects.packs import INDEX_SUFFIX, PackIndex, PackSlot, PackWriter
 from ..reports import GcReport
 
 REPACK_BELOW = 0.5  # a pack is rewritten once less than this fraction of its bytes is live
@@ -161,8 +162,9 @@ def purge_packed(objects: ObjectLocation, session: Session, digests: Collection[
     if objects.packs is None:
         return []
     old = db_packs.holding(session, digests)
+    purged = set(digests)
     for pack in old:
-        kept = set(pack.slots) - set(digests)
+        kept = set(pack.slots) - purged
         if kept:
             _rewrite(objects, session, pack._replace(live=kept))
     db_packs.forget(session, [pack.digest for pack in old])
@@ -183,13 +185,7 @@ def _rewrite(objects: ObjectLocation, session: Session, pack: db_packs.PackUsage
                     "'forebear verify' and 'forebear repair' before gc repacks it"
                 )
             writer.add(digest, data, f"pack {pack.digest}")
-        sealed = writer.seal()
-        objects.store_file(sealed.path, packs.path(sealed.digest))
-        objects.store_small(
-            packs.path(sealed.digest, INDEX_SUFFIX),
-            encode_index(sealed.digest, sealed.size, sealed.slots),
-        )
-        db_packs.record_pack(session, sealed.digest, sealed.size, sealed.slots)
+        packs.publish(writer.seal(), partial(db_packs.record_pack, session))
     finally:
         writer.discard()
 

@@ -24,7 +24,7 @@ import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -44,6 +44,9 @@ COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 8 << 20  # but no request reads more than this
 PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
 REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks for its own)
+
+
+Recorder = Callable[[str, int, Mapping[str, tuple[int, int]]], None]  # pack, size, slots
 
 
 class PackSlot(NamedTuple):
@@ -217,16 +220,17 @@ class Packs:
         finally:
             writer.discard()
 
-    def publish(self, sealed: SealedPack) -> None:
-        """Write the pack, then its index copy, then record it: an index row never names
-        a pack that is not whole."""
+    def publish(self, sealed: SealedPack, record: Recorder | None = None) -> None:
+        """Write the pack, then its index copy, then record it (through the index, or
+        ``record`` inside a caller's transaction): an index row never names a pack that is
+        not whole."""
         with backend_errors(f"cannot write pack {sealed.digest}"):
             self.location.store_file(sealed.path, self.path(sealed.digest))
             self.location.store_small(
                 self.path(sealed.digest, INDEX_SUFFIX),
                 encode_index(sealed.digest, sealed.size, sealed.slots),
             )
-        self.index.record(sealed.digest, sealed.size, sealed.slots)
+        (record or self.index.record)(sealed.digest, sealed.size, sealed.slots)
         self.remember(
             {d: PackSlot(sealed.digest, offset, n) for d, (offset, n) in sealed.slots.items()}
         )  # the newest place of each
