@@ -343,6 +343,17 @@ def run_cli(
     )
 
 
+def python_in_own_mounts(
+    mounts: str, script: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python ``script`` in a private mount namespace after the shell commands
+    ``mounts`` (a small tmpfs, a read-only bind): root only."""
+    return subprocess.run(
+        ["unshare", "--mount", "sh", "-c", f'{mounts} && {sys.executable} -c "$0"', script],
+        env=env or clean_env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
 def cli_ok(store: Path, *args: str, input: str | None = None) -> str:
     """Run the command on the store in a folder; insist it succeeded without a traceback."""
     done = run_cli("--objects", str(store), *args, input=input)

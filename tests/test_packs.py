@@ -9,8 +9,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import forebear
 from forebear.chunking import Chunking
 from forebear.objects import ObjectLocation
 
-from .conftest import clean_env, cli_ok, open_store
+from .conftest import cli_ok, open_store, python_in_own_mounts
 
 pytestmark = pytest.mark.filterwarnings("ignore::forebear.ForebearWarning")
 
@@ -346,12 +344,7 @@ def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(tmp_path: Pa
         """
     )
     (tmp_path / "objects").mkdir()
-    done = subprocess.run(
-        ["unshare", "--mount", "sh", "-c",
-         f"mount -t tmpfs -o size=4m tmpfs {tmp_path}/objects && "
-         f"{sys.executable} -c \"$0\"", script],
-        env=clean_env(), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = python_in_own_mounts(f"mount -t tmpfs -o size=4m tmpfs {tmp_path}/objects", script)
     assert done.returncode == 0, done.stderr + done.stdout
     assert done.stdout.strip() == "ok"
 

@@ -27,7 +27,7 @@ import forebear
 from forebear.hashing import hash_bytes
 from forebear.objects import open_location
 
-from .conftest import clean_env, corrupt, run_cli
+from .conftest import clean_env, corrupt, python_in_own_mounts, run_cli
 
 NO_GRACE = dt.timedelta(0)
 IS_ROOT = os.geteuid() == 0
@@ -136,12 +136,7 @@ def test_a_full_disk_never_leaves_a_short_object_that_a_retry_trusts(tmp_path: P
         """
     )
     (tmp_path / "objects").mkdir()
-    done = subprocess.run(
-        ["unshare", "--mount", "sh", "-c",
-         f"mount -t tmpfs -o size=4m tmpfs {tmp_path}/objects && "
-         f"{sys.executable} -c \"$0\"", script],
-        env=clean_env(), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = python_in_own_mounts(f"mount -t tmpfs -o size=4m tmpfs {tmp_path}/objects", script)
     assert done.returncode == 0, done.stderr + done.stdout
     assert done.stdout.strip() == "ok"
 
@@ -740,13 +735,11 @@ def test_a_store_on_read_only_media_can_be_browsed(
         print("ok")
         """
     )
-    done = subprocess.run(
-        ["unshare", "--mount", "sh", "-c",
-         f"mount --bind {store_dir} {store_dir} && mount -o remount,bind,ro {store_dir} && "
-         f"{sys.executable} -c \"$0\"", script],
-        env=clean_env(XDG_CACHE_HOME=str(tmp_path / "xdg")),
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = python_in_own_mounts(
+        f"mount --bind {store_dir} {store_dir} && mount -o remount,bind,ro {store_dir}",
+        script,
+        clean_env(XDG_CACHE_HOME=str(tmp_path / "xdg")),
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     assert (tmp_path / "out" / "a.txt").read_text() == "alpha"
     assert version.ref == "ds:v0"
