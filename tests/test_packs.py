@@ -381,3 +381,24 @@ def test_a_tampered_pack_index_never_reads_outside_the_packs(tmp_path: Path) -> 
     with pytest.raises(forebear.StoreError, match="not a digest"):
         tampered.artifact("ds").open("f0001.txt").read()
     assert version.digest == tampered.artifact("ds").digest
+
+
+def test_only_a_server_admin_may_upgrade_or_rebuild_the_index(tmp_path: Path) -> None:
+    from .serving import ForebearServer
+
+    (tmp_path / "store").mkdir()
+    server = ForebearServer(
+        f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
+        tmp_path / "server.log",
+    )  # fmt: skip
+    try:
+        writer = server.store(server.user("alice", {"p": "writer"}))
+        with pytest.raises(forebear.PermissionDenied, match="admin"):
+            writer.upgrade()
+        with pytest.raises(forebear.PermissionDenied, match="admin"):
+            writer.rebuild_index()
+        writer.close()
+        with forebear.Store(server.db_url, server.objects_url) as direct:
+            assert direct.objects.format_version == 2  # nothing changed
+    finally:
+        server.stop()
