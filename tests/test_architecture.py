@@ -108,6 +108,7 @@ LAYERS = (
         "artifacts",
         "statcache",
         "fingerprint",
+        "treekey",
         "references",
         "ingest",
         "cache",

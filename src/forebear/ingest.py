@@ -33,6 +33,7 @@ from .manifest import ManifestEntry, ManifestWriter
 from .objects import TRANSFER_WORKERS, ObjectLocation
 from .spool import Spool
 from .statcache import FileStat, StatCache
+from .treekey import KeyBuilder, TreeKeys
 
 # Files fingerprinted (and then stored) per batch: enough to keep every core busy, few
 # enough that a batch's stats and digests stay a few tens of MB.
@@ -55,6 +56,7 @@ class Prepared:
     cut: Spool = field(default_factory=lambda: Spool(width=3))
     stored_size: int = 0  # the files' bytes (references are not stored)
     new_bytes: int = 0  # what store_objects added to the object location
+    tree: TreeKeys | None = None  # the files' keys, when they are all local files
 
     @property
     def shared_bytes(self) -> int:
@@ -93,12 +95,15 @@ def prepare(
     manifest = cast(BinaryIO, tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY))  # noqa: SIM115
     try:
         writer = ManifestWriter(manifest)
+        keys: KeyBuilder | None = KeyBuilder()
         references = 0
         with progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
             for batch in artifact.batches(BATCH):
                 if forbidden:
                     _refuse_forbidden(batch, forbidden)
-                rows.add(_fingerprint_batch(batch, writer, cache, tick, expect))
+                if keys is not None and not all(isinstance(i, PendingFile) for i in batch):
+                    keys = None  # references or kept entries: no stat describes them
+                rows.add(_fingerprint_batch(batch, writer, cache, tick, expect, keys))
                 references += sum(
                     e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
                 )
@@ -108,7 +113,10 @@ def prepare(
         manifest.close()
         raise
     stored_size = writer.size - references
-    return Prepared(digest, writer.count, writer.size, manifest, rows, stored_size=stored_size)
+    tree = keys.keys() if keys is not None else None
+    return Prepared(
+        digest, writer.count, writer.size, manifest, rows, stored_size=stored_size, tree=tree
+    )
 
 
 def _refuse_forbidden(batch: list[PendingFile | ManifestEntry], forbidden: frozenset[str]) -> None:
@@ -127,10 +135,14 @@ def _fingerprint_batch(
     cache: StatCache | None,
     tick: Callable[[int], None],
     expect: Callable[[int], None],
+    keys: KeyBuilder | None,
 ) -> list[tuple[Any, ...]]:
     files = [item for item in batch if isinstance(item, PendingFile)]
     local_paths = [pending.local_path for pending in files]
     stats = [stat_file(path) for path in local_paths]
+    if keys is not None:
+        keys.add_paths(files)
+        keys.add_stats(zip(files, stats, strict=True))
     expect(sum(stat.size for stat in stats))
     prints = iter(fingerprint(local_paths, stats, cache, tick))
     rows: list[tuple[Any, ...]] = []

@@ -52,6 +52,18 @@ class FileStat(NamedTuple):
 
 
 _TABLE = "sealed_files"
+_TREES = "sealed_trees"
+
+
+class TreeRecord(NamedTuple):
+    """An artifact's files as a version was logged from them (see `forebear.treekey`):
+    their stats key, the manifest digest they made, their newest change and when they
+    were stated."""
+
+    stats_key: str
+    digest: str
+    changed_ns: int
+    taken_ns: int
 
 
 def _load_key(path: Path) -> bytes:
@@ -89,11 +101,10 @@ class StatCache:
         self.key_path = key_path
         self._key: bytes | None = None
 
-    def _seal(self, values: tuple[int, int, int, int, int, int, str]) -> str:
+    def _seal(self, values: tuple[int | str, ...]) -> str:
         if self._key is None:
             self._key = _load_key(self.key_path)
-        device, inode, size, mtime, ctime, recorded, digest = values
-        text = f"{device}:{inode}:{size}:{mtime}:{ctime}:{recorded}:{digest}".encode()
+        text = ":".join(str(value) for value in values).encode()
         return hashlib.blake2b(text, key=self._key, digest_size=16).hexdigest()
 
     @contextlib.contextmanager
@@ -107,6 +118,11 @@ class StatCache:
                 f"CREATE TABLE IF NOT EXISTS {_TABLE} (device INTEGER, inode INTEGER,"
                 " size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, recorded_ns INTEGER,"
                 " digest TEXT, seal TEXT, PRIMARY KEY (device, inode)) WITHOUT ROWID"
+            )
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {_TREES} (paths_key TEXT PRIMARY KEY,"
+                " stats_key TEXT, digest TEXT, changed_ns INTEGER, taken_ns INTEGER,"
+                " seal TEXT) WITHOUT ROWID"
             )
             yield connection
         finally:
@@ -162,3 +178,46 @@ class StatCache:
                     f"INSERT OR REPLACE INTO {_TABLE} VALUES (?,?,?,?,?,?,?,?)", rows
                 )
                 connection.execute("COMMIT")
+
+    def remembered_tree(self, paths_key: str) -> TreeRecord | None:
+        """What the files with this paths key were when last logged, if it can be trusted:
+        sealed by this user, and stated long enough after their last change."""
+        if not self.path.exists():
+            return None
+        row = None
+        with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
+            row = connection.execute(
+                f"SELECT stats_key, digest, changed_ns, taken_ns, seal FROM {_TREES}"
+                " WHERE paths_key = ?",
+                (paths_key,),
+            ).fetchone()
+        if row is None:
+            return None
+        record, seal = TreeRecord(*row[:4]), row[4]
+        types = (str, str, int, int)
+        if not all(isinstance(v, t) for v, t in zip(record, types, strict=True)):
+            return None  # not a row this code wrote
+        if not _trusted_tree(record):
+            return None
+        with contextlib.suppress(OSError):
+            if isinstance(seal, str) and hmac.compare_digest(
+                seal, self._seal(("tree", paths_key, *record))
+            ):
+                return record
+        return None
+
+    def remember_tree(self, paths_key: str, record: TreeRecord) -> None:
+        """Record what an artifact's files made (a racy record is not kept)."""
+        if not _trusted_tree(record):
+            return
+        with contextlib.suppress(sqlite3.Error, OSError):
+            seal = self._seal(("tree", paths_key, *record))
+            with self._connect() as connection:
+                connection.execute(
+                    f"INSERT OR REPLACE INTO {_TREES} VALUES (?,?,?,?,?,?)",
+                    (paths_key, *record, seal),
+                )
+
+
+def _trusted_tree(record: TreeRecord) -> bool:
+    return record.taken_ns - record.changed_ns >= int(RACY_SECONDS * 1e9)

@@ -93,10 +93,11 @@ def insert_ignoring_duplicates(
         from sqlalchemy.dialects import sqlite
 
         insert_fn = sqlite.insert
+    # Core executemany on the table: the ORM's bulk insert costs three times as much per row
+    statement = insert_fn(model.__table__).on_conflict_do_nothing()
+    connection = session.connection()
     for start in range(0, len(rows), _INSERT_BATCH):
-        session.execute(
-            insert_fn(model).on_conflict_do_nothing(), list(rows[start : start + _INSERT_BATCH])
-        )
+        connection.execute(statement, list(rows[start : start + _INSERT_BATCH]))
 
 
 @contextlib.contextmanager

@@ -9,12 +9,12 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from itertools import groupby
 from typing import NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from . import bulk
 from .bulk import insert_ignoring_duplicates
-from .schema import PackedObjectRow, PackRow, utcnow
+from .schema import EntryRow, PackedObjectRow, PackRow, utcnow
 
 
 class PackUsage(NamedTuple):
@@ -70,6 +70,26 @@ def locate(session: Session, digests: Collection[str]) -> dict[str, tuple[str, i
         if digest not in newest or created > newest[digest]:
             found[digest], newest[digest] = (pack, offset, length), created
     return found
+
+
+def unpacked_files(session: Session, version_id: int) -> list[tuple[str, int]]:
+    """(digest, size) of each distinct stored file of a version that no pack holds with that
+    size: loose objects, and chunked files (whose chunks are packed, not the file). Asked
+    in one statement, so a version whose files are all packed costs no row at all."""
+    packed = exists().where(
+        PackedObjectRow.digest == EntryRow.digest, PackedObjectRow.length == EntryRow.size
+    )
+    query = (
+        select(EntryRow.digest, EntryRow.size)
+        .where(
+            EntryRow.version_id == version_id,
+            EntryRow.uri.is_(None),
+            EntryRow.digest.is_not(None),
+            ~packed,
+        )
+        .distinct()
+    )
+    return [(str(digest), size) for digest, size in session.connection().execute(query)]
 
 
 def all_packed(session: Session) -> set[str]:

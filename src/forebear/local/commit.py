@@ -1,6 +1,8 @@
 """The commit protocol (write bottom-up): objects first, then the manifest object, then one
 catalog transaction that makes the version visible.
 
+0. files logged before and unchanged since (by their stats) make a version that is still
+   whole: record the log of that version and stop (`unchanged.logged_before`);
 1. prepare: hash every file, write the canonical manifest (`ingest.prepare`);
 2. find existing: is a version with this digest committed already (then its objects are
    only checked, and what went missing is stored again);
@@ -32,7 +34,7 @@ from ..db.engine import Session, read_session, write_session
 from ..errors import InvalidInput, StoreError
 from ..paths import check_alias, check_name
 from ..records import VersionData
-from . import identity
+from . import identity, unchanged
 from .leases import Lease
 
 if TYPE_CHECKING:
@@ -112,6 +114,12 @@ def log(
             f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
         )
     backend.require_writable()
+    again = unchanged.logged_before(backend, artifact, project)
+    if again is not None:
+        return log_again(
+            backend, artifact, again, project=project, run_id=run_id, aliases=aliases,
+            tags=tags, ttl=ttl,
+        )  # fmt: skip
     show = progress.wanted(show_progress)
     with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
         with read_session(backend.engine) as session:
@@ -144,18 +152,49 @@ def log(
                 prepared.shared_bytes,
             )
 
-            def still_there(session: Session) -> None:
-                if known is not None and not db_versions.is_live(session, known):
-                    # its objects were only checked, not held: gc may take them now
-                    raise StoreError(
-                        f"{project}/{artifact.name}: the version with this content was deleted "
-                        "while this log ran; log it again"
-                    )
-
-            return commit_logged(
+            logged = commit_logged(
                 backend, lease, artifact, contents, prepared.digest, project=project,
-                run_id=run_id, aliases=aliases, tags=tags, ttl=ttl, before=still_there,
+                run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
+                before=still_live(f"{project}/{artifact.name}", known),
             )  # fmt: skip
+        unchanged.remember(backend, prepared)
+        return logged
+
+
+def log_again(
+    backend: LocalBackend,
+    artifact: Artifact,
+    version: VersionData,
+    *,
+    project: str,
+    run_id: str | None,
+    aliases: Sequence[str],
+    tags: Sequence[str],
+    ttl: dt.timedelta | None,
+) -> VersionData:
+    """Record a log of files known to make ``version`` (found by `unchanged.logged_before`):
+    the same commit as any log finding its version, with nothing to store."""
+    contents = db_versions.Contents(version.size, version.file_count, ())
+    with Lease(backend.engine) as lease:
+        return commit_logged(
+            backend, lease, artifact, contents, version.digest, project=project,
+            run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
+            before=still_live(f"{project}/{artifact.name}", version.id),
+        )  # fmt: skip
+
+
+def still_live(name: str, known: int | None) -> Callable[[Session], None]:
+    """The commit's check that the version a log found committed (``known``) was not deleted
+    meanwhile: its objects were only checked, not held, so gc may take them now."""
+
+    def check(session: Session) -> None:
+        if known is not None and not db_versions.is_live(session, known):
+            raise StoreError(
+                f"{name}: the version with this content was deleted while this log ran; "
+                "log it again"
+            )
+
+    return check
 
 
 def commit_logged(

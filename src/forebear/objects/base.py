@@ -401,8 +401,10 @@ class ObjectLocation(FormatFile):
                 return self._put_loose_file(source, digest, progress, known_missing=known_missing)
             if not known_missing and self.has(digest, size):
                 return False
-            with open(source, "rb") as src:
-                data = read_up_to(src, self.packs.packed_below)
+            with open(source, "rb", buffering=0) as src:
+                # a byte more than its size shows a file that grew (asking for the whole
+                # threshold would allocate it for every small file)
+                data = read_up_to(src, min(size + 1, self.packs.packed_below))
         self.packs.add(digest, data, source)
         if progress is not None:
             progress(len(data))

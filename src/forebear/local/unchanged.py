@@ -1,0 +1,74 @@
+"""An unchanged re-log in one look: when an artifact's files have the stats key recorded
+the last time a version was logged from them (see `forebear.treekey`), they make that
+version's manifest again, so nothing is hashed, no manifest is written and no entry is
+compared one by one. What stays is what the guarantees need: the version must still be
+live, keep every byte (nothing purged), and every object it needs must still be stored
+(otherwise the full log runs and stores again what went missing)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import treekey
+from ..chunking import MIN_THRESHOLD
+from ..db import packs as db_packs
+from ..db import versions as db_versions
+from ..db.engine import read_session
+from ..records import VersionData
+from ..statcache import TreeRecord
+
+# Objects asked about at once: one listing or index lookup answers for many.
+_PAGE = 50_000
+
+if TYPE_CHECKING:
+    from ..artifacts import Artifact
+    from ..ingest import Prepared
+    from .backend import LocalBackend
+
+
+def logged_before(backend: LocalBackend, artifact: Artifact, project: str) -> VersionData | None:
+    """The live version of ``project/artifact.name`` that these very files made, when that
+    can be known without reading them; None means: log them in full."""
+    paths_key = treekey.paths_key(artifact)
+    record = backend.stat_cache.remembered_tree(paths_key) if paths_key else None
+    if record is None:
+        return None
+    keys = treekey.tree_keys(artifact)
+    if keys is None or keys.stats_key != record.stats_key:
+        return None
+    with read_session(backend.engine) as session:
+        known = db_versions.live_version_id(session, project, artifact.name, record.digest)
+        if known is None:
+            return None
+        version = db_versions.load_versions(session, [known])[known]
+    if backend.redactions(known) or not is_whole(backend, version):
+        return None
+    return version
+
+
+def is_whole(backend: LocalBackend, version: VersionData) -> bool:
+    """Whether every object ``version`` needs is stored with its size: its manifest, its
+    whole files (packed ones known from the pack index in one statement), and the chunks
+    of its chunked ones."""
+    objects = backend.objects
+    if not objects.has(version.digest):
+        return False
+    with read_session(backend.engine) as session:
+        unpacked = db_packs.unpacked_files(session, version.id)
+    for start in range(0, len(unpacked), _PAGE):
+        page = dict(unpacked[start : start + _PAGE])
+        lists = backend.chunk_lists(d for d, size in page.items() if size >= MIN_THRESHOLD)
+        sizes = {d: size for d, size in page.items() if d not in lists}
+        for chunks in lists.values():
+            sizes.update(zip(chunks.digests, chunks.sizes, strict=True))
+        if len(objects.present(sizes)) < len(sizes):
+            return False
+    return True
+
+
+def remember(backend: LocalBackend, prepared: Prepared) -> None:
+    """After a log: what these files made, for the next log of the same files."""
+    if prepared.tree is not None:
+        tree = prepared.tree
+        record = TreeRecord(tree.stats_key, prepared.digest, tree.changed_ns, tree.taken_ns)
+        backend.stat_cache.remember_tree(tree.paths_key, record)

@@ -1,0 +1,104 @@
+"""Two keys that say an artifact's local files are exactly as they were when a version was
+logged from them, so an unchanged re-log need not look at any file one by one (the stat
+cache, one level up: git's index answers ``git status`` the same way).
+
+- The *paths key* digests every entry's artifact path and local path, in order: which
+  files make the artifact. It is cheap (no system call) and finds the record to compare.
+- The *stats key* digests the same, plus each file's device, inode, size, mtime and ctime
+  (nanoseconds): one ``stat`` per file. Equal stats keys mean every file would get the
+  digest the stat cache remembers for it, so the manifest is the one recorded.
+
+Only an artifact made of local files has keys (a reference or a draft's kept entries are
+not described by a file's stat). The newest change among the files (``changed_ns``) is
+kept beside the keys: like the stat cache's racy files, a record taken less than
+`RACY_SECONDS` after a change is not trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from .artifacts import Artifact, PendingFile
+from .hashing import HASH_ALGORITHM, new_hasher
+from .manifest import MANIFEST_VERSION, ManifestEntry
+from .statcache import FileStat
+
+# Entries keyed per batch: the artifact's spool is read this many at a time.
+_BATCH = 50_000
+# What the recorded manifest digest also depends on: another format makes other keys.
+_SEED = f"forebear-tree 1 {HASH_ALGORITHM} manifest {MANIFEST_VERSION}\n".encode()
+
+
+class TreeKeys(NamedTuple):
+    paths_key: str
+    stats_key: str
+    changed_ns: int  # the newest mtime or ctime among the files
+    taken_ns: int  # when the first stat was taken
+
+
+class KeyBuilder:
+    """Both keys, fed one file at a time in the artifact's path order."""
+
+    def __init__(self) -> None:
+        self.paths = new_hasher()
+        self.stats = new_hasher()
+        self.paths.update(_SEED)
+        self.stats.update(_SEED)
+        self.changed_ns = 0
+        self.taken_ns = time.time_ns()
+
+    def add_paths(self, items: Iterable[PendingFile]) -> None:
+        self.paths.update("".join(f"{i.path}\0{i.local_path}\0" for i in items).encode())
+
+    def add_stats(self, items: Iterable[tuple[PendingFile, FileStat]]) -> None:
+        parts = []
+        changed = self.changed_ns
+        for item, stat in items:
+            parts.append(
+                f"{item.path}\0{item.local_path}\0{stat.device}:{stat.inode}:{stat.size}:"
+                f"{stat.mtime_ns}:{stat.ctime_ns}\0"
+            )
+            changed = max(changed, stat.mtime_ns, stat.ctime_ns)
+        self.stats.update("".join(parts).encode())
+        self.changed_ns = changed
+
+    def keys(self) -> TreeKeys:
+        return TreeKeys(
+            self.paths.hexdigest(), self.stats.hexdigest(), self.changed_ns, self.taken_ns
+        )
+
+
+def paths_key(artifact: Artifact) -> str | None:
+    """The artifact's paths key (no file is touched); None when it has entries other than
+    local files."""
+    builder = KeyBuilder()
+    for batch in artifact.batches(_BATCH):
+        files = _local(batch)
+        if files is None:
+            return None
+        builder.add_paths(files)
+    return builder.paths.hexdigest()
+
+
+def tree_keys(artifact: Artifact) -> TreeKeys | None:
+    """Both keys, every file stated now; None when the artifact has entries other than
+    local files, or a file cannot be stated (logging it will say why)."""
+    builder = KeyBuilder()
+    for batch in artifact.batches(_BATCH):
+        files = _local(batch)
+        if files is None:
+            return None
+        builder.add_paths(files)
+        try:
+            builder.add_stats((item, FileStat.of(os.stat(item.local_path))) for item in files)
+        except OSError:
+            return None
+    return builder.keys()
+
+
+def _local(batch: list[PendingFile | ManifestEntry]) -> list[PendingFile] | None:
+    files = [item for item in batch if isinstance(item, PendingFile)]
+    return files if len(files) == len(batch) else None

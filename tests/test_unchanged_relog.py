@@ -1,0 +1,163 @@
+"""An unchanged re-log is answered from the record of the last log of the same files (their
+paths and stats), without hashing or comparing them one by one; anything that could make
+that answer wrong sends the log down the full path, which keeps every guarantee."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import forebear
+from forebear import ingest, statcache
+from forebear.chunking import Chunking
+
+BIG = 3 << 20  # chunked in a store with a 1 MiB chunking threshold
+
+
+@pytest.fixture
+def not_racy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust records taken right after a change (tests write files just before)."""
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)
+
+
+@pytest.fixture
+def full_logs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of artifacts whose files a log hashed and compared one by one."""
+    seen: list[str] = []
+    real = ingest.prepare
+
+    def recording(artifact: forebear.Artifact, *args: object, **kwargs: object) -> object:
+        seen.append(artifact.name)
+        return real(artifact, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "prepare", recording)
+    return seen
+
+
+def files(make_tree: Callable[..., Path]) -> Path:
+    return make_tree("data", {f"d{i % 4}/f{i}.bin": os.urandom(200 + i) for i in range(40)})
+
+
+def log(store: forebear.Store, path: Path, name: str = "ds") -> forebear.ArtifactVersion:
+    with forebear.init(project="p", store=store) as run:
+        return run.log_artifact(path, name=name)
+
+
+def test_an_unchanged_folder_is_logged_again_without_reading_it(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    data = files(make_tree)
+    first = log(local_store, data)
+    with forebear.init(project="p", store=local_store) as run:
+        again = run.log_artifact(data, name="ds")
+    assert full_logs == ["ds"]  # the second log never hashed a file
+    assert again.ref == first.ref == "ds:v0"
+    # and it is still recorded: the second run is a producer of the version too
+    assert [v.ref for v in run.logged_artifacts()] == ["ds:v0"]
+    assert local_store.verify() == []
+
+
+def test_any_change_to_a_file_or_the_file_list_logs_in_full(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    data = files(make_tree)
+    log(local_store, data)
+    path = data / "d1" / "f1.bin"
+    before = os.stat(path)
+    path.write_bytes(b"Z" * before.st_size)  # same size, mtime put back: ctime moves
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    second = log(local_store, data)
+    assert second.version == "v1" and second.open("d1/f1.bin").read() == b"Z" * before.st_size
+    (data / "new.txt").write_text("new")
+    third = log(local_store, data)
+    assert third.version == "v2" and "new.txt" in [e.path for e in third.entries()]
+    (data / "new.txt").unlink()
+    # back to the second version's files, unchanged since: answered from its record
+    assert log(local_store, data).version == "v1"
+    assert full_logs == ["ds", "ds", "ds"]
+
+
+def test_a_record_taken_just_after_a_change_is_not_trusted(
+    local_store: forebear.Store, make_tree: Callable[..., Path], full_logs: list[str]
+) -> None:
+    data = files(make_tree)
+    log(local_store, data)
+    log(local_store, data)
+    assert full_logs == ["ds", "ds"]
+
+
+def test_missing_objects_send_the_log_down_the_full_path_which_stores_them_again(
+    tmp_path: Path, make_tree: Callable[..., Path], full_logs: list[str], not_racy: None
+) -> None:
+    data = files(make_tree)
+    (data / "big.bin").write_bytes(os.urandom(BIG))
+    chunking = Chunking.around(256 << 10, threshold=1 << 20)
+    with forebear.open(tmp_path / "store", chunking=chunking) as store:
+        version = log(store, data)
+        big = version.entry("big.bin")
+        chunk = store.backend.chunk_lists([big.digest or ""])[big.digest or ""].digests[3]
+        small = version.entry("d0/f0.bin").digest or ""
+        for digest in (chunk, small):
+            store.objects.delete(digest)
+        assert len(store.verify()) == 2
+        assert log(store, data) == version
+        assert full_logs == ["ds", "ds"]
+        assert store.verify() == []
+
+
+def test_the_same_files_under_another_name_or_after_a_delete_make_a_version(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    data = files(make_tree)
+    first = log(local_store, data)
+    other = log(local_store, data, name="other")
+    assert other.ref == "other:v0"
+    first.delete(delete_aliases=True)
+    assert log(local_store, data).version == "v1"
+    assert full_logs == ["ds", "other", "ds"]
+
+
+def test_a_record_someone_else_wrote_is_ignored(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    first = log(local_store, files(make_tree))
+    other = make_tree("other", {"a.txt": "other bytes"})
+    assert log(local_store, other).version == "v1"
+    # claim, without the sealing key, that the other folder made the first version
+    with sqlite3.connect(local_store.stat_cache.path) as db:
+        db.execute("UPDATE sealed_trees SET digest = ?", (first.digest,))
+    again = log(local_store, other)
+    assert again.version == "v1"
+    assert full_logs == ["ds", "ds", "ds"]
+
+
+def test_a_draft_or_a_reference_is_never_answered_from_a_record(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    data = files(make_tree)
+    base = log(local_store, data)
+    for _ in range(2):
+        draft = base.new_draft()
+        draft.add_file(str(data / "d0" / "f0.bin"), name="copy.bin")
+        with forebear.init(project="p", store=local_store) as run:
+            run.log_artifact(draft)
+    assert full_logs == ["ds", "ds", "ds"]
