@@ -397,6 +397,10 @@ class Tool:
     def version(self) -> str:
         raise NotImplementedError
 
+    def interpreter(self) -> Path:
+        """The Python that runs the tool (its bytecode is compiled before timing)."""
+        raise NotImplementedError
+
 
 class Forebear(Tool):
     """forebear's own command line, with the catalog and objects in one store folder."""
@@ -419,6 +423,9 @@ class Forebear(Tool):
 
     def version(self) -> str:
         return run_quiet([str(self.exe), "--version"]).rsplit(" ", 1)[-1]
+
+    def interpreter(self) -> Path:
+        return script_interpreter(self.exe)
 
 
 class ForebearPacks(Forebear):
@@ -465,6 +472,16 @@ class Dvc(Tool):
     def version(self) -> str:
         return run_quiet([str(self.exe), "--version"])
 
+    def interpreter(self) -> Path:
+        return script_interpreter(self.exe)
+
+
+def script_interpreter(script: Path) -> Path:
+    """The interpreter named by a console script's ``#!`` line."""
+    with Path(shutil.which(str(script)) or script).open("rb") as file:
+        first = file.readline().decode(errors="replace")
+    return Path(first[2:].strip().split()[0]) if first.startswith("#!") else Path(sys.executable)
+
 
 class Mlflow(Tool):
     """MLflow's Python API: a new run logging the data as artifacts, SQLite tracking store."""
@@ -499,6 +516,9 @@ class Mlflow(Tool):
 
     def version(self) -> str:
         return run_quiet([str(self.python), "-c", "import mlflow; print(mlflow.__version__)"])
+
+    def interpreter(self) -> Path:
+        return self.python
 
 
 # ---- running --------------------------------------------------------------------------------
@@ -563,7 +583,16 @@ def setup_peer(venv: Path, package: str) -> None:
         if not (venv / "bin" / "uv").exists():
             run_quiet([str(python), "-m", "pip", "install", "-q", "uv"])
         run_quiet(
-            [str(venv / "bin" / "uv"), "pip", "install", "-q", "--python", str(python), package]
+            [
+                str(venv / "bin" / "uv"),
+                "pip",
+                "install",
+                "-q",
+                "--compile-bytecode",
+                "--python",
+                str(python),
+                package,
+            ]
         )
         print(f"installed {package} in {venv}", file=sys.stderr)
     except RuntimeError as exc:
@@ -593,7 +622,32 @@ def peers(args: argparse.Namespace, work: Path, results: Results) -> list[Tool]:
             found.append(tool)
         except (RuntimeError, OSError):
             results.missing[key] = "not installed"
+            continue
+        compile_bytecode(tool.interpreter())
     return found
+
+
+def compile_bytecode(python: Path) -> None:
+    """Compile every module the tool's interpreter can import, as ``pip install`` does: the
+    children run with PYTHONDONTWRITEBYTECODE, so a tool installed without its bytecode
+    (``uv pip install`` leaves it out, an editable install has none) would compile its
+    modules again on every command. Quick when they are compiled already."""
+    folders = run_quiet([str(python), "-c", COMPILED_FOLDERS]).split("\n")
+    for folder in filter(None, folders):
+        try:
+            run_quiet([str(python), "-m", "compileall", "-q", "-j0", folder])
+        except RuntimeError as exc:  # an unreadable file: that module compiles when used
+            print(f"could not compile all of {folder}: {exc}", file=sys.stderr)
+
+
+# site-packages, and the source folder of an editable forebear
+COMPILED_FOLDERS = """
+import importlib.util, os, sysconfig
+print(sysconfig.get_paths()["purelib"])
+spec = importlib.util.find_spec("forebear")
+if spec is not None and spec.origin:
+    print(os.path.dirname(spec.origin))
+"""
 
 
 # ---- report ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, selec
 from sqlalchemy.orm import Session
 
 from ..manifest import EntryFields, ManifestEntry, checked_entry, checked_rows
+from . import bulk
 from .schema import EntryRow, RedactionRow, VersionRow
 
 _BATCH = 500  # paths per IN (...) list
@@ -65,12 +66,13 @@ def copy_entries(session: Session, copy: EntryCopy, version_id: int) -> None:
     """Give version ``version_id`` the entries of ``copy.base_id`` it keeps, in one
     statement inside the catalog (plus one per batch of paths it drops)."""
     columns = (EntryRow.path, EntryRow.digest, EntryRow.size, EntryRow.uri, EntryRow.etag)
-    session.execute(
-        insert(EntryRow).from_select(
-            ["version_id", "path", "digest", "size", "uri", "etag"],
-            select(literal(version_id), *columns).where(EntryRow.version_id == copy.base_id),
+    with bulk.large_cache(session):  # the digest index takes the rows in random order
+        session.execute(
+            insert(EntryRow).from_select(
+                ["version_id", "path", "digest", "size", "uri", "etag"],
+                select(literal(version_id), *columns).where(EntryRow.version_id == copy.base_id),
+            )
         )
-    )
     for folder in copy.dropped_folders:
         session.execute(delete(EntryRow).where(EntryRow.version_id == version_id, _under(folder)))
     for paths in _batches(sorted(copy.dropped | copy.redacted)):

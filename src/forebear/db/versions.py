@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, Text, cast, insert, select
+from sqlalchemy import Table, Text, cast, select
 from sqlalchemy.orm import Session
 
 from ..chunking import Chunking, ChunkList
@@ -317,20 +316,18 @@ def _find_or_insert_version(
     session.flush()
     if contents.copied_from is not None:
         copy_entries(session, contents.copied_from, version.id)
-    entries = iter(contents.entries)
-    while batch := list(islice(entries, _BATCH)):  # Core executemany: no ORM bookkeeping
-        rows = [
-            {
-                "version_id": version.id,
-                "path": e.path,
-                "digest": e.digest,
-                "size": e.size,
-                "uri": e.uri,
-                "etag": e.etag,
-            }
-            for e in batch
-        ]
-        session.execute(insert(_table(EntryRow)), rows)
+    rows = (
+        {
+            "version_id": version.id,
+            "path": e.path,
+            "digest": e.digest,
+            "size": e.size,
+            "uri": e.uri,
+            "etag": e.etag,
+        }
+        for e in contents.entries
+    )
+    bulk.insert_rows(session, _table(EntryRow), rows)
     add_chunk_lists(session, contents.chunk_lists)
     if contents.copied_from is not None and entry_count(session, version.id) != contents.file_count:
         raise StoreError(  # the base changed under the draft: nothing is committed

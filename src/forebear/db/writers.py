@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from . import bulk
 from .schema import Base, LeaseRow, PendingObjectRow, utcnow
 
 _BATCH = 5000
@@ -63,9 +64,7 @@ def register(session: Session, writer: str, digests: Iterable[str], host: str, p
         {"writer": writer, "digest": d, "host": host, "pid": pid, "created_at": stamp}
         for d in sorted(set(digests))
     ]
-    table = Base.metadata.tables[PendingObjectRow.__tablename__]
-    for start in range(0, len(rows), _BATCH):
-        session.execute(insert(table), rows[start : start + _BATCH])
+    bulk.insert_rows(session, Base.metadata.tables[PendingObjectRow.__tablename__], rows)
 
 
 def release(session: Session, writer: str) -> None:
