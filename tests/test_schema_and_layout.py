@@ -84,6 +84,18 @@ def test_import_forebear_stays_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_a_team_client_loads_no_database_driver() -> None:
+    # a laptop that reaches its store through a server needs no SQL: the CLI and the
+    # remote backend load without SQLAlchemy (the local backend loads only when used)
+    heavy = "('sqlalchemy', 'alembic', 'psycopg', 'forebear.local')"
+    code = (
+        "import sys, forebear.store, forebear.remote, forebear.cli.app; "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 # Lower layers never import higher ones: storage and hashing know nothing of runs.
 FORBIDDEN = {
     "errors": {"*"},

@@ -11,7 +11,6 @@ from typing import Any
 from . import config
 from .backend import Backend
 from .chunking import Chunking
-from .local import LocalBackend
 from .reports import TransferReport
 
 
@@ -40,6 +39,8 @@ def connect(
             source="given" if db_url else "the FOREBEAR_URL setting",
         )
         return remote, remote.cache_dir
+    from .local import LocalBackend
+
     settings = config.resolve(db_url, objects_url, cache_dir)
     local = LocalBackend(
         settings,
