@@ -234,7 +234,7 @@ def store_objects(
                 register(list(absent))
             whole = [(p, d) for d, (p, size) in absent.items() if not chunking.applies_to(size)]
             expect(sum(absent[d][1] for _, d in whole))
-            objects.put_files(whole, tick)
+            objects.put_files(whole, tick, {d: absent[d][1] for _, d in whole})
             prepared.new_bytes += sum(absent[d][1] for _, d in whole)
             if known:
                 chunked = [(sources[d][0], chunks) for d, chunks in known.items()]
@@ -397,6 +397,10 @@ def _store_chunks(
                 source=f"{path} ({chunks.describe(index)})",
             )
 
+        if objects.packs is not None:  # appended to one pack in turn: threads only wait
+            for item in missing:
+                put(item)
+            return new
         # local writes gain from two threads (the GIL is released while copying and
         # hashing); object stores from several requests in flight
         workers = min(os.cpu_count() or 1, 2) if objects.is_local else TRANSFER_WORKERS

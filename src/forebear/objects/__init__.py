@@ -28,10 +28,10 @@ from .base import (
     TRANSFER_WORKERS,
     FormatInfo,
     ObjectLocation,
-    StoredObject,
     backend_errors,
     object_key,
 )
+from .listing import StoredObject
 from .local import LocalLocation
 from .remote import RemoteLocation
 

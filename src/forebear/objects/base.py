@@ -25,7 +25,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO
 
 import fsspec
 
@@ -47,6 +47,7 @@ from .formatfile import (
     check_unchanged,
     missing,
 )
+from .listing import StoredObject, modified_time
 from .packs import PACKS, PackIndex, Packs, PackSlot
 
 __all__ = [  # what the location modules and the package take from here
@@ -67,28 +68,6 @@ PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
 def object_key(digest: str) -> str:
     """Relative key of an object: ``objects/<first 2 hex>/<remaining 30 hex>``."""
     return f"objects/{digest[:2]}/{digest[2:]}"
-
-
-def _modified(entry: Mapping[str, Any]) -> float | None:
-    """When a listed object was last written, from whichever field its backend fills."""
-    for key in ("mtime", "LastModified", "last_modified", "created"):
-        value = entry.get(key)
-        if value is None:
-            continue
-        if hasattr(value, "timestamp"):
-            return float(value.timestamp())
-        with contextlib.suppress(TypeError, ValueError):
-            return float(value)
-    return None
-
-
-class StoredObject(NamedTuple):
-    """An object as a listing of the location sees it; ``modified`` in seconds since the
-    epoch (None where the backend does not say)."""
-
-    digest: str
-    size: int
-    modified: float | None
 
 
 class ObjectLocation(FormatFile):
@@ -195,7 +174,7 @@ class ObjectLocation(FormatFile):
             if entry.get("type") == "directory" or not OBJECT_NAME_RE.match(rest):
                 continue
             if prefix + rest not in skip:
-                found.append(StoredObject(prefix + rest, int(entry["size"]), _modified(entry)))
+                found.append(StoredObject(prefix + rest, int(entry["size"]), modified_time(entry)))
         return found
 
     def _prefixes(self, folder: str) -> list[str]:
@@ -371,8 +350,6 @@ class ObjectLocation(FormatFile):
             except FileNotFoundError:
                 return None
 
-    # -- what each kind of location does its own way ------------------------------------
-
     # -- writes: small objects into the current pack when there are packs ---------------
 
     def put_bytes(self, data: bytes) -> str:
@@ -391,12 +368,14 @@ class ObjectLocation(FormatFile):
         progress: Progress | None = None,
         *,
         known_missing: bool = False,
+        size: int | None = None,
     ) -> bool:
         """Store a local file under its known ``digest``; return False if already stored.
-        A file that changed since it was hashed is refused (see `put_stream`)."""
+        A file that changed since it was hashed is refused (see `put_stream`). ``size``: its
+        size when it was hashed, if known (a file that differs fails its digest check)."""
         source = os.fspath(local_path)
         with backend_errors(f"cannot store {source!r}"):
-            size = os.path.getsize(source)
+            size = os.path.getsize(source) if size is None else size
             if self.packs is None or not self.packs.takes(size):
                 return self._put_loose_file(source, digest, progress, known_missing=known_missing)
             if not known_missing and self.has(digest, size):
@@ -434,15 +413,20 @@ class ObjectLocation(FormatFile):
         return self._put_loose_stream(rest, digest, progress, source=source)  # type: ignore[arg-type]
 
     def put_files(
-        self, items: Sequence[tuple[str | os.PathLike[str], str]], progress: Progress | None = None
+        self,
+        items: Sequence[tuple[str | os.PathLike[str], str]],
+        progress: Progress | None = None,
+        sizes: Mapping[str, int] | None = None,
     ) -> None:
-        """Store several missing files (the small ones into packs, one after the other)."""
+        """Store several missing files (the small ones into packs, one after the other);
+        ``sizes``: each digest's size when it was hashed, where known."""
         if self.packs is None:
             return self._put_loose_files(items, progress)
         loose = []
         for local_path, digest in items:
-            if self.packs.takes(os.path.getsize(local_path)):
-                self.put_file(local_path, digest, progress, known_missing=True)
+            size = (sizes or {}).get(digest) or os.path.getsize(local_path)
+            if self.packs.takes(size):
+                self.put_file(local_path, digest, progress, known_missing=True, size=size)
             else:
                 loose.append((local_path, digest))
         return self._put_loose_files(loose, progress)

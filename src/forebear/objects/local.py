@@ -31,13 +31,13 @@ from .base import (
     OBJECT_NAMES_RE,
     PREFIX_RE,
     ObjectLocation,
-    StoredObject,
     backend_errors,
     check_unchanged,
     copy_hashing,
     missing,
     write_all,
 )
+from .listing import StoredObject
 
 DELETE_WORKERS = 16  # threads unlinking objects at once
 _name = attrgetter("name")

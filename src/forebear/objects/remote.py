@@ -29,11 +29,11 @@ from .base import (
     SMALL_BATCH,
     TRANSFER_WORKERS,
     ObjectLocation,
-    StoredObject,
     backend_errors,
     check_unchanged,
     copy_hashing,
 )
+from .listing import StoredObject
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
 PUBLISHING = threading.BoundedSemaphore(TRANSFER_WORKERS)  # uploads checked at once, per process
