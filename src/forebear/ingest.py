@@ -37,7 +37,7 @@ from .treekey import KeyBuilder, TreeKeys
 
 # Files fingerprinted (and then stored) per batch: enough to keep every core busy, few
 # enough that a batch's stats and digests stay a few tens of MB.
-BATCH = 50_000
+BATCH = 25_000
 # A manifest stays in memory up to this size, then goes to a temporary file.
 MANIFEST_IN_MEMORY = 8 << 20
 
@@ -214,7 +214,6 @@ def store_objects(
                 if local is not None and digest not in sizes and digest not in withheld:
                     sizes[digest] = size
                     first[digest] = local
-            sources = {d: (os.fsdecode(first[d]), sizes[d]) for d in sizes} if not relog else {}
             if not sizes:
                 continue
             large = [d for d, size in sizes.items() if chunking.applies_to(size)]
@@ -223,12 +222,11 @@ def store_objects(
             if not relog:
                 register(list(sizes))
             present = _trusted(objects, objects.present(whole_sizes), catalog, relog)
-            if relog:  # decode the paths of only the files a re-log reads
-                sources = {
-                    d: (os.fsdecode(first[d]), sizes[d])
-                    for d in sizes
-                    if d in known or d not in present
-                }
+            sources = {  # decode the paths of only the files to read
+                d: (os.fsdecode(first[d]), sizes[d])
+                for d in sizes
+                if d in known or d not in present
+            }
             absent = {d: sources[d] for d in whole_sizes if d not in present}
             if relog and absent:
                 register(list(absent))

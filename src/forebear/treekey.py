@@ -26,8 +26,6 @@ from .hashing import HASH_ALGORITHM, new_hasher
 from .manifest import MANIFEST_VERSION, ManifestEntry
 from .statcache import FileStat
 
-# Entries keyed per batch: the artifact's spool is read this many at a time.
-_BATCH = 50_000
 # What the recorded manifest digest also depends on: another format makes other keys.
 _SEED = f"forebear-tree 1 {HASH_ALGORITHM} manifest {MANIFEST_VERSION}\n".encode()
 
@@ -71,11 +69,11 @@ class KeyBuilder:
         )
 
 
-def paths_key(artifact: Artifact) -> str | None:
-    """The artifact's paths key (no file is touched); None when it has entries other than
-    local files."""
+def paths_key(artifact: Artifact, batch_size: int) -> str | None:
+    """The artifact's paths key (no file is touched), its entries read ``batch_size`` at a
+    time; None when it has entries other than local files."""
     builder = KeyBuilder()
-    for batch in artifact.batches(_BATCH):
+    for batch in artifact.batches(batch_size):
         files = _local(batch)
         if files is None:
             return None
@@ -83,11 +81,11 @@ def paths_key(artifact: Artifact) -> str | None:
     return builder.paths.hexdigest()
 
 
-def tree_keys(artifact: Artifact) -> TreeKeys | None:
+def tree_keys(artifact: Artifact, batch_size: int) -> TreeKeys | None:
     """Both keys, every file stated now; None when the artifact has entries other than
     local files, or a file cannot be stated (logging it will say why)."""
     builder = KeyBuilder()
-    for batch in artifact.batches(_BATCH):
+    for batch in artifact.batches(batch_size):
         files = _local(batch)
         if files is None:
             return None

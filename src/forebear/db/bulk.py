@@ -92,11 +92,13 @@ def insert_rows(
     rows: Iterable[dict[str, Any]],
     *,
     ignore_duplicates: bool = False,
+    batch: int = _INSERT_BATCH,
 ) -> None:
     """INSERT many rows (dicts with the same keys) as the driver's own executemany: the
     statement is compiled once and each value goes through its column's bind processor, as
     Core would do, without Core's bookkeeping per row (a third of the cost; a log inserts
-    a row per file into several tables). ``ignore_duplicates``: skip rows whose key exists."""
+    a row per file into several tables), ``batch`` rows at a time. ``ignore_duplicates``:
+    skip rows whose key exists."""
     connection = session.connection()
     dialect = connection.dialect
     statement: Any
@@ -111,15 +113,15 @@ def insert_rows(
     if ignore_duplicates:
         statement = statement.on_conflict_do_nothing()
     it = iter(rows)
-    batches = iter(lambda: list(islice(it, _INSERT_BATCH)), [])
+    batches = iter(lambda: list(islice(it, batch)), [])
     first = next(batches, None)
     if first is None:
         return
     # many rows land all over an index (digests are random): keep its pages in memory
-    roomy = large_cache(session) if len(first) == _INSERT_BATCH else contextlib.nullcontext()
+    roomy = large_cache(session) if len(first) >= _INSERT_BATCH else contextlib.nullcontext()
     with roomy:
-        for batch in chain([first], batches):
-            sql, params = _driver_params(statement, table, dialect, batch)
+        for rows_now in chain([first], batches):
+            sql, params = _driver_params(statement, table, dialect, rows_now)
             connection.exec_driver_sql(sql, params)
 
 

@@ -72,24 +72,26 @@ def locate(session: Session, digests: Collection[str]) -> dict[str, tuple[str, i
     return found
 
 
-def unpacked_files(session: Session, version_id: int) -> list[tuple[str, int]]:
-    """(digest, size) of each distinct stored file of a version that no pack holds with that
-    size: loose objects, and chunked files (whose chunks are packed, not the file). Asked
-    in one statement, so a version whose files are all packed costs no row at all."""
+def unpacked_files(
+    session: Session, version_id: int, after: str | None, limit: int
+) -> list[tuple[str, str, int]]:
+    """(path, digest, size) of the version's next ``limit`` stored files in path order
+    (after path ``after``) that no pack holds with that size: loose objects, and chunked
+    files (whose chunks are packed, not the file). One statement a page, so a version whose
+    files are all packed costs one statement and no row."""
     packed = exists().where(
         PackedObjectRow.digest == EntryRow.digest, PackedObjectRow.length == EntryRow.size
     )
-    query = (
-        select(EntryRow.digest, EntryRow.size)
-        .where(
-            EntryRow.version_id == version_id,
-            EntryRow.uri.is_(None),
-            EntryRow.digest.is_not(None),
-            ~packed,
-        )
-        .distinct()
+    query = select(EntryRow.path, EntryRow.digest, EntryRow.size).where(
+        EntryRow.version_id == version_id,
+        EntryRow.uri.is_(None),
+        EntryRow.digest.is_not(None),
+        ~packed,
     )
-    return [(str(digest), size) for digest, size in session.connection().execute(query)]
+    if after is not None:
+        query = query.where(EntryRow.path > after)
+    rows = session.connection().execute(query.order_by(EntryRow.path).limit(limit))
+    return [(path, str(digest), size) for path, digest, size in rows]
 
 
 def all_packed(session: Session) -> set[str]:

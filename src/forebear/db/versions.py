@@ -327,7 +327,7 @@ def _find_or_insert_version(
         }
         for e in contents.entries
     )
-    bulk.insert_rows(session, _table(EntryRow), rows)
+    bulk.insert_rows(session, _table(EntryRow), rows, batch=_BATCH)
     add_chunk_lists(session, contents.chunk_lists)
     if contents.copied_from is not None and entry_count(session, version.id) != contents.file_count:
         raise StoreError(  # the base changed under the draft: nothing is committed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import treekey
+from .. import ingest, treekey
 from ..chunking import MIN_THRESHOLD
 from ..db import packs as db_packs
 from ..db import versions as db_versions
@@ -17,23 +17,22 @@ from ..db.engine import read_session
 from ..records import VersionData
 from ..statcache import TreeRecord
 
-# Objects asked about at once: one listing or index lookup answers for many.
-_PAGE = 50_000
+# Files asked about at once: one listing or index lookup answers for many.
+_PAGE = 25_000
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
-    from ..ingest import Prepared
     from .backend import LocalBackend
 
 
 def logged_before(backend: LocalBackend, artifact: Artifact, project: str) -> VersionData | None:
     """The live version of ``project/artifact.name`` that these very files made, when that
     can be known without reading them; None means: log them in full."""
-    paths_key = treekey.paths_key(artifact)
+    paths_key = treekey.paths_key(artifact, ingest.BATCH)
     record = backend.stat_cache.remembered_tree(paths_key) if paths_key else None
     if record is None:
         return None
-    keys = treekey.tree_keys(artifact)
+    keys = treekey.tree_keys(artifact, ingest.BATCH)
     if keys is None or keys.stats_key != record.stats_key:
         return None
     with read_session(backend.engine) as session:
@@ -53,20 +52,23 @@ def is_whole(backend: LocalBackend, version: VersionData) -> bool:
     objects = backend.objects
     if not objects.has(version.digest):
         return False
-    with read_session(backend.engine) as session:
-        unpacked = db_packs.unpacked_files(session, version.id)
-    for start in range(0, len(unpacked), _PAGE):
-        page = dict(unpacked[start : start + _PAGE])
-        lists = backend.chunk_lists(d for d, size in page.items() if size >= MIN_THRESHOLD)
-        sizes = {d: size for d, size in page.items() if d not in lists}
+    after: str | None = None
+    while True:
+        with read_session(backend.engine) as session:
+            page = db_packs.unpacked_files(session, version.id, after, _PAGE)
+        if not page:
+            return True
+        after = page[-1][0]
+        stored = {digest: size for _, digest, size in page}
+        lists = backend.chunk_lists(d for d, size in stored.items() if size >= MIN_THRESHOLD)
+        sizes = {d: size for d, size in stored.items() if d not in lists}
         for chunks in lists.values():
             sizes.update(zip(chunks.digests, chunks.sizes, strict=True))
         if len(objects.present(sizes)) < len(sizes):
             return False
-    return True
 
 
-def remember(backend: LocalBackend, prepared: Prepared) -> None:
+def remember(backend: LocalBackend, prepared: ingest.Prepared) -> None:
     """After a log: what these files made, for the next log of the same files."""
     if prepared.tree is not None:
         tree = prepared.tree
