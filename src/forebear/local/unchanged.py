@@ -17,9 +17,6 @@ from ..db.engine import read_session
 from ..records import VersionData
 from ..statcache import TreeRecord
 
-# Files asked about at once: one listing or index lookup answers for many.
-_PAGE = 25_000
-
 if TYPE_CHECKING:
     from ..artifacts import Artifact
     from .backend import LocalBackend
@@ -55,7 +52,7 @@ def is_whole(backend: LocalBackend, version: VersionData) -> bool:
     after: str | None = None
     while True:
         with read_session(backend.engine) as session:
-            page = db_packs.unpacked_files(session, version.id, after, _PAGE)
+            page = db_packs.unpacked_files(session, version.id, after, ingest.BATCH)
         if not page:
             return True
         after = page[-1][0]
