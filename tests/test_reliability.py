@@ -56,8 +56,10 @@ def test_a_file_changed_while_storing_is_refused(
     location_kind = type(store.objects)  # a folder or an object store
     real_put = location_kind.put_files
 
-    def put_then_scribble(self: ObjectLocation, items: list, progress: object = None) -> None:
-        real_put(self, items, progress)  # type: ignore[arg-type]
+    def put_then_scribble(
+        self: ObjectLocation, items: list, progress: object = None, sizes: object = None
+    ) -> None:
+        real_put(self, items, progress, sizes)  # type: ignore[arg-type]
         (data / "a.bin").write_bytes(b"Z" * 1000)  # same size, new bytes, new mtime
 
     monkeypatch.setattr(location_kind, "put_files", put_then_scribble)

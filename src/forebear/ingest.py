@@ -232,7 +232,7 @@ def store_objects(
                 register(list(absent))
             whole = [(p, d) for d, (p, size) in absent.items() if not chunking.applies_to(size)]
             expect(sum(absent[d][1] for _, d in whole))
-            objects.put_files(whole, tick, {d: absent[d][1] for _, d in whole})
+            objects.put_files(whole, tick, sizes={d: absent[d][1] for _, d in whole})
             prepared.new_bytes += sum(absent[d][1] for _, d in whole)
             if known:
                 chunked = [(sources[d][0], chunks) for d, chunks in known.items()]
