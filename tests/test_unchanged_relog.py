@@ -161,3 +161,19 @@ def test_a_draft_or_a_reference_is_never_answered_from_a_record(
         with forebear.init(project="p", store=local_store) as run:
             run.log_artifact(draft)
     assert full_logs == ["ds", "ds", "ds"]
+
+
+def test_a_folder_below_a_name_that_is_not_utf8_is_logged_and_answered(
+    local_store: forebear.Store, tmp_path: Path, full_logs: list[str], not_racy: None
+) -> None:
+    parent = os.fsencode(tmp_path) + b"/caf\xe9"
+    try:
+        os.makedirs(parent + b"/data")
+    except OSError:
+        pytest.skip("this filesystem refuses names that are not UTF-8")
+    with open(parent + b"/data/a.txt", "wb") as f:
+        f.write(b"bytes")
+    data = Path(os.fsdecode(parent + b"/data"))
+    first = log(local_store, data)
+    assert log(local_store, data) == first
+    assert full_logs == ["ds"]

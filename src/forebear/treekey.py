@@ -49,7 +49,7 @@ class KeyBuilder:
         self.taken_ns = time.time_ns()
 
     def add_paths(self, items: Iterable[PendingFile]) -> None:
-        self.paths.update("".join(f"{i.path}\0{i.local_path}\0" for i in items).encode())
+        self.paths.update(_encoded("".join(f"{i.path}\0{i.local_path}\0" for i in items)))
 
     def add_stats(self, items: Iterable[tuple[PendingFile, FileStat]]) -> None:
         parts = []
@@ -60,13 +60,19 @@ class KeyBuilder:
                 f"{stat.mtime_ns}:{stat.ctime_ns}\0"
             )
             changed = max(changed, stat.mtime_ns, stat.ctime_ns)
-        self.stats.update("".join(parts).encode())
+        self.stats.update(_encoded("".join(parts)))
         self.changed_ns = changed
 
     def keys(self) -> TreeKeys:
         return TreeKeys(
             self.paths.hexdigest(), self.stats.hexdigest(), self.changed_ns, self.taken_ns
         )
+
+
+def _encoded(text: str) -> bytes:
+    """UTF-8, with a local path's undecodable bytes as they are on disk (a folder above
+    the artifact may have a name that is not UTF-8)."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def paths_key(artifact: Artifact, batch_size: int) -> str | None:
