@@ -78,29 +78,31 @@ def _encoded(text: str) -> bytes:
 def paths_key(artifact: Artifact, batch_size: int) -> str | None:
     """The artifact's paths key (no file is touched), its entries read ``batch_size`` at a
     time; None when it has entries other than local files."""
-    builder = KeyBuilder()
-    for batch in artifact.batches(batch_size):
-        files = _local(batch)
-        if files is None:
-            return None
-        builder.add_paths(files)
-    return builder.paths.hexdigest()
+    builder = _walk(artifact, batch_size, stat=False)
+    return builder.paths.hexdigest() if builder is not None else None
 
 
 def tree_keys(artifact: Artifact, batch_size: int) -> TreeKeys | None:
     """Both keys, every file stated now; None when the artifact has entries other than
     local files, or a file cannot be stated (logging it will say why)."""
+    builder = _walk(artifact, batch_size, stat=True)
+    return builder.keys() if builder is not None else None
+
+
+def _walk(artifact: Artifact, batch_size: int, *, stat: bool) -> KeyBuilder | None:
+    """The artifact's files fed to a new builder (with their stats, if ``stat``)."""
     builder = KeyBuilder()
     for batch in artifact.batches(batch_size):
         files = _local(batch)
         if files is None:
             return None
         builder.add_paths(files)
-        try:
-            builder.add_stats((item, FileStat.of(os.stat(item.local_path))) for item in files)
-        except OSError:
-            return None
-    return builder.keys()
+        if stat:
+            try:
+                builder.add_stats((item, FileStat.of(os.stat(item.local_path))) for item in files)
+            except OSError:
+                return None
+    return builder
 
 
 def _local(batch: list[PendingFile | ManifestEntry]) -> list[PendingFile] | None:
