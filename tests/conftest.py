@@ -243,11 +243,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> forebear.Store
     elif request.param == "server":
         from .serving import ForebearServer
 
-        (tmp_path / "store").mkdir()
-        server = ForebearServer(
-            f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
-            tmp_path / "server.log",
-        )  # fmt: skip
+        server = ForebearServer.over_folder(tmp_path)
         request.addfinalizer(server.stop)
         opened = server.store()
         opened.server = server  # type: ignore[attr-defined]  # for tests that add users

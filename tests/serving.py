@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -63,6 +64,16 @@ class ForebearServer:
                 start_new_session=True,
             )
         self.wait_ready()
+
+    @classmethod
+    def over_folder(cls, root: Path, **options: Any) -> ForebearServer:
+        """A server over SQLite + a folder: the store in ``root/store`` (made here), its
+        log in ``root/server.log``; ``options`` as for the constructor."""
+        (root / "store").mkdir()
+        return cls(
+            f"sqlite:///{root / 'store' / 'meta.db'}", str(root / "store"),
+            root / "server.log", **options,
+        )  # fmt: skip
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS

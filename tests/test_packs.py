@@ -386,11 +386,7 @@ def test_a_tampered_pack_index_never_reads_outside_the_packs(tmp_path: Path) -> 
 def test_only_a_server_admin_may_upgrade_or_rebuild_the_index(tmp_path: Path) -> None:
     from .serving import ForebearServer
 
-    (tmp_path / "store").mkdir()
-    server = ForebearServer(
-        f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
-        tmp_path / "server.log",
-    )  # fmt: skip
+    server = ForebearServer.over_folder(tmp_path)
     try:
         writer = server.store(server.user("alice", {"p": "writer"}))
         with pytest.raises(forebear.PermissionDenied, match="admin"):

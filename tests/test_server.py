@@ -26,11 +26,7 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ForebearServer]:
-    (tmp_path / "store").mkdir()
-    started = ForebearServer(
-        f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
-        tmp_path / "server.log",
-    )  # fmt: skip
+    started = ForebearServer.over_folder(tmp_path)
     yield started
     started.stop()
 

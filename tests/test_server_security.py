@@ -58,11 +58,7 @@ class Team:
 
 @pytest.fixture
 def team(tmp_path: Path, make_tree: Callable[..., Path]) -> Iterator[Team]:
-    (tmp_path / "store").mkdir()
-    server = ForebearServer(
-        f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
-        tmp_path / "server.log",
-    )  # fmt: skip
+    server = ForebearServer.over_folder(tmp_path)
     try:
         yield Team(server, make_tree)
     finally:
@@ -253,11 +249,7 @@ def test_malformed_and_oversized_requests_get_one_clear_4xx(team: Team) -> None:
 
 
 def test_host_names_and_the_access_log(tmp_path: Path) -> None:
-    (tmp_path / "store").mkdir()
-    server = ForebearServer(
-        f"sqlite:///{tmp_path / 'store' / 'meta.db'}", str(tmp_path / "store"),
-        tmp_path / "server.log", extra=("--allowed-host", "127.0.0.1"),
-    )  # fmt: skip
+    server = ForebearServer.over_folder(tmp_path, extra=("--allowed-host", "127.0.0.1"))
     try:
         good = httpx.get(
             f"{server.url}/api/v1/info", headers={"authorization": f"Bearer {server.admin_token}"}
