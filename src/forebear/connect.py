@@ -39,16 +39,22 @@ def connect(
             source="given" if db_url else "the FOREBEAR_URL setting",
         )
         return remote, remote.cache_dir
-    from .local import LocalBackend
+    from .local.lazy import open_lazily
 
     settings = config.resolve(db_url, objects_url, cache_dir)
-    local = LocalBackend(
-        settings,
-        storage_options=storage_options,
-        cache_max_bytes=cache_max_bytes,
-        chunking=chunking,
-        create=create,
-    )
+
+    def open_full() -> Backend:
+        from .local import LocalBackend
+
+        return LocalBackend(
+            settings,
+            storage_options=storage_options,
+            cache_max_bytes=cache_max_bytes,
+            chunking=chunking,
+            create=create,
+        )
+
+    local = open_lazily(settings, create, open_full) or open_full()
     return local, settings.cache_dir
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import re
@@ -117,6 +116,8 @@ def installed_packages() -> dict[str, str]:
                 continue
             name, dash, version = stem.partition("-")
             if not dash or kind == "egg-info":
+                import importlib.metadata  # rare (old folders): not loaded on every start
+
                 try:
                     meta = importlib.metadata.PathDistribution.at(os.path.join(entry, folder))
                     name, version = meta.name, meta.version

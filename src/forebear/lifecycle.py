@@ -1,6 +1,6 @@
-"""What a store does over its versions' lives: restore deleted versions, delete runs,
-retention policies and `prune`, `which` versions hold some bytes, `purge` them, and the
-audit trail. `Store` inherits these; they call its backend like everything else."""
+"""What a store does over its versions' lives: its status, restore deleted versions,
+delete runs, retention policies and `prune`, `which` versions hold some bytes, `purge`
+them, and the audit trail. `Store` inherits these; they call its backend like everything else."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from . import config
 from .errors import InvalidInput, InvalidPath
 from .paths import check_name, parse_ref
 from .records import AuditEvent, RetentionPolicy, VersionData
 from .reports import DEFAULT_GRACE, GcReport, PruneReport, PurgeReport
+from .urls import redact
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -32,6 +34,23 @@ class StoreLifecycle:
         def _default_project(self) -> str | None: ...
 
         def _version(self, data: VersionData) -> ArtifactVersion: ...
+
+    def status(self) -> dict[str, Any]:
+        """Which store this is and what it holds: how it was found, its catalog (password
+        hidden) and object location, format, store id, counts, and the local cache."""
+        backend = self.backend
+        local = config.local_path_of(backend.objects_url)
+        return {
+            "path": str(local) if local is not None else backend.objects_url,
+            "found_by": backend.source,
+            "catalog": redact(backend.db_url),
+            "objects": backend.objects_url,
+            "format_version": backend.objects.format_version,
+            "store_id": backend.store_id,
+            "read_only": backend.read_only,
+            **backend.counts(),
+            "cache": backend.cache.usage().to_dict(),
+        }
 
     def restore(self, ref: str) -> ArtifactVersion:
         """Undo the deletion of a version (``name:v3``), until gc purges it; ``latest``

@@ -6,12 +6,10 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import fsspec
-
 from .errors import InvalidPath, PermissionDenied, StoreError
 from .hashing import hash_stream
 from .manifest import ManifestEntry
-from .objects import backend_errors
+from .objects.formatfile import backend_errors
 from .paths import normalise_entry_path
 
 _ETAG_KEYS = ("ETag", "etag", "md5Hash", "checksum", "crc32c")
@@ -29,6 +27,8 @@ def _normalise_uri(uri: str) -> str:
 
 
 def _fs(uri: str) -> tuple[Any, str]:
+    import fsspec  # only when a reference is read: listings never import it
+
     with backend_errors(f"cannot reach reference {uri!r}"):
         try:
             fs, path = fsspec.core.url_to_fs(uri)

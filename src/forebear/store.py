@@ -19,7 +19,6 @@ from .accounts import StoreAccounts
 from .backend import Backend
 from .chunking import Chunking
 from .connect import connect, transfer
-from .content import ContentReader
 from .editing import check_tags
 from .errors import InvalidInput, Problem
 from .lifecycle import StoreLifecycle
@@ -33,6 +32,7 @@ from .views import ArtifactVersion, Run
 
 if TYPE_CHECKING:
     from .cache import LocalCache
+    from .content import ContentReader
     from .objects import ObjectLocation
     from .statcache import StatCache
 
@@ -59,15 +59,25 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
             db_url, objects_url, cache_dir=cache_dir, storage_options=storage_options,
             cache_max_bytes=cache_max_bytes, chunking=chunking, create=create, token=token,
         )  # fmt: skip
-        self.content = ContentReader(self.backend)
+        self.opened_content: ContentReader | None = None
 
     @classmethod
     def over(cls, backend: Backend, cache_dir: str | os.PathLike[str] | None = None) -> Store:
         """A store reached through ``backend`` (a server's view of one, for one user)."""
         store = cls.__new__(cls)
-        store.backend, store.content = backend, ContentReader(backend)
+        store.backend, store.opened_content = backend, None
         store.cache_dir = Path(cache_dir or config.user_cache_dir())
         return store
+
+    @property
+    def content(self) -> ContentReader:
+        """Entries and bytes of committed versions (made on first use: a listing never
+        loads what reads bytes)."""
+        if self.opened_content is None:
+            from . import content as contents
+
+            self.opened_content = contents.ContentReader(self.backend)
+        return self.opened_content
 
     # what the backend is, for people and for the parts that read and write bytes
     @property
@@ -126,22 +136,6 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def status(self) -> dict[str, Any]:
-        """Which store this is and what it holds: how it was found, its catalog (password
-        hidden) and object location, format, store id, counts, and the local cache."""
-        local = config.local_path_of(self.objects_url)
-        return {
-            "path": str(local) if local is not None else self.objects_url,
-            "found_by": self.source,
-            "catalog": redact(self.db_url),
-            "objects": self.objects_url,
-            "format_version": self.objects.format_version,
-            "store_id": self.store_id,
-            "read_only": self.read_only,
-            **self.backend.counts(),
-            "cache": self.cache.usage().to_dict(),
-        }
 
     # -- queries ---------------------------------------------------------------------
 

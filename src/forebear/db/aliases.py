@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import PermissionDenied
 from . import bulk, webhooks
+from .lite import LATEST as LATEST
 from .schema import (
     AliasHistoryRow,
     AliasRow,
@@ -20,8 +21,6 @@ from .schema import (
     VersionRow,
     utcnow,
 )
-
-LATEST = "latest"
 
 
 def aliases_for(session: Session, version_ids: Iterable[int]) -> dict[int, list[str]]:

@@ -19,10 +19,8 @@ from sqlalchemy.orm import Session
 __all__ = ["Engine", "Session"]  # the types other layers hold without importing SQLAlchemy
 
 from ..errors import StoreError, StoreNotFound, StoreVersionError
+from .lite import BUSY_TIMEOUT_SECONDS, SCHEMA_HEAD
 
-# The newest migration; a test checks it matches the migrations folder.
-SCHEMA_HEAD = "0010"
-BUSY_TIMEOUT_SECONDS = 60
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation
 

@@ -235,8 +235,9 @@ def transfer_between(
     source: Backend, target: Backend, refs: Sequence[str] | None, *, show_progress: bool | None
 ) -> TransferReport:
     """`transfer` between two backends, both of which must be reached directly."""
-    from .backend import LocalBackend
+    from .lazy import reached_directly
 
-    if not (isinstance(source, LocalBackend) and isinstance(target, LocalBackend)):
+    local_source, local_target = reached_directly(source), reached_directly(target)
+    if local_source is None or local_target is None:
         raise StoreError("push and pull copy between stores this process reaches directly")
-    return transfer(source, target, refs, show_progress=show_progress)
+    return transfer(local_source, local_target, refs, show_progress=show_progress)

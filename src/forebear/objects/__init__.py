@@ -10,30 +10,38 @@ artifacts, versions or runs.
 
 from __future__ import annotations
 
-from typing import Any
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from .base import (
-    CHUNK_LISTS,
-    CHUNKED_FORMAT,
-    DIGEST_RE,
-    FORMAT_FILE,
-    FORMAT_VERSION,
-    NEW_STORE_FORMAT,
-    PACKED_FORMAT,
-    SMALL_BATCH,
-    TRANSFER_WORKERS,
-    FormatInfo,
-    ObjectLocation,
-    backend_errors,
-    object_key,
-)
-from .listing import StoredObject
-from .local import LocalLocation
-from .remote import RemoteLocation
+
+if TYPE_CHECKING:
+    from .base import (
+        CHUNK_LISTS,
+        CHUNKED_FORMAT,
+        DIGEST_RE,
+        FORMAT_FILE,
+        FORMAT_VERSION,
+        NEW_STORE_FORMAT,
+        PACKED_FORMAT,
+        SMALL_BATCH,
+        TRANSFER_WORKERS,
+        FormatInfo,
+        ObjectLocation,
+        backend_errors,
+        object_key,
+    )
+    from .listing import StoredObject
+    from .local import LocalLocation
+    from .remote import RemoteLocation
+
+# Where each name lives: loaded on first use, so that a command which never touches
+# objects (``forebear ls``) does not import fsspec.
+_HOMES = {
+    "LocalLocation": ".local",
+    "RemoteLocation": ".remote",
+    "StoredObject": ".listing",
+}
 
 __all__ = [
     "CHUNKED_FORMAT",
@@ -56,9 +64,22 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES.get(name, ".base"), __name__), name)
+
+
 def open_location(url: str, storage_options: dict[str, Any] | None = None) -> ObjectLocation:
     """The object location at ``url`` (a folder or any fsspec URL), opened with
     ``storage_options`` (credentials, endpoint...). Nothing is read or written yet."""
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    from .base import backend_errors
+    from .local import LocalLocation
+    from .remote import RemoteLocation
+
     with backend_errors(f"cannot use object location {url!r}"):
         try:
             fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))

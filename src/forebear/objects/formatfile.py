@@ -12,12 +12,13 @@ import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, NamedTuple
-
-import fsspec
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
 from ..hashing import HASH_ALGORITHM
+
+if TYPE_CHECKING:
+    import fsspec
 
 FORMAT_FILE = "forebear.json"
 FORMAT_VERSION = 3  # the newest format this code reads and writes
@@ -76,6 +77,32 @@ def check_unchanged(local_path: str | os.PathLike[str], expected: str, actual: s
         )
 
 
+def parse_format(raw: bytes, path: str, url: str) -> FormatInfo:
+    """What the format file ``raw`` (read from ``path`` in the location ``url``) says;
+    refuses a file that is not one, or a format or hash this code cannot read."""
+    try:
+        info = json.loads(raw)
+        version = int(info["format_version"])
+        algorithm = info["hash"]
+        store_id = info.get("store_id")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoreError(
+            f"{path} is not a forebear format file; is {url!r} the right location?"
+        ) from exc
+    if version > FORMAT_VERSION:
+        raise StoreVersionError(
+            f"the store at {url!r} has format version {version}; this forebear reads "
+            f"up to {FORMAT_VERSION}: upgrade forebear ('pip install -U forebear')"
+        )
+    if algorithm != HASH_ALGORITHM:
+        raise StoreVersionError(
+            f"the store at {url!r} uses hash {algorithm!r}; this forebear uses {HASH_ALGORITHM!r}"
+        )
+    if store_id is not None and not (isinstance(store_id, str) and DIGEST_RE.match(store_id)):
+        raise StoreError(f"{path} holds an invalid store id {store_id!r}")
+    return FormatInfo(version, store_id)
+
+
 class FormatFile(ABC):
     """What every object location does with its format file (a mixin of `ObjectLocation`)."""
 
@@ -105,27 +132,7 @@ class FormatFile(ABC):
                 raw = bytes(self.fs.cat_file(path))
             except FileNotFoundError:
                 return None
-        try:
-            info = json.loads(raw)
-            version = int(info["format_version"])
-            algorithm = info["hash"]
-            store_id = info.get("store_id")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StoreError(
-                f"{path} is not a forebear format file; is {self.url!r} the right location?"
-            ) from exc
-        if version > FORMAT_VERSION:
-            raise StoreVersionError(
-                f"the store at {self.url!r} has format version {version}; this forebear reads "
-                f"up to {FORMAT_VERSION}: upgrade forebear ('pip install -U forebear')"
-            )
-        if algorithm != HASH_ALGORITHM:
-            raise StoreVersionError(
-                f"the store at {self.url!r} uses hash {algorithm!r}; this forebear uses "
-                f"{HASH_ALGORITHM!r}"
-            )
-        if store_id is not None and not (isinstance(store_id, str) and DIGEST_RE.match(store_id)):
-            raise StoreError(f"{path} holds an invalid store id {store_id!r}")
+        version, store_id = parse_format(raw, path, self.url)
         self.format_version = version
         self.store_id = store_id
         return FormatInfo(version, store_id)

@@ -42,7 +42,9 @@ from ..errors import (
     IntegrityError,
     InvalidInput,
     PermissionDenied,
+    StoreError,
 )
+from ..local.lazy import reached_directly
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
@@ -51,7 +53,6 @@ from .policy import GuardedBackend
 from .session import WebLogin, bearer
 
 if TYPE_CHECKING:
-    from ..local import LocalBackend
     from ..store import Store
 
 LOG = logging.getLogger("forebear.server.access")
@@ -81,7 +82,9 @@ T = TypeVar("T")
 def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
     """The server for one store (its backend must be local: the server is where the
     catalog and objects are reached from)."""
-    inner = cast("LocalBackend", store.backend)
+    inner = reached_directly(store.backend)
+    if inner is None:
+        raise StoreError("a forebear server serves a store it reaches itself, not another server")
     login = WebLogin(inner)
 
     def principal_of(request: Request) -> Principal:
