@@ -128,7 +128,7 @@ def test_packs_benchmark_counts_requests_and_writes_its_section(
     report.write_text("# Benchmarks\n\nkept\n")
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "packs_bench.py"), "--files", "40",
-         "--write", str(report)],
+         "--tools", "forebear,forebear-packs,boto3", "--write", str(report)],
         env=clean_env(**s3_server), capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
