@@ -255,3 +255,19 @@ def test_hashing_carries_on_when_a_worker_process_dies(
     monkeypatch.setattr(hash_workers, "_start_worker", a_worker_that_dies_at_once)
     results = hash_workers.hash_files(paths, [64] * len(paths))
     assert results == [hashing.hash_file(p) for p in paths]
+
+
+def test_files_written_one_after_another_each_get_only_their_own_bytes(tmp_path: Path) -> None:
+    # the copy buffer is reused from file to file: a short file after a long one must not
+    # carry the long one's tail
+    import io
+
+    from forebear.destination import save_stream
+
+    long, short = os.urandom(3 << 20), b"short"
+    save_stream(io.BytesIO(long), tmp_path / "long.bin")
+    save_stream(io.BytesIO(short), tmp_path / "short.bin")
+    save_stream(io.BufferedReader(io.BytesIO(b"")), tmp_path / "empty.bin")  # type: ignore[arg-type]
+    assert (tmp_path / "long.bin").read_bytes() == long
+    assert (tmp_path / "short.bin").read_bytes() == short
+    assert (tmp_path / "empty.bin").read_bytes() == b""
