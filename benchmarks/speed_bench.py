@@ -126,6 +126,7 @@ class Results:
     missing: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     help_seconds: float | None = None
+    ls_seconds: float | None = None
 
     def put(self, dataset: str, step: str, tool: str, measure: Measure) -> None:
         self.steps.setdefault(dataset, {}).setdefault(step, {})[tool] = measure
@@ -546,6 +547,10 @@ def run_tool(tool: Tool, dataset: Dataset, work: Path, results: Results) -> None
             print(f"  {tool.key:8} {step:17} {describe(measure)}", file=sys.stderr)
             if not measure.ok:
                 break
+        else:
+            if tool.key == "forebear":
+                store = str(folder / "store")
+                results.ls_seconds = best_of_five([str(tool.exe), "--objects", store, "ls"], work)
     except RuntimeError as exc:
         results.put(dataset.key, dataset.steps[0], tool.key, Measure(0, 0, False, str(exc)))
         print(f"  {tool.key:8} setup failed: {exc}", file=sys.stderr)
@@ -565,13 +570,10 @@ def run_copy(dataset: Dataset, work: Path, results: Results) -> None:
     shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
 
 
-def time_help(exe: Path, work: Path) -> float:
-    """Best of five `forebear --help`: the start-up cost every command pays."""
-    times = []
-    for _ in range(5):
-        measure = run_child([str(exe), "--help"], work, work / "help.log")
-        times.append(measure.seconds)
-    return min(times)
+def best_of_five(cmd: list[str], work: Path) -> float:
+    """The fastest of five runs of a quick command (`forebear --help`: the start-up cost
+    every command pays; `forebear ls`: opening a store and listing it)."""
+    return min(run_child(cmd, work, work / "quick.log").seconds for _ in range(5))
 
 
 def setup_peer(venv: Path, package: str) -> None:
@@ -799,6 +801,10 @@ def ratios(datasets: list[Dataset], results: Results, tools: list[str]) -> list[
         out.append(f"forebear's peak memory over all steps: **{peak:.0f} MiB** ({where})")
     if results.help_seconds is not None:
         out.append(f"`forebear --help`: **{results.help_seconds * 1000:.0f} ms** (best of 5)")
+    if results.ls_seconds is not None:
+        out.append(
+            f"`forebear ls` of the last store: **{results.ls_seconds * 1000:.0f} ms** (best of 5)"
+        )
     return [f"- {line}" for line in out]
 
 
@@ -893,7 +899,7 @@ def main() -> None:
         tools = peers(args, work, results)
         keys = [t.key for t in tools]
         if "forebear" in keys:
-            results.help_seconds = time_help(args.forebear, work)
+            results.help_seconds = best_of_five([str(args.forebear), "--help"], work)
         makers = {"big": make_big, "small": make_small, "table": make_table}
         datasets = []
         for key in [k.strip() for k in args.datasets.split(",") if k.strip()]:

@@ -49,6 +49,7 @@ def test_speed_benchmark_runs_forebear_and_writes_its_section(tmp_path: Path) ->
         assert step in text
     # forebear stores the unchanged re-log for free and only the changed files after
     assert "small, unchanged re-log" in text and "(+0 B)" in text
+    assert "`forebear --help`: **" in text and "`forebear ls` of the last store: **" in text
     assert "### Failures" not in text
 
 

@@ -398,3 +398,24 @@ def test_only_a_server_admin_may_upgrade_or_rebuild_the_index(tmp_path: Path) ->
             assert direct.objects.format_version == 2  # nothing changed
     finally:
         server.stop()
+
+
+def test_a_packed_store_on_s3_downloads_small_files_straight_from_the_packs(
+    s3_url: str, tmp_path: Path
+) -> None:
+    data = tree(tmp_path / "data", 400, big=2_000_000)
+    (data / "same.txt").write_bytes((data / "f0001.txt").read_bytes())  # one object, two files
+    catalog = f"sqlite:///{tmp_path}/meta.db"
+    with forebear.Store(catalog, s3_url, cache_dir=tmp_path / "cache") as store:
+        store.upgrade()
+        with forebear.init(project="p", store=store) as run:
+            run.log_artifact(data, name="ds")
+    with forebear.Store(catalog, s3_url, cache_dir=tmp_path / "fresh-cache") as store:
+        out = store.artifact("ds").download(tmp_path / "out")
+        cached = store.cache.usage()
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in data.iterdir())
+    for path in data.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes()
+    # the small files were written once, into the destination; only big.bin's chunks
+    # went through the cache
+    assert 0 < cached.objects < 400

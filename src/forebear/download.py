@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import warnings
@@ -17,6 +18,9 @@ from .manifest import PAGE_ENTRIES, ManifestEntry
 from .statcache import FileStat
 
 if TYPE_CHECKING:
+    from .chunking import ChunkList
+    from .objects import ObjectLocation
+    from .objects.packs import PackSlot
     from .store import Store
     from .views import ArtifactVersion
 
@@ -148,13 +152,15 @@ def _place(
         location = store.objects
         chunked = store.content.chunk_lists(e for e, _, _ in todo)
         packed = location.packed(e.digest for e, _, _ in todo if e.digest and not e.uri)
-        if not location.is_local:  # fetch what the cache lacks, several at a time
+        if not location.is_local:
+            todo = _place_packed(location, todo, packed, chunked, tick)
+            # fetch what the cache lacks, several at a time; packed chunks too: neighbours
+            # in a pack come in one request, not one each
             wanted = {
                 e.digest: label
                 for e, _, label in todo
                 if e.digest and not e.uri and e.digest not in chunked
             }
-            # packed chunks too: neighbours in a pack come in one request, not one each
             chunk_labels = {
                 digest: label
                 for e, _, label in todo
@@ -181,3 +187,31 @@ def _place(
                 store.cache.copy_out(location, entry.digest or "", target, tick, label, link)
     finally:
         destination.release()
+
+
+def _place_packed(
+    location: ObjectLocation,
+    todo: list[tuple[ManifestEntry, Target, str]],
+    packed: dict[str, PackSlot],
+    chunked: dict[str, ChunkList],
+    tick: Callable[[int], None],
+) -> list[tuple[ManifestEntry, Target, str]]:
+    """Write the whole files kept in packs of a remote location straight from the packs
+    (neighbours in one request, each object checked): a small file costs one file written,
+    not a cached copy and then the file. What is left to place is returned."""
+    direct: dict[str, list[Target]] = {}
+    labels: dict[str, str] = {}
+    rest = []
+    for entry, target, label in todo:
+        digest = entry.digest or ""
+        if digest in packed and digest not in chunked and entry.uri is None:
+            direct.setdefault(digest, []).append(target)
+            labels.setdefault(digest, label)
+        else:
+            rest.append((entry, target, label))
+    if direct:
+        slots = {d: packed[d] for d in direct}
+        for digest, data in location.read_packed(slots, labels):
+            for target in direct[digest]:
+                write_stream(target, io.BytesIO(data), tick)
+    return rest
