@@ -440,7 +440,7 @@ class ObjectLocation(FormatFile):
 
     def read_packed(
         self, slots: Mapping[str, PackSlot], labels: Mapping[str, str]
-    ) -> Iterator[tuple[str, bytes]]:
+    ) -> Iterator[tuple[str, bytes | memoryview]]:
         """Packed objects' bytes, each checked, neighbours fetched together (several
         requests at a time from an object store)."""
         assert self.packs is not None

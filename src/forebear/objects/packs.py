@@ -118,7 +118,7 @@ class PackWriter:
         self.size = 0
         self.slots: dict[str, tuple[int, int]] = {}
 
-    def add(self, digest: str, data: bytes, source: str) -> None:
+    def add(self, digest: str, data: bytes | memoryview, source: str) -> None:
         if digest in self.slots:
             return
         actual = hash_bytes(data)
@@ -269,7 +269,7 @@ class Packs:
 
     def read_many(
         self, slots: Mapping[str, PackSlot], workers: int = 1
-    ) -> Iterator[tuple[str, bytes | None]]:
+    ) -> Iterator[tuple[str, bytes | memoryview | None]]:
         """Many packed objects' stored bytes, unchecked, neighbours in one request each
         (``workers`` requests at a time): (digest, bytes) in pack and offset order; None
         for an object that is missing."""
@@ -282,21 +282,21 @@ class Packs:
 
     def _read_group(
         self, group: tuple[str, int, int, list[tuple[str, PackSlot]]]
-    ) -> list[tuple[str, bytes | None]]:
+    ) -> list[tuple[str, bytes | memoryview | None]]:
         pack, start, end, members = group
         try:
             data = self.location.read_range(self.path(pack), start, end - start)
         except FileNotFoundError:  # repacked meanwhile (or lost): one at a time
-            found: list[tuple[str, bytes | None]] = []
+            found: list[tuple[str, bytes | memoryview | None]] = []
             for digest, slot in members:
                 try:
                     found.append((digest, self.read_stored(digest, slot, f"object {digest}")))
                 except ObjectNotFound:
                     found.append((digest, None))
             return found
-        view = memoryview(data)
+        view = memoryview(data)  # slices, not copies: a window of groups in flight costs half
         return [
-            (digest, bytes(view[slot.offset - start : slot.offset - start + slot.length]))
+            (digest, view[slot.offset - start : slot.offset - start + slot.length])
             for digest, slot in members
         ]
 
