@@ -18,6 +18,7 @@ import pytest
 
 import forebear
 from forebear import config
+from forebear.chunking import Chunking
 from forebear.db.lite import LiteCatalog, plain_sqlite_file
 from forebear.local import LocalBackend
 from forebear.local.lazy import LazyLocalBackend, reached_directly
@@ -168,3 +169,16 @@ def test_only_plain_sqlite_urls_are_read_without_sqlalchemy(tmp_path: Path) -> N
         "postgresql+psycopg://u@h/db",
     ):
         assert plain_sqlite_file(url) is None, url
+
+
+def test_chunking_chosen_before_the_first_log_is_the_one_it_uses(
+    varied_store: Path, make_tree: Callable[..., Path]
+) -> None:
+    chosen = Chunking.around(avg_size=64 << 10, threshold=256 << 10)
+    with forebear.open(varied_store) as store:
+        assert isinstance(store.backend, LazyLocalBackend)
+        store.chunking = chosen
+        big = make_tree("big", {"big.bin": os.urandom(1 << 20)})
+        version = log(store, big, "big")
+        assert store.chunking == chosen
+    assert Chunking.from_dict(version.chunking) == chosen

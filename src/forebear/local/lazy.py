@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config
 from ..backend import Backend
+from ..chunking import Chunking
 from ..db.lite import LiteCatalog, plain_sqlite_file
 from ..errors import ForebearError
 from ..objects.formatfile import FORMAT_FILE, parse_format
@@ -99,6 +100,15 @@ class LazyLocalBackend(Backend):
         if name.startswith("__") or name in ("opened", "opening", "open_full", "catalog"):
             raise AttributeError(name)
         return getattr(self.full(), name)
+
+    @property
+    def chunking(self) -> Chunking:
+        return self.full().chunking
+
+    @chunking.setter
+    def chunking(self, chosen: Chunking) -> None:
+        # how files logged from now on are cut: the full backend logs them
+        self.full().chunking = chosen
 
     def latest_versions(
         self,
