@@ -271,3 +271,31 @@ def test_files_written_one_after_another_each_get_only_their_own_bytes(tmp_path:
     assert (tmp_path / "long.bin").read_bytes() == long
     assert (tmp_path / "short.bin").read_bytes() == short
     assert (tmp_path / "empty.bin").read_bytes() == b""
+
+
+def test_a_file_written_while_another_is_being_read_leaves_that_one_whole(
+    tmp_path: Path,
+) -> None:
+    # a chunked download reads chunks through the cache: reading one stream can write
+    # another file, which must not get the copy buffer the first is filling
+    import io
+
+    from forebear.destination import save_stream
+
+    outer, inner = os.urandom(300_000), os.urandom(200_000)
+
+    class FetchesWhileRead(io.RawIOBase):
+        def __init__(self) -> None:
+            self.source = io.BytesIO(outer)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, view: memoryview) -> int:  # type: ignore[override]
+            n = self.source.readinto(view)
+            save_stream(io.BytesIO(inner), tmp_path / "inner.bin")  # after filling the view
+            return n
+
+    save_stream(FetchesWhileRead(), tmp_path / "outer.bin")  # type: ignore[arg-type]
+    assert (tmp_path / "outer.bin").read_bytes() == outer
+    assert (tmp_path / "inner.bin").read_bytes() == inner

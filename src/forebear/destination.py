@@ -40,14 +40,20 @@ _NO_FOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FD = "/proc/self/fd"
 # One copy buffer per thread, kept: a new 1 MiB buffer for each file cost 256 page faults
 # and a zeroing, which made downloads of many small files ten times slower than writing them.
+# A copy takes it while it runs: a stream that writes another file while being read (a
+# chunk fetched into the cache) gets a buffer of its own, never the one being filled.
 _BUFFERS = threading.local()
 
 
-def _copy_buffer() -> memoryview:
-    found: memoryview | None = getattr(_BUFFERS, "view", None)
-    if found is None:
-        found = _BUFFERS.view = memoryview(bytearray(BLOCK_SIZE))
-    return found
+@contextlib.contextmanager
+def _copy_buffer() -> Iterator[memoryview]:
+    kept: memoryview | None = getattr(_BUFFERS, "view", None)
+    _BUFFERS.view = None
+    view = kept if kept is not None else memoryview(bytearray(BLOCK_SIZE))
+    try:
+        yield view
+    finally:
+        _BUFFERS.view = view
 
 
 def temp_name() -> str:
@@ -306,11 +312,10 @@ class _NewFile:
 def write_stream(target: Target, stream: BinaryIO, progress: Progress | None = None) -> None:
     """Write everything ``stream`` gives at ``target``, atomically: nothing there changes
     unless the stream ends without error (a checked stream raises at its end)."""
-    with local_errors(f"cannot write {target.path!r}"):
+    with local_errors(f"cannot write {target.path!r}"), _copy_buffer() as view:
         new = _NewFile(target.folder)
         try:
             readinto = getattr(stream, "readinto", None)
-            view = _copy_buffer()
             while True:
                 if readinto is not None:
                     n = readinto(view)
