@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ..errors import PermissionDenied
 from . import bulk, webhooks
 from .lite import LATEST as LATEST
+from .lite import latest_first
 from .schema import (
     AliasHistoryRow,
     AliasRow,
@@ -33,7 +34,7 @@ def aliases_for(session: Session, version_ids: Iterable[int]) -> dict[int, list[
     for version_id, name in bulk.rows_for(session, query, ids):
         found[version_id].append(name)
     for names in found.values():
-        names.sort(key=lambda n: (n != LATEST, n))
+        names.sort(key=latest_first)
     return found
 
 

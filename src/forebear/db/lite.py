@@ -27,7 +27,8 @@ from ..records import VersionData
 SCHEMA_HEAD = "0010"
 BUSY_TIMEOUT_SECONDS = 60
 LATEST = "latest"
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+# SQLite keeps times as integer microseconds since this moment (see `schema.UTCDateTime`)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 # The columns of `VersionData`, in its order (as `versions.load_versions` selects them).
 _VERSION_COLUMNS = """
@@ -120,7 +121,7 @@ class LiteCatalog:
                 if values[i] is not None:
                     if not isinstance(values[i], int):
                         return None
-                    values[i] = _EPOCH + dt.timedelta(microseconds=values[i])
+                    values[i] = EPOCH + dt.timedelta(microseconds=values[i])
             data = VersionData(*values)
             if not (is_name(data.project) and is_name(data.name)):
                 return None
@@ -132,7 +133,12 @@ class LiteCatalog:
         rows = self.rows("SELECT name FROM aliases WHERE version_id = ?", (version_id,))
         if rows is None:
             return None
-        return sorted((str(r[0]) for r in rows), key=lambda n: (n != LATEST, n))
+        return sorted((str(r[0]) for r in rows), key=latest_first)
+
+
+def latest_first(alias: str) -> tuple[bool, str]:
+    """The order a version's aliases are shown in: ``latest``, then the others by name."""
+    return (alias != LATEST, alias)
 
 
 def _uri_path(path: str) -> str:
