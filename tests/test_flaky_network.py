@@ -1,6 +1,10 @@
 """A flaky network between forebear and S3: a proxy on 127.0.0.1 answers every third request
-with 503 Slow Down (or drops the connection); transient errors are retried with backoff and
-the work completes, verified. A backend that keeps failing is one clear error."""
+with 503 Slow Down; transient errors are retried with backoff and the work completes, verified.
+A backend that keeps failing is one clear error.
+
+The retry of a refused request is let through, so a request never fails twice in a row: with
+concurrent requests sharing the counter, "every third" alone could refuse one request's every
+attempt by chance, and the test would then measure luck, not retrying."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class FlakyProxy(ThreadingHTTPServer):
         self.fail_every = fail_every
         self.counter = itertools.count(1)
         self.injected = 0
+        self.refused: set[tuple[str, str, str]] = set()  # requests whose retry goes through
         self.lock = threading.Lock()
 
     @property
@@ -46,10 +51,15 @@ class FlakyHandler(BaseHTTPRequestHandler):
     def relay(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        request = (self.command, self.path, self.headers.get("Range") or "")
         with self.server.lock:
             number = next(self.server.counter)
             fail = self.server.fail_every is not None and number % self.server.fail_every == 0
-            if fail:
+            if request in self.server.refused and self.server.fail_every != 1:
+                self.server.refused.discard(request)
+                fail = False
+            elif fail:
+                self.server.refused.add(request)
                 self.server.injected += 1
         if fail:
             message = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
