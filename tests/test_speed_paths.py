@@ -114,6 +114,32 @@ def test_a_damaged_stat_cache_is_ignored(
     assert local_store.verify() == []
 
 
+def test_a_small_file_is_hashed_whole_at_every_size_and_when_it_holds_more_than_it_says(
+    tmp_path: Path,
+) -> None:
+    # one read of the size the file reports plus a byte: at the edges of that read, and
+    # for a file holding more than its reported size (one that grew meanwhile, or a
+    # /proc file, which reports 0 bytes), the digest is still of every byte
+    for size in (
+        0,
+        1,
+        8191,
+        8192,
+        hashing.SMALL_FILE - 1,
+        hashing.SMALL_FILE,
+        hashing.SMALL_FILE + 1,
+    ):
+        path = tmp_path / f"f{size}.bin"
+        data = os.urandom(size)
+        path.write_bytes(data)
+        assert hashing.hash_small_file(str(path)) == (hashing.hash_bytes(data), size)
+    proc = Path("/proc/self/cmdline")
+    if proc.exists():
+        content = proc.read_bytes()
+        assert content and proc.stat().st_size == 0
+        assert hashing.hash_small_file(str(proc)) == (hashing.hash_bytes(content), len(content))
+
+
 def test_parallel_hashing_matches_hashing_one_by_one(tmp_path: Path) -> None:
     root = tmp_path / "many"
     root.mkdir()

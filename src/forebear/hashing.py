@@ -65,13 +65,19 @@ HashResult = tuple[str, int] | str
 
 
 def hash_small_file(path: str | bytes) -> HashResult:
-    """Digest and size of one (usually small) file, read whole in one call when it is."""
+    """Digest and size of one (usually small) file, read whole in one call when it is.
+
+    The read asks for the file's size and a byte more (which shows a file that grew), not
+    for `SMALL_FILE` bytes: a buffer that large, allocated and freed for every file, made
+    hashing small files three times slower."""
     try:
         with open(path, "rb", buffering=0) as f:
-            data = f.read(SMALL_FILE)
-            if len(data) < SMALL_FILE:
-                return str(xxhash.xxh3_128_hexdigest(data)), len(data)
-            f.seek(0)  # grew since it was listed: stream it
+            expected = os.fstat(f.fileno()).st_size
+            if expected < SMALL_FILE:
+                data = f.read(expected + 1)
+                if len(data) <= expected:
+                    return str(xxhash.xxh3_128_hexdigest(data)), len(data)
+                f.seek(0)  # grew since it was listed: stream it
             return hash_stream(f)
     except OSError as exc:
         return str(exc.strerror or exc)
