@@ -115,6 +115,31 @@ def test_missing_objects_send_the_log_down_the_full_path_which_stores_them_again
         assert store.verify() == []
 
 
+def test_in_a_packed_store_a_chunk_the_index_lost_sends_the_log_down_the_full_path(
+    tmp_path: Path, make_tree: Callable[..., Path], full_logs: list[str], not_racy: None
+) -> None:
+    """Packs answer "is every chunk stored?" from the pack index in one statement: the
+    answer must still be no when one chunk of one chunked file has left the index."""
+    data = files(make_tree)
+    (data / "big.bin").write_bytes(os.urandom(BIG))
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    version = log(store, data)
+    big = version.entry("big.bin").digest or ""
+    chunks = store.backend.chunk_lists([big])[big].digests
+    assert len(chunks) > 10 and not list(store.objects.iter_digests())  # all of it packed
+    assert log(store, data) == version and full_logs == ["ds"]  # the shortcut, packed
+    store.close()
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:
+        db.execute("DELETE FROM packed_objects WHERE digest = ?", (chunks[len(chunks) // 2],))
+    with forebear.open(tmp_path / "store") as store:
+        assert store.verify()  # the lost chunk is reported
+        assert log(store, data) == version
+        assert full_logs == ["ds", "ds"]  # not answered from the record: stored again
+        assert store.verify() == []
+        assert log(store, data) == version and full_logs == ["ds", "ds"]
+
+
 def test_the_same_files_under_another_name_or_after_a_delete_make_a_version(
     local_store: forebear.Store,
     make_tree: Callable[..., Path],

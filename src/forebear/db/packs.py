@@ -9,12 +9,19 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from itertools import groupby
 from typing import NamedTuple
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import Session
 
 from . import bulk
 from .bulk import insert_ignoring_duplicates
-from .schema import EntryRow, PackedObjectRow, PackRow, utcnow
+from .schema import (
+    ChunkListRow,
+    ChunkMemberRow,
+    EntryRow,
+    PackedObjectRow,
+    PackRow,
+    utcnow,
+)
 
 
 class PackUsage(NamedTuple):
@@ -76,17 +83,26 @@ def unpacked_files(
     session: Session, version_id: int, after: str | None, limit: int
 ) -> list[tuple[str, str, int]]:
     """(path, digest, size) of the version's next ``limit`` stored files in path order
-    (after path ``after``) that no pack holds with that size: loose objects, and chunked
-    files (whose chunks are packed, not the file). One statement a page, so a version whose
-    files are all packed costs one statement and no row."""
-    packed = exists().where(
+    (after path ``after``) that packs do not hold whole: loose objects, and files stored
+    in chunks of which at least one is not packed. A file packed whole counts when a pack
+    holds its digest with its size; a chunked file when it has a chunk list and no chunk
+    of it (`ChunkMemberRow`, complete for every chunk list) is missing from the index.
+    One statement a page, so a version held by packs costs one statement and no row,
+    however many files and chunks it has."""
+    packed_whole = exists().where(
         PackedObjectRow.digest == EntryRow.digest, PackedObjectRow.length == EntryRow.size
     )
+    chunk_unpacked = exists().where(
+        ChunkMemberRow.file == EntryRow.digest,
+        ~exists().where(PackedObjectRow.digest == ChunkMemberRow.chunk),
+    )
+    packed_in_chunks = and_(exists().where(ChunkListRow.digest == EntryRow.digest), ~chunk_unpacked)
     query = select(EntryRow.path, EntryRow.digest, EntryRow.size).where(
         EntryRow.version_id == version_id,
         EntryRow.uri.is_(None),
         EntryRow.digest.is_not(None),
-        ~packed,
+        ~packed_whole,
+        ~packed_in_chunks,
     )
     if after is not None:
         query = query.where(EntryRow.path > after)

@@ -44,8 +44,9 @@ def logged_before(backend: LocalBackend, artifact: Artifact, project: str) -> Ve
 
 def is_whole(backend: LocalBackend, version: VersionData) -> bool:
     """Whether every object ``version`` needs is stored with its size: its manifest, its
-    whole files (packed ones known from the pack index in one statement), and the chunks
-    of its chunked ones."""
+    whole files and the chunks of its chunked ones. What packs hold (a file packed whole,
+    or every chunk of a chunked file) is known from the pack index in one statement a
+    page; only the rest is looked up object by object."""
     objects = backend.objects
     if not objects.has(version.digest):
         return False
