@@ -27,9 +27,9 @@ def test_schema_head_is_the_newest_migration() -> None:
 
 
 def test_migrations_build_exactly_the_models_on_postgresql(postgres_url: str) -> None:
+    built_by_migrations(postgres_url)
     engine = make_engine(postgres_url)
-    ensure_schema(engine)
-    ensure_schema(engine)
+    ensure_schema(engine)  # at the head already: nothing to do
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
@@ -45,14 +45,95 @@ def test_migrations_build_exactly_the_models_on_postgresql(postgres_url: str) ->
 
 
 def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
+    built_by_migrations(f"sqlite:///{tmp_path / 'm.db'}")
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    ensure_schema(engine)
-    ensure_schema(engine)  # a second call is a no-op
+    ensure_schema(engine)  # at the head already: a no-op
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
     with create_engine(f"sqlite:///{tmp_path / 'm.db'}").connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def built_by_migrations(url: str) -> None:
+    """Every migration from the first, as an old catalog is upgraded."""
+    from alembic import command
+
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":  # as ensure_schema does for table rebuilds
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA foreign_keys = OFF")
+        with connection.begin():
+            config = Config()
+            config.set_main_option("script_location", "forebear.db:migrations")
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    engine.dispose()
+
+
+def described(url: str) -> dict[str, object]:
+    """Every table's columns, keys, indexes and constraints, and the schema revision."""
+    from sqlalchemy import inspect
+
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        found = inspect(connection)
+        tables: dict[str, object] = {}
+        for table in sorted(found.get_table_names()):
+            tables[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                    for c in found.get_columns(table)
+                ],
+                "primary key": found.get_pk_constraint(table)["constrained_columns"],
+                "foreign keys": sorted(
+                    (f["constrained_columns"], f["referred_table"], f["referred_columns"])
+                    for f in found.get_foreign_keys(table)
+                ),
+                "indexes": sorted(
+                    (
+                        i["name"],
+                        i["column_names"],
+                        i["unique"],
+                        sorted((k, str(v)) for k, v in i.get("dialect_options", {}).items()),
+                    )
+                    for i in found.get_indexes(table)
+                ),
+                "unique": sorted(u["column_names"] for u in found.get_unique_constraints(table)),
+            }
+        revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    engine.dispose()
+    return {"tables": tables, "revision": revision}
+
+
+def test_a_new_catalog_is_built_as_the_migrations_build_it(tmp_path: Path) -> None:
+    migrated, created = f"sqlite:///{tmp_path / 'old.db'}", f"sqlite:///{tmp_path / 'new.db'}"
+    built_by_migrations(migrated)
+    engine = make_engine(created)
+    ensure_schema(engine)
+    engine.dispose()
+    assert described(created) == described(migrated)
+    assert described(created)["revision"] == SCHEMA_HEAD
+
+
+def test_a_new_catalog_is_built_as_the_migrations_build_it_on_postgresql(
+    postgres_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    other = postgres_url.rsplit("/", 1)[0] + "/forebear_migrated"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS forebear_migrated"))
+        connection.execute(text("CREATE DATABASE forebear_migrated"))
+    admin.dispose()
+    built_by_migrations(other)
+    engine = make_engine(postgres_url)
+    ensure_schema(engine)
+    engine.dispose()
+    assert described(postgres_url) == described(other)
 
 
 def test_public_names_are_pinned() -> None:

@@ -272,7 +272,10 @@ def ensure_schema(engine: Engine, *, read_only: bool = False, create: bool = Tru
         ):
             if engine.dialect.name == "postgresql":
                 connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_SCHEMA_LOCK})"))
-            if current_revision(connection) != SCHEMA_HEAD:
+            revision = current_revision(connection)
+            if revision is None and _holds_no_catalog(connection):
+                _create(connection)
+            elif revision != SCHEMA_HEAD:
                 _upgrade(connection)
 
 
@@ -320,6 +323,34 @@ def _forget_edge_statistics(engine: Engine) -> None:
         with engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE sqlite_schema")  # reload the planner's view
             connection.commit()
+
+
+def _holds_no_catalog(connection: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    from .schema import Base
+
+    return not set(inspect(connection).get_table_names()) & set(Base.metadata.tables)
+
+
+def _create(connection: Connection) -> None:
+    """A new catalog, made from the models at once and marked as at `SCHEMA_HEAD`, the
+    way Alembic's own "create_all, then stamp head" does it: running every migration from
+    the first took 0.25 s and loaded Alembic (about 8 MiB) for every new store. Tests
+    check that both ways build the same tables, indexes and constraints."""
+    from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
+
+    from .schema import Base
+
+    Base.metadata.create_all(connection)
+    versions = Table(  # Alembic's own bookkeeping table, as Alembic makes it
+        "alembic_version",
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+    versions.create(connection)
+    connection.execute(versions.insert().values(version_num=SCHEMA_HEAD))
 
 
 def _upgrade(connection: Connection) -> None:
