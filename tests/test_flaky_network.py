@@ -26,8 +26,14 @@ from .test_objects import moto_endpoint  # noqa: F401  (the in-process S3 server
 class FlakyProxy(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: str, fail_every: int | None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        fail_every: int | None,
+        refuse: Callable[[str, str], bool] | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), FlakyHandler)
+        self.refuse = refuse  # (method, path) -> refused every time, retries included
         host, port = upstream.removeprefix("http://").split(":")
         self.upstream = (host, int(port))
         self.fail_every = fail_every
@@ -52,15 +58,28 @@ class FlakyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         request = (self.command, self.path, self.headers.get("Range") or "")
+        refused = False
         with self.server.lock:
             number = next(self.server.counter)
             fail = self.server.fail_every is not None and number % self.server.fail_every == 0
-            if request in self.server.refused and self.server.fail_every != 1:
+            if self.server.refuse is not None and self.server.refuse(self.command, self.path):
+                fail = refused = True
+                self.server.injected += 1
+            elif request in self.server.refused and self.server.fail_every != 1:
                 self.server.refused.discard(request)
                 fail = False
             elif fail:
                 self.server.refused.add(request)
                 self.server.injected += 1
+        if fail and refused:  # a request the server refuses for good: no retry helps
+            message = b"<Error><Code>InvalidRequest</Code><Message>refused</Message></Error>"
+            self.send_response(400)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(message)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(message)
+            return
         if fail:
             message = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
             self.send_response(503)
@@ -91,11 +110,13 @@ class FlakyHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def proxy_factory(moto_endpoint: str) -> Iterator[Callable[[int | None], FlakyProxy]]:  # noqa: F811
+def proxy_factory(moto_endpoint: str) -> Iterator[Callable[..., FlakyProxy]]:  # noqa: F811
     proxies: list[FlakyProxy] = []
 
-    def start(fail_every: int | None) -> FlakyProxy:
-        proxy = FlakyProxy(moto_endpoint, fail_every)
+    def start(
+        fail_every: int | None, refuse: Callable[[str, str], bool] | None = None
+    ) -> FlakyProxy:
+        proxy = FlakyProxy(moto_endpoint, fail_every, refuse)
         threading.Thread(target=proxy.serve_forever, daemon=True).start()
         proxies.append(proxy)
         return proxy
@@ -152,3 +173,44 @@ def test_a_backend_that_keeps_failing_is_one_clear_error(
     with pytest.raises(forebear.StoreError, match="cannot open the object location"):
         s3_store(broken.url, "flaky", tmp_path)
     assert broken.injected >= 2  # it was retried before giving up
+
+
+def test_a_pack_upload_that_fails_midway_leaves_no_pack_and_the_log_can_be_retried(
+    proxy_factory: Callable[..., FlakyProxy],
+    make_tree: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """A pack of 20 MiB goes up in three parts; the server refuses the second. The log
+    fails with one clear error, no pack (whole or partial) is visible in the bucket,
+    nothing is recorded, and the same log succeeds once the network is back."""
+    import s3fs
+
+    healthy = proxy_factory(None)
+    bucket = s3fs.S3FileSystem(
+        key="testing", secret="testing", client_kwargs={"endpoint_url": healthy.url},
+        skip_instance_cache=True,
+    )  # fmt: skip
+    bucket.mkdir("halfway")
+    files = {f"part{i}.bin": os.urandom(512 << 10) for i in range(40)}  # packed, 20 MiB
+    data = make_tree("d", files)
+    broken = proxy_factory(
+        None, lambda method, path: method == "PUT" and "/packs/" in path and "partNumber=2" in path
+    )
+    with s3_store(broken.url, "halfway", tmp_path) as store:
+        store.upgrade()
+        with (
+            pytest.raises(forebear.StoreError, match="cannot write pack"),
+            forebear.init(project="p", store=store) as run,
+        ):
+            run.log_artifact(data, name="ds")
+        assert broken.injected >= 1
+        assert not bucket.find("halfway/store/packs")  # nothing published, not even in part
+        uploads = bucket.call_s3("list_multipart_uploads", Bucket="halfway")
+        assert not uploads.get("Uploads")  # the failed multipart upload was aborted
+        assert store.artifacts() == []
+    with s3_store(healthy.url, "halfway", tmp_path) as store:
+        with forebear.init(project="p", store=store) as run:
+            version = run.log_artifact(data, name="ds")
+        assert len(bucket.find("halfway/store/packs")) == 2  # the pack and its index copy
+        assert store.verify() == []
+        assert version.open("part7.bin").read() == files["part7.bin"]

@@ -57,7 +57,7 @@ __all__ = [  # what the location modules and the package take from here
 ]  # fmt: skip
 SMALL_BATCH = 16  # up to this many objects, check each; beyond, list their prefixes
 TRANSFER_WORKERS = 8  # concurrent requests to a remote location
-PACKED_READERS = 4  # concurrent ranged reads of packs (each up to 8 MiB) from a remote one
+PACKED_READERS = 4  # concurrent ranged reads of packs (each up to 4 MiB) from a remote one
 DELETE_BATCH = 10_000  # paths handed to the filesystem's bulk removal at once
 CHUNK_LISTS = "chunklists"
 OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")

@@ -41,7 +41,7 @@ PACK_VERSION = 1
 PACK_TARGET = 32 << 20  # a pack is sealed once it holds this many bytes
 PACKED_BELOW = 8 << 20  # objects smaller than this are packed (every chunk, by default)
 COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
-COALESCE_MAX = 8 << 20  # but no request reads more than this
+COALESCE_MAX = 4 << 20  # but no request reads more than this
 PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
 REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks for its own)
 
