@@ -37,7 +37,7 @@ from .listing import StoredObject
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
 PUBLISHING = threading.BoundedSemaphore(TRANSFER_WORKERS)  # uploads checked at once, per process
-PART_SIZE = 8 << 20  # a pack goes up in parts of this size (S3's minimum is 5 MiB)
+PART_SIZE = 5 << 20  # a pack goes up in parts of this size (S3's minimum is 5 MiB)
 PUBLISH_IN_MEMORY = 16 << 20  # a staged upload up to this size is checked and written from memory
 
 
