@@ -287,7 +287,7 @@ class RemoteLocation(ObjectLocation):
         On S3, s3fs's own multipart upload reads each part from the file once and sends it
         as it is (aborting the upload if a part fails): a buffered file object would hold
         each part three times over (its buffer, the part cut from it, the request's copy),
-        about 16 MiB more at the peak."""
+        two parts more at the peak."""
         if "s3" in self.fs.protocol:
             self.fs.put_file(local_path, path, chunksize=PART_SIZE, max_concurrency=1)
             return
