@@ -71,23 +71,11 @@ class FlakyHandler(BaseHTTPRequestHandler):
             elif fail:
                 self.server.refused.add(request)
                 self.server.injected += 1
-        if fail and refused:  # a request the server refuses for good: no retry helps
-            message = b"<Error><Code>InvalidRequest</Code><Message>refused</Message></Error>"
-            self.send_response(400)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(message)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(message)
+        if refused:  # a request the server refuses for good: no retry helps
+            self.answer_error(400, b"InvalidRequest", b"refused")
             return
         if fail:
-            message = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
-            self.send_response(503)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(message)))
-            self.end_headers()
-            if self.command != "HEAD":  # a HEAD answer has no body, or the next reply breaks
-                self.wfile.write(message)
+            self.answer_error(503, b"SlowDown", b"injected")
             return
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
@@ -105,6 +93,15 @@ class FlakyHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         upstream.close()
+
+    def answer_error(self, status: int, code: bytes, text: bytes) -> None:
+        message = b"<Error><Code>" + code + b"</Code><Message>" + text + b"</Message></Error>"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(message)))
+        self.end_headers()
+        if self.command != "HEAD":  # a HEAD answer has no body, or the next reply breaks
+            self.wfile.write(message)
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = relay
 

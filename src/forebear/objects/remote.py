@@ -45,8 +45,12 @@ class RemoteLocation(ObjectLocation):
     is_local = False
 
     @property
+    def on_s3(self) -> bool:
+        return "s3" in self.fs.protocol
+
+    @property
     def can_presign(self) -> bool:
-        return callable(getattr(self.fs, "sign", None)) and "s3" in self.fs.protocol
+        return callable(getattr(self.fs, "sign", None)) and self.on_s3
 
     def presigned_url(self, digest: str, seconds: int) -> str | None:
         if not self.can_presign or self.packed([digest]):  # a packed object has no key
@@ -288,7 +292,7 @@ class RemoteLocation(ObjectLocation):
         as it is (aborting the upload if a part fails): a buffered file object would hold
         each part three times over (its buffer, the part cut from it, the request's copy),
         two parts more at the peak."""
-        if "s3" in self.fs.protocol:
+        if self.on_s3:
             self.fs.put_file(local_path, path, chunksize=PART_SIZE, max_concurrency=1)
             return
         with open(local_path, "rb") as src:
