@@ -79,21 +79,24 @@ def reading(folder: Path, size: int, repeat: int) -> dict[str, float]:
             step = min(left, 64 << 20)
             out.write(os.urandom(step))
             left -= step
+    plain = functools.partial(open, data, "rb")
+    read_all(plain)  # warm
+    local = median_seconds(lambda: read_all(plain), repeat)
+    cold_local = float("nan")
+    if drop_caches():
+        cold_local = median_seconds(lambda: drop_caches() and read_all(plain), repeat)
+    packed = forebear.open(folder / "packed")
+    packed.upgrade()  # format 3: the chunks go into packs
+    with forebear.init(project="bench", name="write", store=packed) as run:
+        run.log_artifact(str(data), name="big")
+    in_packs, cold_in_packs = through_forebear(packed, size, repeat)
+    packed.close()
     store = forebear.open(folder / "store")
     with forebear.init(project="bench", name="write", store=store) as run:
         run.log_artifact(str(data), name="big")
+    through, cold_through = through_forebear(store, size, repeat)
     url = "forebear://bench/big:v0/big.bin"
     fs = fsspec.filesystem("forebear", store=store)
-    plain = functools.partial(open, data, "rb")
-    verified = functools.partial(fs.open, url, "rb")
-    read_all(plain)  # warm both
-    assert read_all(verified) == size
-    local = median_seconds(lambda: read_all(plain), repeat)
-    through = median_seconds(lambda: read_all(verified), repeat)
-    cold_local = cold_through = float("nan")
-    if drop_caches():
-        cold_local = median_seconds(lambda: drop_caches() and read_all(plain), repeat)
-        cold_through = median_seconds(lambda: drop_caches() and read_all(verified), repeat)
     middle = size // 2
     fetched: list[int] = []
     location = store.objects
@@ -115,11 +118,25 @@ def reading(folder: Path, size: int, repeat: int) -> dict[str, float]:
         "local": local,
         "forebear": through,
         "ratio": local / through,
+        "packs": in_packs,
         "cold_local": cold_local,
         "cold_forebear": cold_through,
+        "cold_packs": cold_in_packs,
         "range_seconds": ranged,
         "range_fetched": float(sum(fetched)),
     }
+
+
+def through_forebear(store: forebear.Store, size: int, repeat: int) -> tuple[float, float]:
+    """Seconds to read the logged file through ``forebear://``, warm and from the disk."""
+    fs = fsspec.filesystem("forebear", store=store, skip_instance_cache=True)
+    verified = functools.partial(fs.open, "forebear://bench/big:v0/big.bin", "rb")
+    assert read_all(verified) == size  # and warm
+    warm = median_seconds(lambda: read_all(verified), repeat)
+    cold = float("nan")
+    if drop_caches():
+        cold = median_seconds(lambda: drop_caches() and read_all(verified), repeat)
+    return warm, cold
 
 
 def drafting(folder: Path, files: int, repeat: int) -> dict[str, float]:
@@ -177,12 +194,17 @@ def report(read: dict[str, float], draft: dict[str, float], size: int) -> str:
             f"({size / read['forebear'] / (1 << 20):,.0f} MiB/s) |",
             f"| `forebear://` speed / local file speed | **{read['ratio']:.0%}** (goal: at "
             "least 70 %) |",
+            f"| read {size_text}, `forebear://` from a store in packs (format 3) | "
+            f"{read['packs']:.2f} s ({size / read['packs'] / (1 << 20):,.0f} MiB/s), "
+            f"**{read['local'] / read['packs']:.0%}** of the local file's speed |",
             f"| read {size_text} from the disk (page cache emptied), plain local file | "
             f"{read['cold_local']:.2f} s |",
             f"| read {size_text} from the disk (page cache emptied), `forebear://` | "
             f"{read['cold_forebear']:.2f} s |",
             f"| from the disk: `forebear://` speed / local file speed | "
             f"**{read['cold_local'] / read['cold_forebear']:.0%}** |",
+            f"| read {size_text} from the disk, `forebear://` from a store in packs | "
+            f"{read['cold_packs']:.2f} s, **{read['cold_local'] / read['cold_packs']:.0%}** |",
             f"| 1 MiB range from the middle | {read['range_seconds'] * 1000:.1f} ms, "
             f"{read['range_fetched'] / (1 << 20):.1f} MiB of chunks fetched |",
             f"| first log of {int(draft['files']):,} files | {draft['first']:.1f} s |",

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -306,9 +306,11 @@ def count_object_reads(location: ObjectLocation, monkeypatch: pytest.MonkeyPatch
         opened.append(digest)
         return real_read_bytes(digest, label)
 
-    def counting_into(digest: str, view: memoryview, label: str | None = None) -> int:
-        opened.append(digest)
-        return real_read_into(digest, view, label)
+    def counting_into(
+        parts: Sequence[tuple[str, memoryview]], name: Callable[[int], str]
+    ) -> list[int]:
+        opened.extend(digest for digest, _view in parts)
+        return real_read_into(parts, name)
 
     monkeypatch.setattr(location, "read_bytes", counting)
     monkeypatch.setattr(location, "read_into", counting_into)

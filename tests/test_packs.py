@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import re
 import sqlite3
 import textwrap
@@ -18,6 +19,7 @@ import pytest
 import forebear
 from forebear.chunking import Chunking
 from forebear.objects import ObjectLocation
+from forebear.objects.packs import PackSlot, runs_in_packs
 
 from .conftest import cli_ok, open_store, python_in_own_mounts
 
@@ -129,6 +131,68 @@ def test_a_damaged_pack_fails_only_its_damaged_object_and_repair_restores_it(
     assert report.missing == [] and victim in report.restored
     assert store.verify() == []
     assert version.open("f0010.txt").read() == (data / "f0010.txt").read_bytes()
+
+
+def test_a_packed_chunked_file_is_read_a_run_of_chunks_at_a_time_each_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks that lie end to end in a pack are read in one request straight into the
+    reader's buffer, and still checked one by one: a damaged chunk is named and none of
+    it is handed over."""
+    store = forebear.open(tmp_path / "store", chunking=SMALL_CHUNKS)
+    store.upgrade()
+    (tmp_path / "table").mkdir()
+    original = random.Random(2).randbytes(3 << 20)
+    (tmp_path / "table" / "rows.bin").write_bytes(original)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(tmp_path / "table", name="table")
+    chunks = next(iter(store.content.chunk_lists(version.iter_entries()).values()))
+    requests: list[int] = []
+    real = store.objects.read_range_into
+
+    def counting(path: str, offset: int, view: memoryview) -> None:
+        requests.append(len(view))
+        real(path, offset, view)
+
+    monkeypatch.setattr(store.objects, "read_range_into", counting)
+    with version.open("rows.bin") as stream:
+        assert b"".join(iter(lambda: stream.read(1 << 21), b"")) == original
+    assert len(chunks) > 100 and len(requests) < len(chunks) / 10  # runs, not chunks
+    with version.open("rows.bin") as stream:  # small reads, front to back
+        assert b"".join(iter(lambda: stream.read(1000), b"")) == original
+    index = len(chunks) // 2
+    slot = store.objects.packed([chunks.digests[index]])[chunks.digests[index]]
+    pack = Path(store.objects.packs.path(slot.pack))  # type: ignore[union-attr]
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as damaged:  # one byte inside the chunk, same length
+        damaged.seek(slot.offset + slot.length // 2)
+        byte = damaged.read(1)
+        damaged.seek(-1, os.SEEK_CUR)
+        damaged.write(bytes([byte[0] ^ 0xFF]))
+    handed: list[bytes] = []
+    with version.open("rows.bin") as stream, pytest.raises(forebear.IntegrityError) as bad:
+        while block := stream.read(1 << 21):
+            handed.append(block)
+    assert f"chunk {index + 1} of {len(chunks)}" in str(bad.value)
+    good = b"".join(handed)
+    assert good == original[: len(good)] and len(good) <= chunks.offsets[index]
+
+
+def test_runs_of_packed_neighbours_are_cut_where_the_bytes_stop_lying_end_to_end() -> None:
+    slots = {
+        "a": PackSlot("p1", 0, 10),
+        "b": PackSlot("p1", 10, 5),
+        "c": PackSlot("p1", 15, 7),  # its expected size is 8: read alone
+        "d": PackSlot("p1", 22, 3),
+        "e": PackSlot("p2", 25, 4),  # another pack
+        "f": PackSlot("p2", 30, 4),  # a gap before it
+        "g": PackSlot("p2", 34, 4),
+    }
+    digests = ["a", "b", "c", "d", "e", "f", "loose", "g", "a"]
+    sizes = [10, 5, 8, 3, 4, 4, 9, 4, 10]
+    assert list(runs_in_packs(digests, sizes, slots)) == [
+        (0, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 9)
+    ]  # fmt: skip
 
 
 def test_gc_deletes_dead_packs_and_repacks_sparse_ones(

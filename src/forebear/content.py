@@ -83,10 +83,12 @@ class ContentReader:
                 return self.cache.read(location, chunks.digests[index], name)
             return location.read_bytes(chunks.digests[index], name)
 
-        def fill(index: int, view: memoryview) -> int:
-            return location.read_into(
-                chunks.digests[index], view, f"{label}: {chunks.describe(index)}"
-            )
+        def fill(index: int, count: int, view: memoryview) -> None:
+            def name(i: int) -> str:
+                return f"{label}: {chunks.describe(index + i)}"
+
+            stop = index + count
+            location.read_into(chunks.digests[index:stop], chunks.sizes[index:stop], view, name)
 
         def hint(indexes: list[int]) -> None:
             location.will_need([chunks.digests[i] for i in indexes])

@@ -23,7 +23,7 @@ import io
 import os
 import re
 from abc import abstractmethod
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import BinaryIO
 
@@ -48,7 +48,7 @@ from .formatfile import (
     missing,
 )
 from .listing import StoredObject, modified_time
-from .packs import PACKS, PackIndex, Packs, PackSlot
+from .packs import PACKS, PackIndex, Packs, PackSlot, runs_in_packs
 
 __all__ = [  # what the location modules and the package take from here
     "CHUNKED_FORMAT", "DIGEST_RE", "FORMAT_FILE", "FORMAT_VERSION", "NEW_STORE_FORMAT",
@@ -300,15 +300,34 @@ class ObjectLocation(FormatFile):
         them); where they are packed, their places are looked up at once."""
         self.packed(digests)
 
-    def read_into(self, digest: str, view: memoryview, label: str | None = None) -> int:
-        """Put an object's stored bytes, unchecked, into ``view`` (at most its length);
-        how many. The caller checks them before handing any over (a chunked reader reads
-        whole chunks into its caller's buffer this way)."""
-        name = label or f"object {digest}"
-        data = self._stored_bytes(digest, name)
-        n = min(len(data), len(view))
-        view[:n] = data[:n]
-        return n
+    def read_into(
+        self,
+        digests: Sequence[str],
+        sizes: Sequence[int],
+        view: memoryview,
+        name: Callable[[int], str],
+    ) -> None:
+        """Put objects' stored bytes, unchecked, end to end into ``view``: ``sizes[i]``
+        bytes for the i-th (what the caller expects it to hold; ``name(i)`` names it in an
+        error). The caller checks each before handing any over: a chunked reader reads
+        whole chunks into its caller's buffer this way. Packed neighbours are read in one
+        request, straight in."""
+        slots = self.packed(digests)
+        offset = 0
+        for start, stop in runs_in_packs(digests, sizes, slots):
+            length = sum(sizes[start:stop])
+            with view[offset : offset + length] as part:
+                if self.packs is not None and digests[start] in slots:
+                    run = digests[start:stop], sizes[start:stop]
+                    self.packs.read_run_into(*run, slots, part, name(start))
+                else:
+                    self._read_loose_into(digests[start], part, name(start))
+            offset += length
+
+    def _read_loose_into(self, digest: str, view: memoryview, name: str) -> None:
+        with backend_errors(f"cannot read {name}"):
+            data = self._read_whole(digest, name)
+        view[: min(len(data), len(view))] = data[: len(view)]
 
     def _stored_bytes(self, digest: str, name: str) -> bytes:
         """An object's stored bytes, packed or loose, unchecked."""
@@ -534,6 +553,12 @@ class ObjectLocation(FormatFile):
     def read_range(self, path: str, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset`` of the file at ``path``."""
         return bytes(self.fs.cat_file(path, start=offset, end=offset + length))
+
+    def read_range_into(self, path: str, offset: int, view: memoryview) -> None:
+        """The bytes at ``offset`` of the file at ``path`` into ``view`` (as many as there
+        are)."""
+        data = self.read_range(path, offset, len(view))
+        view[: len(data)] = data
 
     def read_small(self, path: str) -> bytes | None:
         return self._read_or_none(path, path)

@@ -90,20 +90,13 @@ class LocalLocation(ObjectLocation):
         if loose:
             _HINTS.submit(_will_need, loose)
 
-    def read_into(self, digest: str, view: memoryview, label: str | None = None) -> int:
-        if self.packs is not None and self.packed([digest]):
-            return super().read_into(digest, view, label)
-        name = label or f"object {digest}"
+    def _read_loose_into(self, digest: str, view: memoryview, name: str) -> None:
         with backend_errors(f"cannot read {name}"):
             try:
                 with open(self.path_of(digest), "rb", buffering=0) as stored:
                     filled = 0
-                    while filled < len(view):
-                        got = stored.readinto(view[filled:])
-                        if not got:
-                            break
+                    while filled < len(view) and (got := stored.readinto(view[filled:])):
                         filled += got
-                    return filled
             except FileNotFoundError as exc:
                 raise missing(self.url, digest, name) from exc
 
@@ -329,6 +322,19 @@ class LocalLocation(ObjectLocation):
         descriptor = os.open(path, os.O_RDONLY)
         try:
             return os.pread(descriptor, length, offset)
+        finally:
+            os.close(descriptor)
+
+    def read_range_into(self, path: str, offset: int, view: memoryview) -> None:
+        """Straight into ``view``, without a copy."""
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            filled = 0
+            while filled < len(view):
+                got = os.preadv(descriptor, [view[filled:]], offset + filled)
+                if not got:
+                    break
+                filled += got
         finally:
             os.close(descriptor)
 

@@ -24,7 +24,7 @@ import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -40,6 +40,7 @@ INDEX_SUFFIX = ".idx"
 PACK_VERSION = 1
 PACK_TARGET = 32 << 20  # a pack is sealed once it holds this many bytes
 PACKED_BELOW = 8 << 20  # objects smaller than this are packed (every chunk, by default)
+WRITE_BUFFER = 4 << 20  # a pack is written in blocks this large (read back faster, too)
 COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 4 << 20  # but no request reads more than this
 PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
@@ -105,6 +106,31 @@ class SealedPack(NamedTuple):
     slots: dict[str, tuple[int, int]]
 
 
+def runs_in_packs(
+    digests: Sequence[str], sizes: Sequence[int], slots: Mapping[str, PackSlot]
+) -> Iterator[tuple[int, int]]:
+    """Objects to read end to end (each of its expected size) cut into runs, as (start,
+    stop) indexes: packed neighbours that lie end to end in one pack, each of its expected
+    size, form one run (one read fills them all); any other object is a run alone."""
+    start = 0
+    while start < len(digests):
+        stop = start + 1
+        slot = slots.get(digests[start])
+        if slot is not None and slot.length == sizes[start]:
+            while stop < len(digests):
+                following = slots.get(digests[stop])
+                if following is None or following != (
+                    slot.pack,
+                    slot.offset + slot.length,
+                    sizes[stop],
+                ):
+                    break
+                slot = following
+                stop += 1
+        yield start, stop
+        start = stop
+
+
 class PackWriter:
     """One pack being filled: objects appended to a temporary file in ``folder``, each
     checked against its digest before it is, and the pack's own digest computed as it
@@ -113,7 +139,7 @@ class PackWriter:
     def __init__(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
         descriptor, self.path = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=folder)
-        self.file = os.fdopen(descriptor, "wb")
+        self.file = os.fdopen(descriptor, "wb", buffering=WRITE_BUFFER)
         self.hasher = new_hasher()
         self.size = 0
         self.slots: dict[str, tuple[int, int]] = {}
@@ -266,6 +292,31 @@ class Packs:
                 if moved is None or moved == slot:
                     raise missing(self.location.url, digest, label) from None
                 return self.location.read_range(self.path(moved.pack), moved.offset, moved.length)
+
+    def read_run_into(
+        self,
+        digests: Sequence[str],
+        sizes: Sequence[int],
+        slots: Mapping[str, PackSlot],
+        view: memoryview,
+        label: str,
+    ) -> None:
+        """Packed neighbours' stored bytes, unchecked, end to end into ``view`` in one read
+        (see `runs_in_packs`). A pack that is gone was repacked meanwhile: each is then
+        looked up again and read alone, as is an object whose length is not its size."""
+        first = slots[digests[0]]
+        if len(digests) > 1 or first.length == sizes[0]:
+            with backend_errors(f"cannot read {label}"):
+                try:
+                    self.location.read_range_into(self.path(first.pack), first.offset, view)
+                    return
+                except FileNotFoundError:
+                    pass
+        offset = 0
+        for digest, size in zip(digests, sizes, strict=True):
+            data = self.read_stored(digest, slots[digest], label)
+            view[offset : offset + min(len(data), size)] = data[:size]
+            offset += size
 
     def read_many(
         self, slots: Mapping[str, PackSlot], workers: int = 1
