@@ -5,6 +5,7 @@ and gc, purge, repair and rebuild-index keep the store's promises."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import pytest
 
 import forebear
 from forebear.chunking import Chunking
+from forebear.hashing import hash_bytes
 from forebear.objects import ObjectLocation
 from forebear.objects.packs import PackSlot, runs_in_packs
 
@@ -176,6 +178,23 @@ def test_a_packed_chunked_file_is_read_a_run_of_chunks_at_a_time_each_checked(
     assert f"chunk {index + 1} of {len(chunks)}" in str(bad.value)
     good = b"".join(handed)
     assert good == original[: len(good)] and len(good) <= chunks.offsets[index]
+
+
+def test_a_stream_too_large_for_a_pack_is_stored_loose_whole(tmp_path: Path) -> None:
+    """The bytes read to learn that a stream does not fit a pack are stored with the rest:
+    a 9 MiB stream, and the manifest of a version once it outgrows the threshold."""
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    data = random.Random(3).randbytes(9 << 20)
+    digest = hash_bytes(data)
+    store.objects.put_stream(io.BytesIO(data), digest)
+    assert digest in loose_objects(store) and store.objects.read_bytes(digest) == data
+    store.objects.packs.packed_below = 4096  # type: ignore[union-attr]
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(tree(tmp_path / "data", 200), name="ds")
+    assert version.digest in loose_objects(store)  # its manifest: about 18 KB
+    assert store.verify() == []
+    assert forebear.open(tmp_path / "store").artifact("ds").digest == version.digest
 
 
 def test_runs_of_packed_neighbours_are_cut_where_the_bytes_stop_lying_end_to_end() -> None:

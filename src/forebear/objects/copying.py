@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import io
-from itertools import chain
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from ..hashing import BLOCK_SIZE, Progress, new_hasher
 
@@ -51,20 +50,25 @@ class Joined(io.RawIOBase):
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
         super().__init__()
-        self.parts = chain([head], iter(lambda: rest.read(BLOCK_SIZE), b""))
-        self.pending = b""
+        self.head = memoryview(head)
+        self.rest = rest
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        while not self.pending:
-            self.pending = next(self.parts, b"")
-            if not self.pending:
-                return b""
-        n = len(self.pending) if size < 0 else size
-        out, self.pending = self.pending[:n], self.pending[n:]
-        return out
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if len(self.head):
+            n = min(len(view), len(self.head))
+            view[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        readinto = getattr(self.rest, "readinto", None)
+        if readinto is not None:
+            return int(readinto(view) or 0)
+        data = self.rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def read_up_to(src: BinaryIO, size: int) -> bytes:
