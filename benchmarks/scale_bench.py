@@ -3,6 +3,7 @@
     python benchmarks/scale_bench.py                           # 100,000 and 1,000,000 files
     python benchmarks/scale_bench.py --counts 2000,20000       # a quick smoke run
     python benchmarks/scale_bench.py --write docs/benchmarks.md
+    python benchmarks/scale_bench.py --packs --file-bytes 1024    # files of 1 KiB, in packs
 
 For each count, builds that many small files (a few bytes each, all different, 1,000 per
 folder), then runs forebear's command line on them as child processes: the first log, an
@@ -36,16 +37,19 @@ from speed_bench import (
     seconds,
 )
 
-MARK = "scale-bench"
+MARK = "scale-bench"  # the section of the store in format 2; "scale-bench-packs" for packs
 STEPS = ("first log", "unchanged re-log", "get into an empty folder", "get again", "verify")
 
 
-def build(folder: Path, count: int) -> None:
+def build(folder: Path, count: int, size: int) -> None:
+    """``count`` different files of ``size`` bytes (0: a few bytes each)."""
     for index in range(count):
         sub = folder / f"d{index // 1000:04d}"
         if index % 1000 == 0:
             sub.mkdir(parents=True)
-        (sub / f"f{index:07d}.txt").write_bytes(b"entry %d\n" % index)
+        line = b"entry %d\n" % index
+        data = (line * (size // len(line) + 1))[:size] if size else line
+        (sub / f"f{index:07d}.txt").write_bytes(data)
 
 
 def commands(exe: Path, store: Path, data: Path, out: Path) -> list[list[str]]:
@@ -59,12 +63,14 @@ def commands(exe: Path, store: Path, data: Path, out: Path) -> list[list[str]]:
     ]
 
 
-def run_count(exe: Path, work: Path, count: int) -> list[Measure]:
+def run_count(exe: Path, work: Path, count: int, size: int, packs: bool) -> list[Measure]:
     folder = work / f"n{count}"
     data, store, out = folder / "data", folder / "store", folder / "out"
     print(f"{count:,} files: building", file=sys.stderr)
-    build(data, count)
+    build(data, count, size)
     run_quiet([str(exe), "--objects", str(store), "init"], cwd=folder)
+    if packs:
+        run_quiet([str(exe), "--objects", str(store), "upgrade"], cwd=folder)
     time.sleep(SETTLE_SECONDS)
     measures = []
     for step, cmd in zip(STEPS, commands(exe, store, data, out), strict=True):
@@ -78,7 +84,9 @@ def run_count(exe: Path, work: Path, count: int) -> list[Measure]:
     return measures
 
 
-def report(counts: list[int], results: dict[int, list[Measure]], work: Path) -> str:
+def report(
+    counts: list[int], results: dict[int, list[Measure]], work: Path, size: int, packs: bool
+) -> str:
     header = "| step | " + " | ".join(f"{c:,} files" for c in counts) + " |"
     rule = "|---|" + "---|" * len(counts)
     rows = []
@@ -100,11 +108,15 @@ def report(counts: list[int], results: dict[int, list[Measure]], work: Path) -> 
         for i, m in enumerate(measures)
         if not m.ok
     ]
+    options = (f" --file-bytes {size}" if size else "") + (" --packs" if packs else "")
+    content = f"{size:,} bytes each" if size else "a few bytes each"
+    into = " in a store in packs (format 3, `forebear upgrade` first)" if packs else ""
     parts = [
-        "## Versions with very many entries\n",
-        "`python benchmarks/scale_bench.py --write docs/benchmarks.md` builds small files (a "
-        "few bytes each, all different, 1,000 per folder) and runs forebear's command line on "
-        "them, each step a child process: wall time and peak resident memory (from `wait4`). "
+        "## Versions with very many entries" + (", in packs\n" if packs else "\n"),
+        f"`python benchmarks/scale_bench.py{options} --write docs/benchmarks.md` builds "
+        f"small files ({content}, all different, 1,000 per folder) and runs forebear's command "
+        f"line on them{into}, each step a child process: wall time and peak resident memory "
+        "(from `wait4`). "
         "The steps: `forebear log` (first, then unchanged), `forebear get` into an empty "
         "folder, `get` again over it (every file already there), and `forebear verify`.\n",
         f"Machine: {machine()}; workdir filesystem {filesystem(work)}.\n",
@@ -119,6 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--counts", default="100000,1000000", help="comma-separated file counts")
     parser.add_argument("--forebear", type=Path, default=default_forebear())
+    parser.add_argument("--file-bytes", type=int, default=0, help="each file's size")
+    parser.add_argument("--packs", action="store_true", help="upgrade the store to format 3")
     parser.add_argument("--workdir", type=Path, help="parent of the scratch folder (default /tmp)")
     parser.add_argument("--write", type=Path, help="update this benchmark's section of this file")
     args = parser.parse_args()
@@ -128,14 +142,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="scale-bench-", dir=args.workdir))
     started = time.perf_counter()
     try:
-        results = {count: run_count(args.forebear, work, count) for count in counts}
-        body = report(counts, results, work)
+        results = {
+            count: run_count(args.forebear, work, count, args.file_bytes, args.packs)
+            for count in counts
+        }
+        body = report(counts, results, work, args.file_bytes, args.packs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(body)
     print(f"total {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.write:
-        write_section(args.write, body, MARK)
+        write_section(args.write, body, f"{MARK}-packs" if args.packs else MARK)
 
 
 if __name__ == "__main__":
