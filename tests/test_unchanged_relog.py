@@ -155,6 +155,36 @@ def test_the_same_files_under_another_name_or_after_a_delete_make_a_version(
     assert full_logs == ["ds", "other", "ds"]
 
 
+def test_one_folder_logged_with_other_ignore_rules_gets_each_its_own_version(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    """The record is looked up by the folders and the number of files first: two file
+    lists of one folder with as many files share that, and each log still gets its own
+    version; so does a log whose lookup was tampered with."""
+    data = make_tree("data", {"a.txt": "a", "b.txt": "b", "c.txt": "c"})
+
+    def log_without(ignored: str) -> forebear.ArtifactVersion:
+        artifact = forebear.Artifact("ds")
+        artifact.add_dir(data, ignore=[ignored])
+        with forebear.init(project="p", store=local_store) as run:
+            return run.log_artifact(artifact)
+
+    assert log_without("a.txt").version == "v0"  # b and c
+    assert log_without("b.txt").version == "v1"  # a and c
+    assert log_without("b.txt").version == "v1"
+    assert full_logs == ["ds", "ds"]  # answered from its record
+    assert log_without("a.txt").version == "v0"  # found in full: the lookup led to v1's
+    assert [e.path for e in log_without("a.txt").entries()] == ["b.txt", "c.txt"]
+    assert full_logs == ["ds", "ds", "ds"]
+    with sqlite3.connect(local_store.stat_cache.path) as db:  # a lookup naming nothing
+        db.execute("UPDATE tree_roots SET paths_key = 'not a key'")
+    assert log_without("a.txt").version == "v0" and log_without("b.txt").version == "v1"
+    assert full_logs == ["ds"] * 5
+
+
 def test_a_record_someone_else_wrote_is_ignored(
     local_store: forebear.Store,
     make_tree: Callable[..., Path],

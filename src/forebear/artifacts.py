@@ -355,6 +355,12 @@ class Artifact:
             yield batch
 
 
+def source_folders(artifact: Artifact) -> tuple[str, ...]:
+    """The local folders an artifact's files were added from (absolute, in the order they
+    were added); empty for one built otherwise."""
+    return tuple(artifact._folders)
+
+
 def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
     while page := list(islice(items, size)):
         yield page

@@ -53,6 +53,7 @@ class FileStat(NamedTuple):
 
 _TABLE = "sealed_files"
 _TREES = "sealed_trees"
+_ROOTS = "tree_roots"  # roots key -> the paths key last recorded for it (a hint: unsealed)
 
 
 class TreeRecord(NamedTuple):
@@ -123,6 +124,10 @@ class StatCache:
                 f"CREATE TABLE IF NOT EXISTS {_TREES} (paths_key TEXT PRIMARY KEY,"
                 " stats_key TEXT, digest TEXT, changed_ns INTEGER, taken_ns INTEGER,"
                 " seal TEXT) WITHOUT ROWID"
+            )
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {_ROOTS} (roots_key TEXT PRIMARY KEY,"
+                " paths_key TEXT) WITHOUT ROWID"
             )
             yield connection
         finally:
@@ -206,17 +211,38 @@ class StatCache:
                 return record
         return None
 
-    def remember_tree(self, paths_key: str, record: TreeRecord) -> None:
-        """Record what an artifact's files made (a racy record is not kept)."""
+    def paths_key_at(self, roots_key: str) -> str | None:
+        """The paths key last recorded for files from these roots (see `forebear.treekey`),
+        if any: only where to look, since the record it names is checked in full."""
+        if not self.path.exists():
+            return None
+        row = None
+        with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
+            row = connection.execute(
+                f"SELECT paths_key FROM {_ROOTS} WHERE roots_key = ?", (roots_key,)
+            ).fetchone()
+        return row[0] if row is not None and isinstance(row[0], str) else None
+
+    def remember_tree(
+        self, paths_key: str, record: TreeRecord, roots_key: str | None = None
+    ) -> None:
+        """Record what an artifact's files made, and under ``roots_key`` where they came
+        from (a racy record is not kept)."""
         if not _trusted_tree(record):
             return
         with contextlib.suppress(sqlite3.Error, OSError):
             seal = self._seal(("tree", paths_key, *record))
             with self._connect() as connection:
+                connection.execute("BEGIN IMMEDIATE")
                 connection.execute(
                     f"INSERT OR REPLACE INTO {_TREES} VALUES (?,?,?,?,?,?)",
                     (paths_key, *record, seal),
                 )
+                if roots_key is not None:
+                    connection.execute(
+                        f"INSERT OR REPLACE INTO {_ROOTS} VALUES (?,?)", (roots_key, paths_key)
+                    )
+                connection.execute("COMMIT")
 
 
 def _trusted_tree(record: TreeRecord) -> bool:

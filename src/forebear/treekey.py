@@ -8,6 +8,11 @@ cache, one level up: git's index answers ``git status`` the same way).
   (nanoseconds): one ``stat`` per file. Equal stats keys mean every file would get the
   digest the stat cache remembers for it, so the manifest is the one recorded.
 
+A third, the *roots key*, digests only where an artifact's files come from (its folders and
+its number of entries), known before any entry is read: it finds the paths key last
+recorded for those folders, so that a log of folders never logged before reads no entry
+for the keys, and a re-log reads them once (the paths key and the stats key together).
+
 Only an artifact made of local files has keys (a reference or a draft's kept entries are
 not described by a file's stat). The newest change among the files (``changed_ns``) is
 kept beside the keys: like the stat cache's racy files, a record taken less than
@@ -21,7 +26,7 @@ import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .artifacts import Artifact, PendingFile
+from .artifacts import Artifact, PendingFile, source_folders
 from .hashing import HASH_ALGORITHM, new_hasher
 from .manifest import MANIFEST_VERSION, ManifestEntry
 from .statcache import FileStat
@@ -73,6 +78,18 @@ def _encoded(text: str) -> bytes:
     """UTF-8, with a local path's undecodable bytes as they are on disk (a folder above
     the artifact may have a name that is not UTF-8)."""
     return text.encode("utf-8", "surrogateescape")
+
+
+def roots_key(artifact: Artifact) -> str | None:
+    """The artifact's roots key; None for a draft or an artifact with no folder (files
+    added one by one: their paths key is then the way to the record)."""
+    folders = source_folders(artifact)
+    if not folders or artifact.base is not None:
+        return None
+    hasher = new_hasher()
+    hasher.update(_SEED)
+    hasher.update(_encoded("".join(f"{folder}\0" for folder in folders) + f"{len(artifact)}\0"))
+    return str(hasher.hexdigest())
 
 
 def paths_key(artifact: Artifact, batch_size: int) -> str | None:

@@ -157,7 +157,7 @@ def log(
                 run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
                 before=still_live(f"{project}/{artifact.name}", known),
             )  # fmt: skip
-        unchanged.remember(backend, prepared)
+        unchanged.remember(backend, artifact, prepared)
         return logged
 
 

@@ -25,12 +25,16 @@ if TYPE_CHECKING:
 def logged_before(backend: LocalBackend, artifact: Artifact, project: str) -> VersionData | None:
     """The live version of ``project/artifact.name`` that these very files made, when that
     can be known without reading them; None means: log them in full."""
-    paths_key = treekey.paths_key(artifact, ingest.BATCH)
+    roots_key = treekey.roots_key(artifact)
+    if roots_key is not None:  # no entry read unless these folders were logged before
+        paths_key = backend.stat_cache.paths_key_at(roots_key)
+    else:
+        paths_key = treekey.paths_key(artifact, ingest.BATCH)
     record = backend.stat_cache.remembered_tree(paths_key) if paths_key else None
     if record is None:
         return None
-    keys = treekey.tree_keys(artifact, ingest.BATCH)
-    if keys is None or keys.stats_key != record.stats_key:
+    keys = treekey.tree_keys(artifact, ingest.BATCH)  # both keys, in one pass
+    if keys is None or (keys.paths_key, keys.stats_key) != (paths_key, record.stats_key):
         return None
     with read_session(backend.engine) as session:
         known = db_versions.live_version_id(session, project, artifact.name, record.digest)
@@ -66,9 +70,10 @@ def is_whole(backend: LocalBackend, version: VersionData) -> bool:
             return False
 
 
-def remember(backend: LocalBackend, prepared: ingest.Prepared) -> None:
+def remember(backend: LocalBackend, artifact: Artifact, prepared: ingest.Prepared) -> None:
     """After a log: what these files made, for the next log of the same files."""
     if prepared.tree is not None:
         tree = prepared.tree
         record = TreeRecord(tree.stats_key, prepared.digest, tree.changed_ns, tree.taken_ns)
-        backend.stat_cache.remember_tree(tree.paths_key, record)
+        roots_key = treekey.roots_key(artifact)
+        backend.stat_cache.remember_tree(tree.paths_key, record, roots_key)
