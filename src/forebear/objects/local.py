@@ -115,11 +115,15 @@ class LocalLocation(ObjectLocation):
                 return None
 
     def _loose_sizes(self, digests: Iterable[str]) -> dict[str, int]:
-        """One ``stat`` per object (no listing: a folder of a million files lists slowly)."""
+        """One ``stat`` per object (no listing: a folder of a million files lists slowly),
+        none under a prefix folder that does not exist (a packed store has few or none)."""
         found: dict[str, int] = {}
         base = self._path("objects")
+        prefixes = set(self._prefixes("objects"))  # at most 256 names
         with backend_errors(f"cannot check objects under {base!r}"):
             for digest in set(digests):
+                if digest[:2] not in prefixes:
+                    continue
                 try:
                     found[digest] = os.stat(f"{base}/{digest[:2]}/{digest[2:]}").st_size
                 except FileNotFoundError:
