@@ -180,6 +180,35 @@ def test_a_packed_chunked_file_is_read_a_run_of_chunks_at_a_time_each_checked(
     assert good == original[: len(good)] and len(good) <= chunks.offsets[index]
 
 
+def test_a_pack_cut_short_fails_the_read_even_into_a_buffer_holding_the_right_bytes(
+    tmp_path: Path,
+) -> None:
+    """Whole chunks are read straight into the caller's buffer: where a pack ends early,
+    what the buffer held before (here, the same file's bytes from a first read) must not
+    pass for the chunk."""
+    store = forebear.open(tmp_path / "store", chunking=SMALL_CHUNKS)
+    store.upgrade()
+    (tmp_path / "table").mkdir()
+    original = random.Random(4).randbytes(3 << 20)
+    (tmp_path / "table" / "rows.bin").write_bytes(original)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(tmp_path / "table", name="table")
+    chunks = next(iter(store.content.chunk_lists(version.iter_entries()).values()))
+    index = len(chunks) // 2
+    slot = store.objects.packed([chunks.digests[index]])[chunks.digests[index]]
+    pack = Path(store.objects.packs.path(slot.pack))  # type: ignore[union-attr]
+    buffer = bytearray(1 << 21)
+    with version.open("rows.bin") as stream:
+        read = b"".join(bytes(buffer[:n]) for n in iter(lambda: stream.readinto(buffer), 0))
+        assert read == original
+        os.chmod(pack, 0o644)
+        os.truncate(pack, slot.offset + slot.length // 2)
+        stream.seek(0)
+        with pytest.raises(forebear.IntegrityError, match=f"chunk {index + 1} of"):
+            while stream.readinto(buffer):
+                pass
+
+
 def test_a_stream_too_large_for_a_pack_is_stored_loose_whole(tmp_path: Path) -> None:
     """The bytes read to learn that a stream does not fit a pack are stored with the rest:
     a 9 MiB stream, and the manifest of a version once it outgrows the threshold."""

@@ -92,6 +92,11 @@ class Artifact:
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
 
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The local folders added (absolute paths, in the order they were added)."""
+        return tuple(self._folders)
+
     def __len__(self) -> int:
         if self.base is None:
             return len(self._entries)
@@ -353,12 +358,6 @@ class Artifact:
                 else:
                     batch.append(PendingFile(path, f"{self._folders[folder]}/{local}"))
             yield batch
-
-
-def source_folders(artifact: Artifact) -> tuple[str, ...]:
-    """The local folders an artifact's files were added from (absolute, in the order they
-    were added); empty for one built otherwise."""
-    return tuple(artifact._folders)
 
 
 def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .artifacts import Artifact, PendingFile, source_folders
+from .artifacts import Artifact, PendingFile
 from .hashing import HASH_ALGORITHM, new_hasher
 from .manifest import MANIFEST_VERSION, ManifestEntry
 from .statcache import FileStat
@@ -83,7 +83,7 @@ def _encoded(text: str) -> bytes:
 def roots_key(artifact: Artifact) -> str | None:
     """The artifact's roots key; None for a draft or an artifact with no folder (files
     added one by one: their paths key is then the way to the record)."""
-    folders = source_folders(artifact)
+    folders = artifact.folders
     if not folders or artifact.base is not None:
         return None
     hasher = new_hasher()

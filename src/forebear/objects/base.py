@@ -33,7 +33,7 @@ from ..destination import save_stream
 from ..errors import StoreError
 from ..hashing import Progress, hash_bytes, hash_stream
 from ..readers import checked_at_end, corrupted, verified_copy
-from .copying import Joined, copy_hashing, read_up_to, write_all
+from .copying import Joined, copy_hashing, read_up_to, write_all, zero_rest
 from .formatfile import (
     CHUNKED_FORMAT,
     DIGEST_RE,
@@ -63,6 +63,7 @@ CHUNK_LISTS = "chunklists"
 OBJECT_NAME_RE = re.compile(r"^[0-9a-f]{30}$")
 OBJECT_NAMES_RE = re.compile(r"[0-9a-f]{30}(?:\n[0-9a-f]{30})*")  # names joined by newlines
 PREFIX_RE = re.compile(r"^[0-9a-f]{2}$")
+Namer = Callable[[int], str]  # the name of the i-th of some objects, for an error
 
 
 def object_key(digest: str) -> str:
@@ -301,17 +302,13 @@ class ObjectLocation(FormatFile):
         self.packed(digests)
 
     def read_into(
-        self,
-        digests: Sequence[str],
-        sizes: Sequence[int],
-        view: memoryview,
-        name: Callable[[int], str],
+        self, digests: Sequence[str], sizes: Sequence[int], view: memoryview, name: Namer
     ) -> None:
         """Put objects' stored bytes, unchecked, end to end into ``view``: ``sizes[i]``
         bytes for the i-th (what the caller expects it to hold; ``name(i)`` names it in an
-        error). The caller checks each before handing any over: a chunked reader reads
-        whole chunks into its caller's buffer this way. Packed neighbours are read in one
-        request, straight in."""
+        error; where it holds fewer, the rest of its place is zeroed). The caller checks
+        each before handing any over: a chunked reader reads whole chunks into its caller's
+        buffer this way. Packed neighbours are read in one request, straight in."""
         slots = self.packed(digests)
         offset = 0
         for start, stop in runs_in_packs(digests, sizes, slots):
@@ -328,6 +325,7 @@ class ObjectLocation(FormatFile):
         with backend_errors(f"cannot read {name}"):
             data = self._read_whole(digest, name)
         view[: min(len(data), len(view))] = data[: len(view)]
+        zero_rest(view, len(data))
 
     def _stored_bytes(self, digest: str, name: str) -> bytes:
         """An object's stored bytes, packed or loose, unchecked."""
@@ -463,15 +461,7 @@ class ObjectLocation(FormatFile):
         """Packed objects' bytes, each checked, neighbours fetched together (several
         requests at a time from an object store)."""
         assert self.packs is not None
-        workers = 1 if self.is_local else PACKED_READERS
-        with backend_errors("cannot read packed objects"):
-            for digest, data in self.packs.read_many(slots, workers):
-                name = labels.get(digest) or f"object {digest}"
-                if data is None:
-                    raise missing(self.url, digest, name)
-                if (actual := hash_bytes(data)) != digest:
-                    raise corrupted(name, actual, digest)
-                yield digest, data
+        return self.packs.read_checked(slots, labels, 1 if self.is_local else PACKED_READERS)
 
     def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:
         """Re-hash many stored objects: each one's actual digest, or None when missing
@@ -556,9 +546,10 @@ class ObjectLocation(FormatFile):
 
     def read_range_into(self, path: str, offset: int, view: memoryview) -> None:
         """The bytes at ``offset`` of the file at ``path`` into ``view`` (as many as there
-        are)."""
+        are: the rest is zeroed)."""
         data = self.read_range(path, offset, len(view))
         view[: len(data)] = data
+        zero_rest(view, len(data))
 
     def read_small(self, path: str) -> bytes | None:
         return self._read_or_none(path, path)

@@ -71,6 +71,13 @@ class Joined(io.RawIOBase):
         return len(data)
 
 
+def zero_rest(view: memoryview, filled: int) -> None:
+    """Zero ``view`` after its first ``filled`` bytes: where stored bytes ended early, the
+    caller's check then fails on zeros, never on what the buffer held before."""
+    if filled < len(view):
+        view[filled:] = bytes(len(view) - filled)
+
+
 def read_up_to(src: BinaryIO, size: int) -> bytes:
     """``size`` bytes of ``src``, fewer only at its end (a stream may return short reads)."""
     parts = []

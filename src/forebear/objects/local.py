@@ -37,6 +37,7 @@ from .base import (
     missing,
     write_all,
 )
+from .copying import zero_rest
 from .listing import StoredObject
 
 DELETE_WORKERS = 16  # threads unlinking objects at once
@@ -97,6 +98,7 @@ class LocalLocation(ObjectLocation):
                     filled = 0
                     while filled < len(view) and (got := stored.readinto(view[filled:])):
                         filled += got
+                    zero_rest(view, filled)
             except FileNotFoundError as exc:
                 raise missing(self.url, digest, name) from exc
 
@@ -339,6 +341,7 @@ class LocalLocation(ObjectLocation):
                 if not got:
                     break
                 filled += got
+            zero_rest(view, filled)
         finally:
             os.close(descriptor)
 

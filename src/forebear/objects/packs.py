@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import hash_bytes, new_hasher
+from ..readers import corrupted
+from .copying import zero_rest
 from .formatfile import backend_errors, check_unchanged, missing
 
 if TYPE_CHECKING:
@@ -315,8 +317,23 @@ class Packs:
         offset = 0
         for digest, size in zip(digests, sizes, strict=True):
             data = self.read_stored(digest, slots[digest], label)
-            view[offset : offset + min(len(data), size)] = data[:size]
+            with view[offset : offset + size] as place:
+                place[: min(len(data), size)] = data[:size]
+                zero_rest(place, len(data))
             offset += size
+
+    def read_checked(
+        self, slots: Mapping[str, PackSlot], labels: Mapping[str, str], workers: int
+    ) -> Iterator[tuple[str, bytes | memoryview]]:
+        """Packed objects' bytes, each checked against its digest (see `read_many`)."""
+        with backend_errors("cannot read packed objects"):
+            for digest, data in self.read_many(slots, workers):
+                name = labels.get(digest) or f"object {digest}"
+                if data is None:
+                    raise missing(self.location.url, digest, name)
+                if (actual := hash_bytes(data)) != digest:
+                    raise corrupted(name, actual, digest)
+                yield digest, data
 
     def read_many(
         self, slots: Mapping[str, PackSlot], workers: int = 1
