@@ -211,3 +211,60 @@ def test_a_pack_upload_that_fails_midway_leaves_no_pack_and_the_log_can_be_retri
         assert len(bucket.find("halfway/store/packs")) == 2  # the pack and its index copy
         assert store.verify() == []
         assert version.open("part7.bin").read() == files["part7.bin"]
+
+
+def test_small_objects_come_from_s3_in_one_get_each_without_a_head(
+    s3_server: dict[str, str], make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A download from a format 2 store on S3 (SeaweedFS) fetches each small object with one
+    GET and no HEAD: here every HEAD on an object is refused, except on the one file kept
+    whole above the size of a single GET. An empty file comes back too."""
+    import uuid
+
+    import s3fs
+
+    from forebear.chunking import Chunking
+
+    endpoint = s3_server["FOREBEAR_TEST_S3_ENDPOINT"]
+    options = {
+        "key": s3_server["FOREBEAR_TEST_S3_KEY"],
+        "secret": s3_server["FOREBEAR_TEST_S3_SECRET"],
+        "skip_instance_cache": True,
+    }
+    bucket = f"heads-{uuid.uuid4().hex[:8]}"
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}, **options).mkdir(bucket)
+    files = {f"f{i}.bin": os.urandom(3000 + i) for i in range(20)}
+    files |= {"empty.txt": b"", "whole.bin": os.urandom(9 << 20)}
+    data = make_tree("d", files)
+
+    def open_store(via: str, name: str) -> forebear.Store:
+        return forebear.Store(
+            f"sqlite:///{tmp_path / 'meta.db'}",
+            f"s3://{bucket}/store",
+            cache_dir=tmp_path / name,
+            storage_options={**options, "client_kwargs": {"endpoint_url": via}},
+            chunking=Chunking.around(avg_size=1 << 20, threshold=64 << 20),  # whole.bin: whole
+        )
+
+    with open_store(endpoint, "cache-writer") as store:
+        with forebear.init(project="p", store=store) as run:
+            version = run.log_artifact(data, name="ds")
+        whole = version.entry("whole.bin").digest or ""
+    heads: list[str] = []
+
+    def refuse(method: str, path: str) -> bool:
+        if method == "HEAD" and "/objects/" in path:
+            heads.append(path)
+            return not path.endswith(whole[2:])
+        return False
+
+    proxy = FlakyProxy(endpoint, None, refuse)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        with open_store(proxy.url, "cache-reader") as store:
+            folder = store.artifact("ds").download(tmp_path / "out")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert all((folder / name).read_bytes() == content for name, content in files.items())
+    assert [path for path in heads if not path.endswith(whole[2:])] == []

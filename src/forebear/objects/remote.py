@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import io
 import os
 import shutil
 import threading
@@ -32,12 +34,14 @@ from .base import (
     backend_errors,
     check_unchanged,
     copy_hashing,
+    missing,
 )
 from .listing import StoredObject
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
 PUBLISHING = threading.BoundedSemaphore(TRANSFER_WORKERS)  # uploads checked at once, per process
 PART_SIZE = 5 << 20  # a pack goes up in parts of this size (S3's minimum is 5 MiB)
+WHOLE_GET = 8 << 20  # an object up to this size is read with one GET (on S3)
 PUBLISH_IN_MEMORY = 16 << 20  # a staged upload up to this size is checked and written from memory
 
 
@@ -51,6 +55,25 @@ class RemoteLocation(ObjectLocation):
     @property
     def can_presign(self) -> bool:
         return callable(getattr(self.fs, "sign", None)) and self.on_s3
+
+    def _open_raw(self, digest: str, name: str) -> BinaryIO:
+        """On S3, an object of up to `WHOLE_GET` bytes comes in one GET: opening it as a
+        file first asks for its size, a HEAD per object (half the requests of a download of
+        many small files). A larger one is streamed after all."""
+        if not self.on_s3 or self.packed([digest]):
+            return super()._open_raw(digest, name)
+        with backend_errors(f"cannot read {name}"):
+            try:
+                data = self.fs.cat_file(self.path_of(digest), start=0, end=WHOLE_GET + 1)
+            except FileNotFoundError as exc:
+                raise missing(self.url, digest, name) from exc
+            except OSError as exc:  # S3 refuses any byte range of an empty object
+                if exc.errno != errno.EINVAL:
+                    raise
+                data = b""  # (of a missing one, it says so instead)
+        if len(data) > WHOLE_GET:
+            return super()._open_raw(digest, name)
+        return io.BytesIO(data)
 
     def presigned_url(self, digest: str, seconds: int) -> str | None:
         if not self.can_presign or self.packed([digest]):  # a packed object has no key
