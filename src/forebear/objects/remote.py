@@ -41,7 +41,7 @@ from .listing import StoredObject
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
 PUBLISHING = threading.BoundedSemaphore(TRANSFER_WORKERS)  # uploads checked at once, per process
 PART_SIZE = 5 << 20  # a pack goes up in parts of this size (S3's minimum is 5 MiB)
-WHOLE_GET = 8 << 20  # an object up to this size is read with one GET (on S3)
+RANGE_READ = 4 << 20  # an object on S3 is read in ranges of this size (one GET when smaller)
 PUBLISH_IN_MEMORY = 16 << 20  # a staged upload up to this size is checked and written from memory
 
 
@@ -57,23 +57,20 @@ class RemoteLocation(ObjectLocation):
         return callable(getattr(self.fs, "sign", None)) and self.on_s3
 
     def _open_raw(self, digest: str, name: str) -> BinaryIO:
-        """On S3, an object of up to `WHOLE_GET` bytes comes in one GET: opening it as a
-        file first asks for its size, a HEAD per object (half the requests of a download of
-        many small files). A larger one is streamed after all."""
+        """On S3, an object comes in ranged GETs of `RANGE_READ` bytes, the first of which
+        also says whether there is more: opening it as a file would first ask for its size,
+        a HEAD per object (half the requests of a download of many small files)."""
         if not self.on_s3 or self.packed([digest]):
             return super()._open_raw(digest, name)
+        path = self.path_of(digest)
         with backend_errors(f"cannot read {name}"):
             try:
-                data = self.fs.cat_file(self.path_of(digest), start=0, end=WHOLE_GET + 1)
+                first = _read_range_or_end(self.fs, path, 0)
             except FileNotFoundError as exc:
                 raise missing(self.url, digest, name) from exc
-            except OSError as exc:  # S3 refuses any byte range of an empty object
-                if exc.errno != errno.EINVAL:
-                    raise
-                data = b""  # (of a missing one, it says so instead)
-        if len(data) > WHOLE_GET:
-            return super()._open_raw(digest, name)
-        return io.BytesIO(data)
+        if len(first) < RANGE_READ:
+            return io.BytesIO(first)
+        return io.BufferedReader(_RangedObject(self.fs, path, first))
 
     def presigned_url(self, digest: str, seconds: int) -> str | None:
         if not self.can_presign or self.packed([digest]):  # a packed object has no key
@@ -345,3 +342,42 @@ class RemoteLocation(ObjectLocation):
         wanted = sorted(set(digests))
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             return dict(zip(wanted, pool.map(self.actual_digest, wanted), strict=True))
+
+
+def _read_range_or_end(fs: Any, path: str, start: int) -> bytes:
+    """Up to `RANGE_READ` bytes of an object on S3 from ``start``; none past its end (S3
+    refuses a range that starts there, which for an empty object is any range)."""
+    try:
+        return bytes(fs.cat_file(path, start=start, end=start + RANGE_READ))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return b""
+
+
+class _RangedObject(io.RawIOBase):
+    """An object on S3 read a range at a time, from its first range already fetched: one
+    range held at once, and no HEAD."""
+
+    def __init__(self, fs: Any, path: str, first: bytes) -> None:
+        super().__init__()
+        self.fs = fs
+        self.path = path
+        self.pending = memoryview(first)
+        self.offset = len(first)
+        self.ended = len(first) < RANGE_READ
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not len(self.pending) and not self.ended:
+            data = _read_range_or_end(self.fs, self.path, self.offset)
+            self.offset += len(data)
+            self.ended = len(data) < RANGE_READ
+            self.pending = memoryview(data)
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self.pending))
+        view[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
