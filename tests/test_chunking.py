@@ -8,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,6 +243,39 @@ def test_large_reads_check_every_chunk_before_handing_any_over(
         assert len(good) <= chunks.offsets[index]
         start = chunks.offsets[index]
         corrupt(chunked, chunks.digests[index], original[start : start + chunks.sizes[index]])
+
+
+def test_a_read_retried_after_a_damaged_chunk_still_checks_the_whole_file(
+    tmp_path: Path, table: Path
+) -> None:
+    """A read that failed on a damaged chunk (after checking the chunks before it) does not
+    lose the whole-file check: once the chunk is mended, the same stream reads on and still
+    finds that the chunks put together are not the file (here the catalog's list has two
+    chunks swapped, each intact on its own)."""
+    store = forebear.open(tmp_path / "store", chunking=SMALL)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(store, version)
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:
+        (packed,) = db.execute(
+            "SELECT chunks FROM chunk_lists WHERE digest = ?", (chunks.digest,)
+        ).fetchone()
+        swapped = packed[20:40] + packed[:20] + packed[40:]
+        db.execute("UPDATE chunk_lists SET chunks = ? WHERE digest = ?", (swapped, chunks.digest))
+    store.close()
+    store = forebear.open(tmp_path / "store")
+    damaged = 40  # in the second of the groups the first read checks
+    assert 600 << 10 < chunks.offsets[damaged] < 1 << 20
+    original = store.objects.read_bytes(chunks.digests[damaged])
+    corrupt(store, chunks.digests[damaged], bytes(len(original)))
+    with store.artifact("table").open("rows.bin") as stream:
+        with pytest.raises(forebear.IntegrityError, match=f"chunk {damaged + 1} of"):
+            while stream.read(1 << 21):
+                pass
+        corrupt(store, chunks.digests[damaged], original)
+        with pytest.raises(forebear.IntegrityError, match="chunks put together hash to"):
+            while stream.read(1 << 21):
+                pass
 
 
 def test_a_missing_chunk_is_named(chunked: forebear.Store, table: Path, tmp_path: Path) -> None:
