@@ -316,7 +316,7 @@ class ObjectLocation(FormatFile):
             with view[offset : offset + length] as part:
                 if self.packs is not None and digests[start] in slots:
                     run = digests[start:stop], sizes[start:stop]
-                    self.packs.read_run_into(*run, slots, part, name(start))
+                    self.packs.read_run_into(*run, slots, part, name, start)
                 else:
                     self._read_loose_into(digests[start], part, name(start))
             offset += length

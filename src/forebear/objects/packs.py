@@ -301,22 +301,24 @@ class Packs:
         sizes: Sequence[int],
         slots: Mapping[str, PackSlot],
         view: memoryview,
-        label: str,
+        name: Callable[[int], str],
+        first: int = 0,
     ) -> None:
         """Packed neighbours' stored bytes, unchecked, end to end into ``view`` in one read
-        (see `runs_in_packs`). A pack that is gone was repacked meanwhile: each is then
-        looked up again and read alone, as is an object whose length is not its size."""
-        first = slots[digests[0]]
-        if len(digests) > 1 or first.length == sizes[0]:
-            with backend_errors(f"cannot read {label}"):
+        (see `runs_in_packs`; ``name(first + i)`` names the i-th in an error). A pack that
+        is gone was repacked meanwhile: each is then looked up again and read alone, as is
+        an object whose length is not its size."""
+        slot = slots[digests[0]]
+        if len(digests) > 1 or slot.length == sizes[0]:
+            with backend_errors(f"cannot read {name(first)}"):
                 try:
-                    self.location.read_range_into(self.path(first.pack), first.offset, view)
+                    self.location.read_range_into(self.path(slot.pack), slot.offset, view)
                     return
                 except FileNotFoundError:
                     pass
         offset = 0
-        for digest, size in zip(digests, sizes, strict=True):
-            data = self.read_stored(digest, slots[digest], label)
+        for index, (digest, size) in enumerate(zip(digests, sizes, strict=True)):
+            data = self.read_stored(digest, slots[digest], name(first + index))
             with view[offset : offset + size] as place:
                 place[: min(len(data), size)] = data[:size]
                 zero_rest(place, len(data))
