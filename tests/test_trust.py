@@ -850,12 +850,7 @@ def test_creators_racing_on_an_object_store_agree_on_one_store(
 ) -> None:
     """An object store has no create-if-absent, so the last write of ``forebear.json``
     wins: two creators that both found nothing, the second writing after the first has
-    finished, must still end with one store id on both halves (the catalog settles it).
-
-    The two writes are held back by events, which a real object store never does: they
-    give up after 10 s, well inside SQLite's 60 s busy timeout, so that should a creator
-    hold a catalog lock across its write, the other still gets the lock (in two full-suite
-    runs, waits of 60 s each ended with the second creator's lock wait running out)."""
+    finished, must still end with one store id on both halves (the catalog settles it)."""
     second_writes = threading.Event()
     first_done = threading.Event()
     pipe_file = MemoryFileSystem.pipe_file
@@ -863,10 +858,10 @@ def test_creators_racing_on_an_object_store_agree_on_one_store(
     def write(self: MemoryFileSystem, path: str, value: bytes, **kwargs: object) -> None:
         if path.endswith("/forebear.json"):  # only the two creators' writes of it wait
             if threading.current_thread().name == "first":
-                second_writes.wait(timeout=10)  # both have looked and found nothing
+                second_writes.wait(timeout=60)  # both have looked and found nothing
             elif threading.current_thread().name == "second":
                 second_writes.set()
-                first_done.wait(timeout=10)
+                first_done.wait(timeout=60)
         pipe_file(self, path, value, **kwargs)
 
     monkeypatch.setattr(MemoryFileSystem, "pipe_file", write)
