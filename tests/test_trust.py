@@ -845,6 +845,29 @@ def test_odd_ui_requests_get_a_4xx_with_a_hint(
         assert "forebear verify" in missing.text
 
 
+def test_two_creators_of_one_new_sqlite_catalog_both_succeed(tmp_path: Path) -> None:
+    """Two processes making the same store at once each switch the new catalog to WAL,
+    which SQLite reports as "locked" at once, without waiting: neither may fail for it."""
+    failures: list[BaseException] = []
+    for round_ in range(40):
+        catalog = f"sqlite:///{tmp_path / f'meta-{round_}.db'}"
+        objects = f"memory://forebear-wal-{uuid.uuid4().hex}"
+
+        def create(catalog: str = catalog, objects: str = objects) -> None:
+            try:
+                with forebear.Store(catalog, objects):
+                    pass
+            except forebear.ForebearError as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=create) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+
+
 def test_creators_racing_on_an_object_store_agree_on_one_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

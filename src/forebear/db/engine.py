@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -146,7 +148,7 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
         if not read_only:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _into_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -155,6 +157,22 @@ def _configure_sqlite(engine: Engine, read_only: bool) -> None:
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _into_wal(cursor: Any) -> None:
+    """Put the database in WAL mode. Switching a new database takes an exclusive lock, and
+    SQLite reports another connection switching it at the same moment as "locked" at
+    once, without waiting (two processes creating one store): retry until the busy
+    timeout, by which time the other has switched it and this is a no-op."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def writer(engine: Engine) -> Engine:
