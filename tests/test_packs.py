@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import forebear
-from forebear.chunking import Chunking
+from forebear.chunking import Chunking, ChunkList
 from forebear.hashing import hash_bytes
 from forebear.objects import ObjectLocation
 from forebear.objects.packs import PackSlot, runs_in_packs
@@ -135,20 +135,37 @@ def test_a_damaged_pack_fails_only_its_damaged_object_and_repair_restores_it(
     assert version.open("f0010.txt").read() == (data / "f0010.txt").read_bytes()
 
 
+def packed_table(
+    tmp_path: Path, seed: int
+) -> tuple[forebear.Store, forebear.ArtifactVersion, ChunkList, bytes]:
+    """A packed store holding a 3 MiB file of random bytes cut into small chunks: the
+    store, the version, the file's chunk list and its bytes."""
+    store = forebear.open(tmp_path / "store", chunking=SMALL_CHUNKS)
+    store.upgrade()
+    (tmp_path / "table").mkdir()
+    original = random.Random(seed).randbytes(3 << 20)
+    (tmp_path / "table" / "rows.bin").write_bytes(original)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(tmp_path / "table", name="table")
+    chunks = next(iter(store.content.chunk_lists(version.iter_entries()).values()))
+    return store, version, chunks, original
+
+
+def place_of(store: forebear.Store, digest: str) -> tuple[PackSlot, Path]:
+    """Where a packed object is, and the pack file holding it (made writable)."""
+    slot = store.objects.packed([digest])[digest]
+    pack = Path(store.objects.packs.path(slot.pack))  # type: ignore[union-attr]
+    os.chmod(pack, 0o644)
+    return slot, pack
+
+
 def test_a_packed_chunked_file_is_read_a_run_of_chunks_at_a_time_each_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chunks that lie end to end in a pack are read in one request straight into the
     reader's buffer, and still checked one by one: a damaged chunk is named and none of
     it is handed over."""
-    store = forebear.open(tmp_path / "store", chunking=SMALL_CHUNKS)
-    store.upgrade()
-    (tmp_path / "table").mkdir()
-    original = random.Random(2).randbytes(3 << 20)
-    (tmp_path / "table" / "rows.bin").write_bytes(original)
-    with forebear.init(project="p", store=store) as run:
-        version = run.log_artifact(tmp_path / "table", name="table")
-    chunks = next(iter(store.content.chunk_lists(version.iter_entries()).values()))
+    store, version, chunks, original = packed_table(tmp_path, seed=2)
     requests: list[int] = []
     real = store.objects.read_range_into
 
@@ -163,9 +180,7 @@ def test_a_packed_chunked_file_is_read_a_run_of_chunks_at_a_time_each_checked(
     with version.open("rows.bin") as stream:  # small reads, front to back
         assert b"".join(iter(lambda: stream.read(1000), b"")) == original
     index = len(chunks) // 2
-    slot = store.objects.packed([chunks.digests[index]])[chunks.digests[index]]
-    pack = Path(store.objects.packs.path(slot.pack))  # type: ignore[union-attr]
-    os.chmod(pack, 0o644)
+    slot, pack = place_of(store, chunks.digests[index])
     with open(pack, "r+b") as damaged:  # one byte inside the chunk, same length
         damaged.seek(slot.offset + slot.length // 2)
         byte = damaged.read(1)
@@ -186,22 +201,13 @@ def test_a_pack_cut_short_fails_the_read_even_into_a_buffer_holding_the_right_by
     """Whole chunks are read straight into the caller's buffer: where a pack ends early,
     what the buffer held before (here, the same file's bytes from a first read) must not
     pass for the chunk."""
-    store = forebear.open(tmp_path / "store", chunking=SMALL_CHUNKS)
-    store.upgrade()
-    (tmp_path / "table").mkdir()
-    original = random.Random(4).randbytes(3 << 20)
-    (tmp_path / "table" / "rows.bin").write_bytes(original)
-    with forebear.init(project="p", store=store) as run:
-        version = run.log_artifact(tmp_path / "table", name="table")
-    chunks = next(iter(store.content.chunk_lists(version.iter_entries()).values()))
+    store, version, chunks, original = packed_table(tmp_path, seed=4)
     index = len(chunks) // 2
-    slot = store.objects.packed([chunks.digests[index]])[chunks.digests[index]]
-    pack = Path(store.objects.packs.path(slot.pack))  # type: ignore[union-attr]
+    slot, pack = place_of(store, chunks.digests[index])
     buffer = bytearray(1 << 21)
     with version.open("rows.bin") as stream:
         read = b"".join(bytes(buffer[:n]) for n in iter(lambda: stream.readinto(buffer), 0))
         assert read == original
-        os.chmod(pack, 0o644)
         os.truncate(pack, slot.offset + slot.length // 2)
         stream.seek(0)
         with pytest.raises(forebear.IntegrityError, match=f"chunk {index + 1} of"):
