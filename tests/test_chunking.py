@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import forebear
@@ -56,6 +56,7 @@ def table(tmp_path: Path) -> Iterator[Path]:
 
 
 @settings(max_examples=60, deadline=None)
+@example(seed=180923, size=180921, where=0.36600006656002493, edit=b"\x00", kind="insert")
 @given(
     seed=st.integers(0, 2**32),
     size=st.integers(60_000, 400_000),
@@ -80,8 +81,10 @@ def test_an_edit_changes_only_the_chunks_around_it(
     assert sum(length for _, length in after) == len(changed)
     assert all(length <= chunking.max_size for _, length in after)
     assert all(length >= chunking.min_size for _, length in after[:-1])
-    # every chunk that ends before the edit is cut exactly as before
-    untouched = [c for c in before if c[0] + c[1] <= at]
+    # every chunk that ends before the edit is cut exactly as before; the cutter decides
+    # a boundary on the hash that includes the byte just after it, so a chunk ending
+    # exactly where the edit starts may move
+    untouched = [c for c in before if c[0] + c[1] < at]
     assert after[: len(untouched)] == untouched
     # and beyond it the boundaries fall back into step: only bytes near the edit are new
     old = {data[o : o + n] for o, n in before}
