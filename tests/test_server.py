@@ -195,7 +195,7 @@ def test_two_replicas_serve_one_team_over_postgres_and_s3(
         assert first.direct.verify() == []
         # nor do uploads pass through a server: they went to S3 through presigned URLs
         logs = (tmp_path / "first.log").read_text() + (tmp_path / "second.log").read_text()
-        assert '"PUT"' not in logs and "/api/v1/uploads/publish" in logs
+        assert '"PUT"' not in logs and "/api/v1/bundles/publish" in logs
     finally:
         second.stop()
         first.stop()

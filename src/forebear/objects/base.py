@@ -570,8 +570,7 @@ class ObjectLocation(FormatFile):
         return []
 
     def open_stored(self, digest: str) -> BinaryIO:
-        """An object's stored bytes as a stream, unchecked: for handing them on to someone
-        who checks them (a server's client)."""
+        """An object's stored bytes, unchecked, for someone who checks them (a client)."""
         return self._open_raw(digest, f"object {digest}")
 
     @property
@@ -580,19 +579,20 @@ class ObjectLocation(FormatFile):
         return False
 
     def presigned_url(self, digest: str, seconds: int) -> str | None:
-        """A URL that reads one object for ``seconds``, without credentials (None where
-        the location has no such URLs: a server streams those bytes itself)."""
+        """A URL reading one object for ``seconds`` without credentials; None if none."""
         return None
 
     def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:
-        """For each of ``digests``, a URL that takes one upload for ``seconds`` into a
-        staging place (never the object's own key), and the staging id to `publish_many`
-        it with; empty where the location has no such URLs."""
+        """For each of ``digests``, a URL taking one upload for ``seconds`` into a staging
+        place (never an object's own key) and its staging id; empty where there are none."""
         return {}
 
     def publish_many(self, staged: dict[str, str]) -> None:
-        """Check each staged upload (digest → staging id) hashes to its digest and make it
-        the object; either way the staged copies go."""
+        """Check staged uploads (digest → staging id) against their digests; publish them."""
+        raise StoreError(f"{self.url!r} takes no staged uploads")
+
+    def read_staged(self, staging_id: str, key: str, limit: int) -> bytes:
+        """One staged upload's bytes (at most ``limit``), its staged copy removed."""
         raise StoreError(f"{self.url!r} takes no staged uploads")
 
     def local_object(self, digest: str, label: str | None = None) -> str:

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import fsspec.asyn
 
-from ..errors import IntegrityError, ObjectNotFound
+from ..errors import IntegrityError, InvalidInput, ObjectNotFound
 from ..hashing import Progress, hash_bytes, hash_stream
 from .base import (
     FORMAT_FILE,
@@ -130,6 +130,23 @@ class RemoteLocation(ObjectLocation):
                 self.fs.rm(sorted(paths.values()))
         if failures:
             raise failures[0]
+
+    def read_staged(self, staging_id: str, key: str, limit: int) -> bytes:
+        """One GET of at most ``limit`` + 1 bytes (more is refused unread), then the
+        staged copy goes whatever it held."""
+        path = self._path(f"{STAGING}/{staging_id}/{key}")
+        try:
+            with backend_errors(f"cannot read the upload {key}"):
+                try:
+                    data = bytes(self.fs.cat_file(path, start=0, end=limit + 1))
+                except FileNotFoundError:
+                    raise ObjectNotFound(f"no upload {key} arrived under that staging id") from None
+        finally:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(path)
+        if len(data) > limit:
+            raise InvalidInput(f"the upload {key} is larger than the {limit} bytes allowed")
+        return data
 
     def _publish_one(self, staged: str, digest: str) -> None:
         with PUBLISHING:  # at most this many uploads in memory, however many batches

@@ -74,7 +74,10 @@ class RemoteBackend(Backend):
         self.store_id = about.get("store_id")
         self.chunking = chunking or Chunking.from_dict(about["chunking"])
         self.objects = ServerObjects(
-            self.client, int(about["format_version"]), staged=about.get("objects") == "s3"
+            self.client,
+            int(about["format_version"]),
+            staged=about.get("objects") == "s3",
+            bundles=about.get("bundles") is True,
         )
         self.db_url = self.client.url
         self.objects_url = self.client.url

@@ -4,7 +4,7 @@ retries of what is safe to retry, and the server's errors raised as the same cla
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx2 as httpx
@@ -100,6 +100,18 @@ class ServerClient:
     def publish(self, staged: dict[str, str]) -> None:
         """Have the server check staged uploads (digest → staging id) and publish them."""
         self.post("/api/v1/uploads/publish", {"staged": staged})
+
+    def put_bundle(self, index: bytes, data: bytes) -> None:
+        """Many small objects in one request: the index line, then their bytes."""
+        body = index + b"\n" + data
+        self.checked(self.request("POST", "/api/v1/bundles", content=body))
+
+    def publish_bundle(
+        self, staging_id: str, key: str, slots: Mapping[str, tuple[int, int]]
+    ) -> None:
+        """Have the server check and store a bundle sent to its staging key."""
+        rows = [[d, o, n] for d, (o, n) in slots.items()]
+        self.post("/api/v1/bundles/publish", {"id": staging_id, "key": key, "objects": rows})
 
     def object_response(self, digest: str) -> Any:
         """The response carrying an object's bytes (a stream: close it), after following

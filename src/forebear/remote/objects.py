@@ -3,8 +3,9 @@
 Reads ask the server, which checks the user may read the object, then either streams it or
 sends the client to a short-lived presigned URL (objects on S3: the bytes never pass
 through the server). Writes are PUTs the server checks against the digest as they arrive:
-nothing becomes visible under a digest its bytes do not match. The client checks every
-byte it reads again, as with any location.
+nothing becomes visible under a digest its bytes do not match. Small objects travel in
+bundles (`forebear.objects.bundles`): many in one upload, which the server checks object by
+object. The client checks every byte it reads again, as with any location.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from typing import IO, Any, BinaryIO, cast
 from ..errors import ObjectNotFound, StoreError
 from ..hashing import Progress, hash_bytes
 from ..objects import TRANSFER_WORKERS, ObjectLocation
+from ..objects.bundles import BUNDLE_TARGET, BUNDLED_BELOW, encode_index
+from ..objects.copying import Joined, read_up_to
+from ..objects.packs import PackWriter
 from .client import ServerClient
 
 BLOCK = 1 << 20
@@ -33,14 +37,19 @@ class ServerObjects(ObjectLocation):
 
     is_local = False
 
-    def __init__(self, client: ServerClient, format_version: int, *, staged: bool) -> None:
+    def __init__(
+        self, client: ServerClient, format_version: int, *, staged: bool, bundles: bool = False
+    ) -> None:
         super().__init__(f"{client.url}/api/v1/objects", cast(Any, None), "")
         self.client = client
         self.format_version = format_version
         self.staged = staged  # uploads go straight to the object store (S3), then checked
+        self.bundles = bundles  # the server takes small objects in bundles
         self.lock = threading.Lock()
         self.urls: dict[str, dict[str, str]] = {}  # upload URLs handed out with `present`
         self.pending: dict[str, str] = {}  # sent, not yet published: digest -> staging id
+        self.bundle: PackWriter | None = None  # the bundle being filled
+        self.bundled: set[str] = set()  # in a bundle not yet stored by the server
 
     # -- reading -------------------------------------------------------------------------
 
@@ -101,7 +110,8 @@ class ServerObjects(ObjectLocation):
         answer = self.client.post("/api/v1/present", {"sizes": wanted, "sign": self.staged})
         with self.lock:
             self.urls.update(answer.get("uploads") or {})
-            sent = {d for d in wanted if d in self.pending}  # published at the latest by flush
+            # published at the latest by flush
+            sent = {d for d in wanted if d in self.pending or d in self.bundled}
         return set(answer["present"]) | sent
 
     def _size_or_none(self, digest: str) -> int | None:
@@ -120,6 +130,14 @@ class ServerObjects(ObjectLocation):
         *,
         source: str = "a stream",
     ) -> None:
+        if self.bundles:
+            head = read_up_to(src, BUNDLED_BELOW)
+            if len(head) < BUNDLED_BELOW:
+                self.add_to_bundle(digest, head, source)
+                if progress is not None:
+                    progress(len(head))
+                return
+            src = cast(BinaryIO, Joined(head, src))
         if self.staged:  # a presigned PUT needs its length first: spool it
             with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
                 while block := src.read(BLOCK):
@@ -151,7 +169,12 @@ class ServerObjects(ObjectLocation):
         if not known_missing and self.present({digest: size}):
             return False
         with open(local_path, "rb") as src:
-            if self.staged:
+            if self.bundles and size < BUNDLED_BELOW:
+                data = read_up_to(src, BUNDLED_BELOW)
+                self.add_to_bundle(digest, data, os.fspath(local_path))
+                if progress is not None:
+                    progress(len(data))
+            elif self.staged:
                 self.send_staged(digest, size, src.read() if size <= BLOCK else src)
                 if progress is not None:
                     progress(size)
@@ -170,6 +193,14 @@ class ServerObjects(ObjectLocation):
         def put(item: tuple[str | os.PathLike[str], str]) -> None:
             self.put_file(item[0], item[1], progress, known_missing=True)
 
+        if self.bundles:  # small files one after the other into bundles, the rest at once
+            large = []
+            for item in items:
+                if os.path.getsize(item[0]) < BUNDLED_BELOW:
+                    put(item)
+                else:
+                    large.append(item)
+            items = large
         with ThreadPoolExecutor(TRANSFER_WORKERS) as pool:
             for _ in pool.map(put, items):
                 pass
@@ -177,7 +208,9 @@ class ServerObjects(ObjectLocation):
     def _put_loose_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if not self.present({digest: len(data)}):
-            if self.staged:
+            if self.bundles and len(data) < BUNDLED_BELOW:
+                self.add_to_bundle(digest, data, "a blob")
+            elif self.staged:
                 self.send_staged(digest, len(data), data)
                 self._flush_loose()
             else:
@@ -204,9 +237,47 @@ class ServerObjects(ObjectLocation):
         if batch:
             self.client.publish(batch)
 
+    def add_to_bundle(self, digest: str, data: bytes, source: str) -> None:
+        """Add one small object to the bundle being filled (checked against its digest
+        first), and send the bundle once it is full."""
+        with self.lock:
+            if digest in self.bundled:
+                return
+            if self.bundle is None:
+                self.bundle = PackWriter(tempfile.gettempdir())
+            self.bundle.add(digest, data, source)
+            self.bundled.add(digest)
+            full = self.bundle if self.bundle.size >= BUNDLE_TARGET else None
+            if full is not None:
+                self.bundle = None
+        if full is not None:
+            self.send_bundle(full)
+
+    def send_bundle(self, writer: PackWriter) -> None:
+        """Send one bundle whole (through the server, or to a staging key on S3) and have
+        the server check and store each of its objects."""
+        try:
+            sealed = writer.seal()
+            with open(sealed.path, "rb") as src:
+                data = src.read()
+            if self.staged:
+                target = self.client.upload_urls({sealed.digest: sealed.size})[sealed.digest]
+                self.client.put_presigned(target["url"], data, sealed.size)
+                self.client.publish_bundle(target["id"], sealed.digest, sealed.slots)
+            else:
+                self.client.put_bundle(encode_index(sealed.slots), data)
+        finally:
+            writer.discard()
+            with self.lock:
+                self.bundled.difference_update(writer.slots)
+
     def _flush_loose(self) -> None:
         """Have the server check and publish every object sent and not yet published (the
         server makes them durable before it commits)."""
+        with self.lock:
+            last, self.bundle = self.bundle, None
+        if last is not None:
+            self.send_bundle(last)
         with self.lock:
             batch, self.pending = dict(self.pending), {}
         items = sorted(batch.items())

@@ -9,6 +9,9 @@
   arrives; the version committed once everything is there); with the objects on S3,
   ``POST /api/v1/uploads`` hands out presigned URLs of staging keys instead, and
   ``POST /api/v1/uploads/publish`` checks each staged upload before it becomes the object;
+- ``POST /api/v1/bundles`` (an index line, then the bytes) and, on S3,
+  ``POST /api/v1/bundles/publish`` (a bundle sent to a staging key): many small objects in
+  one upload, each checked against its digest before it is stored (`objects.bundles`);
 - ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
   URL when the objects live on S3, else the bytes, streamed);
 - the web UI under ``/``, behind a login.
@@ -24,6 +27,7 @@ import json
 import logging
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
@@ -45,6 +49,8 @@ from ..errors import (
     StoreError,
 )
 from ..local.lazy import reached_directly
+from ..objects import TRANSFER_WORKERS
+from ..objects.bundles import MAX_BUNDLE_BYTES, MAX_BUNDLE_OBJECTS, checked_index, store_bundle
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
@@ -75,6 +81,8 @@ MAX_CALL_BYTES = 64 << 20  # a call's arguments: pages of entries, chunk lists
 MAX_OBJECT_BYTES = 5 << 30  # one object (S3's limit for one PUT)
 SPOOL_IN_MEMORY = 4 << 20  # an upload in flight stays in memory up to this, then on disk
 PRESIGNED_SECONDS = 300
+MAX_INDEX_BYTES = MAX_BUNDLE_OBJECTS * 64  # a bundle's index line: one row per object
+BUNDLES_AT_ONCE = threading.BoundedSemaphore(2)  # bundles checked and stored at once (memory)
 
 T = TypeVar("T")
 
@@ -132,6 +140,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
                 "chunking": inner.chunking.to_dict(),
                 "format_version": inner.objects.format_version,
                 "objects": "s3" if inner.objects.can_presign else "streamed",
+                "bundles": True,
                 "user": guarded.principal.name,
                 "admin": guarded.principal.admin,
             }
@@ -241,6 +250,49 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         await run_in_threadpool(check_all)
         return Response(wire.dumps({"published": len(staged)}), media_type="application/json")
 
+    def store_checked(principal: Principal, data: Callable[[], bytes], rows: Any) -> Response:
+        """Check and store a bundle's objects for ``principal`` (bytes read by ``data``)."""
+        with BUNDLES_AT_ONCE:
+            body = data()
+            slots = checked_index(rows, len(body))
+            stored = store_bundle(inner.objects, body, slots, TRANSFER_WORKERS)
+            del body
+            give_back()
+        inner.record_uploads(principal.id, stored)
+        return Response(wire.dumps({"stored": len(stored)}), media_type="application/json")
+
+    async def put_bundle(request: Request) -> Response:
+        """A bundle sent through the server: its index as one JSON line, then its bytes."""
+        principal = await authenticated(request)
+        GuardedBackend(inner, principal).need_some_writer()
+        body = await read_body(request, MAX_INDEX_BYTES + MAX_BUNDLE_BYTES)
+        line, newline, data = body.partition(b"\n")
+        try:
+            rows = json.loads(line) if newline else None
+        except (ValueError, RecursionError):
+            rows = None
+        if rows is None:
+            raise InvalidInput("malformed bundle: its index as one JSON line, then its bytes")
+        return await run_in_threadpool(store_checked, principal, lambda: data, rows)
+
+    async def publish_bundle(request: Request) -> Response:
+        """A bundle sent to a staging key (objects on S3): read once, checked, stored."""
+        principal = await authenticated(request)
+        GuardedBackend(inner, principal).need_some_writer()
+        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        staging_id = body.get("id") if isinstance(body, dict) else None
+        key = body.get("key") if isinstance(body, dict) else None
+        if not (
+            isinstance(staging_id, str) and STAGING_ID.match(staging_id)
+            and isinstance(key, str) and DIGEST.match(key)
+        ):  # fmt: skip
+            raise InvalidInput("malformed request: publish takes {id, key, objects}")
+
+        def staged() -> bytes:
+            return inner.objects.read_staged(staging_id, key, MAX_BUNDLE_BYTES)
+
+        return await run_in_threadpool(store_checked, principal, staged, body.get("objects"))
+
     async def get_object(request: Request) -> Response:
         principal = await authenticated(request)
         digest = checked_digest(request)
@@ -282,6 +334,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         Route("/api/v1/objects/{digest}", get_object, methods=["GET"]),
         Route("/api/v1/uploads", staged_uploads, methods=["POST"]),
         Route("/api/v1/uploads/publish", publish, methods=["POST"]),
+        Route("/api/v1/bundles", put_bundle, methods=["POST"]),
+        Route("/api/v1/bundles/publish", publish_bundle, methods=["POST"]),
         Route("/api/v1/commit", commit, methods=["POST"]),
         *login.routes(),
         Mount("/", app=login.web_ui(store)),

@@ -1,0 +1,100 @@
+"""Bundles: many small objects sent to a forebear server as one upload.
+
+A client of a server would otherwise send every small file or chunk on its own: on S3, a
+PUT to a staging key, then the server's GET to hash it and its PUT under the digest, three
+requests per object. A bundle is built like a pack (`PackWriter`: the objects' bytes end to
+end, each checked against its digest as it is added) and sent whole, with its index (digest,
+offset, length of each object). The server trusts neither: it reads the bundle once, checks
+every object against its own digest, and only then stores each one the way its location
+stores any new object (into its own packs in format 3, loose in format 2). A bundle is never
+kept as it came; what the server writes is what it checked.
+
+This module knows nothing of servers, users or versions: it encodes and checks an index, and
+stores a checked bundle's objects into a location.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IntegrityError, InvalidInput
+from ..hashing import hash_bytes
+from .formatfile import DIGEST_RE
+
+if TYPE_CHECKING:
+    from .base import ObjectLocation
+
+BUNDLED_BELOW = 1 << 20  # objects smaller than this travel in bundles
+BUNDLE_TARGET = 8 << 20  # a bundle is sent once it holds this many bytes
+MAX_BUNDLE_BYTES = 64 << 20  # what a server takes in one bundle (held in its memory)
+MAX_BUNDLE_OBJECTS = 100_000
+
+Slots = Mapping[str, tuple[int, int]]
+
+
+def encode_index(slots: Slots) -> bytes:
+    """A bundle's index as one line of JSON: ``[[digest, offset, length], ...]``."""
+    rows = [[d, o, n] for d, (o, n) in sorted(slots.items(), key=lambda item: item[1])]
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def checked_index(value: Any, size: int) -> dict[str, tuple[int, int]]:
+    """The slots a client's index names, each inside a bundle of ``size`` bytes;
+    `InvalidInput` saying what is wrong otherwise (nothing is stored from such a bundle)."""
+    if size > MAX_BUNDLE_BYTES:
+        raise InvalidInput(
+            f"a bundle of {size} bytes is larger than the {MAX_BUNDLE_BYTES} a server takes; "
+            "send fewer objects in each"
+        )
+    if not isinstance(value, list) or len(value) > MAX_BUNDLE_OBJECTS:
+        raise InvalidInput(
+            f"a bundle's index is a list of at most {MAX_BUNDLE_OBJECTS} "
+            "[digest, offset, length] rows"
+        )
+    slots: dict[str, tuple[int, int]] = {}
+    for row in value:
+        if not (
+            isinstance(row, list)
+            and len(row) == 3
+            and isinstance(row[0], str)
+            and DIGEST_RE.match(row[0])
+            and all(type(n) is int for n in row[1:])
+        ):
+            raise InvalidInput(
+                f"malformed bundle index row {str(row)[:120]}: expected [digest, offset, length]"
+            )
+        digest, offset, length = row
+        if offset < 0 or length < 0 or offset + length > size:
+            raise InvalidInput(
+                f"bundle index row for {digest} points outside the {size} bytes sent"
+            )
+        slots[digest] = (offset, length)
+    return slots
+
+
+def store_bundle(location: ObjectLocation, data: bytes, slots: Slots, workers: int) -> list[str]:
+    """Check every object of a bundle against its digest, then store the ones
+    ``location`` lacks and make them durable; the digests stored or already there. The
+    first mismatch raises `IntegrityError` before anything is stored."""
+    view = memoryview(data)
+    for digest, (offset, length) in slots.items():
+        if hash_bytes(view[offset : offset + length]) != digest:
+            raise IntegrityError(
+                f"the bytes sent for object {digest} do not hash to it; nothing of this "
+                "bundle was stored"
+            )
+    sizes = {digest: length for digest, (_, length) in slots.items()}
+    there = location.present(sizes)
+    missing = [(offset, length) for d, (offset, length) in slots.items() if d not in there]
+
+    def put(place: tuple[int, int]) -> None:
+        location.put_bytes(bytes(view[place[0] : place[0] + place[1]]))
+
+    with ThreadPoolExecutor(workers if location.packs is None else 1) as pool:
+        for _ in pool.map(put, missing):
+            pass
+    location.flush()
+    return sorted(slots)

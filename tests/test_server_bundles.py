@@ -1,0 +1,169 @@
+"""Small objects travel to a forebear server in bundles: many in one request, each checked
+against its own digest before anything of the bundle is stored. Real server processes over
+SQLite + a folder, and over PostgreSQL + S3 (SeaweedFS) for bundles sent to staging keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+import forebear
+from forebear import wire
+from forebear.hashing import hash_bytes
+from forebear.objects.bundles import encode_index
+
+from .serving import ForebearServer
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ForebearServer]:
+    running = ForebearServer.over_folder(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def bundle_of(*objects: bytes) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """The bytes of a bundle holding ``objects``, and its slots."""
+    slots, offset = {}, 0
+    for data in objects:
+        slots[hash_bytes(data)] = (offset, len(data))
+        offset += len(data)
+    return b"".join(objects), slots
+
+
+def requests_to(log: Path, path: str, method: str = "POST") -> int:
+    """How many requests the server's access log shows to paths starting with ``path``."""
+    lines = log.read_text().splitlines()
+    return sum(1 for line in lines if f'"path": "{path}' in line and f'"{method}"' in line)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
+def test_many_small_files_go_up_in_a_few_bundles(
+    server: ForebearServer, tmp_path: Path, make_tree: Callable[..., Path], packed: bool
+) -> None:
+    if packed:
+        with server.store() as admin:  # through the server, which keeps packs from now on
+            admin.upgrade()
+    token = server.user("alice", {"iris": "writer"})
+    files: dict[str, str | bytes] = {f"f{n:04d}.txt": f"row {n}\n" * 40 for n in range(600)}
+    data = make_tree("many", files)
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
+        with forebear.init(project="iris", store=store) as run:
+            version = run.log_artifact(data, name="many")
+        assert version.open("f0599.txt").read() == files["f0599.txt"].encode()  # type: ignore[union-attr]
+    log = tmp_path / "server.log"
+    assert requests_to(log, "/api/v1/bundles") >= 1
+    assert requests_to(log, "/api/v1/objects/", "PUT") == 0  # not one object sent alone
+    with forebear.Store(server.db_url, server.objects_url) as direct:  # opened after upgrade
+        assert direct.verify() == []
+        digests = [e.digest or "" for e in direct.artifact("iris/many:v0").entries()]
+        assert all(direct.objects.has(d) for d in digests)
+        assert bool(direct.objects.packed(digests)) is packed  # the server's own packs
+
+
+def test_a_bundle_is_checked_object_by_object(server: ForebearServer) -> None:
+    alice = server.user("alice", {"iris": "writer"})
+    bob = server.user("bob", {"iris": "reader"})
+    genuine = b"genuine bytes\n"
+    forged_digest = hash_bytes(b"what the index claims")
+    body, slots = bundle_of(genuine, b"forged bytes\n")
+    (second,) = [d for d in slots if d != hash_bytes(genuine)]
+    slots[forged_digest] = slots.pop(second)
+    auth = {"authorization": f"Bearer {alice}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        refused = client.post("/api/v1/bundles", content=encode_index(slots) + b"\n" + body)
+        assert refused.status_code == 422, refused.content
+        assert "nothing of this bundle was stored" in refused.json()["message"]
+        objects = server.direct.objects
+        assert not objects.has(forged_digest) and not objects.has(hash_bytes(genuine))
+        body, slots = bundle_of(genuine, b"another\n")
+        sent = client.post("/api/v1/bundles", content=encode_index(slots) + b"\n" + body)
+        assert sent.status_code == 200 and wire.loads(sent.content) == {"stored": 2}
+        assert objects.read_bytes(hash_bytes(genuine)) == genuine
+    reader = {"authorization": f"Bearer {bob}"}
+    with httpx.Client(base_url=server.url, headers=reader, timeout=60) as client:
+        body, slots = bundle_of(b"bob may not write\n")
+        answer = client.post("/api/v1/bundles", content=encode_index(slots) + b"\n" + body)
+        assert answer.status_code == 403
+    assert not server.direct.objects.has(hash_bytes(b"bob may not write\n"))
+
+
+def test_malformed_bundles_get_one_clear_4xx(server: ForebearServer) -> None:
+    token = server.user("alice", {"iris": "writer"})
+    digest = hash_bytes(b"abc")
+    cases = [
+        b"no index line at all",
+        b"not json\nabc",
+        b'{"a": 1}\nabc',
+        json.dumps([[digest, 0, 4]]).encode() + b"\nabc",  # past the end
+        json.dumps([[digest, -1, 3]]).encode() + b"\nabc",
+        json.dumps([[digest, 0.5, 3]]).encode() + b"\nabc",
+        json.dumps([["../../forebear.json", 0, 3]]).encode() + b"\nabc",
+        json.dumps([[digest, 0]]).encode() + b"\nabc",
+        b"[" * 100_000 + b"]" * 100_000 + b"\nabc",
+    ]
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        for body in cases:
+            answer = client.post("/api/v1/bundles", content=body)
+            assert 400 <= answer.status_code < 500, (body[:60], answer.status_code)
+            assert answer.json()["error"], body[:60]
+        publish = [
+            {"id": "../x", "key": digest, "objects": []},
+            {"id": "0" * 32, "key": "not a digest", "objects": []},
+            {"id": "0" * 32, "key": digest},
+        ]
+        for value in publish:
+            answer = client.post("/api/v1/bundles/publish", content=wire.dumps(value))
+            assert 400 <= answer.status_code < 500, (value, answer.status_code)
+        huge = client.post("/api/v1/bundles", content=b"[]\n" + b"\0" * (80 << 20))
+        assert huge.status_code == 413
+    assert not server.direct.objects.has(digest)
+
+
+@pytest.mark.slow
+def test_a_bundle_sent_to_a_staging_key_is_checked_before_it_is_stored(
+    postgres_url: str, s3_url: str, tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
+    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
+    try:
+        token = server.user("alice", {"iris": "writer"})
+        auth = {"authorization": f"Bearer {token}"}
+        body, slots = bundle_of(b"one\n", b"two\n")
+        forged = {**slots, hash_bytes(b"three\n"): slots[hash_bytes(b"two\n")]}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+            for index, expected in ((forged, 422), (slots, 200)):
+                key = hash_bytes(body)
+                asked = client.post("/api/v1/uploads", content=wire.dumps({"sizes": {key: 8}}))
+                upload = wire.loads(asked.content)["uploads"][key]
+                assert httpx.put(upload["url"], content=body).status_code == 200
+                rows = [[d, o, n] for d, (o, n) in index.items()]
+                request = {"id": upload["id"], "key": key, "objects": rows}
+                answer = client.post("/api/v1/bundles/publish", content=wire.dumps(request))
+                assert answer.status_code == expected, answer.content
+                if expected == 422:
+                    assert not any(server.direct.objects.has(d) for d in forged)
+                # the staged copy is gone either way: publishing it again finds nothing
+                again = client.post("/api/v1/bundles/publish", content=wire.dumps(request))
+                assert again.status_code == 404
+        assert server.direct.objects.read_bytes(hash_bytes(b"two\n")) == b"two\n"
+        # and a whole log of small files sends them to S3 in bundles, none through the server
+        data = make_tree("many", {f"f{n}.txt": f"{n}\n" * 100 for n in range(300)})
+        with forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store:
+            with forebear.init(project="iris", store=store) as run:
+                version = run.log_artifact(data, name="many")
+            assert version.open("f299.txt").read() == b"299\n" * 100
+        log = tmp_path / "server.log"
+        assert requests_to(log, "/api/v1/bundles/publish") >= 1
+        assert requests_to(log, "/api/v1/uploads/publish") == 0
+        assert server.direct.verify() == []
+    finally:
+        server.stop()
