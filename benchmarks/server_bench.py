@@ -3,6 +3,7 @@
     python benchmarks/server_bench.py                        # 20,000 files, 1 GiB, 2 GiB
     python benchmarks/server_bench.py --files 500 --big-mib 64 --rss-mib 128   # quick
     python benchmarks/server_bench.py --write docs/benchmarks.md
+    python benchmarks/server_bench.py --packs --write docs/benchmarks.md   # both in format 3
 
 A PostgreSQL and an S3 server (SeaweedFS) are started on 127.0.0.1 (scripts/postgres.sh and
 scripts/s3.sh; or the ones FOREBEAR_TEST_PG_URL and FOREBEAR_TEST_S3_* name). Each side gets
@@ -10,7 +11,8 @@ an empty database and bucket prefix: "direct" is a Store over them, "server" a S
 through `forebear server` over another pair, with a token. Both log the same FILES small
 files (4 KiB of random bytes each) as one version, then one file of BIG MiB (stored in
 chunks). Then a file of RSS MiB is logged through the server while the server process's
-resident memory is sampled every 50 ms: its peak is reported.
+resident memory is sampled every 50 ms: its peak is reported. With --packs, both stores
+are upgraded to format 3 first (small objects in packs; the section "server-bench-packs").
 """
 
 from __future__ import annotations
@@ -79,8 +81,10 @@ def timed_log(store: forebear.Store, source: Path, name: str) -> float:
 
 
 class ServerProcess:
-    def __init__(self, db_url: str, objects_url: str, log: Path) -> None:
+    def __init__(self, db_url: str, objects_url: str, log: Path, *, packs: bool) -> None:
         direct = forebear.Store(db_url, objects_url)
+        if packs:
+            direct.upgrade()
         direct.add_user("bench", admin=True)
         self.token = direct.create_token("bench", "bench")
         direct.close()
@@ -157,12 +161,14 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
             fresh_database(pg["FOREBEAR_TEST_PG_URL"]), f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}",
             cache_dir=work / "direct-cache",
         )  # fmt: skip
+        if args.packs:
+            direct.upgrade()
         found["direct_small"] = timed_log(direct, small, "small")
         found["direct_big"] = timed_log(direct, big, "big")
         direct.close()
         server = ServerProcess(
             fresh_database(pg["FOREBEAR_TEST_PG_URL"]), f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}",
-            work / "server.log",
+            work / "server.log", packs=args.packs,
         )  # fmt: skip
         remote = forebear.Store(server.url, token=server.token, cache_dir=work / "server-cache")
         found["server_small"] = timed_log(remote, small, "small")
@@ -200,9 +206,10 @@ def report(found: dict[str, float], args: argparse.Namespace) -> str:
     def ratio(key: str) -> str:
         return f"**{found[f'server_{key}'] / found[f'direct_{key}']:.2f}\u00d7**"
 
+    packs = " (format 3, packs)" if args.packs else ""
     return "\n".join(
         [
-            "## Through a server",
+            f"## Through a server{packs}",
             "",
             f"Measured on {machine()}, PostgreSQL and SeaweedFS (S3) on the same machine. "
             "`python benchmarks/server_bench.py` (see its docstring). Through the server, "
@@ -228,6 +235,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--rss-mib", type=int, default=2048)
+    parser.add_argument("--packs", action="store_true", help="both stores in format 3")
     parser.add_argument("--write", type=Path, help="update this benchmark's section of the file")
     args = parser.parse_args()
     os.environ.setdefault("FOREBEAR_NO_PROGRESS", "1")
@@ -236,7 +244,7 @@ def main() -> None:
     text = report(found, args)
     print(text)
     if args.write:
-        write_section(args.write, text, MARK)
+        write_section(args.write, text, f"{MARK}-packs" if args.packs else MARK)
 
 
 if __name__ == "__main__":
