@@ -15,6 +15,7 @@ stores a checked bundle's objects into a location.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -88,10 +89,11 @@ def store_bundle(location: ObjectLocation, data: bytes, slots: Slots, workers: i
             )
     sizes = {digest: length for digest, (_, length) in slots.items()}
     there = location.present(sizes)
-    missing = [(offset, length) for d, (offset, length) in slots.items() if d not in there]
+    missing = [(d, offset, length) for d, (offset, length) in slots.items() if d not in there]
 
-    def put(place: tuple[int, int]) -> None:
-        location.put_bytes(bytes(view[place[0] : place[0] + place[1]]))
+    def put(place: tuple[str, int, int]) -> None:
+        digest, offset, length = place  # known missing: no request to ask again
+        location.put_stream(io.BytesIO(view[offset : offset + length]), digest, source="a bundle")
 
     with ThreadPoolExecutor(workers if location.packs is None else 1) as pool:
         for _ in pool.map(put, missing):

@@ -73,12 +73,13 @@ class RemoteBackend(Backend):
         self.actor = str(about["user"])
         self.store_id = about.get("store_id")
         self.chunking = chunking or Chunking.from_dict(about["chunking"])
-        self.objects = ServerObjects(
+        self.server_objects = ServerObjects(
             self.client,
             int(about["format_version"]),
             staged=about.get("objects") == "s3",
             bundles=about.get("bundles") is True,
         )
+        self.objects = self.server_objects
         self.db_url = self.client.url
         self.objects_url = self.client.url
         self.read_only = None
@@ -92,6 +93,7 @@ class RemoteBackend(Backend):
         return self.client.call(method, *args, **kwargs)
 
     def close(self) -> None:
+        self.server_objects.close()
         self.client.close()
 
     def own_files(self) -> frozenset[str]:

@@ -113,6 +113,11 @@ class ServerClient:
         rows = [[d, o, n] for d, (o, n) in slots.items()]
         self.post("/api/v1/bundles/publish", {"id": staging_id, "key": key, "objects": rows})
 
+    def all_present(self, slots: Mapping[str, tuple[int, int]]) -> bool:
+        """Whether the server holds every one of these objects for this user."""
+        sizes = {d: n for d, (_, n) in slots.items()}
+        return set(self.post("/api/v1/present", {"sizes": sizes})["present"]) == set(sizes)
+
     def object_response(self, digest: str) -> Any:
         """The response carrying an object's bytes (a stream: close it), after following
         the server to a presigned URL without the token."""

@@ -14,8 +14,9 @@ import contextlib
 import os
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, BinaryIO, cast
 
 from ..errors import ObjectNotFound, StoreError
@@ -29,6 +30,7 @@ from .client import ServerClient
 BLOCK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 PUBLISH_BATCH = 256  # objects sent straight to the object store, published in one request
+BUNDLES_IN_FLIGHT = 2  # bundles sent at once while the next fills
 
 
 class ServerObjects(ObjectLocation):
@@ -50,6 +52,8 @@ class ServerObjects(ObjectLocation):
         self.pending: dict[str, str] = {}  # sent, not yet published: digest -> staging id
         self.bundle: PackWriter | None = None  # the bundle being filled
         self.bundled: set[str] = set()  # in a bundle not yet stored by the server
+        self.senders: ThreadPoolExecutor | None = None  # bundles are sent in the background
+        self.in_flight: deque[Future[None]] = deque()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -251,7 +255,44 @@ class ServerObjects(ObjectLocation):
             if full is not None:
                 self.bundle = None
         if full is not None:
-            self.send_bundle(full)
+            self.dispatch(full)
+
+    def dispatch(self, writer: PackWriter) -> None:
+        """Send a full bundle in the background while the next one fills; with
+        `BUNDLES_IN_FLIGHT` already on their way, wait for the oldest (memory stays flat)."""
+        with self.lock:
+            if self.senders is None:
+                self.senders = ThreadPoolExecutor(BUNDLES_IN_FLIGHT)
+            self.in_flight.append(self.senders.submit(self.send_bundle, writer))
+            waiting = []
+            while len(self.in_flight) > BUNDLES_IN_FLIGHT:
+                waiting.append(self.in_flight.popleft())
+        for future in waiting:
+            future.result()  # a failed send fails the log now
+
+    def sent_bundles(self) -> None:
+        """Wait for every bundle on its way; the first failure is raised once all ended."""
+        with self.lock:
+            futures, self.in_flight = list(self.in_flight), deque()
+            senders, self.senders = self.senders, None
+        try:
+            for future in futures:
+                future.exception()  # waits, raises nothing
+            for future in futures:
+                future.result()
+        finally:
+            if senders is not None:
+                senders.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Drop a bundle left unsent (a log that failed before its flush), after the ones
+        on their way."""
+        with self.lock:
+            left, self.bundle = self.bundle, None
+        if left is not None:
+            left.discard()
+        with contextlib.suppress(Exception):
+            self.sent_bundles()
 
     def send_bundle(self, writer: PackWriter) -> None:
         """Send one bundle whole (through the server, or to a staging key on S3) and have
@@ -263,7 +304,11 @@ class ServerObjects(ObjectLocation):
             if self.staged:
                 target = self.client.upload_urls({sealed.digest: sealed.size})[sealed.digest]
                 self.client.put_presigned(target["url"], data, sealed.size)
-                self.client.publish_bundle(target["id"], sealed.digest, sealed.slots)
+                try:
+                    self.client.publish_bundle(target["id"], sealed.digest, sealed.slots)
+                except ObjectNotFound:  # an answer lost, the request sent again: stored?
+                    if not self.client.all_present(sealed.slots):
+                        raise
             else:
                 self.client.put_bundle(encode_index(sealed.slots), data)
         finally:
@@ -277,7 +322,8 @@ class ServerObjects(ObjectLocation):
         with self.lock:
             last, self.bundle = self.bundle, None
         if last is not None:
-            self.send_bundle(last)
+            self.dispatch(last)
+        self.sent_bundles()
         with self.lock:
             batch, self.pending = dict(self.pending), {}
         items = sorted(batch.items())
