@@ -28,7 +28,11 @@ from .formatfile import DIGEST_RE
 if TYPE_CHECKING:
     from .base import ObjectLocation
 
-BUNDLED_BELOW = 1 << 20  # objects smaller than this travel in bundles
+# Objects smaller than this travel in bundles: to a store with packs, where the server
+# writes them into a pack anyway, up to 1 MiB (every chunk); to one without, where it
+# writes each on its own, only the small ones whose requests cost more than their bytes.
+BUNDLED_BELOW_PACKED = 1 << 20
+BUNDLED_BELOW_LOOSE = 128 << 10
 BUNDLE_TARGET = 8 << 20  # a bundle is sent once it holds this many bytes
 MAX_BUNDLE_BYTES = 64 << 20  # what a server takes in one bundle (held in its memory)
 MAX_BUNDLE_OBJECTS = 100_000
@@ -74,6 +78,11 @@ def checked_index(value: Any, size: int) -> dict[str, tuple[int, int]]:
             )
         slots[digest] = (offset, length)
     return slots
+
+
+def bundled_below(location: ObjectLocation) -> int:
+    """Below what size a server over ``location`` takes objects in bundles."""
+    return BUNDLED_BELOW_PACKED if location.packs is not None else BUNDLED_BELOW_LOOSE
 
 
 def store_bundle(location: ObjectLocation, data: bytes, slots: Slots, workers: int) -> list[str]:

@@ -77,7 +77,7 @@ class RemoteBackend(Backend):
             self.client,
             int(about["format_version"]),
             staged=about.get("objects") == "s3",
-            bundles=about.get("bundles") is True,
+            bundled_below=int(about.get("bundled_below") or 0),
         )
         self.objects = self.server_objects
         self.db_url = self.client.url

@@ -22,7 +22,7 @@ from typing import IO, Any, BinaryIO, cast
 from ..errors import ObjectNotFound, StoreError
 from ..hashing import Progress, hash_bytes
 from ..objects import TRANSFER_WORKERS, ObjectLocation
-from ..objects.bundles import BUNDLE_TARGET, BUNDLED_BELOW, encode_index
+from ..objects.bundles import BUNDLE_TARGET, encode_index
 from ..objects.copying import Joined, read_up_to
 from ..objects.packs import PackWriter
 from .client import ServerClient
@@ -40,13 +40,18 @@ class ServerObjects(ObjectLocation):
     is_local = False
 
     def __init__(
-        self, client: ServerClient, format_version: int, *, staged: bool, bundles: bool = False
+        self,
+        client: ServerClient,
+        format_version: int,
+        *,
+        staged: bool,
+        bundled_below: int = 0,
     ) -> None:
         super().__init__(f"{client.url}/api/v1/objects", cast(Any, None), "")
         self.client = client
         self.format_version = format_version
         self.staged = staged  # uploads go straight to the object store (S3), then checked
-        self.bundles = bundles  # the server takes small objects in bundles
+        self.bundled_below = bundled_below  # smaller objects go in bundles (0: no bundles)
         self.lock = threading.Lock()
         self.urls: dict[str, dict[str, str]] = {}  # upload URLs handed out with `present`
         self.pending: dict[str, str] = {}  # sent, not yet published: digest -> staging id
@@ -134,9 +139,9 @@ class ServerObjects(ObjectLocation):
         *,
         source: str = "a stream",
     ) -> None:
-        if self.bundles:
-            head = read_up_to(src, BUNDLED_BELOW)
-            if len(head) < BUNDLED_BELOW:
+        if self.bundled_below:
+            head = read_up_to(src, self.bundled_below)
+            if len(head) < self.bundled_below:
                 self.add_to_bundle(digest, head, source)
                 if progress is not None:
                     progress(len(head))
@@ -173,8 +178,8 @@ class ServerObjects(ObjectLocation):
         if not known_missing and self.present({digest: size}):
             return False
         with open(local_path, "rb") as src:
-            if self.bundles and size < BUNDLED_BELOW:
-                data = read_up_to(src, BUNDLED_BELOW)
+            if size < self.bundled_below:
+                data = read_up_to(src, self.bundled_below)
                 self.add_to_bundle(digest, data, os.fspath(local_path))
                 if progress is not None:
                     progress(len(data))
@@ -197,10 +202,10 @@ class ServerObjects(ObjectLocation):
         def put(item: tuple[str | os.PathLike[str], str]) -> None:
             self.put_file(item[0], item[1], progress, known_missing=True)
 
-        if self.bundles:  # small files one after the other into bundles, the rest at once
+        if self.bundled_below:  # small files one after the other into bundles, the rest at once
             large = []
             for item in items:
-                if os.path.getsize(item[0]) < BUNDLED_BELOW:
+                if os.path.getsize(item[0]) < self.bundled_below:
                     put(item)
                 else:
                     large.append(item)
@@ -212,7 +217,7 @@ class ServerObjects(ObjectLocation):
     def _put_loose_bytes(self, data: bytes) -> str:
         digest = hash_bytes(data)
         if not self.present({digest: len(data)}):
-            if self.bundles and len(data) < BUNDLED_BELOW:
+            if len(data) < self.bundled_below:
                 self.add_to_bundle(digest, data, "a blob")
             elif self.staged:
                 self.send_staged(digest, len(data), data)

@@ -50,7 +50,13 @@ from ..errors import (
 )
 from ..local.lazy import reached_directly
 from ..objects import TRANSFER_WORKERS
-from ..objects.bundles import MAX_BUNDLE_BYTES, MAX_BUNDLE_OBJECTS, checked_index, store_bundle
+from ..objects.bundles import (
+    MAX_BUNDLE_BYTES,
+    MAX_BUNDLE_OBJECTS,
+    bundled_below,
+    checked_index,
+    store_bundle,
+)
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
@@ -140,7 +146,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
                 "chunking": inner.chunking.to_dict(),
                 "format_version": inner.objects.format_version,
                 "objects": "s3" if inner.objects.can_presign else "streamed",
-                "bundles": True,
+                "bundled_below": bundled_below(inner.objects),
                 "user": guarded.principal.name,
                 "admin": guarded.principal.admin,
             }
