@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from ..objects import ObjectLocation
     from .backend import LocalBackend
 
+CHECK_GROUP = 8 << 20  # a new chunk list's chunks are read back this many bytes at a time
+
 
 def commit_uploaded(
     backend: LocalBackend,
@@ -177,8 +179,22 @@ def _check_held(
 def _check_chunk_list(backend: LocalBackend, chunks: ChunkList) -> None:
     """A new chunk list is true only if its chunks, end to end, hash to the file's digest."""
     hasher = new_hasher()
-    for chunk in chunks.digests:  # each stored under its digest, checked as it arrived
-        hasher.update(backend.objects.raw_bytes(chunk) or b"")
+    digests, sizes = chunks.digests, chunks.sizes  # the sizes were checked against the store
+    start = 0
+    while start < len(digests):  # a group at a time: packed neighbours in one request
+        stop, length = start, 0
+        while stop < len(digests) and (stop == start or length + sizes[stop] <= CHECK_GROUP):
+            length += sizes[stop]
+            stop += 1
+        group = bytearray(length)
+
+        def name(index: int, first: int = start) -> str:
+            return f"chunk {first + index} of {chunks.digest}"
+
+        with memoryview(group) as view:  # each stored under its digest, checked on arrival
+            backend.objects.read_into(digests[start:stop], sizes[start:stop], view, name)
+        hasher.update(group)
+        start = stop
     if hasher.hexdigest() != chunks.digest:
         raise IntegrityError(
             f"the chunks sent for {chunks.digest} do not make up that file; nothing was committed"
