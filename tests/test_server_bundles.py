@@ -167,3 +167,35 @@ def test_a_bundle_sent_to_a_staging_key_is_checked_before_it_is_stored(
         assert server.direct.verify() == []
     finally:
         server.stop()
+
+
+def test_a_chunk_list_whose_chunks_do_not_make_up_the_file_is_refused(
+    server: ForebearServer,
+) -> None:
+    """Chunks the user sent, named in a chunk list of a file they do not make up: the
+    server reads them back end to end before it commits, and refuses the version."""
+    from forebear.chunking import ChunkList
+
+    token = server.user("alice", {"iris": "writer"})
+    first, second = b"a" * 3000, b"b" * 3000
+    claimed = b"a" * 3000 + b"c" * 3000  # the file the version would say it holds
+    chunks = ChunkList(
+        hash_bytes(claimed), len(claimed), (hash_bytes(first), hash_bytes(second)),
+        (len(first), len(second)), server.direct.chunking,
+    )  # fmt: skip
+    manifest = forebear.Manifest.build(
+        [forebear.ManifestEntry("table.bin", chunks.digest, chunks.size)]
+    )
+    body, slots = bundle_of(first, second, manifest.to_bytes())
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        sent = client.post("/api/v1/bundles", content=encode_index(slots) + b"\n" + body)
+        assert sent.status_code == 200
+        commit = {"project": "iris", "name": "forged", "type": "dataset",
+                  "digest": manifest.digest, "chunk_lists": [chunks], "aliases": [],
+                  "tags": []}  # fmt: skip
+        answer = client.post("/api/v1/commit", content=wire.dumps(commit))
+        assert answer.status_code == 422, answer.content
+        assert b"do not make up that file" in answer.content
+    with pytest.raises(forebear.ArtifactNotFound):  # nothing was committed
+        server.direct.versions("iris/forged")
