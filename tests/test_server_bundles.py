@@ -120,6 +120,7 @@ def test_malformed_bundles_get_one_clear_4xx(server: ForebearServer) -> None:
             {"id": "../x", "key": digest, "objects": []},
             {"id": "0" * 32, "key": "not a digest", "objects": []},
             {"id": "0" * 32, "key": digest},
+            {"id": "0" * 32, "key": digest, "objects": []},  # a folder has no staging keys
         ]
         for value in publish:
             answer = client.post("/api/v1/bundles/publish", content=wire.dumps(value))
