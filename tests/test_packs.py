@@ -72,7 +72,9 @@ def test_many_small_files_go_into_one_pack_and_read_back(
         version = run.log_artifact(data, name="ds")
     small = {e.digest for e in version.iter_entries() if e.path != "big.bin"}
     assert location(packed).packed(small | {version.digest}).keys() == small | {version.digest}
-    assert len(pack_files(packed)) == 1  # and the chunks of big.bin
+    # and the chunks of big.bin; through a server each bundle a client sent is checked and
+    # written as a pack of its own before the server answers (the files, then the manifest)
+    assert len(pack_files(packed)) == (1 if getattr(packed, "server", None) is None else 2)
     # through a server the clients' uploads arrive loose; gc removes those copies
     packed.gc(grace=dt.timedelta(0))
     assert loose_objects(packed) == []
