@@ -40,10 +40,14 @@ MAX_BUNDLE_OBJECTS = 100_000
 Slots = Mapping[str, tuple[int, int]]
 
 
+def index_rows(slots: Slots) -> list[list[Any]]:
+    """A bundle's index as sent: ``[[digest, offset, length], ...]`` in offset order."""
+    return [[d, o, n] for d, (o, n) in sorted(slots.items(), key=lambda item: item[1])]
+
+
 def encode_index(slots: Slots) -> bytes:
-    """A bundle's index as one line of JSON: ``[[digest, offset, length], ...]``."""
-    rows = [[d, o, n] for d, (o, n) in sorted(slots.items(), key=lambda item: item[1])]
-    return json.dumps(rows, separators=(",", ":")).encode()
+    """A bundle's index as one line of JSON (the body of ``POST /api/v1/bundles``)."""
+    return json.dumps(index_rows(slots), separators=(",", ":")).encode()
 
 
 def checked_index(value: Any, size: int) -> dict[str, tuple[int, int]]:

@@ -11,6 +11,7 @@ import httpx2 as httpx
 
 from .. import wire
 from ..errors import AuthenticationError, StoreError
+from ..objects.bundles import index_rows
 
 TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=600.0, pool=60.0)
 ATTEMPTS = 4
@@ -110,7 +111,7 @@ class ServerClient:
         self, staging_id: str, key: str, slots: Mapping[str, tuple[int, int]]
     ) -> None:
         """Have the server check and store a bundle sent to its staging key."""
-        rows = [[d, o, n] for d, (o, n) in slots.items()]
+        rows = index_rows(slots)
         self.post("/api/v1/bundles/publish", {"id": staging_id, "key": key, "objects": rows})
 
     def all_present(self, slots: Mapping[str, tuple[int, int]]) -> bool:
