@@ -226,18 +226,26 @@ def test_a_protected_alias_moves_only_when_forced(
 
 class Receiver:
     """A real HTTP server on 127.0.0.1 that records every POST and answers ``status``
-    (with ``answer`` as its body)."""
+    (with ``answer`` as its body). With ``hold`` set, the first POST is answered only when
+    ``hold`` is set free: a send that takes its time."""
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
         self.answer = b""
+        self.hold: threading.Event | None = None
         self.arrived = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.arrived:  # recorded as it arrives: answers may race each other
+                    receiver.received.append((dict(self.headers), body))
+                    first = len(receiver.received) == 1
+                    receiver.arrived.notify_all()
+                if first and receiver.hold is not None:
+                    receiver.hold.wait(120)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
@@ -245,9 +253,6 @@ class Receiver:
                     self.wfile.write(receiver.answer)
                 except OSError:  # the sender read what it wanted and hung up
                     pass
-                with receiver.arrived:
-                    receiver.received.append((dict(self.headers), body))
-                    receiver.arrived.notify_all()
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -438,6 +443,27 @@ def test_two_senders_never_send_one_delivery_twice(
     store.deliver_webhooks()
     ids = [json.loads(body)["id"] for _, body in receiver.received]
     assert len(ids) == len(set(ids)) == 12
+
+
+def test_a_receiver_gets_events_in_the_order_they_happened(
+    direct_store: forebear.Store, make_tree: TreeMaker, receiver: Receiver, tmp_path: Path
+) -> None:
+    store = direct_store  # two processes of one team, each sending what it changed
+    receiver.hold = threading.Event()
+    store.add_webhook(receiver.url, events=["version.logged"], secret=SECRET)
+    train(store, make_tree("m0", {"model.pkl": "w0"}))
+    receiver.wait_for(1)  # v0's event is being sent, and its receiver takes its time
+    other = reopen(store, cache_dir=tmp_path / "other-cache")
+    try:
+        train(other, make_tree("m1", {"model.pkl": "w1"}))
+        # another sender does not overtake the send in progress: v1 waits for v0
+        assert other.deliver_webhooks() == []
+    finally:
+        other.close()  # its background sender, too, has finished
+    assert len(receiver.received) == 1
+    receiver.hold.set()
+    events = receiver.wait_for(2)  # the sender of v0 sends v1 next
+    assert [e["data"]["version"] for e in events] == ["fraud/fraud-rf:v0", "fraud/fraud-rf:v1"]
 
 
 def test_bad_webhooks_are_refused(store: forebear.Store, receiver: Receiver) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..errors import NotFound
 from ..records import Delivery, Webhook
@@ -117,8 +117,25 @@ def claim(
     session: Session, *, due_only: bool, skip: Sequence[int] = (), limit: int = 50
 ) -> list[tuple[int, str, str, str, str]]:
     """Take up to ``limit`` undelivered deliveries (due ones only, or every one; not those
-    in ``skip``) to send: (delivery id, url, secret, event, body)."""
+    in ``skip``) to send: (delivery id, url, secret, event, body).
+
+    A receiver gets its events in the order they happened: none is taken while an earlier
+    one to the same receiver is being sent by another sender (another thread, worker or
+    process); the sender of that earlier one takes it next. Only an earlier delivery that
+    failed and waits for its retry lets later ones overtake it, so one receiver that is
+    down for an hour does not hold every later event back."""
     now = utcnow()
+    earlier = aliased(DeliveryRow)
+    earlier_in_flight = (
+        select(earlier.id)
+        .where(
+            earlier.webhook_id == DeliveryRow.webhook_id,
+            earlier.id < DeliveryRow.id,
+            earlier.delivered_at.is_(None),
+            earlier.claimed_until >= now,
+        )
+        .exists()
+    )
     query = (
         select(
             DeliveryRow.id, WebhookRow.url, WebhookRow.secret, DeliveryRow.event, DeliveryRow.body
@@ -128,6 +145,7 @@ def claim(
             DeliveryRow.delivered_at.is_(None),
             WebhookRow.removed_at.is_(None),
             or_(DeliveryRow.claimed_until.is_(None), DeliveryRow.claimed_until < now),
+            ~earlier_in_flight,
         )
         .order_by(DeliveryRow.id)
         .limit(limit)
