@@ -354,6 +354,23 @@ def _cut_files(files: list[tuple[str, str]], chunking: Chunking) -> list[tuple[s
         return list(pool.map(cut, files))
 
 
+def _streamed(
+    objects: ObjectLocation,
+    files: list[tuple[str, ChunkList]],
+    missing: set[str],
+    tick: Callable[[int], None],
+) -> bool:
+    """Send each new chunk list with its missing chunks as one stream, where the location
+    takes that (a server, which proves the list as the bytes arrive); False if it does not.
+    A chunk two files share is sent with the first."""
+    for path, chunks in files:
+        mine = missing.intersection(chunks.digests)
+        if not objects.put_chunked_file(path, chunks, mine, tick):
+            return False  # the location takes no streams: it says so at the first file
+        missing -= mine
+    return True
+
+
 def _store_chunks(
     objects: ObjectLocation,
     files: list[tuple[str, ChunkList]],
@@ -379,6 +396,8 @@ def _store_chunks(
     new = sum(chunks.sizes[index] for _, (_, chunks, index) in missing)
     if expect is not None:
         expect(new)
+    if not committed and _streamed(objects, files, {d for d, _ in missing}, tick):
+        return new
     descriptors: dict[str, int] = {}
     try:
         for path, _ in files:

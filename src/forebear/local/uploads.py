@@ -10,7 +10,9 @@ chunk lists of the large files it cut. Here, under a lease:
    (``held``); a chunked file counts when all its chunks are;
 3. every object must be present with its size (a missing one is named, to upload again);
 4. each new chunk list is checked by hashing its chunks end to end against the file's
-   digest, then written;
+   digest, then written (one the object location holds already was checked when it was
+   written: by a file upload, `objects.file_streams`, or by a writer with the store's own
+   credentials);
 5. the version is committed in one transaction (`commit.commit_logged`).
 """
 
@@ -118,8 +120,9 @@ def commit_uploaded(
                 f"{', '.join(missing[:5])}; upload them and commit again"
             )
         for chunks in new_lists.values():
-            _check_chunk_list(backend, chunks)
-            objects.put_chunk_list(chunks.digest, chunks.to_bytes())
+            if objects.read_chunk_list(chunks.digest) != chunks.to_bytes():  # else proven
+                _check_chunk_list(backend, chunks)  # when it was stored (a file upload)
+                objects.put_chunk_list(chunks.digest, chunks.to_bytes())
         _pack_uploads(objects, {**wanted, **objects.sizes([digest])})
         objects.flush()
         stored = sum(sizes.values())

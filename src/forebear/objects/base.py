@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 import fsspec
 
+from ..chunking import ChunkList
 from ..destination import save_stream
 from ..errors import StoreError
 from ..hashing import Progress, hash_bytes, hash_stream
@@ -46,7 +47,7 @@ from .formatfile import (
     backend_errors,
     check_unchanged,
     missing,
-)
+)  # fmt: skip
 from .listing import StoredObject, modified_time
 from .packs import PACKS, PackIndex, Packs, PackSlot, runs_in_packs
 
@@ -448,6 +449,13 @@ class ObjectLocation(FormatFile):
                 loose.append((local_path, digest))
         return self._put_loose_files(loose, progress)
 
+    def put_chunked_file(
+        self, local_path: str, chunks: ChunkList, missing: set[str], progress: Progress
+    ) -> bool:
+        """Store a cut file's ``missing`` chunks in one stream, where that proves its chunk
+        list as it goes (a server); False: store them one by one instead."""
+        return False
+
     def flush(self) -> None:
         """Make the objects written so far durable before a commit makes them reachable:
         the pack being filled is sealed, written and indexed first."""
@@ -496,24 +504,16 @@ class ObjectLocation(FormatFile):
 
     @abstractmethod
     def _put_loose_file(
-        self,
-        local_path: str | os.PathLike[str],
-        digest: str,
-        progress: Progress | None = None,
-        *,
-        known_missing: bool = False,
-    ) -> bool:
+        self, local_path: str | os.PathLike[str], digest: str, progress: Progress | None = None,
+        *, known_missing: bool = False,
+    ) -> bool:  # fmt: skip
         """`put_file`, as a loose object."""
 
     @abstractmethod
     def _put_loose_stream(
-        self,
-        src: BinaryIO,
-        digest: str,
-        progress: Progress | None = None,
-        *,
+        self, src: BinaryIO, digest: str, progress: Progress | None = None, *,
         source: str = "a stream",
-    ) -> None:
+    ) -> None:  # fmt: skip
         """`put_stream`, as a loose object."""
 
     @abstractmethod

@@ -78,6 +78,7 @@ class RemoteBackend(Backend):
             int(about["format_version"]),
             staged=about.get("objects") == "s3",
             bundled_below=int(about.get("bundled_below") or 0),
+            file_uploads=about.get("file_uploads") is True,
         )
         self.objects = self.server_objects
         self.db_url = self.client.url

@@ -18,6 +18,10 @@ ATTEMPTS = 4
 RETRIED = (502, 503, 504)
 
 
+class Unreachable(StoreError):
+    """The server could not be reached, or the connection broke before it answered."""
+
+
 class ServerClient:
     """Talks to one server as one token's user."""
 
@@ -52,7 +56,7 @@ class ServerClient:
                     response = self.http.request(method, path, **options)
             except httpx.TransportError as error:
                 if attempt + 1 >= (ATTEMPTS if retry else 1):
-                    raise StoreError(
+                    raise Unreachable(
                         f"cannot reach the forebear server {self.url}: {error}"
                     ) from None
             else:
@@ -106,6 +110,16 @@ class ServerClient:
         """Many small objects in one request: the index line, then their bytes."""
         body = index + b"\n" + data
         self.checked(self.request("POST", "/api/v1/bundles", content=body))
+
+    def put_file(self, header: bytes, pieces: Iterator[bytes]) -> None:
+        """A chunked file in one request: the header line, then the bytes of the chunks it
+        says are sent (a stream: never sent twice by this call)."""
+
+        def body() -> Iterator[bytes]:
+            yield header + b"\n"
+            yield from pieces
+
+        self.checked(self.request("POST", "/api/v1/files", content=body(), retry=False))
 
     def publish_bundle(
         self, staging_id: str, key: str, slots: Mapping[str, tuple[int, int]]

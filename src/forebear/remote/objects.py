@@ -19,13 +19,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, BinaryIO, cast
 
-from ..errors import ObjectNotFound, StoreError
+from ..chunking import ChunkList
+from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import Progress, hash_bytes
 from ..objects import TRANSFER_WORKERS, ObjectLocation
 from ..objects.bundles import BUNDLE_TARGET, encode_index
 from ..objects.copying import Joined, read_up_to
+from ..objects.file_streams import encode_header
 from ..objects.packs import PackWriter
-from .client import ServerClient
+from .client import ATTEMPTS, ServerClient, Unreachable
 
 BLOCK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
@@ -46,12 +48,14 @@ class ServerObjects(ObjectLocation):
         *,
         staged: bool,
         bundled_below: int = 0,
+        file_uploads: bool = False,
     ) -> None:
         super().__init__(f"{client.url}/api/v1/objects", cast(Any, None), "")
         self.client = client
         self.format_version = format_version
         self.staged = staged  # uploads go straight to the object store (S3), then checked
         self.bundled_below = bundled_below  # smaller objects go in bundles (0: no bundles)
+        self.file_uploads = file_uploads  # a cut file's chunks go in one stream (`put_file`)
         self.lock = threading.Lock()
         self.urls: dict[str, dict[str, str]] = {}  # upload URLs handed out with `present`
         self.pending: dict[str, str] = {}  # sent, not yet published: digest -> staging id
@@ -226,6 +230,36 @@ class ServerObjects(ObjectLocation):
                 self.client.put_object(digest, data)
         return digest
 
+    def put_chunked_file(
+        self, local_path: str, chunks: ChunkList, missing: set[str], progress: Progress
+    ) -> bool:
+        """Send the file's chunk list and its ``missing`` chunks, in file order, in one
+        request: the server checks each chunk and proves the chunk list as they arrive (no
+        request per chunk, no second read of the file's chunks at the commit). A broken
+        connection is resumed: the server is asked again which chunks it holds."""
+        if not self.file_uploads:
+            return False
+        for attempt in range(ATTEMPTS):
+            first: dict[str, int] = {}
+            for index, digest in enumerate(chunks.digests):
+                first.setdefault(digest, index)
+            sent = sorted(index for digest, index in first.items() if digest in missing)
+            try:
+                with open(local_path, "rb") as src:
+                    pieces = _chunk_bytes(src.fileno(), chunks, sent, progress)
+                    self.client.put_file(encode_header(chunks, sent), pieces)
+                return True
+            except Unreachable:
+                if attempt + 1 >= ATTEMPTS:
+                    raise
+                missing = set(chunks.unique()) - self.present(chunks.unique())
+            except IntegrityError as error:
+                raise IntegrityError(
+                    f"the bytes of {local_path} sent to the server are not those hashed: did "
+                    f"it change while it was being logged? Log it again ({error})"
+                ) from None
+        return True  # pragma: no cover - the loop returns or raises
+
     def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
         """Nothing: the server writes a chunk list itself once it has checked it, when the
         version that needs it is committed."""
@@ -343,3 +377,19 @@ class ServerObjects(ObjectLocation):
 
     def will_need(self, digests: Sequence[str]) -> None:
         """A hint only; the server is asked when the bytes are read."""
+
+
+def _chunk_bytes(
+    descriptor: int, chunks: ChunkList, sent: Sequence[int], progress: Progress
+) -> Iterator[bytes]:
+    """The bytes of the ``sent`` chunks of an open file, in order, a block at a time."""
+    for index in sent:
+        offset, left = chunks.offsets[index], chunks.sizes[index]
+        while left:
+            block = os.pread(descriptor, min(left, BLOCK), offset)
+            if not block:
+                raise IntegrityError(f"the file of {chunks.digest} got shorter while it was sent")
+            offset += len(block)
+            left -= len(block)
+            yield block
+        progress(chunks.sizes[index])

@@ -12,6 +12,9 @@
 - ``POST /api/v1/bundles`` (an index line, then the bytes) and, on S3,
   ``POST /api/v1/bundles/publish`` (a bundle sent to a staging key): many small objects in
   one upload, each checked against its digest before it is stored (`objects.bundles`);
+- ``POST /api/v1/files`` (a header line, then the bytes): a large file's chunk list and the
+  chunks the server lacks, in file order, checked and stored as they arrive and the chunk
+  list proven before it is written (`objects.file_streams`);
 - ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
   URL when the objects live on S3, else the bytes, streamed);
 - the web UI under ``/``, behind a login.
@@ -32,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
+from anyio import from_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -57,6 +61,7 @@ from ..objects.bundles import (
     checked_index,
     store_bundle,
 )
+from ..objects.file_streams import MAX_HEADER_BYTES, parse_header, receive_file, unsent_digests
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
@@ -89,6 +94,7 @@ SPOOL_IN_MEMORY = 4 << 20  # an upload in flight stays in memory up to this, the
 PRESIGNED_SECONDS = 300
 MAX_INDEX_BYTES = MAX_BUNDLE_OBJECTS * 64  # a bundle's index line: one row per object
 BUNDLES_AT_ONCE = threading.BoundedSemaphore(2)  # bundles checked and stored at once (memory)
+FILES_AT_ONCE = threading.BoundedSemaphore(2)  # chunked files received at once (memory)
 
 T = TypeVar("T")
 
@@ -147,6 +153,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
                 "format_version": inner.objects.format_version,
                 "objects": "s3" if inner.objects.can_presign else "streamed",
                 "bundled_below": bundled_below(inner.objects),
+                "file_uploads": True,
                 "user": guarded.principal.name,
                 "admin": guarded.principal.admin,
             }
@@ -299,6 +306,35 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 
         return await run_in_threadpool(store_checked, principal, staged, body.get("objects"))
 
+    async def put_file(request: Request) -> Response:
+        """A chunked file: its chunk list and which chunks follow as one JSON line, then
+        those chunks' bytes in file order; each checked and stored as it arrives, the
+        others read from the store in their turn, the chunk list written once the whole
+        file hashes to its digest."""
+        principal = await authenticated(request)
+        GuardedBackend(inner, principal).need_some_writer()
+        body = BodyReader(request)
+        chunks, sent = parse_header(await body.line(MAX_HEADER_BYTES))
+
+        def receive() -> None:
+            unsent = unsent_digests(chunks, sent)
+            refused = unsent - GuardedBackend(inner, principal).held(unsent) if unsent else set()
+            if refused:
+                raise InvalidInput(
+                    f"{len(refused)} chunks of {chunks.digest} are not sent, not uploaded by "
+                    f"you and in no version you may read (such as {min(refused)}); send them"
+                )
+            with FILES_AT_ONCE:
+                receive_file(
+                    inner.objects, chunks, sent, lambda size: from_thread.run(body.read, size),
+                    workers=TRANSFER_WORKERS,
+                    on_stored=lambda digests: inner.record_uploads(principal.id, digests),
+                )  # fmt: skip
+                give_back()
+
+        await run_in_threadpool(receive)
+        return JSONResponse({"stored": chunks.digest}, status_code=201)
+
     async def get_object(request: Request) -> Response:
         principal = await authenticated(request)
         digest = checked_digest(request)
@@ -342,6 +378,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         Route("/api/v1/uploads/publish", publish, methods=["POST"]),
         Route("/api/v1/bundles", put_bundle, methods=["POST"]),
         Route("/api/v1/bundles/publish", publish_bundle, methods=["POST"]),
+        Route("/api/v1/files", put_file, methods=["POST"]),
         Route("/api/v1/commit", commit, methods=["POST"]),
         *login.routes(),
         Mount("/", app=login.web_ui(store)),
@@ -382,6 +419,47 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise TooLarge(limit)
         pieces.append(piece)
     return b"".join(pieces)
+
+
+class BodyReader:
+    """A request's body read as it arrives: a first line, then so many bytes at a time."""
+
+    def __init__(self, request: Request) -> None:
+        self.pieces = request.stream()
+        self.buffer = b""
+        self.ended = False
+
+    async def more(self) -> bool:
+        while not self.ended:
+            try:
+                piece = await self.pieces.__anext__()
+            except StopAsyncIteration:
+                self.ended = True
+            else:
+                if piece:
+                    self.buffer += piece
+                    return True
+        return False
+
+    async def line(self, limit: int) -> bytes:
+        """The first line, without its newline; `TooLarge` past ``limit`` bytes."""
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > limit:
+                raise TooLarge(limit)
+            if not await self.more():
+                raise InvalidInput("malformed request: its body ended before its first line")
+        line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
+        return line
+
+    async def read(self, size: int) -> bytes:
+        """``size`` bytes, or fewer at the end of the body (nothing once it ended): one
+        call gathers many of the pieces the body arrives in."""
+        pieces, got = [], 0
+        while got < size and (self.buffer or await self.more()):
+            piece, self.buffer = self.buffer[: size - got], self.buffer[size - got :]
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
 
 
 class TooLarge(InvalidInput):

@@ -1,0 +1,217 @@
+"""A chunked file received as one stream: its chunks checked and stored, and its chunk list
+proven, while the bytes arrive.
+
+A client of a server that cut a large file sends its chunk list, then the bytes of the
+chunks the server lacks, in file order. Taking the chunks one by one would cost a request
+each, and the server would later read every chunk back to prove that, end to end, they
+hash to the file's digest (a chunk list nobody checked could make another user's file read
+as other bytes). Here the proof rides along: each group of chunks that arrives is hashed
+into the file's digest and checked chunk by chunk against its own, then stored while the
+next group arrives; a chunk the client did not send (stored already) is read from the
+location in its turn. Only once the whole file hashes to its digest is the chunk list
+written: a chunk list in the location is one that was proven.
+
+This module knows nothing of servers or users: the caller says which unsent chunks the
+sender may build on, and records who sent what (``on_stored``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from ..chunking import ChunkList
+from ..errors import IntegrityError, InvalidInput, ObjectNotFound
+from ..hashing import hash_bytes, new_hasher
+from .formatfile import DIGEST_RE
+
+if TYPE_CHECKING:
+    from .base import ObjectLocation
+
+GROUP_BYTES = 8 << 20  # chunks are taken, hashed and stored this many bytes at a time
+GROUPS_IN_FLIGHT = 2  # groups being stored while the next arrives (memory stays flat)
+MAX_HEADER_BYTES = 64 << 20  # the header line: a chunk list of about a million chunks
+
+
+def encode_header(chunks: ChunkList, sent: Sequence[int]) -> bytes:
+    """The first line of a file upload: the chunk list, and which chunks follow."""
+    document = {"chunk_list": json.loads(chunks.to_bytes()), "sent": list(sent)}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def parse_header(line: bytes) -> tuple[ChunkList, list[int]]:
+    """The chunk list and the sent chunks a header line names; `InvalidInput` saying what
+    is wrong otherwise (nothing is read or stored after a bad header)."""
+    try:
+        document = json.loads(line)
+        chunks = ChunkList.from_bytes(json.dumps(document["chunk_list"]).encode())
+    except (ValueError, KeyError, TypeError, RecursionError, IntegrityError) as error:
+        raise InvalidInput(
+            "malformed file upload: its first line is {chunk_list, sent} as JSON "
+            f"({str(error)[:200]})"
+        ) from None
+    names = [chunks.digest, *chunks.digests]
+    if not all(isinstance(d, str) and DIGEST_RE.match(d) for d in names):
+        raise InvalidInput("malformed file upload: a digest is not 32 hex digits")
+    largest = chunks.chunking.max_size
+    if not chunks.digests or not all(0 < size <= largest for size in chunks.sizes):
+        raise InvalidInput(
+            f"malformed file upload: {chunks.digest} needs at least one chunk, each of 1 to "
+            f"{largest} bytes (its chunking's largest)"
+        )
+    return chunks, _checked_sent(chunks, document.get("sent"))
+
+
+def _checked_sent(chunks: ChunkList, sent: object) -> list[int]:
+    """The indices of the chunks a client says it sends, each a first occurrence, in
+    order; `InvalidInput` saying what is wrong otherwise."""
+    if not isinstance(sent, list) or not all(type(i) is int for i in sent):
+        raise InvalidInput("malformed file upload: 'sent' is a list of chunk indices")
+    if sent != sorted(set(sent)) or (sent and (sent[0] < 0 or sent[-1] >= len(chunks))):
+        raise InvalidInput(
+            f"malformed file upload: 'sent' must name chunks 0..{len(chunks) - 1} of "
+            f"{chunks.digest} in order, each once"
+        )
+    first: dict[str, int] = {}
+    for index, digest in enumerate(chunks.digests):
+        first.setdefault(digest, index)
+    repeated = [i for i in sent if first[chunks.digests[i]] != i]
+    if repeated:
+        raise InvalidInput(
+            f"malformed file upload: chunk {repeated[0]} of {chunks.digest} repeats an earlier "
+            "chunk; send each chunk's bytes at its first place only"
+        )
+    return sent
+
+
+def unsent_digests(chunks: ChunkList, sent: Sequence[int]) -> set[str]:
+    """The chunks the location must hold already: those the stream does not carry."""
+    carried = {chunks.digests[i] for i in sent}
+    return set(chunks.digests) - carried
+
+
+def receive_file(
+    location: ObjectLocation,
+    chunks: ChunkList,
+    sent: Sequence[int],
+    read: Callable[[int], bytes],
+    *,
+    workers: int,
+    on_stored: Callable[[list[str]], None],
+) -> None:
+    """Take the bytes of the ``sent`` chunks of ``chunks`` from ``read`` (which returns at
+    most as many bytes as asked, and fewer only at the end), check and store each, and
+    write the chunk list once the whole file hashes to its digest; ``on_stored`` is told
+    each group of chunks stored. Raises `IntegrityError` for bytes that do not hash to
+    their digest (a chunk's, or the file's: then no chunk list is written) and
+    `InvalidInput` for a body shorter or longer than the chunks it must carry or an unsent
+    chunk the location lacks. Chunks stored before a failure stay: each was checked."""
+    carried = set(sent)
+    hasher = new_hasher()
+    pool = ThreadPoolExecutor(workers if location.packs is None else 1)
+    stored: set[str] = set()  # sent in this stream: stored, or being stored
+    in_flight: deque[tuple[list[str], list[Future[None]]]] = deque()
+
+    def settle(count: int) -> None:
+        """Wait until at most ``count`` groups are still being stored."""
+        while len(in_flight) > count:
+            digests, futures = in_flight.popleft()
+            for future in futures:
+                future.result()
+            on_stored(digests)
+
+    def put(data: memoryview, digest: str) -> None:
+        location.put_stream(io.BytesIO(data), digest, source="a file upload")
+
+    try:
+        index = 0
+        while index < len(chunks):
+            stop, length = _group(chunks, index, carried)
+            if index in carried:
+                data = _read_exactly(read, length, chunks, index)
+                hasher.update(data)
+                view = memoryview(data)
+                futures, digests, offset = [], [], 0
+                for position in range(index, stop):
+                    digest, size = chunks.digests[position], chunks.sizes[position]
+                    part = view[offset : offset + size]
+                    offset += size
+                    if hash_bytes(part) != digest:
+                        raise IntegrityError(
+                            f"the bytes sent for {chunks.describe(position)} of {chunks.digest} "
+                            "do not hash to its digest; the file was not stored"
+                        )
+                    if digest not in stored:
+                        stored.add(digest)
+                        digests.append(digest)
+                        futures.append(pool.submit(put, part, digest))
+                in_flight.append((digests, futures))
+                settle(GROUPS_IN_FLIGHT)
+            else:
+                wanted = chunks.digests[index:stop]
+                if stored.intersection(wanted):  # sent earlier in this stream: stored first
+                    settle(0)
+                    location.flush()
+                group = bytearray(length)
+
+                def name(offset: int, first: int = index) -> str:
+                    return f"{chunks.describe(first + offset)} of {chunks.digest}"
+
+                try:
+                    with memoryview(group) as view:
+                        location.read_into(wanted, chunks.sizes[index:stop], view, name)
+                except ObjectNotFound as missing:
+                    raise InvalidInput(f"{missing}; send its bytes") from None
+                hasher.update(group)
+            index = stop
+        if read(1):
+            raise InvalidInput(
+                f"the upload of {chunks.digest} carries more bytes than the chunks it names"
+            )
+        settle(0)
+        location.flush()
+    finally:
+        pool.shutdown(wait=True)
+        with contextlib.suppress(Exception):  # a failure: what did get stored is recorded
+            for digests, futures in in_flight:
+                on_stored([d for d, f in zip(digests, futures, strict=True) if not f.exception()])
+    if hasher.hexdigest() != chunks.digest:
+        raise IntegrityError(
+            f"the chunks sent for {chunks.digest} do not make up that file; its chunk list "
+            "was not stored"
+        )
+    location.put_chunk_list(chunks.digest, chunks.to_bytes())
+
+
+def _group(chunks: ChunkList, start: int, carried: set[int]) -> tuple[int, int]:
+    """The end of the group that begins at ``start`` (all sent, or all unsent; at most
+    `GROUP_BYTES` unless one chunk is larger) and its length in bytes."""
+    sent = start in carried
+    stop, length = start, 0
+    while (
+        stop < len(chunks)
+        and (stop in carried) == sent
+        and (stop == start or length + chunks.sizes[stop] <= GROUP_BYTES)
+    ):
+        length += chunks.sizes[stop]
+        stop += 1
+    return stop, length
+
+
+def _read_exactly(read: Callable[[int], bytes], length: int, chunks: ChunkList, at: int) -> bytes:
+    pieces, got = [], 0
+    while got < length:
+        piece = read(length - got)
+        if not piece:
+            raise InvalidInput(
+                f"the upload of {chunks.digest} ended at {chunks.describe(at)}, before the "
+                "bytes of every chunk it names; send it again"
+            )
+        pieces.append(piece)
+        got += len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)

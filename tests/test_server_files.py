@@ -1,0 +1,202 @@
+"""A large file goes to a forebear server as one stream: its chunk list, then the chunks the
+server lacks, each checked as it arrives, and the chunk list proven end to end before it
+is written. Real server processes over SQLite + a folder, and over PostgreSQL + S3."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+import forebear
+from forebear.chunking import ChunkList
+from forebear.hashing import hash_bytes
+from forebear.objects.file_streams import encode_header
+
+from .serving import ForebearServer
+from .test_server_bundles import requests_to
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ForebearServer]:
+    running = ForebearServer.over_folder(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def chunk_list(server: ForebearServer, file: bytes, *parts: bytes) -> ChunkList:
+    """A chunk list claiming ``parts`` make up ``file`` (true or not)."""
+    return ChunkList(
+        hash_bytes(file), len(file), tuple(hash_bytes(p) for p in parts),
+        tuple(len(p) for p in parts), server.direct.chunking,
+    )  # fmt: skip
+
+
+def upload(client: httpx.Client, chunks: ChunkList, sent: list[int], body: bytes) -> httpx.Response:
+    return client.post("/api/v1/files", content=encode_header(chunks, sent) + b"\n" + body)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
+def test_a_large_file_goes_up_in_one_stream(
+    server: ForebearServer, tmp_path: Path, packed: bool
+) -> None:
+    if packed:
+        with server.store() as admin:
+            admin.upgrade()
+    token = server.user("alice", {"iris": "writer"})
+    table = tmp_path / "table.bin"
+    data = bytearray(os.urandom(20 << 20))
+    table.write_bytes(data)
+    log = tmp_path / "server.log"
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
+        with forebear.init(project="iris", store=store) as run:
+            first = run.log_artifact(table, name="table")
+        assert requests_to(log, "/api/v1/files") == 1
+        assert requests_to(log, "/api/v1/objects/", "PUT") == 0  # no chunk sent alone
+        original = bytes(data)
+        data[7 << 20 : (7 << 20) + 100] = b"x" * 100  # one edit: most chunks are there
+        table.write_bytes(data)
+        with forebear.init(project="iris", store=store) as run:
+            second = run.log_artifact(table, name="table")
+        assert requests_to(log, "/api/v1/files") == 2
+        assert second.open("table.bin").read() == bytes(data)
+        assert first.open("table.bin").read() == original
+        assert second.new_bytes is not None and second.new_bytes < (4 << 20)  # the edit only
+    with forebear.Store(server.db_url, server.objects_url) as direct:  # opened after upgrade
+        assert direct.verify() == []
+        for version, content in ((first, original), (second, bytes(data))):
+            (entry,) = direct.artifact(version.qualified_ref).entries()
+            stored = ChunkList.from_bytes(direct.objects.read_chunk_list(entry.digest) or b"")
+            assert b"".join(direct.objects.read_bytes(d) for d in stored.digests) == content
+
+
+def test_a_file_upload_is_checked_chunk_by_chunk_and_end_to_end(server: ForebearServer) -> None:
+    alice = server.user("alice", {"iris": "writer"})
+    one, two = os.urandom(3000), os.urandom(3000)
+    genuine = chunk_list(server, one + two, one, two)
+    objects = server.direct.objects
+    auth = {"authorization": f"Bearer {alice}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        # a chunk whose bytes are not its digest's: refused, nothing under that digest
+        answer = upload(client, genuine, [0, 1], one + b"!" + two[1:])
+        assert answer.status_code == 422, answer.content
+        assert "do not hash to its digest" in answer.json()["message"]
+        assert not objects.has(hash_bytes(two)) and objects.read_chunk_list(genuine.digest) is None
+        # genuine chunks that do not make up the file claimed: no chunk list
+        claimed = chunk_list(server, one + b"c" * 3000, one, two)
+        answer = upload(client, claimed, [0, 1], one + two)
+        assert answer.status_code == 422, answer.content
+        assert "do not make up that file" in answer.json()["message"]
+        assert objects.read_chunk_list(claimed.digest) is None
+        # a body shorter or longer than the chunks it names
+        short = upload(client, genuine, [0, 1], one + two[:-1])
+        assert short.status_code == 400 and "ended" in short.json()["message"]
+        long = upload(client, genuine, [0, 1], one + two + b"more")
+        assert long.status_code == 400 and "more bytes" in long.json()["message"]
+        assert objects.read_chunk_list(genuine.digest) is None
+        # the true one: stored, and a second stream needs no bytes at all (both are there)
+        assert upload(client, genuine, [0, 1], one + two).status_code == 201
+        assert ChunkList.from_bytes(objects.read_chunk_list(genuine.digest) or b"") == genuine
+        assert upload(client, genuine, [], b"").status_code == 201
+
+
+def test_a_file_upload_cannot_build_on_chunks_its_sender_may_not_read(
+    server: ForebearServer, tmp_path: Path
+) -> None:
+    alice = server.user("alice", {"iris": "writer"})
+    bob = server.user("bob", {"secret": "writer", "iris": "reader"})
+    private = os.urandom(5000)
+    folder = tmp_path / "private"
+    folder.mkdir()
+    (folder / "key.bin").write_bytes(private)
+    with (
+        forebear.Store(server.url, token=bob, cache_dir=tmp_path / "bob") as store,
+        forebear.init(project="secret", store=store) as run,
+    ):
+        run.log_artifact(folder, name="keys")
+    mine = os.urandom(4000)
+    guessed = chunk_list(server, mine + private, mine, private)
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {alice}"}) as client:
+        answer = upload(client, guessed, [0], mine)  # "the rest you hold already"
+        assert answer.status_code == 400, answer.content
+        assert "not uploaded by you" in answer.json()["message"]
+    assert server.direct.objects.read_chunk_list(guessed.digest) is None
+    assert not server.direct.objects.has(hash_bytes(mine))  # refused before reading a byte
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {bob}"}) as client:
+        one = chunk_list(server, mine, mine)
+        assert upload(client, one, [0], mine).status_code == 201  # a writer of some project
+    reader = server.user("carol", {"iris": "reader"})
+    with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {reader}"}) as c:
+        assert upload(c, one, [0], mine).status_code == 403
+
+
+def test_malformed_file_uploads_get_one_clear_4xx(server: ForebearServer) -> None:
+    token = server.user("alice", {"iris": "writer"})
+    data = b"abc" * 1000
+    good = json.loads(encode_header(chunk_list(server, data, data), [0]))
+    digest = hash_bytes(data)
+
+    def header(**changes: object) -> bytes:
+        document = json.loads(json.dumps(good))
+        for key, value in changes.items():
+            if key == "sent":
+                document["sent"] = value
+            else:
+                document["chunk_list"][key] = value
+        return json.dumps(document).encode()
+
+    cases = [
+        b"no header line at all",
+        b"not json\n" + data,
+        b'{"sent": [0]}\n' + data,
+        header(digest="../../forebear.json") + b"\n" + data,
+        header(chunks=[["not-a-digest", 3000]]) + b"\n" + data,
+        header(chunks=[], size=0) + b"\n",
+        header(chunks=[[digest, 3000]], size=3001) + b"\n" + data,
+        header(chunks=[[digest, 0], [digest, 3000]]) + b"\n" + data,
+        header(chunks=[[digest, 20 << 20]], size=20 << 20) + b"\n" + data,
+        header(sent=[1]) + b"\n" + data,
+        header(sent=[0, 0]) + b"\n" + data,
+        header(sent="all") + b"\n" + data,
+        header(chunks=[[digest, 3000], [digest, 3000]], size=6000, sent=[0, 1]) + b"\n" + data * 2,
+        b"[" * 100_000 + b"]" * 100_000 + b"\n" + data,
+    ]
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        for body in cases:
+            answer = client.post("/api/v1/files", content=body)
+            assert 400 <= answer.status_code < 500, (body[:80], answer.status_code)
+            assert answer.json()["error"], body[:80]
+        huge = client.post("/api/v1/files", content=b"{" + b" " * (70 << 20))
+        assert huge.status_code == 413
+    assert not server.direct.objects.has(digest)
+    assert server.direct.objects.read_chunk_list(digest) is None
+
+
+@pytest.mark.slow
+def test_a_large_file_goes_to_s3_through_the_server_in_one_stream(
+    postgres_url: str, s3_url: str, tmp_path: Path
+) -> None:
+    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
+    try:
+        token = server.user("alice", {"iris": "writer"})
+        table = tmp_path / "table.bin"
+        table.write_bytes(os.urandom(24 << 20))
+        with forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store:
+            with forebear.init(project="iris", store=store) as run:
+                version = run.log_artifact(table, name="table")
+            assert version.open("table.bin").read() == table.read_bytes()
+        log = tmp_path / "server.log"
+        assert requests_to(log, "/api/v1/files") == 1
+        assert requests_to(log, "/api/v1/uploads/publish") == 0  # no chunk staged alone
+        assert server.direct.verify() == []
+    finally:
+        server.stop()
