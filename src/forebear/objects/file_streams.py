@@ -33,8 +33,9 @@ from .formatfile import DIGEST_RE
 if TYPE_CHECKING:
     from .base import ObjectLocation
 
-GROUP_BYTES = 8 << 20  # chunks are taken, hashed and stored this many bytes at a time
-GROUPS_IN_FLIGHT = 2  # groups being stored while the next arrives (memory stays flat)
+GROUP_BYTES = 4 << 20  # chunks are taken, hashed and stored this many bytes at a time
+BYTES_IN_FLIGHT = 8 << 20  # chunks being stored while more arrive (memory stays flat)
+STORED_BATCH = 256  # chunks stored before ``on_stored`` is told (a catalog write each time)
 MAX_HEADER_BYTES = 64 << 20  # the header line: a chunk list of about a million chunks
 
 
@@ -107,7 +108,7 @@ def receive_file(
     """Take the bytes of the ``sent`` chunks of ``chunks`` from ``read`` (which returns at
     most as many bytes as asked, and fewer only at the end), check and store each, and
     write the chunk list once the whole file hashes to its digest; ``on_stored`` is told
-    each group of chunks stored. Raises `IntegrityError` for bytes that do not hash to
+    the chunks stored, a batch at a time. Raises `IntegrityError` for bytes that do not hash to
     their digest (a chunk's, or the file's: then no chunk list is written) and
     `InvalidInput` for a body shorter or longer than the chunks it must carry or an unsent
     chunk the location lacks. Chunks stored before a failure stay: each was checked."""
@@ -115,15 +116,21 @@ def receive_file(
     hasher = new_hasher()
     pool = ThreadPoolExecutor(workers if location.packs is None else 1)
     stored: set[str] = set()  # sent in this stream: stored, or being stored
-    in_flight: deque[tuple[list[str], list[Future[None]]]] = deque()
+    in_flight: deque[tuple[str, int, Future[None]]] = deque()  # chunks being stored
+    waiting = [0]  # their bytes
+    done: list[str] = []  # stored, not yet told to ``on_stored``
 
-    def settle(count: int) -> None:
-        """Wait until at most ``count`` groups are still being stored."""
-        while len(in_flight) > count:
-            digests, futures = in_flight.popleft()
-            for future in futures:
-                future.result()
-            on_stored(digests)
+    def settle(most: int) -> None:
+        """Wait until at most ``most`` bytes are still being stored; tell ``on_stored``
+        about what was, a batch at a time (or all of it, once nothing is in flight)."""
+        while in_flight and waiting[0] > most:
+            digest, size, future = in_flight.popleft()
+            future.result()
+            waiting[0] -= size
+            done.append(digest)
+        if done and (len(done) >= STORED_BATCH or not in_flight):
+            on_stored(list(done))
+            done.clear()
 
     def put(data: memoryview, digest: str) -> None:
         location.put_stream(io.BytesIO(data), digest, source="a file upload")
@@ -135,8 +142,7 @@ def receive_file(
             if index in carried:
                 data = _read_exactly(read, length, chunks, index)
                 hasher.update(data)
-                view = memoryview(data)
-                futures, digests, offset = [], [], 0
+                view, offset = memoryview(data), 0
                 for position in range(index, stop):
                     digest, size = chunks.digests[position], chunks.sizes[position]
                     part = view[offset : offset + size]
@@ -148,10 +154,9 @@ def receive_file(
                         )
                     if digest not in stored:
                         stored.add(digest)
-                        digests.append(digest)
-                        futures.append(pool.submit(put, part, digest))
-                in_flight.append((digests, futures))
-                settle(GROUPS_IN_FLIGHT)
+                        in_flight.append((digest, size, pool.submit(put, part, digest)))
+                        waiting[0] += size
+                        settle(BYTES_IN_FLIGHT)
             else:
                 wanted = chunks.digests[index:stop]
                 if stored.intersection(wanted):  # sent earlier in this stream: stored first
@@ -178,8 +183,9 @@ def receive_file(
     finally:
         pool.shutdown(wait=True)
         with contextlib.suppress(Exception):  # a failure: what did get stored is recorded
-            for digests, futures in in_flight:
-                on_stored([d for d, f in zip(digests, futures, strict=True) if not f.exception()])
+            done.extend(digest for digest, _, future in in_flight if not future.exception())
+            if done:
+                on_stored(done)
     if hasher.hexdigest() != chunks.digest:
         raise IntegrityError(
             f"the chunks sent for {chunks.digest} do not make up that file; its chunk list "

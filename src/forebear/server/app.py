@@ -95,6 +95,7 @@ PRESIGNED_SECONDS = 300
 MAX_INDEX_BYTES = MAX_BUNDLE_OBJECTS * 64  # a bundle's index line: one row per object
 BUNDLES_AT_ONCE = threading.BoundedSemaphore(2)  # bundles checked and stored at once (memory)
 FILES_AT_ONCE = threading.BoundedSemaphore(2)  # chunked files received at once (memory)
+FILE_WORKERS = 6  # a file's chunks stored at once (each holds a copy while it is written)
 
 T = TypeVar("T")
 
@@ -306,6 +307,11 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 
         return await run_in_threadpool(store_checked, principal, staged, body.get("objects"))
 
+    def stored(principal: Principal, digests: list[str]) -> None:
+        """Receipts for a group of a file's chunks, and their buffers handed back."""
+        inner.record_uploads(principal.id, digests)
+        give_back()
+
     async def put_file(request: Request) -> Response:
         """A chunked file: its chunk list and which chunks follow as one JSON line, then
         those chunks' bytes in file order; each checked and stored as it arrives, the
@@ -327,8 +333,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
             with FILES_AT_ONCE:
                 receive_file(
                     inner.objects, chunks, sent, lambda size: from_thread.run(body.read, size),
-                    workers=TRANSFER_WORKERS,
-                    on_stored=lambda digests: inner.record_uploads(principal.id, digests),
+                    workers=FILE_WORKERS,
+                    on_stored=lambda digests: stored(principal, digests),
                 )  # fmt: skip
                 give_back()
 
