@@ -18,12 +18,11 @@ sender may build on, and records who sent what (``on_stored``).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ..chunking import ChunkList
 from ..errors import IntegrityError, InvalidInput, ObjectNotFound
@@ -133,7 +132,7 @@ def receive_file(
             done.clear()
 
     def put(data: memoryview, digest: str) -> None:
-        location.put_stream(io.BytesIO(data), digest, source="a file upload")
+        location.put_stream(cast(BinaryIO, _ViewReader(data)), digest, source="a file upload")
 
     try:
         index = 0
@@ -192,6 +191,20 @@ def receive_file(
             "was not stored"
         )
     location.put_chunk_list(chunks.digest, chunks.to_bytes())
+
+
+class _ViewReader:
+    """A chunk's bytes in the group that brought them, read without a copy of the whole."""
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self.at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.view) if size < 0 else min(len(self.view), self.at + size)
+        piece = bytes(self.view[self.at : end])
+        self.at = end
+        return piece
 
 
 def _group(chunks: ChunkList, start: int, carried: set[int]) -> tuple[int, int]:

@@ -8,9 +8,7 @@ import ctypes
 import functools
 from typing import Any
 
-M_ARENA_MAX = -8  # glibc's mallopt parameters
-M_MMAP_THRESHOLD = -3
-MMAP_FROM = 256 << 10  # buffers from this size get pages of their own, returned when freed
+M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 @functools.cache
@@ -22,14 +20,10 @@ def _libc() -> Any:
 
 
 def fewer_malloc_arenas() -> None:
-    """What ``MALLOC_ARENA_MAX=2`` does, for threads started from now on; and buffers of
-    256 KiB or more (chunks, bundles, groups of a file upload) mapped on their own, so that
-    freeing one gives its memory back at once (glibc would otherwise raise that threshold
-    after the first such buffer is freed, and keep the later ones in its heaps)."""
+    """What ``MALLOC_ARENA_MAX=2`` does, for threads started from now on."""
     libc = _libc()
     if libc is not None:
         libc.mallopt(M_ARENA_MAX, 2)
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_FROM)
 
 
 def give_back() -> None:
