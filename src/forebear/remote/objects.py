@@ -261,8 +261,8 @@ class ServerObjects(ObjectLocation):
         return True  # pragma: no cover - the loop returns or raises
 
     def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
-        """Nothing: the server writes a chunk list itself once it has checked it, when the
-        version that needs it is committed."""
+        """Nothing: the server writes a chunk list itself once it has checked it (as the
+        file's stream arrives, or when the version that needs it is committed)."""
 
     def send_staged(self, digest: str, size: int, body: bytes | IO[bytes]) -> None:
         """Upload one object to its presigned staging URL (the one `present` handed out,
