@@ -10,13 +10,16 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
 import forebear
 from forebear import active
 from forebear.objects import ObjectLocation
+
+if TYPE_CHECKING:
+    from .serving import ForebearServer
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_BUCKET = "forebear-tests"
@@ -254,6 +257,19 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> forebear.Store
             cache_dir=tmp_path / "cache",
         )
     return opened
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ForebearServer]:
+    """A real `forebear server` process over SQLite + a folder in ``tmp_path`` (its log in
+    ``tmp_path/server.log``), stopped after the test."""
+    from .serving import ForebearServer
+
+    running = ForebearServer.over_folder(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
@@ -22,13 +22,6 @@ from .conftest import clean_env, run_cli
 from .serving import ForebearServer
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ForebearServer]:
-    started = ForebearServer.over_folder(tmp_path)
-    yield started
-    started.stop()
 
 
 def test_the_cli_works_through_a_server_with_a_token_only(

@@ -5,7 +5,7 @@ SQLite + a folder, and over PostgreSQL + S3 (SeaweedFS) for bundles sent to stag
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
@@ -19,15 +19,6 @@ from forebear.objects.bundles import encode_index
 from .serving import ForebearServer
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ForebearServer]:
-    running = ForebearServer.over_folder(tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def bundle_of(*objects: bytes) -> tuple[bytes, dict[str, tuple[int, int]]]:

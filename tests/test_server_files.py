@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -21,15 +20,6 @@ from .serving import ForebearServer
 from .test_server_bundles import requests_to
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ForebearServer]:
-    running = ForebearServer.over_folder(tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def chunk_list(server: ForebearServer, file: bytes, *parts: bytes) -> ChunkList:
