@@ -239,10 +239,10 @@ class ServerObjects(ObjectLocation):
         connection is resumed: the server is asked again which chunks it holds."""
         if not self.file_uploads:
             return False
+        first: dict[str, int] = {}  # each chunk's first place: where its bytes go
+        for index, digest in enumerate(chunks.digests):
+            first.setdefault(digest, index)
         for attempt in range(ATTEMPTS):
-            first: dict[str, int] = {}
-            for index, digest in enumerate(chunks.digests):
-                first.setdefault(digest, index)
             sent = sorted(index for digest, index in first.items() if digest in missing)
             try:
                 with open(local_path, "rb") as src:
