@@ -129,9 +129,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(crash)
 
 
+# servers given from outside, read before `isolated` clears every FOREBEAR_* setting
+GIVEN = {k: v for k, v in os.environ.items() if k.startswith("FOREBEAR_TEST_")}
+
+
 @pytest.fixture(scope="session")
 def _postgres() -> Iterator[_Server | None]:
-    if os.environ.get("FOREBEAR_TEST_PG_URL"):
+    if GIVEN.get("FOREBEAR_TEST_PG_URL"):
         yield None
         return
     server = _Server("postgres.sh")
@@ -145,7 +149,7 @@ def _postgres() -> Iterator[_Server | None]:
 def postgres_server(_postgres: _Server | None) -> str:
     """A real PostgreSQL server: FOREBEAR_TEST_PG_URL, else one started for this session."""
     if _postgres is None:
-        return os.environ["FOREBEAR_TEST_PG_URL"]
+        return GIVEN["FOREBEAR_TEST_PG_URL"]
     return _postgres.settings()["FOREBEAR_TEST_PG_URL"]
 
 
@@ -154,7 +158,7 @@ S3_KEYS = ("FOREBEAR_TEST_S3_ENDPOINT", "FOREBEAR_TEST_S3_KEY", "FOREBEAR_TEST_S
 
 @pytest.fixture(scope="session")
 def _s3() -> Iterator[_Server | None]:
-    if all(os.environ.get(k) for k in S3_KEYS):
+    if all(GIVEN.get(k) for k in S3_KEYS):
         yield None
         return
     server = _Server("s3.sh")
@@ -168,7 +172,7 @@ def _s3() -> Iterator[_Server | None]:
 def s3_server(_s3: _Server | None) -> dict[str, str]:
     """A real S3-compatible server that checks credentials (SeaweedFS on 127.0.0.1)."""
     if _s3 is None:
-        return {k: os.environ[k] for k in S3_KEYS}
+        return {k: GIVEN[k] for k in S3_KEYS}
     return _s3.settings()
 
 

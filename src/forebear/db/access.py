@@ -223,11 +223,11 @@ def ping(session: Session) -> None:
 
 
 def record_uploads(session: Session, user_id: int, digests: Iterable[str]) -> None:
-    """Receipts: the user sent these bytes and the server checked them."""
-    wanted = set(digests)
-    have = uploaded_among(session, user_id, wanted)
-    for digest in sorted(wanted - have):
-        session.add(UploadRow(user_id=user_id, digest=digest))
+    """Receipts: the user sent these bytes and the server checked them (one statement per
+    batch; a receipt already there is kept, with its first time)."""
+    now = utcnow()
+    rows = [{"user_id": user_id, "digest": d, "created_at": now} for d in sorted(set(digests))]
+    bulk.insert_ignoring_duplicates(session, UploadRow, rows)
 
 
 def uploaded_among(session: Session, user_id: int, digests: Iterable[str]) -> set[str]:

@@ -20,7 +20,7 @@ from ..db.engine import Engine, Session, read_session, write_session
 from ..errors import StoreError
 from ..hashing import hash_bytes
 from ..objects import PACKED_FORMAT, ObjectLocation
-from ..objects.packs import INDEX_SUFFIX, PackIndex, PackSlot, PackWriter
+from ..objects.packs import INDEX_SUFFIX, PackIndex, PackSlot
 from ..reports import GcReport
 
 REPACK_BELOW = 0.5  # a pack is rewritten once less than this fraction of its bytes is live
@@ -176,7 +176,7 @@ def _rewrite(objects: ObjectLocation, session: Session, pack: db_packs.PackUsage
     packs = objects.packs
     assert packs is not None
     slots = {d: PackSlot(pack.digest, *pack.slots[d]) for d in pack.live}
-    writer = PackWriter(packs.temporary_folder())
+    writer = packs.new_writer()
     try:
         for digest, data in packs.read_many(slots):
             if data is None or hash_bytes(data) != digest:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import ingest
 from ..artifacts import Artifact
-from ..chunking import Chunking, ChunkList
+from ..chunking import MIN_THRESHOLD, Chunking, ChunkList
 from ..db import drafts as db_drafts
 from ..db import versions as db_versions
 from ..db.engine import Session, read_session
@@ -97,7 +97,9 @@ def commit_uploaded(
     }
     new_lists = {c.digest: c for c in chunk_lists if c.digest in sizes}
     chunking = _one_chunking(new_lists.values(), backend.chunking)
-    known_lists = backend.chunk_lists([d for d in sizes if d not in new_lists])
+    known_lists = backend.chunk_lists(  # a file below MIN_THRESHOLD is never cut
+        [d for d, size in sizes.items() if d not in new_lists and size >= MIN_THRESHOLD]
+    )
     lists = {**known_lists, **new_lists}
     for chunks in new_lists.values():
         if chunks.size != sizes[chunks.digest]:

@@ -108,8 +108,12 @@ def store_bundle(location: ObjectLocation, data: bytes, slots: Slots, workers: i
         digest, offset, length = place  # known missing: no request to ask again
         location.put_stream(io.BytesIO(view[offset : offset + length]), digest, source="a bundle")
 
-    with ThreadPoolExecutor(workers if location.packs is None else 1) as pool:
-        for _ in pool.map(put, missing):
-            pass
+    if location.packs is not None:  # appended to one pack: in order, no thread needed
+        for place in missing:
+            put(place)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(put, missing):
+                pass
     location.flush()
     return sorted(slots)

@@ -136,9 +136,14 @@ def runs_in_packs(
 class PackWriter:
     """One pack being filled: objects appended to a temporary file in ``folder``, each
     checked against its digest before it is, and the pack's own digest computed as it
-    grows. Not thread-safe on its own: `Packs` serialises the calls."""
+    grows. Not thread-safe on its own: `Packs` serialises the calls.
 
-    def __init__(self, folder: str) -> None:
+    ``durable``: the file is synced when sealed, for a pack renamed into place on this
+    machine; one that is uploaded (to S3, or a bundle to a server) is only read back once,
+    so a sync would wait for the disk for nothing."""
+
+    def __init__(self, folder: str, *, durable: bool = True) -> None:
+        self.durable = durable
         os.makedirs(folder, exist_ok=True)
         descriptor, self.path = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=folder)
         self.file = os.fdopen(descriptor, "wb", buffering=WRITE_BUFFER)
@@ -158,10 +163,11 @@ class PackWriter:
         self.size += len(data)
 
     def seal(self) -> SealedPack:
-        """Finish the file (flushed and synced: its index is recorded only once its bytes
-        are on disk)."""
+        """Finish the file (flushed, and synced when ``durable``: a pack's index is
+        recorded only once its bytes are on disk)."""
         self.file.flush()
-        os.fsync(self.file.fileno())
+        if self.durable:
+            os.fsync(self.file.fileno())
         self.file.close()
         return SealedPack(self.path, self.hasher.hexdigest(), self.size, self.slots)
 
@@ -206,10 +212,12 @@ class Packs:
         key = pack_key(pack) + suffix
         return f"{root}/{key}" if root else key
 
-    def temporary_folder(self) -> str:
-        if self.location.is_local:  # the same filesystem, for the final rename
-            return f"{self.location.root}/tmp"
-        return tempfile.gettempdir()
+    def new_writer(self) -> PackWriter:
+        """A pack to fill: on this filesystem and synced when the location is local (it is
+        renamed into place), else in the temporary folder, uploaded once sealed."""
+        if self.location.is_local:
+            return PackWriter(f"{self.location.root}/tmp")
+        return PackWriter(tempfile.gettempdir(), durable=False)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -220,7 +228,7 @@ class Packs:
         """Put one object into the current pack (sealing it when full)."""
         with self.lock, backend_errors(f"cannot store {source!r}"):
             if self.writer is None:
-                self.writer = PackWriter(self.temporary_folder())
+                self.writer = self.new_writer()
             try:
                 self.writer.add(digest, data, source)
             except IntegrityError:  # the source changed: nothing of it was written

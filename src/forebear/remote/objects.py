@@ -120,7 +120,10 @@ class ServerObjects(ObjectLocation):
         wanted = dict(sizes)
         if not wanted:
             return set()
-        answer = self.client.post("/api/v1/present", {"sizes": wanted, "sign": self.staged})
+        # upload URLs only for what goes by presigned PUT: the smaller objects go in bundles
+        sign = self.staged and any(size >= self.bundled_below for size in wanted.values())
+        request = {"sizes": wanted, "sign": sign, "sign_from": self.bundled_below}
+        answer = self.client.post("/api/v1/present", request)
         with self.lock:
             self.urls.update(answer.get("uploads") or {})
             # published at the latest by flush
@@ -287,7 +290,7 @@ class ServerObjects(ObjectLocation):
             if digest in self.bundled:
                 return
             if self.bundle is None:
-                self.bundle = PackWriter(tempfile.gettempdir())
+                self.bundle = PackWriter(tempfile.gettempdir(), durable=False)  # sent, then dropped
             self.bundle.add(digest, data, source)
             self.bundled.add(digest)
             full = self.bundle if self.bundle.size >= BUNDLE_TARGET else None

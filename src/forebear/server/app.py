@@ -185,10 +185,14 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 
     async def present(request: Request) -> Response:
         """Which of these objects the user may build on; with ``sign`` (and the objects on
-        S3), upload URLs for the others in the same answer."""
+        S3), upload URLs for the others in the same answer (those of ``sign_from`` bytes or
+        more: the client sends smaller ones in bundles)."""
         principal = await authenticated(request)
         body = wire.loads(await read_body(request, MAX_CALL_BYTES))
         sizes = checked_sizes(body)
+        sign_from = body.get("sign_from", 0)
+        if not isinstance(sign_from, int) or isinstance(sign_from, bool) or sign_from < 0:
+            raise InvalidInput("malformed request: sign_from is a size in bytes")
 
         def usable(guarded: GuardedBackend) -> dict[str, Any]:
             guarded.need_some_writer()
@@ -196,7 +200,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
             found = sorted(guarded.held(there)) if there else []
             answer: dict[str, Any] = {"present": found}
             if body.get("sign") is True:
-                absent = sorted(set(sizes) - set(found))
+                absent = sorted(d for d in set(sizes) - set(found) if sizes[d] >= sign_from)
                 staged = inner.objects.staged_uploads(absent, PRESIGNED_SECONDS)
                 answer["uploads"] = {d: {"url": u, "id": i} for d, (u, i) in staged.items()}
             return answer

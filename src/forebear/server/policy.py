@@ -12,7 +12,7 @@ endpoint and its web UI both go through this one class.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..backend import Backend
@@ -269,13 +269,33 @@ class GuardedBackend(AdminCalls, Backend):
     def held(self, digests: Iterable[str]) -> set[str]:
         """The digests among these whose bytes this user may use: in a version they may
         read, or sent by them and checked by the server."""
+        return self._held(digests, self._uploaded)
+
+    def _held(self, digests: Iterable[str], uploaded: Callable[[set[str]], set[str]]) -> set[str]:
         wanted = {d for d in digests if isinstance(d, str)}
         projects = None if self.principal.admin else self.principal.projects()
         found = self.inner.readable_among(wanted, projects)
         rest = wanted - found
         if rest:
-            found |= self.inner.uploaded_among(self.principal.id, rest)
+            found |= uploaded(rest)
         return found
+
+    def _uploaded(self, digests: set[str]) -> set[str]:
+        """The digests among these that this user sent and the server checked."""
+        return self.inner.uploaded_among(self.principal.id, digests)
+
+    def _remembered_uploads(self) -> Callable[[set[str]], set[str]]:
+        """`_uploaded`, asking the catalog once per digest (a commit asks twice)."""
+        answered: dict[str, bool] = {}
+
+        def uploaded(digests: set[str]) -> set[str]:
+            rest = set(digests) - answered.keys()
+            if rest:
+                found = self._uploaded(rest)
+                answered.update((d, d in found) for d in rest)
+            return {d for d in digests if answered[d]}
+
+        return uploaded
 
     # -- runs and lineage ----------------------------------------------------------------
 
@@ -539,6 +559,7 @@ class GuardedBackend(AdminCalls, Backend):
         if base is not None:  # a draft: its base must be readable (and, later, live)
             found = self.version(base)
             base = (found.id, found.ref)
+        uploaded = self._remembered_uploads()
         try:
             return self.inner.commit_uploaded(
                 project=project,
@@ -553,8 +574,8 @@ class GuardedBackend(AdminCalls, Backend):
                 tags=list(body.get("tags") or []),
                 ttl=body.get("ttl"),
                 new_bytes=int(body.get("new_bytes") or 0),
-                held=self.held,
-                uploaded=lambda digests: self.inner.uploaded_among(self.principal.id, digests),
+                held=lambda digests: self._held(digests, uploaded),
+                uploaded=uploaded,
                 base=base,
             )
         except KeyError as missing:
