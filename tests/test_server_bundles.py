@@ -147,6 +147,17 @@ def test_a_bundle_sent_to_a_staging_key_is_checked_before_it_is_stored(
                 again = client.post("/api/v1/bundles/publish", content=wire.dumps(request))
                 assert again.status_code == 404
         assert server.direct.objects.read_bytes(hash_bytes(b"two\n")) == b"two\n"
+        # upload URLs only for objects from sign_from bytes up: the others go in bundles
+        small, large = hash_bytes(b"small"), hash_bytes(b"large")
+        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+            asked = {"sizes": {small: 100, large: 2 << 20}, "sign": True, "sign_from": 1 << 20}
+            answer = wire.loads(client.post("/api/v1/present", content=wire.dumps(asked)).content)
+            assert answer["present"] == [] and set(answer["uploads"]) == {large}
+            for bad in (-1, "1", True, 1.5):
+                refused = client.post(
+                    "/api/v1/present", content=wire.dumps({**asked, "sign_from": bad})
+                )
+                assert refused.status_code == 400 and b"sign_from" in refused.content
         # and a whole log of small files sends them to S3 in bundles, none through the server
         data = make_tree("many", {f"f{n}.txt": f"{n}\n" * 100 for n in range(300)})
         with forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store:

@@ -4,8 +4,14 @@ is written. Real server processes over SQLite + a folder, and over PostgreSQL + 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
@@ -190,3 +196,88 @@ def test_a_large_file_goes_to_s3_through_the_server_in_one_stream(
         assert server.direct.verify() == []
     finally:
         server.stop()
+
+
+class CuttingProxy:
+    """A TCP relay to a server that breaks the first file upload passing through it once
+    ``cut_after`` bytes of it went by (after ``before_cut`` returns): a connection lost
+    mid-stream, for real."""
+
+    def __init__(self, upstream_port: int, cut_after: int, before_cut: Callable[[], None]) -> None:
+        self.upstream_port, self.cut_after, self.before_cut = upstream_port, cut_after, before_cut
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.cut = threading.Event()
+        self.uploaded: list[int] = []  # bytes of each file upload relayed to the server
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self.pipe, args=(upstream, client, False), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(client, upstream, True), daemon=True).start()
+
+    def pipe(self, source: socket.socket, target: socket.socket, upward: bool) -> None:
+        uploading = False
+        try:
+            while data := source.recv(1 << 16):
+                if upward and data.startswith(b"POST /api/v1/files"):
+                    uploading = True
+                    self.uploaded.append(0)
+                if uploading:
+                    self.uploaded[-1] += len(data)
+                    if not self.cut.is_set() and self.uploaded[-1] > self.cut_after:
+                        self.before_cut()
+                        self.cut.set()
+                        break  # both ends closed below: the upload breaks off
+                target.sendall(data)
+        except OSError:
+            pass
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_file_upload_cut_off_resumes_with_the_chunks_still_missing(
+    server: ForebearServer, tmp_path: Path
+) -> None:
+    token = server.user("alice", {"iris": "writer"})
+    table = tmp_path / "table.bin"
+    data = os.urandom(32 << 20)
+    table.write_bytes(data)
+    catalog = tmp_path / "store" / "meta.db"
+
+    def receipts_for_8_mib() -> None:
+        """Wait until the server has recorded 8 MiB of the chunks it received."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.closing(sqlite3.connect(catalog)) as connection:
+                digests = [row[0] for row in connection.execute("SELECT digest FROM uploads")]
+            if sum(server.direct.objects.size_of(d) for d in digests) >= 8 << 20:
+                return
+            time.sleep(0.05)
+
+    proxy = CuttingProxy(server.port, 24 << 20, receipts_for_8_mib)
+    try:
+        with forebear.Store(proxy.url, token=token, cache_dir=tmp_path / "cache") as store:
+            with forebear.init(project="iris", store=store) as run:
+                version = run.log_artifact(table, name="table")
+            assert version.open("table.bin").read() == data
+    finally:
+        proxy.close()
+    assert proxy.cut.is_set() and len(proxy.uploaded) == 2
+    # the chunks recorded before the cut were kept: the second attempt sent the rest only
+    assert proxy.uploaded[1] < len(data) - (8 << 20)
+    with forebear.Store(server.db_url, server.objects_url) as direct:
+        assert direct.verify() == []
+        (entry,) = direct.artifact("iris/table:v0").entries()
+        stored = ChunkList.from_bytes(direct.objects.read_chunk_list(entry.digest) or b"")
+        assert b"".join(direct.objects.read_bytes(d) for d in stored.digests) == data

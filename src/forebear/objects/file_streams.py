@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 GROUP_BYTES = 4 << 20  # chunks are taken, hashed and stored this many bytes at a time
 BYTES_IN_FLIGHT = 8 << 20  # chunks being stored while more arrive (memory stays flat)
 STORED_BATCH = 256  # chunks stored before ``on_stored`` is told (a catalog write each time)
+STORED_BYTES = 8 << 20  # or this many bytes: what a broken upload resumed need not send again
 MAX_HEADER_BYTES = 64 << 20  # the header line: a chunk list of about a million chunks
 
 
@@ -118,6 +119,7 @@ def receive_file(
     in_flight: deque[tuple[str, int, Future[None]]] = deque()  # chunks being stored
     waiting = [0]  # their bytes
     done: list[str] = []  # stored, not yet told to ``on_stored``
+    done_bytes = [0]
 
     def settle(most: int) -> None:
         """Wait until at most ``most`` bytes are still being stored; tell ``on_stored``
@@ -127,9 +129,12 @@ def receive_file(
             future.result()
             waiting[0] -= size
             done.append(digest)
-        if done and (len(done) >= STORED_BATCH or not in_flight):
+            done_bytes[0] += size
+        batch_full = len(done) >= STORED_BATCH or done_bytes[0] >= STORED_BYTES
+        if done and (batch_full or not in_flight):
             on_stored(list(done))
             done.clear()
+            done_bytes[0] = 0
 
     def put(data: memoryview, digest: str) -> None:
         location.put_stream(cast(BinaryIO, _ViewReader(data)), digest, source="a file upload")
