@@ -74,6 +74,14 @@ class TestS3(ObjectLocationTests):
             location.ensure_format()
         assert "not-the-secret" not in str(caught.value)
 
+    def test_listings_are_not_kept(self, location: ObjectLocation) -> None:
+        """A long-running server lists its objects again and again: fsspec would keep
+        every listing (a store of a million objects, in memory) unless told not to."""
+        digests = [location.put_bytes(f"object {n}\n".encode()) for n in range(300)]
+        assert set(location.sizes(digests)) == set(digests)  # listed, prefix by prefix
+        assert sum(1 for _ in location.iter_objects()) == 300
+        assert len(location.fs.dircache) == 0
+
     def test_large_object_is_one_multipart_upload(
         self, location: ObjectLocation, tmp_path: Path
     ) -> None:

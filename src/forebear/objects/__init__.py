@@ -80,9 +80,14 @@ def open_location(url: str, storage_options: dict[str, Any] | None = None) -> Ob
     from .local import LocalLocation
     from .remote import RemoteLocation
 
+    options = dict(storage_options or {})
+    if fsspec.core.split_protocol(url)[0] not in (None, "file", "local"):
+        # fsspec keeps every listing made by default: a server listing a store of a
+        # million objects would hold them all (forebear lists afresh each time anyway)
+        options.setdefault("use_listings_cache", False)
     with backend_errors(f"cannot use object location {url!r}"):
         try:
-            fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+            fs, root = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError) as exc:
             raise StoreError(
                 f"cannot use object location {url!r}: {exc}; install the fsspec backend "
