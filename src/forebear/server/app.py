@@ -95,7 +95,7 @@ PRESIGNED_SECONDS = 300
 MAX_INDEX_BYTES = MAX_BUNDLE_OBJECTS * 64  # a bundle's index line: one row per object
 BUNDLES_AT_ONCE = threading.BoundedSemaphore(2)  # bundles checked and stored at once (memory)
 FILES_AT_ONCE = threading.BoundedSemaphore(2)  # chunked files received at once (memory)
-FILE_WORKERS = 4  # a file's chunks stored at once (each holds a copy while it is written)
+FILE_WORKERS = 8  # a file's chunks stored at once (each holds a copy while it is written)
 
 T = TypeVar("T")
 
