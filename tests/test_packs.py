@@ -24,6 +24,7 @@ from forebear.objects import ObjectLocation
 from forebear.objects.packs import PackSlot, runs_in_packs
 
 from .conftest import cli_ok, open_store, python_in_own_mounts
+from .serving import ForebearServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::forebear.ForebearWarning")
 
@@ -539,3 +540,27 @@ def test_a_packed_store_on_s3_downloads_small_files_straight_from_the_packs(
     # the small files were written once, into the destination; only big.bin's chunks
     # went through the cache
     assert 0 < cached.objects < 400
+
+
+def test_a_server_or_process_opened_before_an_upgrade_reads_what_is_packed_after_it(
+    server: ForebearServer, tmp_path: Path
+) -> None:
+    """An admin upgrades the store from another process (one replica, a script): a server
+    that opened the store before, and a process that did, read the packed files without a
+    restart; a missing object is still one clear error there."""
+    token = server.user("alice", {"iris": "reader"})
+    opened_before = server.direct  # opened in format 2, like the server process
+    with forebear.Store(server.db_url, server.objects_url) as admin:
+        assert admin.upgrade() == 3
+        with forebear.init(project="iris", store=admin) as run:
+            version = run.log_artifact(tree(tmp_path / "data", 30), name="data")
+        assert admin.objects.packed([e.digest or "" for e in version.entries()])
+    expected = (tmp_path / "data" / "f0029.txt").read_bytes()
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as client:
+        assert client.artifact("iris/data:v0").open("f0029.txt").read() == expected
+        client.artifact("iris/data:v0").download(tmp_path / "got")
+    assert (tmp_path / "got" / "f0029.txt").read_bytes() == expected
+    assert opened_before.artifact("iris/data:v0").open("f0029.txt").read() == expected
+    assert opened_before.objects.packs is not None  # and from now on it writes packs too
+    with pytest.raises(forebear.ObjectNotFound):
+        opened_before.objects.read_bytes(hash_bytes(b"never stored"))

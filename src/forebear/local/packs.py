@@ -58,6 +58,8 @@ class LocalPacks:
             self.objects.attach_packs(CatalogPackIndex(self.engine))
             if self.chunking is DEFAULT_CHUNKING:
                 self.chunking = PACKED_CHUNKING
+        elif self.objects.format_version < PACKED_FORMAT:  # until another process upgrades
+            self.objects.on_packed = self.attach_packs
 
     def upgrade(self) -> tuple[int, int]:
         """Mark the store as format 3 (packs): (format before, format now). Loose objects

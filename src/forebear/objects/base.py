@@ -46,6 +46,7 @@ from .formatfile import (
     FormatInfo,
     backend_errors,
     check_unchanged,
+    found_after_upgrade,
     missing,
 )  # fmt: skip
 from .listing import StoredObject, modified_time
@@ -114,17 +115,8 @@ class ObjectLocation(FormatFile):
         return self._path(object_key(digest))
 
     def holds_objects(self) -> bool:
-        """Whether any object or chunk list is stored here (one or two listings)."""
-        for folder in ("objects", CHUNK_LISTS, PACKS):
-            base = self._path(folder)
-            with backend_errors(f"cannot list {base!r}"):
-                try:
-                    names = self.fs.ls(base, detail=False)
-                except FileNotFoundError:
-                    continue
-            if any(PREFIX_RE.match(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names):
-                return True
-        return False
+        """Whether any object, chunk list or pack is stored here (a listing or three)."""
+        return any(self._prefixes(folder) for folder in ("objects", CHUNK_LISTS, PACKS))
 
     def has(self, digest: str, size: int | None = None) -> bool:
         """Whether the object is stored (with ``size`` bytes, when given)."""
@@ -190,6 +182,7 @@ class ObjectLocation(FormatFile):
         found = (str(name).rstrip("/").rsplit("/", 1)[-1] for name in names)
         return sorted(prefix for prefix in found if PREFIX_RE.match(prefix))
 
+    @found_after_upgrade
     def size_of(self, digest: str) -> int:
         size = self._stored_size(digest)
         if size is None:
@@ -272,6 +265,7 @@ class ObjectLocation(FormatFile):
             except FileNotFoundError as exc:
                 raise missing(self.url, digest, name) from exc
 
+    @found_after_upgrade
     def open(self, digest: str, label: str | None = None) -> BinaryIO:
         """A seekable stream of the object's bytes, all checked before the first is handed
         over (`IntegrityError` when they are corrupted)."""
@@ -280,12 +274,14 @@ class ObjectLocation(FormatFile):
         with backend_errors(f"cannot read {name}"):
             return verified_copy(raw, digest, name)
 
+    @found_after_upgrade
     def stream(self, digest: str, label: str | None = None) -> io.BufferedReader:
         """The object's bytes as they arrive, checked when the stream reaches its end: for
         callers that keep nothing until then (a temporary file renamed afterwards)."""
         name = label or f"object {digest}"
         return checked_at_end(self._open_raw(digest, name), digest, name)
 
+    @found_after_upgrade
     def read_bytes(self, digest: str, label: str | None = None) -> bytes:
         """A (small) object's bytes, checked before they are returned: read whole and
         hashed once (a chunk of a large file is read this way, so this is the speed of
@@ -302,6 +298,7 @@ class ObjectLocation(FormatFile):
         them); where they are packed, their places are looked up at once."""
         self.packed(digests)
 
+    @found_after_upgrade
     def read_into(
         self, digests: Sequence[str], sizes: Sequence[int], view: memoryview, name: Namer
     ) -> None:
@@ -569,6 +566,7 @@ class ObjectLocation(FormatFile):
         """Remove in-flight files left by crashed writers (none where there are none)."""
         return []
 
+    @found_after_upgrade
     def open_stored(self, digest: str) -> BinaryIO:
         """An object's stored bytes, unchecked, for someone who checks them (a client)."""
         return self._open_raw(digest, f"object {digest}")

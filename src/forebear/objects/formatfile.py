@@ -6,13 +6,15 @@ into forebear errors, once, at the storage edge."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
+import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from ..errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
 from ..hashing import HASH_ALGORITHM
@@ -26,6 +28,8 @@ CHUNKED_FORMAT = 2  # files may be stored as chunks (format 1 stores are read as
 PACKED_FORMAT = 3  # small objects are kept in packs (only after an explicit upgrade)
 NEW_STORE_FORMAT = 2  # what a new store is created as
 DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
+_UPGRADE_SEEN = threading.Lock()  # one thread at a time finds out the store has packs now
+Read = TypeVar("Read", bound=Callable[..., Any])
 
 
 class FormatInfo(NamedTuple):
@@ -103,6 +107,23 @@ def parse_format(raw: bytes, path: str, url: str) -> FormatInfo:
     return FormatInfo(version, store_id)
 
 
+def found_after_upgrade(read: Read) -> Read:
+    """A read of an object that is not there tried once more when another process upgraded
+    the store to packs since this one opened it (and packed the object): see
+    `FormatFile.packed_since_opened`."""
+
+    @functools.wraps(read)
+    def read_again_if_upgraded(self: FormatFile, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(self, *args, **kwargs)
+        except ObjectNotFound:
+            if not self.packed_since_opened():
+                raise
+        return read(self, *args, **kwargs)
+
+    return cast(Read, read_again_if_upgraded)
+
+
 class FormatFile(ABC):
     """What every object location does with its format file (a mixin of `ObjectLocation`)."""
 
@@ -110,6 +131,8 @@ class FormatFile(ABC):
     fs: fsspec.AbstractFileSystem
     format_version: int
     store_id: str | None
+    # set by a store that opened the location before format 3: attaches packs
+    on_packed: Callable[[], None] | None = None
 
     @abstractmethod
     def _path(self, key: str) -> str:
@@ -178,6 +201,21 @@ class FormatFile(ABC):
             return
         self._rewrite_format(CHUNKED_FORMAT, self.store_id)
         self.format_version = CHUNKED_FORMAT
+
+    def packed_since_opened(self) -> bool:
+        """After a read found no object: whether the store may hold it in a pack now,
+        because another process upgraded it to format 3 since this one read its format
+        (then packs are attached, once, through `on_packed`). A server replica or a
+        running script thus reads what is packed after an upgrade without a restart."""
+        if self.on_packed is None:
+            return False
+        with _UPGRADE_SEEN:
+            if self.format_version < PACKED_FORMAT:
+                found = self.read_format()
+                if found is None or found.format_version < PACKED_FORMAT:
+                    return False
+                self.on_packed()
+        return True
 
     def upgrade_format(self, version: int) -> None:
         """Mark the location as ``version`` (a newer format only: formats never go back)."""
