@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import forebear
@@ -91,6 +91,8 @@ PATH_ALPHABET = st.sampled_from(["a", "b", ".", "..", "/", "\\", ":", "C", "c", 
 
 
 @given(st.one_of(st.lists(PATH_ALPHABET, max_size=12).map("".join), st.text(max_size=20)))
+@example("./a:")  # a drive letter once the "./" is dropped
+@example(".\\C:\\x")
 def test_normalised_entry_paths_stay_inside_the_root(raw: str) -> None:
     try:
         path = normalise_entry_path(raw)

@@ -89,14 +89,17 @@ def normalise_entry_path(path: object) -> str:
         raise InvalidPath(f"entry path {path!r} contains a NUL character")
     check_text(path)
     text = path.replace("\\", "/")
-    if text.startswith("/") or _DRIVE_RE.match(text):
+    if text.startswith("/"):
         raise InvalidPath(f"entry path {path!r} is absolute; entry paths must be relative")
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise InvalidPath(f"entry path {path!r} contains '..'; entry paths may not leave the root")
     if not parts:
         raise InvalidPath(f"entry path {path!r} is empty")
-    return "/".join(parts)
+    normal = "/".join(parts)
+    if _DRIVE_RE.match(normal):  # "c:", or "./c:" once its "./" is dropped: a Windows drive
+        raise InvalidPath(f"entry path {path!r} is absolute; entry paths must be relative")
+    return normal
 
 
 @dataclass(frozen=True)
