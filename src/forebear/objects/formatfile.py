@@ -1,7 +1,8 @@
 """The format file, ``forebear.json``: which storage format an object location is in,
-its hash, and the id of the store it belongs to. Read on every open; a format this code
-cannot read is refused before anything else is touched. Also where backend failures turn
-into forebear errors, once, at the storage edge."""
+its hash, and the id of the store it belongs to. Read on every open (and again when a read
+finds no object in a store opened before format 3: another process may have upgraded it);
+a format this code cannot read is refused before anything else is touched. Also where
+backend failures turn into forebear errors, once, at the storage edge."""
 
 from __future__ import annotations
 
