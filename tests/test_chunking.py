@@ -248,6 +248,25 @@ def test_large_reads_check_every_chunk_before_handing_any_over(
         corrupt(chunked, chunks.digests[index], original[start : start + chunks.sizes[index]])
 
 
+def test_a_large_read_checked_on_two_cores_names_the_first_damaged_chunk(
+    chunked: forebear.Store, table: Path
+) -> None:
+    """A large read is read and checked in two halves at once: damage in the later half
+    is caught as surely as in the first, and with both damaged the error names the
+    earlier chunk, as a read from front to back would."""
+    with forebear.init(project="p", store=chunked) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(chunked, version)
+    early = chunks.index_at(300 << 10)
+    late = chunks.index_at(2300 << 10)  # in the later half of a read of the whole file
+    for damaged in ([late], [early, late]):
+        for index in damaged:
+            corrupt(chunked, chunks.digests[index], b"x" * chunks.sizes[index])
+        with version.open("rows.bin") as stream, pytest.raises(forebear.IntegrityError) as bad:
+            stream.read(3 << 20)
+        assert f"chunk {damaged[0] + 1} of {len(chunks)}" in str(bad.value)
+
+
 def test_a_read_retried_after_a_damaged_chunk_still_checks_the_whole_file(
     tmp_path: Path, table: Path
 ) -> None:
@@ -267,7 +286,7 @@ def test_a_read_retried_after_a_damaged_chunk_still_checks_the_whole_file(
         db.execute("UPDATE chunk_lists SET chunks = ? WHERE digest = ?", (swapped, chunks.digest))
     store.close()
     store = forebear.open(tmp_path / "store")
-    damaged = 40  # in the second of the groups the first read checks
+    damaged = 40  # inside the first read, past its first chunks
     assert 600 << 10 < chunks.offsets[damaged] < 1 << 20
     original = store.objects.read_bytes(chunks.digests[damaged])
     corrupt(store, chunks.digests[damaged], bytes(len(original)))

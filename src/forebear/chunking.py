@@ -17,7 +17,7 @@ import struct
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
@@ -29,7 +29,8 @@ from .readers import corrupted
 T = TypeVar("T")
 ALGORITHM = "fastcdc-2020"
 MIN_THRESHOLD = 64 << 10  # files below this size are never chunked, whatever the settings
-CACHED_GROUP = 512 << 10  # bytes read and hashed at once, to hash them from the cache
+ROUND = 8 << 20  # bytes read, checked and added to the whole-file digest at once (in cache)
+LANE_MINIMUM = 2 << 20  # rounds at least this large are read and checked on two cores
 _PACKED = 20  # bytes per chunk in the packed form: a 16-byte digest, a 4-byte size
 
 
@@ -317,6 +318,7 @@ class ChunkedReader(io.RawIOBase):
         self._pool = ThreadPoolExecutor(ahead) if ahead else None
         self._coming: dict[int, Future[bytes]] = {}
         self._streak = 0  # chunks entered one after the other
+        self._fill_lanes = ThreadPoolExecutor(1) if fill is not None else None  # 2nd core
 
     def readable(self) -> bool:
         return True
@@ -367,34 +369,55 @@ class ChunkedReader(io.RawIOBase):
     def _read_whole_chunks(self, view: memoryview, index: int) -> int:
         """Read as many whole chunks as ``view`` holds straight into it, each checked, and
         hand none over unless all are; the chunks after them are announced to the
-        location first (``hint``), so a disk reads them while these are checked.
+        location first (``hint``), a few reads' worth at once, so a disk reads them while
+        these are checked.
 
-        The chunks are read, checked and added to the whole-file digest a group of about
-        ``CACHED_GROUP`` bytes at a time: each group is hashed twice while it is still in
-        the processor's cache, so its bytes cross the memory bus once."""
+        The chunks are read, checked and added to the whole-file digest a round of about
+        ``ROUND`` bytes at a time, so that the digest is carried over bytes still in the
+        processor's cache: their bytes cross the memory bus once."""
         count = 0
         room = len(view)
         while index + count < len(self._chunks) and self._chunks.sizes[index + count] <= room:
             room -= self._chunks.sizes[index + count]
             count += 1
-        if self._hint is not None and index + count > self._hinted:
-            ahead = range(max(index, self._hinted), min(index + 2 * count + 8, len(self._chunks)))
+        if self._hint is not None and index + 2 * count > self._hinted:
+            ahead = range(max(index, self._hinted), min(index + 8 * count + 8, len(self._chunks)))
             self._hint(list(ahead))
             self._hinted = ahead.stop
         filled = 0
-        while count:  # a group at a time: its bytes are hashed twice while in the cache
-            grouped, group = 0, 0
-            while group < count and (not group or grouped < CACHED_GROUP):
-                grouped += self._chunks.sizes[index + group]
-                group += 1
-            with view[filled : filled + grouped] as span:
-                self._fill_checked(index, group, span)
+        while count:
+            size, taken = 0, 0
+            while taken < count and (not taken or size < ROUND):
+                size += self._chunks.sizes[index + taken]
+                taken += 1
+            with view[filled : filled + size] as span:
+                self._fill_round(index, taken, span)
                 self._carry_whole_digest(index, span)
-            filled += grouped
-            index += group
-            count -= group
+            filled += size
+            index += taken
+            count -= taken
         self._position += filled
         return filled
+
+    def _fill_round(self, index: int, count: int, span: memoryview) -> None:
+        """Read and check ``count`` chunks from ``index`` on into ``span``; a large round on
+        two cores at once, a second thread taking its later half (reading and hashing
+        release the interpreter), so that hashing one half overlaps reading the other."""
+        if self._fill_lanes is None or len(span) < LANE_MINIMUM or count < 2:
+            self._fill_checked(index, count, span)
+            return
+        split, first = index, 0
+        while split < index + count - 1 and 2 * first < len(span):
+            first += self._chunks.sizes[split]
+            split += 1
+        with span[:first] as head, span[first:] as tail:
+            later = self._fill_lanes.submit(self._fill_checked, split, index + count - split, tail)
+            try:
+                self._fill_checked(index, split - index, head)
+            except BaseException:
+                wait([later])  # it writes into the buffer; the earlier chunk's error wins
+                raise
+            later.result()
 
     def _fill_checked(self, index: int, count: int, span: memoryview) -> None:
         """Read ``count`` chunks from ``index`` on straight into ``span``, and check each."""
@@ -451,6 +474,9 @@ class ChunkedReader(io.RawIOBase):
                 future.cancel()
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._fill_lanes is not None:
+            self._fill_lanes.shutdown(wait=True)
+            self._fill_lanes = None
         self._coming.clear()
         self._current = None
         super().close()
