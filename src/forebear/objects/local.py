@@ -47,14 +47,16 @@ _name = attrgetter("name")
 _HINTS = ThreadPoolExecutor(4, thread_name_prefix="forebear-readahead")  # opens wait on disk
 
 
-def _will_need(paths: list[str]) -> None:
-    for path in paths:
+def _will_need(ranges: list[tuple[str, int, int]]) -> None:
+    """``posix_fadvise`` WILLNEED over each (path, offset, length); a length of 0 means the
+    whole file."""
+    for path, offset, length in ranges:
         try:
             descriptor = os.open(path, os.O_RDONLY)
         except OSError:
             continue
         try:
-            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+            os.posix_fadvise(descriptor, offset, length, os.POSIX_FADV_WILLNEED)
         except OSError:
             pass
         finally:
@@ -83,13 +85,20 @@ class LocalLocation(ObjectLocation):
             os.replace(tmp, path)
 
     def will_need(self, digests: Sequence[str]) -> None:
-        """Ask the kernel to start reading these objects (``posix_fadvise`` WILLNEED):
-        the disk reads them while earlier ones are checked; a hint, so failures are
-        ignored."""
+        """Ask the kernel to start reading these objects (``posix_fadvise`` WILLNEED), loose
+        or the span of a pack that holds them: the disk reads them while earlier ones are
+        checked; a hint, so failures are ignored."""
         packed = self.packed(digests)
-        loose = [self.path_of(digest) for digest in digests if digest not in packed]
-        if loose:
-            _HINTS.submit(_will_need, loose)
+        wanted = [(self.path_of(d), 0, 0) for d in digests if d not in packed]
+        spans: dict[str, tuple[int, int]] = {}  # of each pack, the bytes the objects span
+        for slot in packed.values():
+            start, end = spans.get(slot.pack, (slot.offset, slot.offset + slot.length))
+            spans[slot.pack] = min(start, slot.offset), max(end, slot.offset + slot.length)
+        if spans and self.packs is not None:
+            path = self.packs.path
+            wanted += [(path(pack), start, end - start) for pack, (start, end) in spans.items()]
+        if wanted:
+            _HINTS.submit(_will_need, wanted)
 
     def _read_loose_into(self, digest: str, view: memoryview, name: str) -> None:
         with backend_errors(f"cannot read {name}"):
