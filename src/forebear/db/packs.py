@@ -66,16 +66,14 @@ def locate(session: Session, digests: Collection[str]) -> dict[str, tuple[str, i
             PackedObjectRow.pack,
             PackedObjectRow.offset,
             PackedObjectRow.length,
-            PackRow.created_at,
         )
         .join(PackRow, PackRow.digest == PackedObjectRow.pack)
         .where(PackedObjectRow.digest.in_(bulk.string_list(session)))
+        .order_by(PackRow.created_at, PackRow.digest)  # the newest last: it wins
     )
     found: dict[str, tuple[str, int, int]] = {}
-    newest: dict[str, dt.datetime] = {}
-    for digest, pack, offset, length, created in bulk.rows_for_strings(session, query, digests):
-        if digest not in newest or created > newest[digest]:
-            found[digest], newest[digest] = (pack, offset, length), created
+    for digest, pack, offset, length in bulk.rows_for_strings(session, query, digests):
+        found[digest] = (pack, offset, length)
     return found
 
 
