@@ -314,8 +314,8 @@ class Packs:
     ) -> None:
         """Packed neighbours' stored bytes, unchecked, end to end into ``view`` in one read
         (see `runs_in_packs`; ``name(first + i)`` names the i-th in an error). A pack that
-        is gone was repacked meanwhile: each is then looked up again and read alone, as is
-        an object whose length is not its size."""
+        is gone was repacked meanwhile: the run is then looked up again at once and each
+        object read alone, as is an object whose length is not its size."""
         slot = slots[digests[0]]
         if len(digests) > 1 or slot.length == sizes[0]:
             with backend_errors(f"cannot read {name(first)}"):
@@ -323,7 +323,9 @@ class Packs:
                     self.location.read_range_into(self.path(slot.pack), slot.offset, view)
                     return
                 except FileNotFoundError:
-                    pass
+                    for digest in digests:
+                        self.known.pop(digest, None)
+                    slots = {**slots, **self.locate(digests, fresh=True)}
         offset = 0
         for index, (digest, size) in enumerate(zip(digests, sizes, strict=True)):
             data = self.read_stored(digest, slots[digest], name(first + index))
