@@ -5,6 +5,9 @@ and on PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -154,3 +157,43 @@ def test_a_fresh_interpreter_finds_the_protocol(
                           text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True b'one'"  # loaded through the entry point
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_worker_reads_on_with_what_its_parent_opened(
+    store: forebear.Store, tmp_path: Path
+) -> None:
+    """A data loader forks its workers after the dataset opened the store and a file: each
+    worker reads on from the inherited file (large reads run on threads, which a fork does
+    not copy) and asks the catalog with connections of its own, two workers at once, and
+    the parent carries on with its own."""
+    store.chunking = Chunking.around(avg_size=16 << 10, threshold=256 << 10)
+    data = tmp_path / "data"
+    data.mkdir()
+    big = random.Random(5).randbytes(4 << 20)
+    (data / "big.bin").write_bytes(big)
+    (data / "small.txt").write_text("small")
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(data, name="ds")
+    fs = ForebearFileSystem(store=store, skip_instance_cache=True)
+    stream = fs.open("forebear://ds:v0/big.bin", "rb")
+    head = stream.read(3 << 20)
+
+    def worker() -> None:
+        rest = stream.read()
+        for _ in range(40):  # the catalog, from two children at once
+            listing = names(fs.ls("forebear://ds:v0/", refresh=True))
+            small = store.artifact("ds").open("small.txt").read()
+        os._exit(0 if (head + rest, small, len(listing)) == (big, b"small", 2) else 3)
+
+    children = [multiprocessing.get_context("fork").Process(target=worker) for _ in range(2)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=300)  # a guard: a worker waiting on its parent's threads never ends
+    assert [child.exitcode for child in children] == [0, 0]
+    assert stream.read() == big[3 << 20 :]
+    stream.close()
+    with forebear.init(project="p", store=store) as run:  # the parent's connections
+        run.log_artifact(data / "small.txt", name="after")
+    assert fs.cat_file("forebear://after:v0/small.txt") == b"small"

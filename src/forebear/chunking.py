@@ -272,6 +272,33 @@ def in_order(fetch: Callable[[int], T], count: int, workers: int) -> Iterator[T]
                 future.cancel()
 
 
+class OwnThreads:
+    """Worker threads started on first use by the process that uses them. Threads do not
+    survive ``fork``: a child (a data loader's worker, say) handed an open reader starts
+    threads of its own rather than waiting forever on its parent's."""
+
+    def __init__(self, workers: int, name: str = "") -> None:
+        self._workers = workers
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._owner = 0  # the process that started the pool
+
+    def inherited(self) -> bool:
+        """Whether the pool was started by another process (before a fork)."""
+        return self._pool is not None and self._owner != os.getpid()
+
+    def submit(self, work: Callable[..., T], *args: Any) -> Future[T]:
+        if self._pool is None or self.inherited():
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
+            self._owner = os.getpid()
+        return self._pool.submit(work, *args)
+
+    def shutdown(self) -> None:
+        if self._pool is not None and not self.inherited():
+            self._pool.shutdown(wait=True)
+        self._pool = None
+
+
 class ChunkedReader(io.RawIOBase):
     """A seekable stream over a chunked file that fetches only the chunks a read needs.
 
@@ -315,10 +342,10 @@ class ChunkedReader(io.RawIOBase):
         self._hasher = new_hasher()
         self._hashed = 0  # bytes hashed in order from the start
         self._ahead = ahead
-        self._pool = ThreadPoolExecutor(ahead) if ahead else None
+        self._pool = OwnThreads(ahead) if ahead else None
         self._coming: dict[int, Future[bytes]] = {}
         self._streak = 0  # chunks entered one after the other
-        self._fill_lanes = ThreadPoolExecutor(1) if fill is not None else None  # 2nd core
+        self._fill_lanes = OwnThreads(1) if fill is not None else None  # the 2nd core
 
     def readable(self) -> bool:
         return True
@@ -455,6 +482,8 @@ class ChunkedReader(io.RawIOBase):
     def _chunk(self, index: int) -> bytes:
         if self._current is not None and self._current[0] == index:
             return self._current[1]
+        if self._pool is not None and self._pool.inherited():
+            self._coming.clear()  # fetches started before a fork: never finished here
         coming = self._coming.pop(index, None)
         for stale in [i for i in self._coming if i < index]:
             self._coming.pop(stale).cancel()
@@ -469,14 +498,12 @@ class ChunkedReader(io.RawIOBase):
         return data
 
     def close(self) -> None:
-        if self._pool is not None:
-            for future in self._coming.values():
-                future.cancel()
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._fill_lanes is not None:
-            self._fill_lanes.shutdown(wait=True)
-            self._fill_lanes = None
+        for future in self._coming.values():
+            future.cancel()
+        for threads in (self._pool, self._fill_lanes):
+            if threads is not None:
+                threads.shutdown()
+        self._pool = self._fill_lanes = None
         self._coming.clear()
         self._current = None
         super().close()

@@ -125,9 +125,9 @@ def make_engine(url: str, *, read_only: str | None = None) -> Engine:
             connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
         _configure_sqlite(engine, read_only is not None)
-        return engine
+        return _own_connections_per_process(engine)
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return _own_connections_per_process(create_engine(parsed, pool_pre_ping=True))
     except exc.NoSuchModuleError as error:
         raise StoreError(
             f"unknown database {backend!r} in {redact(url)}: forebear's catalog runs on SQLite "
@@ -138,6 +138,29 @@ def make_engine(url: str, *, read_only: str | None = None) -> Engine:
             f"no driver for {redact(url)}: {error}; for PostgreSQL run "
             "'pip install \"psycopg[binary]\"'"
         ) from error
+
+
+def _own_connections_per_process(engine: Engine) -> Engine:
+    """A process forked from one holding a store (a data loader's worker, a multiprocessing
+    pool) never uses a connection its parent opened: neither SQLite nor PostgreSQL
+    connections survive being shared between processes. SQLAlchemy's recipe for pools and
+    ``fork``: each connection remembers its process, and a checkout in another drops it
+    from the child's pool without closing it (the parent still uses it) and connects anew."""
+
+    @event.listens_for(engine, "connect")
+    def _remember_process(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _connect_anew_in_a_child(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        opened_by = record.info.get("pid")
+        if opened_by != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise exc.DisconnectionError(
+                f"connection opened by process {opened_by}, checked out in {os.getpid()}"
+            )
+
+    return engine
 
 
 def _configure_sqlite(engine: Engine, read_only: bool) -> None:

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 from typing import Any, BinaryIO
 
+from ..chunking import OwnThreads
 from ..errors import StoreError
 from ..hash_workers import hash_files
 from ..hashing import Progress, hash_bytes, hash_stream
@@ -44,7 +45,7 @@ DELETE_WORKERS = 16  # threads unlinking objects at once
 _name = attrgetter("name")
 
 
-_HINTS = ThreadPoolExecutor(4, thread_name_prefix="forebear-readahead")  # opens wait on disk
+_HINTS = OwnThreads(4, "forebear-readahead")  # opens wait on disk
 
 
 def _will_need(ranges: list[tuple[str, int, int]]) -> None:

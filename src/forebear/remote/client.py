@@ -3,6 +3,7 @@ retries of what is safe to retry, and the server's errors raised as the same cla
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -32,14 +33,28 @@ class ServerClient:
                 f"'forebear login {url}'"
             )
         self.url = url.rstrip("/")
-        headers = {"authorization": f"Bearer {token}", "user-agent": "forebear"}
+        self._headers = {"authorization": f"Bearer {token}", "user-agent": "forebear"}
+        self._http = self._connect()
+        self._http_process = os.getpid()
+
+    def _connect(self) -> httpx.Client:
         # redirects are followed by hand: a presigned URL must not receive the token
-        self.http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=TIMEOUT, follow_redirects=False
+        return httpx.Client(
+            base_url=self.url, headers=self._headers, timeout=TIMEOUT, follow_redirects=False
         )
 
+    @property
+    def http(self) -> httpx.Client:
+        """The connection pool; a new one in a process forked from the one that made it (a
+        data loader's worker): two processes on one connection read each other's answers."""
+        if self._http_process != os.getpid():
+            self._http = self._connect()
+            self._http_process = os.getpid()
+        return self._http
+
     def close(self) -> None:
-        self.http.close()
+        if self._http_process == os.getpid():  # a parent's connections are the parent's
+            self._http.close()
 
     def request(
         self, method: str, path: str, *, retry: bool = True, bare: bool = False, **options: Any
