@@ -197,3 +197,25 @@ def test_a_forked_worker_reads_on_with_what_its_parent_opened(
     with forebear.init(project="p", store=store) as run:  # the parent's connections
         run.log_artifact(data / "small.txt", name="after")
     assert fs.cat_file("forebear://after:v0/small.txt") == b"small"
+
+
+def read_in_a_spawned_worker(fs: ForebearFileSystem, url: str) -> bytes:
+    return bytes(fs.cat_file(url))
+
+
+def test_a_spawned_worker_gets_the_store_by_pickle(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data loader that spawns its workers pickles the dataset, and with it a filesystem
+    given ``store=``: the store travels as where it is and is opened again in the worker
+    (a server's token then comes from the environment, as on any fresh process)."""
+    (tmp_path / "note.txt").write_text("carried over")
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(tmp_path / "note.txt", name="note")
+    server = getattr(store, "server", None)
+    if server is not None:
+        monkeypatch.setenv("FOREBEAR_TOKEN", server.admin_token)
+    fs = ForebearFileSystem(store=store, skip_instance_cache=True)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        read = pool.apply(read_in_a_spawned_worker, (fs, "forebear://p/note:v0/note.txt"))
+    assert read == b"carried over"

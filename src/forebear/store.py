@@ -61,6 +61,10 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
         )  # fmt: skip
         self.opened_content: ContentReader | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as where it is, opened again where unpickled (a spawned worker's)."""
+        return (Store, (self.db_url, self.objects_url))
+
     @classmethod
     def over(cls, backend: Backend, cache_dir: str | os.PathLike[str] | None = None) -> Store:
         """A store reached through ``backend`` (a server's view of one, for one user)."""
