@@ -441,9 +441,8 @@ class ChunkedReader(io.RawIOBase):
             later = self._fill_lanes.submit(self._fill_checked, split, index + count - split, tail)
             try:
                 self._fill_checked(index, split - index, head)
-            except BaseException:
-                wait([later])  # it writes into the buffer; the earlier chunk's error wins
-                raise
+            finally:
+                wait([later])  # it writes into the buffer; an error here, earlier, wins
             later.result()
 
     def _fill_checked(self, index: int, count: int, span: memoryview) -> None:
