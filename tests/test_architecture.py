@@ -97,6 +97,7 @@ LAYERS = (
         "links",
         "spool",
         "heartbeat",
+        "processes",
         "progress",
         "config",
         "wire",

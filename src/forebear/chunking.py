@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from .errors import IntegrityError, InvalidInput, InvalidPath
 from .hashing import HASH_ALGORITHM, Progress, hash_bytes, hash_file, new_hasher
+from .processes import PerProcess
 from .readers import corrupted
 
 T = TypeVar("T")
@@ -272,33 +273,6 @@ def in_order(fetch: Callable[[int], T], count: int, workers: int) -> Iterator[T]
                 future.cancel()
 
 
-class OwnThreads:
-    """Worker threads started on first use by the process that uses them. Threads do not
-    survive ``fork``: a child (a data loader's worker, say) handed an open reader starts
-    threads of its own rather than waiting forever on its parent's."""
-
-    def __init__(self, workers: int, name: str = "") -> None:
-        self._workers = workers
-        self._name = name
-        self._pool: ThreadPoolExecutor | None = None
-        self._owner = 0  # the process that started the pool
-
-    def inherited(self) -> bool:
-        """Whether the pool was started by another process (before a fork)."""
-        return self._pool is not None and self._owner != os.getpid()
-
-    def submit(self, work: Callable[..., T], *args: Any) -> Future[T]:
-        if self._pool is None or self.inherited():
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
-            self._owner = os.getpid()
-        return self._pool.submit(work, *args)
-
-    def shutdown(self) -> None:
-        if self._pool is not None and not self.inherited():
-            self._pool.shutdown(wait=True)
-        self._pool = None
-
-
 class ChunkedReader(io.RawIOBase):
     """A seekable stream over a chunked file that fetches only the chunks a read needs.
 
@@ -342,10 +316,10 @@ class ChunkedReader(io.RawIOBase):
         self._hasher = new_hasher()
         self._hashed = 0  # bytes hashed in order from the start
         self._ahead = ahead
-        self._pool = OwnThreads(ahead) if ahead else None
+        self._pool = PerProcess(lambda: ThreadPoolExecutor(ahead)) if ahead else None
         self._coming: dict[int, Future[bytes]] = {}
         self._streak = 0  # chunks entered one after the other
-        self._fill_lanes = OwnThreads(1) if fill is not None else None  # the 2nd core
+        self._fill_lanes = PerProcess(lambda: ThreadPoolExecutor(1)) if fill else None  # 2nd core
 
     def readable(self) -> bool:
         return True
@@ -438,7 +412,8 @@ class ChunkedReader(io.RawIOBase):
             first += self._chunks.sizes[split]
             split += 1
         with span[:first] as head, span[first:] as tail:
-            later = self._fill_lanes.submit(self._fill_checked, split, index + count - split, tail)
+            lane = self._fill_lanes.get()
+            later = lane.submit(self._fill_checked, split, index + count - split, tail)
             try:
                 self._fill_checked(index, split - index, head)
             finally:
@@ -493,15 +468,15 @@ class ChunkedReader(io.RawIOBase):
         if self._pool is not None and self._streak >= 2:
             for following in range(index + 1, min(index + 1 + self._ahead, len(self._chunks))):
                 if following not in self._coming:
-                    self._coming[following] = self._pool.submit(self._fetch, following)
+                    self._coming[following] = self._pool.get().submit(self._fetch, following)
         return data
 
     def close(self) -> None:
         for future in self._coming.values():
             future.cancel()
         for threads in (self._pool, self._fill_lanes):
-            if threads is not None:
-                threads.shutdown()
+            if threads is not None and (pool := threads.made_here()) is not None:
+                pool.shutdown(wait=True)
         self._pool = self._fill_lanes = None
         self._coming.clear()
         self._current = None

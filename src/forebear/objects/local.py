@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 from typing import Any, BinaryIO
 
-from ..chunking import OwnThreads
 from ..errors import StoreError
 from ..hash_workers import hash_files
 from ..hashing import Progress, hash_bytes, hash_stream
 from ..links import reflink
+from ..processes import PerProcess
 from .base import (
     FORMAT_FILE,
     OBJECT_NAME_RE,
@@ -45,7 +45,9 @@ DELETE_WORKERS = 16  # threads unlinking objects at once
 _name = attrgetter("name")
 
 
-_HINTS = OwnThreads(4, "forebear-readahead")  # opens wait on disk
+_HINTS = PerProcess(  # opens wait on disk
+    lambda: ThreadPoolExecutor(4, thread_name_prefix="forebear-readahead")
+)
 
 
 def _will_need(ranges: list[tuple[str, int, int]]) -> None:
@@ -99,7 +101,7 @@ class LocalLocation(ObjectLocation):
             path = self.packs.path
             wanted += [(path(pack), start, end - start) for pack, (start, end) in spans.items()]
         if wanted:
-            _HINTS.submit(_will_need, wanted)
+            _HINTS.get().submit(_will_need, wanted)
 
     def _read_loose_into(self, digest: str, view: memoryview, name: str) -> None:
         with backend_errors(f"cannot read {name}"):

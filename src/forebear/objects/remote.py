@@ -26,6 +26,7 @@ import fsspec.asyn
 
 from ..errors import IntegrityError, InvalidInput, ObjectNotFound
 from ..hashing import Progress, hash_bytes, hash_stream
+from ..processes import PerProcess
 from .base import (
     FORMAT_FILE,
     SMALL_BATCH,
@@ -47,21 +48,17 @@ PUBLISH_IN_MEMORY = 16 << 20  # a staged upload up to this size is checked and w
 
 class RemoteLocation(ObjectLocation):
     is_local = False
-    _fs_process = 0  # the process that made ``fs``
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
         """The filesystem; made anew in a process forked from the one that opened the
         location (a data loader's worker), since fsspec's asynchronous filesystems, S3's
         among them, refuse to be used across a fork."""
-        if self._fs_process != os.getpid():
-            self.fs = type(self._fs)(**self._fs.storage_options)
-        return self._fs
+        return self._fs.get()
 
     @fs.setter
     def fs(self, fs: fsspec.AbstractFileSystem) -> None:
-        self._fs = fs
-        self._fs_process = os.getpid()
+        self._fs = PerProcess(lambda: type(fs)(**fs.storage_options), fs)
 
     @property
     def on_s3(self) -> bool:

@@ -3,7 +3,6 @@ retries of what is safe to retry, and the server's errors raised as the same cla
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -13,6 +12,7 @@ import httpx2 as httpx
 from .. import wire
 from ..errors import AuthenticationError, StoreError
 from ..objects.bundles import index_rows
+from ..processes import PerProcess
 
 TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=600.0, pool=60.0)
 ATTEMPTS = 4
@@ -34,8 +34,7 @@ class ServerClient:
             )
         self.url = url.rstrip("/")
         self._headers = {"authorization": f"Bearer {token}", "user-agent": "forebear"}
-        self._http = self._connect()
-        self._http_process = os.getpid()
+        self._http = PerProcess(self._connect, self._connect())
 
     def _connect(self) -> httpx.Client:
         # redirects are followed by hand: a presigned URL must not receive the token
@@ -47,14 +46,11 @@ class ServerClient:
     def http(self) -> httpx.Client:
         """The connection pool; a new one in a process forked from the one that made it (a
         data loader's worker): two processes on one connection read each other's answers."""
-        if self._http_process != os.getpid():
-            self._http = self._connect()
-            self._http_process = os.getpid()
-        return self._http
+        return self._http.get()
 
     def close(self) -> None:
-        if self._http_process == os.getpid():  # a parent's connections are the parent's
-            self._http.close()
+        if (http := self._http.made_here()) is not None:  # a parent's are the parent's
+            http.close()
 
     def request(
         self, method: str, path: str, *, retry: bool = True, bare: bool = False, **options: Any
