@@ -132,12 +132,15 @@ def test_a_small_file_is_hashed_whole_at_every_size_and_when_it_holds_more_than_
         path = tmp_path / f"f{size}.bin"
         data = os.urandom(size)
         path.write_bytes(data)
-        assert hashing.hash_small_file(str(path)) == (hashing.hash_bytes(data), size)
+        found = hashing.hash_small_file(str(path))
+        assert found == (hashing.hash_bytes(data), size, hashing.identity(path.stat()))
     proc = Path("/proc/self/cmdline")
     if proc.exists():
         content = proc.read_bytes()
         assert content and proc.stat().st_size == 0
-        assert hashing.hash_small_file(str(proc)) == (hashing.hash_bytes(content), len(content))
+        found = hashing.hash_small_file(str(proc))
+        assert not isinstance(found, str)
+        assert found[:2] == (hashing.hash_bytes(content), len(content))
 
 
 def test_parallel_hashing_matches_hashing_one_by_one(tmp_path: Path) -> None:
@@ -155,7 +158,10 @@ def test_parallel_hashing_matches_hashing_one_by_one(tmp_path: Path) -> None:
     sizes = [os.stat(p).st_size for p in paths[:-1]] + [10]
     seen: list[int] = []
     results = hash_workers.hash_files(paths, sizes, seen.append)
-    assert results[:-1] == [hashing.hash_file(p) for p in paths[:-1]]
+    # each with the identity of the file it read, for the caller's check that it is the
+    # file stated before (the workers send it back as text)
+    expected = [(*hashing.hash_file(p), hashing.identity(os.stat(p))) for p in paths[:-1]]
+    assert results[:-1] == expected
     assert isinstance(results[-1], str) and "No such file" in results[-1]
     assert sum(seen) == sum(sizes[:-1])
 
@@ -280,7 +286,7 @@ def test_hashing_carries_on_when_a_worker_process_dies(
 
     monkeypatch.setattr(hash_workers, "_start_worker", a_worker_that_dies_at_once)
     results = hash_workers.hash_files(paths, [64] * len(paths))
-    assert results == [hashing.hash_file(p) for p in paths]
+    assert [r[:2] for r in results] == [hashing.hash_file(p) for p in paths]
 
 
 def test_files_written_one_after_another_each_get_only_their_own_bytes(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Digests of the local files being logged: remembered ones from the stat cache, the rest
-hashed in place on every core, each checked unchanged by its stat before and after."""
+hashed in place on every core, each checked unchanged by its stat before and after (the
+one after taken from the open file by whoever hashed it)."""
 
 from __future__ import annotations
 
@@ -27,18 +28,22 @@ def stat_file(path: str) -> FileStat:
         raise InvalidPath(f"cannot log {path!r}: the file disappeared after it was added") from exc
 
 
-def check_unchanged(path: str, seen: FileStat, size: int | None = None) -> None:
+def check_unchanged(path: str, seen: FileStat) -> None:
     """Refuse a file that changed while it was being logged: its recorded digest could
     describe bytes that no longer exist."""
     try:
         now: FileStat | None = FileStat.of(os.stat(path))
     except OSError:
         now = None
-    if now != seen or (size is not None and size != seen.size):
-        raise IntegrityError(
-            f"{path!r} changed while it was being logged (size, time or identity "
-            "differ from when logging began); log it again once nothing is writing to it"
-        )
+    if now != seen:
+        raise _changed(path)
+
+
+def _changed(path: str) -> IntegrityError:
+    return IntegrityError(
+        f"{path!r} changed while it was being logged (size, time or identity "
+        "differ from when logging began); log it again once nothing is writing to it"
+    )
 
 
 def fingerprint(
@@ -82,7 +87,8 @@ def _fingerprint(
         try:
             if isinstance(result, str):
                 raise InvalidPath(f"cannot read {paths[index]!r}: {result}")
-            check_unchanged(paths[index], stats[index], result[1])
+            if result.after != stats[index] or result.size != stats[index].size:
+                raise _changed(paths[index])
         except (InvalidPath, IntegrityError):
             if not tolerant:
                 raise

@@ -7,7 +7,9 @@ main script in every worker (a training script without a ``__main__`` guard woul
 again), and "fork" is unsafe in a process that has threads.
 
 Protocol: the parent writes a batch as NUL-terminated file names followed by one extra
-NUL; the worker answers one line per file, ``<digest> <size>`` or ``!<reason>``.
+NUL; the worker answers one line per file, ``<digest> <size> <device> <inode> <stat size>
+<mtime_ns> <ctime_ns>`` (the `Hashed` result, its identity read from the open file once
+hashed) or ``!<reason>``.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from .hashing import (
     BATCH_FILES,
     POOL_MIN_FILES,
     SMALL_FILE,
+    Hashed,
     HashResult,
     Progress,
-    hash_file,
+    hash_large_file,
     hash_small_file,
 )
 
@@ -50,10 +53,7 @@ def hash_files(
     large = [i for i, size in enumerate(sizes) if size >= SMALL_FILE]
 
     def hash_large(index: int) -> None:
-        try:
-            results[index] = hash_file(paths[index], progress)
-        except OSError as exc:
-            results[index] = str(exc.strerror or exc)
+        results[index] = hash_large_file(paths[index], progress)
 
     def record(indices: Sequence[int], batch: Sequence[HashResult]) -> None:
         for index, result in zip(indices, batch, strict=True):
@@ -153,8 +153,9 @@ def _ask(child: subprocess.Popen[bytes], names: Sequence[str]) -> list[HashResul
         if text.startswith("!"):
             results.append(text[1:])
         else:
-            digest, size = text.split(" ")
-            results.append((digest, int(size)))
+            digest, size, *after = text.split(" ")
+            device, inode, stat_size, mtime, ctime = map(int, after)
+            results.append(Hashed(digest, int(size), (device, inode, stat_size, mtime, ctime)))
     return results
 
 
@@ -178,7 +179,9 @@ def _serve(stdin: int = 0, stdout: int = 1) -> None:
                     if isinstance(result, str):
                         out.append(b"!" + result.replace("\n", " ").encode() + b"\n")
                     else:
-                        out.append(f"{result[0]} {result[1]}\n".encode())
+                        digest, size, after = result
+                        fields = " ".join(map(str, (size, *after)))
+                        out.append(f"{digest} {fields}\n".encode())
                 writer.write(b"".join(out))
                 writer.flush()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import xxhash
 
@@ -60,8 +60,28 @@ SMALL_FILE = 1 << 20
 POOL_MIN_FILES = 2000
 BATCH_FILES = 500
 
-HashResult = tuple[str, int] | str
-"""A file's digest and size, or the reason it could not be read."""
+Identity = tuple[int, int, int, int, int]
+"""A file's device, inode, size, mtime and ctime (nanoseconds): what says it is the same
+file, unchanged (the order of `forebear.statcache.FileStat`)."""
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+
+
+class Hashed(NamedTuple):
+    """A file's digest and size, and its identity once read (from the open file: the
+    caller compares it with a stat from before, without looking the path up again)."""
+
+    digest: str
+    size: int
+    after: Identity
+
+
+HashResult = Hashed | str
+"""A file hashed, or the reason it could not be read."""
+
+
+def identity(info: os.stat_result) -> Identity:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def hash_small_file(path: str | bytes) -> HashResult:
@@ -69,15 +89,39 @@ def hash_small_file(path: str | bytes) -> HashResult:
 
     The read asks for the file's size and a byte more (which shows a file that grew), not
     for `SMALL_FILE` bytes: a buffer that large, allocated and freed for every file, made
-    hashing small files three times slower."""
+    hashing small files three times slower. Plain descriptors, not file objects: opening
+    a file object costs twice the system calls it makes (measured: 10.5 against 4.5 µs a
+    file here)."""
     try:
-        with open(path, "rb", buffering=0) as f:
-            expected = os.fstat(f.fileno()).st_size
+        fd = os.open(path, _READ_FLAGS)
+        try:
+            expected = os.fstat(fd).st_size
             if expected < SMALL_FILE:
-                data = f.read(expected + 1)
+                data = os.read(fd, expected + 1)
                 if len(data) <= expected:
-                    return str(xxhash.xxh3_128_hexdigest(data)), len(data)
-                f.seek(0)  # grew since it was listed: stream it
-            return hash_stream(f)
+                    digest = str(xxhash.xxh3_128_hexdigest(data))
+                    return Hashed(digest, len(data), identity(os.fstat(fd)))
+                os.lseek(fd, 0, os.SEEK_SET)  # grew since it was listed: stream it
+            return _hash_open(fd, None)
+        finally:
+            os.close(fd)
     except OSError as exc:
         return str(exc.strerror or exc)
+
+
+def hash_large_file(path: str, progress: Progress | None = None) -> HashResult:
+    """`hash_small_file` for a file read in blocks."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+        try:
+            return _hash_open(fd, progress)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return str(exc.strerror or exc)
+
+
+def _hash_open(fd: int, progress: Progress | None) -> Hashed:
+    with open(fd, "rb", buffering=0, closefd=False) as stream:
+        digest, size = hash_stream(stream, progress)
+    return Hashed(digest, size, identity(os.fstat(fd)))

@@ -34,7 +34,7 @@ from ..destination import save_stream
 from ..errors import StoreError
 from ..hashing import Progress, hash_bytes, hash_stream
 from ..readers import checked_at_end, corrupted, verified_copy
-from .copying import Joined, copy_hashing, read_up_to, write_all, zero_rest
+from .copying import Joined, copy_hashing, read_file_head, read_up_to, write_all, zero_rest
 from .formatfile import (
     CHUNKED_FORMAT,
     DIGEST_RE,
@@ -395,10 +395,9 @@ class ObjectLocation(FormatFile):
                 return self._put_loose_file(source, digest, progress, known_missing=known_missing)
             if not known_missing and self.has(digest, size):
                 return False
-            with open(source, "rb", buffering=0) as src:
-                # a byte more than its size shows a file that grew (asking for the whole
-                # threshold would allocate it for every small file)
-                data = read_up_to(src, min(size + 1, self.packs.packed_below))
+            # a byte more than its size shows a file that grew (asking for the whole
+            # threshold would allocate it for every small file)
+            data = read_file_head(source, min(size + 1, self.packs.packed_below))
         self.packs.add(digest, data, source)
         if progress is not None:
             progress(len(data))

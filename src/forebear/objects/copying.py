@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import IO, Any, BinaryIO
 
 from ..hashing import BLOCK_SIZE, Progress, new_hasher
@@ -76,6 +77,22 @@ def zero_rest(view: memoryview, filled: int) -> None:
     caller's check then fails on zeros, never on what the buffer held before."""
     if filled < len(view):
         view[filled:] = bytes(len(view) - filled)
+
+
+def read_file_head(path: str, size: int) -> bytes:
+    """The first ``size`` bytes of a local file, fewer only at its end: through a plain
+    descriptor, which costs half the system calls of a file object (what matters when
+    packing many small files)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        parts = []
+        wanted = size
+        while wanted > 0 and (part := os.read(fd, wanted)):
+            parts.append(part)
+            wanted -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def read_up_to(src: BinaryIO, size: int) -> bytes:

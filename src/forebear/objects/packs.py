@@ -32,6 +32,7 @@ from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import hash_bytes, new_hasher
 from ..readers import corrupted
 from .copying import zero_rest
+from .direct import BlockFile
 from .formatfile import backend_errors, check_unchanged, missing
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ INDEX_SUFFIX = ".idx"
 PACK_VERSION = 1
 PACK_TARGET = 32 << 20  # a pack is sealed once it holds this many bytes
 PACKED_BELOW = 8 << 20  # objects smaller than this are packed (every chunk, by default)
-WRITE_BUFFER = 1 << 20  # a pack is written in blocks this large (read back faster, too)
 COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 4 << 20  # but no request reads more than this
 PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
@@ -139,14 +139,15 @@ class PackWriter:
     grows. Not thread-safe on its own: `Packs` serialises the calls.
 
     ``durable``: the file is synced when sealed, for a pack renamed into place on this
-    machine; one that is uploaded (to S3, or a bundle to a server) is only read back once,
-    so a sync would wait for the disk for nothing."""
+    machine, and written around the page cache where the filesystem allows it (see
+    `forebear.objects.direct`); one that is uploaded (to S3, or a bundle to a server) is
+    read back at once, so it stays in the cache and is not synced."""
 
     def __init__(self, folder: str, *, durable: bool = True) -> None:
         self.durable = durable
         os.makedirs(folder, exist_ok=True)
         descriptor, self.path = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=folder)
-        self.file = os.fdopen(descriptor, "wb", buffering=WRITE_BUFFER)
+        self.file = BlockFile(descriptor, direct=durable)
         self.hasher = new_hasher()
         self.size = 0
         self.slots: dict[str, tuple[int, int]] = {}
@@ -165,9 +166,7 @@ class PackWriter:
     def seal(self) -> SealedPack:
         """Finish the file (flushed, and synced when ``durable``: a pack's index is
         recorded only once its bytes are on disk)."""
-        self.file.flush()
-        if self.durable:
-            os.fsync(self.file.fileno())
+        self.file.finish(sync=self.durable)
         self.file.close()
         return SealedPack(self.path, self.hasher.hexdigest(), self.size, self.slots)
 

@@ -1,0 +1,105 @@
+"""A new file written in large aligned blocks that bypass the page cache (``O_DIRECT``)
+where the filesystem allows it: how packs are written on a local disk.
+
+Why: a pack is written once, synced before it is indexed, and read later, usually by
+another process or another machine. Written through the page cache, each new MiB first
+takes fresh pages of memory, which on a virtual machine can cost more than the disk write
+itself (measured here: 400 MiB in 1.04 s, then 0.12 s to sync, against 0.16 s written
+directly), and it pushes the user's own data out of the cache. Direct writes go from one
+reused, page-aligned buffer straight to the device.
+
+Where direct writes are refused (tmpfs, some network and FUSE filesystems, a platform
+without ``O_DIRECT``) or one comes back short, the file carries on through the page cache:
+the bytes written are the same either way. The last block, which need not be whole, is
+always written through the page cache, and the file is then synced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: the page cache only
+    fcntl = None  # type: ignore[assignment]
+
+O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+# A multiple of every device's block size. Larger blocks wrote no faster in a log of
+# 50,000 small files (4 MiB: 400 MiB written directly in 0.14 s against 0.16 s, but the
+# same log time) and each writer holds one in memory.
+BLOCK = 1 << 20
+
+
+class BlockFile:
+    """Appends to an open, empty file descriptor (which it owns and closes)."""
+
+    def __init__(self, fd: int, *, direct: bool) -> None:
+        self.fd = fd
+        self._buffer = mmap.mmap(-1, BLOCK)  # page-aligned, as direct writes need
+        self._view = memoryview(self._buffer)
+        self._filled = 0
+        self.direct = direct and _set_direct(fd, True)
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        source = memoryview(data).cast("B")
+        offset = 0
+        while offset < len(source):
+            take = min(BLOCK - self._filled, len(source) - offset)
+            self._view[self._filled : self._filled + take] = source[offset : offset + take]
+            self._filled += take
+            offset += take
+            if self._filled == BLOCK:
+                self._drain()
+
+    def finish(self, *, sync: bool) -> None:
+        """Write what is left (through the page cache) and, if ``sync``, make the whole
+        file durable."""
+        self._stop_direct()
+        self._drain()
+        if sync:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            os.close(self.fd)
+        finally:
+            self._view.release()
+            self._buffer.close()
+
+    def _drain(self) -> None:
+        written = 0
+        while written < self._filled:
+            try:
+                count = os.write(self.fd, self._view[written : self._filled])
+            except OSError as exc:
+                if not (self.direct and exc.errno == errno.EINVAL):
+                    raise
+                self._stop_direct()  # the device refuses this alignment after all
+                continue
+            written += count
+            if written < self._filled:  # short: what follows is no longer aligned
+                self._stop_direct()
+        self._filled = 0
+
+    def _stop_direct(self) -> None:
+        if self.direct:
+            _set_direct(self.fd, False)
+            self.direct = False
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn direct writes on or off for ``fd``; whether they are now on."""
+    if not O_DIRECT or fcntl is None:
+        return False
+    with contextlib.suppress(OSError):
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | O_DIRECT if on else flags & ~O_DIRECT)
+        return on
+    return False

@@ -1,0 +1,77 @@
+"""Packs written around the page cache: the same bytes on disk whichever way they went."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from forebear.objects.direct import BLOCK, O_DIRECT, BlockFile
+
+# pieces that straddle blocks every way: empty, one byte, one short of a block, exactly
+# a block, several blocks and a tail, an odd tail
+PIECES = (0, 1, BLOCK - 1, BLOCK, 3, 2 * BLOCK + 5, 4095)
+
+
+def takes_direct_writes(folder: Path) -> bool:
+    """Whether this filesystem opens a file for direct writes at all."""
+    if not O_DIRECT:
+        return False
+    try:
+        fd = os.open(folder / "probe", os.O_WRONLY | os.O_CREAT | O_DIRECT, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(folder / "probe")
+    return True
+
+
+def write_pieces(folder: Path, direct: bool) -> tuple[BlockFile, bytes, Path]:
+    fd, name = tempfile.mkstemp(dir=folder)
+    out = BlockFile(fd, direct=direct)
+    pieces = [os.urandom(n) for n in PIECES]
+    for piece in pieces:
+        out.write(piece)
+    out.write(memoryview(b"the end"))
+    out.finish(sync=True)
+    out.close()
+    out.close()  # twice is harmless (a failed seal discards the writer)
+    return out, b"".join(pieces) + b"the end", Path(name)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_block_file_holds_exactly_what_was_written(tmp_path: Path, direct: bool) -> None:
+    fd, _ = tempfile.mkstemp(dir=tmp_path)
+    probe = BlockFile(fd, direct=direct)
+    # direct exactly where asked for and the filesystem takes it
+    assert probe.direct == (direct and takes_direct_writes(tmp_path))
+    probe.close()
+    out, expected, path = write_pieces(tmp_path, direct)
+    assert path.read_bytes() == expected
+    assert not out.direct  # the tail went through the page cache
+
+
+def test_a_device_that_refuses_a_direct_write_gets_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a filesystem that takes the flag but not the alignment does (EINVAL on the
+    # write): the file carries on through the page cache, nothing lost or doubled
+    fcntl = pytest.importorskip("fcntl")
+    if not takes_direct_writes(tmp_path):
+        pytest.skip("this filesystem takes no direct writes at all (the test above covers it)")
+    real_write = os.write
+    refused: list[int] = []
+
+    def refusing_direct_writes(fd: int, data: memoryview) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & O_DIRECT:
+            refused.append(len(data))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", refusing_direct_writes)
+    _, expected, path = write_pieces(tmp_path, True)
+    assert refused == [BLOCK]  # it tried once, then wrote every block through the cache
+    assert path.read_bytes() == expected
