@@ -31,6 +31,7 @@ O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 # 50,000 small files (4 MiB: 400 MiB written directly in 0.14 s against 0.16 s, but the
 # same log time) and each writer holds one in memory.
 BLOCK = 1 << 20
+ALIGNMENT = 4096  # what direct writes need of lengths and offsets (a page: every device's)
 
 
 class BlockFile:
@@ -56,8 +57,11 @@ class BlockFile:
                 self._drain()
 
     def finish(self, *, sync: bool) -> None:
-        """Write what is left (through the page cache) and, if ``sync``, make the whole
-        file durable."""
+        """Write what is left (its whole pages directly, the last partial one through the
+        page cache) and, if ``sync``, make the whole file durable."""
+        whole = self._filled - self._filled % ALIGNMENT
+        if self.direct and whole:
+            self._drain(whole)
         self._stop_direct()
         self._drain()
         if sync:
@@ -73,20 +77,25 @@ class BlockFile:
             self._view.release()
             self._buffer.close()
 
-    def _drain(self) -> None:
+    def _drain(self, stop: int | None = None) -> None:
+        """Write the buffer's first ``stop`` bytes (all it holds by default) and keep the
+        rest at its start."""
+        stop = self._filled if stop is None else stop
         written = 0
-        while written < self._filled:
+        while written < stop:
             try:
-                count = os.write(self.fd, self._view[written : self._filled])
+                count = os.write(self.fd, self._view[written:stop])
             except OSError as exc:
                 if not (self.direct and exc.errno == errno.EINVAL):
                     raise
                 self._stop_direct()  # the device refuses this alignment after all
                 continue
             written += count
-            if written < self._filled:  # short: what follows is no longer aligned
+            if written < stop:  # short: what follows is no longer aligned
                 self._stop_direct()
-        self._filled = 0
+        rest = self._filled - stop
+        self._view[:rest] = self._view[stop : self._filled]
+        self._filled = rest
 
     def _stop_direct(self) -> None:
         if self.direct:
