@@ -20,6 +20,10 @@ import contextlib
 import errno
 import mmap
 import os
+import threading
+from typing import BinaryIO
+
+from ..hashing import Progress, new_hasher
 
 try:
     import fcntl
@@ -32,16 +36,47 @@ O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 # same log time) and each writer holds one in memory.
 BLOCK = 1 << 20
 ALIGNMENT = 4096  # what direct writes need of lengths and offsets (a page: every device's)
+# Shorter files go through the page cache: written directly, each waits for the device
+# (measured here: equal from 256 KiB, twice as fast at 1 MiB, counting the sync after).
+DIRECT_MINIMUM = 256 << 10
+
+_buffers = threading.local()
+
+
+def thread_buffer() -> mmap.mmap:
+    """This thread's reused block buffer (see `BlockFile`)."""
+    buffer: mmap.mmap | None = getattr(_buffers, "block", None)
+    if buffer is None:
+        buffer = _buffers.block = mmap.mmap(-1, BLOCK)
+    return buffer
+
+
+def copy_to_new_file(src: BinaryIO, fd: int, progress: Progress | None = None) -> tuple[str, int]:
+    """Copy ``src`` into the new, empty file open as ``fd`` (which is closed after), hashing
+    on the way, directly where it is long enough: the digest and length copied."""
+    out = BlockFile(fd, direct=True, buffer=thread_buffer())
+    try:
+        copied = out.copy_from(src, progress)
+        out.finish(sync=False)
+        return copied
+    finally:
+        out.close()
 
 
 class BlockFile:
-    """Appends to an open, empty file descriptor (which it owns and closes)."""
+    """Appends to an open, empty file descriptor (which it owns and closes).
 
-    def __init__(self, fd: int, *, direct: bool) -> None:
+    ``buffer``: a page-aligned buffer of `BLOCK` bytes to fill (one of `thread_buffer`'s,
+    for many short files: fresh memory for each would cost what direct writes save);
+    by default one of its own."""
+
+    def __init__(self, fd: int, *, direct: bool, buffer: mmap.mmap | None = None) -> None:
         self.fd = fd
-        self._buffer = mmap.mmap(-1, BLOCK)  # page-aligned, as direct writes need
+        self._own_buffer = buffer is None
+        self._buffer = mmap.mmap(-1, BLOCK) if buffer is None else buffer
         self._view = memoryview(self._buffer)
         self._filled = 0
+        self._total = 0
         self.direct = direct and _set_direct(fd, True)
         self.closed = False
 
@@ -56,11 +91,38 @@ class BlockFile:
             if self._filled == BLOCK:
                 self._drain()
 
+    def copy_from(self, src: BinaryIO, progress: Progress | None) -> tuple[str, int]:
+        """Copy ``src`` to its end into the file, read straight into the block and hashed
+        there: the digest and length of what was copied."""
+        hasher = new_hasher()
+        copied = 0
+        readinto = getattr(src, "readinto", None)
+        while True:
+            room = self._view[self._filled :]
+            if readinto is not None:
+                count = readinto(room)
+            else:
+                block = src.read(len(room))
+                count = len(block)
+                room[:count] = block
+            if not count:
+                break
+            hasher.update(room[:count])
+            self._filled += count
+            copied += count
+            if progress is not None:
+                progress(count)
+            if self._filled == BLOCK:
+                self._drain()
+        return str(hasher.hexdigest()), copied
+
     def finish(self, *, sync: bool) -> None:
-        """Write what is left (its whole pages directly, the last partial one through the
-        page cache) and, if ``sync``, make the whole file durable."""
+        """Write what is left and, if ``sync``, make the whole file durable. Its whole pages
+        go out directly once the file is `DIRECT_MINIMUM` long (a short file written
+        directly waits for the device; through the cache, it joins the next sync), the
+        last partial page through the page cache."""
         whole = self._filled - self._filled % ALIGNMENT
-        if self.direct and whole:
+        if self.direct and whole and self._total + self._filled >= DIRECT_MINIMUM:
             self._drain(whole)
         self._stop_direct()
         self._drain()
@@ -75,7 +137,8 @@ class BlockFile:
             os.close(self.fd)
         finally:
             self._view.release()
-            self._buffer.close()
+            if self._own_buffer:
+                self._buffer.close()
 
     def _drain(self, stop: int | None = None) -> None:
         """Write the buffer's first ``stop`` bytes (all it holds by default) and keep the
@@ -96,6 +159,7 @@ class BlockFile:
         rest = self._filled - stop
         self._view[:rest] = self._view[stop : self._filled]
         self._filled = rest
+        self._total += stop
 
     def _stop_direct(self) -> None:
         if self.direct:

@@ -34,11 +34,11 @@ from .base import (
     ObjectLocation,
     backend_errors,
     check_unchanged,
-    copy_hashing,
     missing,
     write_all,
 )
 from .copying import zero_rest
+from .direct import copy_to_new_file
 from .listing import StoredObject
 
 DELETE_WORKERS = 16  # threads unlinking objects at once
@@ -248,9 +248,16 @@ class LocalLocation(ObjectLocation):
             return False
 
         def fill(tmp: str) -> tuple[str, int]:
-            with open(source, "rb", buffering=0) as src, open(tmp, "wb", buffering=0) as dst:
-                if not reflink(src.fileno(), dst.fileno()):
-                    return copy_hashing(src, dst, progress)
+            with open(source, "rb", buffering=0) as src:
+                fd = _create(tmp)
+                try:
+                    shared = reflink(src.fileno(), fd)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                if not shared:
+                    return copy_to_new_file(src, fd, progress)
+                os.close(fd)
             with open(tmp, "rb", buffering=0) as clone:
                 return hash_stream(clone, progress)
 
@@ -267,8 +274,7 @@ class LocalLocation(ObjectLocation):
         source: str = "a stream",
     ) -> None:
         def fill(tmp: str) -> tuple[str, int]:
-            with open(tmp, "wb", buffering=0) as dst:
-                return copy_hashing(src, dst, progress)
+            return copy_to_new_file(src, _create(tmp), progress)
 
         with backend_errors(f"cannot store {source!r}"):
             self._publish_checked(source, digest, fill)
@@ -382,6 +388,11 @@ class LocalLocation(ObjectLocation):
             else:
                 found[digest] = result[0]
         return found
+
+
+def _create(path: str) -> int:
+    """A new file for writing, as ``open(path, "wb")`` makes it."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
 
 
 def _write_file(path: str, data: bytes) -> None:
