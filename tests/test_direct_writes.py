@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from forebear.objects.direct import BLOCK, O_DIRECT, BlockFile
+from forebear.hashing import hash_bytes
+from forebear.objects.direct import BLOCK, DIRECT_MINIMUM, O_DIRECT, BlockFile, copy_to_new_file
 
 # pieces that straddle blocks every way: empty, one byte, one short of a block, exactly
 # a block, several blocks and a tail, an odd tail
@@ -46,7 +48,8 @@ def write_pieces(folder: Path, direct: bool) -> tuple[BlockFile, bytes, Path]:
 def test_a_block_file_holds_exactly_what_was_written(tmp_path: Path, direct: bool) -> None:
     fd, _ = tempfile.mkstemp(dir=tmp_path)
     probe = BlockFile(fd, direct=direct)
-    # direct exactly where asked for and the filesystem takes it
+    probe.write(bytes(BLOCK))
+    # direct from the first whole block, exactly where asked for and the filesystem takes it
     assert probe.direct == (direct and takes_direct_writes(tmp_path))
     probe.close()
     out, expected, path = write_pieces(tmp_path, direct)
@@ -75,3 +78,25 @@ def test_a_device_that_refuses_a_direct_write_gets_the_same_bytes(
     _, expected, path = write_pieces(tmp_path, True)
     assert refused == [BLOCK]  # it tried once, then wrote every block through the cache
     assert path.read_bytes() == expected
+
+
+@pytest.mark.parametrize("size", [0, 5, DIRECT_MINIMUM - 1, DIRECT_MINIMUM + 4097, 3 * BLOCK + 1])
+@pytest.mark.parametrize("readable", ["file", "reads only"])
+def test_a_copy_into_a_new_file_keeps_and_hashes_every_byte(
+    tmp_path: Path, size: int, readable: str
+) -> None:
+    data = os.urandom(size)
+    source = tmp_path / "source"
+    source.write_bytes(data)
+
+    class ReadsOnly:  # a stream without readinto (a chunk of a file, an HTTP body)
+        def __init__(self, stream: io.BufferedReader) -> None:
+            self.read = stream.read
+
+    target = tmp_path / "target"
+    with open(source, "rb") as stream:
+        src = stream if readable == "file" else ReadsOnly(stream)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+        found = copy_to_new_file(src, fd)  # type: ignore[arg-type]
+    assert found == (hash_bytes(data), size)
+    assert target.read_bytes() == data
