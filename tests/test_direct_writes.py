@@ -100,3 +100,30 @@ def test_a_copy_into_a_new_file_keeps_and_hashes_every_byte(
         found = copy_to_new_file(src, fd)  # type: ignore[arg-type]
     assert found == (hash_bytes(data), size)
     assert target.read_bytes() == data
+
+
+def test_a_copy_whose_source_stores_another_file_as_it_is_read_keeps_both(
+    tmp_path: Path,
+) -> None:
+    # a caching reader stores what it fetches while it is read: the copy inside the copy
+    # must not fill the block the outer copy is still filling
+    outer_data = os.urandom(3 * DIRECT_MINIMUM + 123)
+    inner_data = os.urandom(2 * DIRECT_MINIMUM + 7)
+
+    class Caching:
+        def __init__(self) -> None:
+            self.stream = io.BytesIO(outer_data)
+            self.stored: tuple[str, int] | None = None
+
+        def read(self, size: int) -> bytes:
+            if self.stream.tell() and self.stored is None:  # halfway: store something
+                fd = os.open(tmp_path / "inner", os.O_WRONLY | os.O_CREAT, 0o600)
+                self.stored = copy_to_new_file(io.BytesIO(inner_data), fd)
+            return self.stream.read(min(size, 100_000))
+
+    source = Caching()
+    fd = os.open(tmp_path / "outer", os.O_WRONLY | os.O_CREAT, 0o600)
+    assert copy_to_new_file(source, fd) == (hash_bytes(outer_data), len(outer_data))  # type: ignore[arg-type]
+    assert source.stored == (hash_bytes(inner_data), len(inner_data))
+    assert (tmp_path / "outer").read_bytes() == outer_data
+    assert (tmp_path / "inner").read_bytes() == inner_data

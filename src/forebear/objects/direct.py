@@ -45,32 +45,43 @@ DIRECT_MINIMUM = 256 << 10
 _buffers = threading.local()
 
 
-def thread_buffer() -> mmap.mmap:
-    """This thread's reused block buffer (see `BlockFile`)."""
-    buffer: mmap.mmap | None = getattr(_buffers, "block", None)
-    if buffer is None:
-        buffer = _buffers.block = mmap.mmap(-1, BLOCK)
-    return buffer
-
-
 def copy_to_new_file(src: BinaryIO, fd: int, progress: Progress | None = None) -> tuple[str, int]:
     """Copy ``src`` into the new, empty file open as ``fd`` (which is closed after), hashing
     on the way, directly where it is long enough: the digest and length copied."""
-    out = BlockFile(fd, direct=True, buffer=thread_buffer())
+    buffer = _take_buffer()
+    out = BlockFile(fd, direct=True, buffer=buffer)
     try:
         copied = out.copy_from(src, progress)
         out.finish(sync=False)
         return copied
     finally:
         out.close()
+        _give_back(buffer)
+
+
+def _take_buffer() -> mmap.mmap:
+    """This thread's spare block buffer, or a new one: a copy whose source itself stores
+    an object as it is read (a caching reader) gets its own, never the one being filled."""
+    spare: mmap.mmap | None = getattr(_buffers, "spare", None)
+    if spare is None:
+        return mmap.mmap(-1, BLOCK)
+    _buffers.spare = None
+    return spare
+
+
+def _give_back(buffer: mmap.mmap) -> None:
+    if getattr(_buffers, "spare", None) is None:
+        _buffers.spare = buffer  # kept for the thread's next copy
+    else:
+        buffer.close()
 
 
 class BlockFile:
     """Appends to an open, empty file descriptor (which it owns and closes).
 
-    ``buffer``: a page-aligned buffer of `BLOCK` bytes to fill (one of `thread_buffer`'s,
-    for many short files: fresh memory for each would cost what direct writes save);
-    by default one of its own."""
+    ``buffer``: a page-aligned buffer of `BLOCK` bytes to fill, reused from file to file
+    (`copy_to_new_file`: fresh memory for each short file would cost what direct writes
+    save); by default one of its own, released on `close`."""
 
     def __init__(self, fd: int, *, direct: bool, buffer: mmap.mmap | None = None) -> None:
         self.fd = fd
