@@ -23,9 +23,11 @@ import errno
 import mmap
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from ..hashing import Progress, new_hasher
+from ..processes import PerProcess
 
 try:
     import fcntl
@@ -43,6 +45,8 @@ ALIGNMENT = 4096  # what direct writes need of lengths and offsets (a page: ever
 DIRECT_MINIMUM = 256 << 10
 
 _buffers = threading.local()
+# one thread writes the blocks of every pack being filled in this process (one disk)
+_background = PerProcess(lambda: ThreadPoolExecutor(1, thread_name_prefix="forebear-write"))
 
 
 def copy_to_new_file(src: BinaryIO, fd: int, progress: Progress | None = None) -> tuple[str, int]:
@@ -81,17 +85,21 @@ class BlockFile:
 
     ``buffer``: a page-aligned buffer of `BLOCK` bytes to fill, reused from file to file
     (`copy_to_new_file`: fresh memory for each short file would cost what direct writes
-    save); by default one of its own, released on `close`."""
+    save); by default one of its own, released on `close`. A file with buffers of its own
+    (a pack) fills one while the other is written directly by a background thread, so
+    the device's time overlaps the copying and hashing of the next block."""
 
     def __init__(self, fd: int, *, direct: bool, buffer: mmap.mmap | None = None) -> None:
         self.fd = fd
-        self._own_buffer = buffer is None
-        self._buffer = mmap.mmap(-1, BLOCK) if buffer is None else buffer
-        self._view = memoryview(self._buffer)
+        self._own_buffers = buffer is None
+        self._buffers = [mmap.mmap(-1, BLOCK) if buffer is None else buffer]
+        self._views = [memoryview(self._buffers[0])]
+        self._view = self._views[0]
         self._filled = 0
         self._total = 0
         self._may_go_direct = direct  # tried once, when the first whole block is written
         self.direct = False
+        self._writing: Future[bool] | None = None  # a block being written in the background
         self.closed = False
 
     def write(self, data: bytes | memoryview) -> None:
@@ -135,6 +143,7 @@ class BlockFile:
         go out directly once the file is `DIRECT_MINIMUM` long (a short file written
         directly waits for the device; through the cache, it joins the next sync), the
         last partial page through the page cache."""
+        self._wait()
         whole = self._filled - self._filled % ALIGNMENT
         if whole and self._total + self._filled >= DIRECT_MINIMUM:
             self._go_direct()
@@ -150,15 +159,35 @@ class BlockFile:
             return
         self.closed = True
         try:
+            with contextlib.suppress(OSError):  # closing after a failure: it is reported
+                self._wait()
             os.close(self.fd)
         finally:
-            self._view.release()
-            if self._own_buffer:
-                self._buffer.close()
+            for view in self._views:
+                view.release()
+            if self._own_buffers:
+                for buffer in self._buffers:
+                    buffer.close()
 
     def _drain_block(self) -> None:
+        self._wait()  # blocks go out in order: the one before first (its error raised here)
         self._go_direct()
-        self._drain()
+        if not (self.direct and self._own_buffers):
+            self._drain()
+            return
+        if len(self._buffers) == 1:
+            self._buffers.append(mmap.mmap(-1, BLOCK))
+            self._views.append(memoryview(self._buffers[1]))
+        full = self._view
+        self._view = self._views[1] if full is self._views[0] else self._views[0]
+        self._filled = 0
+        self._total += BLOCK
+        self._writing = _background.get().submit(_write_out, self.fd, full, True)
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            self.direct = writing.result()
 
     def _go_direct(self) -> None:
         if self._may_go_direct:
@@ -169,18 +198,7 @@ class BlockFile:
         """Write the buffer's first ``stop`` bytes (all it holds by default) and keep the
         rest at its start."""
         stop = self._filled if stop is None else stop
-        written = 0
-        while written < stop:
-            try:
-                count = os.write(self.fd, self._view[written:stop])
-            except OSError as exc:
-                if not (self.direct and exc.errno == errno.EINVAL):
-                    raise
-                self._stop_direct()  # the device refuses this alignment after all
-                continue
-            written += count
-            if written < stop:  # short: what follows is no longer aligned
-                self._stop_direct()
+        self.direct = _write_out(self.fd, self._view[:stop], self.direct)
         rest = self._filled - stop
         self._view[:rest] = self._view[stop : self._filled]
         self._filled = rest
@@ -190,6 +208,24 @@ class BlockFile:
         if self.direct:
             _set_direct(self.fd, False)
             self.direct = False
+
+
+def _write_out(fd: int, view: memoryview, direct: bool) -> bool:
+    """Write all of ``view``; whether writes are still direct after (a device that refuses
+    the alignment, or a short write, turns them off for what follows)."""
+    written = 0
+    while written < len(view):
+        try:
+            count = os.write(fd, view[written:])
+        except OSError as exc:
+            if not (direct and exc.errno == errno.EINVAL):
+                raise
+            direct = _set_direct(fd, False)  # the device refuses this alignment after all
+            continue
+        written += count
+        if direct and written < len(view):  # short: what follows is no longer aligned
+            direct = _set_direct(fd, False)
+    return direct
 
 
 def _set_direct(fd: int, on: bool) -> bool:
