@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .hashing import identity
+
 # Longer than the coarsest timestamp granularity of common local filesystems (FAT: 2 s).
 RACY_SECONDS = 2.0
 # well under SQLite's limit of bound parameters (999 before 3.32, 32766 since)
@@ -48,7 +50,7 @@ class FileStat(NamedTuple):
 
     @classmethod
     def of(cls, info: os.stat_result) -> FileStat:
-        return cls(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        return cls(*identity(info))
 
 
 _TABLE = "sealed_files"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
-from ..hashing import BLOCK_SIZE, Progress, new_hasher
+from ..hashing import BLOCK_SIZE, READ_FLAGS, Progress, new_hasher
 
 
 def copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> tuple[str, int]:
@@ -83,23 +84,22 @@ def read_file_head(path: str, size: int) -> bytes:
     """The first ``size`` bytes of a local file, fewer only at its end: through a plain
     descriptor, which costs half the system calls of a file object (what matters when
     packing many small files)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, READ_FLAGS)
     try:
-        parts = []
-        wanted = size
-        while wanted > 0 and (part := os.read(fd, wanted)):
-            parts.append(part)
-            wanted -= len(part)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return _read_up_to(lambda wanted: os.read(fd, wanted), size)
     finally:
         os.close(fd)
 
 
 def read_up_to(src: BinaryIO, size: int) -> bytes:
     """``size`` bytes of ``src``, fewer only at its end (a stream may return short reads)."""
+    return _read_up_to(src.read, size)
+
+
+def _read_up_to(read: Callable[[int], bytes], size: int) -> bytes:
     parts = []
     wanted = size
-    while wanted > 0 and (part := src.read(wanted)):
+    while wanted > 0 and (part := read(wanted)):
         parts.append(part)
         wanted -= len(part)
-    return b"".join(parts)
+    return b"".join(parts)  # one part is returned as it is, not copied
