@@ -55,6 +55,61 @@ def test_spool_returns_rows_in_code_point_order_whether_or_not_it_spilled(
             assert rows[0] + "\0missing" not in spooled
 
 
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.lists(keys, min_size=1, max_size=8), st.booleans()),
+        st.tuples(st.just("remove"), keys, st.booleans()),
+        st.tuples(st.just("contains"), keys, st.booleans()),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(operations, st.integers(0, 30))
+def test_a_spool_fed_in_key_order_or_not_keeps_the_same_rows(
+    steps: list[tuple[str, object, bool]], spill_rows: int
+) -> None:
+    """Rows added in rising key order spill to an appended file, any other step moves
+    them into SQLite: whatever the mix, the spool holds what a dict would."""
+    expected: dict[str, int] = {}
+    with Spool(width=2, spill_rows=spill_rows) as spooled:
+        for number, (step, value, in_order) in enumerate(steps):
+            if step == "add":
+                assert isinstance(value, list)
+                batch = sorted(set(value)) if in_order else value
+                if in_order and expected:  # after every key so far: the appended run
+                    batch = [max(expected) + key for key in batch]
+                try:
+                    spooled.add((key, number) for key in batch)
+                except DuplicateKey as refused:
+                    assert refused.key in expected or batch.count(refused.key) > 1
+                else:
+                    assert len(set(batch)) == len(batch) and not expected.keys() & set(batch)
+                    expected.update((key, number) for key in batch)
+            elif step == "remove":
+                assert isinstance(value, str)
+                assert spooled.remove(value) == (expected.pop(value, None) is not None)
+            else:
+                assert (value in spooled) == (value in expected)
+            assert len(spooled) == len(expected)
+        assert list(spooled) == sorted(expected.items())
+        assert [row for page in spooled.batches(3) for row in page] == sorted(expected.items())
+
+
+def test_a_folder_is_walked_in_the_order_of_the_paths_it_makes(
+    make_tree: Callable[..., Path],
+) -> None:
+    """ "a.txt" sorts before "a/x" ("." < "/"), "a0" after it: a folder's files come out
+    in path order, so a large artifact's entries need no sorting."""
+    from forebear.walk import Walk
+
+    names = ["a/x", "a/y/z", "a.txt", "a-b/c", "a0", "ab/c", "B", "é/f", "a/y.txt", "a/y-/w"]
+    data = make_tree("data", dict.fromkeys(names, "x"))
+    walked = list(Walk(str(data)).files())
+    assert walked == sorted(names)
+
+
 @pytest.mark.parametrize("spill_rows", [1000, 3])
 def test_spool_refuses_a_duplicate_key_and_keeps_what_it_had(spill_rows: int) -> None:
     with Spool(width=1, spill_rows=spill_rows) as spooled:

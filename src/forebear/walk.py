@@ -111,8 +111,8 @@ class Walk:
             ignore_file = os.path.join(directory, IGNORE_FILE)
             if os.path.isfile(ignore_file):
                 self._rules.append(_Rules(relative, _spec(_read_lines(ignore_file))))
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            with os.scandir(directory) as it:  # in the order of the paths they make
+                entries = sorted(it, key=lambda e: e.name + "/" if e.is_dir() else e.name)
             for entry in entries:
                 rel = f"{relative}{entry.name}"
                 if entry.is_symlink():
