@@ -27,9 +27,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from .artifacts import Artifact, PendingFile
-from .hashing import HASH_ALGORITHM, new_hasher
+from .hashing import HASH_ALGORITHM, Identity, identity, new_hasher
 from .manifest import MANIFEST_VERSION, ManifestEntry
-from .statcache import FileStat
 
 # What the recorded manifest digest also depends on: another format makes other keys.
 _SEED = f"forebear-tree 1 {HASH_ALGORITHM} manifest {MANIFEST_VERSION}\n".encode()
@@ -56,15 +55,13 @@ class KeyBuilder:
     def add_paths(self, items: Iterable[PendingFile]) -> None:
         self.paths.update(_encoded("".join(f"{i.path}\0{i.local_path}\0" for i in items)))
 
-    def add_stats(self, items: Iterable[tuple[PendingFile, FileStat]]) -> None:
+    def add_stats(self, items: Iterable[tuple[PendingFile, Identity]]) -> None:
+        """Each file with its `FileStat` (or the same fields as a plain tuple)."""
         parts = []
         changed = self.changed_ns
-        for item, stat in items:
-            parts.append(
-                f"{item.path}\0{item.local_path}\0{stat.device}:{stat.inode}:{stat.size}:"
-                f"{stat.mtime_ns}:{stat.ctime_ns}\0"
-            )
-            changed = max(changed, stat.mtime_ns, stat.ctime_ns)
+        for (path, local_path), (device, inode, size, mtime_ns, ctime_ns) in items:
+            parts.append(f"{path}\0{local_path}\0{device}:{inode}:{size}:{mtime_ns}:{ctime_ns}\0")
+            changed = max(changed, mtime_ns, ctime_ns)
         self.stats.update(_encoded("".join(parts)))
         self.changed_ns = changed
 
@@ -116,7 +113,7 @@ def _walk(artifact: Artifact, batch_size: int, *, stat: bool) -> KeyBuilder | No
         builder.add_paths(files)
         if stat:
             try:
-                builder.add_stats((item, FileStat.of(os.stat(item.local_path))) for item in files)
+                builder.add_stats((item, identity(os.stat(item.local_path))) for item in files)
             except OSError:
                 return None
     return builder
