@@ -4,6 +4,7 @@ that answer wrong sends the log down the full path, which keeps every guarantee.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sqlite3
 from collections.abc import Callable
@@ -140,6 +141,77 @@ def test_in_a_packed_store_a_chunk_the_index_lost_sends_the_log_down_the_full_pa
         assert log(store, data) == version and full_logs == ["ds", "ds"]
 
 
+def test_in_a_packed_store_a_version_found_whole_is_trusted_until_something_is_forgotten(
+    tmp_path: Path,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The object check of a re-log looks every entry up; in a store with packs it is
+    skipped while forebear has forgotten nothing since the version was last found whole,
+    and runs again (once) after a rebuilt index, a gc or a verify that found damage."""
+    from forebear.local import unchanged
+
+    checks: list[int] = []
+    real = unchanged.is_whole
+    monkeypatch.setattr(
+        unchanged,
+        "is_whole",
+        lambda *a: checks.append(1) or real(*a),  # type: ignore[func-returns-value]
+    )
+    data = files(make_tree)
+    other = make_tree("other", {"x.txt": "only in a version deleted below"})
+    with forebear.open(tmp_path / "store") as store:
+        store.upgrade()
+        version = log(store, data)
+        assert log(store, data) == version and log(store, data) == version
+        assert full_logs == ["ds"] and checks == []  # the record's mark: no lookups
+        store.rebuild_index()  # forgets the whole index, then reads it back
+        assert log(store, data) == version and checks == [1]
+        assert log(store, data) == version and checks == [1]  # found whole: marked again
+        log(store, other, name="gone").delete()
+        assert store.gc(grace=dt.timedelta(0)).objects  # removed what only that one held
+        assert log(store, data) == version and checks == [1, 1]
+        assert log(store, data) == version and checks == [1, 1]
+        assert full_logs == ["ds", "gone"]
+
+
+def test_a_record_from_before_whole_marks_still_answers_a_re_log(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    """Records written before the whole mark (a table without it, sealed over four
+    fields) keep answering after an upgrade of forebear, so the first re-log does not
+    read every file again."""
+    import hashlib
+
+    data = files(make_tree)
+    version = log(local_store, data)
+    cache = local_store.stat_cache
+    key = cache.key_path.read_bytes()
+    with sqlite3.connect(cache.path) as db:
+        rows = db.execute(
+            "SELECT paths_key, stats_key, digest, changed_ns, taken_ns FROM sealed_trees_2"
+        ).fetchall()
+        db.execute("DELETE FROM sealed_trees_2")
+        db.execute(
+            "CREATE TABLE sealed_trees (paths_key TEXT PRIMARY KEY, stats_key TEXT,"
+            " digest TEXT, changed_ns INTEGER, taken_ns INTEGER, seal TEXT) WITHOUT ROWID"
+        )
+        for row in rows:
+            text = ":".join(str(value) for value in ("tree", *row)).encode()
+            seal = hashlib.blake2b(text, key=key, digest_size=16).hexdigest()
+            db.execute("INSERT INTO sealed_trees VALUES (?,?,?,?,?,?)", (*row, seal))
+    assert log(local_store, data) == version and full_logs == ["ds"]
+    with sqlite3.connect(cache.path) as db:
+        db.execute("UPDATE sealed_trees SET digest = stats_key")  # unsealed: ignored
+        db.execute("DELETE FROM sealed_trees_2")
+    assert log(local_store, data) == version and full_logs == ["ds", "ds"]
+
+
 def test_the_same_files_under_another_name_or_after_a_delete_make_a_version(
     local_store: forebear.Store,
     make_tree: Callable[..., Path],
@@ -196,7 +268,7 @@ def test_a_record_someone_else_wrote_is_ignored(
     assert log(local_store, other).version == "v1"
     # claim, without the sealing key, that the other folder made the first version
     with sqlite3.connect(local_store.stat_cache.path) as db:
-        db.execute("UPDATE sealed_trees SET digest = ?", (first.digest,))
+        db.execute("UPDATE sealed_trees_2 SET digest = ?", (first.digest,))
     again = log(local_store, other)
     assert again.version == "v1"
     assert full_logs == ["ds", "ds", "ds"]

@@ -54,19 +54,22 @@ class FileStat(NamedTuple):
 
 
 _TABLE = "sealed_files"
-_TREES = "sealed_trees"
+_TREES = "sealed_trees_2"
+_OLD_TREES = "sealed_trees"  # records without a whole mark: read, never written
 _ROOTS = "tree_roots"  # roots key -> the paths key last recorded for it (a hint: unsealed)
 
 
 class TreeRecord(NamedTuple):
     """An artifact's files as a version was logged from them (see `forebear.treekey`):
     their stats key, the manifest digest they made, their newest change and when they
-    were stated."""
+    were stated; ``whole_at``: the store and the state of its objects in which the
+    version was known to hold every object it needs ("": not known)."""
 
     stats_key: str
     digest: str
     changed_ns: int
     taken_ns: int
+    whole_at: str = ""
 
 
 def _load_key(path: Path) -> bytes:
@@ -125,7 +128,7 @@ class StatCache:
             connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {_TREES} (paths_key TEXT PRIMARY KEY,"
                 " stats_key TEXT, digest TEXT, changed_ns INTEGER, taken_ns INTEGER,"
-                " seal TEXT) WITHOUT ROWID"
+                " whole_at TEXT, seal TEXT) WITHOUT ROWID"
             )
             connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {_ROOTS} (roots_key TEXT PRIMARY KEY,"
@@ -194,22 +197,30 @@ class StatCache:
         row = None
         with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
             row = connection.execute(
-                f"SELECT stats_key, digest, changed_ns, taken_ns, seal FROM {_TREES}"
+                f"SELECT stats_key, digest, changed_ns, taken_ns, whole_at, seal FROM {_TREES}"
                 " WHERE paths_key = ?",
                 (paths_key,),
             ).fetchone()
+            if row is None:  # a record of the table before whole marks: sealed without one
+                found = connection.execute(
+                    f"SELECT stats_key, digest, changed_ns, taken_ns, seal FROM {_OLD_TREES}"
+                    " WHERE paths_key = ?",
+                    (paths_key,),
+                ).fetchone()
+                row = (*found[:4], None, found[4]) if found is not None else None
         if row is None:
             return None
-        record, seal = TreeRecord(*row[:4]), row[4]
-        types = (str, str, int, int)
+        record, seal = TreeRecord(row[0], row[1], row[2], row[3], row[4] or ""), row[5]
+        types = (str, str, int, int, str)
         if not all(isinstance(v, t) for v, t in zip(record, types, strict=True)):
             return None  # not a row this code wrote
         if not _trusted_tree(record):
             return None
+        sealed = (
+            ("tree", paths_key, *record) if row[4] is not None else ("tree", paths_key, *row[:4])
+        )
         with contextlib.suppress(OSError):
-            if isinstance(seal, str) and hmac.compare_digest(
-                seal, self._seal(("tree", paths_key, *record))
-            ):
+            if isinstance(seal, str) and hmac.compare_digest(seal, self._seal(sealed)):
                 return record
         return None
 
@@ -237,7 +248,7 @@ class StatCache:
             with self._connect() as connection:
                 connection.execute("BEGIN IMMEDIATE")
                 connection.execute(
-                    f"INSERT OR REPLACE INTO {_TREES} VALUES (?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO {_TREES} VALUES (?,?,?,?,?,?,?)",
                     (paths_key, *record, seal),
                 )
                 if roots_key is not None:

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from itertools import groupby
 from typing import NamedTuple
 
-from sqlalchemy import and_, delete, exists, select
+from sqlalchemy import Integer, Text, and_, cast, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from . import bulk
@@ -20,8 +20,13 @@ from .schema import (
     EntryRow,
     PackedObjectRow,
     PackRow,
+    StoreInfoRow,
     utcnow,
 )
+
+# How many times forebear removed stored objects or forgot packed ones (a `StoreInfoRow`):
+# while it has not moved, a version found whole is still whole (see `forget_count`).
+FORGET_COUNT = "objects_forgotten"
 
 
 class PackUsage(NamedTuple):
@@ -138,14 +143,42 @@ def usage(session: Session, needed: Collection[str]) -> Iterator[PackUsage]:
             yield PackUsage(pack, row.size, row.created_at, {}, set())
 
 
+def forget_count(session: Session) -> int | None:
+    """How many times objects were forgotten or removed, by gc, repacking, purges and
+    rebuilding the index: a version that held every object it needs when the count was N
+    still holds them while it is N (forebear itself removes nothing else). None: never
+    counted in this store (`start_counting` first)."""
+    row = session.get(StoreInfoRow, FORGET_COUNT)
+    return int(row.value) if row is not None and row.value.isdigit() else None
+
+
+def start_counting(session: Session) -> None:
+    insert_ignoring_duplicates(session, StoreInfoRow, [{"key": FORGET_COUNT, "value": "0"}])
+
+
+def count_forgetting(session: Session) -> None:
+    """One more forgetting, in the transaction that forgets (an atomic increment: two at
+    once both count)."""
+    start_counting(session)
+    session.execute(
+        update(StoreInfoRow)
+        .where(StoreInfoRow.key == FORGET_COUNT)
+        .values(value=cast(cast(StoreInfoRow.value, Integer) + 1, Text))
+    )
+
+
 def forget(session: Session, packs: Iterable[str]) -> None:
     """Drop packs and their objects from the index (before the files are deleted)."""
-    for batch in _batches(sorted(set(packs))):
+    forgotten = sorted(set(packs))
+    if forgotten:
+        count_forgetting(session)
+    for batch in _batches(forgotten):
         session.execute(delete(PackedObjectRow).where(PackedObjectRow.pack.in_(batch)))
         session.execute(delete(PackRow).where(PackRow.digest.in_(batch)))
 
 
 def forget_all(session: Session) -> None:
+    count_forgetting(session)
     session.execute(delete(PackedObjectRow))
     session.execute(delete(PackRow))
 

@@ -71,6 +71,8 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
             if stored.modified is not None and stored.modified <= cutoff
         ]
         if not dry_run:  # the lock is still held: no writer can rely on these meanwhile
+            if garbage or lists:
+                db_packs.count_forgetting(session)
             objects.delete_many(garbage)
             objects.delete_chunk_lists(lists)
         report.objects.extend(d for d in garbage if d not in packed)  # those are still there

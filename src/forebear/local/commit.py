@@ -114,7 +114,8 @@ def log(
             f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
         )
     backend.require_writable()
-    again = unchanged.logged_before(backend, artifact, project)
+    mark = unchanged.whole_mark(backend)  # before any object is looked for
+    again = unchanged.logged_before(backend, artifact, project, mark)
     if again is not None:
         return log_again(
             backend, artifact, again, project=project, run_id=run_id, aliases=aliases,
@@ -157,7 +158,7 @@ def log(
                 run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
                 before=still_live(f"{project}/{artifact.name}", known),
             )  # fmt: skip
-        unchanged.remember(backend, artifact, prepared)
+        unchanged.remember(backend, artifact, prepared, mark)
         return logged
 
 

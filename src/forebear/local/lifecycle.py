@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..db import lifecycle as db_lifecycle
+from ..db import packs as db_packs
 from ..db import purges as db_purges
 from ..db import retention as db_retention
 from ..db import versions as db_versions
@@ -74,6 +75,7 @@ def purge(backend: LocalBackend, digest: str, reason: str) -> PurgeReport:
         db_purges.purge(session, digest, reason.strip(), backend.actor)
         loaded = db_versions.load_versions(session, {version_id for version_id, _ in held})
         db_purges.forget_chunk_list(session, digest)
+        db_packs.count_forgetting(session)
         size = 0
         # the bytes go while the lock is held: no writer may find them meanwhile
         for object_digest in [digest, *chunks]:

@@ -3,7 +3,14 @@ the last time a version was logged from them (see `forebear.treekey`), they make
 version's manifest again, so nothing is hashed, no manifest is written and no entry is
 compared one by one. What stays is what the guarantees need: the version must still be
 live, keep every byte (nothing purged), and every object it needs must still be stored
-(otherwise the full log runs and stores again what went missing)."""
+(otherwise the full log runs and stores again what went missing).
+
+That last check looks every entry up, so in a store with packs the record also keeps a
+*whole mark*: the store's id and its count of forgettings (`db.packs.forget_count`)
+read before the log that made or checked the version. While the count has not moved,
+forebear has removed nothing since the version held all its objects, and only its
+manifest is looked for; a count that moved (a gc, a repack, a purge, a rebuilt index)
+means one full check, after which the record carries the new mark."""
 
 from __future__ import annotations
 
@@ -11,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from .. import ingest, treekey
 from ..chunking import MIN_THRESHOLD
+from ..db import identity as db_identity
 from ..db import packs as db_packs
 from ..db import versions as db_versions
-from ..db.engine import read_session
+from ..db.engine import read_session, write_session
 from ..records import VersionData
 from ..statcache import TreeRecord
 
@@ -22,9 +30,27 @@ if TYPE_CHECKING:
     from .backend import LocalBackend
 
 
-def logged_before(backend: LocalBackend, artifact: Artifact, project: str) -> VersionData | None:
+def whole_mark(backend: LocalBackend) -> str | None:
+    """The store's whole mark now (see the module docstring); None without packs, where
+    every loose object is looked for instead."""
+    if backend.objects.packs is None:
+        return None
+    with read_session(backend.engine) as session:
+        store_id, count = db_identity.store_id(session), db_packs.forget_count(session)
+    if count is None:  # a store with packs from before the count: start it now
+        with write_session(backend.engine) as session:
+            db_packs.start_counting(session)
+        with read_session(backend.engine) as session:
+            count = db_packs.forget_count(session)
+    return f"{store_id}:{count}" if store_id is not None and count is not None else None
+
+
+def logged_before(
+    backend: LocalBackend, artifact: Artifact, project: str, mark: str | None
+) -> VersionData | None:
     """The live version of ``project/artifact.name`` that these very files made, when that
-    can be known without reading them; None means: log them in full."""
+    can be known without reading them; None means: log them in full. ``mark``: the
+    store's whole mark, read before this log looked at any object."""
     roots_key = treekey.roots_key(artifact)
     if roots_key is not None:  # no entry read unless these folders were logged before
         paths_key = backend.stat_cache.paths_key_at(roots_key)
@@ -41,8 +67,16 @@ def logged_before(backend: LocalBackend, artifact: Artifact, project: str) -> Ve
         if known is None:
             return None
         version = db_versions.load_versions(session, [known])[known]
-    if backend.redactions(known) or not is_whole(backend, version):
+    if backend.redactions(known):
         return None
+    if mark is not None and record.whole_at == mark:  # nothing removed since it was whole
+        return version if backend.objects.has(version.digest) else None
+    if not is_whole(backend, version):
+        return None
+    if mark is not None:
+        backend.stat_cache.remember_tree(
+            keys.paths_key, record._replace(whole_at=mark), treekey.roots_key(artifact)
+        )
     return version
 
 
@@ -70,10 +104,15 @@ def is_whole(backend: LocalBackend, version: VersionData) -> bool:
             return False
 
 
-def remember(backend: LocalBackend, artifact: Artifact, prepared: ingest.Prepared) -> None:
-    """After a log: what these files made, for the next log of the same files."""
+def remember(
+    backend: LocalBackend, artifact: Artifact, prepared: ingest.Prepared, mark: str | None
+) -> None:
+    """After a log: what these files made, for the next log of the same files (the log
+    found or stored every object after reading ``mark``)."""
     if prepared.tree is not None:
         tree = prepared.tree
-        record = TreeRecord(tree.stats_key, prepared.digest, tree.changed_ns, tree.taken_ns)
+        record = TreeRecord(
+            tree.stats_key, prepared.digest, tree.changed_ns, tree.taken_ns, mark or ""
+        )
         roots_key = treekey.roots_key(artifact)
         backend.stat_cache.remember_tree(tree.paths_key, record, roots_key)

@@ -3,13 +3,16 @@ object location says about each version."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from ..chunking import ChunkList, in_order
 from ..content import ContentReader
-from ..errors import IntegrityError, Problem
+from ..db import packs as db_packs
+from ..db.engine import write_session
+from ..errors import ForebearError, IntegrityError, Problem
 from ..hashing import hash_bytes, new_hasher
 from ..manifest import PAGE_ENTRIES, ManifestEntry, ManifestWriter, pages
 from ..objects import TRANSFER_WORKERS, ObjectLocation
@@ -91,6 +94,11 @@ def problems(backend: LocalBackend, versions: Iterable[VersionData]) -> list[Pro
                     f"digest {version.digest}: the catalog was changed outside forebear",
                 )
             )
+    if found and backend.read_only is None:
+        # lost without forebear removing them: the next log of those files must look each
+        # object up again (and store what is missing), not trust its record
+        with contextlib.suppress(ForebearError), write_session(backend.engine) as session:
+            db_packs.count_forgetting(session)
     return found
 
 
