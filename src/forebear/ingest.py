@@ -258,9 +258,12 @@ def store_objects(
                     objects.put_chunk_list(chunks.digest, chunks.to_bytes())
                     prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
             stored = set(absent) | set(known)
+            # a file read whole into a pack was hashed again as it went in: no stat needed
+            packs = objects.packs
+            verified = {first[d] for _, d in whole if packs is not None and packs.takes(sizes[d])}
             for _path, digest, size, _uri, _etag, local, device, inode, mtime, ctime in batch:
                 # unchanged since they were hashed (a re-log reads only what it stores)
-                if local is not None and (not relog or digest in stored):
+                if local is not None and (not relog or digest in stored) and local not in verified:
                     stat = FileStat(device, inode, size, mtime, ctime)
                     check_unchanged(os.fsdecode(local), stat)
     if not with_manifest:
