@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from .artifacts import Artifact, PendingFile
-from .hashing import HASH_ALGORITHM, Identity, identity, new_hasher
+from .hashing import HASH_ALGORITHM, Identity, new_hasher
 from .manifest import MANIFEST_VERSION, ManifestEntry
 
 # What the recorded manifest digest also depends on: another format makes other keys.
@@ -62,6 +62,24 @@ class KeyBuilder:
         for (path, local_path), (device, inode, size, mtime_ns, ctime_ns) in items:
             parts.append(f"{path}\0{local_path}\0{device}:{inode}:{size}:{mtime_ns}:{ctime_ns}\0")
             changed = max(changed, mtime_ns, ctime_ns)
+        self.stats.update(_encoded("".join(parts)))
+        self.changed_ns = changed
+
+    def stat_files(self, items: Iterable[PendingFile]) -> None:
+        """`add_stats` with each file stated now (one loop: a re-log runs it for every
+        file); a file that cannot be stated raises `OSError`."""
+        parts = []
+        changed = self.changed_ns
+        stat = os.stat
+        for path, local_path in items:
+            info = stat(local_path)
+            mtime_ns, ctime_ns = info.st_mtime_ns, info.st_ctime_ns
+            parts.append(
+                f"{path}\0{local_path}\0{info.st_dev}:{info.st_ino}:{info.st_size}:"
+                f"{mtime_ns}:{ctime_ns}\0"
+            )
+            if mtime_ns > changed or ctime_ns > changed:
+                changed = max(mtime_ns, ctime_ns)
         self.stats.update(_encoded("".join(parts)))
         self.changed_ns = changed
 
@@ -113,7 +131,7 @@ def _walk(artifact: Artifact, batch_size: int, *, stat: bool) -> KeyBuilder | No
         builder.add_paths(files)
         if stat:
             try:
-                builder.add_stats((item, identity(os.stat(item.local_path))) for item in files)
+                builder.stat_files(files)
             except OSError:
                 return None
     return builder
