@@ -88,6 +88,46 @@ def test_many_small_files_go_into_one_pack_and_read_back(
     assert packed.verify() == []
 
 
+def test_packs_written_during_a_log_are_found_before_they_are_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packs are recorded in the index together, at the flush before the commit: until
+    then the log still finds the objects it packed (a file met again in a later batch is
+    not stored twice), nothing names a pack that is not whole, and every pack is recorded
+    by the time the version is committed."""
+    from forebear import ingest
+    from forebear.objects import packs as packs_module
+
+    monkeypatch.setattr(ingest, "BATCH", 10)  # the same bytes come back batches later
+    monkeypatch.setattr(packs_module, "REMEMBERED_SLOTS", 1)  # and are no longer remembered
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(60):
+        (data / f"f{i:02d}.txt").write_bytes(f"content {i % 20} ".encode() * 50)
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    packs = store.objects.packs
+    assert packs is not None
+    packs.target = 2_000  # a pack every few objects
+    recorded: list[int] = []
+    real = packs.index.record_many
+    monkeypatch.setattr(
+        packs.index, "record_many", lambda written: recorded.append(len(written)) or real(written)
+    )
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(data, name="ds")
+    assert recorded == [len(pack_files(store))] and recorded[0] > 3  # in one transaction
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:
+        rows = db.execute("SELECT digest FROM packed_objects").fetchall()
+    assert len(rows) == len({digest for (digest,) in rows}) == 21  # 20 files, 1 manifest
+    assert store.objects.packs.unrecorded == []
+    assert store.verify() == []
+    out = version.download(tmp_path / "out")
+    assert sorted(p.read_bytes() for p in out.iterdir()) == sorted(
+        p.read_bytes() for p in data.iterdir()
+    )
+
+
 def test_a_format_2_store_keeps_its_loose_objects_readable_after_the_upgrade(
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,7 @@ a reader that looked up the old slot finds the pack gone and looks the object up
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
 
 from ..chunking import DEFAULT_CHUNKING, PACKED_CHUNKING, Chunking
@@ -20,7 +20,7 @@ from ..db.engine import Engine, Session, read_session, write_session
 from ..errors import StoreError
 from ..hashing import hash_bytes
 from ..objects import PACKED_FORMAT, ObjectLocation
-from ..objects.packs import INDEX_SUFFIX, PackIndex, PackSlot
+from ..objects.packs import INDEX_SUFFIX, PackIndex, PackSlot, WrittenPack
 from ..reports import GcReport
 
 REPACK_BELOW = 0.5  # a pack is rewritten once less than this fraction of its bytes is live
@@ -41,6 +41,11 @@ class CatalogPackIndex(PackIndex):
     def record(self, pack: str, size: int, slots: Mapping[str, tuple[int, int]]) -> None:
         with write_session(self.engine) as session:
             db_packs.record_pack(session, pack, size, slots)
+
+    def record_many(self, packs: Sequence[WrittenPack]) -> None:
+        with write_session(self.engine) as session:
+            for pack in packs:
+                db_packs.record_pack(session, pack.digest, pack.size, pack.slots)
 
 
 class LocalPacks:

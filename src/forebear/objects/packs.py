@@ -47,6 +47,12 @@ COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 4 << 20  # but no request reads more than this
 PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
 REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks for its own)
+# Objects of packs written but not yet recorded in the index, at most: they are recorded
+# together, on `Packs.flush` or past this many. Each transaction that records rows in
+# random digest order rewrites most pages of the index (in SQLite, through the WAL), so
+# fewer, larger ones cost less: a first log of 1,000,000 small files recorded 31 packs in
+# 10.3 s one at a time.
+UNRECORDED_OBJECTS = 200_000
 
 
 Recorder = Callable[[str, int, Mapping[str, tuple[int, int]]], None]  # pack, size, slots
@@ -71,6 +77,19 @@ class PackIndex(ABC):
     @abstractmethod
     def record(self, pack: str, size: int, slots: Mapping[str, tuple[int, int]]) -> None:
         """Remember a pack written whole: its size and each object's (offset, length)."""
+
+    def record_many(self, packs: Sequence[WrittenPack]) -> None:
+        """Remember several packs written whole (in one transaction, where it can)."""
+        for pack in packs:
+            self.record(pack.digest, pack.size, pack.slots)
+
+
+class WrittenPack(NamedTuple):
+    """A pack written whole, to record: its digest, size and each object's slot."""
+
+    digest: str
+    size: int
+    slots: Mapping[str, tuple[int, int]]
 
 
 def pack_key(pack: str) -> str:
@@ -199,6 +218,8 @@ class Packs:
         self.writer: PackWriter | None = None
         self.lock = threading.Lock()
         self.known: dict[str, PackSlot] = {}  # slots looked up lately (reads come in runs)
+        self.unrecorded: list[WrittenPack] = []  # written whole, in the index on `flush`
+        self.unrecorded_objects = 0
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -240,10 +261,18 @@ class Packs:
                 self.seal_current()
 
     def flush(self) -> None:
-        """Seal, write and record the current pack, if any."""
+        """Seal and write the current pack, if any, and record every pack written."""
         with self.lock, backend_errors("cannot write a pack"):
             if self.writer is not None:
                 self.seal_current()
+            self.record_written()
+
+    def record_written(self) -> None:
+        """Record the packs written and not yet in the index, in one go."""
+        if self.unrecorded:
+            self.index.record_many(self.unrecorded)
+            self.unrecorded = []  # a new list: lookups may be going through the old one
+            self.unrecorded_objects = 0
 
     def seal_current(self) -> None:
         writer, self.writer = self.writer, None
@@ -256,16 +285,23 @@ class Packs:
             writer.discard()
 
     def publish(self, sealed: SealedPack, record: Recorder | None = None) -> None:
-        """Write the pack, then its index copy, then record it (through the index, or
-        ``record`` inside a caller's transaction): an index row never names a pack that is
-        not whole."""
+        """Write the pack, then its index copy, then record it: with ``record`` at once,
+        inside a caller's transaction, else with the packs written after it (`flush`
+        records them all before a commit relies on them, and this process finds their
+        objects meanwhile). An index row never names a pack that is not whole."""
         with backend_errors(f"cannot write pack {sealed.digest}"):
             self.location.store_file(sealed.path, self.path(sealed.digest))
             self.location.store_small(
                 self.path(sealed.digest, INDEX_SUFFIX),
                 encode_index(sealed.digest, sealed.size, sealed.slots),
             )
-        (record or self.index.record)(sealed.digest, sealed.size, sealed.slots)
+        if record is not None:
+            record(sealed.digest, sealed.size, sealed.slots)
+        else:
+            self.unrecorded.append(WrittenPack(sealed.digest, sealed.size, sealed.slots))
+            self.unrecorded_objects += len(sealed.slots)
+            if self.unrecorded_objects >= UNRECORDED_OBJECTS:
+                self.record_written()
         self.remember(
             {d: PackSlot(sealed.digest, offset, n) for d, (offset, n) in sealed.slots.items()}
         )  # the newest place of each
@@ -283,6 +319,12 @@ class Packs:
         wanted = set(digests)
         known = self.known  # other threads may clear it meanwhile: one lookup per digest
         found = {} if fresh else {d: s for d in wanted if (s := known.get(d)) is not None}
+        for pack in self.unrecorded if len(found) < len(wanted) else ():
+            found.update(
+                (d, PackSlot(pack.digest, *slot))
+                for d in wanted - found.keys()
+                if (slot := pack.slots.get(d)) is not None
+            )
         if len(found) < len(wanted):
             looked_up = self.index.locate(wanted - found.keys())
             self.remember(looked_up)
