@@ -122,7 +122,7 @@ def collect_packs(
     """Within gc, with the write lock held: forget packs none of whose objects is needed,
     and rewrite those mostly dead (both once older than the grace period); find pack
     files the index does not know, left by a writer killed before it recorded them (once
-    older than an hour: a writer records its pack seconds after writing it). Returns the
+    older than an hour: a writer records its packs before its commit). Returns the
     pack files to delete once the catalog has committed forgetting them."""
     packs = objects.packs
     if packs is None:
