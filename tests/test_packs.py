@@ -128,6 +128,34 @@ def test_packs_written_during_a_log_are_found_before_they_are_recorded(
     )
 
 
+def test_a_pack_waiting_too_long_is_recorded_without_waiting_for_the_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc removes a pack nobody recorded once it is an hour old: a writer records its
+    packs once the first has waited `UNRECORDED_SECONDS`, as soon as more objects come."""
+    from forebear.objects import packs as packs_module
+
+    monkeypatch.setattr(packs_module, "UNRECORDED_SECONDS", 0.0)
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    packs = store.objects.packs
+    assert packs is not None
+    packs.target = 2_000
+    recorded: list[int] = []
+    real = packs.index.record_many
+    monkeypatch.setattr(
+        packs.index, "record_many", lambda written: recorded.append(len(written)) or real(written)
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(60):
+        (data / f"f{i:02d}.bin").write_bytes(os.urandom(500))
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(data, name="ds")
+    assert len(recorded) > 3 and set(recorded) == {1}  # each pack as soon as it was sealed
+    assert packs.unrecorded == [] and store.verify() == []
+
+
 def test_a_format_2_store_keeps_its_loose_objects_readable_after_the_upgrade(
     tmp_path: Path,
 ) -> None:

@@ -23,6 +23,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,12 +48,15 @@ COALESCE_GAP = 1 << 20  # neighbours this close are read in one request
 COALESCE_MAX = 4 << 20  # but no request reads more than this
 PACK_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
 REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks for its own)
-# Objects of packs written but not yet recorded in the index, at most: they are recorded
-# together, on `Packs.flush` or past this many. Each transaction that records rows in
+# Packs written but not yet recorded in the index wait to be recorded together, on
+# `Packs.flush` or once they hold this many objects. Each transaction that records rows in
 # random digest order rewrites most pages of the index (in SQLite, through the WAL), so
 # fewer, larger ones cost less: a first log of 1,000,000 small files recorded 31 packs in
 # 10.3 s one at a time.
 UNRECORDED_OBJECTS = 200_000
+# ...or once the first of them has waited this long (checked as objects keep coming): gc
+# removes a pack no writer recorded once it is an hour old (`STRAY_SECONDS` in gc).
+UNRECORDED_SECONDS = 60.0
 
 
 Recorder = Callable[[str, int, Mapping[str, tuple[int, int]]], None]  # pack, size, slots
@@ -85,11 +89,13 @@ class PackIndex(ABC):
 
 
 class WrittenPack(NamedTuple):
-    """A pack written whole, to record: its digest, size and each object's slot."""
+    """A pack written whole, to record: its digest, size and each object's slot (and when
+    it was written, by `time.monotonic`)."""
 
     digest: str
     size: int
     slots: Mapping[str, tuple[int, int]]
+    written_at: float = 0.0
 
 
 def pack_key(pack: str) -> str:
@@ -259,6 +265,8 @@ class Packs:
                 raise
             if self.writer.size >= self.target:
                 self.seal_current()
+            elif self.unrecorded and self.overdue():
+                self.record_written()
 
     def flush(self) -> None:
         """Seal and write the current pack, if any, and record every pack written."""
@@ -266,6 +274,13 @@ class Packs:
             if self.writer is not None:
                 self.seal_current()
             self.record_written()
+
+    def overdue(self) -> bool:
+        """Whether the packs waiting to be recorded must be recorded now."""
+        return (
+            self.unrecorded_objects >= UNRECORDED_OBJECTS
+            or time.monotonic() - self.unrecorded[0].written_at >= UNRECORDED_SECONDS
+        )
 
     def record_written(self) -> None:
         """Record the packs written and not yet in the index, in one go."""
@@ -298,9 +313,10 @@ class Packs:
         if record is not None:
             record(sealed.digest, sealed.size, sealed.slots)
         else:
-            self.unrecorded.append(WrittenPack(sealed.digest, sealed.size, sealed.slots))
+            written = WrittenPack(sealed.digest, sealed.size, sealed.slots, time.monotonic())
+            self.unrecorded.append(written)
             self.unrecorded_objects += len(sealed.slots)
-            if self.unrecorded_objects >= UNRECORDED_OBJECTS:
+            if self.overdue():
                 self.record_written()
         self.remember(
             {d: PackSlot(sealed.digest, offset, n) for d, (offset, n) in sealed.slots.items()}
