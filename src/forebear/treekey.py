@@ -32,6 +32,8 @@ from .manifest import MANIFEST_VERSION, ManifestEntry
 
 # What the recorded manifest digest also depends on: another format makes other keys.
 _SEED = f"forebear-tree 1 {HASH_ALGORITHM} manifest {MANIFEST_VERSION}\n".encode()
+# One file's part of the stats key: path, local path, device:inode:size:mtime:ctime.
+_stats_line = "{}\0{}\0{}:{}:{}:{}:{}\0".format
 
 
 class TreeKeys(NamedTuple):
@@ -60,7 +62,7 @@ class KeyBuilder:
         parts = []
         changed = self.changed_ns
         for (path, local_path), (device, inode, size, mtime_ns, ctime_ns) in items:
-            parts.append(f"{path}\0{local_path}\0{device}:{inode}:{size}:{mtime_ns}:{ctime_ns}\0")
+            parts.append(_stats_line(path, local_path, device, inode, size, mtime_ns, ctime_ns))
             changed = max(changed, mtime_ns, ctime_ns)
         self.stats.update(_encoded("".join(parts)))
         self.changed_ns = changed
@@ -75,11 +77,11 @@ class KeyBuilder:
             info = stat(local_path)
             mtime_ns, ctime_ns = info.st_mtime_ns, info.st_ctime_ns
             parts.append(
-                f"{path}\0{local_path}\0{info.st_dev}:{info.st_ino}:{info.st_size}:"
-                f"{mtime_ns}:{ctime_ns}\0"
+                _stats_line(
+                    path, local_path, info.st_dev, info.st_ino, info.st_size, mtime_ns, ctime_ns
+                )
             )
-            if mtime_ns > changed or ctime_ns > changed:
-                changed = max(mtime_ns, ctime_ns)
+            changed = max(changed, mtime_ns, ctime_ns)
         self.stats.update(_encoded("".join(parts)))
         self.changed_ns = changed
 
