@@ -11,14 +11,13 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from operator import attrgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
 
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .jsonvalues import check_json
-from .manifest import ManifestEntry
+from .manifest import ManifestEntry, pages
 from .paths import check_name, check_text, normalise_entry_path
 from .references import describe_reference
 from .spool import DuplicateKey, Spool
@@ -337,7 +336,7 @@ class Artifact:
         finished `ManifestEntry` (a stored one has a digest and no URI). A draft's base
         entries that it still holds come in their place in the order."""
         if self.base is not None:
-            yield from _pages(self._merged(size), size)
+            yield from pages(self._merged(size), size)
             return
         yield from self._own_batches(size)
 
@@ -358,11 +357,6 @@ class Artifact:
                 else:
                     batch.append(PendingFile(path, f"{self._folders[folder]}/{local}"))
             yield batch
-
-
-def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    while page := list(islice(items, size)):
-        yield page
 
 
 def type_name(value: object) -> str:

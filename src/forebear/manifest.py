@@ -8,11 +8,13 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from .errors import IntegrityError, InvalidPath, StoreError
 from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
 from .paths import is_canonical_entry_path, normalise_entry_path
+
+T = TypeVar("T")
 
 MANIFEST_VERSION = 1
 # Entries handled at a time by downloads and verify (one catalog query for their chunk lists,
@@ -257,9 +259,10 @@ def _encode_entry(entry: ManifestEntry) -> bytes:
     return ("{" + ",".join(parts) + "}").encode()
 
 
-def pages(entries: Iterator[ManifestEntry], size: int) -> Iterator[list[ManifestEntry]]:
-    """``entries`` in lists of ``size``."""
-    while page := list(islice(entries, size)):
+def pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` (entries, rows) in lists of ``size``."""
+    it = iter(items)
+    while page := list(islice(it, size)):
         yield page
 
 

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from .manifest import pages
+
 # Rows held in memory before moving to disk. A log holds two spools of about 0.4 KB a row
 # each: 64,000 entries keep its peak near 140 MB (measured), under the 150 MB it aims for.
 SPILL_ROWS = 64_000
@@ -177,7 +179,7 @@ class Spool:
     def batches(self, size: int) -> Iterator[list[Row]]:
         """Every row in key order, ``size`` at a time."""
         if self._run is not None:
-            yield from _pages(self._run, size)
+            yield from pages(self._run, size)
             return
         if self._db is None:
             keys = sorted(self._rows)
@@ -277,14 +279,3 @@ class _SortedRun:
 
     def close(self) -> None:
         self._file.close()
-
-
-def _pages(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    page: list[Row] = []
-    for row in rows:
-        page.append(row)
-        if len(page) >= size:
-            yield page
-            page = []
-    if page:
-        yield page
