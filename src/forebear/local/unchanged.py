@@ -40,7 +40,6 @@ def whole_mark(backend: LocalBackend) -> str | None:
     if count is None:  # a store with packs from before the count: start it now
         with write_session(backend.engine) as session:
             db_packs.start_counting(session)
-        with read_session(backend.engine) as session:
             count = db_packs.forget_count(session)
     return f"{store_id}:{count}" if store_id is not None and count is not None else None
 
