@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -100,18 +101,23 @@ def reading(folder: Path, size: int, repeat: int) -> dict[str, float]:
     middle = size // 2
     fetched: list[int] = []
     location = store.objects
-    original = location.read_bytes
+    original, original_into = location.read_bytes, location.read_into
 
     def counting(digest: str, label: str) -> bytes:  # count what the range fetches
         data = original(digest, label)
         fetched.append(len(data))
         return data
 
+    def counting_into(digests: Any, sizes: Any, view: memoryview, name: Any) -> None:
+        original_into(digests, sizes, view, name)  # chunks read straight into a buffer
+        fetched.append(sum(sizes))
+
     location.read_bytes = counting  # type: ignore[method-assign]
+    location.read_into = counting_into  # type: ignore[method-assign]
     start = time.perf_counter()
     part = fs.cat_file(url, start=middle, end=middle + (1 << 20))
     ranged = time.perf_counter() - start
-    location.read_bytes = original  # type: ignore[method-assign]
+    location.read_bytes, location.read_into = original, original_into  # type: ignore[method-assign]
     assert len(part) == 1 << 20
     store.close()
     return {

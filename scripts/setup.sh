@@ -31,3 +31,4 @@ if [ ! -x .venv/bin/uv ]; then
   .venv/bin/pip install -q uv 2>&1 | grep -v "is ignored" || true
 fi
 .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -e ".[${extras}]"
+.venv/bin/python -m compileall -q src  # an editable install leaves its own modules uncompiled

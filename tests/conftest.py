@@ -327,10 +327,10 @@ def count_object_reads(location: ObjectLocation, monkeypatch: pytest.MonkeyPatch
         return real_read_bytes(digest, label)
 
     def counting_into(
-        parts: Sequence[tuple[str, memoryview]], name: Callable[[int], str]
-    ) -> list[int]:
-        opened.extend(digest for digest, _view in parts)
-        return real_read_into(parts, name)
+        digests: Sequence[str], sizes: Sequence[int], view: memoryview, name: Callable[[int], str]
+    ) -> None:
+        opened.extend(digests)
+        real_read_into(digests, sizes, view, name)
 
     monkeypatch.setattr(location, "read_bytes", counting)
     monkeypatch.setattr(location, "read_into", counting_into)

@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,6 +155,52 @@ def test_a_byte_range_reads_only_the_chunks_it_needs(
     assert len(opened) <= 3
 
 
+@pytest.fixture(scope="module")
+def logged_table(tmp_path_factory: pytest.TempPathFactory) -> tuple[forebear.Store, bytes]:
+    """A local store holding a 3 MiB file in small chunks, and the file's bytes."""
+    folder = tmp_path_factory.mktemp("reads")
+    data = random.Random(7).randbytes(3 << 20)
+    (folder / "rows.bin").write_bytes(data)
+    store = forebear.open(folder / "store", chunking=SMALL)
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(folder / "rows.bin", name="rows")
+    return store, data
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["read", "seek", "readinto"]),
+            st.integers(0, 3 << 20),
+            st.sampled_from([1, 1000, 16 << 10, 1 << 20, (1 << 20) + 1, 3 << 20]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_mix_of_reads_and_seeks_returns_the_files_bytes(
+    logged_table: tuple[forebear.Store, bytes], steps: list[tuple[str, int, int]]
+) -> None:
+    """Small reads, reads larger than the stream's buffer (filled to their end: whole
+    chunks straight in, the chunk across the end through a copy), reads into the caller's
+    buffer and seeks, in any order, hand over exactly the file's bytes."""
+    store, data = logged_table
+    with store.artifact("rows").open("rows.bin") as stream:
+        position = 0
+        for action, where, size in steps:
+            if action == "seek":
+                position = stream.seek(where)
+                continue
+            if action == "read":
+                got = stream.read(size)
+            else:
+                buffer = bytearray(size)
+                got = bytes(buffer[: stream.readinto(buffer)])
+            assert got == data[position : position + size]
+            position += len(got)
+
+
 def test_appended_and_edited_versions_store_only_what_changed(
     chunked: forebear.Store, table: Path
 ) -> None:
@@ -278,12 +325,7 @@ def test_a_read_retried_after_a_damaged_chunk_still_checks_the_whole_file(
     with forebear.init(project="p", store=store) as run:
         version = run.log_artifact(table, name="table")
     chunks = chunk_objects(store, version)
-    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:
-        (packed,) = db.execute(
-            "SELECT chunks FROM chunk_lists WHERE digest = ?", (chunks.digest,)
-        ).fetchone()
-        swapped = packed[20:40] + packed[:20] + packed[40:]
-        db.execute("UPDATE chunk_lists SET chunks = ? WHERE digest = ?", (swapped, chunks.digest))
+    swap_first_chunks(tmp_path / "store", chunks.digest)
     store.close()
     store = forebear.open(tmp_path / "store")
     damaged = 40  # inside the first read, past its first chunks
@@ -298,6 +340,101 @@ def test_a_read_retried_after_a_damaged_chunk_still_checks_the_whole_file(
         with pytest.raises(forebear.IntegrityError, match="chunks put together hash to"):
             while stream.read(1 << 21):
                 pass
+
+
+def swap_first_chunks(store_path: Path, digest: str) -> None:
+    """Swap the first two chunks of a file's list in the catalog (each chunk intact)."""
+    with sqlite3.connect(store_path / "meta.db") as db:
+        (packed,) = db.execute(
+            "SELECT chunks FROM chunk_lists WHERE digest = ?", (digest,)
+        ).fetchone()
+        swapped = packed[20:40] + packed[:20] + packed[40:]
+        db.execute("UPDATE chunk_lists SET chunks = ? WHERE digest = ?", (swapped, digest))
+
+
+def test_a_list_seen_to_make_its_file_is_trusted_only_while_it_is_unchanged(
+    tmp_path: Path, table: Path
+) -> None:
+    """A read from the start to the end finds that the chunks make the file, and this
+    machine remembers it (sealed), so later reads check each chunk but do not hash the
+    file again; a list changed in any way (here two chunks swapped in the catalog) is
+    checked again, and a record forged for it in the cache is ignored."""
+    store = forebear.open(tmp_path / "store", chunking=SMALL)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(table, name="table")
+    chunks = chunk_objects(store, version)
+    original = (table / "rows.bin").read_bytes()
+    assert not store.stat_cache.makes_whole(chunks.key)
+    with version.open("rows.bin") as stream:
+        assert stream.read() == original
+    assert store.stat_cache.makes_whole(chunks.key)
+    with version.open("rows.bin") as stream:  # known: every chunk still checked
+        assert b"".join(iter(lambda: stream.read(1 << 21), b"")) == original
+    store.close()
+
+    swap_first_chunks(tmp_path / "store", chunks.digest)
+    store = forebear.open(tmp_path / "store")
+    swapped = chunk_objects(store, store.artifact("table"))
+    assert swapped.key != chunks.key
+    with sqlite3.connect(store.stat_cache.path) as cache:  # a record nobody sealed
+        cache.execute("INSERT INTO whole_chunk_lists VALUES (?, ?)", (swapped.key, "0" * 32))
+    assert not store.stat_cache.makes_whole(swapped.key)
+    with store.artifact("table").open("rows.bin") as stream:
+        with pytest.raises(forebear.IntegrityError, match="chunks put together hash to"):
+            stream.read()
+        stream.seek(0)  # and trying again hands over nothing
+        with pytest.raises(forebear.IntegrityError, match="chunks put together hash to"):
+            stream.read(10)
+    assert not store.stat_cache.makes_whole(swapped.key)
+
+
+def test_the_disk_is_asked_to_read_ahead_only_for_chunks_not_in_memory(
+    tmp_path: Path, table: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a chunked file from a local store asks the kernel to read the next chunks
+    ahead (``posix_fadvise`` WILLNEED, an open per chunk) only when they are not in the
+    page cache: a file read a moment ago costs no hint."""
+    store = forebear.open(tmp_path / "store", chunking=SMALL)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(table, name="table")
+    paths = [store.objects.path_of(d) for d in chunk_objects(store, version).digests]
+    original = (table / "rows.bin").read_bytes()
+
+    def read_in_large_blocks() -> bytes:
+        with version.open("rows.bin") as stream:
+            return b"".join(iter(lambda: stream.read(1 << 20), b""))
+
+    assert read_in_large_blocks() == original  # now in memory
+    advise = os.posix_fadvise
+    asked: list[int] = []
+
+    def counting(descriptor: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_WILLNEED:
+            asked.append(descriptor)
+        advise(descriptor, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", counting)
+    assert read_in_large_blocks() == original
+    assert asked == []
+
+    for path in paths:  # out of the page cache (the chunks were synced: clean pages)
+        descriptor = os.open(path, os.O_RDONLY)
+        advise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(descriptor)
+    descriptor = os.open(paths[-1], os.O_RDONLY)
+    try:
+        os.preadv(descriptor, [bytearray(1)], 0, os.RWF_NOWAIT)
+        dropped = False  # a file system kept in memory (tmpfs): nothing to read ahead
+    except BlockingIOError:
+        dropped = True
+    finally:
+        os.close(descriptor)
+    assert read_in_large_blocks() == original
+    if dropped:
+        deadline = time.monotonic() + 60  # the hints go out on a thread of their own
+        while not asked and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert asked
 
 
 def test_a_missing_chunk_is_named(chunked: forebear.Store, table: Path, tmp_path: Path) -> None:

@@ -30,8 +30,9 @@ from .readers import corrupted
 T = TypeVar("T")
 ALGORITHM = "fastcdc-2020"
 MIN_THRESHOLD = 64 << 10  # files below this size are never chunked, whatever the settings
-ROUND = 8 << 20  # bytes read, checked and added to the whole-file digest at once (in cache)
+ROUND = 8 << 20  # bytes of whole chunks read and checked at once (halves on two cores)
 LANE_MINIMUM = 2 << 20  # rounds at least this large are read and checked on two cores
+FILL_GROUP = 1 << 20  # bytes of chunks read at once, then checked while in the processor's cache
 _PACKED = 20  # bytes per chunk in the packed form: a 16-byte digest, a 4-byte size
 
 
@@ -149,6 +150,13 @@ class ChunkList:
             f"chunk {index + 1} of {len(self)} (bytes {start:,}-{end - 1:,}, "
             f"object {self.digests[index]})"
         )
+
+    @cached_property
+    def key(self) -> str:
+        """A digest of the whole list (the file's digest, every chunk's digest and size):
+        what a record that this list makes its file is kept under, so that a list changed
+        in any way is checked again."""
+        return hash_bytes(self.digest.encode() + self.pack())
 
     def unique(self) -> dict[str, int]:
         """Each distinct chunk's digest and size (a chunk can repeat within a file)."""
@@ -291,6 +299,11 @@ class ChunkedReader(io.RawIOBase):
     wrapped around this one, filled a chunk at a time so that a small read fetches only
     its chunks) take this way, and so does every read of a reader going from the start
     to the end.
+
+    With ``whole_known`` (the list was seen to make its file before: see
+    `forebear.statcache.StatCache.makes_whole`) every chunk is still checked, but the
+    whole-file digest is not computed again; otherwise ``on_whole()`` is called once a read
+    from the start to the end found the chunks make the file.
     """
 
     def __init__(
@@ -302,8 +315,12 @@ class ChunkedReader(io.RawIOBase):
         fill: Callable[[int, int, memoryview], None] | None = None,
         hint: Callable[[list[int]], None] | None = None,
         buffer_size: int = 0,
+        whole_known: bool = False,
+        on_whole: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
+        self._whole_known = whole_known
+        self._on_whole = on_whole
         self._chunks = chunks
         self._fetch = fetch
         self._fill = fill
@@ -312,9 +329,11 @@ class ChunkedReader(io.RawIOBase):
         self._hinted = 0  # chunks before this one were announced to the location
         self._label = label
         self._position = 0
-        self._current: tuple[int, bytes] | None = None
+        self._current: tuple[int, bytes | memoryview] | None = None
+        self._scratch: memoryview | None = None  # a local chunk a read ends inside
         self._hasher = new_hasher()
         self._hashed = 0  # bytes hashed in order from the start
+        self._broken: IntegrityError | None = None  # the chunks do not make the file
         self._ahead = ahead
         self._pool = PerProcess(lambda: ThreadPoolExecutor(ahead)) if ahead else None
         self._coming: dict[int, Future[bytes]] = {}
@@ -342,7 +361,32 @@ class ChunkedReader(io.RawIOBase):
         return position
 
     def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` as far as the file goes. A buffer no larger than the reader
+        wrapped around this one gets one step (the rest of a chunk, or whole chunks), so
+        that a small read fetches only its chunks; a larger one (the caller's own, as in
+        ``read(8 << 20)``) is filled to its end, whole chunks straight in and the chunk
+        across its end through a copy, so that the wrapping reader never copies the bytes
+        once more through its buffer."""
+        if self._broken is not None:
+            raise self._broken
         view = memoryview(buffer).cast("B")
+        if len(view) <= self._buffer_size:
+            return self._read_step(view)
+        filled = 0
+        while filled < len(view):
+            try:
+                with view[filled:] as rest:
+                    step = self._read_step(rest)
+            except Exception:
+                if not filled:
+                    raise
+                break  # what is filled is checked: handed over; the next read raises again
+            if not step:
+                break
+            filled += step
+        return filled
+
+    def _read_step(self, view: memoryview) -> int:
         if self._position >= self._chunks.size or not len(view):
             return 0
         index = self._chunks.index_at(self._position)
@@ -360,10 +404,8 @@ class ChunkedReader(io.RawIOBase):
         n = min(len(view), len(data) - start)
         view[:n] = memoryview(data)[start : start + n]  # no intermediate copy
         if self._hashed == self._position:
-            self._hasher.update(view[:n])
-            self._hashed += n
-            if self._hashed == self._chunks.size:
-                self._check_whole()
+            with view[:n] as checked:
+                self._carry(checked)
         self._position += n
         return n
 
@@ -373,9 +415,8 @@ class ChunkedReader(io.RawIOBase):
         location first (``hint``), a few reads' worth at once, so a disk reads them while
         these are checked.
 
-        The chunks are read, checked and added to the whole-file digest a round of about
-        ``ROUND`` bytes at a time, so that the digest is carried over bytes still in the
-        processor's cache: their bytes cross the memory bus once."""
+        The chunks are read and checked a round of about ``ROUND`` bytes at a time (see
+        `_fill_round`), each hashed while its bytes are still in the processor's cache."""
         count = 0
         room = len(view)
         while index + count < len(self._chunks) and self._chunks.sizes[index + count] <= room:
@@ -393,7 +434,6 @@ class ChunkedReader(io.RawIOBase):
                 taken += 1
             with view[filled : filled + size] as span:
                 self._fill_round(index, taken, span)
-                self._carry_whole_digest(index, span)
             filled += size
             index += taken
             count -= taken
@@ -401,11 +441,14 @@ class ChunkedReader(io.RawIOBase):
         return filled
 
     def _fill_round(self, index: int, count: int, span: memoryview) -> None:
-        """Read and check ``count`` chunks from ``index`` on into ``span``; a large round on
-        two cores at once, a second thread taking its later half (reading and hashing
-        release the interpreter), so that hashing one half overlaps reading the other."""
+        """Read and check ``count`` chunks from ``index`` on into ``span``, and carry the
+        whole-file digest over them. A large round runs on two cores at once: a second
+        thread reads and checks its later half (reading and hashing release the
+        interpreter) while this one reads, checks and carries the digest over the first
+        half a chunk at a time, each chunk still in the processor's cache; the digest is
+        carried over the later half once it is checked."""
         if self._fill_lanes is None or len(span) < LANE_MINIMUM or count < 2:
-            self._fill_checked(index, count, span)
+            self._fill_checked(index, count, span, carry=True)
             return
         split, first = index, 0
         while split < index + count - 1 and 2 * first < len(span):
@@ -415,23 +458,41 @@ class ChunkedReader(io.RawIOBase):
             lane = self._fill_lanes.get()
             later = lane.submit(self._fill_checked, split, index + count - split, tail)
             try:
-                self._fill_checked(index, split - index, head)
+                self._fill_checked(index, split - index, head, carry=True)
             finally:
                 wait([later])  # it writes into the buffer; an error here, earlier, wins
             later.result()
+            self._carry_whole_digest(split, tail)
 
-    def _fill_checked(self, index: int, count: int, span: memoryview) -> None:
-        """Read ``count`` chunks from ``index`` on straight into ``span``, and check each."""
+    def _fill_checked(
+        self, index: int, count: int, span: memoryview, *, carry: bool = False
+    ) -> None:
+        """Read ``count`` chunks from ``index`` on straight into ``span``, and check each;
+        with ``carry``, the whole-file digest is carried over each chunk once it is
+        checked. Chunks are read a group of about ``FILL_GROUP`` bytes at a time (one
+        chunk, or packed neighbours in one read), so that each is hashed while its bytes
+        are still in the processor's cache."""
         assert self._fill is not None
-        self._fill(index, count, span)
         offset = 0
+        group_end = index  # chunks before this one are read
         for at in range(index, index + count):
             size = self._chunks.sizes[at]
+            if at == group_end:
+                group_bytes = 0
+                while group_end < index + count and (
+                    group_end == at or group_bytes + self._chunks.sizes[group_end] <= FILL_GROUP
+                ):
+                    group_bytes += self._chunks.sizes[group_end]
+                    group_end += 1
+                with span[offset : offset + group_bytes] as group:
+                    self._fill(at, group_end - at, group)
             with span[offset : offset + size] as part:
                 actual = hash_bytes(part)
-            if actual != self._chunks.digests[at]:
-                label = f"{self._label}: {self._chunks.describe(at)}"
-                raise corrupted(label, actual, self._chunks.digests[at])
+                if actual != self._chunks.digests[at]:
+                    label = f"{self._label}: {self._chunks.describe(at)}"
+                    raise corrupted(label, actual, self._chunks.digests[at])
+                if carry:
+                    self._carry_whole_digest(at, part)
             offset += size
 
     def _carry_whole_digest(self, index: int, span: memoryview) -> None:
@@ -439,21 +500,49 @@ class ChunkedReader(io.RawIOBase):
         end to end in ``span``, while it has seen every byte before them (a read after a
         seek leaves it behind for good)."""
         if self._hashed == self._chunks.offsets[index]:
+            self._carry(span)
+
+    def _carry(self, span: memoryview) -> None:
+        """Carry the whole-file digest over checked bytes that follow all it has seen;
+        where the list is known to make the file, only count them."""
+        if not self._whole_known:
             self._hasher.update(span)
-            self._hashed += len(span)
-            if self._hashed == self._chunks.size:
-                self._check_whole()
+        self._hashed += len(span)
+        if self._hashed == self._chunks.size:
+            self._check_whole()
 
     def _check_whole(self) -> None:
+        """Raise when the chunks, each as stored, do not make the file; and on every read
+        after, so that a caller who tries again gets no byte of it. A list known to make
+        its file (``whole_known``) is not hashed again; one found to make it is reported
+        (``on_whole``)."""
+        if self._whole_known:
+            return
         actual = self._hasher.hexdigest()
-        if actual != self._chunks.digest:
-            raise IntegrityError(
+        if actual == self._chunks.digest:
+            self._whole_known = True  # read again from the start: not hashed again
+            if self._on_whole is not None:
+                self._on_whole()
+        else:
+            self._broken = IntegrityError(
                 f"{self._label}: its {len(self._chunks)} chunks put together hash to "
                 f"{actual}, expected {self._chunks.digest}; the data is corrupted "
                 "(run 'forebear verify')"
             )
+            raise self._broken
 
-    def _chunk(self, index: int) -> bytes:
+    def _fetch_one(self, index: int) -> bytes | memoryview:
+        """One chunk's bytes, checked; from a local location, read into one buffer the
+        reader keeps (no new memory for each chunk a read crosses into)."""
+        if self._fill is None:
+            return self._fetch(index)
+        if self._scratch is None:
+            self._scratch = memoryview(bytearray(max(self._chunks.sizes)))
+        with self._scratch[: self._chunks.sizes[index]] as place:
+            self._fill_checked(index, 1, place)
+        return self._scratch[: self._chunks.sizes[index]]
+
+    def _chunk(self, index: int) -> bytes | memoryview:
         if self._current is not None and self._current[0] == index:
             return self._current[1]
         if self._pool is not None and self._pool.inherited():
@@ -461,7 +550,7 @@ class ChunkedReader(io.RawIOBase):
         coming = self._coming.pop(index, None)
         for stale in [i for i in self._coming if i < index]:
             self._coming.pop(stale).cancel()
-        data = coming.result() if coming is not None else self._fetch(index)
+        data = coming.result() if coming is not None else self._fetch_one(index)
         following_on = self._current is not None and self._current[0] == index - 1
         self._streak = self._streak + 1 if following_on else 0
         self._current = (index, data)

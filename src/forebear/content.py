@@ -93,10 +93,22 @@ class ContentReader:
         def hint(indexes: list[int]) -> None:
             location.will_need([chunks.digests[i] for i in indexes])
 
-        if location.is_local and not cached:  # whole chunks straight into the reader's buffer
-            reader = ChunkedReader(
-                chunks, fetch, label, fill=fill, hint=hint, buffer_size=BLOCK_SIZE
-            )
-        else:
-            reader = ChunkedReader(chunks, fetch, label, TRANSFER_WORKERS)
+        # Seen before to make its file: each chunk is still checked, the file not hashed
+        stat_cache = self.backend.stat_cache
+
+        def seen_whole() -> None:
+            stat_cache.remember_whole(chunks.key)
+
+        direct = location.is_local and not cached  # whole chunks straight into the buffer
+        reader = ChunkedReader(
+            chunks,
+            fetch,
+            label,
+            0 if direct else TRANSFER_WORKERS,  # remote: fetched ahead, on threads
+            fill=fill if direct else None,
+            hint=hint if direct else None,
+            buffer_size=BLOCK_SIZE,
+            whole_known=stat_cache.makes_whole(chunks.key),
+            on_whole=seen_whole,
+        )
         return io.BufferedReader(reader, BLOCK_SIZE)

@@ -56,6 +56,7 @@ class FileStat(NamedTuple):
 _TABLE = "sealed_files"
 _TREES = "sealed_trees_2"
 _OLD_TREES = "sealed_trees"  # records without a whole mark: read, never written
+_WHOLE = "whole_chunk_lists"  # chunk lists seen to make their file, by `ChunkList.key`
 _ROOTS = "tree_roots"  # roots key -> the paths key last recorded for it (a hint: unsealed)
 
 
@@ -133,6 +134,10 @@ class StatCache:
             connection.execute(
                 f"CREATE TABLE IF NOT EXISTS {_ROOTS} (roots_key TEXT PRIMARY KEY,"
                 " paths_key TEXT) WITHOUT ROWID"
+            )
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {_WHOLE} (list_key TEXT PRIMARY KEY,"
+                " seal TEXT) WITHOUT ROWID"
             )
             yield connection
         finally:
@@ -256,6 +261,32 @@ class StatCache:
                         f"INSERT OR REPLACE INTO {_ROOTS} VALUES (?,?)", (roots_key, paths_key)
                     )
                 connection.execute("COMMIT")
+
+    def makes_whole(self, list_key: str) -> bool:
+        """Whether the chunk list with this key (`ChunkList.key`: the file's digest and
+        every chunk's digest and size) was seen, on this machine, to make its file: its
+        chunks, read end to end, hashed to the file's digest."""
+        if not self.path.exists():
+            return False
+        row = None
+        with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
+            row = connection.execute(
+                f"SELECT seal FROM {_WHOLE} WHERE list_key = ?", (list_key,)
+            ).fetchone()
+        return (
+            row is not None
+            and isinstance(row[0], str)
+            and hmac.compare_digest(row[0], self._seal(("whole", list_key)))
+        )
+
+    def remember_whole(self, list_key: str) -> None:
+        """Record that the chunk list with this key makes its file."""
+        with contextlib.suppress(sqlite3.Error, OSError):
+            seal = self._seal(("whole", list_key))
+            with self._connect() as connection:
+                connection.execute(
+                    f"INSERT OR REPLACE INTO {_WHOLE} VALUES (?,?)", (list_key, seal)
+                )
 
 
 def _trusted_tree(record: TreeRecord) -> bool:

@@ -19,6 +19,7 @@ or runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import re
@@ -316,12 +317,13 @@ class ObjectLocation(FormatFile):
                     run = digests[start:stop], sizes[start:stop]
                     self.packs.read_run_into(*run, slots, part, name, start)
                 else:
-                    self._read_loose_into(digests[start], part, name(start))
+                    self._read_loose_into(digests[start], part, functools.partial(name, start))
             offset += length
 
-    def _read_loose_into(self, digest: str, view: memoryview, name: str) -> None:
-        with backend_errors(f"cannot read {name}"):
-            data = self._read_whole(digest, name)
+    def _read_loose_into(self, digest: str, view: memoryview, name: Callable[[], str]) -> None:
+        """A loose object's stored bytes into ``view`` (``name()`` names it in an error)."""
+        with backend_errors(f"cannot read {name()}"):
+            data = self._read_whole(digest, name())
         view[: min(len(data), len(view))] = data[: len(view)]
         zero_rest(view, len(data))
 

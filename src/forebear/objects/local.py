@@ -66,6 +66,26 @@ def _will_need(ranges: list[tuple[str, int, int]]) -> None:
             os.close(descriptor)
 
 
+# a read that fails rather than wait for the disk (Linux): tells whether objects are cached
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+
+
+def _in_memory(path: str) -> bool:
+    """Whether the start of a file is in the page cache (False when it cannot be told)."""
+    if not _NOWAIT:
+        return False
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return os.preadv(descriptor, [bytearray(1)], 0, _NOWAIT) == 1
+    except OSError:  # EAGAIN: on the disk; or a file system that cannot tell
+        return False
+    finally:
+        os.close(descriptor)
+
+
 class LocalLocation(ObjectLocation):
     is_local = True
 
@@ -90,9 +110,14 @@ class LocalLocation(ObjectLocation):
     def will_need(self, digests: Sequence[str]) -> None:
         """Ask the kernel to start reading these objects (``posix_fadvise`` WILLNEED), loose
         or the span of a pack that holds them: the disk reads them while earlier ones are
-        checked; a hint, so failures are ignored."""
+        checked; a hint, so failures are ignored. Loose objects are announced one open
+        each, so not when the first and last of them are found in the page cache already
+        (the bytes of a file read lately)."""
         packed = self.packed(digests)
-        wanted = [(self.path_of(d), 0, 0) for d in digests if d not in packed]
+        loose = [self.path_of(d) for d in digests if d not in packed]
+        if loose and _in_memory(loose[0]) and _in_memory(loose[-1]):
+            loose = []
+        wanted = [(path, 0, 0) for path in loose]
         spans: dict[str, tuple[int, int]] = {}  # of each pack, the bytes the objects span
         for slot in packed.values():
             start, end = spans.get(slot.pack, (slot.offset, slot.offset + slot.length))
@@ -103,22 +128,27 @@ class LocalLocation(ObjectLocation):
         if wanted:
             _HINTS.get().submit(_will_need, wanted)
 
-    def _read_loose_into(self, digest: str, view: memoryview, name: str) -> None:
-        with backend_errors(f"cannot read {name}"):
-            try:
-                descriptor = os.open(self.path_of(digest), os.O_RDONLY)
-            except FileNotFoundError as exc:
-                raise missing(self.url, digest, name) from exc
-            try:  # no file object: a chunk is one open and one read
-                filled = 0
-                while filled < len(view):
-                    with view[filled:] as rest:
-                        if not (got := os.preadv(descriptor, [rest], filled)):
-                            break
-                    filled += got
-                zero_rest(view, filled)
-            finally:
-                os.close(descriptor)
+    def _read_loose_into(self, digest: str, view: memoryview, name: Callable[[], str]) -> None:
+        try:
+            descriptor = os.open(self.path_of(digest), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise missing(self.url, digest, name()) from exc
+        except OSError as exc:
+            with backend_errors(f"cannot read {name()}"):
+                raise exc
+        try:  # no file object: a chunk is one open and one read
+            filled = 0
+            while filled < len(view):
+                with view[filled:] as rest:
+                    if not (got := os.preadv(descriptor, [rest], filled)):
+                        break
+                filled += got
+            zero_rest(view, filled)
+        except OSError as exc:
+            with backend_errors(f"cannot read {name()}"):
+                raise exc
+        finally:
+            os.close(descriptor)
 
     def _read_whole(self, digest: str, name: str) -> bytes:
         try:
