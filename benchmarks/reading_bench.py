@@ -9,7 +9,8 @@ Reading: one file of SIZE random bytes is logged into a fresh local store (so it
 stored in chunks), then read whole, in 8 MiB blocks, through ``fsspec.open("forebear://
 ...")`` (every chunk verified against its digest) and from the plain local file; both
 warm (the page cache holds the bytes, as after a first read), and from the disk (the
-page cache emptied before each read; root only). Each is the median of REPEAT reads. A
+page cache emptied before each read; root only). Each is the median of REPEAT reads,
+the local file and ``forebear://`` read in turn (slow spells fall on both). A
 1 MiB byte range in the middle of the file is read with ``cat_file``, and the bytes
 fetched from the store are counted: only the chunks the range touches.
 
@@ -43,15 +44,6 @@ MARK = "reading-bench"
 BLOCK = 8 << 20
 
 
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def drop_caches() -> bool:
     """Empty the page cache (root only), so the next read comes from the disk; the time
     this takes is counted in the read, the same for both sides."""
@@ -82,20 +74,16 @@ def reading(folder: Path, size: int, repeat: int) -> dict[str, float]:
             left -= step
     plain = functools.partial(open, data, "rb")
     read_all(plain)  # warm
-    local = median_seconds(lambda: read_all(plain), repeat)
-    cold_local = float("nan")
-    if drop_caches():
-        cold_local = median_seconds(lambda: drop_caches() and read_all(plain), repeat)
     packed = forebear.open(folder / "packed")
     packed.upgrade()  # format 3: the chunks go into packs
     with forebear.init(project="bench", name="write", store=packed) as run:
         run.log_artifact(str(data), name="big")
-    in_packs, cold_in_packs = through_forebear(packed, size, repeat)
+    in_packs = through_forebear(packed, plain, size, repeat)
     packed.close()
     store = forebear.open(folder / "store")
     with forebear.init(project="bench", name="write", store=store) as run:
         run.log_artifact(str(data), name="big")
-    through, cold_through = through_forebear(store, size, repeat)
+    through = through_forebear(store, plain, size, repeat)
     url = "forebear://bench/big:v0/big.bin"
     fs = fsspec.filesystem("forebear", store=store)
     middle = size // 2
@@ -121,28 +109,51 @@ def reading(folder: Path, size: int, repeat: int) -> dict[str, float]:
     assert len(part) == 1 << 20
     store.close()
     return {
-        "local": local,
-        "forebear": through,
-        "ratio": local / through,
-        "packs": in_packs,
-        "cold_local": cold_local,
-        "cold_forebear": cold_through,
-        "cold_packs": cold_in_packs,
+        "local": through["local"],
+        "forebear": through["forebear"],
+        "ratio": through["local"] / through["forebear"],
+        "packs_local": in_packs["local"],
+        "packs": in_packs["forebear"],
+        "cold_local": through["cold_local"],
+        "cold_forebear": through["cold_forebear"],
+        "cold_packs_local": in_packs["cold_local"],
+        "cold_packs": in_packs["cold_forebear"],
         "range_seconds": ranged,
         "range_fetched": float(sum(fetched)),
     }
 
 
-def through_forebear(store: forebear.Store, size: int, repeat: int) -> tuple[float, float]:
-    """Seconds to read the logged file through ``forebear://``, warm and from the disk."""
+def through_forebear(
+    store: forebear.Store, plain: Callable[[], object], size: int, repeat: int
+) -> dict[str, float]:
+    """Seconds to read the logged file through ``forebear://`` and the local file, warm
+    and from the disk: each the median of ``repeat`` reads, the two read in turn so that
+    the machine's slow spells fall on both."""
     fs = fsspec.filesystem("forebear", store=store, skip_instance_cache=True)
     verified = functools.partial(fs.open, "forebear://bench/big:v0/big.bin", "rb")
     assert read_all(verified) == size  # and warm
-    warm = median_seconds(lambda: read_all(verified), repeat)
-    cold = float("nan")
+    local, through = side_by_side(lambda: read_all(plain), lambda: read_all(verified), repeat)
+    cold_local = cold = float("nan")
     if drop_caches():
-        cold = median_seconds(lambda: drop_caches() and read_all(verified), repeat)
-    return warm, cold
+        cold_local, cold = side_by_side(
+            lambda: drop_caches() and read_all(plain),
+            lambda: drop_caches() and read_all(verified),
+            repeat,
+        )
+    return {"local": local, "forebear": through, "cold_local": cold_local, "cold_forebear": cold}
+
+
+def side_by_side(
+    first: Callable[[], object], second: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """The median seconds of ``first`` and of ``second``, run in turn ``repeat`` times."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for action, taken in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            action()
+            taken.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def drafting(folder: Path, files: int, repeat: int) -> dict[str, float]:
@@ -185,7 +196,8 @@ def report(read: dict[str, float], draft: dict[str, float], size: int) -> str:
             f"{size_text} of random bytes logged into a local store (stored in chunks), read "
             "whole in 8 MiB blocks through `fsspec.open('forebear://...')`, every chunk "
             "verified, and from the plain local file, both warm and from the disk (the page "
-            "cache emptied before each read), median of the repeats; "
+            "cache emptied before each read), the local file and `forebear://` read in turn, "
+            "median of the repeats; "
             "a 1 MiB range from its middle with `cat_file`; and a version of "
             f"{int(draft['files']):,} small files changed by one file with "
             "`new_draft()` / `new_file` / `log_artifact` (median of the repeats).",
@@ -202,7 +214,8 @@ def report(read: dict[str, float], draft: dict[str, float], size: int) -> str:
             "least 70 %) |",
             f"| read {size_text}, `forebear://` from a store in packs (format 3) | "
             f"{read['packs']:.2f} s ({size / read['packs'] / (1 << 20):,.0f} MiB/s), "
-            f"**{read['local'] / read['packs']:.0%}** of the local file's speed |",
+            f"**{read['packs_local'] / read['packs']:.0%}** of the local file's speed "
+            f"(read in turn with it: {read['packs_local']:.2f} s) |",
             f"| read {size_text} from the disk (page cache emptied), plain local file | "
             f"{read['cold_local']:.2f} s |",
             f"| read {size_text} from the disk (page cache emptied), `forebear://` | "
@@ -210,7 +223,9 @@ def report(read: dict[str, float], draft: dict[str, float], size: int) -> str:
             f"| from the disk: `forebear://` speed / local file speed | "
             f"**{read['cold_local'] / read['cold_forebear']:.0%}** |",
             f"| read {size_text} from the disk, `forebear://` from a store in packs | "
-            f"{read['cold_packs']:.2f} s, **{read['cold_local'] / read['cold_packs']:.0%}** |",
+            f"{read['cold_packs']:.2f} s, "
+            f"**{read['cold_packs_local'] / read['cold_packs']:.0%}** (the local file read in "
+            f"turn with it: {read['cold_packs_local']:.2f} s) |",
             f"| 1 MiB range from the middle | {read['range_seconds'] * 1000:.1f} ms, "
             f"{read['range_fetched'] / (1 << 20):.1f} MiB of chunks fetched |",
             f"| first log of {int(draft['files']):,} files | {draft['first']:.1f} s |",
@@ -225,7 +240,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--files", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", type=Path, help="update this benchmark's section of the file")
     args = parser.parse_args()
     os.environ.setdefault("FOREBEAR_NO_PROGRESS", "1")

@@ -10,6 +10,7 @@ This module knows nothing of stores, versions or runs.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -155,8 +156,9 @@ class ChunkList:
     def key(self) -> str:
         """A digest of the whole list (the file's digest, every chunk's digest and size):
         what a record that this list makes its file is kept under, so that a list changed
-        in any way is checked again."""
-        return hash_bytes(self.digest.encode() + self.pack())
+        in any way is checked again. BLAKE2b, not xxh3: no one can make another list with
+        the key of one already checked."""
+        return hashlib.blake2b(self.digest.encode() + self.pack(), digest_size=16).hexdigest()
 
     def unique(self) -> dict[str, int]:
         """Each distinct chunk's digest and size (a chunk can repeat within a file)."""
