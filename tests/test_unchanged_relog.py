@@ -304,3 +304,32 @@ def test_a_folder_below_a_name_that_is_not_utf8_is_logged_and_answered(
     first = log(local_store, data)
     assert log(local_store, data) == first
     assert full_logs == ["ds"]
+
+
+def test_stats_keys_take_any_stat_numbers_and_match_between_log_and_relog(
+    tmp_path: Path,
+) -> None:
+    """The stats key of files stated now (a re-log) equals the one made from the stats a
+    log took while hashing them, and any numbers a file system gives fit in it: an inode
+    number above 2**63, a time before 1970."""
+    from forebear.artifacts import PendingFile
+    from forebear.treekey import KeyBuilder
+
+    files = []
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(name)
+        files.append(PendingFile(name, str(tmp_path / name)))
+    os.utime(tmp_path / "b.txt", ns=(-5_000_000_000, -5_000_000_000))  # 1969
+    now, then = KeyBuilder(), KeyBuilder()
+    now.stat_files(files)
+    then.add_stats((f, statcache.FileStat.of(os.stat(f.local_path))) for f in files)
+    assert now.keys().stats_key == then.keys().stats_key
+
+    def key_with_inode(inode: int) -> str:
+        builder = KeyBuilder()
+        builder.add_stats([(files[0], (1, inode, 10, -1, 2)), (files[1], (1, 7, 10, 3, 4))])
+        return builder.keys().stats_key
+
+    assert key_with_inode(2**64 - 1) != key_with_inode(2**63 - 1)
+    assert key_with_inode(2**64 - 1) == key_with_inode(-1)  # the same 8 bytes
+    assert KeyBuilder().keys().changed_ns == 0
