@@ -347,15 +347,16 @@ class Artifact:
         return heapq.merge(kept, own, key=attrgetter("path"))
 
     def _own_batches(self, size: int) -> Iterator[list[PendingFile | ManifestEntry]]:
+        pending = tuple.__new__  # a PendingFile without its Python-level constructor (1M files)
         for rows in self._entries.batches(size):
             batch: list[PendingFile | ManifestEntry] = []
             for path, folder, local, digest, entry_size, uri, etag in rows:
                 if uri is not None or (local is None and digest is not None):
                     batch.append(ManifestEntry(path, digest, entry_size, uri, etag))
                 elif folder is None:
-                    batch.append(PendingFile(path, os.fsdecode(local)))
+                    batch.append(pending(PendingFile, (path, os.fsdecode(local))))
                 else:
-                    batch.append(PendingFile(path, f"{self._folders[folder]}/{local}"))
+                    batch.append(pending(PendingFile, (path, f"{self._folders[folder]}/{local}")))
             yield batch
 
 
