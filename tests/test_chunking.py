@@ -353,7 +353,7 @@ def swap_first_chunks(store_path: Path, digest: str) -> None:
 
 
 def test_a_list_seen_to_make_its_file_is_trusted_only_while_it_is_unchanged(
-    tmp_path: Path, table: Path
+    tmp_path: Path, table: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A read from the start to the end finds that the chunks make the file, and this
     machine remembers it (sealed), so later reads check each chunk but do not hash the
@@ -365,8 +365,16 @@ def test_a_list_seen_to_make_its_file_is_trusted_only_while_it_is_unchanged(
     chunks = chunk_objects(store, version)
     original = (table / "rows.bin").read_bytes()
     assert not store.stat_cache.makes_whole(chunks.key)
+    asked: list[str] = []
+    real = store.stat_cache.makes_whole
+    monkeypatch.setattr(store.stat_cache, "makes_whole", lambda key: asked.append(key) or real(key))
+    with version.open("rows.bin") as stream:  # a byte range: no whole-file check to skip
+        stream.seek(1_000_000)
+        assert stream.read(5_000) == original[1_000_000:1_005_000]
+    assert asked == []
     with version.open("rows.bin") as stream:
         assert stream.read() == original
+    assert asked == [chunks.key]
     assert store.stat_cache.makes_whole(chunks.key)
     with version.open("rows.bin") as stream:  # known: every chunk still checked
         assert b"".join(iter(lambda: stream.read(1 << 21), b"")) == original

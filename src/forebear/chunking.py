@@ -302,8 +302,9 @@ class ChunkedReader(io.RawIOBase):
     its chunks) take this way, and so does every read of a reader going from the start
     to the end.
 
-    With ``whole_known`` (the list was seen to make its file before: see
-    `forebear.statcache.StatCache.makes_whole`) every chunk is still checked, but the
+    Where ``whole_known()`` is true (the list was seen to make its file before: see
+    `forebear.statcache.StatCache.makes_whole`; asked once, when a read from the start
+    begins, so a read of a byte range never asks) every chunk is still checked, but the
     whole-file digest is not computed again; otherwise ``on_whole()`` is called once a read
     from the start to the end found the chunks make the file.
     """
@@ -317,11 +318,12 @@ class ChunkedReader(io.RawIOBase):
         fill: Callable[[int, int, memoryview], None] | None = None,
         hint: Callable[[list[int]], None] | None = None,
         buffer_size: int = 0,
-        whole_known: bool = False,
+        whole_known: Callable[[], bool] | None = None,
         on_whole: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self._whole_known = whole_known
+        self._ask_whole_known = whole_known
+        self._whole_known: bool | None = None  # not asked yet
         self._on_whole = on_whole
         self._chunks = chunks
         self._fetch = fetch
@@ -507,6 +509,9 @@ class ChunkedReader(io.RawIOBase):
     def _carry(self, span: memoryview) -> None:
         """Carry the whole-file digest over checked bytes that follow all it has seen;
         where the list is known to make the file, only count them."""
+        if self._whole_known is None:  # the first bytes from the start
+            asked = self._ask_whole_known
+            self._whole_known = asked is not None and asked()
         if not self._whole_known:
             self._hasher.update(span)
         self._hashed += len(span)
@@ -516,7 +521,7 @@ class ChunkedReader(io.RawIOBase):
     def _check_whole(self) -> None:
         """Raise when the chunks, each as stored, do not make the file; and on every read
         after, so that a caller who tries again gets no byte of it. A list known to make
-        its file (``whole_known``) is not hashed again; one found to make it is reported
+        its file (``whole_known()``) is not hashed again; one found to make it is reported
         (``on_whole``)."""
         if self._whole_known:
             return

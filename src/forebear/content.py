@@ -96,6 +96,9 @@ class ContentReader:
         # Seen before to make its file: each chunk is still checked, the file not hashed
         stat_cache = self.backend.stat_cache
 
+        def known_whole() -> bool:
+            return stat_cache.makes_whole(chunks.key)
+
         def seen_whole() -> None:
             stat_cache.remember_whole(chunks.key)
 
@@ -108,7 +111,7 @@ class ContentReader:
             fill=fill if direct else None,
             hint=hint if direct else None,
             buffer_size=BLOCK_SIZE,
-            whole_known=stat_cache.makes_whole(chunks.key),
+            whole_known=known_whole,
             on_whole=seen_whole,
         )
         return io.BufferedReader(reader, BLOCK_SIZE)
