@@ -9,6 +9,10 @@ Racy files: a file changed twice within one timestamp tick can keep identical ti
 git's "racily clean" index entries, a digest recorded less than `RACY_SECONDS` after the
 file's last change is not trusted: the next log hashes that file again, and then caches it.
 
+It also remembers which chunk lists were seen to make their file (`StatCache.makes_whole`),
+so that a later read of the same chunked file checks each chunk but does not hash the
+whole file again.
+
 The cache is an optimisation, never a source of truth: any failure to read or write it
 (a locked, read-only or damaged file) is ignored and the files are simply hashed.
 
