@@ -332,4 +332,12 @@ def test_stats_keys_take_any_stat_numbers_and_match_between_log_and_relog(
 
     assert key_with_inode(2**64 - 1) != key_with_inode(2**63 - 1)
     assert key_with_inode(2**64 - 1) == key_with_inode(-1)  # the same 8 bytes
+
+    def key_with_mtime(mtime_ns: int) -> str:  # a number further along the row
+        builder = KeyBuilder()
+        builder.add_stats([(files[0], (1, 2, 10, mtime_ns, 2)), (files[1], (1, 7, 10, 3, 4))])
+        return builder.keys().stats_key
+
+    assert key_with_mtime(2**64 - 1) == key_with_mtime(-1)
+    assert key_with_mtime(2**64 - 1) != key_with_mtime(2**63 - 1)
     assert KeyBuilder().keys().changed_ns == 0

@@ -63,8 +63,12 @@ class KeyBuilder:
     def add_stats(self, items: Iterable[tuple[PendingFile, Identity]]) -> None:
         """Each file with its `FileStat` (or the same fields as a plain tuple)."""
         numbers = array("q")
+        extend = numbers.extend
         for _file, identity in items:
-            _extend(numbers, identity)
+            try:
+                extend(identity)
+            except OverflowError:  # rare: see _extend_wrapped
+                _extend_wrapped(numbers, identity)
         self._add_numbers(numbers)
 
     def stat_files(self, items: Iterable[PendingFile]) -> None:
@@ -78,8 +82,8 @@ class KeyBuilder:
             row = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
             try:
                 extend(row)
-            except OverflowError:  # rare: see _extend
-                _extend(numbers, row)
+            except OverflowError:  # rare: see _extend_wrapped
+                _extend_wrapped(numbers, row)
         self._add_numbers(numbers)
 
     def _add_numbers(self, numbers: array[int]) -> None:
@@ -94,14 +98,12 @@ class KeyBuilder:
         )
 
 
-def _extend(numbers: array[int], row: Iterable[int]) -> None:
-    """Add one file's stat numbers, each taken modulo 2**64 (an inode number can exceed
-    what a signed 8-byte word holds)."""
-    try:
-        numbers.extend(row)
-    except OverflowError:
-        del numbers[len(numbers) - len(numbers) % 5 :]  # this row's numbers that did fit
-        numbers.extend(((n + (1 << 63)) & _WORD) - (1 << 63) for n in row)
+def _extend_wrapped(numbers: array[int], row: Iterable[int]) -> None:
+    """Add one file's stat numbers, each taken modulo 2**64, after a plain ``extend``
+    failed on one that a signed 8-byte word does not hold (an inode number can be that
+    large): the numbers of the row it added before that one are taken back first."""
+    del numbers[len(numbers) - len(numbers) % 5 :]
+    numbers.extend(((n + (1 << 63)) & _WORD) - (1 << 63) for n in row)
 
 
 def _encoded(text: str) -> bytes:
