@@ -33,7 +33,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .hashing import identity
 
@@ -236,14 +236,18 @@ class StatCache:
     def paths_key_at(self, roots_key: str) -> str | None:
         """The paths key last recorded for files from these roots (see `forebear.treekey`),
         if any: only where to look, since the record it names is checked in full."""
+        row = self._one_row(f"SELECT paths_key FROM {_ROOTS} WHERE roots_key = ?", roots_key)
+        return row[0] if row is not None and isinstance(row[0], str) else None
+
+    def _one_row(self, query: str, key: str) -> tuple[Any, ...] | None:
+        """The row ``query`` finds for ``key``: None when there is none, or the cache
+        cannot be read."""
         if not self.path.exists():
             return None
-        row = None
         with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
-            row = connection.execute(
-                f"SELECT paths_key FROM {_ROOTS} WHERE roots_key = ?", (roots_key,)
-            ).fetchone()
-        return row[0] if row is not None and isinstance(row[0], str) else None
+            row: tuple[Any, ...] | None = connection.execute(query, (key,)).fetchone()
+            return row
+        return None
 
     def remember_tree(
         self, paths_key: str, record: TreeRecord, roots_key: str | None = None
@@ -270,18 +274,12 @@ class StatCache:
         """Whether the chunk list with this key (`ChunkList.key`: the file's digest and
         every chunk's digest and size) was seen, on this machine, to make its file: its
         chunks, read end to end, hashed to the file's digest."""
-        if not self.path.exists():
+        row = self._one_row(f"SELECT seal FROM {_WHOLE} WHERE list_key = ?", list_key)
+        if row is None or not isinstance(row[0], str):
             return False
-        row = None
-        with contextlib.suppress(sqlite3.Error, OSError), self._connect() as connection:
-            row = connection.execute(
-                f"SELECT seal FROM {_WHOLE} WHERE list_key = ?", (list_key,)
-            ).fetchone()
-        return (
-            row is not None
-            and isinstance(row[0], str)
-            and hmac.compare_digest(row[0], self._seal(("whole", list_key)))
-        )
+        with contextlib.suppress(OSError):  # the sealing key cannot be read
+            return hmac.compare_digest(row[0], self._seal(("whole", list_key)))
+        return False
 
     def remember_whole(self, list_key: str) -> None:
         """Record that the chunk list with this key makes its file."""
