@@ -131,24 +131,21 @@ class LocalLocation(ObjectLocation):
     def _read_loose_into(self, digest: str, view: memoryview, name: Callable[[], str]) -> None:
         try:
             descriptor = os.open(self.path_of(digest), os.O_RDONLY)
+            try:  # no file object: a chunk is one open and one read
+                filled = 0
+                while filled < len(view):
+                    with view[filled:] as rest:
+                        if not (got := os.preadv(descriptor, [rest], filled)):
+                            break
+                    filled += got
+                zero_rest(view, filled)
+            finally:
+                os.close(descriptor)
         except FileNotFoundError as exc:
             raise missing(self.url, digest, name()) from exc
-        except OSError as exc:
+        except OSError as exc:  # named only now: naming costs more than reading a chunk
             with backend_errors(f"cannot read {name()}"):
                 raise exc
-        try:  # no file object: a chunk is one open and one read
-            filled = 0
-            while filled < len(view):
-                with view[filled:] as rest:
-                    if not (got := os.preadv(descriptor, [rest], filled)):
-                        break
-                filled += got
-            zero_rest(view, filled)
-        except OSError as exc:
-            with backend_errors(f"cannot read {name()}"):
-                raise exc
-        finally:
-            os.close(descriptor)
 
     def _read_whole(self, digest: str, name: str) -> bytes:
         try:
