@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 
 from . import progress
 from .artifacts import Artifact, PendingFile
-from .chunking import Chunking, ChunkList, ChunkRange, cut_file
+from .chunking import MIN_THRESHOLD, Chunking, ChunkList, ChunkRange, cut_file
 from .errors import InvalidInput, InvalidPath
 from .fingerprint import check_unchanged, fingerprint, stat_file
 from .hash_workers import hash_files
@@ -216,7 +216,9 @@ def store_objects(
                     first[digest] = local
             if not sizes:
                 continue
-            large = [d for d, size in sizes.items() if chunking.applies_to(size)]
+            # a file stored in chunks before (under any chunking) stays so: reads go by
+            # its chunk list, so a chunk gone missing is stored again, not the whole file
+            large = [d for d, size in sizes.items() if size >= MIN_THRESHOLD]
             known = catalog.chunk_lists(large) if large else {}
             whole_sizes = {d: size for d, size in sizes.items() if d not in known}
             if not relog:

@@ -39,6 +39,8 @@ from .hashing import identity
 
 # Longer than the coarsest timestamp granularity of common local filesystems (FAT: 2 s).
 RACY_SECONDS = 2.0
+KEY_FILE = "stat-cache.key"  # the sealing key's file, in the user's cache folder
+
 # well under SQLite's limit of bound parameters (999 before 3.32, 32766 since)
 _LOOKUP_BATCH = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
 

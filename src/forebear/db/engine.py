@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 __all__ = ["Engine", "Session"]  # the types other layers hold without importing SQLAlchemy
 
 from ..errors import StoreError, StoreNotFound, StoreVersionError
-from .lite import BUSY_TIMEOUT_SECONDS, SCHEMA_HEAD
+from .lite import BUSY_TIMEOUT_SECONDS, SCHEMA_HEAD, read_only
 
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation
@@ -62,15 +62,7 @@ def read_only_reason(url: str) -> str | None:
     path = sqlite_file(url)
     if path is None or not os.path.exists(path):
         return None
-    folder = os.path.dirname(path)
-    try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return "read-only filesystem"
-    except OSError:
-        return None
-    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
-        return "no write permission"
-    return None
+    return read_only(path)
 
 
 class CatalogFile:

@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 from ..paths import is_name
@@ -63,7 +63,7 @@ class LiteCatalog:
         self.store_id = store_id
 
     @classmethod
-    def open(cls, path: str) -> LiteCatalog | None:
+    def open(cls, path: str) -> Self | None:
         """The catalog at ``path`` when it exists and is at the current schema."""
         if not os.path.isfile(path):
             return None
@@ -78,8 +78,9 @@ class LiteCatalog:
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        uri = "file:" + _uri_path(self.path) + "?mode=ro"
-        connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        connection = sqlite3.connect(
+            file_uri(self.path, "ro"), uri=True, timeout=BUSY_TIMEOUT_SECONDS
+        )
         try:
             yield connection
         finally:
@@ -114,19 +115,19 @@ class LiteCatalog:
         rows = self.rows(sql, params)
         if rows is None:
             return None
-        found: list[VersionData] = []
-        for row in rows:
-            values = list(row)
-            for i in _TIMES:
-                if values[i] is not None:
-                    if not isinstance(values[i], int):
-                        return None
-                    values[i] = EPOCH + dt.timedelta(microseconds=values[i])
-            data = VersionData(*values)
-            if not (is_name(data.project) and is_name(data.name)):
-                return None
-            found.append(data)
-        return found
+        found = [version_data(row) for row in rows]
+        return None if None in found else found  # type: ignore[return-value]
+
+    def version(self, version_id: int) -> VersionData | None:
+        """One version, as `versions.load_versions` reads it."""
+        sql = (
+            f"SELECT {_VERSION_COLUMNS} FROM versions v "
+            "JOIN artifacts a ON a.id = v.artifact_id "
+            "JOIN projects p ON p.id = a.project_id "
+            "WHERE v.id = ?"
+        )
+        rows = self.rows(sql, (version_id,))
+        return version_data(rows[0]) if rows and len(rows) == 1 else None
 
     def aliases(self, version_id: int) -> list[str] | None:
         """A version's aliases, ``latest`` first (as `aliases.aliases_for` orders them)."""
@@ -135,12 +136,45 @@ class LiteCatalog:
             return None
         return sorted((str(r[0]) for r in rows), key=latest_first)
 
+    def tags(self, version_id: int) -> list[str] | None:
+        """A version's tags, by name (as `lifecycle.tags_for` orders them)."""
+        rows = self.rows("SELECT name FROM tags WHERE version_id = ?", (version_id,))
+        return None if rows is None else sorted(str(r[0]) for r in rows)
+
+
+def version_data(row: Sequence[Any]) -> VersionData | None:
+    """A row of `_VERSION_COLUMNS` as a `VersionData`; None when it is not what forebear
+    writes."""
+    values = list(row)
+    for i in _TIMES:
+        if values[i] is not None:
+            if not isinstance(values[i], int):
+                return None
+            values[i] = EPOCH + dt.timedelta(microseconds=values[i])
+    data = VersionData(*values)
+    return data if is_name(data.project) and is_name(data.name) else None
+
+
+def read_only(path: str) -> str | None:
+    """Why the SQLite catalog file at ``path`` can only be read ("read-only filesystem",
+    "no write permission"), or None when it can be written."""
+    folder = os.path.dirname(path)
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only filesystem"
+    except OSError:
+        return None
+    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
+        return "no write permission"
+    return None
+
 
 def latest_first(alias: str) -> tuple[bool, str]:
     """The order a version's aliases are shown in: ``latest``, then the others by name."""
     return (alias != LATEST, alias)
 
 
-def _uri_path(path: str) -> str:
-    """``path`` escaped for a ``file:`` URI (``?``, ``#`` and ``%`` in folder names)."""
-    return quote(path, safe="/")
+def file_uri(path: str, mode: str) -> str:
+    """A ``file:`` URI opening ``path`` in ``mode`` (``ro``, ``rw``: never creating it),
+    with ``?``, ``#`` and ``%`` in folder names escaped."""
+    return f"file:{quote(path, safe='/')}?mode={mode}"

@@ -20,7 +20,7 @@ A crash at any point leaves at most unreachable objects, never a partial version
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import ingest, progress
@@ -28,6 +28,7 @@ from ..chunking import ChunkList
 from ..db import audit, lifecycle, webhooks
 from ..db import chunks as db_chunks
 from ..db import identity as catalog_identity
+from ..db import packs as db_packs
 from ..db import purges as db_purges
 from ..db import versions as db_versions
 from ..db.engine import Session, read_session, write_session
@@ -65,6 +66,45 @@ def catalog_of(backend: LocalBackend) -> ingest.Catalog:
             return db_purges.purged_among(session, digests)
 
     return ingest.Catalog(chunk_lists, committed, purged)
+
+
+def whole_mark(backend: LocalBackend) -> str | None:
+    """The store's whole mark now (see `unchanged`); None without packs, where every loose
+    object is looked for instead."""
+    if backend.objects.packs is None:
+        return None
+    with read_session(backend.engine) as session:
+        store_id, count = catalog_identity.store_id(session), db_packs.forget_count(session)
+    if count is None:  # a store with packs from before the count: start it now
+        with write_session(backend.engine) as session:
+            db_packs.start_counting(session)
+            count = db_packs.forget_count(session)
+    return f"{store_id}:{count}" if store_id is not None and count is not None else None
+
+
+class CatalogQuestions:
+    """What an unchanged re-log asks the catalog (`unchanged.Questions`), each question
+    in a short read through SQLAlchemy."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend = backend
+
+    def live_version(self, project: str, name: str, digest: str) -> VersionData | None:
+        with read_session(self.backend.engine) as session:
+            known = db_versions.live_version_id(session, project, name, digest)
+            return None if known is None else db_versions.load_versions(session, [known])[known]
+
+    def redacted(self, version_id: int) -> bool:
+        return bool(self.backend.redactions(version_id))
+
+    def unpacked_files(
+        self, version_id: int, after: str | None, limit: int
+    ) -> list[tuple[str, str, int]]:
+        with read_session(self.backend.engine) as session:
+            return db_packs.unpacked_files(session, version_id, after, limit)
+
+    def chunk_lists(self, digests: Iterable[str]) -> dict[str, ChunkList]:
+        return self.backend.chunk_lists(digests)
 
 
 def record_logged(
@@ -114,8 +154,10 @@ def log(
             f"artifact {artifact.name!r} is empty; add files with add_file/add_dir first"
         )
     backend.require_writable()
-    mark = unchanged.whole_mark(backend)  # before any object is looked for
-    again = unchanged.logged_before(backend, artifact, project, mark)
+    mark = whole_mark(backend)  # before any object is looked for
+    again = unchanged.logged_before(
+        CatalogQuestions(backend), backend.stat_cache, backend.objects, artifact, project, mark
+    )
     if again is not None:
         return log_again(
             backend, artifact, again, project=project, run_id=run_id, aliases=aliases,

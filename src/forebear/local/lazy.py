@@ -9,10 +9,17 @@ together (the same store id on both sides, a format this code reads), answers th
 (`latest_versions`, `aliases`) from `db.lite`, and opens the full backend on the first call
 of anything else; from then on every call goes there. A store it cannot check plainly is
 opened the full way at once, so every error is the full backend's own.
+
+A run that only logs files unchanged since they made a version (a pipeline step run
+again) is the other plain case: the run's rows, the re-log
+check (`unchanged.logged_before`) and its record go through `db.lite_log`, and the full
+backend opens only when the files changed or the case is not plain (aliases, tags, a
+draft, a new project...), to log them the full way.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -21,12 +28,15 @@ from typing import TYPE_CHECKING, Any
 from .. import config
 from ..backend import Backend
 from ..chunking import Chunking
-from ..db.lite import LiteCatalog, plain_sqlite_file
+from ..db.lite import plain_sqlite_file, read_only
+from ..db.lite_log import LiteLog, Unanswered
 from ..errors import ForebearError
-from ..objects.formatfile import FORMAT_FILE, parse_format
-from ..records import VersionData
+from ..objects.formatfile import FORMAT_FILE, PACKED_FORMAT, FormatInfo, parse_format
+from ..paths import REGISTRY, is_name
+from ..records import Redaction, RunData, VersionData
 
 if TYPE_CHECKING:
+    from ..artifacts import Artifact
     from .backend import LocalBackend
 
 
@@ -40,7 +50,7 @@ def open_lazily(
     catalog_file = plain_sqlite_file(settings.db_url)
     if catalog_file is None:
         return None
-    catalog = LiteCatalog.open(catalog_file)
+    catalog = LiteLog.open(catalog_file)
     if catalog is None:
         return None
     format_file = os.path.join(settings.objects_url, FORMAT_FILE)
@@ -52,7 +62,7 @@ def open_lazily(
     if found.store_id is None or found.store_id != catalog.store_id:
         return None
     # its other methods are forwarded, below the class
-    return LazyLocalBackend(settings, catalog, found.store_id, open_full)  # type: ignore[abstract]
+    return LazyLocalBackend(settings, catalog, found, open_full)  # type: ignore[abstract]
 
 
 def reached_directly(backend: Backend) -> LocalBackend | None:
@@ -74,16 +84,18 @@ class LazyLocalBackend(Backend):
     def __init__(
         self,
         settings: config.StoreSettings,
-        catalog: LiteCatalog,
-        store_id: str,
+        catalog: LiteLog,
+        found: FormatInfo,
         open_full: Callable[[], Backend],
     ) -> None:
         self.source = settings.source
         self.actor = config.local_actor()
         self.db_url = settings.db_url
         self.objects_url = settings.objects_url
-        self.store_id = store_id
+        self.store_id = found.store_id
         self.catalog = catalog
+        self.cache_dir = settings.cache_dir
+        self.packed = found.format_version >= PACKED_FORMAT
         self.open_full = open_full
         self.opened: Backend | None = None
         self.opening = threading.Lock()
@@ -97,7 +109,7 @@ class LazyLocalBackend(Backend):
 
     def __getattr__(self, name: str) -> Any:
         # only reached for what __init__ did not set: the attributes of the full backend
-        if name.startswith("__") or name in ("opened", "opening", "open_full", "catalog"):
+        if name.startswith("__") or name in ("opened", "opening", "open_full", "catalog", "packed"):
             raise AttributeError(name)
         return getattr(self.full(), name)
 
@@ -129,6 +141,109 @@ class LazyLocalBackend(Backend):
     def aliases(self, version_id: int) -> list[str]:
         found = self.catalog.aliases(version_id) if self.opened is None else None
         return found if found is not None else self.full().aliases(version_id)
+
+    def tags(self, version_id: int) -> list[str]:
+        found = self.catalog.tags(version_id) if self.opened is None else None
+        return found if found is not None else self.full().tags(version_id)
+
+    def redactions(self, version_id: int) -> list[Redaction]:
+        try:
+            if self.opened is None and not self.catalog.redacted(version_id):
+                return []  # what the full backend lists is the purges of these rows
+        except Unanswered:
+            pass
+        return self.full().redactions(version_id)
+
+    # -- a run logging files unchanged since they made a version ----------------------------
+
+    def require_writable(self) -> None:
+        if self.opened is not None or read_only(self.catalog.path) is not None:
+            self.full().require_writable()  # which says why it is not
+
+    def create_run(
+        self,
+        run_id: str,
+        project: str,
+        name: str,
+        config: dict[str, Any],
+        context: dict[str, Any],
+        *,
+        started_at: dt.datetime | None = None,
+    ) -> RunData:
+        if self.opened is None:
+            made = self.catalog.create_run(run_id, project, name, config, context, started_at)
+            if made is not None:
+                return made
+        return self.full().create_run(run_id, project, name, config, context, started_at=started_at)
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        summary: dict[str, Any] | None = None,
+        ended_at: dt.datetime | None = None,
+    ) -> None:
+        if self.opened is None and self.catalog.update_run(
+            run_id, status=status, summary=summary, ended_at=ended_at
+        ):
+            return
+        self.full().update_run(run_id, status=status, summary=summary, ended_at=ended_at)
+
+    def beat_run(self, run_id: str) -> bool:
+        beaten = self.catalog.beat_run(run_id) if self.opened is None else None
+        return beaten if beaten is not None else self.full().beat_run(run_id)
+
+    def log(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str | None,
+        aliases: Sequence[str],
+        tags: Sequence[str] = (),
+        ttl: dt.timedelta | None = None,
+        show_progress: bool | None,
+    ) -> VersionData:
+        plain = not (aliases or tags or ttl or artifact.base is not None)
+        if plain and self.opened is None and is_name(project) and project != REGISTRY:
+            again = self._log_again(artifact, project, run_id)
+            if again is not None:
+                return again
+        return self.full().log(
+            artifact, project=project, run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
+            show_progress=show_progress,
+        )  # fmt: skip
+
+    def _log_again(
+        self, artifact: Artifact, project: str, run_id: str | None
+    ) -> VersionData | None:
+        """The version these unchanged files made, its log recorded; None: log them the
+        full way (changed, not known, or not the plain case)."""
+        from ..cache import STAT_CACHE
+        from ..objects import open_location
+        from ..statcache import KEY_FILE, StatCache
+        from . import unchanged
+
+        if not len(artifact):
+            return None
+        stat_cache = StatCache(self.cache_dir / STAT_CACHE, config.user_cache_dir() / KEY_FILE)
+        try:
+            objects = open_location(self.objects_url)
+            mark = None
+            if self.packed:  # as the full backend: packs, and the mark read before any look
+                objects.attach_packs(self.catalog.pack_index())
+                mark = self.catalog.whole_mark()
+                if mark is None:
+                    return None
+            version = unchanged.logged_before(
+                self.catalog, stat_cache, objects, artifact, project, mark
+            )
+        except (Unanswered, ForebearError, OSError):
+            return None
+        if version is None:
+            return None
+        return self.catalog.log_again(version, artifact.type, run_id, self.actor)
 
     def close(self) -> None:
         if self.opened is not None:

@@ -14,88 +14,91 @@ means one full check, after which the record carries the new mark."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from .. import ingest, treekey
-from ..chunking import MIN_THRESHOLD
-from ..db import identity as db_identity
-from ..db import packs as db_packs
-from ..db import versions as db_versions
-from ..db.engine import read_session, write_session
+from ..chunking import MIN_THRESHOLD, ChunkList
 from ..records import VersionData
-from ..statcache import TreeRecord
+from ..statcache import StatCache, TreeRecord
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
+    from ..objects import ObjectLocation
     from .backend import LocalBackend
 
 
-def whole_mark(backend: LocalBackend) -> str | None:
-    """The store's whole mark now (see the module docstring); None without packs, where
-    every loose object is looked for instead."""
-    if backend.objects.packs is None:
-        return None
-    with read_session(backend.engine) as session:
-        store_id, count = db_identity.store_id(session), db_packs.forget_count(session)
-    if count is None:  # a store with packs from before the count: start it now
-        with write_session(backend.engine) as session:
-            db_packs.start_counting(session)
-            count = db_packs.forget_count(session)
-    return f"{store_id}:{count}" if store_id is not None and count is not None else None
+class Questions(Protocol):
+    """What this check asks the catalog, each in a short read: answered through
+    SQLAlchemy by the full backend (`commit.CatalogQuestions`) and through ``sqlite3``
+    by a store not opened in full yet (`db.lite_log.LiteLog`), to the same answers."""
+
+    def live_version(self, project: str, name: str, digest: str) -> VersionData | None:
+        """The artifact's live version with this manifest digest, if any."""
+
+    def redacted(self, version_id: int) -> bool:
+        """Whether a purge took any of the version's bytes."""
+
+    def unpacked_files(
+        self, version_id: int, after: str | None, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """`db.packs.unpacked_files`."""
+
+    def chunk_lists(self, digests: Iterable[str]) -> dict[str, ChunkList]:
+        """The chunk lists of the files among ``digests`` stored in chunks."""
 
 
 def logged_before(
-    backend: LocalBackend, artifact: Artifact, project: str, mark: str | None
+    catalog: Questions,
+    stat_cache: StatCache,
+    objects: ObjectLocation,
+    artifact: Artifact,
+    project: str,
+    mark: str | None,
 ) -> VersionData | None:
     """The live version of ``project/artifact.name`` that these very files made, when that
     can be known without reading them; None means: log them in full. ``mark``: the
     store's whole mark, read before this log looked at any object."""
     roots_key = treekey.roots_key(artifact)
     if roots_key is not None:  # no entry read unless these folders were logged before
-        paths_key = backend.stat_cache.paths_key_at(roots_key)
+        paths_key = stat_cache.paths_key_at(roots_key)
     else:
         paths_key = treekey.paths_key(artifact, ingest.BATCH)
-    record = backend.stat_cache.remembered_tree(paths_key) if paths_key else None
+    record = stat_cache.remembered_tree(paths_key) if paths_key else None
     if record is None:
         return None
     keys = treekey.tree_keys(artifact, ingest.BATCH)  # both keys, in one pass
     if keys is None or (keys.paths_key, keys.stats_key) != (paths_key, record.stats_key):
         return None
-    with read_session(backend.engine) as session:
-        known = db_versions.live_version_id(session, project, artifact.name, record.digest)
-        if known is None:
-            return None
-        version = db_versions.load_versions(session, [known])[known]
-    if backend.redactions(known):
+    version = catalog.live_version(project, artifact.name, record.digest)
+    if version is None or catalog.redacted(version.id):
         return None
     if mark is not None and record.whole_at == mark:  # nothing removed since it was whole
-        return version if backend.objects.has(version.digest) else None
-    if not is_whole(backend, version):
+        return version if objects.has(version.digest) else None
+    if not is_whole(catalog, objects, version):
         return None
     if mark is not None:
-        backend.stat_cache.remember_tree(
+        stat_cache.remember_tree(
             keys.paths_key, record._replace(whole_at=mark), treekey.roots_key(artifact)
         )
     return version
 
 
-def is_whole(backend: LocalBackend, version: VersionData) -> bool:
+def is_whole(catalog: Questions, objects: ObjectLocation, version: VersionData) -> bool:
     """Whether every object ``version`` needs is stored with its size: its manifest, its
     whole files and the chunks of its chunked ones. What packs hold (a file packed whole,
     or every chunk of a chunked file) is known from the pack index in one statement a
     page; only the rest is looked up object by object."""
-    objects = backend.objects
     if not objects.has(version.digest):
         return False
     after: str | None = None
     while True:
-        with read_session(backend.engine) as session:
-            page = db_packs.unpacked_files(session, version.id, after, ingest.BATCH)
+        page = catalog.unpacked_files(version.id, after, ingest.BATCH)
         if not page:
             return True
         after = page[-1][0]
         stored = {digest: size for _, digest, size in page}
-        lists = backend.chunk_lists(d for d, size in stored.items() if size >= MIN_THRESHOLD)
+        lists = catalog.chunk_lists(d for d, size in stored.items() if size >= MIN_THRESHOLD)
         sizes = {d: size for d, size in stored.items() if d not in lists}
         for chunks in lists.values():
             sizes.update(zip(chunks.digests, chunks.sizes, strict=True))
