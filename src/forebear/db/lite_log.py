@@ -20,12 +20,10 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from ..chunking import Chunking, ChunkList
-from ..errors import StoreError
-from ..objects.packs import PackIndex, PackSlot
 from ..records import RunData, VersionData
 from .lite import BUSY_TIMEOUT_SECONDS, EPOCH, LATEST, LiteCatalog, file_uri
 
@@ -121,9 +119,23 @@ class LiteLog(LiteCatalog):
             return None
         return f"{self.store_id}:{int(count[0][0])}"
 
-    def pack_index(self) -> PackIndex:
-        """Where packed objects are, read from this catalog (for checks: never records)."""
-        return _LitePackIndex(self)
+    def locate(self, digests: Collection[str]) -> dict[str, tuple[str, int, int]]:
+        """(pack, offset, length) of each of ``digests`` that is packed: `packs.locate`,
+        statement for statement."""
+        found: dict[str, tuple[str, int, int]] = {}
+        wanted = sorted(set(digests))
+        for start in range(0, len(wanted), _LIST_BATCH):
+            batch = wanted[start : start + _LIST_BATCH]
+            rows = self.answer(
+                "SELECT o.digest, o.pack, o.offset, o.length FROM packed_objects o "
+                "JOIN packs k ON k.digest = o.pack "
+                f"WHERE o.digest IN ({', '.join('?' * len(batch))}) "
+                "ORDER BY k.created_at, k.digest",  # the newest last: it wins
+                batch,
+            )
+            for digest, pack, offset, length in rows:
+                found[digest] = (pack, offset, length)
+        return found
 
     # -- the rows ------------------------------------------------------------------------
 
@@ -266,29 +278,3 @@ class LiteLog(LiteCatalog):
         except sqlite3.Error:
             return None
         return version
-
-
-class _LitePackIndex(PackIndex):
-    """`LiteLog.pack_index`: `packs.locate`, statement for statement."""
-
-    def __init__(self, catalog: LiteLog) -> None:
-        self.catalog = catalog
-
-    def locate(self, digests: Collection[str]) -> dict[str, PackSlot]:
-        found: dict[str, PackSlot] = {}
-        wanted = sorted(set(digests))
-        for start in range(0, len(wanted), _LIST_BATCH):
-            batch = wanted[start : start + _LIST_BATCH]
-            rows = self.catalog.answer(
-                "SELECT o.digest, o.pack, o.offset, o.length FROM packed_objects o "
-                "JOIN packs k ON k.digest = o.pack "
-                f"WHERE o.digest IN ({', '.join('?' * len(batch))}) "
-                "ORDER BY k.created_at, k.digest",  # the newest last: it wins
-                batch,
-            )
-            for digest, pack, offset, length in rows:
-                found[digest] = PackSlot(pack, offset, length)
-        return found
-
-    def record(self, pack: str, size: int, slots: Mapping[str, tuple[int, int]]) -> None:
-        raise StoreError("a store read without SQLAlchemy records no packs")

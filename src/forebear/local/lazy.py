@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import config
@@ -30,8 +30,9 @@ from ..backend import Backend
 from ..chunking import Chunking
 from ..db.lite import plain_sqlite_file, read_only
 from ..db.lite_log import LiteLog, Unanswered
-from ..errors import ForebearError
+from ..errors import ForebearError, StoreError
 from ..objects.formatfile import FORMAT_FILE, PACKED_FORMAT, FormatInfo, parse_format
+from ..objects.packs import PackIndex, PackSlot
 from ..paths import REGISTRY, is_name
 from ..records import Redaction, RunData, VersionData
 
@@ -232,7 +233,7 @@ class LazyLocalBackend(Backend):
             objects = open_location(self.objects_url)
             mark = None
             if self.packed:  # as the full backend: packs, and the mark read before any look
-                objects.attach_packs(self.catalog.pack_index())
+                objects.attach_packs(LitePackIndex(self.catalog))
                 mark = self.catalog.whole_mark()
                 if mark is None:
                     return None
@@ -248,6 +249,20 @@ class LazyLocalBackend(Backend):
     def close(self) -> None:
         if self.opened is not None:
             self.opened.close()
+
+
+class LitePackIndex(PackIndex):
+    """Where packed objects are, as `db.lite_log` reads them: for the checks of a re-log,
+    which store nothing, so it never records a pack."""
+
+    def __init__(self, catalog: LiteLog) -> None:
+        self.catalog = catalog
+
+    def locate(self, digests: Collection[str]) -> dict[str, PackSlot]:
+        return {d: PackSlot(*where) for d, where in self.catalog.locate(digests).items()}
+
+    def record(self, pack: str, size: int, slots: Mapping[str, tuple[int, int]]) -> None:
+        raise StoreError("a re-log checked without SQLAlchemy stores no pack")
 
 
 def _forwarded(name: str) -> Callable[..., Any]:
