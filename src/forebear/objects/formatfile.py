@@ -6,7 +6,6 @@ backend failures turn into forebear errors, once, at the storage edge."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -14,7 +13,7 @@ import re
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from ..errors import IntegrityError, ObjectNotFound, StoreError, StoreVersionError
@@ -45,26 +44,49 @@ class FormatInfo(NamedTuple):
 _BACKEND_PACKAGES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "gcsfs", "adlfs"}
 
 
-@contextlib.contextmanager
-def backend_errors(what: str) -> Iterator[None]:
-    """Translate backend exceptions into forebear errors, once, at the storage edge."""
-    try:
-        yield
-    except (ObjectNotFound, IntegrityError, StoreError):
-        raise
-    except FileNotFoundError as exc:
-        raise ObjectNotFound(f"{what}: not found ({exc})") from exc
-    except PermissionError as exc:
-        raise StoreError(
+def backend_errors(what: str) -> BackendErrors:
+    """Translate backend exceptions into forebear errors, once, at the storage edge:
+    ``with backend_errors("cannot store x"): ...``."""
+    return BackendErrors(what)
+
+
+class BackendErrors:
+    """`backend_errors`: a plain class rather than a generator-based context manager,
+    since it wraps every object stored or read (a million small files go through it
+    twice each, and a generator's setup cost five times the work it guards)."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        # never swallows: a translated error is raised, anything else goes on as it is
+        if isinstance(exc, Exception):
+            translated = translated_error(self.what, exc)
+            if translated is not None:
+                raise translated from exc
+
+
+def translated_error(what: str, exc: Exception) -> Exception | None:
+    """The forebear error a backend exception means; None to let it through as it is."""
+    if isinstance(exc, ObjectNotFound | IntegrityError | StoreError):
+        return None
+    if isinstance(exc, FileNotFoundError):
+        return ObjectNotFound(f"{what}: not found ({exc})")
+    if isinstance(exc, PermissionError):
+        return StoreError(
             f"{what}: permission denied ({exc}); check the credentials or file permissions"
-        ) from exc
-    except OSError as exc:
+        )
+    if isinstance(exc, OSError):
         hint = "; free some space and try again" if exc.errno == 28 else ""  # ENOSPC
-        raise StoreError(f"{what}: {exc}{hint}") from exc
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] in _BACKEND_PACKAGES:
-            raise StoreError(f"{what}: {exc}") from exc
-        raise
+        return StoreError(f"{what}: {exc}{hint}")
+    if type(exc).__module__.split(".")[0] in _BACKEND_PACKAGES:
+        return StoreError(f"{what}: {exc}")
+    return None
 
 
 def missing(url: str, digest: str, name: str) -> ObjectNotFound:
