@@ -362,3 +362,35 @@ def test_a_packed_store_re_logs_quickly_and_checks_again_after_a_forgetting(
         assert log(store, data) == version and not opened_in_full(store)
         assert store.verify() == []
     assert full_logs == ["ds"]
+
+
+def test_re_logs_killed_at_any_moment_leave_the_store_whole(folder: Path, data: Path) -> None:
+    """SIGKILL a quick re-log at moments spread over its whole run: the catalog stays
+    whole, no version or edge is half-written, and the next re-log answers as before."""
+    script = (
+        "import sys, forebear.statcache\n"
+        "forebear.statcache.RACY_SECONDS = 0.0\n"
+        "from forebear.cli.app import main\n"
+        "main()\n"
+    )
+    command = [sys.executable, "-c", script, "--objects", str(folder), "log", str(data),
+               "-n", "ds", "-p", "p"]  # fmt: skip
+    done = subprocess.run(command, env=clean_env(), capture_output=True, text=True, check=True)
+    assert "already holds this content" in done.stdout
+    for step in range(12):
+        process = subprocess.Popen(command, env=clean_env(), stdout=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=0.02 * step)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        process.wait()
+    assert rows(folder, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(folder, "SELECT count(*) FROM versions") == [(1,)]
+    runs = rows(folder, "SELECT pk FROM runs")
+    edges = rows(folder, "SELECT run_pk, direction FROM edges")
+    assert all(direction == "out" for _, direction in edges)
+    assert {pk for pk, _ in edges} <= {pk for (pk,) in runs}
+    with forebear.open(folder) as store:
+        assert log(store, data).ref == "ds:v0" and not opened_in_full(store)
+        assert store.verify() == []
+        assert all(r.status in ("finished", "crashed") for r in store.runs(project="p"))
