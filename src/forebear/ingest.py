@@ -148,16 +148,15 @@ def _fingerprint_batch(
     rows: list[tuple[Any, ...]] = []
     for item in batch:
         if isinstance(item, ManifestEntry):  # a reference: described when it was added
-            writer.add(item)
             rows.append((item.path, item.digest, item.size, item.uri, item.etag,
                          None, None, None, None, None))  # fmt: skip
             continue
         found = next(prints)
-        writer.add(ManifestEntry(item.path, found.digest, found.size))
         stat = found.stat
         rows.append((item.path, found.digest, found.size, None, None,
                      os.fsencode(item.local_path),
                      stat.device, stat.inode, stat.mtime_ns, stat.ctime_ns))  # fmt: skip
+    writer.add_rows(row[:5] for row in rows)  # the batch's entries in one write
     return rows
 
 

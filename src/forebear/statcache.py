@@ -117,7 +117,7 @@ class StatCache:
     def _seal(self, values: tuple[int | str, ...]) -> str:
         if self._key is None:
             self._key = _load_key(self.key_path)
-        text = ":".join(str(value) for value in values).encode()
+        text = ":".join(map(str, values)).encode()
         return hashlib.blake2b(text, key=self._key, digest_size=16).hexdigest()
 
     @contextlib.contextmanager
