@@ -394,3 +394,15 @@ def test_re_logs_killed_at_any_moment_leave_the_store_whole(folder: Path, data: 
         assert log(store, data).ref == "ds:v0" and not opened_in_full(store)
         assert store.verify() == []
         assert all(r.status in ("finished", "crashed") for r in store.runs(project="p"))
+
+
+def test_a_store_in_a_folder_whose_name_is_not_utf8_lists_and_re_logs_quickly(
+    tmp_path: Path, data: Path
+) -> None:
+    folder = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9-store"))
+    with forebear.open(folder) as store:
+        version = log(store, data)
+    with forebear.open(folder) as store:
+        assert [v.ref for v in store.artifacts()] == ["ds:v0"]
+        assert log(store, data) == version and not opened_in_full(store)
+    assert "ds" in cli_ok(folder, "ls", "-p", "p")

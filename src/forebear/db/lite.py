@@ -176,5 +176,6 @@ def latest_first(alias: str) -> tuple[bool, str]:
 
 def file_uri(path: str, mode: str) -> str:
     """A ``file:`` URI opening ``path`` in ``mode`` (``ro``, ``rw``: never creating it),
-    with ``?``, ``#`` and ``%`` in folder names escaped."""
-    return f"file:{quote(path, safe='/')}?mode={mode}"
+    with ``?``, ``#`` and ``%`` in folder names escaped, and a name that is not UTF-8
+    given byte for byte."""
+    return f"file:{quote(os.fsencode(path), safe='/')}?mode={mode}"
