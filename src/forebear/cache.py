@@ -26,8 +26,7 @@ from .destination import Target, place_object, save_stream
 from .errors import IntegrityError
 from .hashing import Progress, hash_bytes
 from .objects import TRANSFER_WORKERS, ObjectLocation
-
-STAT_CACHE = "stat-cache.db"
+from .statcache import STAT_CACHE
 
 
 @dataclass(frozen=True)

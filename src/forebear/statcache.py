@@ -35,10 +35,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import config
 from .hashing import identity
 
 # Longer than the coarsest timestamp granularity of common local filesystems (FAT: 2 s).
 RACY_SECONDS = 2.0
+STAT_CACHE = "stat-cache.db"  # its file, in a store's (or a server's) cache folder
 KEY_FILE = "stat-cache.key"  # the sealing key's file, in the user's cache folder
 
 # well under SQLite's limit of bound parameters (999 before 3.32, 32766 since)
@@ -113,6 +115,11 @@ class StatCache:
         self.path = path
         self.key_path = key_path
         self._key: bytes | None = None
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> StatCache:
+        """The stat cache kept in a cache folder, sealed with this OS user's key."""
+        return cls(folder / STAT_CACHE, config.user_cache_dir() / KEY_FILE)
 
     def _seal(self, values: tuple[int | str, ...]) -> str:
         if self._key is None:

@@ -169,6 +169,14 @@ def read_only(path: str) -> str | None:
     return None
 
 
+def stored_moment(value: dt.datetime) -> int:
+    """A time as the catalog keeps it on SQLite: integer microseconds since `EPOCH` (a
+    naive time is taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return (value - EPOCH) // dt.timedelta(microseconds=1)
+
+
 def latest_first(alias: str) -> tuple[bool, str]:
     """The order a version's aliases are shown in: ``latest``, then the others by name."""
     return (alias != LATEST, alias)

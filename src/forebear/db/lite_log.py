@@ -25,7 +25,7 @@ from typing import Any
 
 from ..chunking import Chunking, ChunkList
 from ..records import RunData, VersionData
-from .lite import BUSY_TIMEOUT_SECONDS, EPOCH, LATEST, LiteCatalog, file_uri
+from .lite import BUSY_TIMEOUT_SECONDS, LATEST, LiteCatalog, file_uri, stored_moment
 
 _LIST_BATCH = 500  # digests per IN (...) query, as `chunks.chunk_lists_for` asks
 FORGET_COUNT = "objects_forgotten"  # `packs.FORGET_COUNT` (a test holds them equal)
@@ -33,13 +33,6 @@ FORGET_COUNT = "objects_forgotten"  # `packs.FORGET_COUNT` (a test holds them eq
 
 class Unanswered(Exception):
     """SQLite could not answer a question of the re-log check: log the full way."""
-
-
-def _moment(value: dt.datetime) -> int:
-    """A time as the catalog keeps it on SQLite (`schema.UTCDateTime`)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return (value - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _now() -> dt.datetime:
@@ -99,16 +92,10 @@ class LiteLog(LiteCatalog):
 
     def chunk_lists(self, digests: Iterable[str]) -> dict[str, ChunkList]:
         found: dict[str, ChunkList] = {}
-        wanted = sorted(set(digests))
-        for start in range(0, len(wanted), _LIST_BATCH):
-            batch = wanted[start : start + _LIST_BATCH]
-            sql = (
-                "SELECT digest, size, CAST(chunking AS TEXT), chunks FROM chunk_lists "
-                f"WHERE digest IN ({', '.join('?' * len(batch))})"
-            )
-            for digest, size, chunking, packed in self.answer(sql, batch):
-                chunks = Chunking.from_dict(json.loads(chunking))
-                found[digest] = ChunkList.unpack(digest, size, chunks, bytes(packed))
+        sql = "SELECT digest, size, CAST(chunking AS TEXT), chunks FROM chunk_lists WHERE {}"
+        for digest, size, chunking, packed in self._among(sql, "digest", digests):
+            chunks = Chunking.from_dict(json.loads(chunking))
+            found[digest] = ChunkList.unpack(digest, size, chunks, bytes(packed))
         return found
 
     def whole_mark(self) -> str | None:
@@ -122,20 +109,23 @@ class LiteLog(LiteCatalog):
     def locate(self, digests: Collection[str]) -> dict[str, tuple[str, int, int]]:
         """(pack, offset, length) of each of ``digests`` that is packed: `packs.locate`,
         statement for statement."""
-        found: dict[str, tuple[str, int, int]] = {}
+        sql = (
+            "SELECT o.digest, o.pack, o.offset, o.length FROM packed_objects o "
+            "JOIN packs k ON k.digest = o.pack WHERE {} "
+            "ORDER BY k.created_at, k.digest"  # the newest last: it wins
+        )
+        return {
+            d: (p, offset, length) for d, p, offset, length in self._among(sql, "o.digest", digests)
+        }
+
+    def _among(self, sql: str, column: str, digests: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``sql`` (its ``{}`` the condition on ``column``) for ``digests``,
+        asked `_LIST_BATCH` at a time, each batch's rows in the statement's order."""
         wanted = sorted(set(digests))
         for start in range(0, len(wanted), _LIST_BATCH):
             batch = wanted[start : start + _LIST_BATCH]
-            rows = self.answer(
-                "SELECT o.digest, o.pack, o.offset, o.length FROM packed_objects o "
-                "JOIN packs k ON k.digest = o.pack "
-                f"WHERE o.digest IN ({', '.join('?' * len(batch))}) "
-                "ORDER BY k.created_at, k.digest",  # the newest last: it wins
-                batch,
-            )
-            for digest, pack, offset, length in rows:
-                found[digest] = (pack, offset, length)
-        return found
+            condition = f"{column} IN ({', '.join('?' * len(batch))})"
+            yield from self.answer(sql.format(condition), batch)
 
     # -- the rows ------------------------------------------------------------------------
 
@@ -187,7 +177,7 @@ class LiteLog(LiteCatalog):
                     "INSERT INTO runs (id, project_id, name, status, config, summary, context,"
                     " started_at, heartbeat_at) VALUES (?, ?, ?, 'running', ?, '{}', ?, ?, ?)",
                     (run_id, project_id[0], name, json.dumps(config), json.dumps(context),
-                     _moment(started), _moment(_now())),
+                     stored_moment(started), stored_moment(_now())),
                 )  # fmt: skip
                 return RunData(run_id, project, name, "running", config, {}, context, started, None)
         except sqlite3.Error:
@@ -205,7 +195,7 @@ class LiteLog(LiteCatalog):
         values = {
             "status": status,
             "summary": None if summary is None else json.dumps(summary),
-            "ended_at": None if ended_at is None else _moment(ended_at),
+            "ended_at": None if ended_at is None else stored_moment(ended_at),
         }
         changes = {column: value for column, value in values.items() if value is not None}
         if not changes:
@@ -226,7 +216,7 @@ class LiteLog(LiteCatalog):
             with self._writing() as db:
                 done = db.execute(
                     "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
-                    (_moment(_now()), run_id),
+                    (stored_moment(_now()), run_id),
                 )
                 return done.rowcount > 0
         except sqlite3.Error:
@@ -272,7 +262,7 @@ class LiteLog(LiteCatalog):
                 db.execute(
                     "INSERT INTO audit_events (at, actor, action, target, artifact_id,"
                     " version_id, run_id, details) VALUES (?, ?, 'log', ?, ?, ?, ?, ?)",
-                    (_moment(_now()), actor[:256], f"{project}/{name}:v{number}"[:600],
+                    (stored_moment(_now()), actor[:256], f"{project}/{name}:v{number}"[:600],
                      version.artifact_id, version.id, run_id, json.dumps(details)),
                 )  # fmt: skip
         except sqlite3.Error:

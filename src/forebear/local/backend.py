@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config, liveness
 from ..backend import Backend
-from ..cache import STAT_CACHE, LocalCache
+from ..cache import LocalCache
 from ..chunking import DEFAULT_CHUNKING, Chunking, ChunkList
 from ..db import aliases as db_aliases
 from ..db import audit, traversal
@@ -49,7 +49,7 @@ from ..records import (
     VersionData,
 )
 from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
-from ..statcache import KEY_FILE, StatCache
+from ..statcache import StatCache
 from . import collect, commit, distributed, drafts, identity, lifecycle, repair, verify, webhooks
 from .access import LocalAccess
 from .packs import LocalPacks
@@ -78,7 +78,7 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
         self.cache_dir = settings.cache_dir
         bound = cache_max_bytes if cache_max_bytes is not None else settings.cache_max_bytes
         self.cache = LocalCache(self.cache_dir, bound)
-        self.stat_cache = StatCache(self.cache_dir / STAT_CACHE, config.user_cache_dir() / KEY_FILE)
+        self.stat_cache = StatCache.in_folder(self.cache_dir)
         self.objects = open_location(settings.objects_url, storage_options)
         # how files logged from now on are cut (each version records the settings it used)
         self.chunking = chunking or DEFAULT_CHUNKING

@@ -221,14 +221,13 @@ class LazyLocalBackend(Backend):
     ) -> VersionData | None:
         """The version these unchanged files made, its log recorded; None: log them the
         full way (changed, not known, or not the plain case)."""
-        from ..cache import STAT_CACHE
         from ..objects import open_location
-        from ..statcache import KEY_FILE, StatCache
+        from ..statcache import StatCache
         from . import unchanged
 
         if not len(artifact):
             return None
-        stat_cache = StatCache(self.cache_dir / STAT_CACHE, config.user_cache_dir() / KEY_FILE)
+        stat_cache = StatCache.in_folder(self.cache_dir)
         try:
             objects = open_location(self.objects_url)
             mark = None

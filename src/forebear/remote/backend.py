@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config, ingest, progress
 from ..backend import Backend
-from ..cache import STAT_CACHE, LocalCache
+from ..cache import LocalCache
 from ..chunking import Chunking, ChunkList
 from ..errors import InvalidInput, StoreError
 from ..errors import Problem as ProblemRecord
@@ -38,7 +38,7 @@ from ..records import (
 from ..references import check_reference
 from ..reports import RepairReport
 from ..restore import restore_from
-from ..statcache import KEY_FILE, StatCache
+from ..statcache import StatCache
 from .client import ServerClient
 from .objects import ServerObjects
 
@@ -88,7 +88,7 @@ class RemoteBackend(Backend):
         base = cache_dir or config.user_cache_dir() / "servers" / str(self.store_id)
         self.cache_dir = base
         self.cache = LocalCache(base, cache_max_bytes or config.DEFAULT_CACHE_BYTES)
-        self.stat_cache = StatCache(base / STAT_CACHE, config.user_cache_dir() / KEY_FILE)
+        self.stat_cache = StatCache.in_folder(base)
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self.client.call(method, *args, **kwargs)
