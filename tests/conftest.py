@@ -387,3 +387,27 @@ def cli_error(store: Path, *args: str) -> str:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("forebear: error: "), done.stderr
     return lines[0]
+
+
+@pytest.fixture
+def not_racy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust stat-cache records taken right after a change (tests write files just before)."""
+    from forebear import statcache
+
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)
+
+
+@pytest.fixture
+def full_logs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of artifacts whose files a log hashed and compared one by one."""
+    from forebear import ingest
+
+    seen: list[str] = []
+    real = ingest.prepare
+
+    def recording(artifact: forebear.Artifact, *args: object, **kwargs: object) -> object:
+        seen.append(artifact.name)
+        return real(artifact, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "prepare", recording)
+    return seen

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 import forebear
-from forebear import ingest, statcache
 from forebear.chunking import Chunking
 from forebear.db.lite_log import LiteLog
 from forebear.errors import ForebearError
@@ -30,27 +29,8 @@ from forebear.local.lazy import LazyLocalBackend, reached_directly
 from .conftest import clean_env, cli_ok, python_in_own_mounts
 
 BIG = 3 << 20  # chunked with a 1 MiB chunking threshold
+pytestmark = pytest.mark.usefixtures("not_racy")  # every test writes its files just before
 CHUNKING = Chunking(threshold=1 << 20, avg_size=256 << 10, min_size=64 << 10, max_size=1 << 20)
-
-
-@pytest.fixture(autouse=True)
-def not_racy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trust records taken right after a change (tests write files just before)."""
-    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)
-
-
-@pytest.fixture
-def full_logs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of artifacts whose files a log hashed one by one."""
-    seen: list[str] = []
-    real = ingest.prepare
-
-    def recording(artifact: forebear.Artifact, *args: object, **kwargs: object) -> object:
-        seen.append(artifact.name)
-        return real(artifact, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ingest, "prepare", recording)
-    return seen
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 import forebear
 from forebear import fingerprint as fingerprint_module
-from forebear import hash_workers, hashing, statcache
+from forebear import hash_workers, hashing
 
 from .conftest import corrupt, run_cli
 
@@ -32,12 +32,6 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(fingerprint_module, "hash_files", recording)
     return asked
-
-
-@pytest.fixture
-def not_racy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trust digests recorded right after a change (tests write files just before)."""
-    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)
 
 
 def log(store: forebear.Store, path: Path, name: str = "ds") -> forebear.ArtifactVersion:

@@ -13,30 +13,10 @@ from pathlib import Path
 import pytest
 
 import forebear
-from forebear import ingest, statcache
+from forebear import statcache
 from forebear.chunking import Chunking
 
 BIG = 3 << 20  # chunked in a store with a 1 MiB chunking threshold
-
-
-@pytest.fixture
-def not_racy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trust records taken right after a change (tests write files just before)."""
-    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)
-
-
-@pytest.fixture
-def full_logs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of artifacts whose files a log hashed and compared one by one."""
-    seen: list[str] = []
-    real = ingest.prepare
-
-    def recording(artifact: forebear.Artifact, *args: object, **kwargs: object) -> object:
-        seen.append(artifact.name)
-        return real(artifact, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ingest, "prepare", recording)
-    return seen
 
 
 def files(make_tree: Callable[..., Path]) -> Path:
