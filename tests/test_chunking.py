@@ -298,9 +298,9 @@ def test_large_reads_check_every_chunk_before_handing_any_over(
 def test_a_large_read_checked_on_two_cores_names_the_first_damaged_chunk(
     chunked: forebear.Store, table: Path
 ) -> None:
-    """A large read is read and checked in two halves at once: damage in the later half
-    is caught as surely as in the first, and with both damaged the error names the
-    earlier chunk, as a read from front to back would."""
+    """A large read is read and checked on two cores at once, each taking chunks as it
+    is free: damage late in the read is caught as surely as early, and with both damaged
+    the error names the earlier chunk, as a read from front to back would."""
     with forebear.init(project="p", store=chunked) as run:
         version = run.log_artifact(table, name="table")
     chunks = chunk_objects(chunked, version)

@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import accumulate
+from operator import itemgetter
+from threading import Lock
 from typing import Any, TypeVar
 
 from .errors import IntegrityError, InvalidInput, InvalidPath
@@ -446,58 +449,75 @@ class ChunkedReader(io.RawIOBase):
 
     def _fill_round(self, index: int, count: int, span: memoryview) -> None:
         """Read and check ``count`` chunks from ``index`` on into ``span``, and carry the
-        whole-file digest over them. A large round runs on two cores at once: a second
-        thread reads and checks its later half (reading and hashing release the
-        interpreter) while this one reads, checks and carries the digest over the first
-        half a chunk at a time, each chunk still in the processor's cache; the digest is
-        carried over the later half once it is checked."""
+        whole-file digest over them. A large round runs on two cores at once: this thread
+        and a second one take its groups of chunks in turn, each as soon as it is free
+        (reading and hashing release the interpreter), so neither waits on the other for
+        more than a group; the digest is carried over the round once all of it is checked
+        (the first failure in the file wins, whichever lane found it)."""
         if self._fill_lanes is None or len(span) < LANE_MINIMUM or count < 2:
             self._fill_checked(index, count, span, carry=True)
             return
-        split, first = index, 0
-        while split < index + count - 1 and 2 * first < len(span):
-            first += self._chunks.sizes[split]
-            split += 1
-        with span[:first] as head, span[first:] as tail:
-            lane = self._fill_lanes.get()
-            later = lane.submit(self._fill_checked, split, index + count - split, tail)
-            try:
-                self._fill_checked(index, split - index, head, carry=True)
-            finally:
-                wait([later])  # it writes into the buffer; an error here, earlier, wins
-            later.result()
-            self._carry_whole_digest(split, tail)
+        offsets = accumulate((size for _, _, size in self._groups(index, count)), initial=0)
+        todo = iter(zip(self._groups(index, count), offsets, strict=False))
+        claim = Lock()
+        failures: list[tuple[int, Exception]] = []
+
+        def take_groups() -> None:
+            while not failures:
+                with claim:
+                    (first, number, size), offset = next(todo, ((0, 0, 0), 0))
+                if not number:
+                    return
+                try:
+                    with span[offset : offset + size] as group:
+                        self._fill_checked(first, number, group)
+                except Exception as exc:  # noqa: BLE001 - handed over below, the earliest
+                    failures.append((first, exc))
+
+        later = self._fill_lanes.get().submit(take_groups)
+        try:
+            take_groups()
+        finally:
+            wait([later])  # it writes into the buffer
+        later.result()
+        if failures:
+            raise min(failures, key=itemgetter(0))[1]
+        self._carry_whole_digest(index, span)
+
+    def _groups(self, index: int, count: int) -> Iterator[tuple[int, int, int]]:
+        """The first chunk, the number of chunks and their bytes of each group that
+        ``count`` chunks from ``index`` on are read in: one chunk, or neighbours up to
+        ``FILL_GROUP`` bytes (packed ones come in one read)."""
+        end = index + count
+        while index < end:
+            stop, size = index + 1, self._chunks.sizes[index]
+            while stop < end and size + self._chunks.sizes[stop] <= FILL_GROUP:
+                size += self._chunks.sizes[stop]
+                stop += 1
+            yield index, stop - index, size
+            index = stop
 
     def _fill_checked(
         self, index: int, count: int, span: memoryview, *, carry: bool = False
     ) -> None:
         """Read ``count`` chunks from ``index`` on straight into ``span``, and check each;
         with ``carry``, the whole-file digest is carried over each chunk once it is
-        checked. Chunks are read a group of about ``FILL_GROUP`` bytes at a time (one
-        chunk, or packed neighbours in one read), so that each is hashed while its bytes
-        are still in the processor's cache."""
+        checked. Chunks are read a group at a time (see `_groups`), so that each is hashed
+        while its bytes are still in the processor's cache."""
         assert self._fill is not None
+        sizes, digests = self._chunks.sizes, self._chunks.digests
         offset = 0
-        group_end = index  # chunks before this one are read
-        for at in range(index, index + count):
-            size = self._chunks.sizes[at]
-            if at == group_end:
-                group_bytes = 0
-                while group_end < index + count and (
-                    group_end == at or group_bytes + self._chunks.sizes[group_end] <= FILL_GROUP
-                ):
-                    group_bytes += self._chunks.sizes[group_end]
-                    group_end += 1
-                with span[offset : offset + group_bytes] as group:
-                    self._fill(at, group_end - at, group)
-            with span[offset : offset + size] as part:
-                actual = hash_bytes(part)
-                if actual != self._chunks.digests[at]:
-                    label = f"{self._label}: {self._chunks.describe(at)}"
-                    raise corrupted(label, actual, self._chunks.digests[at])
-                if carry:
-                    self._carry_whole_digest(at, part)
-            offset += size
+        for first, number, size in self._groups(index, count):
+            with span[offset : offset + size] as group:
+                self._fill(first, number, group)
+            for at in range(first, first + number):
+                with span[offset : offset + sizes[at]] as part:
+                    if (actual := hash_bytes(part)) != digests[at]:
+                        label = f"{self._label}: {self._chunks.describe(at)}"
+                        raise corrupted(label, actual, digests[at])
+                    if carry:
+                        self._carry_whole_digest(at, part)
+                offset += sizes[at]
 
     def _carry_whole_digest(self, index: int, span: memoryview) -> None:
         """Carry the whole-file digest over checked chunks from chunk ``index`` on, laid
