@@ -141,6 +141,69 @@ def test_a_full_disk_never_leaves_a_short_object_that_a_retry_trusts(tmp_path: P
     assert done.stdout.strip() == "ok"
 
 
+@needs_root
+def test_a_full_disk_under_the_catalog_says_to_free_space_and_records_nothing(
+    tmp_path: Path,
+) -> None:
+    """The catalog on a real full filesystem (a small tmpfs): a log fails with one line
+    that says to free space, records no version, and the same log succeeds once space is
+    freed; a re-log of unchanged files on the full disk either fits in the journal's room
+    or fails the same way, and the store verifies afterwards."""
+    script = textwrap.dedent(
+        f"""
+        import os, subprocess, sys
+        from pathlib import Path
+        tmp = Path("{tmp_path}")
+        catalog, data = tmp / "catalog", tmp / "data"
+        data.mkdir()
+        (data / "first.bin").write_bytes(os.urandom(10_000))
+        def cli(*args):
+            return subprocess.run(
+                [sys.executable, "-m", "forebear", "--db", f"sqlite:///{{catalog}}/meta.db",
+                 "--objects", str(tmp / "objects"), *args],
+                capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        def one_line_about_space(done):
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 1 and len(lines) == 1, done.stderr
+            assert lines[0].startswith("forebear: error: "), done.stderr
+            assert "free some space" in lines[0], done.stderr
+        assert cli("log", "-n", "ds", str(data)).returncode == 0
+        for i in range(3000):  # more catalog rows than the journal has room for
+            (data / f"f{{i:04}}.bin").write_bytes(os.urandom(64))
+        filler = catalog / "filler"
+        with open(filler, "wb", buffering=0) as out:
+            try:
+                while out.write(b"x" * 4096):
+                    pass
+            except OSError:
+                pass  # the disk is full
+        one_line_about_space(cli("log", "-n", "ds", str(data)))
+        filler.unlink()
+        listed = cli("show", "ds")
+        assert listed.returncode == 0 and "ds:v0" in listed.stdout, listed.stdout
+        assert "ds:v1" not in cli("ls").stdout
+        done = cli("log", "-n", "ds", str(data))
+        assert done.returncode == 0 and "ds:v1" in done.stdout, done.stderr
+        with open(filler, "wb", buffering=0) as out:
+            try:
+                while out.write(b"x" * 4096):
+                    pass
+            except OSError:
+                pass
+        again = cli("log", "-n", "ds", str(data))
+        assert again.returncode == 0 or "free some space" in again.stderr, again.stderr
+        filler.unlink()
+        checked = cli("verify")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        print("ok")
+        """
+    )
+    (tmp_path / "catalog").mkdir()
+    done = python_in_own_mounts(f"mount -t tmpfs -o size=2m tmpfs {tmp_path}/catalog", script)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert done.stdout.strip() == "ok"
+
+
 def test_an_object_found_with_the_wrong_size_is_stored_again(
     store: forebear.Store, make_tree: Callable[..., Path]
 ) -> None:

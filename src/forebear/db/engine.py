@@ -23,6 +23,8 @@ __all__ = ["Engine", "Session"]  # the types other layers hold without importing
 from ..errors import StoreError, StoreNotFound, StoreVersionError
 from .lite import BUSY_TIMEOUT_SECONDS, SCHEMA_HEAD, read_only
 
+LOW_SPACE_BYTES = 64 << 20  # below this, a bare I/O error of SQLite is put down to space
+
 _BEGIN_OPTION = "forebear_begin"
 _PG_SCHEMA_LOCK = 0x666F7265  # "fore": serialises concurrent schema creation
 
@@ -246,6 +248,7 @@ def translate_db_errors(engine: Engine) -> Iterator[None]:
             ) from error
         raise StoreError(
             f"cannot use the database {redact(str(engine.url))}: {message.strip()}"
+            f"{_space_hint(engine.url, message)}"
         ) from error
     except exc.InterfaceError as error:
         raise StoreError(f"cannot reach the database {redact(str(engine.url))}") from error
@@ -255,6 +258,26 @@ def translate_db_errors(engine: Engine) -> Iterator[None]:
             f"the database {redact(str(engine.url))} is not a forebear catalog, or was replaced "
             f"while in use ({message.strip().splitlines()[0]})"
         ) from error
+
+
+def _space_hint(url: URL, message: str) -> str:
+    """What to do when a write failed for want of space: said when the server says so
+    (SQLite's "disk is full", PostgreSQL's "No space left on device"), and when SQLite
+    reports a bare "disk I/O error" while its file's disk has almost nothing free (a
+    journal that could not grow fails that way)."""
+    if "disk is full" in message or "No space left" in message:
+        return "; free some space on its disk and run it again"
+    if "disk I/O error" not in message or not url.drivername.startswith("sqlite"):
+        return ""
+    try:
+        folder = os.path.dirname(os.path.abspath(url.database or ""))
+        facts = os.statvfs(folder)
+    except OSError:
+        return ""
+    free = facts.f_bavail * facts.f_frsize
+    if free >= LOW_SPACE_BYTES:
+        return ""
+    return f" (only {free // 1024} KiB free on its disk); free some space and run it again"
 
 
 def current_revision(connection: Connection) -> str | None:
