@@ -225,3 +225,83 @@ def test_a_draft_whose_bytes_are_gone_is_refused(
     ):
         run.log_artifact(draft)
     assert store.versions("ds") == []
+
+
+def test_a_logged_artifact_answers_as_its_version_and_a_run_keeps_what_it_is(
+    store: forebear.Store, make_tree: TreeMaker
+) -> None:
+    """W&B's guides log an artifact, then read ``artifact.version`` or call
+    ``artifact.wait()`` on the object they built; ``init`` takes their ``job_type``,
+    ``group``, ``notes`` and ``tags``."""
+    described = {"job_type": "upload", "group": "exp-1", "notes": "first cut", "tags": ["raw"]}
+    with forebear.init(project="p", name="prepare", store=store, **described) as run:
+        artifact = forebear.Artifact("ds", type="dataset")
+        with pytest.raises(forebear.RunStateError, match="'ds' is not logged yet"):
+            artifact.wait()
+        with pytest.raises(AttributeError, match="no 'version' until it is logged"):
+            _ = artifact.version
+        artifact.add_dir(make_tree("data", FILES))
+        returned = run.log_artifact(artifact, aliases=["first"])
+        assert artifact.wait().qualified_ref == returned.qualified_ref == "p/ds:v0"
+        assert (artifact.version, artifact.digest, artifact.aliases) == (
+            "v0",
+            returned.digest,
+            returned.aliases,
+        )
+        assert artifact.files() == sorted(FILES)
+        with pytest.raises(AttributeError, match="no_such_thing"):
+            _ = artifact.no_such_thing
+        run.log({"loss": 1.0}, step=0, commit=False)
+        forebear.log({"loss": 0.5}, step=1, commit=True)
+    artifact.metadata["rows"] = 4  # W&B: edit the logged artifact, then save() it
+    artifact.description = "four images"
+    artifact.aliases.append("checked")
+    artifact.ttl = dt.timedelta(days=30)
+    assert artifact.save(aliases=["best"]) is returned
+    saved = store.artifact("p/ds:v0")
+    assert (saved.metadata, saved.description) == ({"rows": 4}, "four images")
+    assert sorted(saved.aliases) == ["best", "checked", "first", "latest"]
+    assert saved.ttl == dt.timedelta(days=30)
+    context = store.run(run.id).context
+    assert {word: context[word] for word in described} == described
+    assert [row["loss"] for row in store.run(run.id).history()] == [1.0, 0.5]
+    bad_words: list[dict[str, object]] = [
+        {"job_type": 3}, {"tags": "raw"}, {"tags": [""]}, {"group": "g" * 300}, {"notes": ["n"]},
+    ]  # fmt: skip
+    for bad in bad_words:
+        with pytest.raises(forebear.InvalidInput, match="must be"):
+            forebear.init(project="p", store=store, **bad)  # type: ignore[arg-type]
+    assert [r.name for r in store.runs("p")] == ["prepare"]  # nothing recorded for those
+
+
+def test_the_api_object_reads_outside_a_run(
+    store: forebear.Store, version: forebear.ArtifactVersion
+) -> None:
+    api = forebear.Api(store)
+    assert api.artifact("p/ds:v0", type="dataset").digest == version.digest
+    with pytest.raises(forebear.InvalidInput, match="has type 'dataset', not 'model'"):
+        api.artifact("p/ds:latest", type="model")
+    assert api.artifact_exists("p/ds:latest")
+    assert not api.artifact_exists("p/nope:v0")
+    assert not api.artifact_exists("p/ds:v0", type="model")
+    assert [v.version for v in api.artifacts("dataset", "p/ds")] == ["v0"]
+    assert api.artifact_versions("model", "p/ds") == []
+    producer = version.logged_by()
+    assert producer is not None
+    assert api.run(f"p/{producer.id}").name == api.run(producer.id).name == "prepare"
+    assert [r.name for r in api.runs("p")] == ["prepare"]
+
+
+def test_the_one_file_of_a_version(
+    store: forebear.Store, version: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    (tmp_path / "model.pkl").write_bytes(b"weights")
+    with forebear.init(project="p", name="train", store=store) as run:
+        model = run.log_artifact(tmp_path / "model.pkl", name="model", type="model")
+    assert model.file(tmp_path / "out") == (tmp_path / "out" / "model.pkl").resolve()
+    assert (tmp_path / "out" / "model.pkl").read_bytes() == b"weights"
+    assert model.file().read_bytes() == b"weights"  # into the version's cache folder
+    with pytest.raises(forebear.InvalidInput, match="holds 4 files, and file"):
+        version.file(tmp_path / "many")
+    assert not (tmp_path / "many").exists()
+    assert version.get_path("train.csv").path == version.get_entry("train.csv").path

@@ -37,13 +37,14 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .records import AuditEvent, Delivery, Webhook
-    from .run import Artifact, finish, init, log, log_artifact, use_artifact
+    from .run import Api, Artifact, finish, init, log, log_artifact, use_artifact
     from .store import Store, open
     from .views import ArtifactVersion, Run
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Api": "run",
     "Artifact": "run",
     "ArtifactVersion": "views",
     "AuditEvent": "records",
@@ -78,6 +79,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Api",
     "Artifact",
     "ArtifactNotFound",
     "ArtifactVersion",

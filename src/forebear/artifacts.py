@@ -87,6 +87,7 @@ class Artifact:
         self.base: DraftBase | None = None
         self._dropped: set[str] = set()
         self._dropped_folders: set[str] = set()
+        self.logged: Any = None  # the version (views.ArtifactVersion) it became once logged
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"

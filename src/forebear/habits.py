@@ -1,5 +1,5 @@
 """The names W&B users arrive with, for what forebear does: ``logged_by()``, ``used_by()``,
-``get_entry(path).download()``, ``checkout(root)``, ``wait()`` on a version;
+``get_entry(path).download()``, ``file()``, ``checkout(root)``, ``wait()`` on a version;
 ``logged_artifacts()`` and ``used_artifacts()`` on a run."""
 
 from __future__ import annotations
@@ -123,6 +123,22 @@ class VersionHabits:
         """One file of the version, to read or download alone."""
         version = self._this()
         return Entry(version, version.entry(normalise_entry_path(path)))
+
+    def get_path(self, path: str) -> Entry:
+        """`get_entry` under its older W&B name."""
+        return self.get_entry(path)
+
+    def file(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Download the one file of a version that holds exactly one (a model, a table)
+        into ``root`` (default: the version's cache folder) and return its path."""
+        version = self._this()
+        if version.file_count != 1:
+            raise InvalidInput(
+                f"{version.ref} holds {version.file_count} files, and file() is for a "
+                "version of one: download() them all, or get_entry(path).download() one"
+            )
+        (only,) = version.files()
+        return version.get_entry(only).download(root)
 
     def checkout(self, root: str | os.PathLike[str] | None = None, *, link: str = "auto") -> Path:
         """Make ``root`` hold exactly this version: every file verified, and every other

@@ -1,6 +1,7 @@
 """`init`, which starts a `Run` and makes it the active one, the module-level calls
-(`log_artifact`, `use_artifact`, `log`, `finish`) that act on the active run, and the public
-`Artifact`, which can also log itself in a run of its own (`save`)."""
+(`log_artifact`, `use_artifact`, `log`, `finish`) that act on the active run, the public
+`Artifact`, which can also log itself in a run of its own (`save`) and answers as its
+version once logged, and `Api`, W&B's reading object."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from . import active, artifacts
 from . import context as run_context
 from .config import default_project
-from .errors import InvalidInput, RunStateError
+from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import json_dict
 from .paths import REGISTRY, check_name
 from .store import Store, open
@@ -38,9 +39,92 @@ class Artifact(artifacts.Artifact):
     ) -> ArtifactVersion:
         """Log this artifact outside any run: a short run named ``save NAME`` in
         ``project`` (default: the default project) logs it and finishes at once. Returns
-        the `ArtifactVersion`."""
+        the `ArtifactVersion`. Once it is logged, as in W&B, ``save`` instead persists
+        what was edited since: its description, metadata and ``ttl``, and the version's
+        aliases and tags (edited through the artifact), plus ``aliases``."""
+        if self.logged is not None:
+            return self._save_edits(self.logged, aliases)
         with init(project=project, name=f"save {self.name}", store=store) as run:
             return run.log_artifact(self, aliases=aliases)
+
+    def _save_edits(self, version: ArtifactVersion, aliases: Sequence[str]) -> ArtifactVersion:
+        if self.description != version.description:
+            version.description = self.description
+        if self.metadata != version.metadata:
+            version.metadata.clear()
+            version.metadata.update(self.metadata)
+        if "ttl" in self.__dict__:  # set on the artifact: W&B's ``artifact.ttl = ...``
+            version.ttl = self.__dict__.pop("ttl")
+        wanted = [aliases] if isinstance(aliases, str) else list(aliases)
+        version.aliases.extend(a for a in wanted if a not in version.aliases)
+        version.save()
+        return version
+
+    def wait(self, timeout: float | None = None) -> ArtifactVersion:
+        """The version this artifact became. `log_artifact` and `save` return once it is
+        committed, so there is nothing to wait for (W&B uploads in the background); an
+        artifact not logged yet raises."""
+        del timeout
+        if self.logged is None:
+            raise RunStateError(
+                f"artifact {self.name!r} is not logged yet: log it with "
+                "run.log_artifact(artifact) or artifact.save(), then wait()"
+            )
+        return cast(ArtifactVersion, self.logged)
+
+    def __getattr__(self, name: str) -> Any:
+        """Once logged, the committed version's attributes, as W&B's artifact becomes the
+        logged one: ``artifact.version``, ``artifact.digest``, ``artifact.download()``."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        logged = self.__dict__.get("logged")
+        if logged is not None:
+            return getattr(logged, name)
+        if hasattr(ArtifactVersion, name):
+            raise AttributeError(
+                f"artifact {self.name!r} has no {name!r} until it is logged: "
+                "run.log_artifact(artifact) or artifact.save() logs it"
+            )
+        raise AttributeError(f"'Artifact' object has no attribute {name!r}")
+
+
+class Api:
+    """W&B's ``wandb.Api()``: a store read outside any run, under W&B's names. Names are
+    forebear refs (``project/name:v3``, ``project/name:alias``); W&B's ``entity/`` has
+    no counterpart (a store is the team's)."""
+
+    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+        self.store = store if isinstance(store, Store) else open(store)
+
+    def artifact(self, name: str, type: str | None = None) -> ArtifactVersion:
+        """The version ``name`` names; with ``type``, only if it has that type."""
+        version = self.store.artifact(name)
+        if type is not None and version.type != type:
+            raise InvalidInput(f"{version.qualified_ref} has type {version.type!r}, not {type!r}")
+        return version
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        """Whether ``name`` names a version (of ``type``, if given)."""
+        try:
+            version = self.store.artifact(name)
+        except NotFound:
+            return False
+        return type is None or version.type == type
+
+    def artifacts(self, type_name: str, name: str) -> list[ArtifactVersion]:
+        """Every version of the artifact ``name`` (``project/name``) that has type
+        ``type_name``, oldest first (W&B's ``artifact_versions``, too)."""
+        return [v for v in self.store.versions(name) if v.type == type_name]
+
+    artifact_versions = artifacts
+
+    def run(self, path: str) -> Run:
+        """One run, by its id (``project/id`` as W&B writes it, or the id alone)."""
+        return self.store.run(path.rsplit("/", 1)[-1])
+
+    def runs(self, path: str | None = None) -> list[Run]:
+        """The runs of one project (every run without one), oldest first."""
+        return self.store.runs(path)
 
 
 def new_run_id() -> str:
@@ -62,9 +146,15 @@ def init(
     name: str | None = None,
     config: dict[str, Any] | None = None,
     store: Store | str | os.PathLike[str] | None = None,
+    *,
+    job_type: str | None = None,
+    group: str | None = None,
+    notes: str | None = None,
+    tags: Sequence[str] | None = None,
 ) -> Run:
     """Start a run and make it the active one; use it as a context manager so an exception
-    marks it ``failed`` and a normal exit ``finished``."""
+    marks it ``failed`` and a normal exit ``finished``. ``job_type``, ``group``, ``notes``
+    and ``tags`` (W&B's words for what a run is) are kept in its ``context``."""
 
     if project is None:
         project = default_project()
@@ -86,13 +176,34 @@ def init(
     if not isinstance(run_name, str) or len(run_name) > 256:
         raise InvalidInput("a run name must be a string of at most 256 characters")
     config_dict = json_dict(config, "config")
+    described = _described_as(job_type=job_type, group=group, notes=notes, tags=tags)
     data = target.backend.create_run(
-        new_run_id(), project, run_name, config_dict, run_context.capture()
+        new_run_id(), project, run_name, config_dict, {**run_context.capture(), **described}
     )
     run = Run(target, data, live=True, on_finish=active.remove)
     active.add(run)
     _install_exit_hooks()
     return run
+
+
+def _described_as(**words: object) -> dict[str, Any]:
+    """The W&B descriptions given to `init`, checked: texts, and a list of texts for
+    ``tags``."""
+    described: dict[str, Any] = {}
+    for word, value in words.items():
+        if value is None:
+            continue
+        if word == "tags":
+            if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+                raise InvalidInput(f"tags must be a list of texts, not {value!r}")
+            if not all(isinstance(tag, str) and 0 < len(tag) <= 256 for tag in value):
+                raise InvalidInput(f"tags must be texts of 1 to 256 characters: {value!r}")
+            described[word] = list(value)
+        elif not isinstance(value, str) or len(value) > (100_000 if word == "notes" else 256):
+            raise InvalidInput(f"{word} must be a short text, not {value!r}")
+        else:
+            described[word] = value
+    return described
 
 
 def _require_active() -> Run:
@@ -118,9 +229,9 @@ def use_artifact(ref: str | ArtifactVersion, type: str | None = None) -> Artifac
     return _require_active().use_artifact(ref, type)
 
 
-def log(values: dict[str, Any], step: int | None = None) -> None:
+def log(values: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
     """`Run.log` on the active run."""
-    _require_active().log(values, step)
+    _require_active().log(values, step, commit)
 
 
 def finish(status: str = "finished") -> None:

@@ -503,11 +503,18 @@ class Run(RunRegistry, RunHabits):
             ttl=ttl,
             show_progress=progress,
         )
-        return ArtifactVersion(self._store, data)
+        version = ArtifactVersion(self._store, data)
+        artifact.logged = version
+        return version
 
-    def log(self, values: dict[str, Any], step: int | None = None) -> None:
+    def log(
+        self, values: dict[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
         """Merge values (metrics) into the run's summary; with ``step``, also keep the
-        numeric ones in its history at that step (`history`)."""
+        numeric ones in its history at that step (`history`; values logged at one step in
+        several calls make one row). ``commit`` is accepted for W&B code: every call is
+        recorded at once."""
+        del commit
         self._require_running("log values")
         logged = json_dict(values, "logged values")
         if step is None:
