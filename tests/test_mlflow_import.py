@@ -252,8 +252,8 @@ def test_bad_input_gets_one_clear_error_and_makes_nothing(tmp_path: Path) -> Non
         (("--tracking-uri", f"sqlite:///{missing}?mode=ro"), "does not exist"),
         ((), "give the MLflow tracking URI"),
     ]
-    for args, words in cases:
-        done = run_cli("--objects", str(store_dir), "import", "mlflow", *args)
+    for args, words in cases:  # in a folder without mlflow.db or mlruns/
+        done = run_cli("--objects", str(store_dir), "import", "mlflow", *args, cwd=tmp_path)
         assert done.returncode == 1, done.stdout
         assert done.stderr.startswith("forebear: error: ") and words in done.stderr
         assert "Traceback" not in done.stderr
@@ -271,6 +271,46 @@ def test_an_unknown_experiment_imports_nothing(tmp_path: Path, untouched_mlflow:
     assert "nothing was imported" in done.stderr
     with forebear.open(tmp_path / "store") as store:
         assert store.runs() == []
+
+
+LEGACY = textwrap.dedent(
+    """
+    import os, mlflow
+    mlflow.set_tracking_uri(os.environ["URI"])
+    mlflow.set_experiment("legacy")
+    with mlflow.start_run(run_name="old"):
+        mlflow.log_param("alpha", 0.5)
+        mlflow.log_metric("rmse", 0.3, step=0)
+        mlflow.log_text("hello", "notes.txt")
+    """
+)
+
+
+def test_mlflows_own_default_stores_are_found_and_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a URI, the import reads what MLflow logs to in the folder by default:
+    mlflow.db (MLflow 3), or mlruns/ (MLflow 2's file store, which MLflow 3 opens only
+    when told to; an import reads it all the same, and leaves the setting as it was)."""
+    for kind, uri in (("db", "sqlite:///mlflow.db"), ("files", "file:./mlruns")):
+        folder = tmp_path / kind
+        folder.mkdir()
+        made = subprocess.run(
+            [sys.executable, "-c", LEGACY], cwd=folder, capture_output=True, text=True,
+            env=clean_env(URI=uri, MLFLOW_ALLOW_FILE_STORE="true"), timeout=600, check=False,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        done = run_cli("--objects", str(folder / "store"), "import", "mlflow", cwd=folder)
+        assert done.returncode == 0, done.stderr
+        assert "1 run(s) imported" in done.stdout
+        assert "where MLflow logs by default" in done.stderr  # says which store it read
+        with forebear.open(folder / "store") as store:
+            (run,) = store.runs("legacy")
+            assert (run.name, run.config, run.summary) == ("old", {"alpha": "0.5"}, {"rmse": 0.3})
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with forebear.open(tmp_path / "again") as store:
+        report = import_mlflow(str(tmp_path / "files" / "mlruns"), store=store)
+        assert report.runs == 1 and "MLFLOW_ALLOW_FILE_STORE" not in os.environ
 
 
 def test_the_mlflow_environment_variable_names_the_store(tmp_path: Path) -> None:

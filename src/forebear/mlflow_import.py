@@ -14,6 +14,7 @@ later import; a run whose import was interrupted is replaced.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -37,6 +38,7 @@ STATUSES = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed"}
 IN_PROGRESS = {"RUNNING", "SCHEDULED"}
 STAGE_ALIASES = {"Staging": "staging", "Production": "production"}
 PAGE = 1000
+_ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
 IMPORTED = "imported from MLflow"
 
 
@@ -91,13 +93,28 @@ def import_mlflow(
     what was imported; ``progress`` is told each run's name as it starts."""
     if isinstance(experiments, str):
         experiments = [experiments]
-    client, artifacts = _client(tracking_uri, registry_uri)
     target = store if store is not None else Store()
     target.backend.require_writable()
-    importer = _Importer(target, client, artifacts, tracking_uri, progress or (lambda _: None))
-    with _mlflow_errors(tracking_uri):
+    with _mlflow_errors(tracking_uri), _file_stores_readable():
+        client, artifacts = _client(tracking_uri, registry_uri)
+        importer = _Importer(target, client, artifacts, tracking_uri, progress or (lambda _: None))
         importer.run(None if experiments is None else set(experiments))
     return importer.report
+
+
+@contextlib.contextmanager
+def _file_stores_readable() -> Iterator[None]:
+    """Let MLflow open a file store (``./mlruns``, what MLflow 2 logged to) while the
+    import reads it: MLflow 3 refuses to open one unless ``MLFLOW_ALLOW_FILE_STORE`` is
+    set, a guard meant for writers that would stop an import of older history."""
+    if os.environ.get(_ALLOW_FILE_STORE) is not None:
+        yield
+        return
+    os.environ[_ALLOW_FILE_STORE] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(_ALLOW_FILE_STORE, None)
 
 
 def project_name(experiment: str) -> str:
@@ -395,12 +412,21 @@ class _Importer:
 
 
 def check_tracking_uri(tracking_uri: object) -> str:
-    """``tracking_uri`` if it can name an MLflow store: given, and not a path that does
-    not exist (MLflow would make a new, empty store there, and import nothing)."""
-    if not isinstance(tracking_uri, str) or not tracking_uri.strip():
+    """``tracking_uri`` if it can name an MLflow store: not a path that does not exist
+    (MLflow would make a new, empty store there, and import nothing). Without one, what
+    MLflow logs to in this folder when told nothing: ``sqlite:///mlflow.db`` (MLflow 3),
+    else ``./mlruns`` (MLflow 2), whichever is here."""
+    if tracking_uri is None or (isinstance(tracking_uri, str) and not tracking_uri.strip()):
+        if os.path.isfile("mlflow.db"):
+            return "sqlite:///mlflow.db"
+        if os.path.isdir("mlruns"):
+            return "./mlruns"
         raise InvalidInput(
-            "give the MLflow tracking URI: --tracking-uri URI (or MLFLOW_TRACKING_URI)"
+            "give the MLflow tracking URI: --tracking-uri URI (or MLFLOW_TRACKING_URI); "
+            "neither mlflow.db nor mlruns/, where MLflow logs by default, is in this folder"
         )
+    if not isinstance(tracking_uri, str):
+        raise InvalidInput(f"the MLflow tracking URI must be a text, not {tracking_uri!r}")
     never_record(url_password(tracking_uri))
     _check_exists(tracking_uri)
     return tracking_uri

@@ -27,7 +27,7 @@ def import_group() -> None:
     envvar="MLFLOW_TRACKING_URI",
     metavar="URI",
     help="Where MLflow keeps runs: sqlite:///mlflow.db, ./mlruns, http://host:5000 ... "
-    "(default: $MLFLOW_TRACKING_URI).",
+    "(default: $MLFLOW_TRACKING_URI, else mlflow.db or mlruns/ in this folder).",
 )
 @click.option(
     "--registry-uri",
@@ -72,8 +72,11 @@ def import_mlflow(
         if not as_json:
             click.echo(f"importing {name}", err=True)
 
+    uri = check_tracking_uri(tracking_uri)
+    if uri != tracking_uri and not as_json:
+        click.echo(f"reading {uri}, where MLflow logs by default in this folder", err=True)
     report = run_import(
-        check_tracking_uri(tracking_uri),
+        uri,
         store=obj.store(create=True),
         registry_uri=registry_uri,
         experiments=list(experiments) or None,
