@@ -38,6 +38,7 @@ def test_parts_become_one_version_only_at_the_finish(store: forebear.Store, tmp_
         (tmp_path / "index.txt").write_text("3 shards")
         own.add_file(tmp_path / "index.txt")
         version = run.finish_artifact(own, distributed_id="job", aliases=["full"])
+    assert own.wait().qualified_ref == version.qualified_ref == "p/shards:v0"  # as W&B's
     assert version.files() == ["index.txt", "shards/0.csv", "shards/1.csv", "shards/2.csv"]
     assert version.aliases == ["latest", "full"] and version.description == "all shards"
     assert {r.id for r in version.producers} == {*workers, run.id}

@@ -213,7 +213,8 @@ class RunHabits:
             aliases=[aliases] if isinstance(aliases, str) else list(aliases),
             show_progress=progress,
         )  # fmt: skip
-        return run.store.artifact(f"{data.project}/{data.name}:v{data.number}")
+        chosen.logged = run.store.artifact(f"{data.project}/{data.name}:v{data.number}")
+        return cast("ArtifactVersion", chosen.logged)
 
 
 def _artifact(
