@@ -305,3 +305,29 @@ def test_the_one_file_of_a_version(
         version.file(tmp_path / "many")
     assert not (tmp_path / "many").exists()
     assert version.get_path("train.csv").path == version.get_entry("train.csv").path
+
+
+def test_a_live_runs_config_and_summary_are_saved_as_they_change(store: forebear.Store) -> None:
+    """W&B scripts change ``run.config`` and ``run.summary`` in place (and read the config
+    as attributes); each change is in the catalog at once, a bad one nowhere."""
+    with forebear.init(project="p", name="fit", store=store, config={"lr": 0.1}) as run:
+        run.config.update({"epochs": 3})
+        run.config["batch"] = 32
+        run.config.dropout = 0.5
+        assert (run.config.lr, run.config["dropout"]) == (0.1, 0.5)
+        with pytest.raises(AttributeError, match="config has no 'missing'"):
+            _ = run.config.missing
+        with pytest.raises(forebear.InvalidInput):
+            run.config["bad"] = float("nan")
+        assert "bad" not in run.config
+        run.summary["best"] = 0.9
+        run.summary.update(final=0.8)
+        run.log({"loss": 0.5}, step=0)
+        del run.summary["final"]
+        saved = store.run(run.id)
+        assert saved.config == {"lr": 0.1, "epochs": 3, "batch": 32, "dropout": 0.5}
+        assert saved.summary == {"best": 0.9, "loss": 0.5}
+    read = store.run(run.id)
+    read.config["local"] = 1  # a run read back is a copy to use as it likes
+    assert store.run(run.id).config == {"lr": 0.1, "epochs": 3, "batch": 32, "dropout": 0.5}
+    assert store.run(run.id).summary == {"best": 0.9, "loss": 0.5}

@@ -233,6 +233,7 @@ class Backend(ABC):
         status: str | None = None,
         summary: dict[str, Any] | None = None,
         ended_at: dt.datetime | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None: ...
 
     @abstractmethod

@@ -7,12 +7,13 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import artifacts, config, folders
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
+from .jsonvalues import json_dict
 from .manifest import ManifestEntry
 from .paths import normalise_entry_path
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .run import Artifact as SavableArtifact
     from .store import Store
     from .views import ArtifactVersion, Run
+
+T = TypeVar("T")
 
 
 class Entry:
@@ -57,6 +60,71 @@ class Entry:
 
     def open(self) -> Any:
         return self.version.open(self.path)
+
+
+class RunValues(dict[str, Any]):
+    """A live run's ``config`` or ``summary``, as W&B's: a dict whose every change is
+    saved at once (``run.config.update(...)``, ``run.summary["best"] = 0.9``), and whose
+    keys read and write as attributes too (``run.config.lr``). A change is checked as
+    `forebear.init` checks a config (values JSON cannot hold become strings; NaN is
+    refused) and kept only once it is saved."""
+
+    def __init__(
+        self, values: Mapping[str, Any], what: str, save: Callable[[dict[str, Any]], None]
+    ) -> None:
+        super().__init__(values)
+        self.__dict__.update(_what=what, _save=save)
+
+    def _change(self, change: Callable[[dict[str, Any]], T]) -> T:
+        after = dict(self)
+        result = change(after)
+        checked = json_dict(after, self._what)
+        self._save(checked)
+        dict.clear(self)
+        dict.update(self, checked)
+        return result
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._change(lambda d: d.__setitem__(key, value))
+
+    def __delitem__(self, key: str) -> None:
+        self._change(lambda d: d.__delitem__(key))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._change(lambda d: d.update(*args, **kwargs))
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return self._change(lambda d: d.setdefault(key, default))
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return self._change(lambda d: d.pop(key, *default))
+
+    def popitem(self) -> tuple[str, Any]:
+        return self._change(lambda d: d.popitem())
+
+    def clear(self) -> None:
+        self._change(lambda d: d.clear())
+
+    def __ior__(self, other: Any) -> RunValues:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the run's {self._what} has no {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(f"the run's {self._what} has no {name!r}") from None
 
 
 class VersionHabits:

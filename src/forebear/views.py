@@ -16,7 +16,7 @@ from .artifacts import Artifact, artifact_from_path
 from .context import redact_argv
 from .editing import Editable, check_tags, check_ttl
 from .errors import IntegrityError, InvalidInput, NotFound, RunStateError
-from .habits import RunHabits, VersionHabits, check_prefix
+from .habits import RunHabits, RunValues, VersionHabits, check_prefix
 from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
@@ -381,8 +381,8 @@ class Run(RunRegistry, RunHabits):
         self.project = data.project
         self.name = data.name
         self.status = data.status
-        self.config = dict(data.config)
-        self.summary = dict(data.summary)
+        self.config: dict[str, Any] = dict(data.config)
+        self.summary: dict[str, Any] = dict(data.summary)
         self.context = dict(data.context)
         if isinstance(self.context.get("argv"), list):  # runs recorded before redaction
             self.context["argv"] = redact_argv(self.context["argv"])  # improved
@@ -392,8 +392,14 @@ class Run(RunRegistry, RunHabits):
         self.deleted_by = data.deleted_by
         self._on_finish = on_finish
         self._heartbeat: Heartbeat | None = None
-        if live:
+        if live:  # what the script changes in its config or summary is saved at once
             backend = store.backend
+            self.config = RunValues(
+                data.config, "config", lambda values: backend.update_run(self.id, config=values)
+            )
+            self.summary = RunValues(
+                data.summary, "summary", lambda values: backend.update_run(self.id, summary=values)
+            )
             self._heartbeat = Heartbeat(
                 config.heartbeat_interval(),
                 lambda: backend.beat_run(self.id),
@@ -517,13 +523,13 @@ class Run(RunRegistry, RunHabits):
         del commit
         self._require_running("log values")
         logged = json_dict(values, "logged values")
+        summary = {**self.summary, **logged}
         if step is None:
-            self.summary.update(logged)
-            self._store.backend.update_run(self.id, summary=self.summary)
-            return
-        numbers = numeric_values(logged, check_step(step))
-        self.summary.update(logged)
-        self._store.backend.log_metrics(self.id, step, numbers, self.summary)
+            self._store.backend.update_run(self.id, summary=summary)
+        else:
+            numbers = numeric_values(logged, check_step(step))
+            self._store.backend.log_metrics(self.id, step, numbers, summary)
+        dict.update(self.summary, logged)  # saved above, with the metrics
 
     def history(self) -> list[dict[str, Any]]:
         """The values logged with a step, one row per step, oldest first: ``step`` and the

@@ -190,12 +190,14 @@ class LiteLog(LiteCatalog):
         status: str | None,
         summary: dict[str, Any] | None,
         ended_at: dt.datetime | None,
+        config: dict[str, Any] | None = None,
     ) -> bool:
         """`runs.update_run`; False when it could not be written here."""
         values = {
             "status": status,
             "summary": None if summary is None else json.dumps(summary),
             "ended_at": None if ended_at is None else stored_moment(ended_at),
+            "config": None if config is None else json.dumps(config),
         }
         changes = {column: value for column, value in values.items() if value is not None}
         if not changes:

@@ -288,16 +288,13 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
         status: str | None = None,
         summary: dict[str, Any] | None = None,
         ended_at: dt.datetime | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
-        values: dict[str, Any] = {}
-        if status is not None:
-            values["status"] = status
-        if summary is not None:
-            values["summary"] = summary
-        if ended_at is not None:
-            values["ended_at"] = ended_at
+        values = {"status": status, "summary": summary, "ended_at": ended_at, "config": config}
         with write_session(self.engine) as session:
-            db_runs.update_run(session, run_id, **values)
+            db_runs.update_run(
+                session, run_id, **{k: v for k, v in values.items() if v is not None}
+            )
 
     def log_metrics(
         self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]

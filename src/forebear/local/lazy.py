@@ -184,12 +184,15 @@ class LazyLocalBackend(Backend):
         status: str | None = None,
         summary: dict[str, Any] | None = None,
         ended_at: dt.datetime | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
         if self.opened is None and self.catalog.update_run(
-            run_id, status=status, summary=summary, ended_at=ended_at
+            run_id, status=status, summary=summary, ended_at=ended_at, config=config
         ):
             return
-        self.full().update_run(run_id, status=status, summary=summary, ended_at=ended_at)
+        self.full().update_run(
+            run_id, status=status, summary=summary, ended_at=ended_at, config=config
+        )
 
     def beat_run(self, run_id: str) -> bool:
         beaten = self.catalog.beat_run(run_id) if self.opened is None else None

@@ -328,9 +328,12 @@ class GuardedBackend(AdminCalls, Backend):
         status: str | None = None,
         summary: dict[str, Any] | None = None,
         ended_at: dt.datetime | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.run(run_id, "writer")
-        self.inner.update_run(run_id, status=status, summary=summary, ended_at=ended_at)
+        self.inner.update_run(
+            run_id, status=status, summary=summary, ended_at=ended_at, config=config
+        )
 
     def log_metrics(
         self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
