@@ -122,6 +122,12 @@ def parse_ref(text: object) -> Ref:
         )
     project: str | None = None
     rest = text.strip()
+    if rest.partition(":")[0].count("/") > 1:  # W&B's entity/project/name
+        shorter = rest.split("/", 1)[1]
+        raise InvalidRef(
+            f"invalid ref {text!r}: a ref is 'project/name:version' or 'name:alias', with no "
+            f"entity in front (a store is one team's): try {shorter!r}"
+        )
     if "/" in rest:
         project, rest = rest.split("/", 1)
         check_name(project, "project")
