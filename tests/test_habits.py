@@ -262,6 +262,11 @@ def test_a_logged_artifact_answers_as_its_version_and_a_run_keeps_what_it_is(
     assert (saved.metadata, saved.description) == ({"rows": 4}, "four images")
     assert sorted(saved.aliases) == ["best", "checked", "first", "latest"]
     assert saved.ttl == dt.timedelta(days=30)
+    with forebear.init(project="p", name="train", store=store) as reader:
+        assert reader.use_artifact(artifact).qualified_ref == "p/ds:v0"  # the logged one
+        with pytest.raises(forebear.InvalidInput, match="'fresh' is not logged yet"):
+            reader.use_artifact(forebear.Artifact("fresh"))
+    assert [v.qualified_ref for v in reader.inputs] == ["p/ds:v0"]
     context = store.run(run.id).context
     assert {word: context[word] for word in described} == described
     assert [row["loss"] for row in store.run(run.id).history()] == [1.0, 0.5]
@@ -271,7 +276,7 @@ def test_a_logged_artifact_answers_as_its_version_and_a_run_keeps_what_it_is(
     for bad in bad_words:
         with pytest.raises(forebear.InvalidInput, match="must be"):
             forebear.init(project="p", store=store, **bad)  # type: ignore[arg-type]
-    assert [r.name for r in store.runs("p")] == ["prepare"]  # nothing recorded for those
+    assert [r.name for r in store.runs("p")] == ["prepare", "train"]  # none for those
 
 
 def test_the_api_object_reads_outside_a_run(

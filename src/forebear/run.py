@@ -224,7 +224,9 @@ def log_artifact(
     return _require_active().log_artifact(artifact, name, type, aliases, **options)
 
 
-def use_artifact(ref: str | ArtifactVersion, type: str | None = None) -> ArtifactVersion:
+def use_artifact(
+    ref: str | ArtifactVersion | artifacts.Artifact, type: str | None = None
+) -> ArtifactVersion:
     """`Run.use_artifact` on the active run."""
     return _require_active().use_artifact(ref, type)
 

@@ -446,13 +446,25 @@ class Run(RunRegistry, RunHabits):
                 "forebear.init()"
             )
 
-    def use_artifact(self, ref: str | ArtifactVersion, type: str | None = None) -> ArtifactVersion:
-        """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``);
-        with ``type``, only if the version has that type."""
+    def use_artifact(
+        self, ref: str | ArtifactVersion | Artifact, type: str | None = None
+    ) -> ArtifactVersion:
+        """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``, or
+        an `Artifact` logged before: the version it became); with ``type``, only if the
+        version has that type."""
         self._require_running("use an artifact")
-        version = (
-            ref if isinstance(ref, ArtifactVersion) else self._store.artifact(ref, self.project)
-        )
+        if isinstance(ref, Artifact):
+            if ref.logged is None:
+                raise InvalidInput(
+                    f"artifact {ref.name!r} is not logged yet, so there is no version to "
+                    "use: log it first (run.log_artifact), or use a ref such as "
+                    f"{ref.name + ':latest'!r}"
+                )
+            version: ArtifactVersion = ref.logged
+        elif isinstance(ref, ArtifactVersion):
+            version = ref
+        else:
+            version = self._store.artifact(ref, self.project)
         if type is not None and version.type != type:
             raise InvalidInput(
                 f"{version.qualified_ref} has type {version.type!r}, not {type!r}; nothing "
