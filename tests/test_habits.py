@@ -286,7 +286,7 @@ def test_the_api_object_reads_outside_a_run(
     assert api.artifact("p/ds:v0", type="dataset").digest == version.digest
     with pytest.raises(forebear.InvalidInput, match="has type 'dataset', not 'model'"):
         api.artifact("p/ds:latest", type="model")
-    with pytest.raises(forebear.InvalidRef, match="no entity in front .*: try 'p/ds:v0'"):
+    with pytest.raises(forebear.InvalidRef, match=r"no entity in front .*: try 'p/ds:v0'"):
         api.artifact("my-team/p/ds:v0")  # W&B's entity/project/name
     assert api.artifact_exists("p/ds:latest")
     assert not api.artifact_exists("p/nope:v0")
@@ -338,3 +338,27 @@ def test_a_live_runs_config_and_summary_are_saved_as_they_change(store: forebear
     read.config["local"] = 1  # a run read back is a copy to use as it likes
     assert store.run(run.id).config == {"lr": 0.1, "epochs": 3, "batch": 32, "dropout": 0.5}
     assert store.run(run.id).summary == {"best": 0.9, "loss": 0.5}
+
+
+def test_the_w_and_b_options_of_adding_files(
+    store: forebear.Store, make_tree: TreeMaker, tmp_path: Path
+) -> None:
+    data = make_tree("data", FILES)
+    artifact = forebear.Artifact("ds", type="dataset")
+    assert len(artifact.add_dir(data, policy="immutable", skip_cache=True)) == 4
+    (tmp_path / "new.csv").write_text("new")
+    with pytest.raises(forebear.InvalidPath, match="already in artifact"):
+        artifact.add_file(tmp_path / "new.csv", name="train.csv")
+    artifact.add_file(tmp_path / "new.csv", name="train.csv", overwrite=True, policy="mutable")
+    bad_options: list[dict[str, object]] = [{"policy": "copy"}, {"skip_cache": "yes"}]
+    for bad in bad_options:
+        with pytest.raises(forebear.InvalidInput, match=r"policy must|skip_cache must"):
+            artifact.add_file(tmp_path / "new.csv", name="x.csv", **bad)  # type: ignore[arg-type]
+    with pytest.raises(forebear.InvalidInput, match="holds 4 objects, more than max_objects=2"):
+        artifact.add_reference(data.as_uri(), name="ref", max_objects=2)
+    assert len(artifact.add_reference(data.as_uri(), name="ref", max_objects=4)) == 4
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(artifact)
+    assert version.open("train.csv").read() == b"new"
+    assert [p for p in version.files() if not p.startswith("ref/")] == sorted(FILES)
+    assert len([p for p in version.files() if p.startswith("ref/")]) == 4

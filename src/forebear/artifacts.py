@@ -52,6 +52,18 @@ class PendingFile(NamedTuple):
 _ADD_BATCH = 10_000
 
 
+def check_copy_policy(policy: object, skip_cache: object) -> None:
+    """W&B's ``policy`` ("mutable": W&B copies the file aside when it is added;
+    "immutable": the caller promises not to change it) and ``skip_cache``: here nothing
+    is copied aside or staged under either; a file's bytes are read, hashed and stored
+    when the artifact is logged (a file changed while that runs is refused), so only
+    their values are checked."""
+    if policy not in ("mutable", "immutable"):
+        raise InvalidInput(f"policy must be 'mutable' or 'immutable', not {policy!r}")
+    if not isinstance(skip_cache, bool):
+        raise InvalidInput(f"skip_cache must be True or False, not {skip_cache!r}")
+
+
 class Artifact:
     """A new version in the making: files, folders and references, plus metadata.
 
@@ -161,8 +173,19 @@ class Artifact:
                 "under another path"
             ) from None
 
-    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None) -> str:
-        """Add one file; its entry path defaults to the file's basename. Returns the path."""
+    def add_file(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        overwrite: bool = False,
+        policy: str = "mutable",
+        skip_cache: bool = False,
+    ) -> str:
+        """Add one file; its entry path defaults to the file's basename. Returns the path.
+        ``overwrite`` replaces an entry already at that path (else that raises); W&B's
+        ``policy`` and ``skip_cache`` are accepted (see `check_copy_policy`)."""
+        check_copy_policy(policy, skip_cache)
         source = Path(local_path)
         if not source.exists():
             raise InvalidPath(f"cannot add {os.fspath(local_path)!r}: no such file")
@@ -171,6 +194,9 @@ class Artifact:
                 f"cannot add {os.fspath(local_path)!r}: it is not a file (use add_dir for folders)"
             )
         path = normalise_entry_path(name if name is not None else source.name)
+        if overwrite:
+            with contextlib.suppress(NotFound):
+                self.remove(path)
         self._add([(path, None, os.fsencode(os.path.abspath(source)), None, None, None, None)])
         return path
 
@@ -181,9 +207,12 @@ class Artifact:
         *,
         follow_outside_symlinks: bool = False,
         ignore: Sequence[str] | None = None,
+        policy: str = "mutable",
+        skip_cache: bool = False,
     ) -> list[str]:
         """Add every file under a folder, with entry paths relative to it (under ``name``);
-        returns them (`log_artifact` with a folder path skips building that list).
+        returns them (`log_artifact` with a folder path skips building that list). W&B's
+        ``policy`` and ``skip_cache`` are accepted (see `check_copy_policy`).
 
         Left out: a store's own folders, paths matched by ``.forebearignore`` files (in the
         folder, its subfolders and its parents up to the project root) or by ``ignore``
@@ -192,6 +221,7 @@ class Artifact:
         while their target stays inside the folder; one that points outside raises
         `InvalidPath` unless ``follow_outside_symlinks`` is set.
         """
+        check_copy_policy(policy, skip_cache)
         added: list[str] = []
         self.add_folder(local_path, name, follow_outside_symlinks, ignore, added.append)
         return added
@@ -245,15 +275,30 @@ class Artifact:
             )
 
     def add_reference(
-        self, uri: str, name: str | None = None, *, checksum: bool = True
+        self,
+        uri: str,
+        name: str | None = None,
+        *,
+        checksum: bool = True,
+        max_objects: int | None = None,
     ) -> list[str]:
         """Track data outside the store without copying it.
 
         Its content digest is recorded when it can be read cheaply (local files, or
         ``checksum=True`` on a backend without checksums), else the backend's ETag and
-        size, so `verify` can tell when it changed. A folder adds every file under it.
+        size, so `verify` can tell when it changed. A folder adds every file under it; with
+        ``max_objects``, a folder holding more raises and adds nothing.
         """
+        if max_objects is not None and (
+            isinstance(max_objects, bool) or not isinstance(max_objects, int) or max_objects < 1
+        ):
+            raise InvalidInput(f"max_objects must be a whole number from 1, not {max_objects!r}")
         entries = describe_reference(uri, name, checksum=checksum)
+        if max_objects is not None and len(entries) > max_objects:
+            raise InvalidInput(
+                f"{uri!r} holds {len(entries)} objects, more than max_objects={max_objects}; "
+                "nothing was added: raise max_objects, or reference a narrower prefix"
+            )
         self._add([(e.path, None, None, e.digest, e.size, e.uri, e.etag) for e in entries])
         return [e.path for e in entries]
 
