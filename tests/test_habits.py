@@ -362,3 +362,31 @@ def test_the_w_and_b_options_of_adding_files(
     assert version.open("train.csv").read() == b"new"
     assert [p for p in version.files() if not p.startswith("ref/")] == sorted(FILES)
     assert len([p for p in version.files() if p.startswith("ref/")]) == 4
+
+
+def test_a_ttl_set_on_the_artifact_is_kept(store: forebear.Store, make_tree: TreeMaker) -> None:
+    """W&B's guide sets ``artifact.ttl`` before logging; a TTL given to `log_artifact`
+    stays when the logged artifact's other edits are saved."""
+    week, month = dt.timedelta(days=7), dt.timedelta(days=30)
+    artifact = forebear.Artifact("ds", type="dataset")
+    artifact.add_dir(make_tree("data", FILES))
+    artifact.ttl = week
+    other = forebear.Artifact("other")
+    other.add_dir(make_tree("more", {"x.txt": "x"}))
+    wrong = forebear.Artifact("wrong")
+    wrong.add_dir(make_tree("wrong", {"y.txt": "y"}))
+    wrong.ttl = 5  # type: ignore[assignment]
+    with forebear.init(project="p", name="prepare", store=store) as run:
+        run.log_artifact(artifact)
+        run.log_artifact(other, ttl=month)
+        with pytest.raises(forebear.InvalidInput, match="ttl must be a positive"):
+            run.log_artifact(wrong)
+    assert store.artifact("p/ds:v0").ttl == week
+    artifact.metadata["rows"] = 4
+    other.metadata["rows"] = 1
+    artifact.save()
+    other.save()
+    assert (store.artifact("p/ds:v0").ttl, store.artifact("p/other:v0").ttl) == (week, month)
+    assert store.artifact("p/other:v0").metadata == {"rows": 1}
+    with pytest.raises(forebear.ArtifactNotFound):
+        store.artifact("p/wrong")

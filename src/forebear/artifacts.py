@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import heapq
 import os
 import shutil
@@ -100,6 +101,7 @@ class Artifact:
         self._dropped: set[str] = set()
         self._dropped_folders: set[str] = set()
         self.logged: Any = None  # the version (views.ArtifactVersion) it became once logged
+        self.ttl: dt.timedelta | None = None  # W&B's: how long the version lives, once logged
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"

@@ -53,8 +53,8 @@ class Artifact(artifacts.Artifact):
         if self.metadata != version.metadata:
             version.metadata.clear()
             version.metadata.update(self.metadata)
-        if "ttl" in self.__dict__:  # set on the artifact: W&B's ``artifact.ttl = ...``
-            version.ttl = self.__dict__.pop("ttl")
+        if self.ttl != version.ttl:
+            version.ttl = self.ttl
         wanted = [aliases] if isinstance(aliases, str) else list(aliases)
         version.aliases.extend(a for a in wanted if a not in version.aliases)
         version.save()

@@ -496,6 +496,8 @@ class Run(RunRegistry, RunHabits):
         if isinstance(tags, str):
             tags = [tags]
         tags = check_tags(tags)
+        if ttl is None and isinstance(artifact, Artifact):
+            ttl = artifact.ttl  # W&B's artifact.ttl = timedelta(...), set before logging
         ttl = check_ttl(ttl)
         if not isinstance(artifact, Artifact):
             artifact = artifact_from_path(artifact, name, type, description, metadata)
@@ -522,7 +524,7 @@ class Run(RunRegistry, RunHabits):
             show_progress=progress,
         )
         version = ArtifactVersion(self._store, data)
-        artifact.logged = version
+        artifact.logged, artifact.ttl = version, ttl
         return version
 
     def log(
