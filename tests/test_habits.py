@@ -390,3 +390,24 @@ def test_a_ttl_set_on_the_artifact_is_kept(store: forebear.Store, make_tree: Tre
     assert store.artifact("p/other:v0").metadata == {"rows": 1}
     with pytest.raises(forebear.ArtifactNotFound):
         store.artifact("p/wrong")
+
+
+def test_a_logged_artifact_links_into_the_registry_by_w_and_b_paths(
+    store: forebear.Store, make_tree: TreeMaker
+) -> None:
+    with forebear.init(project="p", name="train", store=store) as run:
+        model = forebear.Artifact("model", type="model")
+        model.add_dir(make_tree("weights", {"w.bin": "w"}))
+        with pytest.raises(forebear.InvalidInput, match="'model' is not logged yet"):
+            run.link_artifact(model, "wandb-registry-model/churn")
+        run.log_artifact(model)
+        linked = run.link_artifact(
+            model, target_path="wandb-registry-model/churn", aliases=["staging"]
+        )
+        again = model.link("my-org/wandb-registry-model/churn")  # the version's link()
+        legacy = run.link_artifact(model, "model-registry/churn")
+    refs = {linked.qualified_ref, again.qualified_ref, legacy.qualified_ref}
+    assert refs == {"registry/churn:v0"}
+    assert "staging" in store.artifact("registry/churn:v0").aliases
+    with pytest.raises(forebear.InvalidInput, match="links go into the registry"):
+        model.link("a/b/wandb-registry-model/churn")

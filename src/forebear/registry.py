@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import active
+from .artifacts import Artifact
 from .errors import InvalidInput
 from .paths import REGISTRY, check_alias, check_name, parse_ref
 from .records import WEBHOOK_EVENTS as EVENTS
 from .records import Delivery, Webhook
 
 if TYPE_CHECKING:
-    from .artifacts import Artifact
     from .backend import Backend
     from .records import VersionData
     from .store import Store
@@ -32,10 +32,17 @@ if TYPE_CHECKING:
 
 
 def collection_of(target_path: object) -> str:
-    """The collection a link target names: ``registry/<collection>`` or ``<collection>``."""
+    """The collection a link target names: ``registry/<collection>`` or ``<collection>``;
+    W&B's ``[entity/]wandb-registry-<kind>/<collection>`` and ``[entity/]model-registry/
+    <collection>`` name the same collection (one registry holds every kind here)."""
     if not isinstance(target_path, str) or not target_path:
         raise InvalidInput(f"a link target is 'registry/<collection>', not {target_path!r}")
     project, _, name = target_path.rpartition("/")
+    registry = project.rpartition("/")[2]
+    if project.count("/") <= 1 and (
+        registry.startswith("wandb-registry-") or registry == "model-registry"
+    ):
+        project = REGISTRY
     if project not in ("", REGISTRY) or ":" in name:
         raise InvalidInput(
             f"cannot link into {target_path!r}: links go into the registry, as "
@@ -123,22 +130,31 @@ class RunRegistry:
 
     def link_artifact(
         self,
-        artifact: ArtifactVersion,
+        artifact: ArtifactVersion | Artifact,
         target_path: str,
         aliases: Sequence[str] | None = None,
         *,
         reason: str | None = None,
     ) -> ArtifactVersion:
-        """Link a logged version into the registry, recording this run as the linker."""
+        """Link a logged version (or an `Artifact` once logged: the version it became) into
+        the registry, recording this run as the linker."""
         self._require_running("link an artifact")
+        version: ArtifactVersion | None = (
+            artifact.logged if isinstance(artifact, Artifact) else artifact
+        )
+        if version is None:
+            raise InvalidInput(
+                f"artifact {artifact.name!r} is not logged yet: log it first "
+                "(run.log_artifact), then link the version it becomes"
+            )
         data = self._store.backend.link(
-            artifact.id,
+            version.id,
             collection_of(target_path),
             aliases=aliases_list(aliases),
             reason=reason,
             run_id=self.id,
         )
-        return type(artifact)(self._store, data)
+        return type(version)(self._store, data)
 
     def log_model(
         self,
