@@ -4,9 +4,11 @@ on SQLite + a folder and on PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import os
+import pickle
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -331,6 +333,9 @@ def test_a_live_runs_config_and_summary_are_saved_as_they_change(store: forebear
         run.summary.update(final=0.8)
         run.log({"loss": 0.5}, step=0)
         del run.summary["final"]
+        copied = copy.deepcopy(run.config)
+        copied["local"] = 1  # a copy is the script's own
+        assert pickle.loads(pickle.dumps(run.config)) == dict(run.config)
         saved = store.run(run.id)
         assert saved.config == {"lr": 0.1, "epochs": 3, "batch": 32, "dropout": 0.5}
         assert saved.summary == {"best": 0.9, "loss": 0.5}
