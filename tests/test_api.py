@@ -37,7 +37,7 @@ def test_spec_example_script(
     with forebear.init(
         project="iris", name="rf-baseline", config={"n_estimators": 100}, store=store
     ) as run:
-        assert forebear.run.active_run() is run
+        assert forebear.runs.active_run() is run
         raw = run.use_artifact("iris-raw:latest")
         data_dir = raw.download()
         assert (data_dir / "iris.csv").read_text() == "a,b\n1,2\n"

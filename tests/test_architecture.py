@@ -129,7 +129,7 @@ LAYERS = (
         "registry",
         "habits",
         "fs",
-        "run",
+        "runs",
         "mlflow_import",
         "active",
         "lineage",

@@ -236,7 +236,9 @@ def test_a_logged_artifact_answers_as_its_version_and_a_run_keeps_what_it_is(
     ``artifact.wait()`` on the object they built; ``init`` takes their ``job_type``,
     ``group``, ``notes`` and ``tags``."""
     described = {"job_type": "upload", "group": "exp-1", "notes": "first cut", "tags": ["raw"]}
+    assert forebear.run is None  # W&B's wandb.run before init
     with forebear.init(project="p", name="prepare", store=store, **described) as run:
+        assert forebear.run is run
         artifact = forebear.Artifact("ds", type="dataset")
         with pytest.raises(forebear.RunStateError, match="'ds' is not logged yet"):
             artifact.wait()
@@ -264,6 +266,7 @@ def test_a_logged_artifact_answers_as_its_version_and_a_run_keeps_what_it_is(
     assert (saved.metadata, saved.description) == ({"rows": 4}, "four images")
     assert sorted(saved.aliases) == ["best", "checked", "first", "latest"]
     assert saved.ttl == dt.timedelta(days=30)
+    assert forebear.run is None
     with forebear.init(project="p", name="train", store=store) as reader:
         assert reader.use_artifact(artifact).qualified_ref == "p/ds:v0"  # the logged one
         with pytest.raises(forebear.InvalidInput, match="'fresh' is not logged yet"):

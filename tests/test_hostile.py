@@ -148,7 +148,7 @@ def test_bad_project_name_fails_at_once(name: str, store: forebear.Store) -> Non
     with pytest.raises(forebear.InvalidName):
         forebear.init(project=name, store=store)
     assert store.runs() == []
-    assert forebear.run.active_run() is None
+    assert forebear.runs.active_run() is None
 
 
 @pytest.mark.parametrize("alias", [*BAD_NAMES, "v2", "v0", "v10"], ids=name_id)

@@ -138,7 +138,7 @@ def test_a_new_catalog_is_built_as_the_migrations_build_it_on_postgresql(
 
 def test_public_names_are_pinned() -> None:
     expected = {
-        "Artifact", "ArtifactNotFound", "ArtifactVersion", "AuditEvent", "Delivery", "Diff",
+        "Api", "Artifact", "ArtifactNotFound", "ArtifactVersion", "AuditEvent", "Delivery", "Diff",
         "ForebearError", "ForebearWarning", "GraphvizNotFound", "IntegrityError", "InvalidInput",
         "InvalidName", "InvalidPath", "InvalidRef", "Lineage", "Manifest", "ManifestEntry",
         "NotFound", "ObjectNotFound", "PermissionDenied", "Problem", "RenderError", "Run",
@@ -181,18 +181,18 @@ def test_a_team_client_loads_no_database_driver() -> None:
 FORBIDDEN = {
     "errors": {"*"},
     "hashing": {"*"} - {"errors"},
-    "hash_workers": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
-    "statcache": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
-    "fingerprint": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "hash_workers": {"runs", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "statcache": {"runs", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "fingerprint": {"runs", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
     "links": {"*"},
-    "paths": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
-    "objects": {"run", "store", "artifacts", "db", "lineage", "cli", "render", "manifest"},
-    "chunking": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "manifest"},
-    "manifest": {"run", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
-    "references": {"run", "store", "artifacts", "db", "lineage", "cli", "render"},
-    "db": {"run", "store", "artifacts", "objects", "lineage", "cli", "render", "download"},
-    "render": {"run", "store", "artifacts", "db", "objects", "lineage", "cli"},
-    "lineage": {"run", "cli"},
+    "paths": {"runs", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "objects": {"runs", "store", "artifacts", "db", "lineage", "cli", "render", "manifest"},
+    "chunking": {"runs", "store", "artifacts", "db", "objects", "lineage", "cli", "manifest"},
+    "manifest": {"runs", "store", "artifacts", "db", "objects", "lineage", "cli", "render"},
+    "references": {"runs", "store", "artifacts", "db", "lineage", "cli", "render"},
+    "db": {"runs", "store", "artifacts", "objects", "lineage", "cli", "render", "download"},
+    "render": {"runs", "store", "artifacts", "db", "objects", "lineage", "cli"},
+    "lineage": {"runs", "cli"},
     "store": {"cli"},
     "artifacts": {"cli"},
 }

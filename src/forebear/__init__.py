@@ -37,15 +37,17 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .records import AuditEvent, Delivery, Webhook
-    from .run import Api, Artifact, finish, init, log, log_artifact, use_artifact
+    from .runs import Api, Artifact, finish, init, log, log_artifact, use_artifact
     from .store import Store, open
     from .views import ArtifactVersion, Run
+
+    run: Run | None  # the active run (W&B's wandb.run), looked up on each use
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Api": "run",
-    "Artifact": "run",
+    "Api": "runs",
+    "Artifact": "runs",
     "ArtifactVersion": "views",
     "AuditEvent": "records",
     "Delivery": "records",
@@ -55,17 +57,21 @@ _LAZY = {
     "ManifestEntry": "manifest",
     "Run": "views",
     "Store": "store",
-    "finish": "run",
-    "init": "run",
-    "log": "run",
-    "log_artifact": "run",
+    "finish": "runs",
+    "init": "runs",
+    "log": "runs",
+    "log_artifact": "runs",
     "open": "store",
-    "use_artifact": "run",
+    "use_artifact": "runs",
     "Webhook": "records",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "run":  # W&B's wandb.run: the active run, or None before init
+        from .runs import active_run
+
+        return active_run()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'forebear' has no attribute {name!r}")

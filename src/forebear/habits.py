@@ -18,7 +18,7 @@ from .manifest import ManifestEntry
 from .paths import normalise_entry_path
 
 if TYPE_CHECKING:
-    from .run import Artifact as SavableArtifact
+    from .runs import Artifact as SavableArtifact
     from .store import Store
     from .views import ArtifactVersion, Run
 

@@ -28,7 +28,7 @@ from typing import Any
 from .context import never_record, redact_secrets
 from .errors import ArtifactNotFound, ForebearError, InvalidInput, NotFound, PermissionDenied
 from .paths import REGISTRY, is_name
-from .run import init, new_run_id
+from .runs import init, new_run_id
 from .store import Store
 from .urls import redact, url_password
 from .views import ArtifactVersion, Run

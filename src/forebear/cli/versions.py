@@ -106,7 +106,7 @@ def log_command(
     """
     from ..artifacts import artifact_from_path
     from ..errors import ForebearWarning
-    from ..run import init
+    from ..runs import init
 
     if not Path(path).exists():
         raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
