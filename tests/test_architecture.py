@@ -1,6 +1,6 @@
 """The shape of the code, as docs/design/architecture.md describes it, checked on every
 run: layers that import one way, no reaching into another object's private names, SQL
-only in ``db/``, settings only in ``config``, and modules small enough to read."""
+only in ``db/``, settings only in ``settings``, and modules small enough to read."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ LAYERS = (
         "heartbeat",
         "processes",
         "progress",
-        "config",
+        "settings",
         "wire",
     ],
     ["objects", "db"],
@@ -227,10 +227,10 @@ def test_only_db_speaks_sql() -> None:
     assert offenders == set()
 
 
-def test_settings_are_read_in_config_only() -> None:
+def test_settings_are_read_in_settings_only() -> None:
     offenders = []
     for name, path in modules().items():
-        if name == "forebear.config":
+        if name == "forebear.settings":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if (

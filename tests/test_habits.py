@@ -322,8 +322,10 @@ def test_the_one_file_of_a_version(
 def test_a_live_runs_config_and_summary_are_saved_as_they_change(store: forebear.Store) -> None:
     """W&B scripts change ``run.config`` and ``run.summary`` in place (and read the config
     as attributes); each change is in the catalog at once, a bad one nowhere."""
+    assert forebear.config == {}  # W&B's wandb.config, before init
     with forebear.init(project="p", name="fit", store=store, config={"lr": 0.1}) as run:
-        run.config.update({"epochs": 3})
+        assert forebear.config is run.config
+        forebear.config.update({"epochs": 3})
         run.config["batch"] = 32
         run.config.dropout = 0.5
         assert (run.config.lr, run.config["dropout"]) == (0.1, 0.5)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import forebear
-from forebear import config
+from forebear import settings as config
 from forebear.chunking import Chunking
 from forebear.db.lite import LiteCatalog, plain_sqlite_file
 from forebear.local import LocalBackend

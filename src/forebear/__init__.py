@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .views import ArtifactVersion, Run
 
     run: Run | None  # the active run (W&B's wandb.run), looked up on each use
+    config: dict[str, Any]  # its config (W&B's wandb.config); {} with no run
 
 __version__ = "0.1.0"
 
@@ -68,10 +69,13 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name == "run":  # W&B's wandb.run: the active run, or None before init
+    if name in ("run", "config"):  # W&B's wandb.run and wandb.config, looked up each time
         from .runs import active_run
 
-        return active_run()
+        run = active_run()
+        if name == "run":
+            return run  # None before init
+        return {} if run is None else run.config
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'forebear' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import settings as config
 from .backend import Backend
 from .chunking import Chunking
 from .reports import TransferReport

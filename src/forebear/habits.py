@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from . import artifacts, config, folders
+from . import artifacts, folders
+from . import settings as config
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .jsonvalues import json_dict
 from .manifest import ManifestEntry

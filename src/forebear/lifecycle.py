@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config
+from . import settings as config
 from .errors import InvalidInput, InvalidPath
 from .paths import check_name, parse_ref
 from .records import AuditEvent, RetentionPolicy, VersionData

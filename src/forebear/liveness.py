@@ -14,7 +14,7 @@ import os
 import socket
 from typing import Any
 
-from . import config
+from . import settings as config
 
 # A run whose heartbeat is older than this many periods has crashed.
 MISSED_BEATS = 3

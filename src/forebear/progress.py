@@ -7,7 +7,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
-from . import config
+from . import settings as config
 
 
 def wanted(explicit: bool | None = None) -> bool:

@@ -16,10 +16,10 @@ from typing import Any, cast
 
 from . import active, artifacts
 from . import context as run_context
-from .config import default_project
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import json_dict
 from .paths import REGISTRY, check_name
+from .settings import default_project
 from .store import Store, open
 from .views import ArtifactVersion, Run
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import config
+from . import settings as config
 from .hashing import identity
 
 # Longer than the coarsest timestamp granularity of common local filesystems (FAT: 2 s).

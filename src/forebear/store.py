@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import active, config
+from . import active
+from . import settings as config
 from .accounts import StoreAccounts
 from .backend import Backend
 from .chunking import Chunking

@@ -11,7 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import config, download, folders
+from . import download, folders
+from . import settings as config
 from .artifacts import Artifact, artifact_from_path
 from .context import redact_argv
 from .editing import Editable, check_tags, check_ttl

@@ -63,7 +63,7 @@ def login(url: str, token: str | None) -> None:
       forebear login https://forebear.example
       forebear login http://127.0.0.1:8765 --token fbt_...
     """
-    from .. import config
+    from .. import settings as config
     from ..errors import InvalidInput
     from ..remote import RemoteBackend
 

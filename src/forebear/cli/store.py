@@ -37,7 +37,7 @@ def init(obj: Context, init_db: str | None, init_objects: str | None, as_json: b
       forebear init
       forebear init --db postgresql+psycopg://forebear@db/forebear --objects s3://ml/forebear
     """
-    from ..config import CONFIG_FILE, DEFAULT_DIR, write_config
+    from ..settings import CONFIG_FILE, DEFAULT_DIR, write_config
 
     db = init_db or obj.db
     objects = init_objects or obj.objects

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, liveness
+from .. import liveness
+from .. import settings as config
 from ..backend import Backend
 from ..cache import LocalCache
 from ..chunking import DEFAULT_CHUNKING, Chunking, ChunkList

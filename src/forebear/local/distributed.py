@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
 
-from .. import config, ingest, progress
+from .. import ingest, progress
+from .. import settings as config
 from ..db import chunks as db_chunks
 from ..db import distributed as db_distributed
 from ..db import runs as db_runs

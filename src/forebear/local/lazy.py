@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import config
+from .. import settings as config
 from ..backend import Backend
 from ..chunking import Chunking
 from ..db.lite import plain_sqlite_file, read_only

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from types import TracebackType
 
-from .. import config
+from .. import settings as config
 from ..db import writers
 from ..db.engine import Engine, Session, write_session
 from ..errors import StoreError

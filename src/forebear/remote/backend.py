@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, ingest, progress
+from .. import ingest, progress
+from .. import settings as config
 from ..backend import Backend
 from ..cache import LocalCache
 from ..chunking import Chunking, ChunkList

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp
 
-from .. import config
+from .. import settings as config
 from ..store import Store
 from .app import create_app
 from .memory import fewer_malloc_arenas
