@@ -189,12 +189,17 @@ def test_new_file_remove_and_save_outside_a_run(
     for escaping in ("../up.txt", "/abs.txt"):
         with pytest.raises(forebear.InvalidPath):
             artifact.new_file(escaping).__enter__()
+    with forebear.init(project="p", name="prepare", store=store) as run:
+        inside = forebear.Artifact("notes", type="text")
+        with inside.new_file("a.txt") as f:
+            f.write("a")
+        assert inside.save().logged_by().id == run.id  # W&B: the active run logs it
     version = artifact.save(store=store)
     assert version.project == "default" and version.files() == [
         "images/a.png", "images/b.png", "labels.json", "raw.bin",
     ]  # fmt: skip
     assert version.open("labels.json").read() == b'{"cat": 0}'
-    assert [r.status for r in store.runs()] == ["finished"]
+    assert [r.status for r in store.runs()] == ["finished", "finished"]
 
 
 def test_a_draft_stores_only_what_changed(store: forebear.Store, make_tree: TreeMaker) -> None:
@@ -418,6 +423,9 @@ def test_a_logged_artifact_links_into_the_registry_by_w_and_b_paths(
         legacy = run.link_artifact(model, "model-registry/churn")
     refs = {linked.qualified_ref, again.qualified_ref, legacy.qualified_ref}
     assert refs == {"registry/churn:v0"}
+    api = forebear.Api(store)  # and read back by the W&B path
+    assert api.artifact("wandb-registry-model/churn:staging").qualified_ref == "registry/churn:v0"
+    assert api.artifact("my-org/wandb-registry-model/churn:v0").source.qualified_ref == "p/model:v0"
     assert "staging" in store.artifact("registry/churn:v0").aliases
     with pytest.raises(forebear.InvalidInput, match="links go into the registry"):
         model.link("a/b/wandb-registry-model/churn")

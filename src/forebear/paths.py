@@ -23,6 +23,12 @@ def is_name(name: object) -> bool:
 REGISTRY = "registry"  # the reserved project whose collections hold links
 
 
+def is_wandb_registry(project: str) -> bool:
+    """Whether a W&B path's project part names a registry (``wandb-registry-model``): one
+    registry, ``registry``, holds every kind here."""
+    return project.startswith("wandb-registry-")
+
+
 def check_name(name: object, kind: str = "artifact") -> str:
     """Return ``name`` unchanged if it is a valid project or artifact name."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
@@ -122,6 +128,9 @@ def parse_ref(text: object) -> Ref:
         )
     project: str | None = None
     rest = text.strip()
+    parts = rest.partition(":")[0].split("/")
+    if len(parts) in (2, 3) and is_wandb_registry(parts[-2]):  # [org/]wandb-registry-x/name
+        rest = f"{REGISTRY}/{rest.split('/', len(parts) - 1)[-1]}"
     if rest.partition(":")[0].count("/") > 1:  # W&B's entity/project/name
         shorter = rest.split("/", 1)[1]
         raise InvalidRef(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import active
 from .artifacts import Artifact
 from .errors import InvalidInput
-from .paths import REGISTRY, check_alias, check_name, parse_ref
+from .paths import REGISTRY, check_alias, check_name, is_wandb_registry, parse_ref
 from .records import WEBHOOK_EVENTS as EVENTS
 from .records import Delivery, Webhook
 
@@ -38,10 +38,8 @@ def collection_of(target_path: object) -> str:
     if not isinstance(target_path, str) or not target_path:
         raise InvalidInput(f"a link target is 'registry/<collection>', not {target_path!r}")
     project, _, name = target_path.rpartition("/")
-    registry = project.rpartition("/")[2]
-    if project.count("/") <= 1 and (
-        registry.startswith("wandb-registry-") or registry == "model-registry"
-    ):
+    registry = project.rpartition("/")[2]  # W&B's, after an entity: or the older name
+    if project.count("/") <= 1 and (is_wandb_registry(registry) or registry == "model-registry"):
         project = REGISTRY
     if project not in ("", REGISTRY) or ":" in name:
         raise InvalidInput(

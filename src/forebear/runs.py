@@ -39,11 +39,16 @@ class Artifact(artifacts.Artifact):
     ) -> ArtifactVersion:
         """Log this artifact outside any run: a short run named ``save NAME`` in
         ``project`` (default: the default project) logs it and finishes at once. Returns
-        the `ArtifactVersion`. Once it is logged, as in W&B, ``save`` instead persists
-        what was edited since: its description, metadata and ``ttl``, and the version's
-        aliases and tags (edited through the artifact), plus ``aliases``."""
+        the `ArtifactVersion`. As in W&B, while a run is active (and neither ``project``
+        nor ``store`` names another place) that run logs it; and once it is logged,
+        ``save`` instead persists what was edited since: its description, metadata and
+        ``ttl``, and the version's aliases and tags (edited through the artifact), plus
+        ``aliases``."""
         if self.logged is not None:
             return self._save_edits(self.logged, aliases)
+        current = active_run()
+        if current is not None and project is None and store is None:
+            return current.log_artifact(self, aliases=aliases)
         with init(project=project, name=f"save {self.name}", store=store) as run:
             return run.log_artifact(self, aliases=aliases)
 
