@@ -240,7 +240,10 @@ def test_a_logged_artifact_answers_as_its_version_and_a_run_keeps_what_it_is(
     """W&B's guides log an artifact, then read ``artifact.version`` or call
     ``artifact.wait()`` on the object they built; ``init`` takes their ``job_type``,
     ``group``, ``notes`` and ``tags``."""
-    described = {"job_type": "upload", "group": "exp-1", "notes": "first cut", "tags": ["raw"]}
+    described = {
+        "job_type": "upload", "group": "exp-1", "notes": "first cut", "tags": ["raw"],
+        "entity": "my-team",
+    }  # fmt: skip
     assert forebear.run is None  # W&B's wandb.run before init
     with forebear.init(project="p", name="prepare", store=store, **described) as run:
         assert forebear.run is run

@@ -156,10 +156,12 @@ def init(
     group: str | None = None,
     notes: str | None = None,
     tags: Sequence[str] | None = None,
+    entity: str | None = None,
 ) -> Run:
     """Start a run and make it the active one; use it as a context manager so an exception
     marks it ``failed`` and a normal exit ``finished``. ``job_type``, ``group``, ``notes``
-    and ``tags`` (W&B's words for what a run is) are kept in its ``context``."""
+    and ``tags`` (W&B's words for what a run is) are kept in its ``context``, and so is
+    W&B's ``entity`` (a team or user there; here the store is the team's)."""
 
     if project is None:
         project = default_project()
@@ -181,7 +183,7 @@ def init(
     if not isinstance(run_name, str) or len(run_name) > 256:
         raise InvalidInput("a run name must be a string of at most 256 characters")
     config_dict = json_dict(config, "config")
-    described = _described_as(job_type=job_type, group=group, notes=notes, tags=tags)
+    described = _described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
     data = target.backend.create_run(
         new_run_id(), project, run_name, config_dict, {**run_context.capture(), **described}
     )
