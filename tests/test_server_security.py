@@ -127,6 +127,18 @@ def test_a_reader_cannot_write_and_a_writer_cannot_delete(team: Team, tmp_path: 
         assert alice.artifact("iris/ds:production").version == "v0"
 
 
+def test_another_users_token_cannot_rewrite_a_runs_config_or_summary(team: Team) -> None:
+    """A run's config and summary are saved as a script changes them (``update_run``):
+    a reader of the project, or a writer of another one, changes neither."""
+    for token in (team.bob, team.carol):
+        for change in ({"config": {"lr": 9}}, {"summary": {"acc": 1.0}}):
+            answer = team.call(token, "update_run", team.run_id, **change)
+            assert answer.status_code == 403, answer.content
+    with forebear.Store(team.server.url, token=team.alice) as alice:
+        run = alice.run(team.run_id)
+        assert (run.config, run.summary) == ({}, {})
+
+
 def test_another_projects_data_never_leaks(team: Team) -> None:
     with forebear.Store(team.server.url, token=team.carol) as carol:
         for ref in ("iris/ds", "iris/ds:v0", "iris/nothing-here", "ds"):
