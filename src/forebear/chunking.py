@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate
 from operator import itemgetter
 from threading import Lock
 from typing import Any, TypeVar
@@ -457,17 +456,17 @@ class ChunkedReader(io.RawIOBase):
         if self._fill_lanes is None or len(span) < LANE_MINIMUM or count < 2:
             self._fill_checked(index, count, span, carry=True)
             return
-        offsets = accumulate((size for _, _, size in self._groups(index, count)), initial=0)
-        todo = iter(zip(self._groups(index, count), offsets, strict=False))
+        todo = self._groups(index, count)  # one walk, shared by both lanes under a lock
         claim = Lock()
         failures: list[tuple[int, Exception]] = []
 
         def take_groups() -> None:
             while not failures:
                 with claim:
-                    (first, number, size), offset = next(todo, ((0, 0, 0), 0))
-                if not number:
+                    claimed = next(todo, None)
+                if claimed is None:
                     return
+                first, number, offset, size = claimed
                 try:
                     with span[offset : offset + size] as group:
                         self._fill_checked(first, number, group)
@@ -484,18 +483,18 @@ class ChunkedReader(io.RawIOBase):
             raise min(failures, key=itemgetter(0))[1]
         self._carry_whole_digest(index, span)
 
-    def _groups(self, index: int, count: int) -> Iterator[tuple[int, int, int]]:
-        """The first chunk, the number of chunks and their bytes of each group that
-        ``count`` chunks from ``index`` on are read in: one chunk, or neighbours up to
-        ``FILL_GROUP`` bytes (packed ones come in one read)."""
-        end = index + count
+    def _groups(self, index: int, count: int) -> Iterator[tuple[int, int, int, int]]:
+        """The first chunk, the number of chunks, the offset (from chunk ``index``) and the
+        bytes of each group that ``count`` chunks from ``index`` on are read in: one chunk,
+        or neighbours up to ``FILL_GROUP`` bytes (packed ones come in one read)."""
+        end, offset = index + count, 0
         while index < end:
             stop, size = index + 1, self._chunks.sizes[index]
             while stop < end and size + self._chunks.sizes[stop] <= FILL_GROUP:
                 size += self._chunks.sizes[stop]
                 stop += 1
-            yield index, stop - index, size
-            index = stop
+            yield index, stop - index, offset, size
+            index, offset = stop, offset + size
 
     def _fill_checked(
         self, index: int, count: int, span: memoryview, *, carry: bool = False
@@ -506,8 +505,7 @@ class ChunkedReader(io.RawIOBase):
         while its bytes are still in the processor's cache."""
         assert self._fill is not None
         sizes, digests = self._chunks.sizes, self._chunks.digests
-        offset = 0
-        for first, number, size in self._groups(index, count):
+        for first, number, offset, size in self._groups(index, count):
             with span[offset : offset + size] as group:
                 self._fill(first, number, group)
             for at in range(first, first + number):
