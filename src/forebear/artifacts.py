@@ -106,6 +106,16 @@ class Artifact:
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
 
+    def logged_version(self, then: str) -> Any:
+        """The version (`views.ArtifactVersion`) this artifact became once logged; one that
+        is not logged yet raises `InvalidInput`, saying to log it first and ``then`` ..."""
+        if self.logged is None:
+            raise InvalidInput(
+                f"artifact {self.name!r} is not logged yet: log it first "
+                f"(run.log_artifact), then {then}"
+            )
+        return self.logged
+
     @property
     def folders(self) -> tuple[str, ...]:
         """The local folders added (absolute paths, in the order they were added)."""

@@ -137,14 +137,11 @@ class RunRegistry:
         """Link a logged version (or an `Artifact` once logged: the version it became) into
         the registry, recording this run as the linker."""
         self._require_running("link an artifact")
-        version: ArtifactVersion | None = (
-            artifact.logged if isinstance(artifact, Artifact) else artifact
+        version: ArtifactVersion = (
+            artifact.logged_version("link the version it becomes")
+            if isinstance(artifact, Artifact)
+            else artifact
         )
-        if version is None:
-            raise InvalidInput(
-                f"artifact {artifact.name!r} is not logged yet: log it first "
-                "(run.log_artifact), then link the version it becomes"
-            )
         data = self._store.backend.link(
             version.id,
             collection_of(target_path),

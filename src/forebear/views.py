@@ -455,13 +455,8 @@ class Run(RunRegistry, RunHabits):
         version has that type."""
         self._require_running("use an artifact")
         if isinstance(ref, Artifact):
-            if ref.logged is None:
-                raise InvalidInput(
-                    f"artifact {ref.name!r} is not logged yet, so there is no version to "
-                    "use: log it first (run.log_artifact), or use a ref such as "
-                    f"{ref.name + ':latest'!r}"
-                )
-            version: ArtifactVersion = ref.logged
+            use_ref = f"use it (or a ref such as {ref.name + ':latest'!r})"
+            version: ArtifactVersion = ref.logged_version(use_ref)
         elif isinstance(ref, ArtifactVersion):
             version = ref
         else:
