@@ -432,3 +432,73 @@ def test_a_logged_artifact_links_into_the_registry_by_w_and_b_paths(
     assert "staging" in store.artifact("registry/churn:v0").aliases
     with pytest.raises(forebear.InvalidInput, match="links go into the registry"):
         model.link("a/b/wandb-registry-model/churn")
+
+
+def test_w_and_b_names_of_a_version_its_files_and_its_manifest(
+    store: forebear.Store, version: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    assert version.qualified_name == version.source_qualified_name == "p/ds:v0"
+    assert (version.source_name, version.source_version, version.source_project) == (
+        "ds:v0", "v0", "p",
+    )  # fmt: skip
+    assert version.state == "COMMITTED"
+    files = version.files()
+    assert files == sorted(FILES) and all(isinstance(f, str) for f in files)
+    assert json.loads(json.dumps(files)) == sorted(FILES)  # still plain strings
+    csv = files[-1]
+    assert (csv.name, csv.size) == ("train.csv", 1)  # type: ignore[attr-defined]
+    assert csv.digest == version.entry("train.csv").digest  # type: ignore[attr-defined]
+    assert csv.download(tmp_path / "one") == (tmp_path / "one" / "train.csv").resolve()  # type: ignore[attr-defined]
+    assert tree(tmp_path / "one") == {"train.csv": "t"}
+    entries = version.manifest.entries
+    assert entries["images/a.png"].size == 1 and entries[0].path == "images/a.png"
+    assert "train.csv" in entries and "nope.csv" not in entries
+    assert entries.get("nope.csv") is None  # type: ignore[attr-defined]
+    with pytest.raises(KeyError):
+        entries["nope.csv"]  # type: ignore[call-overload]
+    assert entries.keys() == sorted(FILES)  # type: ignore[attr-defined]
+    assert [p for p, e in entries.items() if e.ref is None] == sorted(FILES)  # type: ignore[attr-defined]
+    assert len(entries.values()) == 4  # type: ignore[attr-defined]
+    pending = forebear.Artifact("later", type="dataset")
+    assert pending.state == "PENDING"
+    with pytest.raises(AttributeError, match="until it is logged"):
+        pending.qualified_name  # noqa: B018
+    version.delete()
+    assert version.state == "DELETED"
+
+
+def test_the_api_lists_collections_and_types(
+    store: forebear.Store, version: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    (tmp_path / "m.pkl").write_bytes(b"w")
+    with forebear.init(project="p", name="train", store=store) as run:
+        run.log_artifact(tmp_path / "m.pkl", name="model", type="model", aliases=["best"])
+        run.log_artifact(make_model(tmp_path, b"w2"), name="model", type="model")
+    api = forebear.Api(store)
+    models = api.artifact_collection("model", "p/model")
+    assert (models.name, models.project, models.type) == ("model", "p", "model")
+    assert (
+        [v.version for v in models.versions()]
+        == ["v0", "v1"]
+        == [v.version for v in models.artifacts()]
+    )
+    assert models.aliases == ["best", "latest"] and models.is_sequence()
+    with pytest.raises(forebear.InvalidInput, match="has type 'model', not 'dataset'"):
+        api.artifact_collection("dataset", "p/model")
+    with pytest.raises(forebear.NotFound):
+        api.artifact_collection("model", "p/nothing")
+    assert api.artifact_collection_exists("p/ds", "dataset")
+    assert not api.artifact_collection_exists("p/ds", "model")
+    assert [c.name for c in api.artifact_collections("p", "dataset")] == ["ds"]
+    assert [t.name for t in api.artifact_types("p")] == ["dataset", "model"]
+    assert [c.name for c in api.artifact_type("model", "p").collections()] == ["model"]
+    assert api.artifact_type("dataset").collection("p/ds").versions()[0] == version
+    with pytest.raises(forebear.NotFound, match="no artifact has type 'code'"):
+        api.artifact_type("code")
+
+
+def make_model(folder: Path, data: bytes) -> Path:
+    path = folder / "next" / "m.pkl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    return path

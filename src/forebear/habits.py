@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -138,6 +138,40 @@ class RunValues(dict[str, Any]):
             raise AttributeError(f"the run's {self._what} has no {name!r}") from None
 
 
+class FileName(str):
+    """One path of `ArtifactVersion.files()`: a plain ``str``, which also answers as W&B's
+    ``File`` does: ``name`` (the path), ``size``, ``digest`` and ``download(root)``."""
+
+    entry: ManifestEntry
+    version: ArtifactVersion
+
+    def __new__(cls, entry: ManifestEntry, version: ArtifactVersion) -> FileName:
+        name = super().__new__(cls, entry.path)
+        name.entry = entry
+        name.version = version
+        return name
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
+    @property
+    def size(self) -> int:
+        return self.entry.size
+
+    @property
+    def digest(self) -> str | None:
+        return self.entry.digest
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Write this one file to ``root/<path>`` (default: the version's cache folder)."""
+        return Entry(self.version, self.entry).download(root)
+
+
+def file_names(version: ArtifactVersion, entries: Iterable[ManifestEntry]) -> list[str]:
+    return [FileName(entry, version) for entry in entries]
+
+
 class VersionHabits:
     """W&B's names on `ArtifactVersion` (which provides the rest)."""
 
@@ -149,6 +183,36 @@ class VersionHabits:
     def logged_by(self) -> Run | None:
         """The run that logged this version (its first producer), or None."""
         return self._this().producer
+
+    @property
+    def qualified_name(self) -> str:
+        """W&B's ``entity/project/name:v3``, without the entity (a store is the team's):
+        ``project/name:v3``, as `qualified_ref`."""
+        return self._this().qualified_ref
+
+    @property
+    def source_name(self) -> str:
+        """``name:v3``: the version itself, however it was reached (a registry alias
+        resolves to it)."""
+        return self._this().ref
+
+    @property
+    def source_version(self) -> str:
+        return self._this().version
+
+    @property
+    def source_project(self) -> str:
+        return self._this().project
+
+    @property
+    def source_qualified_name(self) -> str:
+        return self._this().qualified_ref
+
+    @property
+    def state(self) -> str:
+        """W&B's state of a logged version: ``"COMMITTED"``, or ``"DELETED"`` once
+        deleted (an `Artifact` not logged yet is ``"PENDING"``)."""
+        return "DELETED" if self._this().deleted else "COMMITTED"
 
     def used_by(self) -> list[Run]:
         """The runs that used this version, first one first."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO, Any, TypeVar
+from typing import IO, Any, SupportsIndex, TypeVar, overload
 
 from .errors import IntegrityError, InvalidPath, StoreError
 from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
@@ -40,6 +41,11 @@ class ManifestEntry:
     @property
     def is_reference(self) -> bool:
         return self.uri is not None
+
+    @property
+    def ref(self) -> str | None:
+        """W&B's name for a reference's ``uri`` (None for a stored file)."""
+        return self.uri
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"path": self.path, "size": self.size}
@@ -107,11 +113,58 @@ def checked_entry(
     return ManifestEntry(path, digest, size, uri, etag)
 
 
+class Entries(tuple[ManifestEntry, ...]):
+    """A manifest's entries in path order: a tuple, which can also be read by path as W&B's
+    ``manifest.entries`` dict is: ``entries["data/a.csv"]``, ``get``, ``"data/a.csv" in
+    entries``, ``keys()``, ``values()`` and ``items()``."""
+
+    @overload
+    def __getitem__(self, key: SupportsIndex | str) -> ManifestEntry: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> tuple[ManifestEntry, ...]: ...
+
+    def __getitem__(
+        self, key: SupportsIndex | str | slice
+    ) -> ManifestEntry | tuple[ManifestEntry, ...]:
+        if isinstance(key, str):
+            found = self.get(key)
+            if found is None:
+                raise KeyError(key)
+            return found
+        return super().__getitem__(key)
+
+    def get(self, path: str, default: ManifestEntry | None = None) -> ManifestEntry | None:
+        """The entry at ``path`` (found by bisection: the entries are in path order)."""
+        at = bisect.bisect_left(self, path, key=lambda entry: entry.path)
+        if at < len(self) and super().__getitem__(at).path == path:
+            return super().__getitem__(at)
+        return default
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, str):
+            return self.get(item) is not None
+        return super().__contains__(item)
+
+    def keys(self) -> list[str]:
+        return [entry.path for entry in self]
+
+    def values(self) -> list[ManifestEntry]:
+        return list(self)
+
+    def items(self) -> list[tuple[str, ManifestEntry]]:
+        return [(entry.path, entry) for entry in self]
+
+
 @dataclass(frozen=True)
 class Manifest:
     """An immutable, path-sorted list of entries with a digest over its canonical bytes."""
 
     entries: tuple[ManifestEntry, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.entries, Entries):  # readable by path too
+            object.__setattr__(self, "entries", Entries(self.entries))
 
     @classmethod
     def build(cls, entries: Iterable[ManifestEntry]) -> Manifest:

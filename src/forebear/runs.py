@@ -65,6 +65,11 @@ class Artifact(artifacts.Artifact):
         version.save()
         return version
 
+    @property
+    def state(self) -> str:
+        """W&B's ``"PENDING"`` until logged, then the version's (``"COMMITTED"``)."""
+        return "PENDING" if self.logged is None else str(self.logged.state)
+
     def wait(self, timeout: float | None = None) -> ArtifactVersion:
         """The version this artifact became. `log_artifact` and `save` return once it is
         committed, so there is nothing to wait for (W&B uploads in the background); an
@@ -123,6 +128,41 @@ class Api:
 
     artifact_versions = artifacts
 
+    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        """The artifact ``name`` (``project/name``, or a name in the default project) with
+        all its versions, if it has type ``type_name``."""
+        latest = self.store.artifact(name.split(":", 1)[0])
+        if latest.type != type_name:
+            raise InvalidInput(
+                f"{latest.project}/{latest.name} has type {latest.type!r}, not {type_name!r}"
+            )
+        return ArtifactCollection(self.store, latest)
+
+    def artifact_collection_exists(self, name: str, type: str) -> bool:
+        """Whether the artifact ``name`` exists with type ``type``."""
+        try:
+            self.artifact_collection(type, name)
+        except (NotFound, InvalidInput):
+            return False
+        return True
+
+    def artifact_collections(self, project_name: str, type_name: str) -> list[ArtifactCollection]:
+        """Every artifact of one project that has type ``type_name``, by name."""
+        latest = self.store.artifacts(project_name, type_name)
+        return [ArtifactCollection(self.store, version) for version in latest]
+
+    def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
+        """The artifacts of type ``type_name`` (in ``project``, or in every project)."""
+        if not self.store.artifacts(project, type_name):
+            where = f" in project {project!r}" if project is not None else ""
+            raise NotFound(f"no artifact has type {type_name!r}{where}")
+        return ArtifactType(self.store, type_name, project)
+
+    def artifact_types(self, project: str | None = None) -> list[ArtifactType]:
+        """Every type some artifact (of ``project``, or of any project) has, by name."""
+        types = sorted({version.type for version in self.store.artifacts(project)})
+        return [ArtifactType(self.store, name, project) for name in types]
+
     def run(self, path: str) -> Run:
         """One run, by its id (``project/id`` as W&B writes it, or the id alone)."""
         return self.store.run(path.rsplit("/", 1)[-1])
@@ -130,6 +170,57 @@ class Api:
     def runs(self, path: str | None = None) -> list[Run]:
         """The runs of one project (every run without one), oldest first."""
         return self.store.runs(path)
+
+
+class ArtifactCollection:
+    """W&B's ``ArtifactCollection``: one artifact (``project/name``) and its versions."""
+
+    def __init__(self, store: Store, latest: ArtifactVersion) -> None:
+        self.store = store
+        self.project = latest.project
+        self.name = latest.name
+        self.type = latest.type
+        self.description = latest.description
+
+    def versions(self) -> list[ArtifactVersion]:
+        """Every version, oldest first."""
+        return self.store.versions(self.name, self.project)
+
+    artifacts = versions
+
+    @property
+    def aliases(self) -> list[str]:
+        """Every alias some version carries, by name."""
+        return sorted({alias for version in self.versions() for alias in version.aliases})
+
+    def is_sequence(self) -> bool:
+        """Always: every forebear artifact is a sequence of versions (W&B's portfolios are
+        registry links, `link_artifact`)."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"<ArtifactCollection {self.project}/{self.name} {self.type}>"
+
+
+class ArtifactType:
+    """W&B's ``ArtifactType``: the artifacts of one type (of one project, or all)."""
+
+    def __init__(self, store: Store, name: str, project: str | None) -> None:
+        self.store = store
+        self.name = name
+        self.project = project
+
+    def collections(self) -> list[ArtifactCollection]:
+        """The artifacts of this type, by project and name."""
+        latest = self.store.artifacts(self.project, self.name)
+        return [ArtifactCollection(self.store, version) for version in latest]
+
+    def collection(self, name: str) -> ArtifactCollection:
+        """The artifact ``name`` of this type."""
+        return Api(self.store).artifact_collection(self.name, name)
+
+    def __repr__(self) -> str:
+        return f"<ArtifactType {self.name}>"
 
 
 def new_run_id() -> str:

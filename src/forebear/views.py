@@ -17,7 +17,7 @@ from .artifacts import Artifact, artifact_from_path
 from .context import redact_argv
 from .editing import Editable, check_tags, check_ttl
 from .errors import IntegrityError, InvalidInput, NotFound, RunStateError
-from .habits import RunHabits, RunValues, VersionHabits, check_prefix
+from .habits import RunHabits, RunValues, VersionHabits, check_prefix, file_names
 from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
@@ -168,7 +168,7 @@ class ArtifactVersion(Editable, Linkable, VersionHabits):
         return self._manifest
 
     def files(self) -> list[str]:
-        return self.manifest.paths()
+        return file_names(self, self.manifest)
 
     def entries(self, start: int = 0, limit: int | None = None) -> list[ManifestEntry]:
         """Entries in path order, or one page of them (without loading the whole
