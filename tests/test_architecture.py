@@ -128,6 +128,7 @@ LAYERS = (
         "lifecycle",
         "registry",
         "habits",
+        "runfiles",
         "fs",
         "runs",
         "mlflow_import",

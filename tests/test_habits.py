@@ -144,14 +144,14 @@ def test_step_metrics_keep_a_history(store: forebear.Store) -> None:
         for epoch in range(4):
             run.log({"loss": 1 / (epoch + 1), "acc": epoch / 4, "phase": "train"}, step=epoch)
         run.log({"loss": 0.2}, step=3)  # the same step again: replaced
-        run.log({"lr": 0.01})  # no step: the summary only
+        run.log({"phase": "done"})  # no step, no number: the current step (3), summary only
         for bad in ("3", -1, 1.5, True):
             with pytest.raises(forebear.InvalidInput, match="step must be a whole number"):
                 run.log({"loss": 0.1}, step=bad)  # type: ignore[arg-type]
     history = store.run(run.id).history()
     assert [row["step"] for row in history] == [0, 1, 2, 3]
     assert history[3] == {"step": 3, "loss": 0.2, "acc": 0.75}
-    assert store.run(run.id).summary == {"loss": 0.2, "acc": 0.75, "phase": "train", "lr": 0.01}
+    assert store.run(run.id).summary == {"loss": 0.2, "acc": 0.75, "phase": "done"}
     if store.objects.is_local:  # the command line reaches the folder store by its path
         done = run_cli("--objects", store.objects_url, "run", run.id, "--history", "--json")
         assert json.loads(done.stdout)[0] == {"step": 0, "loss": 1.0, "acc": 0.0}
@@ -502,3 +502,94 @@ def make_model(folder: Path, data: bytes) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def test_logging_without_a_step_counts_steps_as_w_and_b_does(store: forebear.Store) -> None:
+    with forebear.init(project="p", name="fit", store=store) as run:
+        assert run.step == 0
+        forebear.define_metric("loss", summary="min")
+        run.define_metric("val/*", summary="max,mean")
+        run.define_metric("lr", summary="none")
+        run.define_metric("acc", summary="best", goal="maximize")
+        forebear.watch(object(), log="all")  # accepted; nothing is recorded
+        for loss in (0.5, 0.2, 0.4):
+            forebear.log({"loss": loss, "lr": 0.1})  # steps 0, 1, 2
+        run.log({"val/acc": 0.5}, commit=False)  # more values for step 3...
+        run.log({"val/acc": 0.7, "acc": 0.6})  # ...which this one completes
+        run.log({"acc": 0.9}, step=10)  # a step given: the current one, not moved past
+        run.log({"epoch": 1})  # so this joins step 10, then the run moves on
+        assert run.step == 11
+        assert forebear.summary is run.summary
+        with pytest.raises(forebear.InvalidInput, match="is not one of min, max"):
+            run.define_metric("x", summary="minimum")
+        with pytest.raises(forebear.InvalidInput, match="needs goal="):
+            run.define_metric("x", summary="best")
+    done = store.run(run.id)
+    assert [(row["step"], row.get("loss")) for row in done.history()] == [
+        (0, 0.5), (1, 0.2), (2, 0.4), (3, None), (10, None),
+    ]  # fmt: skip
+    assert done.history()[3] == {"step": 3, "val/acc": 0.7, "acc": 0.6}
+    assert done.history()[4] == {"step": 10, "acc": 0.9, "epoch": 1}
+    assert done.summary == {
+        "loss": {"min": 0.2}, "val/acc": {"max": 0.7, "mean": 0.6}, "acc": {"best": 0.9},
+        "epoch": 1,
+    }  # fmt: skip
+    assert [row["_step"] for row in done.scan_history(keys=["acc"])] == [3, 10]
+    assert list(done.scan_history(keys=["loss"], min_step=1, max_step=2)) == [
+        {"step": 1, "loss": 0.2, "_step": 1}
+    ]
+    assert (done.path, done.state) == (f"p/{run.id}", "finished")
+    assert forebear.summary == {}  # no active run
+
+
+def test_a_runs_w_and_b_descriptions(store: forebear.Store) -> None:
+    described = {"job_type": "train", "group": "g1", "notes": "first try", "entity": "team"}
+    with forebear.init(project="p", store=store, tags=["a", "b"], **described) as run:
+        assert (run.job_type, run.group, run.notes, run.entity) == tuple(described.values())
+        assert run.tags == ["a", "b"]
+    assert store.run(run.id).job_type == "train"
+    assert forebear.login() is True  # a store on this machine needs no login
+
+
+def test_a_run_keeps_its_own_files_and_code(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    (work / "ckpt").mkdir(parents=True)
+    (work / "src").mkdir()
+    (work / ".venv").mkdir()
+    monkeypatch.chdir(work)
+    (work / "model.h5").write_bytes(b"weights-1")
+    (work / "ckpt" / "a.ckpt").write_bytes(b"a")
+    (work / "train.py").write_text("print('train')\n")
+    (work / "src" / "util.py").write_text("X = 1\n")
+    (work / "src" / "notes.txt").write_text("not code\n")
+    (work / ".venv" / "site.py").write_text("hidden\n")
+    with forebear.init(project="p", name="fit", store=store) as run:
+        assert forebear.save("model.h5") == ["model.h5"]
+        assert run.save(str(work / "ckpt" / "*.ckpt")) == ["a.ckpt"]  # absolute: by name
+        assert run.save("ckpt/*.ckpt", base_path=work, policy="end") == []
+        with pytest.warns(forebear.ForebearWarning, match="no file matches 'nothing-\\*'"):
+            assert run.save("nothing-*") == []
+        with pytest.raises(forebear.InvalidInput, match="policy must be one of"):
+            run.save("model.h5", policy="sometimes")
+        (work / "model.h5").write_bytes(b"weights-2")  # "live": saved again at the end
+        code = run.log_code()
+        assert code is not None and code.type == "code"
+        assert code.files() == ["src/util.py", "train.py"]
+        notes = run.log_code(work / "src", "notes", include_fn=lambda path: path.endswith(".txt"))
+        assert notes is not None and notes.files() == ["notes.txt"]
+        assert (
+            run.log_code(work / "src", include_fn=lambda path, root: path.endswith(".md")) is None
+        )
+    done = store.run(run.id)
+    assert done.files() == ["a.ckpt", "ckpt/a.ckpt", "model.h5"]
+    kept = done.file("model.h5")
+    assert kept.size == 9  # type: ignore[attr-defined]
+    assert kept.download(tmp_path / "out").read_bytes() == b"weights-2"  # type: ignore[attr-defined]
+    with pytest.raises(forebear.NotFound, match=r"kept no file 'nope\.h5'"):
+        done.file("nope.h5")
+    saved = store.versions(f"p/run-{run.id}-files")
+    assert [v.version for v in saved] == ["v0", "v1", "v2"]  # two saves, then the end
+    assert done.outputs[-1] == saved[-1]
+    assert store.run(run.id).status == "finished"

@@ -316,11 +316,17 @@ def test_a_heartbeat_and_the_runs_end_are_written_without_the_full_store(
     assert lazy.run(run.id).status == "finished"
 
 
-def test_a_run_in_a_new_project_is_created_in_full(lazy: forebear.Store) -> None:
+def test_a_run_in_a_new_project_makes_the_project_without_the_full_open(
+    lazy: forebear.Store,
+) -> None:
     with forebear.init(project="fresh", store=lazy) as run:
         pass
-    assert opened_in_full(lazy)
-    assert lazy.run(run.id).project == "fresh"
+    assert not opened_in_full(lazy)
+    assert lazy.run(run.id).project == "fresh"  # read the full way
+    assert [r.id for r in lazy.runs("fresh")] == [run.id]
+    with forebear.init(project="fresh", store=lazy) as again:  # the project is found
+        pass
+    assert [r.id for r in lazy.runs("fresh")] == [run.id, again.id]
 
 
 def test_a_packed_store_re_logs_quickly_and_checks_again_after_a_forgetting(

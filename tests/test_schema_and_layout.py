@@ -145,7 +145,8 @@ def test_public_names_are_pinned() -> None:
         "RunNotFound", "RunStateError", "Store", "StoreError", "StoreNotFound",
         "StoreVersionError", "VersionNotFound", "AuthenticationError", "Webhook", "__version__",
         "finish", "init",
-        "log", "log_artifact", "open", "use_artifact",
+        "log", "log_artifact", "open", "use_artifact", "define_metric", "link_model", "log_model",
+        "login", "save", "unwatch", "use_model", "watch",
     }  # fmt: skip
     assert set(forebear.__all__) == expected
     for name in expected:

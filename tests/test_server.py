@@ -65,6 +65,17 @@ def test_login_keeps_the_token_for_later_commands(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
     with forebear.open(server.url) as store:  # the Python API finds the kept token too
         assert store.backend.actor == "bob"
+    # W&B's wandb.login(key=..., host=...) does the same from Python
+    kept.unlink()
+    with pytest.raises(forebear.AuthenticationError, match="refused the token"):
+        forebear.login(key="fbt_wrong", host=server.url)
+    assert not kept.exists()
+    monkeypatch.delenv("FOREBEAR_TOKEN", raising=False)
+    with pytest.raises(forebear.InvalidInput, match="needs its token"):
+        forebear.login(host=server.url)
+    assert forebear.login(key=bob, host=server.url) is True
+    with forebear.open(server.url) as store:
+        assert store.backend.actor == "bob"
 
 
 def test_admin_commands_work_directly_and_through_the_server(

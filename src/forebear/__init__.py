@@ -37,12 +37,29 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .records import AuditEvent, Delivery, Webhook
-    from .runs import Api, Artifact, finish, init, log, log_artifact, use_artifact
+    from .runs import (
+        Api,
+        Artifact,
+        define_metric,
+        finish,
+        init,
+        link_model,
+        log,
+        log_artifact,
+        log_model,
+        login,
+        save,
+        unwatch,
+        use_artifact,
+        use_model,
+        watch,
+    )
     from .store import Store, open
     from .views import ArtifactVersion, Run
 
     run: Run | None  # the active run (W&B's wandb.run), looked up on each use
     config: dict[str, Any]  # its config (W&B's wandb.config); {} with no run
+    summary: dict[str, Any]  # its summary (W&B's wandb.summary); {} with no run
 
 __version__ = "0.1.0"
 
@@ -58,24 +75,34 @@ _LAZY = {
     "ManifestEntry": "manifest",
     "Run": "views",
     "Store": "store",
+    "define_metric": "runs",
     "finish": "runs",
     "init": "runs",
+    "link_model": "runs",
     "log": "runs",
     "log_artifact": "runs",
+    "log_model": "runs",
+    "login": "runs",
     "open": "store",
+    "save": "runs",
+    "unwatch": "runs",
     "use_artifact": "runs",
+    "use_model": "runs",
+    "watch": "runs",
     "Webhook": "records",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run", "config"):  # W&B's wandb.run and wandb.config, looked up each time
-        from .runs import active_run
+    if name in ("run", "config", "summary"):  # W&B's wandb.run, .config, .summary, looked
+        from .runs import active_run  # up each time
 
         run = active_run()
         if name == "run":
             return run  # None before init
-        return {} if run is None else run.config
+        if run is None:
+            return {}
+        return run.config if name == "config" else run.summary
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'forebear' has no attribute {name!r}")
@@ -123,10 +150,18 @@ __all__ = [
     "VersionNotFound",
     "Webhook",
     "__version__",
+    "define_metric",
     "finish",
     "init",
+    "link_model",
     "log",
     "log_artifact",
+    "log_model",
+    "login",
     "open",
+    "save",
+    "unwatch",
     "use_artifact",
+    "use_model",
+    "watch",
 ]

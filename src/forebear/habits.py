@@ -16,6 +16,7 @@ from . import settings as config
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .jsonvalues import json_dict
 from .manifest import ManifestEntry
+from .metrics import MetricSummaries, check_step, numeric_values
 from .paths import normalise_entry_path
 
 if TYPE_CHECKING:
@@ -298,11 +299,136 @@ class VersionHabits:
 
 
 class RunHabits:
-    """W&B's names on `Run`."""
+    """W&B's names on `Run`: its steps and metric summaries, its descriptions, what it
+    logged and used, and distributed artifacts."""
+
+    _store: Store
+    _next_step: int | None = None  # the step a log without one goes to (W&B's run.step)
+    _metrics: MetricSummaries | None = None
 
     if TYPE_CHECKING:  # provided by Run
+        id: str
+        project: str
+        status: str
+        summary: dict[str, Any]
+        context: dict[str, Any]
 
         def _require_running(self, action: str) -> None: ...
+
+        def history(self) -> list[dict[str, Any]]: ...
+
+    def log(
+        self, values: dict[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
+        """Merge values (metrics) into the run's summary, and keep the numeric ones in its
+        history (`history`), as W&B's ``wandb.log`` does: without ``step`` at the run's
+        current `step`, which then moves on one (unless ``commit=False``, which adds more
+        values to the same step); with ``step`` at that step, which becomes the current one
+        (moving on past it only with ``commit=True``). Values logged at one step in several
+        calls make one row. `define_metric` chooses what the summary keeps."""
+        self._require_running("log values")
+        logged = json_dict(values, "logged values")
+        current = self.step
+        at = current if step is None else check_step(step)
+        summary = (self._metrics or MetricSummaries()).apply(logged, self.summary)
+        self._store.backend.log_metrics(self.id, at, numeric_values(logged, at), summary)
+        dict.clear(self.summary)  # saved above, with the metrics
+        dict.update(self.summary, summary)
+        if step is not None and step > current:
+            self._next_step = step
+        if commit is True or (commit is None and step is None):
+            self._next_step = max(current, at) + 1
+
+    @property
+    def step(self) -> int:
+        """The step a `log` without one goes to: 0 in a new run, then one more after each."""
+        if self._next_step is None:
+            steps = [row["step"] for row in self.history()]
+            self._next_step = max(steps) + 1 if steps else 0
+        return self._next_step
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> None:
+        """What the summary keeps of metric ``name`` (or of every metric a glob such as
+        ``"val/*"`` matches), as in W&B: ``summary="min"`` (or ``"max"``, ``"mean"``,
+        ``"first"``, ``"last"``, ``"best"`` with ``goal="minimize"``/``"maximize"``, several
+        joined by commas) keeps ``{"min": ...}``; ``"none"`` keeps nothing; the default
+        (``"copy"``) the last value. ``step_metric``, ``step_sync`` and ``hidden`` only
+        change W&B's charts: the history keeps every value logged, at its step."""
+        del step_metric, step_sync, hidden
+        if self._metrics is None:
+            self._metrics = MetricSummaries()
+        self._metrics.define(name, summary, goal, overwrite)
+
+    def scan_history(
+        self,
+        keys: Sequence[str] | None = None,
+        page_size: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """W&B's history rows, oldest first: ``step`` (also as ``_step``) and the values
+        logged at it; with ``keys``, only the rows that hold every one of them, with just
+        those; ``min_step`` included, ``max_step`` excluded."""
+        del page_size
+        for row in self.history():
+            at = row["step"]
+            below = min_step is not None and at < min_step
+            if below or (max_step is not None and at >= max_step):
+                continue
+            if keys is not None:
+                if not all(key in row for key in keys):
+                    continue
+                row = {"step": at, **{key: row[key] for key in keys}}
+            yield {**row, "_step": at}
+
+    @property
+    def path(self) -> str:
+        """``project/id``: W&B's ``entity/project/id`` without the entity (`Api.run` takes
+        it)."""
+        return f"{self.project}/{self.id}"
+
+    @property
+    def state(self) -> str:
+        """W&B's name for `status`: ``running``, ``finished``, ``failed`` or ``crashed``."""
+        return self.status
+
+    @property
+    def entity(self) -> str | None:
+        return self.context.get("entity")
+
+    @property
+    def job_type(self) -> str | None:
+        return self.context.get("job_type")
+
+    @property
+    def group(self) -> str | None:
+        return self.context.get("group")
+
+    @property
+    def notes(self) -> str | None:
+        return self.context.get("notes")
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.context.get("tags") or [])
+
+    def watch(self, models: object = None, *args: object, **options: object) -> None:
+        """Accepted so that W&B training code runs: forebear records no gradients or
+        parameters (log what you need with `log`)."""
+        del models, args, options
+
+    def unwatch(self, models: object = None) -> None:
+        """See `watch`."""
+        del models
 
     def logged_artifacts(self) -> list[ArtifactVersion]:
         """The versions this run logged (`outputs`)."""

@@ -1,8 +1,10 @@
 """Checking what goes into a run's history: a step is a whole number, and only numbers are
-charted (other values still reach the summary)."""
+charted (other values still reach the summary); and what the summary keeps of each metric
+(`MetricSummaries`)."""
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from typing import Any
 
@@ -30,3 +32,87 @@ def numeric_values(values: dict[str, Any], step: int) -> dict[str, float]:
             raise InvalidInput(f"metric {key!r} at step {step} is {value!r}: not a finite number")
         numbers[key] = number
     return numbers
+
+
+SUMMARY_KINDS = ("min", "max", "mean", "first", "last", "best", "copy", "none")
+
+
+class MetricSummaries:
+    """What a run's summary keeps of each metric, as W&B's ``define_metric(name,
+    summary=...)`` says: by default (and with ``"copy"``) the last value; with ``"none"``
+    nothing; with aggregations (``"min,max"``, ``"mean"``, ``"first"``, ``"last"``,
+    ``"best"`` with a ``goal``) a dict of them, e.g. ``{"min": 0.12}``. Names may be globs
+    (``"val/*"``); an exact name wins over a glob. Values that are not numbers leave the
+    aggregations as they were."""
+
+    def __init__(self) -> None:
+        self.defined: dict[str, tuple[tuple[str, ...], str | None]] = {}
+        self.means: dict[str, tuple[float, int]] = {}  # running sum and count
+
+    def define(
+        self, name: str, summary: str | None, goal: str | None, overwrite: bool | None
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"define_metric needs a metric name (or a glob), not {name!r}")
+        kinds = tuple(k.strip() for k in summary.split(",")) if summary else ("copy",)
+        unknown = [k for k in kinds if k not in SUMMARY_KINDS]
+        if unknown:
+            raise InvalidInput(
+                f"summary {summary!r}: {', '.join(map(repr, unknown))} is not one of "
+                f"{', '.join(SUMMARY_KINDS)} (several are joined by commas: 'min,max')"
+            )
+        if goal not in (None, "minimize", "maximize"):
+            raise InvalidInput(f"goal must be 'minimize' or 'maximize', not {goal!r}")
+        if "best" in kinds and goal is None:
+            raise InvalidInput("summary 'best' needs goal='minimize' or goal='maximize'")
+        if overwrite is False and name in self.defined:  # W&B adds to the definition
+            before, before_goal = self.defined[name]
+            kinds = tuple(dict.fromkeys(before + kinds))
+            goal = goal or before_goal
+        self.defined[name] = (kinds, goal)
+
+    def kinds_of(self, key: str) -> tuple[tuple[str, ...], str | None] | None:
+        found = self.defined.get(key)
+        if found is not None:
+            return found
+        for name, definition in self.defined.items():
+            if fnmatch.fnmatchcase(key, name):
+                return definition
+        return None
+
+    def apply(self, logged: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary once ``logged`` is logged (a new dict)."""
+        updated = {**summary}
+        for key, value in logged.items():
+            definition = self.kinds_of(key)
+            kinds, goal = definition if definition is not None else (("copy",), None)
+            if "none" in kinds:
+                updated.pop(key, None)
+                continue
+            if kinds == ("copy",):
+                updated[key] = value
+                continue
+            previous = summary.get(key)
+            kept: dict[str, Any] = dict(previous) if isinstance(previous, dict) else {}
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                updated[key] = kept  # nothing to aggregate
+                continue
+            for kind in kinds:
+                kept[kind] = self._aggregate(key, kind, goal, kept.get(kind), value)
+            updated[key] = kept
+        return updated
+
+    def _aggregate(self, key: str, kind: str, goal: str | None, before: Any, value: float) -> float:
+        if kind == "best":
+            kind = "min" if goal == "minimize" else "max"
+        if kind == "mean":
+            total, count = self.means.get(key, (0.0, 0))
+            self.means[key] = (total + value, count + 1)
+            return (total + value) / (count + 1)
+        if kind in ("last", "copy") or before is None:
+            return value
+        if kind == "first":
+            return before  # type: ignore[no-any-return]
+        if not isinstance(before, (int, float)):
+            return value
+        return min(before, value) if kind == "min" else max(before, value)

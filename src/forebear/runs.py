@@ -339,6 +339,85 @@ def finish(status: str = "finished") -> None:
     _require_active().finish(status)
 
 
+def define_metric(name: str, *args: Any, **options: Any) -> None:
+    """`Run.define_metric` on the active run."""
+    _require_active().define_metric(name, *args, **options)
+
+
+def save(
+    glob_str: str | os.PathLike[str],
+    base_path: str | os.PathLike[str] | None = None,
+    policy: str = "live",
+) -> list[str]:
+    """`Run.save` on the active run (W&B's ``wandb.save``)."""
+    return _require_active().save(glob_str, base_path, policy)
+
+
+def watch(models: object = None, *args: object, **options: object) -> None:
+    """`Run.watch`: accepted so that W&B training code runs; nothing is recorded."""
+    del models, args, options
+
+
+def unwatch(models: object = None) -> None:
+    """See `watch`."""
+    del models
+
+
+def log_model(
+    path: str | os.PathLike[str] | artifacts.Artifact,
+    name: str | None = None,
+    aliases: Sequence[str] | None = None,
+    **options: Any,
+) -> ArtifactVersion:
+    """`Run.log_model` on the active run."""
+    return _require_active().log_model(path, name, aliases, **options)
+
+
+def use_model(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """`Run.use_model` on the active run."""
+    return _require_active().use_model(name, root)
+
+
+def link_model(
+    path: str | os.PathLike[str] | artifacts.Artifact,
+    registered_model_name: str,
+    name: str | None = None,
+    aliases: Sequence[str] | None = None,
+) -> ArtifactVersion:
+    """`Run.link_model` on the active run."""
+    return _require_active().link_model(path, registered_model_name, name, aliases)
+
+
+def login(
+    key: str | None = None, host: str | None = None, relogin: bool | None = None, **options: Any
+) -> bool:
+    """W&B's ``wandb.login()``. A store on this machine (or reached with its own
+    credentials) needs no login: True. With ``host`` (a forebear server's URL, or
+    ``FOREBEAR_URL`` when set) the token ``key`` (or ``FOREBEAR_TOKEN``) is checked against
+    the server and kept, as ``forebear login`` does."""
+    del relogin, options
+    from . import settings
+    from .remote import RemoteBackend
+
+    server = host or settings.server_url(None, None)
+    if server is None:
+        return True
+    if not server.startswith(("http://", "https://")):
+        raise InvalidInput(
+            f"host {server!r} is not a server URL; give one like https://forebear.example"
+        )
+    token = key or settings.env_token()
+    if token is None:
+        raise InvalidInput(
+            f"logging in to {server} needs its token: login(key=...), FOREBEAR_TOKEN, or "
+            "'forebear login URL' once"
+        )
+    backend = RemoteBackend(server, token.strip())  # refuses a token the server does not take
+    backend.close()
+    settings.save_token(server, token.strip())
+    return True
+
+
 _hooks_installed = False
 _uncaught: list[BaseException] = []
 

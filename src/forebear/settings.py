@@ -324,3 +324,13 @@ def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:
             found = read_config(config_file)
             return resolve(found.get("db"), found.get("objects"), found.get("cache_dir"))
     return resolve(objects_url=text, db_url=None if local is None else sqlite_url(local / DB_FILE))
+
+
+def own_files(catalog: str | None, stat_cache: str | os.PathLike[str]) -> frozenset[str]:
+    """A store's own files that a log refuses to take: a SQLite catalog (wherever it is)
+    and the stat cache, with their journals."""
+    files: set[str] = set()
+    for base in (catalog, os.fspath(stat_cache)):
+        if base is not None:
+            files.update(os.path.abspath(f"{base}{suffix}") for suffix in ("", "-wal", "-shm"))
+    return frozenset(files)

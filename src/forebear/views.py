@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -16,15 +17,22 @@ from . import settings as config
 from .artifacts import Artifact, artifact_from_path
 from .context import redact_argv
 from .editing import Editable, check_tags, check_ttl
-from .errors import IntegrityError, InvalidInput, NotFound, RunStateError
+from .errors import (
+    ForebearError,
+    ForebearWarning,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    RunStateError,
+)
 from .habits import RunHabits, RunValues, VersionHabits, check_prefix, file_names
 from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
-from .metrics import check_step, numeric_values
 from .paths import check_alias, normalise_entry_path
 from .records import Redaction, RunData, VersionData
 from .registry import Linkable, RunRegistry
+from .runfiles import RunFiles
 
 if TYPE_CHECKING:
     from .lineage import Lineage
@@ -362,7 +370,7 @@ def purged_message(ref: str, redaction: Redaction) -> str:
     )
 
 
-class Run(RunRegistry, RunHabits):
+class Run(RunRegistry, RunHabits, RunFiles):
     """One execution of a script: what it read (`use_artifact`) and wrote (`log_artifact`)."""
 
     def __init__(
@@ -523,24 +531,6 @@ class Run(RunRegistry, RunHabits):
         artifact.logged, artifact.ttl = version, ttl
         return version
 
-    def log(
-        self, values: dict[str, Any], step: int | None = None, commit: bool | None = None
-    ) -> None:
-        """Merge values (metrics) into the run's summary; with ``step``, also keep the
-        numeric ones in its history at that step (`history`; values logged at one step in
-        several calls make one row). ``commit`` is accepted for W&B code: every call is
-        recorded at once."""
-        del commit
-        self._require_running("log values")
-        logged = json_dict(values, "logged values")
-        summary = {**self.summary, **logged}
-        if step is None:
-            self._store.backend.update_run(self.id, summary=summary)
-        else:
-            numbers = numeric_values(logged, check_step(step))
-            self._store.backend.log_metrics(self.id, step, numbers, summary)
-        dict.update(self.summary, logged)  # saved above, with the metrics
-
     def history(self) -> list[dict[str, Any]]:
         """The values logged with a step, one row per step, oldest first: ``step`` and the
         values logged at it."""
@@ -552,6 +542,10 @@ class Run(RunRegistry, RunHabits):
             raise InvalidInput(f"invalid status {status!r}: use 'finished', 'failed' or 'crashed'")
         if self.status != "running":
             return
+        try:
+            self._save_at_end()
+        except ForebearError as exc:  # the run still ends, with its status
+            warnings.warn(f"run {self.id}: files not saved: {exc}", ForebearWarning, stacklevel=2)
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat = None

@@ -164,15 +164,17 @@ class LiteLog(LiteCatalog):
         context: dict[str, Any],
         started_at: dt.datetime | None,
     ) -> RunData | None:
-        """Record a running run in an existing project, as `runs.create_run` does."""
+        """Record a running run (in a new project, made here), as `runs.create_run` does."""
         started = started_at or _now()
         try:
             with self._writing() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO projects (name, created_at) VALUES (?, ?)",
+                    (project, stored_moment(_now())),
+                )
                 project_id = db.execute(
                     "SELECT id FROM projects WHERE name = ?", (project,)
                 ).fetchone()
-                if project_id is None:  # the full way creates projects
-                    return None
                 db.execute(
                     "INSERT INTO runs (id, project_id, name, status, config, summary, context,"
                     " started_at, heartbeat_at) VALUES (?, ?, ?, 'running', ?, '{}', ?, ?, ?)",

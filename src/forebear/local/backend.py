@@ -545,11 +545,7 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
 
     def own_files(self) -> frozenset[str]:
         """A SQLite catalog (wherever it is) and the stat cache, with their journals."""
-        files: set[str] = set()
-        for base in (self.catalog_file.path, str(self.stat_cache.path)):
-            if base is not None:
-                files.update(os.path.abspath(f"{base}{suffix}") for suffix in ("", "-wal", "-shm"))
-        return frozenset(files)
+        return config.own_files(self.catalog_file.path, self.stat_cache.path)
 
 
 def _row(session: Any, version: VersionData) -> Any:

@@ -144,8 +144,12 @@ def log(
     tags: Sequence[str] = (),
     ttl: dt.timedelta | None = None,
     show_progress: bool | None = None,
+    prepared: ingest.Prepared | None = None,
+    relog_checked: bool = False,
 ) -> VersionData:
-    """Hash and store an artifact's files, then commit the version in one transaction."""
+    """Hash and store an artifact's files, then commit the version in one transaction.
+    ``prepared``: the files hashed already (the caller closes it); ``relog_checked``: the
+    re-log check (`unchanged.logged_before`) ran already and found no version."""
     check_name(project, "project")
     aliases = [check_alias(a) for a in aliases]
     tags = [check_alias(t, "tag") for t in tags]
@@ -155,53 +159,80 @@ def log(
         )
     backend.require_writable()
     mark = whole_mark(backend)  # before any object is looked for
-    again = unchanged.logged_before(
-        CatalogQuestions(backend), backend.stat_cache, backend.objects, artifact, project, mark
-    )
+    again = None
+    if not relog_checked:
+        again = unchanged.logged_before(
+            CatalogQuestions(backend), backend.stat_cache, backend.objects, artifact, project, mark
+        )
     if again is not None:
         return log_again(
             backend, artifact, again, project=project, run_id=run_id, aliases=aliases,
             tags=tags, ttl=ttl,
         )  # fmt: skip
     show = progress.wanted(show_progress)
-    with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
-        with read_session(backend.engine) as session:
-            known = db_versions.live_version_id(session, project, artifact.name, prepared.digest)
-            purged = (
-                frozenset(r.digest for r in db_purges.redactions(session, known))
-                if known is not None
-                else frozenset()
-            )
-        with Lease(backend.engine) as lease:
-            ingest.store_objects(
-                prepared,
-                backend.objects,
-                lease.register,
-                catalog_of(backend),
-                backend.chunking,
-                artifact.name,
-                show,
-                relog=known is not None,
-                withheld=purged,
-            )
-            backend.objects.flush()
-            contents = db_versions.Contents(
-                prepared.size,
-                prepared.file_count,
-                prepared.entries(),
-                prepared.chunk_lists(backend.chunking),
-                backend.chunking,
-                prepared.new_bytes,
-                prepared.shared_bytes,
-            )
-
-            logged = commit_logged(
-                backend, lease, artifact, contents, prepared.digest, project=project,
-                run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
-                before=still_live(f"{project}/{artifact.name}", known),
+    if prepared is None:
+        with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as mine:
+            return _store_and_commit(
+                backend, artifact, mine, mark, project=project, run_id=run_id,
+                aliases=aliases, tags=tags, ttl=ttl, show=show,
             )  # fmt: skip
-        unchanged.remember(backend, artifact, prepared, mark)
-        return logged
+    return _store_and_commit(
+        backend, artifact, prepared, mark, project=project, run_id=run_id, aliases=aliases,
+        tags=tags, ttl=ttl, show=show,
+    )  # fmt: skip
+
+
+def _store_and_commit(
+    backend: LocalBackend,
+    artifact: Artifact,
+    prepared: ingest.Prepared,
+    mark: Any,
+    *,
+    project: str,
+    run_id: str | None,
+    aliases: Sequence[str],
+    tags: Sequence[str],
+    ttl: dt.timedelta | None,
+    show: bool,
+) -> VersionData:
+    """Store the objects a hashed artifact needs, then commit its version."""
+    with read_session(backend.engine) as session:
+        known = db_versions.live_version_id(session, project, artifact.name, prepared.digest)
+        purged = (
+            frozenset(r.digest for r in db_purges.redactions(session, known))
+            if known is not None
+            else frozenset()
+        )
+    with Lease(backend.engine) as lease:
+        ingest.store_objects(
+            prepared,
+            backend.objects,
+            lease.register,
+            catalog_of(backend),
+            backend.chunking,
+            artifact.name,
+            show,
+            relog=known is not None,
+            withheld=purged,
+        )
+        backend.objects.flush()
+        contents = db_versions.Contents(
+            prepared.size,
+            prepared.file_count,
+            prepared.entries(),
+            prepared.chunk_lists(backend.chunking),
+            backend.chunking,
+            prepared.new_bytes,
+            prepared.shared_bytes,
+        )
+
+        logged = commit_logged(
+            backend, lease, artifact, contents, prepared.digest, project=project,
+            run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
+            before=still_live(f"{project}/{artifact.name}", known),
+        )  # fmt: skip
+    unchanged.remember(backend, artifact, prepared, mark)
+    return logged
 
 
 def log_again(

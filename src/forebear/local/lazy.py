@@ -14,7 +14,10 @@ A run that only logs files unchanged since they made a version (a pipeline step 
 again) is the other plain case: the run's rows, the re-log
 check (`unchanged.logged_before`) and its record go through `db.lite_log`, and the full
 backend opens only when the files changed or the case is not plain (aliases, tags, a
-draft, a new project...), to log them the full way.
+draft...), to log them the full way. A log of files that changed hashes them while the
+full backend opens beside it, in a thread: importing SQLAlchemy and checking the schema
+(about 0.45 s) then costs the log almost nothing, since hashing mostly waits for its
+worker processes.
 """
 
 from __future__ import annotations
@@ -171,7 +174,7 @@ class LazyLocalBackend(Backend):
         *,
         started_at: dt.datetime | None = None,
     ) -> RunData:
-        if self.opened is None:
+        if self.opened is None and is_name(project) and project != REGISTRY:
             made = self.catalog.create_run(run_id, project, name, config, context, started_at)
             if made is not None:
                 return made
@@ -210,14 +213,67 @@ class LazyLocalBackend(Backend):
         show_progress: bool | None,
     ) -> VersionData:
         plain = not (aliases or tags or ttl or artifact.base is not None)
+        checked = False
         if plain and self.opened is None and is_name(project) and project != REGISTRY:
             again = self._log_again(artifact, project, run_id)
             if again is not None:
                 return again
-        return self.full().log(
+            checked = True
+        if self.opened is not None or artifact.base is not None or not len(artifact):
+            return self.full().log(
+                artifact, project=project, run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
+                show_progress=show_progress,
+            )  # fmt: skip
+        return self._log_while_opening(
             artifact, project=project, run_id=run_id, aliases=aliases, tags=tags, ttl=ttl,
-            show_progress=show_progress,
+            show_progress=show_progress, checked=checked,
         )  # fmt: skip
+
+    def _log_while_opening(
+        self,
+        artifact: Artifact,
+        *,
+        project: str,
+        run_id: str | None,
+        aliases: Sequence[str],
+        tags: Sequence[str],
+        ttl: dt.timedelta | None,
+        show_progress: bool | None,
+        checked: bool,
+    ) -> VersionData:
+        """Hash the files while the full backend opens in a thread, then log them there
+        (``checked``: the re-log check found no version they make, nothing to ask again).
+        An error opening the store is raised by the second `full`, once hashing is done."""
+        from .. import ingest, progress
+        from ..statcache import StatCache
+
+        if read_only(self.catalog.path) is not None:
+            self.full().require_writable()  # which says why it is not
+        opening = threading.Thread(target=self._open_quietly, name="forebear-open", daemon=True)
+        opening.start()
+        stat_cache = StatCache.in_folder(self.cache_dir)
+        show = progress.wanted(show_progress)
+        forbidden = config.own_files(self.catalog.path, stat_cache.path)
+        prepared = ingest.prepare(artifact, stat_cache, show, forbidden)
+        try:
+            from . import commit  # after hashing: it brings SQLAlchemy, the thread's to load
+            from .backend import LocalBackend
+
+            full = self.full()  # waits for the thread, or raises what opening it raised
+            if not isinstance(full, LocalBackend):
+                raise StoreError(f"{self.db_url} did not open as a local store")
+            return commit.log(
+                full, artifact, project=project, run_id=run_id, aliases=aliases, tags=tags,
+                ttl=ttl, show_progress=show_progress, prepared=prepared, relog_checked=checked,
+            )  # fmt: skip
+        finally:
+            prepared.close()
+
+    def _open_quietly(self) -> None:
+        try:
+            self.full()
+        except BaseException:  # noqa: BLE001 - the caller's own full() raises it again
+            return
 
     def _log_again(
         self, artifact: Artifact, project: str, run_id: str | None
