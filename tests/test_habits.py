@@ -593,3 +593,36 @@ def test_a_run_keeps_its_own_files_and_code(
     assert [v.version for v in saved] == ["v0", "v1", "v2"]  # two saves, then the end
     assert done.outputs[-1] == saved[-1]
     assert store.run(run.id).status == "finished"
+
+
+def test_the_w_and_b_options_of_init(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = forebear.init(project="p", store=store, id="abc123", resume="allow", mode="offline")
+    assert first.id == "abc123" and store.run("abc123").status == "running"
+    assert forebear.init(project="p", store=store, reinit="return_previous") is first
+    second = forebear.init(project="p", store=store, reinit=True, dir=tmp_path, anonymous="allow")
+    assert store.run("abc123").status == "finished" and forebear.run is second
+    second.finish()
+    with pytest.raises(forebear.InvalidInput, match="run abc123 exists already"):
+        forebear.init(project="p", store=store, id="abc123", resume="allow")
+    with pytest.raises(forebear.InvalidInput, match="no run has id 'zz9'"):
+        forebear.init(project="p", store=store, id="zz9", resume="must")
+    for bad in ("ABC", "x" * 9, "a/b"):
+        with pytest.raises(forebear.InvalidInput, match="a run id is 1 to 8"):
+            forebear.init(project="p", store=store, id=bad)
+    with pytest.raises(forebear.InvalidInput, match="no disabled mode"):
+        forebear.init(project="p", store=store, mode="disabled")
+    config = {"lr": 0.1, "secret": "s", "batch": 8}
+    with forebear.init(project="p", store=store, config=config, config_exclude_keys=["secret"]):
+        assert forebear.config == {"lr": 0.1, "batch": 8}
+    with forebear.init(project="p", store=store, config=config, config_include_keys=["lr"]):
+        assert forebear.config == {"lr": 0.1}
+    assert len(store.runs("p")) == 4  # the refused ones made no run
+    script = tmp_path / "train.py"
+    script.write_text("import forebear\n")
+    monkeypatch.setattr("__main__.__file__", str(script), raising=False)
+    with forebear.init(project="p", name="fit", store=store, save_code=True) as run:
+        pass
+    (code,) = [v for v in run.outputs if v.type == "code"]
+    assert code.files() == ["train.py"] and code.name == "source-p-fit"

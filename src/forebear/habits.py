@@ -419,7 +419,10 @@ class RunHabits:
 
     @property
     def tags(self) -> list[str]:
-        return list(self.context.get("tags") or [])
+        """The tags `init` was given (an imported MLflow run keeps its tags, a dict, in
+        ``context["tags"]`` instead)."""
+        tags = self.context.get("tags")
+        return [str(tag) for tag in tags] if isinstance(tags, list) else []
 
     def watch(self, models: object = None, *args: object, **options: object) -> None:
         """Accepted so that W&B training code runs: forebear records no gradients or

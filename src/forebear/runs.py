@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from .store import Store, open
 from .views import ArtifactVersion, Run
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_RUN_ID = re.compile(r"[0-9a-z]{1,8}")
 
 
 class Artifact(artifacts.Artifact):
@@ -248,12 +250,38 @@ def init(
     notes: str | None = None,
     tags: Sequence[str] | None = None,
     entity: str | None = None,
+    id: str | None = None,
+    resume: bool | str | None = None,
+    reinit: bool | str | None = None,
+    mode: str | None = None,
+    save_code: bool | None = None,
+    config_exclude_keys: Sequence[str] | None = None,
+    config_include_keys: Sequence[str] | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    anonymous: str | None = None,
+    allow_val_change: bool | None = None,
+    settings: object = None,
+    sync_tensorboard: bool | None = None,
+    monitor_gym: bool | None = None,
 ) -> Run:
     """Start a run and make it the active one; use it as a context manager so an exception
     marks it ``failed`` and a normal exit ``finished``. ``job_type``, ``group``, ``notes``
     and ``tags`` (W&B's words for what a run is) are kept in its ``context``, and so is
-    W&B's ``entity`` (a team or user there; here the store is the team's)."""
-
+    W&B's ``entity`` (a team or user there; here the store is the team's). The other
+    options are W&B's too (see docs/python-api.md): ``id``, ``resume`` (only for a run
+    that does not exist yet), ``reinit``, ``mode``, ``save_code``,
+    ``config_exclude_keys`` / ``config_include_keys``; ``dir``, ``anonymous``,
+    ``allow_val_change``, ``settings``, ``sync_tensorboard`` and ``monitor_gym`` are
+    accepted and change nothing."""
+    del dir, anonymous, allow_val_change, settings, sync_tensorboard, monitor_gym
+    if mode not in (None, "online", "offline", "shared"):
+        raise InvalidInput(
+            f"mode={mode!r}: forebear records every run in its store (there is no disabled "
+            "mode); leave forebear.init out to record nothing"
+        )
+    previous = _reinit(reinit)
+    if previous is not None:
+        return previous
     if project is None:
         project = default_project()
     project = check_name(project, "project")
@@ -273,15 +301,83 @@ def init(
     run_name = name or _default_run_name()
     if not isinstance(run_name, str) or len(run_name) > 256:
         raise InvalidInput("a run name must be a string of at most 256 characters")
-    config_dict = json_dict(config, "config")
+    config_dict = _chosen_keys(
+        json_dict(config, "config"), config_include_keys, config_exclude_keys
+    )
     described = _described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
+    run_id = new_run_id() if id is None else _new_run_id(target, id, resume)
     data = target.backend.create_run(
-        new_run_id(), project, run_name, config_dict, {**run_context.capture(), **described}
+        run_id, project, run_name, config_dict, {**run_context.capture(), **described}
     )
     run = Run(target, data, live=True, on_finish=active.remove)
     active.add(run)
     _install_exit_hooks()
+    if save_code:
+        _save_main_script(run)
     return run
+
+
+def _reinit(reinit: bool | str | None) -> Run | None:
+    """W&B's ``reinit``: ``True`` or ``"finish_previous"`` finish the open runs first;
+    ``"return_previous"`` returns the newest open one, if any (None: start a new run)."""
+    if reinit in (None, False, "default", "create_new"):
+        return None
+    if reinit in (True, "finish_previous"):
+        for run in reversed(active.all_runs()):
+            run.finish()
+        return None
+    if reinit == "return_previous":
+        return active_run()
+    raise InvalidInput(
+        f"reinit={reinit!r}: use True, 'finish_previous', 'return_previous' or 'create_new'"
+    )
+
+
+def _chosen_keys(
+    config: dict[str, Any], include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> dict[str, Any]:
+    """W&B's ``config_include_keys`` / ``config_exclude_keys``."""
+    if include is not None and exclude is not None:
+        raise InvalidInput("give config_include_keys or config_exclude_keys, not both")
+    if include is not None:
+        return {key: value for key, value in config.items() if key in set(include)}
+    if exclude is not None:
+        return {key: value for key, value in config.items() if key not in set(exclude)}
+    return config
+
+
+def _new_run_id(store: Store, wanted: object, resume: bool | str | None) -> str:
+    """A run id the script chose (W&B's ``id``, as ``wandb.util.generate_id()`` makes):
+    one that no run has yet; forebear does not resume a run that exists."""
+    if not isinstance(wanted, str) or not _RUN_ID.fullmatch(wanted):
+        raise InvalidInput(
+            f"a run id is 1 to 8 lowercase letters or digits (as forebear and "
+            f"wandb.util.generate_id() make them), not {wanted!r}"
+        )
+    if resume not in (None, False, True, "allow", "must", "never", "auto"):
+        raise InvalidInput(f"resume={resume!r}: use 'allow', 'must', 'never' or 'auto'")
+    try:
+        existing = store.run(wanted)
+    except NotFound:
+        if resume == "must":
+            raise InvalidInput(f"resume='must', but no run has id {wanted!r}") from None
+        return wanted
+    raise InvalidInput(
+        f"run {wanted} exists already ({existing.project}/{existing.name}, "
+        f"{existing.status}); forebear does not resume runs: start a new run (leave id "
+        "out), which can use the same versions"
+    )
+
+
+def _save_main_script(run: Run) -> None:
+    """W&B's ``save_code=True``: the script that started the run, logged as ``code``."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main or not os.path.isfile(main):
+        return
+    script = os.path.abspath(main)
+    run.log_code(
+        os.path.dirname(script), include_fn=lambda path, root: os.path.abspath(path) == script
+    )
 
 
 def _described_as(**words: object) -> dict[str, Any]:
