@@ -626,3 +626,21 @@ def test_the_w_and_b_options_of_init(
         pass
     (code,) = [v for v in run.outputs if v.type == "code"]
     assert code.files() == ["train.py"] and code.name == "source-p-fit"
+
+
+def test_w_and_b_download_options_and_files_by_name(store: forebear.Store, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("far")
+    artifact = forebear.Artifact("refs", type="dataset")
+    artifact.add_file(tmp_path / "a.txt")
+    artifact.add_reference(target.as_uri(), name="far.txt")
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(artifact)
+    assert version.files(names=["a.txt", "nope"]) == ["a.txt"]
+    target.unlink()
+    with pytest.raises(forebear.ObjectNotFound, match="cannot read reference"):
+        version.download(tmp_path / "strict")
+    with pytest.warns(forebear.ForebearWarning, match="1 references whose targets are gone"):
+        done = version.download(tmp_path / "out", allow_missing_references=True, skip_cache=True)
+    assert tree(done) == {"a.txt": "a"}

@@ -8,11 +8,11 @@ import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import progress
 from .destination import Destination, Target, check_link_type, place_object, write_stream
-from .errors import ForebearWarning, InvalidInput, InvalidPath
+from .errors import ForebearWarning, InvalidInput, InvalidPath, ObjectNotFound
 from .fingerprint import fingerprint_if_readable
 from .manifest import PAGE_ENTRIES, ManifestEntry
 from .statcache import FileStat
@@ -61,17 +61,18 @@ def download(
     show_progress: bool | None = None,
     link: str = "auto",
     select: Callable[[str], bool] | None = None,
+    allow_missing_references: bool = False,
 ) -> Path:
     """`materialise` into ``root``, or without one into the store's cache, which then
     stays within its bound (least recently used first, never this version)."""
+    options: dict[str, Any] = {
+        "show_progress": show_progress, "link": link, "select": select,
+        "allow_missing_references": allow_missing_references,
+    }  # fmt: skip
     if root is not None:
-        return materialise(
-            store, version, Path(root), show_progress=show_progress, link=link, select=select
-        )
+        return materialise(store, version, Path(root), **options)
     folder = store.cache.download_folder(version.project, version.name, version.version)
-    done = materialise(
-        store, version, folder, show_progress=show_progress, link=link, select=select
-    )
+    done = materialise(store, version, folder, **options)
     store.cache.touch(done)
     store.cache.prune(keep=done)
     return done
@@ -85,11 +86,13 @@ def materialise(
     show_progress: bool | None = None,
     link: str = "auto",
     select: Callable[[str], bool] | None = None,
+    allow_missing_references: bool = False,
 ) -> Path:
     """Every entry of ``version`` (or those whose path ``select`` accepts) under ``root``,
     verified; files already there and intact are kept, others replaced. Remote objects go
     through the store's local cache. ``link`` says how stored bytes are placed (see
-    `links.LINK_TYPES`)."""
+    `links.LINK_TYPES`). ``allow_missing_references``: a reference whose target is gone
+    is left out, with a warning, instead of failing the download."""
     if check_link_type(link) == "symlink" and not store.objects.is_local:
         raise InvalidInput(
             "link 'symlink' needs a local object location (links into the download cache "
@@ -102,6 +105,7 @@ def materialise(
         ) as tick,
     ):
         batch: list[tuple[ManifestEntry, Target, str]] = []
+        missing: list[str] | None = [] if allow_missing_references else None
         purged = {r.path: r for r in version.redactions() if select is None or select(r.path)}
         for entry in version.iter_entries():
             if select is not None and not select(entry.path):
@@ -118,11 +122,18 @@ def materialise(
                 )
             batch.append((entry, target, label))
             if len(batch) >= PAGE_ENTRIES or destination.open_folders >= OPEN_FOLDERS:
-                _place(store, destination, batch, link, tick)
+                _place(store, destination, batch, link, tick, missing)
                 batch = []
-        _place(store, destination, batch, link, tick)
+        _place(store, destination, batch, link, tick, missing)
     if not store.objects.is_local:
         store.cache.prune(keep=root)
+    if missing:
+        warnings.warn(
+            f"{version.ref}: {len(missing)} references whose targets are gone were not "
+            f"downloaded: {', '.join(missing[:10])}",
+            ForebearWarning,
+            stacklevel=3,
+        )
     if purged:
         listed = "; ".join(f"{p} ({r.reason})" for p, r in sorted(purged.items()))
         warnings.warn(
@@ -139,8 +150,10 @@ def _place(
     batch: list[tuple[ManifestEntry, Target, str]],
     link: str,
     tick: Callable[[int], None],
+    missing: list[str] | None = None,
 ) -> None:
-    """Write one batch of entries whose targets are open, then close their folders."""
+    """Write one batch of entries whose targets are open, then close their folders; a
+    reference whose target is gone goes to ``missing``, when given, instead of raising."""
     try:
         current = _up_to_date(store, destination, [(e, t) for e, t, _ in batch])
         todo = []
@@ -177,8 +190,14 @@ def _place(
                     write_stream(target, src, tick)
             elif entry.uri is not None or (location.is_local and entry.digest in packed):
                 # a reference, or a packed object: no file of its own to link; a checked copy
-                with store.content.open_entry(label, entry, to_copy=True) as src:
-                    write_stream(target, src, tick)
+                try:
+                    with store.content.open_entry(label, entry, to_copy=True) as src:
+                        write_stream(target, src, tick)
+                except ObjectNotFound:
+                    if missing is None or entry.uri is None:
+                        raise
+                    missing.append(entry.path)
+                    tick(entry.size)
             elif location.is_local:
                 digest = entry.digest or ""
                 source = location.local_object(digest, label)

@@ -175,8 +175,13 @@ class ArtifactVersion(Editable, Linkable, VersionHabits):
             self._manifest = self._store.content.manifest(self._data.id)
         return self._manifest
 
-    def files(self) -> list[str]:
-        return file_names(self, self.manifest)
+    def files(self, names: Sequence[str] | None = None, per_page: int = 50) -> list[str]:
+        """Entry paths (W&B's ``names``: only those; ``per_page`` changes nothing)."""
+        del per_page
+        if names is None:
+            return file_names(self, self.manifest)
+        wanted = set(names)
+        return file_names(self, (e for e in self.manifest if e.path in wanted))
 
     def entries(self, start: int = 0, limit: int | None = None) -> list[ManifestEntry]:
         """Entries in path order, or one page of them (without loading the whole
@@ -204,8 +209,11 @@ class ArtifactVersion(Editable, Linkable, VersionHabits):
     def download(
         self,
         root: str | os.PathLike[str] | None = None,
-        *,
+        allow_missing_references: bool = False,
+        skip_cache: bool | None = None,
         path_prefix: str | None = None,
+        multipart: bool | None = None,
+        *,
         progress: bool | None = None,
         link: str = "auto",
         exact: bool = False,
@@ -218,14 +226,19 @@ class ArtifactVersion(Editable, Linkable, VersionHabits):
         ``link``: ``"auto"`` (a copy-on-write reflink where the filesystem can, else a
         copy), ``"reflink"``, ``"copy"``, or, on request, ``"hardlink"`` / ``"symlink"``
         (read-only files that *are* the stored objects: replace them, never edit in place).
-        """
+
+        W&B's ``allow_missing_references`` leaves out, with a warning, a reference whose
+        target is gone; its ``skip_cache`` and ``multipart`` are accepted and change nothing
+        (a download into ``root`` goes there directly)."""
+        del skip_cache, multipart
         select = None
         if path_prefix is not None:
             prefix = check_prefix(self, path_prefix)
             select = (lambda p: p == prefix) if exact else (lambda p: p.startswith(prefix))
         return download.download(
-            self._store, self, root, show_progress=progress, link=link, select=select
-        )
+            self._store, self, root, show_progress=progress, link=link, select=select,
+            allow_missing_references=allow_missing_references,
+        )  # fmt: skip
 
     def open(self, path: str) -> BinaryIO:
         """A binary stream of one entry, verified against its digest as it is read."""
