@@ -84,6 +84,7 @@ LAYERS = (
         "units",
         "urls",
         "jsonvalues",
+        "tables",
         "metrics",
         "paths",
         "hashing",

@@ -644,3 +644,33 @@ def test_w_and_b_download_options_and_files_by_name(store: forebear.Store, tmp_p
     with pytest.warns(forebear.ForebearWarning, match="1 references whose targets are gone"):
         done = version.download(tmp_path / "out", allow_missing_references=True, skip_cache=True)
     assert tree(done) == {"a.txt": "a"}
+
+
+def test_tables_go_into_artifacts_and_runs(store: forebear.Store) -> None:
+    table = forebear.Table(columns=["id", "label", "score"])
+    table.add_data(1, "cat", 0.9)
+    table.add_data(2, "dog", 0.4)
+    with pytest.raises(forebear.InvalidInput, match="has 3 values"):
+        table.add_data(3, "cow")
+    with pytest.raises(forebear.InvalidInput, match="must hold finite numbers"):
+        table.add_data(3, "cow", float("nan"))
+    artifact = forebear.Artifact("preds", type="predictions")
+    assert artifact.add(table, "val") == "val.table.json"
+    artifact["test"] = forebear.Table(data=[[1, 2]])
+    with pytest.raises(forebear.InvalidInput, match=r"takes a forebear\.Table"):
+        artifact.add({"a": 1}, "nope")  # type: ignore[arg-type]
+    with forebear.init(project="p", name="eval", store=store) as run:
+        version = run.log_artifact(artifact)
+        run.log({"samples": table, "acc": 0.5})
+    assert version.files() == ["test.table.json", "val.table.json"]
+    assert version.get("val") == table and version["val.table.json"] == table
+    assert version.get("test").columns == ["Column_1", "Column_2"]  # type: ignore[union-attr]
+    assert version.get("nothing") is None
+    assert table.get_column("label") == ["cat", "dog"]
+    logged = store.run(run.id).summary["samples"]
+    assert (logged["_type"], logged["nrows"], logged["ncols"]) == ("table-file", 2, 3)
+    kept = store.artifact(logged["artifact"])
+    assert kept.type == "run_table" and kept.get("samples") == table
+    frame = table.get_dataframe()
+    assert list(frame.columns) == ["id", "label", "score"]
+    assert forebear.Table(dataframe=frame) == table

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         watch,
     )
     from .store import Store, open
+    from .tables import Table
     from .views import ArtifactVersion, Run
 
     run: Run | None  # the active run (W&B's wandb.run), looked up on each use
@@ -75,6 +76,7 @@ _LAZY = {
     "ManifestEntry": "manifest",
     "Run": "views",
     "Store": "store",
+    "Table": "tables",
     "define_metric": "runs",
     "finish": "runs",
     "init": "runs",
@@ -147,6 +149,7 @@ __all__ = [
     "StoreError",
     "StoreNotFound",
     "StoreVersionError",
+    "Table",
     "VersionNotFound",
     "Webhook",
     "__version__",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from .jsonvalues import json_dict
 from .manifest import ManifestEntry
 from .metrics import MetricSummaries, check_step, numeric_values
 from .paths import normalise_entry_path
+from .tables import Table, table_path
 
 if TYPE_CHECKING:
     from .runs import Artifact as SavableArtifact
@@ -185,6 +187,21 @@ class VersionHabits:
         """The run that logged this version (its first producer), or None."""
         return self._this().producer
 
+    def get(self, name: str) -> Table | None:
+        """W&B's ``artifact.get(name)``: the `Table` added as ``name`` (kept as
+        ``<name>.table.json``), or None when the version has none."""
+        version = self._this()
+        path = table_path(normalise_entry_path(name))
+        try:
+            version.entry(path)
+        except NotFound:
+            return None
+        with version.open(path) as file:
+            return Table.from_bytes(file.read(), f"{version.ref} {path}")
+
+    def __getitem__(self, name: str) -> Table | None:
+        return self.get(name)
+
     @property
     def qualified_name(self) -> str:
         """W&B's ``entity/project/name:v3``, without the entity (a store is the team's):
@@ -327,6 +344,11 @@ class RunHabits:
         (moving on past it only with ``commit=True``). Values logged at one step in several
         calls make one row. `define_metric` chooses what the summary keeps."""
         self._require_running("log values")
+        if isinstance(values, dict) and any(isinstance(v, Table) for v in values.values()):
+            values = {
+                key: self._log_table(key, value) if isinstance(value, Table) else value
+                for key, value in values.items()
+            }
         logged = json_dict(values, "logged values")
         current = self.step
         at = current if step is None else check_step(step)
@@ -338,6 +360,20 @@ class RunHabits:
             self._next_step = step
         if commit is True or (commit is None and step is None):
             self._next_step = max(current, at) + 1
+
+    def _log_table(self, key: str, table: Table) -> dict[str, Any]:
+        """A `Table` logged as W&B does: a version of its own (``run-<id>-<key>``, type
+        ``run_table``), which the summary then names."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(key)).strip("-.")[:100] or "table"
+        artifact = artifacts.Artifact(f"run-{self.id}-{name}", type="run_table")
+        path = table_path(name)
+        with artifact.new_file(path, mode="wb") as file:
+            file.write(table.to_bytes())
+        version = cast("Run", self).log_artifact(artifact)
+        return {
+            "_type": "table-file", "artifact": version.qualified_ref, "path": path,
+            "nrows": len(table.data), "ncols": len(table.columns),
+        }  # fmt: skip
 
     @property
     def step(self) -> int:

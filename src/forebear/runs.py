@@ -6,6 +6,7 @@ version once logged, and `Api`, W&B's reading object."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ from .jsonvalues import json_dict
 from .paths import REGISTRY, check_name
 from .settings import default_project
 from .store import Store, open
+from .tables import Table, table_path
 from .views import ArtifactVersion, Run
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -66,6 +68,25 @@ class Artifact(artifacts.Artifact):
         version.aliases.extend(a for a in wanted if a not in version.aliases)
         version.save()
         return version
+
+    def add(self, obj: Table, name: str, overwrite: bool = False) -> str:
+        """W&B's ``artifact.add(table, name)``: the `Table` as ``<name>.table.json`` (read
+        back by ``version.get(name)``). Returns the entry path."""
+        if not isinstance(obj, Table):
+            raise InvalidInput(
+                f"add() takes a forebear.Table, not {type(obj).__name__}; add files with "
+                "add_file, add_dir or new_file"
+            )
+        path = table_path(name)
+        if overwrite:
+            with contextlib.suppress(NotFound):  # nothing there to replace
+                self.remove(path)
+        with self.new_file(path, mode="wb") as file:
+            file.write(obj.to_bytes())
+        return path
+
+    def __setitem__(self, name: str, obj: Table) -> None:
+        self.add(obj, name)
 
     @property
     def state(self) -> str:
