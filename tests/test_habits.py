@@ -299,8 +299,9 @@ def test_the_api_object_reads_outside_a_run(
     assert api.artifact("p/ds:v0", type="dataset").digest == version.digest
     with pytest.raises(forebear.InvalidInput, match="has type 'dataset', not 'model'"):
         api.artifact("p/ds:latest", type="model")
-    with pytest.raises(forebear.InvalidRef, match=r"no entity in front .*: try 'p/ds:v0'"):
-        api.artifact("my-team/p/ds:v0")  # W&B's entity/project/name
+    assert api.artifact("my-team/p/ds:v0") == version  # W&B's entity/project/name
+    with pytest.raises(forebear.InvalidRef, match="a ref is 'project/name:version'"):
+        api.artifact("a/my-team/p/ds:v0")
     assert api.artifact_exists("p/ds:latest")
     assert not api.artifact_exists("p/nope:v0")
     assert not api.artifact_exists("p/ds:v0", type="model")

@@ -131,11 +131,12 @@ def parse_ref(text: object) -> Ref:
     parts = rest.partition(":")[0].split("/")
     if len(parts) in (2, 3) and is_wandb_registry(parts[-2]):  # [org/]wandb-registry-x/name
         rest = f"{REGISTRY}/{rest.split('/', len(parts) - 1)[-1]}"
-    if rest.partition(":")[0].count("/") > 1:  # W&B's entity/project/name
-        shorter = rest.split("/", 1)[1]
+    if rest.partition(":")[0].count("/") == 2:  # W&B's entity/project/name: a store is
+        rest = rest.split("/", 1)[1]  # one team's, so the entity names nothing more
+    if rest.partition(":")[0].count("/") > 1:
         raise InvalidRef(
-            f"invalid ref {text!r}: a ref is 'project/name:version' or 'name:alias', with no "
-            f"entity in front (a store is one team's): try {shorter!r}"
+            f"invalid ref {text!r}: a ref is 'project/name:version' or 'name:alias' (W&B's "
+            "'entity/project/name:alias' too)"
         )
     if "/" in rest:
         project, rest = rest.split("/", 1)
