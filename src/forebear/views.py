@@ -415,6 +415,7 @@ class Run(RunRegistry, RunHabits, RunFiles):
         self._on_finish = on_finish
         self._heartbeat: Heartbeat | None = None
         if live:  # what the script changes in its config or summary is saved at once
+            self._next_step = 0  # a run this process just started: no history yet
             backend = store.backend
             self.config = RunValues(
                 data.config, "config", lambda values: backend.update_run(self.id, config=values)
