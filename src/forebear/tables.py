@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import InvalidInput
-from .jsonvalues import json_dict
+from .jsonvalues import json_dict, loads
 
 TABLE_SUFFIX = ".table.json"
 
@@ -85,7 +85,7 @@ class Table:
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> Table:
         try:
-            body = json.loads(data)
+            body = loads(data.decode(), where)
             return cls(columns=body["columns"], data=body["data"])
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"{where} is not a table ({exc})") from exc
