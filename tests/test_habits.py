@@ -675,3 +675,11 @@ def test_tables_go_into_artifacts_and_runs(store: forebear.Store) -> None:
     frame = table.get_dataframe()
     assert list(frame.columns) == ["id", "label", "score"]
     assert forebear.Table(dataframe=frame) == table
+
+
+def test_nested_values_are_charted_under_dotted_names(store: forebear.Store) -> None:
+    with forebear.init(project="p", store=store) as run:
+        run.log({"train": {"loss": 0.5, "tag": "x", "deep": {"acc": 1}}, "val/loss": 0.7})
+    (row,) = store.run(run.id).history()
+    assert row == {"step": 0, "train.loss": 0.5, "train.deep.acc": 1.0, "val/loss": 0.7}
+    assert store.run(run.id).summary["train"] == {"loss": 0.5, "tag": "x", "deep": {"acc": 1}}

@@ -19,10 +19,16 @@ def check_step(step: object) -> int:
     return step
 
 
-def numeric_values(values: dict[str, Any], step: int) -> dict[str, float]:
-    """The values to keep in the history at ``step``: numbers (not booleans), finite."""
+def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[str, float]:
+    """The values to keep in the history at ``step``: numbers (not booleans), finite; those
+    of a nested dict under dotted names (``{"train": {"loss": 1}}`` as ``train.loss``, as
+    W&B charts them)."""
     numbers: dict[str, float] = {}
-    for key, value in values.items():
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            numbers.update(numeric_values(value, step, f"{key}."))
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if len(key) > 256:
