@@ -90,6 +90,7 @@ LAYERS = (
         "hashing",
         "hash_workers",
         "chunking",
+        "cutting",
         "manifest",
         "records",
         "reports",

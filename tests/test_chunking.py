@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 import forebear
 from forebear.chunking import Chunking, ChunkList, cut_bytes
+from forebear.hashing import hash_bytes, hash_file
 
 from .conftest import corrupt, count_object_reads, run_cli
 
@@ -466,19 +468,20 @@ def test_a_missing_chunk_is_named(chunked: forebear.Store, table: Path, tmp_path
 def test_a_file_changed_while_its_chunks_are_stored_is_refused(
     local_store: forebear.Store, table: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from forebear import ingest
+    from forebear import cutting
 
     local_store.chunking = SMALL
-    real_cut = ingest.cut_file
+    real_windows = cutting.FileCut.windows
 
-    def cut_then_scribble(path: str, *args: object, **kwargs: object) -> ChunkList:
-        found = real_cut(path, *args, **kwargs)  # type: ignore[arg-type]
-        with open(path, "r+b") as f:  # same size, other bytes, while chunks are stored
-            f.seek(1 << 20)
-            f.write(b"\0" * 100)
-        return found
+    def windows_then_scribble(self: cutting.FileCut, window_bytes: int) -> Iterator[range]:
+        for number, window in enumerate(real_windows(self, window_bytes)):
+            if number == 0:  # same size, other bytes, while the chunks cut are stored
+                with open(self.path, "r+b") as f:
+                    f.seek(1 << 20)
+                    f.write(b"\0" * 100)
+            yield window
 
-    monkeypatch.setattr(ingest, "cut_file", cut_then_scribble)
+    monkeypatch.setattr(cutting.FileCut, "windows", windows_then_scribble)
     with (
         forebear.init(project="p", store=local_store) as run,
         pytest.raises(forebear.IntegrityError, match="changed while it was being logged"),
@@ -486,6 +489,59 @@ def test_a_file_changed_while_its_chunks_are_stored_is_refused(
         run.log_artifact(table, name="table")
     with pytest.raises(forebear.ArtifactNotFound):
         local_store.versions("table")
+
+
+def test_cutting_ahead_hands_over_in_order_and_stops_with_its_consumer() -> None:
+    from forebear.cutting import ahead
+
+    assert list(ahead(iter(range(100)), 2)) == list(range(100))
+    produced: list[int] = []
+    finished = threading.Event()
+
+    def counting() -> Iterator[int]:
+        try:
+            for number in range(10_000):
+                produced.append(number)
+                yield number
+        finally:
+            finished.set()
+
+    for number in ahead(counting(), 2):
+        if number == 3:
+            break
+    assert finished.is_set()  # the producer was stopped and closed before ahead returned
+    assert len(produced) <= 3 + 1 + 2 + 1  # handed over, waiting, and one being offered
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise OSError("the disk went away")
+
+    got = []
+    with pytest.raises(OSError, match="the disk went away"):
+        for number in ahead(failing(), 2):
+            got.append(number)
+    assert got == [1]
+
+
+def test_a_file_cut_in_windows_is_its_chunk_list(tmp_path: Path) -> None:
+    from forebear.cutting import FileCut, cut_file
+
+    path = tmp_path / "rows.bin"
+    path.write_bytes(random.Random(5).randbytes(3 << 20))
+    digest = hash_file(path)[0]
+    cut = FileCut(str(path), digest, SMALL)
+    windows = list(cut.windows(256 << 10))
+    assert len(windows) > 1
+    assert [i for window in windows for i in window] == list(range(len(cut.digests)))
+    chunks = cut.chunk_list()
+    assert chunks == cut_file(str(path), digest, SMALL)
+    assert sum(chunks.sizes) == 3 << 20
+    data = path.read_bytes()
+    assert [
+        hash_bytes(data[o : o + n]) for o, n in zip(cut.offsets, cut.sizes, strict=True)
+    ] == list(chunks.digests)
+    with pytest.raises(forebear.IntegrityError, match="changed while it was being logged"):
+        cut_file(str(path), "0" * 32, SMALL)
 
 
 # -- gc, push and pull -------------------------------------------------------------------

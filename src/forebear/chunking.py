@@ -25,8 +25,8 @@ from operator import itemgetter
 from threading import Lock
 from typing import Any, TypeVar
 
-from .errors import IntegrityError, InvalidInput, InvalidPath
-from .hashing import HASH_ALGORITHM, Progress, hash_bytes, hash_file, new_hasher
+from .errors import IntegrityError, InvalidInput
+from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
 from .processes import PerProcess
 from .readers import corrupted
 
@@ -210,42 +210,17 @@ class ChunkList:
             raise IntegrityError(f"unreadable chunk list: {exc}") from exc
 
 
-def _cutter(chunking: Chunking) -> Any:
+def cutter(chunking: Chunking) -> Any:
+    """A FastCDC cutter with these settings (`cut_stream` / `cut_buf` yield the chunks)."""
     from pyfastcdc.cy import FastCDC  # 25 ms of imports: only when a large file is cut
 
     return FastCDC(chunking.avg_size, min_size=chunking.min_size, max_size=chunking.max_size)
 
 
-def cut_file(
-    path: str, digest: str, chunking: Chunking, progress: Progress | None = None
-) -> ChunkList:
-    """Cut a local file into chunks, hashing each, while another thread re-hashes the whole
-    file: both must match what was logged, so a file changed since it was hashed (whose
-    chunks would not add up to ``digest``) is refused with `IntegrityError`."""
-    digests: list[str] = []
-    sizes: list[int] = []
-    try:
-        with ThreadPoolExecutor(1) as whole, open(path, "rb", buffering=0) as stream:
-            whole_digest = whole.submit(hash_file, path)
-            for chunk in _cutter(chunking).cut_stream(stream):
-                digests.append(hash_bytes(chunk.data))
-                sizes.append(chunk.length)
-                if progress is not None:
-                    progress(chunk.length)
-            actual, size = whole_digest.result()
-    except OSError as exc:
-        raise InvalidPath(f"cannot read {path!r}: {exc.strerror or exc}") from exc
-    if actual != digest or sum(sizes) != size:
-        raise IntegrityError(
-            f"{path!r} changed while it was being logged (hashed {digest}, then read "
-            f"{actual}); log it again once nothing is writing to it"
-        )
-    return ChunkList(digest, size, tuple(digests), tuple(sizes), chunking)
-
-
 def cut_bytes(data: bytes, chunking: Chunking) -> list[tuple[int, int]]:
-    """The (offset, length) of each chunk of ``data``: what `cut_file` finds in a file."""
-    return [(c.offset, c.length) for c in _cutter(chunking).cut_buf(data)]
+    """The (offset, length) of each chunk of ``data``: what `forebear.cutting.FileCut` finds
+    in a file."""
+    return [(c.offset, c.length) for c in cutter(chunking).cut_buf(data)]
 
 
 class ChunkRange:

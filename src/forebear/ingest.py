@@ -25,7 +25,8 @@ from typing import Any, BinaryIO, NamedTuple, cast
 
 from . import progress
 from .artifacts import Artifact, PendingFile
-from .chunking import MIN_THRESHOLD, Chunking, ChunkList, ChunkRange, cut_file
+from .chunking import MIN_THRESHOLD, Chunking, ChunkList, ChunkRange
+from .cutting import FileCut, ahead, cut_file
 from .errors import InvalidInput, InvalidPath
 from .fingerprint import check_unchanged, fingerprint, stat_file
 from .hash_workers import hash_files
@@ -245,6 +246,16 @@ def store_objects(
                 for d in absent
                 if chunking.applies_to(absent[d][1]) and d not in prepared.cut
             ]
+            if objects.is_local:  # cut and stored at once, a file after the other
+                for path, digest in to_cut:
+                    expect(absent[digest][1])
+                    chunks, new = _cut_while_storing(
+                        objects, path, digest, chunking, register, catalog, tick
+                    )
+                    prepared.new_bytes += new
+                    objects.put_chunk_list(chunks.digest, chunks.to_bytes())
+                    prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
+                to_cut = []
             for group in _groups(to_cut, absent):
                 # the bar counts each file once: its new chunks as they are written, the
                 # rest once they are found stored (cutting itself moves it no further)
@@ -356,6 +367,65 @@ def _cut_files(files: list[tuple[str, str]], chunking: Chunking) -> list[tuple[s
 
     with ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // 2)) as pool:
         return list(pool.map(cut, files))
+
+
+# Bytes of chunks cut ahead of those being stored (two windows wait at most): enough that
+# each window's registration and lookup cost little beside its bytes.
+WINDOW_BYTES = 64 << 20
+
+
+def _cut_while_storing(
+    objects: ObjectLocation,
+    path: str,
+    digest: str,
+    chunking: Chunking,
+    register: Callable[[list[str]], None],
+    catalog: Catalog,
+    tick: Callable[[int], None],
+) -> tuple[ChunkList, int]:
+    """Cut a local file on one thread while the new chunks found so far are stored on
+    this one, a window at a time: its chunk list, and the bytes stored. Each window's
+    chunks are registered before they are looked up and stored, and each is read again
+    and checked as it is copied, as `_store_chunks` does."""
+    cut = FileCut(path, digest, chunking)
+    new = 0
+    seen: set[str] = set()
+    descriptor = os.open(path, os.O_RDONLY)
+
+    def put(item: tuple[str, int]) -> None:
+        chunk, index = item
+        stream = ChunkRange(descriptor, cut.offsets[index], cut.sizes[index])
+        objects.put_stream(
+            stream,  # type: ignore[arg-type]  # read() is all put_stream uses
+            chunk,
+            tick,
+            source=f"{path} ({cut.describe(index)})",
+        )
+
+    # chunks are appended to one pack in turn (threads would only wait); files of their
+    # own gain from two threads (each waits for the device while the other copies)
+    writers = ThreadPoolExecutor(2) if objects.packs is None else None
+    try:
+        for window in ahead(cut.windows(WINDOW_BYTES), 2):
+            first: dict[str, int] = {}  # each chunk not seen before in the file: its index
+            for index in window:
+                if cut.digests[index] not in seen:
+                    first.setdefault(cut.digests[index], index)
+            seen.update(first)
+            register(list(first))
+            sizes = {d: cut.sizes[index] for d, index in first.items()}
+            present = trusted(objects, objects.present(sizes), catalog.committed)
+            missing = [(chunk, index) for chunk, index in first.items() if chunk not in present]
+            for _ in map(put, missing) if writers is None else writers.map(put, missing):
+                pass
+            stored = sum(cut.sizes[index] for _, index in missing)
+            new += stored
+            tick(sum(cut.sizes[index] for index in window) - stored)  # the rest: found stored
+    finally:
+        if writers is not None:
+            writers.shutdown()
+        os.close(descriptor)
+    return cut.chunk_list(), new
 
 
 def _streamed(

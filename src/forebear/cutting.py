@@ -1,0 +1,143 @@
+"""Cutting a local file into chunks while the chunks found so far are being stored.
+
+A large file's first log cuts it (hashing each chunk and the whole file) and stores its
+new chunks, each read again and checked as it is copied. `FileCut` reads the file once to
+cut it, hashing the chunks and the whole from the same bytes, and hands the chunks over a
+window at a time; with `ahead`, the next window is cut on one core while the last one is
+stored on the other, instead of one step after the other.
+
+This module knows nothing of stores, versions or runs.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import TypeVar
+
+from .chunking import Chunking, ChunkList, cutter
+from .errors import IntegrityError, InvalidPath
+from .hashing import hash_bytes, new_hasher
+
+T = TypeVar("T")
+
+
+class FileCut:
+    """One local file, logged with ``digest``, being cut into chunks.
+
+    `windows` yields the chunks a window at a time (the indexes of the new ones in
+    `digests`, `sizes` and `offsets`, which only grow); once it is exhausted, the chunks
+    are known to make up the file that was logged, and `chunk_list` is its list. A file
+    changed since it was hashed is refused with `IntegrityError` at the end of the cut:
+    each chunk handed over is what its digest says (it was hashed from the bytes cut),
+    so storing them before is safe, only useless."""
+
+    def __init__(self, path: str, digest: str, chunking: Chunking) -> None:
+        self.path = path
+        self.digest = digest
+        self.chunking = chunking
+        self.digests: list[str] = []
+        self.sizes: list[int] = []
+        self.offsets: list[int] = []
+        self._list: ChunkList | None = None
+
+    def windows(self, window_bytes: int) -> Iterator[range]:
+        whole = new_hasher()
+        start = pending = 0
+        try:
+            with open(self.path, "rb", buffering=0) as stream:
+                for chunk in cutter(self.chunking).cut_stream(stream):
+                    whole.update(chunk.data)
+                    self.digests.append(hash_bytes(chunk.data))
+                    self.sizes.append(chunk.length)
+                    self.offsets.append(chunk.offset)
+                    pending += chunk.length
+                    if pending >= window_bytes:
+                        yield range(start, len(self.digests))
+                        start, pending = len(self.digests), 0
+        except OSError as exc:
+            raise InvalidPath(f"cannot read {self.path!r}: {exc.strerror or exc}") from exc
+        actual = whole.hexdigest()
+        if actual != self.digest:
+            raise IntegrityError(
+                f"{self.path!r} changed while it was being logged (hashed {self.digest}, "
+                f"then read {actual}); log it again once nothing is writing to it"
+            )
+        self._list = ChunkList(
+            self.digest, sum(self.sizes), tuple(self.digests), tuple(self.sizes), self.chunking
+        )
+        if start < len(self.digests):
+            yield range(start, len(self.digests))
+
+    def chunk_list(self) -> ChunkList:
+        """The file's chunk list: all of `windows` must have been taken."""
+        if self._list is None:
+            raise RuntimeError(f"{self.path!r} is not cut to its end yet")
+        return self._list
+
+    def cut_whole(self) -> ChunkList:
+        """Cut the whole file at once: its chunk list."""
+        for _ in self.windows(1 << 62):
+            pass
+        return self.chunk_list()
+
+    def describe(self, index: int) -> str:
+        start = self.offsets[index]
+        end = start + self.sizes[index]
+        return f"chunk {index + 1} (bytes {start:,}-{end - 1:,}, object {self.digests[index]})"
+
+
+def cut_file(path: str, digest: str, chunking: Chunking) -> ChunkList:
+    """Cut a local file into chunks: its chunk list, if it still is the file hashed as
+    ``digest`` (`IntegrityError` otherwise)."""
+    return FileCut(path, digest, chunking).cut_whole()
+
+
+def ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items``, produced on a thread of their own up to ``depth`` ahead of the one being
+    handed over (so at most that many wait in memory). An error producing them is raised
+    here, where the next item would have come; a consumer that stops early stops the
+    producer after the item it is working on."""
+    handed: queue.Queue[tuple[bool, object]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _offer(handed, (True, item), stop):
+                    return
+            _offer(handed, (False, None), stop)
+        except BaseException as exc:  # noqa: BLE001  # raised in the consumer's thread
+            _offer(handed, (False, exc), stop)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    producer = threading.Thread(target=produce, name="forebear-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            more, item = handed.get()
+            if not more:
+                if isinstance(item, BaseException):
+                    raise item
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        producer.join()
+
+
+def _offer(
+    handed: queue.Queue[tuple[bool, object]], item: tuple[bool, object], stop: threading.Event
+) -> bool:
+    """Put ``item`` once there is room, unless the consumer stopped: whether it was put."""
+    while not stop.is_set():
+        try:
+            handed.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
