@@ -203,7 +203,9 @@ def test_unknown_version_lists_the_existing_ones(store: forebear.Store, source: 
         store.artifact("thing:nightly")
 
 
-@pytest.mark.parametrize("ref", ["a:b:c", "", "   ", "/thing", "p/q/r", "-x", "thing:-x"])
+@pytest.mark.parametrize(
+    "ref", ["a:b:c", "", "   ", "/thing", "o/p/q/r", "/q/r", "p//r", "-x", "thing:-x"]
+)
 def test_malformed_refs_are_invalid_input(ref: str, store: forebear.Store, source: Path) -> None:
     log(store, source, name="thing")
     with pytest.raises(forebear.InvalidInput):

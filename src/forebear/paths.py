@@ -132,7 +132,8 @@ def parse_ref(text: object) -> Ref:
     if len(parts) in (2, 3) and is_wandb_registry(parts[-2]):  # [org/]wandb-registry-x/name
         rest = f"{REGISTRY}/{rest.split('/', len(parts) - 1)[-1]}"
     if rest.partition(":")[0].count("/") == 2:  # W&B's entity/project/name: a store is
-        rest = rest.split("/", 1)[1]  # one team's, so the entity names nothing more
+        entity, rest = rest.split("/", 1)  # one team's, so the entity names nothing more
+        check_name(entity, "entity")
     if rest.partition(":")[0].count("/") > 1:
         raise InvalidRef(
             f"invalid ref {text!r}: a ref is 'project/name:version' or 'name:alias' (W&B's "
