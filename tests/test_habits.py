@@ -574,6 +574,10 @@ def test_a_run_keeps_its_own_files_and_code(
             assert run.save("nothing-*") == []
         with pytest.raises(forebear.InvalidInput, match="policy must be one of"):
             run.save("model.h5", policy="sometimes")
+        with pytest.raises(forebear.InvalidInput, match="is not under base_path"):
+            run.save("../*.h5", base_path=work)  # nothing saved above the base path
+        with pytest.raises(forebear.InvalidInput, match="is not under base_path"):
+            run.save(str(work / "model.h5"), base_path=work / "ckpt", policy="end")
         (work / "model.h5").write_bytes(b"weights-2")  # "live": saved again at the end
         code = run.log_code()
         assert code is not None and code.type == "code"

@@ -66,6 +66,11 @@ class RunFiles:
             raise InvalidInput(f"policy must be one of {', '.join(SAVE_POLICIES)}, not {policy!r}")
         pattern = os.fspath(glob_str)
         base = None if base_path is None else os.fspath(base_path)
+        if base is not None and _outside(pattern, base):
+            raise InvalidInput(
+                f"run.save: {pattern!r} is not under base_path {base!r}; give the folder "
+                "that holds the files as base_path, or leave it out"
+            )
         if policy in ("live", "end"):
             if self._saved_at_end is None:
                 self._saved_at_end = []
@@ -155,6 +160,11 @@ class RunFiles:
             return None
 
 
+def _outside(path: str, base: str) -> bool:
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(base))
+    return relative == os.pardir or relative.startswith(os.pardir + os.sep)
+
+
 def _entry_path(path: str, pattern: str, base: str | None) -> str:
     """Where a saved file goes: relative to ``base``, else to the current folder (for a
     relative glob) or to the glob's folder before its first wildcard; its name alone
@@ -165,10 +175,9 @@ def _entry_path(path: str, pattern: str, base: str | None) -> str:
             base = fixed if fixed.endswith(os.sep) else os.path.dirname(fixed)
         else:
             base = os.getcwd()
-    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(base))
-    if relative.startswith(os.pardir):
+    if _outside(path, base):
         return os.path.basename(path)
-    return Path(relative).as_posix()
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
 
 
 def _two_argument(function: Callable[..., bool]) -> Callable[[str, str], bool]:
