@@ -541,6 +541,17 @@ def test_logging_without_a_step_counts_steps_as_w_and_b_does(store: forebear.Sto
     ]
     assert (done.path, done.state) == (f"p/{run.id}", "finished")
     assert forebear.summary == {}  # no active run
+    # W&B's history arguments: keys, samples, and a DataFrame with `_step`
+    assert done.history(keys=["acc"]) == [{"step": 3, "acc": 0.6}, {"step": 10, "acc": 0.9}]
+    assert [row["step"] for row in done.history(samples=3)] == [0, 2, 10]
+    assert [row["step"] for row in done.history(samples=1)] == [10]
+    with pytest.raises(forebear.InvalidInput, match="samples must be a whole number"):
+        done.history(samples=0)
+    frame = forebear.Api(store).run(f"p/{run.id}").history(pandas=True)
+    assert list(frame["_step"]) == [0, 1, 2, 3, 10]
+    assert list(frame["loss"].dropna()) == [0.5, 0.2, 0.4]
+    assert frame["loss"].min() == 0.2
+    assert list(done.history(keys="loss", pandas=True).columns) == ["_step", "loss"]
 
 
 def test_a_runs_w_and_b_descriptions(store: forebear.Store) -> None:

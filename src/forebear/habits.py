@@ -17,7 +17,7 @@ from . import settings as config
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .jsonvalues import json_dict
 from .manifest import ManifestEntry
-from .metrics import MetricSummaries, check_step, numeric_values
+from .metrics import MetricSummaries, check_step, history_frame, numeric_values, thinned
 from .paths import normalise_entry_path
 from .tables import Table, table_path
 
@@ -332,8 +332,6 @@ class RunHabits:
 
         def _require_running(self, action: str) -> None: ...
 
-        def history(self) -> list[dict[str, Any]]: ...
-
     def log(
         self, values: dict[str, Any], step: int | None = None, commit: bool | None = None
     ) -> None:
@@ -404,6 +402,31 @@ class RunHabits:
             self._metrics = MetricSummaries()
         self._metrics.define(name, summary, goal, overwrite)
 
+    def history(
+        self,
+        samples: int | None = None,
+        keys: Sequence[str] | None = None,
+        x_axis: str = "_step",
+        pandas: bool = False,
+        stream: str = "default",
+    ) -> Any:
+        """The values logged with a step, one row per step, oldest first: ``step`` and the
+        values logged at it. W&B's arguments: ``keys`` keeps the rows that hold every one
+        of them, with just those; ``samples`` thins the rows to that many, evenly spread
+        (the first and last kept); ``pandas=True`` returns a pandas DataFrame with W&B's
+        ``_step`` column (``x_axis`` and ``stream`` are accepted; every row has its step)."""
+        del x_axis, stream
+        rows: list[dict[str, Any]] = self._store.backend.run_history(self.id)
+        if keys is not None:
+            rows = list(self.scan_history(keys=keys))
+            for row in rows:
+                del row["_step"]
+        if samples is not None:
+            if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+                raise InvalidInput(f"samples must be a whole number from 1, not {samples!r}")
+            rows = thinned(rows, samples)
+        return history_frame(rows) if pandas else rows
+
     def scan_history(
         self,
         keys: Sequence[str] | None = None,
@@ -415,7 +438,8 @@ class RunHabits:
         logged at it; with ``keys``, only the rows that hold every one of them, with just
         those; ``min_step`` included, ``max_step`` excluded."""
         del page_size
-        for row in self.history():
+        keys = [keys] if isinstance(keys, str) else keys
+        for row in self._store.backend.run_history(self.id):
             at = row["step"]
             below = min_step is not None and at < min_step
             if below or (max_step is not None and at >= max_step):

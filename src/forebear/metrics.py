@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InvalidInput
+
+T = TypeVar("T")
 
 
 def check_step(step: object) -> int:
@@ -38,6 +40,32 @@ def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[
             raise InvalidInput(f"metric {key!r} at step {step} is {value!r}: not a finite number")
         numbers[key] = number
     return numbers
+
+
+def thinned(rows: list[T], count: int) -> list[T]:
+    """At most ``count`` of ``rows``, evenly spread, the first and the last kept."""
+    if len(rows) <= count:
+        return rows
+    if count == 1:
+        return rows[-1:]
+    last = len(rows) - 1
+    return [rows[round(i * last / (count - 1))] for i in range(count)]
+
+
+def history_frame(rows: list[dict[str, Any]]) -> Any:
+    """History rows as W&B's ``run.history()`` gives them: a pandas DataFrame, the step
+    under ``_step``."""
+    try:
+        import pandas  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise InvalidInput(
+            "history(pandas=True) needs pandas: pip install pandas, or leave pandas out for "
+            "a list of rows"
+        ) from exc
+    records = [
+        {"_step": row["step"], **{k: v for k, v in row.items() if k != "step"}} for row in rows
+    ]
+    return pandas.DataFrame.from_records(records, columns=None if records else ["_step"])
 
 
 SUMMARY_KINDS = ("min", "max", "mean", "first", "last", "best", "copy", "none")

@@ -545,11 +545,6 @@ class Run(RunRegistry, RunHabits, RunFiles):
         artifact.logged, artifact.ttl = version, ttl
         return version
 
-    def history(self) -> list[dict[str, Any]]:
-        """The values logged with a step, one row per step, oldest first: ``step`` and the
-        values logged at it."""
-        return self._store.backend.run_history(self.id)
-
     def finish(self, status: str = "finished") -> None:
         """End the run; later `log_artifact` calls on it are refused."""
         if status not in STATUSES or status == "running":
