@@ -685,6 +685,7 @@ def test_tables_go_into_artifacts_and_runs(store: forebear.Store) -> None:
     assert table.get_column("label") == ["cat", "dog"]
     logged = store.run(run.id).summary["samples"]
     assert (logged["_type"], logged["nrows"], logged["ncols"]) == ("table-file", 2, 3)
+    assert store.run(run.id).history() == [{"step": 0, "acc": 0.5}]  # the table is no metric
     kept = store.artifact(logged["artifact"])
     assert kept.type == "run_table" and kept.get("samples") == table
     frame = table.get_dataframe()

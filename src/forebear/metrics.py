@@ -24,12 +24,14 @@ def check_step(step: object) -> int:
 def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[str, float]:
     """The values to keep in the history at ``step``: numbers (not booleans), finite; those
     of a nested dict under dotted names (``{"train": {"loss": 1}}`` as ``train.loss``, as
-    W&B charts them)."""
+    W&B charts them), but not those of a record of W&B's value types (a dict with
+    ``_type``, such as a logged table's)."""
     numbers: dict[str, float] = {}
     for name, value in values.items():
         key = f"{prefix}{name}"
         if isinstance(value, dict):
-            numbers.update(numeric_values(value, step, f"{key}."))
+            if "_type" not in value:  # a logged table's record is not a metric
+                numbers.update(numeric_values(value, step, f"{key}."))
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
