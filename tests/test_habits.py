@@ -4,6 +4,7 @@ on SQLite + a folder and on PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import datetime as dt
 import json
@@ -357,6 +358,24 @@ def test_a_live_runs_config_and_summary_are_saved_as_they_change(store: forebear
     read.config["local"] = 1  # a run read back is a copy to use as it likes
     assert store.run(run.id).config == {"lr": 0.1, "epochs": 3, "batch": 32, "dropout": 0.5}
     assert store.run(run.id).summary == {"best": 0.9, "loss": 0.5}
+
+
+def test_a_config_comes_as_w_and_b_takes_it(store: forebear.Store) -> None:
+    """Training scripts pass their argparse arguments (``wandb.init(config=args)``) and
+    update with ``allow_val_change``; a value that is no config gets one clear error."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args([])
+    with forebear.init(project="p", store=store, config=args) as run:
+        assert dict(run.config) == {"lr": 0.1, "epochs": 3}
+        run.config.update(parser.parse_args(["--lr", "0.2"]))
+        run.config.update({"lr": 0.3}, allow_val_change=True)
+        with pytest.raises(forebear.InvalidInput, match="takes a dict or a Namespace, not list"):
+            run.config.update(["lr"])
+    assert store.run(run.id).config == {"lr": 0.3, "epochs": 3}
+    with pytest.raises(forebear.InvalidInput, match="config must be a dict, not list"):
+        forebear.init(project="p", store=store, config=[1, 2])  # type: ignore[arg-type]
 
 
 def test_the_w_and_b_options_of_adding_files(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from . import artifacts, folders
 from . import settings as config
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
-from .jsonvalues import json_dict
+from .jsonvalues import config_values, json_dict
 from .manifest import ManifestEntry
 from .metrics import MetricSummaries, check_step, history_frame, numeric_values, thinned
 from .paths import normalise_entry_path
@@ -94,8 +94,16 @@ class RunValues(dict[str, Any]):
     def __delitem__(self, key: str) -> None:
         self._change(lambda d: d.__delitem__(key))
 
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self._change(lambda d: d.update(*args, **kwargs))
+    def update(self, *args: Any, allow_val_change: bool | None = None, **kwargs: Any) -> None:
+        """``dict.update``, also taking what W&B's ``config.update`` takes: an argparse
+        ``Namespace`` or absl flags, and ``allow_val_change`` (values may always change)."""
+        del allow_val_change
+        given = [config_values(arg) for arg in args]
+        for arg in given:
+            if not isinstance(arg, dict):
+                kind = type(arg).__name__
+                raise InvalidInput(f"{self._what}.update takes a dict or a Namespace, not {kind}")
+        self._change(lambda d: d.update(*given, **kwargs))
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         return self._change(lambda d: d.setdefault(key, default))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidInput
@@ -44,6 +45,24 @@ def loads(text: str, what: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise InvalidInput(f"{what} is nested too deeply; flatten it") from None
+
+
+def config_values(value: Any) -> Any:
+    """A config given as W&B takes one, as a dict: an argparse ``Namespace`` (its
+    attributes), absl flags (``flag_values_dict()``) or another mapping; anything else
+    as it is (a dict, or what `json_dict` then refuses)."""
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    flags = getattr(value, "flag_values_dict", None)
+    if callable(flags):
+        return dict(flags())
+    import argparse  # only for a config that is neither a dict nor flags
+
+    if isinstance(value, argparse.Namespace):
+        return dict(vars(value))
+    return value
 
 
 def json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, cast
 from . import active, artifacts
 from . import context as run_context
 from .errors import InvalidInput, NotFound, RunStateError
-from .jsonvalues import json_dict
+from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name
 from .settings import default_project
 from .store import Store, open
@@ -263,7 +263,7 @@ def _default_run_name() -> str:
 def init(
     project: str | None = None,
     name: str | None = None,
-    config: dict[str, Any] | None = None,
+    config: Any = None,  # a dict, an argparse Namespace or absl flags
     store: Store | str | os.PathLike[str] | None = None,
     *,
     job_type: str | None = None,
@@ -289,7 +289,8 @@ def init(
     marks it ``failed`` and a normal exit ``finished``. ``job_type``, ``group``, ``notes``
     and ``tags`` (W&B's words for what a run is) are kept in its ``context``, and so is
     W&B's ``entity`` (a team or user there; here the store is the team's). The other
-    options are W&B's too (see docs/python-api.md): ``id``, ``resume`` (only for a run
+    options are W&B's too (see docs/python-api.md): ``config`` may be an argparse
+    ``Namespace`` or absl flags; ``id``, ``resume`` (only for a run
     that does not exist yet), ``reinit``, ``mode``, ``save_code``,
     ``config_exclude_keys`` / ``config_include_keys``; ``dir``, ``anonymous``,
     ``allow_val_change``, ``settings``, ``sync_tensorboard`` and ``monitor_gym`` are
@@ -323,7 +324,7 @@ def init(
     if not isinstance(run_name, str) or len(run_name) > 256:
         raise InvalidInput("a run name must be a string of at most 256 characters")
     config_dict = _chosen_keys(
-        json_dict(config, "config"), config_include_keys, config_exclude_keys
+        json_dict(config_values(config), "config"), config_include_keys, config_exclude_keys
     )
     described = _described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
     run_id = new_run_id() if id is None else _new_run_id(target, id, resume)
