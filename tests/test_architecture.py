@@ -120,7 +120,7 @@ LAYERS = (
         "folders",
         "liveness",
         "context",
-        "restore",
+        "repair_from",
     ],
     ["local", "remote"],
     [

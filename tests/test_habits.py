@@ -624,6 +624,15 @@ def test_a_run_keeps_its_own_files_and_code(
     assert kept.download(tmp_path / "out").read_bytes() == b"weights-2"  # type: ignore[attr-defined]
     with pytest.raises(forebear.NotFound, match=r"kept no file 'nope\.h5'"):
         done.file("nope.h5")
+    with forebear.init(project="p", store=store):  # W&B's restore, into a folder
+        with forebear.restore("model.h5", run_path=f"team/p/{run.id}", root=tmp_path / "r") as f:
+            assert f.read() == b"weights-2"
+        (tmp_path / "r" / "model.h5").write_bytes(b"mine")
+        with forebear.restore("model.h5", run_path=run.id, root=tmp_path / "r") as f:
+            assert f.read() == b"mine"  # already there: kept
+        with forebear.restore("model.h5", run_path=run.id, replace=True, root=tmp_path / "r") as f:
+            assert f.read() == b"weights-2"
+        assert forebear.restore("nope.h5", run_path=run.id) is None
     saved = store.versions(f"p/run-{run.id}-files")
     assert [v.version for v in saved] == ["v0", "v1", "v2"]  # two saves, then the end
     assert done.outputs[-1] == saved[-1]

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from . import active, artifacts
 from . import context as run_context
@@ -469,6 +469,33 @@ def save(
 ) -> list[str]:
     """`Run.save` on the active run (W&B's ``wandb.save``)."""
     return _require_active().save(glob_str, base_path, policy)
+
+
+def restore(
+    name: str,
+    run_path: str | None = None,
+    replace: bool = False,
+    root: str | os.PathLike[str] | None = None,
+) -> BinaryIO | None:
+    """W&B's ``wandb.restore``: a file `Run.save` kept with a run (``run_path``:
+    ``[entity/]project/id`` or the id; default the active run), written verified under
+    ``root`` (default the current folder) unless already there (``replace=True``: always),
+    and returned open for reading; None when the run kept no such file."""
+    if run_path is None:
+        run = _require_active()
+    else:
+        current = active_run()
+        store = current.store if current is not None else Store()
+        run = store.run(str(run_path).rsplit("/", 1)[-1])
+    folder = Path(root if root is not None else ".")
+    target = folder / name
+    if replace or not target.is_file():
+        try:
+            kept = run.file(name)
+        except NotFound:
+            return None
+        kept.download(folder)  # type: ignore[attr-defined]
+    return target.open("rb")
 
 
 def watch(models: object = None, *args: object, **options: object) -> None:

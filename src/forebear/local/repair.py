@@ -21,8 +21,8 @@ from ..content import ContentReader
 from ..errors import IntegrityError
 from ..manifest import PAGE_ENTRIES, ManifestWriter, pages
 from ..objects import ObjectLocation
+from ..repair_from import restore_from
 from ..reports import Missing, RepairReport
-from ..restore import restore_from
 
 if TYPE_CHECKING:
     from ..records import VersionData

@@ -37,8 +37,8 @@ from ..records import (
     Webhook,
 )
 from ..references import check_reference
+from ..repair_from import restore_from
 from ..reports import RepairReport
-from ..restore import restore_from
 from ..statcache import StatCache
 from .client import ServerClient
 from .objects import ServerObjects
