@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -485,6 +486,28 @@ def test_a_file_changed_while_its_chunks_are_stored_is_refused(
     with (
         forebear.init(project="p", store=local_store) as run,
         pytest.raises(forebear.IntegrityError, match="changed while it was being logged"),
+    ):
+        run.log_artifact(table, name="table")
+    with pytest.raises(forebear.ArtifactNotFound):
+        local_store.versions("table")
+
+
+def test_a_large_file_gone_before_it_is_stored_is_named(
+    local_store: forebear.Store, table: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forebear import ingest
+
+    local_store.chunking = SMALL
+    real_store = ingest.store_objects
+
+    def remove_then_store(*args: Any, **kwargs: Any) -> None:
+        (table / "rows.bin").unlink()  # hashed, then gone before its chunks are stored
+        real_store(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "store_objects", remove_then_store)
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(forebear.InvalidPath, match=r"cannot read .*rows\.bin"),
     ):
         run.log_artifact(table, name="table")
     with pytest.raises(forebear.ArtifactNotFound):

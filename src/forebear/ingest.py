@@ -390,7 +390,10 @@ def _cut_while_storing(
     cut = FileCut(path, digest, chunking)
     new = 0
     seen: set[str] = set()
-    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise InvalidPath(f"cannot read {path!r}: {exc.strerror or exc}") from exc
 
     def put(item: tuple[str, int]) -> None:
         chunk, index = item
