@@ -147,11 +147,8 @@ class ChunkList:
 
     def describe(self, index: int) -> str:
         """How errors name one chunk: its place, byte range and object."""
-        start = self.offsets[index]
-        end = start + self.sizes[index]
-        return (
-            f"chunk {index + 1} of {len(self)} (bytes {start:,}-{end - 1:,}, "
-            f"object {self.digests[index]})"
+        return describe_chunk(
+            index, self.offsets[index], self.sizes[index], self.digests[index], len(self)
         )
 
     @cached_property
@@ -208,6 +205,13 @@ class ChunkList:
             )
         except (ValueError, KeyError, TypeError, InvalidInput) as exc:
             raise IntegrityError(f"unreadable chunk list: {exc}") from exc
+
+
+def describe_chunk(index: int, start: int, size: int, digest: str, count: int | None) -> str:
+    """How errors name one chunk of a file: its place (among ``count``, when known), byte
+    range and object."""
+    among = f" of {count}" if count is not None else ""
+    return f"chunk {index + 1}{among} (bytes {start:,}-{start + size - 1:,}, object {digest})"
 
 
 def cutter(chunking: Chunking) -> Any:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
-from .chunking import Chunking, ChunkList, cutter
+from .chunking import Chunking, ChunkList, cutter, describe_chunk
 from .errors import IntegrityError, InvalidPath
 from .hashing import hash_bytes, new_hasher
 
@@ -76,22 +76,20 @@ class FileCut:
             raise RuntimeError(f"{self.path!r} is not cut to its end yet")
         return self._list
 
-    def cut_whole(self) -> ChunkList:
-        """Cut the whole file at once: its chunk list."""
-        for _ in self.windows(1 << 62):
-            pass
-        return self.chunk_list()
-
     def describe(self, index: int) -> str:
-        start = self.offsets[index]
-        end = start + self.sizes[index]
-        return f"chunk {index + 1} (bytes {start:,}-{end - 1:,}, object {self.digests[index]})"
+        """How errors name one chunk cut so far (how many there are is not known yet)."""
+        return describe_chunk(
+            index, self.offsets[index], self.sizes[index], self.digests[index], None
+        )
 
 
 def cut_file(path: str, digest: str, chunking: Chunking) -> ChunkList:
-    """Cut a local file into chunks: its chunk list, if it still is the file hashed as
-    ``digest`` (`IntegrityError` otherwise)."""
-    return FileCut(path, digest, chunking).cut_whole()
+    """Cut a local file into chunks at once: its chunk list, if it still is the file
+    hashed as ``digest`` (`IntegrityError` otherwise)."""
+    cut = FileCut(path, digest, chunking)
+    for _ in cut.windows(1 << 62):
+        pass
+    return cut.chunk_list()
 
 
 def ahead(items: Iterator[T], depth: int) -> Iterator[T]:

@@ -17,7 +17,14 @@ from . import settings as config
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
 from .jsonvalues import config_values, json_dict
 from .manifest import ManifestEntry
-from .metrics import MetricSummaries, check_step, history_frame, numeric_values, thinned
+from .metrics import (
+    MetricSummaries,
+    check_step,
+    history_frame,
+    numeric_values,
+    rows_holding,
+    thinned,
+)
 from .paths import normalise_entry_path
 from .tables import Table, table_path
 
@@ -424,11 +431,7 @@ class RunHabits:
         (the first and last kept); ``pandas=True`` returns a pandas DataFrame with W&B's
         ``_step`` column (``x_axis`` and ``stream`` are accepted; every row has its step)."""
         del x_axis, stream
-        rows: list[dict[str, Any]] = self._store.backend.run_history(self.id)
-        if keys is not None:
-            rows = list(self.scan_history(keys=keys))
-            for row in rows:
-                del row["_step"]
+        rows = rows_holding(self._store.backend.run_history(self.id), keys)
         if samples is not None:
             if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
                 raise InvalidInput(f"samples must be a whole number from 1, not {samples!r}")
@@ -446,17 +449,11 @@ class RunHabits:
         logged at it; with ``keys``, only the rows that hold every one of them, with just
         those; ``min_step`` included, ``max_step`` excluded."""
         del page_size
-        keys = [keys] if isinstance(keys, str) else keys
-        for row in self._store.backend.run_history(self.id):
+        for row in rows_holding(self._store.backend.run_history(self.id), keys):
             at = row["step"]
             below = min_step is not None and at < min_step
-            if below or (max_step is not None and at >= max_step):
-                continue
-            if keys is not None:
-                if not all(key in row for key in keys):
-                    continue
-                row = {"step": at, **{key: row[key] for key in keys}}
-            yield {**row, "_step": at}
+            if not (below or (max_step is not None and at >= max_step)):
+                yield {**row, "_step": at}
 
     @property
     def path(self) -> str:

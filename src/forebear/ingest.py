@@ -246,6 +246,8 @@ def store_objects(
                 for d in absent
                 if chunking.applies_to(absent[d][1]) and d not in prepared.cut
             ]
+            # the bar counts each file once: its new chunks as they are written, the rest
+            # once they are found stored (cutting itself moves it no further)
             if objects.is_local:  # cut and stored at once, a file after the other
                 for path, digest in to_cut:
                     expect(absent[digest][1])
@@ -253,22 +255,18 @@ def store_objects(
                         objects, path, digest, chunking, register, catalog, tick
                     )
                     prepared.new_bytes += new
-                    objects.put_chunk_list(chunks.digest, chunks.to_bytes())
-                    prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
-                to_cut = []
-            for group in _groups(to_cut, absent):
-                # the bar counts each file once: its new chunks as they are written, the
-                # rest once they are found stored (cutting itself moves it no further)
-                group_bytes = sum(absent[d][1] for _, d in group)
-                expect(group_bytes)
-                cut = _cut_files(group, chunking)
-                register([d for _, chunks in cut for d in chunks.digests])
-                new = _store_chunks(objects, cut, register, catalog, False, tick, None)
-                tick(group_bytes - new)
-                prepared.new_bytes += new
-                for _, chunks in cut:
-                    objects.put_chunk_list(chunks.digest, chunks.to_bytes())
-                    prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
+                    _keep_chunk_list(objects, prepared, chunks)
+            else:
+                for group in _groups(to_cut, absent):
+                    group_bytes = sum(absent[d][1] for _, d in group)
+                    expect(group_bytes)
+                    cut = _cut_files(group, chunking)
+                    register([d for _, chunks in cut for d in chunks.digests])
+                    new = _store_chunks(objects, cut, register, catalog, False, tick, None)
+                    tick(group_bytes - new)
+                    prepared.new_bytes += new
+                    for _, chunks in cut:
+                        _keep_chunk_list(objects, prepared, chunks)
             stored = set(absent) | set(known)
             # a file read whole into a pack was hashed again as it went in: no stat needed
             packs = objects.packs
@@ -358,9 +356,33 @@ def _groups(
         yield group
 
 
+def _keep_chunk_list(objects: ObjectLocation, prepared: Prepared, chunks: ChunkList) -> None:
+    """Store a file's new chunk list beside its chunks, and spool it for the catalog."""
+    objects.put_chunk_list(chunks.digest, chunks.to_bytes())
+    prepared.cut.add([(chunks.digest, chunks.size, chunks.pack())])
+
+
+def _put_chunk(
+    objects: ObjectLocation,
+    descriptor: int,
+    offset: int,
+    size: int,
+    digest: str,
+    source: str,
+    tick: Callable[[int], None],
+) -> None:
+    """Store one chunk of an open file, read again and re-hashed as it is copied."""
+    objects.put_stream(
+        ChunkRange(descriptor, offset, size),  # type: ignore[arg-type]  # read() is all it uses
+        digest,
+        tick,
+        source=source,
+    )
+
+
 def _cut_files(files: list[tuple[str, str]], chunking: Chunking) -> list[tuple[str, ChunkList]]:
-    """Cut each (path, digest) file; each takes two cores (one cuts and hashes the chunks,
-    one re-hashes the whole file), so half as many files as cores are cut at once."""
+    """Cut each (path, digest) file, each on one thread (chunks and the whole file hashed
+    from the same bytes), half as many files as cores at once."""
 
     def cut(item: tuple[str, str]) -> tuple[str, ChunkList]:
         return item[0], cut_file(item[0], item[1], chunking)
@@ -397,13 +419,8 @@ def _cut_while_storing(
 
     def put(item: tuple[str, int]) -> None:
         chunk, index = item
-        stream = ChunkRange(descriptor, cut.offsets[index], cut.sizes[index])
-        objects.put_stream(
-            stream,  # type: ignore[arg-type]  # read() is all put_stream uses
-            chunk,
-            tick,
-            source=f"{path} ({cut.describe(index)})",
-        )
+        source = f"{path} ({cut.describe(index)})"
+        _put_chunk(objects, descriptor, cut.offsets[index], cut.sizes[index], chunk, source, tick)
 
     # chunks are appended to one pack in turn (threads would only wait); files of their
     # own gain from two threads (each waits for the device while the other copies)
@@ -483,13 +500,9 @@ def _store_chunks(
 
         def put(item: tuple[str, tuple[str, ChunkList, int]]) -> None:
             digest, (path, chunks, index) = item
-            stream = ChunkRange(descriptors[path], chunks.offsets[index], chunks.sizes[index])
-            objects.put_stream(
-                stream,  # type: ignore[arg-type]  # read() is all put_stream uses
-                digest,
-                tick,
-                source=f"{path} ({chunks.describe(index)})",
-            )
+            offset, size = chunks.offsets[index], chunks.sizes[index]
+            source = f"{path} ({chunks.describe(index)})"
+            _put_chunk(objects, descriptors[path], offset, size, digest, source, tick)
 
         if objects.packs is not None:  # appended to one pack in turn: threads only wait
             for item in missing:

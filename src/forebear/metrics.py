@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from .errors import InvalidInput
@@ -42,6 +43,21 @@ def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[
             raise InvalidInput(f"metric {key!r} at step {step} is {value!r}: not a finite number")
         numbers[key] = number
     return numbers
+
+
+def rows_holding(
+    rows: list[dict[str, Any]], keys: str | Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """History rows as W&B's ``keys=`` argument chooses them: with ``keys`` (one name or
+    several), only the rows that hold every one, each with its step and just those."""
+    if keys is None:
+        return rows
+    wanted = [keys] if isinstance(keys, str) else list(keys)
+    return [
+        {"step": row["step"], **{key: row[key] for key in wanted}}
+        for row in rows
+        if all(key in row for key in wanted)
+    ]
 
 
 def thinned(rows: list[T], count: int) -> list[T]:

@@ -66,7 +66,7 @@ class RunFiles:
             raise InvalidInput(f"policy must be one of {', '.join(SAVE_POLICIES)}, not {policy!r}")
         pattern = os.fspath(glob_str)
         base = None if base_path is None else os.fspath(base_path)
-        if base is not None and _outside(pattern, base):
+        if base is not None and _relative(pattern, base) is None:
             raise InvalidInput(
                 f"run.save: {pattern!r} is not under base_path {base!r}; give the folder "
                 "that holds the files as base_path, or leave it out"
@@ -160,9 +160,12 @@ class RunFiles:
             return None
 
 
-def _outside(path: str, base: str) -> bool:
+def _relative(path: str, base: str) -> str | None:
+    """``path`` relative to ``base`` (with ``/``); None when it is not under it."""
     relative = os.path.relpath(os.path.abspath(path), os.path.abspath(base))
-    return relative == os.pardir or relative.startswith(os.pardir + os.sep)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return None
+    return Path(relative).as_posix()
 
 
 def _entry_path(path: str, pattern: str, base: str | None) -> str:
@@ -175,9 +178,8 @@ def _entry_path(path: str, pattern: str, base: str | None) -> str:
             base = fixed if fixed.endswith(os.sep) else os.path.dirname(fixed)
         else:
             base = os.getcwd()
-    if _outside(path, base):
-        return os.path.basename(path)
-    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+    relative = _relative(path, base)
+    return os.path.basename(path) if relative is None else relative
 
 
 def _two_argument(function: Callable[..., bool]) -> Callable[[str, str], bool]:

@@ -485,8 +485,7 @@ def restore(
         run = _require_active()
     else:
         current = active_run()
-        store = current.store if current is not None else Store()
-        run = store.run(str(run_path).rsplit("/", 1)[-1])
+        run = Api(current.store if current is not None else None).run(str(run_path))
     folder = Path(root if root is not None else ".")
     target = folder / name
     if replace or not target.is_file():
