@@ -18,7 +18,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 
 from forebear.errors import StoreError
 from forebear.hashing import hash_bytes
-from forebear.objects import ObjectLocation, open_location
+from forebear.objects import ObjectLocation, local_root, open_location
 from forebear.testing import ObjectLocationTests
 
 
@@ -202,3 +202,22 @@ def test_streamed_digest_equals_digest_of_bytes(data: bytes, block: int) -> None
             return len(chunk)
 
     assert hash_stream(Chunky()) == (hash_bytes(data), len(data))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["store", "./store/", "a//b/", "a/../b", "../x", ".", "./", "~", "~/s", "/", "/tmp/x/",
+     "/tmp//a/../b", "/tmp/x/.", "a b/c", "~nobody-here/x"],
+)  # fmt: skip
+def test_a_plain_folder_opens_where_fsspec_would_put_it(
+    path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local folders are opened without fsspec (start-up time): the root must be the one
+    fsspec's local filesystem gives, or a store would move between commands."""
+    import fsspec
+
+    monkeypatch.chdir(tmp_path)
+    assert local_root(path) == fsspec.core.url_to_fs(path)[1]
+    location = open_location(path)
+    assert location.root == open_location(f"file://{location.root}").root
+    assert location.fs.protocol == fsspec.filesystem("file").protocol  # made on first use

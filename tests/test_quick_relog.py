@@ -74,14 +74,18 @@ def rows(folder: Path, sql: str) -> list[tuple[Any, ...]]:
         return db.execute(sql).fetchall()
 
 
-def test_a_re_log_of_unchanged_files_loads_no_sqlalchemy(folder: Path, data: Path) -> None:
+def test_a_re_log_of_unchanged_files_loads_no_sqlalchemy_nor_fsspec(
+    folder: Path, data: Path
+) -> None:
     code = (
         "import sys, forebear, forebear.statcache\n"
         "forebear.statcache.RACY_SECONDS = 0.0\n"
         f"store = forebear.open({str(folder)!r})\n"
         "with forebear.init(project='p', name='again', store=store) as run:\n"
         f"    version = run.log_artifact({str(data)!r}, name='ds')\n"
-        "heavy = sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'alembic')))\n"
+        "heavy = sorted(\n"
+        "    m for m in sys.modules if m.startswith(('sqlalchemy', 'alembic', 'fsspec'))\n"
+        ")\n"
         "print(version.ref, heavy)"
     )
     done = subprocess.run(

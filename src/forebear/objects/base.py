@@ -26,9 +26,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import BinaryIO
-
-import fsspec
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..chunking import ChunkList
 from ..destination import save_stream
@@ -52,6 +50,9 @@ from .formatfile import (
 )  # fmt: skip
 from .listing import StoredObject, modified_time
 from .packs import PACKS, PackIndex, Packs, PackSlot, runs_in_packs
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = [  # what the location modules and the package take from here
     "CHUNKED_FORMAT", "DIGEST_RE", "FORMAT_FILE", "FORMAT_VERSION", "NEW_STORE_FORMAT",
@@ -89,7 +90,7 @@ class ObjectLocation(FormatFile):
 
     is_local = False
 
-    def __init__(self, url: str, fs: fsspec.AbstractFileSystem, root: str) -> None:
+    def __init__(self, url: str, fs: fsspec.AbstractFileSystem | None, root: str) -> None:
         self.url = url
         self.fs = fs
         self.root: str = root.rstrip("/") if root not in ("/", "") else root

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import StoreError
 from ..hash_workers import hash_files
@@ -40,6 +40,9 @@ from .base import (
 from .copying import zero_rest
 from .direct import copy_to_new_file
 from .listing import StoredObject
+
+if TYPE_CHECKING:
+    import fsspec
 
 DELETE_WORKERS = 16  # threads unlinking objects at once
 _name = attrgetter("name")
@@ -88,6 +91,20 @@ def _in_memory(path: str) -> bool:
 
 class LocalLocation(ObjectLocation):
     is_local = True
+    _fs: fsspec.AbstractFileSystem | None
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """fsspec's local filesystem, made on first use (most commands never need it)."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
+    @fs.setter
+    def fs(self, fs: fsspec.AbstractFileSystem | None) -> None:
+        self._fs = fs
 
     def _create_once(self, path: str, body: bytes) -> None:
         os.makedirs(self.root, exist_ok=True)
