@@ -657,3 +657,37 @@ def test_a_server_or_process_opened_before_an_upgrade_reads_what_is_packed_after
     assert opened_before.objects.packs is not None  # and from now on it writes packs too
     with pytest.raises(forebear.ObjectNotFound):
         opened_before.objects.read_bytes(hash_bytes(b"never stored"))
+
+
+def test_small_files_read_straight_into_a_pack_are_checked_there(tmp_path: Path) -> None:
+    """Files packed by `put_files` are read into the pack's block without a copy: each is
+    still checked against the digest it was hashed to, one that changed meanwhile (other
+    bytes, or grown) is refused by name and leaves nothing of itself, and the files that
+    crossed from one block to the next read back whole."""
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    objects = store.objects
+    rng = random.Random(7)
+    files = []
+    for i in range(400):  # 400 x 5,000 bytes: two blocks of the pack's buffer, and more
+        path = tmp_path / f"f{i:03d}.bin"
+        path.write_bytes(rng.randbytes(5000))
+        files.append((str(path), hash_bytes(path.read_bytes())))
+    sizes = {digest: 5000 for _, digest in files}
+    objects.put_files(files, sizes=sizes)
+    objects.flush()
+    for path, digest in files:
+        assert objects.read_bytes(digest) == Path(path).read_bytes()
+    assert all(slot.length == 5000 for slot in objects.packed(sizes).values())
+
+    same_size, grown = tmp_path / "same.bin", tmp_path / "grown.bin"
+    for victim, later in ((same_size, b"y" * 5000), (grown, b"x" * 5001)):
+        victim.write_bytes(b"x" * 5000)
+        digest = hash_bytes(victim.read_bytes())
+        victim.write_bytes(later)  # changed after it was hashed
+        with pytest.raises(forebear.IntegrityError, match=re.escape(victim.name)):
+            objects.put_files([(str(victim), digest)], sizes={digest: 5000})
+        objects.flush()
+        assert not objects.has(digest)
+    assert objects.present(sizes) == set(sizes)
+    assert store.verify() == []

@@ -440,12 +440,14 @@ class ObjectLocation(FormatFile):
         if self.packs is None:
             return self._put_loose_files(items, progress)
         loose = []
+        packed = []
         for local_path, digest in items:
             size = (sizes or {}).get(digest) or os.path.getsize(local_path)
             if self.packs.takes(size):
-                self.put_file(local_path, digest, progress, known_missing=True, size=size)
+                packed.append((os.fspath(local_path), digest, size))
             else:
                 loose.append((local_path, digest))
+        self.packs.add_files(packed, progress)
         return self._put_loose_files(loose, progress)
 
     def put_chunked_file(

@@ -86,9 +86,14 @@ def read_file_head(path: str, size: int) -> bytes:
     packing many small files)."""
     fd = os.open(path, READ_FLAGS)
     try:
-        return _read_up_to(lambda wanted: os.read(fd, wanted), size)
+        return read_descriptor(fd, size)
     finally:
         os.close(fd)
+
+
+def read_descriptor(fd: int, size: int) -> bytes:
+    """`read_file_head` of a file open as ``fd``, from where it is."""
+    return _read_up_to(lambda wanted: os.read(fd, wanted), size)
 
 
 def read_up_to(src: BinaryIO, size: int) -> bytes:

@@ -23,6 +23,7 @@ import errno
 import mmap
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -112,6 +113,23 @@ class BlockFile:
             offset += take
             if self._filled == BLOCK:
                 self._drain_block()
+
+    def read_in(self, fd: int, limit: int, accept: Callable[[memoryview], None]) -> int | None:
+        """Read up to ``limit`` bytes of the open file ``fd`` straight into the block being
+        filled, with no copy in between; they are kept only once ``accept`` took them
+        (it raises to refuse them, and then nothing was added). None, with nothing read:
+        the block has less room than ``limit`` (the caller writes the bytes instead)."""
+        if BLOCK - self._filled < limit:
+            return None
+        room = self._view[self._filled : self._filled + limit]
+        count = os.readv(fd, [room])
+        while count < limit and (more := os.readv(fd, [room[count:]])):
+            count += more  # a short read before the end (a pipe or network filesystem)
+        accept(room[:count])
+        self._filled += count
+        if self._filled == BLOCK:
+            self._drain_block()
+        return count
 
     def copy_from(self, src: BinaryIO, progress: Progress | None) -> tuple[str, int]:
         """Copy ``src`` to its end into the file, read straight into the block and hashed

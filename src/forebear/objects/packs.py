@@ -30,9 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import IntegrityError, ObjectNotFound, StoreError
-from ..hashing import hash_bytes, new_hasher
+from ..hashing import READ_FLAGS, Progress, hash_bytes, new_hasher
 from ..readers import corrupted
-from .copying import zero_rest
+from .copying import read_descriptor, zero_rest
 from .direct import BlockFile
 from .formatfile import backend_errors, check_unchanged, missing
 
@@ -54,6 +54,8 @@ REMEMBERED_SLOTS = 20_000  # slots kept between lookups (a batch of reads asks f
 # fewer, larger ones cost less: a first log of 1,000,000 small files recorded 31 packs in
 # 10.3 s one at a time.
 UNRECORDED_OBJECTS = 200_000
+# Local files packed under one hold of the writer's lock (other threads wait no longer).
+FILES_AT_ONCE = 256
 # ...or once the first of them has waited this long (checked as objects keep coming): gc
 # removes a pack no writer recorded once it is an hour old (`STRAY_SECONDS` in gc).
 UNRECORDED_SECONDS = 60.0
@@ -188,6 +190,26 @@ class PackWriter:
         self.slots[digest] = (self.size, len(data))
         self.size += len(data)
 
+    def add_file(self, digest: str, fd: int, size: int, source: str) -> None:
+        """`add` for a local file of ``size`` bytes open as ``fd``, read straight into the
+        pack's block (one copy fewer: what counts when packing many small files) and
+        checked there before it is kept."""
+        if digest in self.slots:
+            return
+
+        def accept(data: memoryview) -> None:
+            actual = hash_bytes(data)
+            if actual != digest:  # changed (or grew: a byte more was asked for)
+                check_unchanged(source, digest, actual)
+            self.hasher.update(data)
+
+        count = self.file.read_in(fd, size + 1, accept)
+        if count is None:  # the block is nearly full: through a buffer of its own
+            self.add(digest, read_descriptor(fd, size + 1), source)
+            return
+        self.slots[digest] = (self.size, count)
+        self.size += count
+
     def seal(self) -> SealedPack:
         """Finish the file (flushed, and synced when ``durable``: a pack's index is
         recorded only once its bytes are on disk)."""
@@ -267,6 +289,39 @@ class Packs:
                 self.seal_current()
             elif self.unrecorded and self.overdue():
                 self.record_written()
+
+    def add_files(
+        self, files: Sequence[tuple[str, str, int]], progress: Progress | None = None
+    ) -> None:
+        """Put local files, each (path, digest, size when hashed), into the current pack
+        one after the other, each read straight into it (see `PackWriter.add_file`)."""
+        for start in range(0, len(files), FILES_AT_ONCE):
+            with self.lock:
+                for path, digest, size in files[start : start + FILES_AT_ONCE]:
+                    with backend_errors(f"cannot store {path!r}"):
+                        self._add_file(path, digest, size)
+                    if progress is not None:
+                        progress(size)
+
+    def _add_file(self, path: str, digest: str, size: int) -> None:
+        """One file into the current pack, the lock held (see `add`)."""
+        if self.writer is None:
+            self.writer = self.new_writer()
+        fd = os.open(path, READ_FLAGS)
+        try:
+            self.writer.add_file(digest, fd, size, path)
+        except IntegrityError:  # the source changed: nothing of it was written
+            raise
+        except BaseException:  # a failed write (a full disk): the pack cannot be trusted
+            self.writer.discard()
+            self.writer = None
+            raise
+        finally:
+            os.close(fd)
+        if self.writer.size >= self.target:
+            self.seal_current()
+        elif self.unrecorded and self.overdue():
+            self.record_written()
 
     def flush(self) -> None:
         """Seal and write the current pack, if any, and record every pack written."""
