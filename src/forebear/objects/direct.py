@@ -114,17 +114,19 @@ class BlockFile:
             if self._filled == BLOCK:
                 self._drain_block()
 
-    def read_in(self, fd: int, limit: int, accept: Callable[[memoryview], None]) -> int | None:
-        """Read up to ``limit`` bytes of the open file ``fd`` straight into the block being
-        filled, with no copy in between; they are kept only once ``accept`` took them
-        (it raises to refuse them, and then nothing was added). None, with nothing read:
-        the block has less room than ``limit`` (the caller writes the bytes instead)."""
+    def read_in(self, fd: int, expected: int, accept: Callable[[memoryview], None]) -> int | None:
+        """Read the open file ``fd`` (``expected`` bytes long, and a byte more to see one
+        that grew) straight into the block being filled, with no copy in between; the
+        bytes are kept only once ``accept`` took them (it raises to refuse them, and then
+        nothing was added). None, with nothing read: the block has less room than that
+        (the caller writes the bytes instead)."""
+        limit = expected + 1
         if BLOCK - self._filled < limit:
             return None
         room = self._view[self._filled : self._filled + limit]
-        count = os.readv(fd, [room])
-        while count < limit and (more := os.readv(fd, [room[count:]])):
-            count += more  # a short read before the end (a pipe or network filesystem)
+        count = os.readv(fd, [room])  # all of it at once, from a local disk
+        while 0 < count < expected and (more := os.readv(fd, [room[count:]])):
+            count += more  # a short read before the end (some network filesystems)
         accept(room[:count])
         self._filled += count
         if self._filled == BLOCK:

@@ -203,7 +203,7 @@ class PackWriter:
                 check_unchanged(source, digest, actual)
             self.hasher.update(data)
 
-        count = self.file.read_in(fd, size + 1, accept)
+        count = self.file.read_in(fd, size, accept)
         if count is None:  # the block is nearly full: through a buffer of its own
             self.add(digest, read_descriptor(fd, size + 1), source)
             return
