@@ -567,6 +567,29 @@ def test_a_file_cut_in_windows_is_its_chunk_list(tmp_path: Path) -> None:
         cut_file(str(path), "0" * 32, SMALL)
 
 
+def test_a_file_is_cut_alike_by_its_worker_process_and_in_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cutting runs in a worker process (off this one's GIL); where none can start, it
+    runs here, to the same chunks. A file that cannot be read is named in one error."""
+    from forebear import cutting
+
+    path = tmp_path / "rows.bin"
+    path.write_bytes(random.Random(9).randbytes(2 << 20))
+    digest = hash_file(path)[0]
+    elsewhere = cutting.cut_file(str(path), digest, SMALL)
+
+    def no_processes(*args: str) -> None:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(cutting, "start_worker", no_processes)
+    assert cutting.cut_file(str(path), digest, SMALL) == elsewhere
+    monkeypatch.undo()
+    gone = tmp_path / "gone.bin"
+    with pytest.raises(forebear.InvalidPath, match=r"cannot read .*gone\.bin"):
+        cutting.cut_file(str(gone), digest, SMALL)
+
+
 # -- gc, push and pull -------------------------------------------------------------------
 
 

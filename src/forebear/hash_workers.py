@@ -101,7 +101,7 @@ def hash_in_processes(
                     try:
                         results = _ask(child, names)
                     except OSError:  # the worker died: carry on in this process
-                        _stop_worker(child)
+                        stop_worker(child)
                         child = None
                 if results is None:
                     results = [hash_small_file(name) for name in names]
@@ -109,7 +109,7 @@ def hash_in_processes(
                     record(batch, results)
         finally:
             if child is not None:
-                _stop_worker(child)
+                stop_worker(child)
 
     with ThreadPoolExecutor(workers) as pool:
         for done in [pool.submit(serve) for _ in range(workers)]:
@@ -117,20 +117,29 @@ def hash_in_processes(
 
 
 def _start_worker() -> subprocess.Popen[bytes]:
+    return start_worker("forebear.hash_workers")
+
+
+def start_worker(module: str, *args: str) -> subprocess.Popen[bytes]:
+    """``python -m module args...`` with this package importable, over pipes."""
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     return subprocess.Popen(
-        [sys.executable, "-m", "forebear.hash_workers"],
+        [sys.executable, "-m", module, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
     )
 
 
-def _stop_worker(child: subprocess.Popen[bytes]) -> None:
+def stop_worker(child: subprocess.Popen[bytes], *, kill: bool = False) -> None:
+    """Close a worker's input and wait for it to end (``kill``: end it first, for a
+    worker whose answers are no longer wanted, if it has not ended already)."""
     assert child.stdin is not None and child.stdout is not None
     try:
+        if kill and child.poll() is None:
+            child.kill()
         child.stdin.close()
         child.wait(timeout=10)
     except (OSError, subprocess.TimeoutExpired):

@@ -371,7 +371,13 @@ def _put_chunk(
     source: str,
     tick: Callable[[int], None],
 ) -> None:
-    """Store one chunk of an open file, read again and re-hashed as it is copied."""
+    """Store one chunk of an open file, read again and re-hashed as it is copied (into
+    a pack, straight into its block)."""
+    packs = objects.packs
+    if packs is not None and packs.takes(size):
+        packs.add_chunk(descriptor, offset, size, digest, source)
+        tick(size)
+        return
     objects.put_stream(
         ChunkRange(descriptor, offset, size),  # type: ignore[arg-type]  # read() is all it uses
         digest,

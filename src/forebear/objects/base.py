@@ -439,16 +439,10 @@ class ObjectLocation(FormatFile):
         ``sizes``: each digest's size when it was hashed, where known."""
         if self.packs is None:
             return self._put_loose_files(items, progress)
-        loose = []
-        packed = []
-        for local_path, digest in items:
-            size = (sizes or {}).get(digest) or os.path.getsize(local_path)
-            if self.packs.takes(size):
-                packed.append((os.fspath(local_path), digest, size))
-            else:
-                loose.append((local_path, digest))
-        self.packs.add_files(packed, progress)
-        return self._put_loose_files(loose, progress)
+        takes = self.packs.takes
+        sized = [(p, d, (sizes or {}).get(d) or os.path.getsize(p)) for p, d in items]
+        self.packs.add_files([(os.fspath(p), d, n) for p, d, n in sized if takes(n)], progress)
+        return self._put_loose_files([(p, d) for p, d, n in sized if not takes(n)], progress)
 
     def put_chunked_file(
         self, local_path: str, chunks: ChunkList, missing: set[str], progress: Progress

@@ -114,24 +114,38 @@ class BlockFile:
             if self._filled == BLOCK:
                 self._drain_block()
 
-    def read_in(self, fd: int, expected: int, accept: Callable[[memoryview], None]) -> int | None:
-        """Read the open file ``fd`` (``expected`` bytes long, and a byte more to see one
-        that grew) straight into the block being filled, with no copy in between; the
-        bytes are kept only once ``accept`` took them (it raises to refuse them, and then
-        nothing was added). None, with nothing read: the block has less room than that
-        (the caller writes the bytes instead)."""
-        limit = expected + 1
+    def read_in(
+        self,
+        fd: int,
+        expected: int,
+        accept: Callable[[memoryview], None],
+        offset: int | None = None,
+    ) -> int | None:
+        """Read the open file ``fd`` straight into the block being filled, with no copy in
+        between: from where it is, ``expected`` bytes and a byte more (which shows a file
+        that grew), or the ``expected`` bytes at ``offset``. The bytes are kept only once
+        ``accept`` took them (it raises to refuse them, and then nothing was added). None,
+        with nothing read: the block has less room than that (the caller writes the bytes
+        instead)."""
+        limit = expected + 1 if offset is None else expected
         if BLOCK - self._filled < limit:
             return None
         room = self._view[self._filled : self._filled + limit]
-        count = os.readv(fd, [room])  # all of it at once, from a local disk
-        while 0 < count < expected and (more := os.readv(fd, [room[count:]])):
-            count += more  # a short read before the end (some network filesystems)
+        count = self._read(fd, room, offset)  # all of it at once, from a local disk
+        while 0 < count < expected:  # a short read before the end (network filesystems)
+            more = self._read(fd, room[count:], None if offset is None else offset + count)
+            if not more:
+                break
+            count += more
         accept(room[:count])
         self._filled += count
         if self._filled == BLOCK:
             self._drain_block()
         return count
+
+    @staticmethod
+    def _read(fd: int, into: memoryview, offset: int | None) -> int:
+        return os.readv(fd, [into]) if offset is None else os.preadv(fd, [into], offset)
 
     def copy_from(self, src: BinaryIO, progress: Progress | None) -> tuple[str, int]:
         """Copy ``src`` to its end into the file, read straight into the block and hashed

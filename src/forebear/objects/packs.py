@@ -190,10 +190,13 @@ class PackWriter:
         self.slots[digest] = (self.size, len(data))
         self.size += len(data)
 
-    def add_file(self, digest: str, fd: int, size: int, source: str) -> None:
-        """`add` for a local file of ``size`` bytes open as ``fd``, read straight into the
-        pack's block (one copy fewer: what counts when packing many small files) and
-        checked there before it is kept."""
+    def add_file(
+        self, digest: str, fd: int, size: int, source: str, offset: int | None = None
+    ) -> None:
+        """`add` for a local file of ``size`` bytes open as ``fd`` (or its ``size`` bytes
+        at ``offset``: a chunk), read straight into the pack's block (one copy fewer: what
+        counts when packing many small files or chunks) and checked there before it is
+        kept."""
         if digest in self.slots:
             return
 
@@ -203,9 +206,10 @@ class PackWriter:
                 check_unchanged(source, digest, actual)
             self.hasher.update(data)
 
-        count = self.file.read_in(fd, size, accept)
+        count = self.file.read_in(fd, size, accept, offset)
         if count is None:  # the block is nearly full: through a buffer of its own
-            self.add(digest, read_descriptor(fd, size + 1), source)
+            data = read_descriptor(fd, size + 1) if offset is None else os.pread(fd, size, offset)
+            self.add(digest, data, source)
             return
         self.slots[digest] = (self.size, count)
         self.size += count
@@ -275,20 +279,24 @@ class Packs:
     def add(self, digest: str, data: bytes, source: str) -> None:
         """Put one object into the current pack (sealing it when full)."""
         with self.lock, backend_errors(f"cannot store {source!r}"):
-            if self.writer is None:
-                self.writer = self.new_writer()
-            try:
-                self.writer.add(digest, data, source)
-            except IntegrityError:  # the source changed: nothing of it was written
-                raise
-            except BaseException:  # a failed write (a full disk): the pack cannot be trusted
-                self.writer.discard()
-                self.writer = None
-                raise
-            if self.writer.size >= self.target:
-                self.seal_current()
-            elif self.unrecorded and self.overdue():
-                self.record_written()
+            self._into_writer(lambda writer: writer.add(digest, data, source))
+
+    def _into_writer(self, put: Callable[[PackWriter], None]) -> None:
+        """``put`` something into the current pack, the lock held, sealing it when full."""
+        if self.writer is None:
+            self.writer = self.new_writer()
+        try:
+            put(self.writer)
+        except IntegrityError:  # the source changed: nothing of it was written
+            raise
+        except BaseException:  # a failed write (a full disk): the pack cannot be trusted
+            self.writer.discard()
+            self.writer = None
+            raise
+        if self.writer.size >= self.target:
+            self.seal_current()
+        elif self.unrecorded and self.overdue():
+            self.record_written()
 
     def add_files(
         self, files: Sequence[tuple[str, str, int]], progress: Progress | None = None
@@ -303,25 +311,19 @@ class Packs:
                     if progress is not None:
                         progress(size)
 
+    def add_chunk(self, fd: int, offset: int, size: int, digest: str, source: str) -> None:
+        """Put the ``size`` bytes at ``offset`` of the open file ``fd`` into the current
+        pack, read straight into it and checked there (see `PackWriter.add_file`)."""
+        with self.lock, backend_errors(f"cannot store {source}"):
+            self._into_writer(lambda writer: writer.add_file(digest, fd, size, source, offset))
+
     def _add_file(self, path: str, digest: str, size: int) -> None:
         """One file into the current pack, the lock held (see `add`)."""
-        if self.writer is None:
-            self.writer = self.new_writer()
         fd = os.open(path, READ_FLAGS)
         try:
-            self.writer.add_file(digest, fd, size, path)
-        except IntegrityError:  # the source changed: nothing of it was written
-            raise
-        except BaseException:  # a failed write (a full disk): the pack cannot be trusted
-            self.writer.discard()
-            self.writer = None
-            raise
+            self._into_writer(lambda writer: writer.add_file(digest, fd, size, path))
         finally:
             os.close(fd)
-        if self.writer.size >= self.target:
-            self.seal_current()
-        elif self.unrecorded and self.overdue():
-            self.record_written()
 
     def flush(self) -> None:
         """Seal and write the current pack, if any, and record every pack written."""
