@@ -9,6 +9,8 @@ import os
 import random
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -490,6 +492,50 @@ def test_a_file_changed_while_its_chunks_are_stored_is_refused(
         run.log_artifact(table, name="table")
     with pytest.raises(forebear.ArtifactNotFound):
         local_store.versions("table")
+
+
+def test_a_cutting_process_that_dies_fails_the_log_with_one_clear_error(
+    local_store: forebear.Store, table: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forebear import cutting
+
+    local_store.chunking = SMALL
+
+    def a_cutter_that_dies(*args: str) -> subprocess.Popen[bytes]:
+        script = "print('0' * 32, 100); raise SystemExit(1)"  # one chunk, then gone
+        return subprocess.Popen(
+            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+
+    monkeypatch.setattr(cutting, "start_worker", a_cutter_that_dies)
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(forebear.InvalidPath, match=r"rows\.bin.*process cutting it ended early"),
+    ):
+        run.log_artifact(table, name="table")
+    with pytest.raises(forebear.ArtifactNotFound):
+        local_store.versions("table")
+    monkeypatch.undo()
+    with forebear.init(project="p", store=local_store) as run:  # logged once it can be cut
+        version = run.log_artifact(table, name="table")
+    assert version.open("rows.bin").read() == (table / "rows.bin").read_bytes()
+    assert local_store.verify() == []
+
+
+def test_a_large_file_under_a_folder_named_in_no_encoding_is_cut_and_stored(
+    local_store: forebear.Store, tmp_path: Path
+) -> None:
+    """The cutting process is given the file's path as it is on disk."""
+    local_store.chunking = SMALL
+    parent = os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"data-\xff"))
+    os.makedirs(os.path.join(parent, "table"))
+    data = random.Random(3).randbytes(1 << 20)
+    with open(os.path.join(parent, "table", "rows.bin"), "wb") as f:
+        f.write(data)
+    with forebear.init(project="p", store=local_store) as run:
+        version = run.log_artifact(os.path.join(parent, "table"), name="table")
+    assert version.open("rows.bin").read() == data
+    assert sum(chunk_objects(local_store, version).sizes) == len(data)
 
 
 def test_a_large_file_gone_before_it_is_stored_is_named(
