@@ -314,7 +314,7 @@ class Packs:
     def add_chunk(self, fd: int, offset: int, size: int, digest: str, source: str) -> None:
         """Put the ``size`` bytes at ``offset`` of the open file ``fd`` into the current
         pack, read straight into it and checked there (see `PackWriter.add_file`)."""
-        with self.lock, backend_errors(f"cannot store {source}"):
+        with self.lock, backend_errors(f"cannot store {source!r}"):
             self._into_writer(lambda writer: writer.add_file(digest, fd, size, source, offset))
 
     def _add_file(self, path: str, digest: str, size: int) -> None:
