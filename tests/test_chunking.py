@@ -500,6 +500,7 @@ def test_a_cutting_process_that_dies_fails_the_log_with_one_clear_error(
     from forebear import cutting
 
     local_store.chunking = SMALL
+    monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 0)
 
     def a_cutter_that_dies(*args: str) -> subprocess.Popen[bytes]:
         script = "print('0' * 32, 100); raise SystemExit(1)"  # one chunk, then gone
@@ -523,9 +524,12 @@ def test_a_cutting_process_that_dies_fails_the_log_with_one_clear_error(
 
 
 def test_a_large_file_under_a_folder_named_in_no_encoding_is_cut_and_stored(
-    local_store: forebear.Store, tmp_path: Path
+    local_store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cutting process is given the file's path as it is on disk."""
+    from forebear import cutting
+
+    monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 0)
     local_store.chunking = SMALL
     parent = os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"data-\xff"))
     os.makedirs(os.path.join(parent, "table"))
@@ -620,10 +624,14 @@ def test_a_file_is_cut_alike_by_its_worker_process_and_in_this_one(
     runs here, to the same chunks. A file that cannot be read is named in one error."""
     from forebear import cutting
 
+    monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 0)  # however small
     path = tmp_path / "rows.bin"
     path.write_bytes(random.Random(9).randbytes(2 << 20))
     digest = hash_file(path)[0]
     elsewhere = cutting.cut_file(str(path), digest, SMALL)
+    monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 1 << 62)
+    assert cutting.cut_file(str(path), digest, SMALL) == elsewhere  # on a thread
+    monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 0)
 
     def no_processes(*args: str) -> None:
         raise OSError("no processes here")
@@ -631,9 +639,11 @@ def test_a_file_is_cut_alike_by_its_worker_process_and_in_this_one(
     monkeypatch.setattr(cutting, "start_worker", no_processes)
     assert cutting.cut_file(str(path), digest, SMALL) == elsewhere
     monkeypatch.undo()
-    gone = tmp_path / "gone.bin"
-    with pytest.raises(forebear.InvalidPath, match=r"cannot read .*gone\.bin"):
-        cutting.cut_file(str(gone), digest, SMALL)
+    monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 0)
+    unreadable = tmp_path / "folder.bin"
+    unreadable.mkdir()  # not a file: the worker cannot read it, and says so once
+    with pytest.raises(forebear.InvalidPath, match=r"^cannot read .*folder\.bin'?: [^:]*$"):
+        cutting.cut_file(str(unreadable), digest, SMALL)
 
 
 # -- gc, push and pull -------------------------------------------------------------------

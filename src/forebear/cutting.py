@@ -14,6 +14,7 @@ This module knows nothing of stores, versions or runs.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -50,7 +51,7 @@ class FileCut:
     def windows(self, window_bytes: int) -> Iterator[range]:
         start = pending = offset = 0
         actual = None
-        for digest, size in _cut_elsewhere(self.path, self.chunking):
+        for digest, size in _cut(self.path, self.chunking):
             if size < 0:  # the end: the whole file's digest
                 actual = digest
                 break
@@ -86,12 +87,25 @@ class FileCut:
         )
 
 
+# Files at least this large are cut in a worker process: starting one (an interpreter and
+# the cutter's imports, about 60 ms here) costs what cutting 100-odd MiB on a thread does.
+CUT_ELSEWHERE_FROM = 256 << 20
+
+
+def _cut(path: str, chunking: Chunking) -> Iterator[tuple[str, int]]:
+    """Each chunk's digest and size, then the whole file's digest with size -1."""
+    try:
+        large = os.stat(path).st_size >= CUT_ELSEWHERE_FROM
+    except OSError:
+        large = False  # cutting it says why it cannot be read
+    return _cut_elsewhere(path, chunking) if large else _cut_here(path, chunking)
+
+
 def _cut_elsewhere(path: str, chunking: Chunking) -> Iterator[tuple[str, int]]:
-    """Each chunk's digest and size, then the whole file's digest with size -1, from a
-    worker process (``python -m forebear.cutting``): cutting and hashing are mostly
-    Python-level steps a chunk, which on a thread would wait for the GIL while this
-    process stores the chunks cut before (and make it wait in turn). Cut here when no
-    worker can be started."""
+    """`_cut` in a worker process (``python -m forebear.cutting``): cutting and hashing
+    are mostly Python-level steps a chunk, which on a thread would wait for the GIL while
+    this process stores the chunks cut before (and make it wait in turn). Cut here when
+    no worker can be started."""
     settings = (chunking.avg_size, chunking.min_size, chunking.max_size)
     try:
         child = start_worker("forebear.cutting", path, *map(str, settings))
@@ -102,14 +116,16 @@ def _cut_elsewhere(path: str, chunking: Chunking) -> Iterator[tuple[str, int]]:
     try:
         for line in child.stdout:
             kind = line[:1]
-            if kind == b"!":
-                reason = line[1:].decode(errors="replace").rstrip("\n")
-                raise InvalidPath(f"cannot read {path!r}: {reason}")
+            if kind == b"!":  # the worker's own InvalidPath
+                raise InvalidPath(line[1:].decode(errors="replace").rstrip("\n"))
             if kind == b"=":
                 yield line[1:].decode().rstrip("\n"), -1
                 return
-            digest, size = line.split(b" ")
-            yield digest.decode(), int(size)
+            try:
+                digest, size = line.split(b" ")
+                yield digest.decode(), int(size)
+            except ValueError:
+                break
         raise InvalidPath(f"cannot cut {path!r}: the process cutting it ended early")
     finally:
         stop_worker(child, kill=True)
