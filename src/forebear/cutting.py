@@ -4,8 +4,9 @@ A large file's first log cuts it (hashing each chunk and the whole file) and sto
 new chunks, each read again and checked as it is copied. `FileCut` reads the file once to
 cut it, hashing the chunks and the whole from the same bytes, and hands the chunks over a
 window at a time; with `ahead`, the next window is cut on one core while the last one is
-stored on the other, instead of one step after the other. The cutting itself runs in a
-worker process (``python -m forebear.cutting``), which reports each chunk's digest and size:
+stored on the other, instead of one step after the other. The cutting of a file of
+`CUT_ELSEWHERE_FROM` bytes or more runs in a worker process (``python -m
+forebear.cutting``), which reports each chunk's digest and size:
 on a thread of this process, its Python-level steps a chunk (and those of the storing)
 waited for each other's turn at the GIL, and a 2 GiB file took 3.6 s to log instead of 3.0.
 
