@@ -632,6 +632,10 @@ def test_a_file_is_cut_alike_by_its_worker_process_and_in_this_one(
     monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 1 << 62)
     assert cutting.cut_file(str(path), digest, SMALL) == elsewhere  # on a thread
     monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 0)
+    tiny = Chunking.around(avg_size=4096, threshold=65536)  # every setting goes across
+    assert cutting.cut_file(str(path), digest, tiny).sizes == tuple(
+        length for _, length in cut_bytes(path.read_bytes(), tiny)
+    )
 
     def no_processes(*args: str) -> None:
         raise OSError("no processes here")

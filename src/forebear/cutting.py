@@ -110,7 +110,7 @@ def _cut_elsewhere(path: str, chunking: Chunking) -> Iterator[tuple[str, int]]:
     are mostly Python-level steps a chunk, which on a thread would wait for the GIL while
     this process stores the chunks cut before (and make it wait in turn). Cut here when
     no worker can be started."""
-    settings = (chunking.avg_size, chunking.min_size, chunking.max_size)
+    settings = (chunking.threshold, chunking.avg_size, chunking.min_size, chunking.max_size)
     try:
         child = start_worker("forebear.cutting", path, *map(str, settings))
     except OSError:
@@ -148,10 +148,11 @@ def _cut_here(path: str, chunking: Chunking) -> Iterator[tuple[str, int]]:
     yield str(whole.hexdigest()), -1
 
 
-def _serve(path: str, avg_size: int, min_size: int, max_size: int) -> None:
-    """The worker: the chunks of ``path`` as lines ``<digest> <size>``, then
-    ``=<whole file's digest>`` (or ``!<reason>`` when it cannot be read)."""
-    chunking = Chunking(max_size, avg_size, min_size, max_size)
+def _serve(path: str, threshold: int, avg_size: int, min_size: int, max_size: int) -> None:
+    """The worker: the chunks of ``path`` cut with these `Chunking` settings as lines
+    ``<digest> <size>``, then ``=<whole file's digest>`` (or ``!<reason>`` when it cannot be
+    read)."""
+    chunking = Chunking(threshold, avg_size, min_size, max_size)
     out = sys.stdout.buffer
     lines: list[bytes] = []
     try:
@@ -233,4 +234,4 @@ def _offer(
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    _serve(sys.argv[1], *(int(setting) for setting in sys.argv[2:6]))
