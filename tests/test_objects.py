@@ -207,7 +207,7 @@ def test_streamed_digest_equals_digest_of_bytes(data: bytes, block: int) -> None
 @pytest.mark.parametrize(
     "path",
     ["store", "./store/", "a//b/", "a/../b", "../x", ".", "./", "~", "~/s", "/", "/tmp/x/",
-     "/tmp//a/../b", "/tmp/x/.", "a b/c", "~nobody-here/x"],
+     "/tmp//a/../b", "/tmp/x/.", "a b/c", "~nobody-here/x", "", "file:", "local:x", "a:b/c"],
 )  # fmt: skip
 def test_a_plain_folder_opens_where_fsspec_would_put_it(
     path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -217,7 +217,9 @@ def test_a_plain_folder_opens_where_fsspec_would_put_it(
     import fsspec
 
     monkeypatch.chdir(tmp_path)
-    assert local_root(path) == fsspec.core.url_to_fs(path)[1]
     location = open_location(path)
+    assert location.root == fsspec.core.url_to_fs(path)[1]
+    if ":" not in path:
+        assert local_root(path) == location.root
     assert location.root == open_location(f"file://{location.root}").root
     assert location.fs.protocol == fsspec.filesystem("file").protocol  # made on first use

@@ -106,8 +106,9 @@ def open_location(url: str, storage_options: dict[str, Any] | None = None) -> Ob
 
 
 def _plain_local(url: str) -> bool:
-    """A path on this (POSIX) machine, not a URL or a chain of filesystems."""
-    return os.sep == "/" and "://" not in url and "::" not in url
+    """A path on this (POSIX) machine, not a URL (``file:x``, ``s3://b``) nor a chain of
+    filesystems: one with no colon at all (a path with one goes the full way)."""
+    return os.sep == "/" and ":" not in url
 
 
 def local_root(path: str) -> str:
