@@ -29,10 +29,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..chunking import ChunkRange
 from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import READ_FLAGS, Progress, hash_bytes, new_hasher
 from ..readers import corrupted
-from .copying import read_descriptor, zero_rest
+from .copying import read_descriptor, read_up_to, zero_rest
 from .direct import BlockFile
 from .formatfile import backend_errors, check_unchanged, missing
 
@@ -208,7 +209,11 @@ class PackWriter:
 
         count = self.file.read_in(fd, size, accept, offset)
         if count is None:  # the block is nearly full: through a buffer of its own
-            data = read_descriptor(fd, size + 1) if offset is None else os.pread(fd, size, offset)
+            data = (
+                read_descriptor(fd, size + 1)
+                if offset is None
+                else read_up_to(ChunkRange(fd, offset, size), size)  # type: ignore[arg-type]
+            )
             self.add(digest, data, source)
             return
         self.slots[digest] = (self.size, count)
