@@ -38,6 +38,16 @@ def chunk_objects(store: forebear.Store, version: forebear.ArtifactVersion) -> C
     return next(iter(lists.values()))
 
 
+def assert_not_logged(
+    store: forebear.Store, folder: Path, error: type[Exception], match: str
+) -> None:
+    """Logging ``folder`` as ``table`` fails with ``error`` and leaves no version of it."""
+    with forebear.init(project="p", store=store) as run, pytest.raises(error, match=match):
+        run.log_artifact(folder, name="table")
+    with pytest.raises(forebear.ArtifactNotFound):
+        store.versions("table")
+
+
 def stored_objects(store: forebear.Store) -> set[str]:
     return set(store.objects.iter_digests())
 
@@ -485,13 +495,9 @@ def test_a_file_changed_while_its_chunks_are_stored_is_refused(
             yield window
 
     monkeypatch.setattr(cutting.FileCut, "windows", windows_then_scribble)
-    with (
-        forebear.init(project="p", store=local_store) as run,
-        pytest.raises(forebear.IntegrityError, match="changed while it was being logged"),
-    ):
-        run.log_artifact(table, name="table")
-    with pytest.raises(forebear.ArtifactNotFound):
-        local_store.versions("table")
+    assert_not_logged(
+        local_store, table, forebear.IntegrityError, "changed while it was being logged"
+    )
 
 
 def test_a_cutting_process_that_dies_fails_the_log_with_one_clear_error(
@@ -509,13 +515,9 @@ def test_a_cutting_process_that_dies_fails_the_log_with_one_clear_error(
         )
 
     monkeypatch.setattr(cutting, "start_worker", a_cutter_that_dies)
-    with (
-        forebear.init(project="p", store=local_store) as run,
-        pytest.raises(forebear.InvalidPath, match=r"rows\.bin.*process cutting it ended early"),
-    ):
-        run.log_artifact(table, name="table")
-    with pytest.raises(forebear.ArtifactNotFound):
-        local_store.versions("table")
+    assert_not_logged(
+        local_store, table, forebear.InvalidPath, r"rows\.bin.*process cutting it ended early"
+    )
     monkeypatch.undo()
     with forebear.init(project="p", store=local_store) as run:  # logged once it can be cut
         version = run.log_artifact(table, name="table")
@@ -555,13 +557,7 @@ def test_a_large_file_gone_before_it_is_stored_is_named(
         real_store(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "store_objects", remove_then_store)
-    with (
-        forebear.init(project="p", store=local_store) as run,
-        pytest.raises(forebear.InvalidPath, match=r"cannot read .*rows\.bin"),
-    ):
-        run.log_artifact(table, name="table")
-    with pytest.raises(forebear.ArtifactNotFound):
-        local_store.versions("table")
+    assert_not_logged(local_store, table, forebear.InvalidPath, r"cannot read .*rows\.bin")
 
 
 def test_cutting_ahead_hands_over_in_order_and_stops_with_its_consumer() -> None:
