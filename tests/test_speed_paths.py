@@ -26,9 +26,11 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     asked: list[str] = []
     real = fingerprint_module.hash_files
 
-    def recording(paths: list[str], sizes: list[int], progress: object = None) -> list:
+    def recording(
+        paths: list[str], sizes: list[int], progress: object = None, pool: object = None
+    ) -> list:
         asked.extend(paths)
-        return real(paths, sizes, progress)  # type: ignore[arg-type]
+        return real(paths, sizes, progress, pool)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fingerprint_module, "hash_files", recording)
     return asked
@@ -281,6 +283,34 @@ def test_hashing_carries_on_when_a_worker_process_dies(
     monkeypatch.setattr(hash_workers, "_start_worker", a_worker_that_dies_at_once)
     results = hash_workers.hash_files(paths, [64] * len(paths))
     assert [r[:2] for r in results] == [hashing.hash_file(p) for p in paths]
+
+
+def test_a_pool_starts_its_workers_once_for_every_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = []
+    for index in range(hashing.POOL_MIN_FILES * 2):
+        path = tmp_path / f"f{index}.bin"
+        path.write_bytes(os.urandom(64 + index % 7))
+        paths.append(str(path))
+    started: list[subprocess.Popen[bytes]] = []
+    real = hash_workers._start_worker
+
+    def counted() -> subprocess.Popen[bytes]:
+        started.append(real())
+        return started[-1]
+
+    monkeypatch.setattr(hash_workers, "_start_worker", counted)
+    half = hashing.POOL_MIN_FILES
+    with hash_workers.HashPool() as pool:
+        pool.size = 2  # workers even on a machine of one core
+        first = hash_workers.hash_files(paths[:half], [64] * half, None, pool)
+        started[0].kill()  # a worker dying between calls: the next call goes on without it
+        started[0].wait()
+        second = hash_workers.hash_files(paths[half:], [64] * half, None, pool)
+    assert len(started) == pool.size
+    assert [r[:2] for r in first + second] == [hashing.hash_file(p) for p in paths]
+    assert all(child.poll() is not None for child in started)  # all stopped once done
 
 
 def test_files_written_one_after_another_each_get_only_their_own_bytes(tmp_path: Path) -> None:

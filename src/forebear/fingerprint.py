@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from .errors import IntegrityError, InvalidPath
-from .hash_workers import hash_files
+from .hash_workers import HashPool, hash_files
 from .hashing import Progress
 from .statcache import FileStat, StatCache
 
@@ -51,11 +51,12 @@ def fingerprint(
     stats: Sequence[FileStat],
     cache: StatCache | None,
     progress: Progress | None = None,
+    pool: HashPool | None = None,
 ) -> list[Fingerprint]:
     """The digest of each file (whose `stat_file` is given), reading only the files the
     stat cache cannot vouch for; a file that cannot be read, or changed while it was
-    hashed, raises."""
-    found = _fingerprint(paths, stats, cache, progress, tolerant=False)
+    hashed, raises. ``pool``: hashing workers kept across calls."""
+    found = _fingerprint(paths, stats, cache, progress, pool, tolerant=False)
     return [f for f in found if f is not None]
 
 
@@ -64,7 +65,7 @@ def fingerprint_if_readable(
 ) -> list[Fingerprint | None]:
     """`fingerprint`, with None for a file that cannot be read or changed meanwhile (for
     files whose digest is only compared, never recorded)."""
-    return _fingerprint(paths, stats, cache, None, tolerant=True)
+    return _fingerprint(paths, stats, cache, None, None, tolerant=True)
 
 
 def _fingerprint(
@@ -72,6 +73,7 @@ def _fingerprint(
     stats: Sequence[FileStat],
     cache: StatCache | None,
     progress: Progress | None,
+    pool: HashPool | None,
     *,
     tolerant: bool,
 ) -> list[Fingerprint | None]:
@@ -81,7 +83,7 @@ def _fingerprint(
         progress(sum(stats[i].size for i, d in enumerate(known) if d is not None))
     began_ns = time.time_ns()
     names = [paths[i] for i in todo]
-    hashed = hash_files(names, [stats[i].size for i in todo], progress)
+    hashed = hash_files(names, [stats[i].size for i in todo], progress, pool)
     fresh: dict[int, Fingerprint | None] = {}
     for index, result in zip(todo, hashed, strict=True):
         try:

@@ -38,17 +38,23 @@ Record = Callable[[Sequence[int], Sequence[HashResult]], None]
 
 
 def hash_files(
-    paths: Sequence[str], sizes: Sequence[int], progress: Progress | None = None
+    paths: Sequence[str],
+    sizes: Sequence[int],
+    progress: Progress | None = None,
+    pool: HashPool | None = None,
 ) -> list[HashResult]:
     """Digest and size of many local files, on every core.
 
     Large files are hashed by threads (xxhash releases the GIL on 1 MiB blocks). Many
     small files go to worker processes in batches: per-file work is short system calls
     that threads serialise on the GIL (measured here: 2 threads slower than one, 2
-    processes about twice as fast).
+    processes about twice as fast). ``pool``: workers kept for several calls (otherwise
+    started for this one).
     """
+    if pool is None:
+        with HashPool() as own:
+            return hash_files(paths, sizes, progress, own)
     results: list[HashResult] = [""] * len(paths)
-    workers = max(1, min(os.cpu_count() or 1, 8))
     small = [i for i, size in enumerate(sizes) if size < SMALL_FILE]
     large = [i for i, size in enumerate(sizes) if size >= SMALL_FILE]
 
@@ -61,10 +67,10 @@ def hash_files(
         if progress is not None:
             progress(sum(r[1] for r in batch if not isinstance(r, str)))
 
-    with ThreadPoolExecutor(workers) as threads:
+    with ThreadPoolExecutor(pool.size) as threads:
         done_large = threads.map(hash_large, large)
-        if workers > 1 and len(small) >= POOL_MIN_FILES:
-            hash_in_processes(paths, small, workers, record)
+        if pool.size > 1 and len(small) >= POOL_MIN_FILES:
+            hash_in_processes(paths, small, pool, record)
         else:
             for start in range(0, len(small), BATCH_FILES):
                 indices = small[start : start + BATCH_FILES]
@@ -73,46 +79,80 @@ def hash_files(
     return results
 
 
+class HashPool:
+    """Hashing worker processes kept from one `hash_files` call to the next (a log's
+    batches), started on first use: starting one costs about 0.1 s, for each batch of a
+    log of many files before. Calls run one at a time; `close` (or leaving the block)
+    stops the workers."""
+
+    def __init__(self) -> None:
+        self.size = max(1, min(os.cpu_count() or 1, 8))
+        self._children: dict[int, subprocess.Popen[bytes] | None] = {}  # None: unavailable
+
+    def child(self, slot: int) -> subprocess.Popen[bytes] | None:
+        """The worker of ``slot`` (each slot asked by one thread at a time), or None where
+        no process can be started (the caller hashes in this process)."""
+        if slot not in self._children:
+            try:
+                self._children[slot] = _start_worker()
+            except OSError:
+                self._children[slot] = None
+        return self._children[slot]
+
+    def lost(self, slot: int) -> None:
+        """The worker of ``slot`` died: hash its share in this process from now on."""
+        child = self._children.get(slot)
+        if child is not None:
+            stop_worker(child)
+        self._children[slot] = None
+
+    def close(self) -> None:
+        """Stop the workers (idle between calls: each ends once its input closes)."""
+        for child in self._children.values():
+            if child is not None:
+                stop_worker(child)
+        self._children.clear()
+
+    def __enter__(self) -> HashPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def hash_in_processes(
-    paths: Sequence[str], indices: Sequence[int], workers: int, record: Record
+    paths: Sequence[str], indices: Sequence[int], pool: HashPool, record: Record
 ) -> None:
-    """Hash ``paths[i]`` for every i in ``indices`` in ``workers`` child processes, calling
-    ``record(batch_indices, results)`` as batches finish. Falls back to this process if a
-    worker cannot be started."""
+    """Hash ``paths[i]`` for every i in ``indices`` in ``pool``'s processes, calling
+    ``record(batch_indices, results)`` as batches finish. Where a worker cannot be
+    started (or dies), its share is hashed in this process."""
     batches: queue.SimpleQueue[Sequence[int]] = queue.SimpleQueue()
     for start in range(0, len(indices), BATCH_FILES):
         batches.put(indices[start : start + BATCH_FILES])
     lock = threading.Lock()
 
-    def serve() -> None:
-        try:
-            child: subprocess.Popen[bytes] | None = _start_worker()
-        except OSError:
-            child = None
-        try:
-            while True:
-                try:
-                    batch = batches.get_nowait()
-                except queue.Empty:
-                    return
-                names = [paths[i] for i in batch]
-                results: list[HashResult] | None = None
-                if child is not None:
-                    try:
-                        results = _ask(child, names)
-                    except OSError:  # the worker died: carry on in this process
-                        stop_worker(child)
-                        child = None
-                if results is None:
-                    results = [hash_small_file(name) for name in names]
-                with lock:
-                    record(batch, results)
-        finally:
+    def serve(slot: int) -> None:
+        while True:
+            try:
+                batch = batches.get_nowait()
+            except queue.Empty:
+                return
+            names = [paths[i] for i in batch]
+            results: list[HashResult] | None = None
+            child = pool.child(slot)
             if child is not None:
-                stop_worker(child)
+                try:
+                    results = _ask(child, names)
+                except (OSError, ValueError):  # it died, or its answer made no sense:
+                    # carry on in this process
+                    pool.lost(slot)
+            if results is None:
+                results = [hash_small_file(name) for name in names]
+            with lock:
+                record(batch, results)
 
-    with ThreadPoolExecutor(workers) as pool:
-        for done in [pool.submit(serve) for _ in range(workers)]:
+    with ThreadPoolExecutor(pool.size) as threads:
+        for done in [threads.submit(serve, slot) for slot in range(pool.size)]:
             done.result()
 
 

@@ -29,7 +29,7 @@ from .chunking import MIN_THRESHOLD, Chunking, ChunkList, ChunkRange
 from .cutting import FileCut, ahead, cut_file
 from .errors import InvalidInput, InvalidPath
 from .fingerprint import check_unchanged, fingerprint, stat_file
-from .hash_workers import hash_files
+from .hash_workers import HashPool, hash_files
 from .manifest import ManifestEntry, ManifestWriter
 from .objects import TRANSFER_WORKERS, ObjectLocation
 from .spool import Spool
@@ -98,13 +98,16 @@ def prepare(
         writer = ManifestWriter(manifest)
         keys: KeyBuilder | None = KeyBuilder()
         references = 0
-        with progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
+        with (
+            HashPool() as pool,  # one set of workers for every batch
+            progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect),
+        ):
             for batch in artifact.batches(BATCH):
                 if forbidden:
                     _refuse_forbidden(batch, forbidden)
                 if keys is not None and not all(isinstance(i, PendingFile) for i in batch):
                     keys = None  # references or kept entries: no stat describes them
-                rows.add(_fingerprint_batch(batch, writer, cache, tick, expect, keys))
+                rows.add(_fingerprint_batch(batch, writer, cache, pool, tick, expect, keys))
                 references += sum(
                     e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
                 )
@@ -134,6 +137,7 @@ def _fingerprint_batch(
     batch: list[PendingFile | ManifestEntry],
     writer: ManifestWriter,
     cache: StatCache | None,
+    pool: HashPool,
     tick: Callable[[int], None],
     expect: Callable[[int], None],
     keys: KeyBuilder | None,
@@ -145,7 +149,7 @@ def _fingerprint_batch(
         keys.add_paths(files)
         keys.add_stats(zip(files, stats, strict=True))
     expect(sum(stat.size for stat in stats))
-    prints = iter(fingerprint(local_paths, stats, cache, tick))
+    prints = iter(fingerprint(local_paths, stats, cache, tick, pool))
     rows: list[tuple[Any, ...]] = []
     for item in batch:
         if isinstance(item, ManifestEntry):  # a reference: described when it was added
