@@ -116,12 +116,13 @@ def test_a_store_under_another_name_is_left_out_too(
     assert [e["path"] for e in shown["entries"]] == ["data.txt"]
 
 
+@pytest.mark.parametrize("through", [".", "sub/..", "sub/../."])
 def test_a_catalog_kept_inside_the_logged_folder_is_refused(
-    make_tree: Callable[..., Path], tmp_path: Path
+    make_tree: Callable[..., Path], tmp_path: Path, through: str
 ) -> None:
-    folder = make_tree("folder", {"data.txt": "d"})
+    folder = make_tree("folder", {"data.txt": "d", "sub/x.txt": "x"})
     args = ["--db", f"sqlite:///{folder / 'catalog.db'}", "--objects", str(tmp_path / "objects")]
-    line = user_error(*args, "log", str(folder))
+    line = user_error(*args, "log", f"{folder}/{through}")
     assert "store's own files" in line and ".forebearignore" in line
 
 

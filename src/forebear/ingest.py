@@ -124,8 +124,15 @@ def prepare(
 
 
 def _refuse_forbidden(batch: list[PendingFile | ManifestEntry], forbidden: frozenset[str]) -> None:
+    # only a file named like one of them is made absolute: for every file, that took a
+    # tenth of a first log of many small files
+    names = {os.path.basename(path) for path in forbidden} | {"", ".", ".."}
     for item in batch:
-        if isinstance(item, PendingFile) and os.path.abspath(item.local_path) in forbidden:
+        if (
+            isinstance(item, PendingFile)
+            and item.local_path.rpartition(os.sep)[2] in names
+            and os.path.abspath(item.local_path) in forbidden
+        ):
             raise InvalidPath(
                 f"cannot log {item.local_path!r}: it is one of the store's own files (its "
                 "catalog or caches); leave it out with a .forebearignore line or "
