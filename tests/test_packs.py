@@ -501,6 +501,37 @@ def test_rebuild_index_indexes_only_objects_whose_bytes_match(tmp_path: Path) ->
     assert store.verify() == []
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [b"\xff\xfe not json", b"", b'{"objects":[],"pack":"x","pack_version":1,"size":0}'],
+    ids=["garbage", "empty", "lists-nothing"],
+)
+def test_rebuild_index_loses_nothing_the_catalog_knew_when_an_index_copy_is_damaged(
+    tmp_path: Path, damage: bytes
+) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    data = tree(tmp_path / "data", 6)
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(data, name="ds")
+    (pack,) = pack_files(store)
+    index_copy = Path(store.objects.packs.path(pack, ".idx"))  # type: ignore[union-attr]
+    os.chmod(index_copy, 0o644)
+    index_copy.write_bytes(damage)
+    assert store.rebuild_index() == (1, 7)  # 6 files and the manifest, kept from the catalog
+    assert store.verify() == []
+    assert store.gc(grace=dt.timedelta(0)).packs == []  # the pack is known: gc keeps it
+    # and the pack is described by the location alone again: a new catalog finds it all
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:
+        db.execute("DELETE FROM packed_objects")
+        db.execute("DELETE FROM packs")
+    store.close()
+    again = forebear.open(tmp_path / "store")
+    assert again.rebuild_index() == (1, 7)
+    out = again.artifact("ds").download(tmp_path / "out")
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in data.iterdir())
+
+
 def test_a_packed_store_cuts_smaller_chunks_so_an_edit_stores_little(tmp_path: Path) -> None:
     store = forebear.open(tmp_path / "store")
     store.upgrade()

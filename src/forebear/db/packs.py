@@ -82,6 +82,16 @@ def locate(session: Session, digests: Collection[str]) -> dict[str, tuple[str, i
     return found
 
 
+def slots_in(session: Session, pack: str) -> dict[str, tuple[int, int]]:
+    """Each object the index says ``pack`` holds: digest -> (offset, length)."""
+    rows = session.execute(
+        select(PackedObjectRow.digest, PackedObjectRow.offset, PackedObjectRow.length).where(
+            PackedObjectRow.pack == pack
+        )
+    )
+    return {digest: (offset, length) for digest, offset, length in rows}
+
+
 def unpacked_files(
     session: Session, version_id: int, after: str | None, limit: int
 ) -> list[tuple[str, str, int]]:

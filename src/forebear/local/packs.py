@@ -20,7 +20,7 @@ from ..db.engine import Engine, Session, read_session, write_session
 from ..errors import StoreError
 from ..hashing import hash_bytes
 from ..objects import PACKED_FORMAT, ObjectLocation
-from ..objects.packs import INDEX_SUFFIX, PackIndex, PackSlot, WrittenPack
+from ..objects.packs import INDEX_SUFFIX, PackIndex, Packs, PackSlot, WrittenPack
 from ..reports import GcReport
 
 REPACK_BELOW = 0.5  # a pack is rewritten once less than this fraction of its bytes is live
@@ -77,10 +77,12 @@ class LocalPacks:
         return before, self.objects.format_version
 
     def rebuild_index(self) -> tuple[int, int]:
-        """Replace the catalog's pack index with what the index copies beside the packs
-        say: (packs, objects) indexed. A pack without a readable index copy of the right
-        size is left out (gc deletes it once it is old), and so is every object whose bytes
-        in the pack do not hash to its name: writers rely on indexed objects unread."""
+        """Replace the catalog's pack index with what the packs hold: (packs, objects)
+        indexed. Each pack's objects are those its index copy lists and those the catalog
+        listed in it, so a copy damaged, cut short or lying loses nothing the catalog knew;
+        each is kept only if its bytes in the pack hash to its name (writers rely on
+        indexed objects unread). A pack whose copy missed some of them gets a new copy. A
+        pack neither describes is left out (gc deletes it once it is old)."""
         self.require_writable()
         packs = self.objects.packs
         if packs is None:
@@ -91,23 +93,38 @@ class LocalPacks:
         found: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}
         for stored in self.objects.iter_packs():
             try:
-                size, slots = packs.read_index(stored.digest)
-            except StoreError:
+                _size, listed = packs.read_index(stored.digest)
+            except StoreError:  # unreadable, or not a pack's index: the catalog may know
+                listed = {}
+            with read_session(self.engine) as session:
+                recorded = db_packs.slots_in(session, stored.digest)
+            held = _whole(packs, stored.digest, listed)
+            held.update(
+                _whole(packs, stored.digest, {d: s for d, s in recorded.items() if d not in held})
+            )
+            if not held:
                 continue
-            if size == stored.size:
-                places = {d: PackSlot(stored.digest, *slot) for d, slot in slots.items()}
-                checked = {
-                    digest
-                    for digest, data in packs.read_many(places)
-                    if data is not None and hash_bytes(data) == digest
-                }
-                found[stored.digest] = (size, {d: slots[d] for d in checked})
+            found[stored.digest] = (stored.size, held)
+            if any(listed.get(digest) != slot for digest, slot in held.items()):
+                packs.write_index(stored.digest, stored.size, held)
         with write_session(self.engine) as session:
             db_packs.forget_all(session)
             for pack, (size, slots) in found.items():
                 db_packs.record_pack(session, pack, size, slots)
         packs.known.clear()
         return len(found), sum(len(slots) for _, slots in found.values())
+
+
+def _whole(
+    packs: Packs, pack: str, slots: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """Those of ``slots`` (in ``pack``) whose bytes there hash to their digest."""
+    places = {digest: PackSlot(pack, *slot) for digest, slot in slots.items()}
+    return {
+        digest: slots[digest]
+        for digest, data in packs.read_many(places)
+        if data is not None and hash_bytes(data) == digest
+    }
 
 
 def collect_packs(

@@ -368,10 +368,7 @@ class Packs:
         objects meanwhile). An index row never names a pack that is not whole."""
         with backend_errors(f"cannot write pack {sealed.digest}"):
             self.location.store_file(sealed.path, self.path(sealed.digest))
-            self.location.store_small(
-                self.path(sealed.digest, INDEX_SUFFIX),
-                encode_index(sealed.digest, sealed.size, sealed.slots),
-            )
+        self.write_index(sealed.digest, sealed.size, sealed.slots)
         if record is not None:
             record(sealed.digest, sealed.size, sealed.slots)
         else:
@@ -498,6 +495,13 @@ class Packs:
             (digest, view[slot.offset - start : slot.offset - start + slot.length])
             for digest, slot in members
         ]
+
+    def write_index(self, pack: str, size: int, slots: Mapping[str, tuple[int, int]]) -> None:
+        """Publish the index copy of a pack written (or replace a damaged one)."""
+        with backend_errors(f"cannot write the index of pack {pack}"):
+            self.location.store_small(
+                self.path(pack, INDEX_SUFFIX), encode_index(pack, size, slots)
+            )
 
     def read_index(self, pack: str) -> tuple[int, dict[str, tuple[int, int]]]:
         data = self.location.read_small(self.path(pack, INDEX_SUFFIX))
