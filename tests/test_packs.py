@@ -628,6 +628,26 @@ def test_a_tampered_pack_index_never_reads_outside_the_packs(tmp_path: Path) -> 
     assert version.digest == tampered.artifact("ds").digest
 
 
+def test_an_index_row_with_a_forged_length_reads_no_more_than_the_pack_holds(
+    tmp_path: Path,
+) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    data = tree(tmp_path / "data", 3)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(data, name="ds")
+    (entry,) = [e for e in version.entries() if e.path == "f0001.txt"]
+    store.close()
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:  # a terabyte, at offset 0
+        db.execute("UPDATE packed_objects SET length = ? WHERE digest = ?", (1 << 40, entry.digest))
+    tampered = forebear.open(tmp_path / "store")
+    with pytest.raises(forebear.IntegrityError, match=r"f0001\.txt"):
+        tampered.artifact("ds").download(tmp_path / "out")
+    assert [p.path for p in tampered.verify()] == ["f0001.txt"]
+    assert tampered.rebuild_index() == (1, 4)  # the index copy says where it really is
+    assert tampered.verify() == []
+
+
 def test_only_a_server_admin_may_upgrade_or_rebuild_the_index(tmp_path: Path) -> None:
     from .serving import ForebearServer
 

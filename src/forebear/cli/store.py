@@ -124,7 +124,8 @@ def verify(obj: Context, ref: str | None, as_json: bool) -> None:
         for problem in problems:
             click.echo(str(problem), err=True)
         click.echo(
-            f"{len(problems)} problems; 'forebear repair --from PATH' restores objects from "
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''}; 'forebear repair "
+            "--from PATH' restores objects from "
             "files that still hold their bytes",
             err=True,
         )

@@ -20,6 +20,7 @@ from ..db.engine import Engine, Session, read_session, write_session
 from ..errors import StoreError
 from ..hashing import hash_bytes
 from ..objects import PACKED_FORMAT, ObjectLocation
+from ..objects.listing import StoredObject
 from ..objects.packs import INDEX_SUFFIX, PackIndex, Packs, PackSlot, WrittenPack
 from ..reports import GcReport
 
@@ -98,10 +99,8 @@ class LocalPacks:
                 listed = {}
             with read_session(self.engine) as session:
                 recorded = db_packs.slots_in(session, stored.digest)
-            held = _whole(packs, stored.digest, listed)
-            held.update(
-                _whole(packs, stored.digest, {d: s for d, s in recorded.items() if d not in held})
-            )
+            held = _whole(packs, stored, listed)
+            held.update(_whole(packs, stored, {d: s for d, s in recorded.items() if d not in held}))
             if not held:
                 continue
             found[stored.digest] = (stored.size, held)
@@ -116,10 +115,15 @@ class LocalPacks:
 
 
 def _whole(
-    packs: Packs, pack: str, slots: Mapping[str, tuple[int, int]]
+    packs: Packs, pack: StoredObject, slots: Mapping[str, tuple[int, int]]
 ) -> dict[str, tuple[int, int]]:
-    """Those of ``slots`` (in ``pack``) whose bytes there hash to their digest."""
-    places = {digest: PackSlot(pack, *slot) for digest, slot in slots.items()}
+    """Those of ``slots`` (in ``pack``) whose bytes there hash to their digest; a slot
+    reaching past the pack's end (a copy or a row that lies) is not even read."""
+    places = {
+        digest: PackSlot(pack.digest, offset, length)
+        for digest, (offset, length) in slots.items()
+        if min(offset, length) >= 0 and offset + length <= pack.size
+    }
     return {
         digest: slots[digest]
         for digest, data in packs.read_many(places)

@@ -393,9 +393,12 @@ class LocalLocation(ObjectLocation):
             raise
 
     def read_range(self, path: str, offset: int, length: int) -> bytes:
+        """At most the bytes the file has there: a length that lies (a damaged or forged
+        index row) must not size the buffer."""
         descriptor = os.open(path, os.O_RDONLY)
         try:
-            return os.pread(descriptor, length, offset)
+            there = max(0, os.fstat(descriptor).st_size - offset)
+            return os.pread(descriptor, min(length, there), offset)
         finally:
             os.close(descriptor)
 
