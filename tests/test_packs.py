@@ -648,6 +648,31 @@ def test_an_index_row_with_a_forged_length_reads_no_more_than_the_pack_holds(
     assert tampered.verify() == []
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("offset", -5), ("length", -5), ("offset", "abc"), ("length", 2.5)]
+)
+def test_an_impossible_index_row_is_refused_by_name_and_rebuilt(
+    tmp_path: Path, column: str, value: object
+) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(tree(tmp_path / "data", 3), name="ds")
+    (entry,) = [e for e in version.entries() if e.path == "f0001.txt"]
+    store.close()
+    with sqlite3.connect(tmp_path / "store" / "meta.db") as db:
+        db.execute(
+            f"UPDATE packed_objects SET {column} = ? WHERE digest = ?", (value, entry.digest)
+        )
+    tampered = forebear.open(tmp_path / "store")
+    with pytest.raises(forebear.StoreError, match=f"{entry.digest}.*rebuild-index"):
+        tampered.artifact("ds").download(tmp_path / "out")
+    with pytest.raises(forebear.StoreError, match="the index is damaged"):
+        tampered.verify()
+    assert tampered.rebuild_index() == (1, 4)
+    assert tampered.verify() == []
+
+
 def test_only_a_server_admin_may_upgrade_or_rebuild_the_index(tmp_path: Path) -> None:
     from .serving import ForebearServer
 

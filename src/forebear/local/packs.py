@@ -21,7 +21,14 @@ from ..errors import StoreError
 from ..hashing import hash_bytes
 from ..objects import PACKED_FORMAT, ObjectLocation
 from ..objects.listing import StoredObject
-from ..objects.packs import INDEX_SUFFIX, PackIndex, Packs, PackSlot, WrittenPack
+from ..objects.packs import (
+    INDEX_SUFFIX,
+    PackIndex,
+    Packs,
+    PackSlot,
+    WrittenPack,
+    possible_slot,
+)
 from ..reports import GcReport
 
 REPACK_BELOW = 0.5  # a pack is rewritten once less than this fraction of its bytes is live
@@ -122,7 +129,7 @@ def _whole(
     places = {
         digest: PackSlot(pack.digest, offset, length)
         for digest, (offset, length) in slots.items()
-        if min(offset, length) >= 0 and offset + length <= pack.size
+        if possible_slot(offset, length) and offset + length <= pack.size
     }
     return {
         digest: slots[digest]

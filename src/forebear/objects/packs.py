@@ -402,6 +402,8 @@ class Packs:
             )
         if len(found) < len(wanted):
             looked_up = self.index.locate(wanted - found.keys())
+            for digest, place in looked_up.items():
+                _check_slot(digest, place)
             self.remember(looked_up)
             found.update(looked_up)
         return found
@@ -508,6 +510,23 @@ class Packs:
         if data is None:
             raise StoreError(f"pack {pack} has no index file beside it")
         return decode_index(data, pack)
+
+
+def possible_slot(offset: object, length: object) -> bool:
+    """Whether a writer could have recorded this place (a damaged or forged index row
+    may say anything)."""
+    return type(offset) is int and type(length) is int and min(offset, length) >= 0
+
+
+def _check_slot(digest: str, slot: PackSlot) -> None:
+    """Refuse an impossible place before it is used to read."""
+    offset, length = slot.offset, slot.length
+    if not possible_slot(offset, length):
+        raise StoreError(
+            f"the pack index places object {digest} at offset {offset!r}, length "
+            f"{length!r} of pack {slot.pack}: the index is damaged; 'forebear "
+            "rebuild-index' rebuilds it from the packs"
+        )
 
 
 def coalesce(
