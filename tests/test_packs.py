@@ -14,6 +14,7 @@ import sqlite3
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -439,6 +440,40 @@ def test_rebuild_index_recovers_the_catalog_from_the_packs(tmp_path: Path) -> No
     assert broken.verify() == []
     out = broken.artifact("ds").download(tmp_path / "out")
     assert (out / "big.bin").read_bytes() == (data / "big.bin").read_bytes()
+
+
+def test_rebuild_index_keeps_a_pack_a_writer_recorded_while_it_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(tree(tmp_path / "data", 5), name="ds")
+    more = tmp_path / "more"
+    more.mkdir()
+    for index in range(4):
+        (more / f"m{index}.bin").write_bytes(os.urandom(100))
+    listing = store.objects.iter_packs
+    listed: list[int] = []
+
+    def a_writer_logs_once_the_packs_are_listed() -> Iterator[Any]:
+        packs = list(listing())
+        if not listed:  # another process's log, between the listing and the rebuild's commit
+            other = forebear.open(tmp_path / "store")
+            with forebear.init(project="p", store=other) as run:
+                run.log_artifact(more, name="more")
+            other.close()
+        listed.append(len(packs))
+        return iter(packs)
+
+    monkeypatch.setattr(store.objects, "iter_packs", a_writer_logs_once_the_packs_are_listed)
+    assert store.rebuild_index() == (1, 6)  # what it read: the first pack
+    assert listed[0] == 1
+    assert store.verify() == []  # the writer's pack was kept: its version reads whole
+    out = store.artifact("more").download(tmp_path / "out")
+    assert sorted(p.read_bytes() for p in out.iterdir()) == sorted(
+        p.read_bytes() for p in more.iterdir()
+    )
 
 
 def test_a_pack_file_no_writer_recorded_is_removed_after_an_hour(tmp_path: Path) -> None:

@@ -187,10 +187,9 @@ def forget(session: Session, packs: Iterable[str]) -> None:
         session.execute(delete(PackRow).where(PackRow.digest.in_(batch)))
 
 
-def forget_all(session: Session) -> None:
-    count_forgetting(session)
-    session.execute(delete(PackedObjectRow))
-    session.execute(delete(PackRow))
+def recorded(session: Session) -> set[str]:
+    """Every pack the index knows."""
+    return set(session.execute(select(PackRow.digest)).scalars())
 
 
 def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:

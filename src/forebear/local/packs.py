@@ -90,7 +90,8 @@ class LocalPacks:
         listed in it, so a copy damaged, cut short or lying loses nothing the catalog knew;
         each is kept only if its bytes in the pack hash to its name (writers rely on
         indexed objects unread). A pack whose copy missed some of them gets a new copy. A
-        pack neither describes is left out (gc deletes it once it is old)."""
+        pack neither describes is left out (gc deletes it once it is old). Writers may
+        work meanwhile: what they record while the packs are read is kept."""
         self.require_writable()
         packs = self.objects.packs
         if packs is None:
@@ -99,7 +100,10 @@ class LocalPacks:
                 f"{self.objects.format_version}); 'forebear upgrade' makes it format 3"
             )
         found: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}
+        examined: set[str] = set()
+        unknown: set[str] = set()  # examined, but neither its copy nor the catalog knew it
         for stored in self.objects.iter_packs():
+            examined.add(stored.digest)
             try:
                 _size, listed = packs.read_index(stored.digest)
             except StoreError:  # unreadable, or not a pack's index: the catalog may know
@@ -109,12 +113,20 @@ class LocalPacks:
             held = _whole(packs, stored, listed)
             held.update(_whole(packs, stored, {d: s for d, s in recorded.items() if d not in held}))
             if not held:
+                if not recorded:  # its writer may not have written its copy yet
+                    unknown.add(stored.digest)
                 continue
             found[stored.digest] = (stored.size, held)
             if any(listed.get(digest) != slot for digest, slot in held.items()):
                 packs.write_index(stored.digest, stored.size, held)
         with write_session(self.engine) as session:
-            db_packs.forget_all(session)
+            # a pack a writer recorded since it was read (or listed) is left as it is:
+            # its writer may be about to commit a version that needs it
+            now = db_packs.recorded(session)
+            since = now - examined
+            if since:
+                since &= {stored.digest for stored in self.objects.iter_packs()}
+            db_packs.forget(session, now - since - unknown)
             for pack, (size, slots) in found.items():
                 db_packs.record_pack(session, pack, size, slots)
         packs.known.clear()
