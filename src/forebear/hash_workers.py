@@ -81,9 +81,9 @@ def hash_files(
 
 class HashPool:
     """Hashing worker processes kept from one `hash_files` call to the next (a log's
-    batches), started on first use: starting one costs about 0.1 s, for each batch of a
-    log of many files before. Calls run one at a time; `close` (or leaving the block)
-    stops the workers."""
+    batches), each started on first use. Starting one costs about 0.1 s here, which a
+    log of many files paid again for every batch. Calls run one at a time; `close` (or
+    leaving the block) stops the workers."""
 
     def __init__(self) -> None:
         self.size = max(1, min(os.cpu_count() or 1, 8))
