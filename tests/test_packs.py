@@ -567,6 +567,27 @@ def test_rebuild_index_loses_nothing_the_catalog_knew_when_an_index_copy_is_dama
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in data.iterdir())
 
 
+def test_json_nested_too_deep_in_the_stores_own_files_is_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    with forebear.init(project="p", store=store) as run:
+        run.log_artifact(tree(tmp_path / "data", 4), name="ds")
+    (pack,) = pack_files(store)
+    deep = "[" * 200_000 + "]" * 200_000
+    index_copy = Path(store.objects.packs.path(pack, ".idx"))  # type: ignore[union-attr]
+    os.chmod(index_copy, 0o644)
+    index_copy.write_text(deep)
+    assert store.rebuild_index() == (1, 5)  # the catalog still knew them all
+    store.close()
+    format_file = tmp_path / "store" / "forebear.json"
+    os.chmod(format_file, 0o644)
+    format_file.write_text(deep)
+    with pytest.raises(forebear.StoreError, match="not a forebear format file"):
+        forebear.open(tmp_path / "store").artifact("ds")
+
+
 def test_a_packed_store_cuts_smaller_chunks_so_an_edit_stores_little(tmp_path: Path) -> None:
     store = forebear.open(tmp_path / "store")
     store.upgrade()

@@ -203,7 +203,7 @@ class ChunkList:
                 tuple(int(s) for _, s in document["chunks"]),
                 Chunking.from_dict(document["chunking"]),
             )
-        except (ValueError, KeyError, TypeError, InvalidInput) as exc:
+        except (ValueError, KeyError, TypeError, InvalidInput, RecursionError) as exc:
             raise IntegrityError(f"unreadable chunk list: {exc}") from exc
 
 

@@ -212,7 +212,7 @@ class Manifest:
             entries = [ManifestEntry.from_dict(e) for e in document["entries"]]
         except InvalidPath:
             raise
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StoreError(f"unreadable manifest: {exc}") from exc
         if version > MANIFEST_VERSION:
             raise StoreError(

@@ -240,7 +240,7 @@ def _saved_tokens() -> dict[str, object]:
     """The login file's tokens by server URL (none when it is missing or unreadable)."""
     try:
         saved = json.loads(login_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return saved if isinstance(saved, dict) else {}
 

@@ -112,7 +112,7 @@ def parse_format(raw: bytes, path: str, url: str) -> FormatInfo:
         version = int(info["format_version"])
         algorithm = info["hash"]
         store_id = info.get("store_id")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise StoreError(
             f"{path} is not a forebear format file; is {url!r} the right location?"
         ) from exc

@@ -121,7 +121,7 @@ def decode_index(data: bytes, pack: str) -> tuple[int, dict[str, tuple[int, int]
             raise ValueError(f"it describes pack {body['pack']!r}")
         size = int(body["size"])
         slots = {str(d): (int(o), int(n)) for d, o, n in body["objects"]}
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise StoreError(f"the index of pack {pack} is not readable ({exc})") from exc
     for offset, length in slots.values():
         if offset < 0 or length < 0 or offset + length > size:
