@@ -125,8 +125,7 @@ def verify(obj: Context, ref: str | None, as_json: bool) -> None:
             click.echo(str(problem), err=True)
         click.echo(
             f"{len(problems)} problem{'s' if len(problems) != 1 else ''}; 'forebear repair "
-            "--from PATH' restores objects from "
-            "files that still hold their bytes",
+            "--from PATH' restores objects from files that still hold their bytes",
             err=True,
         )
     if problems:
