@@ -34,8 +34,10 @@ def test_a_file_changed_while_hashing_is_refused(
     data = make_tree("data", {"a.bin": b"A" * 1000, "b.bin": b"B" * 1000})
     real_hash = fingerprint_module.hash_files
 
-    def hash_then_scribble(paths: list[str], sizes: list[int], progress: object = None) -> list:
-        result = real_hash(paths, sizes, progress)  # type: ignore[arg-type]
+    def hash_then_scribble(
+        paths: list[str], sizes: list[int], progress: object = None, pool: object = None
+    ) -> list:
+        result = real_hash(paths, sizes, progress, pool)  # type: ignore[arg-type]
         (data / "a.bin").write_bytes(b"a" * 1001)  # someone writes to it meanwhile
         return result
 
