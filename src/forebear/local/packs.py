@@ -141,7 +141,7 @@ def _whole(
     places = {
         digest: PackSlot(pack.digest, offset, length)
         for digest, (offset, length) in slots.items()
-        if possible_slot(offset, length) and offset + length <= pack.size
+        if possible_slot(offset, length, pack.size)
     }
     return {
         digest: slots[digest]

@@ -124,7 +124,7 @@ def decode_index(data: bytes, pack: str) -> tuple[int, dict[str, tuple[int, int]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise StoreError(f"the index of pack {pack} is not readable ({exc})") from exc
     for offset, length in slots.values():
-        if offset < 0 or length < 0 or offset + length > size:
+        if not possible_slot(offset, length, size):
             raise StoreError(f"the index of pack {pack} points outside it")
     return size, slots
 
@@ -512,10 +512,12 @@ class Packs:
         return decode_index(data, pack)
 
 
-def possible_slot(offset: object, length: object) -> bool:
-    """Whether a writer could have recorded this place (a damaged or forged index row
-    may say anything)."""
-    return type(offset) is int and type(length) is int and min(offset, length) >= 0
+def possible_slot(offset: object, length: object, within: int | None = None) -> bool:
+    """Whether a writer could have recorded this place (a damaged or forged index row or
+    copy may say anything), inside a pack of ``within`` bytes when that is known."""
+    if type(offset) is not int or type(length) is not int or min(offset, length) < 0:
+        return False
+    return within is None or offset + length <= within
 
 
 def _check_slot(digest: str, slot: PackSlot) -> None:
