@@ -26,7 +26,7 @@ from threading import Lock
 from typing import Any, TypeVar
 
 from .errors import IntegrityError, InvalidInput
-from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
+from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher, read_buffer
 from .processes import PerProcess
 from .readers import corrupted
 
@@ -541,7 +541,7 @@ class ChunkedReader(io.RawIOBase):
         if self._fill is None:
             return self._fetch(index)
         if self._scratch is None:
-            self._scratch = memoryview(bytearray(max(self._chunks.sizes)))
+            self._scratch = read_buffer(max(self._chunks.sizes))
         with self._scratch[: self._chunks.sizes[index]] as place:
             self._fill_checked(index, 1, place)
         return self._scratch[: self._chunks.sizes[index]]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from .errors import ForebearError, InvalidInput, InvalidPath, StoreError
-from .hashing import BLOCK_SIZE, Progress
+from .hashing import BLOCK_SIZE, Progress, read_buffer
 from .links import LINK_TYPES, may_reflink, reflink
 from .readers import CheckedAtEnd
 
@@ -49,7 +49,7 @@ _BUFFERS = threading.local()
 def _copy_buffer() -> Iterator[memoryview]:
     kept: memoryview | None = getattr(_BUFFERS, "view", None)
     _BUFFERS.view = None
-    view = kept if kept is not None else memoryview(bytearray(BLOCK_SIZE))
+    view = kept if kept is not None else read_buffer()
     try:
         yield view
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
@@ -10,6 +11,18 @@ import xxhash
 
 HASH_ALGORITHM = "xxh3-128"
 BLOCK_SIZE = 1 << 20  # 1 MiB blocks stay in cache and measured fastest here
+
+
+def read_buffer(size: int = BLOCK_SIZE) -> memoryview:
+    """A page-aligned buffer of ``size`` bytes to read local files into.
+
+    Not a ``bytearray``: the allocator puts a buffer this large 16 bytes into a page, and a
+    copy out of the page cache whose destination lies a few bytes past its source, modulo
+    the 4 KiB page, takes the processor's slow path (false 4K aliasing; measured here on
+    AMD EPYC: 2 GiB hashed from the cache in 0.93 s through a ``bytearray``, 0.25 s through
+    an aligned buffer). The memory is returned when the view is no longer referenced."""
+    return memoryview(mmap.mmap(-1, size))
+
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed."""
@@ -27,8 +40,7 @@ def hash_stream(stream: BinaryIO, progress: Progress | None = None) -> tuple[str
     """Digest and size of everything left in ``stream``, read block by block."""
     hasher = new_hasher()
     size = 0
-    buffer = bytearray(BLOCK_SIZE)
-    view = memoryview(buffer)
+    view = read_buffer()
     readinto = getattr(stream, "readinto", None)
     while True:
         if readinto is not None:

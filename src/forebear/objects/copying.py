@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
-from ..hashing import BLOCK_SIZE, READ_FLAGS, Progress, new_hasher
+from ..hashing import BLOCK_SIZE, READ_FLAGS, Progress, new_hasher, read_buffer
 
 
 def copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> tuple[str, int]:
@@ -24,7 +24,7 @@ def copy_hashing(src: BinaryIO, dst: IO[bytes], progress: Progress | None) -> tu
             if progress is not None:
                 progress(len(block))
         return str(hasher.hexdigest()), total
-    view = memoryview(bytearray(BLOCK_SIZE))
+    view = read_buffer()
     direct = isinstance(dst, io.FileIO)  # other writers may keep what they are given
     while n := readinto(view):
         hasher.update(view[:n])
