@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 from typing import Any
 
-from .liveness import process_identity
+from .liveness import host_name, process_identity
 from .urls import url_password
 
 __all__ = ["capture", "never_record", "redact_argv", "redact_secrets", "url_password"]
@@ -139,7 +138,7 @@ def capture() -> dict[str, Any]:
         "git": git_state(),
         "argv": redact_argv(list(sys.argv)),
         "cwd": os.getcwd(),
-        "host": socket.gethostname(),
+        "host": host_name(),
         "pid": os.getpid(),
         **process_identity(),
         "python": platform.python_version(),

@@ -82,13 +82,13 @@ def heartbeat_interval() -> float:
 def local_actor() -> str:
     """Who changes a store from this process, for its audit trail: ``user@host``."""
     import getpass
-    import socket
+    import platform  # platform.node() is socket.gethostname(), without importing socket
 
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a bare container)
         user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{platform.node()}"
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ filesystem can (reflink), so a later edit of the source never reaches the object
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import stat
 import time
@@ -496,6 +494,9 @@ _libc: Any = None
 def _syncfs(path: str) -> None:
     """Flush the filesystem holding ``path`` (Linux syncfs, which reports write-back
     errors), else fall back to sync()."""
+    import ctypes  # here: 3 ms of imports that only a sync needs
+    import ctypes.util
+
     global _libc
     if _libc is None:
         name = ctypes.util.find_library("c")
