@@ -179,6 +179,25 @@ def test_files_are_read_into_page_aligned_buffers(tmp_path: Path) -> None:
     assert hashing.hash_file(tmp_path / "f.bin") == (hashing.hash_bytes(data), len(data))
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_writing_into_a_read_buffer_leaves_its_parents_bytes_alone() -> None:
+    """A data loader forks its workers while a stream it opened keeps a buffer: a worker
+    reading on must get its own copy of that memory, as with any other, or the parent's
+    bytes change under it (Python maps anonymous memory shared by default)."""
+    views = [hashing.read_buffer(1 << 20), memoryview(hashing.page_aligned_memory(4096))]
+    for view in views:
+        view[:5] = b"mine!"
+    pid = os.fork()
+    if pid == 0:  # the child scribbles over everything it inherited, then leaves
+        for view in views:
+            view[: len(view)] = b"\xff" * len(view)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    for view in views:
+        assert bytes(view[:5]) == b"mine!" and not any(view[5:])
+
+
 def test_a_folder_that_vanishes_mid_log_is_named(
     local_store: forebear.Store, make_tree: Callable[..., Path]
 ) -> None:

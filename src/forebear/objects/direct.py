@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
-from ..hashing import Progress, new_hasher
+from ..hashing import Progress, new_hasher, page_aligned_memory
 from ..processes import PerProcess
 
 try:
@@ -69,7 +69,7 @@ def _take_buffer() -> mmap.mmap:
     an object as it is read (a caching reader) gets its own, never the one being filled."""
     spare: mmap.mmap | None = getattr(_buffers, "spare", None)
     if spare is None:
-        return mmap.mmap(-1, BLOCK)
+        return page_aligned_memory(BLOCK)
     _buffers.spare = None
     return spare
 
@@ -93,7 +93,7 @@ class BlockFile:
     def __init__(self, fd: int, *, direct: bool, buffer: mmap.mmap | None = None) -> None:
         self.fd = fd
         self._own_buffers = buffer is None
-        self._buffers = [mmap.mmap(-1, BLOCK) if buffer is None else buffer]
+        self._buffers = [page_aligned_memory(BLOCK) if buffer is None else buffer]
         self._views = [memoryview(self._buffers[0])]
         self._view = self._views[0]
         self._filled = 0
@@ -210,7 +210,7 @@ class BlockFile:
             self._drain()
             return
         if len(self._buffers) == 1:
-            self._buffers.append(mmap.mmap(-1, BLOCK))
+            self._buffers.append(page_aligned_memory(BLOCK))
             self._views.append(memoryview(self._buffers[1]))
         full = self._view
         self._view = self._views[1] if full is self._views[0] else self._views[0]
