@@ -10,7 +10,7 @@ from typing import BinaryIO, NamedTuple
 import xxhash
 
 HASH_ALGORITHM = "xxh3-128"
-BLOCK_SIZE = 1 << 20  # 1 MiB blocks stay in cache and measured fastest here
+BLOCK_SIZE = 1 << 20  # read from an aligned buffer, 128 KiB to 1 MiB blocks measured alike here
 
 
 # Anonymous mappings private to the process (Python maps shared ones by default): a child
