@@ -9,7 +9,8 @@ import subprocess
 import sys
 from typing import Any
 
-from .liveness import host_name, process_identity
+from .liveness import process_identity
+from .settings import host_name
 from .urls import url_password
 
 __all__ = ["capture", "never_record", "redact_argv", "redact_secrets", "url_password"]

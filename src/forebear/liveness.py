@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
 from typing import Any
 
 from . import settings as config
@@ -37,12 +36,6 @@ def _started(pid: int) -> int | None:
         return None
 
 
-def host_name() -> str:
-    """This machine's name, as runs and writers record it (``socket.gethostname()``
-    without importing `socket`, 6 ms of every command's start)."""
-    return platform.node()
-
-
 def process_identity() -> dict[str, Any]:
     """What a run records about its process so readers on its machine can tell whether
     it still runs."""
@@ -57,7 +50,7 @@ def alive(context: dict[str, Any], last_beat: dt.datetime) -> bool:
     if (
         namespace is not None
         and isinstance(pid, int)
-        and context.get("host") == host_name()
+        and context.get("host") == config.host_name()
         and namespace == _pid_namespace()
     ):
         started = _started(pid)

@@ -20,7 +20,6 @@ from ..db import writers
 from ..db.engine import Engine, Session, write_session
 from ..errors import StoreError
 from ..heartbeat import Heartbeat
-from ..liveness import host_name
 
 
 class LeaseLost(StoreError):
@@ -40,7 +39,7 @@ class Lease:
 
     def __enter__(self) -> Lease:
         with write_session(self.engine) as session:
-            writers.take(session, self.writer, self.duration, host_name(), os.getpid())
+            writers.take(session, self.writer, self.duration, config.host_name(), os.getpid())
         self._beat = Heartbeat(
             self.duration.total_seconds() / 4, self._renew, f"forebear-lease-{self.writer[:8]}"
         )
@@ -57,7 +56,7 @@ class Lease:
             return
         with write_session(self.engine) as session:
             self.check(session)
-            writers.register(session, self.writer, wanted, host_name(), os.getpid())
+            writers.register(session, self.writer, wanted, config.host_name(), os.getpid())
 
     def check(self, session: Session) -> None:
         """Fail unless the lease is still held, locking it for the rest of ``session``'s
