@@ -117,6 +117,7 @@ def test_run_status_and_context(store: forebear.Store, tmp_path: Path) -> None:
     assert first.status == "finished" and first.ended_at is not None
     assert first.context["git"] == {"commit": commit, "dirty": False}
     assert first.context["python"] == platform.python_version()
+    assert first.context["platform"] == platform.platform()
     assert first.context["host"]
     assert isinstance(first.context["argv"], list)
     assert "xxhash" in first.context["packages"]
@@ -127,6 +128,34 @@ def test_run_status_and_context(store: forebear.Store, tmp_path: Path) -> None:
     assert second.status == "failed"
     assert second.context["git"]["dirty"] is True
     assert [r.id for r in store.runs(project="ctx")] == [clean_run.id, failing.id]
+
+
+def test_git_state_is_found_wherever_git_finds_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forebear.context import git_state
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    repo, outside, bare = tmp_path / "repo", tmp_path / "outside", tmp_path / "bare.git"
+    (repo / "deep" / "er").mkdir(parents=True)
+    outside.mkdir()
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    (repo / "train.py").write_text("print(1)\n")
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    # a linked work tree has a .git file, not a folder
+    subprocess.run([*git, "worktree", "add", "-q", str(tmp_path / "linked")], cwd=repo, check=True)
+    subprocess.run([*git, "clone", "-q", "--bare", str(repo), str(bare)], check=True)
+
+    assert git_state(str(repo / "deep" / "er")) == {"commit": commit, "dirty": False}
+    assert git_state(str(tmp_path / "linked")) == {"commit": commit, "dirty": False}
+    assert git_state(str(bare)) is not None and git_state(str(bare))["commit"] == commit
+    assert git_state(str(outside)) is None
+    monkeypatch.setenv("GIT_DIR", str(repo / ".git"))  # a repository named from elsewhere
+    assert git_state(str(outside)) == {"commit": commit, "dirty": True}  # train.py "deleted"
 
 
 def test_same_bytes_stored_once_across_versions_and_artifacts(

@@ -6,8 +6,6 @@ import contextlib
 import datetime as dt
 import heapq
 import os
-import shutil
-import tempfile
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -377,6 +375,9 @@ class Artifact:
             )
         if mode not in ("w", "x", "wb", "xb", "w+", "wb+"):
             raise InvalidInput(f"new_file writes a new file: mode 'w' or 'wb', not {mode!r}")
+        import shutil  # here, not on every start: 7 ms of imports with tempfile
+        import tempfile
+
         if self._scratch is None:
             self._scratch = tempfile.mkdtemp(prefix="forebear-new-file-")
             weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)

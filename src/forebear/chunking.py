@@ -18,17 +18,19 @@ import struct
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
 from operator import itemgetter
 from threading import Lock
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import IntegrityError, InvalidInput
 from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher, read_buffer
-from .processes import PerProcess
+from .processes import PerProcess, thread_pool
 from .readers import corrupted
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 ALGORITHM = "fastcdc-2020"
@@ -250,7 +252,7 @@ def in_order(fetch: Callable[[int], T], count: int, workers: int) -> Iterator[T]
     if workers <= 1:
         yield from (fetch(index) for index in range(count))
         return
-    with ThreadPoolExecutor(workers) as pool:
+    with thread_pool(workers) as pool:
         window: deque[Future[T]] = deque()
         try:
             for index in range(count):
@@ -320,10 +322,10 @@ class ChunkedReader(io.RawIOBase):
         self._hashed = 0  # bytes hashed in order from the start
         self._broken: IntegrityError | None = None  # the chunks do not make the file
         self._ahead = ahead
-        self._pool = PerProcess(lambda: ThreadPoolExecutor(ahead)) if ahead else None
+        self._pool = PerProcess(lambda: thread_pool(ahead)) if ahead else None
         self._coming: dict[int, Future[bytes]] = {}
         self._streak = 0  # chunks entered one after the other
-        self._fill_lanes = PerProcess(lambda: ThreadPoolExecutor(1)) if fill else None  # 2nd core
+        self._fill_lanes = PerProcess(lambda: thread_pool(1)) if fill else None  # 2nd core
 
     def readable(self) -> bool:
         return True
@@ -456,7 +458,7 @@ class ChunkedReader(io.RawIOBase):
         try:
             take_groups()
         finally:
-            wait([later])  # it writes into the buffer
+            later.exception()  # it writes into the buffer
         later.result()
         if failures:
             raise min(failures, key=itemgetter(0))[1]

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 import queue
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .hashing import (
     BATCH_FILES,
@@ -33,6 +32,10 @@ from .hashing import (
     hash_large_file,
     hash_small_file,
 )
+from .processes import thread_pool
+
+if TYPE_CHECKING:
+    import subprocess
 
 Record = Callable[[Sequence[int], Sequence[HashResult]], None]
 
@@ -67,7 +70,7 @@ def hash_files(
         if progress is not None:
             progress(sum(r[1] for r in batch if not isinstance(r, str)))
 
-    with ThreadPoolExecutor(pool.size) as threads:
+    with thread_pool(pool.size) as threads:
         done_large = threads.map(hash_large, large)
         if pool.size > 1 and len(small) >= POOL_MIN_FILES:
             hash_in_processes(paths, small, pool, record)
@@ -151,7 +154,7 @@ def hash_in_processes(
             with lock:
                 record(batch, results)
 
-    with ThreadPoolExecutor(pool.size) as threads:
+    with thread_pool(pool.size) as threads:
         for done in [threads.submit(serve, slot) for slot in range(pool.size)]:
             done.result()
 
@@ -162,6 +165,8 @@ def _start_worker() -> subprocess.Popen[bytes]:
 
 def start_worker(module: str, *args: str) -> subprocess.Popen[bytes]:
     """``python -m module args...`` with this package importable, over pipes."""
+    import subprocess  # a log that hashes nothing (an unchanged re-log) starts no worker
+
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
@@ -176,6 +181,8 @@ def start_worker(module: str, *args: str) -> subprocess.Popen[bytes]:
 def stop_worker(child: subprocess.Popen[bytes], *, kill: bool = False) -> None:
     """Close a worker's input and wait for it to end (``kill``: end it first, for a
     worker whose answers are no longer wanted, if it has not ended already)."""
+    import subprocess  # imported already: the child was started with it
+
     assert child.stdin is not None and child.stdout is not None
     try:
         if kill and child.poll() is None:

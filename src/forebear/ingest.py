@@ -17,9 +17,7 @@ in path-ordered batches, never all at once.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple, cast
 
@@ -32,6 +30,7 @@ from .fingerprint import check_unchanged, fingerprint, stat_file
 from .hash_workers import HashPool, hash_files
 from .manifest import ManifestEntry, ManifestWriter
 from .objects import TRANSFER_WORKERS, ObjectLocation
+from .processes import thread_pool
 from .spool import Spool
 from .statcache import FileStat, StatCache
 from .treekey import KeyBuilder, TreeKeys
@@ -91,6 +90,8 @@ def prepare(
 ) -> Prepared:
     """Fingerprint every file of ``artifact`` and write its manifest; a file among
     ``forbidden`` (the store's own files) is refused."""
+    import tempfile  # not for an unchanged re-log, which prepares nothing
+
     rows = Spool(width=10)
     # closed by Prepared.close, or below on failure
     manifest = cast(BinaryIO, tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY))  # noqa: SIM115
@@ -404,7 +405,7 @@ def _cut_files(files: list[tuple[str, str]], chunking: Chunking) -> list[tuple[s
     def cut(item: tuple[str, str]) -> tuple[str, ChunkList]:
         return item[0], cut_file(item[0], item[1], chunking)
 
-    with ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // 2)) as pool:
+    with thread_pool(max(1, (os.cpu_count() or 1) // 2)) as pool:
         return list(pool.map(cut, files))
 
 
@@ -441,7 +442,7 @@ def _cut_while_storing(
 
     # chunks are appended to one pack in turn (threads would only wait); files of their
     # own gain from two threads (each waits for the device while the other copies)
-    writers = ThreadPoolExecutor(2) if objects.packs is None else None
+    writers = thread_pool(2) if objects.packs is None else None
     try:
         for window in ahead(cut.windows(WINDOW_BYTES), 2):
             first: dict[str, int] = {}  # each chunk not seen before in the file: its index
@@ -528,7 +529,7 @@ def _store_chunks(
         # local writes gain from two threads (the GIL is released while copying and
         # hashing); object stores from several requests in flight
         workers = min(os.cpu_count() or 1, 2) if objects.is_local else TRANSFER_WORKERS
-        with ThreadPoolExecutor(workers) as pool:
+        with thread_pool(workers) as pool:
             for _ in pool.map(put, missing):
                 pass
     finally:

@@ -16,7 +16,6 @@ This module knows nothing of stores, versions or runs.
 from __future__ import annotations
 
 import io
-import tempfile
 from typing import IO, Any, BinaryIO, cast
 
 from .errors import IntegrityError
@@ -116,6 +115,8 @@ class _Copy(io.RawIOBase):
 def verified_copy(raw: BinaryIO, digest: str, label: str) -> BinaryIO:
     """Every byte of ``raw``, checked against ``digest`` before the first is handed over,
     as a seekable stream (``raw`` is read to its end and closed)."""
+    import tempfile  # a command that reads nothing this way does not import it
+
     copy = tempfile.SpooledTemporaryFile(IN_MEMORY)  # noqa: SIM115 - closed by _Copy
     hasher = new_hasher()
     try:

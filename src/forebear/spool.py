@@ -19,7 +19,6 @@ from __future__ import annotations
 import marshal
 import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -255,6 +254,8 @@ class _SortedRun:
     position and can go on beside appends)."""
 
     def __init__(self) -> None:
+        import tempfile  # only once rows spill: a small folder's re-log never does
+
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self._records: list[tuple[int, int]] = []  # (offset, length) of each record
         self._end = 0

@@ -24,16 +24,18 @@ import mmap
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..hashing import Progress, new_hasher, page_aligned_memory
-from ..processes import PerProcess
+from ..processes import PerProcess, thread_pool
 
 try:
     import fcntl
 except ImportError:  # not on Windows: the page cache only
     fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 # A multiple of every device's block size. Larger blocks wrote no faster in a log of
@@ -47,7 +49,7 @@ DIRECT_MINIMUM = 256 << 10
 
 _buffers = threading.local()
 # one thread writes the blocks of every pack being filled in this process (one disk)
-_background = PerProcess(lambda: ThreadPoolExecutor(1, thread_name_prefix="forebear-write"))
+_background = PerProcess(lambda: thread_pool(1, "forebear-write"))
 
 
 def copy_to_new_file(src: BinaryIO, fd: int, progress: Progress | None = None) -> tuple[str, int]:

@@ -15,7 +15,6 @@ import stat
 import time
 import uuid
 from collections.abc import Callable, Container, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -23,7 +22,7 @@ from ..errors import StoreError
 from ..hash_workers import hash_files
 from ..hashing import Progress, hash_bytes, hash_stream
 from ..links import reflink
-from ..processes import PerProcess
+from ..processes import PerProcess, thread_pool
 from .base import (
     FORMAT_FILE,
     OBJECT_NAME_RE,
@@ -47,7 +46,7 @@ _name = attrgetter("name")
 
 
 _HINTS = PerProcess(  # opens wait on disk
-    lambda: ThreadPoolExecutor(4, thread_name_prefix="forebear-readahead")
+    lambda: thread_pool(4, "forebear-readahead")
 )
 
 
@@ -240,7 +239,7 @@ class LocalLocation(ObjectLocation):
         base = self._path(folder)
         with (
             backend_errors(f"cannot delete {folder} in {self.url!r}"),
-            ThreadPoolExecutor(min(DELETE_WORKERS, len(by_prefix))) as pool,
+            thread_pool(min(DELETE_WORKERS, len(by_prefix))) as pool,
         ):
             batches = [(f"{base}/{prefix}", names) for prefix, names in by_prefix.items()]
             for future in [pool.submit(_unlink_all, *batch) for batch in batches]:

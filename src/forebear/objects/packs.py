@@ -21,17 +21,16 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..chunking import ChunkRange
 from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import READ_FLAGS, Progress, hash_bytes, new_hasher
+from ..processes import thread_pool
 from ..readers import corrupted
 from .copying import read_descriptor, read_up_to, zero_rest
 from .direct import BlockFile
@@ -174,6 +173,8 @@ class PackWriter:
     def __init__(self, folder: str, *, durable: bool = True) -> None:
         self.durable = durable
         os.makedirs(folder, exist_ok=True)
+        import tempfile  # a store that writes no pack does without it
+
         descriptor, self.path = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=folder)
         self.file = BlockFile(descriptor, direct=durable)
         self.hasher = new_hasher()
@@ -274,6 +275,8 @@ class Packs:
         renamed into place), else in the temporary folder, uploaded once sealed."""
         if self.location.is_local:
             return PackWriter(f"{self.location.root}/tmp")
+        import tempfile
+
         return PackWriter(tempfile.gettempdir(), durable=False)
 
     # -- writing -------------------------------------------------------------------------
@@ -472,7 +475,7 @@ class Packs:
         (``workers`` requests at a time): (digest, bytes) in pack and offset order; None
         for an object that is missing."""
         groups = list(coalesce(slots))
-        with ThreadPoolExecutor(max(1, workers)) as pool:
+        with thread_pool(max(1, workers)) as pool:
             for start in range(0, len(groups), max(1, workers)):  # a bounded window in flight
                 window = groups[start : start + max(1, workers)]
                 for found in pool.map(self._read_group, window):
