@@ -89,6 +89,7 @@ LAYERS = (
         "paths",
         "hashing",
         "hash_workers",
+        "stat_worker",
         "chunking",
         "cutting",
         "manifest",

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,3 +324,99 @@ def test_stats_keys_take_any_stat_numbers_and_match_between_log_and_relog(
     assert key_with_mtime(2**64 - 1) == key_with_mtime(-1)
     assert key_with_mtime(2**64 - 1) != key_with_mtime(2**63 - 1)
     assert KeyBuilder().keys().changed_ns == 0
+
+
+@pytest.fixture
+def helpers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Batches of 4 files or more are stated with a helper process; each one started."""
+    from forebear import stat_worker, treekey
+
+    started: list[Any] = []
+    real = stat_worker.StatHelper.start
+
+    def start() -> Any:
+        helper = real()
+        started.append(helper)
+        return helper
+
+    monkeypatch.setattr(treekey, "HELPED_BATCH", 4)
+    monkeypatch.setattr(stat_worker.StatHelper, "start", staticmethod(start))
+    return started
+
+
+def folder_keys(data: Path) -> Any:
+    from forebear import treekey
+
+    artifact = forebear.Artifact("ds")
+    artifact.add_dir(data)
+    return treekey.tree_keys(artifact, 25)
+
+
+def test_a_helper_process_states_half_of_each_large_batch_to_the_same_keys(
+    make_tree: Callable[..., Path], helpers: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forebear import treekey
+
+    data = files(make_tree)  # 40 files: batches of 25 and 15, each stated half by half
+    helped = folder_keys(data)
+    assert len(helpers) == 1 and helpers[0].exited()  # one helper for every batch, ended
+    monkeypatch.setattr(treekey, "HELPED_BATCH", 10**9)
+    alone = folder_keys(data)
+    assert helped is not None and alone is not None
+    assert (helped.paths_key, helped.stats_key, helped.changed_ns) == (
+        alone.paths_key,
+        alone.stats_key,
+        alone.changed_ns,
+    )
+
+
+@pytest.mark.parametrize("which", ["d0/f0.bin", "d3/f39.bin"])  # the helper's half, and ours
+def test_a_file_gone_before_its_stat_makes_no_keys_whoever_states_it(
+    make_tree: Callable[..., Path], helpers: list[Any], which: str
+) -> None:
+    from forebear import treekey
+
+    data = files(make_tree)
+    artifact = forebear.Artifact("ds")
+    artifact.add_dir(data)
+    (data / which).unlink()  # after the walk, before the stats
+    assert treekey.tree_keys(artifact, 25) is None
+    assert len(helpers) == 1 and helpers[0].exited()
+
+
+def test_a_helper_that_died_leaves_the_files_to_be_stated_here(
+    make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forebear.artifacts import PendingFile
+    from forebear.stat_worker import StatHelper
+    from forebear.treekey import KeyBuilder
+
+    data = files(make_tree)
+    pending = [PendingFile(p.name, str(p)) for p in sorted(data.rglob("*.bin"))]
+    helper = StatHelper.start()
+    assert helper is not None
+    os.kill(helper.pid, signal.SIGKILL)
+    while not helper.exited():  # killed: reaped once it has ended
+        time.sleep(0.01)
+    with_dead, alone = KeyBuilder(), KeyBuilder()
+    with_dead.stat_files(pending, helper)
+    with_dead.stat_files(pending, helper)  # and again: it is known to be gone
+    alone.stat_files(pending)
+    alone.stat_files(pending)
+    helper.close()
+    assert with_dead.keys().stats_key == alone.keys().stats_key
+
+
+def test_a_re_log_with_a_helper_process_finds_the_version_or_the_change(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    full_logs: list[str],
+    not_racy: None,
+    helpers: list[Any],
+) -> None:
+    data = files(make_tree)
+    first = log(local_store, data)
+    assert log(local_store, data) == first and full_logs == ["ds"]
+    assert helpers and all(h.exited() for h in helpers)
+    (data / "d1" / "f1.bin").write_bytes(b"changed")
+    assert log(local_store, data).ref == "ds:v1" and full_logs == ["ds", "ds"]

@@ -24,19 +24,20 @@ kept beside the keys: like the stat cache's racy files, a record taken less than
 
 from __future__ import annotations
 
-import os
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from .artifacts import Artifact, PendingFile
 from .hashing import HASH_ALGORITHM, Identity, new_hasher
 from .manifest import MANIFEST_VERSION, ManifestEntry
+from .stat_worker import StatHelper, stat_numbers, wrapped
 
 # What the recorded manifest digest also depends on: another format makes other keys.
 _SEED = f"forebear-tree 2 {HASH_ALGORITHM} manifest {MANIFEST_VERSION}\n".encode()
-_WORD = (1 << 64) - 1  # a stat number's part of the stats key: 8 bytes, modulo 2**64
+# A batch of this many files or more is stated by two processes (see `stat_worker`).
+HELPED_BATCH = 8_000
 
 
 class TreeKeys(NamedTuple):
@@ -67,23 +68,24 @@ class KeyBuilder:
         for _file, identity in items:
             try:
                 extend(identity)
-            except OverflowError:  # rare: see _extend_wrapped
-                _extend_wrapped(numbers, identity)
+            except OverflowError:  # an inode number can be that large
+                del numbers[len(numbers) - len(numbers) % 5 :]  # the row's part so far
+                numbers.extend(wrapped(identity))
         self._add_numbers(numbers)
 
-    def stat_files(self, items: Iterable[PendingFile]) -> None:
-        """`add_stats` with each file stated now (one loop: a re-log runs it for every
-        file); a file that cannot be stated raises `OSError`."""
-        numbers = array("q")
-        extend = numbers.extend
-        stat = os.stat
-        for _path, local_path in items:
-            info = stat(local_path)
-            row = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-            try:
-                extend(row)
-            except OverflowError:  # rare: see _extend_wrapped
-                _extend_wrapped(numbers, row)
+    def stat_files(self, items: Sequence[PendingFile], helper: StatHelper | None = None) -> None:
+        """`add_stats` with each file stated now (a re-log does it for every file), half
+        of them by ``helper`` when given; a file that cannot be stated raises `OSError`."""
+        paths = [local_path for _path, local_path in items]
+        half = len(paths) // 2 if helper is not None else 0
+        asked = helper is not None and helper.ask(paths[:half])
+        numbers = stat_numbers(paths[half:])
+        if half:
+            theirs = helper.answer() if helper is not None and asked else None
+            if theirs is None:  # gone, or a file it could not state: said from here
+                theirs = stat_numbers(paths[:half])
+            theirs.extend(numbers)
+            numbers = theirs
         self._add_numbers(numbers)
 
     def _add_numbers(self, numbers: array[int]) -> None:
@@ -96,14 +98,6 @@ class KeyBuilder:
         return TreeKeys(
             self.paths.hexdigest(), self.stats.hexdigest(), self.changed_ns, self.taken_ns
         )
-
-
-def _extend_wrapped(numbers: array[int], row: Iterable[int]) -> None:
-    """Add one file's stat numbers, each taken modulo 2**64, after a plain ``extend``
-    failed on one that a signed 8-byte word does not hold (an inode number can be that
-    large): the numbers of the row it added before that one are taken back first."""
-    del numbers[len(numbers) - len(numbers) % 5 :]
-    numbers.extend(((n + (1 << 63)) & _WORD) - (1 << 63) for n in row)
 
 
 def _encoded(text: str) -> bytes:
@@ -141,16 +135,23 @@ def tree_keys(artifact: Artifact, batch_size: int) -> TreeKeys | None:
 def _walk(artifact: Artifact, batch_size: int, *, stat: bool) -> KeyBuilder | None:
     """The artifact's files fed to a new builder (with their stats, if ``stat``)."""
     builder = KeyBuilder()
-    for batch in artifact.batches(batch_size):
-        files = _local(batch)
-        if files is None:
-            return None
-        builder.add_paths(files)
-        if stat:
-            try:
-                builder.stat_files(files)
-            except OSError:
+    helper: StatHelper | None = None
+    try:
+        for batch in artifact.batches(batch_size):
+            files = _local(batch)
+            if files is None:
                 return None
+            builder.add_paths(files)
+            if stat:
+                if helper is None and len(files) >= HELPED_BATCH:
+                    helper = StatHelper.start()
+                try:
+                    builder.stat_files(files, helper if len(files) >= HELPED_BATCH else None)
+                except OSError:
+                    return None
+    finally:
+        if helper is not None:
+            helper.close()
     return builder
 
 
