@@ -328,19 +328,19 @@ def test_stats_keys_take_any_stat_numbers_and_match_between_log_and_relog(
 
 @pytest.fixture
 def helpers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Batches of 4 files or more are stated with a helper process; each one started."""
-    from forebear import stat_worker, treekey
+    """Lists of 4 files or more are stated half by a helper process; each one started."""
+    from forebear import stat_worker
 
     started: list[Any] = []
-    real = stat_worker.StatHelper.start
+    real = stat_worker._start_helper
 
     def start() -> Any:
-        helper = real()
-        started.append(helper)
-        return helper
+        child = real()
+        started.append(child)
+        return child
 
-    monkeypatch.setattr(treekey, "HELPED_BATCH", 4)
-    monkeypatch.setattr(stat_worker.StatHelper, "start", staticmethod(start))
+    monkeypatch.setattr(stat_worker, "HELPED", 4)
+    monkeypatch.setattr(stat_worker, "_start_helper", start)
     return started
 
 
@@ -352,16 +352,17 @@ def folder_keys(data: Path) -> Any:
     return treekey.tree_keys(artifact, 25)
 
 
-def test_a_helper_process_states_half_of_each_large_batch_to_the_same_keys(
+def test_a_helper_process_states_half_of_each_long_list_to_the_same_keys(
     make_tree: Callable[..., Path], helpers: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from forebear import treekey
+    from forebear import stat_worker
 
     data = files(make_tree)  # 40 files: batches of 25 and 15, each stated half by half
     helped = folder_keys(data)
-    assert len(helpers) == 1 and helpers[0].exited()  # one helper for every batch, ended
-    monkeypatch.setattr(treekey, "HELPED_BATCH", 10**9)
+    assert len(helpers) == 1 and helpers[0].poll() is not None  # one for every batch, ended
+    monkeypatch.setattr(stat_worker, "HELPED", 10**9)
     alone = folder_keys(data)
+    assert len(helpers) == 1
     assert helped is not None and alone is not None
     assert (helped.paths_key, helped.stats_key, helped.changed_ns) == (
         alone.paths_key,
@@ -381,30 +382,25 @@ def test_a_file_gone_before_its_stat_makes_no_keys_whoever_states_it(
     artifact.add_dir(data)
     (data / which).unlink()  # after the walk, before the stats
     assert treekey.tree_keys(artifact, 25) is None
-    assert len(helpers) == 1 and helpers[0].exited()
+    assert len(helpers) == 1 and helpers[0].poll() is not None
 
 
 def test_a_helper_that_died_leaves_the_files_to_be_stated_here(
-    make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    make_tree: Callable[..., Path], helpers: list[Any]
 ) -> None:
-    from forebear.artifacts import PendingFile
-    from forebear.stat_worker import StatHelper
-    from forebear.treekey import KeyBuilder
+    from forebear.stat_worker import StatHelper, stat_numbers
 
     data = files(make_tree)
-    pending = [PendingFile(p.name, str(p)) for p in sorted(data.rglob("*.bin"))]
-    helper = StatHelper.start()
-    assert helper is not None
-    os.kill(helper.pid, signal.SIGKILL)
-    while not helper.exited():  # killed: reaped once it has ended
-        time.sleep(0.01)
-    with_dead, alone = KeyBuilder(), KeyBuilder()
-    with_dead.stat_files(pending, helper)
-    with_dead.stat_files(pending, helper)  # and again: it is known to be gone
-    alone.stat_files(pending)
-    alone.stat_files(pending)
-    helper.close()
-    assert with_dead.keys().stats_key == alone.keys().stats_key
+    paths = [str(p) for p in sorted(data.rglob("*.bin"))]
+    with StatHelper() as helper:
+        assert helper.numbers(paths) == stat_numbers(paths)
+        assert helper.pid is not None and helper.running()
+        os.kill(helper.pid, signal.SIGKILL)
+        while helper.running():  # killed: reaped once it has ended
+            time.sleep(0.01)
+        assert helper.numbers(paths) == stat_numbers(paths)
+        assert helper.numbers(paths) == stat_numbers(paths)  # known to be gone by now
+    assert len(helpers) == 1
 
 
 def test_a_re_log_with_a_helper_process_finds_the_version_or_the_change(
@@ -417,6 +413,38 @@ def test_a_re_log_with_a_helper_process_finds_the_version_or_the_change(
     data = files(make_tree)
     first = log(local_store, data)
     assert log(local_store, data) == first and full_logs == ["ds"]
-    assert helpers and all(h.exited() for h in helpers)
+    assert len(helpers) == 2 and all(h.poll() is not None for h in helpers)  # log, re-log
     (data / "d1" / "f1.bin").write_bytes(b"changed")
     assert log(local_store, data).ref == "ds:v1" and full_logs == ["ds", "ds"]
+
+
+def test_a_first_log_with_a_helper_process_records_the_same_version_and_stats(
+    tmp_path: Path,
+    make_tree: Callable[..., Path],
+    helpers: list[Any],
+    not_racy: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from forebear import stat_worker
+
+    data = files(make_tree)
+    os.utime(data / "d2" / "f2.bin", ns=(-5_000_000_000, -5_000_000_000))  # 1969: restated
+    with forebear.open(tmp_path / "helped") as store:
+        helped = log(store, data)
+        assert store.verify() == []
+    assert helpers and all(h.poll() is not None for h in helpers)
+    with monkeypatch.context() as alone_here:
+        alone_here.setattr(stat_worker, "HELPED", 10**9)
+        with forebear.open(tmp_path / "alone") as store:
+            alone = log(store, data)
+    assert helped.digest == alone.digest
+
+    artifact = forebear.Artifact("ds", "dataset")
+    artifact.add_dir(data)
+    (data / "d0" / "f0.bin").unlink()  # listed, then gone before its stat: the helper's half
+    with (
+        forebear.open(tmp_path / "helped") as store,
+        forebear.init(project="p", store=store) as run,
+        pytest.raises(forebear.ForebearError, match=r"f0\.bin.*disappeared after it was added"),
+    ):
+        run.log_artifact(artifact)

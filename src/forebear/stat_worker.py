@@ -1,7 +1,8 @@
-"""A second process that states files, so that the check of an unchanged re-log uses two
-cores: a ``stat`` is a system call the GIL does not keep Python threads from making, but
-two threads stating halves of a list were slower than one here (they take the GIL from
-each other after every call), while a process beside this one took a third off.
+"""A second process that states files, so that stating many files (a log's first look
+at each, and the check of an unchanged re-log) uses two cores: a ``stat`` is a system
+call the GIL does not keep Python threads from making, but two threads stating halves of
+a list were slower than one here (they take the GIL from each other after every call),
+while a process beside this one took a third off.
 
 `StatHelper` starts this file as a script (``python -I -S stat_worker.py``: no package,
 no site, a few milliseconds to start) and sends it lists of paths; it answers each with
@@ -51,61 +52,76 @@ def wrapped(row: Sequence[int]) -> list[int]:
     return [((n + (1 << 63)) & _WORD) - (1 << 63) for n in row]
 
 
-class StatHelper:
-    """The helper process, started on first use; ``None`` from `start` when it cannot be
-    (then the caller states every file itself)."""
+# A list of this many paths or more is stated by two processes.
+HELPED = 8_000
 
-    def __init__(self, child: subprocess.Popen[bytes]) -> None:
-        self._child = child
+
+class StatHelper:
+    """States lists of files for `numbers`, half of each long list in a helper process
+    started on first need; `close` (or leaving the block) stops it. Where no process
+    can be started, or the helper ended, every file is stated here."""
+
+    def __init__(self) -> None:
+        self._child: subprocess.Popen[bytes] | None = None
+        self._tried = False  # to start the helper
         self._asked = False  # an answer is due
         self._gone = False  # it ended, or a request or answer was cut short
 
-    @classmethod
-    def start(cls) -> StatHelper | None:
-        import subprocess  # here: a re-log of a few files starts no helper
+    def numbers(self, paths: Sequence[str]) -> array[int]:
+        """`stat_numbers` of ``paths``, in their order; `OSError` as it raises it (a
+        file the helper could not state is stated here again, to say why)."""
+        half = len(paths) // 2 if self.shares(len(paths)) and self._start() else 0
+        asked = half > 0 and self._ask(paths[:half])
+        mine = stat_numbers(paths[half:])
+        if not half:
+            return mine
+        theirs = self._answer() if asked else None
+        if theirs is None:
+            theirs = stat_numbers(paths[:half])
+        theirs.extend(mine)
+        return theirs
 
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-I", "-S", os.path.abspath(__file__)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,  # its failures are handled here, not shown
-            )
-        except OSError:
-            return None
-        return cls(child)
+    @staticmethod
+    def shares(count: int) -> bool:
+        """Whether a list of ``count`` paths is shared with the helper."""
+        return count >= HELPED
 
     @property
-    def pid(self) -> int:
-        return self._child.pid
+    def pid(self) -> int | None:
+        """The helper process's id, once started."""
+        return self._child.pid if self._child is not None else None
 
-    def exited(self) -> bool:
-        """Whether the helper process has ended (and been waited for)."""
-        return self._child.poll() is not None
+    def running(self) -> bool:
+        """Whether the helper process is there and has not ended."""
+        return self._child is not None and self._child.poll() is None
 
-    def ask(self, paths: Sequence[str]) -> bool:
-        """Send ``paths`` to state; False if the helper is gone (then `answer` is None)."""
-        assert self._child.stdin is not None
+    def _start(self) -> bool:
+        if not self._tried:
+            self._tried = True
+            self._child = _start_helper()
+        return self._child is not None and not self._gone
+
+    def _ask(self, paths: Sequence[str]) -> bool:
+        child = self._child
+        assert child is not None and child.stdin is not None
         if self._asked:
-            self.answer()  # an answer left unread (the asker failed before it) goes first
+            self._answer()  # an answer left unread (a failure before it) goes first
         if self._gone:
             return False
         request = b"".join(os.fsencode(path) + b"\0" for path in paths)
         try:
-            self._child.stdin.write(len(request).to_bytes(8, sys.byteorder) + request)
-            self._child.stdin.flush()
+            child.stdin.write(len(request).to_bytes(8, sys.byteorder) + request)
+            child.stdin.flush()
         except OSError:
             self._gone = True
             return False
         self._asked = True
         return True
 
-    def answer(self) -> array[int] | None:
+    def _answer(self) -> array[int] | None:
         """The numbers asked for; None when a file could not be stated or the helper
-        ended (the caller then states the files itself, and says why if it fails too)."""
-        assert self._child.stdout is not None
-        if not self._asked:
-            return None
+        ended."""
+        assert self._child is not None and self._child.stdout is not None
         self._asked = False
         head = _read_exactly(self._child.stdout, 8)
         if len(head) < 8:
@@ -123,23 +139,45 @@ class StatHelper:
         return numbers
 
     def close(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
         import subprocess
 
-        assert self._child.stdin is not None and self._child.stdout is not None
+        assert child.stdin is not None and child.stdout is not None
         with contextlib.suppress(OSError):
-            self._child.stdin.close()  # a helper waiting for a request ends
-        self._child.stdout.close()  # one writing an answer no longer wanted ends too
+            child.stdin.close()  # a helper waiting for a request ends
+        child.stdout.close()  # one writing an answer no longer wanted ends too
         try:
-            self._child.wait(timeout=10)
+            child.wait(timeout=10)
         except subprocess.TimeoutExpired:  # stuck in a stat (a hung network mount)
-            self._child.kill()
-            self._child.wait()
+            child.kill()
+            child.wait()
 
     def __enter__(self) -> StatHelper:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _start_helper() -> subprocess.Popen[bytes] | None:
+    """This file run as a script by this interpreter; None where that cannot be (no
+    interpreter to run: an embedding program, or a frozen one, whose executable is not
+    Python)."""
+    if not sys.executable or getattr(sys, "frozen", False):
+        return None
+    import subprocess  # here: a command that states few files starts no helper
+
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # its failures are handled here, not shown
+        )
+    except OSError:
+        return None
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes:

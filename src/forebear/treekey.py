@@ -36,8 +36,6 @@ from .stat_worker import StatHelper, stat_numbers, wrapped
 
 # What the recorded manifest digest also depends on: another format makes other keys.
 _SEED = f"forebear-tree 2 {HASH_ALGORITHM} manifest {MANIFEST_VERSION}\n".encode()
-# A batch of this many files or more is stated by two processes (see `stat_worker`).
-HELPED_BATCH = 8_000
 
 
 class TreeKeys(NamedTuple):
@@ -75,18 +73,10 @@ class KeyBuilder:
 
     def stat_files(self, items: Sequence[PendingFile], helper: StatHelper | None = None) -> None:
         """`add_stats` with each file stated now (a re-log does it for every file), half
-        of them by ``helper`` when given; a file that cannot be stated raises `OSError`."""
+        of a long list by ``helper``'s process; a file that cannot be stated raises
+        `OSError`."""
         paths = [local_path for _path, local_path in items]
-        half = len(paths) // 2 if helper is not None else 0
-        asked = helper is not None and helper.ask(paths[:half])
-        numbers = stat_numbers(paths[half:])
-        if half:
-            theirs = helper.answer() if helper is not None and asked else None
-            if theirs is None:  # gone, or a file it could not state: said from here
-                theirs = stat_numbers(paths[:half])
-            theirs.extend(numbers)
-            numbers = theirs
-        self._add_numbers(numbers)
+        self._add_numbers(helper.numbers(paths) if helper is not None else stat_numbers(paths))
 
     def _add_numbers(self, numbers: array[int]) -> None:
         """Digest five stat numbers a file, and keep the newest mtime or ctime."""
@@ -135,23 +125,17 @@ def tree_keys(artifact: Artifact, batch_size: int) -> TreeKeys | None:
 def _walk(artifact: Artifact, batch_size: int, *, stat: bool) -> KeyBuilder | None:
     """The artifact's files fed to a new builder (with their stats, if ``stat``)."""
     builder = KeyBuilder()
-    helper: StatHelper | None = None
-    try:
+    with StatHelper() as helper:
         for batch in artifact.batches(batch_size):
             files = _local(batch)
             if files is None:
                 return None
             builder.add_paths(files)
             if stat:
-                if helper is None and len(files) >= HELPED_BATCH:
-                    helper = StatHelper.start()
                 try:
-                    builder.stat_files(files, helper if len(files) >= HELPED_BATCH else None)
+                    builder.stat_files(files, helper)
                 except OSError:
                     return None
-    finally:
-        if helper is not None:
-            helper.close()
     return builder
 
 
