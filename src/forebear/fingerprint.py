@@ -12,7 +12,6 @@ from typing import NamedTuple
 from .errors import IntegrityError, InvalidPath
 from .hash_workers import HashPool, hash_files
 from .hashing import Progress
-from .stat_worker import StatHelper
 from .statcache import FileStat, StatCache
 
 
@@ -27,25 +26,6 @@ def stat_file(path: str) -> FileStat:
         return FileStat.of(os.stat(path))
     except FileNotFoundError as exc:
         raise InvalidPath(f"cannot log {path!r}: the file disappeared after it was added") from exc
-
-
-def stat_files(paths: Sequence[str], helper: StatHelper) -> list[FileStat]:
-    """`stat_file` of each path, half of a long list stated by ``helper``'s process."""
-    if not helper.shares(len(paths)):
-        return [stat_file(path) for path in paths]
-    try:
-        numbers = helper.numbers(paths)
-    except OSError:  # said by the first file that fails, as when stated one by one
-        return [stat_file(path) for path in paths]
-    taken = iter(numbers)
-    rows = zip(taken, taken, taken, taken, taken, strict=True)  # five numbers a file
-    stats = []
-    for path, row in zip(paths, rows, strict=True):
-        if min(row) < 0:  # a number past 2**63, taken modulo 2**64, or a time before 1970
-            stats.append(stat_file(path))
-        else:
-            stats.append(tuple.__new__(FileStat, row))
-    return stats
 
 
 def check_unchanged(path: str, seen: FileStat) -> None:

@@ -26,13 +26,12 @@ from .artifacts import Artifact, PendingFile
 from .chunking import MIN_THRESHOLD, Chunking, ChunkList, ChunkRange
 from .cutting import FileCut, ahead, cut_file
 from .errors import InvalidInput, InvalidPath
-from .fingerprint import check_unchanged, fingerprint, stat_files
+from .fingerprint import check_unchanged, fingerprint, stat_file
 from .hash_workers import HashPool, hash_files
 from .manifest import ManifestEntry, ManifestWriter
 from .objects import TRANSFER_WORKERS, ObjectLocation
 from .processes import thread_pool
 from .spool import Spool
-from .stat_worker import StatHelper
 from .statcache import FileStat, StatCache
 from .treekey import KeyBuilder, TreeKeys
 
@@ -102,7 +101,6 @@ def prepare(
         references = 0
         with (
             HashPool() as pool,  # one set of workers for every batch
-            StatHelper() as helper,
             progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect),
         ):
             for batch in artifact.batches(BATCH):
@@ -110,9 +108,7 @@ def prepare(
                     _refuse_forbidden(batch, forbidden)
                 if keys is not None and not all(isinstance(i, PendingFile) for i in batch):
                     keys = None  # references or kept entries: no stat describes them
-                rows.add(
-                    _fingerprint_batch(batch, writer, cache, (pool, helper), tick, expect, keys)
-                )
+                rows.add(_fingerprint_batch(batch, writer, cache, pool, tick, expect, keys))
                 references += sum(
                     e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
                 )
@@ -149,15 +145,14 @@ def _fingerprint_batch(
     batch: list[PendingFile | ManifestEntry],
     writer: ManifestWriter,
     cache: StatCache | None,
-    workers: tuple[HashPool, StatHelper],
+    pool: HashPool,
     tick: Callable[[int], None],
     expect: Callable[[int], None],
     keys: KeyBuilder | None,
 ) -> list[tuple[Any, ...]]:
-    pool, helper = workers
     files = [item for item in batch if isinstance(item, PendingFile)]
     local_paths = [pending.local_path for pending in files]
-    stats = stat_files(local_paths, helper)
+    stats = [stat_file(path) for path in local_paths]
     if keys is not None:
         keys.add_paths(files)
         keys.add_stats(zip(files, stats, strict=True))

@@ -1,8 +1,9 @@
-"""A second process that states files, so that stating many files (a log's first look
-at each, and the check of an unchanged re-log) uses two cores: a ``stat`` is a system
-call the GIL does not keep Python threads from making, but two threads stating halves of
-a list were slower than one here (they take the GIL from each other after every call),
-while a process beside this one took a third off.
+"""A second process that states files, so that the check of an unchanged re-log of many
+files uses two cores: a ``stat`` is a system call the GIL does not keep Python threads
+from making, but two threads stating halves of a list were slower than one here (they
+take the GIL from each other after every call), while a process beside this one took a
+third off. (A log's first look at each file gained nothing from it: measured, and left
+in one process.)
 
 `StatHelper` starts this file as a script (``python -I -S stat_worker.py``: no package,
 no site, a few milliseconds to start) and sends it lists of paths; it answers each with
