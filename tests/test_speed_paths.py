@@ -391,3 +391,42 @@ def test_a_file_written_while_another_is_being_read_leaves_that_one_whole(
     save_stream(FetchesWhileRead(), tmp_path / "outer.bin")  # type: ignore[arg-type]
     assert (tmp_path / "outer.bin").read_bytes() == outer
     assert (tmp_path / "inner.bin").read_bytes() == inner
+
+
+def test_a_frozen_program_hashes_cuts_and_states_in_its_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program frozen into one executable has no Python to start workers with: running
+    its own executable would start the program again. Everything is done in-process."""
+    from forebear import stat_worker
+    from forebear.chunking import Chunking
+    from forebear.cutting import cut_file
+
+    paths = []
+    for index in range(hashing.POOL_MIN_FILES):
+        path = tmp_path / f"f{index}.bin"
+        path.write_bytes(os.urandom(64))
+        paths.append(str(path))
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    chunking = Chunking(threshold=1 << 20, avg_size=256 << 10, min_size=64 << 10,
+                        max_size=1 << 20)  # fmt: skip
+    expected = cut_file(str(big), hashing.hash_file(str(big))[0], chunking)
+
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def recorded(args: list[str], *rest: object, **options: object) -> object:
+        started.append(list(args))
+        return real_popen(args, *rest, **options)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(subprocess, "Popen", recorded)
+    results = hash_workers.hash_files(paths, [64] * len(paths))
+    assert [r[:2] for r in results] == [hashing.hash_file(p) for p in paths]
+    assert cut_file(str(big), expected.digest, chunking) == expected
+    monkeypatch.setattr(stat_worker, "HELPED", 4)
+    with stat_worker.StatHelper() as helper:
+        assert helper.numbers(paths) == stat_worker.stat_numbers(paths)
+        assert helper.pid is None
+    assert started == []

@@ -164,7 +164,11 @@ def _start_worker() -> subprocess.Popen[bytes]:
 
 
 def start_worker(module: str, *args: str) -> subprocess.Popen[bytes]:
-    """``python -m module args...`` with this package importable, over pipes."""
+    """``python -m module args...`` with this package importable, over pipes; `OSError`
+    where no Python can be run (an embedding or frozen program, whose executable is not an
+    interpreter): the caller then does the work in this process."""
+    if not sys.executable or getattr(sys, "frozen", False):
+        raise OSError("no Python interpreter to start a worker with")
     import subprocess  # a log that hashes nothing (an unchanged re-log) starts no worker
 
     package_parent = str(Path(__file__).resolve().parent.parent)
