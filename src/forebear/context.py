@@ -152,15 +152,20 @@ def installed_packages() -> dict[str, str]:
 def platform_name() -> str:
     """What `platform.platform` says (``Linux-6.8.0-x86_64-with-glibc2.39``), without asking
     ``uname -p`` in a child process for the processor's name, as it does on Linux: that
-    took 8 ms of each run's start here, for a name that is the machine's or "unknown"."""
+    took 8 ms of each run's start here, for a name it leaves out when it is "unknown" or
+    the machine's (as ``uname -p`` says on Linux)."""
     if not sys.platform.startswith("linux"):
         return platform.platform()
     system = os.uname()
     library, version = platform.libc_ver()
-    parts = [system.sysname, system.release, system.machine]
-    if library:
-        parts += ["with", library + version]
-    return "-".join(p.strip() for p in parts if p.strip()).replace(" ", "_").replace("/", "-")
+    parts = [system.sysname, system.release, system.machine, "with", library + version]
+    text = "-".join(part.strip() for part in parts if part).replace(" ", "_")
+    for character in '/\\:;"()':  # and the rest as platform.platform cleans them
+        text = text.replace(character, "-")
+    text = text.replace("unknown", "")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text.rstrip("-")
 
 
 def _normalise(name: str) -> str:
