@@ -371,7 +371,9 @@ def test_a_helper_process_states_half_of_each_long_list_to_the_same_keys(
     )
 
 
-@pytest.mark.parametrize("which", ["d0/f0.bin", "d3/f39.bin"])  # the helper's half, and ours
+# the helper's part of the first batch (found at the second), and of the last (found at
+# the end); the log's own part
+@pytest.mark.parametrize("which", ["d0/f0.bin", "d3/f11.bin", "d3/f39.bin"])
 def test_a_file_gone_before_its_stat_makes_no_keys_whoever_states_it(
     make_tree: Callable[..., Path], helpers: list[Any], which: str
 ) -> None:

@@ -22,13 +22,14 @@ import contextlib
 import os
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     import subprocess
 
 _WORD = (1 << 64) - 1
+_ENCODING, _ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 _REFUSED = -1
 
 
@@ -55,10 +56,13 @@ def wrapped(row: Sequence[int]) -> list[int]:
 
 # A list of this many paths or more is stated by two processes.
 HELPED = 8_000
+# The helper's part of such a list: more than half, as the asker also has the rest of its
+# work to do while the helper states (measured best here; see docs/speed.md).
+SHARE = 0.6
 
 
 class StatHelper:
-    """States lists of files for `numbers`, half of each long list in a helper process
+    """States lists of files for `numbers`, part of each long list in a helper process
     started on first need; `close` (or leaving the block) stops it. Where no process
     can be started, or the helper ended, every file is stated here."""
 
@@ -71,16 +75,27 @@ class StatHelper:
     def numbers(self, paths: Sequence[str]) -> array[int]:
         """`stat_numbers` of ``paths``, in their order; `OSError` as it raises it (a
         file the helper could not state is stated here again, to say why)."""
-        half = len(paths) // 2 if self.shares(len(paths)) and self._start() else 0
-        asked = half > 0 and self._ask(paths[:half])
-        mine = stat_numbers(paths[half:])
-        if not half:
-            return mine
-        theirs = self._answer() if asked else None
-        if theirs is None:
-            theirs = stat_numbers(paths[:half])
-        theirs.extend(mine)
-        return theirs
+        return self.numbers_later(paths)()
+
+    def numbers_later(self, paths: Sequence[str]) -> Callable[[], array[int]]:
+        """`numbers`, in two steps: the helper is asked for the first part of a long list
+        and the rest is stated now; the function returned collects the helper's part and
+        returns the numbers of every path, in order. The caller can do other work between
+        the two (the helper is busy meanwhile), but must call it before the next call."""
+        share = int(len(paths) * SHARE) if self.shares(len(paths)) and self._start() else 0
+        asked = share > 0 and self._ask(paths[:share])
+        mine = stat_numbers(paths[share:])
+        if not share:
+            return lambda: mine
+
+        def collect() -> array[int]:
+            theirs = self._answer() if asked else None
+            if theirs is None:  # refused or gone: stated here, which says why if it fails
+                theirs = stat_numbers(paths[:share])
+            theirs.extend(mine)
+            return theirs
+
+        return collect
 
     @staticmethod
     def shares(count: int) -> bool:
@@ -109,7 +124,9 @@ class StatHelper:
             self._answer()  # an answer left unread (a failure before it) goes first
         if self._gone:
             return False
-        request = b"".join(os.fsencode(path) + b"\0" for path in paths)
+        # one join and one encoding, as os.fsencode encodes each path (a third of the
+        # time it took path by path)
+        request = ("\0".join(paths) + "\0").encode(_ENCODING, _ERRORS)
         try:
             child.stdin.write(len(request).to_bytes(8, sys.byteorder) + request)
             child.stdin.flush()

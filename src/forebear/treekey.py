@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from .artifacts import Artifact, PendingFile
@@ -55,6 +55,7 @@ class KeyBuilder:
         self.stats.update(_SEED)
         self.changed_ns = 0
         self.taken_ns = time.time_ns()
+        self._coming: Callable[[], array[int]] | None = None  # see stat_files
 
     def add_paths(self, items: Iterable[PendingFile]) -> None:
         self.paths.update(_encoded("".join(f"{i.path}\0{i.local_path}\0" for i in items)))
@@ -72,11 +73,22 @@ class KeyBuilder:
         self._add_numbers(numbers)
 
     def stat_files(self, items: Sequence[PendingFile], helper: StatHelper | None = None) -> None:
-        """`add_stats` with each file stated now (a re-log does it for every file), half
-        of a long list by ``helper``'s process; a file that cannot be stated raises
-        `OSError`."""
+        """`add_stats` with each file stated now (a re-log does it for every file). With
+        ``helper``, its process states part of a long list, whose numbers are digested
+        at the next call or at `keys`, in order (meanwhile the caller reads on); a file
+        that cannot be stated raises `OSError`, here or there."""
+        self.finish_stats()
         paths = [local_path for _path, local_path in items]
-        self._add_numbers(helper.numbers(paths) if helper is not None else stat_numbers(paths))
+        if helper is None:
+            self._add_numbers(stat_numbers(paths))
+        else:
+            self._coming = helper.numbers_later(paths)
+
+    def finish_stats(self) -> None:
+        """Digest the numbers still coming from a helper (`OSError` as `stat_files`)."""
+        coming, self._coming = self._coming, None
+        if coming is not None:
+            self._add_numbers(coming())
 
     def _add_numbers(self, numbers: array[int]) -> None:
         """Digest five stat numbers a file, and keep the newest mtime or ctime."""
@@ -85,6 +97,7 @@ class KeyBuilder:
             self.changed_ns = max(self.changed_ns, max(numbers[3::5]), max(numbers[4::5]))
 
     def keys(self) -> TreeKeys:
+        self.finish_stats()
         return TreeKeys(
             self.paths.hexdigest(), self.stats.hexdigest(), self.changed_ns, self.taken_ns
         )
@@ -136,6 +149,10 @@ def _walk(artifact: Artifact, batch_size: int, *, stat: bool) -> KeyBuilder | No
                     builder.stat_files(files, helper)
                 except OSError:
                     return None
+        try:
+            builder.finish_stats()
+        except OSError:
+            return None
     return builder
 
 
