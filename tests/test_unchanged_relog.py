@@ -405,6 +405,23 @@ def test_a_helper_that_died_leaves_the_files_to_be_stated_here(
     assert len(helpers) == 1
 
 
+def test_an_answer_given_up_is_never_taken_for_another_list(
+    make_tree: Callable[..., Path], helpers: list[Any]
+) -> None:
+    from forebear.stat_worker import StatHelper, stat_numbers
+
+    data = files(make_tree)
+    paths = [str(p) for p in sorted(data.rglob("*.bin"))]
+    first, second = paths[:20], paths[20:]
+    with StatHelper() as helper:
+        early = helper.numbers_later(first)
+        late = helper.numbers_later(second)  # asked before the first answer was taken
+        assert late() == stat_numbers(second)
+        assert early() == stat_numbers(first)  # stated here: its answer was given up
+        assert helper.numbers(first) == stat_numbers(first)  # and the helper goes on
+    assert len(helpers) == 1
+
+
 def test_a_re_log_with_a_helper_process_finds_the_version_or_the_change(
     local_store: forebear.Store,
     make_tree: Callable[..., Path],

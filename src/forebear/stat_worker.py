@@ -70,6 +70,7 @@ class StatHelper:
         self._child: subprocess.Popen[bytes] | None = None
         self._tried = False  # to start the helper
         self._asked = False  # an answer is due
+        self._requests = 0  # requests sent so far
         self._gone = False  # it ended, or a request or answer was cut short
 
     def numbers(self, paths: Sequence[str]) -> array[int]:
@@ -84,14 +85,18 @@ class StatHelper:
         the two (the helper is busy meanwhile), but must call it before the next call."""
         share = int(len(paths) * SHARE) if self.shares(len(paths)) and self._start() else 0
         asked = share > 0 and self._ask(paths[:share])
+        request = self._requests
         mine = stat_numbers(paths[share:])
         if not share:
             return lambda: mine
 
         def collect() -> array[int]:
-            theirs = self._answer() if asked else None
-            if theirs is None:  # refused or gone: stated here, which says why if it fails
-                theirs = stat_numbers(paths[:share])
+            # the answer to this request, if it is the one due (not one given up by a
+            # later request, nor one of the wrong length)
+            due = asked and self._asked and self._requests == request
+            theirs = self._answer() if due else None
+            if theirs is None or len(theirs) != 5 * share:
+                theirs = stat_numbers(paths[:share])  # which says why if it fails
             theirs.extend(mine)
             return theirs
 
@@ -134,6 +139,7 @@ class StatHelper:
             self._gone = True
             return False
         self._asked = True
+        self._requests += 1
         return True
 
     def _answer(self) -> array[int] | None:
