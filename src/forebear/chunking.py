@@ -458,7 +458,7 @@ class ChunkedReader(io.RawIOBase):
         try:
             take_groups()
         finally:
-            later.exception()  # it writes into the buffer
+            later.exception()  # waits for it (it writes into the buffer), raising nothing
         later.result()
         if failures:
             raise min(failures, key=itemgetter(0))[1]
