@@ -398,7 +398,7 @@ def test_a_frozen_program_hashes_cuts_and_states_in_its_own_process(
 ) -> None:
     """A program frozen into one executable has no Python to start workers with: running
     its own executable would start the program again. Everything is done in-process."""
-    from forebear import stat_worker
+    from forebear import cutting, stat_worker
     from forebear.chunking import Chunking
     from forebear.cutting import cut_file
 
@@ -422,8 +422,11 @@ def test_a_frozen_program_hashes_cuts_and_states_in_its_own_process(
 
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(subprocess, "Popen", recorded)
-    results = hash_workers.hash_files(paths, [64] * len(paths))
+    with hash_workers.HashPool() as pool:
+        pool.size = 2  # workers wanted, even on a machine of one core
+        results = hash_workers.hash_files(paths, [64] * len(paths), None, pool)
     assert [r[:2] for r in results] == [hashing.hash_file(p) for p in paths]
+    monkeypatch.setattr(cutting, "CUT_ELSEWHERE_FROM", 0)  # a worker wanted, however small
     assert cut_file(str(big), expected.digest, chunking) == expected
     monkeypatch.setattr(stat_worker, "HELPED", 4)
     with stat_worker.StatHelper() as helper:
