@@ -43,15 +43,17 @@ def stat_numbers(paths: Sequence[str | bytes]) -> array[int]:
         row = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         try:
             extend(row)
-        except OverflowError:  # an inode number can be that large: see wrapped
-            del numbers[len(numbers) - len(numbers) % 5 :]
-            numbers.extend(wrapped(row))
+        except OverflowError:  # rare: see extend_wrapped
+            extend_wrapped(numbers, row)
     return numbers
 
 
-def wrapped(row: Sequence[int]) -> list[int]:
-    """Each number modulo 2**64, as a signed 8-byte word holds it."""
-    return [((n + (1 << 63)) & _WORD) - (1 << 63) for n in row]
+def extend_wrapped(numbers: array[int], row: Sequence[int]) -> None:
+    """Add one file's five numbers, each taken modulo 2**64 as a signed 8-byte word holds
+    it, after a plain ``extend`` failed on one too large (an inode number can be): the
+    numbers of the row it added before that one are taken back first."""
+    del numbers[len(numbers) - len(numbers) % 5 :]
+    numbers.extend(((n + (1 << 63)) & _WORD) - (1 << 63) for n in row)
 
 
 # A list of this many paths or more is stated by two processes.

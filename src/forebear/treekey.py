@@ -32,7 +32,7 @@ from typing import NamedTuple
 from .artifacts import Artifact, PendingFile
 from .hashing import HASH_ALGORITHM, Identity, new_hasher
 from .manifest import MANIFEST_VERSION, ManifestEntry
-from .stat_worker import StatHelper, stat_numbers, wrapped
+from .stat_worker import StatHelper, extend_wrapped, stat_numbers
 
 # What the recorded manifest digest also depends on: another format makes other keys.
 _SEED = f"forebear-tree 2 {HASH_ALGORITHM} manifest {MANIFEST_VERSION}\n".encode()
@@ -67,9 +67,8 @@ class KeyBuilder:
         for _file, identity in items:
             try:
                 extend(identity)
-            except OverflowError:  # an inode number can be that large
-                del numbers[len(numbers) - len(numbers) % 5 :]  # the row's part so far
-                numbers.extend(wrapped(identity))
+            except OverflowError:  # rare: see extend_wrapped
+                extend_wrapped(numbers, identity)
         self._add_numbers(numbers)
 
     def stat_files(self, items: Sequence[PendingFile], helper: StatHelper | None = None) -> None:
