@@ -91,17 +91,24 @@ def test_spec_example_script(
     assert manifest.paths() == version.files()
 
 
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+
+def committed_repo(repo: Path) -> str:
+    """A git repository at ``repo`` with train.py committed; the commit's id."""
+    subprocess.run([*GIT, "init", "-q"], cwd=repo, check=True)
+    (repo / "train.py").write_text("print(1)\n")
+    subprocess.run([*GIT, "add", "."], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "init"], cwd=repo, check=True)
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def test_run_status_and_context(store: forebear.Store, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    (repo / "train.py").write_text("print(1)\n")
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    commit = committed_repo(repo)
     os.chdir(repo)
 
     with forebear.init(project="ctx", store=store) as clean_run:
@@ -135,20 +142,13 @@ def test_git_state_is_found_wherever_git_finds_a_repository(
 ) -> None:
     from forebear.context import git_state
 
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     repo, outside, bare = tmp_path / "repo", tmp_path / "outside", tmp_path / "bare.git"
     (repo / "deep" / "er").mkdir(parents=True)
     outside.mkdir()
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    (repo / "train.py").write_text("print(1)\n")
-    subprocess.run([*git, "add", "."], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    commit = committed_repo(repo)
     # a linked work tree has a .git file, not a folder
-    subprocess.run([*git, "worktree", "add", "-q", str(tmp_path / "linked")], cwd=repo, check=True)
-    subprocess.run([*git, "clone", "-q", "--bare", str(repo), str(bare)], check=True)
+    subprocess.run([*GIT, "worktree", "add", "-q", str(tmp_path / "linked")], cwd=repo, check=True)
+    subprocess.run([*GIT, "clone", "-q", "--bare", str(repo), str(bare)], check=True)
 
     assert git_state(str(repo / "deep" / "er")) == {"commit": commit, "dirty": False}
     assert git_state(str(tmp_path / "linked")) == {"commit": commit, "dirty": False}
