@@ -289,6 +289,66 @@ def test_a_folder_below_a_name_that_is_not_utf8_is_logged_and_answered(
     assert full_logs == ["ds"]
 
 
+def test_a_folder_below_names_that_are_not_utf8_reaches_the_helper_process_and_back(
+    local_store: forebear.Store,
+    tmp_path: Path,
+    full_logs: list[str],
+    not_racy: None,
+    helpers: list[Any],
+) -> None:
+    """The paths a helper process states keep their exact bytes both ways: the re-log
+    finds the version, and a change to one of the files is seen."""
+    data = os.fsencode(tmp_path) + b"/caf\xe9/d\xff"
+    try:
+        os.makedirs(data + b"/sub")
+    except OSError:
+        pytest.skip("this filesystem refuses names that are not UTF-8")
+    names = [f"sub/f{i}-\u00e9.txt" for i in range(6)] + [f"plain{i}.txt" for i in range(6)]
+    for name in names:
+        with open(data + b"/" + name.encode(), "wb") as f:
+            f.write(name.encode())
+    folder = Path(os.fsdecode(data))
+    first = log(local_store, folder)
+    assert log(local_store, folder) == first and full_logs == ["ds"]
+    assert len(helpers) == 1 and helpers[0].poll() is not None  # the re-log's, ended
+    with open(data + "/sub/f3-\u00e9.txt".encode(), "ab") as f:
+        f.write(b" and more")
+    assert log(local_store, folder).ref == "ds:v1" and full_logs == ["ds", "ds"]
+
+
+def test_the_helper_states_paths_that_are_not_utf8_itself(
+    tmp_path: Path, helpers: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its part of the list comes back from the helper, not stated here again after a
+    refusal (which would give the same numbers, only slower)."""
+    from forebear import stat_worker
+
+    folder = os.fsencode(tmp_path) + b"/caf\xe9"
+    try:
+        os.makedirs(folder)
+    except OSError:
+        pytest.skip("this filesystem refuses names that are not UTF-8")
+    paths = []
+    for i in range(10):
+        path = folder + b"/f%d-\xff" % i
+        with open(path, "wb") as f:
+            f.write(b"x" * i)
+        paths.append(os.fsdecode(path))
+    expected = stat_worker.stat_numbers(paths)
+    stated_here: list[str] = []
+    real = stat_worker.stat_numbers
+
+    def spy(some: Any) -> Any:
+        stated_here.extend(some)
+        return real(some)
+
+    monkeypatch.setattr(stat_worker, "stat_numbers", spy)
+    with stat_worker.StatHelper() as helper:
+        assert helper.numbers(paths) == expected
+    assert len(helpers) == 1
+    assert stated_here == paths[int(len(paths) * stat_worker.SHARE) :]
+
+
 def test_stats_keys_take_any_stat_numbers_and_match_between_log_and_relog(
     tmp_path: Path,
 ) -> None:
