@@ -361,6 +361,46 @@ def test_gc_in_another_pid_namespace_keeps_a_live_writers_objects(tmp_path: Path
         assert len(store.artifact("ds").files()) == 6
 
 
+def test_gc_honours_registrations_a_writer_made_before_the_catalog_was_migrated(
+    tmp_path: Path,
+) -> None:
+    """A writer that opened the catalog before revision 0011 registers its objects a row
+    each in ``pending_objects`` until it ends: gc keeps them while its lease is live, and
+    collects them (and the rows) once it expired, as it does registrations made since."""
+    store_dir = tmp_path / "store"
+    with forebear.open(store_dir) as store:
+        old = store.objects.put_bytes(b"stored by a writer from before the migration")
+        new = store.objects.put_bytes(b"stored by a writer of today")
+    micros = int(time.time() * 1e6)
+    with sqlite3.connect(store_dir / "meta.db") as db:
+        for writer, expires in (("a" * 32, micros + 600_000_000), ("b" * 32, micros - 1)):
+            db.execute(
+                "INSERT INTO leases (writer, expires_at, host, pid, created_at) "
+                "VALUES (?, ?, 'elsewhere', 1, ?)",
+                (writer, expires, micros),
+            )
+        db.execute(  # the live writer's registration, as it was made before 0011
+            "INSERT INTO pending_objects (writer, digest, host, pid, created_at) "
+            "VALUES (?, ?, 'elsewhere', 1, ?)",
+            ("a" * 32, old, micros),
+        )
+        db.execute(  # and the expired one's, as it is made now
+            "INSERT INTO pending_batches (writer, digests, created_at) VALUES (?, ?, ?)",
+            ("b" * 32, f"{new}\n{'0' * 32}", micros),
+        )
+    with forebear.open(store_dir) as store:
+        assert store.gc(grace=NO_GRACE).objects == [new]
+        assert store.objects.has(old)
+    with sqlite3.connect(store_dir / "meta.db") as db:
+        assert db.execute("SELECT count(*) FROM pending_batches").fetchone() == (0,)
+        db.execute("UPDATE leases SET expires_at = ?", (micros - 1,))
+    with forebear.open(store_dir) as store:
+        assert store.gc(grace=NO_GRACE).objects == [old]
+    with sqlite3.connect(store_dir / "meta.db") as db:
+        for table in ("leases", "pending_objects", "pending_batches"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
 def test_a_writer_whose_lease_was_taken_never_commits(tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
     forebear.open(store_dir).close()

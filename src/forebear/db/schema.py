@@ -283,7 +283,9 @@ class LeaseRow(Base):
 
 
 class PendingObjectRow(Base):
-    """Objects a writer is storing but has not committed yet; gc must not collect them."""
+    """Objects a writer is storing but has not committed yet, one row each, as writers
+    before catalog revision 0011 registered them (gc still honours them: such a writer may
+    be running while a newer one migrates the catalog); see `PendingBatchRow`."""
 
     __tablename__ = "pending_objects"
     __table_args__ = (Index(None, "writer"),)
@@ -293,6 +295,21 @@ class PendingObjectRow(Base):
     digest: Mapped[str] = mapped_column(String(32))
     host: Mapped[str] = mapped_column(String(256))
     pid: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PendingBatchRow(Base):
+    """Objects a writer is storing but has not committed yet; gc must not collect them.
+    One row per registration, its digests joined by newlines: a log registers every object
+    it stores or relies on, and a row per object cost 5 us each (a quarter of a second of a
+    log of 50,000 files, most of it spent on values no one reads again)."""
+
+    __tablename__ = "pending_batches"
+    __table_args__ = (Index(None, "writer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    writer: Mapped[str] = mapped_column(String(32))
+    digests: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,5 +1,5 @@
 """Writers' holds on objects they are storing: a lease per writer, renewed while it works,
-and the digests it registered under it (`pending_objects`).
+and the digests it registered under it (`pending_batches`, a row per registration).
 
 gc keeps the objects of every lease that has not expired, by the database's clock, never
 by asking whether a process id is alive (a process in another PID namespace, container or
@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import bulk
-from .schema import Base, LeaseRow, PendingObjectRow, utcnow
+from .schema import LeaseRow, PendingBatchRow, PendingObjectRow, utcnow
 
-_BATCH = 5000
+# Digests per registration row: a million-file log's registration stays in rows of a
+# few MB.
+_PER_ROW = 100_000
 # Pending rows from before leases existed have none; they count as live this long.
 LEGACY_PENDING = dt.timedelta(hours=24)
 
@@ -58,16 +59,18 @@ def holds(session: Session, writer: str) -> bool:
     return found is not None
 
 
-def register(session: Session, writer: str, digests: Iterable[str], host: str, pid: int) -> None:
+def register(session: Session, writer: str, digests: Iterable[str]) -> None:
+    """Hold ``digests`` under the writer's lease (a row per `_PER_ROW` of them)."""
+    ordered = sorted(set(digests))
     stamp = utcnow()
-    rows = [
-        {"writer": writer, "digest": d, "host": host, "pid": pid, "created_at": stamp}
-        for d in sorted(set(digests))
-    ]
-    bulk.insert_rows(session, Base.metadata.tables[PendingObjectRow.__tablename__], rows)
+    for start in range(0, len(ordered), _PER_ROW):
+        joined = "\n".join(ordered[start : start + _PER_ROW])
+        session.add(PendingBatchRow(writer=writer, digests=joined, created_at=stamp))
+    session.flush()
 
 
 def release(session: Session, writer: str) -> None:
+    session.execute(delete(PendingBatchRow).where(PendingBatchRow.writer == writer))
     session.execute(delete(PendingObjectRow).where(PendingObjectRow.writer == writer))
     session.execute(delete(LeaseRow).where(LeaseRow.writer == writer))
 
@@ -78,6 +81,7 @@ def lock_for_collection(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy import text
 
+        session.execute(text("LOCK TABLE pending_batches IN EXCLUSIVE MODE"))
         session.execute(text("LOCK TABLE pending_objects IN EXCLUSIVE MODE"))
         session.execute(text("LOCK TABLE leases IN EXCLUSIVE MODE"))
 
@@ -93,6 +97,11 @@ def collect_expired(session: Session, *, dry_run: bool) -> set[str]:
     keep: set[str] = set()
     dead: set[str] = set()
     legacy_cutoff = current - LEGACY_PENDING
+    for writer, joined in session.execute(select(PendingBatchRow.writer, PendingBatchRow.digests)):
+        if writer in live:
+            keep.update(joined.split("\n"))
+        elif writer not in leased:  # left without its lease (registered under one)
+            dead.add(writer)
     for writer, digest, created in session.execute(
         select(PendingObjectRow.writer, PendingObjectRow.digest, PendingObjectRow.created_at)
     ):

@@ -63,7 +63,7 @@ def upsert(
     def register(digests: list[str]) -> None:
         with write_session(backend.engine) as session:
             _check_held(session, writer, project, artifact.name, distributed_id)
-            writers.register(session, writer, digests, config.host_name(), os.getpid())
+            writers.register(session, writer, digests)
 
     with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as prepared:
         ingest.store_objects(
@@ -117,7 +117,7 @@ def finish(
         with spool:
             with write_session(backend.engine) as session:
                 _check_held(session, writer, project, artifact.name, distributed_id)
-                writers.register(session, writer, [digest], config.host_name(), os.getpid())
+                writers.register(session, writer, [digest])
             spool.seek(0)
             if digest not in backend.objects.present({digest: spool.seek(0, os.SEEK_END)}):
                 spool.seek(0)

@@ -56,7 +56,7 @@ class Lease:
             return
         with write_session(self.engine) as session:
             self.check(session)
-            writers.register(session, self.writer, wanted, config.host_name(), os.getpid())
+            writers.register(session, self.writer, wanted)
 
     def check(self, session: Session) -> None:
         """Fail unless the lease is still held, locking it for the rest of ``session``'s
