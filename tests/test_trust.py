@@ -401,6 +401,48 @@ def test_gc_honours_registrations_a_writer_made_before_the_catalog_was_migrated(
             assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
 
 
+def test_gc_waits_for_a_writer_registering_beside_it_on_postgresql(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A writer holds its lease row while it registers objects; a gc starting meanwhile
+    waits for it, then keeps what it registered (neither fails on a deadlock)."""
+    from sqlalchemy import text
+
+    from forebear.db import writers
+    from forebear.db.engine import make_engine, write_session
+
+    forebear.Store(postgres_url, str(tmp_path / "objects"), cache_dir=tmp_path / "cache").close()
+    engine = make_engine(postgres_url)
+    writer, digest = uuid.uuid4().hex, hash_bytes(b"being stored")
+    with write_session(engine) as session:
+        writers.take(session, writer, dt.timedelta(minutes=10), "here", 1)
+    kept: list[set[str]] = []
+    failed: list[BaseException] = []
+
+    def collect() -> None:
+        try:
+            with write_session(engine) as session:
+                writers.lock_for_collection(session)
+                kept.append(writers.collect_expired(session, dry_run=True))
+        except BaseException as exc:  # noqa: BLE001  # asserted below
+            failed.append(exc)
+
+    gc = threading.Thread(target=collect)
+    with write_session(engine) as session:
+        assert writers.holds(session, writer)  # what a registration does first
+        gc.start()
+        with engine.connect() as watch:  # until gc waits for a lock
+            deadline = time.monotonic() + 60
+            waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            while not watch.execute(waiting).scalar():
+                assert time.monotonic() < deadline, "gc never waited for the writer"
+                time.sleep(0.01)
+        writers.register(session, writer, [digest])
+    gc.join(timeout=120)
+    engine.dispose()
+    assert failed == [] and kept == [{digest}]
+
+
 def test_a_writer_whose_lease_was_taken_never_commits(tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
     forebear.open(store_dir).close()

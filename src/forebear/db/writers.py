@@ -70,20 +70,25 @@ def register(session: Session, writer: str, digests: Iterable[str]) -> None:
 
 
 def release(session: Session, writer: str) -> None:
+    # the lease first, as every writer's transaction touches it before its registrations
+    # (see `lock_for_collection`)
+    session.execute(delete(LeaseRow).where(LeaseRow.writer == writer))
     session.execute(delete(PendingBatchRow).where(PendingBatchRow.writer == writer))
     session.execute(delete(PendingObjectRow).where(PendingObjectRow.writer == writer))
-    session.execute(delete(LeaseRow).where(LeaseRow.writer == writer))
 
 
 def lock_for_collection(session: Session) -> None:
     """Hold off new registrations and commits while gc decides what is garbage (SQLite's
-    write transaction does so already)."""
+    write transaction does so already). The leases first: a writer locks its lease row
+    before it registers objects or releases them, so gc waits for such a writer holding
+    nothing it needs (locked the other way round, each waited for the other until
+    PostgreSQL broke the deadlock by failing one of them)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy import text
 
+        session.execute(text("LOCK TABLE leases IN EXCLUSIVE MODE"))
         session.execute(text("LOCK TABLE pending_batches IN EXCLUSIVE MODE"))
         session.execute(text("LOCK TABLE pending_objects IN EXCLUSIVE MODE"))
-        session.execute(text("LOCK TABLE leases IN EXCLUSIVE MODE"))
 
 
 def collect_expired(session: Session, *, dry_run: bool) -> set[str]:
