@@ -350,6 +350,16 @@ def test_store_settings_come_from_environment(
     split = forebear.Store()
     assert split.db_url.endswith("split.db")
     assert (tmp_path / "split-objects" / "forebear.json").is_file()
+    # the object location's folder given as a Path
+    with forebear.Store(f"sqlite:///{tmp_path / 'paths.db'}", tmp_path / "path-objects") as by_path:
+        assert by_path.objects_url == str(tmp_path / "path-objects")
+        with forebear.init(project="p", store=by_path) as run:
+            run.log_artifact(data, name="ds")
+    assert (tmp_path / "path-objects" / "forebear.json").is_file()
+    with forebear.Store(
+        f"sqlite:///{tmp_path / 'paths.db'}", str(tmp_path / "path-objects")
+    ) as again:
+        assert [a.name for a in again.artifacts()] == ["ds"]
 
 
 def test_multi_hop_lineage(store: forebear.Store, make_tree: Callable[..., Path]) -> None:

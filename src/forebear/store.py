@@ -47,7 +47,7 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
     def __init__(
         self,
         db_url: str | None = None,
-        objects_url: str | None = None,
+        objects_url: str | os.PathLike[str] | None = None,
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         storage_options: dict[str, Any] | None = None,
@@ -56,6 +56,8 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
         create: bool = True,
         token: str | None = None,
     ) -> None:
+        if objects_url is not None:  # a folder may come as a pathlib.Path
+            objects_url = os.fspath(objects_url)
         self.backend, self.cache_dir = connect(
             db_url, objects_url, cache_dir=cache_dir, storage_options=storage_options,
             cache_max_bytes=cache_max_bytes, chunking=chunking, create=create, token=token,
