@@ -9,9 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from forebear import InvalidPath
+from forebear import IntegrityError, InvalidPath
 from forebear.hashing import hash_bytes
-from forebear.manifest import Manifest, ManifestEntry, ManifestWriter, diff_entries
+from forebear.manifest import (
+    Manifest,
+    ManifestEntry,
+    ManifestWriter,
+    checked_entry,
+    checked_rows,
+    diff_entries,
+)
 
 segment = st.text(alphabet="abcXYZ019._- é", min_size=1, max_size=8).filter(
     lambda s: s not in (".", "..") and s.strip() == s and s
@@ -119,3 +126,13 @@ def test_rows_in_batches_encode_to_the_same_bytes(
     if len(rows) > 1:
         with pytest.raises(ValueError, match="out of order"):
             ManifestWriter(None).add_rows([rows[1], rows[0]])
+
+
+@pytest.mark.parametrize("digest", ["0" * 32 + "\n", "0" * 31, "0" * 32 + "0", "0" * 31 + "G"])
+def test_an_entry_read_back_with_a_malformed_digest_is_refused(digest: str) -> None:
+    """A digest must be exactly 32 hex digits: not even a line end may follow them (it
+    would name an object under another name)."""
+    with pytest.raises(IntegrityError, match="malformed"):
+        checked_entry("a.txt", digest, 1, None, None)
+    with pytest.raises(IntegrityError, match="malformed"):
+        checked_rows([("a.txt", digest, 1, None, None)])

@@ -223,6 +223,13 @@ def test_malformed_and_oversized_requests_get_one_clear_4xx(team: Team) -> None:
             ("POST", "/api/v1/call/version_by_id", b'{"args": [1, 2, 3]}'),
             ("POST", "/api/v1/call/entries", b'{"args": [{"$dt": "yesterday"}]}'),
             ("POST", "/api/v1/present", b'{"sizes": {"../../etc/passwd": 1}}'),
+            # a digest with a line end after it (a regex's "$" lets one through)
+            ("POST", "/api/v1/present", b'{"sizes": {"' + b"0" * 32 + b'\\n": 1}}'),
+            (
+                "POST",
+                "/api/v1/publish",
+                b'{"staged": {"' + b"0" * 32 + b'\\n": "' + b"1" * 32 + b'"}}',
+            ),
             ("PUT", "/api/v1/objects/..%2F..%2Fforebear.json", b"x"),
             ("GET", "/api/v1/objects/not-a-digest", b""),
             ("POST", "/api/v1/commit", b'{"$d": {"project": "iris"}}'),

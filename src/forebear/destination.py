@@ -238,7 +238,7 @@ def sweep(folder: int) -> None:
     """Remove temporary files that writers killed midway left in a folder: only those no
     live writer holds (a writer keeps its temporary file locked while it writes)."""
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        names = [e.name for e in entries if TEMP_RE.match(e.name)]
+        names = [e.name for e in entries if TEMP_RE.fullmatch(e.name)]
     for name in names:
         with contextlib.suppress(OSError):
             info = os.stat(name, dir_fd=folder, follow_symlinks=False)

@@ -81,7 +81,7 @@ def checked_rows(rows: list[EntryFields]) -> list[EntryFields]:
         if not (
             isinstance(path, str)
             and is_canonical_entry_path(path)
-            and (digest is None or (isinstance(digest, str) and _DIGEST_RE.match(digest)))
+            and (digest is None or (isinstance(digest, str) and _DIGEST_RE.fullmatch(digest)))
             and isinstance(size, int)
             and size >= 0
             and (uri is not None or digest is not None)
@@ -99,7 +99,7 @@ def checked_entry(
     problem = None
     if not isinstance(path, str) or not is_canonical_entry_path(path):
         problem = "its path is not a safe relative path"
-    elif digest is not None and not (isinstance(digest, str) and _DIGEST_RE.match(digest)):
+    elif digest is not None and not (isinstance(digest, str) and _DIGEST_RE.fullmatch(digest)):
         problem = f"its digest {digest!r} is malformed"
     elif not isinstance(size, int) or size < 0:
         problem = f"its size {size!r} is malformed"

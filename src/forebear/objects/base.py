@@ -167,7 +167,7 @@ class ObjectLocation(FormatFile):
         found = []
         for entry in entries:
             rest = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
-            if entry.get("type") == "directory" or not OBJECT_NAME_RE.match(rest):
+            if entry.get("type") == "directory" or not OBJECT_NAME_RE.fullmatch(rest):
                 continue
             if prefix + rest not in skip:
                 found.append(StoredObject(prefix + rest, int(entry["size"]), modified_time(entry)))
@@ -182,7 +182,7 @@ class ObjectLocation(FormatFile):
             except FileNotFoundError:
                 return []
         found = (str(name).rstrip("/").rsplit("/", 1)[-1] for name in names)
-        return sorted(prefix for prefix in found if PREFIX_RE.match(prefix))
+        return sorted(prefix for prefix in found if PREFIX_RE.fullmatch(prefix))
 
     @found_after_upgrade
     def size_of(self, digest: str) -> int:

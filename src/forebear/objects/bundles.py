@@ -69,7 +69,7 @@ def checked_index(value: Any, size: int) -> dict[str, tuple[int, int]]:
             isinstance(row, list)
             and len(row) == 3
             and isinstance(row[0], str)
-            and DIGEST_RE.match(row[0])
+            and DIGEST_RE.fullmatch(row[0])
             and all(type(n) is int for n in row[1:])
         ):
             raise InvalidInput(

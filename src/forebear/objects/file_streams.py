@@ -57,7 +57,7 @@ def parse_header(line: bytes) -> tuple[ChunkList, list[int]]:
             f"({str(error)[:200]})"
         ) from None
     names = [chunks.digest, *chunks.digests]
-    if not all(isinstance(d, str) and DIGEST_RE.match(d) for d in names):
+    if not all(isinstance(d, str) and DIGEST_RE.fullmatch(d) for d in names):
         raise InvalidInput("malformed file upload: a digest is not 32 hex digits")
     largest = chunks.chunking.max_size
     if not chunks.digests or not all(0 < size <= largest for size in chunks.sizes):

@@ -125,7 +125,7 @@ def parse_format(raw: bytes, path: str, url: str) -> FormatInfo:
         raise StoreVersionError(
             f"the store at {url!r} uses hash {algorithm!r}; this forebear uses {HASH_ALGORITHM!r}"
         )
-    if store_id is not None and not (isinstance(store_id, str) and DIGEST_RE.match(store_id)):
+    if store_id is not None and not (isinstance(store_id, str) and DIGEST_RE.fullmatch(store_id)):
         raise StoreError(f"{path} holds an invalid store id {store_id!r}")
     return FormatInfo(version, store_id)
 

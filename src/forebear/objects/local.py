@@ -198,7 +198,7 @@ class LocalLocation(ObjectLocation):
                 names = os.listdir(base)
             except FileNotFoundError:
                 return []
-        return sorted(name for name in names if PREFIX_RE.match(name))
+        return sorted(name for name in names if PREFIX_RE.fullmatch(name))
 
     def _list_prefix(
         self, prefix: str, folder: str = "objects", skip: Container[str] = frozenset()
@@ -214,7 +214,7 @@ class LocalLocation(ObjectLocation):
             except FileNotFoundError:
                 return []
             if not OBJECT_NAMES_RE.fullmatch("\n".join(map(_name, entries))):  # foreign files
-                entries = [entry for entry in entries if OBJECT_NAME_RE.match(entry.name)]
+                entries = [entry for entry in entries if OBJECT_NAME_RE.fullmatch(entry.name)]
             for entry in entries:
                 digest = prefix + entry.name
                 if digest in skip:

@@ -255,7 +255,10 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         body = wire.loads(await read_body(request, MAX_CALL_BYTES))
         staged = body.get("staged") if isinstance(body, dict) else None
         if not isinstance(staged, dict) or not all(
-            isinstance(d, str) and DIGEST.match(d) and isinstance(i, str) and STAGING_ID.match(i)
+            isinstance(d, str)
+            and DIGEST.fullmatch(d)
+            and isinstance(i, str)
+            and STAGING_ID.fullmatch(i)
             for d, i in staged.items()
         ):
             raise InvalidInput("malformed request: publish takes {staged: {digest: id}}")
@@ -301,8 +304,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         staging_id = body.get("id") if isinstance(body, dict) else None
         key = body.get("key") if isinstance(body, dict) else None
         if not (
-            isinstance(staging_id, str) and STAGING_ID.match(staging_id)
-            and isinstance(key, str) and DIGEST.match(key)
+            isinstance(staging_id, str) and STAGING_ID.fullmatch(staging_id)
+            and isinstance(key, str) and DIGEST.fullmatch(key)
         ):  # fmt: skip
             raise InvalidInput("malformed request: publish takes {id, key, objects}")
 
@@ -403,7 +406,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 def checked_sizes(body: Any) -> dict[str, int]:
     sizes = body.get("sizes") if isinstance(body, dict) else None
     if not isinstance(sizes, dict) or not all(
-        isinstance(d, str) and DIGEST.match(d) and isinstance(n, int) and n >= 0
+        isinstance(d, str) and DIGEST.fullmatch(d) and isinstance(n, int) and n >= 0
         for d, n in sizes.items()
     ):
         raise InvalidInput("malformed request: expected {sizes: {digest: size}}")
@@ -412,7 +415,7 @@ def checked_sizes(body: Any) -> dict[str, int]:
 
 def checked_digest(request: Request) -> str:
     digest = str(request.path_params["digest"])
-    if not DIGEST.match(digest):
+    if not DIGEST.fullmatch(digest):
         raise InvalidInput(f"{digest!r} is not an object digest (32 hex digits)")
     return digest
 
