@@ -223,13 +223,22 @@ def test_malformed_and_oversized_requests_get_one_clear_4xx(team: Team) -> None:
             ("POST", "/api/v1/call/version_by_id", b'{"args": [1, 2, 3]}'),
             ("POST", "/api/v1/call/entries", b'{"args": [{"$dt": "yesterday"}]}'),
             ("POST", "/api/v1/present", b'{"sizes": {"../../etc/passwd": 1}}'),
-            # a digest with a line end after it (a regex's "$" lets one through)
-            ("POST", "/api/v1/present", b'{"sizes": {"' + b"0" * 32 + b'\\n": 1}}'),
+            # the same, through the protocol's own encoding: the digests themselves refused
+            ("POST", "/api/v1/present", wire.dumps({"sizes": {"../../etc/passwd": 1}})),
+            # a line end after the digits (a regex's "$" lets one through)
+            ("POST", "/api/v1/present", wire.dumps({"sizes": {"0" * 32 + "\n": 1}})),
+            ("POST", "/api/v1/uploads", wire.dumps({"sizes": {"0" * 32 + "\n": 1}})),
             (
                 "POST",
-                "/api/v1/publish",
-                b'{"staged": {"' + b"0" * 32 + b'\\n": "' + b"1" * 32 + b'"}}',
+                "/api/v1/uploads/publish",
+                wire.dumps({"staged": {"0" * 32 + "\n": "1" * 32}}),
             ),
+            (
+                "POST",
+                "/api/v1/uploads/publish",
+                wire.dumps({"staged": {"0" * 32: "1" * 32 + "\n"}}),
+            ),
+            ("GET", "/api/v1/objects/" + "0" * 32 + "%0A", b""),
             ("PUT", "/api/v1/objects/..%2F..%2Fforebear.json", b"x"),
             ("GET", "/api/v1/objects/not-a-digest", b""),
             ("POST", "/api/v1/commit", b'{"$d": {"project": "iris"}}'),
