@@ -29,23 +29,31 @@ JSON
     # Each bucket is a collection that takes 7 volumes on its first write, and the default
     # limit is 8 volumes of 30 GB: a second bucket would wait forever for a writable volume.
     # Smaller volumes (files grow as written), and room for a few dozen buckets.
-    ports=()
-    for _ in $(seq 8); do ports+=("$(free_port)"); done
-    mkdir "$dir/data"
-    nohup "$weed" server -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-      -master.telemetry=false -metricsPort=0 -volume.max=64 -master.volumeSizeLimitMB=512 -iam=false -filer -s3 -s3.config="$dir/identities.json" \
-      -s3.port.iceberg=0 -s3.port.lance=0 \
-      -s3.port="${ports[0]}" -s3.port.grpc="${ports[1]}" \
-      -master.port="${ports[2]}" -master.port.grpc="${ports[3]}" \
-      -volume.port="${ports[4]}" -volume.port.grpc="${ports[5]}" \
-      -filer.port="${ports[6]}" -filer.port.grpc="${ports[7]}" \
-      >"$dir/server.log" 2>&1 &
-    echo $! > "$dir/pid"
-    endpoint="http://127.0.0.1:${ports[0]}"
-    # ready when S3 answers at all (403 without credentials)
-    python3 - "$endpoint" "$dir/server.log" <<'PY' || exit 1
-import sys, time, urllib.error, urllib.request
-endpoint, log = sys.argv[1], sys.argv[2]
+    for attempt in 1 2 3; do
+      # eight distinct ports, each held until all are known (asked for one at a time, the
+      # same free port can come back twice, and the server then fails to start)
+      read -r -a ports <<<"$(python3 -c '
+import socket
+held = [socket.socket() for _ in range(8)]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))')"
+      rm -rf "$dir/data" && mkdir "$dir/data"
+      nohup "$weed" server -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -master.telemetry=false -metricsPort=0 -volume.max=64 -master.volumeSizeLimitMB=512 -iam=false -filer -s3 -s3.config="$dir/identities.json" \
+        -s3.port.iceberg=0 -s3.port.lance=0 \
+        -s3.port="${ports[0]}" -s3.port.grpc="${ports[1]}" \
+        -master.port="${ports[2]}" -master.port.grpc="${ports[3]}" \
+        -volume.port="${ports[4]}" -volume.port.grpc="${ports[5]}" \
+        -filer.port="${ports[6]}" -filer.port.grpc="${ports[7]}" \
+        >"$dir/server.log" 2>&1 &
+      echo $! > "$dir/pid"
+      endpoint="http://127.0.0.1:${ports[0]}"
+      # ready when S3 answers at all (403 without credentials); a server that exited (a
+      # port taken meanwhile by another program) is started again on other ports
+      if python3 - "$endpoint" "$dir/server.log" "$(cat "$dir/pid")" <<'PY'; then break; fi
+import os, sys, time, urllib.error, urllib.request
+endpoint, log, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for _ in range(300):
     try:
         urllib.request.urlopen(endpoint + "/", timeout=1)
@@ -53,9 +61,16 @@ for _ in range(300):
     except urllib.error.HTTPError:
         sys.exit(0)
     except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            sys.exit(f"s3.sh: the S3 server exited at start; see {log}")
         time.sleep(0.2)
 sys.exit(f"s3.sh: the S3 server did not start; see {log}")
 PY
+      kill "$(cat "$dir/pid")" 2>/dev/null || true
+      [ "$attempt" -lt 3 ] || exit 1
+    done
     # answering is not yet storing (its first volumes are still being made): ready once a
     # real write goes through, in a bucket of its own
     .venv/bin/python - "$endpoint" "$key" "$secret" "$dir/server.log" <<'PY' || { kill "$(cat "$dir/pid")"; exit 1; }
