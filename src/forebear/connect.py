@@ -16,7 +16,7 @@ from .reports import TransferReport
 
 def connect(
     db_url: str | None,
-    objects_url: str | None,
+    objects_url: str | os.PathLike[str] | None,
     *,
     cache_dir: str | os.PathLike[str] | None,
     storage_options: dict[str, Any] | None,
@@ -26,6 +26,8 @@ def connect(
     token: str | None = None,
 ) -> tuple[Backend, Path]:
     """The backend, and the folder of its local cache."""
+    if objects_url is not None:  # a folder may come as a pathlib.Path
+        objects_url = os.fspath(objects_url)
     server = config.server_url(db_url, objects_url)
     if server is not None:
         from .remote import RemoteBackend  # its HTTP client loads only when used

@@ -56,8 +56,6 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
         create: bool = True,
         token: str | None = None,
     ) -> None:
-        if objects_url is not None:  # a folder may come as a pathlib.Path
-            objects_url = os.fspath(objects_url)
         self.backend, self.cache_dir = connect(
             db_url, objects_url, cache_dir=cache_dir, storage_options=storage_options,
             cache_max_bytes=cache_max_bytes, chunking=chunking, create=create, token=token,
