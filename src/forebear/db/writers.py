@@ -60,11 +60,13 @@ def holds(session: Session, writer: str) -> bool:
 
 
 def register(session: Session, writer: str, digests: Iterable[str]) -> None:
-    """Hold ``digests`` under the writer's lease (a row per `_PER_ROW` of them)."""
-    ordered = sorted(set(digests))
+    """Hold ``digests`` under the writer's lease (a row per `_PER_ROW` of them), each once,
+    in the caller's order (sorting them helped only a row per object find its place in the
+    index; for a joined row it cost three times the rest)."""
+    unique = list(dict.fromkeys(digests))
     stamp = utcnow()
-    for start in range(0, len(ordered), _PER_ROW):
-        joined = "\n".join(ordered[start : start + _PER_ROW])
+    for start in range(0, len(unique), _PER_ROW):
+        joined = "\n".join(unique[start : start + _PER_ROW])
         session.add(PendingBatchRow(writer=writer, digests=joined, created_at=stamp))
     session.flush()
 
