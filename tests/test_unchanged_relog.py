@@ -273,14 +273,22 @@ def test_a_draft_or_a_reference_is_never_answered_from_a_record(
     assert full_logs == ["ds", "ds", "ds"]
 
 
+def folder_not_utf8(tmp_path: Path, *names: bytes) -> bytes:
+    """The folder ``tmp_path/names...`` (names in bytes that are not UTF-8), made; the
+    test is skipped where the filesystem refuses such names."""
+    folder = b"/".join([os.fsencode(tmp_path), *names])
+    try:
+        os.makedirs(folder)
+    except OSError:
+        pytest.skip("this filesystem refuses names that are not UTF-8")
+    return folder
+
+
 def test_a_folder_below_a_name_that_is_not_utf8_is_logged_and_answered(
     local_store: forebear.Store, tmp_path: Path, full_logs: list[str], not_racy: None
 ) -> None:
-    parent = os.fsencode(tmp_path) + b"/caf\xe9"
-    try:
-        os.makedirs(parent + b"/data")
-    except OSError:
-        pytest.skip("this filesystem refuses names that are not UTF-8")
+    parent = folder_not_utf8(tmp_path, b"caf\xe9")
+    os.makedirs(parent + b"/data")
     with open(parent + b"/data/a.txt", "wb") as f:
         f.write(b"bytes")
     data = Path(os.fsdecode(parent + b"/data"))
@@ -298,11 +306,8 @@ def test_a_folder_below_names_that_are_not_utf8_reaches_the_helper_process_and_b
 ) -> None:
     """The paths a helper process states keep their exact bytes both ways: the re-log
     finds the version, and a change to one of the files is seen."""
-    data = os.fsencode(tmp_path) + b"/caf\xe9/d\xff"
-    try:
-        os.makedirs(data + b"/sub")
-    except OSError:
-        pytest.skip("this filesystem refuses names that are not UTF-8")
+    data = folder_not_utf8(tmp_path, b"caf\xe9", b"d\xff")
+    os.makedirs(data + b"/sub")
     names = [f"sub/f{i}-\u00e9.txt" for i in range(6)] + [f"plain{i}.txt" for i in range(6)]
     for name in names:
         with open(data + b"/" + name.encode(), "wb") as f:
@@ -323,11 +328,7 @@ def test_the_helper_states_paths_that_are_not_utf8_itself(
     refusal (which would give the same numbers, only slower)."""
     from forebear import stat_worker
 
-    folder = os.fsencode(tmp_path) + b"/caf\xe9"
-    try:
-        os.makedirs(folder)
-    except OSError:
-        pytest.skip("this filesystem refuses names that are not UTF-8")
+    folder = folder_not_utf8(tmp_path, b"caf\xe9")
     paths = []
     for i in range(10):
         path = folder + b"/f%d-\xff" % i
