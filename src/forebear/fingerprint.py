@@ -19,6 +19,7 @@ class Fingerprint(NamedTuple):
     digest: str
     size: int
     stat: FileStat
+    staged: tuple[str, int] | None = None  # where a hashing worker staged its bytes
 
 
 def stat_file(path: str) -> FileStat:
@@ -96,7 +97,7 @@ def _fingerprint(
                 raise
             fresh[index] = None
             continue
-        fresh[index] = Fingerprint(result[0], result[1], stats[index])
+        fresh[index] = Fingerprint(result.digest, result.size, stats[index], result.staged)
     if cache is not None:
         cache.remember((f.stat, f.digest, began_ns) for f in fresh.values() if f is not None)
     return [

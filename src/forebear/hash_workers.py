@@ -10,17 +10,30 @@ Protocol: the parent writes a batch as NUL-terminated file names followed by one
 NUL; the worker answers one line per file, ``<digest> <size> <device> <inode> <stat size>
 <mtime_ns> <ctime_ns>`` (the `Hashed` result, its identity read from the open file once
 hashed) or ``!<reason>``.
+
+Staging (a worker started with ``--stage <folder>``): the worker also appends the bytes of
+each small file it reads whole to a staging file of that folder (each distinct content
+once), so that a log of many small files reads them once, not a second time to store
+them. The file's line then ends with `` <staging file name> <offset>``. A staging file
+that reaches `STAGE_TARGET` bytes is finished (written, synced) and reported on a line of
+its own, ``=<name> <xxh3-128 of its bytes> <size> <objects>``, before the line of the file
+that follows; an empty batch (a lone NUL) asks the worker to finish its current one, and
+is answered by such a line (if it had one) and then ``.``. The parent turns finished
+staging files into packs (see `forebear.staged`); one never finished is never used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
+
+import xxhash
 
 from .hashing import (
     BATCH_FILES,
@@ -31,8 +44,14 @@ from .hashing import (
     Progress,
     hash_large_file,
     hash_small_file,
+    read_small_file,
 )
 from .processes import thread_pool
+
+# A staging file is finished once it holds this many bytes: the size of a pack, so that a
+# staging file whose every object is wanted becomes one as it is.
+STAGE_TARGET = 32 << 20
+STAGE_WRITE = 1 << 20  # staged bytes are written out in blocks of about this size
 
 if TYPE_CHECKING:
     import subprocess
@@ -82,22 +101,68 @@ def hash_files(
     return results
 
 
+class StagedFile(NamedTuple):
+    """A staging file a worker finished: where it is, the digest and size of its bytes,
+    and how many objects (distinct contents) it holds."""
+
+    path: str
+    digest: str
+    size: int
+    objects: int
+
+
 class HashPool:
     """Hashing worker processes kept from one `hash_files` call to the next (a log's
     batches), each started on first use. Starting one costs about 0.1 s here, which a
     log of many files paid again for every batch. Calls run one at a time; `close` (or
-    leaving the block) stops the workers."""
+    leaving the block) stops the workers.
 
-    def __init__(self) -> None:
+    ``stage_into``: a folder where the workers stage the small files' bytes as they hash
+    them (see the module's docstring); `finish_staging` then says which staging files are
+    whole, and `staging_files` names every one they began."""
+
+    def __init__(self, stage_into: str | None = None) -> None:
         self.size = max(1, min(os.cpu_count() or 1, 8))
         self._children: dict[int, subprocess.Popen[bytes] | None] = {}  # None: unavailable
+        self.stage_into = stage_into
+        self.staged: dict[str, StagedFile] = {}  # finished staging files, by name
+        self._names: dict[str, str] = {}  # each staging file's name, one string for all
+
+    def staging_name(self, name: str) -> str:
+        """``name`` as the one string kept for it (rows of a million files share it)."""
+        return self._names.setdefault(name, name)
+
+    def staging_files(self) -> list[str]:
+        """The path of every staging file a worker began (finished or not)."""
+        assert self.stage_into is not None or not self._names
+        return [os.path.join(self.stage_into or "", name) for name in self._names]
+
+    def finished(self, line: str) -> None:
+        """Note a worker's ``=<name> <digest> <size> <objects>`` line."""
+        name, digest, size, objects = line[1:].split(" ")
+        if self.stage_into is None or os.sep in name or name in ("", ".", ".."):
+            raise ValueError(f"a hashing worker named a staging file {name!r}")
+        path = os.path.join(self.stage_into, name)
+        self.staged[self.staging_name(name)] = StagedFile(path, digest, int(size), int(objects))
+
+    def finish_staging(self) -> dict[str, StagedFile]:
+        """Have every worker finish its staging file; the finished ones, by name."""
+        for slot, child in list(self._children.items()):
+            if child is None or self.stage_into is None:
+                continue
+            try:
+                _finish(child, self)
+            except (OSError, ValueError):  # its last staging file stays unused
+                self.lost(slot)
+        return dict(self.staged)
 
     def child(self, slot: int) -> subprocess.Popen[bytes] | None:
         """The worker of ``slot`` (each slot asked by one thread at a time), or None where
         no process can be started (the caller hashes in this process)."""
         if slot not in self._children:
             try:
-                self._children[slot] = _start_worker()
+                stage = ("--stage", self.stage_into) if self.stage_into is not None else ()
+                self._children[slot] = start_worker("forebear.hash_workers", *stage)
             except OSError:
                 self._children[slot] = None
         return self._children[slot]
@@ -145,7 +210,7 @@ def hash_in_processes(
             child = pool.child(slot)
             if child is not None:
                 try:
-                    results = _ask(child, names)
+                    results = _ask(child, names, pool)
                 except (OSError, ValueError):  # it died, or its answer made no sense:
                     # carry on in this process
                     pool.lost(slot)
@@ -157,10 +222,6 @@ def hash_in_processes(
     with thread_pool(pool.size) as threads:
         for done in [threads.submit(serve, slot) for slot in range(pool.size)]:
             done.result()
-
-
-def _start_worker() -> subprocess.Popen[bytes]:
-    return start_worker("forebear.hash_workers")
 
 
 def start_worker(module: str, *args: str) -> subprocess.Popen[bytes]:
@@ -200,27 +261,160 @@ def stop_worker(child: subprocess.Popen[bytes], *, kill: bool = False) -> None:
         child.stdout.close()
 
 
-def _ask(child: subprocess.Popen[bytes], names: Sequence[str]) -> list[HashResult]:
+def _ask(child: subprocess.Popen[bytes], names: Sequence[str], pool: HashPool) -> list[HashResult]:
     assert child.stdin is not None and child.stdout is not None
     child.stdin.write(b"".join(os.fsencode(name) + b"\0" for name in names) + b"\0")
     child.stdin.flush()
     results: list[HashResult] = []
-    for _ in names:
+    while len(results) < len(names):
         line = child.stdout.readline()
         if not line:
             raise OSError("a hashing worker process exited unexpectedly")
         text = line.decode().rstrip("\n")
         if text.startswith("!"):
             results.append(text[1:])
+        elif text.startswith("="):
+            pool.finished(text)
         else:
             digest, size, *after = text.split(" ")
-            device, inode, stat_size, mtime, ctime = map(int, after)
-            results.append(Hashed(digest, int(size), (device, inode, stat_size, mtime, ctime)))
+            device, inode, stat_size, mtime, ctime = map(int, after[:5])
+            staged = None
+            if len(after) == 7:
+                staged = (pool.staging_name(after[5]), int(after[6]))
+            identity = (device, inode, stat_size, mtime, ctime)
+            results.append(Hashed(digest, int(size), identity, staged))
     return results
 
 
-def _serve(stdin: int = 0, stdout: int = 1) -> None:
+def _finish(child: subprocess.Popen[bytes], pool: HashPool) -> None:
+    """Ask a worker to finish its staging file, and note it."""
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(b"\0")
+    child.stdin.flush()
+    while (line := child.stdout.readline()) != b".\n":
+        if not line.startswith(b"="):
+            raise OSError("a hashing worker process exited unexpectedly")
+        pool.finished(line.decode().rstrip("\n"))
+
+
+class Stager:
+    """A worker's staging file: small files' bytes appended as they are hashed, each
+    distinct content once, written in blocks; a full one is synced in a thread of its own
+    (hashing goes on meanwhile), and only then reported (it may become a pack as it is,
+    renamed into place). A write that fails (a full disk) ends staging for this worker:
+    the file is removed and never reported, so the parent stores those files from their
+    sources."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.failed = False
+        self.syncing: list[threading.Thread] = []
+        self.synced: list[bytes] = []  # the ``=`` lines of the files synced
+        self.lock = threading.Lock()
+        self._begin()
+
+    def _begin(self) -> None:
+        self.name = f"{os.getpid()}-stage-{os.urandom(8).hex()}"
+        self.fd = -1
+        self.size = 0
+        self.hasher = xxhash.xxh3_128()
+        self.offsets: dict[str, int] = {}
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+
+    def add(self, digest: str, data: bytes) -> tuple[str, int] | None:
+        """Stage ``data`` (whose digest is ``digest``): its place, or None if not staged."""
+        if self.failed:
+            return None
+        if self.size >= STAGE_TARGET:
+            self.finish()
+        offset = self.offsets.get(digest)
+        if offset is None:
+            offset = self.offsets[digest] = self.size
+            self.pending.append(data)
+            self.pending_size += len(data)
+            self.hasher.update(data)
+            self.size += len(data)
+            if self.pending_size >= STAGE_WRITE and not self._write():
+                return None
+        return self.name, offset
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+    def _write(self) -> bool:
+        try:
+            if self.fd < 0:
+                os.makedirs(self.folder, exist_ok=True)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+                self.fd = os.open(self._path(self.name), flags, 0o600)
+            block = memoryview(b"".join(self.pending))
+            while block:
+                block = block[os.write(self.fd, block) :]
+        except OSError:
+            self.failed = True
+            if self.fd >= 0:
+                os.close(self.fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(self._path(self.name))
+            return False
+        self.pending.clear()
+        self.pending_size = 0
+        return True
+
+    def finish(self) -> None:
+        """Write out the staging file, sync it in a thread, and begin the next."""
+        if self.failed or not self.offsets or not self._write():
+            return
+        line = f"={self.name} {self.hasher.hexdigest()} {self.size} {len(self.offsets)}\n"
+        thread = threading.Thread(target=self._sync, args=(self.fd, self.name, line.encode()))
+        thread.start()
+        self.syncing.append(thread)
+        self._begin()
+
+    def _sync(self, fd: int, name: str, line: bytes) -> None:
+        try:
+            os.fsync(fd)
+        except OSError:  # a write-back error: the file cannot be trusted
+            with contextlib.suppress(OSError):
+                os.unlink(self._path(name))
+            return
+        finally:
+            os.close(fd)
+        with self.lock:
+            self.synced.append(line)
+
+    def lines(self, wait: bool = False) -> bytes:
+        """The ``=`` lines of the files synced since last asked (``wait``: all of them)."""
+        if wait:
+            for thread in self.syncing:
+                thread.join()
+        self.syncing = [thread for thread in self.syncing if thread.is_alive()]
+        with self.lock:
+            found, self.synced = b"".join(self.synced), []
+        return found
+
+
+def _answer(name: bytes, stager: Stager | None) -> bytes:
+    """A worker's line for one file."""
+    if stager is None:
+        result: HashResult = hash_small_file(name)
+        data = None
+    else:
+        result, data = read_small_file(name)
+    if isinstance(result, str):
+        return b"!" + result.replace("\n", " ").encode() + b"\n"
+    digest, size, after, _ = result
+    fields = " ".join(map(str, (size, *after)))
+    place = stager.add(digest, data) if stager is not None and data is not None else None
+    if place is None:
+        return f"{digest} {fields}\n".encode()
+    return f"{digest} {fields} {place[0]} {place[1]}\n".encode()
+
+
+def _serve(stdin: int = 0, stdout: int = 1, stage_into: str | None = None) -> None:
     """The worker's loop: hash each batch it is sent, until its input closes."""
+    stager = Stager(stage_into) if stage_into is not None else None
     with os.fdopen(stdin, "rb") as reader, os.fdopen(stdout, "wb") as writer:
         pending = b""
         while True:
@@ -229,22 +423,20 @@ def _serve(stdin: int = 0, stdout: int = 1) -> None:
                 return
             pending += block
             while (end := pending.find(b"\0\0")) >= 0 or pending.startswith(b"\0"):
-                if pending.startswith(b"\0"):  # an empty batch
+                if pending.startswith(b"\0"):  # an empty batch: finish the staging file
                     pending = pending[1:]
+                    if stager is not None:
+                        stager.finish()
+                        writer.write(stager.lines(wait=True))
+                    writer.write(b".\n")
+                    writer.flush()
                     continue
                 names, pending = pending[:end].split(b"\0"), pending[end + 2 :]
-                out = []
-                for name in names:
-                    result = hash_small_file(name)
-                    if isinstance(result, str):
-                        out.append(b"!" + result.replace("\n", " ").encode() + b"\n")
-                    else:
-                        digest, size, after = result
-                        fields = " ".join(map(str, (size, *after)))
-                        out.append(f"{digest} {fields}\n".encode())
-                writer.write(b"".join(out))
+                writer.write(b"".join(_answer(name, stager) for name in names))
+                if stager is not None:
+                    writer.write(stager.lines())
                 writer.flush()
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(stage_into=sys.argv[2] if sys.argv[1:2] == ["--stage"] else None)
