@@ -115,6 +115,7 @@ LAYERS = (
         "treekey",
         "references",
         "ingest",
+        "staged",
         "cache",
         "content",
         "download",

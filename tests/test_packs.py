@@ -609,9 +609,14 @@ def test_a_packed_store_cuts_smaller_chunks_so_an_edit_stores_little(tmp_path: P
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (CI runs as root)")
-def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("count", "size"), [(300, 8192), (2500, 1024)])
+def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(
+    tmp_path: Path, count: int, size: int
+) -> None:
     """A real full filesystem (a 4 MiB tmpfs): the log fails with one clear error, no pack
-    is published short, and the retry once space is freed stores a version that verifies."""
+    is published short, and the retry once space is freed stores a version that verifies.
+    2,500 files are hashed by worker processes, which stage their bytes in the store's
+    temporary folder until the disk is full."""
     script = textwrap.dedent(
         f"""
         import os
@@ -620,8 +625,8 @@ def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(tmp_path: Pa
         from forebear.hashing import hash_bytes
         objects, catalog = Path("{tmp_path}/objects"), "sqlite:///{tmp_path}/meta.db"
         data = Path("{tmp_path}/data"); data.mkdir()
-        for i in range(300):  # 2.3 MiB in small files: they go into one pack
-            (data / f"f{{i}}.bin").write_bytes(os.urandom(8192))
+        for i in range({count}):  # 2.3-2.4 MiB in small files: they go into one pack
+            (data / f"f{{i}}.bin").write_bytes(os.urandom({size}))
         store = forebear.Store(catalog, str(objects), cache_dir="{tmp_path}/cache")
         store.upgrade()
         free = os.statvfs(objects).f_bavail * os.statvfs(objects).f_frsize
@@ -641,6 +646,7 @@ def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(tmp_path: Pa
             version = run.log_artifact(data, name="ds")
         assert store.verify() == [], store.verify()
         assert version.open("f7.bin").read() == (data / "f7.bin").read_bytes()
+        assert list((objects / "tmp").iterdir()) == []
         print("ok")
         """
     )

@@ -32,6 +32,7 @@ from .manifest import ManifestEntry, ManifestWriter
 from .objects import TRANSFER_WORKERS, ObjectLocation
 from .processes import thread_pool
 from .spool import Spool
+from .staged import Adoption, Staging
 from .statcache import FileStat, StatCache
 from .treekey import KeyBuilder, TreeKeys
 
@@ -50,13 +51,15 @@ class Prepared:
     file_count: int
     size: int
     manifest: BinaryIO
-    # (path, digest, size, uri, etag, local path as bytes, device, inode, mtime_ns, ctime_ns)
+    # (path, digest, size, uri, etag, local path as bytes, device, inode, mtime_ns, ctime_ns,
+    # staging file name, offset: where a hashing worker staged its bytes, if it did)
     rows: Spool
     # filled by store_objects: (file digest, size, packed chunks) of each file it cut
     cut: Spool = field(default_factory=lambda: Spool(width=3))
     stored_size: int = 0  # the files' bytes (references are not stored)
     new_bytes: int = 0  # what store_objects added to the object location
     tree: TreeKeys | None = None  # the files' keys, when they are all local files
+    staging: Staging | None = None  # the small files' bytes, staged as they were hashed
 
     @property
     def shared_bytes(self) -> int:
@@ -74,6 +77,8 @@ class Prepared:
         self.rows.close()
         self.cut.close()
         self.manifest.close()
+        if self.staging is not None:
+            self.staging.close()
 
     def __enter__(self) -> Prepared:
         return self
@@ -87,22 +92,24 @@ def prepare(
     cache: StatCache | None,
     show: bool,
     forbidden: frozenset[str] = frozenset(),
+    stage_into: str | None = None,
 ) -> Prepared:
     """Fingerprint every file of ``artifact`` and write its manifest; a file among
-    ``forbidden`` (the store's own files) is refused."""
+    ``forbidden`` (the store's own files) is refused. ``stage_into``: the temporary folder
+    of a local store with packs, where the hashing workers stage small files' bytes (see
+    `forebear.staged`)."""
     import tempfile  # not for an unchanged re-log, which prepares nothing
 
-    rows = Spool(width=10)
+    rows = Spool(width=12)
+    pool = HashPool(stage_into)  # one set of workers for every batch
+    staging: Staging | None = None
     # closed by Prepared.close, or below on failure
     manifest = cast(BinaryIO, tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY))  # noqa: SIM115
     try:
         writer = ManifestWriter(manifest)
         keys: KeyBuilder | None = KeyBuilder()
         references = 0
-        with (
-            HashPool() as pool,  # one set of workers for every batch
-            progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect),
-        ):
+        with pool, progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
             for batch in artifact.batches(BATCH):
                 if forbidden:
                     _refuse_forbidden(batch, forbidden)
@@ -112,16 +119,26 @@ def prepare(
                 references += sum(
                     e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
                 )
+            if stage_into is not None:
+                staging = Staging(pool.finish_staging(), pool.staging_files())
         digest = writer.finish()
     except BaseException:
         rows.close()
         manifest.close()
+        Staging({}, pool.staging_files()).close()
         raise
     stored_size = writer.size - references
     tree = keys.keys() if keys is not None else None
     return Prepared(
-        digest, writer.count, writer.size, manifest, rows, stored_size=stored_size, tree=tree
-    )
+        digest, writer.count, writer.size, manifest, rows, stored_size=stored_size, tree=tree,
+        staging=staging,
+    )  # fmt: skip
+
+
+def staging_folder(objects_root: str) -> str:
+    """Where the hashing workers stage small files for a local store with packs: its
+    temporary folder, on the same filesystem as its packs (a staging file is renamed)."""
+    return os.path.join(os.path.abspath(objects_root), "tmp")
 
 
 def _refuse_forbidden(batch: list[PendingFile | ManifestEntry], forbidden: frozenset[str]) -> None:
@@ -162,13 +179,14 @@ def _fingerprint_batch(
     for item in batch:
         if isinstance(item, ManifestEntry):  # a reference: described when it was added
             rows.append((item.path, item.digest, item.size, item.uri, item.etag,
-                         None, None, None, None, None))  # fmt: skip
+                         None, None, None, None, None, None, None))  # fmt: skip
             continue
         found = next(prints)
         stat = found.stat
+        staged = found.staged or (None, None)
         rows.append((item.path, found.digest, found.size, None, None,
                      os.fsencode(item.local_path),
-                     stat.device, stat.inode, stat.mtime_ns, stat.ctime_ns))  # fmt: skip
+                     stat.device, stat.inode, stat.mtime_ns, stat.ctime_ns, *staged))  # fmt: skip
     writer.add_rows(row[:5] for row in rows)  # the batch's entries in one write
     return rows
 
@@ -212,6 +230,7 @@ def store_objects(
     version that held them is logged again).
     """
     with progress.growing_bar(f"storing {label}", show) as (tick, expect):
+        adoption = _adoption(prepared, objects, tick)
         for batch in prepared.rows.batches(BATCH):
             kept = {
                 digest: path
@@ -246,7 +265,8 @@ def store_objects(
                 register(list(absent))
             whole = [(p, d) for d, (p, size) in absent.items() if not chunking.applies_to(size)]
             expect(sum(absent[d][1] for _, d in whole))
-            objects.put_files(whole, tick, sizes={d: absent[d][1] for _, d in whole})
+            unstaged = adoption.take(batch, whole, sizes) if adoption is not None else whole
+            objects.put_files(unstaged, tick, sizes={d: absent[d][1] for _, d in unstaged})
             prepared.new_bytes += sum(absent[d][1] for _, d in whole)
             if known:
                 chunked = [(sources[d][0], chunks) for d, chunks in known.items()]
@@ -283,11 +303,13 @@ def store_objects(
             # a file read whole into a pack was hashed again as it went in: no stat needed
             packs = objects.packs
             verified = {first[d] for _, d in whole if packs is not None and packs.takes(sizes[d])}
-            for _path, digest, size, _uri, _etag, local, device, inode, mtime, ctime in batch:
+            for _path, digest, size, _uri, _etag, local, device, inode, mtime, ctime, *_ in batch:
                 # unchanged since they were hashed (a re-log reads only what it stores)
                 if local is not None and (not relog or digest in stored) and local not in verified:
                     stat = FileStat(device, inode, size, mtime, ctime)
                     check_unchanged(os.fsdecode(local), stat)
+        if adoption is not None:
+            adoption.finish()
     if not with_manifest:
         return
     size = prepared.manifest.seek(0, os.SEEK_END)
@@ -299,6 +321,20 @@ def store_objects(
             register([prepared.digest])
         prepared.manifest.seek(0)
         objects.put_stream(prepared.manifest, prepared.digest, source="the manifest")
+
+
+def _adoption(
+    prepared: Prepared, objects: ObjectLocation, tick: Callable[[int], None]
+) -> Adoption | None:
+    """Where the hashing workers staged small files' bytes for a local store with packs:
+    what takes them (see `forebear.staged`)."""
+    if prepared.staging is None or objects.packs is None or not objects.is_local:
+        return None
+
+    def put(files: list[tuple[str, str]], sizes: dict[str, int]) -> None:
+        objects.put_files(files, None, sizes=sizes)
+
+    return Adoption(prepared.staging, objects.packs, put, tick)
 
 
 def _hold_stored(

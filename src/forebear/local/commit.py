@@ -171,7 +171,12 @@ def log(
         )  # fmt: skip
     show = progress.wanted(show_progress)
     if prepared is None:
-        with ingest.prepare(artifact, backend.stat_cache, show, backend.own_files()) as mine:
+        objects = backend.objects
+        packed = objects.is_local and objects.packs is not None
+        stage_into = ingest.staging_folder(objects.root) if packed else None
+        with ingest.prepare(
+            artifact, backend.stat_cache, show, backend.own_files(), stage_into
+        ) as mine:
             return _store_and_commit(
                 backend, artifact, mine, mark, project=project, run_id=run_id,
                 aliases=aliases, tags=tags, ttl=ttl, show=show,

@@ -254,7 +254,8 @@ class LazyLocalBackend(Backend):
         stat_cache = StatCache.in_folder(self.cache_dir)
         show = progress.wanted(show_progress)
         forbidden = config.own_files(self.catalog.path, stat_cache.path)
-        prepared = ingest.prepare(artifact, stat_cache, show, forbidden)
+        stage_into = ingest.staging_folder(self.objects_url) if self.packed else None
+        prepared = ingest.prepare(artifact, stat_cache, show, forbidden, stage_into)
         try:
             from . import commit  # after hashing: it brings SQLAlchemy, the thread's to load
             from .backend import LocalBackend

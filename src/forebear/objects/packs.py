@@ -384,6 +384,12 @@ class Packs:
             {d: PackSlot(sealed.digest, offset, n) for d, (offset, n) in sealed.slots.items()}
         )  # the newest place of each
 
+    def adopt(self, sealed: SealedPack) -> None:
+        """Publish a pack written elsewhere (a hashing worker's staging file, synced, in
+        this location's temporary folder): the file is renamed into place, not copied."""
+        with self.lock:
+            self.publish(sealed)
+
     def remember(self, slots: Mapping[str, PackSlot]) -> None:
         if len(self.known) + len(slots) > REMEMBERED_SLOTS:
             self.known.clear()
