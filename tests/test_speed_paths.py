@@ -129,7 +129,7 @@ def test_a_small_file_is_hashed_whole_at_every_size_and_when_it_holds_more_than_
         data = os.urandom(size)
         path.write_bytes(data)
         found = hashing.hash_small_file(str(path))
-        assert found == (hashing.hash_bytes(data), size, hashing.identity(path.stat()))
+        assert found == (hashing.hash_bytes(data), size, hashing.identity(path.stat()), None)
     proc = Path("/proc/self/cmdline")
     if proc.exists():
         content = proc.read_bytes()
@@ -157,7 +157,7 @@ def test_parallel_hashing_matches_hashing_one_by_one(tmp_path: Path) -> None:
     # each with the identity of the file it read, for the caller's check that it is the
     # file stated before (the workers send it back as text)
     expected = [(*hashing.hash_file(p), hashing.identity(os.stat(p))) for p in paths[:-1]]
-    assert results[:-1] == expected
+    assert [r[:3] for r in results[:-1]] == expected
     assert isinstance(results[-1], str) and "No such file" in results[-1]
     assert sum(seen) == sum(sizes[:-1])
 

@@ -187,6 +187,7 @@ def test_workers_stage_each_distinct_content_once_and_report_whole_files(
     tmp_path: Path,
 ) -> None:
     data = small_files(tmp_path / "data", copies=2)
+    (data / "line\nbreak.bin").write_bytes(b"a name the answers' lines cannot hold")
     paths = sorted(str(p) for p in data.iterdir())
     with HashPool(str(tmp_path / "stage")) as pool:
         results = hash_files(paths, [os.path.getsize(p) for p in paths], pool=pool)

@@ -162,7 +162,7 @@ class HashPool:
         if slot not in self._children:
             try:
                 stage = ("--stage", self.stage_into) if self.stage_into is not None else ()
-                self._children[slot] = start_worker("forebear.hash_workers", *stage)
+                self._children[slot] = _start_worker(*stage)
             except OSError:
                 self._children[slot] = None
         return self._children[slot]
@@ -222,6 +222,10 @@ def hash_in_processes(
     with thread_pool(pool.size) as threads:
         for done in [threads.submit(serve, slot) for slot in range(pool.size)]:
             done.result()
+
+
+def _start_worker(*args: str) -> subprocess.Popen[bytes]:
+    return start_worker("forebear.hash_workers", *args)
 
 
 def start_worker(module: str, *args: str) -> subprocess.Popen[bytes]:
