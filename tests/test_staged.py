@@ -21,6 +21,8 @@ from forebear.hash_workers import HashPool, hash_files
 from forebear.hashing import POOL_MIN_FILES, Hashed
 from forebear.objects.packs import Packs
 
+from .conftest import run_cli
+
 MANY = POOL_MIN_FILES + 500  # enough files to be hashed by worker processes
 
 
@@ -55,7 +57,7 @@ def adopted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return found
 
 
-def log(store: forebear.Store, folder: Path, name: str) -> forebear.Version:
+def log(store: forebear.Store, folder: Path, name: str) -> forebear.ArtifactVersion:
     with forebear.init(project="p", store=store) as run:
         return run.log_artifact(folder, name=name)
 
@@ -70,7 +72,7 @@ def packed_digests(store: forebear.Store) -> Counter[str]:
     return held
 
 
-def assert_whole(store: forebear.Store, version: forebear.Version, folder: Path) -> None:
+def assert_whole(store: forebear.Store, version: forebear.ArtifactVersion, folder: Path) -> None:
     """Every file reads back as it is, the store verifies, each object is stored once,
     and no staging file is left behind."""
     for entry in version.iter_entries():
@@ -208,3 +210,15 @@ def test_workers_stage_each_distinct_content_once_and_report_whole_files(
     staged_objects = sum(f.objects for f in finished.values())
     assert staged_objects == sum(len(p) for p in places.values())
     assert staged_objects < len(paths)  # a content met twice by one worker, staged once
+
+
+def test_the_command_line_stages_into_a_store_named_by_a_relative_path(tmp_path: Path) -> None:
+    data = small_files(tmp_path / "data")
+    for args in (("init",), ("upgrade",), ("log", "-n", "ds", "data")):
+        done = run_cli("--objects", "store", *args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "tmp").exists() and list(tmp_path.rglob("*-stage-*")) == []
+    store = forebear.open(tmp_path / "store")
+    version = store.artifact("ds")
+    assert_whole(store, version, data)
+    store.close()

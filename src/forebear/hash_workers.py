@@ -332,6 +332,8 @@ class Stager:
             return None
         if self.size >= STAGE_TARGET:
             self.finish()
+            if self.failed:
+                return None
         offset = self.offsets.get(digest)
         if offset is None:
             offset = self.offsets[digest] = self.size

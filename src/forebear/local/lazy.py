@@ -34,6 +34,7 @@ from ..chunking import Chunking
 from ..db.lite import plain_sqlite_file, read_only
 from ..db.lite_log import LiteLog, Unanswered
 from ..errors import ForebearError, StoreError
+from ..objects import local_root
 from ..objects.formatfile import FORMAT_FILE, PACKED_FORMAT, FormatInfo, parse_format
 from ..objects.packs import PackIndex, PackSlot
 from ..paths import REGISTRY, is_name
@@ -254,7 +255,8 @@ class LazyLocalBackend(Backend):
         stat_cache = StatCache.in_folder(self.cache_dir)
         show = progress.wanted(show_progress)
         forbidden = config.own_files(self.catalog.path, stat_cache.path)
-        stage_into = ingest.staging_folder(self.objects_url) if self.packed else None
+        root = local_root(self.objects_url)  # the folder the full backend's location opens
+        stage_into = ingest.staging_folder(root) if self.packed else None
         prepared = ingest.prepare(artifact, stat_cache, show, forbidden, stage_into)
         try:
             from . import commit  # after hashing: it brings SQLAlchemy, the thread's to load
