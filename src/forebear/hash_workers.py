@@ -15,11 +15,12 @@ Staging (a worker started with ``--stage <folder>``): the worker also appends th
 each small file it reads whole to a staging file of that folder (each distinct content
 once), so that a log of many small files reads them once, not a second time to store
 them. The file's line then ends with `` <staging file name> <offset>``. A staging file
-that reaches `STAGE_TARGET` bytes is finished (written, synced) and reported on a line of
-its own, ``=<name> <xxh3-128 of its bytes> <size> <objects>``, before the line of the file
-that follows; an empty batch (a lone NUL) asks the worker to finish its current one, and
-is answered by such a line (if it had one) and then ``.``. The parent turns finished
-staging files into packs (see `forebear.staged`); one never finished is never used.
+that reaches `STAGE_TARGET` bytes is finished (written, then synced in a thread while
+hashing goes on) and, once synced, reported on a line of its own after a batch's lines,
+``=<name> <xxh3-128 of its bytes> <size> <objects>``; an empty batch (a lone NUL) asks the
+worker to finish its current one, and is answered by the ``=`` lines still due and then
+``.``. The parent turns finished staging files into packs (see `forebear.staged`); one
+never reported is never used.
 """
 
 from __future__ import annotations
