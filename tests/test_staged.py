@@ -146,14 +146,17 @@ def test_a_staging_file_removed_before_it_is_used_is_stored_from_the_sources(
     the files are read again."""
     data = small_files(tmp_path / "data")
     store_objects = ingest.store_objects
+    removed: list[Path] = []
 
     def removing_staged(prepared: ingest.Prepared, *args: Any, **kwargs: Any) -> None:
         for staged in (Path(store.objects.root) / "tmp").glob("*-stage-*"):
             staged.unlink()
+            removed.append(staged)
         store_objects(prepared, *args, **kwargs)
 
     monkeypatch.setattr(ingest, "store_objects", removing_staged)
     version = log(store, data, "ds")
+    assert removed  # there were staging files to lose
     assert_whole(store, version, data)
 
 
@@ -161,14 +164,18 @@ def test_a_failed_log_leaves_no_staging_file(
     store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = small_files(tmp_path / "data")
+    tmp = Path(store.objects.root) / "tmp"
+    staged: list[Path] = []
 
     def failing(*args: Any, **kwargs: Any) -> None:
+        staged.extend(tmp.glob("*-stage-*"))
         raise forebear.StoreError("the store went away")
 
     monkeypatch.setattr(ingest, "store_objects", failing)
     with pytest.raises(forebear.StoreError):
         log(store, data, "ds")
-    assert list((Path(store.objects.root) / "tmp").glob("*")) == []
+    assert staged  # there were staging files to remove
+    assert list(tmp.glob("*")) == []
 
 
 @pytest.mark.postgres
