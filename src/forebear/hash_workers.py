@@ -404,11 +404,7 @@ class Stager:
 
 def _answer(name: bytes, stager: Stager | None) -> bytes:
     """A worker's line for one file."""
-    if stager is None:
-        result: HashResult = hash_small_file(name)
-        data = None
-    else:
-        result, data = read_small_file(name)
+    result, data = read_small_file(name)
     if isinstance(result, str):
         return b"!" + result.replace("\n", " ").encode() + b"\n"
     digest, size, after, _ = result
