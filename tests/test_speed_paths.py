@@ -4,6 +4,7 @@ read again, and every link type a download offers hands over verified bytes."""
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 import forebear
 from forebear import fingerprint as fingerprint_module
-from forebear import hash_workers, hashing
+from forebear import hash_workers, hashing, processes
 
 from .conftest import corrupt, run_cli
 
@@ -433,3 +434,49 @@ def test_a_frozen_program_hashes_cuts_and_states_in_its_own_process(
         assert helper.numbers(paths) == stat_worker.stat_numbers(paths)
         assert helper.pid is None
     assert started == []
+
+
+def test_a_log_holds_the_garbage_collector_off_and_leaves_it_as_it_found_it(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    hashed: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = make_tree("data", {f"f{i}.bin": os.urandom(50 + i) for i in range(5)})
+    during: list[bool] = []
+    real = fingerprint_module.hash_files
+
+    def noting(paths: list[str], *args: object) -> list:
+        during.append(gc.isenabled())
+        return real(paths, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fingerprint_module, "hash_files", noting)
+    assert gc.isenabled()
+    log(local_store, data)
+    assert during == [False] and gc.isenabled()
+    gc.disable()  # a program that runs the collector itself keeps it off
+    try:
+        log(local_store, make_tree("more", {"a.bin": b"a"}), name="more")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_failed_log_and_overlapping_logs_give_the_collector_back(
+    local_store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(*args: object) -> list:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(fingerprint_module, "hash_files", failing)
+    with pytest.raises(OSError, match="the disk went away"):
+        log(local_store, make_tree("data", {"a.bin": b"a"}))
+    assert gc.isenabled()
+    # two threads logging at once: the collector runs again once the second one ends
+    first, second = processes.collector_paused(), processes.collector_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()

@@ -30,6 +30,7 @@ from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
 from .paths import check_alias, normalise_entry_path
+from .processes import collector_paused
 from .records import Redaction, RunData, VersionData
 from .registry import Linkable, RunRegistry
 from .runfiles import RunFiles
@@ -518,7 +519,8 @@ class Run(RunRegistry, RunHabits, RunFiles):
             ttl = artifact.ttl  # W&B's artifact.ttl = timedelta(...), set before logging
         ttl = check_ttl(ttl)
         if not isinstance(artifact, Artifact):
-            artifact = artifact_from_path(artifact, name, type, description, metadata)
+            with collector_paused():  # walking a folder of a million files: see below
+                artifact = artifact_from_path(artifact, name, type, description, metadata)
         else:
             if name is not None and name != artifact.name:
                 raise InvalidInput(
@@ -532,15 +534,16 @@ class Run(RunRegistry, RunHabits, RunFiles):
                 artifact.description = description
             if metadata is not None:
                 artifact.metadata = {**artifact.metadata, **json_dict(metadata, "metadata")}
-        data = self._store.backend.log(
-            artifact,
-            project=self.project,
-            run_id=self.id,
-            aliases=aliases,
-            tags=tags,
-            ttl=ttl,
-            show_progress=progress,
-        )
+        with collector_paused():  # a log makes a few objects a file, and almost no cycles
+            data = self._store.backend.log(
+                artifact,
+                project=self.project,
+                run_id=self.id,
+                aliases=aliases,
+                tags=tags,
+                ttl=ttl,
+                show_progress=progress,
+            )
         version = ArtifactVersion(self._store, data)
         artifact.logged, artifact.ttl = version, ttl
         return version
