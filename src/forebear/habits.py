@@ -26,6 +26,7 @@ from .metrics import (
     thinned,
 )
 from .paths import normalise_entry_path
+from .processes import collector_paused
 from .tables import Table, table_path
 
 if TYPE_CHECKING:
@@ -522,11 +523,12 @@ class RunHabits:
         del aliases  # W&B accepts them here too; they take effect with the version
         run = cast("Run", self)
         self._require_running("add to a distributed artifact")
-        chosen = _artifact(artifact, name, type)
-        run.store.backend.upsert_part(
-            chosen, project=run.project, run_id=run.id,
-            distributed_id=check_distributed_id(distributed_id), show_progress=progress,
-        )  # fmt: skip
+        with collector_paused():  # as in `Run.log_artifact`
+            chosen = _artifact(artifact, name, type)
+            run.store.backend.upsert_part(
+                chosen, project=run.project, run_id=run.id,
+                distributed_id=check_distributed_id(distributed_id), show_progress=progress,
+            )  # fmt: skip
 
     def finish_artifact(
         self,
@@ -543,13 +545,14 @@ class RunHabits:
         producers."""
         run = cast("Run", self)
         self._require_running("finish a distributed artifact")
-        chosen = _artifact(artifact, name, type)
-        data = run.store.backend.finish_distributed(
-            chosen, project=run.project, run_id=run.id,
-            distributed_id=check_distributed_id(distributed_id),
-            aliases=[aliases] if isinstance(aliases, str) else list(aliases),
-            show_progress=progress,
-        )  # fmt: skip
+        with collector_paused():  # as in `Run.log_artifact`
+            chosen = _artifact(artifact, name, type)
+            data = run.store.backend.finish_distributed(
+                chosen, project=run.project, run_id=run.id,
+                distributed_id=check_distributed_id(distributed_id),
+                aliases=[aliases] if isinstance(aliases, str) else list(aliases),
+                show_progress=progress,
+            )  # fmt: skip
         chosen.logged = run.store.artifact(f"{data.project}/{data.name}:v{data.number}")
         return cast("ArtifactVersion", chosen.logged)
 

@@ -316,9 +316,10 @@ def _find_or_insert_version(
     session.flush()
     if contents.copied_from is not None:
         copy_entries(session, contents.copied_from, version.id)
+    version_id = version.id  # an ORM attribute: read once, not for each of a million rows
     rows = (
         {
-            "version_id": version.id,
+            "version_id": version_id,
             "path": e.path,
             "digest": e.digest,
             "size": e.size,
