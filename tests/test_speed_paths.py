@@ -437,10 +437,7 @@ def test_a_frozen_program_hashes_cuts_and_states_in_its_own_process(
 
 
 def test_a_log_holds_the_garbage_collector_off_and_leaves_it_as_it_found_it(
-    local_store: forebear.Store,
-    make_tree: Callable[..., Path],
-    hashed: list[str],
-    monkeypatch: pytest.MonkeyPatch,
+    local_store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = make_tree("data", {f"f{i}.bin": os.urandom(50 + i) for i in range(5)})
     during: list[bool] = []
