@@ -477,3 +477,24 @@ def test_a_failed_log_and_overlapping_logs_give_the_collector_back(
     assert not gc.isenabled()
     second.__exit__(None, None, None)
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a platform without fork")
+def test_a_child_forked_during_a_log_gets_the_collector_back() -> None:
+    read_end, write_end = os.pipe()
+    with processes.collector_paused():
+        pid = os.fork()
+        if pid == 0:  # the child: a data loader's worker forked by another thread, say
+            try:
+                with processes.collector_paused():  # its own log: the lock is free
+                    during = gc.isenabled()
+                os.write(write_end, b"%d%d" % (during, gc.isenabled()))
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as answer:
+            said = answer.read()
+        os.waitpid(pid, 0)
+        assert not gc.isenabled()  # the parent is still logging
+    assert said == b"01"  # off during the child's own log, then on
+    assert gc.isenabled()

@@ -51,6 +51,22 @@ def collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
+def _collector_back_in_child() -> None:
+    """A child forked while this process logged (a data loader's worker started by
+    another thread) is not logging: it gets the collector back, and a lock of its own
+    (the parent's may have been held by a thread the child does not have)."""
+    global _pauses, _pause_lock
+    _pause_lock = threading.Lock()
+    if _pauses:
+        _pauses = 0
+        if _resume:
+            gc.enable()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_collector_back_in_child)
+
+
 def thread_pool(workers: int, name: str = "") -> ThreadPoolExecutor:
     """A pool of ``workers`` threads (named ``name``_N when ``name`` is given).
     ``concurrent.futures`` is imported here, when a pool is first needed, and not by every
