@@ -498,3 +498,23 @@ def test_a_child_forked_during_a_log_gets_the_collector_back() -> None:
         assert not gc.isenabled()  # the parent is still logging
     assert said == b"01"  # off during the child's own log, then on
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a platform without fork")
+def test_a_child_forked_inside_a_pause_can_pause_again_after_it() -> None:
+    read_end, write_end = os.pipe()
+    with processes.collector_paused():
+        pid = os.fork()
+    if pid == 0:  # the child left the block it was forked in: its next pause still holds
+        try:
+            with processes.collector_paused():
+                during = gc.isenabled()
+            os.write(write_end, b"%d%d" % (during, gc.isenabled()))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        said = answer.read()
+    os.waitpid(pid, 0)
+    assert said == b"01"
+    assert gc.isenabled()

@@ -46,7 +46,8 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         with _pause_lock:
-            _pauses -= 1
+            # never below none: a child forked inside the block ends it with a count of 0
+            _pauses = max(_pauses - 1, 0)
             if _pauses == 0 and _resume:
                 gc.enable()
 
