@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -479,22 +480,33 @@ def test_a_failed_log_and_overlapping_logs_give_the_collector_back(
     assert gc.isenabled()
 
 
+def _pause_in_the_child(write_end: int) -> NoReturn:
+    """In a forked child: pause the collector as its own log would (the lock is free),
+    tell the parent whether it was on during the pause and after it, then end."""
+    try:
+        with processes.collector_paused():
+            during = gc.isenabled()
+        os.write(write_end, b"%d%d" % (during, gc.isenabled()))
+    finally:
+        os._exit(0)
+
+
+def _what_the_child_said(pid: int, read_end: int, write_end: int) -> bytes:
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        said = answer.read()
+    os.waitpid(pid, 0)
+    return said
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="a platform without fork")
 def test_a_child_forked_during_a_log_gets_the_collector_back() -> None:
     read_end, write_end = os.pipe()
     with processes.collector_paused():
         pid = os.fork()
         if pid == 0:  # the child: a data loader's worker forked by another thread, say
-            try:
-                with processes.collector_paused():  # its own log: the lock is free
-                    during = gc.isenabled()
-                os.write(write_end, b"%d%d" % (during, gc.isenabled()))
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as answer:
-            said = answer.read()
-        os.waitpid(pid, 0)
+            _pause_in_the_child(write_end)
+        said = _what_the_child_said(pid, read_end, write_end)
         assert not gc.isenabled()  # the parent is still logging
     assert said == b"01"  # off during the child's own log, then on
     assert gc.isenabled()
@@ -506,15 +518,7 @@ def test_a_child_forked_inside_a_pause_can_pause_again_after_it() -> None:
     with processes.collector_paused():
         pid = os.fork()
     if pid == 0:  # the child left the block it was forked in: its next pause still holds
-        try:
-            with processes.collector_paused():
-                during = gc.isenabled()
-            os.write(write_end, b"%d%d" % (during, gc.isenabled()))
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as answer:
-        said = answer.read()
-    os.waitpid(pid, 0)
+        _pause_in_the_child(write_end)
+    said = _what_the_child_said(pid, read_end, write_end)
     assert said == b"01"
     assert gc.isenabled()
