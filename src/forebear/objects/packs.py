@@ -257,7 +257,10 @@ class Packs:
         self.lock = threading.Lock()
         self.known: dict[str, PackSlot] = {}  # slots looked up lately (reads come in runs)
         self.unrecorded: list[WrittenPack] = []  # written whole, in the index on `flush`
-        self.unrecorded_objects = 0
+        # the pack of each of their objects: a log of a large file asks about each new
+        # chunk, and looking through every unrecorded pack for each took 0.4 s of the
+        # first log of 2 GiB (64 packs)
+        self.unrecorded_packs: dict[str, WrittenPack] = {}
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -343,7 +346,7 @@ class Packs:
     def overdue(self) -> bool:
         """Whether the packs waiting to be recorded must be recorded now."""
         return (
-            self.unrecorded_objects >= UNRECORDED_OBJECTS
+            len(self.unrecorded_packs) >= UNRECORDED_OBJECTS
             or time.monotonic() - self.unrecorded[0].written_at >= UNRECORDED_SECONDS
         )
 
@@ -351,8 +354,8 @@ class Packs:
         """Record the packs written and not yet in the index, in one go."""
         if self.unrecorded:
             self.index.record_many(self.unrecorded)
-            self.unrecorded = []  # a new list: lookups may be going through the old one
-            self.unrecorded_objects = 0
+            # new ones: lookups may be going through the old ones
+            self.unrecorded, self.unrecorded_packs = [], {}
 
     def seal_current(self) -> None:
         writer, self.writer = self.writer, None
@@ -377,7 +380,7 @@ class Packs:
         else:
             written = WrittenPack(sealed.digest, sealed.size, sealed.slots, time.monotonic())
             self.unrecorded.append(written)
-            self.unrecorded_objects += len(sealed.slots)
+            self.unrecorded_packs.update(dict.fromkeys(sealed.slots, written))
             if self.overdue():
                 self.record_written()
         self.remember(
@@ -403,12 +406,11 @@ class Packs:
         wanted = set(digests)
         known = self.known  # other threads may clear it meanwhile: one lookup per digest
         found = {} if fresh else {d: s for d in wanted if (s := known.get(d)) is not None}
-        for pack in self.unrecorded if len(found) < len(wanted) else ():
-            found.update(
-                (d, PackSlot(pack.digest, *slot))
-                for d in wanted - found.keys()
-                if (slot := pack.slots.get(d)) is not None
-            )
+        if len(found) < len(wanted):
+            unrecorded = self.unrecorded_packs
+            for digest in wanted - found.keys():
+                if (pack := unrecorded.get(digest)) is not None:
+                    found[digest] = PackSlot(pack.digest, *pack.slots[digest])
         if len(found) < len(wanted):
             looked_up = self.index.locate(wanted - found.keys())
             for digest, place in looked_up.items():
