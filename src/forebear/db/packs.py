@@ -50,13 +50,12 @@ def record_pack(
     insert_ignoring_duplicates(
         session, PackRow, [{"digest": pack, "size": size, "created_at": utcnow()}]
     )
-    insert_ignoring_duplicates(
+    bulk.insert_values(
         session,
-        PackedObjectRow,
-        [
-            {"digest": digest, "pack": pack, "offset": offset, "length": length}
-            for digest, (offset, length) in slots.items()
-        ],
+        PackedObjectRow.__table__,  # type: ignore[arg-type]
+        ("digest", "pack", "offset", "length"),
+        [(digest, pack, offset, length) for digest, (offset, length) in slots.items()],
+        ignore_duplicates=True,
     )
 
 

@@ -317,18 +317,9 @@ def _find_or_insert_version(
     if contents.copied_from is not None:
         copy_entries(session, contents.copied_from, version.id)
     version_id = version.id  # an ORM attribute: read once, not for each of a million rows
-    rows = (
-        {
-            "version_id": version_id,
-            "path": e.path,
-            "digest": e.digest,
-            "size": e.size,
-            "uri": e.uri,
-            "etag": e.etag,
-        }
-        for e in contents.entries
-    )
-    bulk.insert_rows(session, _table(EntryRow), rows, batch=_BATCH)
+    rows = ((version_id, e.path, e.digest, e.size, e.uri, e.etag) for e in contents.entries)
+    columns = ("version_id", "path", "digest", "size", "uri", "etag")
+    bulk.insert_values(session, _table(EntryRow), columns, rows, batch=_BATCH)
     add_chunk_lists(session, contents.chunk_lists)
     if contents.copied_from is not None and entry_count(session, version.id) != contents.file_count:
         raise StoreError(  # the base changed under the draft: nothing is committed
