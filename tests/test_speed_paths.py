@@ -323,6 +323,40 @@ def test_hashing_carries_on_when_a_worker_process_dies(
     assert [r[:2] for r in results] == [hashing.hash_file(p) for p in paths]
 
 
+def test_hashing_carries_on_when_a_worker_answers_nonsense_and_reports_unreadable_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = []
+    for index in range(hashing.POOL_MIN_FILES):
+        path = tmp_path / f"f{index}.bin"
+        path.write_bytes(os.urandom(64))
+        paths.append(str(path))
+    paths[3] = str(tmp_path / "gone.bin")  # never written: its reason comes back whole
+
+    def a_worker_that_answers_nonsense() -> subprocess.Popen[bytes]:
+        script = (  # alive, reading its batches, while it answers
+            "import sys; sys.stdin.buffer.read1(1)\n"
+            "sys.stdout.write('deadbeef 12 not numbers\\n' * 100000); sys.stdout.flush()\n"
+            "sys.stdin.buffer.read()"
+        )
+        return subprocess.Popen(
+            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+
+    monkeypatch.setattr(hash_workers, "_start_worker", a_worker_that_answers_nonsense)
+    with hash_workers.HashPool() as pool:
+        pool.size = 2
+        results = hash_workers.hash_files(paths, [64] * len(paths), None, pool)
+    assert isinstance(results[3], str) and "No such file" in results[3]
+    readable = [i for i in range(len(paths)) if i != 3]
+    assert [results[i][:2] for i in readable] == [hashing.hash_file(paths[i]) for i in readable]
+    with hash_workers.HashPool() as pool:  # a real worker says the same of the missing file
+        pool.size = 2
+        monkeypatch.undo()
+        again = hash_workers.hash_files(paths, [64] * len(paths), None, pool)
+    assert again[3] == results[3] and again[:3] == results[:3]
+
+
 def test_a_pool_starts_its_workers_once_for_every_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

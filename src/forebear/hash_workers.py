@@ -270,25 +270,29 @@ def _ask(child: subprocess.Popen[bytes], names: Sequence[str], pool: HashPool) -
     assert child.stdin is not None and child.stdout is not None
     child.stdin.write(b"".join(os.fsencode(name) + b"\0" for name in names) + b"\0")
     child.stdin.flush()
-    results: list[HashResult] = []
-    while len(results) < len(names):
+    lines: list[bytes] = []
+    while len(lines) < len(names):
         line = child.stdout.readline()
         if not line:
             raise OSError("a hashing worker process exited unexpectedly")
-        text = line.decode().rstrip("\n")
-        if text.startswith("!"):
-            results.append(text[1:])
-        elif text.startswith("="):
-            pool.finished(text)
+        if line.startswith(b"="):
+            pool.finished(line.decode().rstrip("\n"))
         else:
-            digest, size, *after = text.split(" ")
-            device, inode, stat_size, mtime, ctime = map(int, after[:5])
-            staged = None
-            if len(after) == 7:
-                staged = (pool.staging_name(after[5]), int(after[6]))
-            identity = (device, inode, stat_size, mtime, ctime)
-            results.append(Hashed(digest, int(size), identity, staged))
-    return results
+            lines.append(line)
+    # decoded and split at once, not line by line (a million lines for as many files)
+    return [_result(text, pool) for text in b"".join(lines).decode().split("\n")[:-1]]
+
+
+def _result(text: str, pool: HashPool) -> HashResult:
+    """One file's answer line, without its newline."""
+    if text.startswith("!"):
+        return text[1:]
+    digest, size, device, inode, stat_size, mtime, ctime, *staging = text.split(" ")
+    staged = None
+    if len(staging) == 2:
+        staged = (pool.staging_name(staging[0]), int(staging[1]))
+    identity = (int(device), int(inode), int(stat_size), int(mtime), int(ctime))
+    return Hashed(digest, int(size), identity, staged)
 
 
 def _finish(child: subprocess.Popen[bytes], pool: HashPool) -> None:
