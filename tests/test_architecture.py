@@ -89,6 +89,7 @@ LAYERS = (
         "paths",
         "hashing",
         "hash_workers",
+        "direct",
         "stat_worker",
         "chunking",
         "cutting",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from forebear.direct import BLOCK, DIRECT_MINIMUM, O_DIRECT, BlockFile, copy_to_new_file
 from forebear.hashing import hash_bytes
-from forebear.objects.direct import BLOCK, DIRECT_MINIMUM, O_DIRECT, BlockFile, copy_to_new_file
 
 # pieces that straddle blocks every way: empty, one byte, one short of a block, exactly
 # a block, several blocks and a tail, an odd tail

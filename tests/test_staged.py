@@ -229,3 +229,64 @@ def test_the_command_line_stages_into_a_store_named_by_a_relative_path(tmp_path:
     version = store.artifact("ds")
     assert_whole(store, version, data)
     store.close()
+
+
+STAGE_SCRIPT = """
+import json, os, resource, signal, sys
+from forebear import hash_workers
+from forebear.hash_workers import Stager
+
+folder, limit = sys.argv[1], int(sys.argv[2])
+hash_workers.STAGE_TARGET = 3 << 20  # several staging files from a few MiB
+if limit:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+stager = Stager(folder)
+places = []
+for i in range(100):
+    data = i.to_bytes(2, "big") * (50_000 + 997 * i)  # 100-300 KB, never page-aligned
+    places.append(stager.add(hash_workers.xxhash.xxh3_128_hexdigest(data), data))
+stager.finish()
+print(json.dumps({"places": places, "lines": stager.lines(wait=True).decode().splitlines()}))
+"""
+
+
+def run_stager(tmp_path: Path, limit: int) -> tuple[list[Any], list[str]]:
+    """A `Stager` in a process of its own (files above ``limit`` bytes refused, if set)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", STAGE_SCRIPT, str(tmp_path / "stage"), str(limit)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    answer = json.loads(done.stdout)
+    return answer["places"], answer["lines"]
+
+
+def test_staging_files_hold_each_staged_object_at_its_place(tmp_path: Path) -> None:
+    places, lines = run_stager(tmp_path, limit=0)
+    reported = {}
+    for line in lines:
+        name, digest, size, objects = line.removeprefix("=").split()
+        body = (tmp_path / "stage" / name).read_bytes()
+        assert (len(body), xxhash.xxh3_128_hexdigest(body)) == (int(size), digest)
+        reported[name] = body
+    assert len(reported) > 2  # the files were finished and begun again as they filled
+    for i, place in enumerate(places):
+        data = i.to_bytes(2, "big") * (50_000 + 997 * i)
+        name, offset = place
+        assert reported[name][offset : offset + len(data)] == data
+
+
+def test_a_staging_file_that_cannot_be_written_is_removed_and_never_reported(
+    tmp_path: Path,
+) -> None:
+    places, lines = run_stager(tmp_path, limit=2 << 20)  # short of the 3 MiB of a file
+    assert lines == []
+    stopped = places.index(None)  # staging stopped at the failed write, for good
+    assert stopped > 0 and all(place is None for place in places[stopped:])
+    assert os.listdir(tmp_path / "stage") == []

@@ -52,10 +52,11 @@ from .processes import thread_pool
 # A staging file is finished once it holds this many bytes: the size of a pack, so that a
 # staging file whose every object is wanted becomes one as it is.
 STAGE_TARGET = 32 << 20
-STAGE_WRITE = 1 << 20  # staged bytes are written out in blocks of about this size
 
 if TYPE_CHECKING:
     import subprocess
+
+    from .direct import BlockFile
 
 Record = Callable[[Sequence[int], Sequence[HashResult]], None]
 
@@ -308,9 +309,12 @@ def _finish(child: subprocess.Popen[bytes], pool: HashPool) -> None:
 
 class Stager:
     """A worker's staging file: small files' bytes appended as they are hashed, each
-    distinct content once, written in blocks; a full one is synced in a thread of its own
-    (hashing goes on meanwhile), and only then reported (it may become a pack as it is,
-    renamed into place). A write that fails (a full disk) ends staging for this worker:
+    distinct content once, written in aligned blocks around the page cache (a `BlockFile`:
+    a block goes out on a thread while the next fills); a full one is synced in a thread
+    of its own (hashing goes on meanwhile), and only then reported (it may become a pack as
+    it is, renamed into place). Written through the page cache instead, every staged MiB
+    took fresh pages of memory first: a log of 50,000 small files spent 0.3 s more in
+    system calls that way. A write that fails (a full disk) ends staging for this worker:
     the file is removed and never reported, so the parent stores those files from their
     sources."""
 
@@ -324,12 +328,10 @@ class Stager:
 
     def _begin(self) -> None:
         self.name = f"{os.getpid()}-stage-{os.urandom(8).hex()}"
-        self.fd = -1
+        self.file: BlockFile | None = None  # opened with the first bytes staged
         self.size = 0
         self.hasher = xxhash.xxh3_128()
         self.offsets: dict[str, int] = {}
-        self.pending: list[bytes] = []
-        self.pending_size = 0
 
     def add(self, digest: str, data: bytes) -> tuple[str, int] | None:
         """Stage ``data`` (whose digest is ``digest``): its place, or None if not staged."""
@@ -341,57 +343,57 @@ class Stager:
                 return None
         offset = self.offsets.get(digest)
         if offset is None:
+            if not self._write(data):
+                return None
             offset = self.offsets[digest] = self.size
-            self.pending.append(data)
-            self.pending_size += len(data)
             self.hasher.update(data)
             self.size += len(data)
-            if self.pending_size >= STAGE_WRITE and not self._write():
-                return None
         return self.name, offset
 
     def _path(self, name: str) -> str:
         return os.path.join(self.folder, name)
 
-    def _write(self) -> bool:
+    def _write(self, data: bytes | None) -> bool:
+        """Append ``data``, or (None) write out all that is still held."""
+        from .direct import BlockFile  # the worker needs it only to stage
+
         try:
-            if self.fd < 0:
+            if self.file is None:
                 os.makedirs(self.folder, exist_ok=True)
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-                self.fd = os.open(self._path(self.name), flags, 0o600)
-            block = memoryview(b"".join(self.pending))
-            while block:
-                block = block[os.write(self.fd, block) :]
+                self.file = BlockFile(os.open(self._path(self.name), flags, 0o600), direct=True)
+            if data is None:
+                self.file.finish(sync=False)
+            else:
+                self.file.write(data)
         except OSError:
             self.failed = True
-            if self.fd >= 0:
-                os.close(self.fd)
+            if self.file is not None:
+                self.file.close()
                 with contextlib.suppress(OSError):
                     os.unlink(self._path(self.name))
             return False
-        self.pending.clear()
-        self.pending_size = 0
         return True
 
     def finish(self) -> None:
         """Write out the staging file, sync it in a thread, and begin the next."""
-        if self.failed or not self.offsets or not self._write():
+        if self.failed or self.file is None or not self._write(None):
             return
         line = f"={self.name} {self.hasher.hexdigest()} {self.size} {len(self.offsets)}\n"
-        thread = threading.Thread(target=self._sync, args=(self.fd, self.name, line.encode()))
+        thread = threading.Thread(target=self._sync, args=(self.file, self.name, line.encode()))
         thread.start()
         self.syncing.append(thread)
         self._begin()
 
-    def _sync(self, fd: int, name: str, line: bytes) -> None:
+    def _sync(self, file: BlockFile, name: str, line: bytes) -> None:
         try:
-            os.fsync(fd)
+            os.fsync(file.fd)
         except OSError:  # a write-back error: the file cannot be trusted
             with contextlib.suppress(OSError):
                 os.unlink(self._path(name))
             return
         finally:
-            os.close(fd)
+            file.close()
         with self.lock:
             self.synced.append(line)
 

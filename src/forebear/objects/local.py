@@ -18,6 +18,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ..direct import copy_to_new_file
 from ..errors import StoreError
 from ..hash_workers import hash_files
 from ..hashing import Progress, hash_bytes, hash_stream
@@ -35,7 +36,6 @@ from .base import (
     write_all,
 )
 from .copying import zero_rest
-from .direct import copy_to_new_file
 from .listing import StoredObject
 
 if TYPE_CHECKING:

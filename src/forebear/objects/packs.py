@@ -28,12 +28,12 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..chunking import ChunkRange
+from ..direct import BlockFile
 from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import READ_FLAGS, Progress, hash_bytes, new_hasher
 from ..processes import thread_pool
 from ..readers import corrupted
 from .copying import read_descriptor, read_up_to, zero_rest
-from .direct import BlockFile
 from .formatfile import backend_errors, check_unchanged, missing
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class PackWriter:
 
     ``durable``: the file is synced when sealed, for a pack renamed into place on this
     machine, and written around the page cache where the filesystem allows it (see
-    `forebear.objects.direct`); one that is uploaded (to S3, or a bundle to a server) is
+    `forebear.direct`); one that is uploaded (to S3, or a bundle to a server) is
     read back at once, so it stays in the cache and is not synced."""
 
     def __init__(self, folder: str, *, durable: bool = True) -> None:

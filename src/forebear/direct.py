@@ -1,6 +1,7 @@
 """A new file written in large aligned blocks that bypass the page cache (``O_DIRECT``)
-where the filesystem allows it: how packs, and loose objects of `DIRECT_MINIMUM` bytes or
-more, are written on a local disk.
+where the filesystem allows it: how packs, the hashing workers' staging files (see
+`forebear.hash_workers`), and loose objects of `DIRECT_MINIMUM` bytes or more, are written
+on a local disk.
 
 Why: a pack is written once, synced before it is indexed, and read later, usually by
 another process or another machine. Written through the page cache, each new MiB first
@@ -26,8 +27,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..hashing import Progress, new_hasher, page_aligned_memory
-from ..processes import PerProcess, thread_pool
+from .hashing import Progress, new_hasher, page_aligned_memory
+from .processes import PerProcess, thread_pool
 
 try:
     import fcntl
