@@ -274,6 +274,7 @@ def test_staging_files_hold_each_staged_object_at_its_place(tmp_path: Path) -> N
         name, digest, size, objects = line.removeprefix("=").split()
         body = (tmp_path / "stage" / name).read_bytes()
         assert (len(body), xxhash.xxh3_128_hexdigest(body)) == (int(size), digest)
+        assert int(objects) == sum(1 for place in places if place[0] == name)
         reported[name] = body
     assert len(reported) > 2  # the files were finished and begun again as they filled
     for i, place in enumerate(places):
