@@ -107,6 +107,11 @@ class BlockFile:
         self.closed = False
 
     def write(self, data: bytes | memoryview) -> None:
+        filled, length = self._filled, len(data)
+        if isinstance(data, bytes) and filled + length < BLOCK:  # the usual short piece
+            self._view[filled : filled + length] = data
+            self._filled = filled + length
+            return
         source = memoryview(data).cast("B")
         offset = 0
         while offset < len(source):

@@ -355,13 +355,9 @@ class Stager:
 
     def _write(self, data: bytes | None) -> bool:
         """Append ``data``, or (None) write out all that is still held."""
-        from .direct import BlockFile  # the worker needs it only to stage
-
         try:
             if self.file is None:
-                os.makedirs(self.folder, exist_ok=True)
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-                self.file = BlockFile(os.open(self._path(self.name), flags, 0o600), direct=True)
+                self.file = self._open()
             if data is None:
                 self.file.finish(sync=False)
             else:
@@ -374,6 +370,13 @@ class Stager:
                     os.unlink(self._path(self.name))
             return False
         return True
+
+    def _open(self) -> BlockFile:
+        from .direct import BlockFile  # the worker needs it only to stage
+
+        os.makedirs(self.folder, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        return BlockFile(os.open(self._path(self.name), flags, 0o600), direct=True)
 
     def finish(self) -> None:
         """Write out the staging file, sync it in a thread, and begin the next."""
