@@ -370,6 +370,30 @@ def test_download_replaces_a_symlink_at_an_entry_and_spares_its_target(
     assert outside.read_text() == target_content
 
 
+def test_download_replaces_a_dangling_symlink_at_an_entry(
+    nested: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "a.txt").symlink_to(tmp_path / "nowhere.txt")
+    nested.download(dest)
+    assert not (dest / "a.txt").is_symlink() and (dest / "a.txt").read_text() == "alpha\n"
+    assert not (tmp_path / "nowhere.txt").exists()
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "sub"]  # no temporary file
+
+
+def test_download_refuses_a_folder_at_an_entrys_name_and_keeps_it(
+    nested: forebear.ArtifactVersion, tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    (dest / "a.txt").mkdir(parents=True)
+    (dest / "a.txt" / "kept").write_text("mine\n")
+    with pytest.raises(forebear.InvalidPath, match="is a folder; move it away"):
+        nested.download(dest)
+    assert (dest / "a.txt" / "kept").read_text() == "mine\n"
+    assert [p.name for p in dest.iterdir() if p.name.startswith(".")] == []
+
+
 # -- corrupted and missing objects ----------------------------------------------------------
 
 

@@ -287,8 +287,15 @@ class _NewFile:
 
     def publish(self, name: str) -> None:
         """Give the finished file its final name, replacing whatever was there (a file or a
-        symlink; never following it)."""
+        symlink; never following it). An anonymous file is linked straight to its name when
+        nothing holds it (a download into an empty folder): one change to the folder, not
+        a link and then a rename, each of which the filesystem journals."""
         if self.name is None:
+            try:
+                os.link(f"{_PROC_FD}/{self.fd}", name, dst_dir_fd=self.folder)
+                return
+            except FileExistsError:  # something is there: replaced by a rename below
+                pass
             self.name = temp_name()
             os.link(f"{_PROC_FD}/{self.fd}", self.name, dst_dir_fd=self.folder)
         try:
