@@ -6,7 +6,9 @@ A backend is done when it passes every test of the suite.
 
 from __future__ import annotations
 
+import gc
 import os
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
 
 from forebear.errors import StoreError
 from forebear.hashing import hash_bytes
-from forebear.objects import ObjectLocation, local_root, open_location
+from forebear.objects import SMALL_BATCH, ObjectLocation, local_root, open_location
 from forebear.testing import ObjectLocationTests
 
 
@@ -64,6 +66,34 @@ class TestS3(ObjectLocationTests):
     @pytest.fixture
     def location(self, s3_url: str) -> ObjectLocation:
         return open_location(s3_url)
+
+    def test_objects_found_absent_leave_no_frame_of_ours_in_a_reference_cycle(
+        self, location: ObjectLocation
+    ) -> None:
+        # A log holds the garbage collector off. fsspec keeps the error it raises in a frame
+        # of its own, which the error's traceback holds: a cycle that, while nothing
+        # collects it, keeps the frames that asked alive, and their locals (a batch's sets
+        # of digests).
+        many = [f"{i:032x}" for i in range(SMALL_BATCH + 1)]  # listed, not looked up
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            assert location.sizes(many) == {}
+            assert location.sizes(many[:2]) == {}  # looked up one by one
+            assert location.read_chunk_list(many[0]) is None
+            gc.collect()
+            held = [
+                frame.f_code.co_name
+                for frame in gc.garbage
+                if isinstance(frame, types.FrameType)
+                and str(frame.f_globals.get("__name__", "")).startswith("forebear.")
+            ]
+        finally:
+            gc.garbage.clear()
+            gc.set_debug(0)
+            gc.enable()
+        assert held == []
 
     def test_wrong_credentials_are_one_clear_error(
         self, s3_url: str, monkeypatch: pytest.MonkeyPatch

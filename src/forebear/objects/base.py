@@ -46,6 +46,7 @@ from .formatfile import (
     backend_errors,
     check_unchanged,
     found_after_upgrade,
+    let_go,
     missing,
 )  # fmt: skip
 from .listing import StoredObject, modified_time
@@ -162,7 +163,8 @@ class ObjectLocation(FormatFile):
         with backend_errors(f"cannot list {path!r}"):
             try:
                 entries = self.fs.ls(path, detail=True, refresh=True)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                let_go(exc)
                 return []
         found = []
         for entry in entries:
@@ -179,7 +181,8 @@ class ObjectLocation(FormatFile):
         with backend_errors(f"cannot list {base!r}"):
             try:
                 names = self.fs.ls(base, detail=False, refresh=True)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                let_go(exc)
                 return []
         found = (str(name).rstrip("/").rsplit("/", 1)[-1] for name in names)
         return sorted(prefix for prefix in found if PREFIX_RE.fullmatch(prefix))
@@ -216,7 +219,8 @@ class ObjectLocation(FormatFile):
         with backend_errors(f"cannot read {what}"):
             try:
                 return bytes(self.fs.cat_file(path))
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                let_go(exc)
                 return None
 
     def iter_chunk_lists(self) -> Iterator[str]:
@@ -365,7 +369,8 @@ class ObjectLocation(FormatFile):
             try:
                 with self.fs.open(self.path_of(digest), "rb") as f:
                     return hash_stream(f)[0]
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                let_go(exc)
                 return None
 
     # -- writes: small objects into the current pack when there are packs ---------------

@@ -37,6 +37,7 @@ from .base import (
     copy_hashing,
     missing,
 )
+from .formatfile import let_go
 from .listing import StoredObject
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
@@ -195,7 +196,8 @@ class RemoteLocation(ObjectLocation):
         with backend_errors(f"cannot list {root!r}"):
             try:
                 found = self.fs.find(root, detail=True)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                let_go(exc)
                 return []
             for path, info in found.items():
                 modified = info.get("LastModified") or info.get("mtime")
@@ -221,7 +223,8 @@ class RemoteLocation(ObjectLocation):
         with backend_errors(f"cannot check object {digest}"):
             try:
                 return int(self.fs.info(self.path_of(digest))["size"])
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                let_go(exc)
                 return None
 
     def _loose_sizes(self, digests: Iterable[str]) -> dict[str, int]:
@@ -236,7 +239,8 @@ class RemoteLocation(ObjectLocation):
         with backend_errors(f"cannot list objects under {base!r}"):
             try:  # one request tells which prefixes exist at all
                 names = self.fs.ls(base, detail=False, refresh=True)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                let_go(exc)
                 return {}
         existing = {str(n).rstrip("/").rsplit("/", 1)[-1] for n in names}
         prefixes = sorted({d[:2] for d in wanted} & existing)
@@ -278,8 +282,8 @@ class RemoteLocation(ObjectLocation):
             try:
                 if not replace and int(self.fs.info(path)["size"]) == len(data):
                     return
-            except FileNotFoundError:
-                pass
+            except FileNotFoundError as exc:
+                let_go(exc)
             self.fs.pipe_file(path, data)
 
     def _put_loose_file(
