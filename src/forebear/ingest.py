@@ -37,8 +37,10 @@ from .statcache import FileStat, StatCache
 from .treekey import KeyBuilder, TreeKeys
 
 # Files fingerprinted (and then stored) per batch: enough to keep every core busy, few
-# enough that a batch's stats and digests stay a few tens of MB.
-BATCH = 25_000
+# enough that a batch's stats and digests stay a few tens of MB. Halved from 25,000: a
+# first log of 50,000 small files peaked at 145 MiB then, 131 MiB now, in the same time
+# (1.88-1.92 s against 1.92-2.45 s); 20,000 into packs on S3, 149 -> 140 MiB.
+BATCH = 12_500
 # A manifest stays in memory up to this size, then goes to a temporary file.
 MANIFEST_IN_MEMORY = 8 << 20
 
