@@ -215,14 +215,6 @@ class ObjectLocation(FormatFile):
         """The stored chunk list of the file with ``digest``; None when there is none."""
         return self._read_or_none(self.chunk_list_path(digest), f"the chunk list of {digest}")
 
-    def _read_or_none(self, path: str, what: str) -> bytes | None:
-        with backend_errors(f"cannot read {what}"):
-            try:
-                return bytes(self.fs.cat_file(path))
-            except FileNotFoundError as exc:
-                let_go(exc)
-                return None
-
     def iter_chunk_lists(self) -> Iterator[str]:
         """The digest of every file with a stored chunk list."""
         for stored in self.iter_objects(CHUNK_LISTS):

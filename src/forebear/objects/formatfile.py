@@ -180,6 +180,15 @@ class FormatFile(ABC):
     def _rewrite_format(self, version: int, store_id: str | None) -> None:
         """Replace the format file, atomically."""
 
+    def _read_or_none(self, path: str, what: str) -> bytes | None:
+        """A small file of the location read whole, or None where it is absent."""
+        with backend_errors(f"cannot read {what}"):
+            try:
+                return bytes(self.fs.cat_file(path))
+            except FileNotFoundError as exc:
+                let_go(exc)
+                return None
+
     def read_format(self) -> FormatInfo | None:
         """The location's format file, or None when there is none yet; refuses a format
         this code cannot read."""
