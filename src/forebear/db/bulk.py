@@ -103,17 +103,9 @@ def insert_rows(
     connection = session.connection()
     dialect = connection.dialect
     statement = _insert_statement(dialect.name, table, ignore_duplicates)
-    it = iter(rows)
-    batches = iter(lambda: list(islice(it, batch)), [])
-    first = next(batches, None)
-    if first is None:
-        return
-    # many rows land all over an index (digests are random): keep its pages in memory
-    roomy = large_cache(session) if len(first) >= _INSERT_BATCH else contextlib.nullcontext()
-    with roomy:
-        for rows_now in chain([first], batches):
-            sql, params = _driver_params(statement, table, dialect, rows_now)
-            connection.exec_driver_sql(sql, params)
+    for rows_now in _batches(session, rows, batch):
+        sql, params = _driver_params(statement, table, dialect, rows_now)
+        connection.exec_driver_sql(sql, params)
 
 
 def insert_values(
@@ -135,6 +127,19 @@ def insert_values(
     as_they_are = compiled.positiontup == list(columns) and not any(
         table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in columns
     )
+    for rows_now in _batches(session, rows, batch):
+        if as_they_are:
+            connection.exec_driver_sql(str(compiled), rows_now)
+        else:
+            named = [dict(zip(columns, row, strict=True)) for row in rows_now]
+            sql, params = _driver_params(statement, table, dialect, named)
+            connection.exec_driver_sql(sql, params)
+
+
+def _batches(session: Session, rows: Iterable[Any], batch: int) -> Iterator[list[Any]]:
+    """``rows`` in lists of ``batch``, for the inserts of `insert_rows` and `insert_values`;
+    when there are many, under a large page cache: many rows land all over an index
+    (digests are random), whose pages are best kept in memory."""
     it = iter(rows)
     batches = iter(lambda: list(islice(it, batch)), [])
     first = next(batches, None)
@@ -142,13 +147,7 @@ def insert_values(
         return
     roomy = large_cache(session) if len(first) >= _INSERT_BATCH else contextlib.nullcontext()
     with roomy:
-        for rows_now in chain([first], batches):
-            if as_they_are:
-                connection.exec_driver_sql(str(compiled), rows_now)
-            else:
-                named = [dict(zip(columns, row, strict=True)) for row in rows_now]
-                sql, params = _driver_params(statement, table, dialect, named)
-                connection.exec_driver_sql(sql, params)
+        yield from chain([first], batches)
 
 
 def _insert_statement(dialect_name: str, table: Table, ignore_duplicates: bool) -> Any:
