@@ -304,14 +304,20 @@ def test_cli_get_takes_a_link_type(make_tree: Callable[..., Path], tmp_path: Pat
     assert bad.returncode == 2 and "'soft' is not one of" in bad.stderr
 
 
+def enough_files_for_workers(folder: Path) -> list[str]:
+    """Paths of files of 64 random bytes, as many as are hashed by worker processes."""
+    paths = []
+    for index in range(hashing.POOL_MIN_FILES):
+        path = folder / f"f{index}.bin"
+        path.write_bytes(os.urandom(64))
+        paths.append(str(path))
+    return paths
+
+
 def test_hashing_carries_on_when_a_worker_process_dies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = []
-    for index in range(hashing.POOL_MIN_FILES):
-        path = tmp_path / f"f{index}.bin"
-        path.write_bytes(os.urandom(64))
-        paths.append(str(path))
+    paths = enough_files_for_workers(tmp_path)
 
     def a_worker_that_dies_at_once() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -326,11 +332,7 @@ def test_hashing_carries_on_when_a_worker_process_dies(
 def test_hashing_carries_on_when_a_worker_answers_nonsense_and_reports_unreadable_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = []
-    for index in range(hashing.POOL_MIN_FILES):
-        path = tmp_path / f"f{index}.bin"
-        path.write_bytes(os.urandom(64))
-        paths.append(str(path))
+    paths = enough_files_for_workers(tmp_path)
     paths[3] = str(tmp_path / "gone.bin")  # never written: its reason comes back whole
 
     def a_worker_that_answers_nonsense() -> subprocess.Popen[bytes]:
