@@ -18,6 +18,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -130,6 +131,7 @@ def bench(label: str, url: str, graph: Graph, repeat: int) -> dict[str, Any]:
     result["nx_load_s"], result["nx_query_s"] = networkx_baseline(url, up_v)
     store.close()
     engine.dispose()
+    shutil.rmtree(objects, ignore_errors=True)
     return result
 
 
