@@ -80,12 +80,13 @@ class Spool:
         elif batch:  # rising keys, all new: nothing below can refuse them
             self._last = batch[-1][0]
         if self._db is None and self._run is None:
-            seen: set[str] = set()
-            for row in batch:
-                key = row[0]
-                if key in self._rows or key in seen:
-                    raise DuplicateKey(key)
-                seen.add(key)
+            if not ordered:  # (rising keys after the last one cannot be here already)
+                seen: set[str] = set()
+                for row in batch:
+                    key = row[0]
+                    if key in self._rows or key in seen:
+                        raise DuplicateKey(key)
+                    seen.add(key)
             if self._count + len(batch) <= self.spill_rows:
                 self._rows.update((row[0], row) for row in batch)
                 self._count += len(batch)
