@@ -293,3 +293,47 @@ def test_memory_does_not_grow_with_the_number_of_entries(tmp_path: Path) -> None
     assert large["log"] < small["log"] * 1.25, (small, large)
     assert large["relog"] < small["relog"] * 1.25, (small, large)
     assert large["read"] < small["read"] * 1.25, (small, large)
+
+
+def test_batches_hashed_side_by_side_make_the_version_one_batch_makes(
+    tmp_path: Path, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a log states one batch while the one before is hashed and the one before that is
+    # recorded: the manifest must still list every file once, in order
+    data = make_tree("data", {f"d{i % 5}/f{i:03d}": f"file {i}".encode() for i in range(90)})
+    logged = {}
+    for batch in (ingest.BATCH, 4):
+        monkeypatch.setattr(ingest, "BATCH", batch)
+        with forebear.open(tmp_path / f"store-{batch}") as store:
+            store.upgrade()  # packs: the hashing workers stage the bytes too
+            with forebear.init(project="p", store=store) as run:
+                version = run.log_artifact(data, name="ds")
+            logged[batch] = (version.digest, version.files())
+            assert store.verify() == []
+            for i in (1, 86):
+                with version.open(f"d1/f{i:03d}") as f:
+                    assert f.read() == f"file {i}".encode()
+    assert logged[4] == logged[ingest.BATCH]
+
+
+def test_a_file_gone_in_a_later_batch_fails_the_log_with_earlier_batches_under_way(
+    local_store: forebear.Store, make_tree: Callable[..., Path], tiny_batches: None
+) -> None:
+    data = make_tree("data", {f"f{i:03d}": f"file {i}".encode() for i in range(60)})
+    local_store.upgrade()
+    artifact = forebear.Artifact("ds")
+    artifact.add_dir(data)
+    (data / "f030").unlink()  # after the walk: its batch finds it gone
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(InvalidPath, match="f030': the file disappeared after it was added"),
+    ):
+        run.log_artifact(artifact)
+    assert local_store.artifacts() == []
+    staging = Path(local_store.objects_url) / "tmp"
+    assert not staging.exists() or list(staging.iterdir()) == []  # nothing staged is left
+    (data / "f030").write_bytes(b"back")
+    with forebear.init(project="p", store=local_store) as run:
+        version = run.log_artifact(data, name="ds")
+    assert version.file_count == 60
+    assert local_store.verify() == []

@@ -454,3 +454,24 @@ def _default_name(source: Path) -> str:
     folder's name as it is."""
     resolved = source.resolve()
     return resolved.stem if source.is_file() and resolved.stem else resolved.name
+
+
+def refuse_store_files(
+    batch: Sequence[PendingFile | ManifestEntry], forbidden: frozenset[str]
+) -> None:
+    """Refuse a batch holding one of ``forbidden``, the store's own files (its catalog
+    and caches): logging a file that changes as it is logged cannot succeed."""
+    # only a file named like one of them is made absolute (doing it for every file took
+    # 31 ms of a log of 50,000 files here)
+    names = {os.path.basename(path) for path in forbidden} | {"", ".", ".."}
+    for item in batch:
+        if (
+            isinstance(item, PendingFile)
+            and item.local_path.rpartition(os.sep)[2] in names
+            and os.path.abspath(item.local_path) in forbidden
+        ):
+            raise InvalidPath(
+                f"cannot log {item.local_path!r}: it is one of the store's own files (its "
+                "catalog or caches); leave it out with a .forebearignore line or "
+                "ignore=[...], or keep the catalog outside the folder"
+            )

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from .errors import IntegrityError, InvalidPath
 from .hash_workers import HashPool, hash_files
-from .hashing import Progress
+from .hashing import HashResult, Progress
 from .statcache import FileStat, StatCache
 
 
@@ -47,46 +47,69 @@ def _changed(path: str) -> IntegrityError:
     )
 
 
-def fingerprint(
+def fingerprint_if_readable(
+    paths: Sequence[str], stats: Sequence[FileStat], cache: StatCache | None
+) -> list[Fingerprint | None]:
+    """The digest of each file (whose `stat_file` is given), reading only the files the
+    stat cache cannot vouch for; None for a file that cannot be read or changed while it
+    was hashed (for files whose digest is only compared, never recorded). A log goes
+    through the same steps, `look_up`, `hash_todo` and `settle`, on threads of its own."""
+    lookup = look_up(paths, stats, cache)
+    return settle(lookup, hash_todo(lookup), cache, tolerant=True)
+
+
+class Lookup(NamedTuple):
+    """Files the stat cache was asked about: what it knew of each (None: to hash), and
+    when that question was asked (the files to hash are hashed later)."""
+
+    paths: Sequence[str]
+    stats: Sequence[FileStat]
+    known: list[str | None]
+    began_ns: int
+
+    def todo(self) -> list[int]:
+        """The indices of the files to hash."""
+        return [i for i, digest in enumerate(self.known) if digest is None]
+
+
+def look_up(
     paths: Sequence[str],
     stats: Sequence[FileStat],
     cache: StatCache | None,
     progress: Progress | None = None,
-    pool: HashPool | None = None,
-) -> list[Fingerprint]:
-    """The digest of each file (whose `stat_file` is given), reading only the files the
-    stat cache cannot vouch for; a file that cannot be read, or changed while it was
-    hashed, raises. ``pool``: hashing workers kept across calls."""
-    found = _fingerprint(paths, stats, cache, progress, pool, tolerant=False)
-    return [f for f in found if f is not None]
-
-
-def fingerprint_if_readable(
-    paths: Sequence[str], stats: Sequence[FileStat], cache: StatCache | None
-) -> list[Fingerprint | None]:
-    """`fingerprint`, with None for a file that cannot be read or changed meanwhile (for
-    files whose digest is only compared, never recorded)."""
-    return _fingerprint(paths, stats, cache, None, None, tolerant=True)
-
-
-def _fingerprint(
-    paths: Sequence[str],
-    stats: Sequence[FileStat],
-    cache: StatCache | None,
-    progress: Progress | None,
-    pool: HashPool | None,
-    *,
-    tolerant: bool,
-) -> list[Fingerprint | None]:
-    known = cache.lookup(stats) if cache is not None else [None] * len(paths)
-    todo = [i for i, digest in enumerate(known) if digest is None]
+) -> Lookup:
+    """What the stat cache remembers of these files (``progress``: told their bytes)."""
+    known: list[str | None] = [None] * len(paths)
+    if cache is not None:
+        known = cache.lookup(stats)
     if progress is not None:
         progress(sum(stats[i].size for i, d in enumerate(known) if d is not None))
-    began_ns = time.time_ns()
-    names = [paths[i] for i in todo]
-    hashed = hash_files(names, [stats[i].size for i in todo], progress, pool)
+    # before any of them is read: a change within RACY_SECONDS of this is not trusted
+    return Lookup(paths, stats, known, time.time_ns())
+
+
+def hash_todo(
+    lookup: Lookup, progress: Progress | None = None, pool: HashPool | None = None
+) -> list[HashResult]:
+    """Hash the files the stat cache did not know, in order."""
+    todo = lookup.todo()
+    names = [lookup.paths[i] for i in todo]
+    return hash_files(names, [lookup.stats[i].size for i in todo], progress, pool)
+
+
+def settle(
+    lookup: Lookup,
+    hashed: Sequence[HashResult],
+    cache: StatCache | None,
+    *,
+    tolerant: bool = False,
+) -> list[Fingerprint | None]:
+    """Each file's fingerprint from what the stat cache knew and what was hashed (see
+    `hash_todo`), the new digests remembered; a file that could not be read or changed
+    meanwhile raises (``tolerant``: is None)."""
+    paths, stats = lookup.paths, lookup.stats
     fresh: dict[int, Fingerprint | None] = {}
-    for index, result in zip(todo, hashed, strict=True):
+    for index, result in zip(lookup.todo(), hashed, strict=True):
         try:
             if isinstance(result, str):
                 raise InvalidPath(f"cannot read {paths[index]!r}: {result}")
@@ -99,8 +122,9 @@ def _fingerprint(
             continue
         fresh[index] = Fingerprint(result.digest, result.size, stats[index], result.staged)
     if cache is not None:
+        began_ns = lookup.began_ns
         cache.remember((f.stat, f.digest, began_ns) for f in fresh.values() if f is not None)
     return [
         fresh[i] if digest is None else Fingerprint(digest, stats[i].size, stats[i])
-        for i, digest in enumerate(known)
+        for i, digest in enumerate(lookup.known)
     ]

@@ -17,17 +17,19 @@ in path-ordered batches, never all at once.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, cast
 
 from . import progress
-from .artifacts import Artifact, PendingFile
+from .artifacts import Artifact, PendingFile, refuse_store_files
 from .chunking import MIN_THRESHOLD, Chunking, ChunkList, ChunkRange
 from .cutting import FileCut, ahead, cut_file
 from .errors import InvalidInput, InvalidPath
-from .fingerprint import check_unchanged, fingerprint, stat_file
+from .fingerprint import Lookup, check_unchanged, hash_todo, look_up, settle, stat_file
 from .hash_workers import HashPool, hash_files
+from .hashing import HashResult
 from .manifest import ManifestEntry, ManifestWriter
 from .objects import TRANSFER_WORKERS, ObjectLocation
 from .processes import thread_pool
@@ -36,11 +38,16 @@ from .staged import Adoption, Staging
 from .statcache import FileStat, StatCache
 from .treekey import KeyBuilder, TreeKeys
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
 # Files fingerprinted (and then stored) per batch: enough to keep every core busy, few
 # enough that a batch's stats and digests stay a few tens of MB. Halved from 25,000: a
 # first log of 50,000 small files peaked at 145 MiB then, 131 MiB now, in the same time
 # (1.88-1.92 s against 1.92-2.45 s); 20,000 into packs on S3, 149 -> 140 MiB.
 BATCH = 12_500
+# Batches stated and not yet recorded, at most (beside the one being stated).
+IN_FLIGHT = 2
 # A manifest stays in memory up to this size, then goes to a temporary file.
 MANIFEST_IN_MEMORY = 8 << 20
 
@@ -101,6 +108,7 @@ def prepare(
     of a local store with packs, where the hashing workers stage small files' bytes (see
     `forebear.staged`)."""
     import tempfile  # not for an unchanged re-log, which prepares nothing
+    from concurrent.futures import wait
 
     rows = Spool(width=12)
     pool = HashPool(stage_into)  # one set of workers for every batch
@@ -111,16 +119,40 @@ def prepare(
         writer = ManifestWriter(manifest)
         keys: KeyBuilder | None = KeyBuilder()
         references = 0
-        with pool, progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect):
-            for batch in artifact.batches(BATCH):
-                if forbidden:
-                    _refuse_forbidden(batch, forbidden)
-                if keys is not None and not all(isinstance(i, PendingFile) for i in batch):
-                    keys = None  # references or kept entries: no stat describes them
-                rows.add(_fingerprint_batch(batch, writer, cache, pool, tick, expect, keys))
-                references += sum(
-                    e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
-                )
+        with (
+            pool,
+            progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect),
+            thread_pool(1, "forebear-hash") as hashing,
+            thread_pool(1, "forebear-record") as recording,
+        ):
+            # Three steps overlap, each on a thread of its own: this one walks and states a
+            # batch and asks the stat cache about it, the next hashes the batch before,
+            # the last checks and records the one before that. Before, the workers sat
+            # idle while this process stated and recorded.
+            in_flight: deque[Future[list[tuple[Any, ...]]]] = deque()
+            try:
+                for batch in artifact.batches(BATCH):
+                    if forbidden:
+                        refuse_store_files(batch, forbidden)
+                    if keys is not None and not all(isinstance(i, PendingFile) for i in batch):
+                        keys = None  # references or kept entries: no stat describes them
+                    lookup = _look_up_batch(batch, cache, keys, tick)
+                    expect(sum(stat.size for stat in lookup.stats))
+                    references += sum(
+                        e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
+                    )
+                    hashed = hashing.submit(hash_todo, lookup, tick, pool)
+                    in_flight.append(
+                        recording.submit(_record_batch, batch, lookup, hashed, writer, cache)
+                    )
+                    while len(in_flight) > IN_FLIGHT:
+                        rows.add(in_flight.popleft().result())
+                while in_flight:
+                    rows.add(in_flight.popleft().result())
+            finally:
+                for job in in_flight:  # failing: the batches under way end first
+                    job.cancel()
+                wait(in_flight)
             if stage_into is not None:
                 staging = Staging(pool.finish_staging(), pool.staging_files())
         digest = writer.finish()
@@ -137,46 +169,31 @@ def prepare(
     )  # fmt: skip
 
 
-def staging_folder(objects_root: str) -> str:
-    """Where the hashing workers stage small files for a local store with packs: its
-    temporary folder, on the same filesystem as its packs (a staging file is renamed)."""
-    return os.path.join(os.path.abspath(objects_root), "tmp")
-
-
-def _refuse_forbidden(batch: list[PendingFile | ManifestEntry], forbidden: frozenset[str]) -> None:
-    # only a file named like one of them is made absolute (doing it for every file took
-    # 31 ms of a log of 50,000 files here)
-    names = {os.path.basename(path) for path in forbidden} | {"", ".", ".."}
-    for item in batch:
-        if (
-            isinstance(item, PendingFile)
-            and item.local_path.rpartition(os.sep)[2] in names
-            and os.path.abspath(item.local_path) in forbidden
-        ):
-            raise InvalidPath(
-                f"cannot log {item.local_path!r}: it is one of the store's own files (its "
-                "catalog or caches); leave it out with a .forebearignore line or "
-                "ignore=[...], or keep the catalog outside the folder"
-            )
-
-
-def _fingerprint_batch(
+def _look_up_batch(
     batch: list[PendingFile | ManifestEntry],
-    writer: ManifestWriter,
     cache: StatCache | None,
-    pool: HashPool,
-    tick: Callable[[int], None],
-    expect: Callable[[int], None],
     keys: KeyBuilder | None,
-) -> list[tuple[Any, ...]]:
+    tick: Callable[[int], None],
+) -> Lookup:
+    """State the batch's files and ask the stat cache about them."""
     files = [item for item in batch if isinstance(item, PendingFile)]
     local_paths = [pending.local_path for pending in files]
     stats = [stat_file(path) for path in local_paths]
     if keys is not None:
         keys.add_paths(files)
         keys.add_stats(zip(files, stats, strict=True))
-    expect(sum(stat.size for stat in stats))
-    prints = iter(fingerprint(local_paths, stats, cache, tick, pool))
+    return look_up(local_paths, stats, cache, tick)
+
+
+def _record_batch(
+    batch: list[PendingFile | ManifestEntry],
+    lookup: Lookup,
+    hashed: Future[list[HashResult]],
+    writer: ManifestWriter,
+    cache: StatCache | None,
+) -> list[tuple[Any, ...]]:
+    """The batch's rows, once its files are hashed, its entries added to the manifest."""
+    prints = iter(settle(lookup, hashed.result(), cache))
     rows: list[tuple[Any, ...]] = []
     for item in batch:
         if isinstance(item, ManifestEntry):  # a reference: described when it was added
@@ -184,6 +201,7 @@ def _fingerprint_batch(
                          None, None, None, None, None, None, None))  # fmt: skip
             continue
         found = next(prints)
+        assert found is not None  # not tolerant: a file that cannot be read raised
         stat = found.stat
         staged = found.staged or (None, None)
         rows.append((item.path, found.digest, found.size, None, None,

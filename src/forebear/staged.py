@@ -147,3 +147,9 @@ def _tiles(slots: Iterable[tuple[int, int]], size: int) -> bool:
             return False
         end += length
     return end == size
+
+
+def staging_folder(objects_root: str) -> str:
+    """Where the hashing workers stage small files for a local store with packs: its
+    temporary folder, on the same filesystem as its packs (a staging file is renamed)."""
+    return os.path.join(os.path.abspath(objects_root), "tmp")

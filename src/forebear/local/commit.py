@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import ingest, progress
+from .. import ingest, progress, staged
 from ..chunking import ChunkList
 from ..db import audit, lifecycle, webhooks
 from ..db import chunks as db_chunks
@@ -173,7 +173,7 @@ def log(
     if prepared is None:
         objects = backend.objects
         packed = objects.is_local and objects.packs is not None
-        stage_into = ingest.staging_folder(objects.root) if packed else None
+        stage_into = staged.staging_folder(objects.root) if packed else None
         with ingest.prepare(
             artifact, backend.stat_cache, show, backend.own_files(), stage_into
         ) as mine:

@@ -245,7 +245,7 @@ class LazyLocalBackend(Backend):
         """Hash the files while the full backend opens in a thread, then log them there
         (``checked``: the re-log check found no version they make, nothing to ask again).
         An error opening the store is raised by the second `full`, once hashing is done."""
-        from .. import ingest, progress
+        from .. import ingest, progress, staged
         from ..statcache import StatCache
 
         if read_only(self.catalog.path) is not None:
@@ -256,7 +256,7 @@ class LazyLocalBackend(Backend):
         show = progress.wanted(show_progress)
         forbidden = config.own_files(self.catalog.path, stat_cache.path)
         root = local_root(self.objects_url)  # the folder the full backend's location opens
-        stage_into = ingest.staging_folder(root) if self.packed else None
+        stage_into = staged.staging_folder(root) if self.packed else None
         prepared = ingest.prepare(artifact, stat_cache, show, forbidden, stage_into)
         try:
             from . import commit  # after hashing: it brings SQLAlchemy, the thread's to load
