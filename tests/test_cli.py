@@ -402,3 +402,24 @@ def test_global_options_and_env_select_the_store(
     assert not (isolated / ".forebear").exists()
     with forebear.open(store_b) as store:
         assert [v.name for v in store.artifacts()] == ["only-b"]
+
+
+def test_a_program_calling_main_keeps_its_garbage_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the `forebear` program's log leaves the collector off until it exits; a program that
+    # calls main() goes on afterwards, and gets its collector back
+    import gc
+
+    from forebear.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a")
+    assert gc.isenabled()
+    main(["log", "data", "--name", "ds"])
+    assert gc.isenabled()
+    program = run_cli("log", "data", "--name", "ds2", cwd=tmp_path)
+    assert program.returncode == 0, program.stderr
+    with forebear.open(tmp_path / ".forebear") as store:
+        assert store.artifact("ds2").file_count == 1

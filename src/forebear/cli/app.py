@@ -8,6 +8,7 @@ inside commands, so `forebear --help` stays fast.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -147,8 +148,24 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+# Whether the process ends with the command: `main` run as the program (not called with
+# arguments by a program that goes on afterwards).
+_program = False
+
+
+def collector_off_to_the_end() -> None:
+    """Keep Python's cyclic garbage collector off until the process ends, if it ends with
+    this command. A log holds the collector off while it works (`collector_paused`);
+    turned on again, its first run looks at every object the log made and still holds
+    (40-60 ms of a log of 50,000 files here) just before the process exits anyway."""
+    if _program:
+        gc.disable()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line on stderr for every user mistake, never a traceback."""
+    global _program
+    _program = argv is None
     args = list(argv) if argv is not None else sys.argv[1:]
     if not args:
         args = ["--help"]

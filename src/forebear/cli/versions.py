@@ -11,7 +11,15 @@ from typing import Any
 import click
 
 from ..links import LINK_TYPES
-from .app import Context, command, fail, json_option, parse_moment, pass_context
+from .app import (
+    Context,
+    collector_off_to_the_end,
+    command,
+    fail,
+    json_option,
+    parse_moment,
+    pass_context,
+)
 from .output import describe_chunking, emit_json, human_size, table
 
 # `show` lists this many files unless asked for all.
@@ -110,6 +118,7 @@ def log_command(
 
     if not Path(path).exists():
         raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
+    collector_off_to_the_end()
     store = obj.store(create=True)  # first: a store made now is never logged either
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ForebearWarning)  # said below, in one line
