@@ -42,10 +42,11 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 # Files fingerprinted (and then stored) per batch: enough to keep every core busy, few
-# enough that a batch's stats and digests stay a few tens of MB. Halved from 25,000: a
-# first log of 50,000 small files peaked at 145 MiB then, 131 MiB now, in the same time
-# (1.88-1.92 s against 1.92-2.45 s); 20,000 into packs on S3, 149 -> 140 MiB.
-BATCH = 12_500
+# enough that the batches under way (up to three: see `prepare`) stay a few tens of MB.
+# Measured here: with three under way, 12,500 files a batch took a log of 20,000 small
+# files into packs on S3 to 149 MiB, 6,250 to 141 MiB; a first log of 50,000 small files
+# peaked at 133 and 128 MiB, in 1.89 and 1.93 s (means of four runs).
+BATCH = 6_250
 # Batches stated and not yet recorded, at most (beside the one being stated).
 IN_FLIGHT = 2
 # A manifest stays in memory up to this size, then goes to a temporary file.
