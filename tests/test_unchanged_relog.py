@@ -432,6 +432,30 @@ def test_a_helper_process_states_half_of_each_long_list_to_the_same_keys(
     )
 
 
+def test_the_check_of_many_files_takes_the_helper_process_as_it_is_set(
+    local_store: forebear.Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    full_logs: list[str],
+    not_racy: None,
+) -> None:
+    # with forebear's own settings, not a test's: a re-log of a folder of as many files as
+    # make a list long enough for a helper is stated by two processes
+    from forebear import stat_worker
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(stat_worker.HELPED):
+        (data / f"f{i:05d}").write_bytes(b"%d" % i)
+    first = log(local_store, data)
+    started: list[Any] = []
+    real = stat_worker._start_helper
+    monkeypatch.setattr(stat_worker, "_start_helper", lambda: started.append(1) or real())
+    assert log(local_store, data).ref == first.ref
+    assert full_logs == ["ds"]  # the second log hashed nothing
+    assert started == [1]
+
+
 # the helper's part of the first batch (found at the second), and of the last (found at
 # the end); the log's own part
 @pytest.mark.parametrize("which", ["d0/f0.bin", "d3/f11.bin", "d3/f39.bin"])

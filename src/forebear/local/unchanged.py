@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from ..objects import ObjectLocation
     from .backend import LocalBackend
 
+# Files stated per batch by the check: a batch of `stat_worker.HELPED` files or more is
+# stated by two processes (a log's own batches are smaller: it holds more for each file).
+CHECK_BATCH = 12_500
+
 
 class Questions(Protocol):
     """What this check asks the catalog, each in a short read: answered through
@@ -63,11 +67,11 @@ def logged_before(
     if roots_key is not None:  # no entry read unless these folders were logged before
         paths_key = stat_cache.paths_key_at(roots_key)
     else:
-        paths_key = treekey.paths_key(artifact, ingest.BATCH)
+        paths_key = treekey.paths_key(artifact, CHECK_BATCH)
     record = stat_cache.remembered_tree(paths_key) if paths_key else None
     if record is None:
         return None
-    keys = treekey.tree_keys(artifact, ingest.BATCH)  # both keys, in one pass
+    keys = treekey.tree_keys(artifact, CHECK_BATCH)  # both keys, in one pass
     if keys is None or (keys.paths_key, keys.stats_key) != (paths_key, record.stats_key):
         return None
     version = catalog.live_version(project, artifact.name, record.digest)
