@@ -29,6 +29,7 @@ def tiny_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Spill and batch after a handful of entries, so small tests take the paths that
     millions of entries take."""
     monkeypatch.setattr(spool, "SPILL_ROWS", 40)
+    monkeypatch.setattr(ingest, "ROWS_IN_MEMORY", 40)
     monkeypatch.setattr(ingest, "BATCH", 7)
     monkeypatch.setattr(ingest, "MANIFEST_IN_MEMORY", 256)
 
@@ -142,6 +143,7 @@ def test_a_spilled_log_gives_the_same_version_as_an_in_memory_one(
 
     in_memory = log_into("memory")
     monkeypatch.setattr(spool, "SPILL_ROWS", 40)
+    monkeypatch.setattr(ingest, "ROWS_IN_MEMORY", 40)
     monkeypatch.setattr(ingest, "BATCH", 7)
     monkeypatch.setattr(ingest, "MANIFEST_IN_MEMORY", 256)
     spilled = log_into("spilled")
@@ -240,7 +242,9 @@ import json, os, sys, tracemalloc
 import forebear
 from forebear import artifacts, download, ingest, spool, statcache
 from forebear.db import versions as db_versions
-spool.SPILL_ROWS = ingest.BATCH = artifacts._ADD_BATCH = 500
+from forebear.local import unchanged
+unchanged.CHECK_BATCH = 500
+spool.SPILL_ROWS = ingest.ROWS_IN_MEMORY = ingest.BATCH = artifacts._ADD_BATCH = 500
 db_versions._BATCH = download.PAGE_ENTRIES = 500
 ingest.MANIFEST_IN_MEMORY = 1 << 16
 statcache.RACY_SECONDS = 0.0  # the files were just written: let the re-log trust them

@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 BATCH = 6_250
 # Batches stated and not yet recorded, at most (beside the one being stated).
 IN_FLIGHT = 2
+# The log's rows held in memory before they go to a temporary file (in path order and only
+# read back in order, they cost about 0.6 us a row there). Against the 64,000 an artifact
+# keeps: first logs of 50,000 and 100,000 small files, 128 -> 112 and 153 -> 134 MiB.
+ROWS_IN_MEMORY = 16_000
 # A manifest stays in memory up to this size, then goes to a temporary file.
 MANIFEST_IN_MEMORY = 8 << 20
 
@@ -111,7 +115,7 @@ def prepare(
     import tempfile  # not for an unchanged re-log, which prepares nothing
     from concurrent.futures import wait
 
-    rows = Spool(width=12)
+    rows = Spool(width=12, spill_rows=ROWS_IN_MEMORY)
     pool = HashPool(stage_into)  # one set of workers for every batch
     staging: Staging | None = None
     # closed by Prepared.close, or below on failure
