@@ -2,8 +2,8 @@
 in path-ordered batches, never all at once.
 
 1. `prepare` stats and fingerprints each batch of files (the stat cache first, then every
-   core), writes the canonical manifest as it goes, hashing it on the way, and spools each
-   entry with what storing it will need.
+   core; up to three batches at once, each at its own step), writes the canonical manifest
+   as it goes, hashing it on the way, and spools each entry with what storing it needs.
 2. `store_objects`: batch by batch, registers the objects as pending, asks the location
    which it lacks (or holds with the wrong size), stores those, and checks that every file
    is still as it was when it was hashed. Large files are cut into content-defined chunks
