@@ -407,8 +407,8 @@ def test_global_options_and_env_select_the_store(
 def test_a_program_calling_main_keeps_its_garbage_collector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the `forebear` program's log leaves the collector off until it exits; a program that
-    # calls main() goes on afterwards, and gets its collector back
+    # the `forebear` program's log leaves the collector off and ends without taking the
+    # interpreter apart; a program that calls main() goes on afterwards, as it was
     import gc
 
     from forebear.cli.app import main
@@ -419,7 +419,25 @@ def test_a_program_calling_main_keeps_its_garbage_collector(
     assert gc.isenabled()
     main(["log", "data", "--name", "ds"])
     assert gc.isenabled()
-    program = run_cli("log", "data", "--name", "ds2", cwd=tmp_path)
-    assert program.returncode == 0, program.stderr
     with forebear.open(tmp_path / ".forebear") as store:
-        assert store.artifact("ds2").file_count == 1
+        assert store.artifact("ds").file_count == 1
+
+
+def test_the_log_program_ends_only_after_its_webhooks_are_sent(tmp_path: Path) -> None:
+    from .test_registry import SECRET, Receiver
+
+    receiver = Receiver()
+    try:
+        with forebear.open(tmp_path / ".forebear") as store:
+            store.add_webhook(receiver.url, events=["version.logged"], secret=SECRET)
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "a.txt").write_text("a")
+        done = run_cli("log", "data", "--name", "ds", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "ds:v0" in done.stdout  # its output, flushed before it ended
+        assert [e["event"] for e in receiver.events()] == ["version.logged"]
+        with forebear.open(tmp_path / ".forebear") as store:
+            (sent,) = store.webhook_deliveries()
+            assert sent.delivered_at is not None
+    finally:
+        receiver.close()

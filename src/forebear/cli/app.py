@@ -7,6 +7,8 @@ inside commands, so `forebear --help` stays fast.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -149,23 +151,42 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 # Whether the process ends with the command: `main` run as the program (not called with
-# arguments by a program that goes on afterwards).
+# arguments by a program that goes on afterwards); whether the command asked to end it
+# quickly; whether it succeeded.
 _program = False
+_end_quickly = False
+_succeeded = False
 
 
-def collector_off_to_the_end() -> None:
-    """Keep Python's cyclic garbage collector off until the process ends, if it ends with
-    this command. A log holds the collector off while it works (`collector_paused`);
-    turned on again, its first run looks at every object the log made and still holds
-    (40-60 ms of a log of 50,000 files here) just before the process exits anyway."""
+def end_quickly() -> None:
+    """Once this command succeeds, end the process without taking the interpreter apart, if
+    the process ends with the command; and keep Python's cyclic garbage collector off until
+    then. A log holds the collector off while it works (`collector_paused`): turned on
+    again, its first run looked at every object the log made and still held (40-60 ms of a
+    log of 50,000 files here), and taking the interpreter apart freed them one by one
+    (about 90 ms more). Every exit handler still runs first (a run is finished, webhooks
+    sent), and the output is flushed: nothing else is left to do then."""
+    global _end_quickly
     if _program:
         gc.disable()
+        _end_quickly = True
+
+
+def _exit_at_once() -> None:
+    """The last exit handler (registered before any other): end a command that asked to."""
+    if _end_quickly and _succeeded:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # closed, or a closed pipe
+                stream.flush()
+        os._exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line on stderr for every user mistake, never a traceback."""
-    global _program
+    global _program, _succeeded
     _program = argv is None
+    if _program:
+        atexit.register(_exit_at_once)  # first: exit handlers run last one first
     args = list(argv) if argv is not None else sys.argv[1:]
     if not args:
         args = ["--help"]
@@ -188,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _quiet_broken_pipe()
     if isinstance(code, int) and code:
         raise SystemExit(code)
+    _succeeded = True
 
 
 def _quiet_broken_pipe() -> NoReturn:

@@ -13,8 +13,8 @@ import click
 from ..links import LINK_TYPES
 from .app import (
     Context,
-    collector_off_to_the_end,
     command,
+    end_quickly,
     fail,
     json_option,
     parse_moment,
@@ -118,7 +118,7 @@ def log_command(
 
     if not Path(path).exists():
         raise click.BadParameter(f"{path!r} does not exist", param_hint="PATH")
-    collector_off_to_the_end()
+    end_quickly()
     store = obj.store(create=True)  # first: a store made now is never logged either
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ForebearWarning)  # said below, in one line
