@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -341,3 +343,38 @@ def test_a_file_gone_in_a_later_batch_fails_the_log_with_earlier_batches_under_w
         version = run.log_artifact(data, name="ds")
     assert version.file_count == 60
     assert local_store.verify() == []
+
+
+def test_a_failing_log_hashes_no_batch_it_had_not_begun(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    tiny_batches: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # batch 1 is hashed slowly; batch 2 waits its turn; batch 3 cannot be stated: the log
+    # fails once batch 1 is done, without hashing batch 2 for nothing
+    data = make_tree("data", {f"f{i:03d}": f"file {i}".encode() for i in range(21)})
+    failed = threading.Event()
+    hashed: list[str] = []
+    real_hash, real_stat = ingest.hash_todo, ingest.stat_file
+
+    def slow_hash(lookup: Any, *args: Any) -> Any:
+        assert failed.wait(60)
+        hashed.append(os.path.basename(lookup.paths[0]))
+        return real_hash(lookup, *args)
+
+    def stat(path: str) -> Any:
+        if path.endswith("f014"):  # the first file of the third batch of seven
+            failed.set()
+            raise InvalidPath(f"cannot log {path!r}: gone")
+        return real_stat(path)
+
+    monkeypatch.setattr(ingest, "hash_todo", slow_hash)
+    monkeypatch.setattr(ingest, "stat_file", stat)
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(InvalidPath, match="f014': gone"),
+    ):
+        run.log_artifact(data, name="ds")
+    assert hashed == ["f000"]
+    assert local_store.artifacts() == []

@@ -113,7 +113,6 @@ def prepare(
     of a local store with packs, where the hashing workers stage small files' bytes (see
     `forebear.staged`)."""
     import tempfile  # not for an unchanged re-log, which prepares nothing
-    from concurrent.futures import wait
 
     rows = Spool(width=12, spill_rows=ROWS_IN_MEMORY)
     pool = HashPool(stage_into)  # one set of workers for every batch
@@ -154,10 +153,10 @@ def prepare(
                         rows.add(in_flight.popleft().result())
                 while in_flight:
                     rows.add(in_flight.popleft().result())
-            finally:
-                for job in in_flight:  # failing: the batches under way end first
-                    job.cancel()
-                wait(in_flight)
+            except BaseException:  # failing: drop the batches not begun, end those under way
+                hashing.shutdown(cancel_futures=True)
+                recording.shutdown(cancel_futures=True)
+                raise
             if stage_into is not None:
                 staging = Staging(pool.finish_staging(), pool.staging_files())
         digest = writer.finish()
