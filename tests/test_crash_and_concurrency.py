@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,21 @@ WRITER = textwrap.dedent(
 NO_GRACE = dt.timedelta(0)  # collect leftovers at once, however young
 
 
+_started: list[subprocess.Popen[str]] = []  # this test's writers
+
+
+@pytest.fixture(autouse=True)
+def no_writer_left() -> Iterator[None]:
+    """A writer paused by a test that failed before it killed the writer is killed: it
+    would wait forever."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
+
+
 def start_writer(
     store_dir: Path,
     data_dir: Path,
@@ -75,7 +91,7 @@ def start_writer(
     ready: Path | None = None,
     **env: str,
 ) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -91,6 +107,8 @@ def start_writer(
         stderr=subprocess.PIPE,
         text=True,
     )
+    _started.append(process)
+    return process
 
 
 def wait_ready(process: subprocess.Popen[str], ready: Path, timeout: float = 60) -> None:
