@@ -3,6 +3,7 @@ in from the developer's shell, and no run left active."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 import forebear
 from forebear import active
+from forebear.hashing import HASH_ALGORITHM
 from forebear.objects import ObjectLocation
 
 if TYPE_CHECKING:
@@ -244,9 +246,23 @@ def reopen(store: forebear.Store, **options: object) -> forebear.Store:
     return forebear.Store(store.db_url, store.objects_url, **options)  # type: ignore[arg-type]
 
 
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> forebear.Store:
+@pytest.fixture(params=["local", "team"])
+def loose_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[forebear.Store]:
+    """A store in format 2 (one file per object, as before packs), on each backend this
+    process reaches itself: for tests of loose objects themselves."""
+    opened = open_store(request, tmp_path, loose=True)
+    yield opened
+    opened.close()
+
+
+def open_store(
+    request: pytest.FixtureRequest, tmp_path: Path, *, loose: bool = False
+) -> forebear.Store:
+    """The store ``request.param`` names (see `store`); ``loose``: in format 2."""
+    if loose:
+        assert request.param != "server", "a server's store is made by the server"
     if request.param == "local":
-        opened = forebear.open(tmp_path / "store")
+        opened = forebear.open(format_2(tmp_path / "store") if loose else tmp_path / "store")
     elif request.param == "server":
         from .serving import ForebearServer
 
@@ -255,10 +271,16 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> forebear.Store
         opened = server.store()
         opened.server = server  # type: ignore[attr-defined]  # for tests that add users
     else:
+        objects_url = request.getfixturevalue("s3_url")
+        if loose:
+            import s3fs
+
+            body = format_2_body()
+            s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(
+                f"{objects_url}/forebear.json", body
+            )
         opened = forebear.Store(
-            request.getfixturevalue("postgres_url"),
-            request.getfixturevalue("s3_url"),
-            cache_dir=tmp_path / "cache",
+            request.getfixturevalue("postgres_url"), objects_url, cache_dir=tmp_path / "cache"
         )
     return opened
 
@@ -291,12 +313,51 @@ def objects_behind(store: forebear.Store) -> ObjectLocation:
 
 
 def corrupt(store: forebear.Store, digest: str, data: bytes) -> None:
-    """Overwrite a stored object behind forebear's back, on any backend."""
+    """Overwrite a stored object behind forebear's back, on any backend: a loose object's
+    file, or (in a store with packs) its bytes in their pack, from the first (as many of
+    ``data`` as the object has)."""
     objects = objects_behind(store)
-    path = objects.path_of(digest)
+    slot = objects.packed([digest]).get(digest)
+    if slot is None:
+        path = objects.path_of(digest)
+        if objects.is_local:
+            os.chmod(path, 0o644)
+        objects.fs.pipe_file(path, data)
+        return
+    assert objects.packs is not None
+    path = objects.packs.path(slot.pack)
     if objects.is_local:
         os.chmod(path, 0o644)
-    objects.fs.pipe_file(path, data)
+    raw = bytearray(objects.fs.cat_file(path))
+    damage = data[: slot.length]
+    raw[slot.offset : slot.offset + len(damage)] = damage
+    objects.fs.pipe_file(path, bytes(raw))
+
+
+def stored_digests(store: forebear.Store) -> set[str]:
+    """Every object the store's location holds: loose ones, and those its packs hold (as
+    each pack's index copy lists them)."""
+    objects = objects_behind(store)
+    found = set(objects.iter_digests())
+    if objects.packs is not None:
+        for pack in objects.iter_packs():
+            found |= objects.packs.read_index(pack.digest)[1].keys()
+    return found
+
+
+def format_2(location: Path) -> Path:
+    """Make ``location`` (a folder not yet a store) a store as forebear created them before
+    packs (format 2: one file per object), for tests about loose objects themselves. The
+    store's catalog and the rest are made when it is first opened."""
+    location.mkdir(parents=True, exist_ok=True)
+    (location / "forebear.json").write_bytes(format_2_body())
+    return location
+
+
+def format_2_body() -> bytes:
+    """A format file of format 2, with a new store id."""
+    body = {"format_version": 2, "hash": HASH_ALGORITHM, "store_id": uuid.uuid4().hex}
+    return json.dumps(body).encode()
 
 
 @pytest.fixture

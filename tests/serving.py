@@ -69,7 +69,7 @@ class ForebearServer:
     def over_folder(cls, root: Path, **options: Any) -> ForebearServer:
         """A server over SQLite + a folder: the store in ``root/store`` (made here), its
         log in ``root/server.log``; ``options`` as for the constructor."""
-        (root / "store").mkdir()
+        (root / "store").mkdir(exist_ok=True)  # a test may have begun it (`format_2`)
         return cls(
             f"sqlite:///{root / 'store' / 'meta.db'}", str(root / "store"),
             root / "server.log", **options,
