@@ -209,7 +209,10 @@ class BlockFile:
                 view.release()
             if self._own_buffers:
                 for buffer in self._buffers:
-                    buffer.close()
+                    # closing after a failed write: the error's traceback may still hold a
+                    # slice of the buffer, which then goes with the traceback
+                    with contextlib.suppress(BufferError):
+                        buffer.close()
 
     def _drain_block(self) -> None:
         self._wait()  # blocks go out in order: the one before first (its error raised here)

@@ -172,7 +172,8 @@ def collect_packs(
     sparse: list[db_packs.PackUsage] = []
     for pack in db_packs.usage(session, keep):
         known.add(pack.digest)
-        if pack.created_at.timestamp() > cutoff:
+        if pack.created_at.timestamp() > cutoff:  # its unneeded objects: kept, and said so
+            report.kept_young += len(pack.slots.keys() - pack.live)
             continue
         if not pack.live:
             dead.append(pack.digest)

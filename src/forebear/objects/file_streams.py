@@ -120,10 +120,12 @@ def receive_file(
     waiting = [0]  # their bytes
     done: list[str] = []  # stored, not yet told to ``on_stored``
     done_bytes = [0]
+    packs = location.packs
 
     def settle(most: int) -> None:
         """Wait until at most ``most`` bytes are still being stored; tell ``on_stored``
-        about what was, a batch at a time (or all of it, once nothing is in flight)."""
+        about what was, a batch at a time (or all of it, once nothing is in flight; into
+        packs, whole batches only: each seals a pack, and the rest is told at the end)."""
         while in_flight and waiting[0] > most:
             digest, size, future = in_flight.popleft()
             future.result()
@@ -131,7 +133,9 @@ def receive_file(
             done.append(digest)
             done_bytes[0] += size
         batch_full = len(done) >= STORED_BATCH or done_bytes[0] >= STORED_BYTES
-        if done and (batch_full or not in_flight):
+        if done and (batch_full or (not in_flight and packs is None)):
+            if packs is not None:  # a receipt names a durable chunk: its pack sealed first
+                location.flush()
             on_stored(list(done))
             done.clear()
             done_bytes[0] = 0
@@ -188,6 +192,9 @@ def receive_file(
         pool.shutdown(wait=True)
         with contextlib.suppress(Exception):  # a failure: what did get stored is recorded
             done.extend(digest for digest, _, future in in_flight if not future.exception())
+            # into a pack being filled: sealed now, so that an upload cut off and resumed
+            # sends only what is still missing (the chunks are kept, each checked)
+            location.flush()
             if done:
                 on_stored(done)
     if hasher.hexdigest() != chunks.digest:
