@@ -64,11 +64,12 @@ if tool.startswith("forebear"):
 
     s3fs.S3FileSystem.set_session = set_session
     import forebear
-    store = forebear.Store(f"sqlite:///{folder}/catalog.db", url, cache_dir=f"{folder}/cache")
+    made = {"forebear": 2, "forebear-packs": 3}[tool] if step == "upload" else None
+    store = forebear.Store(
+        f"sqlite:///{folder}/catalog.db", url, cache_dir=f"{folder}/cache", format=made
+    )
     start = time.perf_counter()
     if step == "upload":
-        if tool == "forebear-packs":
-            store.upgrade()
         with forebear.init(project="bench", store=store) as run:
             run.log_artifact(f"{folder}/data", name="small")
     else:

@@ -74,13 +74,12 @@ def reading(folder: Path, size: int, repeat: int) -> dict[str, float]:
             left -= step
     plain = functools.partial(open, data, "rb")
     read_all(plain)  # warm
-    packed = forebear.open(folder / "packed")
-    packed.upgrade()  # format 3: the chunks go into packs
+    packed = forebear.open(folder / "packed", format=3)  # the chunks go into packs
     with forebear.init(project="bench", name="write", store=packed) as run:
         run.log_artifact(str(data), name="big")
     in_packs = through_forebear(packed, plain, size, repeat)
     packed.close()
-    store = forebear.open(folder / "store")
+    store = forebear.open(folder / "store", format=2)  # each chunk a file of its own
     with forebear.init(project="bench", name="write", store=store) as run:
         run.log_artifact(str(data), name="big")
     through = through_forebear(store, plain, size, repeat)

@@ -11,8 +11,9 @@ an empty database and bucket prefix: "direct" is a Store over them, "server" a S
 through `forebear server` over another pair, with a token. Both log the same FILES small
 files (4 KiB of random bytes each) as one version, then one file of BIG MiB (stored in
 chunks). Then a file of RSS MiB is logged through the server while the server process's
-resident memory is sampled every 50 ms: its peak is reported. With --packs, both stores
-are upgraded to format 3 first (small objects in packs; the section "server-bench-packs").
+resident memory is sampled every 50 ms: its peak is reported. Both stores are made in
+format 2 (a file per object), or with --packs in format 3 (small objects in packs; the
+section "server-bench-packs").
 """
 
 from __future__ import annotations
@@ -82,9 +83,7 @@ def timed_log(store: forebear.Store, source: Path, name: str) -> float:
 
 class ServerProcess:
     def __init__(self, db_url: str, objects_url: str, log: Path, *, packs: bool) -> None:
-        direct = forebear.Store(db_url, objects_url)
-        if packs:
-            direct.upgrade()
+        direct = forebear.Store(db_url, objects_url, format=3 if packs else 2)
         direct.add_user("bench", admin=True)
         self.token = direct.create_token("bench", "bench")
         direct.close()
@@ -159,10 +158,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
     try:
         direct = forebear.Store(
             fresh_database(pg["FOREBEAR_TEST_PG_URL"]), f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}",
-            cache_dir=work / "direct-cache",
+            cache_dir=work / "direct-cache", format=3 if args.packs else 2,
         )  # fmt: skip
-        if args.packs:
-            direct.upgrade()
         found["direct_small"] = timed_log(direct, small, "small")
         found["direct_big"] = timed_log(direct, big, "big")
         direct.close()

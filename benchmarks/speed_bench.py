@@ -41,7 +41,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 TOOLS = ("forebear", "forebear-packs", "dvc", "mlflow")
 LABELS = {
-    "forebear": "forebear",
+    "forebear": "forebear, format 2",
     "forebear-packs": "forebear, format 3 (packs)",
     "dvc": "DVC",
     "mlflow": "MLflow",
@@ -404,16 +404,20 @@ class Tool:
 
 
 class Forebear(Tool):
-    """forebear's own command line, with the catalog and objects in one store folder."""
+    """forebear's own command line, with the catalog and objects in one store folder made
+    in format 2 (one file per object, as forebear before packs)."""
 
     key = "forebear"
+    store_format = "2"
 
     def __init__(self, exe: Path) -> None:
         self.exe = exe
 
     def setup(self, folder: Path) -> None:
         super().setup(folder)
-        run_quiet([str(self.exe), "--objects", str(folder / "store"), "init"], cwd=folder)
+        store = str(folder / "store")
+        init = [str(self.exe), "--objects", store, "init", "--format", self.store_format]
+        run_quiet(init, cwd=folder)
 
     def command(self, folder: Path, name: str) -> tuple[list[str], Path]:
         store, data = folder / "store", self.workspace(folder) / name
@@ -430,13 +434,11 @@ class Forebear(Tool):
 
 
 class ForebearPacks(Forebear):
-    """forebear on a store upgraded to format 3: small files and chunks go into packs."""
+    """forebear on a store in format 3, as `forebear init` makes one: small files and
+    chunks go into packs."""
 
     key = "forebear-packs"
-
-    def setup(self, folder: Path) -> None:
-        super().setup(folder)
-        run_quiet([str(self.exe), "--objects", str(folder / "store"), "upgrade"], cwd=folder)
+    store_format = "3"
 
     def stored(self, folder: Path) -> int:
         return tree_size(folder / "store" / "objects") + tree_size(folder / "store" / "packs")

@@ -13,11 +13,7 @@ import pytest
 
 import forebear
 
-from .conftest import corrupt, objects_behind
-
-
-def object_files(store: forebear.Store) -> set[str]:
-    return set(objects_behind(store).iter_digests())
+from .conftest import corrupt, stored_digests
 
 
 def test_spec_example_script(
@@ -166,9 +162,9 @@ def test_same_bytes_stored_once_across_versions_and_artifacts(
     second = make_tree("second", {"copy-of-a.bin": shared, "c.bin": b"only in second"})
     with forebear.init(project="p", store=store) as run:
         v_a = run.log_artifact(first, name="alpha")
-        before = object_files(store)
+        before = stored_digests(store)
         v_b = run.log_artifact(second, name="beta")
-    after = object_files(store)
+    after = stored_digests(store)
     # beta adds only its new file and its manifest; the shared bytes are not stored again
     digests = {e.path: e.digest for e in v_b.manifest}
     assert after - before == {digests["c.bin"], v_b.digest}
@@ -182,12 +178,12 @@ def test_new_version_stores_only_changed_files(
     data = make_tree("data", files)
     with forebear.init(project="p", store=store) as run:
         v0 = run.log_artifact(data, name="table")
-        before = object_files(store)
+        before = stored_digests(store)
         (data / "part-3.csv").write_text("changed\n")
         (data / "part-20.csv").write_text("new\n")
         v1 = run.log_artifact(data, name="table")
     assert (v0.version, v1.version) == ("v0", "v1")
-    new_objects = object_files(store) - before
+    new_objects = stored_digests(store) - before
     entries = {e.path: e.digest for e in v1.manifest}
     assert new_objects == {entries["part-3.csv"], entries["part-20.csv"], v1.digest}
     changes = v0.diff(v1)

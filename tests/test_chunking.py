@@ -25,7 +25,7 @@ import forebear
 from forebear.chunking import Chunking, ChunkList, cut_bytes
 from forebear.hashing import hash_bytes, hash_file
 
-from .conftest import corrupt, count_object_reads, run_cli
+from .conftest import corrupt, count_object_reads, format_2, run_cli, stored_digests
 
 FIXTURE = Path(__file__).parent / "data" / "store-v1"
 # Small settings, so that a file of a few MiB has hundreds of chunks.
@@ -48,14 +48,17 @@ def assert_not_logged(
         store.versions("table")
 
 
-def stored_objects(store: forebear.Store) -> set[str]:
-    return set(store.objects.iter_digests())
-
-
 @pytest.fixture
 def chunked(store: forebear.Store) -> forebear.Store:
     store.chunking = SMALL
     return store
+
+
+@pytest.fixture
+def chunked_loose(loose_store: forebear.Store) -> forebear.Store:
+    """`chunked` in format 2: each chunk a file of its own."""
+    loose_store.chunking = SMALL
+    return loose_store
 
 
 @pytest.fixture
@@ -223,11 +226,11 @@ def test_appended_and_edited_versions_store_only_what_changed(
     size = path.stat().st_size
     with forebear.init(project="p", store=chunked) as run:
         run.log_artifact(table, name="table")
-        before = stored_objects(chunked)
+        before = stored_digests(chunked)
         with path.open("ab") as f:  # 1 % appended
             f.write(random.Random(2).randbytes(size // 100))
         v1 = run.log_artifact(table, name="table")
-        appended = stored_objects(chunked) - before
+        appended = stored_digests(chunked) - before
         data = bytearray(path.read_bytes())  # 1 % rewritten in the middle
         middle = len(data) // 2
         data[middle : middle + size // 100] = random.Random(3).randbytes(size // 100)
@@ -257,7 +260,7 @@ def test_show_reports_new_and_shared_bytes(tmp_path: Path) -> None:
     lines = {line.split()[0]: line for line in shown.stdout.splitlines() if line.strip()}
     assert "stored when it was logged" in lines["new"]
     assert "MiB already stored" in lines["shared"]
-    assert "in chunks of 512.0 KiB on average" in lines["chunking"]
+    assert "in chunks of 64.0 KiB on average" in lines["chunking"]  # packs: small chunks
     as_json = json.loads(run_cli("show", "ds:v1", "--json", cwd=tmp_path).stdout)
     assert as_json["new_bytes"] < (1 << 20) < as_json["shared_bytes"]
     assert as_json["new_bytes"] + as_json["shared_bytes"] == as_json["size"]
@@ -417,7 +420,7 @@ def test_the_disk_is_asked_to_read_ahead_only_for_chunks_not_in_memory(
     """Reading a chunked file from a local store asks the kernel to read the next chunks
     ahead (``posix_fadvise`` WILLNEED, an open per chunk) only when they are not in the
     page cache: a file read a moment ago costs no hint."""
-    store = forebear.open(tmp_path / "store", chunking=SMALL)
+    store = forebear.open(format_2(tmp_path / "store"), chunking=SMALL)  # a file a chunk
     with forebear.init(project="p", store=store) as run:
         version = run.log_artifact(table, name="table")
     paths = [store.objects.path_of(d) for d in chunk_objects(store, version).digests]
@@ -460,7 +463,10 @@ def test_the_disk_is_asked_to_read_ahead_only_for_chunks_not_in_memory(
         assert asked
 
 
-def test_a_missing_chunk_is_named(chunked: forebear.Store, table: Path, tmp_path: Path) -> None:
+def test_a_missing_chunk_is_named(
+    chunked_loose: forebear.Store, table: Path, tmp_path: Path
+) -> None:
+    chunked = chunked_loose
     with forebear.init(project="p", store=chunked) as run:
         version = run.log_artifact(table, name="table")
     chunks = chunk_objects(chunked, version)
@@ -650,8 +656,9 @@ def test_a_file_is_cut_alike_by_its_worker_process_and_in_this_one(
 
 
 def test_gc_keeps_shared_chunks_and_removes_orphans(
-    chunked: forebear.Store, table: Path, tmp_path: Path
+    chunked_loose: forebear.Store, table: Path, tmp_path: Path
 ) -> None:
+    chunked = chunked_loose  # packed orphans: tests/test_packs.py
     path = table / "rows.bin"
     with forebear.init(project="p", store=chunked) as run:
         v0 = run.log_artifact(table, name="table")
@@ -661,7 +668,7 @@ def test_gc_keeps_shared_chunks_and_removes_orphans(
         v1 = run.log_artifact(table, name="table")
     shared = set(chunk_objects(chunked, v0).digests) & set(chunk_objects(chunked, v1).digests)
     assert len(shared) > 100
-    kept = stored_objects(chunked)
+    kept = stored_digests(chunked)
     # what a crashed writer leaves: a chunk no version uses, and a chunk list of its own
     orphan = chunked.objects.put_bytes(b"a chunk of a version never committed" * 100)
     unused = ChunkList("ab" * 16, 3600, (orphan,), (3600,), SMALL)
@@ -669,7 +676,7 @@ def test_gc_keeps_shared_chunks_and_removes_orphans(
     assert set(chunked.gc(dry_run=True)) == set()  # younger than the grace period
     assert set(chunked.gc(dry_run=True, grace=dt.timedelta(0))) == {orphan, unused.digest}
     assert set(chunked.gc(grace=dt.timedelta(0))) == {orphan, unused.digest}
-    assert stored_objects(chunked) == kept
+    assert stored_digests(chunked) == kept
     assert chunked.objects.read_chunk_list(unused.digest) is None
     assert chunked.verify() == []
     assert (v0.download(tmp_path / "v0") / "rows.bin").read_bytes() == first

@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import socket
-import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 import forebear
 
-from .conftest import run_cli
+from .conftest import corrupt, format_2, run_cli
 
 STORE_DIR = ".forebear"
 
@@ -47,16 +46,6 @@ def assert_user_error(done: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, f"expected one line on stderr, got:\n{done.stderr}"
     assert lines[0].startswith("forebear: error: ")
     return lines[0]
-
-
-def corrupt(path: str | Path, data: bytes) -> None:
-    """Overwrite a stored object; objects are read-only files, so make it writable first."""
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
-    Path(path).write_bytes(data)
-
-
-def object_path(store_dir: Path, digest: str) -> Path:
-    return store_dir / "objects" / digest[:2] / digest[2:]
 
 
 @pytest.fixture
@@ -280,8 +269,8 @@ def test_verify_reports_a_corrupted_object(isolated: Path, data: Path, tmp_path:
 
     with forebear.open(STORE_DIR) as store:
         digest = store.artifact("ds").entry("b.txt").digest
-    assert digest is not None
-    corrupt(object_path(isolated / STORE_DIR, digest), b"BRAVO\n")
+        assert digest is not None
+        corrupt(store, digest, b"BRAVO\n")
 
     done = run_cli("verify")
     assert done.returncode == 1
@@ -302,8 +291,9 @@ def test_verify_reports_a_corrupted_object(isolated: Path, data: Path, tmp_path:
     assert not (dest / "b.txt").exists()
 
 
-def test_gc_dry_run_then_delete(data: Path, tmp_path: Path) -> None:
-    with forebear.open(STORE_DIR) as store:
+def test_gc_dry_run_then_delete(isolated: Path, data: Path, tmp_path: Path) -> None:
+    # a store of loose objects, whose orphan is a file of its own (packs: test_packs.py)
+    with forebear.open(format_2(isolated / STORE_DIR)) as store:
         with forebear.init(name="setup", store=store) as run:
             run.log_artifact(data, name="ds")
         orphan = store.objects.put_bytes(b"left behind by a crashed writer")
@@ -387,7 +377,7 @@ def test_global_options_and_env_select_the_store(
     ok(*select_a, "log", str(data), "--name", "only-a")
     assert (store_a / "catalog.db").is_file()
     assert (store_a / "forebear.json").is_file()
-    assert any((store_a / "objects").iterdir())
+    assert any((store_a / "packs").iterdir())
 
     ok("log", str(data), "--name", "only-b", env={"FOREBEAR_DIR": str(store_b)})
     assert (store_b / "meta.db").is_file()

@@ -17,7 +17,7 @@ import pytest
 
 import forebear
 
-from .conftest import clean_env
+from .conftest import clean_env, format_2
 
 # A writer process. It logs ``files`` files of ``size`` random bytes as artifact ``name``;
 # with PAUSE_AT set it stops forever at that point, after writing READY, so the test can
@@ -155,7 +155,7 @@ def test_six_processes_logging_one_artifact_get_v0_to_v5(tmp_path: Path) -> None
 def test_sigkill_mid_log_leaves_no_partial_version_and_rerun_reuses_objects(
     tmp_path: Path, pause_at: str
 ) -> None:
-    store_dir = tmp_path / "store"
+    store_dir = format_2(tmp_path / "store")  # a file an object, paused after the third
     data = make_dataset(tmp_path / "data", 8, 64 * 1024, "crash")
     ready = tmp_path / "ready"
     writer = start_writer(store_dir, data, "ds", pause_at, ready)
@@ -202,7 +202,7 @@ def test_sigkill_mid_log_leaves_no_partial_version_and_rerun_reuses_objects(
 def test_gc_keeps_objects_of_a_live_writer_and_collects_them_once_it_died(
     tmp_path: Path,
 ) -> None:
-    store_dir = tmp_path / "store"
+    store_dir = format_2(tmp_path / "store")  # a file an object, paused after the second
     data = make_dataset(tmp_path / "data", 6, 4096, "live")
     ready = tmp_path / "ready"
     # a short lease (renewed every 2.5 s while the writer lives, so a loaded machine has

@@ -403,12 +403,6 @@ def pair(make_tree: Callable[..., Path], store: forebear.Store) -> forebear.Arti
     return log(store, folder, name="pair")
 
 
-def object_of(store: forebear.Store, version: forebear.ArtifactVersion, path: str) -> str:
-    digest = version.entry(path).digest
-    assert digest is not None
-    return store.objects.path_of(digest)
-
-
 def test_corrupted_object_is_never_handed_over(
     pair: forebear.ArtifactVersion, store: forebear.Store, tmp_path: Path
 ) -> None:
@@ -445,9 +439,12 @@ def test_corrupted_object_is_not_trusted_from_a_warm_cache(
 
 
 def test_deleted_object_names_the_entry(
-    pair: forebear.ArtifactVersion, store: forebear.Store, tmp_path: Path
+    make_tree: Callable[..., Path], loose_store: forebear.Store, tmp_path: Path
 ) -> None:
-    store.objects.fs.rm_file(object_of(store, pair, "bad.txt"))
+    store = loose_store  # each object a file of its own (a pack lost: tests/test_packs.py)
+    folder = make_tree("pair", {"good.txt": "good bytes\n", "bad.txt": "fine for now\n"})
+    pair = log(store, folder, name="pair")
+    store.objects.fs.rm_file(store.objects.path_of(pair.entry("bad.txt").digest or ""))
     dest = tmp_path / "fresh"
     with pytest.raises(forebear.ForebearError) as caught:
         pair.download(dest)

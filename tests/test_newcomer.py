@@ -15,7 +15,7 @@ import pytest
 
 import forebear
 
-from .conftest import REPO, clean_env, corrupt, run_cli
+from .conftest import REPO, clean_env, corrupt, format_2, run_cli
 
 
 def ok(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -171,8 +171,9 @@ def test_special_files_are_reported_not_silently_dropped(make_tree: Callable[...
 
 
 def test_repair_restores_lost_objects_from_files_found_by_content(
-    store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+    loose_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
+    store = loose_store  # objects lost one by one (a damaged pack: tests/test_packs.py)
     data = make_tree("data", {"a.bin": b"A" * 3000, "b.bin": b"B" * 4000, "c.bin": b"C" * 10})
     with forebear.init(project="p", store=store) as run:
         version = run.log_artifact(data, name="ds")
@@ -200,7 +201,7 @@ def test_repair_from_the_cli(project: Path, tmp_path: Path) -> None:
     ok("log", "data/raw", "--name", "raw", cwd=project)
     with forebear.open(project / ".forebear") as store:
         version = store.artifact("raw")
-        store.objects.delete(version.entry("a.csv").digest or "")
+        corrupt(store, version.entry("a.csv").digest or "", b"damaged!")
     assert run_cli("verify", cwd=project).returncode == 1
     done = ok("repair", "--from", "data", cwd=project)
     assert "restored" in done.stdout and "from" in done.stdout
@@ -216,7 +217,8 @@ def test_repair_restores_a_chunk_of_a_large_file(
 
     small = Chunking.around(avg_size=16 << 10, threshold=128 << 10)
     data = make_tree("data", {"big.bin": os.urandom(600_000)})
-    with forebear.Store(objects_url=str(tmp_path / "s"), chunking=small) as store:
+    location = str(format_2(tmp_path / "s"))  # a file a chunk, one of them lost
+    with forebear.Store(objects_url=location, chunking=small) as store:
         with forebear.init(project="p", store=store) as run:
             version = run.log_artifact(data, name="big")
         chunks = store.content.chunk_lists(version.iter_entries())[

@@ -24,7 +24,7 @@ from forebear.hashing import hash_bytes
 from forebear.objects import ObjectLocation
 from forebear.objects.packs import PackSlot, runs_in_packs
 
-from .conftest import cli_ok, open_store, python_in_own_mounts
+from .conftest import cli_ok, format_2, open_store, python_in_own_mounts, run_cli
 from .serving import ForebearServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::forebear.ForebearWarning")
@@ -160,7 +160,7 @@ def test_a_pack_waiting_too_long_is_recorded_without_waiting_for_the_flush(
 def test_a_format_2_store_keeps_its_loose_objects_readable_after_the_upgrade(
     tmp_path: Path,
 ) -> None:
-    store = forebear.open(tmp_path / "store")
+    store = forebear.open(format_2(tmp_path / "store"))  # as an older forebear made it
     with forebear.init(project="p", store=store) as run:
         old = run.log_artifact(tree(tmp_path / "a", 5), name="old")
     before = loose_objects(store)
@@ -493,10 +493,47 @@ def test_a_pack_file_no_writer_recorded_is_removed_after_an_hour(tmp_path: Path)
     assert store.verify() == []
 
 
+def test_a_new_store_is_made_in_format_3(tmp_path: Path) -> None:
+    store = tmp_path / "project" / ".forebear"
+    store.parent.mkdir()
+    cli_ok(store, "init")
+    assert re.search(r"format\s+3,", cli_ok(store, "status"))
+    assert json.loads((store / "forebear.json").read_text())["format_version"] == 3
+    assert cli_ok(store, "upgrade") == "the store is in format 3 already\n"
+    tree(tmp_path / "data", 12)
+    cli_ok(store, "log", str(tmp_path / "data"), "--name", "ds")
+    with forebear.open(store) as opened:
+        assert len(pack_files(opened)) == 1 and loose_objects(opened) == []
+
+
+def test_a_store_is_made_in_the_format_asked_for_and_keeps_its_own(
+    make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    older = tmp_path / "older" / ".forebear"
+    older.parent.mkdir()
+    cli_ok(older, "init", "--format", "2")
+    assert re.search(r"format\s+2,", cli_ok(older, "status"))
+    cli_ok(older, "log", str(make_tree("d", {"a.txt": "a", "b.txt": "b"})), "--name", "ds")
+    with forebear.open(older) as opened:
+        assert pack_files(opened) == [] and len(loose_objects(opened)) == 3
+    refused = run_cli("--objects", str(older), "init", "--format", "3")
+    assert refused.returncode == 1 and "'forebear upgrade' moves it to format 3" in refused.stderr
+    assert run_cli("--objects", str(older), "init", "--format", "4").returncode == 2
+    with pytest.raises(forebear.StoreError, match="in format 2 already"):
+        forebear.open(older, format=3)
+    with pytest.raises(forebear.InvalidInput, match="a new store is format 2 or 3"):
+        forebear.open(tmp_path / "never", format=1)
+    assert not (tmp_path / "never").exists()  # nothing made
+    with forebear.open(tmp_path / "made", format=2) as made:
+        assert made.objects.format_version == 2
+    with forebear.open(tmp_path / "made") as again:  # its own format, whatever the default
+        assert again.objects.format_version == 2
+
+
 def test_a_newer_format_is_refused_and_the_cli_upgrades_and_rebuilds(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    store = project / ".forebear"
+    store = format_2(project / ".forebear")  # as an older forebear made it
     cli_ok(store, "init")
     assert re.search(r"format\s+2,", cli_ok(store, "status"))
     assert "from format 2 to format 3" in cli_ok(store, "upgrade")
@@ -511,7 +548,7 @@ def test_a_newer_format_is_refused_and_the_cli_upgrades_and_rebuilds(tmp_path: P
 
 
 def test_a_format_2_store_is_left_as_it_is(make_tree: Callable[..., Path], tmp_path: Path) -> None:
-    store = forebear.open(tmp_path / "store")
+    store = forebear.open(format_2(tmp_path / "store"))
     with forebear.init(project="p", store=store) as run:
         run.log_artifact(make_tree("d", {"a.txt": "a", "b.txt": "b"}), name="ds")
     assert pack_files(store) == [] and len(loose_objects(store)) == 3
@@ -659,7 +696,7 @@ def test_a_full_disk_fails_the_log_clearly_and_leaves_no_short_pack(
 def test_push_and_pull_between_packed_and_loose_stores(tmp_path: Path) -> None:
     packed = forebear.open(tmp_path / "packed")
     packed.upgrade()
-    loose = forebear.open(tmp_path / "loose")
+    loose = forebear.open(format_2(tmp_path / "loose"))
     data = tree(tmp_path / "data", 50, big=2_000_000)
     with forebear.init(project="p", store=packed) as run:
         run.log_artifact(data, name="ds")
@@ -667,8 +704,7 @@ def test_push_and_pull_between_packed_and_loose_stores(tmp_path: Path) -> None:
     assert report.objects_copied > 0 and pack_files(loose) == []  # format 2 stays loose
     out = loose.artifact("p/ds").download(tmp_path / "out")
     assert (out / "big.bin").read_bytes() == (data / "big.bin").read_bytes()
-    again = forebear.open(tmp_path / "again")
-    again.upgrade()
+    again = forebear.open(tmp_path / "again")  # new: in packs
     loose.push(again)  # from loose objects into the target's packs
     assert loose_objects(again) == [] and len(pack_files(again)) == 1
     assert again.verify() == [] and loose.verify() == []
@@ -738,6 +774,7 @@ def test_an_impossible_index_row_is_refused_by_name_and_rebuilt(
 def test_only_a_server_admin_may_upgrade_or_rebuild_the_index(tmp_path: Path) -> None:
     from .serving import ForebearServer
 
+    format_2(tmp_path / "store")  # as an older forebear made it
     server = ForebearServer.over_folder(tmp_path)
     try:
         writer = server.store(server.user("alice", {"p": "writer"}))

@@ -26,7 +26,7 @@ from forebear.local import LocalBackend
 from forebear.local.commit import CatalogQuestions
 from forebear.local.lazy import LazyLocalBackend, reached_directly
 
-from .conftest import clean_env, cli_ok, python_in_own_mounts
+from .conftest import clean_env, cli_ok, format_2, python_in_own_mounts
 
 BIG = 3 << 20  # chunked with a 1 MiB chunking threshold
 pytestmark = pytest.mark.usefixtures("not_racy")  # every test writes its files just before
@@ -43,7 +43,7 @@ def data(make_tree: Callable[..., Path]) -> Path:
 @pytest.fixture
 def folder(tmp_path: Path, data: Path) -> Path:
     """A store (no packs, chunks above 1 MiB) where ``data`` made p/ds:v0."""
-    path = tmp_path / "store"
+    path = format_2(tmp_path / "store")  # packed: test_a_packed_store_re_logs_quickly...
     with forebear.open(path, chunking=CHUNKING) as store:
         log(store, data)
     return path

@@ -17,6 +17,8 @@ from forebear.db import engine as engine_module
 from forebear.objects import ObjectLocation
 from forebear.objects import local as local_objects
 
+from .conftest import format_2
+
 FIXTURE = Path(__file__).parent / "data" / "store-v1"
 
 
@@ -52,8 +54,11 @@ def test_a_file_changed_while_hashing_is_refused(
 
 
 def test_a_file_changed_while_storing_is_refused(
-    store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    loose_store: forebear.Store, make_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # each file stored from its source after hashing (packs store the bytes they hashed:
+    # tests/test_staged.py)
+    store = loose_store
     data = make_tree("data", {"a.bin": b"A" * 1000})
     location_kind = type(store.objects)  # a folder or an object store
     real_put = location_kind.put_files
@@ -75,12 +80,14 @@ def test_a_file_changed_while_storing_is_refused(
     [(errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")],
 )
 def test_a_full_disk_or_read_only_location_leaves_nothing_partial(
-    local_store: forebear.Store,
+    tmp_path: Path,
     make_tree: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
     code: int,
     message: str,
 ) -> None:
+    # a file an object, the third refused (packs: tests/test_packs.py)
+    local_store = forebear.open(format_2(tmp_path / "store"))
     data = make_tree("data", {f"f{i}.bin": bytes([i]) * 5000 for i in range(5)})
     real_publish = local_objects.move_into_place
     published: list[str] = []

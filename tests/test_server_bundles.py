@@ -16,6 +16,7 @@ from forebear import wire
 from forebear.hashing import hash_bytes
 from forebear.objects.bundles import encode_index
 
+from .conftest import format_2
 from .serving import ForebearServer
 
 pytestmark = pytest.mark.server
@@ -38,11 +39,20 @@ def requests_to(log: Path, path: str, method: str = "POST") -> int:
 
 @pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
 def test_many_small_files_go_up_in_a_few_bundles(
+    tmp_path: Path, make_tree: Callable[..., Path], packed: bool
+) -> None:
+    if not packed:
+        format_2(tmp_path / "store")  # a store an older forebear made: loose objects
+    server = ForebearServer.over_folder(tmp_path)
+    try:
+        bundles_go_up(server, tmp_path, make_tree, packed)
+    finally:
+        server.stop()
+
+
+def bundles_go_up(
     server: ForebearServer, tmp_path: Path, make_tree: Callable[..., Path], packed: bool
 ) -> None:
-    if packed:
-        with server.store() as admin:  # through the server, which keeps packs from now on
-            admin.upgrade()
     token = server.user("alice", {"iris": "writer"})
     files: dict[str, str | bytes] = {f"f{n:04d}.txt": f"row {n}\n" * 40 for n in range(600)}
     data = make_tree("many", files)

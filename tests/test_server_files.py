@@ -18,10 +18,11 @@ import httpx2 as httpx
 import pytest
 
 import forebear
-from forebear.chunking import ChunkList
+from forebear.chunking import ChunkList, cut_bytes
 from forebear.hashing import hash_bytes
 from forebear.objects.file_streams import encode_header
 
+from .conftest import format_2
 from .serving import ForebearServer
 from .test_server_bundles import requests_to
 
@@ -247,22 +248,36 @@ class CuttingProxy:
         self.listener.close()
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
 def test_a_file_upload_cut_off_resumes_with_the_chunks_still_missing(
-    server: ForebearServer, tmp_path: Path
+    tmp_path: Path, packed: bool
 ) -> None:
+    if not packed:
+        format_2(tmp_path / "store")  # a store an older forebear made: a file a chunk
+    server = ForebearServer.over_folder(tmp_path)
+    try:
+        upload_cut_off_and_resumed(server, tmp_path)
+    finally:
+        server.stop()
+
+
+def upload_cut_off_and_resumed(server: ForebearServer, tmp_path: Path) -> None:
     token = server.user("alice", {"iris": "writer"})
     table = tmp_path / "table.bin"
     data = os.urandom(32 << 20)
     table.write_bytes(data)
     catalog = tmp_path / "store" / "meta.db"
+    # the chunks the server's store cuts the file into (small ones where it keeps packs)
+    cuts = cut_bytes(data, server.direct.chunking)
+    sizes = {hash_bytes(data[offset : offset + length]): length for offset, length in cuts}
 
     def receipts_for_8_mib() -> None:
-        """Wait until the server has recorded 8 MiB of the chunks it received."""
+        """Wait until the server has received, checked and recorded 8 MiB of chunks."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with contextlib.closing(sqlite3.connect(catalog)) as connection:
                 digests = [row[0] for row in connection.execute("SELECT digest FROM uploads")]
-            if sum(server.direct.objects.size_of(d) for d in digests) >= 8 << 20:
+            if sum(sizes.get(d, 0) for d in digests) >= 8 << 20:
                 return
             time.sleep(0.05)
 

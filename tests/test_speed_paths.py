@@ -9,7 +9,7 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -19,7 +19,7 @@ import forebear
 from forebear import fingerprint as fingerprint_module
 from forebear import hash_workers, hashing, processes
 
-from .conftest import corrupt, run_cli
+from .conftest import corrupt, format_2, run_cli
 
 
 @pytest.fixture
@@ -217,12 +217,20 @@ def test_a_folder_that_vanishes_mid_log_is_named(
 # -- link types ------------------------------------------------------------------------
 
 
+@pytest.fixture
+def loose_local(tmp_path: Path) -> Iterator[forebear.Store]:
+    """A local store in format 2: each object a file a link can be (a file kept in a pack
+    is always a checked copy)."""
+    with forebear.open(format_2(tmp_path / "store")) as opened:
+        yield opened
+
+
 def test_every_link_type_gives_the_stored_bytes(
-    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+    loose_local: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     data = make_tree("data", {"a.bin": b"A" * 5000, "sub/b.txt": "hello"})
-    version = log(local_store, data)
-    object_of_a = Path(local_store.objects.path_of(version.entry("a.bin").digest or ""))
+    version = log(loose_local, data)
+    object_of_a = Path(loose_local.objects.path_of(version.entry("a.bin").digest or ""))
     for link in ("auto", "copy", "hardlink", "symlink"):
         out = version.download(tmp_path / link, link=link)
         assert (out / "a.bin").read_bytes() == b"A" * 5000
@@ -237,22 +245,22 @@ def test_every_link_type_gives_the_stored_bytes(
 
 
 def test_editing_a_downloaded_copy_never_changes_the_store(
-    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+    loose_local: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     data = make_tree("data", {"a.bin": b"A" * 5000})
-    version = log(local_store, data)
+    version = log(loose_local, data)
     out = version.download(tmp_path / "out")  # the default link type
     with open(out / "a.bin", "r+b") as f:
         f.write(b"edited")
-    assert local_store.verify() == []
+    assert loose_local.verify() == []
     assert version.open("a.bin").read() == b"A" * 5000
 
 
 def test_reflink_is_refused_clearly_where_the_filesystem_cannot(
-    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+    loose_local: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     data = make_tree("data", {"a.bin": b"A" * 5000})
-    version = log(local_store, data)
+    version = log(loose_local, data)
     try:
         out = version.download(tmp_path / "out", link="reflink")
     except forebear.InvalidInput as exc:  # ext4, tmpfs...
@@ -261,8 +269,20 @@ def test_reflink_is_refused_clearly_where_the_filesystem_cannot(
         assert not list((tmp_path / "out").iterdir())  # no temporary file left behind
     else:  # btrfs, XFS...: a clone, not the object itself
         assert (out / "a.bin").read_bytes() == b"A" * 5000
-        assert not os.path.samefile(out / "a.bin", local_store.objects.path_of(
+        assert not os.path.samefile(out / "a.bin", loose_local.objects.path_of(
             version.entry("a.bin").digest or ""))  # fmt: skip
+
+
+def test_files_kept_in_packs_are_checked_copies_whatever_the_link_type(
+    local_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = make_tree("data", {"a.bin": b"A" * 5000})
+    version = log(local_store, data)
+    assert local_store.objects.packed([version.entry("a.bin").digest or ""])
+    for link in ("hardlink", "symlink"):
+        path = version.download(tmp_path / link, link=link) / "a.bin"
+        assert not path.is_symlink() and path.stat().st_nlink == 1
+        assert path.read_bytes() == b"A" * 5000
 
 
 def test_a_corrupted_object_is_never_linked(
@@ -294,7 +314,7 @@ def test_unknown_link_types_and_symlinks_into_a_cache_are_refused(
 
 def test_cli_get_takes_a_link_type(make_tree: Callable[..., Path], tmp_path: Path) -> None:
     data = make_tree("data", {"a.bin": b"A" * 5000})
-    store_dir = tmp_path / "store"
+    store_dir = format_2(tmp_path / "store")  # a file an object, to link to
     assert run_cli("--objects", str(store_dir), "log", str(data)).returncode == 0
     done = run_cli("--objects", str(store_dir), "get", "data:v0", str(tmp_path / "o"),
                    "--link", "hardlink")  # fmt: skip

@@ -27,7 +27,14 @@ import forebear
 from forebear.hashing import hash_bytes
 from forebear.objects import open_location
 
-from .conftest import clean_env, corrupt, python_in_own_mounts, run_cli
+from .conftest import (
+    clean_env,
+    corrupt,
+    format_2,
+    format_2_body,
+    python_in_own_mounts,
+    run_cli,
+)
 
 NO_GRACE = dt.timedelta(0)
 IS_ROOT = os.geteuid() == 0
@@ -35,7 +42,9 @@ needs_root = pytest.mark.skipif(
     not IS_ROOT, reason="mounts and PID namespaces need root (CI runs as root)"
 )
 
-# A writer that stops after storing N objects until the file GO exists, then carries on.
+COMMIT = "commit"  # `start_writer` pauses before the commit
+# A writer that stops after storing N objects (or before its commit) until the file GO
+# exists, then carries on.
 WRITER = textwrap.dedent(
     """
     import os, sys, time
@@ -43,23 +52,35 @@ WRITER = textwrap.dedent(
     import forebear
     from forebear import objects
 
+    from forebear.local import commit
+
     store_dir, data_dir, name, limit, ready, go = sys.argv[1:7]
     original = objects.LocalLocation.put_file
     stored = []
 
+    def pause():
+        Path(ready).write_text(str(os.getpid()))
+        give_up = time.monotonic() + 600  # a test that failed before saying go
+        while not Path(go).exists():
+            if time.monotonic() > give_up:
+                sys.exit(4)
+            time.sleep(0.02)
+
     def put_file(self, local_path, digest, progress=None, **options):
         if len(stored) == int(limit):
-            Path(ready).write_text(str(os.getpid()))
-            give_up = time.monotonic() + 600  # a test that failed before saying go
-            while not Path(go).exists():
-                if time.monotonic() > give_up:
-                    sys.exit(4)
-                time.sleep(0.02)
+            pause()
         result = original(self, local_path, digest, progress, **options)
         stored.append(digest)
         return result
 
-    objects.LocalLocation.put_file = put_file
+    def commit_logged(*args, original=commit.commit_logged, **options):
+        pause()
+        return original(*args, **options)
+
+    if limit == COMMIT:  # everything stored (in packs, say), the commit not begun
+        commit.commit_logged = commit_logged
+    else:  # a file an object (format 2): paused before the object after the limit
+        objects.LocalLocation.put_file = put_file
     try:
         with forebear.init(project="p", name="writer", store=store_dir) as run:
             version = run.log_artifact(data_dir, name=name)
@@ -72,12 +93,14 @@ WRITER = textwrap.dedent(
 
 
 def start_writer(
-    store_dir: Path, data: Path, name: str, limit: int, tmp_path: Path, **env: str
+    store_dir: Path, data: Path, name: str, limit: int | str, tmp_path: Path, **env: str
 ) -> tuple[subprocess.Popen[str], Path, Path]:
+    """A writer logging ``data`` paused once it stored ``limit`` objects (a store in format
+    2), or (``COMMIT``) once it stored them all, before its commit."""
     ready, go = tmp_path / f"ready-{name}", tmp_path / f"go-{name}"
     process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(store_dir), str(data), name, str(limit),
-         str(ready), str(go)],
+        [sys.executable, "-c", WRITER.replace("COMMIT", repr(COMMIT)), str(store_dir),
+         str(data), name, str(limit), str(ready), str(go)],
         env=clean_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -104,15 +127,22 @@ def log(store: forebear.Store, data: Path, name: str = "ds") -> forebear.Artifac
 
 
 @needs_root
-def test_a_full_disk_never_leaves_a_short_object_that_a_retry_trusts(tmp_path: Path) -> None:
-    """A real full filesystem (a small tmpfs): the log fails, nothing short is published,
-    and the retry after space is freed stores a version that verifies."""
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
+def test_a_full_disk_never_leaves_a_short_object_that_a_retry_trusts(
+    tmp_path: Path, packed: bool
+) -> None:
+    """A real full filesystem (a small tmpfs): the log fails, nothing short is published
+    (no object, no pack), and the retry after space is freed stores a version that
+    verifies."""
+    older = "" if packed else format_2_body().decode()
     script = textwrap.dedent(
         f"""
         import os, sys
         from pathlib import Path
         import forebear
         objects, catalog = Path("{tmp_path}/objects"), "sqlite:///{tmp_path}/meta.db"
+        if {older!r}:  # a store as forebear made them before packs
+            (objects / "forebear.json").write_text({older!r})
         data = Path("{tmp_path}/data"); data.mkdir()
         payload = os.urandom(1536 * 1024)  # two write blocks: the second one is cut short
         (data / "big.bin").write_bytes(payload)
@@ -126,8 +156,8 @@ def test_a_full_disk_never_leaves_a_short_object_that_a_retry_trusts(tmp_path: P
             sys.exit("the log should have failed on the full disk")
         except forebear.StoreError as exc:
             assert "space" in str(exc).lower(), exc
-        for path in (objects / "objects").rglob("*"):
-            if path.is_file():
+        for path in [*(objects / "objects").rglob("*"), *(objects / "packs").rglob("*")]:
+            if path.is_file() and path.suffix != ".idx":  # a pack is named by its digest too
                 from forebear.hashing import hash_bytes
                 assert hash_bytes(path.read_bytes()) == path.parent.name + path.name, path
         filler.unlink()
@@ -326,6 +356,7 @@ def test_gc_keeps_young_leftovers_and_says_so(
 ) -> None:
     log(local_store, make_tree("data", {"a.txt": "a"}))
     stray = local_store.objects.put_bytes(b"left by a crashed writer a minute ago")
+    local_store.objects.flush()  # its pack sealed and recorded, as a writer does
     report = local_store.gc()
     assert report.objects == [] and report.kept_young == 1
     assert report.grace == dt.timedelta(days=7)
@@ -338,11 +369,15 @@ def test_gc_keeps_young_leftovers_and_says_so(
 
 
 @needs_root
-def test_gc_in_another_pid_namespace_keeps_a_live_writers_objects(tmp_path: Path) -> None:
-    store_dir = tmp_path / "store"
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
+def test_gc_in_another_pid_namespace_keeps_a_live_writers_objects(
+    tmp_path: Path, packed: bool
+) -> None:
+    store_dir = tmp_path / "store" if packed else format_2(tmp_path / "store")
     forebear.open(store_dir).close()
     data = dataset(tmp_path / "data", 6, 4096, "live")
-    writer, _ready, go = start_writer(store_dir, data, "ds", 3, tmp_path)
+    pause = COMMIT if packed else 3
+    writer, _ready, go = start_writer(store_dir, data, "ds", pause, tmp_path)
     gc = textwrap.dedent(
         f"""
         import datetime as dt, forebear
@@ -370,7 +405,7 @@ def test_gc_honours_registrations_a_writer_made_before_the_catalog_was_migrated(
     """A writer that opened the catalog before revision 0011 registers its objects a row
     each in ``pending_objects`` until it ends: gc keeps them while its lease is live, and
     collects them (and the rows) once it expired, as it does registrations made since."""
-    store_dir = tmp_path / "store"
+    store_dir = format_2(tmp_path / "store")  # a file an object (packs: tests/test_packs.py)
     with forebear.open(store_dir) as store:
         old = store.objects.put_bytes(b"stored by a writer from before the migration")
         new = store.objects.put_bytes(b"stored by a writer of today")
@@ -446,12 +481,14 @@ def test_gc_waits_for_a_writer_registering_beside_it_on_postgresql(
     assert failed == [] and kept == [{digest}]
 
 
-def test_a_writer_whose_lease_was_taken_never_commits(tmp_path: Path) -> None:
-    store_dir = tmp_path / "store"
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
+def test_a_writer_whose_lease_was_taken_never_commits(tmp_path: Path, packed: bool) -> None:
+    store_dir = tmp_path / "store" if packed else format_2(tmp_path / "store")
     forebear.open(store_dir).close()
     data = dataset(tmp_path / "data", 6, 4096, "paused")
+    pause = COMMIT if packed else 3
     writer, _ready, go = start_writer(
-        store_dir, data, "ds", 3, tmp_path, FOREBEAR_LEASE_SECONDS="1"
+        store_dir, data, "ds", pause, tmp_path, FOREBEAR_LEASE_SECONDS="1"
     )
     os.kill(writer.pid, signal.SIGSTOP)  # paused: its lease is no longer renewed
     try:
@@ -494,14 +531,16 @@ def test_runs_are_judged_alive_without_writing(local_store: forebear.Store, tmp_
 # -- 4. a catalog deleted or replaced mid-log ----------------------------------------------
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
-def test_a_catalog_gone_mid_log_fails_the_log(tmp_path: Path, how: str) -> None:
-    store_dir = tmp_path / "store"
+def test_a_catalog_gone_mid_log_fails_the_log(tmp_path: Path, how: str, packed: bool) -> None:
+    store_dir = tmp_path / "store" if packed else format_2(tmp_path / "store")
     forebear.open(store_dir).close()
     other = tmp_path / "other"
     forebear.open(other).close()
     data = dataset(tmp_path / "data", 4, 2048, how)
-    writer, _ready, go = start_writer(store_dir, data, "ds", 2, tmp_path)
+    pause = COMMIT if packed else 2
+    writer, _ready, go = start_writer(store_dir, data, "ds", pause, tmp_path)
     for suffix in ("", "-wal", "-shm"):
         (store_dir / f"meta.db{suffix}").unlink(missing_ok=True)
     if how == "replaced":
@@ -714,8 +753,9 @@ def test_a_killed_downloads_temporary_files_are_gone_after_the_next(
 
 
 def test_logging_again_restores_a_deleted_object(
-    store: forebear.Store, make_tree: Callable[..., Path]
+    loose_store: forebear.Store, make_tree: Callable[..., Path]
 ) -> None:
+    store = loose_store  # an object lost alone (packed: tests/test_unchanged_relog.py)
     data = make_tree("data", {"a.txt": "a", "b.txt": "b"})
     version = log(store, data)
     store.objects.delete(version.entry("a.txt").digest or "")
@@ -970,12 +1010,13 @@ def test_deep_metadata_and_config_are_refused_in_python(
 
 
 def test_odd_ui_requests_get_a_4xx_with_a_hint(
-    local_store: forebear.Store, make_tree: Callable[..., Path]
+    tmp_path: Path, make_tree: Callable[..., Path]
 ) -> None:
     from starlette.testclient import TestClient
 
     from forebear.web.app import create_app
 
+    local_store = forebear.open(format_2(tmp_path / "store"))  # an object lost alone
     version = log(local_store, make_tree("d", {"a.txt": "a"}))
     local_store.objects.delete(version.entry("a.txt").digest or "")
     with TestClient(create_app(local_store), base_url="http://127.0.0.1") as client:

@@ -11,6 +11,7 @@ from typing import Any
 from . import settings as config
 from .backend import Backend
 from .chunking import Chunking
+from .errors import InvalidInput
 from .reports import TransferReport
 
 
@@ -24,12 +25,21 @@ def connect(
     chunking: Chunking | None,
     create: bool,
     token: str | None = None,
+    new_format: int | None = None,
 ) -> tuple[Backend, Path]:
-    """The backend, and the folder of its local cache."""
+    """The backend, and the folder of its local cache; ``new_format``: the storage format
+    of a store made now (see `Store`)."""
     if objects_url is not None:  # a folder may come as a pathlib.Path
         objects_url = os.fspath(objects_url)
+    if new_format is not None:
+        _check_format(new_format)
     server = config.server_url(db_url, objects_url)
     if server is not None:
+        if new_format is not None:
+            raise InvalidInput(
+                "a forebear server's store is made by the server: a format is chosen where "
+                "it runs (forebear --db ... --objects ... init --format N)"
+            )
         from .remote import RemoteBackend  # its HTTP client loads only when used
 
         remote = RemoteBackend(
@@ -54,10 +64,22 @@ def connect(
             cache_max_bytes=cache_max_bytes,
             chunking=chunking,
             create=create,
+            format=new_format,
         )
 
-    local = open_lazily(settings, create, open_full) or open_full()
-    return local, settings.cache_dir
+    lazily = open_lazily(settings, create, open_full) if new_format is None else None
+    return lazily or open_full(), settings.cache_dir
+
+
+def _check_format(version: object) -> None:
+    from .objects.formatfile import NEW_STORE_FORMAT, STORE_FORMATS
+
+    if type(version) is not int or version not in STORE_FORMATS:
+        choices = " or ".join(map(str, STORE_FORMATS))
+        raise InvalidInput(
+            f"format {version!r}: a new store is format {choices} (2 keeps one file per "
+            f"object, as forebear before packs; {NEW_STORE_FORMAT}, the default, packs them)"
+        )
 
 
 def transfer(

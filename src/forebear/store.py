@@ -1,9 +1,8 @@
 """`Store`: where artifacts live, and `open`.
 
-A thin façade: it chooses a backend (`LocalBackend` for a catalog URL and an object
-location reached from this process) and turns what the backend returns into
-`ArtifactVersion`, `Run` and `Lineage` objects. Everything it does goes through the backend
-interface (`backend.Backend`), so another backend serves the same API.
+A thin façade: it chooses a backend (`LocalBackend` for a catalog and objects reached from
+this process) and turns what the backend returns into `ArtifactVersion`, `Run` and `Lineage`
+objects. All goes through the backend interface, so another backend serves the same API.
 """
 
 from __future__ import annotations
@@ -40,9 +39,10 @@ if TYPE_CHECKING:
 
 class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
     """Where artifacts live: a SQL catalog (``db_url``) and an object location
-    (``objects_url``), created on first use (unless ``create`` is false); or a forebear
-    server (``Store("https://...")``, or ``FOREBEAR_URL``), shown ``token`` (default:
-    ``FOREBEAR_TOKEN``, else the one ``forebear login`` kept). See `forebear.open`."""
+    (``objects_url``), created on first use (unless ``create`` is false; in storage
+    ``format`` 3, packs, unless 2 is asked); or a forebear server (``Store("https://...")``,
+    or ``FOREBEAR_URL``), shown ``token`` (default: ``FOREBEAR_TOKEN``, else the one
+    ``forebear login`` kept). See `forebear.open`."""
 
     def __init__(
         self,
@@ -55,10 +55,12 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
         chunking: Chunking | None = None,
         create: bool = True,
         token: str | None = None,
+        format: int | None = None,
     ) -> None:
         self.backend, self.cache_dir = connect(
             db_url, objects_url, cache_dir=cache_dir, storage_options=storage_options,
             cache_max_bytes=cache_max_bytes, chunking=chunking, create=create, token=token,
+            new_format=format,
         )  # fmt: skip
         self.opened_content: ContentReader | None = None
 
@@ -76,8 +78,7 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
 
     @property
     def content(self) -> ContentReader:
-        """Entries and bytes of committed versions (made on first use: a listing never
-        loads what reads bytes)."""
+        """Entries and bytes of committed versions (made on first use: a listing skips it)."""
         if self.opened_content is None:
             from . import content as contents
 

@@ -49,13 +49,14 @@ class Context:
         self.objects = objects
         self._store: Store | None = None
 
-    def store(self, *, create: bool = False) -> Store:
-        """The store; only commands that write may create it (``create``): a read-only
-        command where there is no store says so and makes nothing."""
+    def store(self, *, create: bool = False, new_format: int | None = None) -> Store:
+        """The store; only commands that write may create it (``create``, in format
+        ``new_format`` if given): a read-only command where there is no store says so and
+        makes nothing."""
         if self._store is None:
             from ..store import Store
 
-            self._store = Store(self.db, self.objects, create=create)
+            self._store = Store(self.db, self.objects, create=create, format=new_format)
         return self._store
 
 

@@ -22,9 +22,22 @@ from .output import emit_json, human_size
     metavar="URL",
     help="Object location URL to record in ./forebear.toml.",
 )
+@click.option(
+    "--format",
+    "new_format",
+    type=click.IntRange(2, 3),
+    help="Storage format of the new store: 3 (the default) keeps small files in packs; 2 "
+    "keeps one file per object, readable by forebear versions before packs.",
+)
 @json_option
 @pass_context
-def init(obj: Context, init_db: str | None, init_objects: str | None, as_json: bool) -> None:
+def init(
+    obj: Context,
+    init_db: str | None,
+    init_objects: str | None,
+    new_format: int | None,
+    as_json: bool,
+) -> None:
     """Make a store in this folder (optional: the first log makes one too).
 
     Without options it makes ./.forebear/, which every command and script in this folder
@@ -35,6 +48,7 @@ def init(obj: Context, init_db: str | None, init_objects: str | None, as_json: b
     \b
     Examples:
       forebear init
+      forebear init --format 2
       forebear init --db postgresql+psycopg://forebear@db/forebear --objects s3://ml/forebear
     """
     from ..settings import CONFIG_FILE, DEFAULT_DIR, write_config
@@ -48,7 +62,7 @@ def init(obj: Context, init_db: str | None, init_objects: str | None, as_json: b
         obj.db, obj.objects = db, objects
     else:
         obj.objects = str(Path(DEFAULT_DIR).resolve())  # here, whatever a parent holds
-    store = obj.store(create=True)
+    store = obj.store(create=True, new_format=new_format)
     status = store.status()
     info = {
         "db": status["catalog"],

@@ -71,6 +71,7 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
         cache_max_bytes: int | None = None,
         chunking: Chunking | None = None,
         create: bool = True,
+        format: int | None = None,  # `Store`'s own name for it
     ) -> None:
         self.source = settings.source
         self.actor = config.local_actor()  # who the audit trail says made each change
@@ -104,8 +105,9 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
         ensure_schema(self.engine, read_only=self.read_only is not None, create=create)
         self.catalog_file = CatalogFile(settings.db_url)
         self.store_id = identity.bind(
-            self.objects, self.engine, writable=self.read_only is None, create=create
-        )
+            self.objects, self.engine, writable=self.read_only is None, create=create,
+            new_format=format,
+        )  # fmt: skip
         self.attach_packs()
         self.sender = webhooks.Sender(self.engine)
         after_commit(self.engine, self.sender.after_commit)

@@ -18,24 +18,39 @@ import uuid
 from ..db import identity
 from ..db.engine import Engine, read_session, redact, write_session
 from ..errors import StoreError, StoreNotFound
-from ..objects import ObjectLocation
+from ..objects import NEW_STORE_FORMAT, ObjectLocation
 
 
 def bind(
-    location: ObjectLocation, engine: Engine, *, writable: bool = True, create: bool = True
+    location: ObjectLocation,
+    engine: Engine,
+    *,
+    writable: bool = True,
+    create: bool = True,
+    new_format: int | None = None,
 ) -> str | None:
     """The store id shared by the catalog and the location, recorded on a side that lacks
     it (unless not ``writable``); `StoreError` when they belong to different stores, and
-    `StoreNotFound` when the location is not a store yet and ``create`` is not set."""
+    `StoreNotFound` when the location is not a store yet and ``create`` is not set. A
+    location made a store here is made in format ``new_format`` (by default the newest);
+    one in another format already is refused."""
+    version = NEW_STORE_FORMAT if new_format is None else new_format
     try:
-        return _bind(location, engine, writable, create)
+        bound = _bind(location, engine, writable, create, version)
     except _Unrelated:
         # another process may have just made this store: it writes the catalog's id, the
         # location's, then objects; read both again before refusing
         try:
-            return _bind(location, engine, writable, create)
+            bound = _bind(location, engine, writable, create, version)
         except _Unrelated as again:
             raise again.error from None
+    if new_format is not None and location.format_version != new_format:
+        after = "; 'forebear upgrade' moves it to format 3" if new_format > 2 else ""
+        raise StoreError(
+            f"the store at {location.url!r} is in format {location.format_version} already: "
+            f"a format is chosen only when a store is made{after}"
+        )
+    return bound
 
 
 class _Unrelated(Exception):
@@ -43,7 +58,9 @@ class _Unrelated(Exception):
         self.error = error
 
 
-def _bind(location: ObjectLocation, engine: Engine, writable: bool, create: bool) -> str | None:
+def _bind(
+    location: ObjectLocation, engine: Engine, writable: bool, create: bool, new_format: int
+) -> str | None:
     found = location.read_format()  # first: a concurrent creator writes it last
     location_id = found.store_id if found is not None else None
     with read_session(engine) as session:
@@ -77,7 +94,7 @@ def _bind(location: ObjectLocation, engine: Engine, writable: bool, create: bool
                 raise _mismatch(location, engine, location_id, recorded)
             chosen = recorded
     if found is None:
-        made = location.ensure_format(chosen).store_id
+        made = location.ensure_format(chosen, new_format).store_id
         if made is not None and made != chosen:
             raise _mismatch(location, engine, made, chosen)
     elif location_id is None:

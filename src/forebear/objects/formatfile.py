@@ -26,7 +26,8 @@ FORMAT_FILE = "forebear.json"
 FORMAT_VERSION = 3  # the newest format this code reads and writes
 CHUNKED_FORMAT = 2  # files may be stored as chunks (format 1 stores are read as they are)
 PACKED_FORMAT = 3  # small objects are kept in packs (only after an explicit upgrade)
-NEW_STORE_FORMAT = 2  # what a new store is created as
+NEW_STORE_FORMAT = 3  # what a new store is created as, unless asked for another
+STORE_FORMATS = (CHUNKED_FORMAT, PACKED_FORMAT)  # what a new store may be asked to be
 DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
 _UPGRADE_SEEN = threading.Lock()  # one thread at a time finds out the store has packs now
 Read = TypeVar("Read", bound=Callable[..., Any])
@@ -204,14 +205,17 @@ class FormatFile(ABC):
         self.store_id = store_id
         return FormatInfo(version, store_id)
 
-    def ensure_format(self, store_id: str | None = None) -> FormatInfo:
-        """Read the format file, creating it (with ``store_id``, else a new one) if missing;
-        concurrent creators agree on whichever file was written first."""
+    def ensure_format(
+        self, store_id: str | None = None, version: int = NEW_STORE_FORMAT
+    ) -> FormatInfo:
+        """Read the format file, creating it (in format ``version``, with ``store_id``, else
+        a new one) if missing; concurrent creators agree on whichever file was written
+        first."""
         found = self.read_format()
         if found is not None:
             return found
         path = self._path(FORMAT_FILE)
-        body = self._format_body(NEW_STORE_FORMAT, store_id or uuid.uuid4().hex)
+        body = self._format_body(version, store_id or uuid.uuid4().hex)
         with backend_errors(f"cannot create a store at {self.url!r}"):
             try:
                 self._create_once(path, body)
