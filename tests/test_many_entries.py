@@ -249,6 +249,8 @@ unchanged.CHECK_BATCH = 500
 spool.SPILL_ROWS = ingest.ROWS_IN_MEMORY = ingest.BATCH = artifacts._ADD_BATCH = 500
 db_versions._BATCH = download.PAGE_ENTRIES = 500
 ingest.MANIFEST_IN_MEMORY = 1 << 16
+from forebear.objects import packs
+packs.REMEMBERED_SLOTS = 500  # the slots of packed objects looked up lately: bounded too
 statcache.RACY_SECONDS = 0.0  # the files were just written: let the re-log trust them
 data, store = sys.argv[1], sys.argv[2]
 tracemalloc.start()

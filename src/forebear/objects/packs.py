@@ -380,9 +380,12 @@ class Packs:
             self.unrecorded_objects += len(sealed.slots)
             if self.overdue():
                 self.record_written()
-        self.remember(
-            {d: PackSlot(sealed.digest, offset, n) for d, (offset, n) in sealed.slots.items()}
-        )  # the newest place of each
+        if len(sealed.slots) > REMEMBERED_SLOTS:  # more than are kept: looked up when read
+            self.known.clear()  # and no older place of theirs is remembered either
+        else:
+            self.remember(
+                {d: PackSlot(sealed.digest, offset, n) for d, (offset, n) in sealed.slots.items()}
+            )  # the newest place of each
 
     def adopt(self, sealed: SealedPack) -> None:
         """Publish a pack written elsewhere (a hashing worker's staging file, synced, in
@@ -391,9 +394,11 @@ class Packs:
             self.publish(sealed)
 
     def remember(self, slots: Mapping[str, PackSlot]) -> None:
+        """Keep these places (at most `REMEMBERED_SLOTS`: memory stays flat)."""
         if len(self.known) + len(slots) > REMEMBERED_SLOTS:
             self.known.clear()
-        self.known.update(slots)
+        if len(slots) <= REMEMBERED_SLOTS:
+            self.known.update(slots)
 
     # -- reading -------------------------------------------------------------------------
 
