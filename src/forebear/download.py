@@ -174,12 +174,11 @@ def _place(
                 for e, _, label in todo
                 if e.digest and not e.uri and e.digest not in chunked
             }
-            chunk_labels = {
-                digest: label
-                for e, _, label in todo
-                if e.digest in chunked
-                for digest in chunked[e.digest].digests
-            }
+            chunk_labels: dict[str, str] = {}  # each chunk named as its first place says
+            for e, _, label in todo:
+                if (chunks := chunked.get(e.digest or "")) is not None:
+                    for index, digest in enumerate(chunks.digests):
+                        chunk_labels.setdefault(digest, f"{label}: {chunks.describe(index)}")
             wanted.update({d: chunk_labels[d] for d in location.packed(chunk_labels)})
             store.cache.fill(location, wanted)
         for entry, target, label in todo:
