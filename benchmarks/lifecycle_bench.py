@@ -79,7 +79,7 @@ def timed(action: Any) -> tuple[float, Any]:
 
 def run(artifacts: int, versions: int, files: int, workdir: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
-        store = forebear.open(Path(folder) / "store")
+        store = forebear.open(Path(folder) / "store", format=2)  # build() writes loose files
         build_s, samples = timed(lambda: build(store, artifacts, versions, files))
         for a in range(artifacts):
             store.set_retention(f"bench/ckpt-{a:03d}", keep_last=KEEP)

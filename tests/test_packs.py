@@ -1,6 +1,7 @@
 """Packs (storage format 3: a new store, or one after `forebear upgrade`): small files,
-chunks and manifests are stored in a few pack files; every feature reads them, every object is checked on its own,
-and gc, purge, repair and rebuild-index keep the store's promises."""
+chunks and manifests are stored in a few pack files; every feature reads them, every
+object is checked on its own, and gc, purge, repair and rebuild-index keep the store's
+promises."""
 
 from __future__ import annotations
 

@@ -298,8 +298,11 @@ def test_a_corrupted_object_is_never_linked(
 
 
 def test_unknown_link_types_and_symlinks_into_a_cache_are_refused(
-    store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
+    loose_store: forebear.Store, make_tree: Callable[..., Path], tmp_path: Path
 ) -> None:
+    # objects fetched into the cache one by one (from packs: straight into the folder,
+    # test_packs.py::test_a_packed_store_on_s3_downloads_small_files_straight_from_the_packs)
+    store = loose_store
     data = make_tree("data", {"a.bin": b"A" * 5000})
     version = log(store, data)
     with pytest.raises(forebear.InvalidInput, match="unknown link type 'soft'"):
