@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 FORMAT_FILE = "forebear.json"
 FORMAT_VERSION = 3  # the newest format this code reads and writes
 CHUNKED_FORMAT = 2  # files may be stored as chunks (format 1 stores are read as they are)
-PACKED_FORMAT = 3  # small objects are kept in packs (only after an explicit upgrade)
+PACKED_FORMAT = 3  # small objects are kept in packs (a new store, or one upgraded)
 NEW_STORE_FORMAT = 3  # what a new store is created as, unless asked for another
 STORE_FORMATS = (CHUNKED_FORMAT, PACKED_FORMAT)  # what a new store may be asked to be
 DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
