@@ -519,6 +519,10 @@ def test_a_store_is_made_in_the_format_asked_for_and_keeps_its_own(
         assert pack_files(opened) == [] and len(loose_objects(opened)) == 3
     refused = run_cli("--objects", str(older), "init", "--format", "3")
     assert refused.returncode == 1 and "'forebear upgrade' moves it to format 3" in refused.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    refused = run_cli("init", "--objects", str(older), "--format", "3", cwd=elsewhere)
+    assert refused.returncode == 1 and list(elsewhere.iterdir()) == []  # no forebear.toml
     assert run_cli("--objects", str(older), "init", "--format", "4").returncode == 2
     with pytest.raises(forebear.StoreError, match="in format 2 already"):
         forebear.open(older, format=3)

@@ -182,13 +182,7 @@ def _has_credentials(url: str) -> bool:
 def write_config(path: Path, db_url: str | None, objects_url: str | None) -> None:
     """Write ``forebear.toml`` so every script and command in this folder (and below) uses
     the team's store without code changes. Refuses URLs that carry credentials."""
-    for url in (db_url, objects_url):
-        if url and _has_credentials(url):
-            raise InvalidInput(
-                "refusing to write a password into forebear.toml; leave it out of the URL and "
-                "let the backend find it (PGPASSWORD or ~/.pgpass for PostgreSQL, AWS_* "
-                "variables or profiles for S3)"
-            )
+    refuse_credentials(db_url, objects_url)
     lines = [
         "# Where this project's forebear store lives (written by `forebear init`).",
         "# No credentials here: they come from the environment (PGPASSWORD, ~/.pgpass, AWS_*).",
@@ -199,6 +193,17 @@ def write_config(path: Path, db_url: str | None, objects_url: str | None) -> Non
     if objects_url:
         lines.append(f"objects = {json.dumps(objects_url)}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def refuse_credentials(*urls: str | None) -> None:
+    """`InvalidInput` for a URL meant for ``forebear.toml`` that carries a password."""
+    for url in urls:
+        if url and _has_credentials(url):
+            raise InvalidInput(
+                "refusing to write a password into forebear.toml; leave it out of the URL and "
+                "let the backend find it (PGPASSWORD or ~/.pgpass for PostgreSQL, AWS_* "
+                "variables or profiles for S3)"
+            )
 
 
 def server_url(db_url: str | None = None, objects_url: str | None = None) -> str | None:

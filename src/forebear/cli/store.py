@@ -51,18 +51,20 @@ def init(
       forebear init --format 2
       forebear init --db postgresql+psycopg://forebear@db/forebear --objects s3://ml/forebear
     """
-    from ..settings import CONFIG_FILE, DEFAULT_DIR, write_config
+    from ..settings import CONFIG_FILE, DEFAULT_DIR, refuse_credentials, write_config
 
     db = init_db or obj.db
     objects = init_objects or obj.objects
     written = None
     if db or objects:
+        refuse_credentials(db, objects)  # before anything is made
         written = Path(CONFIG_FILE).resolve()
-        write_config(written, db, objects)
         obj.db, obj.objects = db, objects
     else:
         obj.objects = str(Path(DEFAULT_DIR).resolve())  # here, whatever a parent holds
     store = obj.store(create=True, new_format=new_format)
+    if written is not None:  # once the store opened: a refused init writes nothing
+        write_config(written, db, objects)
     status = store.status()
     info = {
         "db": status["catalog"],
