@@ -33,7 +33,7 @@ _TIERS = {"postgres_url": "postgres", "postgres_server": "postgres", "s3_url": "
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with the real servers it needs (`-m "not postgres"` leaves them
-    out); the store fixture's "team" parameter needs both. The "server" parameter applies
+    out); every store fixture's "team" parameter needs both. The "server" parameter applies
     to the public-API modules only."""
     direct_only = [
         item
@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for fixture, tier in _TIERS.items():
             if fixture in fixtures:
                 item.add_marker(tier)
-        if {"store", "direct_store"} & fixtures and "[team" in item.nodeid:
+        if "[team" in item.nodeid:  # a store on PostgreSQL + S3 (`open_store`)
             item.add_marker("postgres")
             item.add_marker("s3")
         if "store" in fixtures and "[server" in item.nodeid:
