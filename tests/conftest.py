@@ -3,7 +3,6 @@ in from the developer's shell, and no run left active."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,7 +16,6 @@ import pytest
 
 import forebear
 from forebear import active
-from forebear.hashing import HASH_ALGORITHM
 from forebear.objects import ObjectLocation
 
 if TYPE_CHECKING:
@@ -261,8 +259,9 @@ def open_store(
     """The store ``request.param`` names (see `store`); ``loose``: in format 2."""
     if loose:
         assert request.param != "server", "a server's store is made by the server"
+    made = 2 if loose else None
     if request.param == "local":
-        opened = forebear.open(format_2(tmp_path / "store") if loose else tmp_path / "store")
+        opened = forebear.open(tmp_path / "store", format=made)
     elif request.param == "server":
         from .serving import ForebearServer
 
@@ -271,16 +270,11 @@ def open_store(
         opened = server.store()
         opened.server = server  # type: ignore[attr-defined]  # for tests that add users
     else:
-        objects_url = request.getfixturevalue("s3_url")
-        if loose:
-            import s3fs
-
-            body = format_2_body()
-            s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(
-                f"{objects_url}/forebear.json", body
-            )
         opened = forebear.Store(
-            request.getfixturevalue("postgres_url"), objects_url, cache_dir=tmp_path / "cache"
+            request.getfixturevalue("postgres_url"),
+            request.getfixturevalue("s3_url"),
+            cache_dir=tmp_path / "cache",
+            format=made,
         )
     return opened
 
@@ -346,18 +340,10 @@ def stored_digests(store: forebear.Store) -> set[str]:
 
 
 def format_2(location: Path) -> Path:
-    """Make ``location`` (a folder not yet a store) a store as forebear created them before
-    packs (format 2: one file per object), for tests about loose objects themselves. The
-    store's catalog and the rest are made when it is first opened."""
-    location.mkdir(parents=True, exist_ok=True)
-    (location / "forebear.json").write_bytes(format_2_body())
+    """Make ``location`` a store in format 2 (one file per object, as forebear made them
+    before packs), for tests about loose objects themselves; returns it."""
+    forebear.open(location, format=2).close()
     return location
-
-
-def format_2_body() -> bytes:
-    """A format file of format 2, with a new store id."""
-    body = {"format_version": 2, "hash": HASH_ALGORITHM, "store_id": uuid.uuid4().hex}
-    return json.dumps(body).encode()
 
 
 @pytest.fixture

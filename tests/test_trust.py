@@ -31,7 +31,6 @@ from .conftest import (
     clean_env,
     corrupt,
     format_2,
-    format_2_body,
     python_in_own_mounts,
     run_cli,
 )
@@ -134,19 +133,17 @@ def test_a_full_disk_never_leaves_a_short_object_that_a_retry_trusts(
     """A real full filesystem (a small tmpfs): the log fails, nothing short is published
     (no object, no pack), and the retry after space is freed stores a version that
     verifies."""
-    older = "" if packed else format_2_body().decode()
+    made = None if packed else 2  # format 2: as forebear made stores before packs
     script = textwrap.dedent(
         f"""
         import os, sys
         from pathlib import Path
         import forebear
         objects, catalog = Path("{tmp_path}/objects"), "sqlite:///{tmp_path}/meta.db"
-        if {older!r}:  # a store as forebear made them before packs
-            (objects / "forebear.json").write_text({older!r})
         data = Path("{tmp_path}/data"); data.mkdir()
         payload = os.urandom(1536 * 1024)  # two write blocks: the second one is cut short
         (data / "big.bin").write_bytes(payload)
-        store = forebear.Store(catalog, str(objects), cache_dir="{tmp_path}/cache")
+        store = forebear.Store(catalog, str(objects), cache_dir="{tmp_path}/cache", format={made})
         free = os.statvfs(objects).f_bavail * os.statvfs(objects).f_frsize
         filler = objects / "filler"
         filler.write_bytes(b"x" * (free - 1300 * 1024))  # room for 1 MiB and a bit
