@@ -76,6 +76,50 @@ def test_the_nearest_store_wins(project: Path, tmp_path: Path) -> None:
     assert "inner" not in ok("ls", cwd=project).stdout  # the root's own .forebear/
 
 
+def test_init_with_a_catalog_alone_is_found_from_every_folder_below(
+    make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_tree("team", {"data/a.csv": "x\n1\n"})
+    catalog = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    ok("init", "--db", catalog, cwd=root)
+    assert 'db = "' in (root / "forebear.toml").read_text()
+    ok("log", "a.csv", "--name", "a", cwd=root / "data")
+    for folder in (root, root / "data"):
+        status = json.loads(ok("status", "--json", cwd=folder).stdout)
+        assert status["catalog"] == catalog and status["versions"] == 1
+        assert status["objects"] == str(root / ".forebear")
+        assert status["found_by"] == str(root / "forebear.toml")
+    # the toml's catalog is the only one: none was made beside the objects or below
+    assert not (root / ".forebear" / "meta.db").exists()
+    assert not (root / "data" / ".forebear").exists()
+    # a plain init here opens the store the file names instead of making another
+    again = json.loads(ok("init", "--json", cwd=root).stdout)
+    assert (again["db"], again["config"]) == (catalog, str(root / "forebear.toml"))
+    assert not (root / ".forebear" / "meta.db").exists()
+
+
+def test_opening_a_forebear_toml_by_path_takes_only_what_it_and_its_folder_say(
+    make_tree: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_tree("team", {"a.csv": "x\n1\n"})
+    catalog = f"sqlite:///{tmp_path / 'team.db'}"
+    (root / "forebear.toml").write_text(f'[store]\ndb = "{catalog}"\n')
+    monkeypatch.setenv("FOREBEAR_OBJECTS", str(tmp_path / "other-objects"))
+    monkeypatch.chdir(tmp_path)
+    with forebear.open(root / "forebear.toml") as store:
+        assert (store.db_url, store.objects_url) == (catalog, str(root / ".forebear"))
+
+
+def test_a_forebear_toml_written_beside_a_store_replaces_it(project: Path, tmp_path: Path) -> None:
+    ok("log", "data/raw", "--name", "old", cwd=project)
+    team_objects = tmp_path / "team-objects"
+    ok("init", "--objects", str(team_objects), cwd=project)
+    ok("log", "raw", "--name", "new", cwd=project / "data")
+    names = [v["name"] for v in json.loads(ok("ls", "--json", cwd=project).stdout)]
+    assert names == ["new"]  # what init said: commands here use the store it wrote down
+    assert forebear.open(project / ".forebear").artifact("old").files() == ["a.csv", "b.csv"]
+
+
 @pytest.mark.parametrize(
     "args",
     [("ls",), ("show", "x"), ("runs",), ("status",), ("verify",), ("get", "x", "out"),

@@ -249,6 +249,29 @@ def test_project_config_means_no_code_change(
     assert not (tmp_path / "forebear.toml").exists()
 
 
+@pytest.mark.s3
+def test_init_with_objects_on_s3_alone_keeps_the_catalog_beside_its_config(
+    s3_url: str, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    (project / "scripts" / "deep").mkdir(parents=True)
+    (project / "scripts" / "deep" / "data.txt").write_text("shared")
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    made = run_cli("init", "--objects", s3_url, "--json", cwd=project, env=env)
+    assert made.returncode == 0, made.stderr
+    catalog = f"sqlite:///{project / '.forebear' / 'meta.db'}"
+    assert json.loads(made.stdout)["db"] == catalog
+    logged = run_cli("log", "data.txt", "--name", "d", cwd=project / "scripts" / "deep", env=env)
+    assert logged.returncode == 0, logged.stderr
+    for folder in (project, project / "scripts", project / "scripts" / "deep"):
+        shown = run_cli("status", "--json", cwd=folder, env=env)
+        assert shown.returncode == 0, shown.stderr
+        status = json.loads(shown.stdout)
+        assert (status["catalog"], status["objects"]) == (catalog, s3_url)
+        assert status["versions"] == 1
+    assert not (project / "scripts" / "deep" / ".forebear").exists()
+
+
 def test_credentials_never_reach_the_database_files_or_output(
     team: forebear.Store, make_tree: Callable[..., Path], postgres_url: str, s3_url: str
 ) -> None:

@@ -134,10 +134,14 @@ def user_cache_dir() -> Path:
 
 def find_store(start: Path | None = None) -> Path | None:
     """The nearest ``.forebear/`` folder or ``forebear.toml`` in the current folder or one
-    of its parents (in one folder, ``.forebear/`` wins), or None."""
+    of its parents, or None.
+
+    In one folder ``forebear.toml`` wins: it says where the store lives, and a
+    ``.forebear/`` beside it is the part it leaves out (the objects of ``init --db URL``,
+    the catalog of ``init --objects URL``) or a store it replaced."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        for candidate in (folder / DEFAULT_DIR, folder / CONFIG_FILE):
+        for candidate in (folder / CONFIG_FILE, folder / DEFAULT_DIR):
             if candidate.is_dir() if candidate.name == DEFAULT_DIR else candidate.is_file():
                 return candidate
     return None
@@ -271,18 +275,30 @@ def save_token(url: str, token: str) -> Path:
     return path
 
 
+def config_home(config_file: Path) -> Path:
+    """Where the part of a store a ``forebear.toml`` leaves out lives: the ``.forebear/``
+    beside it, wherever the command runs from."""
+    return config_file.resolve().parent / DEFAULT_DIR
+
+
 def resolve(
     db_url: str | None = None,
     objects_url: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    home: Path | None = None,
 ) -> StoreSettings:
+    """The store's settings from the arguments, the environment, the store found from
+    here, then the defaults; ``home`` replaces ``./.forebear/`` as the default folder."""
     env_db, env_objects = os.environ.get("FOREBEAR_DB"), os.environ.get("FOREBEAR_OBJECTS")
     env_dir = os.environ.get("FOREBEAR_DIR")
     from_file: dict[str, str] = {}
     source = "given"
     found = True
     directory: Path | None = None
-    if db_url or objects_url:
+    if home is not None:  # a forebear.toml given by path: it alone says where
+        env_db = env_objects = None
+    elif db_url or objects_url:
         source = "--db/--objects"
     elif env_db or env_objects:
         source = "FOREBEAR_DB/FOREBEAR_OBJECTS"
@@ -297,12 +313,13 @@ def resolve(
             found = False
         elif nearest.name == CONFIG_FILE:
             from_file = read_config(nearest)
+            directory = config_home(nearest)
             source = f"{nearest}"
         else:
             directory = nearest
             source = f"{nearest}"
     if directory is None:
-        directory = Path(DEFAULT_DIR)
+        directory = home or Path(DEFAULT_DIR)
     objects = objects_url or env_objects or from_file.get("objects")
     if objects is None:
         objects = str(directory.resolve())
@@ -334,7 +351,10 @@ def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:
         config_file = local if local.suffix == ".toml" else local / CONFIG_FILE
         if config_file.is_file() and not (local / "forebear.json").exists():
             found = read_config(config_file)
-            return resolve(found.get("db"), found.get("objects"), found.get("cache_dir"))
+            return resolve(
+                found.get("db"), found.get("objects"), found.get("cache_dir"),
+                home=config_home(config_file),
+            )  # fmt: skip
     return resolve(objects_url=text, db_url=None if local is None else sqlite_url(local / DB_FILE))
 
 

@@ -41,9 +41,11 @@ def init(
     """Make a store in this folder (optional: the first log makes one too).
 
     Without options it makes ./.forebear/, which every command and script in this folder
-    and below then finds (like git). With --db and/or --objects it writes ./forebear.toml
-    instead, so scripts and commands here use that store with no code change; credentials
-    never go in it (they come from the environment: PGPASSWORD, AWS_*).
+    and below then finds (like git); where ./forebear.toml is, the store it names. With
+    --db and/or --objects it writes ./forebear.toml instead, so scripts and commands here
+    use that store with no code change; credentials never go in it (they come from the
+    environment: PGPASSWORD, AWS_*). The part left out (the objects of --db alone, the
+    catalog of --objects alone) goes in ./.forebear/.
 
     \b
     Examples:
@@ -56,12 +58,14 @@ def init(
     db = init_db or obj.db
     objects = init_objects or obj.objects
     written = None
+    config = Path(CONFIG_FILE).resolve()
     if db or objects:
         refuse_credentials(db, objects)  # before anything is made
-        written = Path(CONFIG_FILE).resolve()
+        written = config
         obj.db, obj.objects = db, objects
-    else:
-        obj.objects = str(Path(DEFAULT_DIR).resolve())  # here, whatever a parent holds
+    elif not config.is_file():  # here, whatever a parent holds
+        obj.objects = str(Path(DEFAULT_DIR).resolve())
+    # else this folder's forebear.toml names its store: that is the one made or opened
     store = obj.store(create=True, new_format=new_format)
     if written is not None:  # once the store opened: a refused init writes nothing
         write_config(written, db, objects)
@@ -70,7 +74,7 @@ def init(
         "db": status["catalog"],
         "objects": store.objects_url,
         "path": status["path"],
-        "config": str(written) if written else None,
+        "config": str(config) if config.is_file() else None,
     }
     if as_json:
         emit_json(info)
@@ -78,6 +82,8 @@ def init(
     click.echo(f"store ready: objects at {info['objects']}, catalog at {info['db']}")
     if written:
         click.echo(f"wrote {written}: scripts and commands under {written.parent} use this store")
+    elif info["config"]:
+        click.echo(f"as {info['config']} says: scripts and commands under {config.parent} use it")
 
 
 @command(short_help="Say which store is in use and what it holds.")
