@@ -764,39 +764,42 @@ def new_bytes(results: Results, dataset: Dataset, step: str, tool: str) -> str:
 
 
 def ratios(datasets: list[Dataset], results: Results, tools: list[str]) -> list[str]:
-    """The targets, each as forebear's number over its comparison."""
+    """The targets, each as the number of the store a new user gets (format 3, when it
+    ran) over its comparison."""
     by_key = {d.key: d for d in datasets}
+    mine = "forebear-packs" if "forebear-packs" in tools else "forebear"
+    name = LABELS[mine]
     out = []
     if "big" in by_key:
         out.append(
-            f"{by_key['big'].title}, first log: forebear / DVC "
-            f"{ratio(results, 'big', FIRST, 'forebear', 'dvc')}; forebear / plain copy "
-            f"{ratio(results, 'big', FIRST, 'forebear', 'cp')}"
+            f"{by_key['big'].title}, first log: {name} / DVC "
+            f"{ratio(results, 'big', FIRST, mine, 'dvc')}; {name} / plain copy "
+            f"{ratio(results, 'big', FIRST, mine, 'cp')}"
         )
         out.append(
-            f"Same file, unchanged re-log: forebear / DVC "
-            f"{ratio(results, 'big', RELOG, 'forebear', 'dvc')}"
+            f"Same file, unchanged re-log: {name} / DVC {ratio(results, 'big', RELOG, mine, 'dvc')}"
         )
     if "small" in by_key:
         out.append(
-            f"{by_key['small'].title.split(' (')[0]}, first log: forebear / DVC "
-            f"{ratio(results, 'small', FIRST, 'forebear', 'dvc')}; forebear / MLflow "
-            f"{ratio(results, 'small', FIRST, 'forebear', 'mlflow')}"
+            f"{by_key['small'].title.split(' (')[0]}, first log: {name} / DVC "
+            f"{ratio(results, 'small', FIRST, mine, 'dvc')}; {name} / MLflow "
+            f"{ratio(results, 'small', FIRST, mine, 'mlflow')}; {name} / `cp -r` "
+            f"{ratio(results, 'small', FIRST, mine, 'cp')}"
         )
         out.append(
-            f"Same files, unchanged re-log: forebear / DVC "
-            f"{ratio(results, 'small', RELOG, 'forebear', 'dvc')}"
+            f"Same files, unchanged re-log: {name} / DVC "
+            f"{ratio(results, 'small', RELOG, mine, 'dvc')}"
         )
     for dataset in datasets:
         for step in dataset.changes:
             added = "; ".join(new_bytes(results, dataset, step, t) for t in tools)
             out.append(f"New bytes stored for {dataset.key}, {step} (share of its size): {added}")
     peaks = [
-        (m.peak_mib, f"{key}, {step}")
+        (m.peak_mib, f"{LABELS[tool]}, {key}, {step}")
         for key, steps in results.steps.items()
         for step, by_tool in steps.items()
         for tool, m in by_tool.items()
-        if tool == "forebear" and m.ok
+        if tool.startswith("forebear") and m.ok
     ]
     if peaks:
         peak, where = max(peaks)
