@@ -148,11 +148,16 @@ def test_the_web_ui_is_behind_a_login_with_csrf_protection(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("store_format", [2, 3])
 def test_two_replicas_serve_one_team_over_postgres_and_s3(
-    postgres_url: str, s3_url: str, tmp_path: Path, make_tree: Callable[..., Path]
+    postgres_url: str,
+    s3_url: str,
+    tmp_path: Path,
+    make_tree: Callable[..., Path],
+    store_format: int,
 ) -> None:
-    # in format 2, whose objects are read by presigned URL (packed ones go through a server)
-    forebear.Store(postgres_url, s3_url, cache_dir=tmp_path / "made", format=2).close()
+    # objects read by presigned URL: loose ones by their keys, packed ones by their packs'
+    forebear.Store(postgres_url, s3_url, cache_dir=tmp_path / "made", format=store_format).close()
     first = ForebearServer(postgres_url, s3_url, tmp_path / "first.log")
     second = ForebearServer(postgres_url, s3_url, tmp_path / "second.log", replica_of=first)
     try:
@@ -198,6 +203,7 @@ def test_two_replicas_serve_one_team_over_postgres_and_s3(
         assert answer.status_code == 307
         location = answer.headers["location"]
         assert "Signature" in location and token not in location
+        assert ("forebear-range" in answer.headers) == (store_format == 3)
         assert first.direct.verify() == []
         # nor do uploads pass through a server: they went to S3 through presigned URLs
         logs = (tmp_path / "first.log").read_text() + (tmp_path / "second.log").read_text()

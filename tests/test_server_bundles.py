@@ -182,6 +182,47 @@ def test_a_bundle_sent_to_a_staging_key_is_checked_before_it_is_stored(
         server.stop()
 
 
+@pytest.mark.slow
+def test_a_packed_object_is_read_from_s3_through_a_url_for_its_bytes_alone(
+    postgres_url: str, s3_url: str, tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
+    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")  # format 3
+    try:
+        token = server.user("alice", {"iris": "writer"})
+        data = make_tree("many", {f"f{n}.txt": f"{n}\n" * 50 for n in range(40)})
+        with (
+            forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store,
+            forebear.init(project="iris", store=store) as run,
+        ):
+            entry = run.log_artifact(data, name="many").entry("f7.txt")
+        assert server.direct.objects.packed([entry.digest])  # among the others in a pack
+        auth = {"authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+            answer = client.get(f"/api/v1/objects/{entry.digest}")
+        assert answer.status_code == 307
+        url, byte_range = answer.headers["location"], answer.headers["forebear-range"]
+        first, last = (int(n) for n in byte_range.removeprefix("bytes=").split("-"))
+        assert last - first + 1 == entry.size and token not in url
+        ranged = httpx.get(url, headers={"Range": byte_range}, timeout=60)
+        assert ranged.status_code == 206 and ranged.content == b"7\n" * 50
+        # the URL reads those bytes and nothing else of the pack: S3 refuses any other range
+        for other in (None, "bytes=0-", f"bytes=0-{last}", f"bytes={first}-{last + 1}"):
+            refused = httpx.get(url, headers={"Range": other} if other else {}, timeout=60)
+            assert refused.status_code == 403, other
+        # a client downloads every packed file that way: none of their bytes through the server
+        with forebear.Store(server.url, token=token, cache_dir=tmp_path / "d") as store:
+            store.artifact("iris/many").download(tmp_path / "got")
+        assert all((tmp_path / "got" / f"f{n}.txt").read_text() == f"{n}\n" * 50 for n in range(40))
+        reads = [
+            json.loads(line)
+            for line in (tmp_path / "server.log").read_text().splitlines()
+            if '"path": "/api/v1/objects/' in line and '"GET"' in line
+        ]
+        assert len(reads) >= 40 and {read["status"] for read in reads} == {307}
+    finally:
+        server.stop()
+
+
 def test_a_chunk_list_whose_chunks_do_not_make_up_the_file_is_refused(
     server: ForebearServer,
 ) -> None:

@@ -35,6 +35,10 @@ from .records import (
 )
 from .reports import GcReport, Missing, PruneReport, PurgeReport, RepairReport, TransferReport
 
+# A redirect to a URL signed for a byte range of its key (a packed object in its pack) names
+# the range in this header; the client sends it as ``Range``, or the URL is refused.
+RANGE_HEADER = "Forebear-Range"
+
 _RECORDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (

@@ -571,8 +571,10 @@ class ObjectLocation(FormatFile):
         """Whether `presigned_url` hands out URLs (an object store), or None."""
         return False
 
-    def presigned_url(self, digest: str, seconds: int) -> str | None:
-        """A URL reading one object for ``seconds`` without credentials; None if none."""
+    def presigned_url(self, digest: str, seconds: int) -> tuple[str, str | None] | None:
+        """A URL reading one object for ``seconds`` without credentials, and the ``Range``
+        header it was signed with, which the reader must send (None: the whole key); None
+        where there is no such URL."""
         return None
 
     def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:

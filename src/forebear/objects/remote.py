@@ -61,6 +61,13 @@ class RemoteLocation(ObjectLocation):
     def fs(self, fs: fsspec.AbstractFileSystem) -> None:
         self._fs = PerProcess(lambda: type(fs)(**fs.storage_options), fs)
 
+        def range_signer() -> Any:
+            config = dict(fs.storage_options.get("config_kwargs") or {})
+            config["signature_version"] = "s3v4"
+            return type(fs)(**{**fs.storage_options, "config_kwargs": config})
+
+        self._range_signer: PerProcess[Any] = PerProcess(range_signer)
+
     @property
     def on_s3(self) -> bool:
         return "s3" in self.fs.protocol
@@ -85,11 +92,41 @@ class RemoteLocation(ObjectLocation):
             return io.BytesIO(first)
         return io.BufferedReader(_RangedObject(self.fs, path, first))
 
-    def presigned_url(self, digest: str, seconds: int) -> str | None:
-        if not self.can_presign or self.packed([digest]):  # a packed object has no key
+    def presigned_url(self, digest: str, seconds: int) -> tuple[str, str | None] | None:
+        """A loose object's key; a packed object's pack, signed (SigV4) together with the
+        ``Range`` of the object's bytes in it: the URL reads those bytes and nothing else
+        of the pack, which may hold objects the reader may not see (S3 refuses it with any
+        other range, or none)."""
+        if not self.can_presign:
             return None
+        slot = self.packed([digest]).get(digest)
         with backend_errors(f"cannot sign a URL for object {digest}"):
-            return str(self.fs.sign(self.path_of(digest), expiration=seconds))
+            if slot is None:
+                return str(self.fs.sign(self.path_of(digest), expiration=seconds)), None
+            if slot.length == 0 or self.packs is None:
+                return None  # no range reads no bytes: the server sends them
+            end = slot.offset + slot.length - 1
+            byte_range = f"bytes={slot.offset}-{end}"
+            return self._signed_range(self.packs.path(slot.pack), byte_range, seconds), byte_range
+
+    def _signed_range(self, path: str, byte_range: str, seconds: int) -> str:
+        """A presigned GET of ``path`` whose signature covers the ``Range`` header. s3fs
+        signs URLs with version 2, which leaves headers out, so a client of its own signs
+        with version 4."""
+        signer = self._range_signer.get()
+        bucket, key, _ = signer.split_path(path)
+
+        async def sign() -> str:
+            client = await signer.set_session()
+            return str(
+                await client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": bucket, "Key": key, "Range": byte_range},
+                    ExpiresIn=seconds,
+                )
+            )
+
+        return str(fsspec.asyn.sync(signer.loop, sign))
 
     def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:
         """Signed together (one trip to s3fs's loop)."""

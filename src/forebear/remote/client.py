@@ -151,8 +151,10 @@ class ServerClient:
         response = self.http.send(request, stream=True)
         if response.status_code in (301, 302, 303, 307, 308):
             target = response.headers.get("location", "")
+            byte_range = response.headers.get(wire.RANGE_HEADER)  # a packed object's
             response.close()
-            with_no_token = httpx.Request("GET", target)
+            headers = {"Range": byte_range} if byte_range else None
+            with_no_token = httpx.Request("GET", target, headers=headers)
             response = self.http.send(with_no_token, stream=True)
         if response.status_code >= 400:
             content = response.read()

@@ -16,7 +16,9 @@
   chunks the server lacks, in file order, checked and stored as they arrive and the chunk
   list proven before it is written (`objects.file_streams`);
 - ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
-  URL when the objects live on S3, else the bytes, streamed);
+  URL when the objects live on S3, else the bytes, streamed). A packed object's URL is
+  its pack's, signed for the object's byte range only: the redirect says which in
+  ``Forebear-Range``, which the client sends as ``Range``;
 - the web UI under ``/``, behind a login.
 
 Every request but the health checks needs ``Authorization: Bearer fbt_...`` (or the web
@@ -352,16 +354,18 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         principal = await authenticated(request)
         digest = checked_digest(request)
 
-        def may_read(guarded: GuardedBackend) -> str | None:
+        def may_read(guarded: GuardedBackend) -> tuple[str, str | None] | None:
             if digest not in guarded.held({digest}):
                 raise PermissionDenied(
                     f"object {digest} is in no version user {guarded.principal.name!r} may read"
                 )
             return inner.objects.presigned_url(digest, PRESIGNED_SECONDS)
 
-        url = await acting(request, may_read, principal)
-        if url is not None:
-            return RedirectResponse(url, status_code=307)
+        signed = await acting(request, may_read, principal)
+        if signed is not None:
+            url, byte_range = signed
+            headers = {wire.RANGE_HEADER: byte_range} if byte_range is not None else None
+            return RedirectResponse(url, status_code=307, headers=headers)
         stream = await run_in_threadpool(inner.objects.open_stored, digest)
 
         def pieces() -> Iterable[bytes]:
