@@ -146,6 +146,7 @@ def test_a_bundle_sent_to_a_staging_key_is_checked_before_it_is_stored(
                 key = hash_bytes(body)
                 asked = client.post("/api/v1/uploads", content=wire.dumps({"sizes": {key: 8}}))
                 upload = wire.loads(asked.content)["uploads"][key]
+                assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in upload["url"]  # SigV4
                 assert httpx.put(upload["url"], content=body).status_code == 200
                 rows = [[d, o, n] for d, (o, n) in index.items()]
                 request = {"id": upload["id"], "key": key, "objects": rows}

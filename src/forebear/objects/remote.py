@@ -61,12 +61,12 @@ class RemoteLocation(ObjectLocation):
     def fs(self, fs: fsspec.AbstractFileSystem) -> None:
         self._fs = PerProcess(lambda: type(fs)(**fs.storage_options), fs)
 
-        def range_signer() -> Any:
+        def signer() -> Any:
             config = dict(fs.storage_options.get("config_kwargs") or {})
             config["signature_version"] = "s3v4"
             return type(fs)(**{**fs.storage_options, "config_kwargs": config})
 
-        self._range_signer: PerProcess[Any] = PerProcess(range_signer)
+        self._signer: PerProcess[Any] = PerProcess(signer)
 
     @property
     def on_s3(self) -> bool:
@@ -102,60 +102,52 @@ class RemoteLocation(ObjectLocation):
         slot = self.packed([digest]).get(digest)
         with backend_errors(f"cannot sign a URL for object {digest}"):
             if slot is None:
-                return str(self.fs.sign(self.path_of(digest), expiration=seconds)), None
+                return self._presigned("get_object", [self.path_of(digest)], seconds)[0], None
             if slot.length == 0 or self.packs is None:
-                return None  # no range reads no bytes: the server sends them
+                return None  # an empty object has no range to sign: the server sends it
             end = slot.offset + slot.length - 1
             byte_range = f"bytes={slot.offset}-{end}"
-            return self._signed_range(self.packs.path(slot.pack), byte_range, seconds), byte_range
+            path = self.packs.path(slot.pack)
+            return self._presigned("get_object", [path], seconds, Range=byte_range)[0], byte_range
 
-    def _signed_range(self, path: str, byte_range: str, seconds: int) -> str:
-        """A presigned GET of ``path`` whose signature covers the ``Range`` header. s3fs
-        signs URLs with version 2, which leaves headers out, so a client of its own signs
-        with version 4."""
-        signer = self._range_signer.get()
-        bucket, key, _ = signer.split_path(path)
+    def _presigned(
+        self, method: str, paths: Sequence[str], seconds: int, **params: str
+    ) -> list[str]:
+        """Presigned URLs of ``method`` on ``paths``, signed together (one trip to the
+        loop) with SigV4, which covers headers given in ``params`` (a ``Range``). s3fs's
+        own `sign` uses version 2, which signs no header and which newer S3 regions and
+        buckets refuse, so a client of its own made with version 4 signs."""
+        signer = self._signer.get()
 
-        async def sign() -> str:
+        async def sign_all() -> list[Any]:
             client = await signer.set_session()
-            return str(
-                await client.generate_presigned_url(
-                    "get_object",
-                    Params={"Bucket": bucket, "Key": key, "Range": byte_range},
-                    ExpiresIn=seconds,
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.generate_presigned_url(
+                            method,
+                            Params=dict(
+                                zip(("Bucket", "Key"), signer.split_path(p)[:2], strict=True),
+                                **params,
+                            ),
+                            ExpiresIn=seconds,
+                        )
+                        for p in paths
+                    )
                 )
             )
 
-        return str(fsspec.asyn.sync(signer.loop, sign))
+        return [str(url) for url in fsspec.asyn.sync(signer.loop, sign_all)]
 
     def staged_uploads(self, digests: Sequence[str], seconds: int) -> dict[str, tuple[str, str]]:
-        """Signed together (one trip to s3fs's loop)."""
+        """Signed together (one trip to the loop)."""
         if not self.can_presign or not digests:
             return {}
         ids = {digest: uuid.uuid4().hex for digest in digests}
         paths = [self._path(f"{STAGING}/{ids[d]}/{d}") for d in digests]
-
         with backend_errors("cannot sign upload URLs"):
-
-            async def sign_all() -> list[Any]:
-                client = await self.fs.set_session()  # s3fs's aiobotocore client
-                return list(
-                    await asyncio.gather(
-                        *(
-                            client.generate_presigned_url(
-                                "put_object",
-                                Params=dict(
-                                    zip(("Bucket", "Key"), self.fs.split_path(p)[:2], strict=True)
-                                ),
-                                ExpiresIn=seconds,
-                            )
-                            for p in paths
-                        )
-                    )
-                )
-
-            urls = fsspec.asyn.sync(self.fs.loop, sign_all)
-        return {d: (str(url), ids[d]) for d, url in zip(digests, urls, strict=True)}
+            urls = self._presigned("put_object", paths, seconds)
+        return {d: (url, ids[d]) for d, url in zip(digests, urls, strict=True)}
 
     def publish_many(self, staged: dict[str, str]) -> None:
         """Hash each staged upload (one read), write it under its digest if it matches
