@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,49 @@ def test_a_fresh_interpreter_finds_the_protocol(
                           text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True b'one'"  # loaded through the entry point
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_child_forked_while_a_thread_holds_the_catalogs_pool_lock_asks_the_catalog(
+    tmp_path: Path,
+) -> None:
+    """A data loader may fork while one of the parent's threads (one reading ahead) is
+    inside the catalog's connection pool, holding its lock. The child has no such thread
+    to release it: it must ask the catalog through a pool of its own."""
+    from sqlalchemy import text
+
+    from forebear.db.engine import make_engine, read_session
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    with read_session(engine) as session:
+        session.execute(text("SELECT 1"))
+    lock = engine.pool._pool.mutex  # type: ignore[attr-defined]  # SQLAlchemy's queue lock
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            done.wait()
+
+    def child() -> None:
+        with read_session(engine) as session:
+            os._exit(0 if session.execute(text("SELECT 41 + 1")).scalar() == 42 else 3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    worker = multiprocessing.get_context("fork").Process(target=child)
+    try:
+        worker.start()
+        worker.join(timeout=120)  # a guard: it ends at once, or waits on the lock for ever
+        assert worker.exitcode == 0
+    finally:
+        done.set()
+        holder.join()
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+        engine.dispose()
 
 
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")

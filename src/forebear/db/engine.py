@@ -134,12 +134,31 @@ def make_engine(url: str, *, read_only: str | None = None) -> Engine:
         ) from error
 
 
+# Every engine made here, so that a forked child can give each a pool of its own.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _fresh_pools_in_child() -> None:
+    """In a child just forked, each engine gets a new, empty pool without closing the
+    parent's connections (SQLAlchemy's ``dispose(close=False)`` recipe). Its pool's
+    lock is new too: a thread of the parent (one reading ahead) may have held the old
+    one at the fork, and the child, which has no such thread, would wait on it forever."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_fresh_pools_in_child)
+
+
 def _own_connections_per_process(engine: Engine) -> Engine:
     """A process forked from one holding a store (a data loader's worker, a multiprocessing
     pool) never uses a connection its parent opened: neither SQLite nor PostgreSQL
-    connections survive being shared between processes. SQLAlchemy's recipe for pools and
-    ``fork``: each connection remembers its process, and a checkout in another drops it
-    from the child's pool without closing it (the parent still uses it) and connects anew."""
+    connections survive being shared between processes. The child starts with a new pool
+    (`_fresh_pools_in_child`); and, should a connection of the parent's reach it anyway,
+    each connection remembers its process, and a checkout in another drops it from the
+    child's pool without closing it (the parent still uses it) and connects anew."""
+    _ENGINES.add(engine)
 
     @event.listens_for(engine, "connect")
     def _remember_process(_dbapi_connection: Any, record: Any) -> None:
