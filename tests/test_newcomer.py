@@ -92,8 +92,9 @@ def test_init_with_a_catalog_alone_is_found_from_every_folder_below(
     # the toml's catalog is the only one: none was made beside the objects or below
     assert not (root / ".forebear" / "meta.db").exists()
     assert not (root / "data" / ".forebear").exists()
-    # a plain init here opens the store the file names instead of making another
-    again = json.loads(ok("init", "--json", cwd=root).stdout)
+    # a plain init here opens the store the file names instead of making another, whatever
+    # the environment names
+    again = json.loads(ok("init", "--json", cwd=root, FOREBEAR_DIR=str(tmp_path / "x")).stdout)
     assert (again["db"], again["config"]) == (catalog, str(root / "forebear.toml"))
     assert not (root / ".forebear" / "meta.db").exists()
 

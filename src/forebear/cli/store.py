@@ -53,7 +53,13 @@ def init(
       forebear init --format 2
       forebear init --db postgresql+psycopg://forebear@db/forebear --objects s3://ml/forebear
     """
-    from ..settings import CONFIG_FILE, DEFAULT_DIR, refuse_credentials, write_config
+    from ..settings import (
+        CONFIG_FILE,
+        DEFAULT_DIR,
+        refuse_credentials,
+        settings_for_path,
+        write_config,
+    )
 
     db = init_db or obj.db
     objects = init_objects or obj.objects
@@ -63,9 +69,11 @@ def init(
         refuse_credentials(db, objects)  # before anything is made
         written = config
         obj.db, obj.objects = db, objects
-    elif not config.is_file():  # here, whatever a parent holds
+    elif config.is_file():  # this folder's forebear.toml names its store: that one
+        named = settings_for_path(config)
+        obj.db, obj.objects = named.db_url, named.objects_url
+    else:  # here, whatever a parent holds
         obj.objects = str(Path(DEFAULT_DIR).resolve())
-    # else this folder's forebear.toml names its store: that is the one made or opened
     store = obj.store(create=True, new_format=new_format)
     if written is not None:  # once the store opened: a refused init writes nothing
         write_config(written, db, objects)
