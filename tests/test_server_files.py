@@ -18,6 +18,7 @@ import httpx2 as httpx
 import pytest
 
 import forebear
+from forebear import wire
 from forebear.chunking import ChunkList, cut_bytes
 from forebear.hashing import hash_bytes
 from forebear.objects.file_streams import encode_header
@@ -180,21 +181,84 @@ def test_malformed_file_uploads_get_one_clear_4xx(server: ForebearServer) -> Non
 
 
 @pytest.mark.slow
-def test_a_large_file_goes_to_s3_through_the_server_in_one_stream(
+def test_a_large_file_goes_to_s3_in_staged_parts_that_never_pass_through_the_server(
+    postgres_url: str, s3_url: str, tmp_path: Path
+) -> None:
+    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
+    proxy = CuttingProxy(server.port, cut_after=1 << 62, before_cut=lambda: None)  # counts
+    try:
+        token = server.user("alice", {"iris": "writer"})
+        table = tmp_path / "table.bin"
+        data = os.urandom(24 << 20)
+        table.write_bytes(data)
+        with forebear.Store(proxy.url, token=token, cache_dir=tmp_path / "c") as store:
+            with forebear.init(project="iris", store=store) as run:
+                version = run.log_artifact(table, name="table")
+            assert version.open("table.bin").read() == data
+        # the server was sent the chunk list and the parts' names, not the file's bytes
+        assert proxy.sent_up < 2 << 20, proxy.sent_up
+        log = tmp_path / "server.log"
+        assert requests_to(log, "/api/v1/files/publish") == 1
+        assert requests_to(log, '/api/v1/files"') == 0  # no stream through the server
+        assert requests_to(log, "/api/v1/uploads/publish") == 0  # no chunk staged alone
+        assert server.direct.verify() == []
+        assert server.direct.objects.clean_tmp(older_than=-3600) == []  # no part left staged
+    finally:
+        proxy.close()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_staged_parts_are_checked_before_the_file_they_make_is_stored(
     postgres_url: str, s3_url: str, tmp_path: Path
 ) -> None:
     server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
     try:
         token = server.user("alice", {"iris": "writer"})
-        table = tmp_path / "table.bin"
-        table.write_bytes(os.urandom(24 << 20))
-        with forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store:
-            with forebear.init(project="iris", store=store) as run:
-                version = run.log_artifact(table, name="table")
-            assert version.open("table.bin").read() == table.read_bytes()
-        log = tmp_path / "server.log"
-        assert requests_to(log, "/api/v1/files") == 1
-        assert requests_to(log, "/api/v1/uploads/publish") == 0  # no chunk staged alone
+        one, two = os.urandom(3000), os.urandom(3000)
+        genuine = chunk_list(server, one + two, one, two)
+        objects = server.direct.objects
+        auth = {"authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+
+            def staged(*parts: bytes) -> list[list[str]]:
+                """Each part sent to a presigned URL of a staging key: [id, key] each."""
+                keys = {os.urandom(16).hex(): part for part in parts}
+                sizes = {key: len(part) for key, part in keys.items()}
+                answer = client.post("/api/v1/uploads", content=wire.dumps({"sizes": sizes}))
+                assert answer.status_code == 200, answer.content
+                targets = wire.loads(answer.content)["uploads"]
+                for key, part in keys.items():
+                    assert f"/staging/{targets[key]['id']}/{key}" in targets[key]["url"]
+                    assert httpx.put(targets[key]["url"], content=part).status_code == 200
+                return [[targets[key]["id"], key] for key in keys]
+
+            def publish(chunks: ChunkList, parts: list[list[str]]) -> httpx.Response:
+                line = json.dumps({"parts": parts}).encode()
+                body = encode_header(chunks, [0, 1]) + b"\n" + line + b"\n"
+                return client.post("/api/v1/files/publish", content=body)
+
+            # a part whose bytes are not its chunks': refused, nothing stored under them
+            damaged = bytes([two[0] ^ 0xFF]) + two[1:]
+            answer = publish(genuine, staged(one, damaged))
+            assert answer.status_code == 422 and "do not hash" in answer.json()["message"]
+            assert not objects.has(hash_bytes(two))
+            assert objects.read_chunk_list(genuine.digest) is None
+            # parts too short, or naming an upload that never arrived
+            answer = publish(genuine, staged(one, two[:-1]))
+            assert answer.status_code == 400 and "ended" in answer.json()["message"]
+            answer = publish(genuine, [*staged(one), ["0" * 32, "1" * 32]])
+            assert answer.status_code == 404 and "no upload" in answer.json()["message"]
+            for bad in (b"", b"{}", b'{"parts": [["../..", "x"]]}', b'{"parts": "all"}'):
+                answer = client.post(
+                    "/api/v1/files/publish", content=encode_header(genuine, [0, 1]) + b"\n" + bad
+                )
+                assert answer.status_code == 400, (bad, answer.content)
+            assert objects.read_chunk_list(genuine.digest) is None
+            # the true parts, split anywhere: the file is stored, and read back whole
+            answer = publish(genuine, staged((one + two)[:1000], (one + two)[1000:]))
+            assert answer.status_code == 201, answer.content
+            assert ChunkList.from_bytes(objects.read_chunk_list(genuine.digest) or b"") == genuine
         assert server.direct.verify() == []
     finally:
         server.stop()
@@ -211,6 +275,8 @@ class CuttingProxy:
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.cut = threading.Event()
         self.uploaded: list[int] = []  # bytes of each file upload relayed to the server
+        self.sent_up = 0  # bytes of every request relayed to the server
+        self.counting = threading.Lock()
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self) -> None:
@@ -227,6 +293,9 @@ class CuttingProxy:
         uploading = False
         try:
             while data := source.recv(1 << 16):
+                if upward:
+                    with self.counting:
+                        self.sent_up += len(data)
                 if upward and data.startswith(b"POST /api/v1/files"):
                     uploading = True
                     self.uploaded.append(0)

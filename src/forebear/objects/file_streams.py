@@ -37,6 +37,7 @@ BYTES_IN_FLIGHT = 8 << 20  # chunks being stored while more arrive (memory stays
 STORED_BATCH = 256  # chunks stored before ``on_stored`` is told (a catalog write each time)
 STORED_BYTES = 8 << 20  # or this many bytes: what a broken upload resumed need not send again
 MAX_HEADER_BYTES = 64 << 20  # the header line: a chunk list of about a million chunks
+MAX_PART_BYTES = 16 << 20  # a staged part: a few chunks, or one of the largest chunking's
 
 
 def encode_header(chunks: ChunkList, sent: Sequence[int]) -> bytes:
@@ -203,6 +204,48 @@ def receive_file(
             "was not stored"
         )
     location.put_chunk_list(chunks.digest, chunks.to_bytes())
+
+
+class StagedParts:
+    """A file's sent chunks staged in parts (uploaded straight to the object store), read
+    back as one stream: a part at a time, each in one read, the next fetched while this one
+    is taken, each staged copy removed as it is read (what a failure leaves unread goes with
+    the location's old staged uploads). Memory: two parts of at most `MAX_PART_BYTES`."""
+
+    def __init__(self, location: ObjectLocation, parts: Sequence[tuple[str, str]]) -> None:
+        self.location = location
+        self.parts = list(parts)  # (staging id, key) of each part, in file order
+        self.taken = 0  # parts fetched so far
+        self.current = memoryview(b"")
+        self.fetcher = ThreadPoolExecutor(1)
+        self.ahead: Future[bytes] | None = self._fetch_next()
+
+    def _fetch_next(self) -> Future[bytes] | None:
+        if self.taken >= len(self.parts):
+            return None
+        staging_id, key = self.parts[self.taken]
+        self.taken += 1
+        return self.fetcher.submit(self.location.read_staged, staging_id, key, MAX_PART_BYTES)
+
+    def read(self, size: int) -> bytes:
+        """``size`` bytes, fewer only at the end of the last part."""
+        pieces, got = [], 0
+        while got < size:
+            if not self.current:
+                if self.ahead is None:
+                    break
+                data = self.ahead.result()
+                self.ahead = self._fetch_next()
+                self.current = memoryview(data)
+                continue
+            piece = self.current[: size - got]
+            self.current = self.current[len(piece) :]
+            pieces.append(bytes(piece))
+            got += len(piece)
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        self.fetcher.shutdown(wait=True)
 
 
 class _ViewReader:

@@ -80,6 +80,7 @@ class RemoteBackend(Backend):
             staged=about.get("objects") == "s3",
             bundled_below=int(about.get("bundled_below") or 0),
             file_uploads=about.get("file_uploads") is True,
+            staged_files=about.get("staged_files") is True,
         )
         self.objects = self.server_objects
         self.db_url = self.client.url

@@ -3,6 +3,7 @@ retries of what is safe to retry, and the server's errors raised as the same cla
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -131,6 +132,15 @@ class ServerClient:
             yield from pieces
 
         self.checked(self.request("POST", "/api/v1/files", content=body(), retry=False))
+
+    def publish_file(self, header: bytes, parts: list[tuple[str, str]]) -> None:
+        """Have the server read a chunked file's staged parts (staging id, key) in order,
+        check them and store the file: the header line, then the parts' line. Not
+        retried: the server removes each part as it reads it (a broken request is resumed
+        by the caller, who asks which chunks arrived)."""
+        line = json.dumps({"parts": parts}, separators=(",", ":")).encode()
+        body = header + b"\n" + line + b"\n"
+        self.checked(self.request("POST", "/api/v1/files/publish", content=body, retry=False))
 
     def publish_bundle(
         self, staging_id: str, key: str, slots: Mapping[str, tuple[int, int]]

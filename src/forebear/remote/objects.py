@@ -14,6 +14,7 @@ import contextlib
 import os
 import tempfile
 import threading
+import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,9 @@ BLOCK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 PUBLISH_BATCH = 256  # objects sent straight to the object store, published in one request
 BUNDLES_IN_FLIGHT = 2  # bundles sent at once while the next fills
+PART_BYTES = 8 << 20  # a cut file goes to S3 in staged parts of about this size
+PARTS_IN_FLIGHT = 4  # parts sent at once (each in memory while it is sent)
+SIGNED_AT_ONCE = 16  # part URLs signed in one request, shortly before they are used
 
 
 class ServerObjects(ObjectLocation):
@@ -49,6 +53,7 @@ class ServerObjects(ObjectLocation):
         staged: bool,
         bundled_below: int = 0,
         file_uploads: bool = False,
+        staged_files: bool = False,
     ) -> None:
         super().__init__(f"{client.url}/api/v1/objects", cast(Any, None), "")
         self.client = client
@@ -56,6 +61,7 @@ class ServerObjects(ObjectLocation):
         self.staged = staged  # uploads go straight to the object store (S3), then checked
         self.bundled_below = bundled_below  # smaller objects go in bundles (0: no bundles)
         self.file_uploads = file_uploads  # a cut file's chunks go in one stream (`put_file`)
+        self.staged_files = staged_files  # ...or in staged parts the server reads (S3)
         self.lock = threading.Lock()
         self.urls: dict[str, dict[str, str]] = {}  # upload URLs handed out with `present`
         self.pending: dict[str, str] = {}  # sent, not yet published: digest -> staging id
@@ -238,8 +244,9 @@ class ServerObjects(ObjectLocation):
     ) -> bool:
         """Send the file's chunk list and its ``missing`` chunks, in file order, in one
         request: the server checks each chunk and proves the chunk list as they arrive (no
-        request per chunk, no second read of the file's chunks at the commit). A broken
-        connection is resumed: the server is asked again which chunks it holds."""
+        request per chunk, no second read of the file's chunks at the commit); to a server
+        on S3, they go to staging keys instead, and the server reads them from there. A
+        broken connection is resumed: the server is asked again which chunks it holds."""
         if not self.file_uploads:
             return False
         first: dict[str, int] = {}  # each chunk's first place: where its bytes go
@@ -248,9 +255,12 @@ class ServerObjects(ObjectLocation):
         for attempt in range(ATTEMPTS):
             sent = sorted(index for digest, index in first.items() if digest in missing)
             try:
-                with open(local_path, "rb") as src:
-                    pieces = _chunk_bytes(src.fileno(), chunks, sent, progress)
-                    self.client.put_file(encode_header(chunks, sent), pieces)
+                if self.staged_files:
+                    self._stage_file(local_path, chunks, sent, progress)
+                else:
+                    with open(local_path, "rb") as src:
+                        pieces = _chunk_bytes(src.fileno(), chunks, sent, progress)
+                        self.client.put_file(encode_header(chunks, sent), pieces)
                 return True
             except Unreachable:
                 if attempt + 1 >= ATTEMPTS:
@@ -262,6 +272,47 @@ class ServerObjects(ObjectLocation):
                     f"it change while it was being logged? Log it again ({error})"
                 ) from None
         return True  # pragma: no cover - the loop returns or raises
+
+    def _stage_file(
+        self, local_path: str, chunks: ChunkList, sent: list[int], progress: Progress
+    ) -> None:
+        """Send the ``sent`` chunks to staging keys of the object store in parts of about
+        `PART_BYTES` (presigned PUTs, `PARTS_IN_FLIGHT` at once, signed shortly before use:
+        the URLs expire), then have the server read the parts, in order, as one stream."""
+        parts = _parts(chunks, sent)
+        keys = [uuid.uuid4().hex for _ in parts]
+        staged: list[tuple[str, str]] = []
+        in_flight: deque[tuple[int, Future[None]]] = deque()
+
+        def settle(most: int) -> None:
+            while len(in_flight) > most:
+                size, future = in_flight.popleft()
+                future.result()
+                progress(size)
+
+        with open(local_path, "rb") as src, ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
+            try:
+                for start in range(0, len(parts), SIGNED_AT_ONCE):
+                    window = range(start, min(start + SIGNED_AT_ONCE, len(parts)))
+                    sizes = {keys[n]: sum(chunks.sizes[i] for i in parts[n]) for n in window}
+                    targets = self.client.upload_urls(sizes)
+                    for n in window:
+                        target = targets[keys[n]]
+                        staged.append((target["id"], keys[n]))
+                        send = pool.submit(
+                            self._send_part, src.fileno(), chunks, parts[n], target["url"]
+                        )
+                        in_flight.append((sizes[keys[n]], send))
+                        settle(PARTS_IN_FLIGHT)
+                settle(0)
+            finally:
+                for _, future in in_flight:
+                    future.cancel()
+        self.client.publish_file(encode_header(chunks, sent), staged)
+
+    def _send_part(self, descriptor: int, chunks: ChunkList, part: list[int], url: str) -> None:
+        data = b"".join(_chunk_bytes(descriptor, chunks, part, lambda size: None))
+        self.client.put_presigned(url, data, len(data))
 
     def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
         """Nothing: the server writes a chunk list itself once it has checked it (as the
@@ -380,6 +431,19 @@ class ServerObjects(ObjectLocation):
 
     def will_need(self, digests: Sequence[str]) -> None:
         """A hint only; the server is asked when the bytes are read."""
+
+
+def _parts(chunks: ChunkList, sent: Sequence[int]) -> list[list[int]]:
+    """The ``sent`` chunks in parts of at most `PART_BYTES` (or one chunk), in order."""
+    parts: list[list[int]] = []
+    size = 0
+    for index in sent:
+        if not parts or size + chunks.sizes[index] > PART_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].append(index)
+        size += chunks.sizes[index]
+    return parts
 
 
 def _chunk_bytes(

@@ -15,6 +15,9 @@
 - ``POST /api/v1/files`` (a header line, then the bytes): a large file's chunk list and the
   chunks the server lacks, in file order, checked and stored as they arrive and the chunk
   list proven before it is written (`objects.file_streams`);
+- ``POST /api/v1/files/publish`` (the same header line, then the staging keys of parts):
+  on S3, a large file's chunks go to staging keys in parts of about 8 MiB, which the
+  server reads once, in order, as it would the stream above;
 - ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
   URL when the objects live on S3, else the bytes, streamed). A packed object's URL is
   its pack's, signed for the object's byte range only: the redirect says which in
@@ -63,7 +66,13 @@ from ..objects.bundles import (
     checked_index,
     store_bundle,
 )
-from ..objects.file_streams import MAX_HEADER_BYTES, parse_header, receive_file, unsent_digests
+from ..objects.file_streams import (
+    MAX_HEADER_BYTES,
+    StagedParts,
+    parse_header,
+    receive_file,
+    unsent_digests,
+)
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
@@ -72,6 +81,7 @@ from .policy import GuardedBackend
 from .session import WebLogin, bearer
 
 if TYPE_CHECKING:
+    from ..chunking import ChunkList
     from ..store import Store
 
 LOG = logging.getLogger("forebear.server.access")
@@ -157,6 +167,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
                 "objects": "s3" if inner.objects.can_presign else "streamed",
                 "bundled_below": bundled_below(inner.objects),
                 "file_uploads": True,
+                "staged_files": inner.objects.can_presign,
                 "user": guarded.principal.name,
                 "admin": guarded.principal.admin,
             }
@@ -321,6 +332,24 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         inner.record_uploads(principal.id, digests)
         give_back()
 
+    def receive_checked(
+        principal: Principal, chunks: ChunkList, sent: list[int], read: Callable[[int], bytes]
+    ) -> None:
+        """Check and store a chunked file whose sent chunks ``read`` returns, in order."""
+        unsent = unsent_digests(chunks, sent)
+        refused = unsent - GuardedBackend(inner, principal).held(unsent) if unsent else set()
+        if refused:
+            raise InvalidInput(
+                f"{len(refused)} chunks of {chunks.digest} are not sent, not uploaded by "
+                f"you and in no version you may read (such as {min(refused)}); send them"
+            )
+        with FILES_AT_ONCE:
+            receive_file(
+                inner.objects, chunks, sent, read, workers=FILE_WORKERS,
+                on_stored=lambda digests: stored(principal, digests),
+            )  # fmt: skip
+            give_back()
+
     async def put_file(request: Request) -> Response:
         """A chunked file: its chunk list and which chunks follow as one JSON line, then
         those chunks' bytes in file order; each checked and stored as it arrives, the
@@ -331,21 +360,30 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         body = BodyReader(request)
         chunks, sent = parse_header(await body.line(MAX_HEADER_BYTES))
 
+        def read(size: int) -> bytes:
+            return from_thread.run(body.read, size)
+
+        await run_in_threadpool(receive_checked, principal, chunks, sent, read)
+        return JSONResponse({"stored": chunks.digest}, status_code=201)
+
+    async def publish_file(request: Request) -> Response:
+        """A chunked file whose sent chunks are staged (objects on S3): the same header
+        line as ``POST /files``, then ``{"parts": [[staging id, key], ...]}`` as a line,
+        the parts holding those chunks' bytes in file order. The server reads each part
+        once, as it would the stream, so the bytes never pass through a client's
+        connection to it."""
+        principal = await authenticated(request)
+        GuardedBackend(inner, principal).need_some_writer()
+        body = BodyReader(request)
+        chunks, sent = parse_header(await body.line(MAX_HEADER_BYTES))
+        parts = checked_parts(await body.line(MAX_HEADER_BYTES))
+
         def receive() -> None:
-            unsent = unsent_digests(chunks, sent)
-            refused = unsent - GuardedBackend(inner, principal).held(unsent) if unsent else set()
-            if refused:
-                raise InvalidInput(
-                    f"{len(refused)} chunks of {chunks.digest} are not sent, not uploaded by "
-                    f"you and in no version you may read (such as {min(refused)}); send them"
-                )
-            with FILES_AT_ONCE:
-                receive_file(
-                    inner.objects, chunks, sent, lambda size: from_thread.run(body.read, size),
-                    workers=FILE_WORKERS,
-                    on_stored=lambda digests: stored(principal, digests),
-                )  # fmt: skip
-                give_back()
+            staged = StagedParts(inner.objects, parts)
+            try:
+                receive_checked(principal, chunks, sent, staged.read)
+            finally:
+                staged.close()
 
         await run_in_threadpool(receive)
         return JSONResponse({"stored": chunks.digest}, status_code=201)
@@ -396,6 +434,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         Route("/api/v1/bundles", put_bundle, methods=["POST"]),
         Route("/api/v1/bundles/publish", publish_bundle, methods=["POST"]),
         Route("/api/v1/files", put_file, methods=["POST"]),
+        Route("/api/v1/files/publish", publish_file, methods=["POST"]),
         Route("/api/v1/commit", commit, methods=["POST"]),
         *login.routes(),
         Mount("/", app=login.web_ui(store)),
@@ -415,6 +454,24 @@ def checked_sizes(body: Any) -> dict[str, int]:
     ):
         raise InvalidInput("malformed request: expected {sizes: {digest: size}}")
     return sizes
+
+
+def checked_parts(line: bytes) -> list[tuple[str, str]]:
+    """The staged parts a file upload names: ``{"parts": [[staging id, key], ...]}``."""
+    try:
+        parts = json.loads(line).get("parts")
+    except (ValueError, AttributeError, RecursionError):
+        parts = None
+    if not isinstance(parts, list) or not all(
+        isinstance(part, list) and len(part) == 2
+        and all(isinstance(name, str) and STAGING_ID.fullmatch(name) for name in part)
+        for part in parts
+    ):  # fmt: skip
+        raise InvalidInput(
+            'malformed file upload: its second line is {"parts": [[staging id, key], ...]}, '
+            "each 32 hex digits"
+        )
+    return [(staging_id, key) for staging_id, key in parts]
 
 
 def checked_digest(request: Request) -> str:
