@@ -234,8 +234,8 @@ def test_staged_parts_are_checked_before_the_file_they_make_is_stored(
                 return [[targets[key]["id"], key] for key in keys]
 
             def publish(chunks: ChunkList, parts: list[list[str]]) -> httpx.Response:
-                line = json.dumps({"parts": parts}).encode()
-                body = encode_header(chunks, [0, 1]) + b"\n" + line + b"\n"
+                lines = b"".join(json.dumps(part).encode() + b"\n" for part in parts)
+                body = encode_header(chunks, [0, 1]) + b"\n" + lines + b"\n"
                 return client.post("/api/v1/files/publish", content=body)
 
             # a part whose bytes are not its chunks': refused, nothing stored under them
@@ -249,11 +249,16 @@ def test_staged_parts_are_checked_before_the_file_they_make_is_stored(
             assert answer.status_code == 400 and "ended" in answer.json()["message"]
             answer = publish(genuine, [*staged(one), ["0" * 32, "1" * 32]])
             assert answer.status_code == 404 and "no upload" in answer.json()["message"]
-            for bad in (b"", b"{}", b'{"parts": [["../..", "x"]]}', b'{"parts": "all"}'):
+            names = staged(one, two)
+            for bad in (b"{}", b'["../..", "x"]', b'{"parts": "all"}', b"[" * 100_000):
                 answer = client.post(
-                    "/api/v1/files/publish", content=encode_header(genuine, [0, 1]) + b"\n" + bad
+                    "/api/v1/files/publish",
+                    content=encode_header(genuine, [0, 1]) + b"\n" + bad + b"\n",
                 )
-                assert answer.status_code == 400, (bad, answer.content)
+                assert 400 <= answer.status_code < 500, (bad[:80], answer.content)
+            unended = encode_header(genuine, [0, 1]) + b"\n" + json.dumps(names[0]).encode()
+            answer = client.post("/api/v1/files/publish", content=unended)
+            assert answer.status_code == 400, answer.content
             assert objects.read_chunk_list(genuine.digest) is None
             # the true parts, split anywhere: the file is stored, and read back whole
             answer = publish(genuine, staged((one + two)[:1000], (one + two)[1000:]))

@@ -208,23 +208,25 @@ def receive_file(
 
 class StagedParts:
     """A file's sent chunks staged in parts (uploaded straight to the object store), read
-    back as one stream: a part at a time, each in one read, the next fetched while this one
-    is taken, each staged copy removed as it is read (what a failure leaves unread goes with
-    the location's old staged uploads). Memory: two parts of at most `MAX_PART_BYTES`."""
+    back as one stream: each part in one read, once ``next_part`` names it, the next
+    fetched while this one is taken, each staged copy removed as it is read (what a
+    failure leaves unread goes with the location's old staged uploads). Memory: two
+    parts of at most `MAX_PART_BYTES`."""
 
-    def __init__(self, location: ObjectLocation, parts: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self, location: ObjectLocation, next_part: Callable[[], tuple[str, str] | None]
+    ) -> None:
         self.location = location
-        self.parts = list(parts)  # (staging id, key) of each part, in file order
-        self.taken = 0  # parts fetched so far
+        self.next_part = next_part  # (staging id, key) of the next part; None: no more
         self.current = memoryview(b"")
         self.fetcher = ThreadPoolExecutor(1)
         self.ahead: Future[bytes] | None = self._fetch_next()
 
     def _fetch_next(self) -> Future[bytes] | None:
-        if self.taken >= len(self.parts):
+        part = self.next_part()
+        if part is None:
             return None
-        staging_id, key = self.parts[self.taken]
-        self.taken += 1
+        staging_id, key = part
         return self.fetcher.submit(self.location.read_staged, staging_id, key, MAX_PART_BYTES)
 
     def read(self, size: int) -> bytes:

@@ -133,14 +133,19 @@ class ServerClient:
 
         self.checked(self.request("POST", "/api/v1/files", content=body(), retry=False))
 
-    def publish_file(self, header: bytes, parts: list[tuple[str, str]]) -> None:
-        """Have the server read a chunked file's staged parts (staging id, key) in order,
-        check them and store the file: the header line, then the parts' line. Not
-        retried: the server removes each part as it reads it (a broken request is resumed
-        by the caller, who asks which chunks arrived)."""
-        line = json.dumps({"parts": parts}, separators=(",", ":")).encode()
-        body = header + b"\n" + line + b"\n"
-        self.checked(self.request("POST", "/api/v1/files/publish", content=body, retry=False))
+    def publish_file(self, header: bytes, parts: Iterator[tuple[str, str]]) -> None:
+        """Have the server check and store a chunked file whose chunks are staged: the
+        header line, then each part's staging id and key as it is uploaded (a stream the
+        server reads as it arrives), then an empty line. Never sent twice by this call:
+        the server removes each part as it reads it."""
+
+        def body() -> Iterator[bytes]:
+            yield header + b"\n"
+            for part in parts:
+                yield json.dumps(list(part)).encode() + b"\n"
+            yield b"\n"
+
+        self.checked(self.request("POST", "/api/v1/files/publish", content=body(), retry=False))
 
     def publish_bundle(
         self, staging_id: str, key: str, slots: Mapping[str, tuple[int, int]]

@@ -14,7 +14,6 @@ import contextlib
 import os
 import tempfile
 import threading
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,14 +28,12 @@ from ..objects.copying import Joined, read_up_to
 from ..objects.file_streams import encode_header
 from ..objects.packs import PackWriter
 from .client import ATTEMPTS, ServerClient, Unreachable
+from .staged_files import chunk_bytes, stage_file
 
 BLOCK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 PUBLISH_BATCH = 256  # objects sent straight to the object store, published in one request
 BUNDLES_IN_FLIGHT = 2  # bundles sent at once while the next fills
-PART_BYTES = 8 << 20  # a cut file goes to S3 in staged parts of about this size
-PARTS_IN_FLIGHT = 4  # parts sent at once (each in memory while it is sent)
-SIGNED_AT_ONCE = 16  # part URLs signed in one request, shortly before they are used
 
 
 class ServerObjects(ObjectLocation):
@@ -256,7 +253,7 @@ class ServerObjects(ObjectLocation):
             sent = sorted(index for digest, index in first.items() if digest in missing)
             try:
                 if self.staged_files:
-                    self._stage_file(local_path, chunks, sent, progress)
+                    stage_file(self.client, local_path, chunks, sent, progress)
                 else:
                     with open(local_path, "rb") as src:
                         pieces = _chunk_bytes(src.fileno(), chunks, sent, progress)
@@ -272,47 +269,6 @@ class ServerObjects(ObjectLocation):
                     f"it change while it was being logged? Log it again ({error})"
                 ) from None
         return True  # pragma: no cover - the loop returns or raises
-
-    def _stage_file(
-        self, local_path: str, chunks: ChunkList, sent: list[int], progress: Progress
-    ) -> None:
-        """Send the ``sent`` chunks to staging keys of the object store in parts of about
-        `PART_BYTES` (presigned PUTs, `PARTS_IN_FLIGHT` at once, signed shortly before use:
-        the URLs expire), then have the server read the parts, in order, as one stream."""
-        parts = _parts(chunks, sent)
-        keys = [uuid.uuid4().hex for _ in parts]
-        staged: list[tuple[str, str]] = []
-        in_flight: deque[tuple[int, Future[None]]] = deque()
-
-        def settle(most: int) -> None:
-            while len(in_flight) > most:
-                size, future = in_flight.popleft()
-                future.result()
-                progress(size)
-
-        with open(local_path, "rb") as src, ThreadPoolExecutor(PARTS_IN_FLIGHT) as pool:
-            try:
-                for start in range(0, len(parts), SIGNED_AT_ONCE):
-                    window = range(start, min(start + SIGNED_AT_ONCE, len(parts)))
-                    sizes = {keys[n]: sum(chunks.sizes[i] for i in parts[n]) for n in window}
-                    targets = self.client.upload_urls(sizes)
-                    for n in window:
-                        target = targets[keys[n]]
-                        staged.append((target["id"], keys[n]))
-                        send = pool.submit(
-                            self._send_part, src.fileno(), chunks, parts[n], target["url"]
-                        )
-                        in_flight.append((sizes[keys[n]], send))
-                        settle(PARTS_IN_FLIGHT)
-                settle(0)
-            finally:
-                for _, future in in_flight:
-                    future.cancel()
-        self.client.publish_file(encode_header(chunks, sent), staged)
-
-    def _send_part(self, descriptor: int, chunks: ChunkList, part: list[int], url: str) -> None:
-        data = b"".join(_chunk_bytes(descriptor, chunks, part, lambda size: None))
-        self.client.put_presigned(url, data, len(data))
 
     def put_chunk_list(self, digest: str, data: bytes, *, replace: bool = False) -> None:
         """Nothing: the server writes a chunk list itself once it has checked it (as the
@@ -433,30 +389,10 @@ class ServerObjects(ObjectLocation):
         """A hint only; the server is asked when the bytes are read."""
 
 
-def _parts(chunks: ChunkList, sent: Sequence[int]) -> list[list[int]]:
-    """The ``sent`` chunks in parts of at most `PART_BYTES` (or one chunk), in order."""
-    parts: list[list[int]] = []
-    size = 0
-    for index in sent:
-        if not parts or size + chunks.sizes[index] > PART_BYTES:
-            parts.append([])
-            size = 0
-        parts[-1].append(index)
-        size += chunks.sizes[index]
-    return parts
-
-
 def _chunk_bytes(
     descriptor: int, chunks: ChunkList, sent: Sequence[int], progress: Progress
 ) -> Iterator[bytes]:
     """The bytes of the ``sent`` chunks of an open file, in order, a block at a time."""
     for index in sent:
-        offset, left = chunks.offsets[index], chunks.sizes[index]
-        while left:
-            block = os.pread(descriptor, min(left, BLOCK), offset)
-            if not block:
-                raise IntegrityError(f"the file of {chunks.digest} got shorter while it was sent")
-            offset += len(block)
-            left -= len(block)
-            yield block
+        yield from chunk_bytes(descriptor, chunks, [index])
         progress(chunks.sizes[index])

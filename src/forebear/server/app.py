@@ -15,9 +15,10 @@
 - ``POST /api/v1/files`` (a header line, then the bytes): a large file's chunk list and the
   chunks the server lacks, in file order, checked and stored as they arrive and the chunk
   list proven before it is written (`objects.file_streams`);
-- ``POST /api/v1/files/publish`` (the same header line, then the staging keys of parts):
-  on S3, a large file's chunks go to staging keys in parts of about 8 MiB, which the
-  server reads once, in order, as it would the stream above;
+- ``POST /api/v1/files/publish`` (the same header line, then a line naming each part as
+  it is staged, then an empty line): on S3, a large file's chunks go to staging keys in
+  parts of about 8 MiB, which the server reads once, in order, as it would the stream
+  above (`forebear.remote.staged_files`);
 - ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
   URL when the objects live on S3, else the bytes, streamed). A packed object's URL is
   its pack's, signed for the object's byte range only: the redirect says which in
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 from anyio import from_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -104,6 +105,7 @@ MAX_CALL_BYTES = 64 << 20  # a call's arguments: pages of entries, chunk lists
 MAX_OBJECT_BYTES = 5 << 30  # one object (S3's limit for one PUT)
 SPOOL_IN_MEMORY = 4 << 20  # an upload in flight stays in memory up to this, then on disk
 PRESIGNED_SECONDS = 300
+MAX_PART_LINE = 128  # a staged part's name: ["<32 hex>", "<32 hex>"]
 MAX_INDEX_BYTES = MAX_BUNDLE_OBJECTS * 64  # a bundle's index line: one row per object
 BUNDLES_AT_ONCE = threading.BoundedSemaphore(2)  # bundles checked and stored at once (memory)
 FILES_AT_ONCE = threading.BoundedSemaphore(2)  # chunked files received at once (memory)
@@ -368,18 +370,19 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
 
     async def publish_file(request: Request) -> Response:
         """A chunked file whose sent chunks are staged (objects on S3): the same header
-        line as ``POST /files``, then ``{"parts": [[staging id, key], ...]}`` as a line,
-        the parts holding those chunks' bytes in file order. The server reads each part
-        once, as it would the stream, so the bytes never pass through a client's
-        connection to it."""
+        line as ``POST /files``, then one line ``[staging id, key]`` per part as the client
+        uploads it, then an empty line. Each part is read once, in order, as the stream
+        would be: the bytes never pass through a client's connection to the server."""
         principal = await authenticated(request)
         GuardedBackend(inner, principal).need_some_writer()
         body = BodyReader(request)
         chunks, sent = parse_header(await body.line(MAX_HEADER_BYTES))
-        parts = checked_parts(await body.line(MAX_HEADER_BYTES))
+
+        def next_part() -> tuple[str, str] | None:
+            return checked_part(from_thread.run(body.line, MAX_PART_LINE))
 
         def receive() -> None:
-            staged = StagedParts(inner.objects, parts)
+            staged = StagedParts(inner.objects, next_part)
             try:
                 receive_checked(principal, chunks, sent, staged.read)
             finally:
@@ -456,22 +459,23 @@ def checked_sizes(body: Any) -> dict[str, int]:
     return sizes
 
 
-def checked_parts(line: bytes) -> list[tuple[str, str]]:
-    """The staged parts a file upload names: ``{"parts": [[staging id, key], ...]}``."""
+def checked_part(line: bytes) -> tuple[str, str] | None:
+    """A staged part's name, ``[staging id, key]``; None for the empty line that ends them."""
+    if not line.strip():
+        return None
     try:
-        parts = json.loads(line).get("parts")
-    except (ValueError, AttributeError, RecursionError):
-        parts = None
-    if not isinstance(parts, list) or not all(
+        part = json.loads(line)
+    except (ValueError, RecursionError):
+        part = None
+    if not (
         isinstance(part, list) and len(part) == 2
         and all(isinstance(name, str) and STAGING_ID.fullmatch(name) for name in part)
-        for part in parts
     ):  # fmt: skip
         raise InvalidInput(
-            'malformed file upload: its second line is {"parts": [[staging id, key], ...]}, '
-            "each 32 hex digits"
+            "malformed file upload: after its first line, one [staging id, key] line per "
+            "part (each 32 hex digits), then an empty line"
         )
-    return [(staging_id, key) for staging_id, key in parts]
+    return part[0], part[1]
 
 
 def checked_digest(request: Request) -> str:
@@ -509,6 +513,8 @@ class BodyReader:
                 piece = await self.pieces.__anext__()
             except StopAsyncIteration:
                 self.ended = True
+            except ClientDisconnect:
+                raise InvalidInput("the request broke off before its end") from None
             else:
                 if piece:
                     self.buffer += piece
@@ -521,7 +527,7 @@ class BodyReader:
             if len(self.buffer) > limit:
                 raise TooLarge(limit)
             if not await self.more():
-                raise InvalidInput("malformed request: its body ended before its first line")
+                raise InvalidInput("malformed request: its body ended in the middle of a line")
         line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
         return line
 
