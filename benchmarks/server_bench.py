@@ -220,8 +220,8 @@ def report(found: dict[str, float], args: argparse.Namespace) -> str:
             f"| log one {args.big_mib} MiB file | {found['direct_big']:.1f} s | "
             f"{found['server_big']:.1f} s | {ratio('big')} (goal: at most 1.5\u00d7) |",
             f"| server's resident memory while a client logs {args.rss_mib} MiB | | "
-            f"{found['rss_before'] / (1 << 20):.0f} MB before, "
-            f"**{found['rss_peak'] / (1 << 20):.0f} MB** at most | (goal: under 200 MB) |",
+            f"{found['rss_before'] / 1e6:.0f} MB before, "
+            f"**{found['rss_peak'] / 1e6:.0f} MB** at most | (goal: under 200 MB) |",
             "",
         ]
     )

@@ -24,7 +24,7 @@ from ..hashing import Progress
 from ..objects.file_streams import encode_header
 from .client import ServerClient
 
-PART_BYTES = 8 << 20  # a cut file goes to S3 in staged parts of about this size
+PART_BYTES = 4 << 20  # a cut file goes to S3 in staged parts of about this size
 PARTS_IN_FLIGHT = 4  # parts sent at once (each in memory while it is sent)
 SIGNED_AT_ONCE = 16  # part URLs signed in one request, shortly before they are used
 BLOCK = 1 << 20

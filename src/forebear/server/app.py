@@ -17,7 +17,7 @@
   list proven before it is written (`objects.file_streams`);
 - ``POST /api/v1/files/publish`` (the same header line, then a line naming each part as
   it is staged, then an empty line): on S3, a large file's chunks go to staging keys in
-  parts of about 8 MiB, which the server reads once, in order, as it would the stream
+  parts of about 4 MiB, which the server reads once, in order, as it would the stream
   above (`forebear.remote.staged_files`);
 - ``GET /api/v1/objects/{digest}``: an object the user may read (a short-lived presigned
   URL when the objects live on S3, else the bytes, streamed). A packed object's URL is

@@ -8,7 +8,9 @@ import ctypes
 import functools
 from typing import Any
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters
+M_ARENA_MAX = -8
+LARGE_BUFFER = 1 << 20  # buffers this large are mapped, and unmapped once freed
 
 
 @functools.cache
@@ -20,10 +22,14 @@ def _libc() -> Any:
 
 
 def fewer_malloc_arenas() -> None:
-    """What ``MALLOC_ARENA_MAX=2`` does, for threads started from now on."""
+    """What ``MALLOC_ARENA_MAX=2`` does, for threads started from now on; and buffers of a
+    MiB or more (parts, groups of chunks) mapped on their own, so that the memory goes
+    back to the system when they are freed (glibc would otherwise raise this threshold to
+    32 MiB after the first such buffer it frees, and keep later ones in its heaps)."""
     libc = _libc()
     if libc is not None:
         libc.mallopt(M_ARENA_MAX, 2)
+        libc.mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER)
 
 
 def give_back() -> None:
