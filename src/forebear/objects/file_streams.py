@@ -22,7 +22,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Literal, cast
 
 from ..chunking import ChunkList
 from ..errors import IntegrityError, InvalidInput, ObjectNotFound
@@ -38,6 +38,7 @@ STORED_BATCH = 256  # chunks stored before ``on_stored`` is told (a catalog writ
 STORED_BYTES = 8 << 20  # or this many bytes: what a broken upload resumed need not send again
 MAX_HEADER_BYTES = 64 << 20  # the header line: a chunk list of about a million chunks
 MAX_PART_BYTES = 16 << 20  # a staged part: a few chunks, or one of the largest chunking's
+IDLE_SECONDS = 1.0  # waited for the next part's name before what is stored is recorded
 
 
 def encode_header(chunks: ChunkList, sent: Sequence[int]) -> bytes:
@@ -105,14 +106,18 @@ def receive_file(
     *,
     workers: int,
     on_stored: Callable[[list[str]], None],
+    recorder: Callable[[Callable[[], None]], None] | None = None,
 ) -> None:
     """Take the bytes of the ``sent`` chunks of ``chunks`` from ``read`` (which returns at
     most as many bytes as asked, and fewer only at the end), check and store each, and
     write the chunk list once the whole file hashes to its digest; ``on_stored`` is told
-    the chunks stored, a batch at a time. Raises `IntegrityError` for bytes that do not hash to
-    their digest (a chunk's, or the file's: then no chunk list is written) and
-    `InvalidInput` for a body shorter or longer than the chunks it must carry or an unsent
-    chunk the location lacks. Chunks stored before a failure stay: each was checked."""
+    the chunks stored, a batch at a time. ``recorder`` is handed a function that tells
+    ``on_stored`` everything stored so far at once, for a reader to call before it waits
+    long for more bytes (a broken upload resumed then sends none of them again). Raises
+    `IntegrityError` for bytes that do not hash to their digest (a chunk's, or the file's:
+    then no chunk list is written) and `InvalidInput` for a body shorter or longer than the
+    chunks it must carry or an unsent chunk the location lacks. Chunks stored before a
+    failure stay: each was checked."""
     carried = set(sent)
     hasher = new_hasher()
     pool = ThreadPoolExecutor(workers if location.packs is None else 1)
@@ -140,6 +145,18 @@ def receive_file(
             on_stored(list(done))
             done.clear()
             done_bytes[0] = 0
+
+    def record_now() -> None:
+        settle(0)
+        if done:
+            if packs is not None:
+                location.flush()
+            on_stored(list(done))
+            done.clear()
+            done_bytes[0] = 0
+
+    if recorder is not None:
+        recorder(record_now)
 
     def put(data: memoryview, digest: str) -> None:
         location.put_stream(cast(BinaryIO, _ViewReader(data)), digest, source="a file upload")
@@ -211,20 +228,35 @@ class StagedParts:
     back as one stream: each part in one read, once ``next_part`` names it, the next
     fetched while this one is taken, each staged copy removed as it is read (what a
     failure leaves unread goes with the location's old staged uploads). Memory: two
-    parts of at most `MAX_PART_BYTES`."""
+    parts of at most `MAX_PART_BYTES`.
+
+    ``next_part(seconds)`` is the next part's (staging id, key), None after the last, or
+    False when none was named within ``seconds`` (None: no limit). Before it waits longer
+    than `IDLE_SECONDS` for a name (the sender is slower than this reader, or gone), what
+    is stored so far is recorded (`record_with`)."""
 
     def __init__(
-        self, location: ObjectLocation, next_part: Callable[[], tuple[str, str] | None]
+        self,
+        location: ObjectLocation,
+        next_part: Callable[[float | None], tuple[str, str] | Literal[False] | None],
     ) -> None:
         self.location = location
-        self.next_part = next_part  # (staging id, key) of the next part; None: no more
+        self.next_part = next_part
+        self.record: Callable[[], None] = lambda: None
         self.current = memoryview(b"")
         self.fetcher = ThreadPoolExecutor(1)
         self.ahead: Future[bytes] | None = self._fetch_next()
 
+    def record_with(self, record: Callable[[], None]) -> None:
+        """What records the chunks stored so far (`receive_file`'s ``recorder``)."""
+        self.record = record
+
     def _fetch_next(self) -> Future[bytes] | None:
-        part = self.next_part()
-        if part is None:
+        part = self.next_part(IDLE_SECONDS)
+        if part is False:
+            self.record()
+            part = self.next_part(None)
+        if not part:
             return None
         staging_id, key = part
         return self.fetcher.submit(self.location.read_staged, staging_id, key, MAX_PART_BYTES)

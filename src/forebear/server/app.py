@@ -39,12 +39,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast
 
 from anyio import from_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -77,6 +77,7 @@ from ..objects.file_streams import (
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
+from .bodies import BodyReader, LineWaiter, TooLarge, read_body
 from .memory import give_back
 from .policy import GuardedBackend
 from .session import WebLogin, bearer
@@ -335,7 +336,11 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         give_back()
 
     def receive_checked(
-        principal: Principal, chunks: ChunkList, sent: list[int], read: Callable[[int], bytes]
+        principal: Principal,
+        chunks: ChunkList,
+        sent: list[int],
+        read: Callable[[int], bytes],
+        recorder: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         """Check and store a chunked file whose sent chunks ``read`` returns, in order."""
         unsent = unsent_digests(chunks, sent)
@@ -348,7 +353,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         with FILES_AT_ONCE:
             receive_file(
                 inner.objects, chunks, sent, read, workers=FILE_WORKERS,
-                on_stored=lambda digests: stored(principal, digests),
+                on_stored=lambda digests: stored(principal, digests), recorder=recorder,
             )  # fmt: skip
             give_back()
 
@@ -377,18 +382,23 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         GuardedBackend(inner, principal).need_some_writer()
         body = BodyReader(request)
         chunks, sent = parse_header(await body.line(MAX_HEADER_BYTES))
+        names = LineWaiter(body, MAX_PART_LINE)
 
-        def next_part() -> tuple[str, str] | None:
-            return checked_part(from_thread.run(body.line, MAX_PART_LINE))
+        def next_part(seconds: float | None) -> tuple[str, str] | Literal[False] | None:
+            line = from_thread.run(names.next, seconds)
+            return False if line is None else checked_part(line)
 
         def receive() -> None:
             staged = StagedParts(inner.objects, next_part)
             try:
-                receive_checked(principal, chunks, sent, staged.read)
+                receive_checked(principal, chunks, sent, staged.read, staged.record_with)
             finally:
                 staged.close()
 
-        await run_in_threadpool(receive)
+        try:
+            await run_in_threadpool(receive)
+        finally:
+            names.close()
         return JSONResponse({"stored": chunks.digest}, status_code=201)
 
     async def get_object(request: Request) -> Response:
@@ -483,68 +493,6 @@ def checked_digest(request: Request) -> str:
     if not DIGEST.fullmatch(digest):
         raise InvalidInput(f"{digest!r} is not an object digest (32 hex digits)")
     return digest
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, refused past ``limit`` bytes (before reading it all)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise TooLarge(limit)
-    pieces, size = [], 0
-    async for piece in request.stream():
-        size += len(piece)
-        if size > limit:
-            raise TooLarge(limit)
-        pieces.append(piece)
-    return b"".join(pieces)
-
-
-class BodyReader:
-    """A request's body read as it arrives: a first line, then so many bytes at a time."""
-
-    def __init__(self, request: Request) -> None:
-        self.pieces = request.stream()
-        self.buffer = b""
-        self.ended = False
-
-    async def more(self) -> bool:
-        while not self.ended:
-            try:
-                piece = await self.pieces.__anext__()
-            except StopAsyncIteration:
-                self.ended = True
-            except ClientDisconnect:
-                raise InvalidInput("the request broke off before its end") from None
-            else:
-                if piece:
-                    self.buffer += piece
-                    return True
-        return False
-
-    async def line(self, limit: int) -> bytes:
-        """The first line, without its newline; `TooLarge` past ``limit`` bytes."""
-        while (end := self.buffer.find(b"\n")) < 0:
-            if len(self.buffer) > limit:
-                raise TooLarge(limit)
-            if not await self.more():
-                raise InvalidInput("malformed request: its body ended in the middle of a line")
-        line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
-        return line
-
-    async def read(self, size: int) -> bytes:
-        """``size`` bytes, or fewer at the end of the body (nothing once it ended): one
-        call gathers many of the pieces the body arrives in."""
-        pieces, got = [], 0
-        while got < size and (self.buffer or await self.more()):
-            piece, self.buffer = self.buffer[: size - got], self.buffer[size - got :]
-            pieces.append(piece)
-            got += len(piece)
-        return b"".join(pieces)
-
-
-class TooLarge(InvalidInput):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the request is larger than this server takes ({limit} bytes)")
 
 
 async def forebear_error(request: Request, error: Exception) -> Response:

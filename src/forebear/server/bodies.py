@@ -1,0 +1,96 @@
+"""Reading a request's body: whole up to a limit, or as it arrives (a first line, then so
+many bytes at a time, or line by line with waits that time out)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import ClientDisconnect, Request
+
+from ..errors import InvalidInput
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused past ``limit`` bytes (before reading it all)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge(limit)
+    pieces, size = [], 0
+    async for piece in request.stream():
+        size += len(piece)
+        if size > limit:
+            raise TooLarge(limit)
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+class BodyReader:
+    """A request's body read as it arrives: a first line, then so many bytes at a time."""
+
+    def __init__(self, request: Request) -> None:
+        self.pieces = request.stream()
+        self.buffer = b""
+        self.ended = False
+
+    async def more(self) -> bool:
+        while not self.ended:
+            try:
+                piece = await self.pieces.__anext__()
+            except StopAsyncIteration:
+                self.ended = True
+            except ClientDisconnect:
+                raise InvalidInput("the request broke off before its end") from None
+            else:
+                if piece:
+                    self.buffer += piece
+                    return True
+        return False
+
+    async def line(self, limit: int) -> bytes:
+        """The first line, without its newline; `TooLarge` past ``limit`` bytes."""
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > limit:
+                raise TooLarge(limit)
+            if not await self.more():
+                raise InvalidInput("malformed request: its body ended in the middle of a line")
+        line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
+        return line
+
+    async def read(self, size: int) -> bytes:
+        """``size`` bytes, or fewer at the end of the body (nothing once it ended): one
+        call gathers many of the pieces the body arrives in."""
+        pieces, got = [], 0
+        while got < size and (self.buffer or await self.more()):
+            piece, self.buffer = self.buffer[: size - got], self.buffer[size - got :]
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
+
+
+class LineWaiter:
+    """The lines of a request's body, waited for a while at a time: a wait that ends
+    without a line leaves the read going, for the next wait to take up (a read cut off
+    halfway would lose the bytes it took)."""
+
+    def __init__(self, body: BodyReader, limit: int) -> None:
+        self.body, self.limit = body, limit
+        self.pending: asyncio.Future[bytes] | None = None
+
+    async def next(self, seconds: float | None) -> bytes | None:
+        """The next line; None if it did not come within ``seconds``."""
+        if self.pending is None:
+            self.pending = asyncio.ensure_future(self.body.line(self.limit))
+        done, _ = await asyncio.wait({self.pending}, timeout=seconds)
+        if not done:
+            return None
+        finished, self.pending = self.pending, None
+        return finished.result()
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+
+
+class TooLarge(InvalidInput):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request is larger than this server takes ({limit} bytes)")
