@@ -216,6 +216,7 @@ def test_staged_parts_are_checked_before_the_file_they_make_is_stored(
     server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
     try:
         token = server.user("alice", {"iris": "writer"})
+        reader = server.user("carol", {"iris": "reader"})
         one, two = os.urandom(3000), os.urandom(3000)
         genuine = chunk_list(server, one + two, one, two)
         objects = server.direct.objects
@@ -261,8 +262,18 @@ def test_staged_parts_are_checked_before_the_file_they_make_is_stored(
             answer = client.post("/api/v1/files/publish", content=unended)
             assert answer.status_code == 400, answer.content
             assert objects.read_chunk_list(genuine.digest) is None
-            # the true parts, split anywhere: the file is stored, and read back whole
-            answer = publish(genuine, staged((one + two)[:1000], (one + two)[1000:]))
+            # the true parts, but from someone who may not write, or no one
+            parts = staged((one + two)[:1000], (one + two)[1000:])
+            body = encode_header(genuine, [0, 1]) + b"\n"
+            for who, status in ((reader, 403), ("fbt_forged", 401)):
+                refused = httpx.post(
+                    f"{server.url}/api/v1/files/publish", content=body,
+                    headers={"authorization": f"Bearer {who}"},
+                )  # fmt: skip
+                assert refused.status_code == status, refused.content
+            assert objects.read_chunk_list(genuine.digest) is None
+            # ...from a writer, split anywhere: the file is stored, and read back whole
+            answer = publish(genuine, parts)
             assert answer.status_code == 201, answer.content
             assert ChunkList.from_bytes(objects.read_chunk_list(genuine.digest) or b"") == genuine
         assert server.direct.verify() == []
