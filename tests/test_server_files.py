@@ -9,6 +9,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -418,3 +420,47 @@ def upload_cut_off_and_resumed(server: ForebearServer, tmp_path: Path) -> None:
         (entry,) = direct.artifact("iris/table:v0").entries()
         stored = ChunkList.from_bytes(direct.objects.read_chunk_list(entry.digest) or b"")
         assert b"".join(direct.objects.read_bytes(d) for d in stored.digests) == data
+
+
+@pytest.mark.slow
+def test_a_client_killed_while_it_stages_a_file_leaves_the_store_whole(
+    postgres_url: str, s3_url: str, tmp_path: Path
+) -> None:
+    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
+    catalog = sqlalchemy.create_engine(server.db_url)
+    try:
+        token = server.user("alice", {"iris": "writer"})
+        table = tmp_path / "table.bin"
+        data = os.urandom(96 << 20)
+        table.write_bytes(data)
+        script = (
+            "import forebear, sys\n"
+            "with forebear.Store(sys.argv[1], token=sys.argv[2], cache_dir=sys.argv[3]) as s:\n"
+            "    with forebear.init(project='iris', store=s) as run:\n"
+            "        run.log_artifact(sys.argv[4], name='table')\n"
+        )
+        client = subprocess.Popen(
+            [sys.executable, "-c", script, server.url, token, str(tmp_path / "c1"), str(table)]
+        )
+        deadline = time.monotonic() + 300
+        receipts = 0
+        while client.poll() is None and not receipts and time.monotonic() < deadline:
+            with catalog.connect() as connection:
+                count = sqlalchemy.text("SELECT count(*) FROM uploads")
+                receipts = connection.execute(count).scalar_one()
+            time.sleep(0.02)
+        assert client.poll() is None and receipts, "the client was to be killed mid-upload"
+        client.kill()  # SIGKILL: parts staged, the server's read of them cut off
+        client.wait()
+        # nothing the server stored is partial, and the next log of the file completes
+        with forebear.Store(server.url, token=token, cache_dir=tmp_path / "c2") as store:
+            with forebear.init(project="iris", store=store) as run:
+                version = run.log_artifact(table, name="table")
+            assert version.open("table.bin").read() == data
+        assert server.direct.verify() == []
+        statuses = [json.loads(line)["status"] for line in server.log.read_text().splitlines()
+                    if line.startswith("{")]  # fmt: skip
+        assert statuses and max(statuses) < 500
+    finally:
+        catalog.dispose()
+        server.stop()
