@@ -25,6 +25,7 @@ from forebear import wire
 from forebear.chunking import ChunkList, cut_bytes
 from forebear.hashing import hash_bytes
 from forebear.objects.file_streams import encode_header
+from forebear.remote.staged_files import split_parts
 
 from .conftest import format_2
 from .serving import ForebearServer
@@ -188,7 +189,7 @@ def test_a_large_file_goes_to_s3_in_staged_parts_that_never_pass_through_the_ser
     postgres_url: str, s3_url: str, tmp_path: Path
 ) -> None:
     server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
-    proxy = CuttingProxy(server.port, lambda body: False, lambda: None)  # counts
+    proxy = CuttingProxy(server.port, lambda body: None, lambda: None)  # counts
     try:
         token = server.user("alice", {"iris": "writer"})
         table = tmp_path / "table.bin"
@@ -284,14 +285,14 @@ def test_staged_parts_are_checked_before_the_file_they_make_is_stored(
 
 
 class CuttingProxy:
-    """A TCP relay to a server that breaks the first file upload passing through it once
-    ``cut_when`` says so of the bytes of it that went by (after ``before_cut`` returns): a
-    connection lost mid-stream, for real."""
+    """A TCP relay to a server that breaks the first file upload passing through it: once
+    ``cut_when`` names how many bytes of the upload so far may reach the server, those go,
+    ``before_cut`` is waited for, and the connection is lost mid-stream, for real."""
 
     def __init__(
         self,
         upstream_port: int,
-        cut_when: Callable[[bytes], bool],
+        cut_when: Callable[[bytes], int | None],
         before_cut: Callable[[], None],
     ) -> None:
         self.upstream_port, self.cut_when, self.before_cut = upstream_port, cut_when, before_cut
@@ -326,8 +327,11 @@ class CuttingProxy:
                 elif upward and data.startswith((b"GET ", b"POST ", b"PUT ")):
                     upload = None  # another request on the same connection
                 if upload is not None:
+                    earlier = len(upload)
                     upload += data
-                    if not self.cut.is_set() and self.cut_when(bytes(upload)):
+                    allowed = None if self.cut.is_set() else self.cut_when(bytes(upload))
+                    if allowed is not None:
+                        target.sendall(data[: max(0, allowed - earlier)])
                         self.before_cut()
                         self.cut.set()
                         break  # both ends closed below: the upload breaks off
@@ -394,9 +398,13 @@ def upload_cut_off_and_resumed(server: ForebearServer, tmp_path: Path) -> None:
                 return
             time.sleep(0.05)
 
-    def far_enough(body: bytes) -> bool:
-        """24 MiB of the stream, or 5 of the 8 parts named."""
-        return len(PART_NAME.findall(body)) >= 5 if staged else len(body) > 24 << 20
+    def far_enough(body: bytes) -> int | None:
+        """How much of the upload reaches the server: 24 MiB of the stream, or the names
+        of the first 5 parts (the server then stores more than 8 MiB, and waits)."""
+        if not staged:
+            return 24 << 20 if len(body) > 24 << 20 else None
+        names = list(PART_NAME.finditer(body))
+        return names[4].end() if len(names) > 5 else None
 
     proxy = CuttingProxy(server.port, far_enough, receipts_for_8_mib)
     try:
@@ -411,8 +419,10 @@ def upload_cut_off_and_resumed(server: ForebearServer, tmp_path: Path) -> None:
     # the chunks recorded before the cut (8 MiB at least) were kept: the second attempt
     # sent the rest only, with its request line, headers and chunk list (tens of KiB; the
     # list is longer in packs, whose chunks are smaller)
-    if staged:
-        assert len(PART_NAME.findall(proxy.uploads[1])) <= 6  # of 8 parts of 4 MiB
+    if staged:  # the first two parts (8 MiB at most) were recorded, so not staged again
+        whole = chunk_list(server, data, *(data[o : o + n] for o, n in cuts))
+        parts = len(split_parts(whole, range(len(whole))))
+        assert len(PART_NAME.findall(proxy.uploads[1])) <= parts - 2
     else:
         assert len(proxy.uploads[1]) < len(data) - (7 << 20)
     with forebear.Store(server.db_url, server.objects_url) as direct:

@@ -87,7 +87,11 @@ class LineWaiter:
         return finished.result()
 
     def close(self) -> None:
+        """Stop a read still going (the request is over); one that failed meanwhile (the
+        client gone) is over too, its error already answered for."""
         if self.pending is not None:
+            if self.pending.done() and not self.pending.cancelled():
+                self.pending.exception()  # retrieved: not reported as never retrieved
             self.pending.cancel()
 
 
