@@ -140,20 +140,20 @@ def receive_file(
             done_bytes[0] += size
         batch_full = len(done) >= STORED_BATCH or done_bytes[0] >= STORED_BYTES
         if done and (batch_full or (not in_flight and packs is None)):
-            if packs is not None:  # a receipt names a durable chunk: its pack sealed first
-                location.flush()
-            on_stored(list(done))
-            done.clear()
-            done_bytes[0] = 0
+            tell_stored()
+
+    def tell_stored() -> None:
+        """Tell ``on_stored`` about every chunk stored and not yet told."""
+        if packs is not None:  # a receipt names a durable chunk: its pack sealed first
+            location.flush()
+        on_stored(list(done))
+        done.clear()
+        done_bytes[0] = 0
 
     def record_now() -> None:
         settle(0)
         if done:
-            if packs is not None:
-                location.flush()
-            on_stored(list(done))
-            done.clear()
-            done_bytes[0] = 0
+            tell_stored()
 
     if recorder is not None:
         recorder(record_now)
