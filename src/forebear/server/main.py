@@ -18,14 +18,14 @@ from starlette.types import ASGIApp
 from .. import settings as config
 from ..store import Store
 from .app import create_app
-from .memory import fewer_malloc_arenas
+from .memory import keep_memory_flat
 
 GRACE_SECONDS = 30  # requests in flight may finish this long after SIGTERM
 
 
 def app_from_environment() -> ASGIApp:
     """The application of one worker (uvicorn's factory)."""
-    fewer_malloc_arenas()
+    keep_memory_flat()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     access = logging.getLogger("forebear.server.access")

@@ -1,6 +1,7 @@
 """Keeping a server's resident memory flat under glibc: two malloc arenas instead of eight
-per core (threads otherwise keep memory they freed), and freed memory handed back to the
-system after a burst of large buffers (checked uploads)."""
+per core (threads otherwise keep memory they freed), buffers of a MiB or more mapped on
+their own, and freed memory handed back to the system after a burst of large buffers
+(checked uploads)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _libc() -> Any:
         return None
 
 
-def fewer_malloc_arenas() -> None:
+def keep_memory_flat() -> None:
     """What ``MALLOC_ARENA_MAX=2`` does, for threads started from now on; and buffers of a
     MiB or more (parts, groups of chunks) mapped on their own, so that the memory goes
     back to the system when they are freed (glibc would otherwise raise this threshold to
