@@ -293,6 +293,19 @@ def server(tmp_path: Path) -> Iterator[ForebearServer]:
 
 
 @pytest.fixture
+def team_server(postgres_url: str, s3_url: str, tmp_path: Path) -> Iterator[ForebearServer]:
+    """A real `forebear server` process over PostgreSQL + S3 (a store in format 3; its log
+    in ``tmp_path/server.log``), stopped after the test."""
+    from .serving import ForebearServer
+
+    running = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
 def local_store(tmp_path: Path) -> Iterator[forebear.Store]:
     """The embedded store only, for tests about local files themselves."""
     opened = forebear.open(tmp_path / "store")

@@ -215,35 +215,32 @@ def test_two_replicas_serve_one_team_over_postgres_and_s3(
 
 @pytest.mark.slow
 def test_a_presigned_upload_is_checked_before_it_is_published(
-    postgres_url: str, s3_url: str, tmp_path: Path
+    team_server: ForebearServer, tmp_path: Path
 ) -> None:
     from forebear import wire
     from forebear.hashing import hash_bytes
 
-    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
-    try:
-        token = server.user("alice", {"iris": "writer"})
-        genuine = b"genuine bytes"
-        digest = hash_bytes(genuine)
-        auth = {"authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
-            asked = client.post("/api/v1/uploads", content=wire.dumps({"sizes": {digest: 13}}))
-            upload = wire.loads(asked.content)["uploads"][digest]
-            key = upload["url"].split("?")[0]
-            assert "/staging/" in key and "/objects/" not in key  # never the object's own key
-            assert httpx.put(upload["url"], content=b"forged bytes!").status_code == 200
-            staged = wire.dumps({"staged": {digest: upload["id"]}})
-            refused = client.post("/api/v1/uploads/publish", content=staged)
-            assert refused.status_code == 422
-            assert not server.direct.objects.has(digest)  # nothing visible under the digest
-            again = wire.loads(
-                client.post("/api/v1/uploads", content=wire.dumps({"sizes": {digest: 13}})).content
-            )["uploads"][digest]
-            assert httpx.put(again["url"], content=genuine).status_code == 200
-            staged = wire.dumps({"staged": {digest: again["id"]}})
-            assert client.post("/api/v1/uploads/publish", content=staged).status_code == 200
-            # the URL used again after publishing changes nothing
-            assert httpx.put(again["url"], content=b"forged bytes!").status_code == 200
-        assert server.direct.objects.read_bytes(digest) == genuine
-    finally:
-        server.stop()
+    server = team_server
+    token = server.user("alice", {"iris": "writer"})
+    genuine = b"genuine bytes"
+    digest = hash_bytes(genuine)
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        asked = client.post("/api/v1/uploads", content=wire.dumps({"sizes": {digest: 13}}))
+        upload = wire.loads(asked.content)["uploads"][digest]
+        key = upload["url"].split("?")[0]
+        assert "/staging/" in key and "/objects/" not in key  # never the object's own key
+        assert httpx.put(upload["url"], content=b"forged bytes!").status_code == 200
+        staged = wire.dumps({"staged": {digest: upload["id"]}})
+        refused = client.post("/api/v1/uploads/publish", content=staged)
+        assert refused.status_code == 422
+        assert not server.direct.objects.has(digest)  # nothing visible under the digest
+        again = wire.loads(
+            client.post("/api/v1/uploads", content=wire.dumps({"sizes": {digest: 13}})).content
+        )["uploads"][digest]
+        assert httpx.put(again["url"], content=genuine).status_code == 200
+        staged = wire.dumps({"staged": {digest: again["id"]}})
+        assert client.post("/api/v1/uploads/publish", content=staged).status_code == 200
+        # the URL used again after publishing changes nothing
+        assert httpx.put(again["url"], content=b"forged bytes!").status_code == 200
+    assert server.direct.objects.read_bytes(digest) == genuine

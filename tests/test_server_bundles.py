@@ -133,95 +133,89 @@ def test_malformed_bundles_get_one_clear_4xx(server: ForebearServer) -> None:
 
 @pytest.mark.slow
 def test_a_bundle_sent_to_a_staging_key_is_checked_before_it_is_stored(
-    postgres_url: str, s3_url: str, tmp_path: Path, make_tree: Callable[..., Path]
+    team_server: ForebearServer, tmp_path: Path, make_tree: Callable[..., Path]
 ) -> None:
-    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
-    try:
-        token = server.user("alice", {"iris": "writer"})
-        auth = {"authorization": f"Bearer {token}"}
-        body, slots = bundle_of(b"one\n", b"two\n")
-        forged = {**slots, hash_bytes(b"three\n"): slots[hash_bytes(b"two\n")]}
-        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
-            for index, expected in ((forged, 422), (slots, 200)):
-                key = hash_bytes(body)
-                asked = client.post("/api/v1/uploads", content=wire.dumps({"sizes": {key: 8}}))
-                upload = wire.loads(asked.content)["uploads"][key]
-                assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in upload["url"]  # SigV4
-                assert httpx.put(upload["url"], content=body).status_code == 200
-                rows = [[d, o, n] for d, (o, n) in index.items()]
-                request = {"id": upload["id"], "key": key, "objects": rows}
-                answer = client.post("/api/v1/bundles/publish", content=wire.dumps(request))
-                assert answer.status_code == expected, answer.content
-                if expected == 422:
-                    assert not any(server.direct.objects.has(d) for d in forged)
-                # the staged copy is gone either way: publishing it again finds nothing
-                again = client.post("/api/v1/bundles/publish", content=wire.dumps(request))
-                assert again.status_code == 404
-        assert server.direct.objects.read_bytes(hash_bytes(b"two\n")) == b"two\n"
-        # upload URLs only for objects from sign_from bytes up: the others go in bundles
-        small, large = hash_bytes(b"small"), hash_bytes(b"large")
-        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
-            asked = {"sizes": {small: 100, large: 2 << 20}, "sign": True, "sign_from": 1 << 20}
-            answer = wire.loads(client.post("/api/v1/present", content=wire.dumps(asked)).content)
-            assert answer["present"] == [] and set(answer["uploads"]) == {large}
-            for bad in (-1, "1", True, 1.5):
-                refused = client.post(
-                    "/api/v1/present", content=wire.dumps({**asked, "sign_from": bad})
-                )
-                assert refused.status_code == 400 and b"sign_from" in refused.content
-        # and a whole log of small files sends them to S3 in bundles, none through the server
-        data = make_tree("many", {f"f{n}.txt": f"{n}\n" * 100 for n in range(300)})
-        with forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store:
-            with forebear.init(project="iris", store=store) as run:
-                version = run.log_artifact(data, name="many")
-            assert version.open("f299.txt").read() == b"299\n" * 100
-        log = tmp_path / "server.log"
-        assert requests_to(log, "/api/v1/bundles/publish") >= 1
-        assert requests_to(log, "/api/v1/uploads/publish") == 0
-        assert server.direct.verify() == []
-    finally:
-        server.stop()
+    server = team_server
+    token = server.user("alice", {"iris": "writer"})
+    auth = {"authorization": f"Bearer {token}"}
+    body, slots = bundle_of(b"one\n", b"two\n")
+    forged = {**slots, hash_bytes(b"three\n"): slots[hash_bytes(b"two\n")]}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        for index, expected in ((forged, 422), (slots, 200)):
+            key = hash_bytes(body)
+            asked = client.post("/api/v1/uploads", content=wire.dumps({"sizes": {key: 8}}))
+            upload = wire.loads(asked.content)["uploads"][key]
+            assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in upload["url"]  # SigV4
+            assert httpx.put(upload["url"], content=body).status_code == 200
+            rows = [[d, o, n] for d, (o, n) in index.items()]
+            request = {"id": upload["id"], "key": key, "objects": rows}
+            answer = client.post("/api/v1/bundles/publish", content=wire.dumps(request))
+            assert answer.status_code == expected, answer.content
+            if expected == 422:
+                assert not any(server.direct.objects.has(d) for d in forged)
+            # the staged copy is gone either way: publishing it again finds nothing
+            again = client.post("/api/v1/bundles/publish", content=wire.dumps(request))
+            assert again.status_code == 404
+    assert server.direct.objects.read_bytes(hash_bytes(b"two\n")) == b"two\n"
+    # upload URLs only for objects from sign_from bytes up: the others go in bundles
+    small, large = hash_bytes(b"small"), hash_bytes(b"large")
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        asked = {"sizes": {small: 100, large: 2 << 20}, "sign": True, "sign_from": 1 << 20}
+        answer = wire.loads(client.post("/api/v1/present", content=wire.dumps(asked)).content)
+        assert answer["present"] == [] and set(answer["uploads"]) == {large}
+        for bad in (-1, "1", True, 1.5):
+            refused = client.post(
+                "/api/v1/present", content=wire.dumps({**asked, "sign_from": bad})
+            )
+            assert refused.status_code == 400 and b"sign_from" in refused.content
+    # and a whole log of small files sends them to S3 in bundles, none through the server
+    data = make_tree("many", {f"f{n}.txt": f"{n}\n" * 100 for n in range(300)})
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store:
+        with forebear.init(project="iris", store=store) as run:
+            version = run.log_artifact(data, name="many")
+        assert version.open("f299.txt").read() == b"299\n" * 100
+    log = tmp_path / "server.log"
+    assert requests_to(log, "/api/v1/bundles/publish") >= 1
+    assert requests_to(log, "/api/v1/uploads/publish") == 0
+    assert server.direct.verify() == []
 
 
 @pytest.mark.slow
 def test_a_packed_object_is_read_from_s3_through_a_url_for_its_bytes_alone(
-    postgres_url: str, s3_url: str, tmp_path: Path, make_tree: Callable[..., Path]
+    team_server: ForebearServer, tmp_path: Path, make_tree: Callable[..., Path]
 ) -> None:
-    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")  # format 3
-    try:
-        token = server.user("alice", {"iris": "writer"})
-        data = make_tree("many", {f"f{n}.txt": f"{n}\n" * 50 for n in range(40)})
-        with (
-            forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store,
-            forebear.init(project="iris", store=store) as run,
-        ):
-            entry = run.log_artifact(data, name="many").entry("f7.txt")
-        assert server.direct.objects.packed([entry.digest])  # among the others in a pack
-        auth = {"authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
-            answer = client.get(f"/api/v1/objects/{entry.digest}")
-        assert answer.status_code == 307
-        url, byte_range = answer.headers["location"], answer.headers["forebear-range"]
-        first, last = (int(n) for n in byte_range.removeprefix("bytes=").split("-"))
-        assert last - first + 1 == entry.size and token not in url
-        ranged = httpx.get(url, headers={"Range": byte_range}, timeout=60)
-        assert ranged.status_code == 206 and ranged.content == b"7\n" * 50
-        # the URL reads those bytes and nothing else of the pack: S3 refuses any other range
-        for other in (None, "bytes=0-", f"bytes=0-{last}", f"bytes={first}-{last + 1}"):
-            refused = httpx.get(url, headers={"Range": other} if other else {}, timeout=60)
-            assert refused.status_code == 403, other
-        # a client downloads every packed file that way: none of their bytes through the server
-        with forebear.Store(server.url, token=token, cache_dir=tmp_path / "d") as store:
-            store.artifact("iris/many").download(tmp_path / "got")
-        assert all((tmp_path / "got" / f"f{n}.txt").read_text() == f"{n}\n" * 50 for n in range(40))
-        reads = [
-            json.loads(line)
-            for line in (tmp_path / "server.log").read_text().splitlines()
-            if '"path": "/api/v1/objects/' in line and '"GET"' in line
-        ]
-        assert len(reads) >= 40 and {read["status"] for read in reads} == {307}
-    finally:
-        server.stop()
+    server = team_server  # format 3
+    token = server.user("alice", {"iris": "writer"})
+    data = make_tree("many", {f"f{n}.txt": f"{n}\n" * 50 for n in range(40)})
+    with (
+        forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store,
+        forebear.init(project="iris", store=store) as run,
+    ):
+        entry = run.log_artifact(data, name="many").entry("f7.txt")
+    assert server.direct.objects.packed([entry.digest])  # among the others in a pack
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        answer = client.get(f"/api/v1/objects/{entry.digest}")
+    assert answer.status_code == 307
+    url, byte_range = answer.headers["location"], answer.headers["forebear-range"]
+    first, last = (int(n) for n in byte_range.removeprefix("bytes=").split("-"))
+    assert last - first + 1 == entry.size and token not in url
+    ranged = httpx.get(url, headers={"Range": byte_range}, timeout=60)
+    assert ranged.status_code == 206 and ranged.content == b"7\n" * 50
+    # the URL reads those bytes and nothing else of the pack: S3 refuses any other range
+    for other in (None, "bytes=0-", f"bytes=0-{last}", f"bytes={first}-{last + 1}"):
+        refused = httpx.get(url, headers={"Range": other} if other else {}, timeout=60)
+        assert refused.status_code == 403, other
+    # a client downloads every packed file that way: none of their bytes through the server
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "d") as store:
+        store.artifact("iris/many").download(tmp_path / "got")
+    assert all((tmp_path / "got" / f"f{n}.txt").read_text() == f"{n}\n" * 50 for n in range(40))
+    reads = [
+        json.loads(line)
+        for line in (tmp_path / "server.log").read_text().splitlines()
+        if '"path": "/api/v1/objects/' in line and '"GET"' in line
+    ]
+    assert len(reads) >= 40 and {read["status"] for read in reads} == {307}
 
 
 def test_a_chunk_list_whose_chunks_do_not_make_up_the_file_is_refused(

@@ -186,9 +186,9 @@ def test_malformed_file_uploads_get_one_clear_4xx(server: ForebearServer) -> Non
 
 @pytest.mark.slow
 def test_a_large_file_goes_to_s3_in_staged_parts_that_never_pass_through_the_server(
-    postgres_url: str, s3_url: str, tmp_path: Path
+    team_server: ForebearServer, tmp_path: Path
 ) -> None:
-    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
+    server = team_server
     proxy = CuttingProxy(server.port, lambda body: None, lambda: None)  # counts
     try:
         token = server.user("alice", {"iris": "writer"})
@@ -209,79 +209,75 @@ def test_a_large_file_goes_to_s3_in_staged_parts_that_never_pass_through_the_ser
         assert server.direct.objects.clean_tmp(older_than=-3600) == []  # no part left staged
     finally:
         proxy.close()
-        server.stop()
 
 
 @pytest.mark.slow
 def test_staged_parts_are_checked_before_the_file_they_make_is_stored(
-    postgres_url: str, s3_url: str, tmp_path: Path
+    team_server: ForebearServer, tmp_path: Path
 ) -> None:
-    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
-    try:
-        token = server.user("alice", {"iris": "writer"})
-        reader = server.user("carol", {"iris": "reader"})
-        one, two = os.urandom(3000), os.urandom(3000)
-        genuine = chunk_list(server, one + two, one, two)
-        objects = server.direct.objects
-        auth = {"authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+    server = team_server
+    token = server.user("alice", {"iris": "writer"})
+    reader = server.user("carol", {"iris": "reader"})
+    one, two = os.urandom(3000), os.urandom(3000)
+    genuine = chunk_list(server, one + two, one, two)
+    objects = server.direct.objects
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
 
-            def staged(*parts: bytes) -> list[list[str]]:
-                """Each part sent to a presigned URL of a staging key: [id, key] each."""
-                keys = {os.urandom(16).hex(): part for part in parts}
-                sizes = {key: len(part) for key, part in keys.items()}
-                answer = client.post("/api/v1/uploads", content=wire.dumps({"sizes": sizes}))
-                assert answer.status_code == 200, answer.content
-                targets = wire.loads(answer.content)["uploads"]
-                for key, part in keys.items():
-                    assert f"/staging/{targets[key]['id']}/{key}" in targets[key]["url"]
-                    assert httpx.put(targets[key]["url"], content=part).status_code == 200
-                return [[targets[key]["id"], key] for key in keys]
+        def staged(*parts: bytes) -> list[list[str]]:
+            """Each part sent to a presigned URL of a staging key: [id, key] each."""
+            keys = {os.urandom(16).hex(): part for part in parts}
+            sizes = {key: len(part) for key, part in keys.items()}
+            answer = client.post("/api/v1/uploads", content=wire.dumps({"sizes": sizes}))
+            assert answer.status_code == 200, answer.content
+            targets = wire.loads(answer.content)["uploads"]
+            for key, part in keys.items():
+                assert f"/staging/{targets[key]['id']}/{key}" in targets[key]["url"]
+                assert httpx.put(targets[key]["url"], content=part).status_code == 200
+            return [[targets[key]["id"], key] for key in keys]
 
-            def publish(chunks: ChunkList, parts: list[list[str]]) -> httpx.Response:
-                lines = b"".join(json.dumps(part).encode() + b"\n" for part in parts)
-                body = encode_header(chunks, [0, 1]) + b"\n" + lines + b"\n"
-                return client.post("/api/v1/files/publish", content=body)
+        def publish(chunks: ChunkList, parts: list[list[str]]) -> httpx.Response:
+            lines = b"".join(json.dumps(part).encode() + b"\n" for part in parts)
+            body = encode_header(chunks, [0, 1]) + b"\n" + lines + b"\n"
+            return client.post("/api/v1/files/publish", content=body)
 
-            # a part whose bytes are not its chunks': refused, nothing stored under them
-            damaged = bytes([two[0] ^ 0xFF]) + two[1:]
-            answer = publish(genuine, staged(one, damaged))
-            assert answer.status_code == 422 and "do not hash" in answer.json()["message"]
-            assert not objects.has(hash_bytes(two))
-            assert objects.read_chunk_list(genuine.digest) is None
-            # parts too short, or naming an upload that never arrived
-            answer = publish(genuine, staged(one, two[:-1]))
-            assert answer.status_code == 400 and "ended" in answer.json()["message"]
-            answer = publish(genuine, [*staged(one), ["0" * 32, "1" * 32]])
-            assert answer.status_code == 404 and "no upload" in answer.json()["message"]
-            names = staged(one, two)
-            for bad in (b"{}", b'["../..", "x"]', b'{"parts": "all"}', b"[" * 100_000):
-                answer = client.post(
-                    "/api/v1/files/publish",
-                    content=encode_header(genuine, [0, 1]) + b"\n" + bad + b"\n",
-                )
-                assert 400 <= answer.status_code < 500, (bad[:80], answer.content)
-            unended = encode_header(genuine, [0, 1]) + b"\n" + json.dumps(names[0]).encode()
-            answer = client.post("/api/v1/files/publish", content=unended)
-            assert answer.status_code == 400, answer.content
-            assert objects.read_chunk_list(genuine.digest) is None
-            # the true parts, but from someone who may not write, or no one
-            parts = staged((one + two)[:1000], (one + two)[1000:])
-            body = encode_header(genuine, [0, 1]) + b"\n"
-            for who, status in ((reader, 403), ("fbt_forged", 401)):
-                refused = httpx.post(
-                    f"{server.url}/api/v1/files/publish", content=body,
-                    headers={"authorization": f"Bearer {who}"},
-                )  # fmt: skip
-                assert refused.status_code == status, refused.content
-            assert objects.read_chunk_list(genuine.digest) is None
-            # ...from a writer, split anywhere: the file is stored, and read back whole
-            answer = publish(genuine, parts)
-            assert answer.status_code == 201, answer.content
-            assert ChunkList.from_bytes(objects.read_chunk_list(genuine.digest) or b"") == genuine
-        assert server.direct.verify() == []
-    finally:
-        server.stop()
+        # a part whose bytes are not its chunks': refused, nothing stored under them
+        damaged = bytes([two[0] ^ 0xFF]) + two[1:]
+        answer = publish(genuine, staged(one, damaged))
+        assert answer.status_code == 422 and "do not hash" in answer.json()["message"]
+        assert not objects.has(hash_bytes(two))
+        assert objects.read_chunk_list(genuine.digest) is None
+        # parts too short, or naming an upload that never arrived
+        answer = publish(genuine, staged(one, two[:-1]))
+        assert answer.status_code == 400 and "ended" in answer.json()["message"]
+        answer = publish(genuine, [*staged(one), ["0" * 32, "1" * 32]])
+        assert answer.status_code == 404 and "no upload" in answer.json()["message"]
+        names = staged(one, two)
+        for bad in (b"{}", b'["../..", "x"]', b'{"parts": "all"}', b"[" * 100_000):
+            answer = client.post(
+                "/api/v1/files/publish",
+                content=encode_header(genuine, [0, 1]) + b"\n" + bad + b"\n",
+            )
+            assert 400 <= answer.status_code < 500, (bad[:80], answer.content)
+        unended = encode_header(genuine, [0, 1]) + b"\n" + json.dumps(names[0]).encode()
+        answer = client.post("/api/v1/files/publish", content=unended)
+        assert answer.status_code == 400, answer.content
+        assert objects.read_chunk_list(genuine.digest) is None
+        # the true parts, but from someone who may not write, or no one
+        parts = staged((one + two)[:1000], (one + two)[1000:])
+        body = encode_header(genuine, [0, 1]) + b"\n"
+        for who, status in ((reader, 403), ("fbt_forged", 401)):
+            refused = httpx.post(
+                f"{server.url}/api/v1/files/publish", content=body,
+                headers={"authorization": f"Bearer {who}"},
+            )  # fmt: skip
+            assert refused.status_code == status, refused.content
+        assert objects.read_chunk_list(genuine.digest) is None
+        # ...from a writer, split anywhere: the file is stored, and read back whole
+        answer = publish(genuine, parts)
+        assert answer.status_code == 201, answer.content
+        assert ChunkList.from_bytes(objects.read_chunk_list(genuine.digest) or b"") == genuine
+    assert server.direct.verify() == []
 
 
 class CuttingProxy:
@@ -362,13 +358,9 @@ def test_a_file_upload_cut_off_resumes_with_the_chunks_still_missing(
 
 @pytest.mark.slow
 def test_a_staged_file_upload_cut_off_resumes_with_the_parts_still_missing(
-    postgres_url: str, s3_url: str, tmp_path: Path
+    team_server: ForebearServer, tmp_path: Path
 ) -> None:
-    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
-    try:
-        upload_cut_off_and_resumed(server, tmp_path)
-    finally:
-        server.stop()
+    upload_cut_off_and_resumed(team_server, tmp_path)
 
 
 PART_NAME = re.compile(rb'\["[0-9a-f]{32}", "[0-9a-f]{32}"\]\n')
@@ -434,9 +426,9 @@ def upload_cut_off_and_resumed(server: ForebearServer, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_client_killed_while_it_stages_a_file_leaves_the_store_whole(
-    postgres_url: str, s3_url: str, tmp_path: Path
+    team_server: ForebearServer, tmp_path: Path
 ) -> None:
-    server = ForebearServer(postgres_url, s3_url, tmp_path / "server.log")
+    server = team_server
     catalog = sqlalchemy.create_engine(server.db_url)
     try:
         token = server.user("alice", {"iris": "writer"})
@@ -473,4 +465,3 @@ def test_a_client_killed_while_it_stages_a_file_leaves_the_store_whole(
         assert statuses and max(statuses) < 500
     finally:
         catalog.dispose()
-        server.stop()
