@@ -227,12 +227,23 @@ def server_hosts() -> list[str]:
     return [name.strip().lower() for name in text.split(",") if name.strip()]
 
 
-def export_server_settings(db_url: str, objects_url: str, hosts: Sequence[str]) -> None:
-    """Hand a server's store and host names to its worker processes, through the
-    environment they inherit (read back by `resolve` and `server_hosts`)."""
+def server_body_timeout(default: float) -> float:
+    """How long a server waits for more of a request's body before it gives the request
+    up (``FOREBEAR_SERVER_BODY_TIMEOUT``, seconds; unset: ``default``)."""
+    text = os.environ.get("FOREBEAR_SERVER_BODY_TIMEOUT")
+    return float(text) if text else default
+
+
+def export_server_settings(
+    db_url: str, objects_url: str, hosts: Sequence[str], body_timeout: float
+) -> None:
+    """Hand a server's store, host names and body timeout to its worker processes,
+    through the environment they inherit (read back by `resolve`, `server_hosts` and
+    `server_body_timeout`)."""
     os.environ["FOREBEAR_DB"] = db_url
     os.environ["FOREBEAR_OBJECTS"] = objects_url
     os.environ["FOREBEAR_SERVER_HOSTS"] = ",".join(hosts) or "*"
+    os.environ["FOREBEAR_SERVER_BODY_TIMEOUT"] = repr(float(body_timeout))
 
 
 def env_token() -> str | None:

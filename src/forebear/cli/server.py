@@ -26,9 +26,19 @@ ROLE = click.Choice(["reader", "writer", "maintainer"])
     help="A host name the server answers to (repeatable; default: any, for a server "
     "behind a reverse proxy).",
 )  # fmt: skip
+@click.option(
+    "--body-timeout", default=60.0, show_default=True, type=click.FloatRange(1, 86400),
+    metavar="SECONDS",
+    help="Give up on a request whose body stops arriving for this long (answered 408).",
+)  # fmt: skip
 @pass_context
 def server(
-    obj: Context, host: str, port: int, workers: int, allowed_hosts: tuple[str, ...]
+    obj: Context,
+    host: str,
+    port: int,
+    workers: int,
+    allowed_hosts: tuple[str, ...],
+    body_timeout: float,
 ) -> None:
     """Serve the store (--db/--objects) to clients that hold tokens instead of database and
     S3 credentials: the Python API and every command work through it (FOREBEAR_URL), and
@@ -45,7 +55,10 @@ def server(
 
     check_address(host, port)
     click.echo(f"forebear server on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    serve(obj.db, obj.objects, host=host, port=port, workers=workers, allowed_hosts=allowed_hosts)
+    serve(
+        obj.db, obj.objects, host=host, port=port, workers=workers,
+        allowed_hosts=allowed_hosts, body_timeout=body_timeout,
+    )  # fmt: skip
 
 
 @cli.command(short_help="Keep a server's token for later commands and scripts.")

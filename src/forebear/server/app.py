@@ -77,7 +77,15 @@ from ..objects.file_streams import (
 from ..records import Principal
 from ..web.security import Guard
 from .arguments import check_call
-from .bodies import BodyReader, LineWaiter, TooLarge, read_body
+from .bodies import (
+    BODY_TIMEOUT_SECONDS,
+    BodyReader,
+    IdleBodyLimit,
+    LineWaiter,
+    StalledBody,
+    TooLarge,
+    read_body,
+)
 from .memory import give_back
 from .policy import GuardedBackend
 from .session import WebLogin, bearer
@@ -115,9 +123,14 @@ FILE_WORKERS = 8  # a file's chunks stored at once (each holds a copy while it i
 T = TypeVar("T")
 
 
-def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
+def create_app(
+    store: Store,
+    allowed_hosts: Iterable[str] = ("*",),
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
+) -> ASGIApp:
     """The server for one store (its backend must be local: the server is where the
-    catalog and objects are reached from)."""
+    catalog and objects are reached from); a request whose body stops arriving for
+    ``body_timeout`` seconds is answered 408."""
     inner = reached_directly(store.backend)
     if inner is None:
         raise StoreError("a forebear server serves a store it reaches itself, not another server")
@@ -456,7 +469,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] = ("*",)) -> ASGIApp:
         routes=api,
         exception_handlers={ForebearError: forebear_error, Exception: unexpected_error},
     )
-    return Guard(AccessLog(app), set(allowed_hosts))
+    return Guard(AccessLog(IdleBodyLimit(app, body_timeout)), set(allowed_hosts))
 
 
 def checked_sizes(body: Any) -> dict[str, int]:
@@ -497,7 +510,11 @@ def checked_digest(request: Request) -> str:
 
 async def forebear_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ForebearError)
-    status = 413 if isinstance(error, TooLarge) else wire.status_of(error)
+    status = (
+        413 if isinstance(error, TooLarge)
+        else 408 if isinstance(error, StalledBody)
+        else wire.status_of(error)
+    )  # fmt: skip
     headers = {"www-authenticate": "Bearer"} if status == 401 else None
     return Response(wire.error_body(error), status, headers, media_type="application/json")
 

@@ -1,13 +1,17 @@
 """Reading a request's body: whole up to a limit, or as it arrives (a first line, then so
-many bytes at a time, or line by line with waits that time out)."""
+many bytes at a time, or line by line with waits that time out); and giving up on a body
+that stops arriving."""
 
 from __future__ import annotations
 
 import asyncio
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidInput
+
+BODY_TIMEOUT_SECONDS = 60.0  # as nginx's client_body_timeout: between two pieces of a body
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -93,6 +97,45 @@ class LineWaiter:
             if self.pending.done() and not self.pending.cancelled():
                 self.pending.exception()  # retrieved: not reported as never retrieved
             self.pending.cancel()
+
+
+class IdleBodyLimit:
+    """Ends a request whose body stops arriving for ``seconds``: `StalledBody` (408) is
+    raised where the request reads its body, so that what it holds (an upload's slot, its
+    buffers) is let go, as a request that breaks off is. A client that stalls mid-upload
+    (a laptop put to sleep, a lost link, a hostile writer) cannot hold the slots other
+    uploads wait for. Only the body is timed: once it has all arrived, waiting on the
+    connection (for a disconnect, while a response streams) is not."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        arrived = False
+
+        async def timed() -> Message:
+            nonlocal arrived
+            if arrived:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.seconds)
+            except asyncio.TimeoutError:
+                raise StalledBody(self.seconds) from None
+            arrived = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed, send)
+
+
+class StalledBody(InvalidInput):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"nothing of the request's body arrived for {seconds:g} s, so the server gave it "
+            "up; send it again (on a slow link, start the server with a longer --body-timeout)"
+        )
 
 
 class TooLarge(InvalidInput):

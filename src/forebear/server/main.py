@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from .. import settings as config
 from ..store import Store
 from .app import create_app
+from .bodies import BODY_TIMEOUT_SECONDS
 from .memory import keep_memory_flat
 
 GRACE_SECONDS = 30  # requests in flight may finish this long after SIGTERM
@@ -33,7 +34,11 @@ def app_from_environment() -> ASGIApp:
         access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    return create_app(Store(create=True), config.server_hosts())
+    return create_app(
+        Store(create=True),
+        config.server_hosts(),
+        config.server_body_timeout(BODY_TIMEOUT_SECONDS),
+    )
 
 
 def serve(
@@ -44,12 +49,13 @@ def serve(
     port: int,
     workers: int,
     allowed_hosts: Sequence[str],
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
 ) -> None:
     """Serve the store until SIGINT/SIGTERM (then finish what is in flight)."""
     import uvicorn
 
     store = Store(db_url, objects_url, create=True)  # a clear error now, before any worker
-    config.export_server_settings(store.db_url, store.objects_url, allowed_hosts)
+    config.export_server_settings(store.db_url, store.objects_url, allowed_hosts, body_timeout)
     store.close()
     uvicorn.run(
         "forebear.server.main:app_from_environment",
