@@ -85,6 +85,7 @@ from .bodies import (
     StalledBody,
     TooLarge,
     read_body,
+    read_json,
 )
 from .memory import give_back
 from .policy import GuardedBackend
@@ -195,7 +196,7 @@ def create_app(
         method = request.path_params["method"]
         if method not in CALLS:
             raise InvalidInput(f"the forebear server offers no call {method!r}")
-        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        body = await read_json(request, MAX_CALL_BYTES)
         if not isinstance(body, dict):
             raise InvalidInput("malformed request: a call's body is {args, kwargs}")
         args, kwargs = body.get("args") or [], body.get("kwargs") or {}
@@ -217,7 +218,7 @@ def create_app(
         S3), upload URLs for the others in the same answer (those of ``sign_from`` bytes or
         more: the client sends smaller ones in bundles)."""
         principal = await authenticated(request)
-        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        body = await read_json(request, MAX_CALL_BYTES)
         sizes = checked_sizes(body)
         sign_from = body.get("sign_from", 0)
         if not isinstance(sign_from, int) or isinstance(sign_from, bool) or sign_from < 0:
@@ -269,7 +270,7 @@ def create_app(
         """Presigned URLs for uploads straight to the object store (staging keys)."""
         principal = await authenticated(request)
         GuardedBackend(inner, principal).need_some_writer()
-        sizes = checked_sizes(wire.loads(await read_body(request, MAX_CALL_BYTES)))
+        sizes = checked_sizes(await read_json(request, MAX_CALL_BYTES))
 
         def sign() -> dict[str, Any]:
             staged = inner.objects.staged_uploads(sorted(sizes), PRESIGNED_SECONDS)
@@ -281,7 +282,7 @@ def create_app(
         """Check staged uploads against their digests and publish them."""
         principal = await authenticated(request)
         GuardedBackend(inner, principal).need_some_writer()
-        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        body = await read_json(request, MAX_CALL_BYTES)
         staged = body.get("staged") if isinstance(body, dict) else None
         if not isinstance(staged, dict) or not all(
             isinstance(d, str)
@@ -329,7 +330,7 @@ def create_app(
         """A bundle sent to a staging key (objects on S3): read once, checked, stored."""
         principal = await authenticated(request)
         GuardedBackend(inner, principal).need_some_writer()
-        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        body = await read_json(request, MAX_CALL_BYTES)
         staging_id = body.get("id") if isinstance(body, dict) else None
         key = body.get("key") if isinstance(body, dict) else None
         if not (
@@ -441,7 +442,7 @@ def create_app(
 
     async def commit(request: Request) -> Response:
         principal = await authenticated(request)
-        body = wire.loads(await read_body(request, MAX_CALL_BYTES))
+        body = await read_json(request, MAX_CALL_BYTES)
         if not isinstance(body, dict):
             raise InvalidInput("malformed request: a commit's body is a mapping")
         version = await acting(request, lambda guarded: guarded.commit_upload(body), principal)

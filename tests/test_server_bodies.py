@@ -1,6 +1,10 @@
-"""A request whose body stops arriving is given up (408), so that a client that stalls
-mid-upload (asleep, cut off, or hostile) cannot hold what other uploads wait for; a slow
-client that keeps sending is never cut off. Real server processes over SQLite + a folder."""
+"""Request bodies a hostile or unlucky client sends cannot take a server down.
+
+A body that stops arriving is given up (408), so that a client that stalls mid-upload
+(asleep, cut off, or hostile) cannot hold what other uploads wait for, while a slow client
+that keeps sending is never cut off; a JSON body built to swell when decoded is refused
+before it is, and large ones are decoded one at a time. Real server processes over
+SQLite + a folder."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import httpx2 as httpx
 import pytest
 
 import forebear
+from forebear import wire
 from forebear.chunking import cut_bytes
 from forebear.hashing import hash_bytes
 from forebear.objects.file_streams import encode_header
@@ -172,3 +177,44 @@ def test_a_download_is_not_cut_off_while_its_reader_pauses(tmp_path: Path) -> No
         assert body == data
     finally:
         server.stop()
+
+
+def peak_memory(server: ForebearServer) -> int:
+    """The server process's peak resident memory so far, in bytes (one worker: uvicorn
+    serves in the process itself)."""
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    (line,) = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(line.split()[1]) * 1024
+
+
+def test_json_built_to_swell_is_refused_before_it_is_decoded(
+    server: ForebearServer, tmp_path: Path
+) -> None:
+    """60 MiB of ``[],`` (21 million lists) or of ``"ab",`` (12 million strings) took 3 GB
+    and 1 GB of one worker and held it up for seconds; any user with a token, a reader
+    too, could send them."""
+    token = server.user("rita", {"iris": "reader"})
+    writer = server.user("alice", {"iris": "writer"})
+    (tmp_path / "a.txt").write_text("held\n")
+    store = forebear.Store(server.url, token=writer, cache_dir=tmp_path / "cache")
+    with store, forebear.init(project="iris", store=store) as run:
+        logged = run.log_artifact(tmp_path / "a.txt", name="a")
+    (entry,) = logged.entries()
+
+    def held(items: bytes) -> httpx.Response:
+        body = b'{"$d": {"args": [[' + items + b']], "kwargs": {"$d": {}}}}'
+        return client.post("/api/v1/call/held", content=body)
+
+    auth = {"authorization": f"Bearer {token}"}
+    client = httpx.Client(base_url=server.url, headers=auth, timeout=ANSWER_SECONDS)
+    with client:
+        for swelling in (b"[]," * 21_000_000 + b"[]", b'"ab",' * 12_000_000 + b'"ab"'):
+            answer = held(swelling)
+            assert answer.status_code == 400, answer.text
+            assert "a request holds" in answer.json()["message"]
+        assert peak_memory(server) < 400 << 20
+        # a large call of a legitimate shape is taken: 200,000 digests (7 MB)
+        digests = [f"{n:032x}" for n in range(200_000)] + [entry.digest]
+        answer = held(b",".join(f'"{d}"'.encode() for d in digests))
+        assert answer.status_code == 200, answer.text
+        assert wire.loads(answer.content)["result"] == {entry.digest}
