@@ -198,8 +198,7 @@ def test_json_built_to_swell_is_refused_before_it_is_decoded(
     (tmp_path / "a.txt").write_text("held\n")
     store = forebear.Store(server.url, token=writer, cache_dir=tmp_path / "cache")
     with store, forebear.init(project="iris", store=store) as run:
-        logged = run.log_artifact(tmp_path / "a.txt", name="a")
-    (entry,) = logged.entries()
+        (entry,) = run.log_artifact(tmp_path / "a.txt", name="a").entries()
 
     def held(items: bytes) -> httpx.Response:
         body = b'{"$d": {"args": [[' + items + b']], "kwargs": {"$d": {}}}}'
