@@ -110,6 +110,10 @@ def test_malformed_bundles_get_one_clear_4xx(server: ForebearServer) -> None:
         json.dumps([["../../forebear.json", 0, 3]]).encode() + b"\nabc",
         json.dumps([[digest, 0]]).encode() + b"\nabc",
         b"[" * 100_000 + b"]" * 100_000 + b"\nabc",
+        # overlapping rows: 64 MiB named as 100,000 objects would hash as 6 TB
+        json.dumps([[digest, 0, 3], [hash_bytes(b"bc"), 1, 2]]).encode() + b"\nabc",
+        json.dumps([[hash_bytes(b"bc"), 1, 2], [hash_bytes(b"a"), 0, 1]]).encode() + b"\nabc",
+        json.dumps([[digest, 0, 3], [digest, 3, 3]]).encode() + b"\nabcabc",  # repeated
     ]
     auth = {"authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:

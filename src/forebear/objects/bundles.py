@@ -64,6 +64,8 @@ def checked_index(value: Any, size: int) -> dict[str, tuple[int, int]]:
             "[digest, offset, length] rows"
         )
     slots: dict[str, tuple[int, int]] = {}
+    end = 0  # where the previous row's bytes end: rows may not overlap, so that a bundle's
+    # bytes are hashed once (overlapping rows made 64 MiB hash as terabytes)
     for row in value:
         if not (
             isinstance(row, list)
@@ -80,7 +82,13 @@ def checked_index(value: Any, size: int) -> dict[str, tuple[int, int]]:
             raise InvalidInput(
                 f"bundle index row for {digest} points outside the {size} bytes sent"
             )
+        if offset < end or digest in slots:
+            raise InvalidInput(
+                f"bundle index row for {digest} overlaps or repeats an earlier one; rows "
+                "name each object once, in the order of their bytes"
+            )
         slots[digest] = (offset, length)
+        end = offset + length
     return slots
 
 
