@@ -195,26 +195,42 @@ class RemoteLocation(ObjectLocation):
             self._publish_held(staged, digest)
 
     def _publish_held(self, staged: str, digest: str) -> None:
-        with backend_errors(f"cannot read the upload of object {digest}"):
-            try:
-                data = bytes(self.fs.cat_file(staged, start=0, end=PUBLISH_IN_MEMORY + 1))
-                size = len(data)
-                if size <= PUBLISH_IN_MEMORY:  # whole: one GET, no HEAD first
-                    actual = hash_bytes(data)
+        """Hash a staged upload and write it under its digest unless an intact copy is
+        there already: a stored object is never replaced by other bytes that merely hash
+        alike (xxh3 is no cryptographic hash). A large upload is first copied to a key no
+        URL was signed for, and that copy is hashed and published: a client cannot rewrite
+        what is published between its check and its copy."""
+        private = self._path(f"{STAGING}/{uuid.uuid4().hex}/{digest}")
+        copied = False
+        try:
+            with backend_errors(f"cannot read the upload of object {digest}"):
+                try:
+                    data = bytes(self.fs.cat_file(staged, start=0, end=PUBLISH_IN_MEMORY + 1))
+                    size = len(data)
+                    if size <= PUBLISH_IN_MEMORY:  # whole: one GET, no HEAD first
+                        actual = hash_bytes(data)
+                    else:
+                        copied = True
+                        self.fs.copy(staged, private)
+                        with self.fs.open(private, "rb") as src:
+                            actual = hash_stream(src)[0]
+                except FileNotFoundError:
+                    raise ObjectNotFound(
+                        f"no upload of object {digest} arrived under that staging id"
+                    ) from None
+            if actual != digest:
+                raise IntegrityError(f"the bytes sent do not hash to {digest}; nothing was stored")
+            if self.actual_digest(digest) == digest:  # after the check: costs what was sent
+                return
+            with backend_errors(f"cannot publish object {digest}"):
+                if size <= PUBLISH_IN_MEMORY:
+                    self.fs.pipe_file(self.path_of(digest), data)  # one PUT: whole or absent
                 else:
-                    with self.fs.open(staged, "rb") as src:
-                        actual = hash_stream(src)[0]
-            except FileNotFoundError:
-                raise ObjectNotFound(
-                    f"no upload of object {digest} arrived under that staging id"
-                ) from None
-        if actual != digest:
-            raise IntegrityError(f"the bytes sent do not hash to {digest}; nothing was stored")
-        with backend_errors(f"cannot publish object {digest}"):
-            if size <= PUBLISH_IN_MEMORY:
-                self.fs.pipe_file(self.path_of(digest), data)  # one PUT: whole or absent
-            else:
-                self.fs.copy(staged, self.path_of(digest))
+                    self.fs.copy(private, self.path_of(digest))
+        finally:
+            if copied:
+                with contextlib.suppress(Exception):
+                    self.fs.rm_file(private)
 
     def clean_tmp(self, older_than: float) -> list[str]:
         """Staged uploads older than ``older_than`` seconds (a client that never asked for

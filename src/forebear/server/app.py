@@ -58,6 +58,7 @@ from ..errors import (
     PermissionDenied,
     StoreError,
 )
+from ..hashing import hash_stream
 from ..local.lazy import reached_directly
 from ..objects import TRANSFER_WORKERS
 from ..objects.bundles import (
@@ -252,13 +253,15 @@ def create_app(
             spool.seek(0)
 
             def store_it() -> None:
-                try:
-                    # loose: visible at once, to the commit that will check it is there
-                    inner.objects.put_stream(spool, digest, source="an upload", pack=False)
-                except IntegrityError:
+                if hash_stream(spool)[0] != digest:
                     raise IntegrityError(
                         f"the bytes sent do not hash to {digest}; nothing was stored"
-                    ) from None
+                    )
+                # an intact copy stays: bytes that merely hash alike never replace it
+                if inner.objects.actual_digest(digest) != digest:
+                    spool.seek(0)
+                    # loose: visible at once, to the commit that will check it is there
+                    inner.objects.put_stream(spool, digest, source="an upload", pack=False)
                 inner.record_uploads(principal.id, [digest])
 
             await run_in_threadpool(store_it)
