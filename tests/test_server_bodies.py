@@ -210,10 +210,35 @@ def test_json_built_to_swell_is_refused_before_it_is_decoded(
         for swelling in (b"[]," * 21_000_000 + b"[]", b'"ab",' * 12_000_000 + b'"ab"'):
             answer = held(swelling)
             assert answer.status_code == 400, answer.text
-            assert "a request holds" in answer.json()["message"]
+            assert "this request takes" in answer.json()["message"]
+        header = b'{"sent": [], "x": [' + b"[]," * 10_000_000 + b"[]]}\n"  # 30 MiB
+        answer = client.post(
+            "/api/v1/files", content=header, headers={"authorization": f"Bearer {writer}"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert "this request takes" in answer.json()["message"]
         assert peak_memory(server) < 400 << 20
         # a large call of a legitimate shape is taken: 200,000 digests (7 MB)
         digests = [f"{n:032x}" for n in range(200_000)] + [entry.digest]
         answer = held(b",".join(f'"{d}"'.encode() for d in digests))
         assert answer.status_code == 200, answer.text
         assert wire.loads(answer.content)["result"] == {entry.digest}
+
+
+def test_uploads_waiting_their_turn_hold_no_thread(server: ForebearServer, tmp_path: Path) -> None:
+    """A worker receives two large files at once; the others wait their turn. They waited
+    in threads of the pool every request needs (40), so that 40 stalled uploads froze
+    the worker: now they wait without one, and other requests are answered meanwhile."""
+    token = server.user("alice", {"iris": "writer"})
+    data = random.Random(3).randbytes(3_000_000)
+    parts = [data[at : at + size] for at, size in cut_bytes(data, server.direct.chunking)]
+    header = encode_header(chunk_list(server, data, *parts), list(range(len(parts)))) + b"\n"
+    waiting = [stalled(server, token, "POST", "/api/v1/files", header) for _ in range(45)]
+    try:
+        auth = {"authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
+            assert client.get("/api/v1/info").json()["user"] == "alice"
+            assert client.post("/api/v1/call/counts", content=wire.dumps({})).status_code == 200
+    finally:
+        for connection in waiting:
+            connection.close()

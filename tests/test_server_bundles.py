@@ -143,7 +143,10 @@ def test_a_bundle_sent_to_a_staging_key_is_checked_before_it_is_stored(
     token = server.user("alice", {"iris": "writer"})
     auth = {"authorization": f"Bearer {token}"}
     body, slots = bundle_of(b"one\n", b"two\n")
-    forged = {**slots, hash_bytes(b"three\n"): slots[hash_bytes(b"two\n")]}
+    forged = {  # the bytes of "two" named as "three"
+        hash_bytes(b"one\n"): slots[hash_bytes(b"one\n")],
+        hash_bytes(b"three\n"): slots[hash_bytes(b"two\n")],
+    }
     with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
         for index, expected in ((forged, 422), (slots, 200)):
             key = hash_bytes(body)

@@ -171,6 +171,18 @@ def test_malformed_file_uploads_get_one_clear_4xx(server: ForebearServer) -> Non
         header(sent="all") + b"\n" + data,
         header(chunks=[[digest, 3000], [digest, 3000]], size=6000, sent=[0, 1]) + b"\n" + data * 2,
         b"[" * 100_000 + b"]" * 100_000 + b"\n" + data,
+        # cut with larger chunks than the store's: each unsent one would be hashed for
+        # 45 bytes of header (a million of a 16 MiB chunk the sender holds: 16 TB)
+        header(
+            chunking={
+                **server.direct.chunking.to_dict(),
+                "max_size": 16 << 20,
+                "threshold": 32 << 20,
+            },
+            chunks=[[digest, 3000]],
+        )
+        + b"\n"
+        + data,
     ]
     auth = {"authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:

@@ -36,12 +36,11 @@ import json
 import logging
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast
 
-from anyio import from_thread
+from anyio import CapacityLimiter, from_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -85,6 +84,7 @@ from .bodies import (
     LineWaiter,
     StalledBody,
     TooLarge,
+    decoded,
     read_body,
     read_json,
 )
@@ -118,8 +118,12 @@ SPOOL_IN_MEMORY = 4 << 20  # an upload in flight stays in memory up to this, the
 PRESIGNED_SECONDS = 300
 MAX_PART_LINE = 128  # a staged part's name: ["<32 hex>", "<32 hex>"]
 MAX_INDEX_BYTES = MAX_BUNDLE_OBJECTS * 64  # a bundle's index line: one row per object
-BUNDLES_AT_ONCE = threading.BoundedSemaphore(2)  # bundles checked and stored at once (memory)
-FILES_AT_ONCE = threading.BoundedSemaphore(2)  # chunked files received at once (memory)
+# bundles checked and stored, and chunked files received, at once (memory); waited for in
+# the event loop, so that requests waiting their turn hold no thread of the pool
+BUNDLES_AT_ONCE = CapacityLimiter(2)
+FILES_AT_ONCE = CapacityLimiter(2)
+MAX_HEADER_CONTAINERS = 2_000_000  # a file upload's header: a list per chunk
+MAX_HEADER_VALUES = 6_000_000
 FILE_WORKERS = 8  # a file's chunks stored at once (each holds a copy while it is written)
 
 T = TypeVar("T")
@@ -304,16 +308,22 @@ def create_app(
         await run_in_threadpool(check_all)
         return Response(wire.dumps({"published": len(staged)}), media_type="application/json")
 
-    def store_checked(principal: Principal, data: Callable[[], bytes], rows: Any) -> Response:
-        """Check and store a bundle's objects for ``principal`` (bytes read by ``data``)."""
-        with BUNDLES_AT_ONCE:
+    async def store_checked(principal: Principal, data: Callable[[], bytes], rows: Any) -> Response:
+        """Check and store a bundle's objects for ``principal`` (bytes read by ``data``),
+        in its turn."""
+
+        def store() -> int:
             body = data()
             slots = checked_index(rows, len(body))
             stored = store_bundle(inner.objects, body, slots, TRANSFER_WORKERS)
             del body
             give_back()
-        inner.record_uploads(principal.id, stored)
-        return Response(wire.dumps({"stored": len(stored)}), media_type="application/json")
+            inner.record_uploads(principal.id, stored)
+            return len(stored)
+
+        async with BUNDLES_AT_ONCE:
+            count = await run_in_threadpool(store)
+        return Response(wire.dumps({"stored": count}), media_type="application/json")
 
     async def put_bundle(request: Request) -> Response:
         """A bundle sent through the server: its index as one JSON line, then its bytes."""
@@ -322,12 +332,16 @@ def create_app(
         body = await read_body(request, MAX_INDEX_BYTES + MAX_BUNDLE_BYTES)
         line, newline, data = body.partition(b"\n")
         try:
-            rows = json.loads(line) if newline else None
+            rows = (
+                await decoded(line, json.loads, MAX_BUNDLE_OBJECTS + 1, 3 * MAX_BUNDLE_OBJECTS)
+                if newline
+                else None
+            )
         except (ValueError, RecursionError):
             rows = None
         if rows is None:
             raise InvalidInput("malformed bundle: its index as one JSON line, then its bytes")
-        return await run_in_threadpool(store_checked, principal, lambda: data, rows)
+        return await store_checked(principal, lambda: data, rows)
 
     async def publish_bundle(request: Request) -> Response:
         """A bundle sent to a staging key (objects on S3): read once, checked, stored."""
@@ -345,12 +359,34 @@ def create_app(
         def staged() -> bytes:
             return inner.objects.read_staged(staging_id, key, MAX_BUNDLE_BYTES)
 
-        return await run_in_threadpool(store_checked, principal, staged, body.get("objects"))
+        return await store_checked(principal, staged, body.get("objects"))
 
     def stored(principal: Principal, digests: list[str]) -> None:
         """Receipts for a group of a file's chunks, and their buffers handed back."""
         inner.record_uploads(principal.id, digests)
         give_back()
+
+    async def file_header(principal: Principal, body: BodyReader) -> tuple[ChunkList, list[int]]:
+        """A file upload's header line, checked: a chunk list cut as this store cuts files
+        (larger chunks would make the server hash far more than it is sent), whose unsent
+        chunks the user may build on."""
+        line = await body.line(MAX_HEADER_BYTES)
+        chunks, sent = await decoded(line, parse_header, MAX_HEADER_CONTAINERS, MAX_HEADER_VALUES)
+        if chunks.chunking.max_size > inner.chunking.max_size:
+            raise InvalidInput(
+                f"malformed file upload: {chunks.digest} is cut into chunks of up to "
+                f"{chunks.chunking.max_size} bytes; this store takes {inner.chunking.max_size} "
+                "at most (cut it as GET /api/v1/info says)"
+            )
+        unsent = unsent_digests(chunks, sent)
+        if unsent:
+            held = await run_in_threadpool(GuardedBackend(inner, principal).held, unsent)
+            if refused := unsent - held:
+                raise InvalidInput(
+                    f"{len(refused)} chunks of {chunks.digest} are not sent, not uploaded by "
+                    f"you and in no version you may read (such as {min(refused)}); send them"
+                )
+        return chunks, sent
 
     def receive_checked(
         principal: Principal,
@@ -359,20 +395,13 @@ def create_app(
         read: Callable[[int], bytes],
         recorder: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
-        """Check and store a chunked file whose sent chunks ``read`` returns, in order."""
-        unsent = unsent_digests(chunks, sent)
-        refused = unsent - GuardedBackend(inner, principal).held(unsent) if unsent else set()
-        if refused:
-            raise InvalidInput(
-                f"{len(refused)} chunks of {chunks.digest} are not sent, not uploaded by "
-                f"you and in no version you may read (such as {min(refused)}); send them"
-            )
-        with FILES_AT_ONCE:
-            receive_file(
-                inner.objects, chunks, sent, read, workers=FILE_WORKERS,
-                on_stored=lambda digests: stored(principal, digests), recorder=recorder,
-            )  # fmt: skip
-            give_back()
+        """Store a chunked file (its header checked) whose sent chunks ``read`` returns,
+        in order; run with one of `FILES_AT_ONCE` taken."""
+        receive_file(
+            inner.objects, chunks, sent, read, workers=FILE_WORKERS,
+            on_stored=lambda digests: stored(principal, digests), recorder=recorder,
+        )  # fmt: skip
+        give_back()
 
     async def put_file(request: Request) -> Response:
         """A chunked file: its chunk list and which chunks follow as one JSON line, then
@@ -382,12 +411,13 @@ def create_app(
         principal = await authenticated(request)
         GuardedBackend(inner, principal).need_some_writer()
         body = BodyReader(request)
-        chunks, sent = parse_header(await body.line(MAX_HEADER_BYTES))
+        chunks, sent = await file_header(principal, body)
 
         def read(size: int) -> bytes:
             return from_thread.run(body.read, size)
 
-        await run_in_threadpool(receive_checked, principal, chunks, sent, read)
+        async with FILES_AT_ONCE:
+            await run_in_threadpool(receive_checked, principal, chunks, sent, read)
         return JSONResponse({"stored": chunks.digest}, status_code=201)
 
     async def publish_file(request: Request) -> Response:
@@ -398,7 +428,7 @@ def create_app(
         principal = await authenticated(request)
         GuardedBackend(inner, principal).need_some_writer()
         body = BodyReader(request)
-        chunks, sent = parse_header(await body.line(MAX_HEADER_BYTES))
+        chunks, sent = await file_header(principal, body)
         names = LineWaiter(body, MAX_PART_LINE)
 
         def next_part(seconds: float | None) -> tuple[str, str] | Literal[False] | None:
@@ -413,7 +443,8 @@ def create_app(
                 staged.close()
 
         try:
-            await run_in_threadpool(receive)
+            async with FILES_AT_ONCE:
+                await run_in_threadpool(receive)
         finally:
             names.close()
         return JSONResponse({"stored": chunks.digest}, status_code=201)

@@ -5,7 +5,8 @@ that stops arriving."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from starlette.requests import ClientDisconnect, Request
@@ -19,6 +20,8 @@ LARGE_JSON = 1 << 20  # a JSON body past this is decoded in a thread, one at a t
 LARGE_JSON_AT_ONCE = CapacityLimiter(1)  # waited for in the event loop, not in a thread
 MAX_CONTAINERS = 1_000_000  # lists and mappings in one request's JSON
 MAX_VALUES = 4_000_000  # values in one request's JSON: a version of a million files' digests
+
+T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -36,28 +39,38 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The request's body (at most ``limit`` bytes) decoded from `forebear.wire` JSON.
+    """The request's body (at most ``limit`` bytes) decoded from `forebear.wire` JSON
+    (see `decoded`)."""
+    return await decoded(await read_body(request, limit), wire.loads)
+
+
+async def decoded(
+    raw: bytes,
+    decode: Callable[[bytes], T],
+    max_containers: int = MAX_CONTAINERS,
+    max_values: int = MAX_VALUES,
+) -> T:
+    """``decode(raw)`` of a client's JSON, within bounds.
 
     Decoding is what a hostile body makes costly: 60 MiB of ``[],`` become 21 million
     lists twice over (parsed, then decoded), 3 GB and 14 s of CPU; 60 MiB of ``"ab",``
     become 12 million strings, 1 GB. A large body is therefore refused past
-    `MAX_CONTAINERS` lists and mappings or `MAX_VALUES` values (counted by their
+    ``max_containers`` lists and mappings or ``max_values`` values (counted by their
     separators: a legitimate one holds lists of digests and sizes, records and metadata,
     tens of bytes a value), and it is decoded in a thread, one at a time in a worker, so
     that the worker keeps answering and its memory stays bounded however many such
     requests arrive together."""
-    raw = await read_body(request, limit)
     if len(raw) <= LARGE_JSON:
-        return wire.loads(raw)
+        return decode(raw)
     containers = raw.count(b"[") + raw.count(b"{")  # at least these (more in strings)
     values = raw.count(b",") + containers
-    if containers > MAX_CONTAINERS or values > MAX_VALUES:
+    if containers > max_containers or values > max_values:
         raise InvalidInput(
             f"malformed request: its JSON holds {values} values, {containers} of them lists "
-            f"and mappings; a request holds {MAX_VALUES} values and {MAX_CONTAINERS} lists "
-            "and mappings at most"
+            f"and mappings; this request takes {max_values} values and {max_containers} "
+            "lists and mappings at most"
         )
-    return await to_thread.run_sync(wire.loads, raw, limiter=LARGE_JSON_AT_ONCE)
+    return await to_thread.run_sync(decode, raw, limiter=LARGE_JSON_AT_ONCE)
 
 
 class BodyReader:
@@ -83,14 +96,23 @@ class BodyReader:
         return False
 
     async def line(self, limit: int) -> bytes:
-        """The first line, without its newline; `TooLarge` past ``limit`` bytes."""
+        """The first line, without its newline; `TooLarge` past ``limit`` bytes. Each piece
+        is searched and kept once (a line of 64 MiB arrives in thousands of pieces)."""
+        pieces: list[bytes] = []
+        size = 0
         while (end := self.buffer.find(b"\n")) < 0:
-            if len(self.buffer) > limit:
+            pieces.append(self.buffer)
+            size += len(self.buffer)
+            self.buffer = b""
+            if size > limit:
                 raise TooLarge(limit)
             if not await self.more():
                 raise InvalidInput("malformed request: its body ended in the middle of a line")
-        line, self.buffer = self.buffer[:end], self.buffer[end + 1 :]
-        return line
+        pieces.append(self.buffer[:end])
+        self.buffer = self.buffer[end + 1 :]
+        if size + end > limit:
+            raise TooLarge(limit)
+        return b"".join(pieces)
 
     async def read(self, size: int) -> bytes:
         """``size`` bytes, or fewer at the end of the body (nothing once it ended): one
