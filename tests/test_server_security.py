@@ -110,6 +110,12 @@ def test_a_reader_cannot_write_and_a_writer_cannot_delete(team: Team, tmp_path: 
     with forebear.Store(team.server.url, token=team.alice) as alice:
         version = alice.artifact("iris/ds")
         version.add_alias("candidate")  # writers move unprotected aliases
+        version.description = "checked"
+        version.save()  # and edit
+        version.ttl = dt.timedelta(seconds=1)  # an expiry is a deletion put off
+        with pytest.raises(forebear.PermissionDenied, match="maintainer"):
+            version.save()
+        assert alice.artifact("iris/ds").ttl is None
         with pytest.raises(forebear.PermissionDenied, match="maintainer"):
             version.delete(delete_aliases=True)
         with pytest.raises(forebear.PermissionDenied, match="maintainer"):
@@ -119,12 +125,31 @@ def test_a_reader_cannot_write_and_a_writer_cannot_delete(team: Team, tmp_path: 
         with pytest.raises(forebear.PermissionDenied, match="admin"):
             alice.add_user("mallory")
     with forebear.Store(team.server.url, token=team.maya) as maya:
+        kept = maya.artifact("iris/ds")
+        kept.ttl = dt.timedelta(days=30)
+        kept.save()
+        assert maya.artifact("iris/ds").ttl == dt.timedelta(days=30)
         maya.protect_alias("iris/ds", "production")
         maya.artifact("iris/ds").add_alias("production", force=True)
     with forebear.Store(team.server.url, token=team.alice) as alice:
         with pytest.raises(forebear.PermissionDenied):
             alice.artifact("iris/ds").add_alias("production", force=True)
         assert alice.artifact("iris/ds:production").version == "v0"
+
+
+def test_an_edit_names_a_run_of_the_versions_own_project(team: Team) -> None:
+    dave = team.server.user("dave", {"iris": "writer", "other": "writer"})
+    with forebear.Store(team.server.url, token=dave) as store:
+        with forebear.init(project="other", store=store) as run:
+            elsewhere = run.id
+        version = store.backend.version_by_id(team.version_id)
+        with pytest.raises(forebear.InvalidInput, match="another project"):
+            store.backend.edit_version(version, {"description": "x", "run_id": elsewhere})
+        store.backend.edit_version(version, {"description": "x", "run_id": team.run_id})
+    alice = forebear.Store(team.server.url, token=team.alice)
+    with alice, pytest.raises(forebear.PermissionDenied):  # alice may not write to "other"
+        alice.backend.edit_version(version, {"description": "y", "run_id": elsewhere})
+    assert team.server.direct.artifact("iris/ds").description == "x"
 
 
 def test_another_users_token_cannot_rewrite_a_runs_config_or_summary(team: Team) -> None:

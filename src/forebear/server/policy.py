@@ -433,9 +433,15 @@ class GuardedBackend(AdminCalls, Backend):
         return self.inner.redactions(self.version(version_id).id)
 
     def edit_version(self, version: VersionData, changes: dict[str, Any]) -> VersionData:
-        found = self.version(version.id, "writer")
+        """A writer edits; a version's expiry is a deletion put off (prune deletes it), so
+        changing it needs what deleting does. The run named as the editor must be one of
+        the version's project."""
         if not isinstance(changes, dict):
             raise InvalidInput("edits are a mapping of field to new value")
+        found = self.version(version.id, "maintainer" if "expires_at" in changes else "writer")
+        run_id = changes.get("run_id")
+        if run_id is not None and self.run(run_id, "writer").project != found.project:
+            raise InvalidInput(f"run {run_id} belongs to another project than {found.ref}")
         return self.inner.edit_version(found, changes)
 
     def delete_version(self, version: VersionData, *, delete_aliases: bool) -> VersionData:
@@ -495,7 +501,8 @@ class GuardedBackend(AdminCalls, Backend):
     # -- the store as a whole ------------------------------------------------------------
 
     def verify(self, versions: Sequence[VersionData]) -> list[Problem]:
-        return self.inner.verify([self.version(v.id) for v in versions])
+        once = dict.fromkeys(v.id for v in versions)  # the same version named again is checked once
+        return self.inner.verify([self.version(i) for i in once])
 
     def repair(self, versions: Sequence[VersionData], source: str | Path | None) -> RepairReport:
         if source is not None:
