@@ -242,3 +242,22 @@ def test_uploads_waiting_their_turn_hold_no_thread(server: ForebearServer, tmp_p
     finally:
         for connection in waiting:
             connection.close()
+
+
+def test_upload_urls_are_signed_a_batch_at_a_time(server: ForebearServer) -> None:
+    """1.5 million URLs asked for in one request kept the server's S3 connection signing
+    for minutes; a client asks for a batch's at a time."""
+    token = server.user("alice", {"iris": "writer"})
+    sizes = {f"{n:032x}": 2 << 20 for n in range(20_001)}
+    auth = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=auth, timeout=ANSWER_SECONDS) as client:
+        for path, body in (
+            ("/api/v1/uploads", {"sizes": sizes}),
+            ("/api/v1/present", {"sizes": sizes, "sign": True, "sign_from": 0}),
+        ):
+            answer = client.post(path, content=wire.dumps(body))
+            assert answer.status_code == 400, answer.text
+            assert "20000 at most" in answer.json()["message"]
+        del sizes[f"{0:032x}"]
+        answer = client.post("/api/v1/present", content=wire.dumps({"sizes": sizes, "sign": True}))
+        assert answer.status_code == 200 and wire.loads(answer.content)["present"] == []

@@ -36,7 +36,6 @@ import json
 import logging
 import re
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast
 
@@ -46,7 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from .. import wire
 from ..errors import (
@@ -76,6 +75,7 @@ from ..objects.file_streams import (
 )
 from ..records import Principal
 from ..web.security import Guard
+from .access import AccessLog
 from .arguments import check_call
 from .bodies import (
     BODY_TIMEOUT_SECONDS,
@@ -116,6 +116,7 @@ MAX_CALL_BYTES = 64 << 20  # a call's arguments: pages of entries, chunk lists
 MAX_OBJECT_BYTES = 5 << 30  # one object (S3's limit for one PUT)
 SPOOL_IN_MEMORY = 4 << 20  # an upload in flight stays in memory up to this, then on disk
 PRESIGNED_SECONDS = 300
+MAX_SIGNED = 20_000  # upload URLs signed for one request (a client asks for a batch's)
 MAX_PART_LINE = 128  # a staged part's name: ["<32 hex>", "<32 hex>"]
 MAX_INDEX_BYTES = MAX_BUNDLE_OBJECTS * 64  # a bundle's index line: one row per object
 # bundles checked and stored, and chunked files received, at once (memory); waited for in
@@ -236,6 +237,7 @@ def create_app(
             answer: dict[str, Any] = {"present": found}
             if body.get("sign") is True:
                 absent = sorted(d for d in set(sizes) - set(found) if sizes[d] >= sign_from)
+                signable(len(absent))
                 staged = inner.objects.staged_uploads(absent, PRESIGNED_SECONDS)
                 answer["uploads"] = {d: {"url": u, "id": i} for d, (u, i) in staged.items()}
             return answer
@@ -278,6 +280,7 @@ def create_app(
         principal = await authenticated(request)
         GuardedBackend(inner, principal).need_some_writer()
         sizes = checked_sizes(await read_json(request, MAX_CALL_BYTES))
+        signable(len(sizes))
 
         def sign() -> dict[str, Any]:
             staged = inner.objects.staged_uploads(sorted(sizes), PRESIGNED_SECONDS)
@@ -507,6 +510,15 @@ def create_app(
     return Guard(AccessLog(IdleBodyLimit(app, body_timeout)), set(allowed_hosts))
 
 
+def signable(count: int) -> None:
+    """Refuse to sign more upload URLs at once than a client asks for (each costs the
+    server's S3 connection a signature, and a staging key to clean up)."""
+    if count > MAX_SIGNED:
+        raise InvalidInput(
+            f"{count} upload URLs asked for at once; ask for {MAX_SIGNED} at most per request"
+        )
+
+
 def checked_sizes(body: Any) -> dict[str, int]:
     sizes = body.get("sizes") if isinstance(body, dict) else None
     if not isinstance(sizes, dict) or not all(
@@ -558,39 +570,3 @@ async def unexpected_error(request: Request, error: Exception) -> Response:
     LOG.exception("unexpected error on %s %s", request.method, request.url.path)
     body = {"error": "StoreError", "message": "the forebear server failed; see its log"}
     return JSONResponse(body, status_code=500)
-
-
-class AccessLog:
-    """One JSON line per request: method, path, status, user, milliseconds; never a
-    header, a query string or a body (tokens and cookies stay out of logs)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.monotonic()
-        status = [0]
-
-        async def record(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            state = scope.get("state") or {}
-            LOG.info(
-                json.dumps(
-                    {
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status[0],
-                        "user": state.get("user"),
-                        "ms": round((time.monotonic() - started) * 1000, 1),
-                    }
-                )
-            )
