@@ -84,11 +84,18 @@ class GuardedBackend(AdminCalls, Backend):
     def may_read(self, project: str) -> bool:
         return self.principal.may(project, "reader")
 
+    def unnamed(self, what: str, project: str) -> None:
+        """Refuse ``what`` (found by id) outside the user's projects, naming none (ids
+        can be counted through)."""
+        if not self.may_read(project):
+            raise PermissionDenied(f"{what} is in a project {self.principal.name!r} may not read")
+
     def version(self, version_id: object, role: str = "reader") -> VersionData:
         """A version by id, after checking the role in its project."""
         if not isinstance(version_id, int) or isinstance(version_id, bool):
             raise InvalidInput(f"a version id is a number, not {version_id!r}")
         found = self.inner.version_by_id(version_id)
+        self.unnamed(f"version {version_id}", found.project)
         self.need(found.project, role)
         return found
 
@@ -96,6 +103,7 @@ class GuardedBackend(AdminCalls, Backend):
         if not isinstance(run_id, str):
             raise InvalidInput(f"a run id is a string, not {run_id!r}")
         found = self.inner.get_run(run_id)
+        self.unnamed(f"run {run_id}", found.project)
         self.need(found.project, role)
         return found
 
@@ -433,9 +441,8 @@ class GuardedBackend(AdminCalls, Backend):
         return self.inner.redactions(self.version(version_id).id)
 
     def edit_version(self, version: VersionData, changes: dict[str, Any]) -> VersionData:
-        """A writer edits; a version's expiry is a deletion put off (prune deletes it), so
-        changing it needs what deleting does. The run named as the editor must be one of
-        the version's project."""
+        """A writer edits; an expiry is a deletion put off, so changing it needs what
+        deleting does. The run named as the editor must be of the version's project."""
         if not isinstance(changes, dict):
             raise InvalidInput("edits are a mapping of field to new value")
         found = self.version(version.id, "maintainer" if "expires_at" in changes else "writer")
