@@ -56,7 +56,7 @@ from ..errors import (
     PermissionDenied,
     StoreError,
 )
-from ..hashing import hash_stream
+from ..hashing import new_hasher
 from ..local.lazy import reached_directly
 from ..objects import TRANSFER_WORKERS
 from ..objects.bundles import (
@@ -250,22 +250,20 @@ def create_app(
         GuardedBackend(inner, principal).need_some_writer()
         spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY))  # noqa: SIM115
         try:
-            received = 0
+            received, hasher = 0, new_hasher()  # hashed as it arrives: the spool read once
             async for piece in request.stream():
                 received += len(piece)
                 if received > MAX_OBJECT_BYTES:
                     return JSONResponse({"error": "too large"}, status_code=413)
                 spool.write(piece)
+                hasher.update(piece)
+            if hasher.hexdigest() != digest:
+                raise IntegrityError(f"the bytes sent do not hash to {digest}; nothing was stored")
             spool.seek(0)
 
             def store_it() -> None:
-                if hash_stream(spool)[0] != digest:
-                    raise IntegrityError(
-                        f"the bytes sent do not hash to {digest}; nothing was stored"
-                    )
                 # an intact copy stays: bytes that merely hash alike never replace it
                 if inner.objects.actual_digest(digest) != digest:
-                    spool.seek(0)
                     # loose: visible at once, to the commit that will check it is there
                     inner.objects.put_stream(spool, digest, source="an upload", pack=False)
                 inner.record_uploads(principal.id, [digest])
