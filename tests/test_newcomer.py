@@ -111,6 +111,23 @@ def test_opening_a_forebear_toml_by_path_takes_only_what_it_and_its_folder_say(
         assert (store.db_url, store.objects_url) == (catalog, str(root / ".forebear"))
 
 
+def test_opening_a_project_folder_opens_the_store_inside_it(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("log", "data/raw", "--name", "raw", cwd=project)
+    monkeypatch.chdir(tmp_path)
+    for given in (project, str(project), project / ".forebear"):  # as git takes a work tree
+        with forebear.open(given) as store:
+            assert store.artifact("raw").files() == ["a.csv", "b.csv"]
+            assert store.status()["path"] == str(project / ".forebear")
+    assert sorted(os.listdir(project)) == [".forebear", "README", "data"]  # nothing made
+    with forebear.init(project="p", store=project) as run:
+        assert run.use_artifact("raw").files() == ["a.csv", "b.csv"]
+    empty = tmp_path / "empty"
+    with forebear.open(empty) as store:  # a folder with no store: a new one, in it
+        assert store.status()["path"] == str(empty)
+
+
 def test_a_forebear_toml_written_beside_a_store_replaces_it(project: Path, tmp_path: Path) -> None:
     ok("log", "data/raw", "--name", "old", cwd=project)
     team_objects = tmp_path / "team-objects"

@@ -353,20 +353,30 @@ def resolve(
 
 def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:
     """Settings for ``forebear.open(path)``: a store folder, a ``forebear.toml`` (or a
-    folder holding one and no store), or a database URL."""
+    folder holding one and no store), a folder holding a ``.forebear/`` store and none of
+    its own (a project's folder, as ``git`` takes a work tree for its ``.git``), or a
+    database URL."""
     text = os.fspath(path)
     if text.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql")):
         return resolve(db_url=text)
     local = local_path_of(text)
-    if local is not None:
+    if local is not None and not _holds_store(local):
         config_file = local if local.suffix == ".toml" else local / CONFIG_FILE
-        if config_file.is_file() and not (local / "forebear.json").exists():
+        if config_file.is_file():
             found = read_config(config_file)
             return resolve(
                 found.get("db"), found.get("objects"), found.get("cache_dir"),
                 home=config_home(config_file),
             )  # fmt: skip
+        if (local / DEFAULT_DIR).is_dir():
+            local = local / DEFAULT_DIR
+            text = str(local)
     return resolve(objects_url=text, db_url=None if local is None else sqlite_url(local / DB_FILE))
+
+
+def _holds_store(folder: Path) -> bool:
+    """Whether ``folder`` is a store's own folder (its format file or catalog is there)."""
+    return (folder / "forebear.json").exists() or (folder / DB_FILE).exists()
 
 
 def own_files(catalog: str | None, stat_cache: str | os.PathLike[str]) -> frozenset[str]:
