@@ -133,3 +133,36 @@ def test_gc_between_the_draft_and_its_log_takes_nothing_it_needs(
     assert v1.open("images/more/d.png").read() == b"d"
     store.gc(grace=dt.timedelta(0))
     assert store.verify() == []
+
+
+def test_a_draft_is_logged_only_in_its_own_store(
+    store: forebear.Store, make_tree: TreeMaker, tmp_path: Path
+) -> None:
+    other = forebear.open(tmp_path / "other-store")
+    unrelated = log(other, make_tree("unrelated", {"secret.csv": "not yours"}), name="x")
+    v0 = log(store, make_tree("data", FILES))
+    assert unrelated.id == v0.id  # the same number in both catalogs: a trap
+    draft = v0.new_draft()
+    draft.remove("train.csv")
+    with pytest.raises(forebear.InvalidInput, match="another store"):
+        log(other, draft)
+    assert [a.name for a in other.artifacts()] == ["x"]  # nothing was committed there
+    with (
+        forebear.init(project="p", store=store) as run,
+        pytest.raises(forebear.InvalidInput, match="distributed"),
+    ):
+        run.upsert_artifact(draft, distributed_id="d1")
+    # save() with no run: the next version of the same artifact, in its store and project
+    v1 = draft.save()
+    assert (v1.ref, v1.project, v1.files()) == ("ds:v1", "p", sorted(set(FILES) - {"train.csv"}))
+    assert v1.logged_by().name == "save ds"
+    with forebear.open(tmp_path / "other-store") as same:
+        assert same.store_id == other.store_id != store.store_id
+    again = v1.new_draft()
+    with again.new_file("extra.txt") as f:
+        f.write("x")
+    with forebear.init(project="q", name="elsewhere", store=other):
+        v2 = again.save()  # a run of another store is active: the draft still goes home
+    assert (v2.ref, v2.project) == ("ds:v2", "p")
+    assert [a.name for a in other.artifacts()] == ["x"] and store.verify() == []
+    other.close()

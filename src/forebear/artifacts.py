@@ -23,7 +23,7 @@ from .spool import DuplicateKey, Spool
 from .walk import Walk
 
 if TYPE_CHECKING:
-    pass
+    from .store import Store
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,29 @@ class DraftBase:
     """The committed version a draft starts from, told by the layer that reads the
     catalog: its entries stay where they are (nothing of them is loaded) until asked for."""
 
-    version_id: int
+    version_id: int  # in its own store's catalog: meaningless in any other
     label: str  # its ref, for messages
+    store: Store  # the store it is in: a draft is logged there or nowhere
+    project: str  # its project: where `save()` logs the draft
     count: int  # its entries, purged ones left out
     present: Callable[[list[str]], set[str]]  # which of these entry paths it holds
     count_under: Callable[[str], int]  # how many of its entries are under a folder ("a/")
     entries: Callable[[], Iterator[ManifestEntry]]  # in path order, purged ones left out
+
+    def is_in(self, store: Store) -> bool:
+        """Whether ``store`` is the one the base is in (by its id; by its catalog's URL
+        for a read-only store made before stores had one)."""
+        return (store.store_id or store.db_url) == (self.store.store_id or self.store.db_url)
+
+    def refuse_other_store(self, store: Store) -> None:
+        """A draft logged into another store would take that catalog's version of the
+        same number as its base: refuse it, saying where it can go."""
+        if not self.is_in(store):
+            raise InvalidInput(
+                f"this draft of {self.label} starts from a version in another store "
+                f"({self.store.objects_url}); log it with a run of that store, or call "
+                "its save() to make the next version there"
+            )
 
 
 class PendingFile(NamedTuple):
@@ -446,6 +463,22 @@ def artifact_from_path(
         artifact.add_folder(source, None, follow_outside_symlinks, ignore)
     else:
         artifact.add_file(source)
+    return artifact
+
+
+def distributed_part(
+    artifact: Artifact | str | os.PathLike[str], name: str | None, type_: str | None
+) -> Artifact:
+    """What one process adds to a distributed version: an artifact or a path, never a
+    draft (a distributed version starts empty; its parts cannot carry a base)."""
+    if not isinstance(artifact, Artifact):
+        return artifact_from_path(artifact, name, type_, None, None)
+    if artifact.base is not None:
+        raise InvalidInput(
+            f"a draft of {artifact.base.label} cannot be part of a distributed version, "
+            "which starts empty; log the draft with log_artifact, or add its files to a "
+            "new Artifact"
+        )
     return artifact
 
 

@@ -281,8 +281,9 @@ class VersionHabits:
             return (e for e in version.iter_entries() if e.path not in purged)
 
         base = artifacts.DraftBase(
-            version.id, version.ref, version.file_count - len(purged), present, count_under, entries
-        )
+            version.id, version.ref, self._store, version.project,
+            version.file_count - len(purged), present, count_under, entries,
+        )  # fmt: skip
         draft = forebear.Artifact.draft(
             base, version.name, version.type, version.description,
             copy.deepcopy(version.metadata),
@@ -524,7 +525,7 @@ class RunHabits:
         run = cast("Run", self)
         self._require_running("add to a distributed artifact")
         with collector_paused():  # as in `Run.log_artifact`
-            chosen = _artifact(artifact, name, type)
+            chosen = artifacts.distributed_part(artifact, name, type)
             run.store.backend.upsert_part(
                 chosen, project=run.project, run_id=run.id,
                 distributed_id=check_distributed_id(distributed_id), show_progress=progress,
@@ -546,7 +547,7 @@ class RunHabits:
         run = cast("Run", self)
         self._require_running("finish a distributed artifact")
         with collector_paused():  # as in `Run.log_artifact`
-            chosen = _artifact(artifact, name, type)
+            chosen = artifacts.distributed_part(artifact, name, type)
             data = run.store.backend.finish_distributed(
                 chosen, project=run.project, run_id=run.id,
                 distributed_id=check_distributed_id(distributed_id),
@@ -555,14 +556,6 @@ class RunHabits:
             )  # fmt: skip
         chosen.logged = run.store.artifact(f"{data.project}/{data.name}:v{data.number}")
         return cast("ArtifactVersion", chosen.logged)
-
-
-def _artifact(
-    artifact: artifacts.Artifact | str | os.PathLike[str], name: str | None, type_: str | None
-) -> artifacts.Artifact:
-    if isinstance(artifact, artifacts.Artifact):
-        return artifact
-    return artifacts.artifact_from_path(artifact, name, type_, None, None)
 
 
 def check_distributed_id(value: object) -> str:

@@ -44,15 +44,19 @@ class Artifact(artifacts.Artifact):
         """Log this artifact outside any run: a short run named ``save NAME`` in
         ``project`` (default: the default project) logs it and finishes at once. Returns
         the `ArtifactVersion`. As in W&B, while a run is active (and neither ``project``
-        nor ``store`` names another place) that run logs it; and once it is logged,
+        nor ``store`` names another place) that run logs it, and a draft
+        (`ArtifactVersion.new_draft`) goes by default where its version is; once logged,
         ``save`` instead persists what was edited since: its description, metadata and
         ``ttl``, and the version's aliases and tags (edited through the artifact), plus
         ``aliases``."""
         if self.logged is not None:
             return self._save_edits(self.logged, aliases)
         current = active_run()
-        if current is not None and project is None and store is None:
-            return current.log_artifact(self, aliases=aliases)
+        if project is None and store is None:
+            if current is not None and (self.base is None or self.base.is_in(current.store)):
+                return current.log_artifact(self, aliases=aliases)
+            if self.base is not None:  # a draft: the next version of its artifact
+                project, store = self.base.project, self.base.store
         with init(project=project, name=f"save {self.name}", store=store) as run:
             return run.log_artifact(self, aliases=aliases)
 

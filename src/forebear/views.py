@@ -522,6 +522,8 @@ class Run(RunRegistry, RunHabits, RunFiles):
             with collector_paused():  # walking a folder of a million files: see below
                 artifact = artifact_from_path(artifact, name, type, description, metadata)
         else:
+            if artifact.base is not None:
+                artifact.base.refuse_other_store(self._store)
             if name is not None and name != artifact.name:
                 raise InvalidInput(
                     f"name={name!r} conflicts with the artifact's own name {artifact.name!r}"
