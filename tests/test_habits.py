@@ -449,6 +449,10 @@ def test_a_logged_artifact_links_into_the_registry_by_w_and_b_paths(
     api = forebear.Api(store)  # and read back by the W&B path
     assert api.artifact("wandb-registry-model/churn:staging").qualified_ref == "registry/churn:v0"
     assert api.artifact("my-org/wandb-registry-model/churn:v0").source.qualified_ref == "p/model:v0"
+    for legacy_ref in ("model-registry/churn:staging", "my-team/model-registry/churn:latest"):
+        assert api.artifact(legacy_ref).qualified_ref == "registry/churn:v0"  # the older path
+    with pytest.raises(forebear.InvalidInput, match="names the registry"):
+        forebear.init(project="model-registry", store=store)  # its refs would lead there
     assert "staging" in store.artifact("registry/churn:v0").aliases
     with pytest.raises(forebear.InvalidInput, match="links go into the registry"):
         model.link("a/b/wandb-registry-model/churn")

@@ -97,8 +97,9 @@ def test_lineage_passes_through_links_both_ways(
 
 def test_the_registry_takes_links_only(store: forebear.Store, make_tree: TreeMaker) -> None:
     model = make_tree("m", {"model.pkl": "w"})
-    with pytest.raises(forebear.InvalidInput, match="reserved for the registry"):
-        forebear.init(project="registry", store=store)
+    for reserved in ("registry", "wandb-registry-model"):
+        with pytest.raises(forebear.InvalidInput, match="names the registry"):
+            forebear.init(project=reserved, store=store)
     v0 = train(store, model)
     for target in ("other/fraud", "registry/Bad Name", "registry/x:v1", "", "registry/"):
         with pytest.raises(forebear.InvalidInput):

@@ -24,9 +24,10 @@ REGISTRY = "registry"  # the reserved project whose collections hold links
 
 
 def is_wandb_registry(project: str) -> bool:
-    """Whether a W&B path's project part names a registry (``wandb-registry-model``): one
-    registry, ``registry``, holds every kind here."""
-    return project.startswith("wandb-registry-")
+    """Whether a W&B path's project part names a registry (``wandb-registry-model``, or
+    the older model registry's ``model-registry``): one registry, ``registry``, holds
+    every kind here."""
+    return project.startswith("wandb-registry-") or project == "model-registry"
 
 
 def check_name(name: object, kind: str = "artifact") -> str:

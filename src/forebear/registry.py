@@ -39,7 +39,7 @@ def collection_of(target_path: object) -> str:
         raise InvalidInput(f"a link target is 'registry/<collection>', not {target_path!r}")
     project, _, name = target_path.rpartition("/")
     registry = project.rpartition("/")[2]  # W&B's, after an entity: or the older name
-    if project.count("/") <= 1 and (is_wandb_registry(registry) or registry == "model-registry"):
+    if project.count("/") <= 1 and is_wandb_registry(registry):
         project = REGISTRY
     if project not in ("", REGISTRY) or ":" in name:
         raise InvalidInput(

@@ -20,7 +20,7 @@ from . import active, artifacts
 from . import context as run_context
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
-from .paths import REGISTRY, check_name
+from .paths import REGISTRY, check_name, is_wandb_registry
 from .settings import default_project
 from .store import Store, open
 from .tables import Table, table_path
@@ -314,9 +314,9 @@ def init(
     if project is None:
         project = default_project()
     project = check_name(project, "project")
-    if project == REGISTRY:
+    if project == REGISTRY or is_wandb_registry(project):  # W&B's names for it, in refs
         raise InvalidInput(
-            f"project {REGISTRY!r} is reserved for the registry, which holds links only: "
+            f"project {project!r} names the registry, which holds links only: "
             "log into your own project, then link the version ('forebear link REF "
             "registry/NAME', or version.link('registry/NAME'))"
         )
