@@ -106,9 +106,15 @@ def test_bad_edits_are_refused_and_change_nothing(
     fresh.metadata["x"] = float("nan")
     with pytest.raises(forebear.InvalidInput, match="finite"):
         fresh.save()
-    for bad in (dt.timedelta(0), -DAY, 30, "30d"):
+    for bad in (dt.timedelta(0), -DAY, 30, "30d", DAY * 10**8):  # the last past year 9999
         with pytest.raises(forebear.InvalidInput, match="ttl"):
             fresh.ttl = bad  # type: ignore[assignment]
+    draft = forebear.Artifact("ds")
+    for wrong in (5, {"a": 1}):  # a dict reached the catalog as a misleading StoreError
+        with pytest.raises(forebear.InvalidInput, match="description must be text"):
+            forebear.Artifact("ds", description=wrong)  # type: ignore[arg-type]
+        with pytest.raises(forebear.InvalidInput, match="description must be text"):
+            draft.description = wrong  # type: ignore[assignment]
     with pytest.raises(forebear.InvalidInput, match="list of names"):
         fresh.tags = "baseline"  # type: ignore[assignment]
     again = store.artifact("ds:v0")

@@ -121,6 +121,17 @@ class Artifact:
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
 
+    @property
+    def description(self) -> str | None:
+        return self._description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        """Checked when set (W&B code sets it after making the artifact, too)."""
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"description must be text or None, not {type_name(value)}")
+        self._description = value
+
     def logged_version(self, then: str) -> Any:
         """The version (`views.ArtifactVersion`) this artifact became once logged; one that
         is not logged yet raises `InvalidInput`, saying to log it first and ``then`` ..."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _CONTAINERS = ("metadata", "tags", "aliases")
+MAX_TTL = dt.timedelta(days=1000 * 366)  # an expiry stays within the calendar
 
 
 class Editable:
@@ -114,7 +115,7 @@ class Editable:
         for field in _CONTAINERS:
             handed = self._handed.get(field)
             if handed is not None and handed[0] != handed[1]:
-                changes[field] = _checked(field, handed[0])
+                changes[field] = checked_edit(field, handed[0])
         if not changes:
             return
         self._data = self._store.backend.edit_version(self._data, changes)
@@ -124,10 +125,10 @@ class Editable:
 def check_ttl(value: object) -> dt.timedelta | None:
     if value is None:
         return None
-    if not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
+    if not isinstance(value, dt.timedelta) or not dt.timedelta(0) < value <= MAX_TTL:
         raise InvalidInput(
-            f"ttl must be a positive datetime.timedelta or None, not {value!r} "
-            "(e.g. datetime.timedelta(days=30))"
+            f"ttl must be a positive datetime.timedelta of at most {MAX_TTL.days} days, or "
+            f"None, not {value!r} (e.g. datetime.timedelta(days=30))"
         )
     return value
 
@@ -142,12 +143,14 @@ def _as_list(value: object, what: str) -> list[str]:
     return list(value)
 
 
-def _checked(field: str, value: Any) -> Any:
+def checked_edit(field: str, value: Any) -> Any:
+    """An edit of ``metadata``, ``tags`` or ``aliases`` as the catalog keeps it."""
     if field == "metadata":
         if not isinstance(value, dict):
             raise InvalidInput(f"metadata must be a dict, not {type(value).__name__}")
         return json_dict(value, "metadata")
-    names = [check_alias(name, "tag" if field == "tags" else "alias") for name in value]
+    kind = "tag" if field == "tags" else "alias"
+    names = [check_alias(name, kind) for name in _as_list(value, field)]
     if len(set(names)) != len(names):
         raise InvalidInput(f"{field} lists a name twice: {names}")
     return names

@@ -36,13 +36,21 @@ def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        if len(key) > 256:
-            raise InvalidInput(f"a metric name is at most 256 characters, not {len(key)}")
-        number = float(value)
-        if not math.isfinite(number):  # json_dict refuses these first; kept for clarity
-            raise InvalidInput(f"metric {key!r} at step {step} is {value!r}: not a finite number")
-        numbers[key] = number
+        numbers[key] = check_metric(key, value, step)
     return numbers
+
+
+def check_metric(key: object, value: object, step: int) -> float:
+    """One value of the history at ``step``, as the catalog keeps it: a finite number
+    under a name of at most 256 characters."""
+    if not isinstance(key, str) or len(key) > 256:
+        raise InvalidInput(f"a metric name is a string of at most 256 characters, not {key!r:.80}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"metric {key!r} at step {step} is {value!r:.80}: not a number")
+    number = float(value)
+    if not math.isfinite(number):  # json_dict refuses these first; kept for clarity
+        raise InvalidInput(f"metric {key!r} at step {step} is {value!r}: not a finite number")
+    return number
 
 
 def rows_holding(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from .errors import InvalidName, InvalidPath, InvalidRef
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RUN_ID_RE = re.compile(r"[0-9a-z]{1,8}")
 _VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)$")
 _LOOKS_LIKE_VERSION_RE = re.compile(r"^v[0-9]+$")
 _DRIVE_RE = re.compile(r"^[^\W\d_]:")  # any letter then a colon, like "C:"
@@ -21,6 +23,12 @@ def is_name(name: object) -> bool:
 
 
 REGISTRY = "registry"  # the reserved project whose collections hold links
+
+
+def is_run_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a run id: 1-8 lowercase letters and digits (as forebear makes
+    them, and as W&B's ``generate_id`` does)."""
+    return isinstance(value, str) and bool(_RUN_ID_RE.fullmatch(value))
 
 
 def is_wandb_registry(project: str) -> bool:

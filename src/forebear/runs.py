@@ -8,7 +8,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,14 +19,13 @@ from . import active, artifacts
 from . import context as run_context
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
-from .paths import REGISTRY, check_name, is_wandb_registry
+from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
 from .settings import default_project
 from .store import Store, open
 from .tables import Table, table_path
 from .views import ArtifactVersion, Run
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_RUN_ID = re.compile(r"[0-9a-z]{1,8}")
 
 
 class Artifact(artifacts.Artifact):
@@ -378,7 +376,7 @@ def _chosen_keys(
 def _new_run_id(store: Store, wanted: object, resume: bool | str | None) -> str:
     """A run id the script chose (W&B's ``id``, as ``wandb.util.generate_id()`` makes):
     one that no run has yet; forebear does not resume a run that exists."""
-    if not isinstance(wanted, str) or not _RUN_ID.fullmatch(wanted):
+    if not is_run_id(wanted):
         raise InvalidInput(
             f"a run id is 1 to 8 lowercase letters or digits (as forebear and "
             f"wandb.util.generate_id() make them), not {wanted!r}"

@@ -76,7 +76,7 @@ from ..objects.file_streams import (
 from ..records import Principal
 from ..web.security import Guard
 from .access import AccessLog
-from .arguments import check_call
+from .arguments import check_call, check_commit
 from .bodies import (
     BODY_TIMEOUT_SECONDS,
     BodyReader,
@@ -480,6 +480,7 @@ def create_app(
         body = await read_json(request, MAX_CALL_BYTES)
         if not isinstance(body, dict):
             raise InvalidInput("malformed request: a commit's body is a mapping")
+        check_commit(body)
         version = await acting(request, lambda guarded: guarded.commit_upload(body), principal)
         return Response(wire.dumps({"result": version}), media_type="application/json")
 

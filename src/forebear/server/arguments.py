@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import math
+import re
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkList
+from ..editing import check_ttl, checked_edit
 from ..errors import InvalidInput
+from ..jsonvalues import check_json
 from ..manifest import ManifestEntry
-from ..paths import Ref
+from ..metrics import check_metric, check_step
+from ..paths import Ref, check_alias, check_name, is_run_id
 from ..records import VersionData
 from .policy import GuardedBackend
+
+# The catalog's integers: a larger one is a server error in any SQL database.
+_SMALLEST, _LARGEST = -(2**63), 2**63 - 1
 
 _NAMES = {
     "dt": dt, "Ref": Ref, "VersionData": VersionData, "Path": Path, "Sequence": Sequence,
@@ -50,6 +58,52 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
     for name, value in bound.arguments.items():
         if name != "self" and name in hints and not _fits(value, hints[name]):
             raise InvalidInput(f"malformed call to {method}: {name} cannot be {value!r:.80}")
+    arguments = dict(bound.arguments)
+    for name, value in arguments.items():
+        if value is not None and name in _VALUES:
+            _VALUES[name](value)
+    if method == "create_run" and len(arguments["name"]) > 256:
+        raise InvalidInput("a run name must be a string of at most 256 characters")
+    if method == "log_metrics":
+        for key, number in arguments["values"].items():
+            check_metric(key, number, arguments["step"])
+    if method == "edit_version":
+        _check_edits(arguments["changes"])
+
+
+def _check_run_id(value: str) -> None:
+    if not is_run_id(value):
+        raise InvalidInput(f"a run id is 1 to 8 lowercase letters or digits, not {value!r:.80}")
+
+
+# What the public API checks before it calls a backend, checked again here for clients
+# that are not forebear's, by argument name: a value that fails would otherwise reach the
+# catalog, where PostgreSQL refuses it with a server error (a name longer than its column,
+# a NaN in JSON) and SQLite keeps it where no reader expects it.
+_VALUES: dict[str, Callable[[Any], object]] = {
+    "project": lambda value: check_name(value, "project"),
+    "collection": lambda value: check_name(value, "collection"),
+    "alias": check_alias,
+    "aliases": lambda value: [check_alias(alias) for alias in value],
+    "tags": lambda value: [check_alias(tag, "tag") for tag in value],
+    "run_id": _check_run_id,
+    "step": check_step,
+    "config": lambda value: check_json(value, "config"),
+    "context": lambda value: check_json(value, "context"),
+    "summary": lambda value: check_json(value, "summary"),
+}
+
+
+def _check_edits(changes: dict[str, Any]) -> None:
+    for field, value in changes.items():
+        if field in ("metadata", "tags", "aliases"):
+            checked_edit(field, value)
+        elif field == "run_id" and value is not None:
+            _check_run_id(value)
+        elif field == "description" and not isinstance(value, str | None):
+            raise InvalidInput(f"a description is text, not {value!r:.80}")
+        elif field == "expires_at" and not isinstance(value, dt.datetime | None):
+            raise InvalidInput(f"an expiry is a date and time, not {value!r:.80}")
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -62,9 +116,17 @@ def _fits(value: Any, hint: Any) -> bool:
         return value is None
     if origin is None:
         if hint is float:
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
+            return (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
         if hint is int:
-            return isinstance(value, int) and not isinstance(value, bool)
+            return (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and (_SMALLEST <= value <= _LARGEST)
+            )
         if hint is Path:
             return isinstance(value, str)
         if hint is Ref:
@@ -84,3 +146,26 @@ def _fits(value: Any, hint: Any) -> bool:
             return False
         return not arguments or all(_fits(item, arguments[0]) for item in value)
     return False
+
+
+def check_commit(body: dict[str, Any]) -> None:
+    """A commit's fields that the catalog takes as they are, checked as the public API
+    checks them (its names, aliases, tags and metadata are checked where the version is
+    made): a digest that names no object (nor a path on the server), a negative or past
+    expiry, numbers no SQL integer holds."""
+    digest = body.get("digest")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{32}", digest):
+        raise InvalidInput(f"malformed commit: digest {digest!r:.80} is no xxh3-128 digest")
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise InvalidInput(f"malformed commit: a description is text, not {description!r:.80}")
+    check_ttl(body.get("ttl"))
+    for field, value in (("run_id", body.get("run_id")), ("base", body.get("base"))):
+        if value is not None and not _fits(value, str if field == "run_id" else int):
+            raise InvalidInput(f"malformed commit: {field} cannot be {value!r:.80}")
+    for field in ("aliases", "tags"):
+        if not isinstance(body.get(field) or [], list):
+            raise InvalidInput(f"malformed commit: {field} is a list of names")
+    new_bytes = body.get("new_bytes") or 0
+    if not _fits(new_bytes, int) or new_bytes < 0:
+        raise InvalidInput(f"malformed commit: new_bytes cannot be {new_bytes!r:.80}")
