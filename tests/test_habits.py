@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import pickle
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -643,13 +644,26 @@ def test_a_run_keeps_its_own_files_and_code(
     assert store.run(run.id).status == "finished"
 
 
+def test_w_and_b_names_without_a_counterpart_say_what_to_do() -> None:
+    for name, says in (("Image", "run.save(path)"), ("Histogram", "Artifact"),
+                       ("sweep", "one run per trial"), ("alert", "webhook")):  # fmt: skip
+        with pytest.raises(AttributeError, match=f"no attribute '{name}' .*{re.escape(says)}"):
+            getattr(forebear, name)
+    assert not hasattr(forebear, "Image")  # feature checks (hasattr) still answer no
+    with pytest.raises(AttributeError, match=r"no attribute 'nothing'$"):
+        forebear.nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
 def test_the_w_and_b_options_of_init(
     store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = forebear.init(project="p", store=store, id="abc123", resume="allow", mode="offline")
     assert first.id == "abc123" and store.run("abc123").status == "running"
     assert forebear.init(project="p", store=store, reinit="return_previous") is first
-    second = forebear.init(project="p", store=store, reinit=True, dir=tmp_path, anonymous="allow")
+    second = forebear.init(
+        project="p", store=store, reinit=True, dir=tmp_path, anonymous="allow",
+        settings=forebear.Settings(start_method="thread", _disable_stats=True),
+    )  # fmt: skip
     assert store.run("abc123").status == "finished" and forebear.run is second
     second.finish()
     with pytest.raises(forebear.InvalidInput, match="run abc123 exists already"):

@@ -97,6 +97,35 @@ _LAZY = {
 }
 
 
+# W&B names forebear has no counterpart for: what to do instead, said where a W&B script
+# reaches for one (a bare AttributeError told nothing)
+_MEDIA = (
+    "forebear keeps numbers, tables and files, not W&B's media types: write the file and "
+    "keep it with run.save(path), or add it to an Artifact"
+)
+_WANDB_ONLY = {
+    **dict.fromkeys(
+        ("Image", "Audio", "Video", "Html", "Histogram", "Object3D", "Molecule", "Plotly",
+         "Graph", "plot"),
+        _MEDIA,
+    ),
+    **dict.fromkeys(
+        ("sweep", "agent", "controller"),
+        "forebear runs no sweeps: start one run per trial with forebear.init(config=...)",
+    ),
+    "alert": "forebear sends no alerts; a webhook (forebear webhook add) tells another "
+    "system when versions and aliases change",
+}  # fmt: skip
+
+
+class Settings:
+    """W&B's ``wandb.Settings(...)``, for ``init(settings=...)``: accepted so that W&B
+    code runs, and changes nothing."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+
 def __getattr__(name: str) -> Any:
     if name in ("run", "config", "summary"):  # W&B's wandb.run, .config, .summary, looked
         from .runs import active_run  # up each time
@@ -109,7 +138,10 @@ def __getattr__(name: str) -> Any:
         return run.config if name == "config" else run.summary
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'forebear' has no attribute {name!r}")
+        instead = _WANDB_ONLY.get(name)
+        raise AttributeError(
+            f"module 'forebear' has no attribute {name!r}" + (f" ({instead})" if instead else "")
+        )
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
@@ -147,6 +179,7 @@ __all__ = [
     "Run",
     "RunNotFound",
     "RunStateError",
+    "Settings",
     "Store",
     "StoreError",
     "StoreNotFound",
