@@ -503,11 +503,23 @@ def test_metadata_must_be_finite_json(
     assert store.artifacts() == []
 
 
-def test_run_values_must_be_finite(store: forebear.Store) -> None:
+def test_a_config_must_be_finite_and_a_diverged_metric_goes_on(store: forebear.Store) -> None:
     with pytest.raises(forebear.InvalidInput):
         forebear.init(config={"lr": math.nan}, store=store)
-    with forebear.init(store=store) as run, pytest.raises(forebear.InvalidInput):
-        run.log({"loss": math.inf})
+    with forebear.init(store=store) as run:
+        run.define_metric("loss", summary="min")
+        run.log({"loss": 0.5, "acc": 0.1})
+        run.log({"loss": math.nan, "acc": math.inf, "grad": {"norm": -math.inf}})  # diverged
+        run.log({"loss": 0.25, "acc": 0.2})
+        run.summary["best"] = math.nan
+    kept = store.run(run.id)
+    assert kept.summary["acc"] == 0.2 and kept.summary["loss"] == {"min": 0.25}
+    assert kept.summary["grad"] == {"norm": "-Infinity"} and kept.summary["best"] == "NaN"
+    # the history leaves them out, as a chart's gap: step 1 holds nothing
+    assert kept.history() == [
+        {"step": 0, "loss": 0.5, "acc": 0.1},
+        {"step": 2, "loss": 0.25, "acc": 0.2},
+    ]
 
 
 def test_logging_with_another_type_is_refused(store: forebear.Store, source: Path) -> None:

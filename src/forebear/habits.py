@@ -79,7 +79,8 @@ class RunValues(dict[str, Any]):
     saved at once (``run.config.update(...)``, ``run.summary["best"] = 0.9``), and whose
     keys read and write as attributes too (``run.config.lr``). A change is checked as
     `forebear.init` checks a config (values JSON cannot hold become strings; NaN is
-    refused) and kept only once it is saved."""
+    refused in a config, kept as the text ``"NaN"`` in a summary, as `log` keeps it) and
+    kept only once it is saved."""
 
     def __init__(
         self, values: Mapping[str, Any], what: str, save: Callable[[dict[str, Any]], None]
@@ -90,7 +91,7 @@ class RunValues(dict[str, Any]):
     def _change(self, change: Callable[[dict[str, Any]], T]) -> T:
         after = dict(self)
         result = change(after)
-        checked = json_dict(after, self._what)
+        checked = json_dict(after, self._what, non_finite_as_text=self._what == "summary")
         self._save(checked)
         dict.clear(self)
         dict.update(self, checked)
@@ -357,14 +358,17 @@ class RunHabits:
         current `step`, which then moves on one (unless ``commit=False``, which adds more
         values to the same step); with ``step`` at that step, which becomes the current one
         (moving on past it only with ``commit=True``). Values logged at one step in several
-        calls make one row. `define_metric` chooses what the summary keeps."""
+        calls make one row. `define_metric` chooses what the summary keeps. A value that
+        is NaN or infinite (a diverged loss) is kept in the summary as ``"NaN"``,
+        ``"Infinity"`` or ``"-Infinity"`` and left out of the history (a gap in its
+        chart), and the run goes on."""
         self._require_running("log values")
         if isinstance(values, dict) and any(isinstance(v, Table) for v in values.values()):
             values = {
                 key: self._log_table(key, value) if isinstance(value, Table) else value
                 for key, value in values.items()
             }
-        logged = json_dict(values, "logged values")
+        logged = json_dict(values, "logged values", non_finite_as_text=True)
         current = self.step
         at = current if step is None else check_step(step)
         summary = (self._metrics or MetricSummaries()).apply(logged, self.summary)

@@ -23,8 +23,9 @@ def check_json(value: Any, what: str) -> None:
         raise InvalidInput(f"{what} must be JSON-serialisable (finite numbers): {exc}") from exc
 
 
-def check_depth(value: Any, what: str) -> None:
-    """Refuse containers nested deeper than `MAX_DEPTH`, and non-finite numbers."""
+def check_depth(value: Any, what: str, *, finite: bool = True) -> None:
+    """Refuse containers nested deeper than `MAX_DEPTH`, and (``finite``) non-finite
+    numbers."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -35,7 +36,7 @@ def check_depth(value: Any, what: str) -> None:
                 )
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, float) and not math.isfinite(item):
+        elif finite and isinstance(item, float) and not math.isfinite(item):
             raise InvalidInput(f"{what} must hold finite numbers, not {item!r}")
 
 
@@ -65,13 +66,22 @@ def config_values(value: Any) -> Any:
     return value
 
 
-def json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    """A copy of a dict of values as JSON holds them (other values as their text)."""
+def json_dict(
+    value: dict[str, Any] | None, what: str, *, non_finite_as_text: bool = False
+) -> dict[str, Any]:
+    """A copy of a dict of values as JSON holds them (other values as their text).
+
+    ``non_finite_as_text``: NaN and the infinities become the strings ``"NaN"``,
+    ``"Infinity"`` and ``"-Infinity"`` (JSON has no form for them; these are the names
+    JavaScript and Python give them) instead of being refused: a metric that a training
+    run logs may diverge, and the run must go on as it does with W&B or MLflow."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a dict, not {type(value).__name__}")
-    check_depth(value, what)
+    check_depth(value, what, finite=not non_finite_as_text)
+    if non_finite_as_text:
+        return dict(json.loads(json.dumps(value, default=str), parse_constant=str))
     try:
         return dict(json.loads(json.dumps(value, allow_nan=False, default=str)))
     except ValueError as exc:
