@@ -34,11 +34,11 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .api import Api
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .records import AuditEvent, Delivery, Webhook
     from .runs import (
-        Api,
         Artifact,
         define_metric,
         finish,
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Api": "runs",
+    "Api": "api",
     "Artifact": "runs",
     "ArtifactVersion": "views",
     "AuditEvent": "records",

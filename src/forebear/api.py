@@ -1,0 +1,174 @@
+"""`Api`, W&B's ``wandb.Api()``: a store read outside any run, under W&B's names, with
+its `ArtifactCollection` and `ArtifactType`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import InvalidInput, NotFound
+from .runfilters import check_query, matches, ordered
+from .store import Store, open
+from .views import ArtifactVersion, Run
+
+
+class Api:
+    """W&B's ``wandb.Api()``: a store read outside any run, under W&B's names. Names are
+    forebear refs (``project/name:v3``, ``project/name:alias``); W&B's ``entity/`` has
+    no counterpart (a store is the team's)."""
+
+    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+        self.store = store if isinstance(store, Store) else open(store)
+
+    def artifact(self, name: str, type: str | None = None) -> ArtifactVersion:
+        """The version ``name`` names; with ``type``, only if it has that type."""
+        version = self.store.artifact(name)
+        if type is not None and version.type != type:
+            raise InvalidInput(f"{version.qualified_ref} has type {version.type!r}, not {type!r}")
+        return version
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        """Whether ``name`` names a version (of ``type``, if given)."""
+        try:
+            version = self.store.artifact(name)
+        except NotFound:
+            return False
+        return type is None or version.type == type
+
+    def artifacts(self, type_name: str, name: str) -> list[ArtifactVersion]:
+        """Every version of the artifact ``name`` (``project/name``) that has type
+        ``type_name``, oldest first (W&B's ``artifact_versions``, too)."""
+        return [v for v in self.store.versions(name) if v.type == type_name]
+
+    artifact_versions = artifacts
+
+    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        """The artifact ``name`` (``project/name``, or a name in the default project) with
+        all its versions, if it has type ``type_name``."""
+        latest = self.store.artifact(name.split(":", 1)[0])
+        if latest.type != type_name:
+            raise InvalidInput(
+                f"{latest.project}/{latest.name} has type {latest.type!r}, not {type_name!r}"
+            )
+        return ArtifactCollection(self.store, latest)
+
+    def artifact_collection_exists(self, name: str, type: str) -> bool:
+        """Whether the artifact ``name`` exists with type ``type``."""
+        try:
+            self.artifact_collection(type, name)
+        except (NotFound, InvalidInput):
+            return False
+        return True
+
+    def artifact_collections(self, project_name: str, type_name: str) -> list[ArtifactCollection]:
+        """Every artifact of one project that has type ``type_name``, by name."""
+        latest = self.store.artifacts(project_name, type_name)
+        return [ArtifactCollection(self.store, version) for version in latest]
+
+    def artifact_type(self, type_name: str, project: str | None = None) -> ArtifactType:
+        """The artifacts of type ``type_name`` (in ``project``, or in every project)."""
+        if not self.store.artifacts(project, type_name):
+            where = f" in project {project!r}" if project is not None else ""
+            raise NotFound(f"no artifact has type {type_name!r}{where}")
+        return ArtifactType(self.store, type_name, project)
+
+    def artifact_types(self, project: str | None = None) -> list[ArtifactType]:
+        """Every type some artifact (of ``project``, or of any project) has, by name."""
+        types = sorted({version.type for version in self.store.artifacts(project)})
+        return [ArtifactType(self.store, name, project) for name in types]
+
+    def run(self, path: str) -> Run:
+        """One run, by its id (``project/id`` as W&B writes it, or the id alone)."""
+        return self.store.run(path.rsplit("/", 1)[-1])
+
+    def runs(
+        self,
+        path: str | None = None,
+        filters: dict[str, Any] | None = None,
+        order: str = "+created_at",
+        per_page: int = 50,
+        include_sweeps: bool = True,
+        lazy: bool = True,
+    ) -> list[Run]:
+        """The runs of one project (``project``, or W&B's ``entity/project``; every run
+        without one) that pass ``filters``, W&B's MongoDB-style query (``{"state":
+        "finished", "config.lr": {"$gt": 0.01}}``: see `forebear.runfilters`), sorted by
+        ``order`` (``"+created_at"``, oldest first; ``"-summary_metrics.acc"``).
+        ``per_page``, ``include_sweeps`` and ``lazy`` are W&B's paging and loading
+        choices: accepted, and the list is whole."""
+        del per_page, include_sweeps, lazy
+        project = path.rstrip("/").rsplit("/", 1)[-1] if path else None
+        if path and path.strip("/").count("/") > 1:
+            raise InvalidInput(f"a runs path is 'project' or 'entity/project', not {path!r}")
+        if filters is not None:
+            check_query(filters)
+        found = self.store.runs(project)
+        documents = [_document(run) for run in found]
+        if filters is not None:
+            kept = [i for i, doc in enumerate(documents) if matches(doc, filters)]
+            found, documents = [found[i] for i in kept], [documents[i] for i in kept]
+        return ordered(found, documents, order)
+
+
+class ArtifactCollection:
+    """W&B's ``ArtifactCollection``: one artifact (``project/name``) and its versions."""
+
+    def __init__(self, store: Store, latest: ArtifactVersion) -> None:
+        self.store = store
+        self.project = latest.project
+        self.name = latest.name
+        self.type = latest.type
+        self.description = latest.description
+
+    def versions(self) -> list[ArtifactVersion]:
+        """Every version, oldest first."""
+        return self.store.versions(self.name, self.project)
+
+    artifacts = versions
+
+    @property
+    def aliases(self) -> list[str]:
+        """Every alias some version carries, by name."""
+        return sorted({alias for version in self.versions() for alias in version.aliases})
+
+    def is_sequence(self) -> bool:
+        """Always: every forebear artifact is a sequence of versions (W&B's portfolios are
+        registry links, `link_artifact`)."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"<ArtifactCollection {self.project}/{self.name} {self.type}>"
+
+
+class ArtifactType:
+    """W&B's ``ArtifactType``: the artifacts of one type (of one project, or all)."""
+
+    def __init__(self, store: Store, name: str, project: str | None) -> None:
+        self.store = store
+        self.name = name
+        self.project = project
+
+    def collections(self) -> list[ArtifactCollection]:
+        """The artifacts of this type, by project and name."""
+        latest = self.store.artifacts(self.project, self.name)
+        return [ArtifactCollection(self.store, version) for version in latest]
+
+    def collection(self, name: str) -> ArtifactCollection:
+        """The artifact ``name`` of this type."""
+        return Api(self.store).artifact_collection(self.name, name)
+
+    def __repr__(self) -> str:
+        return f"<ArtifactType {self.name}>"
+
+
+def _document(run: Run) -> dict[str, Any]:
+    """A run as W&B's filters and orders name its fields."""
+    created = run.started_at.isoformat()
+    return {
+        "id": run.id, "name": run.id, "display_name": run.name, "displayName": run.name,
+        "state": run.status, "project": run.project, "config": dict(run.config),
+        "summary_metrics": dict(run.summary), "tags": run.tags,
+        "group": run.group, "job_type": run.job_type, "jobType": run.job_type,
+        "created_at": created, "createdAt": created,
+        "heartbeat_at": (run.ended_at or run.started_at).isoformat(),
+    }  # fmt: skip
