@@ -116,8 +116,12 @@ def test_who_logged_and_used_what(store: forebear.Store, version: forebear.Artif
         assert run.used_artifacts() == []  # the refusal recorded nothing
         assert run.use_artifact("ds:v0", type="dataset") == version
         assert forebear.use_artifact("ds", type="dataset") == version
+        with pytest.raises(forebear.InvalidName):
+            run.use_artifact("ds", aliases=["fine", "v7"])  # W&B's aliases, checked first
+        assert run.use_artifact("ds", aliases=["in-use"], use_as="training") == version
     assert [r.name for r in version.used_by()] == ["train"]
     assert run.used_artifacts() == [version]
+    assert store.artifact("ds:in-use") == version and "fine" not in store.artifact("ds").aliases
 
 
 def test_get_with_a_prefix_or_as_a_checkout(make_tree: TreeMaker, tmp_path: Path) -> None:

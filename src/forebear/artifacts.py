@@ -121,6 +121,15 @@ class Artifact:
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, entries={len(self)})"
 
+    def refuse_others(self, name: str | None, type_: str | None) -> None:
+        """Refuse a name or type given beside the artifact (``log_artifact(artifact,
+        name=...)``) that is not its own."""
+        for what, given, own in (("name", name, self.name), ("type", type_, self.type)):
+            if given is not None and given != own:
+                raise InvalidInput(
+                    f"{what}={given!r} conflicts with the artifact's own {what} {own!r}"
+                )
+
     @property
     def description(self) -> str | None:
         return self._description

@@ -321,10 +321,13 @@ def log_artifact(
 
 
 def use_artifact(
-    ref: str | ArtifactVersion | artifacts.Artifact, type: str | None = None
+    ref: str | ArtifactVersion | artifacts.Artifact,
+    type: str | None = None,
+    aliases: Sequence[str] | None = None,
+    use_as: str | None = None,
 ) -> ArtifactVersion:
     """`Run.use_artifact` on the active run."""
-    return _require_active().use_artifact(ref, type)
+    return _require_active().use_artifact(ref, type, aliases, use_as)
 
 
 def log(values: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:

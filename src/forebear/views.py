@@ -471,12 +471,21 @@ class Run(RunRegistry, RunHabits, RunFiles):
             )
 
     def use_artifact(
-        self, ref: str | ArtifactVersion | Artifact, type: str | None = None
+        self,
+        ref: str | ArtifactVersion | Artifact,
+        type: str | None = None,
+        aliases: Sequence[str] | None = None,
+        use_as: str | None = None,
     ) -> ArtifactVersion:
         """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``, or
         an `Artifact` logged before: the version it became); with ``type``, only if the
-        version has that type."""
+        version has that type. W&B's ``aliases`` are then pointed at it; its ``use_as``
+        (deprecated there) changes nothing."""
         self._require_running("use an artifact")
+        del use_as
+        wanted = [
+            check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases or [])
+        ]
         if isinstance(ref, Artifact):
             use_ref = f"use it (or a ref such as {ref.name + ':latest'!r})"
             version: ArtifactVersion = ref.logged_version(use_ref)
@@ -490,6 +499,8 @@ class Run(RunRegistry, RunHabits, RunFiles):
                 "was recorded"
             )
         self._store.backend.use(version.id, self.id)
+        for alias in wanted:
+            version.add_alias(alias, reason=f"used by run {self.id}")
         return version
 
     def log_artifact(
@@ -524,14 +535,7 @@ class Run(RunRegistry, RunHabits, RunFiles):
         else:
             if artifact.base is not None:
                 artifact.base.refuse_other_store(self._store)
-            if name is not None and name != artifact.name:
-                raise InvalidInput(
-                    f"name={name!r} conflicts with the artifact's own name {artifact.name!r}"
-                )
-            if type is not None and type != artifact.type:
-                raise InvalidInput(
-                    f"type={type!r} conflicts with the artifact's own type {artifact.type!r}"
-                )
+            artifact.refuse_others(name, type)
             if description is not None:
                 artifact.description = description
             if metadata is not None:
