@@ -63,6 +63,9 @@ def test_w_and_b_filters_and_orders_select_runs(api: forebear.Api) -> None:
     for query, expected in cases:
         assert names(api.runs("p", filters=query)) == expected, query
     assert names(api.runs("p", order="-created_at")) == ["d", "c", "b", "a"]
+    first = api.runs("p")[0]
+    assert first.created_at == first.started_at.isoformat()  # W&B's text form
+    assert api.runs("p", filters={"created_at": {"$lte": first.created_at}}) == [first]
     assert names(api.runs("p", order="-summary_metrics.acc")) == ["b", "d", "a", "c"]
     assert names(api.runs("p", order="+config.lr", per_page=10)) == ["c", "b", "d", "a"]
     assert names(api.runs(filters={"display_name": "z"})) == ["z"]  # every project

@@ -333,6 +333,11 @@ class VersionHabits:
         return version.download(target, link=link)
 
 
+def _described(word: str) -> property:
+    """W&B's run attribute ``word``, one of the words `init` keeps in the run's context."""
+    return property(lambda run: run.context.get(word), doc=f"W&B's ``{word}`` (from `init`).")
+
+
 class RunHabits:
     """W&B's names on `Run`: its steps and metric summaries, its descriptions, what it
     logged and used, and distributed artifacts."""
@@ -468,25 +473,19 @@ class RunHabits:
         return f"{self.project}/{self.id}"
 
     @property
+    def created_at(self) -> str:
+        """W&B's: when the run started, as ISO 8601 text (`started_at`, a datetime)."""
+        return cast("Run", self).started_at.isoformat()
+
+    @property
     def state(self) -> str:
         """W&B's name for `status`: ``running``, ``finished``, ``failed`` or ``crashed``."""
         return self.status
 
-    @property
-    def entity(self) -> str | None:
-        return self.context.get("entity")
-
-    @property
-    def job_type(self) -> str | None:
-        return self.context.get("job_type")
-
-    @property
-    def group(self) -> str | None:
-        return self.context.get("group")
-
-    @property
-    def notes(self) -> str | None:
-        return self.context.get("notes")
+    entity = _described("entity")
+    job_type = _described("job_type")
+    group = _described("group")
+    notes = _described("notes")
 
     @property
     def tags(self) -> list[str]:
