@@ -146,7 +146,7 @@ def test_public_names_are_pinned() -> None:
         "StoreVersionError", "VersionNotFound", "AuthenticationError", "Webhook", "__version__",
         "finish", "init",
         "log", "log_artifact", "open", "use_artifact", "define_metric", "link_model", "log_model",
-        "login", "restore", "save", "unwatch", "use_model", "watch", "Table",
+        "login", "restore", "save", "unwatch", "use_model", "watch", "Table", "Settings",
     }  # fmt: skip
     assert set(forebear.__all__) == expected
     for name in expected:
