@@ -126,6 +126,16 @@ def test_opening_a_project_folder_opens_the_store_inside_it(
     empty = tmp_path / "empty"
     with forebear.open(empty) as store:  # a folder with no store: a new one, in it
         assert store.status()["path"] == str(empty)
+    team = tmp_path / "team"  # its forebear.toml keeps the catalog beside it: still the toml
+    team.mkdir()
+    ok("init", "--db", f"sqlite:///{team / 'meta.db'}", "--objects", str(tmp_path / "objs"),
+       cwd=team)  # fmt: skip
+    (team / ".forebear").mkdir(exist_ok=True)
+    with forebear.open(team) as store:
+        assert (store.objects_url, store.db_url) == (
+            str(tmp_path / "objs"),
+            f"sqlite:///{team / 'meta.db'}",
+        )
 
 
 def test_a_forebear_toml_written_beside_a_store_replaces_it(project: Path, tmp_path: Path) -> None:

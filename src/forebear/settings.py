@@ -360,15 +360,15 @@ def settings_for_path(path: str | os.PathLike[str]) -> StoreSettings:
     if text.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql")):
         return resolve(db_url=text)
     local = local_path_of(text)
-    if local is not None and not _holds_store(local):
+    if local is not None:
         config_file = local if local.suffix == ".toml" else local / CONFIG_FILE
-        if config_file.is_file():
+        if config_file.is_file() and not (local / "forebear.json").exists():
             found = read_config(config_file)
             return resolve(
                 found.get("db"), found.get("objects"), found.get("cache_dir"),
                 home=config_home(config_file),
             )  # fmt: skip
-        if (local / DEFAULT_DIR).is_dir():
+        if (local / DEFAULT_DIR).is_dir() and not _holds_store(local):
             local = local / DEFAULT_DIR
             text = str(local)
     return resolve(objects_url=text, db_url=None if local is None else sqlite_url(local / DB_FILE))
