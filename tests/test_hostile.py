@@ -512,6 +512,8 @@ def test_a_config_must_be_finite_and_a_diverged_metric_goes_on(store: forebear.S
         run.log({"loss": math.nan, "acc": math.inf, "grad": {"norm": -math.inf}})  # diverged
         run.log({"loss": 0.25, "acc": 0.2})
         run.summary["best"] = math.nan
+        with pytest.raises(forebear.InvalidInput, match="JSON-serialisable"):
+            run.log({"pair": {(1, 2): 0.5}})  # a key JSON cannot name: one clear error
     kept = store.run(run.id)
     assert kept.summary["acc"] == 0.2 and kept.summary["loss"] == {"min": 0.25}
     assert kept.summary["grad"] == {"norm": "-Infinity"} and kept.summary["best"] == "NaN"

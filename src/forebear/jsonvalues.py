@@ -80,9 +80,11 @@ def json_dict(
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a dict, not {type(value).__name__}")
     check_depth(value, what, finite=not non_finite_as_text)
-    if non_finite_as_text:
-        return dict(json.loads(json.dumps(value, default=str), parse_constant=str))
     try:
+        if non_finite_as_text:
+            return dict(json.loads(json.dumps(value, default=str), parse_constant=str))
         return dict(json.loads(json.dumps(value, allow_nan=False, default=str)))
     except ValueError as exc:
         raise InvalidInput(f"{what} must hold finite numbers: {exc}") from exc
+    except TypeError as exc:  # a key JSON cannot name, such as a tuple
+        raise InvalidInput(f"{what} must be JSON-serialisable: {exc}") from exc
