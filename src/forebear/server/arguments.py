@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkList
-from ..editing import check_ttl, checked_edit
+from ..editing import MAX_TTL, check_ttl, checked_edit
 from ..errors import InvalidInput
 from ..jsonvalues import check_json
 from ..manifest import ManifestEntry
@@ -71,6 +71,11 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         _check_edits(arguments["changes"])
 
 
+def _check_count(value: int) -> None:
+    if value < 0:  # PostgreSQL refuses a negative LIMIT or OFFSET; SQLite reads it as none
+        raise InvalidInput(f"a count or position is a whole number from 0, not {value}")
+
+
 def _check_run_id(value: str) -> None:
     if not is_run_id(value):
         raise InvalidInput(f"a run id is 1 to 8 lowercase letters or digits, not {value!r:.80}")
@@ -88,6 +93,10 @@ _VALUES: dict[str, Callable[[Any], object]] = {
     "tags": lambda value: [check_alias(tag, "tag") for tag in value],
     "run_id": _check_run_id,
     "step": check_step,
+    "limit": _check_count,
+    "start": _check_count,
+    "depth": _check_count,
+    "keep_last": _check_count,
     "config": lambda value: check_json(value, "config"),
     "context": lambda value: check_json(value, "context"),
     "summary": lambda value: check_json(value, "summary"),
@@ -127,6 +136,8 @@ def _fits(value: Any, hint: Any) -> bool:
                 and not isinstance(value, bool)
                 and (_SMALLEST <= value <= _LARGEST)
             )
+        if hint is dt.timedelta:  # a grace or an age: from now back, within the calendar
+            return isinstance(value, dt.timedelta) and dt.timedelta(0) <= value <= MAX_TTL
         if hint is Path:
             return isinstance(value, str)
         if hint is Ref:
