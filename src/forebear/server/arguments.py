@@ -62,6 +62,9 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
     for name, value in arguments.items():
         if value is not None and name in _VALUES:
             _VALUES[name](value)
+        # PostgreSQL refuses a negative LIMIT or OFFSET; SQLite reads it as none at all
+        if name in ("limit", "start", "depth", "keep_last") and value is not None and value < 0:
+            raise InvalidInput(f"{name} must be a whole number from 0, not {value}")
     if method == "create_run" and len(arguments["name"]) > 256:
         raise InvalidInput("a run name must be a string of at most 256 characters")
     if method == "log_metrics":
@@ -69,11 +72,6 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
             check_metric(key, number, arguments["step"])
     if method == "edit_version":
         _check_edits(arguments["changes"])
-
-
-def _check_count(value: int) -> None:
-    if value < 0:  # PostgreSQL refuses a negative LIMIT or OFFSET; SQLite reads it as none
-        raise InvalidInput(f"a count or position is a whole number from 0, not {value}")
 
 
 def _check_run_id(value: str) -> None:
@@ -93,10 +91,6 @@ _VALUES: dict[str, Callable[[Any], object]] = {
     "tags": lambda value: [check_alias(tag, "tag") for tag in value],
     "run_id": _check_run_id,
     "step": check_step,
-    "limit": _check_count,
-    "start": _check_count,
-    "depth": _check_count,
-    "keep_last": _check_count,
     "config": lambda value: check_json(value, "config"),
     "context": lambda value: check_json(value, "context"),
     "summary": lambda value: check_json(value, "summary"),
