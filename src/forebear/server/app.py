@@ -76,7 +76,7 @@ from ..objects.file_streams import (
 from ..records import Principal
 from ..web.security import Guard
 from .access import AccessLog
-from .arguments import check_call, check_commit
+from .arguments import DIGEST, check_call, check_commit
 from .bodies import (
     BODY_TIMEOUT_SECONDS,
     BodyReader,
@@ -97,7 +97,6 @@ if TYPE_CHECKING:
     from ..store import Store
 
 LOG = logging.getLogger("forebear.server.access")
-DIGEST = re.compile(r"^[0-9a-f]{32}$")
 STAGING_ID = re.compile(r"^[0-9a-f]{32}$")
 # The backend methods a client may call by name; the rest (log, close...) are not offered.
 CALLS = frozenset({

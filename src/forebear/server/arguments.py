@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkList
-from ..editing import MAX_TTL, check_ttl, checked_edit
+from ..editing import MAX_TTL, check_tags, check_ttl, checked_edit
 from ..errors import InvalidInput
 from ..jsonvalues import check_json
 from ..manifest import ManifestEntry
@@ -26,6 +26,7 @@ from ..paths import Ref, check_alias, check_name, is_run_id
 from ..records import VersionData
 from .policy import GuardedBackend
 
+DIGEST = re.compile(r"^[0-9a-f]{32}$")  # an object's name: xxh3-128, in hex
 # The catalog's integers: a larger one is a server error in any SQL database.
 _SMALLEST, _LARGEST = -(2**63), 2**63 - 1
 
@@ -88,7 +89,7 @@ _VALUES: dict[str, Callable[[Any], object]] = {
     "collection": lambda value: check_name(value, "collection"),
     "alias": check_alias,
     "aliases": lambda value: [check_alias(alias) for alias in value],
-    "tags": lambda value: [check_alias(tag, "tag") for tag in value],
+    "tags": check_tags,
     "run_id": _check_run_id,
     "step": check_step,
     "config": lambda value: check_json(value, "config"),
@@ -159,7 +160,7 @@ def check_commit(body: dict[str, Any]) -> None:
     made): a digest that names no object (nor a path on the server), a negative or past
     expiry, numbers no SQL integer holds."""
     digest = body.get("digest")
-    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{32}", digest):
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
         raise InvalidInput(f"malformed commit: digest {digest!r:.80} is no xxh3-128 digest")
     description = body.get("description")
     if description is not None and not isinstance(description, str):
