@@ -11,6 +11,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 
 import forebear
 
-from .conftest import corrupt, format_2, run_cli
+from .conftest import clean_env, corrupt, format_2, run_cli
 
 STORE_DIR = ".forebear"
 
@@ -362,6 +363,67 @@ def test_user_mistake_is_one_line_on_stderr(
     with forebear.open(STORE_DIR) as store:
         assert [v.ref for v in store.artifacts()] == ["ds:v0"]
         assert store.artifact("ds").aliases == ["latest"]
+
+
+# -- names from other people -------------------------------------------------------------
+
+# File names a dataset may hold that a terminal would act on: an OSC sequence retitling the
+# window, a colour, a line of its own, text reversed by a bidirectional override.
+HOSTILE_NAMES = [
+    "title\x1b]0;owned\x07.txt", "red\x1b[31m.txt", "two\nlines.txt", "rtl\u202etxt.exe"
+]  # fmt: skip
+
+
+def on_a_terminal(*args: str) -> str:
+    """What the command prints when its output is a terminal (a pseudo-terminal here)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "forebear", *args],
+        env=clean_env(COLUMNS="200"), stdout=follower, stderr=follower, stdin=subprocess.DEVNULL,
+    ) as process:  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the command ended and closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=120) == 0, b"".join(chunks)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_names_from_a_dataset_never_steer_the_terminal(tmp_path: Path) -> None:
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    for name in HOSTILE_NAMES:
+        (folder / name).write_text("x")
+    os.mkfifo(folder / "fifo\x1b[2J")  # skipped, and named in a warning
+    logged = ok("log", str(folder), "--name", "names")
+    ok("log", str(folder / HOSTILE_NAMES[0]), "--name", "names")
+    with forebear.init(name="[bold]run\x1b]0;owned\x07", store=forebear.open(STORE_DIR)):
+        pass
+
+    printed = [logged.stdout + logged.stderr]
+    for args in (["show", "names:v0"], ["diff", "names:v0", "names:v1"], ["runs"], ["ls"]):
+        printed.append(ok(*args).stdout)
+        printed.append(on_a_terminal(*args))
+    for text in printed:
+        assert "\x1b]" not in text and "\x1b[31m" not in text and "\x1b[2J" not in text
+        assert "\u202e" not in text and "\x07" not in text
+    shown, diff = printed[1], printed[3]
+    assert "title\\x1b]0;owned\\x07.txt" in shown and "two\\x0alines.txt" in shown
+    assert "rtl\\u202etxt.exe" in shown and "red\\x1b[31m.txt" in shown
+    assert "- two\\x0alines.txt" in diff.splitlines()  # one line per file
+    assert "fifo\\x1b[2J (FIFO)" in printed[0]
+    # a run's name, piped and in the table drawn on a terminal (not read as rich's markup)
+    assert "[bold]run\\x1b]0;owned\\x07" in printed[5]
+    assert "[bold]run\\x1b]0;owned\\x07" in printed[6]
 
 
 # -- choosing the store -------------------------------------------------------------------

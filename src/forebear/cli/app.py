@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from ..errors import ForebearError
+from .output import echo
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -147,7 +148,7 @@ def command(name: str | None = None, **options: Any) -> Callable[[F], click.Comm
 
 def fail(message: str, code: int = 1) -> NoReturn:
     one_line = " ".join(message.split())  # backends' messages may span several lines
-    click.echo(f"forebear: error: {one_line}", err=True)
+    echo(f"forebear: error: {one_line}", err=True)
     raise SystemExit(code)
 
 

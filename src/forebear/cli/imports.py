@@ -7,7 +7,7 @@ import os
 import click
 
 from .app import Context, cli, json_option, pass_context, store_options
-from .output import emit_json
+from .output import echo, emit_json
 
 
 @cli.group("import", short_help="Bring experiments, runs and models in from MLflow.")
@@ -70,11 +70,11 @@ def import_mlflow(
 
     def progress(name: str) -> None:
         if not as_json:
-            click.echo(f"importing {name}", err=True)
+            echo(f"importing {name}", err=True)
 
     uri = check_tracking_uri(tracking_uri)
     if uri != tracking_uri and not as_json:
-        click.echo(f"reading {uri}, where MLflow logs by default in this folder", err=True)
+        echo(f"reading {uri}, where MLflow logs by default in this folder", err=True)
     report = run_import(
         uri,
         store=obj.store(create=True),
@@ -86,5 +86,5 @@ def import_mlflow(
         emit_json(report.to_dict())
         return
     for note in report.notes:
-        click.echo(f"note: {note}", err=True)
-    click.echo(report.describe())
+        echo(f"note: {note}", err=True)
+    echo(report.describe())

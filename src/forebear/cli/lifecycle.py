@@ -9,7 +9,7 @@ import json
 import click
 
 from .app import Context, command, fail, json_option, parse_moment, pass_context
-from .output import emit_json, table
+from .output import echo, emit_json, table
 
 
 def _metadata(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -81,7 +81,7 @@ def edit(
     if as_json:
         emit_json(version.to_dict())
         return
-    click.echo(f"edited {version.project}/{version.ref}")
+    echo(f"edited {version.project}/{version.ref}")
 
 
 @command(short_help="Add or remove tags of a version.")
@@ -111,7 +111,7 @@ def tag(obj: Context, ref: str, tags: tuple[str, ...], remove: bool, as_json: bo
     if as_json:
         emit_json({"ref": version.ref, "tags": version.tags})
         return
-    click.echo(f"{version.ref} tags: {', '.join(version.tags) or '-'}")
+    echo(f"{version.ref} tags: {', '.join(version.tags) or '-'}")
 
 
 @command(short_help="Delete a version (restorable until gc purges it).")
@@ -137,7 +137,7 @@ def delete(obj: Context, ref: str, delete_aliases: bool, as_json: bool) -> None:
     if as_json:
         emit_json(version.to_dict())
         return
-    click.echo(
+    echo(
         f"deleted {version.project}/{version.ref}; 'forebear restore "
         f"{version.project}/{version.ref}' undoes it until gc purges it"
     )
@@ -158,9 +158,7 @@ def restore(obj: Context, ref: str, as_json: bool) -> None:
     if as_json:
         emit_json(version.to_dict())
         return
-    click.echo(
-        f"restored {version.project}/{version.ref} ({', '.join(version.aliases) or 'no aliases'})"
-    )
+    echo(f"restored {version.project}/{version.ref} ({', '.join(version.aliases) or 'no aliases'})")
 
 
 @command("delete-run", short_help="Delete a run (and, if asked, its outputs).")
@@ -181,7 +179,7 @@ def delete_run(obj: Context, run_id: str, delete_outputs: bool, as_json: bool) -
         emit_json({"run": run_id, "deleted_outputs": deleted})
         return
     outputs = f" and {len(deleted)} outputs: {', '.join(deleted)}" if deleted else ""
-    click.echo(f"deleted run {run_id}{outputs}")
+    echo(f"deleted run {run_id}{outputs}")
 
 
 @command(short_help="Set how many versions of an artifact prune keeps.")
@@ -228,9 +226,7 @@ def retention(
             emit_json([_policy_dict(p) for p in policies])
             return
         if not policies:
-            click.echo(
-                "no retention policies: set one with 'forebear retention NAME --keep-last N'"
-            )
+            echo("no retention policies: set one with 'forebear retention NAME --keep-last N'")
             return
         table(
             ["project", "name", "keep last", "max age", "keep aliased"],
@@ -256,9 +252,9 @@ def retention(
         emit_json(None if policy is None else _policy_dict(policy))
         return
     if policy is None:
-        click.echo(f"removed the retention policy of {name}")
+        echo(f"removed the retention policy of {name}")
     else:
-        click.echo(
+        echo(
             f"{policy.project}/{policy.name}: keep the last {policy.keep_last or 'all'}, "
             f"max age {_age(policy.max_age)}, aliased versions "
             f"{'kept' if policy.keep_aliased else 'not kept'}; 'forebear prune --dry-run' "
@@ -305,8 +301,8 @@ def prune(obj: Context, dry_run: bool, as_json: bool) -> None:
         emit_json(report.to_dict())
         return
     for ref in report.versions:
-        click.echo(f"{ref}  ({report.rules[ref]})")
-    click.echo(report.describe())
+        echo(f"{ref}  ({report.rules[ref]})")
+    echo(report.describe())
 
 
 @command(short_help="Which versions hold a file's bytes.")
@@ -328,7 +324,7 @@ def which(obj: Context, path_or_digest: str, as_json: bool) -> None:
         )
         return
     if not found:
-        click.echo("no version holds these bytes")
+        echo("no version holds these bytes")
         return
     table(
         ["version", "path", "state"],
@@ -357,8 +353,8 @@ def purge(obj: Context, path_or_digest: str, reason: str, as_json: bool) -> None
         emit_json(report.to_dict())
         return
     for ref, path in report.entries:
-        click.echo(f"redacted {ref} {path}")
-    click.echo(report.describe())
+        echo(f"redacted {ref} {path}")
+    echo(report.describe())
 
 
 @command(short_help="Show who changed what, and when.")
@@ -394,7 +390,7 @@ def audit(obj: Context, ref: str | None, since: str | None, as_json: bool) -> No
         )
         return
     if not events:
-        click.echo("no events")
+        echo("no events")
         return
     table(
         ["at", "actor", "action", "target", "details"],

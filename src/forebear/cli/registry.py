@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .app import Context, cli, command, fail, json_option, pass_context, store_options
-from .output import emit_json, table
+from .output import echo, emit_json, table
 
 if TYPE_CHECKING:
     from ..records import Delivery, Webhook
@@ -49,7 +49,7 @@ def link(
         emit_json(linked.to_dict())
         return
     shown = f" [{', '.join(linked.aliases)}]" if linked.aliases else ""
-    click.echo(f"{linked.qualified_ref} -> {version.qualified_ref}{shown}")
+    echo(f"{linked.qualified_ref} -> {version.qualified_ref}{shown}")
 
 
 @command(short_help="Protect an alias: it then moves only with --force.")
@@ -77,7 +77,7 @@ def protect(obj: Context, name: str, alias_name: str, remove: bool, as_json: boo
         emit_json({"name": name, "alias": alias_name, "changed": changed, "protected": protected})
         return
     state = "unprotected" if remove else "protected"
-    click.echo(f"{name}: {alias_name!r} {state}{'' if changed else ' already'}")
+    echo(f"{name}: {alias_name!r} {state}{'' if changed else ' already'}")
 
 
 @command(short_help="Show every alias move of an artifact: when, who, why.")
@@ -104,7 +104,7 @@ def history(obj: Context, name: str, alias_name: str | None, as_json: bool) -> N
         emit_json({"name": name, "protected": store.protected_aliases(name), "moves": moves})
         return
     if not moves:
-        click.echo("no alias moves")
+        echo("no alias moves")
         return
     table(
         ["moved at", "alias", "to", "from", "by", "reason"],
@@ -179,7 +179,7 @@ def webhook_add(
     if as_json:
         emit_json(_hook_dict(hook))
         return
-    click.echo(f"webhook {hook.id}: {hook.url} ({', '.join(hook.events)})")
+    echo(f"webhook {hook.id}: {hook.url} ({', '.join(hook.events)})")
 
 
 @webhook.command("ls", short_help="List the receivers.")
@@ -198,7 +198,7 @@ def webhook_ls(obj: Context, as_json: bool) -> None:
         emit_json([_hook_dict(h) for h in hooks])
         return
     if not hooks:
-        click.echo("no webhooks")
+        echo("no webhooks")
         return
     table(
         ["id", "url", "events", "added by", "added at"],
@@ -225,7 +225,7 @@ def webhook_rm(obj: Context, webhook_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(_hook_dict(hook))
         return
-    click.echo(f"removed webhook {hook.id} ({hook.url})")
+    echo(f"removed webhook {hook.id} ({hook.url})")
 
 
 @webhook.command("deliveries", short_help="Show the delivery log.")
@@ -297,7 +297,7 @@ def _print_deliveries(shown: Sequence[Delivery], as_json: bool, *, empty: str) -
         )
         return
     if not shown:
-        click.echo(empty)
+        echo(empty)
         return
     table(
         ["id", "webhook", "event", "status", "attempts", "last answer"],

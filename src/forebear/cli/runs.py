@@ -7,7 +7,7 @@ import json
 import click
 
 from .app import Context, command, json_option, pass_context
-from .output import emit_json, table
+from .output import echo, emit_json, table
 
 
 @command(short_help="Show where a version came from, or where it went.")
@@ -64,11 +64,11 @@ def lineage(
     )
     if output:
         path = graph.render(output, max_nodes=max_nodes)
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
     elif as_json:
-        click.echo(graph.to_json())
+        echo(graph.to_json())
     else:
-        click.echo(graph.to_text(), nl=False)
+        echo(graph.to_text(), nl=False)
 
 
 @command()
@@ -125,7 +125,7 @@ def run_command(obj: Context, run_id: str, history: bool, as_json: bool) -> None
             return
         keys = sorted({key for row in rows for key in row} - {"step"})
         if not rows:
-            click.echo("no values logged with a step")
+            echo("no values logged with a step")
             return
         table(
             ["step", *keys],
@@ -140,17 +140,17 @@ def run_command(obj: Context, run_id: str, history: bool, as_json: bool) -> None
     if as_json:
         emit_json({**run.to_dict(), "inputs": inputs, "outputs": outputs})
         return
-    click.echo(f"run {run.id}  {run.project}/{run.name}  [{run.status}]")
-    click.echo(f"  started  {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
+    echo(f"run {run.id}  {run.project}/{run.name}  [{run.status}]")
+    echo(f"  started  {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
     if run.ended_at:
-        click.echo(f"  ended    {run.ended_at:%Y-%m-%d %H:%M:%S} UTC")
-    click.echo(f"  config   {json.dumps(run.config, sort_keys=True)}")
-    click.echo(f"  summary  {json.dumps(run.summary, sort_keys=True)}")
+        echo(f"  ended    {run.ended_at:%Y-%m-%d %H:%M:%S} UTC")
+    echo(f"  config   {json.dumps(run.config, sort_keys=True)}")
+    echo(f"  summary  {json.dumps(run.summary, sort_keys=True)}")
     git = run.context.get("git") or {}
     if git:
         dirty = " (dirty)" if git.get("dirty") else ""
-        click.echo(f"  git      {git.get('commit')}{dirty}")
-    click.echo(f"  command  {' '.join(run.context.get('argv', []))}")
-    click.echo(f"  host     {run.context.get('host')}  python {run.context.get('python')}")
-    click.echo(f"  inputs   {', '.join(inputs) or '-'}")
-    click.echo(f"  outputs  {', '.join(outputs) or '-'}")
+        echo(f"  git      {git.get('commit')}{dirty}")
+    echo(f"  command  {' '.join(run.context.get('argv', []))}")
+    echo(f"  host     {run.context.get('host')}  python {run.context.get('python')}")
+    echo(f"  inputs   {', '.join(inputs) or '-'}")
+    echo(f"  outputs  {', '.join(outputs) or '-'}")

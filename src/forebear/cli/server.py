@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .app import Context, cli, command, json_option, pass_context, store_options
-from .output import emit_json
+from .output import echo, emit_json
 
 ROLE = click.Choice(["reader", "writer", "maintainer"])
 
@@ -54,7 +54,7 @@ def server(
     from ..web.app import check_address
 
     check_address(host, port)
-    click.echo(f"forebear server on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    echo(f"forebear server on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
     serve(
         obj.db, obj.objects, host=host, port=port, workers=workers,
         allowed_hosts=allowed_hosts, body_timeout=body_timeout,
@@ -87,7 +87,7 @@ def login(url: str, token: str | None) -> None:
     user = backend.actor
     backend.close()
     path = config.save_token(url, token.strip())
-    click.echo(f"logged in to {url} as {user} (token kept in {path})")
+    echo(f"logged in to {url} as {user} (token kept in {path})")
 
 
 @cli.group("user", short_help="Add, list and disable the users of a server.")
@@ -116,7 +116,7 @@ def user_add(obj: Context, name: str, admin: bool) -> None:
       forebear user add root --admin
     """
     obj.store(create=True).add_user(name, admin=admin)
-    click.echo(f"added user {name}{' (admin)' if admin else ''}")
+    echo(f"added user {name}{' (admin)' if admin else ''}")
 
 
 @user_group.command("ls", short_help="List users and their roles.")
@@ -139,7 +139,7 @@ def user_ls(obj: Context, as_json: bool) -> None:
         flags = " admin" if user.admin else ""
         flags += " disabled" if user.disabled_at else ""
         roles = ", ".join(f"{p}:{r}" for p, r in user.grants.items()) or "no roles"
-        click.echo(f"{user.name}{flags}  {roles}")
+        echo(f"{user.name}{flags}  {roles}")
 
 
 @user_group.command("disable", short_help="Stop every token of a user.")
@@ -154,7 +154,7 @@ def user_disable(obj: Context, name: str) -> None:
       forebear user disable bob
     """
     changed = obj.store(create=True).disable_user(name)
-    click.echo(f"disabled {name}" if changed else f"{name} was disabled already")
+    echo(f"disabled {name}" if changed else f"{name} was disabled already")
 
 
 @command(short_help="Give a user a role in a project.")
@@ -173,7 +173,7 @@ def grant(obj: Context, user: str, project: str, role: str) -> None:
       forebear grant bob registry maintainer
     """
     obj.store(create=True).grant(user, project, role)
-    click.echo(f"{user} is {role} in {project}")
+    echo(f"{user} is {role} in {project}")
 
 
 @command(short_help="Take a user's role in a project away.")
@@ -188,7 +188,7 @@ def revoke(obj: Context, user: str, project: str) -> None:
       forebear revoke alice iris
     """
     changed = obj.store(create=True).revoke(user, project)
-    click.echo(f"{user} has no role in {project}" + ("" if changed else " (had none)"))
+    echo(f"{user} has no role in {project}" + ("" if changed else " (had none)"))
 
 
 @cli.group("token", short_help="Create, list and revoke API tokens.")
@@ -222,7 +222,7 @@ def token_create(obj: Context, user: str, name: str, expires: str | None) -> Non
     from ..units import parse_duration
 
     lifetime = parse_duration(expires) if expires else None
-    click.echo(obj.store(create=True).create_token(user, name, expires_in=lifetime))
+    echo(obj.store(create=True).create_token(user, name, expires_in=lifetime))
 
 
 @token_group.command("ls", short_help="List a user's tokens.")
@@ -245,7 +245,7 @@ def token_ls(obj: Context, user: str, as_json: bool) -> None:
     for token in found:
         state = "active" if token.active else "revoked" if token.revoked_at else "expired"
         expires = f", expires {token.expires_at:%Y-%m-%d %H:%M}" if token.expires_at else ""
-        click.echo(f"{token.name}  {state}  created {token.created_at:%Y-%m-%d %H:%M}{expires}")
+        echo(f"{token.name}  {state}  created {token.created_at:%Y-%m-%d %H:%M}{expires}")
 
 
 @token_group.command("revoke", short_help="Stop a token now.")
@@ -262,4 +262,4 @@ def token_revoke(obj: Context, user: str, name: str) -> None:
       forebear token revoke alice laptop
     """
     changed = obj.store(create=True).revoke_token(user, name)
-    click.echo(f"revoked {user}'s token {name}" if changed else f"{user} has no live token {name}")
+    echo(f"revoked {user}'s token {name}" if changed else f"{user} has no live token {name}")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .app import Context, cli, command, json_option, pass_context
-from .output import emit_json, human_size
+from .output import echo, emit_json, human_size
 
 
 @cli.command(short_help="Make a store here (the first log makes one too).")
@@ -87,11 +87,11 @@ def init(
     if as_json:
         emit_json(info)
         return
-    click.echo(f"store ready: objects at {info['objects']}, catalog at {info['db']}")
+    echo(f"store ready: objects at {info['objects']}, catalog at {info['db']}")
     if written:
-        click.echo(f"wrote {written}: scripts and commands under {written.parent} use this store")
+        echo(f"wrote {written}: scripts and commands under {written.parent} use this store")
     elif info["config"]:
-        click.echo(f"as {info['config']} says: scripts and commands under {config.parent} use it")
+        echo(f"as {info['config']} says: scripts and commands under {config.parent} use it")
 
 
 @command(short_help="Say which store is in use and what it holds.")
@@ -110,12 +110,12 @@ def status(obj: Context, as_json: bool) -> None:
         emit_json(info)
         return
     cache = info["cache"]
-    click.echo(f"store       {info['path']}")
-    click.echo(f"found by    {info['found_by']}")
-    click.echo(f"catalog     {info['catalog']}{'  (read-only)' if info['read_only'] else ''}")
-    click.echo(f"objects     {info['objects']}")
-    click.echo(f"format      {info['format_version']}, store id {info['store_id']}")
-    click.echo(
+    echo(f"store       {info['path']}")
+    echo(f"found by    {info['found_by']}")
+    echo(f"catalog     {info['catalog']}{'  (read-only)' if info['read_only'] else ''}")
+    echo(f"objects     {info['objects']}")
+    echo(f"format      {info['format_version']}, store id {info['store_id']}")
+    echo(
         f"holds       {info['artifacts']} artifacts, {info['versions']} versions, "
         f"{info['runs']} runs in {info['projects']} projects"
         + (
@@ -124,7 +124,7 @@ def status(obj: Context, as_json: bool) -> None:
             else ""
         )
     )
-    click.echo(
+    echo(
         f"cache       {human_size(cache['bytes'])} of {human_size(cache['max_bytes'])} "
         f"in {cache['path']} (see 'forebear cache')"
     )
@@ -149,11 +149,11 @@ def verify(obj: Context, ref: str | None, as_json: bool) -> None:
     if as_json:
         emit_json([{"ref": p.ref, "path": p.path, "problem": p.message} for p in problems])
     elif not problems:
-        click.echo("all objects verified")
+        echo("all objects verified")
     else:
         for problem in problems:
-            click.echo(str(problem), err=True)
-        click.echo(
+            echo(str(problem), err=True)
+        echo(
             f"{len(problems)} problem{'s' if len(problems) != 1 else ''}; 'forebear repair "
             "--from PATH' restores objects from files that still hold their bytes",
             err=True,
@@ -189,13 +189,13 @@ def repair(obj: Context, ref: str | None, source: str | None, as_json: bool) -> 
         emit_json(report.to_dict())
     else:
         for digest, where in sorted(report.restored.items()):
-            click.echo(f"restored {digest} from {where}")
-        click.echo(
+            echo(f"restored {digest} from {where}")
+        echo(
             f"checked {report.checked} objects; restored {len(report.restored)} "
             f"({human_size(report.restored_bytes)})"
         )
         for missing in report.missing:
-            click.echo(f"still missing: {missing}", err=True)
+            echo(f"still missing: {missing}", err=True)
     if report.missing:
         raise SystemExit(1)
 
@@ -229,7 +229,7 @@ def gc(obj: Context, dry_run: bool, grace: str, as_json: bool) -> None:
     if as_json:
         emit_json(report.to_dict())
         return
-    click.echo(report.describe())
+    echo(report.describe())
 
 
 @command(short_help="Move the store to the newest storage format (packs).")
@@ -253,9 +253,9 @@ def upgrade(obj: Context, as_json: bool) -> None:
     if as_json:
         emit_json({"format_before": before, "format": now})
     elif before == now:
-        click.echo(f"the store is in format {now} already")
+        echo(f"the store is in format {now} already")
     else:
-        click.echo(f"upgraded the store from format {before} to format {now}")
+        echo(f"upgraded the store from format {before} to format {now}")
 
 
 @command("rebuild-index", short_help="Rebuild the catalog's pack index from the packs.")
@@ -275,7 +275,7 @@ def rebuild_index(obj: Context, as_json: bool) -> None:
     if as_json:
         emit_json({"packs": packs, "objects": objects})
     else:
-        click.echo(f"indexed {objects} objects in {packs} packs")
+        echo(f"indexed {objects} objects in {packs} packs")
 
 
 def _transfer_command(direction: str) -> Any:
@@ -299,8 +299,8 @@ def _transfer_command(direction: str) -> Any:
             return
         for source, target in report.versions.items():
             mark = "+" if target in report.created else "="
-            click.echo(f"{mark} {source} -> {target}")
-        click.echo(
+            echo(f"{mark} {source} -> {target}")
+        echo(
             f"{len(report.created)} new versions, {report.runs_copied} runs, "
             f"{report.objects_copied} objects ({human_size(report.bytes_copied)}) copied"
         )
@@ -362,8 +362,8 @@ def cache(obj: Context, prune: bool, max_size: str | None, clear: bool, as_json:
         emit_json(report)
         return
     if removed is not None:
-        click.echo(f"removed {removed.files} files ({human_size(removed.bytes)})")
-    click.echo(
+        echo(f"removed {removed.files} files ({human_size(removed.bytes)})")
+    echo(
         f"{usage.root}: {human_size(usage.bytes)} of {human_size(usage.max_bytes)}: "
         f"{usage.objects} objects ({human_size(usage.object_bytes)}), "
         f"{usage.downloads} downloaded versions ({human_size(usage.download_bytes)}), "
@@ -401,5 +401,5 @@ def ui(obj: Context, host: str, port: int, allowed_hosts: tuple[str, ...]) -> No
 
     store = obj.store()
     check_address(host, port)
-    click.echo(f"forebear UI for {store.objects_url} on http://{host}:{port}/ (Ctrl-C to stop)")
+    echo(f"forebear UI for {store.objects_url} on http://{host}:{port}/ (Ctrl-C to stop)")
     serve(store, host=host, port=port, allowed_hosts=allowed_hosts)

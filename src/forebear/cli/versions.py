@@ -20,7 +20,7 @@ from .app import (
     parse_moment,
     pass_context,
 )
-from .output import describe_chunking, emit_json, human_size, table
+from .output import describe_chunking, echo, emit_json, human_size, shown, table
 
 # `show` lists this many files unless asked for all.
 SHOWN_FILES = 50
@@ -132,9 +132,9 @@ def log_command(
             ignore=list(ignore),
         )
     if artifact.skipped:
-        listed = ", ".join(f"{p} ({kind})" for p, kind in artifact.skipped[:5])
+        listed = ", ".join(f"{shown(p)} ({kind})" for p, kind in artifact.skipped[:5])
         more = f" and {len(artifact.skipped) - 5} more" if len(artifact.skipped) > 5 else ""
-        click.echo(
+        echo(
             f"forebear: skipped {len(artifact.skipped)} special files with no bytes to store: "
             f"{listed}{more}",
             err=True,
@@ -147,11 +147,9 @@ def log_command(
         return
     where = f"{version.project}/{version.ref}"
     if unchanged:
-        click.echo(
-            f"unchanged: {where} already holds this content (this log is recorded as a producer)"
-        )
+        echo(f"unchanged: {where} already holds this content (this log is recorded as a producer)")
     else:
-        click.echo(
+        echo(
             f"{where} ({version.file_count} files, {human_size(version.size)}) "
             f"[{', '.join(version.aliases)}]"
         )
@@ -191,7 +189,7 @@ def ls(
         emit_json([v.to_dict() for v in latest])
         return
     if not latest:
-        click.echo(_nothing_listed(store, type_, project, tags))
+        echo(_nothing_listed(store, type_, project, tags))
         return
     table(
         ["project", "name", "type", "latest", "aliases", "files", "size"],
@@ -266,45 +264,43 @@ def show(obj: Context, ref: str, all_files: bool, at: str | None, as_json: bool)
             }
         )
         return
-    click.echo(f"{version.project}/{version.ref}  [{version.type}]")
-    click.echo(f"  digest      {version.digest} ({version.hash_algorithm})")
-    click.echo(f"  aliases     {', '.join(version.aliases) or '-'}")
+    echo(f"{version.project}/{version.ref}  [{version.type}]")
+    echo(f"  digest      {version.digest} ({version.hash_algorithm})")
+    echo(f"  aliases     {', '.join(version.aliases) or '-'}")
     source = version.source
     if source is not None:
-        click.echo(f"  links       {source.qualified_ref}")
+        echo(f"  links       {source.qualified_ref}")
     if version.tags:
-        click.echo(f"  tags        {', '.join(version.tags)}")
-    click.echo(f"  size        {human_size(version.size)} in {version.file_count} files")
+        echo(f"  tags        {', '.join(version.tags)}")
+    echo(f"  size        {human_size(version.size)} in {version.file_count} files")
     if version.new_bytes is not None and version.shared_bytes is not None:
-        click.echo(f"  new         {human_size(version.new_bytes)} stored when it was logged")
-        click.echo(
-            f"  shared      {human_size(version.shared_bytes)} already stored (deduplicated)"
-        )
+        echo(f"  new         {human_size(version.new_bytes)} stored when it was logged")
+        echo(f"  shared      {human_size(version.shared_bytes)} already stored (deduplicated)")
     if version.chunking is not None:
-        click.echo(f"  chunking    {describe_chunking(version.chunking)}")
-    click.echo(f"  created     {version.created_at:%Y-%m-%d %H:%M:%S} UTC")
+        echo(f"  chunking    {describe_chunking(version.chunking)}")
+    echo(f"  created     {version.created_at:%Y-%m-%d %H:%M:%S} UTC")
     if version.ttl is not None:
         expires = version.created_at + version.ttl
-        click.echo(f"  expires     {expires:%Y-%m-%d %H:%M:%S} UTC (TTL; 'forebear prune')")
+        echo(f"  expires     {expires:%Y-%m-%d %H:%M:%S} UTC (TTL; 'forebear prune')")
     if version.description:
-        click.echo(f"  description {version.description}")
+        echo(f"  description {version.description}")
     if version.metadata:
-        click.echo(f"  metadata    {json.dumps(version.metadata, sort_keys=True)}")
+        echo(f"  metadata    {json.dumps(version.metadata, sort_keys=True)}")
     for label, runs in (("produced by", producers), ("used by", consumers)):
         names = ", ".join(f"{r['name']} ({r['id']})" for r in runs) or "-"
-        click.echo(f"  {label:<11} {names}")
+        echo(f"  {label:<11} {names}")
     purged = {r.path: r for r in version.redactions()}
     for path, redaction in purged.items():
-        click.echo(f"  redacted    {path}: purged by {redaction.actor} ({redaction.reason})")
-    click.echo("  files:")
+        echo(f"  redacted    {shown(path)}: purged by {redaction.actor} ({redaction.reason})")
+    echo("  files:")
     limit = None if all_files else SHOWN_FILES
     entries = version.iter_entries() if limit is None else iter(version.entries(0, limit))
     for entry in entries:
         where = f"  -> {entry.uri}" if entry.uri else ""
         mark = "  [purged]" if entry.path in purged else ""
-        click.echo(f"    {entry.path}  {human_size(entry.size)}{where}{mark}")
+        echo(f"    {shown(entry.path)}  {human_size(entry.size)}{shown(where)}{mark}")
     if limit is not None and version.file_count > limit:
-        click.echo(
+        echo(
             f"    ... and {version.file_count - limit} more: "
             f"'forebear show {version.qualified_ref} --all' lists them (or --json)"
         )
@@ -407,7 +403,7 @@ def get(
     if as_json:
         emit_json({"ref": version.ref, "path": str(path), "files": version.files()})
     else:
-        click.echo(str(path))
+        echo(str(path))
 
 
 @command()
@@ -454,9 +450,9 @@ def alias(
             }
         )
     elif remove:
-        click.echo(f"removed {alias_name!r} from {version.qualified_ref}")
+        echo(f"removed {alias_name!r} from {version.qualified_ref}")
     else:
-        click.echo(f"{version.project}/{version.name}:{alias_name} -> {version.qualified_ref}")
+        echo(f"{version.project}/{version.name}:{alias_name} -> {version.qualified_ref}")
 
 
 @command(short_help="Show files added, removed and modified between versions.")
@@ -488,8 +484,8 @@ def diff(obj: Context, old: str, new: str, as_json: bool) -> None:
         )
         return
     if not changes:
-        click.echo(f"{before.ref} and {after.ref} have the same entries")
+        echo(f"{before.ref} and {after.ref} have the same entries")
         return
     for mark, paths in (("+", changes.added), ("-", changes.removed), ("M", changes.modified)):
         for path in paths:
-            click.echo(f"{mark} {path}")
+            echo(f"{mark} {shown(path)}")
