@@ -591,6 +591,60 @@ def test_a_runs_w_and_b_descriptions(store: forebear.Store) -> None:
     assert forebear.login() is True  # a store on this machine needs no login
 
 
+def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.Store) -> None:
+    """W&B's users rename, tag, annotate and re-configure runs once they ended
+    (``run.update()``): the change reaches the catalog, is audited, and a run read back
+    changes nothing until it is asked to."""
+    with forebear.init(
+        project="p", store=store, tags=["debug"], notes="n", config={"lr": 1}
+    ) as run:
+        run.tags = run.tags + ("rc",)  # noqa: RUF005 (W&B's way, for a run under way: saved at once)
+        assert store.run(run.id).tags == ["debug", "rc"]
+        run.name = "renamed"  # changed in place: saved as the run finishes
+    assert store.run(run.id).name == "renamed"
+
+    read = store.run(run.id)
+    read.config["post_hoc"] = "b2"
+    read.name = "resnet-v2"
+    read.tags.append("reviewed")
+    read.notes = "Final baseline."
+    unchanged = store.run(run.id)  # a run read back is a copy until update()
+    assert (unchanged.name, unchanged.tags, unchanged.notes) == ("renamed", ["debug", "rc"], "n")
+    assert unchanged.config == {"lr": 1}
+    read.update()
+    saved = store.run(run.id)
+    assert (saved.name, saved.tags, saved.notes) == ("resnet-v2", ["debug", "rc", "reviewed"],
+                                                     "Final baseline.")  # fmt: skip
+    assert saved.config == {"lr": 1, "post_hoc": "b2"}
+    saved.summary["test_acc"] = 0.9  # a summary is saved as it changes
+    saved.summary.update()  # W&B's way of saying so: nothing more to save
+    assert store.run(run.id).summary == {"test_acc": 0.9}
+    edits = [e for e in store.audit() if e.action == "edit-run"]
+    assert [e.target for e in edits] == [f"run {run.id}"] * 4
+    assert edits[2].details == {
+        "name": {"from": "renamed", "to": "resnet-v2"},
+        "tags": {"added": ["reviewed"], "removed": []},
+        "notes": {"from": "n", "to": "Final baseline."},
+        "config": {"keys": ["post_hoc"]},
+    }
+    saved.update()  # nothing changed: nothing saved
+    assert len([e for e in store.audit() if e.action == "edit-run"]) == 4
+
+    bad = store.run(run.id)
+    for change in (lambda: setattr(bad, "tags", "x"), lambda: setattr(bad, "notes", 5)):
+        with pytest.raises(forebear.InvalidInput):
+            change()
+    bad.name = ""
+    with pytest.raises(forebear.InvalidInput, match="1 to 256 characters"):
+        bad.update()
+    assert store.run(run.id).name == "resnet-v2"
+    store.delete_run(run.id)
+    gone = store.run(run.id)
+    gone.notes = "late"
+    with pytest.raises(forebear.InvalidInput, match="deleted"):
+        gone.update()
+
+
 def test_a_run_keeps_its_own_files_and_code(
     store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -154,6 +154,9 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
         ]
         assert train.summary == {"acc": 0.7, "loss": 0.25}
         assert train.context["tags"]["team"] == "risk"
+        train.tags.append("reviewed")  # W&B's tags would replace MLflow's: refused
+        with pytest.raises(forebear.InvalidInput, match="tags of the MLflow run"):
+            train.update()
         assert train.context["imported_from"]["run_id"] == ids["train-1"]
         assert train.started_at < train.ended_at < runs["broken"].started_at
         assert runs["broken"].status == "failed" and runs["broken"].config == {"lr": "9"}

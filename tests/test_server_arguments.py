@@ -67,7 +67,7 @@ class Served:
         versions = self.store.versions("ds", project="p")
         return (
             [r.id for r in self.store.runs()],
-            run.config, run.summary, run.history(),
+            run.name, run.tags, run.notes, run.config, run.summary, run.history(),
             [(v.ref, v.description, v.metadata, v.aliases, v.tags, v.ttl) for v in versions],
         )  # fmt: skip
 
@@ -140,6 +140,12 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
          "a whole number from 0"),
         ("lineage", {"version_id": version.id, "upstream": True, "downstream": True,
                      "depth": -3}, "a whole number from 0"),
+        ("edit_run", {"run_id": run_id, "changes": {"context": {"git": None}}},
+         "'context' cannot be changed"),
+        ("edit_run", {"run_id": run_id, "changes": {"name": "n" * 257}}, "1 to 256 characters"),
+        ("edit_run", {"run_id": run_id, "changes": {"config": {"a": NAN}}}, "finite numbers"),
+        ("edit_run", {"run_id": run_id, "changes": {"tags": "best"}}, "a list of texts"),
+        ("edit_run", {"run_id": run_id, "changes": {}}, "a dict of some of"),
     ]  # fmt: skip
     for method, kwargs, says in cases:
         refused(served, served.call(method, **kwargs), says)

@@ -107,6 +107,13 @@ def test_a_reader_cannot_write_and_a_writer_cannot_delete(team: Team, tmp_path: 
             forebear.init(project="iris", store=bob)
         with pytest.raises(forebear.PermissionDenied):
             bob.artifact("iris/ds").add_alias("best")
+        logger = bob.artifact("iris/ds").logged_by()
+        assert logger is not None
+        logger.tags.append("defaced")  # nor change the runs they read
+        with pytest.raises(forebear.PermissionDenied, match="writer"):
+            logger.update()
+        with pytest.raises(forebear.PermissionDenied, match="writer"):
+            logger.summary["acc"] = 0.0
     with forebear.Store(team.server.url, token=team.alice) as alice:
         version = alice.artifact("iris/ds")
         version.add_alias("candidate")  # writers move unprotected aliases

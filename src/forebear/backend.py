@@ -342,6 +342,12 @@ class Backend(ABC):
         """Undo a deletion, until gc purged the version."""
 
     @abstractmethod
+    def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
+        """Change a run after the fact, in one transaction with its audit event: any of
+        ``name``, ``tags``, ``notes``, ``config`` and ``summary`` (checked by
+        `forebear.runchecks.checked_run_edit`); refused for a deleted run."""
+
+    @abstractmethod
     def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
         """Mark a run deleted (and soft-delete its outputs when asked: their refs)."""
 

@@ -92,7 +92,8 @@ class RunValues(dict[str, Any]):
         after = dict(self)
         result = change(after)
         checked = json_dict(after, self._what, non_finite_as_text=self._what == "summary")
-        self._save(checked)
+        if checked != self:  # nothing to save otherwise (``run.summary.update()``)
+            self._save(checked)
         dict.clear(self)
         dict.update(self, checked)
         return result
@@ -485,14 +486,6 @@ class RunHabits:
     entity = _described("entity")
     job_type = _described("job_type")
     group = _described("group")
-    notes = _described("notes")
-
-    @property
-    def tags(self) -> list[str]:
-        """The tags `init` was given (an imported MLflow run keeps its tags, a dict, in
-        ``context["tags"]`` instead)."""
-        tags = self.context.get("tags")
-        return [str(tag) for tag in tags] if isinstance(tags, list) else []
 
     def watch(self, models: object = None, *args: object, **options: object) -> None:
         """Accepted so that W&B training code runs: forebear records no gradients or

@@ -20,6 +20,7 @@ from . import context as run_context
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
+from .runchecks import described_as
 from .settings import default_project
 from .store import Store, open
 from .tables import Table, table_path
@@ -206,7 +207,7 @@ def init(
     config_dict = _chosen_keys(
         json_dict(config_values(config), "config"), config_include_keys, config_exclude_keys
     )
-    described = _described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
+    described = described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
     run_id = new_run_id() if id is None else _new_run_id(target, id, resume)
     data = target.backend.create_run(
         run_id, project, run_name, config_dict, {**run_context.capture(), **described}
@@ -280,26 +281,6 @@ def _save_main_script(run: Run) -> None:
     run.log_code(
         os.path.dirname(script), include_fn=lambda path, root: os.path.abspath(path) == script
     )
-
-
-def _described_as(**words: object) -> dict[str, Any]:
-    """The W&B descriptions given to `init`, checked: texts, and a list of texts for
-    ``tags``."""
-    described: dict[str, Any] = {}
-    for word, value in words.items():
-        if value is None:
-            continue
-        if word == "tags":
-            if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
-                raise InvalidInput(f"tags must be a list of texts, not {value!r}")
-            if not all(isinstance(tag, str) and 0 < len(tag) <= 256 for tag in value):
-                raise InvalidInput(f"tags must be texts of 1 to 256 characters: {value!r}")
-            described[word] = list(value)
-        elif not isinstance(value, str) or len(value) > (100_000 if word == "notes" else 256):
-            raise InvalidInput(f"{word} must be a short text, not {value!r}")
-        else:
-            described[word] = value
-    return described
 
 
 def _require_active() -> Run:

@@ -33,6 +33,7 @@ from .paths import check_alias, normalise_entry_path
 from .processes import collector_paused
 from .records import Redaction, RunData, VersionData
 from .registry import Linkable, RunRegistry
+from .run_updates import RunUpdates
 from .runfiles import RunFiles
 
 if TYPE_CHECKING:
@@ -384,7 +385,7 @@ def purged_message(ref: str, redaction: Redaction) -> str:
     )
 
 
-class Run(RunRegistry, RunHabits, RunFiles):
+class Run(RunRegistry, RunHabits, RunFiles, RunUpdates):
     """One execution of a script: what it read (`use_artifact`) and wrote (`log_artifact`)."""
 
     def __init__(
@@ -404,8 +405,6 @@ class Run(RunRegistry, RunHabits, RunFiles):
         self.project = data.project
         self.name = data.name
         self.status = data.status
-        self.config: dict[str, Any] = dict(data.config)
-        self.summary: dict[str, Any] = dict(data.summary)
         self.context = dict(data.context)
         if isinstance(self.context.get("argv"), list):  # runs recorded before redaction
             self.context["argv"] = redact_argv(self.context["argv"])  # improved
@@ -415,14 +414,16 @@ class Run(RunRegistry, RunHabits, RunFiles):
         self.deleted_by = data.deleted_by
         self._on_finish = on_finish
         self._heartbeat: Heartbeat | None = None
-        if live:  # what the script changes in its config or summary is saved at once
+        # as W&B's: a live run's config is saved as it changes, a copy read back by
+        # `update`; a summary as it changes (see `forebear.run_updates`)
+        self._recorded(data, live)
+        self.config: dict[str, Any] = dict(data.config)
+        self.summary = RunValues(data.summary, "summary", self._saving(live))
+        if live:
             self._next_step = 0  # a run this process just started: no history yet
             backend = store.backend
             self.config = RunValues(
                 data.config, "config", lambda values: backend.update_run(self.id, config=values)
-            )
-            self.summary = RunValues(
-                data.summary, "summary", lambda values: backend.update_run(self.id, summary=values)
             )
             self._heartbeat = Heartbeat(
                 config.heartbeat_interval(),
@@ -560,6 +561,7 @@ class Run(RunRegistry, RunHabits, RunFiles):
             raise InvalidInput(f"invalid status {status!r}: use 'finished', 'failed' or 'crashed'")
         if self.status != "running":
             return
+        self._save_pending()  # a name or tags changed in place
         try:
             self._save_at_end()
         except ForebearError as exc:  # the run still ends, with its status
@@ -586,14 +588,9 @@ class Run(RunRegistry, RunHabits, RunFiles):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "project": self.project,
-            "name": self.name,
-            "status": self.status,
-            "config": self.config,
-            "summary": self.summary,
-            "context": self.context,
+            "id": self.id, "project": self.project, "name": self.name, "status": self.status,
+            "config": self.config, "summary": self.summary, "context": self.context,
             "started_at": self.started_at.isoformat(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "deleted": self.deleted,
-        }
+        }  # fmt: skip

@@ -404,6 +404,54 @@ def delete_run(session: Session, run_id: str, actor: str) -> RunRow:
     return run
 
 
+def edit_run(session: Session, run_id: str, actor: str, changes: dict[str, Any]) -> RunRow:
+    """Change a run after the fact (see `forebear.runchecks.checked_run_edit`): its name,
+    config or summary, or the tags and notes its context keeps, with an audit event."""
+    run = session.execute(
+        select(RunRow).where(RunRow.id == run_id).with_for_update()
+    ).scalar_one_or_none()
+    if run is None:
+        raise RunNotFound(f"no run {run_id!r} (run 'forebear runs' to list them)")
+    if run.deleted_at is not None:
+        raise InvalidInput(f"run {run_id} is deleted: a deleted run is not changed")
+    context = dict(run.context or {})
+    if "tags" in changes and isinstance(context.get("tags"), dict):
+        raise InvalidInput(
+            f"run {run_id} keeps the tags of the MLflow run it was imported from; its W&B "
+            "tags cannot be set"
+        )
+    details: dict[str, Any] = {}
+    for field, value in changes.items():
+        if field in ("tags", "notes"):
+            before = context.pop(field, None)
+            if value is not None:
+                context[field] = value
+        else:
+            before = getattr(run, field)
+            setattr(run, field, value)
+        details[field] = _run_change(field, before, value)
+    run.context = context
+    session.flush()
+    audit.record(session, actor, "edit-run", f"run {run_id}", run_id=run_id, details=details)
+    return run
+
+
+def _run_change(field: str, before: Any, after: Any) -> dict[str, Any]:
+    """What the audit trail keeps of a change of a run: a name or notes from and to, tags
+    added and removed, the keys of a config or summary that changed."""
+    if field == "tags":
+        had = before if isinstance(before, list) else []
+        return {
+            "added": [t for t in after if t not in had],
+            "removed": [t for t in had if t not in after],
+        }
+    if field in ("config", "summary"):
+        old: dict[str, Any] = before or {}
+        new: dict[str, Any] = after or {}
+        return {"keys": sorted(k for k in {*old, *new} if old.get(k, ...) != new.get(k, ...))}
+    return {"from": before, "to": after}
+
+
 # -- retention and expiry -------------------------------------------------------------------
 
 

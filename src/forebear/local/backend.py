@@ -458,6 +458,12 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
             db_lifecycle.restore_version(session, row, self.actor)
             return db_versions.load_versions(session, [row.id])[row.id]
 
+    def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
+        self.require_writable()
+        with write_session(self.engine) as session:
+            row = db_lifecycle.edit_run(session, run_id, self.actor, changes)
+            return _run_data(row, db_projects.project_name(session, row.project_id))
+
     def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
         self.require_writable()
         deleted: list[str] = []

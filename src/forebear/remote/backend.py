@@ -272,6 +272,9 @@ class RemoteBackend(Backend):
             "update_run", run_id, status=status, summary=summary, ended_at=ended_at, config=config
         )
 
+    def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
+        return self.call("edit_run", run_id, changes)  # type: ignore[no-any-return]
+
     def log_metrics(
         self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
     ) -> None:

@@ -24,6 +24,7 @@ from ..manifest import ManifestEntry
 from ..metrics import check_metric, check_step
 from ..paths import Ref, check_alias, check_name, is_run_id
 from ..records import VersionData
+from ..runchecks import checked_run_edit
 from .policy import GuardedBackend
 
 DIGEST = re.compile(r"^[0-9a-f]{32}$")  # an object's name: xxh3-128, in hex
@@ -73,6 +74,8 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
             check_metric(key, number, arguments["step"])
     if method == "edit_version":
         _check_edits(arguments["changes"])
+    if method == "edit_run":
+        checked_run_edit(arguments["changes"])
 
 
 def _check_run_id(value: str) -> None:

@@ -330,18 +330,16 @@ class GuardedBackend(AdminCalls, Backend):
         return [r for r in found if self.may_read(r.project)]
 
     def update_run(
-        self,
-        run_id: str,
-        *,
-        status: str | None = None,
-        summary: dict[str, Any] | None = None,
-        ended_at: dt.datetime | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> None:
+        self, run_id: str, *, status: str | None = None, summary: dict[str, Any] | None = None,
+        ended_at: dt.datetime | None = None, config: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.run(run_id, "writer")
-        self.inner.update_run(
-            run_id, status=status, summary=summary, ended_at=ended_at, config=config
-        )
+        self.inner.update_run(run_id, status=status, summary=summary, ended_at=ended_at,
+                              config=config)  # fmt: skip
+
+    def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
+        self.run(run_id, "writer")
+        return self.inner.edit_run(run_id, changes)
 
     def log_metrics(
         self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]

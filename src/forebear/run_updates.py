@@ -1,0 +1,144 @@
+"""Changing a run after the fact, as W&B's users do through its public API: ``run.config``,
+``run.name``, ``run.tags`` and ``run.notes`` changed, then ``run.update()``; a change of
+``run.summary`` saved at once (W&B's summary of a run read back is saved as it changes).
+A run this process executes saves what is set on it at once, as W&B's does, and what was
+changed in place (``run.name``, ``run.tags.append``) when it finishes. Every change of a
+run is in the audit trail, except those a run makes to its own config and summary while
+it runs."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .errors import ForebearError, ForebearWarning
+from .runchecks import checked_run_edit, checked_tags, described_as
+
+if TYPE_CHECKING:
+    from .records import RunData
+    from .store import Store
+
+_UNSET: Any = object()  # notes not set on this object
+
+
+class RunTags(list[str]):
+    """A run's tags: a list, to which W&B's tuples add as well (``run.tags = run.tags +
+    ("candidate",)``, as W&B writes it for a run under way)."""
+
+    def __add__(self, other: Iterable[str]) -> RunTags:  # type: ignore[override]
+        return RunTags([*self, *other])
+
+
+def recorded_tags(context: dict[str, Any]) -> list[str]:
+    """The tags `init` was given (an imported MLflow run keeps its tags, a dict, in
+    ``context["tags"]`` instead: none here)."""
+    tags = context.get("tags")
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
+
+
+class RunUpdates:
+    """W&B's ``tags``, ``notes`` and ``update()`` on `Run`."""
+
+    _store: Store
+    _live = False  # a run this process executes
+    _recorded_name = ""
+    _tags: RunTags | None = None
+    _notes: str | None = _UNSET
+
+    if TYPE_CHECKING:  # provided by Run
+        id: str
+        name: str
+        context: dict[str, Any]
+        config: dict[str, Any]
+
+    def _recorded(self, data: RunData, live: bool) -> None:
+        """What the catalog records of the run as this object begins (see `Run`)."""
+        self._live, self._recorded_name = live, data.name
+
+    @property
+    def tags(self) -> RunTags:
+        """W&B's tags of the run (from `init`): ``append`` then `update`, or set them."""
+        if self._tags is None:
+            self._tags = RunTags(recorded_tags(self.context))
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Iterable[str]) -> None:
+        tags = checked_tags(value)
+        if self._live:
+            self._changed({"tags": tags})
+        else:
+            self._tags = RunTags(tags)
+
+    @property
+    def notes(self) -> str | None:
+        """W&B's notes on the run (from `init`): set them, then `update`."""
+        if self._notes is not _UNSET:
+            return self._notes
+        notes = self.context.get("notes")
+        return notes if isinstance(notes, str) else None
+
+    @notes.setter
+    def notes(self, value: str | None) -> None:
+        notes = None if value is None else described_as(notes=value)["notes"]
+        if self._live:
+            self._changed({"notes": notes})
+        else:
+            self._notes = notes
+
+    def update(self) -> None:
+        """Save what was changed: the ``name``, ``tags`` and ``notes``, and the ``config``
+        of a run read back (W&B's ``run.update()``); nothing when nothing changed."""
+        recorded = self._store.backend.get_run(self.id)
+        changes = self._pending(recorded.name, recorded.context)
+        if not self._live and self.config != recorded.config:
+            changes["config"] = dict(self.config)
+        if changes:
+            self._changed(changes)
+
+    def _save_pending(self) -> None:
+        """Save, as a run this process executes finishes, what was changed in place (a
+        change that cannot be saved is a warning: the run still ends)."""
+        changes = self._pending(self._recorded_name, self.context)
+        try:
+            if changes:
+                self._changed(changes)
+        except ForebearError as exc:
+            warnings.warn(f"run {self.id}: {exc}", ForebearWarning, stacklevel=3)
+
+    def _pending(self, name: str, context: dict[str, Any]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        if self.name != name:
+            changes["name"] = self.name
+        if self._tags is not None and list(self._tags) != recorded_tags(context):
+            changes["tags"] = list(self._tags)
+        if self._notes is not _UNSET and self._notes != context.get("notes"):
+            changes["notes"] = self._notes
+        return changes
+
+    def _saving(self, live: bool) -> Callable[[dict[str, Any]], None]:
+        """How a change of the ``summary`` is saved: by a run this process executes, with
+        the rest of its record; by a run read back, as a change after the fact."""
+        if live:
+            backend = self._store.backend
+            return lambda values: backend.update_run(self.id, summary=values)
+        return lambda values: self._changed({"summary": values})
+
+    def _changed(self, changes: dict[str, Any]) -> None:
+        data = self._store.backend.edit_run(self.id, checked_run_edit(changes))
+        # keep what the catalog now records of what changed (and only that: other changes
+        # may be waiting for `update`)
+        if "name" in changes:
+            self.name = self._recorded_name = data.name
+        for word in ("tags", "notes"):
+            if word not in changes:
+                continue
+            if word in data.context:
+                self.context[word] = data.context[word]
+            else:
+                self.context.pop(word, None)
+        if "tags" in changes:
+            self._tags = None
+        if "notes" in changes:
+            self._notes = _UNSET

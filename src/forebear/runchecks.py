@@ -1,0 +1,67 @@
+"""What describes a run, checked the same way wherever it comes from: `init`, a change
+made after the fact (W&B's ``run.update()``) and a client of a forebear server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidInput
+from .jsonvalues import json_dict
+
+MAX_NAME = 256  # a run's name, and each of W&B's short words (job_type, group, a tag)
+MAX_NOTES = 100_000
+# What a run keeps of it that may change once it has ended, as W&B lets its users change
+# them: its name, config and summary, and two of the words `init` keeps in its context.
+EDITABLE = ("name", "tags", "notes", "config", "summary")
+
+
+def described_as(**words: object) -> dict[str, Any]:
+    """W&B's words for a run, checked (texts, and a list of texts for ``tags``), those
+    that are None left out."""
+    described: dict[str, Any] = {}
+    for word, value in words.items():
+        if value is None:
+            continue
+        if word == "tags":
+            described[word] = checked_tags(value)
+        elif not isinstance(value, str) or len(value) > (
+            MAX_NOTES if word == "notes" else MAX_NAME
+        ):
+            raise InvalidInput(f"{word} must be a short text, not {value!r:.80}")
+        else:
+            described[word] = value
+    return described
+
+
+def checked_tags(value: object) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise InvalidInput(f"tags must be a list of texts, not {value!r:.80}")
+    if not all(isinstance(tag, str) and 0 < len(tag) <= MAX_NAME for tag in value):
+        raise InvalidInput(f"tags must be texts of 1 to {MAX_NAME} characters: {value!r:.80}")
+    return list(value)
+
+
+def checked_run_edit(changes: object) -> dict[str, Any]:
+    """A change of a run after the fact (see `EDITABLE`), as the catalog keeps it: a name
+    of 1 to 256 characters, tags, notes (None: none), and a whole new config or summary
+    (NaN and the infinities kept as text in a summary, as `log` keeps them)."""
+    if not isinstance(changes, dict) or not changes:
+        raise InvalidInput(f"a run's changes are a dict of some of {EDITABLE}, not {changes!r:.80}")
+    unknown = sorted(set(changes) - set(EDITABLE), key=str)
+    if unknown:
+        raise InvalidInput(f"a run's {unknown[0]!r:.80} cannot be changed: only {EDITABLE}")
+    checked: dict[str, Any] = {}
+    for field, value in changes.items():
+        if field == "name":
+            if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
+                raise InvalidInput(f"a run name is a text of 1 to {MAX_NAME} characters")
+            checked[field] = value
+        elif field == "tags":
+            checked[field] = checked_tags(value)
+        elif field == "notes":
+            checked[field] = None if value is None else described_as(notes=value)["notes"]
+        else:
+            if not isinstance(value, dict):
+                raise InvalidInput(f"a run's {field} is a dict, not {type(value).__name__}")
+            checked[field] = json_dict(value, field, non_finite_as_text=field == "summary")
+    return checked
