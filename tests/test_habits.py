@@ -605,6 +605,7 @@ def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.
 
     read = store.run(run.id)
     read.config["post_hoc"] = "b2"
+    read.config["pair"] = (1, 2)  # kept as JSON holds it: a list
     read.name = "resnet-v2"
     read.tags.append("reviewed")
     read.notes = "Final baseline."
@@ -615,7 +616,7 @@ def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.
     saved = store.run(run.id)
     assert (saved.name, saved.tags, saved.notes) == ("resnet-v2", ["debug", "rc", "reviewed"],
                                                      "Final baseline.")  # fmt: skip
-    assert saved.config == {"lr": 1, "post_hoc": "b2"}
+    assert saved.config == read.config == {"lr": 1, "post_hoc": "b2", "pair": [1, 2]}
     saved.summary["test_acc"] = 0.9  # a summary is saved as it changes
     saved.summary.update()  # W&B's way of saying so: nothing more to save
     assert store.run(run.id).summary == {"test_acc": 0.9}
@@ -625,9 +626,10 @@ def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.
         "name": {"from": "renamed", "to": "resnet-v2"},
         "tags": {"added": ["reviewed"], "removed": []},
         "notes": {"from": "n", "to": "Final baseline."},
-        "config": {"keys": ["post_hoc"]},
+        "config": {"keys": ["pair", "post_hoc"]},
     }
     saved.update()  # nothing changed: nothing saved
+    read.update()
     assert len([e for e in store.audit() if e.action == "edit-run"]) == 4
 
     bad = store.run(run.id)

@@ -152,6 +152,18 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
     assert served.state() == before
 
 
+def test_a_change_of_a_run_is_stored_as_the_api_stores_it(served: Served) -> None:
+    """What a foreign client sends to ``edit_run`` is kept as the Python API keeps it: NaN
+    in a summary as the text ``"NaN"``, a tuple as a list (never a value no JSON reader
+    or PostgreSQL column takes)."""
+    changes = {"summary": {"a": NAN, "b": -INF}, "config": {"pair": [1, 2]}, "tags": ["t"]}
+    answer = served.call("edit_run", run_id=served.run.id, changes=changes)
+    assert answer.status_code == 200, answer.text
+    run = served.store.run(served.run.id)
+    assert run.summary == {"a": "NaN", "b": "-Infinity"}
+    assert (run.config, run.tags) == ({"pair": [1, 2]}, ["t"])
+
+
 def test_a_commit_is_checked_before_it_reaches_the_catalog(served: Served) -> None:
     """The fields of ``POST /api/v1/commit`` the catalog would take as they are."""
     before = served.state()

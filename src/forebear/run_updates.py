@@ -131,6 +131,9 @@ class RunUpdates:
         # may be waiting for `update`)
         if "name" in changes:
             self.name = self._recorded_name = data.name
+        if "config" in changes:  # a copy read back: now as JSON holds it (a tuple a list)
+            self.config.clear()
+            self.config.update(data.config)
         for word in ("tags", "notes"):
             if word not in changes:
                 continue

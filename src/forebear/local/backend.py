@@ -50,6 +50,7 @@ from ..records import (
     VersionData,
 )
 from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
+from ..runchecks import checked_run_edit
 from ..statcache import StatCache
 from . import collect, commit, distributed, drafts, identity, lifecycle, repair, verify, webhooks
 from .access import LocalAccess
@@ -461,6 +462,7 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
     def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
         self.require_writable()
         with write_session(self.engine) as session:
+            changes = checked_run_edit(changes)  # a server's client may not be forebear's
             row = db_lifecycle.edit_run(session, run_id, self.actor, changes)
             return _run_data(row, db_projects.project_name(session, row.project_id))
 
