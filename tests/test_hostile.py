@@ -540,3 +540,44 @@ def test_logging_with_another_type_is_refused(store: forebear.Store, source: Pat
             run.log_artifact(artifact, type="model")
     assert [v.ref for v in store.versions("thing")] == [first.ref]
     assert store.artifact("thing").type == "dataset"
+
+
+NUL = "a\x00b"
+
+
+def test_a_nul_character_is_refused_wherever_text_comes_in(
+    store: forebear.Store, source: Path
+) -> None:
+    """PostgreSQL stores no NUL character, in a column or in JSON: every backend refuses
+    one where a run's name, notes, tags, config, summary or metric names, or a version's
+    description or metadata come in, and records nothing of the call."""
+    for begin in (
+        lambda: forebear.init(project="p", name=NUL, store=store),
+        lambda: forebear.init(project="p", notes=NUL, store=store),
+        lambda: forebear.init(project="p", tags=[NUL], store=store),
+        lambda: forebear.init(project="p", config={"k": NUL}, store=store),
+        lambda: forebear.init(project="p", config={NUL: 1}, store=store),
+    ):
+        with pytest.raises(forebear.InvalidInput, match="NUL"):
+            begin()
+    assert store.runs() == []
+    with forebear.init(project="p", store=store) as run:
+        for change in (
+            lambda: run.log({NUL: 1.0}),
+            lambda: run.summary.update({"k": NUL}),
+            lambda: run.config.update({"k": [NUL]}),
+            lambda: forebear.Artifact("doc", description=NUL),
+            lambda: forebear.Artifact("doc", metadata={"k": NUL}),
+        ):
+            with pytest.raises(forebear.InvalidInput, match="NUL"):
+                change()
+        run.log_artifact(source, name="doc")
+    read = store.run(run.id)
+    with pytest.raises(forebear.InvalidInput, match="NUL"):
+        read.notes = NUL
+    read.name = NUL
+    with pytest.raises(forebear.InvalidInput, match="NUL"):
+        read.update()
+    kept = store.run(run.id)
+    assert (kept.config, kept.summary, kept.history(), kept.notes) == ({}, {}, [], None)
+    assert kept.name == run.name

@@ -146,6 +146,14 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
         ("edit_run", {"run_id": run_id, "changes": {"config": {"a": NAN}}}, "finite numbers"),
         ("edit_run", {"run_id": run_id, "changes": {"tags": "best"}}, "a list of texts"),
         ("edit_run", {"run_id": run_id, "changes": {}}, "a dict of some of"),
+        # PostgreSQL stores no NUL character: refused wherever a text comes in
+        ("edit_run", {"run_id": run_id, "changes": {"name": "a\x00b"}}, "NUL"),
+        ("create_run", {**new_run, "run_id": "ok4", "name": "a\x00b"}, "NUL"),
+        ("create_run", {**new_run, "run_id": "ok5", "config": {"k": "\x00"}}, "NUL"),
+        ("set_alias", {"version": version, "alias": "best", "run_id": None,
+                       "reason": "a\x00b", "force": False}, "NUL"),
+        ("log_metrics", {"run_id": run_id, "step": 1, "values": {"a\x00": 1}, "summary": {}},
+         "NUL"),
     ]  # fmt: skip
     for method, kwargs, says in cases:
         refused(served, served.call(method, **kwargs), says)
@@ -184,6 +192,7 @@ def test_a_commit_is_checked_before_it_reaches_the_catalog(served: Served) -> No
         ("base", HUGE, "base cannot be"),
         ("aliases", "best", "aliases is a list of names"),  # not four aliases b, e, s, t
         ("tags", "t", "tags is a list of names"),
+        ("description", "a\x00b", "NUL"),
     ]
     for field, value, says in cases:
         refused(served, served.post("/api/v1/commit", {**body, field: value}), says)

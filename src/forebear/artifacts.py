@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
 
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
-from .jsonvalues import check_json
+from .jsonvalues import check_json, check_no_nul
 from .manifest import ManifestEntry, pages
 from .paths import check_name, check_text, normalise_entry_path
 from .references import describe_reference
@@ -139,7 +139,7 @@ class Artifact:
         """Checked when set (W&B code sets it after making the artifact, too)."""
         if value is not None and not isinstance(value, str):
             raise InvalidInput(f"description must be text or None, not {type_name(value)}")
-        self._description = value
+        self._description = value if value is None else check_no_nul(value, "a description")
 
     def logged_version(self, then: str) -> Any:
         """The version (`views.ArtifactVersion`) this artifact became once logged; one that

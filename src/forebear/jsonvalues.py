@@ -24,8 +24,8 @@ def check_json(value: Any, what: str) -> None:
 
 
 def check_depth(value: Any, what: str, *, finite: bool = True) -> None:
-    """Refuse containers nested deeper than `MAX_DEPTH`, and (``finite``) non-finite
-    numbers."""
+    """Refuse containers nested deeper than `MAX_DEPTH`, texts holding a NUL character,
+    and (``finite``) non-finite numbers."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -34,10 +34,24 @@ def check_depth(value: Any, what: str, *, finite: bool = True) -> None:
                 raise InvalidInput(
                     f"{what} is nested more than {MAX_DEPTH} levels deep; flatten it"
                 )
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item if isinstance(key, str))
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            check_no_nul(item, what)
         elif finite and isinstance(item, float) and not math.isfinite(item):
             raise InvalidInput(f"{what} must hold finite numbers, not {item!r}")
+
+
+def check_no_nul(text: str, what: str) -> str:
+    """Refuse a text holding a NUL character: PostgreSQL stores none, in a column or in
+    JSON, and SQLite would keep it where no reader expects it."""
+    if "\x00" in text:
+        raise InvalidInput(
+            f"{what} holds a NUL character (\\x00), which cannot be stored: {text!r:.80}"
+        )
+    return text
 
 
 def loads(text: str, what: str) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import InvalidInput
-from .jsonvalues import json_dict
+from .jsonvalues import check_no_nul, json_dict
 
 MAX_NAME = 256  # a run's name, and each of W&B's short words (job_type, group, a tag)
 MAX_NOTES = 100_000
@@ -29,8 +29,14 @@ def described_as(**words: object) -> dict[str, Any]:
         ):
             raise InvalidInput(f"{word} must be a short text, not {value!r:.80}")
         else:
-            described[word] = value
+            described[word] = check_no_nul(value, word)
     return described
+
+
+def checked_run_name(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
+        raise InvalidInput(f"a run name is a text of 1 to {MAX_NAME} characters")
+    return check_no_nul(value, "a run name")
 
 
 def checked_tags(value: object) -> list[str]:
@@ -38,7 +44,7 @@ def checked_tags(value: object) -> list[str]:
         raise InvalidInput(f"tags must be a list of texts, not {value!r:.80}")
     if not all(isinstance(tag, str) and 0 < len(tag) <= MAX_NAME for tag in value):
         raise InvalidInput(f"tags must be texts of 1 to {MAX_NAME} characters: {value!r:.80}")
-    return list(value)
+    return [check_no_nul(tag, "a tag") for tag in value]
 
 
 def checked_run_edit(changes: object) -> dict[str, Any]:
@@ -53,9 +59,7 @@ def checked_run_edit(changes: object) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for field, value in changes.items():
         if field == "name":
-            if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
-                raise InvalidInput(f"a run name is a text of 1 to {MAX_NAME} characters")
-            checked[field] = value
+            checked[field] = checked_run_name(value)
         elif field == "tags":
             checked[field] = checked_tags(value)
         elif field == "notes":

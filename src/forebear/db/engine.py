@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 __all__ = ["Engine", "Session"]  # the types other layers hold without importing SQLAlchemy
 
-from ..errors import StoreError, StoreNotFound, StoreVersionError
+from ..errors import InvalidInput, StoreError, StoreNotFound, StoreVersionError
 from .lite import BUSY_TIMEOUT_SECONDS, SCHEMA_HEAD, read_only
 
 LOW_SPACE_BYTES = 64 << 20  # below this, a bare I/O error of SQLite is put down to space
@@ -271,6 +271,14 @@ def translate_db_errors(engine: Engine) -> Iterator[None]:
         ) from error
     except exc.InterfaceError as error:
         raise StoreError(f"cannot reach the database {redact(str(engine.url))}") from error
+    except exc.DataError as error:  # what the API checks first, said plainly if it slipped by
+        message = str(error.orig) if error.orig is not None else str(error)
+        if "NUL" in message or "0x00" in message or "\\u0000" in message:
+            raise InvalidInput(
+                "a text holds a NUL character (\\x00), which PostgreSQL cannot store; remove it"
+            ) from error
+        first = message.strip().splitlines()[0]
+        raise InvalidInput(f"the database refused a value: {first}") from error
     except exc.ProgrammingError as error:
         message = str(error.orig) if error.orig is not None else str(error)
         raise StoreError(

@@ -19,7 +19,7 @@ from typing import Any
 from ..chunking import ChunkList
 from ..editing import MAX_TTL, check_tags, check_ttl, checked_edit
 from ..errors import InvalidInput
-from ..jsonvalues import check_json
+from ..jsonvalues import check_json, check_no_nul
 from ..manifest import ManifestEntry
 from ..metrics import check_metric, check_step
 from ..paths import Ref, check_alias, check_name, is_run_id
@@ -60,6 +60,8 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
     for name, value in bound.arguments.items():
         if name != "self" and name in hints and not _fits(value, hints[name]):
             raise InvalidInput(f"malformed call to {method}: {name} cannot be {value!r:.80}")
+        if name != "self":
+            refuse_nul(value, f"{method}'s {name}")
     arguments = dict(bound.arguments)
     for name, value in arguments.items():
         if value is not None and name in _VALUES:
@@ -157,11 +159,28 @@ def _fits(value: Any, hint: Any) -> bool:
     return False
 
 
+def refuse_nul(value: Any, what: str) -> None:
+    """Refuse a text holding a NUL character anywhere in a value sent (no catalog column
+    or JSON value takes one on PostgreSQL; the public API refuses them where they come
+    in)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            check_no_nul(item, what)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
 def check_commit(body: dict[str, Any]) -> None:
     """A commit's fields that the catalog takes as they are, checked as the public API
     checks them (its names, aliases, tags and metadata are checked where the version is
     made): a digest that names no object (nor a path on the server), a negative or past
     expiry, numbers no SQL integer holds."""
+    refuse_nul(body, "a commit")
     digest = body.get("digest")
     if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
         raise InvalidInput(f"malformed commit: digest {digest!r:.80} is no xxh3-128 digest")
