@@ -632,6 +632,17 @@ def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.
     read.update()
     assert len([e for e in store.audit() if e.action == "edit-run"]) == 4
 
+    first, second = store.run(run.id), store.run(run.id)  # two readers at once
+    first.config["by_first"] = 1
+    first.tags.append("first")
+    first.update()
+    second.notes = "from the second"
+    second.update()  # saves its notes, and undoes nothing the first saved
+    both = store.run(run.id)
+    assert both.config["by_first"] == 1 and "first" in both.tags
+    assert both.notes == "from the second"
+    events = len([e for e in store.audit() if e.action == "edit-run"])
+
     bad = store.run(run.id)
     for change in (lambda: setattr(bad, "tags", "x"), lambda: setattr(bad, "notes", 5)):
         with pytest.raises(forebear.InvalidInput):
@@ -640,6 +651,7 @@ def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.
     with pytest.raises(forebear.InvalidInput, match="1 to 256 characters"):
         bad.update()
     assert store.run(run.id).name == "resnet-v2"
+    assert len([e for e in store.audit() if e.action == "edit-run"]) == events
     store.delete_run(run.id)
     gone = store.run(run.id)
     gone.notes = "late"

@@ -8,6 +8,7 @@ it runs."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
     from .store import Store
 
 _UNSET: Any = object()  # notes not set on this object
+
+
+def _as_text(config: dict[str, Any]) -> str:
+    try:
+        return json.dumps(config, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # keys JSON cannot sort or name: refused when saved
+        return repr(config)
 
 
 class RunTags(list[str]):
@@ -42,7 +50,10 @@ class RunUpdates:
 
     _store: Store
     _live = False  # a run this process executes
+    # what this object read of its name and config (tags and notes: its context), so that
+    # `update` saves only what was changed through it, never undoing another's change
     _recorded_name = ""
+    _recorded_config = "{}"
     _tags: RunTags | None = None
     _notes: str | None = _UNSET
 
@@ -55,6 +66,8 @@ class RunUpdates:
     def _recorded(self, data: RunData, live: bool) -> None:
         """What the catalog records of the run as this object begins (see `Run`)."""
         self._live, self._recorded_name = live, data.name
+        if not live:  # as text: a change deep inside the config shows too
+            self._recorded_config = _as_text(data.config)
 
     @property
     def tags(self) -> RunTags:
@@ -88,11 +101,12 @@ class RunUpdates:
             self._notes = notes
 
     def update(self) -> None:
-        """Save what was changed: the ``name``, ``tags`` and ``notes``, and the ``config``
-        of a run read back (W&B's ``run.update()``); nothing when nothing changed."""
-        recorded = self._store.backend.get_run(self.id)
-        changes = self._pending(recorded.name, recorded.context)
-        if not self._live and self.config != recorded.config:
+        """Save what was changed through this object: the ``name``, ``tags`` and
+        ``notes``, and the ``config`` of a run read back (W&B's ``run.update()``); what
+        another process changed meanwhile in the rest stays. Nothing changed: nothing
+        saved."""
+        changes = self._pending(self._recorded_name, self.context)
+        if not self._live and _as_text(self.config) != self._recorded_config:
             changes["config"] = dict(self.config)
         if changes:
             self._changed(changes)
@@ -134,6 +148,7 @@ class RunUpdates:
         if "config" in changes:  # a copy read back: now as JSON holds it (a tuple a list)
             self.config.clear()
             self.config.update(data.config)
+            self._recorded_config = _as_text(data.config)
         for word in ("tags", "notes"):
             if word not in changes:
                 continue
