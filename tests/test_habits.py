@@ -648,7 +648,7 @@ def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.
         with pytest.raises(forebear.InvalidInput):
             change()
     bad.name = ""
-    with pytest.raises(forebear.InvalidInput, match="1 to 256 characters"):
+    with pytest.raises(forebear.InvalidInput, match="at most 256 characters"):
         bad.update()
     assert store.run(run.id).name == "resnet-v2"
     assert len([e for e in store.audit() if e.action == "edit-run"]) == events

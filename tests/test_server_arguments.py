@@ -142,7 +142,7 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
                      "depth": -3}, "a whole number from 0"),
         ("edit_run", {"run_id": run_id, "changes": {"context": {"git": None}}},
          "'context' cannot be changed"),
-        ("edit_run", {"run_id": run_id, "changes": {"name": "n" * 257}}, "1 to 256 characters"),
+        ("edit_run", {"run_id": run_id, "changes": {"name": "n" * 257}}, "at most 256 characters"),
         ("edit_run", {"run_id": run_id, "changes": {"config": {"a": NAN}}}, "finite numbers"),
         ("edit_run", {"run_id": run_id, "changes": {"tags": "best"}}, "a list of texts"),
         ("edit_run", {"run_id": run_id, "changes": {}}, "a dict of some of"),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from .errors import InvalidInput
+from .jsonvalues import check_no_nul
 
 T = TypeVar("T")
 
@@ -43,10 +44,9 @@ def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[
 def check_metric(key: object, value: object, step: int) -> float:
     """One value of the history at ``step``, as the catalog keeps it: a finite number
     under a name of at most 256 characters."""
-    if not isinstance(key, str) or len(key) > 256 or "\x00" in key:
-        raise InvalidInput(
-            f"a metric name is a string of at most 256 characters, without NUL, not {key!r:.80}"
-        )
+    if not isinstance(key, str) or len(key) > 256:
+        raise InvalidInput(f"a metric name is a string of at most 256 characters, not {key!r:.80}")
+    check_no_nul(key, "a metric name")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInput(f"metric {key!r} at step {step} is {value!r:.80}: not a number")
     number = float(value)

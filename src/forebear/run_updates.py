@@ -131,13 +131,16 @@ class RunUpdates:
             changes["notes"] = self._notes
         return changes
 
-    def _saving(self, live: bool) -> Callable[[dict[str, Any]], None]:
-        """How a change of the ``summary`` is saved: by a run this process executes, with
-        the rest of its record; by a run read back, as a change after the fact."""
+    def _saving(self, field: str, live: bool) -> Callable[[dict[str, Any]], None]:
+        """How a change of the ``config`` or ``summary`` is saved: by a run this process
+        executes, with the rest of its record; by a run read back, as a change after the
+        fact."""
         if live:
             backend = self._store.backend
+            if field == "config":
+                return lambda values: backend.update_run(self.id, config=values)
             return lambda values: backend.update_run(self.id, summary=values)
-        return lambda values: self._changed({"summary": values})
+        return lambda values: self._changed({field: values})
 
     def _changed(self, changes: dict[str, Any]) -> None:
         data = self._store.backend.edit_run(self.id, checked_run_edit(changes))

@@ -34,8 +34,11 @@ def described_as(**words: object) -> dict[str, Any]:
 
 
 def checked_run_name(value: object) -> str:
+    """A run's name, as `init`, a change after the fact and a server's client give it."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
-        raise InvalidInput(f"a run name is a text of 1 to {MAX_NAME} characters")
+        raise InvalidInput(
+            f"a run name must be a non-empty string of at most {MAX_NAME} characters"
+        )
     return check_no_nul(value, "a run name")
 
 

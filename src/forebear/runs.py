@@ -18,9 +18,9 @@ from typing import Any, BinaryIO, cast
 from . import active, artifacts
 from . import context as run_context
 from .errors import InvalidInput, NotFound, RunStateError
-from .jsonvalues import check_no_nul, config_values, json_dict
+from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
-from .runchecks import described_as
+from .runchecks import checked_run_name, described_as
 from .settings import default_project
 from .store import Store, open
 from .tables import Table, table_path
@@ -201,10 +201,7 @@ def init(
     else:
         target = open(store)
     target.backend.require_writable()
-    run_name = name or _default_run_name()
-    if not isinstance(run_name, str) or len(run_name) > 256:
-        raise InvalidInput("a run name must be a string of at most 256 characters")
-    check_no_nul(run_name, "a run name")
+    run_name = checked_run_name(name or _default_run_name())
     config_dict = _chosen_keys(
         json_dict(config_values(config), "config"), config_include_keys, config_exclude_keys
     )

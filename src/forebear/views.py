@@ -417,14 +417,15 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates):
         # as W&B's: a live run's config is saved as it changes, a copy read back by
         # `update`; a summary as it changes (see `forebear.run_updates`)
         self._recorded(data, live)
-        self.config: dict[str, Any] = dict(data.config)
-        self.summary = RunValues(data.summary, "summary", self._saving(live))
+        self.config: dict[str, Any] = (
+            RunValues(data.config, "config", self._saving("config", live))
+            if live
+            else dict(data.config)
+        )
+        self.summary = RunValues(data.summary, "summary", self._saving("summary", live))
         if live:
             self._next_step = 0  # a run this process just started: no history yet
             backend = store.backend
-            self.config = RunValues(
-                data.config, "config", lambda values: backend.update_run(self.id, config=values)
-            )
             self._heartbeat = Heartbeat(
                 config.heartbeat_interval(),
                 lambda: backend.beat_run(self.id),

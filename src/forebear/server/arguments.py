@@ -19,12 +19,12 @@ from typing import Any
 from ..chunking import ChunkList
 from ..editing import MAX_TTL, check_tags, check_ttl, checked_edit
 from ..errors import InvalidInput
-from ..jsonvalues import check_json, check_no_nul
+from ..jsonvalues import check_depth, check_json
 from ..manifest import ManifestEntry
 from ..metrics import check_metric, check_step
 from ..paths import Ref, check_alias, check_name, is_run_id
 from ..records import VersionData
-from ..runchecks import checked_run_edit
+from ..runchecks import checked_run_name
 from .policy import GuardedBackend
 
 DIGEST = re.compile(r"^[0-9a-f]{32}$")  # an object's name: xxh3-128, in hex
@@ -60,8 +60,8 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
     for name, value in bound.arguments.items():
         if name != "self" and name in hints and not _fits(value, hints[name]):
             raise InvalidInput(f"malformed call to {method}: {name} cannot be {value!r:.80}")
-        if name != "self":
-            refuse_nul(value, f"{method}'s {name}")
+        if name != "self":  # and no text with a NUL character, anywhere in it
+            check_depth(value, f"{method}'s {name}", finite=False)
     arguments = dict(bound.arguments)
     for name, value in arguments.items():
         if value is not None and name in _VALUES:
@@ -69,15 +69,13 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         # PostgreSQL refuses a negative LIMIT or OFFSET; SQLite reads it as none at all
         if name in ("limit", "start", "depth", "keep_last") and value is not None and value < 0:
             raise InvalidInput(f"{name} must be a whole number from 0, not {value}")
-    if method == "create_run" and len(arguments["name"]) > 256:
-        raise InvalidInput("a run name must be a string of at most 256 characters")
+    if method == "create_run":
+        checked_run_name(arguments["name"])
     if method == "log_metrics":
         for key, number in arguments["values"].items():
             check_metric(key, number, arguments["step"])
     if method == "edit_version":
         _check_edits(arguments["changes"])
-    if method == "edit_run":
-        checked_run_edit(arguments["changes"])
 
 
 def _check_run_id(value: str) -> None:
@@ -159,28 +157,12 @@ def _fits(value: Any, hint: Any) -> bool:
     return False
 
 
-def refuse_nul(value: Any, what: str) -> None:
-    """Refuse a text holding a NUL character anywhere in a value sent (no catalog column
-    or JSON value takes one on PostgreSQL; the public API refuses them where they come
-    in)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            check_no_nul(item, what)
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-
-
 def check_commit(body: dict[str, Any]) -> None:
     """A commit's fields that the catalog takes as they are, checked as the public API
     checks them (its names, aliases, tags and metadata are checked where the version is
     made): a digest that names no object (nor a path on the server), a negative or past
     expiry, numbers no SQL integer holds."""
-    refuse_nul(body, "a commit")
+    check_depth(body, "a commit", finite=False)  # no text with a NUL character
     digest = body.get("digest")
     if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
         raise InvalidInput(f"malformed commit: digest {digest!r:.80} is no xxh3-128 digest")
