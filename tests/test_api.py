@@ -410,3 +410,44 @@ def test_multi_hop_lineage(store: forebear.Store, make_tree: Callable[..., Path]
     text = model.lineage().to_text()
     assert text.splitlines()[0] == "model:v0 (latest) [model]"
     assert "run ingest" in text
+
+
+def test_runs_are_read_a_page_at_a_time_without_skipping_or_repeating(
+    store: forebear.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`iter_runs` asks for a page at a time (three runs here), each after the last run
+    of the page before: a run started or deleted meanwhile neither repeats a run nor
+    makes one skipped, as counting pages would."""
+    import forebear.run_listing
+
+    monkeypatch.setattr(forebear.run_listing, "PAGE", 3)
+    made = []
+    for number in range(8):
+        with forebear.init(project="ab"[number % 2], name=f"r{number}", store=store) as run:
+            made.append(run.id)
+    by_start = [r.id for r in sorted(store.runs(), key=lambda r: (r.started_at, r.id))]
+    assert by_start == made and store.count_runs() == 8
+    assert [r.id for r in store.iter_runs(newest_first=True)] == made[::-1]
+    assert [r.id for r in store.iter_runs("b")] == made[1::2] and store.count_runs("b") == 4
+    assert [r.id for r in store.iter_runs(start=2, limit=4)] == made[2:6]
+    assert [r.id for r in store.iter_runs(newest_first=True, start=6)] == made[1::-1]
+    assert list(store.iter_runs(start=8)) == [] and list(store.iter_runs(limit=0)) == []
+
+    # a run started and one deleted while a listing is half read (two pages of three
+    # held): counting pages would list a run twice, or skip one
+    newest_first = store.iter_runs(newest_first=True)
+    oldest_first = store.iter_runs()
+    seen_new = [next(newest_first).id for _ in range(4)]
+    seen_old = [next(oldest_first).id for _ in range(4)]
+    with forebear.init(project="a", name="late", store=store) as late:
+        pass
+    store.delete_run(made[1])  # read already by one listing, not yet by the other
+    seen_new += [r.id for r in newest_first]
+    seen_old += [r.id for r in oldest_first]
+    assert seen_new == [i for i in made[::-1] if i != made[1]]  # the later start: not here
+    assert seen_old == [*made, late.id]
+    assert store.count_runs() == 8 and store.count_runs(include_deleted=True) == 9
+
+    for start, limit in ((-1, None), (0, -2)):
+        with pytest.raises(forebear.InvalidInput, match="count runs from 0"):
+            list(store.iter_runs(start=start, limit=limit))

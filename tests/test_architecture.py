@@ -137,6 +137,7 @@ LAYERS = (
         "habits",
         "runfiles",
         "run_updates",
+        "run_listing",
         "fs",
         "runs",
         "api",

@@ -171,6 +171,50 @@ def test_another_users_token_cannot_rewrite_a_runs_config_or_summary(team: Team)
         assert (run.config, run.summary) == ({}, {})
 
 
+def test_a_reader_lists_only_runs_it_may_read_in_full_pages(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server keeps other projects' runs out of the query itself, so each page a
+    reader gets is full of its own runs, and counts count only those."""
+    import forebear.run_listing
+
+    mine = [team.run_id]
+    with (
+        forebear.Store(team.server.url, token=team.alice) as alice,
+        forebear.Store(team.server.url, token=team.carol) as carol,
+    ):
+        for number in range(4):  # interleaved with runs bob may not read
+            with forebear.init(project="other", name=f"o{number}", store=carol):
+                pass
+            with forebear.init(project="iris", name=f"i{number}", store=alice) as run:
+                mine.append(run.id)
+        foreign = carol.runs()[0].id
+    calls: list[int] = []
+    with forebear.Store(team.server.url, token=team.bob) as bob:
+        monkeypatch.setattr(forebear.run_listing, "PAGE", 2)
+        listed = bob.backend.list_runs
+        monkeypatch.setattr(
+            bob.backend,
+            "list_runs",
+            lambda *a, **k: calls.append(len(found := listed(*a, **k))) or found,
+        )
+        assert [r.id for r in bob.iter_runs()] == mine
+        assert calls == [2, 2, 1]  # full pages: no run of "other" was sent and dropped
+        assert bob.count_runs() == 5 and bob.count_runs("iris") == 5
+        with pytest.raises(forebear.PermissionDenied):
+            bob.count_runs("other")
+    for method, args, kwargs in (
+        ("list_runs", [None], {"after": foreign}),  # another project's run as a key
+        ("list_runs", ["other"], {}),
+        ("count_runs", ["other"], {}),
+    ):
+        response = team.call(team.bob, method, *args, **kwargs)
+        assert response.status_code == 403, (method, response.content)
+        assert b"o0" not in response.content
+    response = team.call(team.bob, "list_runs", None, within=["other", "iris"], limit=2)
+    assert [run.project for run in wire.loads(response.content)["result"]] == ["iris", "iris"]
+
+
 def test_another_projects_data_never_leaks(team: Team) -> None:
     with forebear.Store(team.server.url, token=team.carol) as carol:
         for ref in ("iris/ds", "iris/ds:v0", "iris/nothing-here", "ds"):

@@ -102,11 +102,13 @@ class Api:
             raise InvalidInput(f"a runs path is 'project' or 'entity/project', not {path!r}")
         if filters is not None:
             check_query(filters)
-        found = self.store.runs(project)
-        documents = [_document(run) for run in found]
-        if filters is not None:
-            kept = [i for i, doc in enumerate(documents) if matches(doc, filters)]
-            found, documents = [found[i] for i in kept], [documents[i] for i in kept]
+        found: list[Run] = []
+        documents: list[dict[str, Any]] = []
+        for run in self.store.iter_runs(project):  # a page at a time: only matches are kept
+            document = _document(run)
+            if filters is None or matches(document, filters):
+                found.append(run)
+                documents.append(document)
         return ordered(found, documents, order)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -222,8 +222,30 @@ class Backend(ABC):
         """A run by id; `RunNotFound` otherwise."""
 
     @abstractmethod
-    def list_runs(self, project: str | None, *, include_deleted: bool = False) -> list[RunData]:
-        """Every run (of a project), oldest first; deleted ones only when asked."""
+    def list_runs(
+        self,
+        project: str | None,
+        *,
+        include_deleted: bool = False,
+        newest_first: bool = False,
+        after: str | None = None,
+        start: int = 0,
+        limit: int | None = None,
+        within: Collection[str] | None = None,
+    ) -> list[RunData]:
+        """Runs (of a project, or of those ``within``), oldest first or newest first;
+        deleted ones only when asked. A page: the ``limit`` runs after the run ``after``
+        (its id; the key of the last page) or after the first ``start``."""
+
+    @abstractmethod
+    def count_runs(
+        self,
+        project: str | None,
+        *,
+        include_deleted: bool = False,
+        within: Collection[str] | None = None,
+    ) -> int:
+        """How many runs `list_runs` lists with the same choices."""
 
     @abstractmethod
     def update_run(

@@ -308,7 +308,7 @@ class _Importer:
 
     def _imported_runs(self) -> dict[str, Run]:
         known: dict[str, Run] = {}
-        for run in self.store.runs():
+        for run in self.store.iter_runs():
             origin = run.context.get("imported_from")
             if isinstance(origin, dict) and origin.get("tool") == SOURCE:
                 known[str(origin.get("run_id"))] = run

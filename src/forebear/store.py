@@ -27,8 +27,9 @@ from .paths import parse_ref
 from .records import VersionData
 from .registry import StoreRegistry, check_moment
 from .reports import RepairReport, TransferReport
+from .run_listing import StoreRuns
 from .urls import redact
-from .views import ArtifactVersion, Run
+from .views import ArtifactVersion
 
 if TYPE_CHECKING:
     from .cache import LocalCache
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .statcache import StatCache
 
 
-class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
+class Store(StoreLifecycle, StoreRegistry, StoreRuns, StoreAccounts):
     """Where artifacts live: a SQL catalog (``db_url``) and an object location
     (``objects_url``), created on first use (unless ``create`` is false; in storage
     ``format`` 3, packs, unless 2 is asked); or a forebear server (``Store("https://...")``,
@@ -209,15 +210,6 @@ class Store(StoreLifecycle, StoreRegistry, StoreAccounts):
         """Every alias move of an artifact, oldest first."""
         ref = parse_ref(name if project is None else f"{project}/{name}")
         return self.backend.alias_history(ref, self._default_project())
-
-    def run(self, run_id: str) -> Run:
-        return Run(self, self.backend.get_run(run_id))
-
-    def runs(self, project: str | None = None, *, include_deleted: bool = False) -> list[Run]:
-        """Every run (of one project), oldest first; deleted ones only when asked."""
-        return [
-            Run(self, d) for d in self.backend.list_runs(project, include_deleted=include_deleted)
-        ]
 
     def lineage(
         self,

@@ -152,6 +152,27 @@ def test_runs_pages(client: TestClient) -> None:
     assert [v["ref"] for v in data["outputs"]] == ["model:v0"]
 
 
+def test_runs_are_paged_newest_first(
+    local_store: forebear.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs page reads only the runs it shows (three here), counted by the catalog;
+    a page past the last shows the last."""
+    monkeypatch.setattr(web, "PAGE_SIZE", 3)
+    names = []
+    for number in range(7):
+        with forebear.init(project="ab"[number % 2], name=f"r{number}", store=local_store):
+            names.append(f"r{number}")
+    with TestClient(web.create_app(local_store), base_url="http://127.0.0.1") as client:
+        pages = [client.get("/api/runs", params={"page": n}).json() for n in (1, 2, 3, 99)]
+        assert [[r["name"] for r in page["runs"]] for page in pages] == [
+            ["r6", "r5", "r4"], ["r3", "r2", "r1"], ["r0"], ["r0"],
+        ]  # fmt: skip
+        assert {(page["pages"], page["total"]) for page in pages} == {(3, 7)}
+        only_a = client.get("/api/runs", params={"project": "a", "page": 2}).json()
+        assert ([r["name"] for r in only_a["runs"]], only_a["total"]) == (["r0"], 4)
+        assert "r4" in client.get("/runs").text and "r3" not in client.get("/runs").text
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 def test_read_only(client: TestClient, method: str) -> None:
     for path in ("/", "/api/artifacts", "/artifacts/demo/raw/v0", "/runs"):

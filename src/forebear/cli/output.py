@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
 
 from ..units import human_size
 
-__all__ = ["describe_chunking", "echo", "emit_json", "human_size", "shown", "table"]
+__all__ = [
+    "describe_chunking", "echo", "emit_json", "emit_json_list", "human_size", "shown", "table",
+]  # fmt: skip
 
 # Characters a terminal acts on instead of showing: C0 and C1 controls, DEL, and the marks
 # and overrides that reorder text (a file name of a dataset holding ESC sequences could
@@ -44,6 +46,17 @@ def shown(value: object) -> str:
 
 def emit_json(value: Any) -> None:
     echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def emit_json_list(items: Iterable[Any]) -> None:
+    """A JSON list, printed item by item as ``items`` yields them (the same text as
+    `emit_json` of the whole list), so a long listing is never held whole."""
+    opened = False
+    for item in items:
+        text = json.dumps(item, indent=2, sort_keys=True, default=str).replace("\n", "\n  ")
+        echo(f",\n  {text}" if opened else f"[\n  {text}", nl=False)
+        opened = True
+    echo("\n]" if opened else "[]")
 
 
 def describe_chunking(chunking: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ import json
 import click
 
 from .app import Context, command, json_option, pass_context
-from .output import echo, emit_json, table
+from .output import echo, emit_json, emit_json_list, table
 
 
 @command(short_help="Show where a version came from, or where it went.")
@@ -84,9 +84,9 @@ def runs(obj: Context, project: str | None, deleted: bool, as_json: bool) -> Non
       forebear runs
       forebear runs --project iris --json
     """
-    found = list(reversed(obj.store().runs(project=project, include_deleted=deleted)))
+    found = obj.store().iter_runs(project, include_deleted=deleted, newest_first=True)
     if as_json:
-        emit_json([r.to_dict() for r in found])
+        emit_json_list(r.to_dict() for r in found)
         return
     table(
         ["id", "project", "name", "status", "started"],

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Collection, Iterable
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, String, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ..errors import (
@@ -21,9 +21,12 @@ from .schema import (
     MetricRow,
     ProjectRow,
     RunRow,
+    UTCDateTime,
     VersionRow,
     utcnow,
 )
+
+SelectT = TypeVar("SelectT", bound=Select)  # type: ignore[type-arg]
 
 
 def load_run_summaries(session: Session, run_pks: Iterable[int]) -> dict[int, RunSummary]:
@@ -95,16 +98,69 @@ def get_run(session: Session, run_id: str) -> RunRow:
     return run
 
 
-def list_runs(session: Session, project: str | None = None) -> list[tuple[RunRow, str]]:
-    """Runs oldest first, each with its project's name (one query)."""
-    query = (
-        select(RunRow, ProjectRow.name)
-        .join(ProjectRow, ProjectRow.id == RunRow.project_id)
-        .order_by(RunRow.started_at, RunRow.id)
-    )
+def list_runs(
+    session: Session,
+    project: str | None = None,
+    *,
+    include_deleted: bool = True,
+    newest_first: bool = False,
+    after: str | None = None,
+    start: int = 0,
+    limit: int | None = None,
+    within: Collection[str] | None = None,
+) -> list[tuple[RunRow, str]]:
+    """Runs oldest (or newest) first, each with its project's name, in one query.
+
+    A page is found by its key, not by counting: ``after`` names the last run of the
+    page before (it must exist: runs are never removed, only marked deleted), so pages
+    read one after another neither skip nor repeat a run while others are started.
+    ``within`` keeps only the runs of those projects (a server's reader sees only what
+    it may read)."""
+    query = select(RunRow, ProjectRow.name).join(ProjectRow, ProjectRow.id == RunRow.project_id)
+    query = _only(query, project, include_deleted, within)
+    key = tuple_(RunRow.started_at, RunRow.id)
+    if after is not None:
+        mark = session.execute(
+            select(RunRow.started_at, RunRow.id).where(RunRow.id == after)
+        ).one_or_none()
+        if mark is None:
+            raise RunNotFound(f"no run with id {after!r} to list the runs after")
+        bound = tuple_(literal(mark[0], UTCDateTime()), literal(mark[1], String()))
+        query = query.where(key < bound if newest_first else key > bound)
+    if newest_first:
+        query = query.order_by(RunRow.started_at.desc(), RunRow.id.desc())
+    else:
+        query = query.order_by(RunRow.started_at, RunRow.id)
+    if start:
+        query = query.offset(start)
+    if limit is not None:
+        query = query.limit(limit)
+    return [(run, name) for run, name in session.execute(query)]
+
+
+def count_runs(
+    session: Session,
+    project: str | None = None,
+    *,
+    include_deleted: bool = True,
+    within: Collection[str] | None = None,
+) -> int:
+    """How many runs `list_runs` would list with the same choices."""
+    query = select(func.count(RunRow.pk)).join(ProjectRow, ProjectRow.id == RunRow.project_id)
+    return int(session.execute(_only(query, project, include_deleted, within)).scalar_one())
+
+
+def _only(
+    query: SelectT, project: str | None, include_deleted: bool, within: Collection[str] | None
+) -> SelectT:
+    """The query, keeping only the runs asked for."""
     if project is not None:
         query = query.where(ProjectRow.name == project)
-    return [(run, name) for run, name in session.execute(query)]
+    if within is not None:
+        query = query.where(ProjectRow.name.in_(sorted(within)))
+    if not include_deleted:
+        query = query.where(RunRow.deleted_at.is_(None))
+    return query
 
 
 def beat_run(session: Session, run_id: str) -> bool:

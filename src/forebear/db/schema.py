@@ -210,7 +210,9 @@ class AliasHistoryRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index(None, "project_id", "started_at"),)
+    # Both indexes list runs in the order of `list_runs` (start, then id), page by page:
+    # those of one project, and those of every project.
+    __table_args__ = (Index(None, "project_id", "started_at"), Index(None, "started_at", "id"))
 
     # A small integer key keeps the edges table and its indexes compact; ``id`` is the
     # public 8-character run id.

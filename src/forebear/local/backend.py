@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import liveness
 from .. import settings as config
 from ..backend import Backend
 from ..cache import LocalCache
@@ -46,22 +45,21 @@ from ..records import (
     LineageData,
     Redaction,
     RetentionPolicy,
-    RunData,
     VersionData,
 )
 from ..reports import GcReport, PruneReport, PurgeReport, RepairReport
-from ..runchecks import checked_run_edit
 from ..statcache import StatCache
 from . import collect, commit, distributed, drafts, identity, lifecycle, repair, verify, webhooks
 from .access import LocalAccess
 from .packs import LocalPacks
 from .registry import LocalRegistry
+from .runs import LocalRuns
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
 
 
-class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, Backend):
+class LocalBackend(LocalAccess, LocalRegistry, LocalRuns, drafts.LocalDrafts, LocalPacks, Backend):
     """A store whose catalog and objects this process reaches directly."""
 
     def __init__(
@@ -252,88 +250,7 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
         with read_session(self.engine) as session:
             return db_chunks.chunk_lists_for(session, wanted)
 
-    # -- runs and lineage ----------------------------------------------------------------
-
-    def create_run(
-        self,
-        run_id: str,
-        project: str,
-        name: str,
-        config: dict[str, Any],
-        context: dict[str, Any],
-        *,
-        started_at: dt.datetime | None = None,
-    ) -> RunData:
-        self.require_writable()
-        with write_session(self.engine) as session:
-            row = db_runs.create_run(
-                session, run_id=run_id, project=project, name=name, config=config,
-                context=context, started_at=started_at,
-            )  # fmt: skip
-            return _run_data(row, project)
-
-    def get_run(self, run_id: str) -> RunData:
-        with read_session(self.engine) as session:
-            row = db_runs.get_run(session, run_id)
-            return _run_data(row, db_projects.project_name(session, row.project_id))
-
-    def list_runs(self, project: str | None, *, include_deleted: bool = False) -> list[RunData]:
-        with read_session(self.engine) as session:
-            return [
-                _run_data(row, name)
-                for row, name in db_runs.list_runs(session, project)
-                if include_deleted or row.deleted_at is None
-            ]
-
-    def update_run(
-        self,
-        run_id: str,
-        *,
-        status: str | None = None,
-        summary: dict[str, Any] | None = None,
-        ended_at: dt.datetime | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> None:
-        values = {"status": status, "summary": summary, "ended_at": ended_at, "config": config}
-        with write_session(self.engine) as session:
-            db_runs.update_run(
-                session, run_id, **{k: v for k, v in values.items() if v is not None}
-            )
-
-    def log_metrics(
-        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
-    ) -> None:
-        with write_session(self.engine) as session:
-            db_runs.record_metrics(session, run_id, step, values)
-            db_runs.update_run(session, run_id, summary=summary)
-
-    def run_history(self, run_id: str) -> list[dict[str, Any]]:
-        with read_session(self.engine) as session:
-            return db_runs.history(session, run_id)
-
-    def beat_run(self, run_id: str) -> bool:
-        with write_session(self.engine) as session:
-            return db_runs.beat_run(session, run_id)
-
-    def use(self, version_id: int, run_id: str) -> None:
-        with write_session(self.engine) as session:
-            # A run reading back its own output (directly, or made from it by another run)
-            # is not recorded as an input: that edge would make the lineage loop.
-            pk = db_runs.run_pk(session, run_id)
-            if not traversal.version_descends_from_run(session, version_id, pk):
-                db_runs.add_edge(session, pk, version_id, "in")
-
-    def runs_of_version(self, version_id: int, direction: str) -> list[RunData]:
-        with read_session(self.engine) as session:
-            rows = db_runs.runs_of_version(session, version_id, direction)
-            names = {r.project_id: db_projects.project_name(session, r.project_id) for r in rows}
-            return [_run_data(r, names[r.project_id]) for r in rows]
-
-    def versions_of_run(self, run_id: str, direction: str) -> list[VersionData]:
-        with read_session(self.engine) as session:
-            rows = db_runs.versions_of_run(session, run_id, direction)
-            loaded = db_versions.load_versions(session, [r.id for r in rows])
-        return [loaded[r.id] for r in rows]
+    # -- lineage ----------------------------------------------------------------------------
 
     def reachable(
         self, version_id: int, *, upstream: bool, type_: str | None, depth: int | None
@@ -459,27 +376,6 @@ class LocalBackend(LocalAccess, LocalRegistry, drafts.LocalDrafts, LocalPacks, B
             db_lifecycle.restore_version(session, row, self.actor)
             return db_versions.load_versions(session, [row.id])[row.id]
 
-    def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
-        self.require_writable()
-        with write_session(self.engine) as session:
-            changes = checked_run_edit(changes)  # a server's client may not be forebear's
-            row = db_lifecycle.edit_run(session, run_id, self.actor, changes)
-            return _run_data(row, db_projects.project_name(session, row.project_id))
-
-    def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
-        self.require_writable()
-        deleted: list[str] = []
-        with write_session(self.engine) as session:
-            db_lifecycle.delete_run(session, run_id, self.actor)
-            if delete_outputs:
-                for row in db_runs.versions_of_run(session, run_id, "out"):
-                    if row.deleted_at is None:
-                        db_lifecycle.delete_version(
-                            session, row, self.actor, delete_aliases=True, reason=f"run {run_id}"
-                        )
-                        deleted.append(db_lifecycle.qualified(session, row))
-        return deleted
-
     def set_retention(
         self,
         ref: Ref,
@@ -566,29 +462,6 @@ def _live(session: Any, version: VersionData) -> None:
     """Refuse to change a version deleted since it was read."""
     if _row(session, version).deleted_at is not None:
         raise InvalidInput(f"{version.project}/{version.ref} is deleted; restore it first")
-
-
-def _run_data(row: Any, project: str) -> RunData:
-    """A run as read: a running run whose process is gone reads as ``crashed`` (reading
-    never writes it down)."""
-    status = row.status
-    if status == "running" and not liveness.alive(
-        row.context or {}, row.heartbeat_at or row.started_at
-    ):
-        status = "crashed"
-    return RunData(
-        id=row.id,
-        project=project,
-        name=row.name,
-        status=status,
-        config=dict(row.config or {}),
-        summary=dict(row.summary or {}),
-        context=dict(row.context or {}),
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        deleted_at=row.deleted_at,
-        deleted_by=row.deleted_by,
-    )
 
 
 def _moved(change: str, alias: str, reason: str | None, force: bool) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -254,10 +254,34 @@ class RemoteBackend(Backend):
     def get_run(self, run_id: str) -> RunData:
         return self.call("get_run", run_id)  # type: ignore[no-any-return]
 
-    def list_runs(self, project: str | None, *, include_deleted: bool = False) -> list[RunData]:
+    def list_runs(
+        self,
+        project: str | None,
+        *,
+        include_deleted: bool = False,
+        newest_first: bool = False,
+        after: str | None = None,
+        start: int = 0,
+        limit: int | None = None,
+        within: Collection[str] | None = None,
+    ) -> list[RunData]:
         return self.call(  # type: ignore[no-any-return]
-            "list_runs", project, include_deleted=include_deleted
-        )
+            "list_runs", project, include_deleted=include_deleted, newest_first=newest_first,
+            after=after, start=start, limit=limit,
+            within=None if within is None else sorted(within),
+        )  # fmt: skip
+
+    def count_runs(
+        self,
+        project: str | None,
+        *,
+        include_deleted: bool = False,
+        within: Collection[str] | None = None,
+    ) -> int:
+        return self.call(  # type: ignore[no-any-return]
+            "count_runs", project, include_deleted=include_deleted,
+            within=None if within is None else sorted(within),
+        )  # fmt: skip
 
     def update_run(
         self,

@@ -11,7 +11,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,7 @@ def _fits(value: Any, hint: Any) -> bool:
         return isinstance(value, dict) and all(
             _fits(k, arguments[0]) and _fits(v, arguments[1]) for k, v in value.items()
         )
-    if origin in (list, Sequence, Iterable, tuple):
+    if origin in (list, Sequence, Iterable, Collection, tuple):
         if not isinstance(value, (list, tuple)):
             return False
         return not arguments or all(_fits(item, arguments[0]) for item in value)

@@ -31,6 +31,7 @@ from ..records import (
     Webhook,
 )
 from .admin import AdminCalls
+from .guarded_runs import GuardedRuns
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,7 +47,7 @@ VERBS = {"reader": "read", "writer": "write", "maintainer": "maintain"}
 MAX_PAGE = 50_000  # entries in one answer
 
 
-class GuardedBackend(AdminCalls, Backend):
+class GuardedBackend(AdminCalls, GuardedRuns, Backend):
     """``inner`` (the server's own backend) for ``principal``; see the module's docstring."""
 
     def __init__(self, inner: LocalBackend, principal: Principal) -> None:
@@ -305,65 +306,7 @@ class GuardedBackend(AdminCalls, Backend):
 
         return uploaded
 
-    # -- runs and lineage ----------------------------------------------------------------
-
-    def create_run(
-        self,
-        run_id: str,
-        project: str,
-        name: str,
-        config: dict[str, Any],
-        context: dict[str, Any],
-        *,
-        started_at: dt.datetime | None = None,
-    ) -> RunData:
-        self.need(project, "writer")
-        return self.inner.create_run(run_id, project, name, config, context, started_at=started_at)
-
-    def get_run(self, run_id: str) -> RunData:
-        return self.run(run_id)
-
-    def list_runs(self, project: str | None, *, include_deleted: bool = False) -> list[RunData]:
-        if project is not None:
-            self.need(project, "reader")
-        found = self.inner.list_runs(project, include_deleted=include_deleted)
-        return [r for r in found if self.may_read(r.project)]
-
-    def update_run(
-        self, run_id: str, *, status: str | None = None, summary: dict[str, Any] | None = None,
-        ended_at: dt.datetime | None = None, config: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
-        self.run(run_id, "writer")
-        self.inner.update_run(run_id, status=status, summary=summary, ended_at=ended_at,
-                              config=config)  # fmt: skip
-
-    def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
-        self.run(run_id, "writer")
-        return self.inner.edit_run(run_id, changes)
-
-    def log_metrics(
-        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
-    ) -> None:
-        self.run(run_id, "writer")
-        self.inner.log_metrics(run_id, step, values, summary)
-
-    def run_history(self, run_id: str) -> list[dict[str, Any]]:
-        return self.inner.run_history(self.run(run_id).id)
-
-    def beat_run(self, run_id: str) -> bool:
-        self.run(run_id, "writer")
-        return self.inner.beat_run(run_id)
-
-    def use(self, version_id: int, run_id: str) -> None:
-        self.run(run_id, "writer")
-        self.inner.use(self.version(version_id).id, run_id)
-
-    def runs_of_version(self, version_id: int, direction: str) -> list[RunData]:
-        found = self.inner.runs_of_version(self.version(version_id).id, direction)
-        return [r for r in found if self.may_read(r.project)]
-
-    def versions_of_run(self, run_id: str, direction: str) -> list[VersionData]:
-        return self.readable(self.inner.versions_of_run(self.run(run_id).id, direction))
+    # -- lineage -------------------------------------------------------------------------
 
     def reachable(
         self, version_id: int, *, upstream: bool, type_: str | None, depth: int | None
@@ -456,10 +399,6 @@ class GuardedBackend(AdminCalls, Backend):
     def restore_version(self, version: VersionData) -> VersionData:
         return self.inner.restore_version(self.version(version.id, "maintainer"))
 
-    def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
-        self.run(run_id, "maintainer")
-        return self.inner.delete_run(run_id, delete_outputs=delete_outputs)
-
     def set_retention(
         self,
         ref: Ref,
@@ -531,7 +470,7 @@ class GuardedBackend(AdminCalls, Backend):
             "projects": len({v.project for v in mine}),
             "artifacts": len(mine),
             "versions": len(versions),
-            "runs": len(self.list_runs(None)),
+            "runs": self.count_runs(None),
             "deleted_versions": 0,
         }
 

@@ -254,14 +254,19 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
     def runs_data(request: Request) -> dict[str, Any]:
         project = request.query_params.get("project") or None
         deleted = request.query_params.get("deleted") == "1"
-        found = store.runs(project=project, include_deleted=deleted)
-        listing = _paginate(list(reversed(found)), _page(request), PAGE_SIZE)
+        total = store.count_runs(project, include_deleted=deleted)
+        pages = max(1, -(-total // PAGE_SIZE))
+        page = min(_page(request), pages)
+        found = store.iter_runs(
+            project, include_deleted=deleted, newest_first=True,
+            start=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE,
+        )  # fmt: skip
         return {
             "show_deleted": deleted,
-            "runs": listing["items"],
-            "page": listing["page"],
-            "pages": listing["pages"],
-            "total": listing["total"],
+            "runs": list(found),
+            "page": page,
+            "pages": pages,
+            "total": total,
         }
 
     def run_data(request: Request) -> dict[str, Any]:
