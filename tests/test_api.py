@@ -448,6 +448,6 @@ def test_runs_are_read_a_page_at_a_time_without_skipping_or_repeating(
     assert seen_old == [*made, late.id]
     assert store.count_runs() == 8 and store.count_runs(include_deleted=True) == 9
 
-    for start, limit in ((-1, None), (0, -2)):
-        with pytest.raises(forebear.InvalidInput, match="count runs from 0"):
-            list(store.iter_runs(start=start, limit=limit))
+    for start, limit in ((-1, None), (0, -2), ("2", None), (0, 2.5), (True, None)):
+        with pytest.raises(forebear.InvalidInput, match="counts runs from 0"):
+            list(store.iter_runs(start=start, limit=limit))  # type: ignore[arg-type]

@@ -262,6 +262,13 @@ def test_runs_and_run_show_captured_context(data: Path) -> None:
     assert "log" in context["argv"]
     assert str(data) in context["argv"]
 
+    (data / "a.txt").write_text("changed")
+    ok("log", str(data), "--name", "ds")
+    newest = ok_json("runs", "-n", "1")
+    assert [r["id"] for r in newest] == [r["id"] for r in ok_json("runs")][:1] != [run_id]
+    assert ok_json("runs", "--limit", "0") == [] and ok("runs", "-n", "1").stdout.count("\n") == 2
+    assert "-1" in assert_user_error(run_cli("runs", "-n", "-1"))
+
 
 def test_verify_reports_a_corrupted_object(isolated: Path, data: Path, tmp_path: Path) -> None:
     ok("log", str(data), "--name", "ds")

@@ -204,13 +204,16 @@ def test_a_reader_lists_only_runs_it_may_read_in_full_pages(
         with pytest.raises(forebear.PermissionDenied):
             bob.count_runs("other")
     for method, args, kwargs in (
-        ("list_runs", [None], {"after": foreign}),  # another project's run as a key
-        ("list_runs", ["other"], {}),
+        ("list_runs", [None], {"after": foreign, "limit": 2}),  # another project's run
+        ("list_runs", ["other"], {"limit": 2}),
         ("count_runs", ["other"], {}),
     ):
         response = team.call(team.bob, method, *args, **kwargs)
         assert response.status_code == 403, (method, response.content)
         assert b"o0" not in response.content
+    for limit in (None, 5001):  # a page, never the whole catalog in one answer
+        response = team.call(team.bob, "list_runs", None, limit=limit)
+        assert response.status_code == 400 and b"at most 5000 runs" in response.content
     response = team.call(team.bob, "list_runs", None, within=["other", "iris"], limit=2)
     assert [run.project for run in wire.loads(response.content)["result"]] == ["iris", "iris"]
 

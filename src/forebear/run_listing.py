@@ -44,8 +44,11 @@ class StoreRuns:
         read a page at a time as the loop goes: memory stays flat with any number of
         runs, and a run started meanwhile is neither listed twice nor makes another
         skipped."""
-        if start < 0 or (limit is not None and limit < 0):
-            raise InvalidInput(f"start and limit count runs from 0, not {start} and {limit}")
+        for name, value in (("start", start), ("limit", limit)):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise InvalidInput(f"{name} counts runs from 0, not {value!r:.80}")
         store = cast("Store", self)  # this is a Store's half
         pages = run_pages(self.backend, project, include_deleted, newest_first, start, limit)
         for data in pages:

@@ -74,17 +74,23 @@ def lineage(
 @command()
 @click.option("--project", "-p", help="Only runs of this project.")
 @click.option("--deleted", is_flag=True, help="Also deleted runs.")
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=0), help="Only the N newest (default: every run)."
+)
 @json_option
 @pass_context
-def runs(obj: Context, project: str | None, deleted: bool, as_json: bool) -> None:
+def runs(
+    obj: Context, project: str | None, deleted: bool, limit: int | None, as_json: bool
+) -> None:
     """List runs, newest first.
 
     \b
     Examples:
       forebear runs
+      forebear runs -n 10
       forebear runs --project iris --json
     """
-    found = obj.store().iter_runs(project, include_deleted=deleted, newest_first=True)
+    found = obj.store().iter_runs(project, include_deleted=deleted, newest_first=True, limit=limit)
     if as_json:
         emit_json_list(r.to_dict() for r in found)
         return

@@ -8,9 +8,15 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidInput
+
 if TYPE_CHECKING:
     from ..local import LocalBackend
     from ..records import Principal, RunData, VersionData
+
+# Runs sent for one call: a page (`forebear.run_listing` asks for 500), so a server's memory
+# does not grow with its catalog whoever asks.
+MOST_RUNS_AT_ONCE = 5000
 
 
 class GuardedRuns:
@@ -49,6 +55,11 @@ class GuardedRuns:
         after: str | None = None, start: int = 0, limit: int | None = None,
         within: Collection[str] | None = None,
     ) -> list[RunData]:  # fmt: skip
+        if limit is None or limit > MOST_RUNS_AT_ONCE:  # a page, never a whole catalog
+            raise InvalidInput(
+                f"a server lists at most {MOST_RUNS_AT_ONCE} runs at a time: ask for a limit,"
+                " and for the next page after the id of the last run listed (after=...)"
+            )
         if after is not None:
             self.run(after)  # a run id from a project the user may not read is not a key
         return self.inner.list_runs(
