@@ -319,6 +319,31 @@ def test_the_api_object_reads_outside_a_run(
     assert [r.name for r in api.runs("p")] == ["prepare"]
 
 
+def test_the_api_lists_projects_as_w_and_b_does(
+    store: forebear.Store, version: forebear.ArtifactVersion
+) -> None:
+    """W&B's export loop: every project, then its runs (an entity is only carried)."""
+    with forebear.init(project="runs-only", name="lonely", store=store):
+        pass
+    api = forebear.Api(store)
+    assert store.projects() == ["p", "runs-only"]
+    assert [(p.name, p.entity, p.path) for p in api.projects("my-team")] == [
+        ("p", "my-team", ["my-team", "p"]), ("runs-only", "my-team", ["my-team", "runs-only"]),
+    ]  # fmt: skip
+    exported = {
+        project.name: [run.name for run in api.runs(f"{project.entity}/{project.name}")]
+        for project in api.projects()
+    }
+    assert exported == {"p": ["prepare"], "runs-only": ["lonely"]}
+    project = api.project("my-team/p")
+    assert (project.name, project.path, [t.name for t in project.artifacts_types()]) == (
+        "p", ["p"], ["dataset"],
+    )  # fmt: skip
+    assert [r.name for r in api.project("runs-only").runs()] == ["lonely"]
+    with pytest.raises(forebear.NotFound, match=r"no project named 'nope' \(api.projects"):
+        api.project("nope")
+
+
 def test_the_one_file_of_a_version(
     store: forebear.Store, version: forebear.ArtifactVersion, tmp_path: Path
 ) -> None:

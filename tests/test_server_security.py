@@ -199,6 +199,7 @@ def test_a_reader_lists_only_runs_it_may_read_in_full_pages(
             lambda *a, **k: calls.append(len(found := listed(*a, **k))) or found,
         )
         assert [r.id for r in bob.iter_runs()] == mine
+        assert bob.projects() == ["iris"]  # not "other", which carol's runs made
         assert calls == [2, 2, 1]  # full pages: no run of "other" was sent and dropped
         assert bob.count_runs() == 5 and bob.count_runs("iris") == 5
         with pytest.raises(forebear.PermissionDenied):
@@ -223,7 +224,8 @@ def test_another_projects_data_never_leaks(team: Team) -> None:
         for ref in ("iris/ds", "iris/ds:v0", "iris/nothing-here", "ds"):
             with pytest.raises(forebear.PermissionDenied):
                 carol.artifact(ref)
-        assert carol.artifacts() == [] and carol.runs() == []
+        assert carol.artifacts() == [] and carol.runs() == [] and carol.projects() == []
+        assert forebear.Api(carol).projects() == [] and carol.count_runs() == 0
         assert carol.which(team.secret_digest) == []
         assert carol.audit() == []
         with pytest.raises(forebear.PermissionDenied):

@@ -1,5 +1,5 @@
 """`Api`, W&B's ``wandb.Api()``: a store read outside any run, under W&B's names, with
-its `ArtifactCollection` and `ArtifactType`."""
+its `Project`, `ArtifactCollection` and `ArtifactType`."""
 
 from __future__ import annotations
 
@@ -77,6 +77,19 @@ class Api:
         types = sorted({version.type for version in self.store.artifacts(project)})
         return [ArtifactType(self.store, name, project) for name in types]
 
+    def projects(self, entity: str | None = None, per_page: int = 200) -> list[Project]:
+        """Every project, by name (W&B's ``entity`` and ``per_page`` are accepted: a store
+        is the team's, and the list is whole)."""
+        del per_page
+        return [Project(self.store, name, entity) for name in self.store.projects()]
+
+    def project(self, name: str, entity: str | None = None) -> Project:
+        """One project, by name (``entity/name`` as W&B writes it, or the name alone)."""
+        name = name.rstrip("/").rsplit("/", 1)[-1]
+        if name not in self.store.projects():
+            raise NotFound(f"no project named {name!r} (api.projects() lists them)")
+        return Project(self.store, name, entity)
+
     def run(self, path: str) -> Run:
         """One run, by its id (``project/id`` as W&B writes it, or the id alone)."""
         return self.store.run(path.rsplit("/", 1)[-1])
@@ -140,6 +153,34 @@ class ArtifactCollection:
 
     def __repr__(self) -> str:
         return f"<ArtifactCollection {self.project}/{self.name} {self.type}>"
+
+
+class Project:
+    """W&B's ``Project``: a project's name (and the ``entity`` it was asked for by), its
+    artifact types and runs."""
+
+    def __init__(self, store: Store, name: str, entity: str | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.entity = entity
+        self.id = name
+
+    @property
+    def path(self) -> list[str]:
+        """W&B's ``[entity, project]``; the name alone without an entity."""
+        return [self.entity, self.name] if self.entity else [self.name]
+
+    def artifacts_types(self, per_page: int = 50) -> list[ArtifactType]:
+        """The types of this project's artifacts, by name (W&B's spelling)."""
+        del per_page
+        return Api(self.store).artifact_types(self.name)
+
+    def runs(self) -> list[Run]:
+        """This project's runs, oldest first."""
+        return self.store.runs(self.name)
+
+    def __repr__(self) -> str:
+        return f"<Project {self.name}>"
 
 
 class ArtifactType:

@@ -473,6 +473,10 @@ class Backend(ABC):
         (packs, objects) indexed."""
 
     @abstractmethod
+    def projects(self) -> list[str]:
+        """Every project's name, by name."""
+
+    @abstractmethod
     def counts(self) -> dict[str, int]:
         """How many projects, artifacts, versions and runs the store holds."""
 

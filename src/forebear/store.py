@@ -172,6 +172,10 @@ class Store(StoreLifecycle, StoreRegistry, StoreRuns, StoreAccounts):
     def _version(self, data: VersionData) -> ArtifactVersion:
         return ArtifactVersion(self, data)
 
+    def projects(self) -> list[str]:
+        """Every project's name (those a server's token may read), by name."""
+        return self.backend.projects()
+
     def artifacts(
         self,
         project: str | None = None,

@@ -34,6 +34,11 @@ def find_project(session: Session, name: str) -> ProjectRow | None:
     return session.execute(select(ProjectRow).where(ProjectRow.name == name)).scalar_one_or_none()
 
 
+def project_names(session: Session) -> list[str]:
+    """Every project's name (one made by a run or an artifact), by name."""
+    return list(session.execute(select(ProjectRow.name).order_by(ProjectRow.name)).scalars())
+
+
 def project_name(session: Session, project_id: int) -> str:
     return session.execute(select(ProjectRow.name).where(ProjectRow.id == project_id)).scalar_one()
 

@@ -445,6 +445,10 @@ class LocalBackend(LocalAccess, LocalRegistry, LocalRuns, drafts.LocalDrafts, Lo
             self.require_writable()
         return collect.collect(self, dry_run=dry_run, grace=grace)
 
+    def projects(self) -> list[str]:
+        with read_session(self.engine) as session:
+            return db_projects.project_names(session)
+
     def counts(self) -> dict[str, int]:
         with read_session(self.engine) as session:
             return db_versions.counts(session)

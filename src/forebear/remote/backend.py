@@ -544,6 +544,9 @@ class RemoteBackend(Backend):
         packs, objects = self.call("rebuild_index")
         return int(packs), int(objects)
 
+    def projects(self) -> list[str]:
+        return self.call("projects")  # type: ignore[no-any-return]
+
     def counts(self) -> dict[str, int]:
         return self.call("counts")  # type: ignore[no-any-return]
 

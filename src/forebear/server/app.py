@@ -106,11 +106,11 @@ CALLS = frozenset({
     "deliveries", "deliver_webhooks", "entries", "entries_at", "entry_count", "chunk_lists",
     "held", "purged_in", "create_run", "get_run", "list_runs", "count_runs", "update_run",
     "log_metrics", "run_history", "beat_run", "use", "runs_of_version", "versions_of_run",
-    "reachable",
-    "lineage", "tags", "redactions", "edit_version", "delete_version", "restore_version",
-    "delete_run", "edit_run", "set_retention", "retention_policies", "prune", "which", "purge",
-    "audit", "verify", "repair", "gc", "upgrade", "rebuild_index", "counts", "add_user",
-    "users", "disable_user", "grant", "revoke", "create_token", "tokens", "revoke_token",
+    "reachable", "lineage", "tags", "redactions", "edit_version", "delete_version",
+    "restore_version", "delete_run", "edit_run", "set_retention", "retention_policies",
+    "prune", "which", "purge", "audit", "verify", "repair", "gc", "upgrade", "rebuild_index",
+    "projects", "counts", "add_user", "users", "disable_user", "grant", "revoke",
+    "create_token", "tokens", "revoke_token",
 })  # fmt: skip
 MAX_CALL_BYTES = 64 << 20  # a call's arguments: pages of entries, chunk lists
 MAX_OBJECT_BYTES = 5 << 30  # one object (S3's limit for one PUT)

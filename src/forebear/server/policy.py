@@ -460,6 +460,9 @@ class GuardedBackend(AdminCalls, GuardedRuns, Backend):
         self.need_admin("gc")
         return self.inner.gc(dry_run=dry_run, grace=grace)
 
+    def projects(self) -> list[str]:
+        return [name for name in self.inner.projects() if self.may_read(name)]
+
     def counts(self) -> dict[str, int]:
         if self.principal.admin:
             return self.inner.counts()
