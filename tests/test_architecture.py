@@ -138,6 +138,7 @@ LAYERS = (
         "runfiles",
         "run_updates",
         "run_listing",
+        "run_attributes",
         "fs",
         "runs",
         "api",

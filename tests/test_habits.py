@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 
 import forebear
@@ -682,6 +683,48 @@ def test_a_run_is_changed_after_the_fact_as_w_and_b_changes_one(store: forebear.
     gone.notes = "late"
     with pytest.raises(forebear.InvalidInput, match="deleted"):
         gone.update()
+
+
+def test_w_and_b_run_attributes_scripts_read(store: forebear.Store) -> None:
+    """``run.dir`` keeps what is written into it; ``url`` is the run's page on a server
+    (None for a store reached directly, as W&B's offline run has none); the flags of a
+    run that is not resumed, offline or in a sweep; ``delete()``."""
+    with forebear.init(project="p", name="train", config={"lr": 0.1}, store=store) as run:
+        assert run.config.as_dict() == {"lr": 0.1} and type(run.config.as_dict()) is dict
+        folder = Path(run.dir)
+        assert run.dir == str(folder) and folder.is_dir() and not any(folder.iterdir())
+        (folder / "model.pt").write_bytes(b"weights")
+        (folder / "plots").mkdir()
+        (folder / "plots" / "loss.txt").write_text("0.5")
+        assert (run.resumed, run.offline, run.disabled, run.sweep_id) == (False, False, False, None)
+        assert (run.starting_step, run.lastHistoryStep, run.project_name()) == (0, -1, "p")
+        run.log({"loss": 1.0})
+        run.log({"loss": 0.5})
+        assert run.lastHistoryStep == 1
+        assert run.start_time == run.started_at.timestamp()
+        run.display_name = "train-2"
+        assert run.name == run.display_name == "train-2"
+        url = run.url
+    read = forebear.Api(store).run(run.id)
+    assert read.name == "train-2" and sorted(read.files()) == ["model.pt", "plots/loss.txt"]
+    assert read.summary._json_dict == {"loss": 0.5}  # as W&B's guide to exporting reads it
+    assert read.file("model.pt").download(folder / "back").read_bytes() == b"weights"
+    assert run.dir == str(folder)  # still there once the run finished
+    server = getattr(store, "server", None)
+    if server is None:
+        assert url is None and run.get_url() is None and run.get_project_url() is None
+    else:  # the page itself, as a token holder's browser gets it
+        assert url == run.get_url() == f"{server.url}/runs/{run.id}"
+        auth = {"authorization": f"Bearer {server.admin_token}"}
+        assert "train-2" in httpx.get(url, headers=auth).text
+        listed = httpx.get(run.get_project_url(), headers=auth).text
+        assert f"/runs/{run.id}" in listed
+    with forebear.init(project="p", name="empty-folder", store=store) as quiet:
+        assert Path(quiet.dir).is_dir()  # nothing written: nothing kept, no warning
+    assert forebear.Api(store).run(quiet.id).files() == []
+    assert read.delete() == [] and [r.name for r in store.runs("p")] == ["empty-folder"]
+    with pytest.raises(forebear.RunStateError, match="cannot give a folder for files"):
+        _ = read.dir
 
 
 def test_a_run_keeps_its_own_files_and_code(

@@ -131,6 +131,16 @@ class RunValues(dict[str, Any]):
         self.update(other)
         return self
 
+    @property
+    def _json_dict(self) -> dict[str, Any]:
+        """W&B's ``run.summary._json_dict``, which its guide to exporting runs reads: a
+        plain copy."""
+        return dict(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """W&B's ``config.as_dict()``: a plain copy."""
+        return dict(self)
+
     # a copy, deep or pickled, is a plain dict: changing it saves nothing
     def __copy__(self) -> dict[str, Any]:
         return dict(self)

@@ -1,6 +1,7 @@
 """A run's own files and code, under W&B's names: ``run.save(glob)`` keeps files with the
-run (as versions of the artifact ``run-<id>-files``), ``run.files()`` / ``run.file(name)``
-read them back, and ``run.log_code(root)`` logs the source files as a ``code`` artifact.
+run (as versions of the artifact ``run-<id>-files``), as does writing them into
+``run.dir``; ``run.files()`` / ``run.file(name)`` read them back, and
+``run.log_code(root)`` logs the source files as a ``code`` artifact.
 
 They are ordinary versions, so lineage, dedup, ``get`` and gc treat them as any other: a
 save that changes nothing makes no new version, and each save stores only new bytes."""
@@ -11,6 +12,7 @@ import glob
 import inspect
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,7 @@ class RunFiles:
 
     _store: Store
     _saved_at_end: list[tuple[str, str | None]] | None = None  # globs saved again at finish
+    _folder: str | None = None  # run.dir, made when first asked for
 
     if TYPE_CHECKING:  # provided by Run
         id: str
@@ -79,10 +82,25 @@ class RunFiles:
             return []
         return self._save_matching([(pattern, base)])
 
+    @property
+    def dir(self) -> str:
+        """W&B's ``run.dir``: a new folder for this run's files (made when first asked
+        for). What it holds when the run finishes is kept with the run, as `save` keeps
+        files, under its path in the folder; the folder itself stays."""
+        if self._folder is None:
+            self._require_running("give a folder for files")
+            self._folder = tempfile.mkdtemp(prefix=f"forebear-run-{self.id}-")
+        return self._folder
+
     def _save_at_end(self) -> None:
-        """Save the ``"live"`` and ``"end"`` globs again (called as the run finishes)."""
-        if self._saved_at_end:
-            self._save_matching(self._saved_at_end)
+        """Save the ``"live"`` and ``"end"`` globs again, and what `dir` holds (called as
+        the run finishes)."""
+        globs = list(self._saved_at_end or [])
+        folder = self._folder
+        if folder is not None and any(files for _, _, files in os.walk(folder)):
+            globs.append((os.path.join(glob.escape(folder), "**"), folder))
+        if globs:
+            self._save_matching(globs)
 
     def files(self) -> list[str]:
         """The files `save` kept with this run (the newest of each path), as

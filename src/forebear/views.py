@@ -33,6 +33,7 @@ from .paths import check_alias, normalise_entry_path
 from .processes import collector_paused
 from .records import Redaction, RunData, VersionData
 from .registry import Linkable, RunRegistry
+from .run_attributes import RunAttributes
 from .run_updates import RunUpdates
 from .runfiles import RunFiles
 
@@ -385,7 +386,7 @@ def purged_message(ref: str, redaction: Redaction) -> str:
     )
 
 
-class Run(RunRegistry, RunHabits, RunFiles, RunUpdates):
+class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
     """One execution of a script: what it read (`use_artifact`) and wrote (`log_artifact`)."""
 
     def __init__(

@@ -1,0 +1,86 @@
+"""The rest of W&B's names on a run that scripts read: where its page is (``url``,
+``get_url()``, ``get_project_url()``), ``display_name``, ``start_time``, the flags of a
+run that is neither resumed, offline nor in a sweep, and ``delete()``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+class RunAttributes:
+    """W&B's remaining run attributes on `Run`."""
+
+    _store: Store
+
+    if TYPE_CHECKING:  # provided by Run
+        id: str
+        project: str
+        name: str
+        started_at: dt.datetime
+
+        def history(self) -> Any: ...
+
+    # forebear neither resumes a run nor runs one offline, disabled or in a sweep
+    resumed = False
+    offline = False
+    disabled = False
+    sweep_id = None
+    starting_step = 0
+
+    @property
+    def url(self) -> str | None:
+        """The run's page in the web UI of the forebear server the store is reached
+        through; None for a store reached directly (as W&B's is for an offline run):
+        ``forebear ui`` shows it at ``/runs/<id>``."""
+        server = self._server()
+        return None if server is None else f"{server}/runs/{self.id}"
+
+    def get_url(self) -> str | None:
+        """W&B's ``run.get_url()``: `url`."""
+        return self.url
+
+    def get_project_url(self) -> str | None:
+        """The page of the project's runs on the server (see `url`); None otherwise."""
+        server = self._server()
+        return None if server is None else f"{server}/runs?project={quote(self.project)}"
+
+    def project_name(self) -> str:
+        """W&B's ``run.project_name()``: `project`."""
+        return self.project
+
+    @property
+    def display_name(self) -> str:
+        """W&B's name for `name`."""
+        return self.name
+
+    @display_name.setter
+    def display_name(self, value: str) -> None:
+        self.name = value
+
+    @property
+    def start_time(self) -> float:
+        """W&B's: when the run started, in seconds since the epoch (`started_at`)."""
+        return self.started_at.timestamp()
+
+    @property
+    def lastHistoryStep(self) -> int:  # W&B's spelling
+        """W&B's: the last step logged, -1 before any."""
+        return max((int(row["step"]) for row in self.history()), default=-1)
+
+    def mark_preempting(self) -> None:
+        """W&B's: tells its server the run may be stopped and resumed; forebear does not
+        resume runs, so there is nothing to tell."""
+
+    def delete(self, delete_artifacts: bool = False) -> list[str]:
+        """W&B's ``run.delete()``: `Store.delete_run`, the versions it logged too with
+        ``delete_artifacts``; the refs of those deleted."""
+        return self._store.delete_run(self.id, delete_outputs=delete_artifacts)
+
+    def _server(self) -> str | None:
+        url = self._store.db_url
+        return url.rstrip("/") if url.startswith(("http://", "https://")) else None
