@@ -321,7 +321,7 @@ def test_the_api_object_reads_outside_a_run(
 
 
 def test_the_api_lists_projects_as_w_and_b_does(
-    store: forebear.Store, version: forebear.ArtifactVersion
+    store: forebear.Store, version: forebear.ArtifactVersion, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """W&B's export loop: every project, then its runs (an entity is only carried)."""
     with forebear.init(project="runs-only", name="lonely", store=store):
@@ -343,6 +343,29 @@ def test_the_api_lists_projects_as_w_and_b_does(
     assert [r.name for r in api.project("runs-only").runs()] == ["lonely"]
     with pytest.raises(forebear.NotFound, match=r"no project named 'nope' \(api.projects"):
         api.project("nope")
+
+    # W&B's overrides (also given first): names without a project are in that project
+    scoped = forebear.Api(store, {"project": "p", "entity": "my-team"}, timeout=19, api_key="k")
+    assert (scoped.default_project, scoped.default_entity) == ("p", "my-team")
+    assert scoped.artifact("ds:v0") == version and scoped.artifact_exists("ds:latest")
+    assert [v.version for v in scoped.artifacts("dataset", "ds")] == ["v0"]
+    assert scoped.artifact_collection("dataset", "ds").name == "ds"
+    assert [r.name for r in scoped.runs()] == ["prepare"]  # not "lonely", of runs-only
+    elsewhere = forebear.Api(store, {"project": "runs-only"})
+    assert not elsewhere.artifact_exists("ds:latest") and elsewhere.artifact_exists("p/ds:v0")
+
+    # a version's page, as a run's (see test_w_and_b_run_attributes_scripts_read)
+    server = getattr(store, "server", None)
+    assert version.entity is None
+    if server is None:
+        assert version.url is None
+        monkeypatch.setenv("FOREBEAR_DB", store.db_url)  # the store found from here
+        monkeypatch.setenv("FOREBEAR_OBJECTS", store.objects_url)
+        assert forebear.Api({"project": "p"}).artifact("ds:v0") == version  # W&B's order
+    else:
+        assert version.url == f"{server.url}/artifacts/p/ds/v0"
+        auth = {"authorization": f"Bearer {server.admin_token}"}
+        assert version.digest in httpx.get(version.url, headers=auth).text
 
 
 def test_the_one_file_of_a_version(

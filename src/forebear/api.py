@@ -17,12 +17,33 @@ class Api:
     forebear refs (``project/name:v3``, ``project/name:alias``); W&B's ``entity/`` has
     no counterpart (a store is the team's)."""
 
-    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | str | os.PathLike[str] | dict[str, Any] | None = None,
+        overrides: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        """The store given (a `Store`, a folder or URL), else the one found from here.
+        W&B's ``overrides`` (also given first, as W&B takes it): ``project`` names the
+        project of names without one and of `runs` without a path; ``timeout`` and
+        ``api_key`` are accepted (a server's token comes from ``FOREBEAR_TOKEN``)."""
+        del timeout, api_key
+        if isinstance(store, dict):
+            store, overrides = None, store
         self.store = store if isinstance(store, Store) else open(store)
+        chosen = dict(overrides or {})
+        self.default_project: str | None = chosen.get("project")
+        self.default_entity: str | None = chosen.get("entity")
+
+    def _named(self, name: str) -> str:
+        """``name`` in the overriding project when it names none."""
+        project = self.default_project
+        return f"{project}/{name}" if project and "/" not in name else name
 
     def artifact(self, name: str, type: str | None = None) -> ArtifactVersion:
         """The version ``name`` names; with ``type``, only if it has that type."""
-        version = self.store.artifact(name)
+        version = self.store.artifact(self._named(name))
         if type is not None and version.type != type:
             raise InvalidInput(f"{version.qualified_ref} has type {version.type!r}, not {type!r}")
         return version
@@ -30,7 +51,7 @@ class Api:
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
         """Whether ``name`` names a version (of ``type``, if given)."""
         try:
-            version = self.store.artifact(name)
+            version = self.store.artifact(self._named(name))
         except NotFound:
             return False
         return type is None or version.type == type
@@ -38,14 +59,14 @@ class Api:
     def artifacts(self, type_name: str, name: str) -> list[ArtifactVersion]:
         """Every version of the artifact ``name`` (``project/name``) that has type
         ``type_name``, oldest first (W&B's ``artifact_versions``, too)."""
-        return [v for v in self.store.versions(name) if v.type == type_name]
+        return [v for v in self.store.versions(self._named(name)) if v.type == type_name]
 
     artifact_versions = artifacts
 
     def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
         """The artifact ``name`` (``project/name``, or a name in the default project) with
         all its versions, if it has type ``type_name``."""
-        latest = self.store.artifact(name.split(":", 1)[0])
+        latest = self.store.artifact(self._named(name.split(":", 1)[0]))
         if latest.type != type_name:
             raise InvalidInput(
                 f"{latest.project}/{latest.name} has type {latest.type!r}, not {type_name!r}"
@@ -110,6 +131,7 @@ class Api:
         ``per_page``, ``include_sweeps`` and ``lazy`` are W&B's paging and loading
         choices: accepted, and the list is whole."""
         del per_page, include_sweeps, lazy
+        path = path or self.default_project
         project = path.rstrip("/").rsplit("/", 1)[-1] if path else None
         if path and path.strip("/").count("/") > 1:
             raise InvalidInput(f"a runs path is 'project' or 'entity/project', not {path!r}")

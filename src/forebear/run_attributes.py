@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+
+from .pages import on_server, run_page, runs_page
 
 if TYPE_CHECKING:
     from .store import Store
@@ -37,8 +38,7 @@ class RunAttributes:
         """The run's page in the web UI of the forebear server the store is reached
         through; None for a store reached directly (as W&B's is for an offline run):
         ``forebear ui`` shows it at ``/runs/<id>``."""
-        server = self._server()
-        return None if server is None else f"{server}/runs/{self.id}"
+        return on_server(self._store.db_url, run_page(self.id))
 
     def get_url(self) -> str | None:
         """W&B's ``run.get_url()``: `url`."""
@@ -46,8 +46,7 @@ class RunAttributes:
 
     def get_project_url(self) -> str | None:
         """The page of the project's runs on the server (see `url`); None otherwise."""
-        server = self._server()
-        return None if server is None else f"{server}/runs?project={quote(self.project)}"
+        return on_server(self._store.db_url, runs_page(self.project))
 
     def project_name(self) -> str:
         """W&B's ``run.project_name()``: `project`."""
@@ -80,7 +79,3 @@ class RunAttributes:
         """W&B's ``run.delete()``: `Store.delete_run`, the versions it logged too with
         ``delete_artifacts``; the refs of those deleted."""
         return self._store.delete_run(self.id, delete_outputs=delete_artifacts)
-
-    def _server(self) -> str | None:
-        url = self._store.db_url
-        return url.rstrip("/") if url.startswith(("http://", "https://")) else None

@@ -36,6 +36,7 @@ from .registry import Linkable, RunRegistry
 from .run_attributes import RunAttributes
 from .run_updates import RunUpdates
 from .runfiles import RunFiles
+from .version_attributes import VersionAttributes
 
 if TYPE_CHECKING:
     from .lineage import Lineage
@@ -45,7 +46,7 @@ LATEST = "latest"  # the alias forebear keeps on each artifact's newest version
 STATUSES = ("running", "finished", "failed", "crashed")
 
 
-class ArtifactVersion(Editable, Linkable, VersionHabits):
+class ArtifactVersion(Editable, Linkable, VersionHabits, VersionAttributes):
     """One version of an artifact, e.g. ``iris-rf:v0``: its files never change; its
     description, metadata, tags, aliases and TTL can be edited, then `save`d."""
 

@@ -8,7 +8,6 @@ Nothing here writes to the store, and no route reads outside it: file downloads 
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from ..errors import (
     StoreError,
 )
 from ..hashing import BLOCK_SIZE
+from ..pages import artifact_page, quoted, run_page, version_page
 from ..paths import REGISTRY
 from ..records import AuditEvent
 from ..store import Store
@@ -47,20 +47,8 @@ ARTIFACTS_PAGE_SIZE = 200  # the home page links every artifact of all but the l
 FILES_PAGE_SIZE = 200
 
 
-def _quote(text: str) -> str:
-    return urllib.parse.quote(text, safe="")
-
-
-def version_url(project: str, name: str, version: str) -> str:
-    return f"/artifacts/{_quote(project)}/{_quote(name)}/{_quote(version)}"
-
-
-def artifact_url(project: str, name: str) -> str:
-    return f"/artifacts/{_quote(project)}/{_quote(name)}"
-
-
-def run_url(run_id: str) -> str:
-    return f"/runs/{_quote(run_id)}"
+# the pages' paths (`forebear.pages`), under the names the templates use
+_quote, version_url, artifact_url, run_url = quoted, version_page, artifact_page, run_page
 
 
 def _page(request: Request) -> int:
