@@ -12,7 +12,6 @@ import glob
 import inspect
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +87,8 @@ class RunFiles:
         for). What it holds when the run finishes is kept with the run, as `save` keeps
         files, under its path in the folder; the folder itself stays."""
         if self._folder is None:
+            import tempfile  # not on the import path of a quick re-log
+
             self._require_running("give a folder for files")
             self._folder = tempfile.mkdtemp(prefix=f"forebear-run-{self.id}-")
         return self._folder
