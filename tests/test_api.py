@@ -325,6 +325,8 @@ def test_module_level_functions_act_on_the_active_run(
     assert finished.outputs == [version]
     with pytest.raises(forebear.RunStateError, match=r"forebear\.init"):
         forebear.log({"x": 1})
+    forebear.finish()  # none active: nothing to finish, as W&B's wandb.finish()
+    assert store.run(run.id).status == "finished"
 
 
 def test_store_settings_come_from_environment(

@@ -19,6 +19,7 @@ import httpx2 as httpx
 import pytest
 
 import forebear
+from forebear.hashing import hash_bytes
 
 from .conftest import run_cli
 
@@ -748,6 +749,30 @@ def test_w_and_b_run_attributes_scripts_read(store: forebear.Store) -> None:
     assert read.delete() == [] and [r.name for r in store.runs("p")] == ["empty-folder"]
     with pytest.raises(forebear.RunStateError, match="cannot give a folder for files"):
         _ = read.dir
+
+
+def test_w_and_b_keyword_names(store: forebear.Store, tmp_path: Path) -> None:
+    """Scripts written for W&B name the arguments as W&B does."""
+    (tmp_path / "loss.png").write_bytes(b"a plot")
+    artifact = forebear.Artifact(
+        name="plots", type="media", incremental=False, use_as=None, storage_region="eu"
+    )
+    named = artifact.add_file(local_path=tmp_path / "loss.png", name="a/loss.png", is_tmp=True)
+    assert named == f"a/{hash_bytes(b'a plot')[:20]}.png"
+    with pytest.raises(forebear.InvalidInput, match=r"new_draft\(\)"):
+        forebear.Artifact("plots", type="media", incremental=True)
+    with forebear.init(project="p", store=store) as run:
+        logged = run.log_artifact(artifact_or_path=artifact, aliases=["first"])
+        assert run.use_artifact(artifact_or_name="plots:first", type="media") == logged
+        assert forebear.use_artifact(artifact_or_name="plots:latest") == logged
+        forebear.log_artifact(artifact_or_path=tmp_path / "loss.png", name="raw-plot")
+        run.finish(exit_code=3)  # W&B's: not 0, so failed
+    assert store.run(run.id).status == "failed" and [v.name for v in run.outputs] == [
+        "plots", "raw-plot",
+    ]  # fmt: skip
+    forebear.init(project="p", store=store)
+    forebear.finish(exit_code=0, quiet=True)
+    assert store.runs("p")[-1].status == "finished"
 
 
 def test_a_run_keeps_its_own_files_and_code(

@@ -93,7 +93,20 @@ class Artifact:
         type: str = "dataset",
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        incremental: bool = False,
+        use_as: str | None = None,
+        storage_region: str | None = None,
     ) -> None:
+        """W&B's ``use_as`` and ``storage_region`` are accepted (the store decides where
+        bytes go); its ``incremental=True``, which W&B replaced by ``new_draft()``, is
+        refused with that advice."""
+        del use_as, storage_region
+        if incremental:
+            raise InvalidInput(
+                "incremental=True is W&B's older way to add to the latest version: start "
+                "from it with store.artifact('name:latest').new_draft() (W&B's too), add "
+                "files, then log the draft"
+            )
         self.name = check_name(name, "artifact")
         if not isinstance(type, str) or not type.strip() or len(type) > 128:
             raise InvalidInput(f"invalid artifact type {type!r}: use a short word such as 'model'")
@@ -224,6 +237,7 @@ class Artifact:
         self,
         local_path: str | os.PathLike[str],
         name: str | None = None,
+        is_tmp: bool = False,
         *,
         overwrite: bool = False,
         policy: str = "mutable",
@@ -231,7 +245,10 @@ class Artifact:
     ) -> str:
         """Add one file; its entry path defaults to the file's basename. Returns the path.
         ``overwrite`` replaces an entry already at that path (else that raises); W&B's
-        ``policy`` and ``skip_cache`` are accepted (see `check_copy_policy`)."""
+        ``policy`` and ``skip_cache`` are accepted (see `check_copy_policy`), and its
+        ``is_tmp`` names the entry by its content, as W&B does: the name's stem becomes
+        the first 20 hex digits of the file's digest (``a/x.png`` -> ``a/<digest>.png``),
+        so files written to one temporary name do not collide."""
         check_copy_policy(policy, skip_cache)
         source = Path(local_path)
         if not source.exists():
@@ -241,6 +258,13 @@ class Artifact:
                 f"cannot add {os.fspath(local_path)!r}: it is not a file (use add_dir for folders)"
             )
         path = normalise_entry_path(name if name is not None else source.name)
+        if is_tmp:
+            from .hashing import hash_file
+
+            folder, _, file_name = path.rpartition("/")
+            parts = file_name.split(".")
+            parts[0] = hash_file(source)[0][:20]
+            path = f"{folder}/" * bool(folder) + ".".join(parts)
         if overwrite:
             with contextlib.suppress(NotFound):
                 self.remove(path)

@@ -127,6 +127,14 @@ class Redaction(NamedTuple):
     actor: str
     purged_at: dt.datetime
 
+    def message(self, ref: str) -> str:
+        """What a reader of this entry of version ``ref`` is told instead of its bytes."""
+        when = self.purged_at.strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"{ref} {self.path}: its bytes were purged by {self.actor} at {when} "
+            f"({self.reason}); the rest of {ref} stays readable"
+        )
+
 
 WEBHOOK_EVENTS = ("version.logged", "version.linked", "alias.moved", "version.deleted")
 

@@ -289,24 +289,24 @@ def _require_active() -> Run:
 
 
 def log_artifact(
-    artifact: artifacts.Artifact | str | os.PathLike[str],
+    artifact_or_path: artifacts.Artifact | str | os.PathLike[str],
     name: str | None = None,
     type: str | None = None,
     aliases: Sequence[str] = (),
     **options: Any,
 ) -> ArtifactVersion:
     """`Run.log_artifact` on the active run."""
-    return _require_active().log_artifact(artifact, name, type, aliases, **options)
+    return _require_active().log_artifact(artifact_or_path, name, type, aliases, **options)
 
 
 def use_artifact(
-    ref: str | ArtifactVersion | artifacts.Artifact,
+    artifact_or_name: str | ArtifactVersion | artifacts.Artifact,
     type: str | None = None,
     aliases: Sequence[str] | None = None,
     use_as: str | None = None,
 ) -> ArtifactVersion:
     """`Run.use_artifact` on the active run."""
-    return _require_active().use_artifact(ref, type, aliases, use_as)
+    return _require_active().use_artifact(artifact_or_name, type, aliases, use_as)
 
 
 def log(values: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
@@ -314,9 +314,14 @@ def log(values: dict[str, Any], step: int | None = None, commit: bool | None = N
     _require_active().log(values, step, commit)
 
 
-def finish(status: str = "finished") -> None:
-    """Finish the active run."""
-    _require_active().finish(status)
+def finish(
+    status: str = "finished", exit_code: int | None = None, quiet: bool | None = None
+) -> None:
+    """Finish the active run (`Run.finish`); with none, nothing to do (as W&B's
+    ``wandb.finish()``, which scripts call at the end whatever happened before)."""
+    run = active_run()
+    if run is not None:
+        run.finish(status, exit_code, quiet)
 
 
 def define_metric(name: str, *args: Any, **options: Any) -> None:

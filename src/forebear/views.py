@@ -249,7 +249,7 @@ class ArtifactVersion(Editable, Linkable, VersionHabits, VersionAttributes):
         entry = self.entry(path)
         for redaction in self.redactions():
             if redaction.path == entry.path:
-                raise IntegrityError(purged_message(self.ref, redaction))
+                raise IntegrityError(redaction.message(self.ref))
         return self._store.content.open_entry(f"{self.ref} {entry.path}", entry)
 
     def diff(self, other: ArtifactVersion) -> Diff:
@@ -379,14 +379,6 @@ class ArtifactVersion(Editable, Linkable, VersionHabits, VersionAttributes):
         }
 
 
-def purged_message(ref: str, redaction: Redaction) -> str:
-    when = redaction.purged_at.strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"{ref} {redaction.path}: its bytes were purged by {redaction.actor} at {when} "
-        f"({redaction.reason}); the rest of {ref} stays readable"
-    )
-
-
 class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
     """One execution of a script: what it read (`use_artifact`) and wrote (`log_artifact`)."""
 
@@ -476,17 +468,17 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
 
     def use_artifact(
         self,
-        ref: str | ArtifactVersion | Artifact,
+        artifact_or_name: str | ArtifactVersion | Artifact,
         type: str | None = None,
         aliases: Sequence[str] | None = None,
         use_as: str | None = None,
     ) -> ArtifactVersion:
-        """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``, or
-        an `Artifact` logged before: the version it became); with ``type``, only if the
-        version has that type. W&B's ``aliases`` are then pointed at it; its ``use_as``
-        (deprecated there) changes nothing."""
+        """Record that this run reads a version (``name``, ``name:v3``, ``name:alias``,
+        or an `Artifact` logged before: the version it became); with ``type``, only if it
+        has that type. W&B's ``aliases`` are then pointed at it; ``use_as`` is accepted."""
         self._require_running("use an artifact")
         del use_as
+        ref = artifact_or_name  # W&B's name for it
         wanted = [
             check_alias(a) for a in ([aliases] if isinstance(aliases, str) else aliases or [])
         ]
@@ -509,7 +501,7 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
 
     def log_artifact(
         self,
-        artifact: Artifact | str | os.PathLike[str],
+        artifact_or_path: Artifact | str | os.PathLike[str],
         name: str | None = None,
         type: str | None = None,
         aliases: Sequence[str] = (),
@@ -525,6 +517,7 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
         ``tags`` are added to the version; ``ttl`` (counted from its creation) makes
         `prune` delete it once passed."""
         self._require_running("log an artifact")
+        artifact = artifact_or_path  # W&B's name for it
         if isinstance(aliases, str):
             aliases = [aliases]
         if isinstance(tags, str):
@@ -558,8 +551,14 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
         artifact.logged, artifact.ttl = version, ttl
         return version
 
-    def finish(self, status: str = "finished") -> None:
-        """End the run; later `log_artifact` calls on it are refused."""
+    def finish(
+        self, status: str = "finished", exit_code: int | None = None, quiet: bool | None = None
+    ) -> None:
+        """End the run; later `log_artifact` calls on it are refused. W&B's ``exit_code``
+        (0: finished, else failed) decides the status when given; ``quiet`` is accepted."""
+        del quiet
+        if exit_code is not None:
+            status = "finished" if exit_code == 0 else "failed"
         if status not in STATUSES or status == "running":
             raise InvalidInput(f"invalid status {status!r}: use 'finished', 'failed' or 'crashed'")
         if self.status != "running":

@@ -35,7 +35,7 @@ from ..paths import REGISTRY
 from ..records import AuditEvent
 from ..store import Store
 from ..units import human_size
-from ..views import ArtifactVersion, Run, purged_message
+from ..views import ArtifactVersion, Run
 from .charts import charts
 from .security import Guard, host_names
 
@@ -360,7 +360,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             raise HTTPException(404, str(exc)) from exc
         for redaction in version.redactions():
             if redaction.path == entry.path:
-                raise HTTPException(410, purged_message(version.ref, redaction))
+                raise HTTPException(410, redaction.message(version.ref))
         # open() checks every byte before the first is handed over: a corrupted object is
         # refused here, never half-sent as good
         stream = version.open(path)
