@@ -732,6 +732,9 @@ def test_w_and_b_run_attributes_scripts_read(store: forebear.Store) -> None:
     read = forebear.Api(store).run(run.id)
     assert read.name == "train-2" and sorted(read.files()) == ["model.pt", "plots/loss.txt"]
     assert read.summary._json_dict == {"loss": 0.5}  # as W&B's guide to exporting reads it
+    assert read.metadata == read.context and read.metadata["python"] and read.sweep is None
+    assert read.system_metrics == {} and read.ended_at is not None
+    assert read.heartbeat_at == read.ended_at.isoformat()
     assert read.file("model.pt").download(folder / "back").read_bytes() == b"weights"
     assert run.dir == str(folder)  # still there once the run finished
     server = getattr(store, "server", None)

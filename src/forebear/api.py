@@ -235,5 +235,5 @@ def _document(run: Run) -> dict[str, Any]:
         "summary_metrics": dict(run.summary), "tags": run.tags,
         "group": run.group, "job_type": run.job_type, "jobType": run.job_type,
         "created_at": created, "createdAt": created,
-        "heartbeat_at": (run.ended_at or run.started_at).isoformat(),
+        "heartbeat_at": run.heartbeat_at,
     }  # fmt: skip

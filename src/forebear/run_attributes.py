@@ -1,6 +1,6 @@
 """The rest of W&B's names on a run that scripts read: where its page is (``url``,
-``get_url()``, ``get_project_url()``), ``display_name``, ``start_time``, the flags of a
-run that is neither resumed, offline nor in a sweep, and ``delete()``."""
+``get_url()``, ``get_project_url()``), ``display_name``, ``start_time``, ``metadata``, the
+flags of a run that is neither resumed, offline nor in a sweep, and ``delete()``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class RunAttributes:
         project: str
         name: str
         started_at: dt.datetime
+        ended_at: dt.datetime | None
+        context: dict[str, Any]
 
         def history(self) -> Any: ...
 
@@ -31,7 +33,25 @@ class RunAttributes:
     offline = False
     disabled = False
     sweep_id = None
+    sweep = None
     starting_step = 0
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """W&B's run metadata (where and how it ran): forebear's `context`, the git
+        commit, command line, host, Python and package versions."""
+        return dict(self.context)
+
+    @property
+    def system_metrics(self) -> dict[str, Any]:
+        """W&B's CPU and GPU samples: forebear records none."""
+        return {}
+
+    @property
+    def heartbeat_at(self) -> str:
+        """W&B's: when the run was last known alive, as ISO 8601 text (its end, or its
+        start while it runs), as `forebear.runfilters` reads it."""
+        return (self.ended_at or self.started_at).isoformat()
 
     @property
     def url(self) -> str | None:
