@@ -71,6 +71,31 @@ def test_w_and_b_filters_and_orders_select_runs(api: forebear.Api) -> None:
     assert names(api.runs(filters={"display_name": "z"})) == ["z"]  # every project
 
 
+def test_runs_without_filters_are_read_as_they_are_used(
+    api: forebear.Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W&B's ``Runs``: iterated a page at a time (two here), counted, indexed and sliced
+    by asking the store for just those runs."""
+    import forebear.run_listing
+
+    monkeypatch.setattr(forebear.run_listing, "PAGE", 2)
+    runs = api.runs("p")
+    assert isinstance(runs, forebear.api.Runs) and len(runs) == 4 and bool(runs)
+    assert names(runs) == ["a", "b", "c", "d"] and names(reversed(runs)) == ["d", "c", "b", "a"]
+    assert (runs[0].name, runs[3].name, runs[-1].name, runs[-4].name) == ("a", "d", "d", "a")
+    assert names(runs[1:3]) == ["b", "c"] and names(runs[::2]) == ["a", "c"]
+    assert names(runs[3:1]) == [] and names(runs[-2:]) == ["c", "d"]
+    for beyond in (4, -5):
+        with pytest.raises(IndexError, match="out of range"):
+            runs[beyond]
+    newest = api.runs("my-team/p", order="-createdAt")
+    assert names(newest) == ["d", "c", "b", "a"] and newest[0].name == "d"
+    assert len(api.runs()) == 5 and api.runs()[4].name == "z"  # every project
+    assert runs[0] in runs and "a" not in names(api.runs("elsewhere"))
+    with forebear.init(project="p", name="e", store=api.store):
+        assert len(runs) == 5 and runs[-1].name == "e"  # read as it is used
+
+
 @pytest.mark.parametrize(
     ("query", "says"),
     [

@@ -3,8 +3,10 @@ its `Project`, `ArtifactCollection` and `ArtifactType`."""
 
 from __future__ import annotations
 
+import operator
 import os
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 from .errors import InvalidInput, NotFound
 from .runfilters import check_query, matches, ordered
@@ -123,13 +125,14 @@ class Api:
         per_page: int = 50,
         include_sweeps: bool = True,
         lazy: bool = True,
-    ) -> list[Run]:
+    ) -> Sequence[Run]:
         """The runs of one project (``project``, or W&B's ``entity/project``; every run
         without one) that pass ``filters``, W&B's MongoDB-style query (``{"state":
         "finished", "config.lr": {"$gt": 0.01}}``: see `forebear.runfilters`), sorted by
         ``order`` (``"+created_at"``, oldest first; ``"-summary_metrics.acc"``).
-        ``per_page``, ``include_sweeps`` and ``lazy`` are W&B's paging and loading
-        choices: accepted, and the list is whole."""
+        Without filters, in order of creation, a `Runs` that reads them a page at a time
+        as it is iterated (W&B's too); otherwise the list of those that pass.
+        ``per_page``, ``include_sweeps`` and ``lazy`` are accepted."""
         del per_page, include_sweeps, lazy
         path = path or self.default_project
         project = path.rstrip("/").rsplit("/", 1)[-1] if path else None
@@ -137,6 +140,8 @@ class Api:
             raise InvalidInput(f"a runs path is 'project' or 'entity/project', not {path!r}")
         if filters is not None:
             check_query(filters)
+        elif isinstance(order, str) and order.lstrip("+-") in ("created_at", "createdAt"):
+            return Runs(self.store, project, newest_first=order.startswith("-"))
         found: list[Run] = []
         documents: list[dict[str, Any]] = []
         for run in self.store.iter_runs(project):  # a page at a time: only matches are kept
@@ -145,6 +150,55 @@ class Api:
                 found.append(run)
                 documents.append(document)
         return ordered(found, documents, order)
+
+
+class Runs(Sequence[Run]):
+    """W&B's ``Runs``: the runs of a project (or of all), oldest or newest first, read from
+    the store a page at a time as they are iterated, so a loop over a hundred thousand
+    runs holds one page. ``len`` is counted by the catalog; an index or a slice reads just
+    those runs. Each use reads the store as it is then."""
+
+    def __init__(self, store: Store, project: str | None, *, newest_first: bool) -> None:
+        self.store = store
+        self.project = project
+        self.newest_first = newest_first
+
+    def __iter__(self) -> Iterator[Run]:
+        return self.store.iter_runs(self.project, newest_first=self.newest_first)
+
+    def __reversed__(self) -> Iterator[Run]:
+        return self.store.iter_runs(self.project, newest_first=not self.newest_first)
+
+    def __len__(self) -> int:
+        return self.store.count_runs(self.project)
+
+    @overload
+    def __getitem__(self, index: int) -> Run: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Run]: ...
+
+    def __getitem__(self, index: int | slice) -> Run | list[Run]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return list(self)[index]
+            return list(self._read(start, max(0, stop - start)))
+        position = operator.index(index)
+        if position < 0:
+            position += len(self)
+        found = list(self._read(position, 1)) if position >= 0 else []
+        if not found:
+            raise IndexError(f"run index {index} is out of range")
+        return found[0]
+
+    def _read(self, start: int, count: int) -> Iterator[Run]:
+        return self.store.iter_runs(
+            self.project, newest_first=self.newest_first, start=start, limit=count
+        )
+
+    def __repr__(self) -> str:
+        return f"<Runs {self.project or 'of every project'}>"
 
 
 class ArtifactCollection:
