@@ -754,6 +754,33 @@ def test_w_and_b_run_attributes_scripts_read(store: forebear.Store) -> None:
         _ = read.dir
 
 
+def test_numbers_of_array_libraries_are_logged_as_numbers(store: forebear.Store) -> None:
+    """NumPy's scalars (``np.float32(0.25)``, a 0-d array, what ``loss.mean()`` returns)
+    are numbers in the history, the summary and a config, as W&B keeps them, not text."""
+    import numpy as np
+
+    class Odd:  # an object with an item() that refuses: kept as its text
+        ndim = 0
+
+        def item(self) -> float:
+            raise RuntimeError("no")
+
+        def __str__(self) -> str:
+            return "odd"
+
+    with forebear.init(project="p", store=store, config={"lr": np.float32(0.5)}) as run:
+        run.log({"loss": np.float32(0.25), "seen": np.int64(3), "mean": np.array(1.5)})
+        run.log({"loss": np.float32("nan"), "odd": Odd(), "arr": np.array([1, 2])})
+        with pytest.raises(forebear.InvalidInput, match="finite"):
+            run.config.update({"bad": np.float32("inf")})
+    read = store.run(run.id)
+    assert read.config == {"lr": 0.5}
+    assert read.history() == [{"step": 0, "loss": 0.25, "seen": 3, "mean": 1.5}]
+    assert {k: read.summary[k] for k in ("loss", "seen", "mean", "odd", "arr")} == {
+        "loss": "NaN", "seen": 3, "mean": 1.5, "odd": "odd", "arr": "[1 2]",
+    }  # fmt: skip
+
+
 def test_w_and_b_keyword_names(store: forebear.Store, tmp_path: Path) -> None:
     """Scripts written for W&B name the arguments as W&B does."""
     (tmp_path / "loss.png").write_bytes(b"a plot")

@@ -3,6 +3,7 @@ must be plain JSON with finite numbers, and nested no deeper than any reader can
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Mapping
@@ -80,6 +81,19 @@ def config_values(value: Any) -> Any:
     return value
 
 
+def _as_json(value: Any) -> Any:
+    """What JSON holds of a value it has no form for: a single number of an array library
+    (NumPy's ``float32(0.25)``, a 0-d array or tensor, as ``loss.mean()`` returns) as that
+    number, as W&B keeps it; anything else as its text."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        with contextlib.suppress(Exception):  # an object's own item() may refuse
+            number = item()
+            if isinstance(number, (bool, int, float, str)):
+                return number
+    return str(value)
+
+
 def json_dict(
     value: dict[str, Any] | None, what: str, *, non_finite_as_text: bool = False
 ) -> dict[str, Any]:
@@ -96,8 +110,8 @@ def json_dict(
     check_depth(value, what, finite=not non_finite_as_text)
     try:
         if non_finite_as_text:
-            return dict(json.loads(json.dumps(value, default=str), parse_constant=str))
-        return dict(json.loads(json.dumps(value, allow_nan=False, default=str)))
+            return dict(json.loads(json.dumps(value, default=_as_json), parse_constant=str))
+        return dict(json.loads(json.dumps(value, allow_nan=False, default=_as_json)))
     except ValueError as exc:
         raise InvalidInput(f"{what} must hold finite numbers: {exc}") from exc
     except TypeError as exc:  # a key JSON cannot name, such as a tuple
