@@ -139,3 +139,16 @@ def test_packs_benchmark_counts_requests_and_writes_its_section(
     packed, boto = rows["| forebear, format 3 (packs)"], rows["| raw boto3, 32 threads"]
     assert int(boto[2]) == 40 and int(boto[4]) == 40  # one request a file, each way
     assert int(packed[2]) < 40 and int(packed[4]) < 10  # a pack: a few requests in all
+
+
+def test_runs_benchmark_lists_every_way_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    done = run_benchmark("runs_bench.py", "--runs", "300", "--write", str(report))
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n")
+    assert "<!-- runs-bench:begin -->" in text and "| listing | 300 runs |" in text
+    for step in ("`forebear runs --json`", "web UI, last runs page (6)", "export loop"):
+        assert step in text
+    assert "failed" not in text
