@@ -251,9 +251,9 @@ class Project:
         del per_page
         return Api(self.store).artifact_types(self.name)
 
-    def runs(self) -> list[Run]:
-        """This project's runs, oldest first."""
-        return self.store.runs(self.name)
+    def runs(self) -> Runs:
+        """This project's runs, oldest first, read as they are used (see `Runs`)."""
+        return Runs(self.store, self.name, newest_first=False)
 
     def __repr__(self) -> str:
         return f"<Project {self.name}>"
