@@ -58,7 +58,9 @@ class GuardedRuns:
         if limit is None or limit > MOST_RUNS_AT_ONCE:  # a page, never a whole catalog
             raise InvalidInput(
                 f"a server lists at most {MOST_RUNS_AT_ONCE} runs at a time: ask for a limit,"
-                " and for the next page after the id of the last run listed (after=...)"
+                " and for the next page after the id of the last run listed (after=...); a"
+                " forebear client that asks for every run at once is older than this server:"
+                " upgrade it"
             )
         if after is not None:
             self.run(after)  # a run id from a project the user may not read is not a key
