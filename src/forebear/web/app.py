@@ -58,9 +58,15 @@ def _page(request: Request) -> int:
         return 1
 
 
+def _bounded(page: int, total: int, size: int) -> tuple[int, int]:
+    """The page asked for, kept within the pages ``total`` items fill (at least one), and
+    how many pages there are."""
+    pages = max(1, -(-total // size))
+    return min(page, pages), pages
+
+
 def _paginate(items: list[Any], page: int, size: int) -> dict[str, Any]:
-    pages = max(1, -(-len(items) // size))
-    page = min(page, pages)
+    page, pages = _bounded(page, len(items), size)
     return {
         "items": items[(page - 1) * size : page * size],
         "page": page,
@@ -243,8 +249,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         project = request.query_params.get("project") or None
         deleted = request.query_params.get("deleted") == "1"
         total = store.count_runs(project, include_deleted=deleted)
-        pages = max(1, -(-total // PAGE_SIZE))
-        page = min(_page(request), pages)
+        page, pages = _bounded(_page(request), total, PAGE_SIZE)
         found = store.iter_runs(
             project, include_deleted=deleted, newest_first=True,
             start=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE,
