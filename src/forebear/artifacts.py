@@ -264,7 +264,7 @@ class Artifact:
             folder, _, file_name = path.rpartition("/")
             parts = file_name.split(".")
             parts[0] = hash_file(source)[0][:20]
-            path = f"{folder}/" * bool(folder) + ".".join(parts)
+            path = f"{folder}/{'.'.join(parts)}" if folder else ".".join(parts)
         if overwrite:
             with contextlib.suppress(NotFound):
                 self.remove(path)

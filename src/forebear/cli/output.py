@@ -44,8 +44,12 @@ def shown(value: object) -> str:
     return _ACTED_ON_OR_NEWLINE.sub(_escaped, str(value))
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
 def emit_json(value: Any) -> None:
-    echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    echo(_json_text(value))
 
 
 def emit_json_list(items: Iterable[Any]) -> None:
@@ -53,7 +57,7 @@ def emit_json_list(items: Iterable[Any]) -> None:
     `emit_json` of the whole list), so a long listing is never held whole."""
     opened = False
     for item in items:
-        text = json.dumps(item, indent=2, sort_keys=True, default=str).replace("\n", "\n  ")
+        text = _json_text(item).replace("\n", "\n  ")
         echo(f",\n  {text}" if opened else f"[\n  {text}", nl=False)
         opened = True
     echo("\n]" if opened else "[]")
