@@ -165,6 +165,25 @@ def test_step_metrics_keep_a_history(store: forebear.Store) -> None:
         assert json.loads(done.stdout)[0] == {"step": 0, "loss": 1.0, "acc": 0.0}
 
 
+def test_a_whole_number_logged_is_read_back_whole(store: forebear.Store) -> None:
+    """An epoch logged as 3 comes back as 3, not 3.0 (``range(row["epoch"])`` works), as
+    W&B's ``scan_history`` gives it; a float stays a float, even one with no fraction."""
+    with forebear.init(project="p", store=store) as run:
+        for epoch in range(2):
+            run.log({"epoch": epoch, "acc": 1.0, "seen": 2**62 + epoch, "huge": 2**70})
+        with pytest.raises(forebear.InvalidInput, match="too large to chart"):
+            run.log({"epoch": 10**400})  # beyond any float: refused, nothing kept
+    history = store.run(run.id).history()
+    assert history == [
+        {"step": 0, "epoch": 0, "acc": 1.0, "seen": 2**62, "huge": float(2**70)},
+        {"step": 1, "epoch": 1, "acc": 1.0, "seen": 2**62 + 1, "huge": float(2**70)},
+    ]
+    assert [type(row["epoch"]) for row in history] == [int, int]
+    assert [type(row["acc"]) for row in history] == [float, float]
+    assert [row["epoch"] for row in run.scan_history(keys=["epoch"])] == [0, 1]
+    assert store.run(run.id).summary["epoch"] == 1
+
+
 def test_the_run_page_charts_each_metric(local_store: forebear.Store) -> None:
     from starlette.testclient import TestClient
 

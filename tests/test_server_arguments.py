@@ -113,6 +113,8 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
          "values cannot be"),
         ("log_metrics", {"run_id": run_id, "step": 1, "values": {LONG: 1}, "summary": {}},
          "at most 256 characters"),
+        ("log_metrics", {"run_id": run_id, "step": 1, "values": {"x": 10**400}, "summary": {}},
+         "values cannot be"),  # float() of it would overflow
         ("link", {"version_id": version.id, "collection": LONG, "aliases": [], "reason": None,
                   "run_id": None}, "invalid collection name"),
         ("link", {"version_id": HUGE, "collection": "c", "aliases": [], "reason": None,

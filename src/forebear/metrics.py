@@ -1,11 +1,12 @@
 """Checking what goes into a run's history: a step is a whole number, and only numbers are
-charted (other values still reach the summary); and what the summary keeps of each metric
-(`MetricSummaries`)."""
+charted (other values still reach the summary); a whole number stays whole (an epoch read
+back is ``3``, not ``3.0``); and what the summary keeps of each metric (`MetricSummaries`)."""
 
 from __future__ import annotations
 
 import fnmatch
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -13,6 +14,10 @@ from .errors import InvalidInput
 from .jsonvalues import check_no_nul
 
 T = TypeVar("T")
+
+# Whole numbers the catalog keeps exactly (its 64-bit integers); beyond them, a whole
+# number is kept as the nearest float, as a float-valued chart shows it anyway.
+WHOLE_LIMIT = 2**63
 
 
 def check_step(step: object) -> int:
@@ -43,12 +48,22 @@ def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[
 
 def check_metric(key: object, value: object, step: int) -> float:
     """One value of the history at ``step``, as the catalog keeps it: a finite number
-    under a name of at most 256 characters."""
+    under a name of at most 256 characters; a whole number stays an ``int`` (exactly, up
+    to `WHOLE_LIMIT`)."""
     if not isinstance(key, str) or len(key) > 256:
         raise InvalidInput(f"a metric name is a string of at most 256 characters, not {key!r:.80}")
     check_no_nul(key, "a metric name")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInput(f"metric {key!r} at step {step} is {value!r:.80}: not a number")
+    if isinstance(value, int):
+        if -WHOLE_LIMIT <= value < WHOLE_LIMIT:
+            return value
+        if abs(value) > sys.float_info.max:  # float() would overflow
+            raise InvalidInput(
+                f"metric {key!r} at step {step} is a whole number beyond 1.8e308 (of "
+                f"{value.bit_length()} bits): too large to chart; log its logarithm instead"
+            )
+        return float(value)
     number = float(value)
     if not math.isfinite(number):  # json_dict refuses these first; kept for clarity
         raise InvalidInput(f"metric {key!r} at step {step} is {value!r}: not a finite number")

@@ -234,28 +234,31 @@ def has_run(session: Session, run_id: str) -> bool:
 
 
 def record_metrics(session: Session, run_id: str, step: int, values: dict[str, float]) -> None:
-    """The values of one step; logging a key at a step again replaces its value."""
+    """The values of one step; logging a key at a step again replaces its value. A whole
+    number (an ``int``) is kept exactly too, to be read back as one."""
     pk = run_pk(session, run_id)
     now = utcnow()
     for key, value in values.items():
+        whole = value if isinstance(value, int) else None
         row = session.get(MetricRow, (pk, key, step))
         if row is None:
-            session.add(MetricRow(run_pk=pk, key=key, step=step, value=value, at=now))
+            row = MetricRow(run_pk=pk, key=key, step=step, value=float(value), whole=whole, at=now)
+            session.add(row)
         else:
-            row.value, row.at = value, now
+            row.value, row.whole, row.at = float(value), whole, now
     session.flush()
 
 
 def history(session: Session, run_id: str) -> list[dict[str, Any]]:
     """One row per step, oldest first: ``step`` and the values logged at it."""
     rows = session.execute(
-        select(MetricRow.step, MetricRow.key, MetricRow.value)
+        select(MetricRow.step, MetricRow.key, MetricRow.value, MetricRow.whole)
         .where(MetricRow.run_pk == run_pk(session, run_id))
         .order_by(MetricRow.step, MetricRow.key)
     )
     found: dict[int, dict[str, Any]] = {}
-    for step, key, value in rows:
-        found.setdefault(step, {"step": step})[key] = value
+    for step, key, value, whole in rows:
+        found.setdefault(step, {"step": step})[key] = value if whole is None else whole
     return list(found.values())
 
 

@@ -442,6 +442,9 @@ class MetricRow(Base):
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the value exactly, when it was logged as a whole number (an epoch, a sample count):
+    # read back as an int, where ``value`` (a float, for charts) could round it
+    whole: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class DistributedRow(Base):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -122,11 +122,11 @@ def _fits(value: Any, hint: Any) -> bool:
     if hint is None or hint is type(None):
         return value is None
     if origin is None:
-        if hint is float:
+        if hint is float:  # finite, and no whole number that float() would overflow
             return (
                 isinstance(value, (int, float))
                 and not isinstance(value, bool)
-                and math.isfinite(value)
+                and abs(value) <= sys.float_info.max
             )
         if hint is int:
             return (
