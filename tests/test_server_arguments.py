@@ -206,8 +206,8 @@ def test_a_commit_is_checked_before_it_reaches_the_catalog(served: Served) -> No
 # calls left out: those that would lock the admin out, or rewrite the whole store
 _LEFT_OUT = {"revoke_token", "disable_user", "upgrade", "rebuild_index"}
 _HOSTILE = st.sampled_from(
-    [NAN, INF, -INF, HUGE, -HUGE, -1, 0, 2**63, "", LONG, "../x", "v3", None, True,
-     [], [LONG], {}, {"a": NAN}, {LONG: 1}, [[[[[[1]]]]]], dt.datetime(1, 1, 1),
+    [NAN, INF, -INF, HUGE, -HUGE, -1, 0, 2**63, 10**400, "", LONG, "../x", "v3", None, True,
+     [], [LONG], {}, {"a": NAN}, {"a": 10**400}, {LONG: 1}, [[[[[[1]]]]]], dt.datetime(1, 1, 1),
      dt.datetime(9999, 12, 31), dt.timedelta(days=-1), dt.timedelta(days=10**8)]
 )  # fmt: skip
 

@@ -341,6 +341,14 @@ def test_malformed_and_oversized_requests_get_one_clear_4xx(team: Team) -> None:
             ),
             ("POST", "/api/v1/call/entries", b'{"$d": {"args": [1, 0, 10000000]}}'),
             ("POST", "/api/v1/call/which", b'{"$d": {"args": [["x"]]}}'),
+            # a duration or a number beyond any float: float() of it would overflow
+            ("POST", "/api/v1/call/gc", b'{"$d": {"args": [true, {"$td": 1e300}]}}'),
+            ("POST", "/api/v1/call/gc", b'{"$d": {"args": [true, {"$td": 1' + b"0" * 400 + b"}]}}"),
+            ("POST", "/api/v1/present", wire.dumps({"sizes": {"0" * 32: 10**400}})),
+            ("POST", "/api/v1/present", wire.dumps({"sizes": {"0" * 32: 1e300}})),
+            ("POST", "/api/v1/uploads", wire.dumps({"sizes": {"0" * 32: 10**400}})),
+            ("POST", "/api/v1/uploads", wire.dumps({"sizes": {"0" * 32: -1}})),
+            ("POST", "/api/v1/present", wire.dumps({"sizes": {"0" * 32: True}})),
         ]
         for method, path, body in cases:
             response = client.request(method, path, content=body)

@@ -119,7 +119,8 @@ def decode(data: Any) -> Any:
             return base64.b64decode(body, validate=True)
     except InvalidInput:
         raise
-    except (TypeError, ValueError, AttributeError, errors.ForebearError) as error:
+    # OverflowError: a duration beyond any float or timedelta ({"$td": 1e300})
+    except (TypeError, ValueError, AttributeError, OverflowError, errors.ForebearError) as error:
         raise InvalidInput(f"malformed request: {error}") from None
     raise InvalidInput("malformed request: a value the forebear protocol does not know")
 

@@ -521,10 +521,13 @@ def signable(count: int) -> None:
 def checked_sizes(body: Any) -> dict[str, int]:
     sizes = body.get("sizes") if isinstance(body, dict) else None
     if not isinstance(sizes, dict) or not all(
-        isinstance(d, str) and DIGEST.fullmatch(d) and isinstance(n, int) and n >= 0
+        isinstance(d, str) and DIGEST.fullmatch(d) and type(n) is int and 0 <= n < 2**63
         for d, n in sizes.items()
     ):
-        raise InvalidInput("malformed request: expected {sizes: {digest: size}}")
+        raise InvalidInput(
+            "malformed request: expected {sizes: {digest: size}}, each size a whole number "
+            "of bytes from 0 (below 2**63)"
+        )
     return sizes
 
 
