@@ -44,6 +44,7 @@ MAKE = textwrap.dedent(
                 values = {"loss": 1.0 / (step + 1 + i), "acc": 0.5 + step / 10}
                 mlflow.log_metrics(values, step=step)
             mlflow.set_tag("team", "risk")
+            mlflow.log_metric("lr_final", 0.01 * (i + 1))  # once, with no step: step 0
             mlflow.log_artifacts(f"{root}/model", artifact_path="model")
             mlflow.log_text("same report", "report.txt")
             mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn")
@@ -51,6 +52,9 @@ MAKE = textwrap.dedent(
     client = MlflowClient()
     client.set_registered_model_alias("churn", "champion", "1")
     client.set_registered_model_alias("churn", "challenger", "2")
+    client.set_model_version_tag("churn", "1", "validation_status", "approved")
+    client.update_model_version("churn", "1", description="the first good one")
+    client.set_registered_model_tag("churn", "owner", "risk team")
     try:
         with mlflow.start_run(run_name="broken"):
             mlflow.log_param("lr", 9)
@@ -120,7 +124,7 @@ def snapshot(store: forebear.Store) -> dict[str, object]:
     return {
         "runs": sorted((r.id, r.status, r.name, str(r.ended_at)) for r in runs),
         "versions": sorted(
-            (v.qualified_ref, tuple(v.aliases), v.digest)
+            (v.qualified_ref, tuple(v.aliases), v.digest, v.description, str(v.metadata))
             for project in {r.project for r in runs} | {"registry"}
             for v in store.artifacts(project=project)
             for v in store.versions(v.name, project=project)
@@ -147,12 +151,12 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
         train = runs["train-1"]
         assert train.project == "churn-model" and train.status == "finished"
         assert train.config == {"lr": "0.2", "epochs": "3"}  # params are strings
-        assert train.history() == [
-            {"step": 0, "acc": 0.5, "loss": 0.5},
+        assert train.history() == [  # lr_final at the one step MLflow has it
+            {"step": 0, "acc": 0.5, "loss": 0.5, "lr_final": 0.02},
             {"step": 1, "acc": 0.6, "loss": 1 / 3},
             {"step": 2, "acc": 0.7, "loss": 0.25},
         ]
-        assert train.summary == {"acc": 0.7, "loss": 0.25}
+        assert train.summary == {"acc": 0.7, "loss": 0.25, "lr_final": 0.02}
         assert train.context["tags"]["team"] == "risk"
         train.tags.append("reviewed")  # W&B's tags would replace MLflow's: refused
         with pytest.raises(forebear.InvalidInput, match="tags of the MLflow run"):
@@ -176,6 +180,17 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
         assert champion.source.qualified_ref == "churn-model/model:v0"
         assert store.artifact("registry/churn:challenger").source == model
         assert champion.upstream() == [store.artifact("churn-model/model:v0")]
+        # what MLflow says of each registered version stays with its link
+        assert champion.description == "the first good one"
+        assert champion.metadata["mlflow"]["registered"] == {
+            "model": "churn", "version": "1", "tags": {"validation_status": "approved"},
+            "model_tags": {"owner": "risk team"},
+        }  # fmt: skip
+        challenger = store.artifact("registry/churn:challenger")
+        assert challenger.description is None
+        assert challenger.metadata["mlflow"]["registered"] == {
+            "model": "churn", "version": "2", "model_tags": {"owner": "risk team"},
+        }  # fmt: skip
         echo = store.artifact("registry/echo:latest").source
         assert echo.qualified_ref == "eval/echo:v0"  # an MLflow 3 logged model
         assert echo.producer == runs["package"] and "MLmodel" in echo.files()

@@ -263,8 +263,8 @@ class _Importer:
         for step in sorted(steps):
             run.log(steps[step], step=step)
         last = {k: v for k, v in mlflow_run.data.metrics.items() if math.isfinite(v)}
-        if last:
-            run.log(last)
+        if last:  # the summary only: logged, they would make a history row of their own
+            run.summary.update(last)
         if dropped:
             self.report.notes.append(
                 f"run {mlflow_run.info.run_id}: {dropped} metric value(s) left out (a "
@@ -323,9 +323,15 @@ class _Importer:
             aliases: dict[str, list[str]] = {}
             for alias, number in (getattr(model, "aliases", None) or {}).items():
                 aliases.setdefault(str(number), []).append(alias)
+            about = {  # what MLflow says of the model as a whole
+                "model_description": getattr(model, "description", None) or "",
+                "model_tags": dict(getattr(model, "tags", None) or {}),
+            }
             for model_version in sorted(self._model_versions(model.name), key=_number):
                 named = [*aliases.get(str(model_version.version), []), *model_version.aliases]
-                self._link(model.name, model_version, named, chosen)
+                linked = self._link(model.name, model_version, named, chosen)
+                if linked is not None:
+                    _describe(linked, model.name, model_version, about)
 
     def _model_versions(self, model: str) -> Iterator[Any]:
         def fetch(token: str | None) -> Any:
@@ -337,12 +343,12 @@ class _Importer:
 
     def _link(
         self, model: str, model_version: Any, named: list[str], chosen: set[str] | None
-    ) -> None:
+    ) -> ArtifactVersion | None:
         """Link one registered model version into ``registry/<model>`` with its aliases
-        (``named``, and its legacy stage)."""
+        (``named``, and its legacy stage); the link (None: its run was not imported)."""
         source = self._source(model, model_version, chosen)
         if source is None:
-            return
+            return None
         aliases: list[str] = []
         for alias in [*named, STAGE_ALIASES.get(model_version.current_stage)]:
             if alias is None or alias in aliases:
@@ -366,6 +372,7 @@ class _Importer:
             linked = source.link(f"{REGISTRY}/{collection}", reason=IMPORTED)
         if linked.id not in linked_before:
             self.report.links += 1
+        return linked
 
     def _source(
         self, model: str, model_version: Any, chosen: set[str] | None
@@ -409,6 +416,28 @@ class _Importer:
             self.fallback_run.finish()
         self.fallback_run = init(project=project, name="import from MLflow", store=self.store)
         return self.fallback_run
+
+
+def _describe(
+    linked: ArtifactVersion, model: str, model_version: Any, about: dict[str, Any]
+) -> None:
+    """Keep on a registry link what MLflow says of its model version: its description
+    (unless the link has one already, so an edit made in forebear stays) and, under
+    ``metadata["mlflow"]["registered"]``, the model's name, the version's number and
+    tags, and the model's own tags and description (where a governance step, such as a
+    ``validation_status`` tag, was recorded). Importing again changes nothing."""
+    registered: dict[str, Any] = {"model": model, "version": str(model_version.version)}
+    details = {"tags": dict(getattr(model_version, "tags", None) or {}), **about}
+    registered.update({key: value for key, value in details.items() if value})
+    origin = linked.metadata.get(SOURCE)
+    if isinstance(origin, dict):
+        origin["registered"] = registered
+    else:
+        linked.metadata[SOURCE] = {"registered": registered}
+    description = getattr(model_version, "description", None)
+    if description and not linked.description:
+        linked.description = description
+    linked.save()
 
 
 def check_tracking_uri(tracking_uri: object) -> str:
