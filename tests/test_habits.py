@@ -476,6 +476,26 @@ def test_the_w_and_b_options_of_adding_files(
     assert len([p for p in version.files() if p.startswith("ref/")]) == 4
 
 
+def test_a_change_after_logging_warns_that_it_reaches_only_a_next_version(
+    store: forebear.Store, make_tree: TreeMaker
+) -> None:
+    """W&B refuses to change a logged artifact; here the change is kept for the next log
+    of the same artifact, and a warning says so, rather than the file seeming added."""
+    folder = make_tree("data", {"a.txt": "a", "b.txt": "b"})
+    artifact = forebear.Artifact("ds", type="dataset")
+    artifact.add_file(folder / "a.txt")
+    with forebear.init(project="p", store=store) as run:
+        first = run.log_artifact(artifact)
+        with pytest.warns(forebear.ForebearWarning, match=r"logged already \(as ds:v0\)"):
+            artifact.add_file(folder / "b.txt")
+        artifact.remove("a.txt")  # warned once for this version: no second warning
+        assert first.files() == ["a.txt"]  # the logged version is as it was
+        second = run.log_artifact(artifact)
+    assert (second.version, second.files()) == ("v1", ["b.txt"])
+    with pytest.warns(forebear.ForebearWarning, match=r"as ds:v1"):
+        artifact.remove("b.txt")
+
+
 def test_a_ttl_set_on_the_artifact_is_kept(store: forebear.Store, make_tree: TreeMaker) -> None:
     """W&B's guide sets ``artifact.ttl`` before logging; a TTL given to `log_artifact`
     stays when the logged artifact's other edits are saved."""

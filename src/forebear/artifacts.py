@@ -129,6 +129,7 @@ class Artifact:
         self._dropped: set[str] = set()
         self._dropped_folders: set[str] = set()
         self.logged: Any = None  # the version (views.ArtifactVersion) it became once logged
+        self._warned_after: Any = None  # the logged version a change after it was warned of
         self.ttl: dt.timedelta | None = None  # W&B's: how long the version lives, once logged
 
     def __repr__(self) -> str:
@@ -211,7 +212,24 @@ class Artifact:
         finally:
             self.base = base
 
+    def _changing(self, stacklevel: int = 4) -> None:
+        """Warn (once per logged version) that a change made after logging reaches no
+        logged version: W&B refuses it (a logged artifact is final), and here it only
+        goes into the next version if this artifact is logged again."""
+        if self.logged is None or self._warned_after is self.logged:
+            return
+        self._warned_after = self.logged
+        ref = getattr(self.logged, "ref", self.name)
+        warnings.warn(
+            f"artifact {self.name!r} is logged already (as {ref}), which this change does "
+            "not alter: it goes into a new version only if the artifact is logged again "
+            "(to change the logged version's files, log version.new_draft())",
+            ForebearWarning,
+            stacklevel=stacklevel,  # the caller's line (4: through _add)
+        )
+
     def _add(self, rows: list[tuple[Any, ...]]) -> None:
+        self._changing()
         if self.base is not None and rows:
             candidates = [
                 row[0]
@@ -394,6 +412,7 @@ class Artifact:
         path = item.path if isinstance(item, ManifestEntry) else item
         if not isinstance(path, str) or not path:
             raise InvalidInput(f"remove takes an entry path, not {item!r}")
+        self._changing(stacklevel=3)
         folder = path.endswith("/")
         key = normalise_entry_path(path.rstrip("/")) + ("/" if folder else "")
         found = self._entries.remove(key, prefix=folder)
