@@ -543,6 +543,13 @@ def test_a_logged_artifact_links_into_the_registry_by_w_and_b_paths(
     api = forebear.Api(store)  # and read back by the W&B path
     assert api.artifact("wandb-registry-model/churn:staging").qualified_ref == "registry/churn:v0"
     assert api.artifact("my-org/wandb-registry-model/churn:v0").source.qualified_ref == "p/model:v0"
+    link = api.artifact("my-org/wandb-registry-model/churn:v0")  # W&B's source_* name
+    assert (link.source_name, link.source_project) == ("model:v0", "p")  # what it links
+    assert link.source_qualified_name == "p/model:v0" and link.source_version == "v0"
+    assert link.source_artifact == link.source and link.source_entity is None
+    assert (link.collection.project, link.collection.name) == ("registry", "churn")
+    assert link.source_collection.versions() == [link.source]
+    assert link.source.source_artifact == link.source  # a logged version: itself
     for legacy_ref in ("model-registry/churn:staging", "my-team/model-registry/churn:latest"):
         assert api.artifact(legacy_ref).qualified_ref == "registry/churn:v0"  # the older path
     with pytest.raises(forebear.InvalidInput, match="names the registry"):

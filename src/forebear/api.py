@@ -11,6 +11,7 @@ from typing import Any, overload
 from .errors import InvalidInput, NotFound
 from .runfilters import check_query, matches, ordered
 from .store import Store, open
+from .version_attributes import ArtifactCollection
 from .views import ArtifactVersion, Run
 
 
@@ -199,36 +200,6 @@ class Runs(Sequence[Run]):
 
     def __repr__(self) -> str:
         return f"<Runs {self.project or 'of every project'}>"
-
-
-class ArtifactCollection:
-    """W&B's ``ArtifactCollection``: one artifact (``project/name``) and its versions."""
-
-    def __init__(self, store: Store, latest: ArtifactVersion) -> None:
-        self.store = store
-        self.project = latest.project
-        self.name = latest.name
-        self.type = latest.type
-        self.description = latest.description
-
-    def versions(self) -> list[ArtifactVersion]:
-        """Every version, oldest first."""
-        return self.store.versions(self.name, self.project)
-
-    artifacts = versions
-
-    @property
-    def aliases(self) -> list[str]:
-        """Every alias some version carries, by name."""
-        return sorted({alias for version in self.versions() for alias in version.aliases})
-
-    def is_sequence(self) -> bool:
-        """Always: every forebear artifact is a sequence of versions (W&B's portfolios are
-        registry links, `link_artifact`)."""
-        return True
-
-    def __repr__(self) -> str:
-        return f"<ArtifactCollection {self.project}/{self.name} {self.type}>"
 
 
 class Project:

@@ -237,24 +237,6 @@ class VersionHabits:
         return self._this().qualified_ref
 
     @property
-    def source_name(self) -> str:
-        """``name:v3``: the version itself, however it was reached (a registry alias
-        resolves to it)."""
-        return self._this().ref
-
-    @property
-    def source_version(self) -> str:
-        return self._this().version
-
-    @property
-    def source_project(self) -> str:
-        return self._this().project
-
-    @property
-    def source_qualified_name(self) -> str:
-        return self._this().qualified_ref
-
-    @property
     def state(self) -> str:
         """W&B's state of a logged version: ``"COMMITTED"``, or ``"DELETED"`` once
         deleted (an `Artifact` not logged yet is ``"PENDING"``)."""
