@@ -434,6 +434,8 @@ def test_runs_are_read_a_page_at_a_time_without_skipping_or_repeating(
     assert [r.id for r in store.iter_runs(start=2, limit=4)] == made[2:6]
     assert [r.id for r in store.iter_runs(newest_first=True, start=6)] == made[1::-1]
     assert list(store.iter_runs(start=8)) == [] and list(store.iter_runs(limit=0)) == []
+    with pytest.raises(forebear.InvalidInput, match="start counts runs from 0"):
+        list(store.iter_runs(start=10**30))  # beyond what a catalog binds: one clear error
 
     # a run started and one deleted while a listing is half read (two pages of three
     # held): counting pages would list a run twice, or skip one

@@ -201,6 +201,8 @@ def test_unknown_version_lists_the_existing_ones(store: forebear.Store, source: 
     assert "v1" in message
     with pytest.raises(forebear.VersionNotFound, match="nightly"):
         store.artifact("thing:nightly")
+    with pytest.raises(forebear.VersionNotFound, match="no version thing:v9999"):
+        store.artifact("thing:v" + "9" * 5000)  # more digits than Python converts
 
 
 @pytest.mark.parametrize(

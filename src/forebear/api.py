@@ -188,7 +188,7 @@ class Runs(Sequence[Run]):
         position = operator.index(index)
         if position < 0:
             position += len(self)
-        found = list(self._read(position, 1)) if position >= 0 else []
+        found = list(self._read(position, 1)) if 0 <= position < 2**63 else []
         if not found:
             raise IndexError(f"run index {index} is out of range")
         return found[0]

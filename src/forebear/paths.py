@@ -63,8 +63,15 @@ def is_version(text: str) -> bool:
     return bool(_VERSION_RE.fullmatch(text))
 
 
+# More digits than any version number has: read as a number no catalog holds (Python
+# refuses to convert a string of more than 4,300 digits at all).
+_MOST_DIGITS = 19
+
+
 def version_number(text: str) -> int:
-    return int(text[1:])
+    """``v12`` -> 12; a number of more than 19 digits as 10**19, which no version has."""
+    digits = text[1:]
+    return int(digits) if len(digits) <= _MOST_DIGITS else 10**_MOST_DIGITS
 
 
 def check_text(path: str) -> str:

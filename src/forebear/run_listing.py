@@ -46,9 +46,9 @@ class StoreRuns:
         skipped."""
         for name, value in (("start", start), ("limit", limit)):
             if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 0
-            ):
-                raise InvalidInput(f"{name} counts runs from 0, not {value!r:.80}")
+                not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63
+            ):  # beyond 2**63, no catalog could bind it
+                raise InvalidInput(f"{name} counts runs from 0 (below 2**63), not {value!r:.80}")
         store = cast("Store", self)  # this is a Store's half
         pages = run_pages(self.backend, project, include_deleted, newest_first, start, limit)
         for data in pages:
