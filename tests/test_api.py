@@ -436,6 +436,7 @@ def test_runs_are_read_a_page_at_a_time_without_skipping_or_repeating(
     assert list(store.iter_runs(start=8)) == [] and list(store.iter_runs(limit=0)) == []
     with pytest.raises(forebear.InvalidInput, match="start counts runs from 0"):
         list(store.iter_runs(start=10**30))  # beyond what a catalog binds: one clear error
+    assert [r.id for r in store.iter_runs(limit=10**30)] == made  # no bound on a limit
 
     # a run started and one deleted while a listing is half read (two pages of three
     # held): counting pages would list a run twice, or skip one

@@ -44,11 +44,15 @@ class StoreRuns:
         read a page at a time as the loop goes: memory stays flat with any number of
         runs, and a run started meanwhile is neither listed twice nor makes another
         skipped."""
-        for name, value in (("start", start), ("limit", limit)):
+        for name, value, below in (("start", start, 2**63), ("limit", limit, None)):
             if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63
-            ):  # beyond 2**63, no catalog could bind it
-                raise InvalidInput(f"{name} counts runs from 0 (below 2**63), not {value!r:.80}")
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < 0
+                or (below is not None and value >= below)  # no catalog could bind it
+            ):
+                bound = "" if below is None else " (below 2**63)"
+                raise InvalidInput(f"{name} counts runs from 0{bound}, not {value!r:.80}")
         store = cast("Store", self)  # this is a Store's half
         pages = run_pages(self.backend, project, include_deleted, newest_first, start, limit)
         for data in pages:
