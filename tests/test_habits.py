@@ -574,6 +574,9 @@ def test_w_and_b_names_of_a_version_its_files_and_its_manifest(
     assert (csv.name, csv.size) == ("train.csv", 1)  # type: ignore[attr-defined]
     assert csv.digest == version.entry("train.csv").digest  # type: ignore[attr-defined]
     assert csv.download(tmp_path / "one") == (tmp_path / "one" / "train.csv").resolve()  # type: ignore[attr-defined]
+    entry = version.get_entry("train.csv")  # W&B's arguments, taken as W&B code passes them
+    written = entry.download(root=tmp_path / "two", skip_cache=True, executor=None, multipart=None)
+    assert written == (tmp_path / "two" / "train.csv").resolve() and written.read_text() == "t"
     assert tree(tmp_path / "one") == {"train.csv": "t"}
     entries = version.manifest.entries
     assert entries["images/a.png"].size == 1 and entries[0].path == "images/a.png"

@@ -64,9 +64,17 @@ class Entry:
     def __repr__(self) -> str:
         return f"<Entry {self.version.ref} {self.path}>"
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+    def download(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        skip_cache: bool | None = None,
+        executor: Any = None,
+        multipart: bool | None = None,
+    ) -> Path:
         """Write this file, verified, to ``root/<path>`` (default: the version's folder in
-        the store's cache); the path written."""
+        the store's cache); the path written. W&B's ``skip_cache``, ``executor`` and
+        ``multipart`` are accepted and change nothing (as for `ArtifactVersion.download`)."""
+        del skip_cache, executor, multipart
         folder = self.version.download(root, path_prefix=self.path, exact=True)
         return folder / self.path
 
@@ -194,9 +202,11 @@ class FileName(str):
     def digest(self) -> str | None:
         return self.entry.digest
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+    def download(
+        self, root: str | os.PathLike[str] | None = None, skip_cache: bool | None = None
+    ) -> Path:
         """Write this one file to ``root/<path>`` (default: the version's cache folder)."""
-        return Entry(self.version, self.entry).download(root)
+        return Entry(self.version, self.entry).download(root, skip_cache)
 
 
 def file_names(version: ArtifactVersion, entries: Iterable[ManifestEntry]) -> list[str]:
