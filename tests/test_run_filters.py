@@ -94,6 +94,8 @@ def test_runs_without_filters_are_read_as_they_are_used(
     assert runs[0] in runs and "a" not in names(api.runs("elsewhere"))
     with forebear.init(project="p", name="e", store=api.store):
         assert len(runs) == 5 and runs[-1].name == "e"  # read as it is used
+    api.flush()  # what W&B's polling loop calls to see a run change: the store is read
+    assert api.run(f"p/{runs[-1].id}").state == "finished"
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,10 @@ class Api:
         project = self.default_project
         return f"{project}/{name}" if project and "/" not in name else name
 
+    def flush(self) -> None:
+        """W&B's ``api.flush()``, which clears its cache of runs so a polling loop sees
+        them change: every read here asks the store, so there is nothing to clear."""
+
     def artifact(self, name: str, type: str | None = None) -> ArtifactVersion:
         """The version ``name`` names; with ``type``, only if it has that type."""
         version = self.store.artifact(self._named(name))
