@@ -174,6 +174,17 @@ def test_a_change_of_a_run_is_stored_as_the_api_stores_it(served: Served) -> Non
     assert (run.config, run.tags) == ({"pair": [1, 2]}, ["t"])
 
 
+def test_metrics_a_foreign_client_sends_are_kept_as_the_api_keeps_them(served: Served) -> None:
+    """A whole number beyond the catalog's 64-bit integers is kept as its float, as
+    `run.log` keeps it (stored whole, it overflowed the column: a server error)."""
+    values = {"epoch": 3, "seen": 2**70, "loss": 0.5}
+    answer = served.call("log_metrics", run_id=served.run.id, step=7, values=values, summary={})
+    assert answer.status_code == 200, answer.text
+    row = served.store.run(served.run.id).history()[-1]
+    assert row == {"step": 7, "epoch": 3, "seen": float(2**70), "loss": 0.5}
+    assert type(row["epoch"]) is int
+
+
 def test_a_commit_is_checked_before_it_reaches_the_catalog(served: Served) -> None:
     """The fields of ``POST /api/v1/commit`` the catalog would take as they are."""
     before = served.state()

@@ -78,14 +78,15 @@ class VersionAttributes:
 
 
 class ArtifactCollection:
-    """W&B's ``ArtifactCollection``: one artifact (``project/name``) and its versions."""
+    """W&B's ``ArtifactCollection``: one artifact (``project/name``) and its versions,
+    made from one of them (its latest, as `Api` makes it), whose description it shows."""
 
-    def __init__(self, store: Store, latest: ArtifactVersion) -> None:
+    def __init__(self, store: Store, version: ArtifactVersion) -> None:
         self.store = store
-        self.project = latest.project
-        self.name = latest.name
-        self.type = latest.type
-        self.description = latest.description
+        self.project = version.project
+        self.name = version.name
+        self.type = version.type
+        self.description = version.description
 
     def versions(self) -> list[ArtifactVersion]:
         """Every version, oldest first."""
