@@ -52,6 +52,8 @@ def build_history(store: forebear.Store, make_tree: Callable[..., Path]) -> None
         run.log_artifact(data, name="raw")
     with forebear.init(project="p", name="train", store=store) as run:
         run.use_artifact("raw:v1")
+        for epoch in range(3):
+            run.log({"epoch": epoch, "loss": 1 / (epoch + 1)}, step=epoch)
         model = forebear.Artifact("model", type="model", metadata={"acc": 0.9})
         model.add_dir(make_tree("m", {"w.bin": os.urandom(3000)}))
         run.log_artifact(model, aliases=["best"])
@@ -75,6 +77,8 @@ def test_push_and_pull_carry_versions_lineage_aliases_and_only_missing_objects(
     assert model.upstream()[0].digest == laptop.artifact("raw:v1").digest
     assert [r.name for r in model.consumers] == ["evaluate"]
     assert model.producer is not None and model.producer.id == laptop.artifact("model").producer.id
+    history = laptop.artifact("model").producer.history()
+    assert len(history) == 3 and model.producer.history() == history  # the run's charts too
     assert team.verify() == []
 
     again = laptop.push(team)  # everything now: only raw:v0 is new
@@ -91,6 +95,7 @@ def test_push_and_pull_carry_versions_lineage_aliases_and_only_missing_objects(
         path = other.artifact("model").download(tmp_path / "dl")
         assert (path / "w.bin").read_bytes() == (tmp_path / "m" / "w.bin").read_bytes()
         assert [v.ref for v in other.artifact("model").upstream()] == ["raw:v0"]
+        assert other.artifact("model").producer.history() == history
 
 
 def test_push_refuses_corrupted_objects_and_commits_nothing(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, String, func, literal, select, tuple_, update
@@ -28,6 +28,10 @@ from .schema import (
 )
 
 SelectT = TypeVar("SelectT", bound=Select)  # type: ignore[type-arg]
+
+
+# History rows read from a store at a time when a run is copied to another (`history_rows`)
+_HISTORY_PAGE = 5_000
 
 
 def load_run_summaries(session: Session, run_pks: Iterable[int]) -> dict[int, RunSummary]:
@@ -250,6 +254,27 @@ def record_metrics(session: Session, run_id: str, step: int, values: dict[str, f
         else:
             row.value, row.whole, row.at = float(value), whole, now
     session.flush()
+
+
+def history_rows(session: Session, run_id: str) -> Iterator[dict[str, Any]]:
+    """A run's history as stored, read a few thousand rows at a time: what `copy_history`
+    writes into another store."""
+    rows = session.execute(
+        select(MetricRow.key, MetricRow.step, MetricRow.value, MetricRow.whole, MetricRow.at)
+        .where(MetricRow.run_pk == run_pk(session, run_id))
+        .order_by(MetricRow.step, MetricRow.key)
+        .execution_options(yield_per=_HISTORY_PAGE)
+    )
+    for key, step, value, whole, at in rows:
+        yield {"key": key, "step": step, "value": value, "whole": whole, "at": at}
+
+
+def copy_history(session: Session, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert a run's history read from another store (`history_rows`) under this store's
+    key for the run, in batches: memory stays flat however long the history."""
+    pk = run_pk(session, run_id)
+    table = MetricRow.__table__
+    bulk.insert_rows(session, table, ({**row, "run_pk": pk} for row in rows))  # type: ignore[arg-type]
 
 
 def history(session: Session, run_id: str) -> list[dict[str, Any]]:

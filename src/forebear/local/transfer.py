@@ -2,7 +2,8 @@
 
 A transfer copies the chosen versions together with everything upstream of them (so "which
 data produced this model?" has its answer in the target too), the runs that produced or used
-them, their lineage edges and their aliases, and only the objects the target lacks.
+them (with their histories), their lineage edges and their aliases, and only the objects the
+target lacks.
 
 It follows the commit protocol: objects first (each verified on the way), then one catalog
 transaction per version. A crash leaves at most unreachable objects in the target; running
@@ -166,18 +167,20 @@ def transfer(
         lists = _copy_objects(
             source, target, selection, report, progress.wanted(show_progress), lease
         )
-        _commit(target, selection, lists, report, lease)
+        _commit(source, target, selection, lists, report, lease)
     return report
 
 
 def _commit(
+    source: LocalBackend,
     target: LocalBackend,
     selection: _Selection,
     lists: dict[str, ChunkList],
     report: TransferReport,
     lease: Lease,
 ) -> None:
-    """Insert the runs, then each version with its edges and aliases, in the target."""
+    """Insert the runs (with their histories), then each version with its edges and
+    aliases, in the target."""
     from .commit import check_catalog
 
     with write_session(target.engine) as session:
@@ -187,6 +190,8 @@ def _commit(
             check_name(project, "project")
             if not db_runs.has_run(session, run.id):
                 db_runs.copy_run(session, run, project)
+                with read_session(source.engine) as reading:
+                    db_runs.copy_history(session, run.id, db_runs.history_rows(reading, run.id))
                 report.runs_copied += 1
     placed: dict[int, int] = {}  # version id here -> id in the target
     for version in selection.versions:
