@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 from .errors import InvalidInput, NotFound
+from .records import INTEGER_LIMIT
 from .runfilters import check_query, matches, ordered
 from .store import Store, open
 from .version_attributes import ArtifactCollection
@@ -192,7 +193,7 @@ class Runs(Sequence[Run]):
         position = operator.index(index)
         if position < 0:
             position += len(self)
-        found = list(self._read(position, 1)) if 0 <= position < 2**63 else []
+        found = list(self._read(position, 1)) if 0 <= position < INTEGER_LIMIT else []
         if not found:
             raise IndexError(f"run index {index} is out of range")
         return found[0]

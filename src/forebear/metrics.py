@@ -12,12 +12,9 @@ from typing import Any, TypeVar
 
 from .errors import InvalidInput
 from .jsonvalues import check_no_nul
+from .records import INTEGER_LIMIT
 
 T = TypeVar("T")
-
-# Whole numbers the catalog keeps exactly (its 64-bit integers); beyond them, a whole
-# number is kept as the nearest float, as a float-valued chart shows it anyway.
-WHOLE_LIMIT = 2**63
 
 
 def check_step(step: object) -> int:
@@ -48,16 +45,17 @@ def numeric_values(values: dict[str, Any], step: int, prefix: str = "") -> dict[
 
 def check_metric(key: object, value: object, step: int) -> float:
     """One value of the history at ``step``, as the catalog keeps it: a finite number
-    under a name of at most 256 characters; a whole number stays an ``int`` (exactly, up
-    to `WHOLE_LIMIT`)."""
+    under a name of at most 256 characters; a whole number stays an ``int`` where the
+    catalog keeps it exactly (`kept_whole`), and is its float beyond, as a chart shows it
+    anyway."""
     if not isinstance(key, str) or len(key) > 256:
         raise InvalidInput(f"a metric name is a string of at most 256 characters, not {key!r:.80}")
     check_no_nul(key, "a metric name")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInput(f"metric {key!r} at step {step} is {value!r:.80}: not a number")
+    if kept_whole(value):
+        return value
     if isinstance(value, int):
-        if -WHOLE_LIMIT <= value < WHOLE_LIMIT:
-            return value
         if abs(value) > sys.float_info.max:  # float() would overflow
             raise InvalidInput(
                 f"metric {key!r} at step {step} is a whole number beyond 1.8e308 (of "
@@ -68,6 +66,16 @@ def check_metric(key: object, value: object, step: int) -> float:
     if not math.isfinite(number):  # json_dict refuses these first; kept for clarity
         raise InvalidInput(f"metric {key!r} at step {step} is {value!r}: not a finite number")
     return number
+
+
+def kept_whole(value: object) -> bool:
+    """Whether the catalog keeps ``value`` exactly as a whole number: an int (not a bool)
+    that its 64-bit integers hold."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -INTEGER_LIMIT <= value < INTEGER_LIMIT
+    )
 
 
 def rows_holding(

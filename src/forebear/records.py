@@ -10,6 +10,10 @@ from typing import Any, NamedTuple
 
 from .chunking import Chunking
 
+# The catalog's integers are 64-bit: a whole number it holds (a size, a count, an offset,
+# a metric kept exactly) lies from -INTEGER_LIMIT up to, not including, INTEGER_LIMIT.
+INTEGER_LIMIT = 2**63
+
 
 class VersionData(NamedTuple):
     """One version as the catalog records it."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, cast
 
 from .errors import InvalidInput
+from .records import INTEGER_LIMIT
 from .views import Run
 
 if TYPE_CHECKING:
@@ -44,15 +45,13 @@ class StoreRuns:
         read a page at a time as the loop goes: memory stays flat with any number of
         runs, and a run started meanwhile is neither listed twice nor makes another
         skipped."""
-        for name, value, below in (("start", start, 2**63), ("limit", limit, None)):
+        for name, value in (("start", start), ("limit", limit)):
             if value is not None and (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 0
-                or (below is not None and value >= below)  # no catalog could bind it
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
             ):
-                bound = "" if below is None else " (below 2**63)"
-                raise InvalidInput(f"{name} counts runs from 0{bound}, not {value!r:.80}")
+                raise InvalidInput(f"{name} counts runs from 0, not {value!r:.80}")
+        if start is not None and start >= INTEGER_LIMIT:  # no catalog could bind it
+            raise InvalidInput(f"start counts runs from 0 (below 2**63), not {start!r:.80}")
         store = cast("Store", self)  # this is a Store's half
         pages = run_pages(self.backend, project, include_deleted, newest_first, start, limit)
         for data in pages:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ..errors import (
     RunNotFound,
 )
-from ..metrics import WHOLE_LIMIT
+from ..metrics import kept_whole
 from ..records import RunSummary
 from . import bulk
 from .bulk import insert_ignoring_duplicates
@@ -240,13 +240,13 @@ def has_run(session: Session, run_id: str) -> bool:
 
 def record_metrics(session: Session, run_id: str, step: int, values: dict[str, float]) -> None:
     """The values of one step; logging a key at a step again replaces its value. A whole
-    number (an ``int``) is kept exactly too, to be read back as one, if the catalog's
-    64-bit integers hold it (otherwise as its float, as `metrics.check_metric` keeps it)."""
+    number (an ``int``) is kept exactly too, to be read back as one, where the catalog's
+    integers hold it (`metrics.kept_whole`; otherwise as its float, as `check_metric`
+    keeps it)."""
     pk = run_pk(session, run_id)
     now = utcnow()
     for key, value in values.items():
-        exact = isinstance(value, int) and -WHOLE_LIMIT <= value < WHOLE_LIMIT
-        whole = int(value) if exact else None
+        whole = int(value) if kept_whole(value) else None
         row = session.get(MetricRow, (pk, key, step))
         if row is None:
             row = MetricRow(run_pk=pk, key=key, step=step, value=float(value), whole=whole, at=now)

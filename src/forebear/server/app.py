@@ -73,7 +73,7 @@ from ..objects.file_streams import (
     receive_file,
     unsent_digests,
 )
-from ..records import Principal
+from ..records import INTEGER_LIMIT, Principal
 from ..web.security import Guard
 from .access import AccessLog
 from .arguments import DIGEST, check_call, check_commit
@@ -521,7 +521,7 @@ def signable(count: int) -> None:
 def checked_sizes(body: Any) -> dict[str, int]:
     sizes = body.get("sizes") if isinstance(body, dict) else None
     if not isinstance(sizes, dict) or not all(
-        isinstance(d, str) and DIGEST.fullmatch(d) and type(n) is int and 0 <= n < 2**63
+        isinstance(d, str) and DIGEST.fullmatch(d) and type(n) is int and 0 <= n < INTEGER_LIMIT
         for d, n in sizes.items()
     ):
         raise InvalidInput(

@@ -23,13 +23,13 @@ from ..jsonvalues import check_depth, check_json
 from ..manifest import ManifestEntry
 from ..metrics import check_metric, check_step
 from ..paths import Ref, check_alias, check_name, is_run_id
-from ..records import VersionData
+from ..records import INTEGER_LIMIT, VersionData
 from ..runchecks import checked_run_name
 from .policy import GuardedBackend
 
 DIGEST = re.compile(r"^[0-9a-f]{32}$")  # an object's name: xxh3-128, in hex
 # The catalog's integers: a larger one is a server error in any SQL database.
-_SMALLEST, _LARGEST = -(2**63), 2**63 - 1
+_SMALLEST, _LARGEST = -INTEGER_LIMIT, INTEGER_LIMIT - 1
 
 _NAMES = {
     "dt": dt, "Ref": Ref, "VersionData": VersionData, "Path": Path, "Sequence": Sequence,
