@@ -86,6 +86,7 @@ LAYERS = (
         "jsonvalues",
         "tables",
         "metrics",
+        "history_rows",
         "runfilters",
         "runchecks",
         "paths",

@@ -171,6 +171,18 @@ def test_another_users_token_cannot_rewrite_a_runs_config_or_summary(team: Team)
         assert (run.config, run.summary) == ({}, {})
 
 
+def test_a_run_names_the_tokens_user_whoever_the_client_says_started_it(team: Team) -> None:
+    """``run.user`` is who a server knows the token as: a client that says another user
+    started the run (in its context) is not believed."""
+    with forebear.Store(team.server.url, token=team.alice) as alice:
+        run = alice.run(team.run_id)
+        assert run.user is not None and run.user.username == "alice"
+        assert forebear.Api(alice).viewer.username == "alice"
+        forged = alice.backend.create_run("forged01", "iris", "n", {}, {"user": "maya"})
+        assert forged.context["user"] == "alice"
+        assert alice.run("forged01").user == run.user
+
+
 def test_a_reader_lists_only_runs_it_may_read_in_full_pages(
     team: Team, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .errors import InvalidInput, NotFound
+from .history_rows import histories
 from .records import INTEGER_LIMIT
+from .run_attributes import User
 from .runfilters import check_query, matches, ordered
 from .store import Store, open
 from .version_attributes import ArtifactCollection
@@ -48,6 +50,13 @@ class Api:
     def flush(self) -> None:
         """W&B's ``api.flush()``, which clears its cache of runs so a polling loop sees
         them change: every read here asks the store, so there is nothing to clear."""
+
+    @property
+    def viewer(self) -> User:
+        """W&B's ``api.viewer``: who this store's audit trail names for changes made from
+        here (``name@host`` on a store reached directly, the token's account on a
+        server), as `Run.user` names who started a run."""
+        return User(self.store.backend.actor)
 
     def artifact(self, name: str, type: str | None = None) -> ArtifactVersion:
         """The version ``name`` names; with ``type``, only if it has that type."""
@@ -155,10 +164,37 @@ class Api:
             if filters is None or matches(document, filters):
                 found.append(run)
                 documents.append(document)
-        return ordered(found, documents, order)
+        return RunList(ordered(found, documents, order))
 
 
-class Runs(Sequence[Run]):
+class RunHistories:
+    """W&B's ``Runs.histories`` on both kinds of run listing."""
+
+    if TYPE_CHECKING:  # provided by each listing
+
+        def __iter__(self) -> Iterator[Run]: ...
+
+    def histories(
+        self,
+        samples: int | None = None,
+        keys: Sequence[str] | None = None,
+        x_axis: str = "_step",
+        format: str = "default",
+        stream: str = "default",
+    ) -> Any:
+        """Every run's history rows, each with ``run_id`` beside its step and values:
+        a list of them, or with ``format="pandas"`` one DataFrame (``_step`` for the
+        step, as `Run.history` gives it). ``samples`` and ``keys`` are `Run.history`'s,
+        for each run (every row by default); ``x_axis`` and ``stream`` are accepted."""
+        del x_axis, stream
+        return histories(self, samples, keys, format)
+
+
+class RunList(list[Run], RunHistories):
+    """The runs a filtered or ordered `Api.runs` found."""
+
+
+class Runs(Sequence[Run], RunHistories):
     """W&B's ``Runs``: the runs of a project (or of all), oldest or newest first, read from
     the store a page at a time as they are iterated, so a loop over a hundred thousand
     runs holds one page. ``len`` is counted by the catalog; an index or a slice reads just

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from . import artifacts, folders
 from . import settings as config
 from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
+from .history_rows import HistoryRows
 from .jsonvalues import config_values, json_dict
 from .manifest import ManifestEntry
 from .metrics import (
@@ -353,7 +354,7 @@ class RunHabits:
         id: str
         project: str
         status: str
-        summary: dict[str, Any]
+        summary: RunValues
         context: dict[str, Any]
 
         def _require_running(self, action: str) -> None: ...
@@ -440,17 +441,19 @@ class RunHabits:
         stream: str = "default",
     ) -> Any:
         """The values logged with a step, one row per step, oldest first: ``step`` and the
-        values logged at it. W&B's arguments: ``keys`` keeps the rows that hold every one
-        of them, with just those; ``samples`` thins the rows to that many, evenly spread
-        (the first and last kept); ``pandas=True`` returns a pandas DataFrame with W&B's
-        ``_step`` column (``x_axis`` and ``stream`` are accepted; every row has its step)."""
+        values logged at it; the list also answers as W&B's DataFrame does
+        (``.to_csv(...)``, ``["loss"]``: see `forebear.history_rows`). W&B's arguments:
+        ``keys`` keeps the rows that hold every one of them, with just those; ``samples``
+        thins the rows to that many, evenly spread (the first and last kept);
+        ``pandas=True`` returns a pandas DataFrame with W&B's ``_step`` column (``x_axis``
+        and ``stream`` are accepted; every row has its step)."""
         del x_axis, stream
         rows = rows_holding(self._store.backend.run_history(self.id), keys)
         if samples is not None:
             if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
                 raise InvalidInput(f"samples must be a whole number from 1, not {samples!r}")
             rows = thinned(rows, samples)
-        return history_frame(rows) if pandas else rows
+        return history_frame(rows) if pandas else HistoryRows(rows)
 
     def scan_history(
         self,

@@ -1,16 +1,43 @@
 """The rest of W&B's names on a run that scripts read: where its page is (``url``,
-``get_url()``, ``get_project_url()``), ``display_name``, ``start_time``, ``metadata``, the
-flags of a run that is neither resumed, offline nor in a sweep, and ``delete()``."""
+``get_url()``, ``get_project_url()``), ``display_name``, ``start_time``, ``metadata``,
+``user``, ``summary_metrics``, the flags of a run that is neither resumed, offline nor in
+a sweep, ``wait_until_finished()`` and ``delete()``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import RunStateError
 from .pages import on_server, run_page, runs_page
 
 if TYPE_CHECKING:
+    from .habits import RunValues
     from .store import Store
+
+
+# How often `wait_until_finished` reads a run's record again.
+WAIT_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class User:
+    """W&B's ``User`` of ``run.user`` and ``api.viewer``: who a store's audit trail names
+    (``name@host`` on a store reached directly, the account on a server)."""
+
+    username: str
+
+    @property
+    def name(self) -> str:
+        return self.username
+
+    email = None  # forebear knows users by name only
+    entity = None  # and a store is one team's
+
+    def __str__(self) -> str:
+        return self.username
 
 
 class RunAttributes:
@@ -24,9 +51,13 @@ class RunAttributes:
         name: str
         started_at: dt.datetime
         ended_at: dt.datetime | None
+        status: str
         context: dict[str, Any]
+        summary: RunValues
+        _live: bool
 
         def history(self) -> Any: ...
+        def load(self, force: bool = False) -> dict[str, Any]: ...
 
     # forebear neither resumes a run nor runs one offline, disabled or in a sweep
     resumed = False
@@ -41,6 +72,34 @@ class RunAttributes:
         """W&B's run metadata (where and how it ran): forebear's `context`, the git
         commit, command line, host, Python and package versions."""
         return dict(self.context)
+
+    @property
+    def user(self) -> User | None:
+        """W&B's: who started the run, as the store's audit trail names them (see `User`);
+        None for a run recorded before forebear kept it, or imported without one."""
+        user = self.context.get("user")
+        return User(user) if isinstance(user, str) and user else None
+
+    @property
+    def summary_metrics(self) -> dict[str, Any]:
+        """W&B's name for a copy of `summary`."""
+        return dict(self.summary)
+
+    def wait_until_finished(self, timeout: float | None = None) -> None:
+        """W&B's: wait until the run is no longer running, reading its record again
+        (`load`) every half second: finished, failed, or crashed (a run whose process
+        stopped without finishing it reads as crashed once its heartbeat is overdue).
+        ``timeout``: seconds to wait at most, then `TimeoutError`."""
+        if self._live:
+            raise RunStateError(
+                f"run {self.id} is the one this process executes: it ends when this process "
+                "finishes it (run.finish()), so waiting for it here would never end"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.load()["status"] == "running":
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.id} is still running after {timeout} s")
+            time.sleep(WAIT_INTERVAL)
 
     @property
     def system_metrics(self) -> dict[str, Any]:

@@ -8,12 +8,15 @@ it runs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .context import redact_argv
 from .errors import ForebearError, ForebearWarning
+from .habits import RunValues
 from .runchecks import checked_run_edit, checked_tags, described_as
 
 if TYPE_CHECKING:
@@ -57,17 +60,53 @@ class RunUpdates:
     _tags: RunTags | None = None
     _notes: str | None = _UNSET
 
+    # the catalog's record, as this object read it (`_read_record`)
+    name: str
+    status: str
+    context: dict[str, Any]
+    config: dict[str, Any]
+    summary: RunValues
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    deleted_at: dt.datetime | None
+    deleted_by: str | None
+
     if TYPE_CHECKING:  # provided by Run
         id: str
-        name: str
-        context: dict[str, Any]
-        config: dict[str, Any]
 
-    def _recorded(self, data: RunData, live: bool) -> None:
-        """What the catalog records of the run as this object begins (see `Run`)."""
+        def to_dict(self) -> dict[str, Any]: ...
+
+    def _read_record(self, data: RunData, live: bool) -> None:
+        """Take the catalog's record of the run: as this object begins (see `Run`), and
+        again on `load`."""
+        self.name, self.status = data.name, data.status
+        self.context = dict(data.context)
+        if isinstance(self.context.get("argv"), list):  # runs recorded before redaction
+            self.context["argv"] = redact_argv(self.context["argv"])  # improved
+        self.started_at, self.ended_at = data.started_at, data.ended_at
+        self.deleted_at, self.deleted_by = data.deleted_at, data.deleted_by
         self._live, self._recorded_name = live, data.name
-        if not live:  # as text: a change deep inside the config shows too
-            self._recorded_config = _as_text(data.config)
+        self._tags, self._notes = None, _UNSET
+        # as W&B's: a live run's config is saved as it changes, a copy read back by
+        # `update`; a summary as it changes
+        if live:
+            self.config = RunValues(data.config, "config", self._saving("config", live))
+        else:
+            self.config = dict(data.config)
+            self._recorded_config = _as_text(data.config)  # as text: deep changes show too
+        self.summary = RunValues(data.summary, "summary", self._saving("summary", live))
+
+    def load(self, force: bool = False) -> dict[str, Any]:
+        """W&B's ``run.load()``: read the run's record again (its status, end, name,
+        config, summary, tags and notes), as another process may have changed or
+        finished it since this object read it; `to_dict` of it. What was changed through
+        this object and not saved with `update` is dropped, as W&B's ``load(force=True)``
+        drops it (``force`` changes nothing: the record is always read). The run this
+        process executes is its own record: nothing is read."""
+        del force
+        if not self._live:
+            self._read_record(self._store.backend.get_run(self.id), live=False)
+        return self.to_dict()
 
     @property
     def tags(self) -> RunTags:

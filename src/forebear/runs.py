@@ -207,9 +207,8 @@ def init(
     )
     described = described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
     run_id = new_run_id() if id is None else _new_run_id(target, id, resume)
-    data = target.backend.create_run(
-        run_id, project, run_name, config_dict, {**run_context.capture(), **described}
-    )
+    context = {**run_context.capture(), "user": target.backend.actor, **described}
+    data = target.backend.create_run(run_id, project, run_name, config_dict, context)
     run = Run(target, data, live=True, on_finish=active.remove)
     active.add(run)
     _install_exit_hooks()

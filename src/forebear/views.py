@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from . import download, folders
 from . import settings as config
 from .artifacts import Artifact, artifact_from_path
-from .context import redact_argv
 from .editing import Editable, check_tags, check_ttl
 from .errors import (
     ForebearError,
@@ -25,7 +24,7 @@ from .errors import (
     NotFound,
     RunStateError,
 )
-from .habits import RunHabits, RunValues, VersionHabits, check_prefix, file_names
+from .habits import RunHabits, VersionHabits, check_prefix, file_names
 from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
@@ -397,26 +396,9 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
         self._store = store
         self.id = data.id
         self.project = data.project
-        self.name = data.name
-        self.status = data.status
-        self.context = dict(data.context)
-        if isinstance(self.context.get("argv"), list):  # runs recorded before redaction
-            self.context["argv"] = redact_argv(self.context["argv"])  # improved
-        self.started_at = data.started_at
-        self.ended_at = data.ended_at
-        self.deleted_at = data.deleted_at
-        self.deleted_by = data.deleted_by
         self._on_finish = on_finish
         self._heartbeat: Heartbeat | None = None
-        # as W&B's: a live run's config is saved as it changes, a copy read back by
-        # `update`; a summary as it changes (see `forebear.run_updates`)
-        self._recorded(data, live)
-        self.config: dict[str, Any] = (
-            RunValues(data.config, "config", self._saving("config", live))
-            if live
-            else dict(data.config)
-        )
-        self.summary = RunValues(data.summary, "summary", self._saving("summary", live))
+        self._read_record(data, live)  # name, status, config, summary... (`RunUpdates`)
         if live:
             self._next_step = 0  # a run this process just started: no history yet
             backend = store.backend

@@ -45,6 +45,7 @@ class GuardedRuns:
         started_at: dt.datetime | None = None,
     ) -> RunData:
         self.need(project, "writer")
+        context = {**context, "user": self.principal.name}  # who the token is, whatever it says
         return self.inner.create_run(run_id, project, name, config, context, started_at=started_at)
 
     def get_run(self, run_id: str) -> RunData:
