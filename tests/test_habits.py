@@ -462,6 +462,10 @@ def test_the_w_and_b_options_of_adding_files(
     with pytest.raises(forebear.InvalidPath, match="already in artifact"):
         artifact.add_file(tmp_path / "new.csv", name="train.csv")
     artifact.add_file(tmp_path / "new.csv", name="train.csv", overwrite=True, policy="mutable")
+    newer = make_tree("newer", {"images/a.png": "A", "extra.txt": "e"})
+    with pytest.raises(forebear.InvalidPath, match="already in artifact"):
+        artifact.add_dir(newer)
+    assert artifact.add_dir(newer, merge=True) == ["extra.txt", "images/a.png"]
     bad_options: list[dict[str, object]] = [{"policy": "copy"}, {"skip_cache": "yes"}]
     for bad in bad_options:
         with pytest.raises(forebear.InvalidInput, match=r"policy must|skip_cache must"):
@@ -472,7 +476,8 @@ def test_the_w_and_b_options_of_adding_files(
     with forebear.init(project="p", store=store) as run:
         version = run.log_artifact(artifact)
     assert version.open("train.csv").read() == b"new"
-    assert [p for p in version.files() if not p.startswith("ref/")] == sorted(FILES)
+    assert version.open("images/a.png").read() == b"A"
+    assert [p for p in version.files() if not p.startswith("ref/")] == sorted([*FILES, "extra.txt"])
     assert len([p for p in version.files() if p.startswith("ref/")]) == 4
 
 

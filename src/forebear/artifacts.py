@@ -298,10 +298,13 @@ class Artifact:
         ignore: Sequence[str] | None = None,
         policy: str = "mutable",
         skip_cache: bool = False,
+        merge: bool = False,
     ) -> list[str]:
         """Add every file under a folder, with entry paths relative to it (under ``name``);
-        returns them (`log_artifact` with a folder path skips building that list). W&B's
-        ``policy`` and ``skip_cache`` are accepted (see `check_copy_policy`).
+        returns them (`log_artifact` with a folder path skips building that list). A path
+        the artifact holds already raises `InvalidPath`, unless ``merge`` (W&B's): then
+        the folder's file replaces it. W&B's ``policy`` and ``skip_cache`` are accepted
+        (see `check_copy_policy`).
 
         Left out: a store's own folders, paths matched by ``.forebearignore`` files (in the
         folder, its subfolders and its parents up to the project root) or by ``ignore``
@@ -312,7 +315,9 @@ class Artifact:
         """
         check_copy_policy(policy, skip_cache)
         added: list[str] = []
-        self.add_folder(local_path, name, follow_outside_symlinks, ignore, added.append)
+        self.add_folder(
+            local_path, name, follow_outside_symlinks, ignore, added.append, replace=merge
+        )
         return added
 
     def add_folder(
@@ -322,9 +327,12 @@ class Artifact:
         follow_outside_symlinks: bool = False,
         ignore: Sequence[str] | None = None,
         added: Callable[[str], object] | None = None,
+        *,
+        replace: bool = False,
     ) -> None:
         """`add_dir` without building the list of entry paths (a folder can hold
-        millions); ``added`` is called with each instead."""
+        millions); ``added`` is called with each instead. ``replace``: entries already
+        at the folder's paths are replaced (`add_dir`'s ``merge``)."""
         root = Path(local_path)
         if not root.exists():
             raise InvalidPath(f"cannot add {os.fspath(local_path)!r}: no such folder")
@@ -345,6 +353,9 @@ class Artifact:
                 if "\\" not in relative
                 else normalise_entry_path(prefix + relative)
             )
+            if replace:
+                with contextlib.suppress(NotFound):
+                    self.remove(path)
             batch.append((path, folder, relative, None, None, None, None))
             if added is not None:
                 added(path)
