@@ -44,6 +44,9 @@ def test_history_rows_also_answer_as_wandbs_dataframe(
     assert pd.DataFrame(run.history(keys=["acc"])).to_dict("records") == [{"step": 2, "acc": 0.8}]
     with pytest.raises(AttributeError, match="no attribute 'to_cvs'"):
         history.to_cvs("x.csv")  # type: ignore[attr-defined]
+    for bad in (5, [1], {"loss": 1}):
+        with pytest.raises(forebear.InvalidInput, match="keys must be a metric name"):
+            run.history(keys=bad)  # type: ignore[arg-type]
 
 
 def test_histories_of_many_runs_carry_each_runs_id(store: forebear.Store) -> None:
@@ -86,6 +89,9 @@ def test_load_reads_the_run_again_and_a_reader_waits_for_it_to_finish(
             assert reader.status == "running"
             with pytest.raises(TimeoutError, match="still running"):
                 reader.wait_until_finished(timeout=0)
+            for bad in (-1, float("nan"), "5", True):
+                with pytest.raises(forebear.InvalidInput, match="number of seconds"):
+                    reader.wait_until_finished(timeout=bad)  # type: ignore[arg-type]
             with pytest.raises(forebear.RunStateError, match="never end"):
                 live.wait_until_finished()
             live.log({"loss": 0.1}, step=0)

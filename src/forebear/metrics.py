@@ -85,7 +85,9 @@ def rows_holding(
     several), only the rows that hold every one, each with its step and just those."""
     if keys is None:
         return rows
-    wanted = [keys] if isinstance(keys, str) else list(keys)
+    wanted = [keys] if isinstance(keys, str) else keys
+    if not isinstance(wanted, (list, tuple)) or not all(isinstance(k, str) for k in wanted):
+        raise InvalidInput(f"keys must be a metric name or a list of them, not {keys!r}")
     return [
         {"step": row["step"], **{key: row[key] for key in wanted}}
         for row in rows

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import RunStateError
+from .errors import InvalidInput, RunStateError
 from .pages import on_server, run_page, runs_page
 
 if TYPE_CHECKING:
@@ -95,6 +95,10 @@ class RunAttributes:
                 f"run {self.id} is the one this process executes: it ends when this process "
                 "finishes it (run.finish()), so waiting for it here would never end"
             )
+        if timeout is not None and not (
+            isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
+        ):  # NaN, a negative number or text: it would never end, or end at once for nothing
+            raise InvalidInput(f"timeout must be a number of seconds from 0, not {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.load()["status"] == "running":
             if deadline is not None and time.monotonic() >= deadline:
