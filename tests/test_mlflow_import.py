@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import forebear
-from forebear.mlflow_import import import_mlflow
+from forebear.mlflow_import import import_mlflow, project_name
 
 from .conftest import clean_env, run_cli
 
@@ -339,3 +339,9 @@ def test_the_mlflow_environment_variable_names_the_store(tmp_path: Path) -> None
     )  # fmt: skip
     assert done.returncode == 1 and "absent.db" in done.stderr
     assert not os.path.exists(tmp_path / "absent.db")
+
+
+def test_an_experiments_name_becomes_a_project_name_keeping_its_letters() -> None:
+    assert project_name("churn model") == "churn-model"
+    assert project_name("Données d'été / v2") == "Donnees-d-ete-v2"
+    assert project_name("日本語") == "mlflow"  # nothing a name may hold: the default

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+import unicodedata
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -118,9 +119,10 @@ def _file_stores_readable() -> Iterator[None]:
 
 
 def project_name(experiment: str) -> str:
-    """A forebear project name for an MLflow experiment name: characters a name may not
-    hold become ``-``."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", experiment).strip("-._")[:128]
+    """A forebear project name for an MLflow experiment name: accents dropped (``Ü`` is
+    ``U``), then characters a name may not hold become ``-``."""
+    folded = unicodedata.normalize("NFKD", experiment).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folded).strip("-._")[:128]
     return name if is_name(name) else "mlflow"
 
 
