@@ -24,6 +24,7 @@ MAKE = textwrap.dedent(
     """
     import json, os, sys
     import mlflow
+    import numpy
     import mlflow.pyfunc
     from mlflow import MlflowClient
 
@@ -45,6 +46,9 @@ MAKE = textwrap.dedent(
                 mlflow.log_metrics(values, step=step)
             mlflow.set_tag("team", "risk")
             mlflow.log_metric("lr_final", 0.01 * (i + 1))  # once, with no step: step 0
+            rows = numpy.array([3, 40])
+            data = mlflow.data.from_numpy(rows, name="churn-rows", source="s3://b/x.csv")
+            mlflow.log_input(data, context="training")
             mlflow.log_artifacts(f"{root}/model", artifact_path="model")
             mlflow.log_text("same report", "report.txt")
             mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn")
@@ -158,6 +162,9 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
         ]
         assert train.summary == {"acc": 0.7, "loss": 0.25, "lr_final": 0.02}
         assert train.context["tags"]["team"] == "risk"
+        [dataset] = train.context["datasets"]  # MLflow kept no bytes of it: no version
+        assert (dataset["name"], dataset["context"]) == ("churn-rows", "training")
+        assert "s3://b/x.csv" in dataset["source"] and dataset["digest"]
         train.tags.append("reviewed")  # W&B's tags would replace MLflow's: refused
         with pytest.raises(forebear.InvalidInput, match="tags of the MLflow run"):
             train.update()

@@ -118,6 +118,22 @@ def _file_stores_readable() -> Iterator[None]:
         os.environ.pop(_ALLOW_FILE_STORE, None)
 
 
+def _datasets(mlflow_run: Any) -> list[dict[str, Any]]:
+    """What ``mlflow.log_input`` recorded of the run's datasets: each one's name, digest,
+    source (MLflow keeps no bytes of them, so no version can hold them) and the context it
+    was used in (``training``)."""
+    inputs = getattr(getattr(mlflow_run, "inputs", None), "dataset_inputs", None) or []
+    found = []
+    for used in inputs:
+        dataset = used.dataset
+        tags = {tag.key: tag.value for tag in used.tags or ()}
+        found.append({
+            "name": dataset.name, "digest": dataset.digest, "source_type": dataset.source_type,
+            "source": dataset.source, "context": tags.get("mlflow.data.context"),
+        })  # fmt: skip
+    return found
+
+
 def project_name(experiment: str) -> str:
     """A forebear project name for an MLflow experiment name: accents dropped (``Ü`` is
     ``U``), then characters a name may not hold become ``-``."""
@@ -251,6 +267,9 @@ class _Importer:
             context["argv"] = [tags["mlflow.source.name"]]
         if tags.get("mlflow.user"):
             context["user"] = tags["mlflow.user"]
+        datasets = _datasets(mlflow_run)
+        if datasets:
+            context["datasets"] = datasets
         return context
 
     def _metrics(self, run: Run, mlflow_run: Any) -> None:
