@@ -83,6 +83,7 @@ LAYERS = (
         "errors",
         "units",
         "urls",
+        "config_files",
         "jsonvalues",
         "tables",
         "metrics",

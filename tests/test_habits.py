@@ -452,6 +452,55 @@ def test_a_config_comes_as_w_and_b_takes_it(store: forebear.Store) -> None:
         forebear.init(project="p", store=store, config=[1, 2])  # type: ignore[arg-type]
 
 
+W_AND_B_DEFAULTS = """\
+wandb_version: 1
+epochs:
+  desc: how many passes over the data
+  value: 100
+lr:
+  value: 0.1
+unit: {value: 3, scale: s}
+"""
+
+
+def test_a_config_comes_from_w_and_b_yaml_files(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``config-defaults.yaml`` in the folder a script starts in gives defaults (W&B's form,
+    ``{value: ..., desc: ...}``, or plain values); ``config="cfg.yaml"`` and
+    ``config.update("cfg.yaml")`` read a file; a file that is no config gets one clear
+    error and makes no run. forebear's own runs (``forebear log``) read no defaults."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config-defaults.yaml").write_text(W_AND_B_DEFAULTS)
+    (tmp_path / "fast.yaml").write_text("lr: 0.5\nlayers: [64, 32]\n")
+    with forebear.init(project="p", store=store, config={"lr": 0.2}) as run:
+        assert dict(run.config) == {"epochs": 100, "lr": 0.2, "unit": {"value": 3, "scale": "s"}}
+        run.config.update("fast.yaml")
+    assert store.run(run.id).config["layers"] == [64, 32]
+    with forebear.init(project="p", store=store, config="fast.yaml") as run:
+        assert (run.config["lr"], run.config["epochs"]) == (0.5, 100)
+    with forebear.init(project="p", store=store, config_defaults=False) as run:
+        assert run.config == {}
+    before = len(store.runs("p"))
+    (tmp_path / "list.yaml").write_text("[1, 2]\n")
+    (tmp_path / "broken.yaml").write_text("lr: [\n")
+    (tmp_path / "future.yaml").write_text("wandb_version: 2\n")
+    for bad, message in (
+        ("missing.yaml", "cannot read the config file 'missing.yaml'"),
+        ("list.yaml", "must map names to values"),
+        ("broken.yaml", "is not valid YAML"),
+        ("future.yaml", "wandb_version 2"),
+    ):
+        with pytest.raises(forebear.InvalidInput, match=message):
+            forebear.init(project="p", store=store, config=bad)
+    assert len(store.runs("p")) == before
+    if store.objects.is_local:  # the command line reaches the folder store by its path
+        (tmp_path / "data.txt").write_text("d")
+        done = run_cli("--objects", store.objects_url, "log", "data.txt", "-p", "p", "--json")
+        assert done.returncode == 0, done.stderr
+        assert store.runs("p")[-1].config == {}
+
+
 def test_the_w_and_b_options_of_adding_files(
     store: forebear.Store, make_tree: TreeMaker, tmp_path: Path
 ) -> None:
@@ -947,10 +996,16 @@ def test_the_w_and_b_options_of_init(
             forebear.init(project="p", store=store, id=bad)
     with pytest.raises(forebear.InvalidInput, match="no disabled mode"):
         forebear.init(project="p", store=store, mode="disabled")
+    for rewind in ({"resume_from": "abc123?_step=2"}, {"fork_from": "abc123?_step=2"}):
+        with pytest.raises(forebear.InvalidInput, match="neither rewinds nor forks"):
+            forebear.init(project="p", store=store, **rewind)  # type: ignore[arg-type]
     config = {"lr": 0.1, "secret": "s", "batch": 8}
     with forebear.init(project="p", store=store, config=config, config_exclude_keys=["secret"]):
         assert forebear.config == {"lr": 0.1, "batch": 8}
-    with forebear.init(project="p", store=store, config=config, config_include_keys=["lr"]):
+    with forebear.init(
+        project="p", store=store, config=config, config_include_keys=["lr"], force=True,
+        magic=True, tensorboard=False,
+    ):  # fmt: skip
         assert forebear.config == {"lr": 0.1}
     assert len(store.runs("p")) == 4  # the refused ones made no run
     script = tmp_path / "train.py"

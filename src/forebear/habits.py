@@ -115,9 +115,10 @@ class RunValues(dict[str, Any]):
 
     def update(self, *args: Any, allow_val_change: bool | None = None, **kwargs: Any) -> None:
         """``dict.update``, also taking what W&B's ``config.update`` takes: an argparse
-        ``Namespace`` or absl flags, and ``allow_val_change`` (values may always change)."""
+        ``Namespace``, absl flags or (a config's) the path of a YAML file, and
+        ``allow_val_change`` (values may always change)."""
         del allow_val_change
-        given = [config_values(arg) for arg in args]
+        given = [config_values(arg, files=self._what == "config") for arg in args]
         for arg in given:
             if not isinstance(arg, dict):
                 kind = type(arg).__name__

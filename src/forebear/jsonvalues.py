@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,12 +64,17 @@ def loads(text: str, what: str) -> Any:
         raise InvalidInput(f"{what} is nested too deeply; flatten it") from None
 
 
-def config_values(value: Any) -> Any:
+def config_values(value: Any, files: bool = True) -> Any:
     """A config given as W&B takes one, as a dict: an argparse ``Namespace`` (its
-    attributes), absl flags (``flag_values_dict()``) or another mapping; anything else
-    as it is (a dict, or what `json_dict` then refuses)."""
+    attributes), absl flags (``flag_values_dict()``), another mapping, or (with
+    ``files``) the path of a YAML file (see `forebear.config_files`); anything else as it
+    is (a dict, or what `json_dict` then refuses)."""
     if value is None or isinstance(value, dict):
         return value
+    if files and isinstance(value, (str, os.PathLike)):
+        from .config_files import read_config_file
+
+        return read_config_file(value)
     if isinstance(value, Mapping):
         return dict(value)
     flags = getattr(value, "flag_values_dict", None)

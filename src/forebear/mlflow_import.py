@@ -435,7 +435,9 @@ class _Importer:
             return self.fallback_run
         if self.fallback_run is not None:
             self.fallback_run.finish()
-        self.fallback_run = init(project=project, name="import from MLflow", store=self.store)
+        self.fallback_run = init(
+            project=project, name="import from MLflow", store=self.store, config_defaults=False
+        )
         return self.fallback_run
 
 

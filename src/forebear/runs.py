@@ -15,7 +15,7 @@ from random import SystemRandom
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
-from . import active, artifacts
+from . import active, artifacts, config_files
 from . import context as run_context
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
@@ -56,7 +56,9 @@ class Artifact(artifacts.Artifact):
                 return current.log_artifact(self, aliases=aliases)
             if self.base is not None:  # a draft: the next version of its artifact
                 project, store = self.base.project, self.base.store
-        with init(project=project, name=f"save {self.name}", store=store) as run:
+        with init(
+            project=project, name=f"save {self.name}", store=store, config_defaults=False
+        ) as run:
             return run.log_artifact(self, aliases=aliases)
 
     def _save_edits(self, version: ArtifactVersion, aliases: Sequence[str]) -> ArtifactVersion:
@@ -165,18 +167,34 @@ def init(
     settings: object = None,
     sync_tensorboard: bool | None = None,
     monitor_gym: bool | None = None,
+    tensorboard: bool | None = None,
+    force: bool | None = None,
+    magic: object = None,
+    resume_from: str | None = None,
+    fork_from: str | None = None,
+    config_defaults: bool = True,
 ) -> Run:
     """Start a run and make it the active one; use it as a context manager so an exception
     marks it ``failed`` and a normal exit ``finished``. ``job_type``, ``group``, ``notes``
     and ``tags`` (W&B's words for what a run is) are kept in its ``context``, and so is
     W&B's ``entity`` (a team or user there; here the store is the team's). The other
     options are W&B's too (see docs/python-api.md): ``config`` may be an argparse
-    ``Namespace`` or absl flags; ``id``, ``resume`` (only for a run
-    that does not exist yet), ``reinit``, ``mode``, ``save_code``,
+    ``Namespace``, absl flags or the path of a YAML file, and ``config-defaults.yaml`` in
+    the current folder gives defaults unless not ``config_defaults`` (see
+    `forebear.config_files`); ``id``, ``resume``
+    (only for a run that does not exist yet), ``reinit``, ``mode``, ``save_code``,
     ``config_exclude_keys`` / ``config_include_keys``; ``dir``, ``anonymous``,
-    ``allow_val_change``, ``settings``, ``sync_tensorboard`` and ``monitor_gym`` are
-    accepted and change nothing."""
+    ``allow_val_change``, ``settings``, ``sync_tensorboard``, ``tensorboard``,
+    ``monitor_gym``, ``force`` and ``magic`` are accepted and change nothing;
+    ``resume_from`` and ``fork_from`` raise `InvalidInput` (no run is rewound or forked)."""
     del dir, anonymous, allow_val_change, settings, sync_tensorboard, monitor_gym
+    del tensorboard, force, magic
+    for option, value in (("resume_from", resume_from), ("fork_from", fork_from)):
+        if value is not None:
+            raise InvalidInput(
+                f"{option}={value!r}: forebear neither rewinds nor forks a run; start a new "
+                "run, and read the old one's history with store.run(ID).history()"
+            )
     if mode not in (None, "online", "offline", "shared"):
         raise InvalidInput(
             f"mode={mode!r}: forebear records every run in its store (there is no disabled "
@@ -202,9 +220,10 @@ def init(
         target = open(store)
     target.backend.require_writable()
     run_name = checked_run_name(name or _default_run_name())
-    config_dict = _chosen_keys(
-        json_dict(config_values(config), "config"), config_include_keys, config_exclude_keys
-    )
+    given = config_values(config)
+    if config_defaults and (given is None or isinstance(given, dict)):  # under what is given
+        given = {**config_files.config_defaults(), **(given or {})}
+    config_dict = _chosen_keys(json_dict(given, "config"), config_include_keys, config_exclude_keys)
     described = described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
     run_id = new_run_id() if id is None else _new_run_id(target, id, resume)
     context = {**run_context.capture(), "user": target.backend.actor, **described}
