@@ -195,6 +195,7 @@ def test_the_run_page_charts_each_metric(local_store: forebear.Store) -> None:
     with TestClient(create_app(local_store), base_url="http://127.0.0.1") as client:
         page = client.get(f"/runs/{run.id}").text
         assert 'id="metric-loss"' in page and "<polyline" in page
+        assert f'by <span id="user">{local_store.backend.actor}</span>' in page
         assert "<b>odd</b>" not in page and "&lt;b&gt;odd&lt;/b&gt;" in page
         assert client.get(f"/api/runs/{run.id}").json()["history"][49]["loss"] == 0.02
 
