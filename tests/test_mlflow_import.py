@@ -307,6 +307,8 @@ LEGACY = textwrap.dedent(
         mlflow.log_param("alpha", 0.5)
         mlflow.log_metric("rmse", 0.3, step=0)
         mlflow.log_text("hello", "notes.txt")
+        with mlflow.start_run(run_name="trial", nested=True):
+            mlflow.log_param("alpha", 0.7)
     """
 )
 
@@ -327,15 +329,16 @@ def test_mlflows_own_default_stores_are_found_and_read(
         assert made.returncode == 0, made.stderr
         done = run_cli("--objects", str(folder / "store"), "import", "mlflow", cwd=folder)
         assert done.returncode == 0, done.stderr
-        assert "1 run(s) imported" in done.stdout
+        assert "2 run(s) imported" in done.stdout
         assert "where MLflow logs by default" in done.stderr  # says which store it read
         with forebear.open(folder / "store") as store:
-            (run,) = store.runs("legacy")
+            run, trial = sorted(store.runs("legacy"), key=lambda r: r.name)
             assert (run.name, run.config, run.summary) == ("old", {"alpha": "0.5"}, {"rmse": 0.3})
+            assert (trial.name, trial.group, run.group) == ("trial", "old", None)  # nested
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     with forebear.open(tmp_path / "again") as store:
         report = import_mlflow(str(tmp_path / "files" / "mlruns"), store=store)
-        assert report.runs == 1 and "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+        assert report.runs == 2 and "MLFLOW_ALLOW_FILE_STORE" not in os.environ
 
 
 def test_the_mlflow_environment_variable_names_the_store(tmp_path: Path) -> None:

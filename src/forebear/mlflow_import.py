@@ -160,6 +160,7 @@ class _Importer:
         self.known = self._imported_runs()
         self.logged_models: dict[str, list[Any]] = {}
         self.fallback_run: Run | None = None
+        self.run_names: dict[str, str] = {}  # nested runs' parents: MLflow run id -> name
 
     def run(self, chosen: set[str] | None) -> None:
         experiments = [
@@ -267,10 +268,23 @@ class _Importer:
             context["argv"] = [tags["mlflow.source.name"]]
         if tags.get("mlflow.user"):
             context["user"] = tags["mlflow.user"]
+        parent = tags.get("mlflow.parentRunId")
+        if parent:  # a nested run (a trial of a search): W&B's group is its parent
+            context["group"] = self._run_name(parent)
         datasets = _datasets(mlflow_run)
         if datasets:
             context["datasets"] = datasets
         return context
+
+    def _run_name(self, run_id: str) -> str:
+        """An MLflow run's name (its id when MLflow no longer has it), asked once."""
+        if run_id not in self.run_names:
+            try:
+                name = self.client.get_run(run_id).info.run_name
+            except Exception:  # noqa: BLE001 - any MLflow error: a deleted parent
+                name = None
+            self.run_names[run_id] = str(name or run_id)[:256]
+        return self.run_names[run_id]
 
     def _metrics(self, run: Run, mlflow_run: Any) -> None:
         steps: dict[int, dict[str, float]] = {}
