@@ -486,11 +486,16 @@ def test_a_config_comes_from_w_and_b_yaml_files(
     (tmp_path / "list.yaml").write_text("[1, 2]\n")
     (tmp_path / "broken.yaml").write_text("lr: [\n")
     (tmp_path / "future.yaml").write_text("wandb_version: 2\n")
+    laughs = ["a0: &a0 [lol]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)
+    ]
+    (tmp_path / "laughs.yaml").write_text("\n".join(laughs))  # 10**8 values, in 9 lines
     for bad, message in (
         ("missing.yaml", "cannot read the config file 'missing.yaml'"),
         ("list.yaml", "must map names to values"),
         ("broken.yaml", "is not valid YAML"),
         ("future.yaml", "wandb_version 2"),
+        ("laughs.yaml", "more than 100,000 values once its aliases are expanded"),
     ):
         with pytest.raises(forebear.InvalidInput, match=message):
             forebear.init(project="p", store=store, config=bad)

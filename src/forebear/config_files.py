@@ -15,6 +15,9 @@ from .errors import InvalidInput
 # What W&B loads by itself from the folder a run starts in.
 DEFAULTS_FILE = "config-defaults.yaml"
 _W_AND_B_KEYS = {"value", "desc"}
+# Values a config file may hold, counted as its aliases expand: a few lines of YAML
+# aliases (a "billion laughs") stand for more values than any memory holds.
+MOST_VALUES = 100_000
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -37,10 +40,31 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"the config file {shown!r} must map names to values (lr: 0.1), not hold "
             f"{type(loaded).__name__}"
         )
+    if _count_reaches(loaded, MOST_VALUES):
+        raise InvalidInput(
+            f"the config file {shown!r} holds more than {MOST_VALUES:,} values once its "
+            "aliases are expanded: a config is settings, not data (log data as an Artifact)"
+        )
     version = loaded.pop("wandb_version", None)
     if version not in (None, 1):
         raise InvalidInput(f"the config file {shown!r} has wandb_version {version!r}; W&B's is 1")
     return {key: _unwrapped(value) for key, value in loaded.items()}
+
+
+def _count_reaches(loaded: Any, most: int) -> bool:
+    """Whether ``loaded`` holds ``most`` values or more, counting a value met through
+    several aliases each time (as JSON will write it); stops as soon as it does."""
+    count, pending = 0, [loaded]
+    while pending:
+        value = pending.pop()
+        count += 1
+        if count >= most:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def _unwrapped(value: Any) -> Any:
