@@ -42,6 +42,10 @@ def test_history_rows_also_answer_as_wandbs_dataframe(
     history.to_csv(tmp_path / "metrics.csv", index=False)
     assert pd.read_csv(tmp_path / "metrics.csv").equals(run.history(pandas=True))
     assert pd.DataFrame(run.history(keys=["acc"])).to_dict("records") == [{"step": 2, "acc": 0.8}]
+    assert pd.Series(history).tolist() == list(history)  # pandas takes it for a list
+    assert "<table" in history._repr_html_()  # a notebook shows it as W&B's table
+    with pytest.raises(TypeError, match="cannot concatenate"):
+        pd.concat([history, history])  # DataFrames only: history(pandas=True)
     with pytest.raises(AttributeError, match="no attribute 'to_cvs'"):
         history.to_cvs("x.csv")  # type: ignore[attr-defined]
     for bad in (5, [1], {"loss": 1}):

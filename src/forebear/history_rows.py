@@ -53,8 +53,10 @@ class HistoryRows(list[dict[str, Any]]):
         return self.frame()[key]  # a column, columns, or a boolean mask: as a DataFrame
 
     def __getattr__(self, name: str) -> Any:
-        # only reached for what a list lacks: DataFrame attributes (to_csv, columns, loc...)
-        if name.startswith("__"):
+        # only reached for what a list lacks: DataFrame attributes (to_csv, columns, loc...).
+        # Private names stay unanswered: pandas asks `_typ` to tell a DataFrame, and would
+        # then take these rows for one (pd.Series(rows) refused them, pd.concat broke).
+        if name.startswith("_") and name != "_repr_html_":  # a notebook shows the table
             raise AttributeError(name)
         try:
             import pandas  # type: ignore[import-untyped]
