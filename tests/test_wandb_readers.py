@@ -48,7 +48,8 @@ def test_history_rows_also_answer_as_wandbs_dataframe(
         pd.concat([history, history])  # DataFrames only: history(pandas=True)
     with pytest.raises(AttributeError, match="no attribute 'to_cvs'"):
         history.to_cvs("x.csv")  # type: ignore[attr-defined]
-    for bad in (5, [1], {"loss": 1}):
+    assert run.history(keys={"acc"}) == run.history(keys=history[["acc"]].columns)
+    for bad in (5, [1], {"loss": 1}, b"acc"):
         with pytest.raises(forebear.InvalidInput, match="keys must be a metric name"):
             run.history(keys=bad)  # type: ignore[arg-type]
 

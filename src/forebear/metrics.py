@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .errors import InvalidInput
@@ -85,14 +85,23 @@ def rows_holding(
     several), only the rows that hold every one, each with its step and just those."""
     if keys is None:
         return rows
-    wanted = [keys] if isinstance(keys, str) else keys
-    if not isinstance(wanted, (list, tuple)) or not all(isinstance(k, str) for k in wanted):
-        raise InvalidInput(f"keys must be a metric name or a list of them, not {keys!r}")
+    wanted = [keys] if isinstance(keys, str) else _names(keys)
+    if wanted is None:
+        raise InvalidInput(f"keys must be a metric name or a list of them, not {keys!r:.80}")
     return [
         {"step": row["step"], **{key: row[key] for key in wanted}}
         for row in rows
         if all(key in row for key in wanted)
     ]
+
+
+def _names(keys: object) -> list[str] | None:
+    """The names of a list, tuple, set or other iterable of texts (a pandas Index); None
+    for anything else (a number, a dict)."""
+    if isinstance(keys, (Mapping, bytes)) or not isinstance(keys, Iterable):
+        return None
+    names = list(keys)
+    return names if all(isinstance(name, str) for name in names) else None
 
 
 def thinned(rows: list[T], count: int) -> list[T]:
