@@ -144,6 +144,7 @@ LAYERS = (
         "run_attributes",
         "version_attributes",
         "fs",
+        "disabled_run",
         "runs",
         "api",
         "mlflow_import",

@@ -1000,8 +1000,8 @@ def test_the_w_and_b_options_of_init(
     for bad in ("ABC", "x" * 9, "a/b"):
         with pytest.raises(forebear.InvalidInput, match="a run id is 1 to 8"):
             forebear.init(project="p", store=store, id=bad)
-    with pytest.raises(forebear.InvalidInput, match="no disabled mode"):
-        forebear.init(project="p", store=store, mode="disabled")
+    with pytest.raises(forebear.InvalidInput, match="use 'online'"):
+        forebear.init(project="p", store=store, mode="dryrun")
     for rewind in ({"resume_from": "abc123?_step=2"}, {"fork_from": "abc123?_step=2"}):
         with pytest.raises(forebear.InvalidInput, match="neither rewinds nor forks"):
             forebear.init(project="p", store=store, **rewind)  # type: ignore[arg-type]

@@ -449,8 +449,8 @@ class _Importer:
             return self.fallback_run
         if self.fallback_run is not None:
             self.fallback_run.finish()
-        self.fallback_run = init(
-            project=project, name="import from MLflow", store=self.store, config_defaults=False
+        self.fallback_run = init(  # recorded whatever FOREBEAR_MODE says: it is no script's
+            project, "import from MLflow", store=self.store, mode="online", config_defaults=False
         )
         return self.fallback_run
 

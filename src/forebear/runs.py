@@ -17,11 +17,12 @@ from typing import Any, BinaryIO, cast
 
 from . import active, artifacts, config_files
 from . import context as run_context
+from .disabled_run import DisabledRun
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
 from .runchecks import checked_run_name, described_as
-from .settings import default_project
+from .settings import default_project, run_mode
 from .store import Store, open
 from .tables import Table, table_path
 from .views import ArtifactVersion, Run
@@ -47,10 +48,12 @@ class Artifact(artifacts.Artifact):
         (`ArtifactVersion.new_draft`) goes by default where its version is; once logged,
         ``save`` instead persists what was edited since: its description, metadata and
         ``ttl``, and the version's aliases and tags (edited through the artifact), plus
-        ``aliases``."""
+        ``aliases``. While the active run is disabled, nothing is logged."""
         if self.logged is not None:
             return self._save_edits(self.logged, aliases)
         current = active_run()
+        if current is not None and current.disabled:  # as in W&B: nothing is recorded
+            return cast(ArtifactVersion, current.log_artifact(self, aliases=aliases))
         if project is None and store is None:
             if current is not None and (self.base is None or self.base.is_in(current.store)):
                 return current.log_artifact(self, aliases=aliases)
@@ -195,10 +198,12 @@ def init(
                 f"{option}={value!r}: forebear neither rewinds nor forks a run; start a new "
                 "run, and read the old one's history with store.run(ID).history()"
             )
-    if mode not in (None, "online", "offline", "shared"):
+    if mode is None:
+        mode = run_mode()
+    if mode not in (None, "online", "offline", "shared", "disabled"):
         raise InvalidInput(
-            f"mode={mode!r}: forebear records every run in its store (there is no disabled "
-            "mode); leave forebear.init out to record nothing"
+            f"mode={mode!r}: use 'online' (the default: the run is recorded; 'offline' and "
+            "'shared' are the same here) or 'disabled' (nothing is recorded)"
         )
     previous = _reinit(reinit)
     if previous is not None:
@@ -206,6 +211,18 @@ def init(
     if project is None:
         project = default_project()
     project = check_name(project, "project")
+    run_name = checked_run_name(name or _default_run_name())
+    given = config_values(config)
+    if config_defaults and (given is None or isinstance(given, dict)):  # under what is given
+        given = {**config_files.config_defaults(), **(given or {})}
+    config_dict = _chosen_keys(json_dict(given, "config"), config_include_keys, config_exclude_keys)
+    described = described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
+    if mode == "disabled":  # W&B's: nothing opened or recorded (see `forebear.disabled_run`)
+        disabled = DisabledRun(
+            new_run_id(), project, run_name, config_dict, described, active.remove
+        )
+        active.add(cast(Run, disabled))  # it has every public name of Run (see its tests)
+        return cast(Run, disabled)
     if project == REGISTRY or is_wandb_registry(project):  # W&B's names for it, in refs
         raise InvalidInput(
             f"project {project!r} names the registry, which holds links only: "
@@ -219,12 +236,6 @@ def init(
     else:
         target = open(store)
     target.backend.require_writable()
-    run_name = checked_run_name(name or _default_run_name())
-    given = config_values(config)
-    if config_defaults and (given is None or isinstance(given, dict)):  # under what is given
-        given = {**config_files.config_defaults(), **(given or {})}
-    config_dict = _chosen_keys(json_dict(given, "config"), config_include_keys, config_exclude_keys)
-    described = described_as(job_type=job_type, group=group, notes=notes, tags=tags, entity=entity)
     run_id = new_run_id() if id is None else _new_run_id(target, id, resume)
     context = {**run_context.capture(), "user": target.backend.actor, **described}
     data = target.backend.create_run(run_id, project, run_name, config_dict, context)

@@ -69,6 +69,12 @@ def default_project() -> str:
     return os.environ.get("FOREBEAR_PROJECT") or "default"
 
 
+def run_mode() -> str | None:
+    """How `forebear.init` runs when its ``mode`` is not given (``FOREBEAR_MODE``, as W&B's
+    ``WANDB_MODE``: ``disabled`` records nothing); None when unset."""
+    return os.environ.get("FOREBEAR_MODE") or None
+
+
 def progress_off() -> bool:
     """Whether progress bars are turned off (any ``FOREBEAR_NO_PROGRESS`` value)."""
     return bool(os.environ.get("FOREBEAR_NO_PROGRESS"))

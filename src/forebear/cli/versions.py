@@ -139,7 +139,9 @@ def log_command(
             f"{listed}{more}",
             err=True,
         )
-    with init(project=project, name="forebear log", store=store, config_defaults=False) as run:
+    with init(  # recorded whatever FOREBEAR_MODE says: that is for scripts' runs
+        project, "forebear log", store=store, mode="online", config_defaults=False
+    ) as run:
         version = run.log_artifact(artifact, aliases=list(aliases))
     unchanged = version.created_by != run.id
     if as_json:
