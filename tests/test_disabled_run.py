@@ -40,6 +40,8 @@ def test_a_disabled_run_answers_as_a_run_and_records_nothing(in_empty_folder: Pa
     assert run.log_artifact(artifact).wait().state is not None  # W&B's chain still runs
     artifact.save()  # logs nothing either, as W&B's save() in a disabled run
     assert run.use_artifact("data:latest") is None and forebear.save("f.txt") is False
+    assert forebear.restore("model.h5") is None and forebear.use_model("m") is None
+    assert len(run.history(pandas=True)) == 0
     run.define_metric("loss", summary="min")
     forebear.watch(object())
     assert (run.url, run.tags, run.project, run.path) == (None, ("a",), "p", f"p/{run.id}")

@@ -14,6 +14,8 @@ from types import TracebackType
 from typing import Any
 
 from .habits import RunValues
+from .history_rows import HistoryRows
+from .metrics import history_frame
 
 # what the module-level calls and `forebear.run` find a disabled run answering
 _NO_RECORD: dict[str, Any] = {
@@ -190,8 +192,8 @@ class DisabledRun:
     def project_name(self) -> str:
         return self.project
 
-    def history(self, *args: Any, **options: Any) -> list[dict[str, Any]]:
-        return []
+    def history(self, *args: Any, pandas: bool = False, **options: Any) -> Any:
+        return history_frame([]) if pandas else HistoryRows()
 
     def scan_history(self, *args: Any, **options: Any) -> Iterator[dict[str, Any]]:
         return iter(())

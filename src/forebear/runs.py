@@ -53,7 +53,7 @@ class Artifact(artifacts.Artifact):
             return self._save_edits(self.logged, aliases)
         current = active_run()
         if current is not None and current.disabled:  # as in W&B: nothing is recorded
-            return cast(ArtifactVersion, current.log_artifact(self, aliases=aliases))
+            return current.log_artifact(self, aliases=aliases)
         if project is None and store is None:
             if current is not None and (self.base is None or self.base.is_in(current.store)):
                 return current.log_artifact(self, aliases=aliases)
@@ -379,6 +379,8 @@ def restore(
     and returned open for reading; None when the run kept no such file."""
     if run_path is None:
         run = _require_active()
+        if run.disabled:
+            return None  # as W&B's: a disabled run restores nothing
     else:
         current = active_run()
         store = current.store if current is not None else open()
