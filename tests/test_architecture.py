@@ -138,6 +138,7 @@ LAYERS = (
         "lifecycle",
         "registry",
         "habits",
+        "version_files",
         "runfiles",
         "run_updates",
         "run_listing",

@@ -79,7 +79,7 @@ def test_a_disabled_run_checks_what_it_is_given() -> None:
         forebear.init(mode="disabled", config={"lr": float("nan")})
     with pytest.raises(forebear.InvalidInput, match="tags must be a list"):
         forebear.init(mode="disabled", tags="a")
-    with pytest.raises(forebear.InvalidInput, match="use 'online'.*or 'disabled'"):
+    with pytest.raises(forebear.InvalidInput, match=r"use 'online'.*or 'disabled'"):
         forebear.init(mode="dryrun-ish")
     assert forebear.run is None
 

@@ -1041,6 +1041,33 @@ def test_w_and_b_download_options_and_files_by_name(store: forebear.Store, tmp_p
     assert tree(done) == {"a.txt": "a"}
 
 
+def test_a_file_of_a_listing_downloads_as_w_and_b_s_file_does(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W&B's ``File.download(root=".", replace=False, exist_ok=False)``: into the current
+    folder by default, never over a file already there unless told."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model-best.h5").write_bytes(b"weights")
+    with forebear.init(project="p", store=store) as run:
+        run.save(str(tmp_path / "src" / "model-best.h5"), base_path=str(tmp_path / "src"))
+    kept = forebear.Api(store).run(run.id).file("model-best.h5")
+    work = tmp_path / "here"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert kept.download().resolve() == work / "model-best.h5"
+    (work / "model-best.h5").write_bytes(b"my own edit")
+    with pytest.raises(forebear.InvalidInput, match="exists already: pass replace=True"):
+        kept.download()
+    assert kept.download(exist_ok=True).read_bytes() == b"my own edit"  # left as it was
+    assert kept.download(replace=True).read_bytes() == b"weights"
+    draft = forebear.Artifact("d", type="dataset")
+    assert draft.is_draft()
+    draft.add_file(str(tmp_path / "src" / "model-best.h5"))
+    assert not draft.save(project="p", store=store).is_draft() and not draft.is_draft()
+    listed = run.store.artifact(f"p/run-{run.id}-files:latest").files()[0]
+    assert listed.download(tmp_path / "out", replace=True, api=None).read_bytes() == b"weights"
+
+
 def test_tables_go_into_artifacts_and_runs(store: forebear.Store) -> None:
     table = forebear.Table(columns=["id", "label", "score"])
     table.add_data(1, "cat", 0.9)

@@ -8,7 +8,7 @@ import copy
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -29,6 +29,7 @@ from .metrics import (
 from .paths import normalise_entry_path
 from .processes import collector_paused
 from .tables import Table, table_path
+from .version_files import Entry
 
 if TYPE_CHECKING:
     from .runs import Artifact as SavableArtifact
@@ -36,51 +37,6 @@ if TYPE_CHECKING:
     from .views import ArtifactVersion, Run
 
 T = TypeVar("T")
-
-
-class Entry:
-    """One file of a version (W&B's ``ArtifactManifestEntry``): its `ManifestEntry` fields,
-    and `download` / `open` of just that file."""
-
-    def __init__(self, version: ArtifactVersion, entry: ManifestEntry) -> None:
-        self.version = version
-        self.entry = entry
-
-    @property
-    def path(self) -> str:
-        return self.entry.path
-
-    @property
-    def digest(self) -> str | None:
-        return self.entry.digest
-
-    @property
-    def size(self) -> int:
-        return self.entry.size
-
-    @property
-    def uri(self) -> str | None:
-        return self.entry.uri
-
-    def __repr__(self) -> str:
-        return f"<Entry {self.version.ref} {self.path}>"
-
-    def download(
-        self,
-        root: str | os.PathLike[str] | None = None,
-        skip_cache: bool | None = None,
-        executor: Any = None,
-        multipart: bool | None = None,
-    ) -> Path:
-        """Write this file, verified, to ``root/<path>`` (default: the version's folder in
-        the store's cache); the path written. W&B's ``skip_cache``, ``executor`` and
-        ``multipart`` are accepted and change nothing (as for `ArtifactVersion.download`)."""
-        del skip_cache, executor, multipart
-        folder = self.version.download(root, path_prefix=self.path, exact=True)
-        return folder / self.path
-
-    def open(self) -> Any:
-        return self.version.open(self.path)
 
 
 class RunValues(dict[str, Any]):
@@ -177,42 +133,6 @@ class RunValues(dict[str, Any]):
             del self[name]
         except KeyError:
             raise AttributeError(f"the run's {self._what} has no {name!r}") from None
-
-
-class FileName(str):
-    """One path of `ArtifactVersion.files()`: a plain ``str``, which also answers as W&B's
-    ``File`` does: ``name`` (the path), ``size``, ``digest`` and ``download(root)``."""
-
-    entry: ManifestEntry
-    version: ArtifactVersion
-
-    def __new__(cls, entry: ManifestEntry, version: ArtifactVersion) -> FileName:
-        name = super().__new__(cls, entry.path)
-        name.entry = entry
-        name.version = version
-        return name
-
-    @property
-    def name(self) -> str:
-        return str(self)
-
-    @property
-    def size(self) -> int:
-        return self.entry.size
-
-    @property
-    def digest(self) -> str | None:
-        return self.entry.digest
-
-    def download(
-        self, root: str | os.PathLike[str] | None = None, skip_cache: bool | None = None
-    ) -> Path:
-        """Write this one file to ``root/<path>`` (default: the version's cache folder)."""
-        return Entry(self.version, self.entry).download(root, skip_cache)
-
-
-def file_names(version: ArtifactVersion, entries: Iterable[ManifestEntry]) -> list[str]:
-    return [FileName(entry, version) for entry in entries]
 
 
 class VersionHabits:

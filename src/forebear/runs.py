@@ -96,6 +96,10 @@ class Artifact(artifacts.Artifact):
     def __setitem__(self, name: str, obj: Table) -> None:
         self.add(obj, name)
 
+    def is_draft(self) -> bool:
+        """W&B's: True until the artifact is logged (see `state`)."""
+        return self.logged is None
+
     @property
     def state(self) -> str:
         """W&B's ``"PENDING"`` until logged, then the version's (``"COMMITTED"``)."""
@@ -392,7 +396,7 @@ def restore(
             kept = run.file(name)
         except NotFound:
             return None
-        kept.download(folder)  # type: ignore[attr-defined]
+        kept.download(folder, replace=True)  # type: ignore[attr-defined]
     return target.open("rb")
 
 

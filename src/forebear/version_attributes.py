@@ -35,6 +35,10 @@ class VersionAttributes:
     entity = None  # W&B's entity names nothing more here: a store is one team's
     source_entity = None
 
+    def is_draft(self) -> bool:
+        """W&B's: a version is committed, never a draft (an `Artifact` is, until logged)."""
+        return False
+
     @property
     def url(self) -> str | None:
         """The version's page in the web UI of the forebear server the store is reached

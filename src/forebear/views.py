@@ -24,7 +24,7 @@ from .errors import (
     NotFound,
     RunStateError,
 )
-from .habits import RunHabits, VersionHabits, check_prefix, file_names
+from .habits import RunHabits, VersionHabits, check_prefix
 from .heartbeat import Heartbeat
 from .jsonvalues import json_dict
 from .manifest import Diff, Manifest, ManifestEntry, diff_entries
@@ -36,6 +36,7 @@ from .run_attributes import RunAttributes
 from .run_updates import RunUpdates
 from .runfiles import RunFiles
 from .version_attributes import VersionAttributes
+from .version_files import file_names
 
 if TYPE_CHECKING:
     from .lineage import Lineage
