@@ -837,6 +837,9 @@ def test_w_and_b_run_attributes_scripts_read(store: forebear.Store) -> None:
         assert run.start_time == run.started_at.timestamp()
         run.display_name = "train-2"
         assert run.name == run.display_name == "train-2"
+        assert store.run(run.id).name == "train"  # saved as the run finishes, or:
+        assert run.save() is True and forebear.save() is True  # W&B's older call saves now
+        assert store.run(run.id).name == "train-2"
         url = run.url
     read = forebear.Api(store).run(run.id)
     assert read.name == "train-2" and sorted(read.files()) == ["model.pt", "plots/loss.txt"]

@@ -47,22 +47,29 @@ class RunFiles:
 
         def _require_running(self, action: str) -> None: ...
 
+        def update(self) -> None: ...
+
         def log_artifact(
             self, artifact: Artifact | str | os.PathLike[str], *args: Any, **options: Any
         ) -> ArtifactVersion: ...
 
     def save(
         self,
-        glob_str: str | os.PathLike[str],
+        glob_str: str | os.PathLike[str] | None = None,
         base_path: str | os.PathLike[str] | None = None,
         policy: str = "live",
-    ) -> list[str]:
+    ) -> list[str] | bool:
         """Keep the files ``glob_str`` matches with this run, as W&B's ``wandb.save``:
         each under its path relative to ``base_path`` (default: the current folder for a
         relative glob, the glob's folder for an absolute one). With ``policy="live"`` (the
         default) or ``"now"`` they are saved at once, and ``"live"`` ones again when the
         run finishes (only what changed makes a new version); ``"end"`` saves them when it
-        finishes. Returns the entry paths saved now."""
+        finishes. Returns the entry paths saved now. Without ``glob_str``, W&B's older
+        ``run.save()``: the run's ``name``, ``tags`` and ``notes`` changed in place are
+        saved now (`update`), and it returns True."""
+        if glob_str is None:
+            self.update()
+            return True
         self._require_running("save files")
         if policy not in SAVE_POLICIES:
             raise InvalidInput(f"policy must be one of {', '.join(SAVE_POLICIES)}, not {policy!r}")

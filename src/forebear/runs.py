@@ -363,10 +363,10 @@ def define_metric(name: str, *args: Any, **options: Any) -> None:
 
 
 def save(
-    glob_str: str | os.PathLike[str],
+    glob_str: str | os.PathLike[str] | None = None,
     base_path: str | os.PathLike[str] | None = None,
     policy: str = "live",
-) -> list[str]:
+) -> list[str] | bool:
     """`Run.save` on the active run (W&B's ``wandb.save``)."""
     return _require_active().save(glob_str, base_path, policy)
 
