@@ -83,6 +83,7 @@ LAYERS = (
         "errors",
         "units",
         "urls",
+        "util",
         "config_files",
         "jsonvalues",
         "tables",

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         define_metric,
         finish,
         init,
+        join,
         link_model,
         log,
         log_artifact,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     )
     from .store import Store, open
     from .tables import Table
+    from .util import setup, termerror, termlog, termwarn
     from .views import ArtifactVersion, Run
 
     run: Run | None  # the active run (W&B's wandb.run), looked up on each use
@@ -81,6 +83,7 @@ _LAZY = {
     "define_metric": "runs",
     "finish": "runs",
     "init": "runs",
+    "join": "runs",
     "link_model": "runs",
     "log": "runs",
     "log_artifact": "runs",
@@ -88,7 +91,11 @@ _LAZY = {
     "login": "runs",
     "open": "store",
     "restore": "runs",
+    "setup": "util",
     "save": "runs",
+    "termerror": "util",
+    "termlog": "util",
+    "termwarn": "util",
     "unwatch": "runs",
     "use_artifact": "runs",
     "use_model": "runs",
@@ -136,6 +143,8 @@ def __getattr__(name: str) -> Any:
         if run is None:
             return {}
         return run.config if name == "config" else run.summary
+    if name == "util":  # W&B's wandb.util.generate_id()
+        return importlib.import_module(".util", __name__)
     module = _LAZY.get(name)
     if module is None:
         instead = _WANDB_ONLY.get(name)
@@ -191,6 +200,7 @@ __all__ = [
     "define_metric",
     "finish",
     "init",
+    "join",
     "link_model",
     "log",
     "log_artifact",
@@ -199,8 +209,13 @@ __all__ = [
     "open",
     "restore",
     "save",
+    "setup",
+    "termerror",
+    "termlog",
+    "termwarn",
     "unwatch",
     "use_artifact",
     "use_model",
+    "util",
     "watch",
 ]

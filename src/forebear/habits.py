@@ -84,6 +84,11 @@ class RunValues(dict[str, Any]):
     def setdefault(self, key: str, default: Any = None) -> Any:
         return self._change(lambda d: d.setdefault(key, default))
 
+    def setdefaults(self, defaults: Mapping[str, Any]) -> None:
+        """W&B's ``config.setdefaults(d)``: the values of ``defaults`` whose keys are not
+        set yet, saved at once."""
+        self._change(lambda d: d.update({k: v for k, v in dict(defaults).items() if k not in d}))
+
     def pop(self, key: str, *default: Any) -> Any:
         return self._change(lambda d: d.pop(key, *default))
 

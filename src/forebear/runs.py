@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from random import SystemRandom
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
@@ -25,9 +24,8 @@ from .runchecks import checked_run_name, described_as
 from .settings import default_project, run_mode
 from .store import Store, open
 from .tables import Table, table_path
+from .util import generate_id
 from .views import ArtifactVersion, Run
-
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 class Artifact(artifacts.Artifact):
@@ -133,11 +131,8 @@ class Artifact(artifacts.Artifact):
         raise AttributeError(f"'Artifact' object has no attribute {name!r}")
 
 
-_SYSTEM_RANDOM = SystemRandom()  # os.urandom, as `secrets` (whose import costs 6 ms)
-
-
 def new_run_id() -> str:
-    return "".join(_SYSTEM_RANDOM.choice(_ALPHABET) for _ in range(8))
+    return generate_id(8)
 
 
 def active_run() -> Run | None:
@@ -355,6 +350,9 @@ def finish(
     run = active_run()
     if run is not None:
         run.finish(status, exit_code, quiet)
+
+
+join = finish  # W&B's older name for it
 
 
 def define_metric(name: str, *args: Any, **options: Any) -> None:
