@@ -91,6 +91,9 @@ def test_the_environment_disables_runs_unless_mode_is_given(
     with forebear.init(project="p") as run:
         assert isinstance(run, DisabledRun)
     assert not (in_empty_folder / ".forebear").exists()
+    monkeypatch.setenv("FOREBEAR_MODE", "Disabled")
+    with pytest.raises(forebear.InvalidInput, match="FOREBEAR_MODE='Disabled': use 'online'"):
+        forebear.init(project="p")
     with forebear.init(project="p", mode="online") as recorded:
         assert not recorded.disabled
     assert forebear.open().run(recorded.id).status == "finished"

@@ -197,11 +197,12 @@ def init(
                 f"{option}={value!r}: forebear neither rewinds nor forks a run; start a new "
                 "run, and read the old one's history with store.run(ID).history()"
             )
+    said = f"mode={mode!r}" if mode is not None else f"FOREBEAR_MODE={run_mode()!r}"
     if mode is None:
         mode = run_mode()
     if mode not in (None, "online", "offline", "shared", "disabled"):
         raise InvalidInput(
-            f"mode={mode!r}: use 'online' (the default: the run is recorded; 'offline' and "
+            f"{said}: use 'online' (the default: the run is recorded; 'offline' and "
             "'shared' are the same here) or 'disabled' (nothing is recorded)"
         )
     previous = _reinit(reinit)
