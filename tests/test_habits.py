@@ -626,7 +626,11 @@ def test_w_and_b_names_of_a_version_its_files_and_its_manifest(
     assert (version.source_name, version.source_version, version.source_project) == (
         "ds:v0", "v0", "p",
     )  # fmt: skip
-    assert version.state == "COMMITTED"
+    assert version.state == "COMMITTED" and version.updated_at == version.created_at
+    version.description = "edited"
+    version.save()
+    edited = store.artifact("p/ds:v0").updated_at
+    assert edited > version.created_at and version.updated_at == edited
     files = version.files()
     assert files == sorted(FILES) and all(isinstance(f, str) for f in files)
     assert json.loads(json.dumps(files)) == sorted(FILES)  # still plain strings

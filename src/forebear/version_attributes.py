@@ -4,6 +4,7 @@ the artifact it belongs to (``collection``: an `ArtifactCollection`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, cast
 
 from .pages import on_server, version_page
@@ -34,6 +35,15 @@ class VersionAttributes:
 
     entity = None  # W&B's entity names nothing more here: a store is one team's
     source_entity = None
+
+    @property
+    def updated_at(self) -> dt.datetime:
+        """W&B's: when the version last changed, as its audit trail tells: edited, an
+        alias set on it or taken from it, deleted or restored; `created_at` until then."""
+        version = cast("ArtifactVersion", self)
+        events = self._store.audit(version.qualified_ref)
+        changes = [event.at for event in events if event.action != "log"]  # logging made it
+        return max([version.created_at, *changes])
 
     def is_draft(self) -> bool:
         """W&B's: a version is committed, never a draft (an `Artifact` is, until logged)."""
