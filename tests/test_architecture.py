@@ -89,6 +89,7 @@ LAYERS = (
         "tables",
         "metrics",
         "history_rows",
+        "history_buffer",
         "runfilters",
         "runchecks",
         "paths",

@@ -152,3 +152,17 @@ def test_runs_benchmark_lists_every_way_and_writes_its_section(tmp_path: Path) -
     for step in ("`forebear runs --json`", "web UI, last runs page (6)", "export loop"):
         assert step in text
     assert "failed" not in text
+
+
+def test_logging_benchmark_runs_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nkept\n")
+    args = ("--logs", "200", "--mlflow-logs", "20", "--steps", "300", "--write", str(report))
+    done = run_benchmark("logging_bench.py", *args)
+    assert done.returncode == 0, done.stderr
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n")
+    assert "<!-- logging-bench:begin -->" in text and "<!-- logging-bench:end -->" in text
+    for loop in ("| forebear `run.log` | 200 |", "| MLflow `log_metrics` | 20 |"):
+        assert loop in text
+    assert "`forebear import mlflow` of one MLflow run of 300 steps" in text

@@ -105,15 +105,18 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
         ("create_run", {**new_run, "run_id": "ok3", "config": {"a": NAN}}, "finite numbers"),
         ("update_run", {"run_id": run_id, "status": None, "summary": {"a": INF},
                         "ended_at": None, "config": None}, "finite numbers"),
-        ("log_metrics", {"run_id": run_id, "step": HUGE, "values": {"x": 1}, "summary": {}},
-         "step cannot be"),
-        ("log_metrics", {"run_id": run_id, "step": -1, "values": {"x": 1}, "summary": {}},
+        ("log_history", {"run_id": run_id, "steps": [HUGE], "values": [{"x": 1}], "summary": {}},
+         "steps cannot be"),
+        ("log_history", {"run_id": run_id, "steps": [-1], "values": [{"x": 1}], "summary": {}},
          "step must be a whole number from 0"),
-        ("log_metrics", {"run_id": run_id, "step": 1, "values": {"x": NAN}, "summary": {}},
+        ("log_history", {"run_id": run_id, "steps": [1, 2], "values": [{"x": 1}], "summary": {}},
+         "2 steps for 1 values"),
+        ("log_history", {"run_id": run_id, "steps": [1], "values": [{"x": NAN}], "summary": {}},
          "values cannot be"),
-        ("log_metrics", {"run_id": run_id, "step": 1, "values": {LONG: 1}, "summary": {}},
+        ("log_history", {"run_id": run_id, "steps": [1], "values": [{LONG: 1}], "summary": {}},
          "at most 256 characters"),
-        ("log_metrics", {"run_id": run_id, "step": 1, "values": {"x": 10**400}, "summary": {}},
+        ("log_history", {"run_id": run_id, "steps": [1], "values": [{"x": 10**400}],
+                         "summary": {}},
          "values cannot be"),  # float() of it would overflow
         ("link", {"version_id": version.id, "collection": LONG, "aliases": [], "reason": None,
                   "run_id": None}, "invalid collection name"),
@@ -154,7 +157,7 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
         ("create_run", {**new_run, "run_id": "ok5", "config": {"k": "\x00"}}, "NUL"),
         ("set_alias", {"version": version, "alias": "best", "run_id": None,
                        "reason": "a\x00b", "force": False}, "NUL"),
-        ("log_metrics", {"run_id": run_id, "step": 1, "values": {"a\x00": 1}, "summary": {}},
+        ("log_history", {"run_id": run_id, "steps": [1], "values": [{"a\x00": 1}], "summary": {}},
          "NUL"),
     ]  # fmt: skip
     for method, kwargs, says in cases:
@@ -178,7 +181,9 @@ def test_metrics_a_foreign_client_sends_are_kept_as_the_api_keeps_them(served: S
     """A whole number beyond the catalog's 64-bit integers is kept as its float, as
     `run.log` keeps it (stored whole, it overflowed the column: a server error)."""
     values = {"epoch": 3, "seen": 2**70, "loss": 0.5}
-    answer = served.call("log_metrics", run_id=served.run.id, step=7, values=values, summary={})
+    answer = served.call(
+        "log_history", run_id=served.run.id, steps=[7], values=[values], summary={}
+    )
     assert answer.status_code == 200, answer.text
     row = served.store.run(served.run.id).history()[-1]
     assert row == {"step": 7, "epoch": 3, "seen": float(2**70), "loss": 0.5}

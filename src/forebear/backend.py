@@ -259,10 +259,16 @@ class Backend(ABC):
     ) -> None: ...
 
     @abstractmethod
-    def log_metrics(
-        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
+    def log_history(
+        self,
+        run_id: str,
+        steps: list[int],
+        values: list[dict[str, float]],
+        summary: dict[str, Any],
     ) -> None:
-        """Record the values of one step in a run's history, and its new summary, at once."""
+        """Record the values of several steps in a run's history (``values[i]`` at
+        ``steps[i]``, in the order logged: a key logged at a step again replaces its value),
+        and its new summary, in one transaction."""
 
     @abstractmethod
     def run_history(self, run_id: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import artifacts, folders
 from . import settings as config
-from .errors import ForebearWarning, InvalidInput, InvalidPath, NotFound
+from .errors import ForebearError, ForebearWarning, InvalidInput, InvalidPath, NotFound
+from .history_buffer import HistoryBuffer
 from .history_rows import HistoryRows
 from .jsonvalues import config_values, json_dict
 from .manifest import ManifestEntry
@@ -48,20 +50,27 @@ class RunValues(dict[str, Any]):
     kept only once it is saved."""
 
     def __init__(
-        self, values: Mapping[str, Any], what: str, save: Callable[[dict[str, Any]], None]
+        self,
+        values: Mapping[str, Any],
+        what: str,
+        save: Callable[[dict[str, Any]], None],
+        lock: threading.RLock | None = None,
     ) -> None:
+        """``lock``: held while a change is saved and made (a run's rows are written
+        with its summary under it, from a thread of their own: see `HistoryBuffer`)."""
         super().__init__(values)
-        self.__dict__.update(_what=what, _save=save)
+        self.__dict__.update(_what=what, _save=save, _lock=lock or threading.RLock())
 
     def _change(self, change: Callable[[dict[str, Any]], T]) -> T:
-        after = dict(self)
-        result = change(after)
-        checked = json_dict(after, self._what, non_finite_as_text=self._what == "summary")
-        if checked != self:  # nothing to save otherwise (``run.summary.update()``)
-            self._save(checked)
-        dict.clear(self)
-        dict.update(self, checked)
-        return result
+        with self._lock:
+            after = dict(self)
+            result = change(after)
+            checked = json_dict(after, self._what, non_finite_as_text=self._what == "summary")
+            if checked != self:  # nothing to save otherwise (``run.summary.update()``)
+                self._save(checked)
+            dict.clear(self)
+            dict.update(self, checked)
+            return result
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._change(lambda d: d.__setitem__(key, value))
@@ -275,6 +284,7 @@ class RunHabits:
     _store: Store
     _next_step: int | None = None  # the step a log without one goes to (W&B's run.step)
     _metrics: MetricSummaries | None = None
+    _history_buffer: HistoryBuffer | None = None  # the rows this process's run has waiting
 
     if TYPE_CHECKING:  # provided by Run
         id: str
@@ -282,6 +292,7 @@ class RunHabits:
         status: str
         summary: RunValues
         context: dict[str, Any]
+        _lock: threading.RLock  # what its summary changes under
 
         def _require_running(self, action: str) -> None: ...
 
@@ -306,14 +317,46 @@ class RunHabits:
         logged = json_dict(values, "logged values", non_finite_as_text=True)
         current = self.step
         at = current if step is None else check_step(step)
-        summary = (self._metrics or MetricSummaries()).apply(logged, self.summary)
-        self._store.backend.log_metrics(self.id, at, numeric_values(logged, at), summary)
-        dict.clear(self.summary)  # saved above, with the metrics
-        dict.update(self.summary, summary)
+        numbers = numeric_values(logged, at)
+        with self._lock:
+            summary = (self._metrics or MetricSummaries()).apply(logged, self.summary)
+            if self._history_buffer is None:  # a run read back: written as it comes
+                self._store.backend.log_history(self.id, [at], [numbers], summary)
+            dict.clear(self.summary)
+            dict.update(self.summary, summary)
+            if self._history_buffer is not None:  # written soon, with the summary then
+                self._history_buffer.add(at, numbers)
         if step is not None and step > current:
             self._next_step = step
         if commit is True or (commit is None and step is None):
             self._next_step = max(current, at) + 1
+
+    def _start_history(self) -> None:
+        """Keep the rows this process's run logs in a `HistoryBuffer`, written with the
+        summary of the moment."""
+        backend = self._store.backend
+
+        def write(steps: list[int], values: list[dict[str, float]]) -> None:
+            backend.log_history(self.id, steps, values, dict(self.summary))
+
+        self._history_buffer = HistoryBuffer(write, self._lock, f"forebear-history-{self.id}")
+
+    def _end_history(self) -> None:
+        """Write the rows still waiting, as the run finishes (a failure warns: the run
+        still ends)."""
+        if self._history_buffer is not None:
+            try:
+                self._history_buffer.close()
+            except ForebearError as exc:
+                warnings.warn(
+                    f"run {self.id}: logged values not saved: {exc}", ForebearWarning, stacklevel=3
+                )
+
+    def _written_history(self) -> list[dict[str, Any]]:
+        """The run's history in its store, once the rows waiting are written."""
+        if self._history_buffer is not None:
+            self._history_buffer.flush()
+        return self._store.backend.run_history(self.id)
 
     def _log_table(self, key: str, table: Table) -> dict[str, Any]:
         """A `Table` logged as W&B does: a version of its own (``run-<id>-<key>``, type
@@ -374,7 +417,7 @@ class RunHabits:
         ``pandas=True`` returns a pandas DataFrame with W&B's ``_step`` column (``x_axis``
         and ``stream`` are accepted; every row has its step)."""
         del x_axis, stream
-        rows = rows_holding(self._store.backend.run_history(self.id), keys)
+        rows = rows_holding(self._written_history(), keys)
         if samples is not None:
             if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
                 raise InvalidInput(f"samples must be a whole number from 1, not {samples!r}")
@@ -392,7 +435,7 @@ class RunHabits:
         logged at it; with ``keys``, only the rows that hold every one of them, with just
         those; ``min_step`` included, ``max_step`` excluded."""
         del page_size
-        for row in rows_holding(self._store.backend.run_history(self.id), keys):
+        for row in rows_holding(self._written_history(), keys):
             at = row["step"]
             below = min_step is not None and at < min_step
             if not (below or (max_step is not None and at >= max_step)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,7 @@ class RunUpdates:
 
     if TYPE_CHECKING:  # provided by Run
         id: str
+        _lock: threading.RLock  # what its config and summary change under
 
         def to_dict(self) -> dict[str, Any]: ...
 
@@ -90,11 +92,11 @@ class RunUpdates:
         # as W&B's: a live run's config is saved as it changes, a copy read back by
         # `update`; a summary as it changes
         if live:
-            self.config = RunValues(data.config, "config", self._saving("config", live))
+            self.config = RunValues(data.config, "config", self._saving("config", live), self._lock)
         else:
             self.config = dict(data.config)
             self._recorded_config = _as_text(data.config)  # as text: deep changes show too
-        self.summary = RunValues(data.summary, "summary", self._saving("summary", live))
+        self.summary = RunValues(data.summary, "summary", self._saving("summary", live), self._lock)
 
     def load(self, force: bool = False) -> dict[str, Any]:
         """W&B's ``run.load()``: read the run's record again (its status, end, name,

@@ -21,7 +21,7 @@ from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
 from .runchecks import checked_run_name, described_as
-from .settings import default_project, run_mode
+from .settings import MODE_VARIABLE, default_project, run_mode
 from .store import Store, open
 from .tables import Table, table_path
 from .util import generate_id
@@ -197,7 +197,7 @@ def init(
                 f"{option}={value!r}: forebear neither rewinds nor forks a run; start a new "
                 "run, and read the old one's history with store.run(ID).history()"
             )
-    said = f"mode={mode!r}" if mode is not None else f"FOREBEAR_MODE={run_mode()!r}"
+    said = f"mode={mode!r}" if mode is not None else f"{MODE_VARIABLE}={run_mode()!r}"
     if mode is None:
         mode = run_mode()
     if mode not in (None, "online", "offline", "shared", "disabled"):

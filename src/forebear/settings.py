@@ -69,10 +69,13 @@ def default_project() -> str:
     return os.environ.get("FOREBEAR_PROJECT") or "default"
 
 
+MODE_VARIABLE = "FOREBEAR_MODE"
+
+
 def run_mode() -> str | None:
     """How `forebear.init` runs when its ``mode`` is not given (``FOREBEAR_MODE``, as W&B's
     ``WANDB_MODE``: ``disabled`` records nothing); None when unset."""
-    return os.environ.get("FOREBEAR_MODE") or None
+    return os.environ.get(MODE_VARIABLE) or None
 
 
 def progress_off() -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -399,9 +400,11 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
         self.project = data.project
         self._on_finish = on_finish
         self._heartbeat: Heartbeat | None = None
+        self._lock = threading.RLock()  # its summary changes, and its rows are written, under it
         self._read_record(data, live)  # name, status, config, summary... (`RunUpdates`)
         if live:
             self._next_step = 0  # a run this process just started: no history yet
+            self._start_history()  # its rows are written in batches (`HistoryBuffer`)
             backend = store.backend
             self._heartbeat = Heartbeat(
                 config.heartbeat_interval(),
@@ -546,6 +549,7 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
             raise InvalidInput(f"invalid status {status!r}: use 'finished', 'failed' or 'crashed'")
         if self.status != "running":
             return
+        self._end_history()  # the rows logged and not written yet
         self._save_pending()  # a name or tags changed in place
         try:
             self._save_at_end()

@@ -136,6 +136,29 @@ def insert_values(
             connection.exec_driver_sql(sql, params)
 
 
+def upsert_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    *,
+    batch: int = _INSERT_BATCH,
+) -> None:
+    """INSERT many rows (dicts with the same keys), each replacing the values of a row
+    already there with the same ``key`` columns (both SQLite and PostgreSQL). No two
+    rows may share a key: PostgreSQL refuses to change a row twice in one statement."""
+    connection = session.connection()
+    dialect = connection.dialect
+    statement = _insert_statement(dialect.name, table, ignore_duplicates=False)
+    changed = [column for column in rows[0] if column not in key] if rows else []
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key), set_={column: statement.excluded[column] for column in changed}
+    )
+    for rows_now in _batches(session, rows, batch):
+        sql, params = _driver_params(statement, table, dialect, rows_now)
+        connection.exec_driver_sql(sql, params)
+
+
 def _batches(session: Session, rows: Iterable[Any], batch: int) -> Iterator[list[Any]]:
     """``rows`` in lists of ``batch``, for the inserts of `insert_rows` and `insert_values`;
     when there are many, under a large page cache: many rows land all over an index

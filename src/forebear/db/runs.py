@@ -238,22 +238,31 @@ def has_run(session: Session, run_id: str) -> bool:
     return session.execute(select(RunRow.pk).where(RunRow.id == run_id)).first() is not None
 
 
-def record_metrics(session: Session, run_id: str, step: int, values: dict[str, float]) -> None:
-    """The values of one step; logging a key at a step again replaces its value. A whole
-    number (an ``int``) is kept exactly too, to be read back as one, where the catalog's
-    integers hold it (`metrics.kept_whole`; otherwise as its float, as `check_metric`
-    keeps it)."""
-    pk = run_pk(session, run_id)
-    now = utcnow()
-    for key, value in values.items():
-        whole = int(value) if kept_whole(value) else None
-        row = session.get(MetricRow, (pk, key, step))
-        if row is None:
-            row = MetricRow(run_pk=pk, key=key, step=step, value=float(value), whole=whole, at=now)
-            session.add(row)
-        else:
-            row.value, row.whole, row.at = float(value), whole, now
-    session.flush()
+def record_history(
+    session: Session, run_id: str, rows: Iterable[tuple[int, dict[str, float]]]
+) -> None:
+    """The values of several steps, in the order they were logged: logging a key at a step
+    again replaces its value. A whole number (an ``int``) is kept exactly too, to be read
+    back as one, where the catalog's integers hold it (`metrics.kept_whole`; otherwise as
+    its float, as `check_metric` keeps it)."""
+    latest: dict[tuple[str, int], float] = {}
+    for step, values in rows:
+        for key, value in values.items():
+            latest[(key, step)] = value
+    if not latest:
+        return
+    pk, now = run_pk(session, run_id), utcnow()
+    rows_now = [
+        {"run_pk": pk, "key": key, "step": step, "value": float(value),
+         "whole": int(value) if kept_whole(value) else None, "at": now}
+        for (key, step), value in latest.items()
+    ]  # fmt: skip
+    bulk.upsert_rows(
+        session,
+        MetricRow.__table__,  # type: ignore[arg-type]
+        rows_now,
+        key=("run_pk", "key", "step"),
+    )
 
 
 def history_rows(session: Session, run_id: str) -> Iterator[dict[str, Any]]:

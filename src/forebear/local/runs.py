@@ -96,11 +96,15 @@ class LocalRuns:
                 session, run_id, **{k: v for k, v in values.items() if v is not None}
             )
 
-    def log_metrics(
-        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
+    def log_history(
+        self,
+        run_id: str,
+        steps: list[int],
+        values: list[dict[str, float]],
+        summary: dict[str, Any],
     ) -> None:
         with write_session(self.engine) as session:
-            db_runs.record_metrics(session, run_id, step, values)
+            db_runs.record_history(session, run_id, zip(steps, values, strict=True))
             db_runs.update_run(session, run_id, summary=summary)
 
     def run_history(self, run_id: str) -> list[dict[str, Any]]:

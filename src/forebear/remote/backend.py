@@ -299,10 +299,14 @@ class RemoteBackend(Backend):
     def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
         return self.call("edit_run", run_id, changes)  # type: ignore[no-any-return]
 
-    def log_metrics(
-        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
+    def log_history(
+        self,
+        run_id: str,
+        steps: list[int],
+        values: list[dict[str, float]],
+        summary: dict[str, Any],
     ) -> None:
-        self.call("log_metrics", run_id, step, values, summary)
+        self.call("log_history", run_id, steps, values, summary)
 
     def run_history(self, run_id: str) -> list[dict[str, Any]]:
         return self.call("run_history", run_id)  # type: ignore[no-any-return]

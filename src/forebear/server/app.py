@@ -105,7 +105,7 @@ CALLS = frozenset({
     "link", "protect_alias", "protected_aliases", "add_webhook", "webhooks", "remove_webhook",
     "deliveries", "deliver_webhooks", "entries", "entries_at", "entry_count", "chunk_lists",
     "held", "purged_in", "create_run", "get_run", "list_runs", "count_runs", "update_run",
-    "log_metrics", "run_history", "beat_run", "use", "runs_of_version", "versions_of_run",
+    "log_history", "run_history", "beat_run", "use", "runs_of_version", "versions_of_run",
     "reachable", "lineage", "tags", "redactions", "edit_version", "delete_version",
     "restore_version", "delete_run", "edit_run", "set_retention", "retention_policies",
     "prune", "which", "purge", "audit", "verify", "repair", "gc", "upgrade", "rebuild_index",

@@ -71,9 +71,16 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
             raise InvalidInput(f"{name} must be a whole number from 0, not {value}")
     if method == "create_run":
         checked_run_name(arguments["name"])
-    if method == "log_metrics":
-        for key, number in arguments["values"].items():
-            check_metric(key, number, arguments["step"])
+    if method == "log_history":
+        steps, values = arguments["steps"], arguments["values"]
+        if len(steps) != len(values):
+            raise InvalidInput(
+                f"malformed call to log_history: {len(steps)} steps for {len(values)} values"
+            )
+        for step, logged in zip(steps, values, strict=True):
+            check_step(step)
+            for key, number in logged.items():
+                check_metric(key, number, step)
     if method == "edit_version":
         _check_edits(arguments["changes"])
 

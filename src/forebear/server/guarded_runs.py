@@ -103,11 +103,15 @@ class GuardedRuns:
         self.run(run_id, "writer")
         return self.inner.edit_run(run_id, changes)
 
-    def log_metrics(
-        self, run_id: str, step: int, values: dict[str, float], summary: dict[str, Any]
+    def log_history(
+        self,
+        run_id: str,
+        steps: list[int],
+        values: list[dict[str, float]],
+        summary: dict[str, Any],
     ) -> None:
         self.run(run_id, "writer")
-        self.inner.log_metrics(run_id, step, values, summary)
+        self.inner.log_history(run_id, steps, values, summary)
 
     def run_history(self, run_id: str) -> list[dict[str, Any]]:
         return self.inner.run_history(self.run(run_id).id)
