@@ -8,7 +8,6 @@ returns None, and every other method of `forebear.Run` is there and does nothing
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -133,6 +132,8 @@ class DisabledRun:
 
     @property
     def dir(self) -> str:
+        import tempfile  # 10 ms that a recorded run's quick re-log does not spend
+
         return tempfile.gettempdir()  # as W&B's: a folder that exists, kept nowhere
 
     @property

@@ -307,7 +307,8 @@ class RunHabits:
         calls make one row. `define_metric` chooses what the summary keeps. A value that
         is NaN or infinite (a diverged loss) is kept in the summary as ``"NaN"``,
         ``"Infinity"`` or ``"-Infinity"`` and left out of the history (a gap in its
-        chart), and the run goes on."""
+        chart), and the run goes on. This process's run writes its rows in batches, with
+        the summary of that moment (`HistoryBuffer`): a call does not wait for the store."""
         self._require_running("log values")
         if isinstance(values, dict) and any(isinstance(v, Table) for v in values.values()):
             values = {
