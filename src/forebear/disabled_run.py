@@ -7,6 +7,7 @@ returns None, and every other method of `forebear.Run` is there and does nothing
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -83,7 +84,8 @@ class DisabledRun:
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self.ended_at: dt.datetime | None = None
         self._on_finish = on_finish
-        self.__dict__.update(_NO_RECORD)
+        for name, value in _NO_RECORD.items():  # each run its own lists and dicts
+            setattr(self, name, copy.copy(value))
 
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.project}/{self.name} disabled>"
