@@ -62,8 +62,9 @@ class Entry:
 
 
 class FileName(str):
-    """One path of `ArtifactVersion.files()`: a plain ``str``, which also answers as W&B's
-    ``File`` does: ``name`` (the path), ``size``, ``digest`` and ``download(root)``."""
+    """One path of `ArtifactVersion.files()` (and of ``run.files()``): a plain ``str``,
+    which also answers as W&B's ``File`` does: ``name`` (the path), ``size``, ``digest`` and
+    ``download(root=".", replace=False, exist_ok=False)``."""
 
     entry: ManifestEntry
     version: ArtifactVersion
