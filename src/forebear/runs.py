@@ -197,9 +197,10 @@ def init(
                 f"{option}={value!r}: forebear neither rewinds nor forks a run; start a new "
                 "run, and read the old one's history with store.run(ID).history()"
             )
-    said = f"mode={mode!r}" if mode is not None else f"{MODE_VARIABLE}={run_mode()!r}"
+    said = f"mode={mode!r}"
     if mode is None:
         mode = run_mode()
+        said = f"{MODE_VARIABLE}={mode!r}"
     if mode not in (None, "online", "offline", "shared", "disabled"):
         raise InvalidInput(
             f"{said}: use 'online' (the default: the run is recorded; 'offline' and "
