@@ -1001,7 +1001,7 @@ def test_the_w_and_b_options_of_init(
     assert store.run("abc123").status == "finished" and forebear.run is second
     second.finish()
     with pytest.raises(forebear.InvalidInput, match="run abc123 exists already"):
-        forebear.init(project="p", store=store, id="abc123", resume="allow")
+        forebear.init(project="p", store=store, id="abc123", resume="never")
     with pytest.raises(forebear.InvalidInput, match="no run has id 'zz9'"):
         forebear.init(project="p", store=store, id="zz9", resume="must")
     for bad in ("ABC", "x" * 9, "a/b"):

@@ -376,6 +376,12 @@ class Backend(ABC):
         `forebear.runchecks.checked_run_edit`); refused for a deleted run."""
 
     @abstractmethod
+    def resume_run(self, run_id: str, process: dict[str, Any]) -> RunData:
+        """W&B's resuming: a run that finished, failed or crashed made running again by a
+        new ``process`` (`forebear.runchecks.checked_process`), in one transaction with its
+        audit event; refused (`InvalidInput`) for a run still alive or deleted."""
+
+    @abstractmethod
     def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
         """Mark a run deleted (and soft-delete its outputs when asked: their refs)."""
 

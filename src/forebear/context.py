@@ -172,15 +172,19 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def process() -> dict[str, Any]:
+    """This process's host and id (and what tells it from a later one with the same id),
+    by which readers judge whether its run is alive (see `forebear.liveness`)."""
+    return {"host": host_name(), "pid": os.getpid(), **process_identity()}
+
+
 def capture() -> dict[str, Any]:
     """A JSON-serialisable description of this process, stored with its run."""
     return {
         "git": git_state(),
         "argv": redact_argv(list(sys.argv)),
         "cwd": os.getcwd(),
-        "host": host_name(),
-        "pid": os.getpid(),
-        **process_identity(),
+        **process(),
         "python": platform.python_version(),
         "platform": platform_name(),
         "packages": installed_packages(),

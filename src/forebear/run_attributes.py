@@ -1,7 +1,7 @@
 """The rest of W&B's names on a run that scripts read: where its page is (``url``,
 ``get_url()``, ``get_project_url()``), ``display_name``, ``start_time``, ``metadata``,
-``user``, ``summary_metrics``, the flags of a run that is neither resumed, offline nor in
-a sweep, ``wait_until_finished()`` and ``delete()``."""
+``user``, ``summary_metrics``, the flags of a run (resumed or not; never offline nor in a
+sweep), ``wait_until_finished()`` and ``delete()``."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class RunAttributes:
         def history(self) -> Any: ...
         def load(self, force: bool = False) -> dict[str, Any]: ...
 
-    # forebear neither resumes a run nor runs one offline, disabled or in a sweep
+    # a run resumed by `init` says so itself; none runs offline, disabled or in a sweep
     resumed = False
     offline = False
     disabled = False
@@ -155,8 +155,8 @@ class RunAttributes:
         return max((int(row["step"]) for row in self.history()), default=-1)
 
     def mark_preempting(self) -> None:
-        """W&B's: tells its server the run may be stopped and resumed; forebear does not
-        resume runs, so there is nothing to tell."""
+        """W&B's: tells its server the run may be stopped and resumed; any run that ended or
+        crashed can be resumed here (``init(id=..., resume="allow")``): nothing to tell."""
 
     def delete(self, delete_artifacts: bool = False) -> list[str]:
         """W&B's ``run.delete()``: `Store.delete_run`, the versions it logged too with

@@ -13,6 +13,10 @@ MAX_NOTES = 100_000
 # What a run keeps of it that may change once it has ended, as W&B lets its users change
 # them: its name, config and summary, and two of the words `init` keeps in its context.
 EDITABLE = ("name", "tags", "notes", "config", "summary")
+# What the process that resumes a run says of itself, so that readers judge the run alive
+# by it (see `forebear.liveness`); the rest of the run's context stays as it began.
+PROCESS = {"host": str, "pid": int, "pid_namespace": str, "process_started": int}
+_LARGEST_NUMBER = 2**53  # a process id or start time; JSON keeps integers up to this exactly
 
 
 def described_as(**words: object) -> dict[str, Any]:
@@ -72,3 +76,25 @@ def checked_run_edit(changes: object) -> dict[str, Any]:
                 raise InvalidInput(f"a run's {field} is a dict, not {type(value).__name__}")
             checked[field] = json_dict(value, field, non_finite_as_text=field == "summary")
     return checked
+
+
+def checked_process(process: object) -> dict[str, Any]:
+    """What a resuming process says of itself (see `PROCESS`): its host and process id,
+    and, where known, its PID namespace and start time."""
+    if not isinstance(process, dict) or not {"host", "pid"} <= process.keys() <= PROCESS.keys():
+        raise InvalidInput(
+            f"a resuming process is described by a dict of {sorted(PROCESS)} (host and pid "
+            f"at least), not {process!r:.80}"
+        )
+    for key, value in process.items():
+        if value is None and key not in ("host", "pid"):
+            continue
+        kind = PROCESS[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            said = "a text" if kind is str else "a whole number"
+            raise InvalidInput(f"a process's {key} is {said}, not {value!r:.80}")
+        if isinstance(value, str) and not 0 < len(value) <= MAX_NAME:
+            raise InvalidInput(f"a process's {key} is 1 to {MAX_NAME} characters")
+        if isinstance(value, int) and not 0 <= value < _LARGEST_NUMBER:
+            raise InvalidInput(f"a process's {key} is a number from 0 to 2**53, not {value}")
+    return {**process, "host": check_no_nul(process["host"], "a host name")}

@@ -20,6 +20,7 @@ from .disabled_run import DisabledRun
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
+from .records import RunData
 from .runchecks import checked_run_name, described_as
 from .settings import MODE_VARIABLE, default_project, run_mode
 from .store import Store, open
@@ -183,8 +184,8 @@ def init(
     options are W&B's too (see docs/python-api.md): ``config`` may be an argparse
     ``Namespace``, absl flags or the path of a YAML file, and ``config-defaults.yaml`` in
     the current folder gives defaults unless not ``config_defaults`` (see
-    `forebear.config_files`); ``id``, ``resume``
-    (only for a run that does not exist yet), ``reinit``, ``mode``, ``save_code``,
+    `forebear.config_files`); ``id``, ``resume`` (a run that ended or crashed goes on: see
+    `Backend.resume_run`), ``reinit``, ``mode``, ``save_code``,
     ``config_exclude_keys`` / ``config_include_keys``; ``dir``, ``anonymous``,
     ``allow_val_change``, ``settings``, ``sync_tensorboard``, ``tensorboard``,
     ``monitor_gym``, ``force`` and ``magic`` are accepted and change nothing;
@@ -209,6 +210,7 @@ def init(
     previous = _reinit(reinit)
     if previous is not None:
         return previous
+    project_given = project
     if project is None:
         project = default_project()
     project = check_name(project, "project")
@@ -237,10 +239,14 @@ def init(
     else:
         target = open(store)
     target.backend.require_writable()
-    run_id = new_run_id() if id is None else _new_run_id(target, id, resume)
-    context = {**run_context.capture(), "user": target.backend.actor, **described}
-    data = target.backend.create_run(run_id, project, run_name, config_dict, context)
-    run = Run(target, data, live=True, on_finish=active.remove)
+    earlier = None if id is None else _run_to_resume(target, id, resume, project_given)
+    if earlier is None:
+        run_id = new_run_id() if id is None else id
+        context = {**run_context.capture(), "user": target.backend.actor, **described}
+        data = target.backend.create_run(run_id, project, run_name, config_dict, context)
+    else:
+        data = _resumed(target, earlier, run_name if name else None, config_dict, described)
+    run = Run(target, data, live=True, on_finish=active.remove, resumed=earlier is not None)
     active.add(run)
     _install_exit_hooks()
     if save_code:
@@ -277,9 +283,12 @@ def _chosen_keys(
     return config
 
 
-def _new_run_id(store: Store, wanted: object, resume: bool | str | None) -> str:
-    """A run id the script chose (W&B's ``id``, as ``wandb.util.generate_id()`` makes):
-    one that no run has yet; forebear does not resume a run that exists."""
+def _run_to_resume(
+    store: Store, wanted: object, resume: bool | str | None, project: str | None
+) -> RunData | None:
+    """W&B's ``id`` and ``resume``: the run to resume (``"allow"``, ``"must"``, ``"auto"``
+    or True, and a run has the id), or None to start one with that id (no run has it; a
+    new id is 1 to 8 lowercase letters or digits, as ``wandb.util.generate_id()`` makes)."""
     if not is_run_id(wanted):
         raise InvalidInput(
             f"a run id is 1 to 8 lowercase letters or digits (as forebear and "
@@ -288,16 +297,46 @@ def _new_run_id(store: Store, wanted: object, resume: bool | str | None) -> str:
     if resume not in (None, False, True, "allow", "must", "never", "auto"):
         raise InvalidInput(f"resume={resume!r}: use 'allow', 'must', 'never' or 'auto'")
     try:
-        existing = store.run(wanted)
+        existing = store.backend.get_run(wanted)
     except NotFound:
         if resume == "must":
             raise InvalidInput(f"resume='must', but no run has id {wanted!r}") from None
-        return wanted
-    raise InvalidInput(
-        f"run {wanted} exists already ({existing.project}/{existing.name}, "
-        f"{existing.status}); forebear does not resume runs: start a new run (leave id "
-        "out), which can use the same versions"
+        return None
+    described = (
+        f"run {wanted} exists already ({existing.project}/{existing.name}, {existing.status})"
     )
+    if resume in (None, False, "never"):
+        raise InvalidInput(
+            f"{described}: pass resume='allow' to go on with it, or leave id out to start a new run"
+        )
+    if project is not None and project != existing.project:
+        raise InvalidInput(
+            f"{described} in project {existing.project!r}, not {project!r}: run ids are "
+            f"unique in a store; resume it with project={existing.project!r}, or leave id out"
+        )
+    return existing
+
+
+def _resumed(
+    store: Store,
+    earlier: RunData,
+    name: str | None,
+    config: dict[str, Any],
+    described: dict[str, Any],
+) -> RunData:
+    """The run resumed by this process (see `Backend.resume_run`), with the name, tags and
+    notes given to `init`, and its config updated by the one given (W&B's resuming)."""
+    backend = store.backend
+    data = backend.resume_run(earlier.id, run_context.process())
+    changes: dict[str, Any] = {}
+    if name is not None and name != data.name:
+        changes["name"] = name
+    for word in ("tags", "notes"):
+        if word in described and described[word] != data.context.get(word):
+            changes[word] = described[word]
+    if {**data.config, **config} != data.config:
+        changes["config"] = {**data.config, **config}
+    return backend.edit_run(data.id, changes) if changes else data
 
 
 def _save_main_script(run: Run) -> None:

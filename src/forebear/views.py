@@ -390,11 +390,13 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
         *,
         live: bool = False,
         on_finish: Callable[[Run], None] | None = None,
+        resumed: bool = False,
     ) -> None:
         """A run as the catalog records it; ``live`` for the run this process executes,
         which tells the catalog every so often that it is alive until it finishes
         (readers anywhere see a run whose heartbeat stopped as crashed), and then calls
-        ``on_finish``."""
+        ``on_finish``; ``resumed``: a live run an earlier process began (W&B's
+        ``run.resumed``), whose steps go on after its last."""
         self._store = store
         self.id = data.id
         self.project = data.project
@@ -403,7 +405,11 @@ class Run(RunRegistry, RunHabits, RunFiles, RunUpdates, RunAttributes):
         self._lock = threading.RLock()  # its summary changes, and its rows are written, under it
         self._read_record(data, live)  # name, status, config, summary... (`RunUpdates`)
         if live:
-            self._next_step = 0  # a run this process just started: no history yet
+            if resumed:
+                self.resumed = True
+                self.starting_step = self.step  # after the last step in its history
+            else:
+                self._next_step = 0  # a run this process just started: no history yet
             self._start_history()  # its rows are written in batches (`HistoryBuffer`)
             backend = store.backend
             self._heartbeat = Heartbeat(

@@ -404,9 +404,9 @@ def delete_run(session: Session, run_id: str, actor: str) -> RunRow:
     return run
 
 
-def edit_run(session: Session, run_id: str, actor: str, changes: dict[str, Any]) -> RunRow:
-    """Change a run after the fact (see `forebear.runchecks.checked_run_edit`): its name,
-    config or summary, or the tags and notes its context keeps, with an audit event."""
+def run_to_change(session: Session, run_id: str) -> RunRow:
+    """A run that is not deleted, locked until the transaction ends; `RunNotFound` or
+    `InvalidInput` otherwise."""
     run = session.execute(
         select(RunRow).where(RunRow.id == run_id).with_for_update()
     ).scalar_one_or_none()
@@ -414,6 +414,29 @@ def edit_run(session: Session, run_id: str, actor: str, changes: dict[str, Any])
         raise RunNotFound(f"no run {run_id!r} (run 'forebear runs' to list them)")
     if run.deleted_at is not None:
         raise InvalidInput(f"run {run_id} is deleted: a deleted run is not changed")
+    return run
+
+
+def resume_run(
+    session: Session, run: RunRow, actor: str, process: dict[str, Any], was: str
+) -> RunRow:
+    """Make a run that ended (``was`` its status as read: finished, failed or crashed)
+    running again for a new process, its heartbeat now, with an audit event; the
+    ``process`` (`forebear.runchecks.checked_process`) replaces the old one's in its
+    context, by which readers judge whether it is alive."""
+    run.status = "running"
+    run.ended_at = None
+    run.heartbeat_at = utcnow()
+    run.context = {**(run.context or {}), **process}
+    session.flush()
+    audit.record(session, actor, "resume-run", f"run {run.id}", run_id=run.id, details={"was": was})
+    return run
+
+
+def edit_run(session: Session, run_id: str, actor: str, changes: dict[str, Any]) -> RunRow:
+    """Change a run after the fact (see `forebear.runchecks.checked_run_edit`): its name,
+    config or summary, or the tags and notes its context keeps, with an audit event."""
+    run = run_to_change(session, run_id)
     context = dict(run.context or {})
     if "tags" in changes and isinstance(context.get("tags"), dict):
         raise InvalidInput(

@@ -14,8 +14,9 @@ from ..db import runs as db_runs
 from ..db import traversal
 from ..db import versions as db_versions
 from ..db.engine import Engine, read_session, write_session
+from ..errors import InvalidInput
 from ..records import RunData, VersionData
-from ..runchecks import checked_run_edit
+from ..runchecks import checked_process, checked_run_edit
 
 
 class LocalRuns:
@@ -141,6 +142,23 @@ class LocalRuns:
             changes = checked_run_edit(changes)  # a server's client may not be forebear's
             row = db_lifecycle.edit_run(session, run_id, self.actor, changes)
             return run_data(row, db_projects.project_name(session, row.project_id))
+
+    def resume_run(self, run_id: str, process: dict[str, Any]) -> RunData:
+        self.require_writable()
+        process = checked_process(process)  # a server's client may not be forebear's
+        with write_session(self.engine) as session:
+            row = db_lifecycle.run_to_change(session, run_id)
+            project = db_projects.project_name(session, row.project_id)
+            was = run_data(row, project).status
+            if was == "running":
+                where = row.context or {}
+                raise InvalidInput(
+                    f"run {run_id} is running (process {where.get('pid')} on "
+                    f"{where.get('host')}): a run is resumed only once it has ended or "
+                    "crashed; wait for it to end, or start a new run"
+                )
+            row = db_lifecycle.resume_run(session, row, self.actor, process, was)
+            return run_data(row, project)
 
     def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
         self.require_writable()

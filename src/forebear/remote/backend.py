@@ -299,6 +299,9 @@ class RemoteBackend(Backend):
     def edit_run(self, run_id: str, changes: dict[str, Any]) -> RunData:
         return self.call("edit_run", run_id, changes)  # type: ignore[no-any-return]
 
+    def resume_run(self, run_id: str, process: dict[str, Any]) -> RunData:
+        return self.call("resume_run", run_id, process)  # type: ignore[no-any-return]
+
     def log_history(
         self,
         run_id: str,

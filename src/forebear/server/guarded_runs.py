@@ -103,6 +103,10 @@ class GuardedRuns:
         self.run(run_id, "writer")
         return self.inner.edit_run(run_id, changes)
 
+    def resume_run(self, run_id: str, process: dict[str, Any]) -> RunData:
+        self.run(run_id, "writer")
+        return self.inner.resume_run(run_id, process)
+
     def log_history(
         self,
         run_id: str,

@@ -1,0 +1,141 @@
+"""W&B's resuming: ``init(id=..., resume="allow")`` goes on with a run that ended or
+crashed (a preempted training job started again), its history, summary and config kept
+and its steps going on after the last; a run still alive elsewhere, a deleted one, or one
+of another project is refused with one clear error that changes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+import forebear
+
+from .serving import ForebearServer
+
+WAIT = 60.0  # seconds a condition may take on a loaded machine
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
+
+
+def opening(store: forebear.Store) -> str:
+    """Python that opens ``store`` in another process."""
+    server = getattr(store, "server", None)
+    if server is not None:
+        return f"forebear.Store({server.url!r}, token={server.admin_token!r})"
+    return f"forebear.Store({store.db_url!r}, {store.objects_url!r})"
+
+
+def resume_events(store: forebear.Store, run_id: str) -> list[dict[str, object]]:
+    target = f"run {run_id}"
+    return [e.details for e in store.audit() if e.action == "resume-run" and e.target == target]
+
+
+def test_a_finished_run_goes_on_where_it_stopped(store: forebear.Store) -> None:
+    with forebear.init(project="p", name="train", config={"lr": 0.1}, store=store) as run:
+        for epoch in range(3):
+            run.log({"loss": 1 / (epoch + 1)})
+        run.summary["best"] = 0.3
+        assert run.resumed is False
+    with forebear.init(
+        project="p", id=run.id, resume="allow", config={"epochs": 6}, store=store
+    ) as again:
+        assert again.id == run.id and again.resumed is True
+        assert again.status == "running" and store.run(run.id).status == "running"
+        assert again.step == again.starting_step == 3  # W&B: from the last step on
+        assert again.config == {"lr": 0.1, "epochs": 6}  # the config given is added
+        assert again.summary["best"] == 0.3 and again.name == "train"
+        again.log({"loss": 0.2})
+        again.log({"loss": 0.1}, step=10)
+    record = store.run(run.id)
+    assert record.status == "finished" and record.ended_at is not None
+    assert [row["step"] for row in record.history()] == [0, 1, 2, 3, 10]
+    assert record.summary == {"loss": 0.1, "best": 0.3}
+    assert resume_events(store, run.id) == [{"was": "finished"}]
+
+
+def test_a_failed_run_resumed_with_a_new_name_and_tags(store: forebear.Store) -> None:
+    with pytest.raises(RuntimeError), forebear.init(project="p", store=store) as run:
+        run.log({"loss": 1.0})
+        raise RuntimeError("out of memory")
+    assert store.run(run.id).status == "failed"
+    again = forebear.init(
+        project="p", id=run.id, resume="must", name="second try", tags=["retry"], store=store
+    )
+    assert (again.name, list(again.tags)) == ("second try", ["retry"])
+    again.finish()
+    assert store.run(run.id).name == "second try" and store.run(run.id).status == "finished"
+    assert resume_events(store, run.id) == [{"was": "failed"}]
+
+
+def test_a_crashed_run_is_resumed_by_the_process_started_again(store: forebear.Store) -> None:
+    """A training job killed outright (preempted) and started again with the same id."""
+    script = (
+        "import time, forebear\n"
+        f"run = forebear.init(project='p', id='job1', resume='allow', store={opening(store)})\n"
+        "for step in range(5):\n"
+        "    run.log({'loss': 1 / (step + 1)})\n"
+        "run.history()  # every row written\n"
+        "print(run.id, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "FOREBEAR_NO_PROGRESS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"job1"
+        with pytest.raises(forebear.InvalidInput, match=r"run job1 is running \(process \d+"):
+            forebear.init(project="p", id="job1", resume="allow", store=store)
+        assert resume_events(store, "job1") == []  # refused: nothing changed
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    # the server judges by the heartbeat alone: the run reads as crashed a little later
+    wait_for(lambda: store.run("job1").status == "crashed")
+    with forebear.init(project="p", id="job1", resume="allow", store=store) as again:
+        assert again.resumed and again.step == 5
+        assert store.run("job1").status == "running"  # alive: this process beats for it
+        again.log({"loss": 0.1})
+    record = store.run("job1")
+    assert record.status == "finished" and len(record.history()) == 6
+    assert resume_events(store, "job1") == [{"was": "crashed"}]
+
+
+def test_what_resume_says_of_an_id_that_is_new_or_taken(store: forebear.Store) -> None:
+    fresh = forebear.init(project="p", id="new1", resume="allow", store=store)
+    assert fresh.id == "new1" and fresh.resumed is False and fresh.step == 0
+    fresh.finish()
+    with pytest.raises(forebear.InvalidInput, match="no run has id 'zz9'"):
+        forebear.init(project="p", id="zz9", resume="must", store=store)
+    for refusing in ("never", None):
+        with pytest.raises(forebear.InvalidInput, match=r"exists already .*resume='allow'"):
+            forebear.init(project="p", id="new1", resume=refusing, store=store)
+    with pytest.raises(forebear.InvalidInput, match="in project 'p', not 'q'"):
+        forebear.init(project="q", id="new1", resume="allow", store=store)
+    store.delete_run("new1")
+    with pytest.raises(forebear.InvalidInput, match="run new1 is deleted"):
+        forebear.init(project="p", id="new1", resume="must", store=store)
+    assert store.run("new1").status == "finished" and resume_events(store, "new1") == []
+
+
+def test_a_reader_cannot_resume_a_run(server: ForebearServer) -> None:
+    writer = server.store()
+    with forebear.init(project="p", id="mine1", store=writer):
+        pass
+    reader = server.store(server.user("rita", {"p": "reader"}))
+    with pytest.raises(forebear.ForebearError, match="writer"):
+        forebear.init(project="p", id="mine1", resume="allow", store=reader)
+    assert writer.run("mine1").status == "finished" and resume_events(writer, "mine1") == []
+    reader.close()
+    writer.close()
