@@ -980,7 +980,7 @@ def test_a_run_keeps_its_own_files_and_code(
 
 def test_w_and_b_names_without_a_counterpart_say_what_to_do() -> None:
     for name, says in (("Image", "run.save(path)"), ("Histogram", "Artifact"),
-                       ("sweep", "one run per trial"), ("alert", "webhook")):  # fmt: skip
+                       ("sweep", "one run per trial"), ("agent", "one run per trial")):  # fmt: skip
         with pytest.raises(AttributeError, match=f"no attribute '{name}' .*{re.escape(says)}"):
             getattr(forebear, name)
     assert not hasattr(forebear, "Image")  # feature checks (hasattr) still answer no

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .records import AuditEvent, Delivery, Webhook
+    from .runchecks import AlertLevel
     from .runs import (
         Artifact,
+        alert,
         define_metric,
         finish,
         init,
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AlertLevel": "runchecks",
     "Api": "api",
     "Artifact": "runs",
     "ArtifactVersion": "views",
@@ -80,6 +83,7 @@ _LAZY = {
     "Run": "views",
     "Store": "store",
     "Table": "tables",
+    "alert": "runs",
     "define_metric": "runs",
     "finish": "runs",
     "init": "runs",
@@ -120,8 +124,6 @@ _WANDB_ONLY = {
         ("sweep", "agent", "controller"),
         "forebear runs no sweeps: start one run per trial with forebear.init(config=...)",
     ),
-    "alert": "forebear sends no alerts; a webhook (forebear webhook add) tells another "
-    "system when versions and aliases change",
 }  # fmt: skip
 
 
@@ -161,6 +163,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AlertLevel",
     "Api",
     "Artifact",
     "ArtifactNotFound",
@@ -197,6 +200,7 @@ __all__ = [
     "VersionNotFound",
     "Webhook",
     "__version__",
+    "alert",
     "define_metric",
     "finish",
     "init",

@@ -382,6 +382,11 @@ class Backend(ABC):
         audit event; refused (`InvalidInput`) for a run still alive or deleted."""
 
     @abstractmethod
+    def alert_run(self, run_id: str, title: str, text: str, level: str) -> None:
+        """W&B's alert from a running run (checked by `forebear.runchecks.checked_alert`):
+        a ``run.alert`` event for the webhooks that asked for it."""
+
+    @abstractmethod
     def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
         """Mark a run deleted (and soft-delete its outputs when asked: their refs)."""
 

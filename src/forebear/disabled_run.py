@@ -128,7 +128,7 @@ class DisabledRun:
         self.finish("failed" if exc_type is not None else "finished")
 
     # forebear.Run's other names, answering as a run that recorded nothing would
-    define_metric = watch = unwatch = mark_preempting = update = _nothing
+    define_metric = watch = unwatch = mark_preempting = update = alert = _nothing
     link_artifact = link_model = log_model = use_model = log_code = _nothing
     upsert_artifact = finish_artifact = wait_until_finished = file = _nothing
 

@@ -140,7 +140,7 @@ class Redaction(NamedTuple):
         )
 
 
-WEBHOOK_EVENTS = ("version.logged", "version.linked", "alias.moved", "version.deleted")
+WEBHOOK_EVENTS = ("version.logged", "version.linked", "alias.moved", "version.deleted", "run.alert")
 
 
 class Webhook(NamedTuple):

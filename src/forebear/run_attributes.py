@@ -1,17 +1,19 @@
 """The rest of W&B's names on a run that scripts read: where its page is (``url``,
 ``get_url()``, ``get_project_url()``), ``display_name``, ``start_time``, ``metadata``,
 ``user``, ``summary_metrics``, the flags of a run (resumed or not; never offline nor in a
-sweep), ``wait_until_finished()`` and ``delete()``."""
+sweep), ``alert()``, ``wait_until_finished()`` and ``delete()``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput, RunStateError
 from .pages import on_server, run_page, runs_page
+from .runchecks import AlertLevel, checked_alert
 
 if TYPE_CHECKING:
     from .habits import RunValues
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 # How often `wait_until_finished` reads a run's record again.
 WAIT_INTERVAL = 0.5
+# How long an alert's title waits before it is sent again, unless the script says.
+ALERT_WAIT = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,38 @@ class RunAttributes:
     def lastHistoryStep(self) -> int:  # W&B's spelling
         """W&B's: the last step logged, -1 before any."""
         return max((int(row["step"]) for row in self.history()), default=-1)
+
+    def alert(
+        self,
+        title: str,
+        text: str,
+        level: str | AlertLevel | None = None,
+        wait_duration: float | dt.timedelta | None = None,
+    ) -> None:
+        """W&B's ``run.alert``: a ``run.alert`` event for the store's webhooks that asked
+        for it (see `Store.add_webhook`: Slack, mail or a pager behind a webhook), and a
+        line on stderr. An alert of the same title within ``wait_duration`` (seconds or a
+        timedelta; a minute unless said) of the one sent before is not sent again, so a
+        check in a training loop does not flood its receiver."""
+        if self.status != "running" or not self._live:
+            raise RunStateError(
+                f"cannot send an alert: run {self.id} is {self.status} (alerts come from "
+                "the run this process executes)"
+            )
+        wait = ALERT_WAIT if wait_duration is None else wait_duration
+        if isinstance(wait, bool) or not isinstance(wait, int | float | dt.timedelta):
+            raise InvalidInput(f"wait_duration is seconds or a timedelta, not {wait!r:.80}")
+        seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+        if not 0 <= seconds < float("inf"):
+            raise InvalidInput(f"wait_duration is 0 or more seconds, not {wait_duration!r}")
+        title, text, said = checked_alert(title, text, level or AlertLevel.INFO)
+        sent: dict[str, float] = self.__dict__.setdefault("_alerts_sent", {})
+        now = time.monotonic()
+        if title in sent and now - sent[title] < seconds:
+            return
+        self._store.backend.alert_run(self.id, title, text, said)
+        sent[title] = now
+        print(f"forebear: {said} alert from run {self.id}: {title}", file=sys.stderr)
 
     def mark_preempting(self) -> None:
         """W&B's: tells its server the run may be stopped and resumed; any run that ended or

@@ -3,6 +3,7 @@ made after the fact (W&B's ``run.update()``) and a client of a forebear server."
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from .errors import InvalidInput
@@ -98,3 +99,30 @@ def checked_process(process: object) -> dict[str, Any]:
         if isinstance(value, int) and not 0 <= value < _LARGEST_NUMBER:
             raise InvalidInput(f"a process's {key} is a number from 0 to 2**53, not {value}")
     return {**process, "host": check_no_nul(process["host"], "a host name")}
+
+
+class AlertLevel(str, enum.Enum):
+    """W&B's ``wandb.AlertLevel``: how much an alert (`Run.alert`) matters."""
+
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+def checked_alert(title: object, text: object, level: object) -> tuple[str, str, str]:
+    """An alert's title (1 to 256 characters), text (up to 100,000) and level (one of
+    `AlertLevel`, by value or name, in any case)."""
+    if not isinstance(title, str) or not 0 < len(title) <= MAX_NAME:
+        raise InvalidInput(
+            f"an alert's title is a text of 1 to {MAX_NAME} characters, not {title!r:.80}"
+        )
+    if not isinstance(text, str) or len(text) > MAX_NOTES:
+        raise InvalidInput(f"an alert's text is a text of at most {MAX_NOTES:,} characters")
+    said = level.value if isinstance(level, AlertLevel) else level
+    if not isinstance(said, str) or said.upper() not in AlertLevel.__members__:
+        raise InvalidInput(f"an alert's level is one of INFO, WARN and ERROR, not {level!r:.80}")
+    return (
+        check_no_nul(title, "an alert's title"),
+        check_no_nul(text, "an alert's text"),
+        said.upper(),
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
 from .records import RunData
-from .runchecks import checked_run_name, described_as
+from .runchecks import AlertLevel, checked_run_name, described_as
 from .settings import MODE_VARIABLE, default_project, run_mode
 from .store import Store, open
 from .tables import Table, table_path
@@ -381,6 +382,16 @@ def use_artifact(
 def log(values: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
     """`Run.log` on the active run."""
     _require_active().log(values, step, commit)
+
+
+def alert(
+    title: str,
+    text: str,
+    level: str | AlertLevel | None = None,
+    wait_duration: float | dt.timedelta | None = None,
+) -> None:
+    """`Run.alert` from the active run (W&B's ``wandb.alert``)."""
+    _require_active().alert(title, text, level, wait_duration)
 
 
 def finish(

@@ -124,9 +124,9 @@ def history(obj: Context, name: str, alias_name: str | None, as_json: bool) -> N
 
 @cli.group(short_help="Send signed events to other systems (CI, deployment).")
 def webhook() -> None:
-    """Webhooks: signed JSON POSTs for version.logged, version.linked, alias.moved and
-    version.deleted. Events are queued with the change itself and sent until the receiver
-    answers 2xx.
+    """Webhooks: signed JSON POSTs for version.logged, version.linked, alias.moved,
+    version.deleted and run.alert (a script's forebear.alert). Events are queued with the
+    change itself and sent until the receiver answers 2xx.
 
     \b
     Examples:
@@ -141,8 +141,8 @@ def webhook() -> None:
 @click.argument("url")
 @click.option(
     "--event", "-e", "events", multiple=True, required=True, metavar="EVENT",
-    help="An event to send: version.logged, version.linked, alias.moved, version.deleted "
-    "(repeatable).",
+    help="An event to send: version.logged, version.linked, alias.moved, version.deleted, "
+    "run.alert (repeatable).",
 )  # fmt: skip
 @click.option(
     "--secret",

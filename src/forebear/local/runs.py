@@ -13,10 +13,11 @@ from ..db import projects as db_projects
 from ..db import runs as db_runs
 from ..db import traversal
 from ..db import versions as db_versions
+from ..db import webhooks as db_webhooks
 from ..db.engine import Engine, read_session, write_session
-from ..errors import InvalidInput
+from ..errors import InvalidInput, RunStateError
 from ..records import RunData, VersionData
-from ..runchecks import checked_process, checked_run_edit
+from ..runchecks import checked_alert, checked_process, checked_run_edit
 
 
 class LocalRuns:
@@ -159,6 +160,21 @@ class LocalRuns:
                 )
             row = db_lifecycle.resume_run(session, row, self.actor, process, was)
             return run_data(row, project)
+
+    def alert_run(self, run_id: str, title: str, text: str, level: str) -> None:
+        self.require_writable()
+        title, text, level = checked_alert(title, text, level)
+        with write_session(self.engine) as session:
+            row = db_lifecycle.run_to_change(session, run_id)
+            project = db_projects.project_name(session, row.project_id)
+            status = run_data(row, project).status
+            if status != "running":
+                raise RunStateError(f"cannot send an alert: run {run_id} is {status}")
+            alert = {"title": title, "text": text, "level": level}
+            db_webhooks.queue(
+                session, "run.alert", self.actor,
+                {"run": run_id, "project": project, "name": row.name, **alert},
+            )  # fmt: skip
 
     def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
         self.require_writable()

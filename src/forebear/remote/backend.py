@@ -302,6 +302,9 @@ class RemoteBackend(Backend):
     def resume_run(self, run_id: str, process: dict[str, Any]) -> RunData:
         return self.call("resume_run", run_id, process)  # type: ignore[no-any-return]
 
+    def alert_run(self, run_id: str, title: str, text: str, level: str) -> None:
+        self.call("alert_run", run_id, title, text, level)
+
     def log_history(
         self,
         run_id: str,

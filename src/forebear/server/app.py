@@ -107,9 +107,9 @@ CALLS = frozenset({
     "held", "purged_in", "create_run", "get_run", "list_runs", "count_runs", "update_run",
     "log_history", "run_history", "beat_run", "use", "runs_of_version", "versions_of_run",
     "reachable", "lineage", "tags", "redactions", "edit_version", "delete_version",
-    "restore_version", "delete_run", "edit_run", "resume_run", "set_retention",
-    "retention_policies", "prune", "which", "purge", "audit", "verify", "repair", "gc",
-    "upgrade", "rebuild_index",
+    "restore_version", "delete_run", "edit_run", "resume_run", "alert_run",
+    "set_retention", "retention_policies", "prune", "which", "purge", "audit", "verify",
+    "repair", "gc", "upgrade", "rebuild_index",
     "projects", "counts", "add_user", "users", "disable_user", "grant", "revoke",
     "create_token", "tokens", "revoke_token",
 })  # fmt: skip

@@ -107,6 +107,10 @@ class GuardedRuns:
         self.run(run_id, "writer")
         return self.inner.resume_run(run_id, process)
 
+    def alert_run(self, run_id: str, title: str, text: str, level: str) -> None:
+        self.run(run_id, "writer")
+        self.inner.alert_run(run_id, title, text, level)
+
     def log_history(
         self,
         run_id: str,
