@@ -40,6 +40,21 @@ class Entry:
     def uri(self) -> str | None:
         return self.entry.uri
 
+    @property
+    def ref(self) -> str | None:
+        """W&B's: the URI a reference entry points at (None for a file stored here)."""
+        return self.entry.uri
+
+    def ref_target(self) -> str:
+        """W&B's: the URI a reference entry points at; `InvalidInput` (a ``ValueError``,
+        as W&B raises) for a file stored here."""
+        if self.entry.uri is None:
+            raise InvalidInput(
+                f"{self.path!r} of {self.version.qualified_ref} is stored in the store, not a "
+                "reference: only a reference entry has a target (see add_reference)"
+            )
+        return self.entry.uri
+
     def __repr__(self) -> str:
         return f"<Entry {self.version.ref} {self.path}>"
 
