@@ -79,6 +79,11 @@ MAKE = textwrap.dedent(
     with mlflow.start_run(run_name="package") as run:
         mlflow.log_metric("odd", float("nan"))
         mlflow.pyfunc.log_model(name="echo", python_model=Echo(), registered_model_name="echo")
+        # a model whose saving failed (a serializer missing): MLflow marks it, with no files
+        half = MlflowClient().create_logged_model(
+            run.info.experiment_id, name="half-saved", source_run_id=run.info.run_id
+        )
+        MlflowClient().finalize_logged_model(half.model_id, "FAILED")
         made["package"] = run.info.run_id
     print(json.dumps(made))
     """
@@ -148,6 +153,8 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
     assert first.returncode == 0, first.stderr
     assert "4 run(s) imported into 2 project(s) (churn-model, eval)" in first.stdout
     assert "1 still running in MLflow" in first.stdout
+    assert f"run {ids['package']}: model 'half-saved' (m-" in first.stderr
+    assert "never completely logged in MLflow (its status is FAILED); left out" in first.stderr
 
     with forebear.open(store_dir) as store:
         runs = {r.name: r for r in store.runs()}

@@ -318,6 +318,13 @@ class _Importer:
                 )
                 self._log(run, local, top, {"run_id": run_id, "path": entry.path})
         for model in self.logged_models.get(run_id, []):
+            status = getattr(model.status, "value", model.status)  # MLflow's LoggedModelStatus
+            if status in ("PENDING", "FAILED"):  # its files were never all written
+                self.report.notes.append(
+                    f"run {run_id}: model {model.name!r} ({model.model_id}) was never "
+                    f"completely logged in MLflow (its status is {status}); left out"
+                )
+                continue
             with tempfile.TemporaryDirectory(prefix="forebear-mlflow-") as scratch:
                 local = self.artifacts.download_artifacts(
                     artifact_uri=model.artifact_location, dst_path=scratch
@@ -362,7 +369,9 @@ class _Importer:
                 "model_description": getattr(model, "description", None) or "",
                 "model_tags": dict(getattr(model, "tags", None) or {}),
             }
-            for model_version in sorted(self._model_versions(model.name), key=_number):
+            for model_version in sorted(
+                self._model_versions(model.name), key=lambda v: int(v.version)
+            ):
                 named = [*aliases.get(str(model_version.version), []), *model_version.aliases]
                 linked = self._link(model.name, model_version, named, chosen)
                 if linked is not None:
@@ -530,28 +539,22 @@ def _check_exists(tracking_uri: str) -> None:
         )
 
 
-class _mlflow_errors:
+@contextlib.contextmanager
+def _mlflow_errors(tracking_uri: str) -> Iterator[None]:
     """MLflow's own failures (a store it cannot read, a server that is down) as one
     forebear error naming the tracking store."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        self.where = redact(tracking_uri)
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
-    ) -> None:
-        if exc is None or isinstance(exc, (ForebearError, KeyboardInterrupt, SystemExit)):
-            return
-        if type(exc).__module__.split(".")[0] in ("mlflow", "requests", "sqlalchemy", "urllib3"):
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ForebearError(
-                f"cannot read the MLflow tracking store at {self.where}: "
-                f"{redact_secrets(first)}; check "
-                "--tracking-uri, and that MLflow itself can read it"
-            ) from exc
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, ForebearError) or type(exc).__module__.split(".")[0] not in (
+            "mlflow", "requests", "sqlalchemy", "urllib3",
+        ):  # fmt: skip
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ForebearError(
+            f"cannot read the MLflow tracking store at {redact(tracking_uri)}: "
+            f"{redact_secrets(first)}; check --tracking-uri, and that MLflow itself can read it"
+        ) from exc
 
 
 def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
@@ -570,10 +573,6 @@ def _logged_model(source: str | None) -> str | None:
     if source and source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
         return source[len("models:/") :]
     return None
-
-
-def _number(model_version: Any) -> int:
-    return int(model_version.version)
 
 
 def _name_filter(name: str) -> str:
