@@ -1043,7 +1043,7 @@ def test_w_and_b_download_options_and_files_by_name(store: forebear.Store, tmp_p
     far = version.get_entry("far.txt")
     assert far.ref == far.ref_target() == target.as_uri()  # W&B's names for its target
     assert version.get_entry("a.txt").ref is None
-    with pytest.raises(ValueError, match="'a.txt' of p/refs:v0 is stored in the store"):
+    with pytest.raises(ValueError, match=r"'a\.txt' of p/refs:v0 is stored in the store"):
         version.get_entry("a.txt").ref_target()
     target.unlink()
     with pytest.raises(forebear.ObjectNotFound, match="cannot read reference"):
