@@ -70,6 +70,7 @@ class RunAttributes:
     sweep_id = None
     sweep = None
     starting_step = 0
+    _alerts_sent: dict[str, float] | None = None  # when each title was last sent (monotonic)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -181,13 +182,14 @@ class RunAttributes:
         seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
         if not 0 <= seconds < float("inf"):
             raise InvalidInput(f"wait_duration is 0 or more seconds, not {wait_duration!r}")
-        title, text, said = checked_alert(title, text, level or AlertLevel.INFO)
-        sent: dict[str, float] = self.__dict__.setdefault("_alerts_sent", {})
-        now = time.monotonic()
-        if title in sent and now - sent[title] < seconds:
+        title, text, said = checked_alert(title, text, AlertLevel.INFO if level is None else level)
+        if self._alerts_sent is None:
+            self._alerts_sent = {}
+        now, last = time.monotonic(), self._alerts_sent.get(title)
+        if last is not None and now - last < seconds:
             return
         self._store.backend.alert_run(self.id, title, text, said)
-        sent[title] = now
+        self._alerts_sent[title] = now
         print(f"forebear: {said} alert from run {self.id}: {title}", file=sys.stderr)
 
     def mark_preempting(self) -> None:
