@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -19,10 +20,23 @@ from forebear import active
 from forebear.objects import ObjectLocation
 
 if TYPE_CHECKING:
+    from .receiving import Receiver
     from .serving import ForebearServer
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_BUCKET = "forebear-tests"
+
+
+WAIT = 60.0  # seconds a condition may take on a loaded machine
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds (never for a fixed time: a loaded machine is slow);
+    fail after `WAIT` seconds."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
 
 
 _TIERS = {"postgres_url": "postgres", "postgres_server": "postgres", "s3_url": "s3",
@@ -278,6 +292,16 @@ def open_store(
             format=made,
         )
     return opened
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real webhook receiver on 127.0.0.1 (see `Receiver`), closed after the test."""
+    from .receiving import Receiver
+
+    started = Receiver()
+    yield started
+    started.close()
 
 
 @pytest.fixture

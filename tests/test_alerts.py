@@ -7,20 +7,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 
 import pytest
 
 import forebear
 
-from .test_registry import SECRET, Receiver
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver()
-    yield started
-    started.close()
+from .receiving import Receiver
+from .test_registry import SECRET
 
 
 def test_an_alert_reaches_the_webhooks_that_asked_for_it(

@@ -483,7 +483,8 @@ def test_a_program_calling_main_keeps_its_garbage_collector(
 
 
 def test_the_log_program_ends_only_after_its_webhooks_are_sent(tmp_path: Path) -> None:
-    from .test_registry import SECRET, Receiver
+    from .receiving import Receiver
+    from .test_registry import SECRET
 
     receiver = Receiver()
     try:

@@ -10,20 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import forebear
 from forebear.history_buffer import INTERVAL, MAX_ROWS
 
-WAIT = 60.0  # seconds a condition may take on a loaded machine
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.05)
+from .conftest import wait_for
 
 
 def test_rows_logged_fast_reach_other_readers_without_more_logs(store: forebear.Store) -> None:

@@ -9,23 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 import pytest
 
 import forebear
 
+from .conftest import wait_for
 from .serving import ForebearServer
-
-WAIT = 60.0  # seconds a condition may take on a loaded machine
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.05)
 
 
 def opening(store: forebear.Store) -> str:

@@ -148,32 +148,28 @@ class LocalRuns:
         self.require_writable()
         process = checked_process(process)  # a server's client may not be forebear's
         with write_session(self.engine) as session:
-            row = db_lifecycle.run_to_change(session, run_id)
-            project = db_projects.project_name(session, row.project_id)
-            was = run_data(row, project).status
-            if was == "running":
+            row, read = _locked(session, run_id)
+            if read.status == "running":
                 where = row.context or {}
                 raise InvalidInput(
                     f"run {run_id} is running (process {where.get('pid')} on "
                     f"{where.get('host')}): a run is resumed only once it has ended or "
                     "crashed; wait for it to end, or start a new run"
                 )
-            row = db_lifecycle.resume_run(session, row, self.actor, process, was)
-            return run_data(row, project)
+            row = db_lifecycle.resume_run(session, row, self.actor, process, read.status)
+            return run_data(row, read.project)
 
     def alert_run(self, run_id: str, title: str, text: str, level: str) -> None:
         self.require_writable()
         title, text, level = checked_alert(title, text, level)
         with write_session(self.engine) as session:
-            row = db_lifecycle.run_to_change(session, run_id)
-            project = db_projects.project_name(session, row.project_id)
-            status = run_data(row, project).status
-            if status != "running":
-                raise RunStateError(f"cannot send an alert: run {run_id} is {status}")
+            _, read = _locked(session, run_id)
+            if read.status != "running":
+                raise RunStateError(f"cannot send an alert: run {run_id} is {read.status}")
             alert = {"title": title, "text": text, "level": level}
             db_webhooks.queue(
                 session, "run.alert", self.actor,
-                {"run": run_id, "project": project, "name": row.name, **alert},
+                {"run": run_id, "project": read.project, "name": read.name, **alert},
             )  # fmt: skip
 
     def delete_run(self, run_id: str, *, delete_outputs: bool) -> list[str]:
@@ -189,6 +185,13 @@ class LocalRuns:
                         )
                         deleted.append(db_lifecycle.qualified(session, row))
         return deleted
+
+
+def _locked(session: Any, run_id: str) -> tuple[Any, RunData]:
+    """A run that is not deleted, locked until the transaction ends: its row, and the run
+    as read (a running run whose process is gone reads as ``crashed``)."""
+    row = db_lifecycle.run_to_change(session, run_id)
+    return row, run_data(row, db_projects.project_name(session, row.project_id))
 
 
 def run_data(row: Any, project: str) -> RunData:
