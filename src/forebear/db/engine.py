@@ -120,6 +120,10 @@ def make_engine(url: str, *, read_only: str | None = None) -> Engine:
         )
         _configure_sqlite(engine, read_only is not None)
         return _own_connections_per_process(engine)
+    if backend == "postgresql":
+        from .schema import for_postgresql
+
+        for_postgresql()
     try:
         return _own_connections_per_process(create_engine(parsed, pool_pre_ping=True))
     except exc.NoSuchModuleError as error:

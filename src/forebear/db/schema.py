@@ -115,8 +115,7 @@ class VersionRow(Base):
             "artifact_id",
             "digest",
             unique=True,
-            sqlite_where=text(_LIVE),
-            postgresql_where=text(_LIVE),
+            sqlite_where=text(_LIVE),  # PostgreSQL's: see `for_postgresql`
         ),
         Index(None, "expires_at"),
     )
@@ -151,6 +150,16 @@ class VersionRow(Base):
     source_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("versions.id"), nullable=True, index=True
     )
+
+
+def for_postgresql() -> None:
+    """Give the partial index of live versions its PostgreSQL condition, once a PostgreSQL
+    catalog is opened. Named in the index itself, the argument would have SQLAlchemy import
+    its PostgreSQL dialect to check it (30 ms here), for every command on SQLite too."""
+    for index in Base.metadata.tables[VersionRow.__tablename__].indexes:
+        options = index.dialect_options["postgresql"]
+        if index.name == "uq_versions_live_digest" and options["where"] is None:
+            options["where"] = text(_LIVE)
 
 
 class EntryRow(Base):
