@@ -1004,8 +1004,8 @@ def test_the_w_and_b_options_of_init(
         forebear.init(project="p", store=store, id="abc123", resume="never")
     with pytest.raises(forebear.InvalidInput, match="no run has id 'zz9'"):
         forebear.init(project="p", store=store, id="zz9", resume="must")
-    for bad in ("ABC", "x" * 9, "a/b"):
-        with pytest.raises(forebear.InvalidInput, match="a run id is 1 to 8"):
+    for bad in ("x" * 65, "a/b", "-a", "a b"):
+        with pytest.raises(forebear.InvalidInput, match="a run id is 1 to 64 letters"):
             forebear.init(project="p", store=store, id=bad)
     with pytest.raises(forebear.InvalidInput, match="use 'online'"):
         forebear.init(project="p", store=store, mode="dryrun")

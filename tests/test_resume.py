@@ -119,6 +119,32 @@ def test_what_resume_says_of_an_id_that_is_new_or_taken(store: forebear.Store) -
     assert store.run("new1").status == "finished" and resume_events(store, "new1") == []
 
 
+def test_an_id_the_script_chooses_as_w_and_b_lets_it(store: forebear.Store) -> None:
+    # a preemptible job names its run after the experiment, to resume it when restarted
+    chosen = "ResNet50-seed_1.lr0.1"
+    with forebear.init(project="p", id=chosen, store=store) as run:
+        run.log({"loss": 1.0})
+    with forebear.init(project="p", id=chosen, resume="allow", store=store) as again:
+        assert again.resumed and again.id == chosen
+        again.log({"loss": 0.5})
+        model = forebear.Artifact("model", "model")
+        with model.new_file("weights.txt") as f:
+            f.write("1")
+        out = again.log_artifact(model)
+    assert [row["loss"] for row in store.run(chosen).history()] == [1.0, 0.5]
+    assert out.wait().created_by == chosen
+    with pytest.raises(forebear.RunNotFound):  # ids are told apart by case, as in W&B
+        store.run(chosen.lower())
+    longest = "a" * 64  # W&B's limit
+    with forebear.init(project="p", id=longest, store=store):
+        pass
+    assert store.run(longest).status == "finished"
+    for bad in ("a" * 65, "a/b", "../a", "-a", ".a", "a b", "a:b", "a#b", "ünï", "a\0b", ""):
+        with pytest.raises(forebear.InvalidInput, match="a run id is 1 to 64 letters"):
+            forebear.init(project="p", id=bad, store=store)
+    assert {run.id for run in store.runs(project="p")} == {chosen, longest}
+
+
 def test_a_reader_cannot_resume_a_run(server: ForebearServer) -> None:
     writer = server.store()
     with forebear.init(project="p", id="mine1", store=writer):

@@ -55,8 +55,33 @@ def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
-def built_by_migrations(url: str) -> None:
-    """Every migration from the first, as an old catalog is upgraded."""
+def test_a_postgresql_catalog_with_runs_takes_longer_run_ids_once_upgraded(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    built_by_migrations(postgres_url, "0013")  # run ids of at most 8 characters
+    engine = make_engine(postgres_url)
+    with engine.begin() as connection:
+        project = connection.execute(
+            Base.metadata.tables["projects"].insert().values(name="p")
+        ).inserted_primary_key[0]
+        connection.execute(
+            Base.metadata.tables["runs"].insert(),
+            {"id": "old12345", "project_id": project, "name": "before", "status": "finished",
+             "config": {}, "summary": {}, "context": {}},
+        )  # fmt: skip
+    engine.dispose()
+    store = forebear.Store(postgres_url, str(tmp_path / "objects"))  # upgraded on opening
+    chosen = "an-experiment-named-in-full-" + "x" * 36  # 64 characters
+    with forebear.init(project="p", id=chosen, store=store) as run:
+        (tmp_path / "w.txt").write_text("w")
+        version = run.log_artifact(str(tmp_path / "w.txt"), name="model", aliases=["best"])
+    assert store.run("old12345").name == "before"
+    assert version.created_by == chosen and store.run(chosen).outputs[0].ref == version.ref
+    store.close()
+
+
+def built_by_migrations(url: str, revision: str = "head") -> None:
+    """Every migration from the first (up to ``revision``), as an old catalog is upgraded."""
     from alembic import command
 
     engine = make_engine(url)
@@ -69,7 +94,7 @@ def built_by_migrations(url: str) -> None:
             config = Config()
             config.set_main_option("script_location", "forebear.db:migrations")
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     engine.dispose()
 
 

@@ -99,7 +99,9 @@ def test_values_the_catalog_cannot_hold_are_refused_clearly(served: Served) -> N
     run_id, version = served.run.id, served.store.backend.version_by_id(served.version.id)
     new_run = {"project": "p", "name": "n", "config": {}, "context": {}, "started_at": None}
     cases: list[tuple[str, dict[str, Any], str]] = [
-        ("create_run", {**new_run, "run_id": LONG}, "a run id is 1 to 8"),
+        ("create_run", {**new_run, "run_id": LONG}, "a run id is 1 to 64"),
+        ("create_run", {**new_run, "run_id": "x" * 65}, "a run id is 1 to 64"),
+        ("create_run", {**new_run, "run_id": "../x"}, "a run id is 1 to 64"),
         ("create_run", {**new_run, "run_id": "ok1", "project": LONG}, "invalid project name"),
         ("create_run", {**new_run, "run_id": "ok2", "name": LONG}, "at most 256 characters"),
         ("create_run", {**new_run, "run_id": "ok3", "config": {"a": NAN}}, "finite numbers"),

@@ -9,12 +9,13 @@ from typing import TypeGuard
 from .errors import InvalidName, InvalidPath, InvalidRef
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_RUN_ID_RE = re.compile(r"[0-9a-z]{1,8}")
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)$")
 _LOOKS_LIKE_VERSION_RE = re.compile(r"^v[0-9]+$")
 _DRIVE_RE = re.compile(r"^[^\W\d_]:")  # any letter then a colon, like "C:"
 
 NAME_RULES = "1-128 characters from letters, digits, '.', '_', '-', starting with a letter or digit"
+RUN_ID_RULES = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def is_name(name: object) -> bool:
@@ -26,8 +27,10 @@ REGISTRY = "registry"  # the reserved project whose collections hold links
 
 
 def is_run_id(value: object) -> TypeGuard[str]:
-    """Whether ``value`` is a run id: 1-8 lowercase letters and digits (as forebear makes
-    them, and as W&B's ``generate_id`` does)."""
+    """Whether ``value`` is a run id (`RUN_ID_RULES`). forebear makes 8 lowercase letters
+    and digits, as W&B's ``generate_id`` does; a script may choose its own, as W&B lets it
+    (``id="resnet50-seed1"``), of up to W&B's 64 characters, from characters that read the
+    same in a URL, a path and a shell."""
     return isinstance(value, str) and bool(_RUN_ID_RE.fullmatch(value))
 
 

@@ -20,7 +20,7 @@ from . import context as run_context
 from .disabled_run import DisabledRun
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
-from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
+from .paths import REGISTRY, RUN_ID_RULES, check_name, is_run_id, is_wandb_registry
 from .records import RunData
 from .runchecks import AlertLevel, checked_run_name, described_as
 from .settings import MODE_VARIABLE, default_project, run_mode
@@ -288,13 +288,9 @@ def _run_to_resume(
     store: Store, wanted: object, resume: bool | str | None, project: str | None
 ) -> RunData | None:
     """W&B's ``id`` and ``resume``: the run to resume (``"allow"``, ``"must"``, ``"auto"``
-    or True, and a run has the id), or None to start one with that id (no run has it; a
-    new id is 1 to 8 lowercase letters or digits, as ``wandb.util.generate_id()`` makes)."""
+    or True, and a run has the id), or None to start one with that id (no run has it)."""
     if not is_run_id(wanted):
-        raise InvalidInput(
-            f"a run id is 1 to 8 lowercase letters or digits (as forebear and "
-            f"wandb.util.generate_id() make them), not {wanted!r}"
-        )
+        raise InvalidInput(f"a run id is {RUN_ID_RULES}, not {wanted!r:.80}")
     if resume not in (None, False, True, "allow", "must", "never", "auto"):
         raise InvalidInput(f"resume={resume!r}: use 'allow', 'must', 'never' or 'auto'")
     try:

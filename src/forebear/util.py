@@ -12,8 +12,8 @@ _SYSTEM_RANDOM = SystemRandom()  # os.urandom, as `secrets` (whose import costs 
 
 
 def generate_id(length: int = 8) -> str:
-    """A new random id of lowercase letters and digits, as W&B's; at its default length of
-    8, one `forebear.init(id=...)` takes (a run id is 1 to 8 of them)."""
+    """A new random id of lowercase letters and digits, as W&B's: a run id for
+    `forebear.init(id=...)` at up to 64 of them."""
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be a whole number from 1, not {length!r}")
     return "".join(_SYSTEM_RANDOM.choice(_ALPHABET) for _ in range(length))

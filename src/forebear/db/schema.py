@@ -38,6 +38,12 @@ NAMING_CONVENTION = {
 }
 
 
+# A run's public id (`paths.RUN_ID_RULES`): up to 64 characters since schema 0014, 8 before.
+# SQLite does not enforce a declared length, and changing one there means rebuilding the
+# tables (`versions` among them), so SQLite catalogs keep declaring 8.
+RUN_ID = String(8).with_variant(String(64), "postgresql")
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -131,7 +137,7 @@ class VersionRow(Base):
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(RUN_ID, ForeignKey("runs.id"), nullable=True)
     # How large files were cut when this version was logged (null: before chunking existed).
     chunking: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # When it was logged: the bytes of its stored files this version added to the object
@@ -210,7 +216,7 @@ class AliasHistoryRow(Base):
     previous_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("versions.id"), nullable=True
     )
-    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    run_id: Mapped[str | None] = mapped_column(RUN_ID, ForeignKey("runs.id"), nullable=True)
     moved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Who moved it and why (null for moves recorded before 0006).
     actor: Mapped[str | None] = mapped_column(String(256), nullable=True)
@@ -224,9 +230,9 @@ class RunRow(Base):
     __table_args__ = (Index(None, "project_id", "started_at"), Index(None, "started_at", "id"))
 
     # A small integer key keeps the edges table and its indexes compact; ``id`` is the
-    # public 8-character run id.
+    # public run id.
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
-    id: Mapped[str] = mapped_column(String(8), unique=True)
+    id: Mapped[str] = mapped_column(RUN_ID, unique=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     name: Mapped[str] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16))
@@ -388,7 +394,7 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(600))
     artifact_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id"), nullable=True)
     version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"), nullable=True)
-    run_id: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    run_id: Mapped[str | None] = mapped_column(RUN_ID, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
@@ -489,7 +495,7 @@ class DistributedPartRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     etag: Mapped[str | None] = mapped_column(Text, nullable=True)
-    run_id: Mapped[str] = mapped_column(String(8))
+    run_id: Mapped[str] = mapped_column(RUN_ID)
 
 
 class UserRow(Base):

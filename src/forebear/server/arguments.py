@@ -22,7 +22,7 @@ from ..errors import InvalidInput
 from ..jsonvalues import check_depth, check_json
 from ..manifest import ManifestEntry
 from ..metrics import check_metric, check_step
-from ..paths import Ref, check_alias, check_name, is_run_id
+from ..paths import RUN_ID_RULES, Ref, check_alias, check_name, is_run_id
 from ..records import INTEGER_LIMIT, VersionData
 from ..runchecks import checked_run_name
 from .policy import GuardedBackend
@@ -87,7 +87,7 @@ def check_call(method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
 
 def _check_run_id(value: str) -> None:
     if not is_run_id(value):
-        raise InvalidInput(f"a run id is 1 to 8 lowercase letters or digits, not {value!r:.80}")
+        raise InvalidInput(f"a run id is {RUN_ID_RULES}, not {value!r:.80}")
 
 
 # What the public API checks before it calls a backend, checked again here for clients
