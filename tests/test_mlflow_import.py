@@ -175,7 +175,7 @@ def test_an_mlflow_store_arrives_whole_and_importing_again_changes_nothing(
         train.tags.append("reviewed")  # W&B's tags would replace MLflow's: refused
         with pytest.raises(forebear.InvalidInput, match="tags of the MLflow run"):
             train.update()
-        assert train.context["imported_from"]["run_id"] == ids["train-1"]
+        assert train.context["imported_from"]["run_id"] == ids["train-1"] == train.id
         assert train.started_at < train.ended_at < runs["broken"].started_at
         assert runs["broken"].status == "failed" and runs["broken"].config == {"lr": "9"}
         partial = runs["broken"].outputs[0]  # an artifact keeps the type it started with
@@ -272,6 +272,11 @@ def test_an_interrupted_import_is_done_again_whole(
         assert names == ["broken", "train-0", "train-1"]
         train = next(r for r in store.runs() if r.name == "train-0")
         assert sorted(v.name for v in train.outputs) == ["model", "report.txt"]
+        # the deleted remains of the first try keep the MLflow id: the import takes a new one
+        mlflow_id = train.context["imported_from"]["run_id"]
+        assert store.run(mlflow_id).deleted_at is not None and train.id != mlflow_id
+        others = [r for r in store.runs() if r.name != "train-0"]
+        assert [r.id == r.context["imported_from"]["run_id"] for r in others] == [True, True]
 
 
 def test_bad_input_gets_one_clear_error_and_makes_nothing(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ each run's top-level artifacts (and MLflow 3 logged models) become versions it l
 every registered model version becomes a link in ``registry/<model>``, carrying its
 aliases. MLflow is read through its own client, so any tracking URI MLflow accepts works.
 
-Importing again changes nothing: an imported run remembers its MLflow run id, imported
-versions their MLflow origin in ``metadata["mlflow"]``, and a link of content linked
-already is the existing registry version. Runs still running in MLflow are left for a
-later import; a run whose import was interrupted is replaced.
+A run keeps its MLflow run id unless a run of the store has it. Importing again changes
+nothing: an imported run remembers its MLflow run id, imported versions their MLflow
+origin in ``metadata["mlflow"]``, and a link of content linked already is the existing
+registry version. Runs still running in MLflow are left for a later import; a run whose
+import was interrupted is replaced.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 from .context import never_record, redact_secrets
 from .errors import ArtifactNotFound, ForebearError, InvalidInput, NotFound, PermissionDenied
 from .paths import REGISTRY, is_name
-from .runs import init, new_run_id
+from .runs import init, own_or_new_run_id
 from .store import Store
 from .urls import redact, url_password
 from .views import ArtifactVersion, Run
@@ -229,7 +230,7 @@ class _Importer:
         name = (info.run_name or info.run_id)[:256]
         self.progress(f"{experiment.name} / {name}")
         data = self.store.backend.create_run(
-            new_run_id(),
+            own_or_new_run_id(self.store, info.run_id),
             project,
             name,
             {key: str(value) for key, value in mlflow_run.data.params.items()},

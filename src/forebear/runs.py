@@ -137,6 +137,17 @@ def new_run_id() -> str:
     return generate_id(8)
 
 
+def own_or_new_run_id(store: Store, wanted: str) -> str:
+    """``wanted`` as a new run's id (an imported run keeps the id its users know), unless
+    it is no run id or a run of the store has it (a deleted one too): then a new id."""
+    if is_run_id(wanted):
+        try:
+            store.backend.get_run(wanted)
+        except NotFound:
+            return wanted
+    return new_run_id()
+
+
 def active_run() -> Run | None:
     """The run module-level calls act on: the newest one started and not finished."""
     return active.current()
