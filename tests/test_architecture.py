@@ -110,6 +110,7 @@ LAYERS = (
         "processes",
         "progress",
         "settings",
+        "auto_resume",
         "wire",
         "pages",
     ],

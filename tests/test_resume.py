@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +144,60 @@ def test_an_id_the_script_chooses_as_w_and_b_lets_it(store: forebear.Store) -> N
         with pytest.raises(forebear.InvalidInput, match="a run id is 1 to 64 letters"):
             forebear.init(project="p", id=bad, store=store)
     assert {run.id for run in store.runs(project="p")} == {chosen, longest}
+
+
+def test_resume_auto_goes_on_with_the_run_last_begun_in_the_folder(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # W&B's preemptible-job habit: no id, the same script started again in the same folder
+    monkeypatch.chdir((tmp_path / "job").mkdir() or tmp_path / "job")
+    with pytest.raises(RuntimeError), forebear.init(project="p", resume="auto", store=store) as run:
+        run.log({"loss": 1.0})
+        raise RuntimeError("preempted")
+    assert not list((tmp_path / "job").iterdir())  # nothing written among the user's files
+    with forebear.init(project="p", resume=True, store=store) as again:
+        assert again.id == run.id and again.resumed and again.starting_step == 1
+        again.log({"loss": 0.5})
+    assert resume_events(store, run.id) == [{"was": "failed"}]
+    # it finished cleanly: the next start is a new run, and so is one in another folder
+    with forebear.init(project="p", resume="auto", store=store) as third:
+        assert third.id != run.id and not third.resumed
+        beside = forebear.init(project="p", resume="auto", store=store)
+        # the run remembered is running in this process: the other start does not take it
+        assert beside.id not in (run.id, third.id)
+        beside.finish("failed")
+    monkeypatch.chdir(tmp_path)
+    with forebear.init(project="p", resume="auto", store=store) as elsewhere:
+        assert not elsewhere.resumed
+    # without resume, or in another project, nothing is resumed
+    monkeypatch.chdir(tmp_path / "job")
+    with forebear.init(project="p", store=store) as plain:
+        assert not plain.resumed
+    with forebear.init(project="q", resume="auto", store=store) as other:
+        assert not other.resumed and other.id != beside.id
+
+
+def test_a_killed_script_is_resumed_automatically(store: forebear.Store, tmp_path: Path) -> None:
+    script = (
+        "import sys, time, forebear\n"
+        f"run = forebear.init(project='p', resume='auto', store={opening(store)})\n"
+        "run.log({'loss': 1.0})\n"
+        "run.history()  # every row written\n"
+        "print(run.id, run.resumed, run.starting_step, flush=True)\n"
+        "if sys.argv[1:] == ['hang']:\n"
+        "    time.sleep(600)\n"
+    )
+    env = {**os.environ, "FOREBEAR_NO_PROGRESS": "1"}
+    args = [sys.executable, "-c", script]
+    with subprocess.Popen([*args, "hang"], stdout=subprocess.PIPE, env=env, cwd=tmp_path) as child:
+        assert child.stdout is not None
+        first, resumed, _ = child.stdout.readline().split()
+        assert resumed == b"False"
+        child.send_signal(signal.SIGKILL)
+    wait_for(lambda: store.run(first.decode()).status == "crashed")
+    again = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, check=True)
+    assert again.stdout.split() == [first, b"True", b"1"]
+    assert [row["loss"] for row in store.run(first.decode()).history()] == [1.0, 1.0]
 
 
 def test_a_reader_cannot_resume_a_run(server: ForebearServer) -> None:

@@ -10,13 +10,14 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
 from . import active, artifacts, config_files
 from . import context as run_context
+from .auto_resume import AUTOMATIC, AutoResume
 from .disabled_run import DisabledRun
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
@@ -197,7 +198,8 @@ def init(
     ``Namespace``, absl flags or the path of a YAML file, and ``config-defaults.yaml`` in
     the current folder gives defaults unless not ``config_defaults`` (see
     `forebear.config_files`); ``id``, ``resume`` (a run that ended or crashed goes on: see
-    `Backend.resume_run`), ``reinit``, ``mode``, ``save_code``,
+    `Backend.resume_run`; without ``id``, the one last begun in this folder, see
+    `forebear.auto_resume`), ``reinit``, ``mode``, ``save_code``,
     ``config_exclude_keys`` / ``config_include_keys``; ``dir``, ``anonymous``,
     ``allow_val_change``, ``settings``, ``sync_tensorboard``, ``tensorboard``,
     ``monitor_gym``, ``force`` and ``magic`` are accepted and change nothing;
@@ -251,19 +253,59 @@ def init(
     else:
         target = open(store)
     target.backend.require_writable()
-    earlier = None if id is None else _run_to_resume(target, id, resume, project_given)
-    if earlier is None:
+    automatic = None
+    if id is None and resume in AUTOMATIC:  # W&B's: the run last begun here, if it failed
+        automatic = AutoResume(target.store_id or target.objects_url)
+        earlier = _automatically_resumed(target, automatic.remembered(), project_given)
+    else:
+        earlier = None if id is None else _run_to_resume(target, id, resume, project_given)
+    data = None
+    if earlier is not None:
+        try:
+            data = _resumed(target, earlier, run_name if name else None, config_dict, described)
+        except InvalidInput as exc:  # running in another process: this one starts anew
+            if automatic is None:
+                raise
+            print(f"forebear: not resuming run {earlier.id}: {exc}", file=sys.stderr)
+    resumed = data is not None
+    if data is None:
         run_id = new_run_id() if id is None else id
         context = {**run_context.capture(), "user": target.backend.actor, **described}
         data = target.backend.create_run(run_id, project, run_name, config_dict, context)
-    else:
-        data = _resumed(target, earlier, run_name if name else None, config_dict, described)
-    run = Run(target, data, live=True, on_finish=active.remove, resumed=earlier is not None)
+    if automatic is not None:
+        automatic.remember(data.id)
+    run = Run(target, data, live=True, on_finish=_finished(automatic), resumed=resumed)
     active.add(run)
     _install_exit_hooks()
     if save_code:
         _save_main_script(run)
     return run
+
+
+def _automatically_resumed(store: Store, run_id: str | None, project: str | None) -> RunData | None:
+    """The run remembered for W&B's automatic resuming, if it can go on: it exists, is not
+    deleted, and is of the project given (if one is)."""
+    if run_id is None:
+        return None
+    try:
+        earlier = store.backend.get_run(run_id)
+    except NotFound:
+        return None
+    if earlier.deleted_at is not None or project not in (None, earlier.project):
+        return None
+    return earlier
+
+
+def _finished(automatic: AutoResume | None) -> Callable[[Run], None]:
+    """What a run's end does: it is no longer active, and a run that finished cleanly is
+    no longer resumed automatically."""
+
+    def finished(run: Run) -> None:
+        active.remove(run)
+        if automatic is not None and run.status == "finished":
+            automatic.forget(run.id)
+
+    return finished
 
 
 def _reinit(reinit: bool | str | None) -> Run | None:
