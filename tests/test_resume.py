@@ -200,6 +200,31 @@ def test_a_killed_script_is_resumed_automatically(store: forebear.Store, tmp_pat
     assert [row["loss"] for row in store.run(first.decode()).history()] == [1.0, 1.0]
 
 
+def test_a_batch_job_sets_its_run_id_and_resume_in_the_environment(
+    store: forebear.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as WANDB_RUN_ID=$SLURM_JOB_ID WANDB_RESUME=allow in a job script
+    monkeypatch.setenv("FOREBEAR_RUN_ID", "slurm-4242_7")
+    monkeypatch.setenv("FOREBEAR_RESUME", "allow")
+    with forebear.init(project="p", store=store) as first:
+        assert first.id == "slurm-4242_7" and not first.resumed
+        first.log({"loss": 1.0})
+    with forebear.init(project="p", store=store) as again:  # the job requeued
+        assert again.id == "slurm-4242_7" and again.resumed and again.starting_step == 1
+    with forebear.init(project="p", id="given1", resume="never", store=store) as given:
+        assert given.id == "given1"  # what init is given wins
+    monkeypatch.setenv("FOREBEAR_RESUME", "never")
+    with pytest.raises(forebear.InvalidInput, match="exists already"):
+        forebear.init(project="p", store=store)
+    monkeypatch.setenv("FOREBEAR_RESUME", "sometimes")
+    with pytest.raises(forebear.InvalidInput, match="FOREBEAR_RESUME='sometimes': use 'allow'"):
+        forebear.init(project="p", store=store)
+    monkeypatch.setenv("FOREBEAR_RUN_ID", "job 7")
+    with pytest.raises(forebear.InvalidInput, match="FOREBEAR_RUN_ID='job 7': a run id is"):
+        forebear.init(project="p", store=store, resume="allow")
+    assert [run.id for run in store.runs()] == ["slurm-4242_7", "given1"]
+
+
 def test_a_reader_cannot_resume_a_run(server: ForebearServer) -> None:
     writer = server.store()
     with forebear.init(project="p", id="mine1", store=writer):

@@ -10,19 +10,18 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
 from . import active, artifacts, config_files
 from . import context as run_context
-from .auto_resume import AUTOMATIC, AutoResume
 from .disabled_run import DisabledRun
 from .errors import InvalidInput, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
-from .paths import REGISTRY, RUN_ID_RULES, check_name, is_run_id, is_wandb_registry
-from .records import RunData
+from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
+from .resuming import Resuming
 from .runchecks import AlertLevel, checked_run_name, described_as
 from .settings import MODE_VARIABLE, default_project, run_mode
 from .store import Store, open
@@ -253,59 +252,19 @@ def init(
     else:
         target = open(store)
     target.backend.require_writable()
-    automatic = None
-    if id is None and resume in AUTOMATIC:  # W&B's: the run last begun here, if it failed
-        automatic = AutoResume(target.store_id or target.objects_url)
-        earlier = _automatically_resumed(target, automatic.remembered(), project_given)
-    else:
-        earlier = None if id is None else _run_to_resume(target, id, resume, project_given)
-    data = None
-    if earlier is not None:
-        try:
-            data = _resumed(target, earlier, run_name if name else None, config_dict, described)
-        except InvalidInput as exc:  # running in another process: this one starts anew
-            if automatic is None:
-                raise
-            print(f"forebear: not resuming run {earlier.id}: {exc}", file=sys.stderr)
-    resumed = data is not None
+    chosen = Resuming(target, id, resume, project_given)
+    data = chosen.resume(run_name if name else None, config_dict, described)
     if data is None:
-        run_id = new_run_id() if id is None else id
+        run_id = chosen.run_id or new_run_id()
         context = {**run_context.capture(), "user": target.backend.actor, **described}
         data = target.backend.create_run(run_id, project, run_name, config_dict, context)
-    if automatic is not None:
-        automatic.remember(data.id)
-    run = Run(target, data, live=True, on_finish=_finished(automatic), resumed=resumed)
+    chosen.began(data.id)
+    run = Run(target, data, live=True, on_finish=chosen.finished, resumed=chosen.resumed)
     active.add(run)
     _install_exit_hooks()
     if save_code:
         _save_main_script(run)
     return run
-
-
-def _automatically_resumed(store: Store, run_id: str | None, project: str | None) -> RunData | None:
-    """The run remembered for W&B's automatic resuming, if it can go on: it exists, is not
-    deleted, and is of the project given (if one is)."""
-    if run_id is None:
-        return None
-    try:
-        earlier = store.backend.get_run(run_id)
-    except NotFound:
-        return None
-    if earlier.deleted_at is not None or project not in (None, earlier.project):
-        return None
-    return earlier
-
-
-def _finished(automatic: AutoResume | None) -> Callable[[Run], None]:
-    """What a run's end does: it is no longer active, and a run that finished cleanly is
-    no longer resumed automatically."""
-
-    def finished(run: Run) -> None:
-        active.remove(run)
-        if automatic is not None and run.status == "finished":
-            automatic.forget(run.id)
-
-    return finished
 
 
 def _reinit(reinit: bool | str | None) -> Run | None:
@@ -335,58 +294,6 @@ def _chosen_keys(
     if exclude is not None:
         return {key: value for key, value in config.items() if key not in set(exclude)}
     return config
-
-
-def _run_to_resume(
-    store: Store, wanted: object, resume: bool | str | None, project: str | None
-) -> RunData | None:
-    """W&B's ``id`` and ``resume``: the run to resume (``"allow"``, ``"must"``, ``"auto"``
-    or True, and a run has the id), or None to start one with that id (no run has it)."""
-    if not is_run_id(wanted):
-        raise InvalidInput(f"a run id is {RUN_ID_RULES}, not {wanted!r:.80}")
-    if resume not in (None, False, True, "allow", "must", "never", "auto"):
-        raise InvalidInput(f"resume={resume!r}: use 'allow', 'must', 'never' or 'auto'")
-    try:
-        existing = store.backend.get_run(wanted)
-    except NotFound:
-        if resume == "must":
-            raise InvalidInput(f"resume='must', but no run has id {wanted!r}") from None
-        return None
-    described = (
-        f"run {wanted} exists already ({existing.project}/{existing.name}, {existing.status})"
-    )
-    if resume in (None, False, "never"):
-        raise InvalidInput(
-            f"{described}: pass resume='allow' to go on with it, or leave id out to start a new run"
-        )
-    if project is not None and project != existing.project:
-        raise InvalidInput(
-            f"{described} in project {existing.project!r}, not {project!r}: run ids are "
-            f"unique in a store; resume it with project={existing.project!r}, or leave id out"
-        )
-    return existing
-
-
-def _resumed(
-    store: Store,
-    earlier: RunData,
-    name: str | None,
-    config: dict[str, Any],
-    described: dict[str, Any],
-) -> RunData:
-    """The run resumed by this process (see `Backend.resume_run`), with the name, tags and
-    notes given to `init`, and its config updated by the one given (W&B's resuming)."""
-    backend = store.backend
-    data = backend.resume_run(earlier.id, run_context.process())
-    changes: dict[str, Any] = {}
-    if name is not None and name != data.name:
-        changes["name"] = name
-    for word in ("tags", "notes"):
-        if word in described and described[word] != data.context.get(word):
-            changes[word] = described[word]
-    if {**data.config, **config} != data.config:
-        changes["config"] = {**data.config, **config}
-    return backend.edit_run(data.id, changes) if changes else data
 
 
 def _save_main_script(run: Run) -> None:

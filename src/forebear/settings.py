@@ -70,6 +70,15 @@ def default_project() -> str:
 
 
 MODE_VARIABLE = "FOREBEAR_MODE"
+RUN_ID_VARIABLE = "FOREBEAR_RUN_ID"
+RESUME_VARIABLE = "FOREBEAR_RESUME"
+
+
+def run_id_and_resume() -> tuple[str | None, str | None]:
+    """The run id and ``resume`` of `forebear.init` when not given (``FOREBEAR_RUN_ID`` and
+    ``FOREBEAR_RESUME``, as W&B's ``WANDB_RUN_ID`` and ``WANDB_RESUME``: a batch job that
+    sets them resumes its run when it is started again); None where unset."""
+    return os.environ.get(RUN_ID_VARIABLE) or None, os.environ.get(RESUME_VARIABLE) or None
 
 
 def run_mode() -> str | None:
