@@ -5,6 +5,7 @@ of another project is refused with one clear error that changes nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -175,6 +176,29 @@ def test_resume_auto_goes_on_with_the_run_last_begun_in_the_folder(
         assert not plain.resumed
     with forebear.init(project="q", resume="auto", store=store) as other:
         assert not other.resumed and other.id != beside.id
+
+
+def test_a_damaged_or_foreign_resume_record_only_starts_a_new_run(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError), forebear.init(project="p", resume="auto", store=store):
+        raise RuntimeError("preempted")
+    [record] = (tmp_path / "xdg-cache" / "forebear" / "resume").iterdir()
+    kept = json.loads(record.read_text())
+    for damaged in (
+        "{not json",
+        "[]",
+        json.dumps({**kept, "folder": "/elsewhere"}),
+        json.dumps({**kept, "run_id": "../../x"}),
+        json.dumps({**kept, "run_id": 7}),
+    ):
+        record.write_text(damaged)
+        with forebear.init(project="p", resume="auto", store=store) as run:
+            assert not run.resumed
+    record.write_text(json.dumps(kept))  # as written: the failed run goes on
+    with forebear.init(project="p", resume="auto", store=store) as run:
+        assert run.resumed and run.id == kept["run_id"]
 
 
 def test_a_killed_script_is_resumed_automatically(store: forebear.Store, tmp_path: Path) -> None:
