@@ -115,6 +115,10 @@ def test_what_resume_says_of_an_id_that_is_new_or_taken(store: forebear.Store) -
             forebear.init(project="p", id="new1", resume=refusing, store=store)
     with pytest.raises(forebear.InvalidInput, match="in project 'p', not 'q'"):
         forebear.init(project="q", id="new1", resume="allow", store=store)
+    for unknown in ("sometimes", "yes", 1.5):  # with an id or without: W&B's values only
+        for given in ({"id": "new1"}, {}):
+            with pytest.raises(forebear.InvalidInput, match="use 'allow', 'must'"):
+                forebear.init(project="p", resume=unknown, store=store, **given)  # type: ignore[arg-type]
     store.delete_run("new1")
     with pytest.raises(forebear.InvalidInput, match="run new1 is deleted"):
         forebear.init(project="p", id="new1", resume="must", store=store)

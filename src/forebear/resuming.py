@@ -47,6 +47,8 @@ class Resuming:
     ) -> None:
         self.store = store
         self.run_id, resume = _from_environment(run_id, resume)
+        if resume not in RESUMES:
+            raise InvalidInput(f"resume={resume!r}: use 'allow', 'must', 'never' or 'auto'")
         self.automatic: AutoResume | None = None
         self.earlier: RunData | None = None
         self.resumed = False
@@ -64,14 +66,14 @@ class Resuming:
         if self.earlier is None:
             return None
         try:
-            data = _resumed(self.store, self.earlier, name, config, described)
+            data = self.store.backend.resume_run(self.earlier.id, run_context.process())
         except InvalidInput as exc:  # running in another process: this one starts anew
             if self.automatic is None:
                 raise
             print(f"forebear: not resuming run {self.earlier.id}: {exc}", file=sys.stderr)
             return None
         self.resumed = True
-        return data
+        return _updated(self.store, data, name, config, described)
 
     def began(self, run_id: str) -> None:
         """The run this process goes on with, or began: remembered for automatic resuming."""
@@ -126,8 +128,6 @@ def _run_to_resume(
     or True, and a run has the id), or None to start one with that id (no run has it)."""
     if not is_run_id(wanted):
         raise InvalidInput(f"a run id is {RUN_ID_RULES}, not {wanted!r:.80}")
-    if resume not in RESUMES:
-        raise InvalidInput(f"resume={resume!r}: use 'allow', 'must', 'never' or 'auto'")
     try:
         existing = store.backend.get_run(wanted)
     except NotFound:
@@ -149,17 +149,16 @@ def _run_to_resume(
     return existing
 
 
-def _resumed(
+def _updated(
     store: Store,
-    earlier: RunData,
+    data: RunData,
     name: str | None,
     config: dict[str, Any],
     described: dict[str, Any],
 ) -> RunData:
-    """The run resumed by this process (see `Backend.resume_run`), with the name, tags and
-    notes given to `init`, and its config updated by the one given (W&B's resuming)."""
+    """A run this process resumed (see `Backend.resume_run`), with the name, tags and notes
+    given to `init`, and its config updated by the one given (W&B's resuming)."""
     backend = store.backend
-    data = backend.resume_run(earlier.id, run_context.process())
     changes: dict[str, Any] = {}
     if name is not None and name != data.name:
         changes["name"] = name
