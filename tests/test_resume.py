@@ -205,6 +205,22 @@ def test_a_damaged_or_foreign_resume_record_only_starts_a_new_run(
         assert run.resumed and run.id == kept["run_id"]
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "getuid") or os.getuid() != 0, reason="giving a file away takes root"
+)
+def test_a_resume_record_another_user_owns_is_not_believed(
+    store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a cache folder shared with others: one of them names a run of theirs to take over
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError), forebear.init(project="p", resume="auto", store=store):
+        raise RuntimeError("preempted")
+    [record] = (tmp_path / "xdg-cache" / "forebear" / "resume").iterdir()
+    os.chown(record, 65534, 65534)
+    with forebear.init(project="p", resume="auto", store=store) as run:
+        assert not run.resumed
+
+
 def test_a_killed_script_is_resumed_automatically(store: forebear.Store, tmp_path: Path) -> None:
     script = (
         "import sys, time, forebear\n"

@@ -182,9 +182,13 @@ class AutoResume:
         self.path = user_cache_dir() / "resume" / f"{name}.json"
 
     def remembered(self) -> str | None:
-        """The id of the run last begun here, unless it finished cleanly."""
+        """The id of the run last begun here, unless it finished cleanly. A record this OS
+        user does not own (a cache folder shared with others) is not believed."""
         try:
-            found = json.loads(self.path.read_text(encoding="utf-8"))
+            with self.path.open("rb") as record:
+                if hasattr(os, "getuid") and os.fstat(record.fileno()).st_uid != os.getuid():
+                    return None
+                found = json.loads(record.read(64 << 10))
         except (OSError, ValueError):
             return None
         if not isinstance(found, dict):
