@@ -87,6 +87,7 @@ LAYERS = (
         "config_files",
         "jsonvalues",
         "tables",
+        "media",
         "metrics",
         "history_rows",
         "history_buffer",

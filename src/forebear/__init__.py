@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .api import Api
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
+    from .media import Image
     from .records import AuditEvent, Delivery, Webhook
     from .runchecks import AlertLevel
     from .runs import (
@@ -77,6 +78,7 @@ _LAZY = {
     "AuditEvent": "records",
     "Delivery": "records",
     "Diff": "manifest",
+    "Image": "media",
     "Lineage": "lineage",
     "Manifest": "manifest",
     "ManifestEntry": "manifest",
@@ -111,12 +113,12 @@ _LAZY = {
 # W&B names forebear has no counterpart for: what to do instead, said where a W&B script
 # reaches for one (a bare AttributeError told nothing)
 _MEDIA = (
-    "forebear keeps numbers, tables and files, not W&B's media types: write the file and "
-    "keep it with run.save(path), or add it to an Artifact"
+    "forebear keeps numbers, tables, images and files, not W&B's other media types: write "
+    "the file and keep it with run.save(path), or add it to an Artifact"
 )
 _WANDB_ONLY = {
     **dict.fromkeys(
-        ("Image", "Audio", "Video", "Html", "Histogram", "Object3D", "Molecule", "Plotly",
+        ("Audio", "Video", "Html", "Histogram", "Object3D", "Molecule", "Plotly",
          "Graph", "plot"),
         _MEDIA,
     ),
@@ -175,6 +177,7 @@ __all__ = [
     "ForebearError",
     "ForebearWarning",
     "GraphvizNotFound",
+    "Image",
     "IntegrityError",
     "InvalidInput",
     "InvalidName",

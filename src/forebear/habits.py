@@ -20,6 +20,7 @@ from .history_buffer import HistoryBuffer
 from .history_rows import HistoryRows
 from .jsonvalues import config_values, json_dict
 from .manifest import ManifestEntry
+from .media import Image, is_images
 from .metrics import (
     MetricSummaries,
     check_step,
@@ -310,14 +311,13 @@ class RunHabits:
         chart), and the run goes on. This process's run writes its rows in batches, with
         the summary of that moment (`HistoryBuffer`): a call does not wait for the store."""
         self._require_running("log values")
-        if isinstance(values, dict) and any(isinstance(v, Table) for v in values.values()):
-            values = {
-                key: self._log_table(key, value) if isinstance(value, Table) else value
-                for key, value in values.items()
-            }
-        logged = json_dict(values, "logged values", non_finite_as_text=True)
         current = self.step
         at = current if step is None else check_step(step)
+        if isinstance(values, dict) and any(
+            isinstance(v, Table) or is_images(v) for v in values.values()
+        ):
+            values = {key: self._log_kept(key, value, at) for key, value in values.items()}
+        logged = json_dict(values, "logged values", non_finite_as_text=True)
         numbers = numeric_values(logged, at)
         with self._lock:
             summary = (self._metrics or MetricSummaries()).apply(logged, self.summary)
@@ -359,19 +359,45 @@ class RunHabits:
             self._history_buffer.flush()
         return self._store.backend.run_history(self.id)
 
-    def _log_table(self, key: str, table: Table) -> dict[str, Any]:
-        """A `Table` logged as W&B does: a version of its own (``run-<id>-<key>``, type
-        ``run_table``), which the summary then names."""
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(key)).strip("-.")[:100] or "table"
-        artifact = artifacts.Artifact(f"run-{self.id}-{name}", type="run_table")
-        path = table_path(name)
-        with artifact.new_file(path, mode="wb") as file:
-            file.write(table.to_bytes())
-        version = cast("Run", self).log_artifact(artifact)
-        return {
-            "_type": "table-file", "artifact": version.qualified_ref, "path": path,
-            "nrows": len(table.data), "ncols": len(table.columns),
-        }  # fmt: skip
+    def _log_kept(self, key: str, value: Any, step: int) -> Any:
+        """A `Table` or `Image` values logged under ``key``, kept as a version of their own
+        (what the summary then names), as W&B keeps them with the run; any other value as
+        it is."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(key)).strip("-.") or "value"
+        if isinstance(value, Table):
+            artifact = self._kept_as(name, "", "run_table")
+            path = table_path(name[:100])
+            with artifact.new_file(path, mode="wb") as file:
+                file.write(value.to_bytes())
+            version = cast("Run", self).log_artifact(artifact)
+            return {
+                "_type": "table-file", "artifact": version.qualified_ref, "path": path,
+                "nrows": len(value.data), "ncols": len(value.columns),
+            }  # fmt: skip
+        if not is_images(value):
+            return value
+        images: list[Image] = [value] if isinstance(value, Image) else list(value)
+        artifact = self._kept_as(name, "-images", "run_media")
+        paths = [f"{step}_{index}.{image.suffix}" for index, image in enumerate(images)]
+        for image, path in zip(images, paths, strict=True):
+            with artifact.new_file(path, mode="wb") as file:
+                file.write(image.data)
+        version = cast("Run", self).log_artifact(artifact, metadata={"step": step})
+        kept = {"artifact": version.qualified_ref, "format": images[0].format}
+        captions = [image.caption for image in images]
+        if isinstance(value, Image):
+            described = {"path": paths[0], "width": value.width, "height": value.height}
+            return {"_type": "image-file", **kept, **described, "caption": value.caption}
+        return {"_type": "images/separated", **kept, "count": len(images), "paths": paths,
+                "captions": captions}  # fmt: skip
+
+    def _kept_as(self, name: str, ending: str, type_: str) -> artifacts.Artifact:
+        """The artifact ``run-<id>-<name><ending>`` of what ``log`` keeps, ``name`` cut to
+        100 characters, and to fewer where a long run id leaves less of the 128 a name may
+        have."""
+        prefix = f"run-{self.id}-"
+        room = min(100, 128 - len(prefix) - len(ending))
+        return artifacts.Artifact(prefix + name[:room] + ending, type=type_)
 
     @property
     def step(self) -> int:

@@ -1,0 +1,114 @@
+"""W&B's ``wandb.Image``: what a training script makes from an array, a file or a PIL image
+is encoded once, and `run.log` keeps it with the run as a version of its own."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+import forebear
+
+
+def pixels(data: bytes) -> PILImage.Image:
+    return PILImage.open(io.BytesIO(data))
+
+
+def test_an_array_becomes_a_png_scaled_as_w_and_b_scales_it() -> None:
+    digit = np.zeros((28, 20))
+    digit[4:24, 8:12] = 1.0  # floats from 0 to 1: scaled to 0-255
+    image = forebear.Image(digit, caption="a one")
+    assert (image.format, image.width, image.height, image.caption) == ("png", 20, 28, "a one")
+    decoded = pixels(image.data)
+    assert decoded.getpixel((9, 5)) == 255 and decoded.getpixel((0, 0)) == 0
+    digit[:] = 0.5  # encoded when made: a later change does not reach it
+    assert pixels(image.data).getpixel((9, 5)) == 255
+    signed = forebear.Image(np.array([[-1.0, 0.0, 1.0]]))  # from -1 to 1
+    assert [pixels(signed.data).getpixel((x, 0)) for x in range(3)] == [0, 128, 255]
+    raw = forebear.Image(np.array([[0.0, 1.0]]), normalize=False)
+    assert [pixels(raw.data).getpixel((x, 0)) for x in range(2)] == [0, 1]
+    first = np.zeros((3, 8, 6), dtype=np.uint8)  # channels first, as tensors have them
+    first[0] = 200
+    rgb = forebear.Image(first)
+    assert (rgb.width, rgb.height) == (6, 8) and pixels(rgb.data).getpixel((2, 2)) == (200, 0, 0)
+    gray = forebear.Image(np.full((4, 4, 1), 7, dtype=np.uint8), mode="L")
+    assert pixels(gray.data).mode == "L" and pixels(gray.data).getpixel((1, 1)) == 7
+    jpeg = forebear.Image(first, file_type="jpg")
+    assert jpeg.format == "jpeg" and jpeg.data[:2] == b"\xff\xd8"
+
+
+def test_a_file_keeps_its_bytes_and_a_pil_image_is_encoded(tmp_path: Path) -> None:
+    photo = tmp_path / "cat.jpg"
+    PILImage.new("RGB", (5, 3), (10, 20, 30)).save(photo, format="JPEG")
+    image = forebear.Image(photo)
+    assert image.data == photo.read_bytes() and (image.format, image.width) == ("jpeg", 5)
+    assert forebear.Image(image).data == image.data  # an Image of an Image: the same
+    made = forebear.Image(PILImage.new("RGBA", (2, 2)), caption=3)
+    assert pixels(made.data).size == (2, 2) and made.caption == "3"
+
+    class Figure:  # what forebear asks of a matplotlib figure
+        def savefig(self, target: io.BytesIO, format: str) -> None:
+            PILImage.new("RGB", (9, 4)).save(target, format=format)
+
+    assert (forebear.Image(Figure()).width, forebear.Image(Figure()).height) == (9, 4)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (np.zeros(5), "not a ndarray of shape (5,)"),
+        (np.zeros((2, 2, 5)), "of shape (2, 2, 5)"),
+        (np.array([[np.nan]]), "NaN or infinite"),
+        (np.array([["a"]]), "of <U1 values"),
+        (np.zeros((0, 3)), "values"),
+        ({"not": "an image"}, "not a dict"),
+        ("missing.png", "cannot read the image 'missing.png'"),
+        ("notes.txt", "'notes.txt' is not named as an image file"),
+    ],
+)
+def test_what_is_no_image_gets_one_clear_error(data: object, says: str) -> None:
+    with pytest.raises(forebear.InvalidInput, match=f"{says.replace('(', '.').replace(')', '.')}"):
+        forebear.Image(data)
+
+
+def test_an_unknown_file_type_is_refused() -> None:
+    with pytest.raises(forebear.InvalidInput, match="file_type='tiff': an image is one of"):
+        forebear.Image(np.zeros((2, 2)), file_type="tiff")
+
+
+def test_logged_images_are_kept_with_the_run_step_by_step(store: forebear.Store) -> None:
+    with forebear.init(project="p", name="samples", store=store) as run:
+        batch = [
+            forebear.Image(np.full((4, 4), i, dtype=np.uint8), caption=f"#{i}") for i in (1, 2)
+        ]
+        run.log({"examples": batch, "loss": 0.5})
+        run.log({"examples": batch[:1], "best": forebear.Image(np.ones((2, 3)))})
+        summary = dict(run.summary)
+    first, second = store.versions(f"p/run-{run.id}-examples-images")
+    assert first.files() == ["0_0.png", "0_1.png"] and second.files() == ["1_0.png"]
+    assert (first.type, first.metadata, second.metadata) == ("run_media", {"step": 0}, {"step": 1})
+    assert pixels(first.open("0_1.png").read()).getpixel((0, 0)) == 2
+    assert summary["examples"] == {
+        "_type": "images/separated", "artifact": second.qualified_ref, "format": "png",
+        "count": 1, "paths": ["1_0.png"], "captions": ["#1"],
+    }  # fmt: skip
+    best = store.artifact(summary["best"]["artifact"])
+    assert summary["best"] == {
+        "_type": "image-file", "artifact": best.qualified_ref, "format": "png",
+        "path": "1_0.png", "width": 3, "height": 2, "caption": None,
+    }  # fmt: skip
+    assert run.outputs == [first, second, best]  # the run logged them: lineage says so
+    history = store.run(run.id).history()  # numbers only: no column for the images
+    assert history == [{"step": 0, "loss": 0.5}]
+
+
+def test_a_long_run_id_and_key_still_name_what_is_kept(store: forebear.Store) -> None:
+    key = "validation-" + "k" * 120
+    with forebear.init(project="p", id="r" * 64, store=store) as run:
+        run.log({key: forebear.Image(np.zeros((2, 2))), f"{key}2": forebear.Table(data=[[1]])})
+    names = sorted(v.name for v in run.outputs)
+    assert [len(name) for name in names] == [128, 128]
+    assert names[0].endswith("-images") and run.summary[f"{key}2"]["nrows"] == 1
