@@ -360,9 +360,9 @@ class RunHabits:
         return self._store.backend.run_history(self.id)
 
     def _log_kept(self, key: str, value: Any, step: int) -> Any:
-        """A `Table` or `Image` values logged under ``key``, kept as a version of their own
-        (what the summary then names), as W&B keeps them with the run; any other value as
-        it is."""
+        """A `Table`, or images (one `Image` or a list), logged under ``key`` at ``step``:
+        kept as a version of their own, which the summary then names, as W&B keeps them
+        with the run. Any other value is returned as it is."""
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(key)).strip("-.") or "value"
         if isinstance(value, Table):
             artifact = self._kept_as(name, "", "run_table")

@@ -197,8 +197,8 @@ def init(
     ``Namespace``, absl flags or the path of a YAML file, and ``config-defaults.yaml`` in
     the current folder gives defaults unless not ``config_defaults`` (see
     `forebear.config_files`); ``id``, ``resume`` (a run that ended or crashed goes on: see
-    `Backend.resume_run`; without ``id``, the one last begun in this folder, see
-    `forebear.auto_resume`), ``reinit``, ``mode``, ``save_code``,
+    `Backend.resume_run`; without ``id``, the one last begun in this folder: see
+    `forebear.resuming`), ``reinit``, ``mode``, ``save_code``,
     ``config_exclude_keys`` / ``config_include_keys``; ``dir``, ``anonymous``,
     ``allow_val_change``, ``settings``, ``sync_tensorboard``, ``tensorboard``,
     ``monitor_gym``, ``force`` and ``magic`` are accepted and change nothing;
