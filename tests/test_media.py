@@ -30,6 +30,8 @@ def test_an_array_becomes_a_png_scaled_as_w_and_b_scales_it() -> None:
     assert [pixels(signed.data).getpixel((x, 0)) for x in range(3)] == [0, 128, 255]
     raw = forebear.Image(np.array([[0.0, 1.0]]), normalize=False)
     assert [pixels(raw.data).getpixel((x, 0)) for x in range(2)] == [0, 1]
+    mask = forebear.Image(np.array([[0, 1, 300, -5]]))  # whole numbers: kept, clipped
+    assert [pixels(mask.data).getpixel((x, 0)) for x in range(4)] == [0, 1, 255, 0]
     first = np.zeros((3, 8, 6), dtype=np.uint8)  # channels first, as tensors have them
     first[0] = 200
     rgb = forebear.Image(first)
@@ -74,9 +76,12 @@ def test_what_is_no_image_gets_one_clear_error(data: object, says: str) -> None:
         forebear.Image(data)
 
 
-def test_an_unknown_file_type_is_refused() -> None:
+def test_an_unknown_file_type_or_mode_is_refused() -> None:
     with pytest.raises(forebear.InvalidInput, match="file_type='tiff': an image is one of"):
         forebear.Image(np.zeros((2, 2)), file_type="tiff")
+    for data in (np.zeros((2, 2, 3), dtype=np.uint8), PILImage.new("RGB", (2, 2))):
+        with pytest.raises(forebear.InvalidInput, match="mode='nonsense' does not fit"):
+            forebear.Image(data, mode="nonsense")
 
 
 def test_logged_images_are_kept_with_the_run_step_by_step(store: forebear.Store) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from .errors import InvalidInput
@@ -114,7 +115,7 @@ def _pil_image(data: Any, mode: str | None, normalize: bool) -> Any:
             "W&B's does; or pass the path of an image file"
         ) from None
     if isinstance(data, PILImage.Image):
-        return data.convert(mode) if mode else data
+        return _in_mode(lambda: data.convert(mode) if mode else data, mode)
     if hasattr(data, "detach"):  # a PyTorch tensor
         data = data.detach().cpu().numpy()
     import numpy as np
@@ -132,13 +133,24 @@ def _pil_image(data: Any, mode: str | None, normalize: bool) -> Any:
     if array.dtype.kind not in "biuf" or array.size == 0:
         raise _not_an_image(data, f" of {array.dtype} values")
     if array.dtype != np.uint8:
+        floats = array.dtype.kind == "f"  # only floats are scaled, as W&B scales them
         array = array.astype(np.float64)
         if not np.isfinite(array).all():
             raise InvalidInput("forebear.Image: the array holds NaN or infinite values")
-        if normalize and array.dtype.kind == "f" and array.min() >= -1 and array.max() <= 1:
+        if normalize and floats and array.min() >= -1 and array.max() <= 1:
             array = (array + 1) * 127.5 if array.min() < 0 else array * 255
         array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
-    return PILImage.fromarray(array, mode) if mode else PILImage.fromarray(array)
+    return _in_mode(
+        lambda: PILImage.fromarray(array, mode) if mode else PILImage.fromarray(array), mode
+    )
+
+
+def _in_mode(make: Callable[[], Any], mode: str | None) -> Any:
+    """The PIL image ``make`` returns; a ``mode`` Pillow cannot give it, said plainly."""
+    try:
+        return make()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"forebear.Image: mode={mode!r} does not fit this image: {exc}") from exc
 
 
 def _not_an_image(data: Any, detail: str = "") -> InvalidInput:
