@@ -155,7 +155,9 @@ def test_resume_auto_goes_on_with_the_run_last_begun_in_the_folder(
     store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # W&B's preemptible-job habit: no id, the same script started again in the same folder
-    monkeypatch.chdir((tmp_path / "job").mkdir() or tmp_path / "job")
+    job = tmp_path / "job"
+    job.mkdir()
+    monkeypatch.chdir(job)
     with pytest.raises(RuntimeError), forebear.init(project="p", resume="auto", store=store) as run:
         run.log({"loss": 1.0})
         raise RuntimeError("preempted")
@@ -182,13 +184,20 @@ def test_resume_auto_goes_on_with_the_run_last_begun_in_the_folder(
         assert not other.resumed and other.id != beside.id
 
 
+def failed_here(store: forebear.Store, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Fail a run started with ``resume="auto"`` in ``folder``: the record that remembers
+    it (in the test's own cache folder)."""
+    monkeypatch.chdir(folder)
+    with pytest.raises(RuntimeError), forebear.init(project="p", resume="auto", store=store):
+        raise RuntimeError("preempted")
+    [record] = (Path(os.environ["XDG_CACHE_HOME"]) / "forebear" / "resume").iterdir()
+    return record
+
+
 def test_a_damaged_or_foreign_resume_record_only_starts_a_new_run(
     store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuntimeError), forebear.init(project="p", resume="auto", store=store):
-        raise RuntimeError("preempted")
-    [record] = (tmp_path / "xdg-cache" / "forebear" / "resume").iterdir()
+    record = failed_here(store, tmp_path, monkeypatch)
     kept = json.loads(record.read_text())
     for damaged in (
         "{not json",
@@ -212,10 +221,7 @@ def test_a_resume_record_another_user_owns_is_not_believed(
     store: forebear.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a cache folder shared with others: one of them names a run of theirs to take over
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(RuntimeError), forebear.init(project="p", resume="auto", store=store):
-        raise RuntimeError("preempted")
-    [record] = (tmp_path / "xdg-cache" / "forebear" / "resume").iterdir()
+    record = failed_here(store, tmp_path, monkeypatch)
     os.chown(record, 65534, 65534)
     with forebear.init(project="p", resume="auto", store=store) as run:
         assert not run.resumed

@@ -99,7 +99,7 @@ def _from_environment(
             raise InvalidInput(f"{RUN_ID_VARIABLE}={variable_id!r}: a run id is {RUN_ID_RULES}")
         run_id = variable_id
     if resume is None and variable_resume is not None:
-        if variable_resume not in ("allow", "must", "never", "auto"):
+        if variable_resume not in RESUMES:
             raise InvalidInput(
                 f"{RESUME_VARIABLE}={variable_resume!r}: use 'allow', 'must', 'never' or 'auto'"
             )
