@@ -229,7 +229,7 @@ def s3_url(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
 THROUGH_A_SERVER = {
     "test_api", "test_lineage", "test_registry", "test_lifecycle", "test_habits",
     "test_drafts", "test_fs", "test_packs", "test_run_filters", "test_wandb_readers",
-    "test_history_writes", "test_resume", "test_alerts",
+    "test_history_writes", "test_resume", "test_alerts", "test_media", "test_charts",
 }  # fmt: skip
 
 

@@ -34,7 +34,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from . import plot
     from .api import Api
+    from .histograms import Histogram
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .media import Image
@@ -85,6 +87,7 @@ _LAZY = {
     "Run": "views",
     "Store": "store",
     "Table": "tables",
+    "Histogram": "histograms",
     "alert": "runs",
     "define_metric": "runs",
     "finish": "runs",
@@ -113,13 +116,12 @@ _LAZY = {
 # W&B names forebear has no counterpart for: what to do instead, said where a W&B script
 # reaches for one (a bare AttributeError told nothing)
 _MEDIA = (
-    "forebear keeps numbers, tables, images and files, not W&B's other media types: write "
-    "the file and keep it with run.save(path), or add it to an Artifact"
+    "forebear keeps numbers, tables, images, histograms, charts and files, not W&B's other "
+    "media types: write the file and keep it with run.save(path), or add it to an Artifact"
 )
 _WANDB_ONLY = {
     **dict.fromkeys(
-        ("Audio", "Video", "Html", "Histogram", "Object3D", "Molecule", "Plotly",
-         "Graph", "plot"),
+        ("Audio", "Video", "Html", "Object3D", "Molecule", "Plotly", "Graph"),
         _MEDIA,
     ),
     **dict.fromkeys(
@@ -147,8 +149,8 @@ def __getattr__(name: str) -> Any:
         if run is None:
             return {}
         return run.config if name == "config" else run.summary
-    if name == "util":  # W&B's wandb.util.generate_id()
-        return importlib.import_module(".util", __name__)
+    if name in ("util", "plot"):  # W&B's wandb.util.generate_id(), wandb.plot.line(...)
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         instead = _WANDB_ONLY.get(name)
@@ -177,6 +179,7 @@ __all__ = [
     "ForebearError",
     "ForebearWarning",
     "GraphvizNotFound",
+    "Histogram",
     "Image",
     "IntegrityError",
     "InvalidInput",
@@ -214,6 +217,7 @@ __all__ = [
     "log_model",
     "login",
     "open",
+    "plot",
     "restore",
     "save",
     "setup",

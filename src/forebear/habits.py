@@ -19,8 +19,8 @@ from .errors import ForebearError, ForebearWarning, InvalidInput, InvalidPath, N
 from .history_buffer import HistoryBuffer
 from .history_rows import HistoryRows
 from .jsonvalues import config_values, json_dict
+from .logged_values import is_kept, kept_form
 from .manifest import ManifestEntry
-from .media import Image, is_images
 from .metrics import (
     MetricSummaries,
     check_step,
@@ -313,9 +313,7 @@ class RunHabits:
         self._require_running("log values")
         current = self.step
         at = current if step is None else check_step(step)
-        if isinstance(values, dict) and any(
-            isinstance(v, Table) or is_images(v) for v in values.values()
-        ):
+        if isinstance(values, dict) and any(is_kept(v) for v in values.values()):
             values = {key: self._log_kept(key, value, at) for key, value in values.items()}
         logged = json_dict(values, "logged values", non_finite_as_text=True)
         numbers = numeric_values(logged, at)
@@ -360,36 +358,20 @@ class RunHabits:
         return self._store.backend.run_history(self.id)
 
     def _log_kept(self, key: str, value: Any, step: int) -> Any:
-        """A `Table`, or images (one `Image` or a list), logged under ``key`` at ``step``:
-        kept as a version of their own, which the summary then names, as W&B keeps them
-        with the run. Any other value is returned as it is."""
+        """A value more than a number (a `Table`, images, a `Histogram`, a `Chart`) logged
+        under ``key`` at ``step``: kept as a version of its own (see `kept_form`), which
+        the summary then names, as W&B keeps them with the run. Any other value is
+        returned as it is."""
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(key)).strip("-.") or "value"
-        if isinstance(value, Table):
-            artifact = self._kept_as(name, "", "run_table")
-            path = table_path(name[:100])
-            with artifact.new_file(path, mode="wb") as file:
-                file.write(value.to_bytes())
-            version = cast("Run", self).log_artifact(artifact)
-            return {
-                "_type": "table-file", "artifact": version.qualified_ref, "path": path,
-                "nrows": len(value.data), "ncols": len(value.columns),
-            }  # fmt: skip
-        if not is_images(value):
+        kept = kept_form(name, value, step)
+        if kept is None:
             return value
-        images: list[Image] = [value] if isinstance(value, Image) else list(value)
-        artifact = self._kept_as(name, "-images", "run_media")
-        paths = [f"{step}_{index}.{image.suffix}" for index, image in enumerate(images)]
-        for image, path in zip(images, paths, strict=True):
+        artifact = self._kept_as(name, kept.ending, kept.type)
+        for path, data in kept.files.items():
             with artifact.new_file(path, mode="wb") as file:
-                file.write(image.data)
-        version = cast("Run", self).log_artifact(artifact, metadata={"step": step})
-        kept = {"artifact": version.qualified_ref, "format": images[0].format}
-        captions = [image.caption for image in images]
-        if isinstance(value, Image):
-            described = {"path": paths[0], "width": value.width, "height": value.height}
-            return {"_type": "image-file", **kept, **described, "caption": value.caption}
-        return {"_type": "images/separated", **kept, "count": len(images), "paths": paths,
-                "captions": captions}  # fmt: skip
+                file.write(data)
+        version = cast("Run", self).log_artifact(artifact, metadata=kept.metadata)
+        return {"_type": kept.record["_type"], "artifact": version.qualified_ref, **kept.record}
 
     def _kept_as(self, name: str, ending: str, type_: str) -> artifacts.Artifact:
         """The artifact ``run-<id>-<name><ending>`` of what ``log`` keeps, ``name`` cut to

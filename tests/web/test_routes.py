@@ -3,6 +3,7 @@ escaping, read-only, nothing outside the store."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -207,3 +208,16 @@ def test_version_page_shows_what_deduplication_saved(
         assert 0 < version["new_bytes"] < 100_000 < version["shared_bytes"]
         got = client.get("/artifacts/demo/table/v1/files/rows.bin")  # a chunked file, whole
         assert got.status_code == 200 and got.content == data + b"appended row\n" * 100
+
+
+def test_a_run_page_shows_a_logged_histogram_in_a_few_lines(local_store: forebear.Store) -> None:
+    """The summary reads as JSON, but a list of numbers (a histogram's counts) takes one
+    line, not one line per number."""
+    with forebear.init(project="demo", name="weights", store=local_store) as run:
+        run.log({"weights": forebear.Histogram(list(range(100)), num_bins=50), "loss": 0.5})
+    with TestClient(web.create_app(local_store), base_url="http://127.0.0.1") as client:
+        page = client.get(f"/runs/{run.id}").text
+    summary = page.split('<pre id="summary">')[1].split("</pre>")[0]
+    assert "&#34;values&#34;: [2, 2, 2," in summary and len(summary.splitlines()) < 15
+    nested = {"b": [1, "x", None], "a": {"rows": [{"k": [1.5]}], "empty": {}}, "n": []}
+    assert json.loads(web.pretty_json(nested)) == nested

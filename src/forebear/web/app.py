@@ -93,6 +93,23 @@ def _run_json(run: Run) -> dict[str, Any]:
     return {**run.to_dict(), "url": run_url(run.id)}
 
 
+def pretty_json(value: Any, indent: int = 0) -> str:
+    """``value`` as JSON indented by level, keys sorted, but a list of plain values on one
+    line: a logged histogram's 64 counts or a list of tags read as one line each, not as
+    a column of numbers."""
+    pad = " " * indent
+    if isinstance(value, dict) and value:
+        items = [
+            f"{pad}  {json.dumps(key)}: {pretty_json(item, indent + 2)}"
+            for key, item in sorted(value.items())
+        ]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        items = [f"{pad}  {pretty_json(item, indent + 2)}" for item in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value)
+
+
 def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGIApp:
     """The ASGI application for one store, answering requests for ``allowed_hosts`` (by
     default the loopback names; see `security.host_names`)."""
@@ -104,7 +121,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         version_url=version_url, artifact_url=artifact_url, run_url=run_url, quote=_quote
     )
     templates.filters["size"] = human_size
-    templates.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
+    templates.filters["pretty"] = pretty_json
 
     def page(template: str, request: Request, **context: Any) -> HTMLResponse:
         body = templates.get_template(template).render(request=request, store=store, **context)
