@@ -536,7 +536,7 @@ def _check_exists(tracking_uri: str) -> None:
     if path is not None and not os.path.exists(path):
         raise InvalidInput(
             f"no MLflow tracking store at {tracking_uri!r}: {path!r} does not exist; check "
-            "the path (MLflow's default is ./mlruns, or the sqlite:/// URI you log to)"
+            "the path (MLflow 3 logs to sqlite:///mlflow.db unless told, MLflow 2 to ./mlruns)"
         )
 
 
