@@ -88,6 +88,7 @@ LAYERS = (
         "jsonvalues",
         "tables",
         "media",
+        "media_files",
         "histograms",
         "plot",
         "logged_values",

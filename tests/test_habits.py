@@ -979,11 +979,11 @@ def test_a_run_keeps_its_own_files_and_code(
 
 
 def test_w_and_b_names_without_a_counterpart_say_what_to_do() -> None:
-    for name, says in (("Audio", "run.save(path)"), ("Video", "Artifact"),
+    for name, says in (("Object3D", "run.save(path)"), ("Molecule", "Artifact"),
                        ("sweep", "one run per trial"), ("agent", "one run per trial")):  # fmt: skip
         with pytest.raises(AttributeError, match=f"no attribute '{name}' .*{re.escape(says)}"):
             getattr(forebear, name)
-    assert not hasattr(forebear, "Video")  # feature checks (hasattr) still answer no
+    assert not hasattr(forebear, "Object3D")  # feature checks (hasattr) still answer no
     with pytest.raises(AttributeError, match=r"no attribute 'nothing'$"):
         forebear.nothing  # type: ignore[attr-defined]  # noqa: B018
 

@@ -4,7 +4,10 @@ is encoded once, and `run.log` keeps it with the run as a version of its own."""
 from __future__ import annotations
 
 import io
+import re
+import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,3 +120,87 @@ def test_a_long_run_id_and_key_still_name_what_is_kept(store: forebear.Store) ->
     names = sorted(v.name for v in run.outputs)
     assert [len(name) for name in names] == [128, 128]
     assert names[0].endswith("-images") and run.summary[f"{key}2"]["nrows"] == 1
+
+
+def test_samples_become_a_wav_file_and_a_sound_file_keeps_its_bytes(tmp_path: Path) -> None:
+    tone = np.sin(np.linspace(0, 2 * np.pi * 440, 8000))
+    audio = forebear.Audio(tone, sample_rate=8000, caption="la")
+    with wave.open(io.BytesIO(audio.data)) as sound:
+        params = (sound.getnchannels(), sound.getsampwidth(), sound.getframerate())
+        frames = np.frombuffer(sound.readframes(sound.getnframes()), dtype="<i2")
+    assert params == (1, 2, 8000) and audio.suffix == "wav" and audio.caption == "la"
+    assert np.abs(frames / 32767 - tone).max() < 1e-4  # floats from -1 to 1, kept to 16 bits
+    stereo = forebear.Audio(np.array([[1, -1], [300, -300]], dtype=np.int16), sample_rate=2)
+    with wave.open(io.BytesIO(stereo.data)) as sound:
+        assert sound.getnchannels() == 2
+        assert np.frombuffer(sound.readframes(2), "<i2").tolist() == [1, -1, 300, -300]
+    song = tmp_path / "song.mp3"
+    song.write_bytes(b"ID3 not really a song")
+    assert forebear.Audio(song).data == song.read_bytes() and forebear.Audio(song).suffix == "mp3"
+
+
+def test_frames_become_an_animated_gif_and_a_page_is_kept_as_it_is(tmp_path: Path) -> None:
+    frames = np.zeros((3, 3, 8, 10), dtype=np.uint8)  # time x channels x height x width
+    frames[1, 0] = 255  # the second frame red
+    video = forebear.Video(frames, fps=2, caption="clip")
+    assert (video.width, video.height, video.suffix, video.fps) == (10, 8, "gif", 2)
+    with PILImage.open(io.BytesIO(video.data)) as gif:
+        assert gif.n_frames == 3 and gif.info["duration"] == 500
+        gif.seek(1)
+        assert gif.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+    frames[:] = 7  # encoded when made
+    batch = forebear.Video(np.zeros((2, 4, 1, 6, 5)))  # two videos side by side
+    assert (batch.width, batch.height) == (10, 6)
+    page = tmp_path / "report.html"
+    page.write_text("<h1>done</h1>")
+    assert forebear.Html(str(page)).data == forebear.Html(page).data == b"<h1>done</h1>"
+    assert forebear.Html(io.StringIO("<p>x</p>")).data == b"<p>x</p>"
+    assert forebear.Html("see.html", data_is_not_path=True).data == b"see.html"
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda: forebear.Audio(np.zeros(4)), "needs their sample_rate"),
+        (lambda: forebear.Audio(np.zeros(4), sample_rate=0), "needs their sample_rate"),
+        (lambda: forebear.Audio(np.zeros((2, 2, 2)), sample_rate=8), "not an array of shape"),
+        (lambda: forebear.Audio(np.array([1], dtype=np.int32), sample_rate=8), "not int32"),
+        (lambda: forebear.Audio(np.array([np.nan]), sample_rate=8), "NaN or infinite"),
+        (lambda: forebear.Audio("notes.txt"), "'notes.txt' is not named as a sound file"),
+        (lambda: forebear.Audio("missing.wav"), "cannot read the sound 'missing.wav'"),
+        (lambda: forebear.Video(np.zeros((3, 8, 8))), "time x channels x height x width"),
+        (lambda: forebear.Video(np.zeros((1, 3, 4, 4)), format="mp4"), "not 'mp4'"),
+        (lambda: forebear.Video(np.zeros((1, 3, 4, 4)), fps=0), "fps is a number"),
+        (lambda: forebear.Video(np.array([["a"]])), "array of numbers"),
+        (lambda: forebear.Html(5), "takes a page's text or file"),
+        (lambda: forebear.Html("missing.html"), "cannot read the page 'missing.html'"),
+    ],
+)
+def test_what_is_no_sound_video_or_page_gets_one_clear_error(make: Any, says: str) -> None:
+    with pytest.raises(forebear.InvalidInput, match=re.escape(says)):
+        make()
+
+
+def test_logged_sound_video_and_pages_are_kept_with_the_run(store: forebear.Store) -> None:
+    audio = forebear.Audio(np.zeros(10), sample_rate=10, caption="quiet")
+    video = forebear.Video(np.zeros((2, 3, 4, 4)))
+    pages = [forebear.Html("<p>1</p>"), forebear.Html("<p>2</p>")]
+    with forebear.init(project="p", name="media", store=store) as run:
+        run.log({"sound": audio, "clip": video, "pages": pages, "loss": 0.5})
+        summary = dict(run.summary)
+    sound, clip, kept_pages = (
+        store.artifact(summary[k]["artifact"]) for k in ("sound", "clip", "pages")
+    )
+    assert sound.name == f"run-{run.id}-sound-audio" and sound.metadata == {"step": 0}
+    assert sound.open("0_0.wav").read() == audio.data and clip.files() == ["0_0.gif"]
+    assert summary["sound"] == {
+        "_type": "audio-file", "artifact": sound.qualified_ref, "path": "0_0.wav",
+        "format": "wav", "size": len(audio.data), "caption": "quiet", "sample_rate": 10,
+    }  # fmt: skip
+    assert summary["clip"]["_type"] == "video-file" and summary["clip"]["width"] == 4
+    assert summary["pages"] == {
+        "_type": "html/separated", "artifact": kept_pages.qualified_ref, "count": 2,
+        "paths": ["0_0.html", "0_1.html"], "captions": [None, None],
+    }  # fmt: skip
+    assert kept_pages.open("0_1.html").read() == b"<p>2</p>"
+    assert store.run(run.id).history() == [{"step": 0, "loss": 0.5}]

@@ -173,7 +173,7 @@ def test_public_names_are_pinned() -> None:
         "log", "log_artifact", "open", "use_artifact", "define_metric", "link_model", "log_model",
         "login", "restore", "save", "unwatch", "use_model", "watch", "Table", "Settings",
         "join", "setup", "termlog", "termwarn", "termerror", "util", "alert", "AlertLevel", "Image",
-        "Histogram", "plot",
+        "Histogram", "plot", "Audio", "Video", "Html",
     }  # fmt: skip
     assert set(forebear.__all__) == expected
     for name in expected:

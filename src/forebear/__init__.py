@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .manifest import Diff, Manifest, ManifestEntry
     from .media import Image
+    from .media_files import Audio, Html, Video
     from .records import AuditEvent, Delivery, Webhook
     from .runchecks import AlertLevel
     from .runs import (
@@ -88,6 +89,9 @@ _LAZY = {
     "Store": "store",
     "Table": "tables",
     "Histogram": "histograms",
+    "Audio": "media_files",
+    "Video": "media_files",
+    "Html": "media_files",
     "alert": "runs",
     "define_metric": "runs",
     "finish": "runs",
@@ -116,12 +120,13 @@ _LAZY = {
 # W&B names forebear has no counterpart for: what to do instead, said where a W&B script
 # reaches for one (a bare AttributeError told nothing)
 _MEDIA = (
-    "forebear keeps numbers, tables, images, histograms, charts and files, not W&B's other "
-    "media types: write the file and keep it with run.save(path), or add it to an Artifact"
+    "forebear keeps numbers, tables, images, audio, video, pages, histograms, charts and "
+    "files, not W&B's other media types: write the file and keep it with run.save(path), or "
+    "add it to an Artifact"
 )
 _WANDB_ONLY = {
     **dict.fromkeys(
-        ("Audio", "Video", "Html", "Object3D", "Molecule", "Plotly", "Graph"),
+        ("Object3D", "Molecule", "Plotly", "Graph", "Bokeh"),
         _MEDIA,
     ),
     **dict.fromkeys(
@@ -172,6 +177,7 @@ __all__ = [
     "Artifact",
     "ArtifactNotFound",
     "ArtifactVersion",
+    "Audio",
     "AuditEvent",
     "AuthenticationError",
     "Delivery",
@@ -180,6 +186,7 @@ __all__ = [
     "ForebearWarning",
     "GraphvizNotFound",
     "Histogram",
+    "Html",
     "Image",
     "IntegrityError",
     "InvalidInput",
@@ -204,6 +211,7 @@ __all__ = [
     "StoreVersionError",
     "Table",
     "VersionNotFound",
+    "Video",
     "Webhook",
     "__version__",
     "alert",

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from .histograms import Histogram
 from .media import Image, is_images
+from .media_files import MediaFile
 from .plot import Chart
 from .tables import Table, table_path
 
@@ -28,7 +29,18 @@ class Kept(NamedTuple):
 
 def is_kept(value: object) -> bool:
     """Whether `Run.log` keeps ``value`` as a version of its own."""
-    return isinstance(value, (Table, Histogram, Chart)) or is_images(value)
+    return isinstance(value, (Table, Histogram, Chart)) or is_images(value) or _media(value) != []
+
+
+def _media(value: object) -> list[MediaFile]:
+    """The media files of one kind ``value`` is (one, or a list of them), else none."""
+    if isinstance(value, MediaFile):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], MediaFile):
+        kind = type(value[0])
+        if all(type(item) is kind for item in value):
+            return list(value)
+    return []
 
 
 def kept_form(name: str, value: Any, step: int) -> Kept | None:
@@ -44,6 +56,9 @@ def kept_form(name: str, value: Any, step: int) -> Kept | None:
         data = json.dumps(value.to_json(), separators=(",", ":")).encode()
         record = {**value.to_json(), "path": path}
         return Kept("-histograms", "run_media", {path: data}, record, {"step": step})
+    media = _media(value)
+    if media:
+        return _kept_media(media, single=isinstance(value, MediaFile), step=step)
     if not is_images(value):
         return None
     images: list[Image] = [value] if isinstance(value, Image) else list(value)
@@ -58,6 +73,20 @@ def kept_form(name: str, value: Any, step: int) -> Kept | None:
                   "count": len(images), "paths": paths,
                   "captions": [image.caption for image in images]}  # fmt: skip
     return Kept("-images", "run_media", files, record, {"step": step})
+
+
+def _kept_media(media: list[MediaFile], single: bool, step: int) -> Kept:
+    """Audio, videos or pages logged at ``step``: W&B's ``<kind>-file`` record for one,
+    and for a list the paths and captions of all."""
+    first = media[0]
+    paths = [f"{step}_{index}.{item.suffix}" for index, item in enumerate(media)]
+    files = {path: item.data for path, item in zip(paths, media, strict=True)}
+    if single:
+        record = {"_type": f"{first.kind}-file", "path": paths[0], **first.describe()}
+    else:
+        record = {"_type": f"{first.kind}/separated", "count": len(media), "paths": paths,
+                  "captions": [item.caption for item in media]}  # fmt: skip
+    return Kept(f"-{first.plural}", "run_media", files, record, {"step": step})
 
 
 def _kept_table(name: str, table: Table) -> Kept:
