@@ -104,7 +104,11 @@ def test_a_damaged_stat_cache_is_ignored(
 ) -> None:
     data = make_tree("data", {"a.bin": b"A" * 100, "b.bin": b"B" * 100})
     first = log(local_store, data)
-    local_store.stat_cache.path.write_bytes(b"this is not a database" * 100)
+    cache = local_store.stat_cache.path
+    cache.write_bytes(b"this is not a database" * 100)  # while this process has it open
+    assert log(local_store, data).ref == first.ref and local_store.verify() == []
+    local_store.stat_cache.close()  # damaged while no forebear has it open
+    cache.write_bytes(b"this is not a database" * 100)
     hashed.clear()
     again = log(local_store, data)
     assert sorted(hashed) == [str(data / "a.bin"), str(data / "b.bin")]

@@ -114,6 +114,7 @@ class LocalBackend(LocalAccess, LocalRegistry, LocalRuns, drafts.LocalDrafts, Lo
     def close(self) -> None:
         self.sender.close()
         self.engine.dispose()
+        self.stat_cache.close()
 
     def require_writable(self) -> None:
         if self.read_only is not None:

@@ -98,6 +98,7 @@ class RemoteBackend(Backend):
     def close(self) -> None:
         self.server_objects.close()
         self.client.close()
+        self.stat_cache.close()
 
     def own_files(self) -> frozenset[str]:
         files = {os.path.abspath(f"{self.stat_cache.path}{s}") for s in ("", "-wal", "-shm")}
