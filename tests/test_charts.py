@@ -212,3 +212,14 @@ def test_a_logged_chart_keeps_its_table_and_says_what_it_draws(store: forebear.S
 def test_w_and_b_reaches_the_chart_names_as_it_does_its_own() -> None:
     assert forebear.plot is plot and {"plot", "Histogram"} <= set(dir(forebear))
     assert hasattr(forebear.plot, "confusion_matrix") and hasattr(forebear, "Histogram")
+
+
+def test_what_a_nested_dict_holds_is_kept_under_its_dotted_name(store: forebear.Store) -> None:
+    with forebear.init(project="p", name="nested", store=store) as run:
+        run.log({"val": {"weights": forebear.Histogram([1, 2, 3], num_bins=2), "acc": 0.5}})
+        summary = dict(run.summary)
+    (version,) = run.outputs
+    assert version.name == f"run-{run.id}-val.weights-histograms"
+    assert summary["val"]["acc"] == 0.5 and summary["val"]["weights"]["values"] == [1, 2]
+    assert summary["val"]["weights"]["artifact"] == version.qualified_ref
+    assert store.run(run.id).history() == [{"step": 0, "val.acc": 0.5}]

@@ -19,7 +19,7 @@ from .errors import ForebearError, ForebearWarning, InvalidInput, InvalidPath, N
 from .history_buffer import HistoryBuffer
 from .history_rows import HistoryRows
 from .jsonvalues import config_values, json_dict
-from .logged_values import is_kept, kept_form
+from .logged_values import holds_kept, kept_form
 from .manifest import ManifestEntry
 from .metrics import (
     MetricSummaries,
@@ -313,7 +313,7 @@ class RunHabits:
         self._require_running("log values")
         current = self.step
         at = current if step is None else check_step(step)
-        if isinstance(values, dict) and any(is_kept(v) for v in values.values()):
+        if isinstance(values, dict) and holds_kept(values):
             values = {key: self._log_kept(key, value, at) for key, value in values.items()}
         logged = json_dict(values, "logged values", non_finite_as_text=True)
         numbers = numeric_values(logged, at)
@@ -358,10 +358,12 @@ class RunHabits:
         return self._store.backend.run_history(self.id)
 
     def _log_kept(self, key: str, value: Any, step: int) -> Any:
-        """A value more than a number (a `Table`, images, a `Histogram`, a `Chart`) logged
-        under ``key`` at ``step``: kept as a version of its own (see `kept_form`), which
-        the summary then names, as W&B keeps them with the run. Any other value is
-        returned as it is."""
+        """A value more than a number (a `Table`, images, audio, video, a page, a
+        `Histogram`, a `Chart`) logged under ``key`` at ``step``: kept as a version of its
+        own (see `kept_form`), which the summary then names, as W&B keeps them with the
+        run; in a dict, each under ``key.inner``. Any other value is returned as it is."""
+        if isinstance(value, dict) and holds_kept(value):  # kept under "outer.inner"
+            return {k: self._log_kept(f"{key}.{k}", v, step) for k, v in value.items()}
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(key)).strip("-.") or "value"
         kept = kept_form(name, value, step)
         if kept is None:

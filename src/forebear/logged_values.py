@@ -32,6 +32,14 @@ def is_kept(value: object) -> bool:
     return isinstance(value, (Table, Histogram, Chart)) or is_images(value) or _media(value) != []
 
 
+def holds_kept(value: object) -> bool:
+    """Whether ``value`` is kept, or is a dict (``{"val": {"sample": image}}``, as W&B
+    takes them) that holds one at any depth."""
+    if isinstance(value, dict):
+        return any(holds_kept(item) for item in value.values())
+    return is_kept(value)
+
+
 def _media(value: object) -> list[MediaFile]:
     """The media files of one kind ``value`` is (one, or a list of them), else none."""
     if isinstance(value, MediaFile):
