@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
 
@@ -53,6 +54,10 @@ def ui(tmp_path: Path, make_tree: Callable[..., Path]) -> Iterator[str]:
         with forebear.init(project="web", name="train", store=store) as run:
             run.use_artifact("raw")
             run.log_artifact(make_tree("m", {"model.bin": b"weights"}), name="model", type="model")
+        with forebear.init(project="web", name="samples", id="samples1", store=store) as run:
+            picture = np.zeros((5, 7, 3), dtype=np.uint8)
+            picture[:, :, 0] = 255  # red
+            run.log({"sample": forebear.Image(picture, caption=HOSTILE)})
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "forebear", "--objects", str(store_dir), "ui", "--port", str(port)],
@@ -111,3 +116,14 @@ def test_hostile_description_is_shown_as_text(page: object, ui: str) -> None:
     assert tab.evaluate("window.__owned === undefined")  # type: ignore[attr-defined]
     assert tab.dialogs == []  # type: ignore[attr-defined]
     assert tab.locator("script").count() == 0  # type: ignore[attr-defined]
+
+
+def test_a_run_page_shows_the_pictures_it_logged(page: object, ui: str) -> None:
+    tab = page
+    tab.goto(ui + "/runs/samples1")  # type: ignore[attr-defined]
+    tab.wait_for_selector("#media img")  # type: ignore[attr-defined]
+    # drawn, under the page's content security policy: the browser decoded the PNG
+    tab.wait_for_function("document.querySelector('#media img').complete")  # type: ignore[attr-defined]
+    assert tab.evaluate("document.querySelector('#media img').naturalWidth") == 7  # type: ignore[attr-defined]
+    assert tab.inner_text("#media .axes") == HOSTILE  # type: ignore[attr-defined]
+    assert tab.evaluate("window.__owned === undefined") and tab.dialogs == []  # type: ignore[attr-defined]

@@ -221,3 +221,61 @@ def test_a_run_page_shows_a_logged_histogram_in_a_few_lines(local_store: forebea
     assert "&#34;values&#34;: [2, 2, 2," in summary and len(summary.splitlines()) < 15
     nested = {"b": [1, "x", None], "a": {"rows": [{"k": [1.5]}], "empty": {}}, "n": []}
     assert json.loads(web.pretty_json(nested)) == nested
+
+
+def test_a_run_page_shows_the_pictures_sound_and_video_it_logged(
+    local_store: forebear.Store,
+) -> None:
+    np = pytest.importorskip("numpy")
+    image = forebear.Image(np.full((4, 6), 200, dtype=np.uint8), caption="a <b>grey</b> one")
+    sound = forebear.Audio(np.zeros(16), sample_rate=8)
+    with forebear.init(project="demo", name="media", store=local_store) as run:
+        run.log(
+            {"grey": image, "val": {"tone": sound}, "clip": forebear.Video(np.zeros((2, 1, 4, 4)))}
+        )
+        run.log({"page": forebear.Html("<script>alert(1)</script>")})
+    with TestClient(web.create_app(local_store), base_url="http://127.0.0.1") as client:
+        page = client.get(f"/runs/{run.id}")
+        media = page.text.split('<div id="media"')[1].split("</div>\n{% endif")[0]
+        grey = run.summary["grey"]
+        src = f"/artifacts/demo/{grey['artifact'].split('/')[1].replace(':', '/')}/view/0_0.png"
+        assert f'<img src="{src}" alt="a &lt;b&gt;grey&lt;/b&gt; one">' in media
+        assert '<audio controls preload="none" src="' in media and 'id="media-val.tone"' in media
+        assert media.count("<img") == 2  # the picture, and the video's GIF
+        assert "media-page" not in media  # a page is never shown inline
+        shown = client.get(src)
+        assert shown.status_code == 200 and shown.content == image.data
+        assert shown.headers["content-type"] == "image/png"
+        assert shown.headers["content-disposition"] == "inline"
+        assert shown.headers["x-content-type-options"] == "nosniff"
+        assert "media-src 'self'" in shown.headers["content-security-policy"]
+        kept = run.summary["page"]
+        kept_page = f"/artifacts/demo/{kept['artifact'].split('/')[1].replace(':', '/')}"
+        assert client.get(f"{kept_page}/view/{kept['path']}").status_code == 404
+        download = client.get(f"{kept_page}/files/{kept['path']}")
+        assert download.content == b"<script>alert(1)</script>"
+        assert download.headers["content-type"] == "application/octet-stream"
+
+
+def test_a_summary_cannot_make_the_run_page_link_outside_the_store(
+    local_store: forebear.Store,
+) -> None:
+    """The summary is the script's to write: what it names is quoted into one link of
+    this site, whose route checks it as any other."""
+    with forebear.init(project="demo", name="hostile", store=local_store) as run:
+        run.summary["evil"] = {
+            "_type": "image-file", "artifact": f'demo/x:v0"><script>{HOSTILE}', "path": "a.png"
+        }  # fmt: skip
+        run.summary["climb"] = {
+            "_type": "images/separated", "artifact": "demo/raw:v0",
+            "paths": ["../../../etc/passwd.png", "http://evil.example/x.png", 7],
+            "captions": [HOSTILE],
+        }  # fmt: skip
+    with TestClient(web.create_app(local_store), base_url="http://127.0.0.1") as client:
+        page = client.get(f"/runs/{run.id}").text
+        media = page.split('<div id="media"')[1]
+        sources = [part.split('"')[0] for part in media.split('src="')[1:]]
+        assert "<script>" not in media and "passwd" not in media and len(sources) == 1
+        assert all(s.startswith("/artifacts/demo/") and "//" not in s for s in sources)
+        for source in sources:
+            assert client.get(source.replace("&amp;", "&")).status_code == 404

@@ -30,6 +30,7 @@ from ..errors import (
     StoreError,
 )
 from ..hashing import BLOCK_SIZE
+from ..manifest import ManifestEntry
 from ..pages import artifact_page, quoted, run_page, version_page
 from ..paths import REGISTRY
 from ..records import AuditEvent
@@ -37,6 +38,7 @@ from ..store import Store
 from ..units import human_size
 from ..views import ArtifactVersion, Run
 from .charts import charts
+from .media import inline_type, logged_media
 from .security import Guard, host_names
 
 HERE = Path(__file__).parent
@@ -291,6 +293,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             "outputs": run.outputs,
             "history": history,
             "charts": charts(history),
+            "media": logged_media(run.summary),
         }
 
     def registry_data(request: Request) -> dict[str, Any]:
@@ -372,6 +375,31 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         return page("lineage.html", request, svg=svg_body, **data)
 
     async def file(request: Request) -> Response:
+        """A file of a version, to download."""
+        entry, chunks = readable(request)
+        filename = entry.path.rsplit("/", 1)[-1]
+        disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
+        return StreamingResponse(
+            chunks,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": disposition, "Content-Length": str(entry.size)},
+        )
+
+    async def view(request: Request) -> Response:
+        """A picture, sound or video of a version, shown in the page that links it (see
+        `web.media`); any other file is only downloaded."""
+        media_type = inline_type(request.path_params["path"])
+        if media_type is None:
+            raise HTTPException(404, "only pictures, sound and video are shown here")
+        entry, chunks = readable(request)
+        return StreamingResponse(
+            chunks,
+            media_type=media_type,
+            headers={"Content-Disposition": "inline", "Content-Length": str(entry.size)},
+        )
+
+    def readable(request: Request) -> tuple[ManifestEntry, Iterator[bytes]]:
+        """The entry a file route names and its bytes, each checked before it is sent."""
         version = find_version(request)
         path = request.path_params["path"]
         if version.deleted:
@@ -392,13 +420,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
                 while block := stream.read(BLOCK_SIZE):
                     yield block
 
-        filename = entry.path.rsplit("/", 1)[-1]
-        disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
-        return StreamingResponse(
-            chunks(),
-            media_type="application/octet-stream",
-            headers={"Content-Disposition": disposition, "Content-Length": str(entry.size)},
-        )
+        return entry, chunks()
 
     # -- JSON API ------------------------------------------------------------------------
 
@@ -446,6 +468,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             "history": data["history"],
             "inputs": [_version_json(v) for v in data["inputs"]],
             "outputs": [_version_json(v) for v in data["outputs"]],
+            "media": data["media"],
         }
 
     async def forebear_error(request: Request, exc: Exception) -> Response:
@@ -482,6 +505,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
         Route(version_path, html("version.html", version_data)),
         Route(version_path + "/lineage", lineage),
         Route(version_path + "/files/{path:path}", file),
+        Route(version_path + "/view/{path:path}", view),
         Route("/runs", html("runs.html", runs_data)),
         Route("/runs/{run_id}", html("run.html", run_data)),
         Route("/audit", html("audit.html", audit_data)),

@@ -15,7 +15,8 @@ WILDCARD = ("0.0.0.0", "::", "")
 HEADERS = [
     (
         b"content-security-policy",
-        b"default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'none'; "
+        b"default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+        b"script-src 'none'; "
         b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     (b"x-content-type-options", b"nosniff"),
