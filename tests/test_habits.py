@@ -980,7 +980,8 @@ def test_a_run_keeps_its_own_files_and_code(
 
 def test_w_and_b_names_without_a_counterpart_say_what_to_do() -> None:
     for name, says in (("Object3D", "run.save(path)"), ("Molecule", "Artifact"),
-                       ("sweep", "one run per trial"), ("agent", "one run per trial")):  # fmt: skip
+                       ("sweep", "one run per trial"), ("agent", "one run per trial"),
+                       ("sklearn", "forebear.plot (confusion_matrix")):  # fmt: skip
         with pytest.raises(AttributeError, match=f"no attribute '{name}' .*{re.escape(says)}"):
             getattr(forebear, name)
     assert not hasattr(forebear, "Object3D")  # feature checks (hasattr) still answer no

@@ -133,6 +133,11 @@ _WANDB_ONLY = {
         ("sweep", "agent", "controller"),
         "forebear runs no sweeps: start one run per trial with forebear.init(config=...)",
     ),
+    **dict.fromkeys(
+        ("sklearn", "keras", "integration", "xgboost", "lightgbm"),
+        "forebear has no framework callbacks: log metrics with run.log(...), charts with "
+        "forebear.plot (confusion_matrix, roc_curve, pr_curve) and models with run.log_model",
+    ),
 }  # fmt: skip
 
 
