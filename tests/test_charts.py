@@ -56,6 +56,8 @@ def test_every_value_falls_in_one_bin_of_rising_edges(values: list[float], bins:
         ({"sequence": [1.0, float("nan")]}, "NaN or infinity"),
         ({"sequence": [1.0, float("inf")]}, "NaN or infinity"),
         ({"sequence": ["a"]}, "counts numbers, not"),
+        ({"sequence": [10**400]}, "counts numbers, not"),
+        ({"np_histogram": ([10**400], [0, 1])}, "np_histogram is"),
         ({"sequence": [1], "num_bins": 513}, "at most 512 bins, not 513"),
         ({"sequence": [1], "num_bins": 0}, "num_bins is a whole number"),
         ({"sequence": [1], "num_bins": 2.5}, "num_bins is a whole number"),
@@ -148,6 +150,9 @@ def test_a_confusion_matrix_counts_as_scikit_learn_does() -> None:
         ({"y_true": "01", "preds": [0, 1]}, "y_true is a list of classes"),
         ({"y_true": [0], "probs": [[]]}, "a row of no scores"),
         ({"y_true": [0], "probs": [["x"]]}, "probs is rows of numbers"),
+        ({"y_true": [0], "probs": [[10**400]]}, "probs is rows of numbers"),
+        ({"y_true": [0], "probs": [[float("nan")]]}, "probs holds NaN or infinity"),
+        ({"y_true": [float("nan")], "preds": [0]}, "y_true holds NaN or infinity"),
     ],
 )
 def test_a_confusion_matrix_of_what_does_not_match_is_refused(arguments: dict, says: str) -> None:

@@ -55,9 +55,7 @@ class Histogram:
             return NotImplemented
         return (self.histogram, self.bins) == (other.histogram, other.bins)
 
-    def __repr__(self) -> str:
-        if not self.bins:
-            return "<Histogram empty>"
+    def __repr__(self) -> str:  # a histogram has one edge at least
         return f"<Histogram {len(self.histogram)} bins from {self.bins[0]:g} to {self.bins[-1]:g}>"
 
 
@@ -77,7 +75,7 @@ def _counted(sequence: Any, num_bins: int) -> tuple[list[float], list[float]]:
         sequence = sequence.detach().cpu().numpy()
     try:
         values = np.asarray(sequence, dtype=float).ravel()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"Histogram counts numbers, not {sequence!r:.80} ({exc})") from None
     if not np.isfinite(values).all():
         raise InvalidInput(
@@ -94,7 +92,7 @@ def _given(np_histogram: Any) -> tuple[list[float], list[float]]:
         counts, edges = np_histogram
         counts = [_number(count, "a count") for count in counts]
         edges = [_number(edge, "an edge") for edge in edges]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(
             "np_histogram is (counts, edges) as numpy.histogram returns them: "
             f"{str(exc) or type(exc).__name__}"

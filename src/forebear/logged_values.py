@@ -1,7 +1,7 @@
-"""What `Run.log` keeps of the values that are more than a number: a `Table`, images, a
-`Histogram`, a `Chart`. Each is kept as a version of its own, beside the run, as W&B keeps
-them as files of the run; this module says which files make that version and what the
-summary says of it, and the run logs it (see `Run.log`)."""
+"""What `Run.log` keeps of the values that are more than a number: a `Table`, images,
+audio, video, pages, a `Histogram`, a `Chart`. Each is kept as a version of its own,
+beside the run, as W&B keeps them as files of the run; this module says which files make
+that version and what the summary says of it, and the run logs it (see `Run.log`)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ The functions take W&B's arguments, in W&B's order, and lay the table out as W&B
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -252,8 +253,10 @@ def _rows(values: Any, what: str) -> list[list[float]]:
     try:
         rows = [[float(x) for x in (row.tolist() if hasattr(row, "tolist") else row)]
                 for row in values]  # fmt: skip
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"{what} is rows of numbers, one row per example ({exc})") from None
+    if not all(math.isfinite(x) for row in rows for x in row):
+        raise InvalidInput(f"{what} holds NaN or infinity: give every example finite scores")
     return rows
 
 
@@ -266,6 +269,8 @@ def _plain_list(values: Any, what: str) -> list[Any]:
     try:
         classes = [v.item() if hasattr(v, "item") else v for v in values]
         set(classes)  # each class a value that can be told apart from the others
+        if any(isinstance(c, float) and not math.isfinite(c) for c in classes):
+            raise InvalidInput(f"{what} holds NaN or infinity, which names no class")
     except TypeError:
         raise InvalidInput(
             f"{what} is a list of classes (numbers or names), not {values!r:.60}"

@@ -151,9 +151,9 @@ class StatCache:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """The cache's connection, to this thread alone while the block runs; opened on
         first use, and again in a forked process (which must not share its parent's) or
-        for a file removed, replaced or written over since (not by this connection,
-        which writes to the WAL until a checkpoint). A failure part way is rolled back, so that
-        no transaction is left open for the next use."""
+        for a file removed, replaced or written over since (this connection writes to
+        the WAL, and to the file only at a checkpoint). A failure part way is rolled
+        back, so that no transaction is left open for the next use."""
         with self._turn.get():
             connection = self._connection
             if connection is None or self._opened != (os.getpid(), _identity(self.path)):
