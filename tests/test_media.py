@@ -164,6 +164,7 @@ def test_frames_become_an_animated_gif_and_a_page_is_kept_as_it_is(tmp_path: Pat
         (lambda: forebear.Audio(np.zeros(4)), "needs their sample_rate"),
         (lambda: forebear.Audio(np.zeros(4), sample_rate=0), "needs their sample_rate"),
         (lambda: forebear.Audio(np.zeros((2, 2, 2)), sample_rate=8), "not an array of shape"),
+        (lambda: forebear.Audio(np.zeros((2, 800)), sample_rate=8), "not 800 channels"),
         (lambda: forebear.Audio(np.array([1], dtype=np.int32), sample_rate=8), "not int32"),
         (lambda: forebear.Audio(np.array([np.nan]), sample_rate=8), "NaN or infinite"),
         (lambda: forebear.Audio("notes.txt"), "'notes.txt' is not named as a sound file"),

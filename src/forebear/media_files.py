@@ -20,6 +20,7 @@ from .media import MAX_BYTES
 AUDIO_FORMATS = ("wav", "mp3", "ogg", "flac", "m4a", "aac", "webm")
 VIDEO_FORMATS = ("gif", "mp4", "webm", "ogg")
 VIDEO_FPS = 4  # W&B's frames per second when none is said
+MAX_CHANNELS = 8  # of a sound: more is an array the wrong way round
 
 
 class MediaFile:
@@ -200,6 +201,11 @@ def _wav(data: Any, sample_rate: int) -> bytes:
         )
     frames = samples.astype("<i2")
     channels = 1 if frames.ndim == 1 else frames.shape[1]
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise InvalidInput(
+            f"forebear.Audio takes a row per sample, with one value per channel (at most "
+            f"{MAX_CHANNELS}), not {channels} channels: channels first? pass samples.T"
+        )
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as sound:
         sound.setnchannels(channels)
