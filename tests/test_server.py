@@ -21,6 +21,12 @@ import forebear
 from .conftest import clean_env, run_cli
 from .serving import ForebearServer
 
+# a picture of one red pixel, as a PNG file holds it
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+    "53de0000000c4944415478da63f8cfc000000301010018dd8db00000000049454e44ae426082"
+)
+
 pytestmark = pytest.mark.server
 
 
@@ -114,6 +120,11 @@ def test_the_web_ui_is_behind_a_login_with_csrf_protection(
         forebear.init(project="iris", store=store) as run,
     ):
         run.log_artifact(make_tree("d", {"a.txt": "a"}), name="iris-raw")
+        picture = forebear.Image(make_tree("p", {"dot.png": PNG}) / "dot.png")
+        run.log({"sample": picture})
+        kept = run.summary["sample"]
+    project, name_and_number = kept["artifact"].split("/")
+    shown = f"/artifacts/{project}/{name_and_number.replace(':', '/')}/view/{kept['path']}"
     html = {"accept": "text/html"}
     with httpx.Client(base_url=server.url, timeout=60) as browser:
         assert browser.get("/", headers=html).status_code == 303  # to the login page
@@ -132,6 +143,9 @@ def test_the_web_ui_is_behind_a_login_with_csrf_protection(
         cookie = moved.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert "iris-raw" in browser.get("/", headers=html).text
+        image = browser.get(shown)  # a logged picture, shown inline to who may read it
+        assert image.content == PNG and image.headers["content-type"] == "image/png"
+        assert browser.get(shown.replace("/view/", "/files/")).content == PNG  # a download
         # the session cookie is no key to the API: that needs the bearer token
         assert browser.get("/api/v1/info").status_code == 401
         assert browser.post("/logout", data={"csrf": "forged"}).status_code == 403
@@ -143,6 +157,9 @@ def test_the_web_ui_is_behind_a_login_with_csrf_protection(
         assert csrf is not None
         other.post("/login", data={"csrf": csrf.group(1), "token": carol, "next": "/"})
         assert "iris-raw" not in other.get("/", headers=html).text  # only granted projects
+        refused = other.get(shown)
+        assert refused.status_code == 403 and PNG not in refused.content
+        assert other.get("/artifacts/iris/iris-raw/v0", headers=html).status_code == 403
         server.direct.revoke_token("carol", "tests")
         assert other.get("/", headers=html).status_code == 303  # a revoked token: at once
 

@@ -28,7 +28,14 @@ class ContentReader:
     # -- entries ---------------------------------------------------------------------
 
     def manifest(self, version_id: int) -> Manifest:
-        return Manifest(tuple(self.backend.entries(version_id, 0, None)))
+        """Every entry, read page by page (a server's own pages, which reach the catalog
+        through what guards it, are answered a page at a time, as its clients are)."""
+        return Manifest(tuple(self.iter_entries(version_id)))
+
+    def entry(self, version_id: int, path: str) -> ManifestEntry | None:
+        """The entry at ``path`` (a normalised entry path), found without reading the
+        others; None when there is none."""
+        return self.backend.entries_at(version_id, [path]).get(path)
 
     def entries(self, version_id: int, start: int, limit: int | None) -> list[ManifestEntry]:
         return self.backend.entries(version_id, start, limit)

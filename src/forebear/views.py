@@ -206,10 +206,13 @@ class ArtifactVersion(Editable, Linkable, VersionHabits, VersionAttributes):
 
     def entry(self, path: str) -> ManifestEntry:
         wanted = normalise_entry_path(path)
-        for entry in self.manifest:
-            if entry.path == wanted:
-                return entry
-        raise NotFound(f"{self.ref} has no entry {path!r} (its files: see .files())")
+        if self._manifest is None:  # one entry of a version of a million: ask for it alone
+            found = self._store.content.entry(self._data.id, wanted)
+        else:
+            found = next((e for e in self._manifest if e.path == wanted), None)
+        if found is None:
+            raise NotFound(f"{self.ref} has no entry {path!r} (its files: see .files())")
+        return found
 
     def download(
         self,

@@ -27,6 +27,7 @@ from ..errors import (
     InvalidInput,
     NotFound,
     ObjectNotFound,
+    PermissionDenied,
     StoreError,
 )
 from ..hashing import BLOCK_SIZE
@@ -482,6 +483,8 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
             status = 404
         elif isinstance(exc, InvalidInput):
             status = 400
+        elif isinstance(exc, PermissionDenied):  # through a server: not this account's
+            status = 403
         elif isinstance(exc, IntegrityError):
             detail = f"{exc} (run 'forebear verify' to find every damaged object)"
         elif isinstance(exc, StoreError):
