@@ -120,6 +120,7 @@ def test_the_web_ui_is_behind_a_login_with_csrf_protection(
         forebear.init(project="iris", store=store) as run,
     ):
         run.log_artifact(make_tree("d", {"a.txt": "a"}), name="iris-raw")
+        run.log_artifact(make_tree("d", {"a.txt": "a", "b.txt": "b"}), name="iris-raw")
         picture = forebear.Image(make_tree("p", {"dot.png": PNG}) / "dot.png")
         run.log({"sample": picture})
         kept = run.summary["sample"]
@@ -146,6 +147,8 @@ def test_the_web_ui_is_behind_a_login_with_csrf_protection(
         image = browser.get(shown)  # a logged picture, shown inline to who may read it
         assert image.content == PNG and image.headers["content-type"] == "image/png"
         assert browser.get(shown.replace("/view/", "/files/")).content == PNG  # a download
+        diff = browser.get("/api/artifacts/iris/iris-raw/v1?diff=v0").json()["diff"]
+        assert diff["added"] == ["b.txt"] and diff["removed"] == diff["modified"] == []
         # the session cookie is no key to the API: that needs the bearer token
         assert browser.get("/api/v1/info").status_code == 401
         assert browser.post("/logout", data={"csrf": "forged"}).status_code == 403
