@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -94,6 +94,13 @@ def _event_json(event: AuditEvent) -> dict[str, Any]:
 
 def _run_json(run: Run) -> dict[str, Any]:
     return {**run.to_dict(), "url": run_url(run.id)}
+
+
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """A stream's bytes a block at a time, the stream closed at the end."""
+    with stream:
+        while block := stream.read(BLOCK_SIZE):
+            yield block
 
 
 def pretty_json(value: Any, indent: int = 0) -> str:
@@ -377,11 +384,11 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
 
     async def file(request: Request) -> Response:
         """A file of a version, to download."""
-        entry, chunks = readable(request)
+        entry, stream = readable(request)
         filename = entry.path.rsplit("/", 1)[-1]
         disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
         return StreamingResponse(
-            chunks,
+            _blocks(stream),
             media_type="application/octet-stream",
             headers={"Content-Disposition": disposition, "Content-Length": str(entry.size)},
         )
@@ -389,18 +396,22 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
     async def view(request: Request) -> Response:
         """A picture, sound or video of a version, shown in the page that links it (see
         `web.media`); any other file is only downloaded."""
-        media_type = inline_type(request.path_params["path"])
-        if media_type is None:
+        if inline_type(request.path_params["path"]) is None:
             raise HTTPException(404, "only pictures, sound and video are shown here")
-        entry, chunks = readable(request)
+        entry, stream = readable(request)
+        media_type = inline_type(entry.path)  # the file's own name decides, as written
+        if media_type is None:
+            stream.close()
+            raise HTTPException(404, "only pictures, sound and video are shown here")
         return StreamingResponse(
-            chunks,
+            _blocks(stream),
             media_type=media_type,
             headers={"Content-Disposition": "inline", "Content-Length": str(entry.size)},
         )
 
-    def readable(request: Request) -> tuple[ManifestEntry, Iterator[bytes]]:
-        """The entry a file route names and its bytes, each checked before it is sent."""
+    def readable(request: Request) -> tuple[ManifestEntry, BinaryIO]:
+        """The entry a file route names and a stream of its bytes, each checked before
+        the first is read."""
         version = find_version(request)
         path = request.path_params["path"]
         if version.deleted:
@@ -414,14 +425,7 @@ def create_app(store: Store, allowed_hosts: Iterable[str] | None = None) -> ASGI
                 raise HTTPException(410, redaction.message(version.ref))
         # open() checks every byte before the first is handed over: a corrupted object is
         # refused here, never half-sent as good
-        stream = version.open(path)
-
-        def chunks() -> Iterator[bytes]:
-            with stream:
-                while block := stream.read(BLOCK_SIZE):
-                    yield block
-
-        return entry, chunks()
+        return entry, version.open(path)
 
     # -- JSON API ------------------------------------------------------------------------
 
