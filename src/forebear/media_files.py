@@ -53,7 +53,9 @@ class Audio(MediaFile):
     kind = "audio"
     plural = "audio"
 
-    def __init__(self, data_or_path: Any, sample_rate: int | None = None, caption: Any = None):
+    def __init__(
+        self, data_or_path: Any, sample_rate: int | None = None, caption: Any = None
+    ) -> None:
         self.sample_rate = sample_rate
         if isinstance(data_or_path, (str, os.PathLike)):
             path = os.fspath(data_or_path)
@@ -124,7 +126,7 @@ class Html(MediaFile):
     def __init__(self, data: Any, inject: bool = True, data_is_not_path: bool = False) -> None:
         del inject
         if hasattr(data, "read"):
-            text = data.read()
+            text = data.read(MAX_BYTES + 1)  # a page larger than that is refused below
         elif isinstance(data, os.PathLike) or (
             isinstance(data, str) and not data_is_not_path and data.lower().endswith(".html")
         ):  # a path, as W&B takes it (data_is_not_path=True for text that ends so)
