@@ -205,3 +205,14 @@ def test_logged_sound_video_and_pages_are_kept_with_the_run(store: forebear.Stor
     }  # fmt: skip
     assert kept_pages.open("0_1.html").read() == b"<p>2</p>"
     assert store.run(run.id).history() == [{"step": 0, "loss": 0.5}]
+
+
+def test_a_picture_in_a_table_cell_is_kept_as_text_and_said_so() -> None:
+    """W&B keeps a picture in a table cell as a file beside the table; forebear keeps its
+    text, and warns, so that a W&B script runs and its author knows what was kept."""
+    table = forebear.Table(columns=["image", "label"])
+    with pytest.warns(forebear.ForebearWarning, match=r"holding a forebear\.Image keeps only"):
+        table.add_data(forebear.Image(np.zeros((2, 2))), "cat")
+    assert table.data == [["<Image png 2x2 71 bytes>", "cat"]]
+    with pytest.warns(forebear.ForebearWarning, match=r"forebear\.Histogram keeps only"):
+        forebear.Table(columns=["h"], data=[[forebear.Histogram([1, 2])]])

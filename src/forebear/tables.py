@@ -6,10 +6,11 @@ reads it back, and `Run.log({"key": table})` logs it as a version of its own."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import InvalidInput
+from .errors import ForebearWarning, InvalidInput
 from .jsonvalues import json_dict, loads
 
 TABLE_SUFFIX = ".table.json"
@@ -107,7 +108,21 @@ def table_path(name: str) -> str:
 
 def _plain_row(values: Sequence[Any]) -> list[Any]:
     """Values as JSON holds them: numpy's scalars as numbers, what JSON has no form for as
-    its text; non-finite numbers refused."""
+    its text (a picture, sound or a histogram in a cell too, said with a warning: W&B
+    keeps those as files beside the table); non-finite numbers refused."""
+    from .histograms import Histogram
+    from .media import Image
+    from .media_files import MediaFile
+
+    kept_as_text = [v for v in values if isinstance(v, (Image, MediaFile, Histogram))]
+    if kept_as_text:
+        warnings.warn(
+            f"a table cell holding a forebear.{type(kept_as_text[0]).__name__} keeps only its text "
+            f"({kept_as_text[0]!r}): log pictures, sound and histograms with run.log "
+            "(run.log({'samples': [forebear.Image(...), ...]})), beside the table",
+            ForebearWarning,
+            stacklevel=3,
+        )
     plain = [value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
              for value in values]  # fmt: skip
     return list(json_dict({"row": plain}, "a table row")["row"])
