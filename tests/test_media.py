@@ -216,3 +216,12 @@ def test_a_picture_in_a_table_cell_is_kept_as_text_and_said_so() -> None:
     assert table.data == [["<Image png 2x2 71 bytes>", "cat"]]
     with pytest.warns(forebear.ForebearWarning, match=r"forebear\.Histogram keeps only"):
         forebear.Table(columns=["h"], data=[[forebear.Histogram([1, 2])]])
+
+
+def test_a_media_file_is_read_no_further_than_64_mib(tmp_path: Path) -> None:
+    for name, make in (("big.png", forebear.Image), ("big.wav", forebear.Audio)):
+        big = tmp_path / name
+        with big.open("wb") as file:
+            file.truncate((64 << 20) + 1)  # sparse: no disk spent
+        with pytest.raises(forebear.InvalidInput, match=r"is larger than 64 MiB: keep it with"):
+            make(big)

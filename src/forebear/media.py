@@ -95,14 +95,23 @@ def _read_file(path: str) -> tuple[bytes, str]:
     chosen = _format(os.path.splitext(path)[1])
     if chosen is None:
         raise InvalidInput(f"{path!r} is not named as an image file: {_FORMATS_SAID}")
+    return read_capped(path, "image"), chosen
+
+
+def read_capped(path: str, what: str) -> bytes:
+    """The bytes of a media file (``what``: "image", "sound", ...), read no further than
+    `MAX_BYTES`; one clear `InvalidInput` when it cannot be read or is larger."""
     try:
         with open(path, "rb") as file:
             data = file.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise InvalidInput(f"cannot read the image {path!r}: {exc.strerror or exc}") from exc
+        raise InvalidInput(f"cannot read the {what} {path!r}: {exc.strerror or exc}") from exc
     if len(data) > MAX_BYTES:
-        raise InvalidInput(f"the image {path!r} is larger than {MAX_BYTES >> 20} MiB")
-    return data, chosen
+        raise InvalidInput(
+            f"the {what} {path!r} is larger than {MAX_BYTES >> 20} MiB: keep it with "
+            "run.save(path) or in an Artifact"
+        )
+    return data
 
 
 def _pil_image(data: Any, mode: str | None, normalize: bool) -> Any:

@@ -15,7 +15,7 @@ import wave
 from typing import Any
 
 from .errors import InvalidInput
-from .media import MAX_BYTES
+from .media import MAX_BYTES, read_capped
 
 AUDIO_FORMATS = ("wav", "mp3", "ogg", "flac", "m4a", "aac", "webm")
 VIDEO_FORMATS = ("gif", "mp4", "webm", "ogg")
@@ -150,17 +150,7 @@ def read_media(path: str, formats: tuple[str, ...], what: str) -> tuple[bytes, s
         raise InvalidInput(
             f"{path!r} is not named as a {what} file: a {what} file is one of {', '.join(formats)}"
         )
-    try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the {what} {path!r}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_BYTES:
-        raise InvalidInput(
-            f"the {what} {path!r} is larger than {MAX_BYTES >> 20} MiB: keep it with "
-            "run.save(path) or in an Artifact"
-        )
-    return data, suffix
+    return read_capped(path, what), suffix
 
 
 def _array(data: Any, what: str) -> Any:
