@@ -235,7 +235,7 @@ def _per_class(
             if i + 1 == len(ranked) or ranked[i + 1][0] != score:  # the last of this score
                 points.append((true_positives, false_positives))
         name = str(labels[column]) if labels is not None else str(c)
-        curves.append((name, points or [(0, 0)]))
+        curves.append((name, points))  # one point at least: the class is among y_true
     return curves
 
 
