@@ -52,8 +52,7 @@ class CatalogPackIndex(PackIndex):
 
     def record_many(self, packs: Sequence[WrittenPack]) -> None:
         with write_session(self.engine) as session:
-            for pack in packs:
-                db_packs.record_pack(session, pack.digest, pack.size, pack.slots)
+            db_packs.record_packs(session, [(p.digest, p.size, p.slots) for p in packs])
 
 
 class LocalPacks:
