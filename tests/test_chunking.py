@@ -25,7 +25,7 @@ import forebear
 from forebear.chunking import Chunking, ChunkList, cut_bytes
 from forebear.hashing import hash_bytes, hash_file
 
-from .conftest import corrupt, count_object_reads, format_2, run_cli, stored_digests
+from .conftest import corrupt, count_object_reads, format_2, reopen, run_cli, stored_digests
 
 FIXTURE = Path(__file__).parent / "data" / "store-v1"
 # Small settings, so that a file of a few MiB has hundreds of chunks.
@@ -689,6 +689,36 @@ def test_gc_keeps_shared_chunks_and_removes_orphans(
     assert chunked.verify() == []
     assert (v0.download(tmp_path / "v0") / "rows.bin").read_bytes() == first
     assert (v1.download(tmp_path / "v1") / "rows.bin").read_bytes() == path.read_bytes()
+
+
+def test_gc_beside_a_log_keeps_the_chunks_of_a_file_it_found_stored(
+    chunked: forebear.Store, table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log finds a file's chunks stored (by a version deleted meanwhile) and relies on
+    them; gc purges that version before the log commits. The chunks must stay: the log
+    holds the file, and a file held is held with its chunks."""
+    from forebear import ingest
+
+    with forebear.init(project="p", store=chunked) as run:
+        run.log_artifact(table, name="table").delete()
+    collector = reopen(chunked)
+    store_chunks = ingest._store_chunks
+    collected: list[list[str]] = []
+
+    def then_collect(*args: Any, **kwargs: Any) -> int:
+        stored = store_chunks(*args, **kwargs)
+        collected.append(collector.gc(grace=dt.timedelta(0)).versions)
+        return stored
+
+    monkeypatch.setattr(ingest, "_store_chunks", then_collect)
+    with forebear.init(project="p", store=chunked) as run:
+        again = run.log_artifact(table, name="again")
+    assert again.new_bytes == 0  # every chunk was found stored
+    assert collected == [["p/table:v0"]]  # and the version that stored them purged
+    collector.close()
+    assert chunked.verify() == []
+    rows = (again.download(tmp_path / "again") / "rows.bin").read_bytes()
+    assert rows == (table / "rows.bin").read_bytes()
 
 
 def test_push_and_pull_send_only_missing_chunks(

@@ -357,6 +357,26 @@ def test_gc_deletes_dead_packs_and_repacks_sparse_ones(
         assert (out / path.name).read_bytes() == path.read_bytes()
 
 
+def test_a_file_logged_again_after_gc_took_its_chunks_is_stored_whole_again(
+    packed: forebear.Store, tmp_path: Path
+) -> None:
+    """The catalog keeps a chunk list after gc took the file's chunks and the list's own
+    copy (no version needed them): a new log of the file stores both again."""
+    packed.chunking = SMALL_CHUNKS
+    folder = tree(tmp_path / "table", 3, big=1 << 20)
+    with forebear.init(project="p", store=packed) as run:
+        run.log_artifact(folder, name="table").delete()
+    assert packed.gc(grace=dt.timedelta(0)).versions == ["p/table:v0"]
+    with forebear.init(project="p", store=packed) as run:
+        again = run.log_artifact(folder, name="again")
+    assert again.new_bytes is not None and again.new_bytes >= 1 << 20  # the chunks, again
+    assert packed.verify() == []
+    (listed,) = packed.content.chunk_lists(again.iter_entries()).values()
+    assert location(packed).read_chunk_list(listed.digest) == listed.to_bytes()
+    out = again.download(tmp_path / "out") / "big.bin"
+    assert out.read_bytes() == (folder / "big.bin").read_bytes()
+
+
 def test_gc_repacks_and_a_reader_holding_the_old_place_still_reads(tmp_path: Path) -> None:
     store = forebear.open(tmp_path / "store")
     store.upgrade()

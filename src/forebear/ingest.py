@@ -244,7 +244,8 @@ def store_objects(
 
     Files of ``chunking.threshold`` bytes or more are stored as chunks, unless the location
     holds them whole already. A file whose chunk list a committed version recorded is not
-    cut again: only chunks gone missing are stored again. An object found stored counts
+    cut again: only chunks gone missing are stored again, and the list's own copy where
+    no version needs the file any more (gc may have taken it). An object found stored counts
     only with the right size, and a local one no committed version needs (a leftover of a
     failed log) only once its bytes hash to its name.
 
@@ -297,6 +298,9 @@ def store_objects(
                 prepared.new_bytes += _store_chunks(
                     objects, chunked, register, catalog, True, tick, expect
                 )
+                if not relog:  # a list no version needs may have gone with its chunks
+                    for digest in sorted(set(known) - catalog.committed(list(known))):
+                        objects.put_chunk_list(digest, known[digest].to_bytes())
             to_cut = [
                 (absent[d][0], d)
                 for d in absent

@@ -127,3 +127,10 @@ def committed_among(session: Session, digests: Iterable[str]) -> set[str]:
         query = select(column).where(column.in_(bulk.string_list(session))).distinct()
         found.update(row[0] for row in bulk.rows_for_strings(session, query, wanted))
     return found
+
+
+def chunks_of_files(session: Session, files: Iterable[str]) -> set[str]:
+    """The chunks of those of ``files`` that have a chunk list: what gc keeps beside a file
+    a writer holds, which may commit it without storing its chunks again."""
+    query = select(ChunkMemberRow.chunk).where(ChunkMemberRow.file.in_(bulk.string_list(session)))
+    return {row[0] for row in bulk.rows_for_strings(session, query, files)}

@@ -3,7 +3,8 @@
 Versions deleted longer ago than the grace period are purged first: their entries go, and
 they stay in the lineage, marked deleted, never to be restored. Then an object is kept when
 a version that is not purged needs it (as a stored file, a manifest or a chunk), when a
-live writer's lease holds it, or when it is younger than the grace period:
+live writer's lease holds it (a file held with its chunks), or when it is younger than the
+grace period:
 a collector must never take what a writer is about to rely on, nor, through a catalog that
 is not the location's own (refused before this runs anyway), everything at once.
 
@@ -53,7 +54,10 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
         else:
             db_retention.mark_purged(session, expired, backend.actor)
             keep = db_chunks.all_object_digests(session)
-        keep |= writers.collect_expired(session, dry_run=dry_run)
+        held = writers.collect_expired(session, dry_run=dry_run)
+        # a file a writer holds is held whole: a log that finds its chunk list committed
+        # relies on its chunks without registering each
+        keep |= held | db_chunks.chunks_of_files(session, held)
         garbage: list[str] = []
         # a loose object that is also packed is garbage too: readers look in packs first
         packed = db_packs.all_packed(session) if objects.packs is not None else set()

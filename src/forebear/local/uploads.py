@@ -108,7 +108,7 @@ def commit_uploaded(
     _check_held(manifest, lists, chunk_sizes, digest, held, withheld)
     whole = {d: s for d, s in sizes.items() if d not in lists}
     with Lease(backend.engine) as lease:
-        lease.register([*whole, *chunk_sizes, digest])
+        lease.register([*whole, *lists, *chunk_sizes, digest])
         wanted = {**whole, **chunk_sizes}
         present = objects.present(wanted)
         suspects = present - uploaded(present)
@@ -125,6 +125,9 @@ def commit_uploaded(
             if objects.read_chunk_list(chunks.digest) != chunks.to_bytes():  # else proven
                 _check_chunk_list(backend, chunks)  # when it was stored (a file upload)
                 objects.put_chunk_list(chunks.digest, chunks.to_bytes())
+        # a list no version needs may have gone with gc (its catalog row stays): again
+        for file in sorted(set(known_lists) - catalog_of(backend).committed(list(known_lists))):
+            objects.put_chunk_list(file, known_lists[file].to_bytes())
         _pack_uploads(objects, {**wanted, **objects.sizes([digest])})
         objects.flush()
         stored = sum(sizes.values())
