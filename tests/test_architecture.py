@@ -128,6 +128,7 @@ LAYERS = (
         "treekey",
         "references",
         "ingest",
+        "chunk_storing",
         "staged",
         "cache",
         "content",

@@ -702,7 +702,7 @@ def test_gc_beside_a_log_keeps_the_chunks_of_a_file_it_found_stored(
     with forebear.init(project="p", store=chunked) as run:
         run.log_artifact(table, name="table").delete()
     collector = reopen(chunked)
-    store_chunks = ingest._store_chunks
+    store_chunks = ingest.store_chunks
     collected: list[list[str]] = []
 
     def then_collect(*args: Any, **kwargs: Any) -> int:
@@ -710,7 +710,7 @@ def test_gc_beside_a_log_keeps_the_chunks_of_a_file_it_found_stored(
         collected.append(collector.gc(grace=dt.timedelta(0)).versions)
         return stored
 
-    monkeypatch.setattr(ingest, "_store_chunks", then_collect)
+    monkeypatch.setattr(ingest, "store_chunks", then_collect)
     with forebear.init(project="p", store=chunked) as run:
         again = run.log_artifact(table, name="again")
     assert again.new_bytes == 0  # every chunk was found stored

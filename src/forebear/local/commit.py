@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import ingest, progress, staged
+from ..chunk_storing import Catalog
 from ..chunking import ChunkList
 from ..db import audit, lifecycle, webhooks
 from ..db import chunks as db_chunks
@@ -50,7 +51,7 @@ def check_catalog(backend: LocalBackend, session: Session) -> None:
     backend.catalog_file.check()
 
 
-def catalog_of(backend: LocalBackend) -> ingest.Catalog:
+def catalog_of(backend: LocalBackend) -> Catalog:
     """What storing objects asks this backend's catalog, each question in a short read."""
 
     def chunk_lists(digests: list[str]) -> dict[str, ChunkList]:
@@ -65,7 +66,7 @@ def catalog_of(backend: LocalBackend) -> ingest.Catalog:
         with read_session(backend.engine) as session:
             return db_purges.purged_among(session, digests)
 
-    return ingest.Catalog(chunk_lists, committed, purged)
+    return Catalog(chunk_lists, committed, purged)
 
 
 def whole_mark(backend: LocalBackend) -> str | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import progress
+from ..chunk_storing import trusted
 from ..chunking import ChunkList
 from ..db import aliases as db_aliases
 from ..db import chunks as db_chunks
@@ -32,7 +33,6 @@ from ..db.aliases import LATEST
 from ..db.engine import read_session, write_session
 from ..db.schema import RunRow
 from ..errors import InvalidInput, StoreError
-from ..ingest import trusted
 from ..manifest import Manifest
 from ..objects import TRANSFER_WORKERS
 from ..paths import check_alias, check_name, parse_ref

@@ -23,8 +23,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import ingest
 from ..artifacts import Artifact
+from ..chunk_storing import trusted
 from ..chunking import MIN_THRESHOLD, Chunking, ChunkList
 from ..db import drafts as db_drafts
 from ..db import versions as db_versions
@@ -112,9 +112,7 @@ def commit_uploaded(
         wanted = {**whole, **chunk_sizes}
         present = objects.present(wanted)
         suspects = present - uploaded(present)
-        present = (present - suspects) | ingest.trusted(
-            objects, suspects, catalog_of(backend).committed
-        )
+        present = (present - suspects) | trusted(objects, suspects, catalog_of(backend).committed)
         missing = sorted(set(wanted) - present)
         if missing:
             raise InvalidInput(

@@ -19,6 +19,7 @@ from .. import ingest, progress
 from .. import settings as config
 from ..backend import Backend
 from ..cache import LocalCache
+from ..chunk_storing import Catalog
 from ..chunking import Chunking, ChunkList
 from ..errors import InvalidInput, StoreError
 from ..errors import Problem as ProblemRecord
@@ -372,7 +373,7 @@ class RemoteBackend(Backend):
                 prepared,
                 self.objects,
                 lambda digests: None,  # the server holds what it is sent until it commits
-                ingest.Catalog(self.chunk_lists, self.held, lambda digests: set()),
+                Catalog(self.chunk_lists, self.held, lambda digests: set()),
                 self.chunking,
                 artifact.name,
                 show,
