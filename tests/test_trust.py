@@ -659,6 +659,30 @@ def test_verify_compares_the_catalog_with_the_manifest(
     assert "changed outside forebear" in problems[0].message
 
 
+def test_a_catalog_that_swapped_two_files_bytes_is_refused_by_download_and_pull(
+    tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
+    """Each object still matches its own digest, so only the version's digest (its
+    manifest) shows that a.txt now names b.txt's bytes: nothing is placed or copied."""
+    store_dir = tmp_path / "store"
+    with forebear.open(store_dir) as store:
+        log(store, make_tree("data", {"a.txt": "a", "b.txt": "b"}))
+        assert (store.artifact("ds").download(tmp_path / "before") / "a.txt").read_text() == "a"
+    with sqlite3.connect(store_dir / "meta.db") as db:
+        db.execute(
+            "UPDATE entries SET digest = (SELECT digest FROM entries WHERE path = 'b.txt') "
+            "WHERE path = 'a.txt'"
+        )
+    with forebear.open(store_dir) as store:
+        with pytest.raises(forebear.IntegrityError, match="changed outside forebear"):
+            store.artifact("ds").download(tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+        with forebear.open(tmp_path / "puller") as puller:
+            with pytest.raises(forebear.IntegrityError, match="nothing was copied"):
+                puller.pull(store)
+            assert puller.artifacts() == []
+
+
 # -- 8. a folder swapped for a symlink cannot redirect a download ---------------------------
 
 

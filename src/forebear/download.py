@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import progress
 from .destination import Destination, Target, check_link_type, place_object, write_stream
-from .errors import ForebearWarning, InvalidInput, InvalidPath, ObjectNotFound
+from .errors import ForebearWarning, IntegrityError, InvalidInput, InvalidPath, ObjectNotFound
 from .fingerprint import fingerprint_if_readable
-from .manifest import PAGE_ENTRIES, ManifestEntry
+from .manifest import PAGE_ENTRIES, ManifestEntry, ManifestWriter
 from .statcache import FileStat
 
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ def materialise(
             "link 'symlink' needs a local object location (links into the download cache "
             "would break when it is pruned); use 'hardlink', 'auto' or 'copy'"
         )
+    _check_listed(version)
     with (
         Destination(root) as destination,
         progress.bar(
@@ -142,6 +143,23 @@ def materialise(
             stacklevel=3,
         )
     return root.resolve()
+
+
+def _check_listed(version: ArtifactVersion) -> None:
+    """Refuse, before anything is placed, a version whose entries as the catalog lists them
+    are not those its digest names (the manifest it committed): a catalog changed behind
+    forebear's back could otherwise place one file's bytes under another's path, each
+    object still matching its own digest. One more pass over the entries: for 50,000
+    entries about 0.3 s, beside the seconds placing them takes."""
+    writer = ManifestWriter(None)
+    writer.add_rows((e.path, e.digest, e.size, e.uri, e.etag) for e in version.iter_entries())
+    listed = writer.finish()
+    if listed != version.digest:
+        raise IntegrityError(
+            f"{version.ref}: the catalog's entries hash to {listed}, not to the version's "
+            f"digest {version.digest}: the catalog was changed outside forebear, and nothing "
+            "was downloaded; restore it from a backup ('forebear verify' lists what else)"
+        )
 
 
 def _place(

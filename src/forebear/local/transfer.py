@@ -32,7 +32,7 @@ from ..db import versions as db_versions
 from ..db.aliases import LATEST
 from ..db.engine import read_session, write_session
 from ..db.schema import RunRow
-from ..errors import InvalidInput, StoreError
+from ..errors import IntegrityError, InvalidInput, StoreError
 from ..manifest import Manifest
 from ..objects import TRANSFER_WORKERS
 from ..paths import check_alias, check_name, parse_ref
@@ -78,6 +78,13 @@ def _select(source: LocalBackend, refs: Sequence[str] | None) -> _Selection:
                 "them; choose other versions, or delete these first"
             )
         entries = {v.id: Manifest(tuple(db_versions.list_entries(session, v.id))) for v in versions}
+        changed = sorted(v.ref for v in versions if entries[v.id].digest != v.digest)
+        if changed:  # another store must not take in what this one cannot vouch for
+            raise IntegrityError(
+                f"{', '.join(changed)}: the catalog's entries do not hash to the version's "
+                "digest: the catalog was changed outside forebear, and nothing was copied; "
+                "restore it from a backup ('forebear verify' lists what else)"
+            )
         chunk_lists = db_chunks.chunk_lists_for(
             session,
             {e.digest for m in entries.values() for e in m if e.digest and e.uri is None},
