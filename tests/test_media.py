@@ -3,7 +3,9 @@ is encoded once, and `run.log` keeps it with the run as a version of its own."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 import wave
 from pathlib import Path
@@ -207,15 +209,79 @@ def test_logged_sound_video_and_pages_are_kept_with_the_run(store: forebear.Stor
     assert store.run(run.id).history() == [{"step": 0, "loss": 0.5}]
 
 
-def test_a_picture_in_a_table_cell_is_kept_as_text_and_said_so() -> None:
-    """W&B keeps a picture in a table cell as a file beside the table; forebear keeps its
-    text, and warns, so that a W&B script runs and its author knows what was kept."""
-    table = forebear.Table(columns=["image", "label"])
-    with pytest.warns(forebear.ForebearWarning, match=r"holding a forebear\.Image keeps only"):
-        table.add_data(forebear.Image(np.zeros((2, 2))), "cat")
-    assert table.data == [["<Image png 2x2 71 bytes>", "cat"]]
-    with pytest.warns(forebear.ForebearWarning, match=r"forebear\.Histogram keeps only"):
-        forebear.Table(columns=["h"], data=[[forebear.Histogram([1, 2])]])
+def test_pictures_sound_and_histograms_in_table_cells_are_kept_as_w_and_b_keeps_them(
+    store: forebear.Store,
+) -> None:
+    """A prediction table with a picture per row (W&B's most common table): each picture
+    is a file of the table's version, named by its bytes, its cell W&B's record of it; a
+    histogram's cell holds its record. `version.get` gives the pictures back."""
+    cat, dog = forebear.Image(np.zeros((2, 2)), caption="cat"), forebear.Image(np.ones((3, 2)))
+    sound = forebear.Audio(np.zeros(10), sample_rate=10)
+    table = forebear.Table(columns=["image", "label", "sound", "h"])
+    table.add_data(cat, "cat", sound, forebear.Histogram([1, 2, 2]))
+    table.add_data(dog, "dog", None, None)
+    table.add_data(forebear.Image(np.zeros((2, 2)), caption="cat"), "cat again", None, None)
+    with forebear.init(project="p", store=store) as run:
+        run.log({"predictions": table})
+    (kept,) = [v for v in store.versions(f"run-{run.id}-predictions", project="p")]
+    files = kept.files()
+    assert len(files) == 4  # the table, two distinct pictures (the third is the first's bytes)
+    body = json.loads(kept.open("predictions.table.json").read())
+    first, second, third = (row[0] for row in body["data"])
+    assert first["_type"] == "image-file" and first["path"].startswith("media/images/")
+    assert first["sha256"] == hashlib.sha256(cat.data).hexdigest() and third == first
+    assert (first["width"], first["height"], first["caption"]) == (2, 2, "cat")
+    assert second["path"] != first["path"] and second["path"] in files
+    assert kept.open(first["path"]).read() == cat.data
+    recorded_sound = body["data"][0][2]
+    assert recorded_sound["_type"] == "audio-file" and recorded_sound["sample_rate"] == 10
+    assert kept.open(recorded_sound["path"]).read() == sound.data
+    assert body["data"][0][3]["_type"] == "histogram"
+    back = kept.get("predictions")
+    assert back is not None
+    pictures = back.get_column("image")
+    assert [type(p) for p in pictures] == [forebear.Image] * 3
+    assert pictures[0].data == cat.data and pictures[1].data == dog.data
+    assert pictures[0].caption == "cat" and pictures[1].width == 2
+    assert back.data[0][2] == recorded_sound  # other media: their record, naming the file
+
+
+def test_a_table_added_to_an_artifact_brings_its_pictures(
+    store: forebear.Store, tmp_path: Path
+) -> None:
+    picture = forebear.Image(np.zeros((2, 2)))
+    table = forebear.Table(columns=["image"], data=[[picture], [picture]])
+    artifact = forebear.Artifact("samples", type="dataset")
+    artifact.add(table, "samples")
+    artifact.add(forebear.Table(columns=["image"], data=[[picture]]), "again")
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(artifact)
+    (media,) = [f for f in version.files() if f.startswith("media/")]
+    assert version.open(media).read() == picture.data
+    assert version.get("again").get_column("image")[0].data == picture.data  # type: ignore[union-attr]
+
+
+def test_a_table_whose_picture_records_name_no_picture_gives_the_records_back(
+    store: forebear.Store, tmp_path: Path
+) -> None:
+    """A table written elsewhere (or by hand): a record naming a path outside the version,
+    a file it lacks, or a reference is given back as it is, and nothing is fetched."""
+    records = [
+        {"_type": "image-file", "path": "../../etc/passwd", "format": "png"},
+        {"_type": "image-file", "path": "media/images/missing.png", "format": "png"},
+        {"_type": "image-file", "path": "elsewhere.png", "format": "png"},
+    ]
+    artifact = forebear.Artifact("handmade", type="dataset")
+    with artifact.new_file("t.table.json") as file:
+        json.dump({"_type": "table", "columns": ["image"], "data": [[r] for r in records]}, file)
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(forebear.Image(np.zeros((2, 2))).data)
+    artifact.add_reference(elsewhere.as_uri())
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(artifact)
+    elsewhere.unlink()  # were it fetched, the read would fail
+    table = version.get("t")
+    assert table is not None and table.get_column("image") == records
 
 
 def test_a_media_file_is_read_no_further_than_64_mib(tmp_path: Path) -> None:

@@ -150,6 +150,25 @@ class RunValues(dict[str, Any]):
             raise AttributeError(f"the run's {self._what} has no {name!r}") from None
 
 
+def _cell_image(version: ArtifactVersion, cell: dict[str, Any]) -> Any:
+    """The picture a table cell's record names, read from its file in ``version``; the
+    record as it is when the version has no such file (a table written elsewhere), only a
+    reference to one, or one larger than a picture may be."""
+    from .media import MAX_BYTES, stored_image
+
+    try:
+        path = str(cell.get("path"))
+        entry = version.entry(path)
+        if entry.uri is not None or entry.size > MAX_BYTES:  # a reference is not fetched
+            return cell
+        with version.open(path) as file:
+            data = file.read()
+    except (NotFound, InvalidPath):
+        return cell
+    caption = cell.get("caption")
+    return stored_image(data, str(cell.get("format")), None if caption is None else str(caption))
+
+
 class VersionHabits:
     """W&B's names on `ArtifactVersion` (which provides the rest)."""
 
@@ -172,7 +191,12 @@ class VersionHabits:
         except NotFound:
             return None
         with version.open(path) as file:
-            return Table.from_bytes(file.read(), f"{version.ref} {path}")
+            table = Table.from_bytes(file.read(), f"{version.ref} {path}")
+        for row in table.data:  # pictures in cells, from their files, as W&B gives them back
+            for index, cell in enumerate(row):
+                if isinstance(cell, dict) and cell.get("_type") == "image-file":
+                    row[index] = _cell_image(version, cell)
+        return table
 
     def __getitem__(self, name: str) -> Table | None:
         return self.get(name)

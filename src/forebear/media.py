@@ -73,6 +73,14 @@ class Image:
         return f"<Image {self.format} {size} {len(self.data)} bytes>"
 
 
+def stored_image(data: bytes, format: str, caption: str | None) -> Image:
+    """An image read back from a version (a table cell's picture): its bytes as kept."""
+    image = Image.__new__(Image)
+    image.data, image.format, image.caption = data, format, caption
+    image.width, image.height = _size(data)
+    return image
+
+
 def is_images(value: object) -> bool:
     """Whether ``value`` is what `Run.log` keeps as images: one, or a list of them."""
     if isinstance(value, Image):

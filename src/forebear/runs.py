@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, cast
 from . import active, artifacts, config_files
 from . import context as run_context
 from .disabled_run import DisabledRun
-from .errors import InvalidInput, NotFound, RunStateError
+from .errors import InvalidInput, InvalidPath, NotFound, RunStateError
 from .jsonvalues import config_values, json_dict
 from .paths import REGISTRY, check_name, is_run_id, is_wandb_registry
 from .resuming import Resuming
@@ -91,6 +91,9 @@ class Artifact(artifacts.Artifact):
                 self.remove(path)
         with self.new_file(path, mode="wb") as file:
             file.write(obj.to_bytes())
+        for media, data in obj.media_files().items():  # named by their bytes: added once
+            with contextlib.suppress(InvalidPath), self.new_file(media, mode="wb") as file:
+                file.write(data)
         return path
 
     def __setitem__(self, name: str, obj: Table) -> None:

@@ -1,16 +1,21 @@
 """`Table`: W&B's ``wandb.Table``, rows of values under named columns, for code that logs
 predictions or samples. A table is stored as one JSON file, ``<name>.table.json`` (W&B's
 name), inside a version: `Artifact.add(table, name)` puts it there, `version.get(name)`
-reads it back, and `Run.log({"key": table})` logs it as a version of its own."""
+reads it back, and `Run.log({"key": table})` logs it as a version of its own.
+
+A picture, sound, video or page in a cell is kept as W&B keeps it: as a file of the same
+version, ``media/<kind>/<digest>.<suffix>`` (one file for equal bytes), the cell holding
+W&B's record of it (``{"_type": "image-file", "path": ..., ...}``); a histogram in a cell
+is kept as its record, in the cell."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import ForebearWarning, InvalidInput
+from .errors import InvalidInput
 from .jsonvalues import json_dict, loads
 
 TABLE_SUFFIX = ".table.json"
@@ -78,7 +83,21 @@ class Table:
         return pandas.DataFrame(self.data, columns=self.columns)
 
     def to_json(self) -> dict[str, Any]:
-        return {"_type": "table", "columns": self.columns, "data": self.data}
+        data = [[_cell_record(value) for value in row] for row in self.data]
+        return {"_type": "table", "columns": self.columns, "data": data}
+
+    def media_files(self) -> dict[str, bytes]:
+        """The files of the pictures, sound, video and pages in the cells, by the path in
+        the version that their cells' records name."""
+        from .media import Image
+        from .media_files import MediaFile
+
+        return {
+            _cell_record(value)["path"]: value.data
+            for row in self.data
+            for value in row
+            if isinstance(value, (Image, MediaFile))
+        }
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), ensure_ascii=False).encode()
@@ -107,22 +126,45 @@ def table_path(name: str) -> str:
 
 
 def _plain_row(values: Sequence[Any]) -> list[Any]:
-    """Values as JSON holds them: numpy's scalars as numbers, what JSON has no form for as
-    its text (a picture, sound or a histogram in a cell too, said with a warning: W&B
-    keeps those as files beside the table); non-finite numbers refused."""
+    """Values as JSON holds them (numpy's scalars as numbers, what JSON has no form for as
+    its text, non-finite numbers refused), but pictures, sound, video, pages and
+    histograms, which stay as they are until the table is written (see the module)."""
+    plain = [value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
+             for value in values]  # fmt: skip
+    kept = {index: value for index, value in enumerate(plain) if _is_media(value)}
+    row = [None if index in kept else value for index, value in enumerate(plain)]
+    checked = list(json_dict({"row": row}, "a table row")["row"])
+    for index, value in kept.items():
+        checked[index] = value
+    return checked
+
+
+def _is_media(value: object) -> bool:
     from .histograms import Histogram
     from .media import Image
     from .media_files import MediaFile
 
-    kept_as_text = [v for v in values if isinstance(v, (Image, MediaFile, Histogram))]
-    if kept_as_text:
-        warnings.warn(
-            f"a table cell holding a forebear.{type(kept_as_text[0]).__name__} keeps only its text "
-            f"({kept_as_text[0]!r}): log pictures, sound and histograms with run.log "
-            "(run.log({'samples': [forebear.Image(...), ...]})), beside the table",
-            ForebearWarning,
-            stacklevel=3,
-        )
-    plain = [value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
-             for value in values]  # fmt: skip
-    return list(json_dict({"row": plain}, "a table row")["row"])
+    return isinstance(value, (Image, MediaFile, Histogram))
+
+
+def _cell_record(value: Any) -> Any:
+    """A cell as the table's JSON holds it: W&B's record of a picture, sound, video, page
+    (naming its file in the version) or histogram; any other value as it is."""
+    from .histograms import Histogram
+    from .media import Image
+    from .media_files import MediaFile
+
+    if isinstance(value, Histogram):
+        return value.to_json()
+    if isinstance(value, Image):
+        kind, described = "image", {"format": value.format, "width": value.width,
+                                    "height": value.height, "caption": value.caption}  # fmt: skip
+    elif isinstance(value, MediaFile):
+        kind, described = value.kind, value.describe()
+    else:
+        return value
+    sha256 = hashlib.sha256(value.data).hexdigest()
+    folder = "images" if kind == "image" else value.plural
+    path = f"media/{folder}/{sha256[:32]}.{value.suffix}"
+    return {"_type": f"{kind}-file", "path": path, **described, "size": len(value.data),
+            "sha256": sha256}  # fmt: skip
