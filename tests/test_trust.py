@@ -266,12 +266,14 @@ def test_a_committed_object_is_not_read_again_by_the_next_log(
 ) -> None:
     data = make_tree("data", {"a.bin": b"A" * 5000, "b.bin": b"B" * 100})
     log(local_store, data)
-    from forebear import ingest
+    from forebear import chunk_storing
 
     hashed: list[str] = []
-    real = ingest.hash_files
+    real = chunk_storing.hash_files
     monkeypatch.setattr(
-        ingest, "hash_files", lambda paths, sizes: hashed.extend(paths) or real(paths, sizes)
+        chunk_storing,
+        "hash_files",
+        lambda paths, sizes: hashed.extend(paths) or real(paths, sizes),
     )
     (data / "b.bin").write_bytes(b"C" * 100)
     log(local_store, data)  # a.bin is committed already: relied on without reading it
