@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
+import numpy as np
 import pytest
 
 import forebear
@@ -1110,6 +1111,25 @@ def test_tables_go_into_artifacts_and_runs(store: forebear.Store) -> None:
     frame = table.get_dataframe()
     assert list(frame.columns) == ["id", "label", "score"]
     assert forebear.Table(dataframe=frame) == table
+
+
+def test_a_table_is_read_back_the_ways_w_and_b_scripts_read_one() -> None:
+    table = forebear.Table(columns=["id", "score"], data=[[1, 0.5], [2, 0.25]])
+    assert list(table.iterrows()) == [(0, [1, 0.5]), (1, [2, 0.25])]
+    assert table.get_index() == [0, 1]
+    scores = table.get_column("score", convert_to="numpy")
+    assert isinstance(scores, np.ndarray) and scores.tolist() == [0.5, 0.25]
+    with pytest.raises(forebear.InvalidInput, match="None or 'numpy'"):
+        table.get_column("score", convert_to="torch")
+    table.add_computed_columns(lambda index, row: {"double": row["score"] * 2, "n": index})
+    assert table.columns == ["id", "score", "double", "n"]
+    assert table.data == [[1, 0.5, 1.0, 0], [2, 0.25, 0.5, 1]]
+    with pytest.raises(forebear.InvalidInput, match="columns already"):
+        table.add_computed_columns(lambda index, row: {"id": 0})
+    with pytest.raises(forebear.InvalidInput, match="the same new columns for every row"):
+        table.add_computed_columns(lambda index, row: {f"c{index}": 0})
+    table.cast("id", "int")  # W&B's column typing: nothing to keep
+    assert table.columns == ["id", "score", "double", "n"]
 
 
 def test_nested_values_are_charted_under_dotted_names(store: forebear.Store) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .errors import InvalidInput
@@ -70,11 +70,52 @@ class Table:
         for row, value in zip(self.data, _plain_row(data), strict=True):
             row.append(value)
 
-    def get_column(self, name: str) -> list[Any]:
+    def get_column(self, name: str, convert_to: str | None = None) -> Any:
+        """The column's values, in row order; ``convert_to="numpy"`` makes them a numpy
+        array, as W&B's does."""
         if name not in self.columns:
             raise InvalidInput(f"this table has no column {name!r} (its columns: {self.columns})")
+        if convert_to not in (None, "numpy"):
+            raise InvalidInput(f"convert_to={convert_to!r}: None or 'numpy'")
         index = self.columns.index(name)
-        return [row[index] for row in self.data]
+        values = [row[index] for row in self.data]
+        if convert_to == "numpy":
+            import numpy
+
+            return numpy.array(values)
+        return values
+
+    def iterrows(self) -> Iterator[tuple[int, list[Any]]]:
+        """W&B's: each row with its index, ``for index, row in table.iterrows()``."""
+        return enumerate(self.data)
+
+    def get_index(self) -> list[int]:
+        """W&B's: the rows' indices, 0 to the number of rows less one."""
+        return list(range(len(self.data)))
+
+    def add_computed_columns(self, fn: Callable[[int, dict[str, Any]], dict[str, Any]]) -> None:
+        """W&B's: ``fn(index, row)`` (the row as a dict by column) gives new columns' values
+        for each row, a dict by new column; every row must give the same new columns."""
+        computed = [fn(index, dict(zip(self.columns, row, strict=True)))
+                    for index, row in enumerate(self.data)]  # fmt: skip
+        if not computed:
+            return
+        names = list(computed[0]) if isinstance(computed[0], dict) else None
+        if names is None or not all(
+            isinstance(c, dict) and c.keys() == computed[0].keys() for c in computed
+        ):
+            raise InvalidInput(
+                "add_computed_columns: fn must give a dict of the same new columns for every row"
+            )
+        clash = [n for n in names if n in self.columns]
+        if clash:
+            raise InvalidInput(f"add_computed_columns: {clash} are columns already")
+        for name in names:
+            self.add_column(name, [c[name] for c in computed])
+
+    def cast(self, *args: Any, **kwargs: Any) -> None:
+        """W&B's typing of a column, which this table does not keep: it changes nothing."""
+        del args, kwargs
 
     def get_dataframe(self) -> Any:
         """The table as a pandas DataFrame."""
