@@ -9,12 +9,12 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import AuthenticationError, InvalidInput, NotFound
 from ..records import ROLES, Principal, TokenInfo, UserInfo
-from . import audit, bulk, writers
+from . import audit, bulk
 from .schema import (
     ArtifactRow,
     ChunkMemberRow,
@@ -224,32 +224,10 @@ def ping(session: Session) -> None:
 
 def record_uploads(session: Session, user_id: int, digests: Iterable[str]) -> None:
     """Receipts: the user sent these bytes and the server checked them (one statement per
-    batch). A receipt already there takes the new time: bytes sent hold off gc for a
-    lease period, until the version naming them is committed (`sent_since`)."""
-    now = writers.now(session)
+    batch; a receipt already there is kept, with its first time)."""
+    now = utcnow()
     rows = [{"user_id": user_id, "digest": d, "created_at": now} for d in sorted(set(digests))]
-    bulk.upsert_rows(session, UploadRow.__table__, rows, ("user_id", "digest"))  # type: ignore[arg-type]
-
-
-def renew_uploads(session: Session, user_id: int, digests: Iterable[str]) -> None:
-    """The user's receipts among ``digests`` take the time now: a client about to rely on
-    bytes it sent before, found on the server, holds them off gc as if sent again."""
-    wanted, now = sorted(set(digests)), writers.now(session)
-    statement = (
-        update(UploadRow)
-        .where(UploadRow.user_id == user_id, UploadRow.digest.in_(bulk.string_list(session)))
-        .values(created_at=now)
-    )
-    for start in range(0, len(wanted), 50_000):
-        session.execute(statement, bulk.strings_param(session, wanted[start : start + 50_000]))
-
-
-def sent_since(session: Session, moment: dt.datetime) -> set[str]:
-    """The digests some user sent to a server since ``moment``: a client's uploads are not
-    registered under a writer's lease (the server commits them later, in one request), so
-    gc keeps what was sent within a lease period, as it keeps a live lease's objects."""
-    query = select(UploadRow.digest).where(UploadRow.created_at > moment).distinct()
-    return {row[0] for row in session.execute(query)}
+    bulk.insert_ignoring_duplicates(session, UploadRow, rows)
 
 
 def uploaded_among(session: Session, user_id: int, digests: Iterable[str]) -> set[str]:

@@ -53,13 +53,6 @@ def string_list(session: Session) -> Any:
     return select(func.unnest(bindparam(PARAMETER, type_=ARRAY(String)))).scalar_subquery()
 
 
-def strings_param(session: Session, values: Sequence[str]) -> dict[str, Any]:
-    """The bound parameters for `string_list`."""
-    if session.get_bind().dialect.name == "sqlite":
-        return {PARAMETER: json.dumps(list(values))}
-    return {PARAMETER: list(values)}
-
-
 def rows_for_strings(
     session: Session, statement: Any, values: Iterable[str], chunk: int = 50_000
 ) -> Iterator[Any]:

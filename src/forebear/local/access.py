@@ -127,10 +127,6 @@ class LocalAccess:
         with write_session(self.engine) as session:
             db_access.record_uploads(session, user_id, digests)
 
-    def renew_uploads(self, user_id: int, digests: Iterable[str]) -> None:
-        with write_session(self.engine) as session:
-            db_access.renew_uploads(session, user_id, digests)
-
     def uploaded_among(self, user_id: int, digests: Iterable[str]) -> set[str]:
         with read_session(self.engine) as session:
             return db_access.uploaded_among(session, user_id, digests)

@@ -3,9 +3,8 @@
 Versions deleted longer ago than the grace period are purged first: their entries go, and
 they stay in the lineage, marked deleted, never to be restored. Then an object is kept when
 a version that is not purged needs it (as a stored file, a manifest or a chunk), when a
-live writer's lease holds it (a file held with its chunks), when a client sent it to a
-server within a lease period (it is committed later, in one request), or when it is
-younger than the grace period:
+live writer's lease holds it (a file held with its chunks), or when it is younger than the
+grace period:
 a collector must never take what a writer is about to rely on, nor, through a catalog that
 is not the location's own (refused before this runs anyway), everything at once.
 
@@ -22,8 +21,6 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING
 
-from .. import settings as config
-from ..db import access as db_access
 from ..db import chunks as db_chunks
 from ..db import packs as db_packs
 from ..db import retention as db_retention
@@ -58,7 +55,6 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
             db_retention.mark_purged(session, expired, backend.actor)
             keep = db_chunks.all_object_digests(session)
         held = writers.collect_expired(session, dry_run=dry_run)
-        held |= db_access.sent_since(session, writers.now(session) - config.lease_duration())
         # a file a writer holds is held whole: a log that finds its chunk list committed
         # relies on its chunks without registering each
         keep |= held | db_chunks.chunks_of_files(session, held)
