@@ -5,7 +5,9 @@ A local file is cut on one thread while the chunks found so far are stored on an
 window at a time (`cut_while_storing`); files bound for an object store are cut first, many
 at a time, so one listing answers for all their chunks (`cut_files`, `store_chunks`). Each
 chunk stored is read again from its file and re-hashed as it is copied. Every chunk is
-registered (through the caller's ``register``) before it is looked for.
+held before it is looked for: registered through the caller's ``register``, or, for a
+file whose chunk list is committed, through the file itself (gc keeps a held file's
+chunks).
 """
 
 from __future__ import annotations
