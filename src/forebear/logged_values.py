@@ -101,4 +101,4 @@ def _kept_table(name: str, table: Table) -> Kept:
     path = table_path(name[:100])
     record = {"_type": "table-file", "path": path, "nrows": len(table.data),
               "ncols": len(table.columns)}  # fmt: skip
-    return Kept("", "run_table", {path: table.to_bytes(), **table.media_files()}, record)
+    return Kept("", "run_table", table.stored_files(path), record)

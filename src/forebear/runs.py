@@ -89,9 +89,10 @@ class Artifact(artifacts.Artifact):
         if overwrite:
             with contextlib.suppress(NotFound):  # nothing there to replace
                 self.remove(path)
+        files = obj.stored_files(path)
         with self.new_file(path, mode="wb") as file:
-            file.write(obj.to_bytes())
-        for media, data in obj.media_files().items():  # named by their bytes: added once
+            file.write(files.pop(path))
+        for media, data in files.items():  # named by their bytes: added once
             with contextlib.suppress(InvalidPath), self.new_file(media, mode="wb") as file:
                 file.write(data)
         return path

@@ -123,25 +123,19 @@ class Table:
 
         return pandas.DataFrame(self.data, columns=self.columns)
 
-    def to_json(self) -> dict[str, Any]:
-        data = [[_cell_record(value) for value in row] for row in self.data]
+    def to_json(self, media: dict[str, bytes] | None = None) -> dict[str, Any]:
+        """The table as W&B's JSON; ``media`` is given each picture, sound, video or page
+        file its cells' records name, by its path in the version."""
+        found = {} if media is None else media
+        data = [[_cell_record(value, found) for value in row] for row in self.data]
         return {"_type": "table", "columns": self.columns, "data": data}
 
-    def media_files(self) -> dict[str, bytes]:
-        """The files of the pictures, sound, video and pages in the cells, by the path in
-        the version that their cells' records name."""
-        from .media import Image
-        from .media_files import MediaFile
-
-        return {
-            _cell_record(value)["path"]: value.data
-            for row in self.data
-            for value in row
-            if isinstance(value, (Image, MediaFile))
-        }
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), ensure_ascii=False).encode()
+    def stored_files(self, path: str) -> dict[str, bytes]:
+        """The files that keep the table in a version: its JSON under ``path``, then the
+        files of its cells' media (each hashed once, in the same pass)."""
+        media: dict[str, bytes] = {}
+        body = json.dumps(self.to_json(media), ensure_ascii=False).encode()
+        return {path: body, **media}
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> Table:
@@ -188,9 +182,10 @@ def _is_media(value: object) -> bool:
     return isinstance(value, (Image, MediaFile, Histogram))
 
 
-def _cell_record(value: Any) -> Any:
+def _cell_record(value: Any, media: dict[str, bytes]) -> Any:
     """A cell as the table's JSON holds it: W&B's record of a picture, sound, video, page
-    (naming its file in the version) or histogram; any other value as it is."""
+    (naming its file in the version, which goes into ``media``) or histogram; any other
+    value as it is."""
     from .histograms import Histogram
     from .media import Image
     from .media_files import MediaFile
@@ -207,5 +202,6 @@ def _cell_record(value: Any) -> Any:
     sha256 = hashlib.sha256(value.data).hexdigest()
     folder = "images" if kind == "image" else value.plural
     path = f"media/{folder}/{sha256[:32]}.{value.suffix}"
+    media[path] = value.data
     return {"_type": f"{kind}-file", "path": path, **described, "size": len(value.data),
             "sha256": sha256}  # fmt: skip
