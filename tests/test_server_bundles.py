@@ -14,7 +14,7 @@ import pytest
 import forebear
 from forebear import wire
 from forebear.hashing import hash_bytes
-from forebear.objects.bundles import encode_index
+from forebear.objects.bundles import encode_index, store_bundle
 
 from .conftest import format_2
 from .serving import ForebearServer
@@ -95,6 +95,29 @@ def test_a_bundle_is_checked_object_by_object(server: ForebearServer) -> None:
         answer = client.post("/api/v1/bundles", content=encode_index(slots) + b"\n" + body)
         assert answer.status_code == 403
     assert not server.direct.objects.has(hash_bytes(b"bob may not write\n"))
+
+
+def test_a_bundles_objects_are_held_before_any_is_stored_and_only_once_checked(
+    tmp_path: Path,
+) -> None:
+    """The server's receipts hold a bundle's objects off gc; they are written once every
+    object hashes to its digest and before any is stored, so a gc between the two cannot
+    take what the bundle stored, and bytes that fail earn none."""
+    location = forebear.open(tmp_path / "store").objects
+    data, slots = bundle_of(b"one " * 100, b"two " * 100)
+    told: list[tuple[list[str], dict[str, int]]] = []
+
+    def receipts(digests: list[str]) -> None:
+        told.append((digests, location.sizes(digests)))
+
+    assert store_bundle(location, data, slots, 2, receipts) == sorted(slots)
+    assert told == [(sorted(slots), {})]  # told first: nothing was stored yet
+    assert location.sizes(slots).keys() == set(slots)
+    data, slots = bundle_of(b"three " * 100, b"four " * 100)
+    told.clear()
+    with pytest.raises(forebear.IntegrityError, match="do not hash to it"):
+        store_bundle(location, data[:-1] + b"!", slots, 2, receipts)
+    assert told == [] and location.sizes(slots) == {}
 
 
 def test_malformed_bundles_get_one_clear_4xx(server: ForebearServer) -> None:

@@ -5,6 +5,7 @@ is written. Real server processes over SQLite + a folder, and over PostgreSQL + 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -44,6 +46,52 @@ def chunk_list(server: ForebearServer, file: bytes, *parts: bytes) -> ChunkList:
 
 def upload(client: httpx.Client, chunks: ChunkList, sent: list[int], body: bytes) -> httpx.Response:
     return client.post("/api/v1/files", content=encode_header(chunks, sent) + b"\n" + body)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
+def test_gc_beside_a_log_through_the_server_keeps_what_the_client_sent(
+    server: ForebearServer,
+    tmp_path: Path,
+    make_tree: Callable[..., Path],
+    packed: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client's objects (bundles, a file's chunks, the manifest) are committed later, in
+    one request, under no writer's lease: a gc with no grace period run just before the
+    commit keeps what the client sent, and the log commits whole. The hold ends at that
+    commit: once the version is deleted, the same gc takes its bytes."""
+    if packed:
+        with server.store() as admin:
+            admin.upgrade()
+    token = server.user("alice", {"iris": "writer"})
+    data = make_tree("data", {f"f{n:02d}.txt": f"row {n}\n" * 50 for n in range(40)})
+    (data / "table.bin").write_bytes(os.urandom(20 << 20))
+    from forebear.remote import client as remote_client
+
+    real_post = remote_client.ServerClient.post
+    collected: list[forebear.GcReport] = []
+
+    def collect_then_post(self: Any, path: str, *args: Any, **kwargs: Any) -> Any:
+        if path == "/api/v1/commit":
+            with forebear.Store(server.db_url, server.objects_url) as direct:
+                collected.append(direct.gc(grace=dt.timedelta(0)))
+        return real_post(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(remote_client.ServerClient, "post", collect_then_post)
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
+        with forebear.init(project="iris", store=store) as run:
+            version = run.log_artifact(data, name="data")
+        assert requests_to(tmp_path / "server.log", "/api/v1/files") == 1  # chunks sent
+        assert [report.objects for report in collected] == [[]]  # nothing sent was taken
+        out = version.download(tmp_path / "out")
+    assert (out / "table.bin").read_bytes() == (data / "table.bin").read_bytes()
+    assert (out / "f07.txt").read_text() == "row 7\n" * 50
+    with forebear.Store(server.db_url, server.objects_url) as direct:
+        assert direct.verify() == []
+        direct.artifact("data:v0", project="iris").delete()
+        report = direct.gc(grace=dt.timedelta(0))
+        assert report.bytes >= 20 << 20  # the file's chunks, not held any more
+        assert direct.objects.sizes([version.digest]) == {}
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
@@ -392,13 +440,14 @@ def upload_cut_off_and_resumed(server: ForebearServer, tmp_path: Path) -> None:
     sizes = {hash_bytes(data[offset : offset + length]): length for offset, length in cuts}
 
     def receipts_for_8_mib() -> None:
-        """Wait until the server has received, checked and recorded 8 MiB of chunks."""
+        """Wait until the server has received, checked, recorded and stored 8 MiB of
+        chunks (a receipt is written once the bytes check out, before they are stored)."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with catalog.connect() as connection:
                 query = sqlalchemy.text("SELECT digest FROM uploads")
-                digests = [row[0] for row in connection.execute(query)]
-            if sum(sizes.get(d, 0) for d in digests) >= 8 << 20:
+                digests = [row[0] for row in connection.execute(query) if row[0] in sizes]
+            if sum(server.direct.objects.sizes(digests).values()) >= 8 << 20:
                 return
             time.sleep(0.05)
 

@@ -9,12 +9,12 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..errors import AuthenticationError, InvalidInput, NotFound
 from ..records import ROLES, Principal, TokenInfo, UserInfo
-from . import audit, bulk
+from . import audit, bulk, writers
 from .schema import (
     ArtifactRow,
     ChunkMemberRow,
@@ -29,6 +29,7 @@ from .schema import (
 )
 
 TOKEN_PREFIX = "fbt_"
+_HOLD_BATCH = 50_000  # digests per statement changing holds
 
 
 def token_hash(secret: str) -> str:
@@ -222,12 +223,70 @@ def ping(session: Session) -> None:
     session.execute(select(1)).scalar_one()
 
 
-def record_uploads(session: Session, user_id: int, digests: Iterable[str]) -> None:
+def record_uploads(
+    session: Session, user_id: int, digests: Iterable[str], hold: dt.timedelta
+) -> None:
     """Receipts: the user sent these bytes and the server checked them (one statement per
-    batch; a receipt already there is kept, with its first time)."""
-    now = utcnow()
-    rows = [{"user_id": user_id, "digest": d, "created_at": now} for d in sorted(set(digests))]
-    bulk.insert_ignoring_duplicates(session, UploadRow, rows)
+    batch). Each holds its bytes off gc for ``hold`` from now (`held_by_uploads`); a
+    receipt already there keeps its first time and takes the new hold. The user's other
+    holds are renewed too, each once per half a hold at most: a long upload keeps what it
+    sent first while it goes on, as a writer renews its lease."""
+    now = writers.now(session)
+    rows = [
+        {"user_id": user_id, "digest": d, "created_at": now, "held_until": now + hold}
+        for d in sorted(set(digests))
+    ]
+    receipts = UploadRow.__table__
+    bulk.upsert_rows(session, receipts, rows, ("user_id", "digest"), change=("held_until",))  # type: ignore[arg-type]
+    session.execute(
+        update(UploadRow)
+        .where(
+            UploadRow.user_id == user_id,
+            UploadRow.held_until > now,
+            UploadRow.held_until < now + hold / 2,
+        )
+        .values(held_until=now + hold)
+    )
+
+
+def renew_uploads(
+    session: Session, user_id: int, digests: Iterable[str], hold: dt.timedelta
+) -> None:
+    """The user's receipts among ``digests`` hold their bytes for ``hold`` from now: a
+    client about to rely on bytes it sent before, found on the server, holds them off gc
+    as if it sent them again."""
+    _set_hold(session, user_id, digests, writers.now(session) + hold)
+
+
+def release_uploads(session: Session, user_id: int, digests: Iterable[str]) -> None:
+    """The commit naming these bytes ends the user's hold on them: from now on the
+    version holds them, and gc takes them once it is purged."""
+    _set_hold(session, user_id, digests, None)
+
+
+def _set_hold(
+    session: Session, user_id: int, digests: Iterable[str], until: dt.datetime | None
+) -> None:
+    wanted = sorted(set(digests))
+    statement = (
+        update(UploadRow)
+        .where(
+            UploadRow.user_id == user_id,
+            UploadRow.held_until.is_not(None),
+            UploadRow.digest.in_(bulk.string_list(session)),
+        )
+        .values(held_until=until)
+    )
+    for start in range(0, len(wanted), _HOLD_BATCH):
+        session.execute(statement, bulk.ids_param(session, wanted[start : start + _HOLD_BATCH]))
+
+
+def held_by_uploads(session: Session) -> set[str]:
+    """The digests some user sent to a server that no commit has named yet, within their
+    hold: a client's uploads are committed later, in one request, under no writer's lease,
+    so gc keeps them as it keeps a live lease's objects."""
+    query = select(UploadRow.digest).where(UploadRow.held_until > writers.now(session)).distinct()
+    return {row[0] for row in session.execute(query)}
 
 
 def uploaded_among(session: Session, user_id: int, digests: Iterable[str]) -> set[str]:

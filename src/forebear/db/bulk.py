@@ -36,8 +36,8 @@ def id_list(session: Session) -> Any:
     return select(func.unnest(bindparam(PARAMETER, type_=ARRAY(Integer)))).scalar_subquery()
 
 
-def ids_param(session: Session, ids: Sequence[int]) -> dict[str, Any]:
-    """The bound parameters for `id_list`."""
+def ids_param(session: Session, ids: Sequence[int] | Sequence[str]) -> dict[str, Any]:
+    """The bound parameters for `id_list` (or `string_list`, given strings)."""
     if session.get_bind().dialect.name == "sqlite":
         return {PARAMETER: json.dumps(list(ids))}
     return {PARAMETER: list(ids)}
@@ -142,15 +142,19 @@ def upsert_rows(
     rows: Sequence[dict[str, Any]],
     key: Sequence[str],
     *,
+    change: Sequence[str] | None = None,
     batch: int = _INSERT_BATCH,
 ) -> None:
     """INSERT many rows (dicts with the same keys), each replacing the values of a row
-    already there with the same ``key`` columns (both SQLite and PostgreSQL). No two
-    rows may share a key: PostgreSQL refuses to change a row twice in one statement."""
+    already there with the same ``key`` columns (only its ``change`` columns, if given:
+    the others keep their first values), on both SQLite and PostgreSQL. No two rows may
+    share a key: PostgreSQL refuses to change a row twice in one statement."""
     connection = session.connection()
     dialect = connection.dialect
     statement = _insert_statement(dialect.name, table, ignore_duplicates=False)
     changed = [column for column in rows[0] if column not in key] if rows else []
+    if change is not None:
+        changed = [column for column in changed if column in change]
     statement = statement.on_conflict_do_update(
         index_elements=list(key), set_={column: statement.excluded[column] for column in changed}
     )

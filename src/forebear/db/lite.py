@@ -24,7 +24,7 @@ from ..paths import is_name
 from ..records import VersionData
 
 # The newest migration; a test checks it matches the migrations folder.
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0015"
 BUSY_TIMEOUT_SECONDS = 60
 LATEST = "latest"
 # SQLite keeps times as integer microseconds since this moment (see `schema.UTCDateTime`)

@@ -538,13 +538,17 @@ class GrantRow(Base):
 
 class UploadRow(Base):
     """Bytes a user sent to a server and the server checked: proof that the user holds
-    them, so a version of theirs may name them even when others stored them first."""
+    them, so a version of theirs may name them even when others stored them first, and a
+    hold on them until the commit that names them."""
 
     __tablename__ = "uploads"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     digest: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # gc keeps the bytes until then: they are committed later, under no writer's lease
+    # (`access.held_by_uploads`); the commit naming them clears it
+    held_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
 
 class PackRow(Base):

@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import references
+from .. import settings as config
 from ..db import access as db_access
 from ..db import projects as db_projects
 from ..db import purges as db_purges
@@ -124,8 +125,20 @@ class LocalAccess:
         return uploads.commit_uploaded(cast("LocalBackend", self), **details)
 
     def record_uploads(self, user_id: int, digests: Iterable[str]) -> None:
+        """Receipts for bytes the user sent and the server checked, each holding its bytes
+        off gc for a lease period, or until the commit naming them."""
         with write_session(self.engine) as session:
-            db_access.record_uploads(session, user_id, digests)
+            db_access.record_uploads(session, user_id, digests, config.lease_duration())
+
+    def renew_uploads(self, user_id: int, digests: Iterable[str]) -> None:
+        """Hold the bytes the user sent before, found there again, for a lease period."""
+        with write_session(self.engine) as session:
+            db_access.renew_uploads(session, user_id, digests, config.lease_duration())
+
+    def release_uploads(self, user_id: int, digests: Iterable[str]) -> None:
+        """End the user's hold on bytes a committed version now names."""
+        with write_session(self.engine) as session:
+            db_access.release_uploads(session, user_id, digests)
 
     def uploaded_among(self, user_id: int, digests: Iterable[str]) -> set[str]:
         with read_session(self.engine) as session:

@@ -3,8 +3,9 @@
 Versions deleted longer ago than the grace period are purged first: their entries go, and
 they stay in the lineage, marked deleted, never to be restored. Then an object is kept when
 a version that is not purged needs it (as a stored file, a manifest or a chunk), when a
-live writer's lease holds it (a file held with its chunks), or when it is younger than the
-grace period:
+live writer's lease holds it (a file held with its chunks), when a client sent it to a
+server and no commit named it yet, within a lease period (`db.access.held_by_uploads`), or
+when it is younger than the grace period:
 a collector must never take what a writer is about to rely on, nor, through a catalog that
 is not the location's own (refused before this runs anyway), everything at once.
 
@@ -21,6 +22,7 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING
 
+from ..db import access as db_access
 from ..db import chunks as db_chunks
 from ..db import packs as db_packs
 from ..db import retention as db_retention
@@ -55,6 +57,7 @@ def collect(backend: LocalBackend, *, dry_run: bool, grace: dt.timedelta) -> GcR
             db_retention.mark_purged(session, expired, backend.actor)
             keep = db_chunks.all_object_digests(session)
         held = writers.collect_expired(session, dry_run=dry_run)
+        held |= db_access.held_by_uploads(session)
         # a file a writer holds is held whole: a log that finds its chunk list committed
         # relies on its chunks without registering each
         keep |= held | db_chunks.chunks_of_files(session, held)

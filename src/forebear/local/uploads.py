@@ -13,7 +13,8 @@ chunk lists of the large files it cut. Here, under a lease:
    digest, then written (one the object location holds already was checked when it was
    written: by a file upload, `objects.file_streams`, or by a writer with the store's own
    credentials);
-5. the version is committed in one transaction (`commit.commit_logged`).
+5. the version is committed in one transaction (`commit.commit_logged`);
+6. the user's receipts stop holding its objects off gc: the version holds them now.
 """
 
 from __future__ import annotations
@@ -63,11 +64,14 @@ def commit_uploaded(
     held: Callable[[set[str]], set[str]],
     uploaded: Callable[[set[str]], set[str]],
     base: tuple[int, str] | None = None,
+    release: Callable[[list[str]], None] | None = None,
 ) -> VersionData:
     """Commit the version whose manifest object is ``digest``; see the module docstring.
     ``held`` answers which digests the user may use; ``uploaded`` which of them the user
     sent (the server checked those as they arrived: they need no second hashing).
-    ``base``: the version (id, label) a draft was made from, which must still be live."""
+    ``base``: the version (id, label) a draft was made from, which must still be live.
+    ``release`` is told every object of the version once it is committed: the user's
+    receipts held them off gc until then (`db.access.held_by_uploads`)."""
     check_name(project, "project")
     artifact = Artifact(name, type_, description, metadata)  # checks name, type, metadata
     aliases = [check_alias(a) for a in aliases]
@@ -139,10 +143,13 @@ def commit_uploaded(
             stored - min(max(new_bytes, 0), stored),
         )
 
-        return commit_logged(
+        version = commit_logged(
             backend, lease, artifact, contents, digest, project=project, run_id=run_id,
             aliases=aliases, tags=tags, ttl=ttl, before=base_live,
         )  # fmt: skip
+    if release is not None:  # the version holds them now; were it lost first, the hold ends
+        release([*whole, *lists, *chunk_sizes, digest])  # at its time (a lease period)
+    return version
 
 
 def _one_chunking(lists: Any, default: Chunking) -> Chunking:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -97,8 +97,15 @@ def bundled_below(location: ObjectLocation) -> int:
     return BUNDLED_BELOW_PACKED if location.packs is not None else BUNDLED_BELOW_LOOSE
 
 
-def store_bundle(location: ObjectLocation, data: bytes, slots: Slots, workers: int) -> list[str]:
-    """Check every object of a bundle against its digest, then store the ones
+def store_bundle(
+    location: ObjectLocation,
+    data: bytes,
+    slots: Slots,
+    workers: int,
+    on_checked: Callable[[list[str]], None] | None = None,
+) -> list[str]:
+    """Check every object of a bundle against its digest, tell ``on_checked`` (a server's
+    receipts, which hold the objects off gc from then on), then store the ones
     ``location`` lacks and make them durable; the digests stored or already there. The
     first mismatch raises `IntegrityError` before anything is stored."""
     view = memoryview(data)
@@ -108,6 +115,8 @@ def store_bundle(location: ObjectLocation, data: bytes, slots: Slots, workers: i
                 f"the bytes sent for object {digest} do not hash to it; nothing of this "
                 "bundle was stored"
             )
+    if on_checked is not None:  # before looking: what is there now stays there
+        on_checked(sorted(slots))
     sizes = {digest: length for digest, (_, length) in slots.items()}
     there = location.present(sizes)
     missing = [(d, offset, length) for d, (offset, length) in slots.items() if d not in there]

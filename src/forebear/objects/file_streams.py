@@ -107,11 +107,15 @@ def receive_file(
     workers: int,
     on_stored: Callable[[list[str]], None],
     recorder: Callable[[Callable[[], None]], None] | None = None,
+    on_checked: Callable[[list[str]], None] | None = None,
 ) -> None:
     """Take the bytes of the ``sent`` chunks of ``chunks`` from ``read`` (which returns at
     most as many bytes as asked, and fewer only at the end), check and store each, and
     write the chunk list once the whole file hashes to its digest; ``on_stored`` is told
-    the chunks stored, a batch at a time. ``recorder`` is handed a function that tells
+    the chunks stored, a batch at a time, and ``on_checked`` the chunks found to hash to
+    their digests before they are stored, and the file's digest once it checks out, before
+    its chunk list is written (a server's receipts, which hold them off gc from then on:
+    see `db.access.held_by_uploads`). ``recorder`` is handed a function that tells
     ``on_stored`` everything stored so far at once, for a reader to call before it waits
     long for more bytes (a broken upload resumed then sends none of them again). Raises
     `IntegrityError` for bytes that do not hash to their digest (a chunk's, or the file's:
@@ -169,6 +173,7 @@ def receive_file(
                 data = _read_exactly(read, length, chunks, index)
                 hasher.update(data)
                 view, offset = memoryview(data), 0
+                checked: list[tuple[str, int, memoryview]] = []
                 for position in range(index, stop):
                     digest, size = chunks.digests[position], chunks.sizes[position]
                     part = view[offset : offset + size]
@@ -180,9 +185,13 @@ def receive_file(
                         )
                     if digest not in stored:
                         stored.add(digest)
-                        in_flight.append((digest, size, pool.submit(put, part, digest)))
-                        waiting[0] += size
-                        settle(BYTES_IN_FLIGHT)
+                        checked.append((digest, size, part))
+                if checked and on_checked is not None:  # held before they are stored
+                    on_checked([digest for digest, _, _ in checked])
+                for digest, size, part in checked:
+                    in_flight.append((digest, size, pool.submit(put, part, digest)))
+                    waiting[0] += size
+                    settle(BYTES_IN_FLIGHT)
             else:
                 wanted = chunks.digests[index:stop]
                 if stored.intersection(wanted):  # sent earlier in this stream: stored first
@@ -220,6 +229,8 @@ def receive_file(
             f"the chunks sent for {chunks.digest} do not make up that file; its chunk list "
             "was not stored"
         )
+    if on_checked is not None:  # the whole file, and so its list, held before it is written
+        on_checked([chunks.digest])
     location.put_chunk_list(chunks.digest, chunks.to_bytes())
 
 

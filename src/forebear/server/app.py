@@ -233,6 +233,9 @@ def create_app(
 
         def usable(guarded: GuardedBackend) -> dict[str, Any]:
             guarded.need_some_writer()
+            # before looking: bytes this user sent once, found now, are held off gc again
+            # until the commit, as if sent again (see `db.access.held_by_uploads`)
+            inner.renew_uploads(principal.id, sizes)
             there = inner.objects.present(sizes)
             found = sorted(guarded.held(there)) if there else []
             answer: dict[str, Any] = {"present": found}
@@ -263,11 +266,13 @@ def create_app(
             spool.seek(0)
 
             def store_it() -> None:
+                # the receipt first, which holds the bytes off gc from now on (a copy found
+                # below stays there; one stored, too)
+                inner.record_uploads(principal.id, [digest])
                 # an intact copy stays: bytes that merely hash alike never replace it
                 if inner.objects.actual_digest(digest) != digest:
                     # loose: visible at once, to the commit that will check it is there
                     inner.objects.put_stream(spool, digest, source="an upload", pack=False)
-                inner.record_uploads(principal.id, [digest])
 
             await run_in_threadpool(store_it)
         finally:
@@ -317,10 +322,13 @@ def create_app(
         def store() -> int:
             body = data()
             slots = checked_index(rows, len(body))
-            stored = store_bundle(inner.objects, body, slots, TRANSFER_WORKERS)
+
+            def receipts(digests: list[str]) -> None:
+                inner.record_uploads(principal.id, digests)
+
+            stored = store_bundle(inner.objects, body, slots, TRANSFER_WORKERS, receipts)
             del body
             give_back()
-            inner.record_uploads(principal.id, stored)
             return len(stored)
 
         async with BUNDLES_AT_ONCE:
@@ -402,6 +410,7 @@ def create_app(
         receive_file(
             inner.objects, chunks, sent, read, workers=FILE_WORKERS,
             on_stored=lambda digests: stored(principal, digests), recorder=recorder,
+            on_checked=lambda digests: inner.record_uploads(principal.id, digests),
         )  # fmt: skip
         give_back()
 

@@ -534,6 +534,7 @@ class GuardedBackend(AdminCalls, GuardedRuns, Backend):
                 held=lambda digests: self._held(digests, uploaded),
                 uploaded=uploaded,
                 base=base,
+                release=lambda digests: self.inner.release_uploads(self.principal.id, digests),
             )
         except KeyError as missing:
             raise InvalidInput(f"malformed commit: no {missing}") from None
