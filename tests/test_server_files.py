@@ -94,6 +94,47 @@ def test_gc_beside_a_log_through_the_server_keeps_what_the_client_sent(
         assert direct.objects.sizes([version.digest]) == {}
 
 
+def test_a_receipt_holds_its_bytes_until_their_commit_renewed_while_its_sender_uploads(
+    tmp_path: Path,
+) -> None:
+    """The hold a receipt puts on bytes a client sent: renewed by the sender's next upload
+    once half of it has passed (a long upload keeps what it sent first), never by another
+    user's upload, and ended by the commit that names the bytes, which leaves the receipt
+    itself (the proof the user holds them)."""
+    from sqlalchemy import select, update
+
+    from forebear.db import access as db_access
+    from forebear.db.engine import read_session, write_session
+    from forebear.db.schema import UploadRow, UserRow
+
+    store = forebear.open(tmp_path / "store")
+    store.add_user("alice")
+    store.add_user("bob")
+    engine = store.backend.engine  # type: ignore[attr-defined]
+    first, theirs, later = (hash_bytes(text) for text in (b"first", b"theirs", b"later"))
+    hour = dt.timedelta(hours=1)
+    with write_session(engine) as session:
+        ids = {name: id_ for name, id_ in session.execute(select(UserRow.name, UserRow.id))}
+        db_access.record_uploads(session, ids["alice"], [first], hour)
+        db_access.record_uploads(session, ids["bob"], [theirs], hour)
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+    with write_session(engine) as session:  # both holds nearly over
+        session.execute(update(UploadRow).values(held_until=soon))
+    with write_session(engine) as session:
+        db_access.record_uploads(session, ids["alice"], [later], hour)
+    with read_session(engine) as session:
+        until = {d: t for d, t in session.execute(select(UploadRow.digest, UploadRow.held_until))}
+        assert db_access.held_by_uploads(session) == {first, theirs, later}
+    assert until[first] is not None and until[first] > soon + dt.timedelta(minutes=30)
+    assert until[theirs] == soon  # another user's upload renews nothing of bob's
+    with write_session(engine) as session:
+        db_access.release_uploads(session, ids["alice"], [first, later])
+    with read_session(engine) as session:
+        assert db_access.held_by_uploads(session) == {theirs}
+        assert db_access.uploaded_among(session, ids["alice"], [first, later]) == {first, later}
+    store.close()
+
+
 @pytest.mark.parametrize("packed", [False, True], ids=["format-2", "format-3"])
 def test_a_large_file_goes_up_in_one_stream(
     server: ForebearServer, tmp_path: Path, packed: bool
