@@ -95,6 +95,24 @@ def test_lineage_passes_through_links_both_ways(
     assert set(walked.versions()) == set(graph.versions())
 
 
+def test_a_run_links_a_version_by_its_ref(store: forebear.Store, make_tree: TreeMaker) -> None:
+    """``run.link_artifact`` takes a ref as well as a version: in the run's project unless
+    it names another; anything else is one clear error."""
+    model = make_tree("m", {"model.pkl": "w"})
+    v0 = train(store, model)
+    with forebear.init(project=v0.project, name="promote", store=store) as run:
+        reg = run.link_artifact(f"{v0.name}:v0", "registry/by-ref", aliases=["staging"])
+        with pytest.raises(forebear.NotFound):
+            run.link_artifact("no-such-model:v0", "registry/by-ref")
+        with pytest.raises(forebear.InvalidInput, match="not int"):
+            run.link_artifact(3, "registry/by-ref")  # type: ignore[arg-type]
+    with forebear.init(project="elsewhere", name="promote", store=store) as run:
+        again = run.link_artifact(v0.qualified_ref, "registry/by-ref")
+    assert reg.source == v0 and again.source == v0
+    assert reg.qualified_ref == "registry/by-ref:v0"
+    assert store.artifact("registry/by-ref:staging") == reg
+
+
 def test_the_registry_takes_links_only(store: forebear.Store, make_tree: TreeMaker) -> None:
     model = make_tree("m", {"model.pkl": "w"})
     for reserved in ("registry", "wandb-registry-model"):

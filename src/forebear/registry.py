@@ -117,6 +117,7 @@ class RunRegistry:
 
     _store: Store
     id: str
+    project: str
 
     if TYPE_CHECKING:  # provided by Run
 
@@ -128,20 +129,30 @@ class RunRegistry:
 
     def link_artifact(
         self,
-        artifact: ArtifactVersion | Artifact,
+        artifact: ArtifactVersion | Artifact | str,
         target_path: str,
         aliases: Sequence[str] | None = None,
         *,
         reason: str | None = None,
     ) -> ArtifactVersion:
-        """Link a logged version (or an `Artifact` once logged: the version it became) into
-        the registry, recording this run as the linker."""
+        """Link a logged version (or an `Artifact` once logged: the version it became, or
+        a ref such as ``"fraud-rf:v3"``, in this run's project unless it names another)
+        into the registry, recording this run as the linker."""
+        from .views import ArtifactVersion  # which imports this module
+
         self._require_running("link an artifact")
-        version: ArtifactVersion = (
-            artifact.logged_version("link the version it becomes")
-            if isinstance(artifact, Artifact)
-            else artifact
-        )
+        version: ArtifactVersion
+        if isinstance(artifact, Artifact):
+            version = artifact.logged_version("link the version it becomes")
+        elif isinstance(artifact, str):
+            version = self._store.artifact(artifact, self.project)
+        elif isinstance(artifact, ArtifactVersion):
+            version = artifact
+        else:
+            raise InvalidInput(
+                f"link_artifact links a logged version, an Artifact or a ref such as "
+                f"'name:v3', not {type(artifact).__name__}"
+            )
         data = self._store.backend.link(
             version.id,
             collection_of(target_path),

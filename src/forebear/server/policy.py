@@ -89,7 +89,9 @@ class GuardedBackend(AdminCalls, GuardedRuns, Backend):
         """Refuse ``what`` (found by id) outside the user's projects, naming none (ids
         can be counted through)."""
         if not self.may_read(project):
-            raise PermissionDenied(f"{what} is in a project {self.principal.name!r} may not read")
+            raise PermissionDenied(
+                f"{what} is in a project that user {self.principal.name!r} may not read"
+            )
 
     def version(self, version_id: object, role: str = "reader") -> VersionData:
         """A version by id, after checking the role in its project."""
