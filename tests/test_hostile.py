@@ -67,6 +67,13 @@ def test_unsafe_entry_name_is_refused_by_add_file(name: str, source: Path) -> No
     assert len(artifact) == 0
 
 
+def test_a_name_that_windows_reads_as_a_drive_says_so(source: Path) -> None:
+    """``a:b`` is a fine name here, and a path on drive A: there: refused, saying why."""
+    with pytest.raises(forebear.InvalidPath, match=r"begins with a drive \('a:'\).*Windows"):
+        forebear.Artifact("hostile").add_file(source, name="a:b")
+    forebear.Artifact("fine").add_file(source, name="at 10:30.json")  # a colon further on
+
+
 @pytest.mark.parametrize("name", ["../escape", "/abs", "C:\\x", "..\\x"])
 def test_unsafe_folder_prefix_is_refused_by_add_dir(
     name: str, make_tree: Callable[..., Path]
@@ -206,7 +213,20 @@ def test_unknown_version_lists_the_existing_ones(store: forebear.Store, source: 
 
 
 @pytest.mark.parametrize(
-    "ref", ["a:b:c", "", "   ", "/thing", "o/p/q/r", "/q/r", "p//r", "-x", "thing:-x"]
+    "ref",
+    [
+        "a:b:c",
+        "",
+        "   ",
+        "/thing",
+        "o/p/q/r",
+        "/q/r",
+        "p//r",
+        "-x",
+        "thing:-x",
+        "thing:",
+        "p/thing: ",
+    ],
 )
 def test_malformed_refs_are_invalid_input(ref: str, store: forebear.Store, source: Path) -> None:
     log(store, source, name="thing")

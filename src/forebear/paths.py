@@ -123,7 +123,10 @@ def normalise_entry_path(path: object) -> str:
         raise InvalidPath(f"entry path {path!r} is empty")
     normal = "/".join(parts)
     if _DRIVE_RE.match(normal):  # "c:", or "./c:" once its "./" is dropped: a Windows drive
-        raise InvalidPath(f"entry path {path!r} is absolute; entry paths must be relative")
+        raise InvalidPath(
+            f"entry path {path!r} begins with a drive ({normal[:2]!r}), which makes it "
+            "absolute on Windows; entry paths must be relative: name it otherwise"
+        )
     return normal
 
 
@@ -163,8 +166,13 @@ def parse_ref(text: object) -> Ref:
         check_name(project, "project")
     if rest.count(":") > 1:
         raise InvalidRef(f"invalid ref {text!r}: expected at most one ':' (name:version)")
-    name, _, selector = rest.partition(":")
+    name, colon, selector = rest.partition(":")
     check_name(name, "artifact")
+    if colon and not selector.strip():
+        raise InvalidRef(
+            f"invalid ref {text!r}: nothing follows ':'; name a version or an alias "
+            f"('{name}:v3', '{name}:latest'), or leave out the ':'"
+        )
     if not selector:
         selector = "latest"
     elif not is_version(selector):
