@@ -89,6 +89,7 @@ LAYERS = (
         "tables",
         "media",
         "media_files",
+        "kept_media",
         "histograms",
         "plot",
         "logged_values",

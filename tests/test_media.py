@@ -243,7 +243,10 @@ def test_pictures_sound_and_histograms_in_table_cells_are_kept_as_w_and_b_keeps_
     assert [type(p) for p in pictures] == [forebear.Image] * 3
     assert pictures[0].data == cat.data and pictures[1].data == dog.data
     assert pictures[0].caption == "cat" and pictures[1].width == 2
-    assert back.data[0][2] == recorded_sound  # other media: their record, naming the file
+    sound_back = back.data[0][2]  # other media too, from the file the record names
+    assert isinstance(sound_back, forebear.Audio) and sound_back.data == sound.data
+    assert (sound_back.sample_rate, sound_back.suffix) == (10, "wav")
+    assert back.data[0][3]["_type"] == "histogram"  # a histogram: its record
 
 
 def test_a_table_added_to_an_artifact_brings_its_pictures(
@@ -259,6 +262,81 @@ def test_a_table_added_to_an_artifact_brings_its_pictures(
     (media,) = [f for f in version.files() if f.startswith("media/")]
     assert version.open(media).read() == picture.data
     assert version.get("again").get_column("image")[0].data == picture.data  # type: ignore[union-attr]
+
+
+def test_pictures_sound_video_and_pages_added_to_an_artifact_come_back_as_they_were(
+    store: forebear.Store,
+) -> None:
+    """W&B's ``artifact.add(wandb.Image(...), "sample")``: W&B's record of it in
+    ``sample.image-file.json`` beside the picture's file, and ``get`` gives it back."""
+    picture = forebear.Image(np.zeros((3, 2)), caption="empty")
+    sound = forebear.Audio(np.zeros(10), sample_rate=10, caption="quiet")
+    clip = forebear.Video(np.zeros((2, 3, 4, 5), dtype=np.uint8), fps=2)
+    page = forebear.Html("<p>hello</p>")
+    artifact = forebear.Artifact("samples", type="dataset")
+    assert artifact.add(picture, "sample") == "sample.image-file.json"
+    artifact.add(sound, "sound")
+    artifact["clip"] = clip
+    artifact.add(page, "pages/page")
+    artifact.add(forebear.Image(np.zeros((3, 2)), caption="again"), "again")  # the same bytes
+    with pytest.raises(forebear.InvalidInput, match="Table, Image, Audio, Video or Html"):
+        artifact.add(forebear.Histogram([1, 2]), "h")  # type: ignore[arg-type]
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(artifact)
+    files = version.files()
+    assert {"sample.image-file.json", "sound.audio-file.json", "clip.video-file.json",
+            "pages/page.html-file.json", "again.image-file.json"} <= set(files)  # fmt: skip
+    assert len([f for f in files if f.startswith("media/images/")]) == 1
+    record = json.loads(version.open("sample.image-file.json").read())
+    assert record["_type"] == "image-file" and record["path"] in files
+    assert (record["width"], record["height"], record["caption"]) == (2, 3, "empty")
+    back = version.get("sample")
+    assert isinstance(back, forebear.Image) and back.data == picture.data
+    assert (back.caption, back.width, back.height) == ("empty", 2, 3)
+    heard = version.get("sound")
+    assert isinstance(heard, forebear.Audio) and heard.data == sound.data
+    assert (heard.sample_rate, heard.caption) == (10, "quiet")
+    seen = version.get("clip")
+    assert isinstance(seen, forebear.Video) and seen.data == clip.data
+    assert (seen.width, seen.height, seen.suffix) == (clip.width, clip.height, "gif")
+    read = version["pages/page"]
+    assert isinstance(read, forebear.Html) and read.data == b"<p>hello</p>"
+    assert version.get("nothing") is None
+
+
+def test_a_hostile_media_record_is_given_back_as_it_is_and_nothing_fetched(
+    store: forebear.Store, tmp_path: Path
+) -> None:
+    """Records written by hand: one naming a path outside the version, a reference, or a
+    format its kind does not have comes back as the record; one that is no record at all
+    (a list, or far too large) is one clear error."""
+    artifact = forebear.Artifact("handmade", type="dataset")
+    made = {
+        "outside.image-file.json": {"path": "../../etc/passwd", "format": "png"},
+        "ref.image-file.json": {"path": "elsewhere.png", "format": "png"},
+        "odd.audio-file.json": {"path": "media/x.exe", "format": "exe"},
+        "list.image-file.json": ["not", "a", "record"],
+    }
+    for name, body in made.items():
+        with artifact.new_file(name) as file:
+            json.dump(body, file)
+    with artifact.new_file("media/x.exe") as file:
+        file.write("MZ")
+    with artifact.new_file("big.video-file.json") as file:
+        file.write('{"path": "' + "x" * (2 << 20) + '"}')
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(forebear.Image(np.zeros((2, 2))).data)
+    artifact.add_reference(elsewhere.as_uri())
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(artifact)
+    elsewhere.unlink()  # were it fetched, the read would fail
+    assert version.get("outside") == {"_type": "image-file", **made["outside.image-file.json"]}
+    assert version.get("ref") == {"_type": "image-file", **made["ref.image-file.json"]}
+    assert version.get("odd") == {"_type": "audio-file", **made["odd.audio-file.json"]}
+    with pytest.raises(forebear.InvalidInput, match=r"list\.image-file\.json is not a record"):
+        version.get("list")
+    with pytest.raises(forebear.InvalidInput, match=r"big\.video-file\.json is not a record"):
+        version.get("big")
 
 
 def test_a_table_whose_picture_records_name_no_picture_gives_the_records_back(

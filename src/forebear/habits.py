@@ -35,6 +35,8 @@ from .tables import Table, table_path
 from .version_files import Entry
 
 if TYPE_CHECKING:
+    from .media import Image
+    from .media_files import MediaFile
     from .runs import Artifact as SavableArtifact
     from .store import Store
     from .views import ArtifactVersion, Run
@@ -150,25 +152,6 @@ class RunValues(dict[str, Any]):
             raise AttributeError(f"the run's {self._what} has no {name!r}") from None
 
 
-def _cell_image(version: ArtifactVersion, cell: dict[str, Any]) -> Any:
-    """The picture a table cell's record names, read from its file in ``version``; the
-    record as it is when the version has no such file (a table written elsewhere), only a
-    reference to one, or one larger than a picture may be."""
-    from .media import MAX_BYTES, stored_image
-
-    try:
-        path = str(cell.get("path"))
-        entry = version.entry(path)
-        if entry.uri is not None or entry.size > MAX_BYTES:  # a reference is not fetched
-            return cell
-        with version.open(path) as file:
-            data = file.read()
-    except (NotFound, InvalidPath):
-        return cell
-    caption = cell.get("caption")
-    return stored_image(data, str(cell.get("format")), None if caption is None else str(caption))
-
-
 class VersionHabits:
     """W&B's names on `ArtifactVersion` (which provides the rest)."""
 
@@ -181,24 +164,27 @@ class VersionHabits:
         """The run that logged this version (its first producer), or None."""
         return self._this().producer
 
-    def get(self, name: str) -> Table | None:
+    def get(self, name: str) -> Table | Image | MediaFile | None:
         """W&B's ``artifact.get(name)``: the `Table` added as ``name`` (kept as
-        ``<name>.table.json``), or None when the version has none."""
+        ``<name>.table.json``), or the picture, sound, video or page (kept as
+        ``<name>.image-file.json`` and the like, see `forebear.kept_media`), read back
+        with the media its cells name; None when the version has none of them."""
+        from .kept_media import find_record, read_back, read_cells
+
         version = self._this()
-        path = table_path(normalise_entry_path(name))
+        name = normalise_entry_path(name)
+        path = table_path(name)
         try:
             version.entry(path)
         except NotFound:
-            return None
+            record = find_record(version, name)
+            return None if record is None else read_back(version, record)
         with version.open(path) as file:
             table = Table.from_bytes(file.read(), f"{version.ref} {path}")
-        for row in table.data:  # pictures in cells, from their files, as W&B gives them back
-            for index, cell in enumerate(row):
-                if isinstance(cell, dict) and cell.get("_type") == "image-file":
-                    row[index] = _cell_image(version, cell)
+        read_cells(version, table.data)  # its media, from their files, as W&B gives them
         return table
 
-    def __getitem__(self, name: str) -> Table | None:
+    def __getitem__(self, name: str) -> Table | Image | MediaFile | None:
         return self.get(name)
 
     @property

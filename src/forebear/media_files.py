@@ -143,6 +143,27 @@ class Html(MediaFile):
         super().__init__(text, "html")
 
 
+def stored_media(
+    kind: str, data: bytes, format: str, caption: str | None, described: dict[str, int | None]
+) -> MediaFile | None:
+    """A sound, video or page read back from a version (its bytes as kept, and what W&B's
+    record says of it: ``sample_rate``, ``width``, ``height``); None for a format the
+    kind does not have."""
+    made: MediaFile
+    if kind == "audio" and format in AUDIO_FORMATS:
+        made = Audio.__new__(Audio)  # the constructors take a path or an array to encode
+        made.sample_rate = described.get("sample_rate")
+    elif kind == "video" and format in VIDEO_FORMATS:
+        made = Video.__new__(Video)
+        made.fps, made.width, made.height = None, described.get("width"), described.get("height")
+    elif kind == "html" and format == "html":
+        made = Html.__new__(Html)
+    else:
+        return None
+    MediaFile.__init__(made, data, format, caption)
+    return made
+
+
 def read_media(path: str, formats: tuple[str, ...], what: str) -> tuple[bytes, str]:
     """The bytes and format (its name's ending) of a media file, one of ``formats``."""
     suffix = os.path.splitext(path)[1].lower().lstrip(".")

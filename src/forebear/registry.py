@@ -138,15 +138,13 @@ class RunRegistry:
         """Link a logged version (or an `Artifact` once logged: the version it became, or
         a ref such as ``"fraud-rf:v3"``, in this run's project unless it names another)
         into the registry, recording this run as the linker."""
-        from .views import ArtifactVersion  # which imports this module
-
         self._require_running("link an artifact")
         version: ArtifactVersion
         if isinstance(artifact, Artifact):
             version = artifact.logged_version("link the version it becomes")
         elif isinstance(artifact, str):
             version = self._store.artifact(artifact, self.project)
-        elif isinstance(artifact, ArtifactVersion):
+        elif isinstance(artifact, Linkable):  # every ArtifactVersion
             version = artifact
         else:
             raise InvalidInput(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from . import active, artifacts, config_files
 from . import context as run_context
@@ -28,6 +28,10 @@ from .store import Store, open
 from .tables import Table, table_path
 from .util import generate_id
 from .views import ArtifactVersion, Run
+
+if TYPE_CHECKING:
+    from .media import Image
+    from .media_files import MediaFile
 
 
 class Artifact(artifacts.Artifact):
@@ -77,19 +81,28 @@ class Artifact(artifacts.Artifact):
         version.save()
         return version
 
-    def add(self, obj: Table, name: str, overwrite: bool = False) -> str:
-        """W&B's ``artifact.add(table, name)``: the `Table` as ``<name>.table.json`` (read
-        back by ``version.get(name)``). Returns the entry path."""
-        if not isinstance(obj, Table):
+    def add(self, obj: Table | Image | MediaFile, name: str, overwrite: bool = False) -> str:
+        """W&B's ``artifact.add(obj, name)``: a `Table` as ``<name>.table.json``, a
+        picture, sound, video or page as W&B's record of it, ``<name>.image-file.json``
+        (``audio-file``, ``video-file``, ``html-file``), beside the media file it names
+        (see `forebear.kept_media`); ``version.get(name)`` reads either back. Returns the
+        entry path."""
+        from .kept_media import is_kept_media, record_path, stored_files
+
+        if isinstance(obj, Table):
+            path = table_path(name)
+            files = obj.stored_files(path)
+        elif is_kept_media(obj):
+            path = record_path(name, obj)
+            files = stored_files(obj, path)
+        else:
             raise InvalidInput(
-                f"add() takes a forebear.Table, not {type(obj).__name__}; add files with "
-                "add_file, add_dir or new_file"
+                f"add() takes a forebear.Table, Image, Audio, Video or Html, not "
+                f"{type(obj).__name__}; add files with add_file, add_dir or new_file"
             )
-        path = table_path(name)
         if overwrite:
             with contextlib.suppress(NotFound):  # nothing there to replace
                 self.remove(path)
-        files = obj.stored_files(path)
         with self.new_file(path, mode="wb") as file:
             file.write(files.pop(path))
         for media, data in files.items():  # named by their bytes: added once
@@ -97,7 +110,7 @@ class Artifact(artifacts.Artifact):
                 file.write(data)
         return path
 
-    def __setitem__(self, name: str, obj: Table) -> None:
+    def __setitem__(self, name: str, obj: Table | Image | MediaFile) -> None:
         self.add(obj, name)
 
     def is_draft(self) -> bool:

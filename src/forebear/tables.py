@@ -127,7 +127,7 @@ class Table:
         """The table as W&B's JSON; ``media`` is given each picture, sound, video or page
         file its cells' records name, by its path in the version."""
         found = {} if media is None else media
-        data = [[_cell_record(value, found) for value in row] for row in self.data]
+        data = [[media_record(value, found) for value in row] for row in self.data]
         return {"_type": "table", "columns": self.columns, "data": data}
 
     def stored_files(self, path: str) -> dict[str, bytes]:
@@ -182,7 +182,7 @@ def _is_media(value: object) -> bool:
     return isinstance(value, (Image, MediaFile, Histogram))
 
 
-def _cell_record(value: Any, media: dict[str, bytes]) -> Any:
+def media_record(value: Any, media: dict[str, bytes]) -> Any:
     """A cell as the table's JSON holds it: W&B's record of a picture, sound, video, page
     (naming its file in the version, which goes into ``media``) or histogram; any other
     value as it is."""
