@@ -264,3 +264,14 @@ def test_a_presigned_upload_is_checked_before_it_is_published(
         # the URL used again after publishing changes nothing
         assert httpx.put(again["url"], content=b"forged bytes!").status_code == 200
     assert server.direct.objects.read_bytes(digest) == genuine
+
+
+def test_push_or_pull_through_a_server_is_refused_before_the_other_store_is_made(
+    server: ForebearServer, tmp_path: Path
+) -> None:
+    token = server.user("alice", {"iris": "writer"})
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
+        for move in (store.push, store.pull):
+            with pytest.raises(forebear.StoreError, match="reached through a forebear server"):
+                move(tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

@@ -98,6 +98,28 @@ def test_push_and_pull_carry_versions_lineage_aliases_and_only_missing_objects(
         assert other.artifact("model").producer.history() == history
 
 
+def test_a_ref_given_for_the_other_store_makes_no_store(
+    laptop: forebear.Store,
+    make_tree: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``push("p/model:v0")`` (the refs given first) would have made a store folder of
+    that name and pushed everything into it: it is one clear error, and nothing is made."""
+    build_history(laptop, make_tree)
+    monkeypatch.chdir(tmp_path)
+    for ref in ("p/model:v0", "model:best"):
+        with pytest.raises(forebear.InvalidInput, match=r"takes the other store first"):
+            laptop.push(ref)
+        with pytest.raises(forebear.InvalidInput, match=r"pull\(other_store, refs="):
+            laptop.pull(ref)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "model:best").exists()
+    (tmp_path / "backup:old").mkdir()  # a folder of that name is a folder
+    assert laptop.push("backup:old").versions
+    with forebear.open(tmp_path / "backup:old") as backup:
+        assert backup.artifact("p/model:best").digest == laptop.artifact("p/model:best").digest
+
+
 def test_push_refuses_corrupted_objects_and_commits_nothing(
     laptop: forebear.Store, team: forebear.Store, make_tree: Callable[..., Path]
 ) -> None:

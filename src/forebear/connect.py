@@ -11,7 +11,7 @@ from typing import Any
 from . import settings as config
 from .backend import Backend
 from .chunking import Chunking
-from .errors import InvalidInput
+from .errors import InvalidInput, StoreError
 from .reports import TransferReport
 
 
@@ -89,3 +89,15 @@ def transfer(
     from .local.transfer import transfer_between
 
     return transfer_between(source, target, refs, show_progress=progress)
+
+
+def require_direct(backend: Backend) -> None:
+    """Refuse a push or pull from or into a store reached through a server, before the
+    other store is opened (or made)."""
+    from .local.lazy import reached_directly
+
+    if reached_directly(backend) is None:
+        raise StoreError(
+            "push and pull copy between stores this process reaches directly; this one is "
+            "reached through a forebear server: run it where the server's store is reached"
+        )
