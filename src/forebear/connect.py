@@ -12,6 +12,7 @@ from . import settings as config
 from .backend import Backend
 from .chunking import Chunking
 from .errors import InvalidInput, StoreError
+from .paths import parse_ref
 from .reports import TransferReport
 
 
@@ -91,13 +92,34 @@ def transfer(
     return transfer_between(source, target, refs, show_progress=progress)
 
 
-def require_direct(backend: Backend) -> None:
-    """Refuse a push or pull from or into a store reached through a server, before the
-    other store is opened (or made)."""
+def check_transfer(this: Backend, other: object, action: str) -> None:
+    """Refuse a push or pull (``action``) before the other store is opened, or made from
+    a folder: from a store reached through a server, or to ``other`` that is a ref given in
+    the store's place (``push("data:v3")``), which would have made a store folder so named
+    and pushed everything into it."""
     from .local.lazy import reached_directly
 
-    if reached_directly(backend) is None:
+    if reached_directly(this) is None:
         raise StoreError(
             "push and pull copy between stores this process reaches directly; this one is "
             "reached through a forebear server: run it where the server's store is reached"
         )
+    if isinstance(other, str) and _looks_like_a_ref(other):
+        raise InvalidInput(
+            f"{action} takes the other store first (a Store, a store folder or a "
+            f"forebear.toml), then the refs: {other!r} is a ref, and no such folder exists; "
+            f"{action}(other_store, refs=[{other!r}])"
+        )
+
+
+def _looks_like_a_ref(text: str) -> bool:
+    """``name:v3`` or ``project/name:alias``, not a URL, a Windows path or a folder there."""
+    if ":" not in text or "://" in text or os.path.exists(text):
+        return False
+    if len(text) > 1 and text[1] == ":" and text[0].isalpha():  # C:\stores\team
+        return False
+    try:
+        parse_ref(text)
+    except InvalidInput:
+        return False
+    return True

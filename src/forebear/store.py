@@ -18,7 +18,7 @@ from . import settings as config
 from .accounts import StoreAccounts
 from .backend import Backend
 from .chunking import Chunking
-from .connect import connect, require_direct, transfer
+from .connect import check_transfer, connect, transfer
 from .editing import check_tags
 from .errors import InvalidInput, Problem
 from .lifecycle import StoreLifecycle
@@ -266,8 +266,7 @@ class Store(StoreLifecycle, StoreRegistry, StoreRuns, StoreAccounts):
         """Copy versions (``refs``, or all when None) with everything upstream of them,
         their runs, edges and aliases, and only the objects missing there, to ``other``
         (a Store, a store folder or a forebear.toml). Idempotent and resumable."""
-        require_direct(self.backend)
-        return transfer(self.backend, _as_store(other, "push").backend, refs, progress)
+        return transfer(self.backend, _as_store(other, "push", self).backend, refs, progress)
 
     def pull(
         self,
@@ -277,35 +276,12 @@ class Store(StoreLifecycle, StoreRegistry, StoreRuns, StoreAccounts):
         progress: bool | None = None,
     ) -> TransferReport:
         """Copy versions from ``other`` into this store; the mirror of `push`."""
-        require_direct(self.backend)
-        return transfer(_as_store(other, "pull").backend, self.backend, refs, progress)
+        return transfer(_as_store(other, "pull", self).backend, self.backend, refs, progress)
 
 
-def _as_store(other: Store | str | os.PathLike[str], action: str) -> Store:
-    """The other store of a push or pull, opened (a folder is made one if need be). A
-    ref given in its place (``push("data:v3")``) is refused, not made a store folder."""
-    if isinstance(other, Store):
-        return other
-    if isinstance(other, str) and _looks_like_a_ref(other):
-        raise InvalidInput(
-            f"{action} takes the other store first (a Store, a store folder or a "
-            f"forebear.toml), then the refs: {other!r} is a ref, and no such folder exists; "
-            f"{action}(other_store, refs=[{other!r}])"
-        )
-    return open(other)
-
-
-def _looks_like_a_ref(text: str) -> bool:
-    """``name:v3`` or ``project/name:alias``, not a URL, a Windows path or a folder there."""
-    if ":" not in text or "://" in text or os.path.exists(text):
-        return False
-    if len(text) > 1 and text[1] == ":" and text[0].isalpha():  # C:\stores\team
-        return False
-    try:
-        parse_ref(text)
-    except InvalidInput:
-        return False
-    return True
+def _as_store(other: Store | str | os.PathLike[str], action: str, this: Store) -> Store:
+    check_transfer(this.backend, other, action)  # before a folder is made a store
+    return other if isinstance(other, Store) else open(other)
 
 
 def open(path_or_url: str | os.PathLike[str] | None = None, **options: Any) -> Store:
