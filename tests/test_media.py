@@ -322,6 +322,8 @@ def test_a_hostile_media_record_is_given_back_as_it_is_and_nothing_fetched(
             json.dump(body, file)
     with artifact.new_file("media/x.exe") as file:
         file.write("MZ")
+    with artifact.new_file("broken.html-file.json") as file:
+        file.write('{"path": ')
     with artifact.new_file("big.video-file.json") as file:
         file.write('{"path": "' + "x" * (2 << 20) + '"}')
     elsewhere = tmp_path / "elsewhere.png"
@@ -337,6 +339,8 @@ def test_a_hostile_media_record_is_given_back_as_it_is_and_nothing_fetched(
         version.get("list")
     with pytest.raises(forebear.InvalidInput, match=r"big\.video-file\.json is not a record"):
         version.get("big")
+    with pytest.raises(forebear.InvalidInput, match=r"broken\.html-file\.json is not a record"):
+        version.get("broken")
 
 
 def test_a_table_whose_picture_records_name_no_picture_gives_the_records_back(

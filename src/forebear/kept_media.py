@@ -71,7 +71,11 @@ def find_record(version: StoredFiles, name: str) -> dict[str, Any] | None:
         if entry.uri is not None or entry.size > _RECORD_BYTES:
             raise InvalidInput(f"{path} is not a record of {record_type} (it is too large)")
         with version.open(path) as file:
-            record = loads(file.read().decode(errors="replace"), path)
+            text = file.read().decode(errors="replace")
+        try:
+            record = loads(text, path)
+        except ValueError as exc:  # not JSON at all
+            raise InvalidInput(f"{path} is not a record of {record_type} ({exc})") from None
         if not isinstance(record, dict):
             raise InvalidInput(f"{path} is not a record of {record_type}")
         return {**record, "_type": record_type}
