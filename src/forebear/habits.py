@@ -169,7 +169,7 @@ class VersionHabits:
         ``<name>.table.json``), or the picture, sound, video or page (kept as
         ``<name>.image-file.json`` and the like, see `forebear.kept_media`), read back
         with the media its cells name; None when the version has none of them."""
-        from .kept_media import find_record, read_back, read_cells
+        from .kept_media import read_added, read_cells
 
         version = self._this()
         name = normalise_entry_path(name)
@@ -177,8 +177,7 @@ class VersionHabits:
         try:
             version.entry(path)
         except NotFound:
-            record = find_record(version, name)
-            return None if record is None else read_back(version, record)
+            return read_added(version, name, version.ref)  # type: ignore[no-any-return]
         with version.open(path) as file:
             table = Table.from_bytes(file.read(), f"{version.ref} {path}")
         read_cells(version, table.data)  # its media, from their files, as W&B gives them

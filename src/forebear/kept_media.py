@@ -8,8 +8,8 @@ table's cells the same.
 
 A record comes from a version anyone may have written, so it is trusted for nothing: one
 naming a path the version does not hold, a reference (which would be fetched), a file
-larger than media may be, or a format the kind does not have is given back as the record
-it is, and nothing else is read.
+larger than media may be, or a format the kind does not have is read no further. In a
+table's cell it stays the record it is; asked for by name, it is one `InvalidInput`.
 """
 
 from __future__ import annotations
@@ -80,6 +80,23 @@ def find_record(version: StoredFiles, name: str) -> dict[str, Any] | None:
             raise InvalidInput(f"{path} is not a record of {record_type}")
         return {**record, "_type": record_type}
     return None
+
+
+def read_added(version: StoredFiles, name: str, where: str) -> Any:
+    """The picture, sound, video or page ``artifact.add(obj, name)`` kept in ``version``
+    (``where``: its ref, for errors), or None when it has none; `InvalidInput` for a
+    record naming no file of the version that can be read back."""
+    record = find_record(version, name)
+    if record is None:
+        return None
+    made = read_back(version, record)
+    if made is record:
+        raise InvalidInput(
+            f"{name}.{record['_type']}.json in {where} names no media file of this version "
+            f"that can be read back ({str(record.get('path'))[:80]!r}: outside it, missing, "
+            "a reference, or of another format); read the record with version.open(...)"
+        )
+    return made
 
 
 def read_back(version: StoredFiles, record: Any) -> Any:
