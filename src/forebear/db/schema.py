@@ -542,6 +542,9 @@ class UploadRow(Base):
     hold on them until the commit that names them."""
 
     __tablename__ = "uploads"
+    # a user's holds, renewed by each upload of theirs, without visiting their receipts
+    # that hold nothing any more (the primary key would: most of them, for a busy user)
+    __table_args__ = (Index(None, "user_id", "held_until"),)
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     digest: Mapped[str] = mapped_column(String(32), primary_key=True)

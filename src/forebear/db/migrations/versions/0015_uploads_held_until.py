@@ -7,7 +7,8 @@ Create Date: 2026-12-07
 - ``uploads.held_until``: a client's uploads are committed later, in one request, under no
   writer's lease; until this moment (a lease period after the bytes were sent, or last
   found there), gc keeps them. The commit that names them clears it. Receipts from before
-  this revision hold nothing.
+  this revision hold nothing. Indexed alone (for gc) and after the user (for the renewal
+  of a user's holds at each upload).
 """
 
 from collections.abc import Sequence
@@ -32,9 +33,13 @@ def upgrade() -> None:
     with op.batch_alter_table("uploads") as batch:
         batch.add_column(sa.Column("held_until", _timestamp(), nullable=True))
         batch.create_index(batch.f("ix_uploads_held_until"), ["held_until"], unique=False)
+        batch.create_index(
+            batch.f("ix_uploads_user_id_held_until"), ["user_id", "held_until"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("uploads") as batch:
+        batch.drop_index(batch.f("ix_uploads_user_id_held_until"))
         batch.drop_index(batch.f("ix_uploads_held_until"))
         batch.drop_column("held_until")
