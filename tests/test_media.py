@@ -315,6 +315,7 @@ def test_a_hostile_media_record_is_given_back_as_it_is_and_nothing_fetched(
         "outside.image-file.json": {"path": "../../etc/passwd", "format": "png"},
         "ref.image-file.json": {"path": "elsewhere.png", "format": "png"},
         "odd.audio-file.json": {"path": "media/x.exe", "format": "exe"},
+        "odder.image-file.json": {"path": "media/x.exe", "format": "exe"},
         "list.image-file.json": ["not", "a", "record"],
     }
     for name, body in made.items():
@@ -332,7 +333,7 @@ def test_a_hostile_media_record_is_given_back_as_it_is_and_nothing_fetched(
     with forebear.init(project="p", store=store) as run:
         version = run.log_artifact(artifact)
     elsewhere.unlink()  # were it fetched, the read would fail
-    for name in ("outside", "ref", "odd"):
+    for name in ("outside", "ref", "odd", "odder"):
         with pytest.raises(forebear.InvalidInput, match=rf"{name}\..*names no media file"):
             version.get(name)
     with pytest.raises(forebear.InvalidInput, match=r"list\.image-file\.json is not a record"):

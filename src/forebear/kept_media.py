@@ -69,7 +69,9 @@ def find_record(version: StoredFiles, name: str) -> dict[str, Any] | None:
         except NotFound:
             continue
         if entry.uri is not None or entry.size > _RECORD_BYTES:
-            raise InvalidInput(f"{path} is not a record of {record_type} (it is too large)")
+            raise InvalidInput(
+                f"{path} is not a record of {record_type} (a reference, or too large)"
+            )
         with version.open(path) as file:
             text = file.read().decode(errors="replace")
         try:
@@ -149,9 +151,12 @@ def _whole(value: object) -> int | None:
 
 
 def _image(data: bytes, record: dict[str, Any]) -> Any:
-    from .media import stored_image
+    from .media import FORMATS, stored_image
 
-    return stored_image(data, str(record.get("format")), _caption(record))
+    format = str(record.get("format"))
+    if format not in FORMATS.values():  # no picture's, as for the other kinds
+        return None
+    return stored_image(data, format, _caption(record))
 
 
 def _media_file(kind: str) -> Callable[[bytes, dict[str, Any]], Any]:
