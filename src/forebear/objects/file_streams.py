@@ -12,7 +12,7 @@ location in its turn. Only once the whole file hashes to its digest is the chunk
 written: a chunk list in the location is one that was proven.
 
 This module knows nothing of servers or users: the caller says which unsent chunks the
-sender may build on, and records who sent what (``on_stored``).
+sender may build on, and records who sent what (``on_checked``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 GROUP_BYTES = 4 << 20  # chunks are taken, hashed and stored this many bytes at a time
 BYTES_IN_FLIGHT = 8 << 20  # chunks being stored while more arrive (memory stays flat)
-STORED_BATCH = 256  # chunks stored before ``on_stored`` is told (a catalog write each time)
+STORED_BATCH = 256  # chunks stored before ``on_stored`` is told (into packs: one sealed)
 STORED_BYTES = 8 << 20  # or this many bytes: what a broken upload resumed need not send again
 MAX_HEADER_BYTES = 64 << 20  # the header line: a chunk list of about a million chunks
 MAX_PART_BYTES = 16 << 20  # a staged part: a few chunks, or one of the largest chunking's
@@ -148,7 +148,7 @@ def receive_file(
 
     def tell_stored() -> None:
         """Tell ``on_stored`` about every chunk stored and not yet told."""
-        if packs is not None:  # a receipt names a durable chunk: its pack sealed first
+        if packs is not None:  # a chunk told stored is durable: its pack sealed first
             location.flush()
         on_stored(list(done))
         done.clear()

@@ -371,11 +371,6 @@ def create_app(
 
         return await store_checked(principal, staged, body.get("objects"))
 
-    def stored(principal: Principal, digests: list[str]) -> None:
-        """Receipts for a group of a file's chunks, and their buffers handed back."""
-        inner.record_uploads(principal.id, digests)
-        give_back()
-
     async def file_header(principal: Principal, body: BodyReader) -> tuple[ChunkList, list[int]]:
         """A file upload's header line, checked: a chunk list cut as this store cuts files
         (larger chunks would make the server hash far more than it is sent), whose unsent
@@ -409,7 +404,7 @@ def create_app(
         in order; run with one of `FILES_AT_ONCE` taken."""
         receive_file(
             inner.objects, chunks, sent, read, workers=FILE_WORKERS,
-            on_stored=lambda digests: stored(principal, digests), recorder=recorder,
+            on_stored=lambda digests: give_back(), recorder=recorder,
             on_checked=lambda digests: inner.record_uploads(principal.id, digests),
         )  # fmt: skip
         give_back()
