@@ -14,18 +14,16 @@ table's cell it stays the record it is; asked for by name, it is one `InvalidInp
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 from .errors import InvalidInput, InvalidPath, NotFound
 from .jsonvalues import loads
 from .manifest import ManifestEntry
-from .tables import media_record
+from .tables import media_record, stored_json
 
 # the record's type, by the kind of media it keeps (W&B's ``_log_type``)
-RECORD_TYPES = {"image": "image-file", "audio": "audio-file", "video": "video-file",
-                "html": "html-file"}  # fmt: skip
+RECORD_TYPES = {kind: f"{kind}-file" for kind in ("image", "audio", "video", "html")}
 _RECORD_BYTES = 1 << 20  # a record is a few hundred bytes: larger is no record
 
 
@@ -54,9 +52,7 @@ def record_path(name: str, value: object) -> str:
 def stored_files(value: object, path: str) -> dict[str, bytes]:
     """The files that keep ``value`` in a version: W&B's record under ``path``, then the
     media file it names."""
-    media: dict[str, bytes] = {}
-    record = media_record(value, media)
-    return {path: json.dumps(record, ensure_ascii=False).encode(), **media}
+    return stored_json(path, lambda media: media_record(value, media))
 
 
 def find_record(version: StoredFiles, name: str) -> dict[str, Any] | None:

@@ -132,10 +132,8 @@ class Table:
 
     def stored_files(self, path: str) -> dict[str, bytes]:
         """The files that keep the table in a version: its JSON under ``path``, then the
-        files of its cells' media (each hashed once, in the same pass)."""
-        media: dict[str, bytes] = {}
-        body = json.dumps(self.to_json(media), ensure_ascii=False).encode()
-        return {path: body, **media}
+        files of its cells' media."""
+        return stored_json(path, self.to_json)
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> Table:
@@ -153,6 +151,15 @@ class Table:
 
     def __repr__(self) -> str:
         return f"<Table {len(self.data)} rows x {len(self.columns)} columns>"
+
+
+def stored_json(path: str, to_json: Callable[[dict[str, bytes]], Any]) -> dict[str, bytes]:
+    """The files that keep a value in a version: the JSON ``to_json`` makes, under
+    ``path``, then the media files its records name (``to_json`` is given them, each
+    hashed once, as it makes the records)."""
+    media: dict[str, bytes] = {}
+    body = json.dumps(to_json(media), ensure_ascii=False).encode()
+    return {path: body, **media}
 
 
 def table_path(name: str) -> str:

@@ -111,8 +111,9 @@ def commit_uploaded(
     chunk_sizes = {d: s for c in lists.values() for d, s in zip(c.digests, c.sizes, strict=True)}
     _check_held(manifest, lists, chunk_sizes, digest, held, withheld)
     whole = {d: s for d, s in sizes.items() if d not in lists}
+    every_object = [*whole, *lists, *chunk_sizes, digest]
     with Lease(backend.engine) as lease:
-        lease.register([*whole, *lists, *chunk_sizes, digest])
+        lease.register(every_object)
         wanted = {**whole, **chunk_sizes}
         present = objects.present(wanted)
         suspects = present - uploaded(present)
@@ -148,7 +149,7 @@ def commit_uploaded(
             aliases=aliases, tags=tags, ttl=ttl, before=base_live,
         )  # fmt: skip
     if release is not None:  # the version holds them now; were it lost first, the hold ends
-        release([*whole, *lists, *chunk_sizes, digest])  # at its time (a lease period)
+        release(every_object)  # at its time (a lease period)
     return version
 
 
