@@ -304,7 +304,21 @@ def test_pictures_sound_video_and_pages_added_to_an_artifact_come_back_as_they_w
     assert version.get("nothing") is None
 
 
-def test_a_hostile_media_record_is_given_back_as_it_is_and_nothing_fetched(
+def logged_beside_a_reference(
+    store: forebear.Store, tmp_path: Path, artifact: forebear.Artifact
+) -> forebear.ArtifactVersion:
+    """``artifact`` logged with a reference to a picture outside the store, ``elsewhere.png``,
+    which is then removed: were a read to fetch it, that read would fail."""
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(forebear.Image(np.zeros((2, 2))).data)
+    artifact.add_reference(elsewhere.as_uri())
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(artifact)
+    elsewhere.unlink()
+    return version
+
+
+def test_a_hostile_media_record_is_one_clear_error_and_nothing_is_fetched(
     store: forebear.Store, tmp_path: Path
 ) -> None:
     """Records written by hand: one naming a path outside the version, a reference, or a
@@ -327,12 +341,7 @@ def test_a_hostile_media_record_is_given_back_as_it_is_and_nothing_fetched(
         file.write('{"path": ')
     with artifact.new_file("big.video-file.json") as file:
         file.write('{"path": "' + "x" * (2 << 20) + '"}')
-    elsewhere = tmp_path / "elsewhere.png"
-    elsewhere.write_bytes(forebear.Image(np.zeros((2, 2))).data)
-    artifact.add_reference(elsewhere.as_uri())
-    with forebear.init(project="p", store=store) as run:
-        version = run.log_artifact(artifact)
-    elsewhere.unlink()  # were it fetched, the read would fail
+    version = logged_beside_a_reference(store, tmp_path, artifact)
     for name in ("outside", "ref", "odd", "odder"):
         with pytest.raises(forebear.InvalidInput, match=rf"{name}\..*names no media file"):
             version.get(name)
@@ -357,12 +366,7 @@ def test_a_table_whose_picture_records_name_no_picture_gives_the_records_back(
     artifact = forebear.Artifact("handmade", type="dataset")
     with artifact.new_file("t.table.json") as file:
         json.dump({"_type": "table", "columns": ["image"], "data": [[r] for r in records]}, file)
-    elsewhere = tmp_path / "elsewhere.png"
-    elsewhere.write_bytes(forebear.Image(np.zeros((2, 2))).data)
-    artifact.add_reference(elsewhere.as_uri())
-    with forebear.init(project="p", store=store) as run:
-        version = run.log_artifact(artifact)
-    elsewhere.unlink()  # were it fetched, the read would fail
+    version = logged_beside_a_reference(store, tmp_path, artifact)
     table = version.get("t")
     assert table is not None and table.get_column("image") == records
 
