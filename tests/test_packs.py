@@ -396,6 +396,28 @@ def test_gc_repacks_and_a_reader_holding_the_old_place_still_reads(tmp_path: Pat
     assert reader.verify() == []
 
 
+def test_a_long_lived_location_is_not_told_present_what_a_gc_elsewhere_took(
+    tmp_path: Path,
+) -> None:
+    """A server's location lives long and remembers where objects were, for reading. What
+    is present (what a writer relies on instead of storing, and a server tells its
+    clients not to send) is asked of the index: once a gc in another process took the
+    objects, they are absent, where the remembered places said present."""
+    store = forebear.open(tmp_path / "store")
+    store.upgrade()
+    data = tree(tmp_path / "data", 20)
+    with forebear.init(project="p", store=store) as run:
+        version = run.log_artifact(data, name="gone")
+    server_side = forebear.open(tmp_path / "store")
+    sizes = {e.digest or "": e.size for e in version.entries()}
+    assert server_side.objects.packed(sizes).keys() == sizes.keys()  # places remembered
+    assert server_side.objects.present(sizes) == set(sizes)
+    store.artifact("gone").delete()
+    assert set(store.gc(grace=dt.timedelta(0)).objects) >= set(sizes)
+    assert server_side.objects.present(sizes) == set()
+    assert server_side.objects.sizes(sizes) == {}
+
+
 def test_a_chunked_file_read_in_large_reads_while_gc_repacks_its_pack(tmp_path: Path) -> None:
     """Large reads of a chunked file go to the pack places the reader looked up ahead;
     when gc rewrites that pack mid-read, both halves of a read (read at once on two

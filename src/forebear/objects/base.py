@@ -138,9 +138,13 @@ class ObjectLocation(FormatFile):
         return slot.length if slot is not None else self._size_or_none(digest)
 
     def sizes(self, digests: Iterable[str]) -> dict[str, int]:
-        """The stored size of each of ``digests`` that is present, packed or loose."""
+        """The stored size of each of ``digests`` that is present, packed or loose, as the
+        index says now: the slots a long-lived location remembers for reading may name
+        packs a gc elsewhere has deleted since (a read finds that out; what is present,
+        which a writer relies on instead of storing, must not be taken from them)."""
         wanted = set(digests)
-        found = {digest: slot.length for digest, slot in self.packed(wanted).items()}
+        located = self.packs.locate(wanted, fresh=True) if self.packs is not None else {}
+        found = {digest: slot.length for digest, slot in located.items()}
         if len(found) < len(wanted):
             found.update(self._loose_sizes(wanted - found.keys()))
         return found
