@@ -55,6 +55,87 @@ def test_unchanged_files_are_not_read_again(
     assert again.ref == first.ref == "ds:v0"
 
 
+@pytest.fixture
+def stat_helpers(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes] | None]:
+    """A log's batches of 4 files or more are stated by a helper process; each one started."""
+    from forebear import ingest, stat_worker
+
+    started: list[subprocess.Popen[bytes] | None] = []
+    real = stat_worker._start_helper
+
+    def start() -> subprocess.Popen[bytes] | None:
+        child = real()
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(ingest, "STATED_APART", 4)
+    monkeypatch.setattr(stat_worker, "_start_helper", start)
+    return started
+
+
+def test_a_log_states_long_batches_in_a_helper_process_to_the_same_stats(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    hashed: list[str],
+    not_racy: None,
+    stat_helpers: list[subprocess.Popen[bytes] | None],
+    tmp_path: Path,
+) -> None:
+    # the stats the helper sent are the ones the hashing workers and the stat cache see:
+    # otherwise the log would call every file changed, or the re-log would hash again
+    data = make_tree("data", {f"d{i % 3}/f{i}.bin": os.urandom(100 + i) for i in range(30)})
+    first = log(local_store, data)
+    assert len(stat_helpers) == 1 and stat_helpers[0] is not None
+    assert stat_helpers[0].poll() is not None  # ended with the log
+    assert len(hashed) == 30
+    hashed.clear()
+    (data / "d0/f0.bin").write_bytes(b"changed")
+    second = log(local_store, data)
+    assert hashed == [str(data / "d0/f0.bin")]
+    assert (first.ref, second.ref) == ("ds:v0", "ds:v1")
+    assert (second.download(tmp_path / "out") / "d0/f0.bin").read_bytes() == b"changed"
+
+
+def test_a_file_gone_before_the_helper_states_it_is_named_as_before(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    stat_helpers: list[subprocess.Popen[bytes] | None],
+) -> None:
+    data = make_tree("data", {f"f{i:02d}.bin": b"%d" % i for i in range(12)})
+    artifact = forebear.Artifact("ds")
+    artifact.add_dir(data)
+    (data / "f07.bin").unlink()
+    with (
+        forebear.init(project="p", store=local_store) as run,
+        pytest.raises(forebear.InvalidPath, match=r"f07\.bin.*disappeared after it was"),
+    ):
+        run.log_artifact(artifact)
+    assert len(stat_helpers) == 1
+    assert local_store.artifacts() == []
+
+
+def test_a_stat_the_helper_sends_wrapped_is_taken_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # device and inode numbers past 2**63 come back from the helper as negative words;
+    # the files are then stated in this process, to the numbers the hashing workers see
+    from array import array
+
+    from forebear import ingest, stat_worker, statcache
+
+    paths = []
+    for i in range(3):
+        (tmp_path / f"f{i}").write_bytes(b"x" * i)
+        paths.append(str(tmp_path / f"f{i}"))
+    real = stat_worker.stat_numbers(paths)
+    wrapped = array("q", real)
+    wrapped[5 + 1] = -2  # the second file's inode, as 2**64 - 2 is sent
+    monkeypatch.setattr(stat_worker.StatHelper, "numbers", lambda self, some: wrapped)
+    with stat_worker.StatHelper(helped=1) as helper:
+        stats = ingest._stat_files(paths, helper)
+    assert stats == [statcache.FileStat.of(os.stat(p)) for p in paths]
+
+
 def test_a_file_rewritten_with_same_size_and_mtime_is_hashed_again(
     local_store: forebear.Store, make_tree: Callable[..., Path], hashed: list[str], not_racy: None
 ) -> None:

@@ -16,6 +16,7 @@ in path-ordered batches, never all at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ from .objects import ObjectLocation
 from .processes import thread_pool
 from .spool import Spool
 from .staged import Adoption, Staging
+from .stat_worker import StatHelper
 from .statcache import FileStat, StatCache
 from .treekey import KeyBuilder, TreeKeys
 
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 # files into packs on S3 to 149 MiB, 6,250 to 141 MiB; a first log of 50,000 small files
 # peaked at 133 and 128 MiB, in 1.89 and 1.93 s (means of four runs).
 BATCH = 6_250
+# A batch of this many files or more is stated by a helper process (see `_stat_files`).
+STATED_APART = 1_000
 # Batches stated and not yet recorded, at most (beside the one being stated).
 IN_FLIGHT = 2
 # The log's rows held in memory before they go to a temporary file (in path order and only
@@ -132,6 +136,7 @@ def prepare(
         references = 0
         with (
             pool,
+            StatHelper(share=1.0, helped=STATED_APART) as stating,
             progress.growing_bar(f"hashing {artifact.name}", show) as (tick, expect),
             thread_pool(1, "forebear-hash") as hashing,
             thread_pool(1, "forebear-record") as recording,
@@ -147,7 +152,7 @@ def prepare(
                         refuse_store_files(batch, forbidden)
                     if keys is not None and not all(isinstance(i, PendingFile) for i in batch):
                         keys = None  # references or kept entries: no stat describes them
-                    lookup = _look_up_batch(batch, cache, keys, tick)
+                    lookup = _look_up_batch(batch, cache, keys, tick, stating)
                     expect(sum(stat.size for stat in lookup.stats))
                     references += sum(
                         e.size for e in batch if isinstance(e, ManifestEntry) and e.uri is not None
@@ -185,15 +190,31 @@ def _look_up_batch(
     cache: StatCache | None,
     keys: KeyBuilder | None,
     tick: Callable[[int], None],
+    stating: StatHelper,
 ) -> Lookup:
     """State the batch's files and ask the stat cache about them."""
     files = [item for item in batch if isinstance(item, PendingFile)]
     local_paths = [pending.local_path for pending in files]
-    stats = [stat_file(path) for path in local_paths]
+    stats = _stat_files(local_paths, stating)
     if keys is not None:
         keys.add_paths(files)
         keys.add_stats(zip(files, stats, strict=True))
     return look_up(local_paths, stats, cache, tick)
+
+
+def _stat_files(paths: list[str], stating: StatHelper) -> list[FileStat]:
+    """Each file's `FileStat`: a long list stated by ``stating``'s helper process, while
+    this one waits. Stated here, each ``stat`` gave the GIL to this process's other threads
+    (hashing, recording, opening the catalog) and waited to get it back: a first log of
+    50,000 small files spent 0.55-0.73 s on them, against 0.11 s for the same stats alone.
+    Where the helper cannot state one, they are stated here, which says why."""
+    if stating.shares(len(paths)):
+        with contextlib.suppress(OSError):
+            numbers = stating.numbers(paths)
+            if min(numbers[0::5], default=0) >= 0 and min(numbers[1::5], default=0) >= 0:
+                return list(map(FileStat, *(numbers[i::5] for i in range(5))))
+            # a device or inode number past 2**63, which the helper sends wrapped: rare
+    return [stat_file(path) for path in paths]
 
 
 def _record_batch(
