@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select
+from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table, Text, select
 
 from forebear.db import bulk
 from forebear.db.engine import make_engine, write_session
@@ -19,6 +19,13 @@ THINGS = Table(
     Column("key", String(20), primary_key=True),
     Column("count", Integer, nullable=False),
     Column("note", String(40)),
+)
+SIZES = Table(
+    "sizes",
+    METADATA,
+    Column("key", String(20), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("note", Text),
 )
 WITH_JSON = Table(
     "with_json",
@@ -83,3 +90,34 @@ def test_many_rows_go_in_batches_in_their_order(database: Any) -> None:
     with write_session(database) as session:
         bulk.insert_values(session, THINGS, ("key", "count", "note"), iter(rows), batch=1000)
     assert rows_of(database, THINGS) == rows
+
+
+def test_fixed_values_go_in_every_row(database: Any) -> None:
+    with write_session(database) as session:
+        bulk.insert_values(
+            session, THINGS, ("key", "note"), iter([("a", "x"), ("b", None)]), fixed={"count": 7}
+        )
+    assert rows_of(database, THINGS) == [("a", 7, "x"), ("b", 7, None)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        'quote " and \\ backslash',
+        "new\nline\ttab\r",
+        "caf\u00e9 \u2028 \u2029 \U0001f600 \u4e2d",
+        "\x01\x1f\x7f",
+        "",
+        "[1, 2]",
+        "null",
+        "{}",
+    ],
+)
+def test_every_text_and_number_comes_back_as_it_went_in(database: Any, text: str) -> None:
+    # on SQLite the rows travel as JSON: what JSON escapes, or could read as another type,
+    # must land as the same text, and numbers as the same whole numbers
+    rows = [("t", 2**63 - 1, text), ("u", -(2**63), None), ("v", 0, text[::-1])]
+    with write_session(database) as session:
+        bulk.insert_values(session, SIZES, ("key", "size", "note"), rows)
+    assert rows_of(database, SIZES) == rows

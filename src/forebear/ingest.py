@@ -38,7 +38,7 @@ from .errors import InvalidInput
 from .fingerprint import Lookup, check_unchanged, hash_todo, look_up, settle, stat_file
 from .hash_workers import HashPool
 from .hashing import HashResult
-from .manifest import ManifestEntry, ManifestWriter
+from .manifest import EntryValues, ManifestEntry, ManifestWriter
 from .objects import ObjectLocation
 from .processes import thread_pool
 from .spool import Spool
@@ -93,6 +93,11 @@ class Prepared:
     def entries(self) -> Iterator[ManifestEntry]:
         for row in self.rows:
             yield ManifestEntry(row[0], row[1], row[2], row[3], row[4])
+
+    def entry_values(self) -> Iterator[EntryValues]:
+        """The entries as the catalog inserts them, straight from the rows."""
+        for row in self.rows:
+            yield row[:5]
 
     def chunk_lists(self, chunking: Chunking) -> Iterator[ChunkList]:
         for digest, size, packed in self.cut:

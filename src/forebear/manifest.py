@@ -23,6 +23,11 @@ MANIFEST_VERSION = 1
 PAGE_ENTRIES = 5000
 
 
+# An entry's (path, digest, size, uri, etag), as a log's rows hold it: what the catalog
+# inserts, without a `ManifestEntry` made for each of a million files
+EntryValues = tuple[str, str | None, int, str | None, str | None]
+
+
 @dataclass(frozen=True, order=True, slots=True)  # slots: a version can hold millions
 class ManifestEntry:
     """One file of a version.
@@ -46,6 +51,10 @@ class ManifestEntry:
     def ref(self) -> str | None:
         """W&B's name for a reference's ``uri`` (None for a stored file)."""
         return self.uri
+
+    def values(self) -> EntryValues:
+        """(path, digest, size, uri, etag): the entry as the catalog stores it."""
+        return (self.path, self.digest, self.size, self.uri, self.etag)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"path": self.path, "size": self.size}

@@ -5,7 +5,8 @@ bytes that are not there; gc forgets a pack's rows before it deletes the pack.""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import json
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import groupby
 from typing import NamedTuple
 
@@ -56,13 +57,17 @@ def record_packs(
     """`record_pack` for several (pack, size, slots) at once. Their objects go in in digest
     order, all packs' together: digests are random, and in order each lands beside the one
     before in the index's B-tree. Measured on SQLite, 50,000 objects of eight packs: 0.28-0.35 s
-    one pack after the other, 0.26-0.28 s together in order."""
+    one pack after the other, 0.26-0.28 s together in order (and now, on SQLite, 0.20 s from
+    JSON: `_record_slots_from_json`)."""
     packs = list(packs)
     insert_ignoring_duplicates(  # each its own moment, in order: the newest pack wins
         session,
         PackRow,
         [{"digest": pack, "size": size, "created_at": utcnow()} for pack, size, _ in packs],
     )
+    if session.get_bind().dialect.name == "sqlite":
+        _record_slots_from_json(session, packs)
+        return
     bulk.insert_values(
         session,
         PackedObjectRow.__table__,  # type: ignore[arg-type]
@@ -74,6 +79,39 @@ def record_packs(
         ),
         ignore_duplicates=True,
     )
+
+
+# Objects given to SQLite in one statement, at most (with every slot of the packs they
+# belong to): the JSON and SQLite's sorter hold them all at once.
+_SLOTS_A_STATEMENT = 50_000
+_SLOTS_FROM_JSON = (
+    'INSERT INTO packed_objects (digest, pack, "offset", length) '
+    "SELECT slot.key, pack.key, json_extract(slot.value, '$[0]'), "
+    "json_extract(slot.value, '$[1]') "
+    "FROM json_each(?) AS pack, json_each(pack.value) AS slot WHERE true ORDER BY slot.key "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def _record_slots_from_json(
+    session: Session, packs: Sequence[tuple[str, int, Mapping[str, tuple[int, int]]]]
+) -> None:
+    """The packs' slots on SQLite, as `record_packs` wants them: the slots of many packs as
+    one JSON object ({pack: {digest: [offset, length]}}, which is how they are held
+    already) and SQLite puts them in digest order. Measured, 50,000 objects of twelve
+    packs: 0.20 s, against 0.24-0.30 s making, sorting and binding a row for each."""
+    connection = session.connection()
+    group: dict[str, Mapping[str, tuple[int, int]]] = {}
+    count = 0
+    with bulk.large_cache(session):
+        for pack, _, slots in packs:
+            group[pack] = slots
+            count += len(slots)
+            if count >= _SLOTS_A_STATEMENT:
+                connection.exec_driver_sql(_SLOTS_FROM_JSON, (json.dumps(group),))
+                group, count = {}, 0
+        if group:
+            connection.exec_driver_sql(_SLOTS_FROM_JSON, (json.dumps(group),))
 
 
 def locate(session: Session, digests: Collection[str]) -> dict[str, tuple[str, int, int]]:

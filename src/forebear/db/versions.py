@@ -20,7 +20,7 @@ from ..errors import (
     VersionNotFound,
 )
 from ..hashing import HASH_ALGORITHM
-from ..manifest import ManifestEntry, checked_entry
+from ..manifest import EntryValues, ManifestEntry, checked_entry
 from ..paths import REGISTRY, Ref, is_name, is_version, version_number
 from ..records import VersionData
 from . import bulk, traversal
@@ -55,7 +55,7 @@ class Contents(NamedTuple):
 
     size: int
     file_count: int
-    entries: Iterable[ManifestEntry]
+    entries: Iterable[EntryValues]
     chunk_lists: Iterable[ChunkList] = ()
     chunking: Chunking | None = None
     new_bytes: int | None = None
@@ -317,9 +317,15 @@ def _find_or_insert_version(
     if contents.copied_from is not None:
         copy_entries(session, contents.copied_from, version.id)
     version_id = version.id  # an ORM attribute: read once, not for each of a million rows
-    rows = ((version_id, e.path, e.digest, e.size, e.uri, e.etag) for e in contents.entries)
-    columns = ("version_id", "path", "digest", "size", "uri", "etag")
-    bulk.insert_values(session, _table(EntryRow), columns, rows, batch=_BATCH)
+    columns = ("path", "digest", "size", "uri", "etag")
+    bulk.insert_values(
+        session,
+        _table(EntryRow),
+        columns,
+        contents.entries,
+        fixed={"version_id": version_id},
+        batch=_BATCH,
+    )
     add_chunk_lists(session, contents.chunk_lists)
     if contents.copied_from is not None and entry_count(session, version.id) != contents.file_count:
         raise StoreError(  # the base changed under the draft: nothing is committed

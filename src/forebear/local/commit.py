@@ -225,7 +225,7 @@ def _store_and_commit(
         contents = db_versions.Contents(
             prepared.size,
             prepared.file_count,
-            prepared.entries(),
+            prepared.entry_values(),
             prepared.chunk_lists(backend.chunking),
             backend.chunking,
             prepared.new_bytes,

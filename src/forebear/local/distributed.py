@@ -132,7 +132,7 @@ def finish(
             contents = db_versions.Contents(
                 manifest.size,
                 manifest.count,
-                (entry for page in db_distributed.parts(session, row.id) for entry in page),
+                (e.values() for page in db_distributed.parts(session, row.id) for e in page),
                 (),
                 backend.chunking,
             )

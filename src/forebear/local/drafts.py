@@ -97,7 +97,7 @@ def log_draft(
         count_added = len(added)
     with prepared, tempfile.SpooledTemporaryFile(ingest.MANIFEST_IN_MEMORY) as manifest:
         writer = ManifestWriter(cast(IO[bytes], manifest))
-        own = ((e.path, e.digest, e.size, e.uri, e.etag) for e in prepared.entries())
+        own = prepared.entry_values()
         merged = heapq.merge(kept(), own, key=itemgetter(0))
         while page := list(islice(merged, 5_000)):
             writer.add_rows(page)
@@ -122,7 +122,7 @@ def log_draft(
             contents = db_versions.Contents(
                 writer.size,
                 writer.count,
-                prepared.entries(),
+                prepared.entry_values(),
                 prepared.chunk_lists(backend.chunking),
                 backend.chunking,
                 prepared.new_bytes,

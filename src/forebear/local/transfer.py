@@ -209,7 +209,7 @@ def _commit(
             contents = db_versions.Contents(
                 manifest.size,
                 len(manifest),
-                manifest.entries,
+                (entry.values() for entry in manifest.entries),
                 list({e.digest: lists[e.digest] for e in manifest if e.digest in lists}.values()),
                 version.chunking,
                 version.new_bytes,

@@ -137,7 +137,7 @@ def commit_uploaded(
         contents = db_versions.Contents(
             manifest.size,
             len(manifest),
-            iter(manifest),
+            (entry.values() for entry in manifest),
             list(new_lists.values()),
             chunking,
             min(max(new_bytes, 0), stored),
