@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from forebear import IntegrityError, InvalidPath
+from forebear import IntegrityError, InvalidPath, StoreError
 from forebear.hashing import hash_bytes
 from forebear.manifest import (
     Manifest,
@@ -136,3 +136,13 @@ def test_an_entry_read_back_with_a_malformed_digest_is_refused(digest: str) -> N
         checked_entry("a.txt", digest, 1, None, None)
     with pytest.raises(IntegrityError, match="malformed"):
         checked_rows([("a.txt", digest, 1, None, None)])
+
+
+@pytest.mark.parametrize("size", [2**63, 2**70, -1, 1.5, "12", True, None])
+def test_a_manifest_whose_size_is_no_count_of_bytes_is_unreadable(size: object) -> None:
+    document = {"manifest_version": 1, "entries": [{"path": "a.txt", "size": size,
+                                                    "uri": "s3://b/a.txt"}]}  # fmt: skip
+    with pytest.raises(StoreError, match=r"unreadable manifest: the size of 'a\.txt' is"):
+        Manifest.from_bytes(json.dumps(document).encode())
+    largest = {**document, "entries": [{"path": "a.txt", "size": 2**63 - 1, "uri": "s3://b/a"}]}
+    assert Manifest.from_bytes(json.dumps(largest).encode()).entries[0].size == 2**63 - 1

@@ -289,6 +289,31 @@ def test_a_digest_alone_is_no_way_into_another_projects_bytes(team: Team, tmp_pa
         carol.artifact("other/loot")
 
 
+@pytest.mark.parametrize("size", [2**70, 2**63, -1])
+def test_a_size_no_catalog_can_hold_is_refused_and_nothing_is_committed(
+    team: Team, size: int
+) -> None:
+    """A reference's size is the client's word (no bytes are checked against it): one past
+    what a 64-bit integer holds, or below zero, is refused by name, not stored as some
+    other number."""
+    manifest = forebear.Manifest.build(
+        [forebear.ManifestEntry("huge.bin", None, size, "s3://bucket/huge.bin", "etag-1")]
+    )
+    raw = manifest.to_bytes()
+    with team.http(team.carol) as client:
+        assert client.put(f"/api/v1/objects/{manifest.digest}", content=raw).status_code == 201
+        body = {"project": "other", "name": "huge", "type": "dataset", "digest": manifest.digest,
+                "chunk_lists": [], "aliases": [], "tags": []}  # fmt: skip
+        response = client.post("/api/v1/commit", content=wire.dumps(body))
+        assert response.status_code == 400, response.content
+        assert b"huge.bin" in response.content and b"not a count of bytes" in response.content
+    with (
+        forebear.Store(team.server.url, token=team.carol) as carol,
+        pytest.raises(forebear.ArtifactNotFound),
+    ):
+        carol.artifact("other/huge")
+
+
 def test_wrong_bytes_never_become_visible_under_a_digest(team: Team, tmp_path: Path) -> None:
     objects = team.server.direct.objects
     genuine = team.secret_digest

@@ -38,7 +38,7 @@ from .errors import InvalidInput
 from .fingerprint import Lookup, check_unchanged, hash_todo, look_up, settle, stat_file
 from .hash_workers import HashPool
 from .hashing import HashResult
-from .manifest import EntryValues, ManifestEntry, ManifestWriter
+from .manifest import EntryFields, ManifestEntry, ManifestWriter
 from .objects import ObjectLocation
 from .processes import thread_pool
 from .spool import Spool
@@ -94,7 +94,7 @@ class Prepared:
         for row in self.rows:
             yield ManifestEntry(row[0], row[1], row[2], row[3], row[4])
 
-    def entry_values(self) -> Iterator[EntryValues]:
+    def entry_values(self) -> Iterator[EntryFields]:
         """The entries as the catalog inserts them, straight from the rows."""
         for row in self.rows:
             yield row[:5]

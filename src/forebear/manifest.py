@@ -23,11 +23,6 @@ MANIFEST_VERSION = 1
 PAGE_ENTRIES = 5000
 
 
-# An entry's (path, digest, size, uri, etag), as a log's rows hold it: what the catalog
-# inserts, without a `ManifestEntry` made for each of a million files
-EntryValues = tuple[str, str | None, int, str | None, str | None]
-
-
 @dataclass(frozen=True, order=True, slots=True)  # slots: a version can hold millions
 class ManifestEntry:
     """One file of a version.
@@ -52,7 +47,7 @@ class ManifestEntry:
         """W&B's name for a reference's ``uri`` (None for a stored file)."""
         return self.uri
 
-    def values(self) -> EntryValues:
+    def values(self) -> EntryFields:
         """(path, digest, size, uri, etag): the entry as the catalog stores it."""
         return (self.path, self.digest, self.size, self.uri, self.etag)
 
@@ -68,16 +63,24 @@ class ManifestEntry:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
+        """An entry of a manifest read back (from a store, or a client of a server): its
+        size a whole number of bytes a catalog can hold, or `ValueError`."""
+        size = data["size"]
+        if type(size) is not int or not 0 <= size < SIZE_LIMIT:
+            raise ValueError(
+                f"the size of {data['path']!r:.200} is {size!r:.40}, not a count of bytes"
+            )
         return cls(
             path=normalise_entry_path(data["path"]),
             digest=data.get("digest"),
-            size=int(data["size"]),
+            size=size,
             uri=data.get("uri"),
             etag=data.get("etag"),
         )
 
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
+SIZE_LIMIT = 2**63  # a catalog holds sizes as signed 64-bit integers
 
 EntryFields = tuple[str, "str | None", int, "str | None", "str | None"]  # as the catalog has it
 

@@ -20,7 +20,7 @@ from ..errors import (
     VersionNotFound,
 )
 from ..hashing import HASH_ALGORITHM
-from ..manifest import EntryValues, ManifestEntry, checked_entry
+from ..manifest import EntryFields, ManifestEntry, checked_entry
 from ..paths import REGISTRY, Ref, is_name, is_version, version_number
 from ..records import VersionData
 from . import bulk, traversal
@@ -55,7 +55,7 @@ class Contents(NamedTuple):
 
     size: int
     file_count: int
-    entries: Iterable[EntryValues]
+    entries: Iterable[EntryFields]
     chunk_lists: Iterable[ChunkList] = ()
     chunking: Chunking | None = None
     new_bytes: int | None = None
