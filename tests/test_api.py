@@ -456,3 +456,25 @@ def test_runs_are_read_a_page_at_a_time_without_skipping_or_repeating(
     for start, limit in ((-1, None), (0, -2), ("2", None), (0, 2.5), (True, None)):
         with pytest.raises(forebear.InvalidInput, match="counts runs from 0"):
             list(store.iter_runs(start=start, limit=limit))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [2**64, -1])
+def test_a_reference_whose_storage_reports_an_impossible_size_is_refused(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # a storage that answers wrongly (or lies) about a referenced file's size: refused
+    # when the reference is added, not stored as some other number
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    fs.pipe("/refs/table.parquet", b"rows")
+    real = MemoryFileSystem.info
+
+    def lying(self: MemoryFileSystem, path: str, **kwargs: object) -> dict[str, object]:
+        return {**real(self, path, **kwargs), "size": size}
+
+    monkeypatch.setattr(MemoryFileSystem, "info", lying)
+    artifact = forebear.Artifact("refs")
+    with pytest.raises(forebear.StoreError, match=r"reports a size of .* which no file has"):
+        artifact.add_reference("memory://refs/table.parquet", checksum=False)
+    assert len(artifact) == 0

@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 from .errors import InvalidPath, PermissionDenied, StoreError
 from .hashing import hash_stream
-from .manifest import ManifestEntry
+from .manifest import SIZE_LIMIT, ManifestEntry
 from .objects.formatfile import backend_errors
 from .paths import normalise_entry_path
 
@@ -51,6 +51,11 @@ def _describe_one(fs: Any, path: str, uri: str, entry_path: str, checksum: bool)
     with backend_errors(f"cannot read reference {uri!r}"):
         info = fs.info(path)
         size = int(info.get("size") or 0)
+        if not 0 <= size < SIZE_LIMIT:
+            raise StoreError(
+                f"reference {uri!r} reports a size of {size!r:.40} bytes, which no file has; "
+                "its storage answered wrongly: check the URL"
+            )
         etag = _etag(info)
         digest = None
         local = fs.protocol in ("file", "local") or "file" in (fs.protocol or ())
