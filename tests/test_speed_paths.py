@@ -666,3 +666,22 @@ def test_a_child_forked_inside_a_pause_can_pause_again_after_it() -> None:
     said = _what_the_child_said(pid, read_end, write_end)
     assert said == b"01"
     assert gc.isenabled()
+
+
+def test_the_stat_cache_gives_back_any_numbers_a_file_system_gives(
+    tmp_path: Path, not_racy: None
+) -> None:
+    # records go in as JSON: a time before 1970, inode and device numbers near 2**63 and
+    # a size of 0 come back exactly, or their seals would not match and nothing be found
+    from forebear import statcache
+
+    cache = statcache.StatCache(tmp_path / "stat-cache.db", tmp_path / "key")
+    stats = [
+        statcache.FileStat(2**62 + 5, 2**63 - 1, 0, -5_000_000_000, -4_000_000_000),
+        statcache.FileStat(1, 7, 10, 1_700_000_000_123_456_789, 1_700_000_000_987_654_321),
+    ]
+    began = 1_800_000_000_000_000_000
+    cache.remember([(stats[0], "a" * 32, began), (stats[1], "b" * 32, began)])
+    assert cache.lookup(stats) == ["a" * 32, "b" * 32]
+    changed = stats[1]._replace(mtime_ns=stats[1].mtime_ns + 1)
+    assert cache.lookup([changed]) == [None]

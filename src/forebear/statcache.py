@@ -29,6 +29,7 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import json
 import os
 import sqlite3
 import threading
@@ -70,6 +71,14 @@ _TREES = "sealed_trees_2"
 _OLD_TREES = "sealed_trees"  # records without a whole mark: read, never written
 _WHOLE = "whole_chunk_lists"  # chunk lists seen to make their file, by `ChunkList.key`
 _ROOTS = "tree_roots"  # roots key -> the paths key last recorded for it (a hint: unsealed)
+# Records go in as one JSON array a call, not a row at a time: a log records its files from
+# a thread beside the one stating the next batch, and each row's insert gave the GIL up and
+# waited to get it back (see `forebear.db.bulk.insert_values`).
+_REMEMBER_FROM_JSON = (
+    f"INSERT OR REPLACE INTO {_TABLE} SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(8))
+    + " FROM json_each(?)"
+)
 
 
 class TreeRecord(NamedTuple):
@@ -256,9 +265,7 @@ class StatCache:
                 return
             with self._connect() as connection:
                 connection.execute("BEGIN IMMEDIATE")
-                connection.executemany(
-                    f"INSERT OR REPLACE INTO {_TABLE} VALUES (?,?,?,?,?,?,?,?)", rows
-                )
+                connection.execute(_REMEMBER_FROM_JSON, (json.dumps(rows),))
                 connection.execute("COMMIT")
 
     def remembered_tree(self, paths_key: str) -> TreeRecord | None:
