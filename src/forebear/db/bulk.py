@@ -129,7 +129,7 @@ def insert_values(
     connection = session.connection()
     dialect = connection.dialect
     fixed = dict(fixed or {})
-    if dialect.name == "sqlite" and _json_carries(table, [*fixed, *columns]):
+    if dialect.name == "sqlite" and _json_carries(dialect, table, [*fixed, *columns]):
         sql = _json_insert(dialect, table, list(fixed), columns, ignore_duplicates)
         for rows_now in _batches(session, rows, batch):
             document = json.dumps(rows_now, ensure_ascii=False, check_circular=False)
@@ -153,11 +153,16 @@ def insert_values(
             connection.exec_driver_sql(sql, params)
 
 
-def _json_carries(table: Table, columns: Sequence[str]) -> bool:
+def _json_carries(dialect: Any, table: Table, columns: Sequence[str]) -> bool:
     """Whether JSON carries these columns' values exactly: whole numbers, text and null,
     with no bind processor between them and the database."""
     types = [table.c[name].type for name in columns]
-    return all(isinstance(t, (Integer, String)) and not isinstance(t, Enum) for t in types)
+    return all(
+        isinstance(t, (Integer, String))
+        and not isinstance(t, Enum)
+        and t.dialect_impl(dialect).bind_processor(dialect) is None
+        for t in types
+    )
 
 
 def _json_insert(
