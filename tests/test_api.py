@@ -478,3 +478,27 @@ def test_a_reference_whose_storage_reports_an_impossible_size_is_refused(
     with pytest.raises(forebear.StoreError, match=r"reports a size of .* which no file has"):
         artifact.add_reference("memory://refs/table.parquet", checksum=False)
     assert len(artifact) == 0
+
+
+def test_references_adding_up_past_what_a_catalog_holds_are_refused_and_nothing_logged(
+    store: forebear.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    fs.pipe({"/halves/a.bin": b"a", "/halves/b.bin": b"b"})
+    real = MemoryFileSystem.info
+
+    def lying(self: MemoryFileSystem, path: str, **kwargs: object) -> dict[str, object]:
+        return {**real(self, path, **kwargs), "size": 2**62}
+
+    monkeypatch.setattr(MemoryFileSystem, "info", lying)
+    artifact = forebear.Artifact("halves")
+    artifact.add_reference("memory://halves/a.bin", checksum=False)
+    artifact.add_reference("memory://halves/b.bin", checksum=False)
+    with (
+        forebear.init(project="p", store=store) as run,
+        pytest.raises(forebear.InvalidInput, match=r"add up to 9223372036854775808 bytes"),
+    ):
+        run.log_artifact(artifact)
+    assert store.artifacts() == []

@@ -314,6 +314,28 @@ def test_a_size_no_catalog_can_hold_is_refused_and_nothing_is_committed(
         carol.artifact("other/huge")
 
 
+def test_sizes_adding_up_past_what_a_catalog_holds_are_refused(team: Team) -> None:
+    manifest = forebear.Manifest.build(
+        [
+            forebear.ManifestEntry(f"half{i}.bin", None, 2**62, f"s3://b/half{i}", "e")
+            for i in (1, 2)
+        ]
+    )
+    with team.http(team.carol) as client:
+        put = client.put(f"/api/v1/objects/{manifest.digest}", content=manifest.to_bytes())
+        assert put.status_code == 201
+        body = {"project": "other", "name": "halves", "type": "dataset", "tags": [],
+                "digest": manifest.digest, "chunk_lists": [], "aliases": []}  # fmt: skip
+        response = client.post("/api/v1/commit", content=wire.dumps(body))
+        assert response.status_code == 400, response.content
+        assert b"add up to 9223372036854775808 bytes" in response.content
+    with (
+        forebear.Store(team.server.url, token=team.carol) as carol,
+        pytest.raises(forebear.ArtifactNotFound),
+    ):
+        carol.artifact("other/halves")
+
+
 def test_wrong_bytes_never_become_visible_under_a_digest(team: Team, tmp_path: Path) -> None:
     objects = team.server.direct.objects
     genuine = team.secret_digest

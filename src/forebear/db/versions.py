@@ -20,7 +20,7 @@ from ..errors import (
     VersionNotFound,
 )
 from ..hashing import HASH_ALGORITHM
-from ..manifest import EntryFields, ManifestEntry, checked_entry
+from ..manifest import SIZE_LIMIT, EntryFields, ManifestEntry, checked_entry
 from ..paths import REGISTRY, Ref, is_name, is_version, version_number
 from ..records import VersionData
 from . import bulk, traversal
@@ -283,6 +283,11 @@ def _find_or_insert_version(
         raise InvalidInput(
             f"project {REGISTRY!r} holds links only: log into your own project, then link "
             "the version into the registry"
+        )
+    if not 0 <= contents.size < SIZE_LIMIT:  # each file's size is checked, not their sum
+        raise InvalidInput(
+            f"{project}/{name}: its files add up to {contents.size} bytes, more than a "
+            "catalog can hold; no files are that large: check the sizes its references report"
         )
     project_row = get_or_create_project(session, project)
     artifact = get_or_create_artifact(session, project_row, name, type_)
