@@ -61,7 +61,9 @@ def build(store: forebear.Store, artifacts: int, versions: int, files: int) -> l
                     entries.append(ManifestEntry(f"part-{i:04d}.bin", digest, len(data)))
                 manifest = Manifest(tuple(entries))
                 store.objects.put_bytes(manifest.to_bytes())
-                contents = db_versions.Contents(sum(e.size for e in entries), len(entries), entries)
+                contents = db_versions.Contents(
+                    sum(e.size for e in entries), len(entries), [e.values() for e in entries]
+                )
                 db_versions.commit_version(
                     session, project="bench", name=f"ckpt-{a:03d}", type_="model",
                     contents=contents, digest=manifest.digest, description=None,

@@ -32,7 +32,9 @@ MARK = "ui-bench"
 
 def _contents(manifest: Manifest) -> db_versions.Contents:
     return db_versions.Contents(
-        sum(e.size for e in manifest.entries), len(manifest.entries), manifest.entries
+        sum(e.size for e in manifest.entries),
+        len(manifest.entries),
+        [e.values() for e in manifest.entries],
     )
 
 
