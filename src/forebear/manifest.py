@@ -14,6 +14,7 @@ from typing import IO, Any, SupportsIndex, TypeVar, overload
 from .errors import IntegrityError, InvalidPath, StoreError
 from .hashing import HASH_ALGORITHM, hash_bytes, new_hasher
 from .paths import is_canonical_entry_path, normalise_entry_path
+from .records import INTEGER_LIMIT
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ class ManifestEntry:
         """An entry of a manifest read back (from a store, or a client of a server): its
         size a whole number of bytes a catalog can hold, or `ValueError`."""
         size = data["size"]
-        if type(size) is not int or not 0 <= size < SIZE_LIMIT:
+        if type(size) is not int or not 0 <= size < INTEGER_LIMIT:
             raise ValueError(
                 f"the size of {data['path']!r:.200} is {size!r:.40}, not a count of bytes"
             )
@@ -80,7 +81,6 @@ class ManifestEntry:
 
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{32}$")
-SIZE_LIMIT = 2**63  # a catalog holds sizes as signed 64-bit integers
 
 EntryFields = tuple[str, "str | None", int, "str | None", "str | None"]  # as the catalog has it
 

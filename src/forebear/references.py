@@ -8,9 +8,10 @@ from typing import Any, BinaryIO
 
 from .errors import InvalidPath, PermissionDenied, StoreError
 from .hashing import hash_stream
-from .manifest import SIZE_LIMIT, ManifestEntry
+from .manifest import ManifestEntry
 from .objects.formatfile import backend_errors
 from .paths import normalise_entry_path
+from .records import INTEGER_LIMIT
 
 _ETAG_KEYS = ("ETag", "etag", "md5Hash", "checksum", "crc32c")
 
@@ -51,7 +52,7 @@ def _describe_one(fs: Any, path: str, uri: str, entry_path: str, checksum: bool)
     with backend_errors(f"cannot read reference {uri!r}"):
         info = fs.info(path)
         size = int(info.get("size") or 0)
-        if not 0 <= size < SIZE_LIMIT:
+        if not 0 <= size < INTEGER_LIMIT:
             raise StoreError(
                 f"reference {uri!r} reports a size of {size!r:.40} bytes, which no file has; "
                 "its storage answered wrongly: check the URL"

@@ -20,9 +20,9 @@ from ..errors import (
     VersionNotFound,
 )
 from ..hashing import HASH_ALGORITHM
-from ..manifest import SIZE_LIMIT, EntryFields, ManifestEntry, checked_entry
+from ..manifest import EntryFields, ManifestEntry, checked_entry
 from ..paths import REGISTRY, Ref, is_name, is_version, version_number
-from ..records import VersionData
+from ..records import INTEGER_LIMIT, VersionData
 from . import bulk, traversal
 from .aliases import LATEST, set_alias
 from .chunks import add_chunk_lists
@@ -284,7 +284,7 @@ def _find_or_insert_version(
             f"project {REGISTRY!r} holds links only: log into your own project, then link "
             "the version into the registry"
         )
-    if not 0 <= contents.size < SIZE_LIMIT:  # each file's size is checked, not their sum
+    if not 0 <= contents.size < INTEGER_LIMIT:  # each file's size is checked, not their sum
         raise InvalidInput(
             f"{project}/{name}: its files add up to {contents.size} bytes, more than a "
             "catalog can hold; no files are that large: check the sizes its references report"
