@@ -474,6 +474,22 @@ def cli_error(store: Path, *args: str) -> str:
     return lines[0]
 
 
+def spy_on_stat_helpers(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes] | None]:
+    """Every stat helper process started from now on (each started as it would be)."""
+    from forebear import stat_worker
+
+    started: list[subprocess.Popen[bytes] | None] = []
+    real = stat_worker._start_helper
+
+    def start() -> subprocess.Popen[bytes] | None:
+        child = real()
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(stat_worker, "_start_helper", start)
+    return started
+
+
 @pytest.fixture
 def not_racy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trust stat-cache records taken right after a change (tests write files just before)."""

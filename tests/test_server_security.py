@@ -48,6 +48,24 @@ class Team:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.server.url, headers=headers, timeout=60)
 
+    def refused_commit(self, name: str, entries: list[forebear.ManifestEntry]) -> bytes:
+        """Carol uploads a manifest of ``entries`` and commits it as ``other/<name>``: the
+        server's answer, a 400, after which she finds no such artifact."""
+        manifest = forebear.Manifest.build(entries)
+        with self.http(self.carol) as client:
+            put = client.put(f"/api/v1/objects/{manifest.digest}", content=manifest.to_bytes())
+            assert put.status_code == 201
+            body = {"project": "other", "name": name, "type": "dataset", "tags": [],
+                    "digest": manifest.digest, "chunk_lists": [], "aliases": []}  # fmt: skip
+            response = client.post("/api/v1/commit", content=wire.dumps(body))
+            assert response.status_code == 400, response.content
+        with (
+            forebear.Store(self.server.url, token=self.carol) as carol,
+            pytest.raises(forebear.ArtifactNotFound),
+        ):
+            carol.artifact(f"other/{name}")
+        return response.content
+
     def call(
         self, token: str | None, method: str, *args: object, **kwargs: object
     ) -> httpx.Response:
@@ -271,22 +289,8 @@ def test_another_projects_data_never_leaks(team: Team) -> None:
 def test_a_digest_alone_is_no_way_into_another_projects_bytes(team: Team, tmp_path: Path) -> None:
     """Carol names alice's secret by its digest in a version of her own project, without
     sending its bytes: refused, and she cannot read it afterwards."""
-    digest = team.secret_digest
-    manifest = forebear.Manifest.build(
-        [forebear.ManifestEntry("stolen.txt", digest, len(team.secret))]
-    )
-    raw = manifest.to_bytes()
-    with team.http(team.carol) as client:
-        assert client.put(f"/api/v1/objects/{manifest.digest}", content=raw).status_code == 201
-        body = {"project": "other", "name": "loot", "type": "dataset", "digest": manifest.digest,
-                "chunk_lists": [], "aliases": [], "tags": []}  # fmt: skip
-        response = client.post("/api/v1/commit", content=wire.dumps(body))
-        assert response.status_code == 400 and b"not uploaded by you" in response.content
-    with (
-        forebear.Store(team.server.url, token=team.carol) as carol,
-        pytest.raises(forebear.ArtifactNotFound),
-    ):
-        carol.artifact("other/loot")
+    stolen = forebear.ManifestEntry("stolen.txt", team.secret_digest, len(team.secret))
+    assert b"not uploaded by you" in team.refused_commit("loot", [stolen])
 
 
 @pytest.mark.parametrize("size", [2**70, 2**63, -1])
@@ -296,44 +300,16 @@ def test_a_size_no_catalog_can_hold_is_refused_and_nothing_is_committed(
     """A reference's size is the client's word (no bytes are checked against it): one past
     what a 64-bit integer holds, or below zero, is refused by name, not stored as some
     other number."""
-    manifest = forebear.Manifest.build(
-        [forebear.ManifestEntry("huge.bin", None, size, "s3://bucket/huge.bin", "etag-1")]
-    )
-    raw = manifest.to_bytes()
-    with team.http(team.carol) as client:
-        assert client.put(f"/api/v1/objects/{manifest.digest}", content=raw).status_code == 201
-        body = {"project": "other", "name": "huge", "type": "dataset", "digest": manifest.digest,
-                "chunk_lists": [], "aliases": [], "tags": []}  # fmt: skip
-        response = client.post("/api/v1/commit", content=wire.dumps(body))
-        assert response.status_code == 400, response.content
-        assert b"huge.bin" in response.content and b"not a count of bytes" in response.content
-    with (
-        forebear.Store(team.server.url, token=team.carol) as carol,
-        pytest.raises(forebear.ArtifactNotFound),
-    ):
-        carol.artifact("other/huge")
+    huge = forebear.ManifestEntry("huge.bin", None, size, "s3://bucket/huge.bin", "etag-1")
+    answer = team.refused_commit("huge", [huge])
+    assert b"huge.bin" in answer and b"not a count of bytes" in answer
 
 
 def test_sizes_adding_up_past_what_a_catalog_holds_are_refused(team: Team) -> None:
-    manifest = forebear.Manifest.build(
-        [
-            forebear.ManifestEntry(f"half{i}.bin", None, 2**62, f"s3://b/half{i}", "e")
-            for i in (1, 2)
-        ]
-    )
-    with team.http(team.carol) as client:
-        put = client.put(f"/api/v1/objects/{manifest.digest}", content=manifest.to_bytes())
-        assert put.status_code == 201
-        body = {"project": "other", "name": "halves", "type": "dataset", "tags": [],
-                "digest": manifest.digest, "chunk_lists": [], "aliases": []}  # fmt: skip
-        response = client.post("/api/v1/commit", content=wire.dumps(body))
-        assert response.status_code == 400, response.content
-        assert b"add up to 9223372036854775808 bytes" in response.content
-    with (
-        forebear.Store(team.server.url, token=team.carol) as carol,
-        pytest.raises(forebear.ArtifactNotFound),
-    ):
-        carol.artifact("other/halves")
+    halves = [
+        forebear.ManifestEntry(f"half{i}.bin", None, 2**62, f"s3://b/half{i}", "e") for i in (1, 2)
+    ]
+    assert b"add up to 9223372036854775808 bytes" in team.refused_commit("halves", halves)
 
 
 def test_wrong_bytes_never_become_visible_under_a_digest(team: Team, tmp_path: Path) -> None:

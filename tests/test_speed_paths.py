@@ -19,7 +19,7 @@ import forebear
 from forebear import fingerprint as fingerprint_module
 from forebear import hash_workers, hashing, processes
 
-from .conftest import corrupt, format_2, run_cli
+from .conftest import corrupt, format_2, run_cli, spy_on_stat_helpers
 
 
 @pytest.fixture
@@ -58,19 +58,10 @@ def test_unchanged_files_are_not_read_again(
 @pytest.fixture
 def stat_helpers(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes] | None]:
     """A log's batches of 4 files or more are stated by a helper process; each one started."""
-    from forebear import ingest, stat_worker
-
-    started: list[subprocess.Popen[bytes] | None] = []
-    real = stat_worker._start_helper
-
-    def start() -> subprocess.Popen[bytes] | None:
-        child = real()
-        started.append(child)
-        return child
+    from forebear import ingest
 
     monkeypatch.setattr(ingest, "STATED_APART", 4)
-    monkeypatch.setattr(stat_worker, "_start_helper", start)
-    return started
+    return spy_on_stat_helpers(monkeypatch)
 
 
 def test_a_log_states_long_batches_in_a_helper_process_to_the_same_stats(
@@ -94,24 +85,6 @@ def test_a_log_states_long_batches_in_a_helper_process_to_the_same_stats(
     assert hashed == [str(data / "d0/f0.bin")]
     assert (first.ref, second.ref) == ("ds:v0", "ds:v1")
     assert (second.download(tmp_path / "out") / "d0/f0.bin").read_bytes() == b"changed"
-
-
-def test_a_file_gone_before_the_helper_states_it_is_named_as_before(
-    local_store: forebear.Store,
-    make_tree: Callable[..., Path],
-    stat_helpers: list[subprocess.Popen[bytes] | None],
-) -> None:
-    data = make_tree("data", {f"f{i:02d}.bin": b"%d" % i for i in range(12)})
-    artifact = forebear.Artifact("ds")
-    artifact.add_dir(data)
-    (data / "f07.bin").unlink()
-    with (
-        forebear.init(project="p", store=local_store) as run,
-        pytest.raises(forebear.InvalidPath, match=r"f07\.bin.*disappeared after it was"),
-    ):
-        run.log_artifact(artifact)
-    assert len(stat_helpers) == 1
-    assert local_store.artifacts() == []
 
 
 def test_a_stat_the_helper_sends_wrapped_is_taken_here(
@@ -285,18 +258,25 @@ def test_a_forked_child_writing_into_a_read_buffer_leaves_its_parents_bytes_alon
         assert bytes(view[:5]) == b"mine!" and not any(view[5:])
 
 
-def test_a_folder_that_vanishes_mid_log_is_named(
-    local_store: forebear.Store, make_tree: Callable[..., Path]
+# 2 files are stated in the log's process, 12 by the stat helper (batches of 4 or more)
+@pytest.mark.parametrize("count", [2, 12])
+def test_a_file_that_vanishes_mid_log_is_named_whoever_states_it(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    stat_helpers: list[subprocess.Popen[bytes] | None],
+    count: int,
 ) -> None:
-    data = make_tree("data", {"a.bin": b"A", "b.bin": b"B"})
+    data = make_tree("data", {f"f{i:02d}.bin": b"%d" % i for i in range(count)})
     artifact = forebear.Artifact("ds")
     artifact.add_dir(data)
-    (data / "b.bin").unlink()
+    (data / "f01.bin").unlink()
     with (
         forebear.init(project="p", store=local_store) as run,
-        pytest.raises(forebear.InvalidPath, match=r"b\.bin"),
+        pytest.raises(forebear.InvalidPath, match=r"f01\.bin.*disappeared after it was"),
     ):
         run.log_artifact(artifact)
+    assert len(stat_helpers) == (1 if count >= 4 else 0)
+    assert local_store.artifacts() == []
 
 
 # -- link types ------------------------------------------------------------------------

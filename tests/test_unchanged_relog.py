@@ -19,7 +19,7 @@ import forebear
 from forebear import statcache
 from forebear.chunking import Chunking
 
-from .conftest import format_2
+from .conftest import format_2, spy_on_stat_helpers
 
 BIG = 3 << 20  # chunked in a store with a 1 MiB chunking threshold
 
@@ -395,17 +395,8 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Lists of 4 files or more are stated half by a helper process; each one started."""
     from forebear import stat_worker
 
-    started: list[Any] = []
-    real = stat_worker._start_helper
-
-    def start() -> Any:
-        child = real()
-        started.append(child)
-        return child
-
     monkeypatch.setattr(stat_worker, "HELPED", 4)
-    monkeypatch.setattr(stat_worker, "_start_helper", start)
-    return started
+    return spy_on_stat_helpers(monkeypatch)
 
 
 def folder_keys(data: Path) -> Any:
