@@ -372,6 +372,22 @@ def test_user_mistake_is_one_line_on_stderr(
         assert store.artifact("ds").aliases == ["latest"]
 
 
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["ls", "--bogus"], "see 'forebear ls --help'"),
+        (["token", "create", "alice"], "see 'forebear token create --help'"),
+        (["webhook", "add", "--bogus"], "see 'forebear webhook add --help'"),
+        (["frobnicate"], "see 'forebear --help'"),
+    ],
+)
+def test_a_usage_mistake_points_at_the_help_of_the_command_given(
+    args: list[str], hint: str
+) -> None:
+    line = assert_user_error(run_cli(*args))
+    assert line.endswith(f"({hint})")
+
+
 # -- names from other people -------------------------------------------------------------
 
 # File names a dataset may hold that a terminal would act on: an OSC sequence retitling the

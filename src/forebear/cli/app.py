@@ -197,9 +197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ForebearError as exc:
         fail(str(exc))
     except click.UsageError as exc:
-        hint = f" (see 'forebear {exc.ctx.info_name} --help')" if exc.ctx else ""
-        if exc.ctx is not None and exc.ctx.parent is None:
-            hint = " (see 'forebear --help')"
+        # the whole command's help: 'forebear token create --help', not 'forebear create'
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         fail(f"{exc.format_message()}{hint}", exc.exit_code)
     except click.ClickException as exc:
         fail(exc.format_message(), exc.exit_code)
