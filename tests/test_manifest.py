@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tracemalloc
 from collections.abc import Iterator
 
@@ -18,9 +19,11 @@ from forebear.manifest import (
     Manifest,
     ManifestEntry,
     ManifestWriter,
+    UnreadableManifest,
     checked_entry,
     checked_rows,
     diff_entries,
+    read_entries,
 )
 
 segment = st.text(alphabet="abcXYZ019._- é", min_size=1, max_size=8).filter(
@@ -167,6 +170,53 @@ def test_rows_from_a_generator_are_not_all_held_at_once() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB held"
+
+
+@given(entries, st.integers(1, 64))
+def test_entries_read_a_block_at_a_time_are_the_manifests(
+    items: dict[str, tuple[str, int]], block: int
+) -> None:
+    built = [ManifestEntry(p, d, s) for p, (d, s) in items.items()]
+    built.append(ManifestEntry("ref/x é", None, 3, uri="s3://b/x é", etag='"e\\"'))
+    manifest = Manifest.build(built)
+    raw = manifest.to_bytes()
+    assert list(read_entries(io.BytesIO(raw), block)) == list(Manifest.from_bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"", "does not begin with its entries"),
+        (b"[]", "does not begin with its entries"),
+        (b'{"hash":"xxh3-128","entries":[]}', "does not begin with its entries"),
+        (b'{"entries":[', "unreadable manifest"),
+        (b'{"entries":[1],"hash":"xxh3-128","manifest_version":1}', "is not an object"),
+        (b'{"entries":[{"path":"a","digest":null,"size":1,"uri":"s3://b/a"}};', "',' or ']'"),
+        (b'{"entries":[],"hash":"xxh3-128","manifest_version":1}trailing', "unreadable"),
+        (b'{"entries":[]}', "nothing but its hash and version"),
+        (b'{"entries":[{"path":"\xff"}]}', "unreadable manifest"),
+        (b'{"entries":[' + b"[" * 100_000, "unreadable manifest"),
+    ],
+)
+def test_bytes_that_are_no_manifest_are_unreadable(raw: bytes, problem: str) -> None:
+    with pytest.raises(UnreadableManifest, match=re.escape(problem)):
+        list(read_entries(io.BytesIO(raw), 7))
+
+
+def test_an_entry_longer_than_any_is_refused_without_reading_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(manifest_module, "ENTRY_LIMIT", 100)
+    endless = io.BytesIO(b'{"entries":[{"path":"' + b"a" * 10_000)
+    with pytest.raises(UnreadableManifest):
+        list(read_entries(endless, 16))
+    assert endless.tell() < 400  # not the whole stream
+
+
+def test_a_manifest_of_a_later_version_asks_for_a_newer_forebear() -> None:
+    raw = b'{"entries":[],"hash":"xxh3-128","manifest_version":99}'
+    with pytest.raises(StoreError, match="upgrade forebear"):
+        list(read_entries(io.BytesIO(raw)))
 
 
 @pytest.mark.parametrize("digest", ["0" * 32 + "\n", "0" * 31, "0" * 32 + "0", "0" * 31 + "G"])

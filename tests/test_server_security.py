@@ -51,12 +51,16 @@ class Team:
     def refused_commit(self, name: str, entries: list[forebear.ManifestEntry]) -> bytes:
         """Carol uploads a manifest of ``entries`` and commits it as ``other/<name>``: the
         server's answer, a 400, after which she finds no such artifact."""
-        manifest = forebear.Manifest.build(entries)
+        return self.refused_manifest(name, forebear.Manifest.build(entries).to_bytes())
+
+    def refused_manifest(self, name: str, manifest: bytes) -> bytes:
+        """`refused_commit` for a manifest's bytes, as carol wrote them."""
+        digest = hash_bytes(manifest)
         with self.http(self.carol) as client:
-            put = client.put(f"/api/v1/objects/{manifest.digest}", content=manifest.to_bytes())
+            put = client.put(f"/api/v1/objects/{digest}", content=manifest)
             assert put.status_code == 201
             body = {"project": "other", "name": name, "type": "dataset", "tags": [],
-                    "digest": manifest.digest, "chunk_lists": [], "aliases": []}  # fmt: skip
+                    "digest": digest, "chunk_lists": [], "aliases": []}  # fmt: skip
             response = client.post("/api/v1/commit", content=wire.dumps(body))
             assert response.status_code == 400, response.content
         with (
@@ -291,6 +295,43 @@ def test_a_digest_alone_is_no_way_into_another_projects_bytes(team: Team, tmp_pa
     sending its bytes: refused, and she cannot read it afterwards."""
     stolen = forebear.ManifestEntry("stolen.txt", team.secret_digest, len(team.secret))
     assert b"not uploaded by you" in team.refused_commit("loot", [stolen])
+
+
+def test_a_commit_of_many_files_is_checked_a_page_at_a_time_in_flat_memory(team: Team) -> None:
+    """A manifest of 200,000 files carol neither sent nor may read: the server reads it
+    back a page at a time, counts every file in its refusal, and its memory stays flat
+    (it held every entry at once)."""
+    entries = [
+        forebear.ManifestEntry(f"d{i // 1000:03d}/f{i:06d}", hash_bytes(b"%d" % i), 10)
+        for i in range(200_000)
+    ]
+    before = peak_memory(team.server)
+    answer = team.refused_commit("many", entries)
+    assert b"200000 files of this version were not uploaded by you" in answer
+    assert b"d000/f000000, d000/f000001, d000/f000002, d000/f000003, d000/f000004;" in answer
+    assert peak_memory(team.server) - before < 100 << 20  # 28 MiB here, 172 MiB before
+
+
+def test_a_manifest_not_in_canonical_form_is_refused(team: Team) -> None:
+    entry = {"digest": team.secret_digest, "path": "a.txt", "size": len(team.secret)}
+    document = {"entries": [entry], "hash": "xxh3-128", "manifest_version": 1}
+    spaced = json.dumps(document, indent=1).encode()
+    assert b"not in canonical form" in team.refused_manifest("spaced", spaced)
+    compact = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    twice = b'{"entries":[%s,%s],"hash":"xxh3-128","manifest_version":1}' % (compact, compact)
+    assert b"not in canonical form" in team.refused_manifest("twice", twice)
+    for garbage in (b"", b"[]", b'{"entries":[', b"\xff\xfe"):
+        answer = team.refused_manifest("garbage", garbage)
+        assert b"not in canonical form (unreadable manifest: " in answer
+
+
+def peak_memory(server: ForebearServer) -> int:
+    """The most memory the server process has held since it started (its VmHWM)."""
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    return (
+        int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+        * 1024
+    )
 
 
 @pytest.mark.parametrize("size", [2**70, 2**63, -1])

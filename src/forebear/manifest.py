@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import codecs
 import io
 import json
 import re
@@ -232,6 +233,85 @@ class Manifest:
                 f"({MANIFEST_VERSION}); upgrade forebear"
             )
         return cls.build(entries)
+
+
+# The longest entry `read_entries` takes (a path, a URI and an ETag, as JSON).
+ENTRY_LIMIT = 1 << 20
+_HEAD = '{"entries":['
+
+
+def read_entries(stream: IO[bytes], block: int = 1 << 20) -> Iterator[ManifestEntry]:
+    """The entries of a manifest laid out as `ManifestWriter` writes it, read from
+    ``stream`` a block at a time: memory stays flat however many entries it has (a server
+    reads back what a client uploaded this way). Each entry is checked as `from_bytes`
+    checks it; bytes laid out otherwise, or not JSON, raise `UnreadableManifest` naming
+    what is wrong. Whether the entries are in order and the bytes canonical is the
+    caller's to check (writing them again: `ManifestWriter`)."""
+    decoder = json.JSONDecoder()
+    decode = codecs.getincrementaldecoder("utf-8")().decode
+    text, at, ended = "", 0, False
+
+    def more() -> None:
+        nonlocal text, at, ended
+        data = stream.read(block)
+        ended = not data
+        text = text[at:] + decode(data, final=ended)
+        at = 0
+
+    def unreadable(problem: str) -> UnreadableManifest:
+        return UnreadableManifest(f"unreadable manifest: {problem}")
+
+    try:
+        while len(text) < len(_HEAD) and not ended:
+            more()
+        if not text.startswith(_HEAD):
+            raise unreadable("it does not begin with its entries")
+        at = len(_HEAD)
+        first = True
+        while True:
+            while len(text) - at < 1 and not ended:
+                more()
+            follows = text[at : at + 1]
+            if follows == "]":
+                break
+            if not first:
+                if follows != ",":
+                    raise unreadable(f"',' or ']' expected, not {text[at : at + 20]!r}")
+                at += 1
+            while True:  # one entry: read on until it is whole
+                try:
+                    data, end = decoder.raw_decode(text, at)
+                    break
+                except json.JSONDecodeError:
+                    if ended or len(text) - at > ENTRY_LIMIT:
+                        raise
+                    more()
+            if not isinstance(data, dict):
+                raise unreadable(f"an entry is not an object: {text[at : at + 40]!r}")
+            at, first = end, False
+            yield ManifestEntry.from_dict(data)
+        rest = text[at + 1 :]
+        while not ended and len(rest) <= ENTRY_LIMIT:
+            more()
+            rest = text[at + 1 :]
+        if not ended or not rest.startswith(","):
+            raise unreadable("nothing but its hash and version may follow its entries")
+        tail = json.loads("{" + rest[1:])
+        version = int(tail["manifest_version"])
+    except InvalidPath:
+        raise
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise UnreadableManifest(f"unreadable manifest: {exc}") from exc
+    if version > MANIFEST_VERSION:
+        raise StoreError(
+            f"manifest version {version} is newer than this forebear reads "
+            f"({MANIFEST_VERSION}); upgrade forebear"
+        )
+
+
+class UnreadableManifest(StoreError):
+    """Bytes `read_entries` cannot read as a manifest: not JSON, or not laid out as
+    `ManifestWriter` lays one out."""
 
 
 # Entries `ManifestWriter.add_rows` encodes before it writes them, at most.

@@ -19,9 +19,10 @@ chunk lists of the large files it cut. Here, under a lease:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..artifacts import Artifact
@@ -32,9 +33,16 @@ from ..db import versions as db_versions
 from ..db.engine import Session, read_session
 from ..errors import IntegrityError, InvalidInput
 from ..hashing import new_hasher
-from ..manifest import Manifest, ManifestWriter
+from ..manifest import (
+    PAGE_ENTRIES,
+    ManifestWriter,
+    UnreadableManifest,
+    pages,
+    read_entries,
+)
 from ..paths import check_alias, check_name
 from ..records import VersionData
+from ..spool import DuplicateKey, Spool
 from .commit import catalog_of, commit_logged
 from .drafts import require_live
 from .leases import Lease
@@ -85,71 +93,71 @@ def commit_uploaded(
     with read_session(backend.engine) as session:
         base_live(session)
     objects = backend.objects
-    manifest = Manifest.from_bytes(objects.read_bytes(digest, "the uploaded manifest"))
-    writer = ManifestWriter(None)
-    for entry in manifest:
-        writer.add(entry)
-    if writer.finish() != digest:
-        raise InvalidInput("the uploaded manifest is not in canonical form; log the files again")
-    if not len(manifest):
-        raise InvalidInput(f"artifact {name!r} is empty; add files with add_file/add_dir first")
-    withheld = set(backend.purged_in(project, name, digest))  # purged: never stored back
-    sizes = {
-        e.digest: e.size
-        for e in manifest
-        if e.uri is None and e.digest is not None and e.digest not in withheld
-    }
-    new_lists = {c.digest: c for c in chunk_lists if c.digest in sizes}
-    chunking = _one_chunking(new_lists.values(), backend.chunking)
-    known_lists = backend.chunk_lists(  # a file below MIN_THRESHOLD is never cut
-        [d for d, size in sizes.items() if d not in new_lists and size >= MIN_THRESHOLD]
-    )
-    lists = {**known_lists, **new_lists}
-    for chunks in new_lists.values():
-        if chunks.size != sizes[chunks.digest]:
-            raise InvalidInput(f"the chunk list of {chunks.digest} does not add up to its size")
-    chunk_sizes = {d: s for c in lists.values() for d, s in zip(c.digests, c.sizes, strict=True)}
-    _check_held(manifest, lists, chunk_sizes, digest, held, withheld)
-    whole = {d: s for d, s in sizes.items() if d not in lists}
-    every_object = [*whole, *lists, *chunk_sizes, digest]
-    with Lease(backend.engine) as lease:
-        lease.register(every_object)
-        wanted = {**whole, **chunk_sizes}
-        present = objects.present(wanted)
-        suspects = present - uploaded(present)
-        present = (present - suspects) | trusted(objects, suspects, catalog_of(backend).committed)
-        missing = sorted(set(wanted) - present)
-        if missing:
-            raise InvalidInput(
-                f"{len(missing)} objects of this version are not on the server: "
-                f"{', '.join(missing[:5])}; upload them and commit again"
-            )
-        for chunks in new_lists.values():
-            if objects.read_chunk_list(chunks.digest) != chunks.to_bytes():  # else proven
-                _check_chunk_list(backend, chunks)  # when it was stored (a file upload)
-                objects.put_chunk_list(chunks.digest, chunks.to_bytes())
-        # a list no version needs may have gone with gc (its catalog row stays): again
-        for file in sorted(set(known_lists) - catalog_of(backend).committed(list(known_lists))):
-            objects.put_chunk_list(file, known_lists[file].to_bytes())
-        _pack_uploads(objects, {**wanted, **objects.sizes([digest])})
-        objects.flush()
-        stored = sum(sizes.values())
-        contents = db_versions.Contents(
-            manifest.size,
-            len(manifest),
-            (entry.values() for entry in manifest),
-            list(new_lists.values()),
-            chunking,
-            min(max(new_bytes, 0), stored),
-            stored - min(max(new_bytes, 0), stored),
+    requested = {c.digest: c for c in chunk_lists}
+    with _read_uploaded(objects, digest, requested) as manifest:
+        if not manifest.count:
+            raise InvalidInput(f"artifact {name!r} is empty; add files with add_file/add_dir first")
+        withheld = set(backend.purged_in(project, name, digest))  # purged: never stored back
+        listed = {d: size for d, size in manifest.listed.items() if d not in withheld}
+        new_lists = {d: requested[d] for d in listed if d in requested}
+        chunking = _one_chunking(new_lists.values(), backend.chunking)
+        known_lists = backend.chunk_lists(  # a file below MIN_THRESHOLD is never cut
+            [d for d, size in listed.items() if d not in new_lists and size >= MIN_THRESHOLD]
         )
+        lists = {**known_lists, **new_lists}
+        for chunks in new_lists.values():
+            if chunks.size != listed[chunks.digest]:
+                raise InvalidInput(f"the chunk list of {chunks.digest} does not add up to its size")
+        chunk_sizes = {
+            d: s for c in lists.values() for d, s in zip(c.digests, c.sizes, strict=True)
+        }
+        _check_held(manifest, lists, chunk_sizes, digest, held, withheld)
+        with Lease(backend.engine) as lease:
+            # the chunks and the manifest at once, the whole files a page at a time
+            lease.register([*lists, *chunk_sizes, digest])
+            missing = _Named()
+            for whole in manifest.whole_files(lists, withheld):
+                lease.register(whole)
+                missing.add(_absent(backend, objects, whole, uploaded))
+            missing.add(_absent(backend, objects, chunk_sizes, uploaded))
+            if missing.count:
+                raise InvalidInput(
+                    f"{missing.count} objects of this version are not on the server: "
+                    f"{', '.join(missing.first)}; upload them and commit again"
+                )
+            for chunks in new_lists.values():
+                if objects.read_chunk_list(chunks.digest) != chunks.to_bytes():  # else proven
+                    _check_chunk_list(backend, chunks)  # when it was stored (a file upload)
+                    objects.put_chunk_list(chunks.digest, chunks.to_bytes())
+            # a list no version needs may have gone with gc (its catalog row stays): again
+            committed = catalog_of(backend).committed(list(known_lists))
+            for file in sorted(set(known_lists) - committed):
+                objects.put_chunk_list(file, known_lists[file].to_bytes())
+            for whole in manifest.whole_files(lists, withheld):
+                _pack_uploads(objects, whole)
+            _pack_uploads(objects, {**chunk_sizes, **objects.sizes([digest])})
+            objects.flush()
+            stored = manifest.stored_size(withheld)
+            new = min(max(new_bytes, 0), stored)  # the client's word, within bounds
+            contents = db_versions.Contents(
+                manifest.size,
+                manifest.count,
+                iter(manifest.rows),
+                list(new_lists.values()),
+                chunking,
+                new,
+                stored - new,
+            )
 
-        version = commit_logged(
-            backend, lease, artifact, contents, digest, project=project, run_id=run_id,
-            aliases=aliases, tags=tags, ttl=ttl, before=base_live,
-        )  # fmt: skip
-    if release is not None:  # the version holds them now; were it lost first, the hold ends
-        release(every_object)  # at its time (a lease period)
+            version = commit_logged(
+                backend, lease, artifact, contents, digest, project=project, run_id=run_id,
+                aliases=aliases, tags=tags, ttl=ttl, before=base_live,
+            )  # fmt: skip
+        if release is not None:  # the version holds them now (were it lost first, the
+            # hold would end at its time: a lease period)
+            for whole in manifest.whole_files(lists, withheld):
+                release(list(whole))
+            release([*lists, *chunk_sizes, digest])
     return version
 
 
@@ -161,7 +169,7 @@ def _one_chunking(lists: Any, default: Chunking) -> Chunking:
 
 
 def _check_held(
-    manifest: Manifest,
+    manifest: _Uploaded,
     lists: dict[str, ChunkList],
     chunk_sizes: dict[str, int],
     digest: str,
@@ -170,24 +178,128 @@ def _check_held(
 ) -> None:
     """Refuse a version naming bytes its writer neither sent nor may read: a digest alone
     must never be a way to reach another project's data."""
-    files = {e.digest for e in manifest if e.uri is None and e.digest is not None} - withheld
-    usable = held(files | set(chunk_sizes) | {digest})
+    usable = held(set(chunk_sizes) | {digest})
     if digest not in usable:
         raise InvalidInput("upload the manifest before committing it")
-    refused = [
-        e.path
-        for e in manifest
-        if e.uri is None
-        and e.digest is not None
-        and e.digest not in withheld
-        and e.digest not in usable
-        and not (e.digest in lists and set(lists[e.digest].digests) <= usable)
-    ]
-    if refused:
-        raise InvalidInput(
-            f"{len(refused)} files of this version were not uploaded by you and are in no "
-            f"version you may read: {', '.join(refused[:5])}; upload their bytes"
+    refused = _Named()
+    for page in manifest.rows.batches(PAGE_ENTRIES):
+        files = {d for _, d, _, uri, _ in page if uri is None and d is not None} - withheld
+        may = held(files)
+        refused.add(
+            [
+                path
+                for path, d, _, uri, _ in page
+                if uri is None
+                and d is not None
+                and d not in withheld
+                and d not in may
+                and not (d in lists and set(lists[d].digests) <= usable)
+            ]
         )
+    if refused.count:
+        raise InvalidInput(
+            f"{refused.count} files of this version were not uploaded by you and are in no "
+            f"version you may read: {', '.join(refused.first)}; upload their bytes"
+        )
+
+
+def _absent(
+    backend: LocalBackend,
+    objects: ObjectLocation,
+    wanted: dict[str, int],
+    uploaded: Callable[[set[str]], set[str]],
+) -> list[str]:
+    """Which of ``wanted`` (digest: size) the store lacks. One the user did not send is
+    relied on as `trusted` says."""
+    present = objects.present(wanted)
+    suspects = present - uploaded(present)
+    present = (present - suspects) | trusted(objects, suspects, catalog_of(backend).committed)
+    return sorted(set(wanted) - present)
+
+
+class _Named:
+    """How many of something were found, and the first few, to name in an error."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[str] = []
+
+    def add(self, names: list[str]) -> None:
+        self.count += len(names)
+        self.first.extend(names[: max(0, 5 - len(self.first))])
+
+
+class _Uploaded:
+    """An uploaded manifest read back: its entries as rows in path order (spooled to disk
+    past a few tens of thousands: a server keeps flat memory however many files a client
+    logs), their count and size, and the size of each file a chunk list may describe."""
+
+    def __init__(self) -> None:
+        self.rows = Spool(width=5)
+        self.count = 0
+        self.size = 0
+        self.listed: dict[str, int] = {}  # files sent with a chunk list, or large enough
+
+    def whole_files(
+        self, lists: dict[str, ChunkList], withheld: set[str]
+    ) -> Iterator[dict[str, int]]:
+        """A page at a time, the files stored whole (not by ``lists``, not ``withheld``):
+        digest and size."""
+        for page in self.rows.batches(PAGE_ENTRIES):
+            whole = {
+                d: size
+                for _, d, size, uri, _ in page
+                if uri is None and d is not None and d not in withheld and d not in lists
+            }
+            if whole:
+                yield whole
+
+    def stored_size(self, withheld: set[str]) -> int:
+        """The bytes of the files the store holds for this version (each file counted,
+        as a log on this machine counts them)."""
+        return sum(
+            size
+            for page in self.rows.batches(PAGE_ENTRIES)
+            for _, d, size, uri, _ in page
+            if uri is None and d is not None and d not in withheld
+        )
+
+
+@contextlib.contextmanager
+def _read_uploaded(
+    objects: ObjectLocation, digest: str, requested: dict[str, ChunkList]
+) -> Iterator[_Uploaded]:
+    """The uploaded manifest ``digest``, which must be in canonical form, read back a
+    block at a time (``requested``: the chunk lists sent with it, whose files' sizes are
+    kept). Written again as it is read: the bytes read are the manifest the digest names
+    only if they are those of its canonical form, which hash to it."""
+    uploaded = _Uploaded()
+    writer = ManifestWriter(None)
+    try:
+        with objects.stream(digest, "the uploaded manifest") as stream:
+            for page in pages(read_entries(stream), PAGE_ENTRIES):
+                rows = [entry.values() for entry in page]
+                writer.add_rows(rows)
+                uploaded.rows.add(rows)
+                uploaded.listed.update(
+                    (d, size)
+                    for _, d, size, uri, _ in rows
+                    if uri is None and d is not None and (d in requested or size >= MIN_THRESHOLD)
+                )
+        if writer.finish() != digest:
+            raise ValueError("not canonical")
+    except (ValueError, DuplicateKey, UnreadableManifest) as exc:  # out of order,
+        uploaded.rows.close()  # repeated, laid out otherwise, or not JSON at all
+        why = f" ({exc})" if isinstance(exc, UnreadableManifest) else ""
+        raise InvalidInput(
+            f"the uploaded manifest is not in canonical form{why}; log the files again"
+        ) from None
+    except BaseException:
+        uploaded.rows.close()
+        raise
+    uploaded.count, uploaded.size = writer.count, writer.size
+    with contextlib.closing(uploaded.rows):
+        yield uploaded
 
 
 def _check_chunk_list(backend: LocalBackend, chunks: ChunkList) -> None:

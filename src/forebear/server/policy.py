@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 VERBS = {"reader": "read", "writer": "write", "maintainer": "maintain"}
 MAX_PAGE = 50_000  # entries in one answer
+REMEMBERED_ANSWERS = 50_000  # a commit's answers of which digests a user sent, at most
 
 
 class GuardedBackend(AdminCalls, GuardedRuns, Backend):
@@ -296,11 +297,16 @@ class GuardedBackend(AdminCalls, GuardedRuns, Backend):
         return self.inner.uploaded_among(self.principal.id, digests)
 
     def _remembered_uploads(self) -> Callable[[set[str]], set[str]]:
-        """`_uploaded`, asking the catalog once per digest (a commit asks twice)."""
+        """`_uploaded`, asking the catalog once per digest (a commit asks twice, a page
+        of files at a time), for the last `REMEMBERED_ANSWERS` or so: a commit of a
+        million files must not keep an answer for each."""
         answered: dict[str, bool] = {}
 
         def uploaded(digests: set[str]) -> set[str]:
             rest = set(digests) - answered.keys()
+            if len(answered) + len(rest) > REMEMBERED_ANSWERS:
+                answered.clear()
+                rest = set(digests)
             if rest:
                 found = self._uploaded(rest)
                 answered.update((d, d in found) for d in rest)
