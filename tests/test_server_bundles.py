@@ -1,6 +1,7 @@
 """Small objects travel to a forebear server in bundles: many in one request, each checked
-against its own digest before anything of the bundle is stored. Real server processes over
-SQLite + a folder, and over PostgreSQL + S3 (SeaweedFS) for bundles sent to staging keys."""
+against its own digest before anything of the bundle is stored; and come back from it in
+batch reads. Real server processes over SQLite + a folder, and over PostgreSQL + S3
+(SeaweedFS) for bundles sent to staging keys."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from forebear import wire
 from forebear.hashing import hash_bytes
 from forebear.objects.bundles import encode_index, store_bundle
 
-from .conftest import format_2
+from .conftest import corrupt, format_2
 from .serving import ForebearServer
 
 pytestmark = pytest.mark.server
@@ -68,6 +69,74 @@ def bundles_go_up(
         digests = [e.digest or "" for e in direct.artifact("iris/many:v0").entries()]
         assert all(direct.objects.has(d) for d in digests)
         assert bool(direct.objects.packed(digests)) is packed  # the server's own packs
+
+
+def test_many_small_files_come_down_in_a_few_batch_reads(
+    server: ForebearServer, tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
+    """A download through a server reads small files a few thousand at a time, each
+    answer at most 8 MiB (what does not fit is asked for again), each file checked; it
+    asked for each on its own (100,000 files: 527 s, against 38 s now)."""
+    token = server.user("alice", {"iris": "writer"})
+    files: dict[str, str | bytes] = {f"f{n:04d}.txt": f"row {n}\n" * 40 for n in range(600)}
+    files.update({f"big{n:02d}.bin": bytes([n]) * (700 << 10) for n in range(14)})  # 9.6 MiB
+    data = make_tree("many", files)
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
+        with forebear.init(project="iris", store=store) as run:
+            version = run.log_artifact(data, name="many")
+        log = tmp_path / "server.log"
+        log.write_text("")  # only what the download asks from here on
+        out = version.download(tmp_path / "out")
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    for name, content in files.items():
+        expected = content.encode() if isinstance(content, str) else content
+        assert (out / name).read_bytes() == expected
+    assert requests_to(log, "/api/v1/objects/", "GET") == 0  # not one object alone
+    assert 2 <= requests_to(log, "/api/v1/objects/read") <= 3
+
+
+def test_a_batch_read_carries_only_what_the_user_may_read(
+    server: ForebearServer, tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
+    alice = server.user("alice", {"iris": "writer"})
+    carol = server.user("carol", {"other": "writer"})
+    secret = b"alice's secret rows\n" * 10
+    with (
+        forebear.Store(server.url, token=alice) as store,
+        forebear.init(project="iris", store=store) as run,
+    ):
+        run.log_artifact(make_tree("d", {"secret.csv": secret}), name="ds")
+    with (
+        forebear.Store(server.url, token=carol) as store,
+        forebear.init(project="other", store=store) as run,
+    ):
+        run.log_artifact(make_tree("e", {"own.csv": b"carol's rows\n"}), name="mine")
+    digests = [hash_bytes(secret), hash_bytes(b"carol's rows\n")]
+    for token, readable in ((alice, [digests[0]]), (carol, [digests[1]])):
+        auth = {"authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+            answer = client.post("/api/v1/objects/read", content=wire.dumps({"digests": digests}))
+            assert answer.status_code == 200
+            header = json.loads(answer.content.partition(b"\n")[0])
+            assert [d for d, _ in header["objects"]] == readable
+            assert (secret in answer.content) is (token == alice)
+            for body in ([], {"digests": ["nope"]}, {"digests": digests * 1001}):
+                refused = client.post("/api/v1/objects/read", content=wire.dumps(body))
+                assert refused.status_code == 400 and "batch read" in refused.json()["message"]
+
+
+def test_a_file_damaged_on_the_server_is_left_out_of_a_batch_and_named(
+    server: ForebearServer, tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
+    token = server.user("alice", {"iris": "writer"})
+    data = make_tree("d", {"a.txt": b"first file\n" * 20, "b.txt": b"second file\n" * 20})
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
+        with forebear.init(project="iris", store=store) as run:
+            version = run.log_artifact(data, name="ds")
+        corrupt(server.direct, version.manifest.entries["b.txt"].digest or "", b"XXXX")
+        with pytest.raises(forebear.IntegrityError, match=r"b\.txt"):
+            version.download(tmp_path / "out")
+    assert not (tmp_path / "out" / "b.txt").exists()
 
 
 def test_a_bundle_is_checked_object_by_object(server: ForebearServer) -> None:

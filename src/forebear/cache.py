@@ -199,10 +199,11 @@ class LocalCache:
         """Fetch the objects not cached yet, several at a time, each verified; ``wanted``
         maps each digest to the label errors should name (e.g. ``"ds:v1 data/a.csv"``)."""
         missing = sorted(d for d in wanted if not self.path_of(d).is_file())
-        if packed := location.packed(missing):  # neighbours in one request each
-            for digest, data in location.read_packed(packed, wanted):
-                save_stream(io.BytesIO(data), self.path_of(digest))
-            missing = [d for d in missing if d not in packed]
+        together = set()  # packed neighbours in one request, or a server's batch reads
+        for digest, data in location.read_together(missing, wanted):
+            save_stream(io.BytesIO(data), self.path_of(digest))
+            together.add(digest)
+        missing = [d for d in missing if d not in together]
 
         def fetch(digest: str) -> None:
             self._fetch(location, digest, wanted[digest])

@@ -20,7 +20,6 @@ from .statcache import FileStat
 if TYPE_CHECKING:
     from .chunking import ChunkList
     from .objects import ObjectLocation
-    from .objects.packs import PackSlot
     from .store import Store
     from .views import ArtifactVersion
 
@@ -184,7 +183,7 @@ def _place(
         chunked = store.content.chunk_lists(e for e, _, _ in todo)
         packed = location.packed(e.digest for e, _, _ in todo if e.digest and not e.uri)
         if not location.is_local:
-            todo = _place_packed(location, todo, packed, chunked, tick)
+            todo = _place_together(location, todo, chunked, tick)
             # fetch what the cache lacks, several at a time; packed chunks too: neighbours
             # in a pack come in one request, not one each
             wanted = {
@@ -225,29 +224,28 @@ def _place(
         destination.release()
 
 
-def _place_packed(
+def _place_together(
     location: ObjectLocation,
     todo: list[tuple[ManifestEntry, Target, str]],
-    packed: dict[str, PackSlot],
     chunked: dict[str, ChunkList],
     tick: Callable[[int], None],
 ) -> list[tuple[ManifestEntry, Target, str]]:
-    """Write the whole files kept in packs of a remote location straight from the packs
-    (neighbours in one request, each object checked): a small file costs one file written,
-    not a cached copy and then the file. What is left to place is returned."""
+    """Write the whole files a remote location reads together (packed ones: neighbours in
+    one request; through a server, in batches) straight from what it reads, each object
+    checked: a small file costs one file written, not a cached copy and then the file.
+    What is left to place is returned."""
     direct: dict[str, list[Target]] = {}
     labels: dict[str, str] = {}
     rest = []
     for entry, target, label in todo:
         digest = entry.digest or ""
-        if digest in packed and digest not in chunked and entry.uri is None:
+        if digest and digest not in chunked and entry.uri is None:
             direct.setdefault(digest, []).append(target)
             labels.setdefault(digest, label)
         else:
             rest.append((entry, target, label))
-    if direct:
-        slots = {d: packed[d] for d in direct}
-        for digest, data in location.read_packed(slots, labels):
-            for target in direct[digest]:
-                write_stream(target, io.BytesIO(data), tick)
+    for digest, data in location.read_together(direct, labels):
+        for target in direct.pop(digest):
+            write_stream(target, io.BytesIO(data), tick)
+    rest.extend((e, t, label) for e, t, label in todo if e.digest in direct)
     return rest

@@ -459,12 +459,14 @@ class ObjectLocation(FormatFile):
             self.packs.flush()
         self._flush_loose()
 
-    def read_packed(
-        self, slots: Mapping[str, PackSlot], labels: Mapping[str, str]
+    def read_together(
+        self, digests: Iterable[str], labels: Mapping[str, str]
     ) -> Iterator[tuple[str, bytes | memoryview]]:
-        """Packed objects' bytes, each checked, neighbours fetched together (several
-        requests at a time from an object store)."""
-        assert self.packs is not None
+        """Those of ``digests`` read with others in few requests (packed ones, with their
+        neighbours), each checked; the others are left out, to read one at a time."""
+        slots = self.packed(digests)
+        if self.packs is None or not slots:
+            return iter(())
         return self.packs.read_checked(slots, labels, 1 if self.is_local else PACKED_READERS)
 
     def actual_digests(self, digests: Iterable[str]) -> dict[str, str | None]:

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IntegrityError, InvalidInput
+from ..errors import IntegrityError, InvalidInput, StoreError
 from ..hashing import hash_bytes
 from .formatfile import DIGEST_RE
 
 if TYPE_CHECKING:
     from .base import ObjectLocation
+    from .packs import PackSlot
 
 # Objects smaller than this travel in bundles: to a store with packs, where the server
 # writes them into a pack anyway, up to 1 MiB (every chunk); to one without, where it
@@ -134,3 +135,89 @@ def store_bundle(
                 pass
     location.flush()
     return sorted(slots)
+
+
+# Batch reads: a client of a server asks for many small objects in one request, not one
+# request each (100,000 small files took 527 s to download through a server, 5 ms each).
+READ_BATCH_OBJECTS = 2_000  # objects a client asks for in one batch read, at most
+READ_BATCH_BYTES = 8 << 20  # what one answer carries, at most (held in the server's memory)
+
+
+def checked_read_request(value: Any) -> list[str]:
+    """The digests a batch read asks for (``{"digests": [...]}``); `InvalidInput` saying
+    what is wrong otherwise."""
+    digests = value.get("digests") if isinstance(value, dict) else None
+    if not (
+        isinstance(digests, list)
+        and len(digests) <= READ_BATCH_OBJECTS
+        and all(isinstance(d, str) and DIGEST_RE.fullmatch(d) for d in digests)
+    ):
+        raise InvalidInput(
+            f"malformed batch read: {{'digests': [...]}}, at most {READ_BATCH_OBJECTS} digests"
+        )
+    return list(dict.fromkeys(digests))
+
+
+def answer_reads(location: ObjectLocation, digests: Sequence[str], workers: int = 1) -> bytes:
+    """A server's answer to a batch read of ``digests`` (each one the user may read): the
+    packed ones, up to `READ_BATCH_BYTES`, each checked against its digest, as one JSON
+    line ``{"objects": [[digest, length], ...], "later": [digest, ...]}`` then their bytes
+    end to end. ``later``: packed ones that did not fit, to ask for again. Any other (not
+    packed, missing, corrupted) is left out: the client reads it alone, which says why."""
+    rows: list[list[Any]] = []
+    pieces: list[bytes | memoryview] = []
+    later: list[str] = []
+    packs = location.packs
+    if packs is not None and digests:
+        slots = location.packed(digests)
+        picked: dict[str, PackSlot] = {}
+        total = 0
+        for digest in digests:
+            slot = slots.get(digest)
+            if slot is None:
+                continue
+            if picked and total + slot.length > READ_BATCH_BYTES:
+                later.append(digest)
+                continue
+            picked[digest] = slot
+            total += slot.length
+        for digest, data in packs.read_many(picked, workers):
+            if data is not None and hash_bytes(data) == digest:
+                rows.append([digest, len(data)])
+                pieces.append(data)
+    header = json.dumps({"objects": rows, "later": later}, separators=(",", ":")).encode()
+    return b"".join([header, b"\n", *pieces])
+
+
+def read_answer(raw: bytes, asked: Collection[str]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The objects a batch read's answer carries (unchecked: the caller checks each) and
+    those to ask for again; `StoreError` for an answer that is not one."""
+    line, _, data = raw.partition(b"\n")
+    try:
+        header = json.loads(line)
+        rows, later = header["objects"], header["later"]
+        if not (
+            isinstance(rows, list)
+            and isinstance(later, list)
+            and all(
+                isinstance(row, list)
+                and len(row) == 2
+                and row[0] in asked
+                and type(row[1]) is int
+                and row[1] >= 0
+                for row in rows
+            )
+            and all(d in asked for d in later)
+            and sum(row[1] for row in rows) == len(data)
+        ):
+            raise ValueError("rows that do not match what was asked or sent")
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise StoreError(
+            f"the forebear server's answer to a batch read is malformed: {exc}"
+        ) from exc
+    found = []
+    offset = 0
+    for digest, length in rows:
+        found.append((digest, data[offset : offset + length]))
+        offset += length
+    return found, list(later)

@@ -82,6 +82,7 @@ class RemoteBackend(Backend):
             bundled_below=int(about.get("bundled_below") or 0),
             file_uploads=about.get("file_uploads") is True,
             staged_files=about.get("staged_files") is True,
+            batch_reads=about.get("batch_reads") is True,
         )
         self.objects = self.server_objects
         self.db_url = self.client.url

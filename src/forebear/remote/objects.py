@@ -15,18 +15,20 @@ import os
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, BinaryIO, cast
 
+from .. import wire
 from ..chunking import ChunkList
 from ..errors import IntegrityError, ObjectNotFound, StoreError
 from ..hashing import Progress, hash_bytes
 from ..objects import TRANSFER_WORKERS, ObjectLocation
-from ..objects.bundles import BUNDLE_TARGET, encode_index
+from ..objects.bundles import BUNDLE_TARGET, READ_BATCH_OBJECTS, encode_index, read_answer
 from ..objects.copying import Joined, read_up_to
 from ..objects.file_streams import encode_header
 from ..objects.packs import PackWriter
+from ..readers import corrupted
 from .client import ATTEMPTS, ServerClient, Unreachable
 from .staged_files import chunk_bytes, stage_file
 
@@ -34,6 +36,7 @@ BLOCK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 PUBLISH_BATCH = 256  # objects sent straight to the object store, published in one request
 BUNDLES_IN_FLIGHT = 2  # bundles sent at once while the next fills
+BATCH_READERS = 4  # batch reads asked at once (each answer up to 8 MiB)
 
 
 class ServerObjects(ObjectLocation):
@@ -51,6 +54,7 @@ class ServerObjects(ObjectLocation):
         bundled_below: int = 0,
         file_uploads: bool = False,
         staged_files: bool = False,
+        batch_reads: bool = False,
     ) -> None:
         super().__init__(f"{client.url}/api/v1/objects", cast(Any, None), "")
         self.client = client
@@ -59,6 +63,7 @@ class ServerObjects(ObjectLocation):
         self.bundled_below = bundled_below  # smaller objects go in bundles (0: no bundles)
         self.file_uploads = file_uploads  # a cut file's chunks go in one stream (`put_file`)
         self.staged_files = staged_files  # ...or in staged parts the server reads (S3)
+        self.batch_reads = batch_reads  # many small objects read in one request
         self.lock = threading.Lock()
         self.urls: dict[str, dict[str, str]] = {}  # upload URLs handed out with `present`
         self.pending: dict[str, str] = {}  # sent, not yet published: digest -> staging id
@@ -98,6 +103,44 @@ class ServerObjects(ObjectLocation):
             yield response
         finally:
             response.close()
+
+    def read_together(
+        self, digests: Iterable[str], labels: Mapping[str, str]
+    ) -> Iterator[tuple[str, bytes | memoryview]]:
+        """The small objects among ``digests`` the server sends in batches (packed ones
+        the user may read), each checked here again; the others are left out, to read one
+        at a time (which says why one cannot be)."""
+        if not self.batch_reads:
+            return iter(())
+        return self._read_batches(list(dict.fromkeys(digests)), labels)
+
+    def _read_batches(
+        self, asked: list[str], labels: Mapping[str, str]
+    ) -> Iterator[tuple[str, bytes | memoryview]]:
+        def read(digests: list[str]) -> tuple[list[tuple[str, bytes]], list[str]]:
+            request = wire.dumps({"digests": digests})
+            answer = self.client.request("POST", "/api/v1/objects/read", content=request)
+            found, later = read_answer(self.client.checked(answer).content, set(digests))
+            for digest, data in found:
+                if (actual := hash_bytes(data)) != digest:
+                    raise corrupted(labels.get(digest, f"object {digest}"), actual, digest)
+            return found, later
+
+        while asked:
+            batches = [
+                asked[start : start + READ_BATCH_OBJECTS]
+                for start in range(0, len(asked), READ_BATCH_OBJECTS)
+            ]
+            asked = []  # what did not fit in an answer: asked again after these
+            sent = False
+            with ThreadPoolExecutor(BATCH_READERS) as pool:
+                for start in range(0, len(batches), BATCH_READERS):  # a few answers held
+                    for found, later in pool.map(read, batches[start : start + BATCH_READERS]):
+                        sent = sent or bool(found)
+                        yield from found
+                        asked.extend(later)
+            if not sent:  # no answer carried anything: the rest go one at a time
+                return
 
     def raw_bytes(self, digest: str) -> bytes | None:
         try:

@@ -23,6 +23,9 @@
   URL when the objects live on S3, else the bytes, streamed). A packed object's URL is
   its pack's, signed for the object's byte range only: the redirect says which in
   ``Forebear-Range``, which the client sends as ``Range``;
+- ``POST /api/v1/objects/read``: many small objects the user may read in one answer
+  (packed ones, read with their neighbours and checked; `objects.bundles`), where the
+  objects are not on S3 (there, each goes by a presigned URL, as above);
 - the web UI under ``/``, behind a login.
 
 Every request but the health checks needs ``Authorization: Bearer fbt_...`` (or the web
@@ -62,8 +65,10 @@ from ..objects import TRANSFER_WORKERS
 from ..objects.bundles import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_OBJECTS,
+    answer_reads,
     bundled_below,
     checked_index,
+    checked_read_request,
     store_bundle,
 )
 from ..objects.file_streams import (
@@ -192,6 +197,7 @@ def create_app(
                 "bundled_below": bundled_below(inner.objects),
                 "file_uploads": True,
                 "staged_files": inner.objects.can_presign,
+                "batch_reads": not inner.objects.can_presign,  # on S3: presigned URLs
                 "user": guarded.principal.name,
                 "admin": guarded.principal.admin,
             }
@@ -480,6 +486,19 @@ def create_app(
 
         return StreamingResponse(pieces(), media_type="application/octet-stream")
 
+    async def read_objects(request: Request) -> Response:
+        principal = await authenticated(request)
+        digests = checked_read_request(await read_json(request, MAX_CALL_BYTES))
+
+        def read(guarded: GuardedBackend) -> bytes:
+            if inner.objects.can_presign:  # bytes on S3 never pass through the server
+                return answer_reads(inner.objects, [])
+            readable = guarded.held(digests)  # the others are not even looked for
+            return answer_reads(inner.objects, [d for d in digests if d in readable])
+
+        answer = await acting(request, read, principal)
+        return Response(answer, media_type="application/octet-stream")
+
     async def commit(request: Request) -> Response:
         principal = await authenticated(request)
         body = await read_json(request, MAX_CALL_BYTES)
@@ -495,6 +514,7 @@ def create_app(
         Route("/api/v1/info", info),
         Route("/api/v1/call/{method}", call, methods=["POST"]),
         Route("/api/v1/present", present, methods=["POST"]),
+        Route("/api/v1/objects/read", read_objects, methods=["POST"]),
         Route("/api/v1/objects/{digest}", put_object, methods=["PUT"]),
         Route("/api/v1/objects/{digest}", get_object, methods=["GET"]),
         Route("/api/v1/uploads", staged_uploads, methods=["POST"]),
