@@ -94,20 +94,13 @@ def commit_uploaded(
         base_live(session)
     objects = backend.objects
     requested = {c.digest: c for c in chunk_lists}
-    with _read_uploaded(objects, digest, requested) as manifest:
+    with _read_uploaded(objects, digest) as manifest:
         if not manifest.count:
             raise InvalidInput(f"artifact {name!r} is empty; add files with add_file/add_dir first")
         withheld = set(backend.purged_in(project, name, digest))  # purged: never stored back
-        listed = {d: size for d, size in manifest.listed.items() if d not in withheld}
-        new_lists = {d: requested[d] for d in listed if d in requested}
+        new_lists, known_lists = manifest.chunk_lists(requested, withheld, backend.chunk_lists)
         chunking = _one_chunking(new_lists.values(), backend.chunking)
-        known_lists = backend.chunk_lists(  # a file below MIN_THRESHOLD is never cut
-            [d for d, size in listed.items() if d not in new_lists and size >= MIN_THRESHOLD]
-        )
         lists = {**known_lists, **new_lists}
-        for chunks in new_lists.values():
-            if chunks.size != listed[chunks.digest]:
-                raise InvalidInput(f"the chunk list of {chunks.digest} does not add up to its size")
         chunk_sizes = {
             d: s for c in lists.values() for d, s in zip(c.digests, c.sizes, strict=True)
         }
@@ -238,7 +231,32 @@ class _Uploaded:
         self.rows = Spool(width=5)
         self.count = 0
         self.size = 0
-        self.listed: dict[str, int] = {}  # files sent with a chunk list, or large enough
+
+    def chunk_lists(
+        self,
+        requested: dict[str, ChunkList],
+        withheld: set[str],
+        stored: Callable[[list[str]], dict[str, ChunkList]],
+    ) -> tuple[dict[str, ChunkList], dict[str, ChunkList]]:
+        """The chunk lists of the files stored in chunks, a page at a time: those sent
+        with the commit (``requested``: each must add up to its file's size), and those
+        the catalog holds (``stored``) for the others large enough to have been cut."""
+        sent: dict[str, ChunkList] = {}
+        known: dict[str, ChunkList] = {}
+        for page in self.rows.batches(PAGE_ENTRIES):
+            large = []
+            for _, d, size, uri, _ in page:
+                if uri is not None or d is None or d in withheld:
+                    continue
+                if d in requested:
+                    if requested[d].size != size:
+                        raise InvalidInput(f"the chunk list of {d} does not add up to its size")
+                    sent[d] = requested[d]
+                elif size >= MIN_THRESHOLD:  # a smaller file is never cut
+                    large.append(d)
+            if large:
+                known.update(stored(large))
+        return sent, known
 
     def whole_files(
         self, lists: dict[str, ChunkList], withheld: set[str]
@@ -266,13 +284,10 @@ class _Uploaded:
 
 
 @contextlib.contextmanager
-def _read_uploaded(
-    objects: ObjectLocation, digest: str, requested: dict[str, ChunkList]
-) -> Iterator[_Uploaded]:
+def _read_uploaded(objects: ObjectLocation, digest: str) -> Iterator[_Uploaded]:
     """The uploaded manifest ``digest``, which must be in canonical form, read back a
-    block at a time (``requested``: the chunk lists sent with it, whose files' sizes are
-    kept). Written again as it is read: the bytes read are the manifest the digest names
-    only if they are those of its canonical form, which hash to it."""
+    block at a time. Written again as it is read: the bytes read are the manifest the
+    digest names only if they are those of its canonical form, which hash to it."""
     uploaded = _Uploaded()
     writer = ManifestWriter(None)
     try:
@@ -281,11 +296,6 @@ def _read_uploaded(
                 rows = [entry.values() for entry in page]
                 writer.add_rows(rows)
                 uploaded.rows.add(rows)
-                uploaded.listed.update(
-                    (d, size)
-                    for _, d, size, uri, _ in rows
-                    if uri is None and d is not None and (d in requested or size >= MIN_THRESHOLD)
-                )
         if writer.finish() != digest:
             raise ValueError("not canonical")
     except (ValueError, DuplicateKey, UnreadableManifest) as exc:  # out of order,
