@@ -9,11 +9,11 @@ A PostgreSQL and an S3 server (SeaweedFS) are started on 127.0.0.1 (scripts/post
 scripts/s3.sh; or the ones FOREBEAR_TEST_PG_URL and FOREBEAR_TEST_S3_* name). Each side gets
 an empty database and bucket prefix: "direct" is a Store over them, "server" a Store
 through `forebear server` over another pair, with a token. Both log the same FILES small
-files (4 KiB of random bytes each) as one version, then one file of BIG MiB (stored in
-chunks). Then a file of RSS MiB is logged through the server while the server process's
-resident memory is sampled every 50 ms: its peak is reported. Both stores are made in
-format 2 (a file per object), or with --packs in format 3 (small objects in packs; the
-section "server-bench-packs").
+files (4 KiB of random bytes each) as one version and download it into an empty folder
+(with an empty cache), then log one file of BIG MiB (stored in chunks). Then a file of RSS
+MiB is logged through the server while the server process's resident memory is sampled
+every 50 ms: its peak is reported. Both stores are made in format 2 (a file per object),
+or with --packs in format 3 (small objects in packs; the section "server-bench-packs").
 """
 
 from __future__ import annotations
@@ -78,6 +78,13 @@ def timed_log(store: forebear.Store, source: Path, name: str) -> float:
     started = time.perf_counter()
     with forebear.init(project="bench", store=store) as run:
         run.log_artifact(source, name=name)
+    return time.perf_counter() - started
+
+
+def timed_get(store: forebear.Store, name: str, destination: Path) -> float:
+    """A download of ``name`` into an empty folder (the store's cache empty too)."""
+    started = time.perf_counter()
+    store.artifact(f"bench/{name}").download(destination)
     return time.perf_counter() - started
 
 
@@ -161,6 +168,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
             cache_dir=work / "direct-cache", format=3 if args.packs else 2,
         )  # fmt: skip
         found["direct_small"] = timed_log(direct, small, "small")
+        found["direct_get"] = timed_get(direct, "small", work / "direct-got")
         found["direct_big"] = timed_log(direct, big, "big")
         direct.close()
         server = ServerProcess(
@@ -169,6 +177,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
         )  # fmt: skip
         remote = forebear.Store(server.url, token=server.token, cache_dir=work / "server-cache")
         found["server_small"] = timed_log(remote, small, "small")
+        found["server_get"] = timed_get(remote, "small", work / "server-got")
         found["server_big"] = timed_log(remote, big, "big")
         huge = write_big(work / "huge.bin", args.rss_mib)
         peak = [server.rss()]
@@ -217,6 +226,8 @@ def report(found: dict[str, float], args: argparse.Namespace) -> str:
             "|---|---|---|---|",
             f"| log {args.files:,} small files (4 KiB) | {found['direct_small']:.1f} s | "
             f"{found['server_small']:.1f} s | {ratio('small')} (goal: at most 1.5\u00d7) |",
+            f"| get the {args.files:,} small files into an empty folder | "
+            f"{found['direct_get']:.1f} s | {found['server_get']:.1f} s | {ratio('get')} |",
             f"| log one {args.big_mib} MiB file | {found['direct_big']:.1f} s | "
             f"{found['server_big']:.1f} s | {ratio('big')} (goal: at most 1.5\u00d7) |",
             f"| server's resident memory while a client logs {args.rss_mib} MiB | | "

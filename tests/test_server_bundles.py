@@ -15,7 +15,7 @@ import pytest
 import forebear
 from forebear import wire
 from forebear.hashing import hash_bytes
-from forebear.objects.bundles import encode_index, store_bundle
+from forebear.objects.bundles import encode_index, read_answer, store_bundle
 
 from .conftest import corrupt, format_2
 from .serving import ForebearServer
@@ -137,6 +137,29 @@ def test_a_file_damaged_on_the_server_is_left_out_of_a_batch_and_named(
         with pytest.raises(forebear.IntegrityError, match=r"b\.txt"):
             version.download(tmp_path / "out")
     assert not (tmp_path / "out" / "b.txt").exists()
+
+
+ASKED = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"",
+        b"[1, 2]\n",
+        # fewer bytes than said
+        b'{"objects": [["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 5]], "later": []}\n1234',
+        b'{"objects": [["bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 1]], "later": []}\nx',  # not asked for
+        b'{"objects": [], "later": ["bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"]}\n',
+        b'{"objects": [], "later": [], "runs": [["file:///etc/passwd", "bytes=0-0", '
+        b'[["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1]]]]}\n',
+        b'{"objects": [], "later": [], "runs": [["https://s3/p", "bytes=0-9", '
+        b'[["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1]]]]}\n',  # a range its objects do not fill
+    ],
+)
+def test_an_answer_that_is_no_batch_read_is_refused(answer: bytes) -> None:
+    with pytest.raises(forebear.StoreError, match="batch read is malformed"):
+        read_answer(answer, {ASKED})
 
 
 def test_a_bundle_is_checked_object_by_object(server: ForebearServer) -> None:
@@ -290,7 +313,9 @@ def test_a_packed_object_is_read_from_s3_through_a_url_for_its_bytes_alone(
         forebear.Store(server.url, token=token, cache_dir=tmp_path / "c") as store,
         forebear.init(project="iris", store=store) as run,
     ):
-        entry = run.log_artifact(data, name="many").entry("f7.txt")
+        version = run.log_artifact(data, name="many")
+        entry = version.entry("f7.txt")
+        near = {n: version.entry(f"f{n}.txt") for n in (7, 8, 9)}
     assert server.direct.objects.packed([entry.digest])  # among the others in a pack
     auth = {"authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
@@ -305,16 +330,31 @@ def test_a_packed_object_is_read_from_s3_through_a_url_for_its_bytes_alone(
     for other in (None, "bytes=0-", f"bytes=0-{last}", f"bytes={first}-{last + 1}"):
         refused = httpx.get(url, headers={"Range": other} if other else {}, timeout=60)
         assert refused.status_code == 403, other
+    # many at once: URLs of runs of neighbours, each signed for exactly their bytes (no gap:
+    # a byte between two objects asked for may be another user's)
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        asked = {"digests": [near[7].digest, near[8].digest, near[9].digest]}
+        answer = client.post("/api/v1/objects/read", content=wire.dumps(asked))
+        header = json.loads(answer.content.partition(b"\n")[0])
+        assert header["objects"] == [] and answer.content.endswith(b"\n")  # no bytes
+        [(url, span, members)] = header["runs"]  # neighbours in the pack: one run
+        assert [d for d, _ in members] == asked["digests"]
+        got = httpx.get(url, headers={"Range": span}, timeout=60)
+        assert got.content == b"".join(f"{n}\n".encode() * 50 for n in (7, 8, 9))
+        first, last = (int(n) for n in span.removeprefix("bytes=").split("-"))
+        assert httpx.get(url, headers={"Range": f"bytes={first}-{last + 1}"}).status_code == 403
+        apart = {"digests": [near[7].digest, near[9].digest]}
+        answer = client.post("/api/v1/objects/read", content=wire.dumps(apart))
+        header = json.loads(answer.content.partition(b"\n")[0])
+        assert [len(run[2]) for run in header["runs"]] == [1, 1]  # f8 lies between
     # a client downloads every packed file that way: none of their bytes through the server
+    log = tmp_path / "server.log"
+    log.write_text("")
     with forebear.Store(server.url, token=token, cache_dir=tmp_path / "d") as store:
         store.artifact("iris/many").download(tmp_path / "got")
     assert all((tmp_path / "got" / f"f{n}.txt").read_text() == f"{n}\n" * 50 for n in range(40))
-    reads = [
-        json.loads(line)
-        for line in (tmp_path / "server.log").read_text().splitlines()
-        if '"path": "/api/v1/objects/' in line and '"GET"' in line
-    ]
-    assert len(reads) >= 40 and {read["status"] for read in reads} == {307}
+    assert requests_to(log, "/api/v1/objects/", "GET") == 0  # not one alone
+    assert requests_to(log, "/api/v1/objects/read") == 1
 
 
 def test_a_chunk_list_whose_chunks_do_not_make_up_the_file_is_refused(

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import IntegrityError, InvalidInput, StoreError
 from ..hashing import hash_bytes
 from .formatfile import DIGEST_RE
+from .packs import byte_range
 
 if TYPE_CHECKING:
     from .base import ObjectLocation
@@ -158,60 +160,108 @@ def checked_read_request(value: Any) -> list[str]:
     return list(dict.fromkeys(digests))
 
 
-def answer_reads(location: ObjectLocation, digests: Sequence[str], workers: int = 1) -> bytes:
-    """A server's answer to a batch read of ``digests`` (each one the user may read): the
-    packed ones, up to `READ_BATCH_BYTES`, each checked against its digest, as one JSON
-    line ``{"objects": [[digest, length], ...], "later": [digest, ...]}`` then their bytes
-    end to end. ``later``: packed ones that did not fit, to ask for again. Any other (not
+def answer_reads(
+    location: ObjectLocation, digests: Sequence[str], seconds: int, workers: int = 1
+) -> bytes:
+    """A server's answer to a batch read of ``digests`` (each one the user may read), as one
+    JSON line ``{"objects": [[digest, length], ...], "runs": [[url, range, [[digest,
+    length], ...]], ...], "later": [digest, ...]}``, then the bytes of ``objects`` end to
+    end. Only packed objects are in it. Where the location signs URLs (S3), ``runs``: the
+    objects as runs of end-to-end neighbours in a pack, each run's bytes by a URL signed
+    for ``seconds`` for that range alone (every byte of it the user may read: no bytes
+    pass through the server). Elsewhere, ``objects``: up to `READ_BATCH_BYTES` of them,
+    each checked, and ``later`` those that did not fit, to ask for again. Any other (not
     packed, missing, corrupted) is left out: the client reads it alone, which says why."""
     rows: list[list[Any]] = []
     pieces: list[bytes | memoryview] = []
+    runs: list[list[Any]] = []
     later: list[str] = []
     packs = location.packs
-    if packs is not None and digests:
-        slots = location.packed(digests)
-        picked: dict[str, PackSlot] = {}
-        total = 0
-        for digest in digests:
-            slot = slots.get(digest)
-            if slot is None:
-                continue
-            if picked and total + slot.length > READ_BATCH_BYTES:
-                later.append(digest)
-                continue
-            picked[digest] = slot
-            total += slot.length
+    slots = location.packed(digests) if packs is not None and digests else {}
+    picked: dict[str, PackSlot] = {}
+    total = 0
+    for digest in digests:
+        slot = slots.get(digest)
+        if slot is None:
+            continue
+        if not location.can_presign and picked and total + slot.length > READ_BATCH_BYTES:
+            later.append(digest)
+            continue
+        picked[digest] = slot
+        total += slot.length
+    if location.can_presign and picked:
+        from .remote import RemoteLocation  # the one kind that signs URLs
+
+        assert isinstance(location, RemoteLocation)
+        found = _runs(picked)
+        urls = location.presigned_ranges([(p, o, n) for p, o, n, _ in found], seconds)
+        runs = [
+            [url, byte_range(o, n), members]
+            for url, (_, o, n, members) in zip(urls, found, strict=True)
+        ]
+    elif packs is not None and picked:
         for digest, data in packs.read_many(picked, workers):
             if data is not None and hash_bytes(data) == digest:
                 rows.append([digest, len(data)])
                 pieces.append(data)
-    header = json.dumps({"objects": rows, "later": later}, separators=(",", ":")).encode()
-    return b"".join([header, b"\n", *pieces])
+    header = {"objects": rows, "runs": runs, "later": later}
+    return b"".join([json.dumps(header, separators=(",", ":")).encode(), b"\n", *pieces])
 
 
-def read_answer(raw: bytes, asked: Collection[str]) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The objects a batch read's answer carries (unchecked: the caller checks each) and
-    those to ask for again; `StoreError` for an answer that is not one."""
+def _runs(slots: Mapping[str, PackSlot]) -> list[tuple[str, int, int, list[list[Any]]]]:
+    """Packed objects as runs of end-to-end neighbours in one pack, at most
+    `READ_BATCH_BYTES` each: (pack, offset, length, [[digest, length], ...]). Every byte
+    of a run is one of theirs (never a gap: a neighbour's bytes may be another user's).
+    An empty object is left out (no range holds it)."""
+    runs: list[tuple[str, int, int, list[list[Any]]]] = []
+    for digest, slot in sorted(slots.items(), key=lambda item: (item[1].pack, item[1].offset)):
+        if slot.length == 0:
+            continue
+        if runs:
+            pack, offset, length, members = runs[-1]
+            if (
+                pack == slot.pack
+                and offset + length == slot.offset
+                and length + slot.length <= READ_BATCH_BYTES
+            ):
+                members.append([digest, slot.length])
+                runs[-1] = (pack, offset, length + slot.length, members)
+                continue
+        runs.append((slot.pack, slot.offset, slot.length, [[digest, slot.length]]))
+    return runs
+
+
+class ReadAnswer(NamedTuple):
+    """A batch read's answer: objects it carries (unchecked: the caller checks each), runs
+    to fetch (URL, ``Range``, and the (digest, length) of each object in it, end to end),
+    and digests to ask for again."""
+
+    objects: list[tuple[str, bytes]]
+    runs: list[tuple[str, str, list[tuple[str, int]]]]
+    later: list[str]
+
+
+_RANGE_RE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})")
+
+
+def read_answer(raw: bytes, asked: Collection[str]) -> ReadAnswer:
+    """A batch read's answer (see `answer_reads`); `StoreError` for one that is not."""
     line, _, data = raw.partition(b"\n")
     try:
         header = json.loads(line)
         rows, later = header["objects"], header["later"]
+        runs = header.get("runs") or []
         if not (
             isinstance(rows, list)
             and isinstance(later, list)
-            and all(
-                isinstance(row, list)
-                and len(row) == 2
-                and row[0] in asked
-                and type(row[1]) is int
-                and row[1] >= 0
-                for row in rows
-            )
+            and isinstance(runs, list)
+            and all(_row(row, asked) for row in rows)
             and all(d in asked for d in later)
             and sum(row[1] for row in rows) == len(data)
+            and all(_run(run, asked) for run in runs)
         ):
             raise ValueError("rows that do not match what was asked or sent")
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise StoreError(
             f"the forebear server's answer to a batch read is malformed: {exc}"
         ) from exc
@@ -220,4 +270,30 @@ def read_answer(raw: bytes, asked: Collection[str]) -> tuple[list[tuple[str, byt
     for digest, length in rows:
         found.append((digest, data[offset : offset + length]))
         offset += length
-    return found, list(later)
+    signed = [(url, span, [(d, n) for d, n in members]) for url, span, members in runs]
+    return ReadAnswer(found, signed, list(later))
+
+
+def _row(row: Any, asked: Collection[str]) -> bool:
+    return (
+        isinstance(row, list)
+        and len(row) == 2
+        and row[0] in asked
+        and type(row[1]) is int
+        and row[1] >= 0
+    )
+
+
+def _run(run: Any, asked: Collection[str]) -> bool:
+    """A run names an http(s) URL, a range, and objects that fill the range exactly."""
+    if not (isinstance(run, list) and len(run) == 3 and isinstance(run[0], str)):
+        return False
+    url, span, members = run
+    match = _RANGE_RE.fullmatch(span) if isinstance(span, str) else None
+    return (
+        url.startswith(("https://", "http://"))
+        and match is not None
+        and isinstance(members, list)
+        and all(_row(member, asked) and member[1] > 0 for member in members)
+        and sum(member[1] for member in members) == int(match[2]) - int(match[1]) + 1
+    )

@@ -100,6 +100,11 @@ class WrittenPack(NamedTuple):
     written_at: float = 0.0
 
 
+def byte_range(offset: int, length: int) -> str:
+    """An HTTP ``Range`` of ``length`` bytes (at least one) from ``offset``."""
+    return f"bytes={offset}-{offset + length - 1}"
+
+
 def pack_key(pack: str) -> str:
     return f"{PACKS}/{pack[:2]}/{pack[2:]}"
 

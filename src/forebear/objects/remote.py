@@ -39,6 +39,7 @@ from .base import (
 )
 from .formatfile import let_go
 from .listing import StoredObject
+from .packs import byte_range
 
 STAGING = "staging"  # uploads through presigned URLs land here, checked before publishing
 PUBLISHING = threading.BoundedSemaphore(TRANSFER_WORKERS)  # uploads checked at once, per process
@@ -105,18 +106,36 @@ class RemoteLocation(ObjectLocation):
                 return self._presigned("get_object", [self.path_of(digest)], seconds)[0], None
             if slot.length == 0 or self.packs is None:
                 return None  # an empty object has no range to sign: the server sends it
-            end = slot.offset + slot.length - 1
-            byte_range = f"bytes={slot.offset}-{end}"
+            signed_range = byte_range(slot.offset, slot.length)
             path = self.packs.path(slot.pack)
-            return self._presigned("get_object", [path], seconds, Range=byte_range)[0], byte_range
+            return (
+                self._presigned("get_object", [path], seconds, Range=signed_range)[0],
+                signed_range,
+            )
+
+    def presigned_ranges(self, ranges: Sequence[tuple[str, int, int]], seconds: int) -> list[str]:
+        """URLs of byte ranges of packs, each (pack, offset, length), signed together
+        (SigV4) with its ``Range`` (``bytes=offset-end``): S3 refuses one with any other
+        range, or none. The caller signs only ranges whose every byte the reader may see."""
+        assert self.packs is not None and self.can_presign
+        paths = [self.packs.path(pack) for pack, _, _ in ranges]
+        each = [{"Range": byte_range(offset, length)} for _, offset, length in ranges]
+        with backend_errors("cannot sign URLs of packed objects"):
+            return self._presigned("get_object", paths, seconds, each=each)
 
     def _presigned(
-        self, method: str, paths: Sequence[str], seconds: int, **params: str
+        self,
+        method: str,
+        paths: Sequence[str],
+        seconds: int,
+        each: Sequence[dict[str, str]] | None = None,
+        **params: str,
     ) -> list[str]:
         """Presigned URLs of ``method`` on ``paths``, signed together (one trip to the
         loop) with SigV4, which covers headers given in ``params`` (a ``Range``). s3fs's
         own `sign` uses version 2, which signs no header and which newer S3 regions and
-        buckets refuse, so a client of its own made with version 4 signs."""
+        buckets refuse, so a client of its own made with version 4 signs. ``each``: more
+        parameters of each path's URL (its own ``Range``)."""
         signer = self._signer.get()
 
         async def sign_all() -> list[Any]:
@@ -129,10 +148,11 @@ class RemoteLocation(ObjectLocation):
                             Params=dict(
                                 zip(("Bucket", "Key"), signer.split_path(p)[:2], strict=True),
                                 **params,
+                                **(each[i] if each is not None else {}),
                             ),
                             ExpiresIn=seconds,
                         )
-                        for p in paths
+                        for i, p in enumerate(paths)
                     )
                 )
             )

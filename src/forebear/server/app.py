@@ -24,8 +24,8 @@
   its pack's, signed for the object's byte range only: the redirect says which in
   ``Forebear-Range``, which the client sends as ``Range``;
 - ``POST /api/v1/objects/read``: many small objects the user may read in one answer
-  (packed ones, read with their neighbours and checked; `objects.bundles`), where the
-  objects are not on S3 (there, each goes by a presigned URL, as above);
+  (packed ones: their bytes, read with their neighbours and checked; on S3, presigned
+  URLs of runs of them, each signed for its byte range alone; `objects.bundles`);
 - the web UI under ``/``, behind a login.
 
 Every request but the health checks needs ``Authorization: Bearer fbt_...`` (or the web
@@ -197,7 +197,7 @@ def create_app(
                 "bundled_below": bundled_below(inner.objects),
                 "file_uploads": True,
                 "staged_files": inner.objects.can_presign,
-                "batch_reads": not inner.objects.can_presign,  # on S3: presigned URLs
+                "batch_reads": True,
                 "user": guarded.principal.name,
                 "admin": guarded.principal.admin,
             }
@@ -491,10 +491,9 @@ def create_app(
         digests = checked_read_request(await read_json(request, MAX_CALL_BYTES))
 
         def read(guarded: GuardedBackend) -> bytes:
-            if inner.objects.can_presign:  # bytes on S3 never pass through the server
-                return answer_reads(inner.objects, [])
             readable = guarded.held(digests)  # the others are not even looked for
-            return answer_reads(inner.objects, [d for d in digests if d in readable])
+            wanted = [d for d in digests if d in readable]
+            return answer_reads(inner.objects, wanted, PRESIGNED_SECONDS)
 
         answer = await acting(request, read, principal)
         return Response(answer, media_type="application/octet-stream")
