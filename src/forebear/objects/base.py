@@ -464,8 +464,7 @@ class ObjectLocation(FormatFile):
     ) -> Iterator[tuple[str, bytes | memoryview]]:
         """Those of ``digests`` read with others in few requests (packed ones, with their
         neighbours), each checked; the others are left out, to read one at a time."""
-        slots = self.packed(digests)
-        if self.packs is None or not slots:
+        if self.packs is None or not (slots := self.packed(digests)):
             return iter(())
         return self.packs.read_checked(slots, labels, 1 if self.is_local else PACKED_READERS)
 
