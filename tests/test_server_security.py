@@ -320,6 +320,9 @@ def test_a_manifest_not_in_canonical_form_is_refused(team: Team) -> None:
     compact = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
     twice = b'{"entries":[%s,%s],"hash":"xxh3-128","manifest_version":1}' % (compact, compact)
     assert b"not in canonical form" in team.refused_manifest("twice", twice)
+    escaping = twice.replace(b'"a.txt"', b'"../escape.txt"', 1)
+    answer = team.refused_manifest("escaping", escaping)
+    assert b"../escape.txt" in answer and b"canonical" not in answer
     for garbage in (b"", b"[]", b'{"entries":[', b"\xff\xfe"):
         answer = team.refused_manifest("garbage", garbage)
         assert b"not in canonical form (unreadable manifest: " in answer

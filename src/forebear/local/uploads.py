@@ -225,7 +225,7 @@ class _Named:
 class _Uploaded:
     """An uploaded manifest read back: its entries as rows in path order (spooled to disk
     past a few tens of thousands: a server keeps flat memory however many files a client
-    logs), their count and size, and the size of each file a chunk list may describe."""
+    logs), and their count and size."""
 
     def __init__(self) -> None:
         self.rows = Spool(width=5)
@@ -298,6 +298,9 @@ def _read_uploaded(objects: ObjectLocation, digest: str) -> Iterator[_Uploaded]:
                 uploaded.rows.add(rows)
         if writer.finish() != digest:
             raise ValueError("not canonical")
+    except InvalidInput:  # an entry refused by name (an unsafe path)
+        uploaded.rows.close()
+        raise
     except (ValueError, DuplicateKey, UnreadableManifest) as exc:  # out of order,
         uploaded.rows.close()  # repeated, laid out otherwise, or not JSON at all
         why = f" ({exc})" if isinstance(exc, UnreadableManifest) else ""
