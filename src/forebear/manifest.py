@@ -227,11 +227,7 @@ class Manifest:
             raise
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StoreError(f"unreadable manifest: {exc}") from exc
-        if version > MANIFEST_VERSION:
-            raise StoreError(
-                f"manifest version {version} is newer than this forebear reads "
-                f"({MANIFEST_VERSION}); upgrade forebear"
-            )
+        _refuse_newer(version)
         return cls.build(entries)
 
 
@@ -302,6 +298,11 @@ def read_entries(stream: IO[bytes], block: int = 1 << 20) -> Iterator[ManifestEn
         raise
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise UnreadableManifest(f"unreadable manifest: {exc}") from exc
+    _refuse_newer(version)
+
+
+def _refuse_newer(version: int) -> None:
+    """Refuse a manifest of a version this forebear cannot read."""
     if version > MANIFEST_VERSION:
         raise StoreError(
             f"manifest version {version} is newer than this forebear reads "
