@@ -116,6 +116,7 @@ LAYERS = (
         "processes",
         "progress",
         "settings",
+        "statcache",
         "wire",
         "pages",
     ],
@@ -124,7 +125,6 @@ LAYERS = (
     [
         "walk",
         "artifacts",
-        "statcache",
         "fingerprint",
         "treekey",
         "references",

@@ -9,7 +9,7 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,7 +17,7 @@ import pytest
 
 import forebear
 from forebear import fingerprint as fingerprint_module
-from forebear import hash_workers, hashing, processes
+from forebear import hash_workers, hashing, processes, statcache
 
 from .conftest import corrupt, format_2, run_cli, spy_on_stat_helpers
 
@@ -189,7 +189,9 @@ def test_a_small_file_is_hashed_whole_at_every_size_and_when_it_holds_more_than_
         data = os.urandom(size)
         path.write_bytes(data)
         found = hashing.hash_small_file(str(path))
-        assert found == (hashing.hash_bytes(data), size, hashing.identity(path.stat()), None)
+        assert found == hashing.Hashed(
+            hashing.hash_bytes(data), size, hashing.identity(path.stat())
+        )
     proc = Path("/proc/self/cmdline")
     if proc.exists():
         content = proc.read_bytes()
@@ -473,6 +475,49 @@ def test_a_pool_starts_its_workers_once_for_every_call(
     assert len(started) == pool.size
     assert [r[:2] for r in first + second] == [hashing.hash_file(p) for p in paths]
     assert all(child.poll() is not None for child in started)  # all stopped once done
+
+
+def test_hashing_workers_remember_what_they_hash_and_never_vouch_for_a_racy_or_changed_file(
+    local_store: forebear.Store,
+    make_tree: Callable[..., Path],
+    hashed: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # enough files for the workers, which record their digests in the stat cache
+    # themselves: the logging process is given none of them to remember
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # workers even on a machine of one core
+    count = hashing.POOL_MIN_FILES
+    files = {f"d{i % 7}/f{i}.bin": os.urandom(64 + i % 13) for i in range(count)}
+    data = make_tree("data", files)
+    given: list[object] = []
+    real_remember = statcache.StatCache.remember
+
+    def spied(self: statcache.StatCache, rows: Iterable[object], **options: bool) -> None:
+        rows = list(rows)
+        given.extend(rows)
+        real_remember(self, rows, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(statcache.StatCache, "remember", spied)
+    first = log(local_store, data)
+    assert len(hashed) == count and given == []
+    # written within the racy window before they were hashed: read again (and remembered)
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 3600.0)
+    hashed.clear()
+    assert log(local_store, data).ref == first.ref
+    assert len(hashed) == count
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)  # trusted once hashed after a change
+    hashed.clear()
+    assert log(local_store, data, "other").ref == "other:v0" and hashed == []
+    # the same size and mtime, other bytes: its ctime moved, so it is read again
+    target = data / "d0" / "f0.bin"
+    before = target.stat()
+    target.write_bytes(bytes(len(files["d0/f0.bin"])))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    hashed.clear()
+    changed = log(local_store, data, "other")
+    assert hashed == [str(target)] and changed.ref == "other:v1"
+    assert changed.open("d0/f0.bin").read() == bytes(len(files["d0/f0.bin"]))
+    assert local_store.verify() == []
 
 
 def test_files_written_one_after_another_each_get_only_their_own_bytes(tmp_path: Path) -> None:

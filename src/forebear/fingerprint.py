@@ -109,6 +109,7 @@ def settle(
     meanwhile raises (``tolerant``: is None)."""
     paths, stats = lookup.paths, lookup.stats
     fresh: dict[int, Fingerprint | None] = {}
+    to_remember: list[tuple[FileStat, str, int]] = []  # not remembered by a worker
     for index, result in zip(lookup.todo(), hashed, strict=True):
         try:
             if isinstance(result, str):
@@ -121,9 +122,10 @@ def settle(
             fresh[index] = None
             continue
         fresh[index] = Fingerprint(result.digest, result.size, stats[index], result.staged)
+        if not result.remembered:
+            to_remember.append((stats[index], result.digest, lookup.began_ns))
     if cache is not None:
-        began_ns = lookup.began_ns
-        cache.remember((f.stat, f.digest, began_ns) for f in fresh.values() if f is not None)
+        cache.remember(to_remember)
     return [
         fresh[i] if digest is None else Fingerprint(digest, stats[i].size, stats[i])
         for i, digest in enumerate(lookup.known)

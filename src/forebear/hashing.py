@@ -100,6 +100,8 @@ class Hashed(NamedTuple):
     after: Identity
     # where a hashing worker staged the file's bytes: (staging file's name, offset)
     staged: tuple[str, int] | None = None
+    # whether the worker that hashed it recorded it in the stat cache already
+    remembered: bool = False
 
 
 HashResult = Hashed | str

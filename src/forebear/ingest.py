@@ -131,7 +131,7 @@ def prepare(
     import tempfile  # not for an unchanged re-log, which prepares nothing
 
     rows = Spool(width=12, spill_rows=ROWS_IN_MEMORY)
-    pool = HashPool(stage_into)  # one set of workers for every batch
+    pool = HashPool(stage_into, cache)  # one set of workers for every batch
     staging: Staging | None = None
     # closed by Prepared.close, or below on failure
     manifest = cast(BinaryIO, tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY))  # noqa: SIM115
