@@ -520,6 +520,23 @@ def test_hashing_workers_remember_what_they_hash_and_never_vouch_for_a_racy_or_c
     assert local_store.verify() == []
 
 
+def test_rows_remembered_behind_are_all_written_once_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "RACY_SECONDS", 0.0)
+    cache = statcache.StatCache(tmp_path / "stat-cache.db", tmp_path / "key")
+    behind = statcache.RememberBehind(cache)
+    stats = [statcache.FileStat(7, inode, 10, 1, 2) for inode in range(3000)]
+    for start in range(0, len(stats), 100):  # batches coming faster than one is written
+        behind.add([(stat, f"{stat.inode:032x}", 3) for stat in stats[start : start + 100]])
+    behind.add([])
+    behind.close()
+    assert cache.lookup(stats) == [f"{stat.inode:032x}" for stat in stats]
+    behind.close()  # closing again, or with nothing added, does nothing
+    statcache.RememberBehind(cache).close()
+    cache.close()
+
+
 def test_files_written_one_after_another_each_get_only_their_own_bytes(tmp_path: Path) -> None:
     # the copy buffer is reused from file to file: a short file after a long one must not
     # carry the long one's tail

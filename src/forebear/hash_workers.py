@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     import subprocess
 
     from .direct import BlockFile
-    from .statcache import StatCache
+    from .statcache import RememberBehind, StatCache
 
 Record = Callable[[Sequence[int], Sequence[HashResult]], None]
 
@@ -445,26 +445,26 @@ def _answer(name: bytes, stager: Stager | None) -> tuple[bytes, Hashed | None]:
 
 
 def _answer_batch(
-    writer: BinaryIO, names: list[bytes], stager: Stager | None, cache: StatCache | None
+    writer: BinaryIO, names: list[bytes], stager: Stager | None, behind: RememberBehind | None
 ) -> None:
-    """Hash a batch and answer it, then record its digests in ``cache`` (when given):
-    each under the identity read once hashed, and the moment the batch was begun."""
+    """Hash a batch and answer it, then have its digests recorded in the stat cache (when
+    ``behind`` is given): each under the identity read once hashed, and the moment the
+    batch was begun."""
     began_ns = time.time_ns()
     answers = [_answer(name, stager) for name in names]
     writer.write(b"".join(line for line, _ in answers))
     if stager is not None:
         writer.write(stager.lines())
     writer.flush()
-    if cache is not None:
+    if behind is not None:
         from .statcache import FileStat
 
-        cache.remember(
+        behind.add(
             [
                 (FileStat(*found.after), found.digest, began_ns)
                 for _, found in answers
                 if found is not None and found.size == found.after[2]
-            ],
-            alone=True,
+            ]
         )
 
 
@@ -476,11 +476,22 @@ def _serve(
 ) -> None:
     """The worker's loop: hash each batch it is sent, until its input closes."""
     stager = Stager(stage_into) if stage_into is not None else None
-    cache = None
+    behind = None
     if remember_in is not None:
-        from .statcache import StatCache
+        from .statcache import RememberBehind, StatCache
 
-        cache = StatCache(Path(remember_in[0]), Path(remember_in[1]))
+        behind = RememberBehind(StatCache(Path(remember_in[0]), Path(remember_in[1])))
+    try:
+        _answer_batches(stdin, stdout, stager, behind)
+    finally:
+        if behind is not None:
+            behind.close()
+
+
+def _answer_batches(
+    stdin: int, stdout: int, stager: Stager | None, behind: RememberBehind | None
+) -> None:
+    """Answer every batch that comes in, until the input closes."""
     with os.fdopen(stdin, "rb") as reader, os.fdopen(stdout, "wb") as writer:
         pending = b""
         while True:
@@ -498,7 +509,7 @@ def _serve(
                     writer.flush()
                     continue
                 names, pending = pending[:end].split(b"\0"), pending[end + 2 :]
-                _answer_batch(writer, names, stager, cache)
+                _answer_batch(writer, names, stager, behind)
 
 
 def _options(args: list[str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import sqlite3
 import threading
 import uuid
@@ -79,7 +80,6 @@ _REMEMBER_FROM_JSON = (
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(8))
     + " FROM json_each(?)"
 )
-_REMEMBER_EACH = f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class TreeRecord(NamedTuple):
@@ -254,11 +254,9 @@ class StatCache:
                                 found[index] = digest
         return found
 
-    def remember(self, hashed: Iterable[tuple[FileStat, str, int]], *, alone: bool = False) -> None:
+    def remember(self, hashed: Iterable[tuple[FileStat, str, int]]) -> None:
         """Record digests of files just hashed, each with when its hashing began
-        (``time.time_ns()``), which is what makes a recent change detectable as racy.
-        ``alone``: no other thread of this process waits for the GIL (a hashing worker),
-        so the rows go in one insert each, a third of the work of one JSON document."""
+        (``time.time_ns()``), which is what makes a recent change detectable as racy."""
         with contextlib.suppress(sqlite3.Error, OSError):
             rows = []
             for s, digest, began_ns in hashed:
@@ -268,10 +266,7 @@ class StatCache:
                 return
             with self._connect() as connection:
                 connection.execute("BEGIN IMMEDIATE")
-                if alone:
-                    connection.executemany(_REMEMBER_EACH, rows)
-                else:
-                    connection.execute(_REMEMBER_FROM_JSON, (json.dumps(rows),))
+                connection.execute(_REMEMBER_FROM_JSON, (json.dumps(rows),))
                 connection.execute("COMMIT")
 
     def remembered_tree(self, paths_key: str) -> TreeRecord | None:
@@ -386,3 +381,44 @@ def _close_in(connection: sqlite3.Connection, pid: int) -> None:
 
 def _trusted_tree(record: TreeRecord) -> bool:
     return record.taken_ns - record.changed_ns >= int(RACY_SECONDS * 1e9)
+
+
+class RememberBehind:
+    """`StatCache.remember` on a thread of its own, as many rows in one transaction as
+    have come in meanwhile: a hashing worker hands its batches over and reads on. Recorded
+    in line, waiting for the cache's write lock (the other workers take it too) and for
+    SQLite's inserts took a fifth of a worker's time; the thread's one statement a
+    transaction holds no GIL while SQLite works. `close` waits for every row."""
+
+    def __init__(self, cache: StatCache) -> None:
+        self.cache = cache
+        self._waiting: queue.SimpleQueue[list[tuple[FileStat, str, int]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def add(self, rows: list[tuple[FileStat, str, int]]) -> None:
+        if not rows:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="forebear-remember")
+            self._thread.start()
+        self._waiting.put(rows)
+
+    def _run(self) -> None:
+        ending = False
+        while not ending:
+            rows: list[tuple[FileStat, str, int]] = []
+            while not ending and (rows == [] or not self._waiting.empty()):
+                more = self._waiting.get()  # waits only while it has nothing to write
+                if more is None:
+                    ending = True
+                else:
+                    rows += more
+            self.cache.remember(rows)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._waiting.put(None)
+            self._thread.join()
+            self._thread = None
