@@ -6,6 +6,7 @@ batch reads. Real server processes over SQLite + a folder, and over PostgreSQL +
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,6 +94,28 @@ def test_many_small_files_come_down_in_a_few_batch_reads(
         assert (out / name).read_bytes() == expected
     assert requests_to(log, "/api/v1/objects/", "GET") == 0  # not one object alone
     assert 2 <= requests_to(log, "/api/v1/objects/read") <= 3
+
+
+def test_a_large_files_chunks_come_down_in_a_few_batch_reads(
+    server: ForebearServer, tmp_path: Path
+) -> None:
+    """A file stored in chunks comes down through a server as small files do: its chunks
+    read in batches before it is written, not one request each as the file is written (a
+    file of 64 MiB took 841 requests and 5.0 s that way, 15 and 1.0 s now)."""
+    token = server.user("alice", {"iris": "writer"})
+    content = os.urandom(6 << 20)  # about a hundred chunks in a store with packs
+    (tmp_path / "model.bin").write_bytes(content)
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
+        with forebear.init(project="iris", store=store) as run:
+            version = run.log_artifact(tmp_path / "model.bin", name="model")
+        chunks = store.content.chunk_lists([version.entry("model.bin")])
+        assert len(next(iter(chunks.values())).digests) > 20
+        log = tmp_path / "server.log"
+        log.write_text("")  # only what the download asks from here on
+        out = version.download(tmp_path / "out")
+    assert (out / "model.bin").read_bytes() == content
+    assert requests_to(log, "/api/v1/objects/", "GET") == 0  # not one chunk alone
+    assert 1 <= requests_to(log, "/api/v1/objects/read") <= 3
 
 
 def test_a_batch_read_carries_only_what_the_user_may_read(
