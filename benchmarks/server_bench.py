@@ -10,7 +10,8 @@ scripts/s3.sh; or the ones FOREBEAR_TEST_PG_URL and FOREBEAR_TEST_S3_* name). Ea
 an empty database and bucket prefix: "direct" is a Store over them, "server" a Store
 through `forebear server` over another pair, with a token. Both log the same FILES small
 files (4 KiB of random bytes each) as one version and download it into an empty folder
-(with an empty cache), then log one file of BIG MiB (stored in chunks). Then a file of RSS
+(with an empty cache), then log one file of BIG MiB (stored in chunks), download it and
+read it to its end through `open` (each with an empty cache). Then a file of RSS
 MiB is logged through the server while the server process's resident memory is sampled
 every 50 ms: its peak is reported. Both stores are made in format 2 (a file per object),
 or with --packs in format 3 (small objects in packs; the section "server-bench-packs").
@@ -81,8 +82,20 @@ def timed_log(store: forebear.Store, source: Path, name: str) -> float:
     return time.perf_counter() - started
 
 
+def timed_read(store: forebear.Store, name: str, path: str) -> float:
+    """One file of ``name`` opened and read to its end, as pandas reads a file (the
+    store's cache empty)."""
+    store.cache.clear()
+    started = time.perf_counter()
+    with store.artifact(f"bench/{name}").open(path) as stream:
+        while stream.read(1 << 20):
+            pass
+    return time.perf_counter() - started
+
+
 def timed_get(store: forebear.Store, name: str, destination: Path) -> float:
     """A download of ``name`` into an empty folder (the store's cache empty too)."""
+    store.cache.clear()
     started = time.perf_counter()
     store.artifact(f"bench/{name}").download(destination)
     return time.perf_counter() - started
@@ -170,6 +183,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
         found["direct_small"] = timed_log(direct, small, "small")
         found["direct_get"] = timed_get(direct, "small", work / "direct-got")
         found["direct_big"] = timed_log(direct, big, "big")
+        found["direct_getbig"] = timed_get(direct, "big", work / "direct-got-big")
+        found["direct_read"] = timed_read(direct, "big", big.name)
         direct.close()
         server = ServerProcess(
             fresh_database(pg["FOREBEAR_TEST_PG_URL"]), f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}",
@@ -179,6 +194,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, float]:
         found["server_small"] = timed_log(remote, small, "small")
         found["server_get"] = timed_get(remote, "small", work / "server-got")
         found["server_big"] = timed_log(remote, big, "big")
+        found["server_getbig"] = timed_get(remote, "big", work / "server-got-big")
+        found["server_read"] = timed_read(remote, "big", big.name)
         huge = write_big(work / "huge.bin", args.rss_mib)
         peak = [server.rss()]
         found["rss_before"] = peak[0]
@@ -230,6 +247,11 @@ def report(found: dict[str, float], args: argparse.Namespace) -> str:
             f"{found['direct_get']:.1f} s | {found['server_get']:.1f} s | {ratio('get')} |",
             f"| log one {args.big_mib} MiB file | {found['direct_big']:.1f} s | "
             f"{found['server_big']:.1f} s | {ratio('big')} (goal: at most 1.5\u00d7) |",
+            f"| get the {args.big_mib} MiB file into an empty folder | "
+            f"{found['direct_getbig']:.1f} s | {found['server_getbig']:.1f} s | "
+            f"{ratio('getbig')} |",
+            f"| read the {args.big_mib} MiB file to its end (`open`) | "
+            f"{found['direct_read']:.1f} s | {found['server_read']:.1f} s | {ratio('read')} |",
             f"| server's resident memory while a client logs {args.rss_mib} MiB | | "
             f"{found['rss_before'] / 1e6:.0f} MB before, "
             f"**{found['rss_peak'] / 1e6:.0f} MB** at most | (goal: under 200 MB) |",

@@ -120,6 +120,8 @@ def test_server_benchmark_compares_both_paths_and_writes_its_section(
     text = report.read_text()
     assert "<!-- server-bench:begin -->" in text and "| log 60 small files (4 KiB) |" in text
     assert "through `forebear server`" in text and "MB** at most" in text
+    assert "| get the 9 MiB file into an empty folder |" in text
+    assert "| read the 9 MiB file to its end (`open`) |" in text
 
 
 def test_packs_benchmark_counts_requests_and_writes_its_section(

@@ -4,8 +4,10 @@ bytes from the object location (or a reference's own location), never a byte unc
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 from .backend import Backend
 from .chunking import MIN_THRESHOLD, ChunkedReader, ChunkList
@@ -13,8 +15,12 @@ from .errors import IntegrityError, Problem
 from .hashing import BLOCK_SIZE
 from .manifest import Manifest, ManifestEntry
 from .objects import TRANSFER_WORKERS
+from .processes import PerProcess
 from .readers import checked_at_end, verified_copy
 from .references import check_reference, open_reference
+
+if TYPE_CHECKING:
+    from .objects import ObjectLocation
 
 
 class ContentReader:
@@ -84,11 +90,17 @@ class ContentReader:
         local cache with ``cached``, for downloads from remote locations)."""
         location = self.objects
 
+        def name_of(index: int) -> str:
+            return f"{label}: {chunks.describe(index)}"
+
+        grouped = GroupedReads(location, chunks, name_of)
+
         def fetch(index: int) -> bytes:
-            name = f"{label}: {chunks.describe(index)}"
             if cached:
-                return self.cache.read(location, chunks.digests[index], name)
-            return location.read_bytes(chunks.digests[index], name)
+                return self.cache.read(location, chunks.digests[index], name_of(index))
+            if location.is_local:
+                return location.read_bytes(chunks.digests[index], name_of(index))
+            return grouped.read(index)
 
         def fill(index: int, count: int, view: memoryview) -> None:
             def name(i: int) -> str:
@@ -122,3 +134,64 @@ class ContentReader:
             on_whole=seen_whole,
         )
         return io.BufferedReader(reader, BLOCK_SIZE)
+
+
+# Chunks of a remote file read together, where the location reads neighbours in one
+# request: about 2 MiB of chunks of 64 KiB, one answer of a server's batch reads or one
+# range of a pack. Read a chunk at a time, a 64 MiB file through a server took 4.0 s.
+GROUP_CHUNKS = 32
+KEPT_GROUPS = 2  # groups whose chunks are held until taken: the reader's and the next
+
+
+class _Groups:
+    """What a `GroupedReads` holds in one process (a forked child starts afresh: a lock
+    held by a thread of its parent would never be released in it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.locks: dict[int, threading.Lock] = {}  # each group's, by its first index
+        self.held: OrderedDict[int, dict[int, bytes]] = OrderedDict()  # chunks not taken
+
+
+class GroupedReads:
+    """One chunk of a remote file at a time, as a `ChunkedReader` asks for them (from
+    several threads that read ahead), each chunk's whole group read together the first
+    time one of it is wanted. The location reads what it can together (packed chunks,
+    a server's batch reads), checking each; a chunk it cannot is read alone, as is one
+    wanted again after it was handed out."""
+
+    def __init__(
+        self, location: ObjectLocation, chunks: ChunkList, name_of: Callable[[int], str]
+    ) -> None:
+        self.location = location
+        self.chunks = chunks
+        self.name_of = name_of
+        self._groups = PerProcess(_Groups)
+
+    def read(self, index: int) -> bytes:
+        groups = self._groups.get()
+        start = index - index % GROUP_CHUNKS
+        with groups.lock:
+            group_lock = groups.locks.setdefault(start, threading.Lock())
+        with group_lock:
+            with groups.lock:
+                held = groups.held.get(start)
+            if held is None:
+                held = self._read_group(groups, start)
+            with groups.lock:
+                data = held.pop(index, None)
+        if data is not None:
+            return data
+        return self.location.read_bytes(self.chunks.digests[index], self.name_of(index))
+
+    def _read_group(self, groups: _Groups, start: int) -> dict[int, bytes]:
+        digests = self.chunks.digests
+        indexes = range(start, min(start + GROUP_CHUNKS, len(digests)))
+        labels = {digests[i]: self.name_of(i) for i in indexes}
+        found = {d: bytes(data) for d, data in self.location.read_together(labels, labels)}
+        held = {i: found[digests[i]] for i in indexes if digests[i] in found}
+        with groups.lock:
+            groups.held[start] = held
+            while len(groups.held) > KEPT_GROUPS:
+                groups.held.popitem(last=False)
+        return held
