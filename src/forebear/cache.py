@@ -198,7 +198,8 @@ class LocalCache:
     def fill(self, location: ObjectLocation, wanted: dict[str, str]) -> None:
         """Fetch the objects not cached yet, several at a time, each verified; ``wanted``
         maps each digest to the label errors should name (e.g. ``"ds:v1 data/a.csv"``)."""
-        missing = sorted(d for d in wanted if not self.path_of(d).is_file())
+        # in the caller's order (a file's chunks: as they are in their packs, end to end)
+        missing = [d for d in wanted if not self.path_of(d).is_file()]
         together = set()  # packed neighbours in one request, or a server's batch reads
         for digest, data in location.read_together(missing, wanted):
             save_stream(io.BytesIO(data), self.path_of(digest))

@@ -166,12 +166,13 @@ def answer_reads(
     """A server's answer to a batch read of ``digests`` (each one the user may read), as one
     JSON line ``{"objects": [[digest, length], ...], "runs": [[url, range, [[digest,
     length], ...]], ...], "later": [digest, ...]}``, then the bytes of ``objects`` end to
-    end. Only packed objects are in it. Where the location signs URLs (S3), ``runs``: the
-    objects as runs of end-to-end neighbours in a pack, each run's bytes by a URL signed
-    for ``seconds`` for that range alone (every byte of it the user may read: no bytes
-    pass through the server). Elsewhere, ``objects``: up to `READ_BATCH_BYTES` of them,
-    each checked, and ``later`` those that did not fit, to ask for again. Any other (not
-    packed, missing, corrupted) is left out: the client reads it alone, which says why."""
+    end. Only packed objects are in it, up to `READ_BATCH_BYTES` of them (what the client
+    holds of one answer; a large file's chunks fill it fast), and ``later`` those that did
+    not fit, to ask for again. Where the location signs URLs (S3), ``runs``: the objects as
+    runs of end-to-end neighbours in a pack, each run's bytes by a URL signed for
+    ``seconds`` for that range alone (every byte of it the user may read: no bytes pass
+    through the server). Elsewhere, ``objects``, each checked. Any other (not packed,
+    missing, corrupted) is left out: the client reads it alone, which says why."""
     rows: list[list[Any]] = []
     pieces: list[bytes | memoryview] = []
     runs: list[list[Any]] = []
@@ -180,11 +181,11 @@ def answer_reads(
     slots = location.packed(digests) if packs is not None and digests else {}
     picked: dict[str, PackSlot] = {}
     total = 0
-    for digest in digests:
-        slot = slots.get(digest)
-        if slot is None:
-            continue
-        if not location.can_presign and picked and total + slot.length > READ_BATCH_BYTES:
+    # in the order of the packs, up to the first that does not fit: what fits comes as
+    # few runs of neighbours as it can
+    for digest in sorted(slots, key=lambda d: (slots[d].pack, slots[d].offset)):
+        slot = slots[digest]
+        if later or (picked and total + slot.length > READ_BATCH_BYTES):
             later.append(digest)
             continue
         picked[digest] = slot

@@ -129,21 +129,20 @@ class ServerObjects(ObjectLocation):
                     raise corrupted(labels.get(digest, f"object {digest}"), actual, digest)
             return objects, found.later
 
+        size = READ_BATCH_OBJECTS
         while asked:
-            batches = [
-                asked[start : start + READ_BATCH_OBJECTS]
-                for start in range(0, len(asked), READ_BATCH_OBJECTS)
-            ]
+            batches = [asked[start : start + size] for start in range(0, len(asked), size)]
             asked = []  # what did not fit in an answer: asked again after these
-            sent = False
+            fitted = 0  # the most objects one answer carried
             with ThreadPoolExecutor(BATCH_READERS) as pool:
                 for start in range(0, len(batches), BATCH_READERS):  # a few answers held
                     for found, later in pool.map(read, batches[start : start + BATCH_READERS]):
-                        sent = sent or bool(found)
+                        fitted = max(fitted, len(found))
                         yield from found
                         asked.extend(later)
-            if not sent:  # no answer carried anything: the rest go one at a time
+            if not fitted:  # no answer carried anything: the rest go one at a time
                 return
+            size = fitted  # large objects (a file's chunks): ask for what fits an answer
 
     def _fetch_run(
         self, url: str, span: str, members: list[tuple[str, int]]
