@@ -118,6 +118,25 @@ def test_a_large_files_chunks_come_down_in_a_few_batch_reads(
     assert 1 <= requests_to(log, "/api/v1/objects/read") <= 3
 
 
+def a_damaged_chunk_spoils_only_reads_of_it(
+    server: ForebearServer,
+    store: forebear.Store,
+    version: forebear.ArtifactVersion,
+    content: bytes,
+) -> None:
+    """With one chunk damaged on the server, a read of its neighbours (in its group) still
+    gives their bytes, and a read of it says which chunk it is."""
+    chunks = next(iter(store.content.chunk_lists([version.entry("model.bin")]).values()))
+    corrupt(server.direct, chunks.digests[5], b"XXXX")
+    offsets = chunks.offsets
+    with version.open("model.bin") as stream:
+        stream.seek(offsets[20])
+        assert stream.read(1000) == content[offsets[20] : offsets[20] + 1000]
+        stream.seek(offsets[5])
+        with pytest.raises(forebear.IntegrityError, match=rf"model\.bin: chunk 6 of {len(chunks)}"):
+            stream.read(1000)
+
+
 def test_a_large_file_read_through_a_server_comes_a_group_of_chunks_a_request(
     server: ForebearServer, tmp_path: Path
 ) -> None:
@@ -140,6 +159,7 @@ def test_a_large_file_read_through_a_server_comes_a_group_of_chunks_a_request(
             for offset in (5 << 20, 17, (6 << 20) - 3, 3 << 20, 0):
                 stream.seek(offset)
                 assert stream.read(70_000) == content[offset : offset + 70_000]
+        a_damaged_chunk_spoils_only_reads_of_it(server, store, version, content)
 
 
 def test_a_batch_read_carries_only_what_the_user_may_read(
@@ -442,6 +462,10 @@ def test_a_large_files_chunks_come_from_s3_in_runs_of_what_one_answer_holds(
             assert stream.read() == content
         assert requests_to(log, "/api/v1/objects/read") <= 12  # a group of 32 chunks each
     assert requests_to(log, "/api/v1/objects/", "GET") == 0  # not one chunk alone
+    with forebear.Store(server.url, token=token, cache_dir=tmp_path / "e") as store:
+        a_damaged_chunk_spoils_only_reads_of_it(
+            server, store, store.artifact("iris/model"), content
+        )
 
 
 def test_a_chunk_list_whose_chunks_do_not_make_up_the_file_is_refused(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .backend import Backend
 from .chunking import MIN_THRESHOLD, ChunkedReader, ChunkList
-from .errors import IntegrityError, Problem
+from .errors import IntegrityError, ObjectNotFound, Problem
 from .hashing import BLOCK_SIZE
 from .manifest import Manifest, ManifestEntry
 from .objects import TRANSFER_WORKERS
@@ -188,7 +188,10 @@ class GroupedReads:
         digests = self.chunks.digests
         indexes = range(start, min(start + GROUP_CHUNKS, len(digests)))
         labels = {digests[i]: self.name_of(i) for i in indexes}
-        found = {d: bytes(data) for d, data in self.location.read_together(labels, labels)}
+        try:
+            found = {d: bytes(data) for d, data in self.location.read_together(labels, labels)}
+        except (IntegrityError, ObjectNotFound):  # one chunk damaged or gone: each read
+            found = {}  # alone, so that a read of the others still gives their bytes
         held = {i: found[digests[i]] for i in indexes if digests[i] in found}
         with groups.lock:
             groups.held[start] = held

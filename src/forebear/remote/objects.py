@@ -37,6 +37,7 @@ SPOOL_IN_MEMORY = 8 << 20
 PUBLISH_BATCH = 256  # objects sent straight to the object store, published in one request
 BUNDLES_IN_FLIGHT = 2  # bundles sent at once while the next fills
 BATCH_READERS = 4  # batch reads asked at once (each answer up to 8 MiB)
+FOLLOW_UP = 256  # objects asked for at least, once an answer left some for later
 
 
 class ServerObjects(ObjectLocation):
@@ -142,7 +143,10 @@ class ServerObjects(ObjectLocation):
                         asked.extend(later)
             if not fitted:  # no answer carried anything: the rest go one at a time
                 return
-            size = fitted  # large objects (a file's chunks): ask for what fits an answer
+            # large objects (a file's chunks): ask for about what fitted, but never for
+            # fewer than FOLLOW_UP (a few large files first in a pack leave small ones
+            # later, which would otherwise be asked for a few at a time)
+            size = max(fitted, FOLLOW_UP)
 
     def _fetch_run(
         self, url: str, span: str, members: list[tuple[str, int]]
