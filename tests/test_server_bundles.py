@@ -141,10 +141,11 @@ def test_a_large_file_read_through_a_server_comes_a_group_of_chunks_a_request(
     server: ForebearServer, tmp_path: Path
 ) -> None:
     """Opened and read (as pandas or DuckDB read it), a chunked file comes through a
-    server a group of chunks a batch read, not a request a chunk (64 MiB: 845 requests in
-    4.1 s before, 37 in 0.7 s now); a read anywhere in it gives the bytes there."""
+    server a group of 32 chunks a batch read, then four groups a read as the reader goes
+    on, not a request a chunk (64 MiB: 845 requests in 4.1 s before, 37 in 0.7 s a group
+    at a time); a read anywhere in it gives the bytes there."""
     token = server.user("alice", {"iris": "writer"})
-    content = os.urandom(6 << 20)
+    content = os.urandom(12 << 20)  # about 190 chunks: six groups
     (tmp_path / "model.bin").write_bytes(content)
     with forebear.Store(server.url, token=token, cache_dir=tmp_path / "cache") as store:
         with forebear.init(project="iris", store=store) as run:
@@ -154,9 +155,9 @@ def test_a_large_file_read_through_a_server_comes_a_group_of_chunks_a_request(
         with version.open("model.bin") as stream:
             assert stream.read() == content
         assert requests_to(log, "/api/v1/objects/", "GET") == 0
-        assert 1 <= requests_to(log, "/api/v1/objects/read") <= 6
+        assert 1 <= requests_to(log, "/api/v1/objects/read") <= 4  # a group, then spans
         with version.open("model.bin") as stream:
-            for offset in (5 << 20, 17, (6 << 20) - 3, 3 << 20, 0):
+            for offset in (5 << 20, 17, (12 << 20) - 3, 3 << 20, 0):
                 stream.seek(offset)
                 assert stream.read(70_000) == content[offset : offset + 70_000]
         a_damaged_chunk_spoils_only_reads_of_it(server, store, version, content)
