@@ -124,14 +124,17 @@ def a_damaged_chunk_spoils_only_reads_of_it(
     version: forebear.ArtifactVersion,
     content: bytes,
 ) -> None:
-    """With one chunk damaged on the server, a read of its neighbours (in its group) still
-    gives their bytes, and a read of it says which chunk it is."""
+    """With one chunk damaged on the server, reads of its neighbours (a range, or from the
+    start, whose read-ahead asks for its group) still give their bytes, and a read of it
+    says which chunk it is."""
     chunks = next(iter(store.content.chunk_lists([version.entry("model.bin")]).values()))
     corrupt(server.direct, chunks.digests[5], b"XXXX")
     offsets = chunks.offsets
     with version.open("model.bin") as stream:
         stream.seek(offsets[20])
         assert stream.read(1000) == content[offsets[20] : offsets[20] + 1000]
+        stream.seek(0)  # read on from the start: the chunks ahead come as groups
+        assert stream.read(offsets[5]) == content[: offsets[5]]
         stream.seek(offsets[5])
         with pytest.raises(forebear.IntegrityError, match=rf"model\.bin: chunk 6 of {len(chunks)}"):
             stream.read(1000)
@@ -154,7 +157,9 @@ def test_a_large_file_read_through_a_server_comes_a_group_of_chunks_a_request(
         log.write_text("")
         with version.open("model.bin") as stream:
             assert stream.read() == content
-        assert requests_to(log, "/api/v1/objects/", "GET") == 0
+        assert (
+            requests_to(log, "/api/v1/objects/", "GET") <= 3
+        )  # the chunks read before it reads on
         assert 1 <= requests_to(log, "/api/v1/objects/read") <= 4  # a group, then spans
         with version.open("model.bin") as stream:
             for offset in (5 << 20, 17, (12 << 20) - 3, 3 << 20, 0):
@@ -462,7 +467,9 @@ def test_a_large_files_chunks_come_from_s3_in_runs_of_what_one_answer_holds(
         with store.artifact("iris/model").open("model.bin") as stream:
             assert stream.read() == content
         assert requests_to(log, "/api/v1/objects/read") <= 12  # a group of 32 chunks each
-    assert requests_to(log, "/api/v1/objects/", "GET") == 0  # not one chunk alone
+    assert (
+        requests_to(log, "/api/v1/objects/", "GET") <= 3
+    )  # the first chunks the stream reads alone
     with forebear.Store(server.url, token=token, cache_dir=tmp_path / "e") as store:
         a_damaged_chunk_spoils_only_reads_of_it(
             server, store, store.artifact("iris/model"), content

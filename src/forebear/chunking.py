@@ -274,7 +274,8 @@ class ChunkedReader(io.RawIOBase):
     whole-file digest, and the read that hands over the last byte raises `IntegrityError`
     if they do not match. Once reading has gone through two chunks in a row, the next
     ``ahead`` chunks are fetched in the background (for object stores, where each fetch is a
-    request); a read of a byte range fetches only the chunks that hold it.
+    request), by ``fetch_ahead`` when given (which may fetch its neighbours with each); a
+    read of a byte range fetches only the chunks that hold it.
 
     With ``fill(index, count, view)`` (for local locations: the stored bytes of ``count``
     chunks from ``index`` on read end to end straight into ``view``, unchecked), a read
@@ -303,6 +304,7 @@ class ChunkedReader(io.RawIOBase):
         buffer_size: int = 0,
         whole_known: Callable[[], bool] | None = None,
         on_whole: Callable[[], None] | None = None,
+        fetch_ahead: Callable[[int], bytes] | None = None,
     ) -> None:
         super().__init__()
         self._ask_whole_known = whole_known
@@ -310,6 +312,7 @@ class ChunkedReader(io.RawIOBase):
         self._on_whole = on_whole
         self._chunks = chunks
         self._fetch = fetch
+        self._fetch_ahead = fetch_ahead or fetch
         self._fill = fill
         self._hint = hint
         self._buffer_size = buffer_size
@@ -563,7 +566,8 @@ class ChunkedReader(io.RawIOBase):
         if self._pool is not None and self._streak >= 2:
             for following in range(index + 1, min(index + 1 + self._ahead, len(self._chunks))):
                 if following not in self._coming:
-                    self._coming[following] = self._pool.get().submit(self._fetch, following)
+                    fetch = self._fetch_ahead
+                    self._coming[following] = self._pool.get().submit(fetch, following)
         return data
 
     def close(self) -> None:

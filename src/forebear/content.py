@@ -98,9 +98,7 @@ class ContentReader:
         def fetch(index: int) -> bytes:
             if cached:
                 return self.cache.read(location, chunks.digests[index], name_of(index))
-            if location.is_local:
-                return location.read_bytes(chunks.digests[index], name_of(index))
-            return grouped.read(index)
+            return location.read_bytes(chunks.digests[index], name_of(index))
 
         def fill(index: int, count: int, view: memoryview) -> None:
             def name(i: int) -> str:
@@ -132,6 +130,9 @@ class ContentReader:
             buffer_size=BLOCK_SIZE,
             whole_known=known_whole,
             on_whole=seen_whole,
+            # a remote file read on from chunk to chunk: its neighbours come with each
+            # (a read of a byte range still fetches only the chunks that hold it)
+            fetch_ahead=grouped.read if not (cached or location.is_local) else None,
         )
         return io.BufferedReader(reader, BLOCK_SIZE)
 
@@ -162,8 +163,8 @@ class _Groups:
 
 
 class GroupedReads:
-    """One chunk of a remote file at a time, as a `ChunkedReader` asks for them (from
-    several threads that read ahead), each chunk's whole group read together the first
+    """One chunk of a remote file at a time, as a `ChunkedReader` reading on asks for the
+    chunks ahead (from several threads), each chunk's whole group read together the first
     time one of it is wanted, and the groups after it too while a reader goes on from one
     group to the next. The location reads what it can together (packed chunks, a server's
     batch reads), checking each; a chunk it cannot is read alone, as is one wanted again
