@@ -93,19 +93,19 @@ class ContentReader:
         def name_of(index: int) -> str:
             return f"{label}: {chunks.describe(index)}"
 
-        grouped = GroupedReads(location, chunks, name_of)
-
         def fetch(index: int) -> bytes:
             if cached:
                 return self.cache.read(location, chunks.digests[index], name_of(index))
             return location.read_bytes(chunks.digests[index], name_of(index))
 
         def fill(index: int, count: int, view: memoryview) -> None:
-            def name(i: int) -> str:
-                return f"{label}: {chunks.describe(index + i)}"
-
             stop = index + count
-            location.read_into(chunks.digests[index:stop], chunks.sizes[index:stop], view, name)
+            location.read_into(
+                chunks.digests[index:stop],
+                chunks.sizes[index:stop],
+                view,
+                lambda i: name_of(index + i),
+            )
 
         def hint(indexes: list[int]) -> None:
             location.will_need([chunks.digests[i] for i in indexes])
@@ -132,7 +132,11 @@ class ContentReader:
             on_whole=seen_whole,
             # a remote file read on from chunk to chunk: its neighbours come with each
             # (a read of a byte range still fetches only the chunks that hold it)
-            fetch_ahead=grouped.read if not (cached or location.is_local) else None,
+            fetch_ahead=(
+                None
+                if cached or location.is_local
+                else GroupedReads(location, chunks, name_of).read
+            ),
         )
         return io.BufferedReader(reader, BLOCK_SIZE)
 
